@@ -1,0 +1,74 @@
+"""Audit trail: one record per request decision, and no request without its record.
+
+The log is checked before a request leaves; if the final record cannot be written the
+response is withheld and replaced by an error (fail closed). The record id and redaction
+count go back to the client in response headers, so call_service can report them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mitmproxy import http
+
+from vault import AuditLog, AuditWriteError
+
+from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
+
+AUDIT_ID_HEADER = "X-Clavis-Audit-Id"
+REDACTIONS_HEADER = "X-Clavis-Redactions"
+
+
+class AuditTrail:
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and flow.response.status_code >= 400:
+            self._record(flow)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and flow.metadata.get(SERVICE):
+            try:
+                self._log.check_writable()
+            except AuditWriteError as exc:
+                refuse(flow, 503, str(exc))
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        try:
+            audit_id = self._record(flow)
+        except AuditWriteError as exc:
+            if flow.metadata.get(DECISION) != "refused":
+                refuse(flow, 502, str(exc))  # withhold what came back: no unrecorded use
+            return
+        assert flow.response is not None
+        flow.response.headers[AUDIT_ID_HEADER] = audit_id
+        flow.response.headers[REDACTIONS_HEADER] = str(flow.metadata.get(REDACTIONS, 0))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        flow.metadata.setdefault(DECISION, "error")
+        flow.metadata.setdefault(REASON, flow.error.msg if flow.error else "connection error")
+        try:
+            self._record(flow)
+        except AuditWriteError:
+            pass  # the flow already failed; nothing reached the client to withhold
+
+    def _record(self, flow: http.HTTPFlow) -> str:
+        request, response = flow.request, flow.response
+        scheme, host, port = flow.metadata.get(DESTINATION, (request.scheme, request.host, request.port))
+        started = flow.metadata.get(STARTED)
+        return self._log.append(
+            source=flow.metadata.get(CLIENT, "unauthenticated"),
+            service=flow.metadata.get(SERVICE),
+            method=request.method,
+            scheme=scheme,
+            host=host,
+            port=port,
+            path=request.path if request.method != "CONNECT" else None,
+            status=response.status_code if response else None,
+            bytes=len(response.raw_content or b"") if response else None,
+            duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,
+            decision=flow.metadata.get(DECISION, "passed"),
+            reason=flow.metadata.get(REASON),
+            redactions=flow.metadata.get(REDACTIONS),
+        )

@@ -1,0 +1,34 @@
+"""How our addons talk to each other: namespaced ``flow.metadata`` keys, and refusals.
+
+Refusals are mitmproxy responses made by the proxy itself, with a plain-text reason an agent
+can read and a header that says which addon refused and why.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+CLIENT = "clavis.client"  # name of the authenticated proxy client (agent)
+SERVICE = "clavis.service"  # name of the service whose credential goes on this flow
+DECISION = "clavis.decision"  # refused / injected / passed
+REASON = "clavis.reason"  # why, in words an agent can act on (no secret)
+REDACTIONS = "clavis.redactions"  # count of secrets scrubbed from the response
+STARTED = "clavis.started"  # monotonic time the request arrived
+DESTINATION = "clavis.destination"  # canonical (scheme, host, port) the decision was taken on
+
+REFUSED_HEADER = "X-Clavis-Refused"
+SELECT_HEADER = "X-Clavis-Service"  # internal: which service a call_service request is for
+INTERNAL_PREFIX = "x-clavis-"
+
+
+def refuse(flow: http.HTTPFlow, status: int, reason: str, extra: dict[str, str] | None = None) -> None:
+    """Answer the flow ourselves: nothing is sent upstream, the reason is recorded for the audit."""
+    flow.metadata[DECISION] = "refused"
+    flow.metadata[REASON] = reason
+    headers = {"Content-Type": "text/plain; charset=utf-8", REFUSED_HEADER: reason, **(extra or {})}
+    flow.response = http.Response.make(status, f"clavis-mcp refused this request: {reason}\n", headers)
+
+
+def is_settled(flow: http.HTTPFlow) -> bool:
+    """A flow another addon already answered, or one that is gone, is left alone."""
+    return bool(flow.response or flow.error or not flow.live)

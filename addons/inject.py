@@ -1,0 +1,57 @@
+"""Credential injection at egress: strip whatever the client sent, then set ours.
+
+Every header that could carry a credential or steer the proxy is removed in any spelling
+before the service's credential is set, so the agent cannot choose where the secret lands
+nor smuggle a second credential next to it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mitmproxy import http
+
+from vault import Vault
+
+from .flowmeta import DECISION, INTERNAL_PREFIX, SERVICE, is_settled
+
+ALWAYS_STRIPPED = ("authorization", "proxy-authorization", "forwarded", "via")
+STRIPPED_PREFIXES = ("x-forwarded-", INTERNAL_PREFIX)
+
+
+def header_key(name: str) -> str:
+    """``X_Api.Key`` and ``x-api-key`` are the same header to many servers: compare them as one."""
+    return re.sub(r"[-_.]", "-", name.lower())
+
+
+def headers_to_strip(names: list[str], credential_header: str | None) -> list[str]:
+    """Names among ``names`` that must not reach the upstream, whatever their case or spelling."""
+    target = header_key(credential_header) if credential_header else None
+    stripped = []
+    for name in names:
+        key = header_key(name)
+        if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key == target:
+            stripped.append(name)
+    return stripped
+
+
+class InjectCredential:
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        name = flow.metadata.get(SERVICE)
+        if is_settled(flow) or name is None:
+            return
+        snapshot = self._vault.snapshot()
+        service = snapshot.service(name)
+        secret = snapshot.secrets[name]
+        request = flow.request
+        for header in headers_to_strip(list(request.headers.keys()), service.auth.header_name):
+            request.headers.pop(header, None)
+        if service.auth.kind == "query":
+            query = [(k, v) for k, v in request.query.items(multi=True) if k != service.auth.name]
+            request.query = [*query, (service.auth.name, secret.reveal())]
+        else:
+            request.headers[service.auth.header_name] = service.auth.header_value(secret)
+        flow.metadata[DECISION] = "injected"

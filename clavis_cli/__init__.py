@@ -1,0 +1,1 @@
+"""The `clavis-mcp` command."""

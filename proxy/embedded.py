@@ -1,0 +1,122 @@
+"""The embedded mitmproxy: our addons on mitmproxy's engine, in-process, on 127.0.0.1 only.
+
+Only the engine's own addons that a forward proxy needs are loaded (no onboarding page, no
+scripts, no flow saving): less to configure, less to attack. mitmproxy keeps global state,
+so there is one embedded proxy per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from mitmproxy import master, options
+from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+
+from addons import default_addons
+from certs import LocalCA
+from vault import AuditLog, Vault
+
+from .upstream_trust import build_upstream_bundle
+
+LISTEN_HOST = "127.0.0.1"
+logger = logging.getLogger(__name__)
+
+
+class ProxyStartError(RuntimeError):
+    """The proxy could not listen (port in use, bad configuration)."""
+
+
+class _Ready:
+    """Tells the starter that mitmproxy has finished bringing up its servers."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def running(self) -> None:
+        self.event.set()
+
+
+class EmbeddedProxy:
+    def __init__(
+        self,
+        vault: Vault,
+        audit: AuditLog,
+        ca: LocalCA,
+        tokens: Callable[[], Mapping[str, str]],
+        *,
+        port: int = 0,
+        extra_addons: Sequence[object] = (),
+    ) -> None:
+        self._vault = vault
+        self._audit = audit
+        self._ca = ca
+        self._tokens = tokens
+        self._port = port
+        self._extra_addons = list(extra_addons)
+        self._master: master.Master | None = None
+        self._server: proxyserver.Proxyserver | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        """Start listening; return the bound port. Must run on the event loop that serves clients."""
+        if self._master is not None:
+            raise ProxyStartError("the proxy is already running")
+        self._ca.ensure()
+        bundle = build_upstream_bundle(self._vault.home / "upstream-ca-bundle.pem")
+        opts = options.Options(
+            listen_host=LISTEN_HOST,
+            listen_port=self._port,
+            confdir=str(self._ca.directory),
+            ssl_verify_upstream_trusted_ca=str(bundle),
+            upstream_cert=False,
+        )
+        ready = _Ready()
+        proxy_server = proxyserver.Proxyserver()
+        m = master.Master(opts, event_loop=asyncio.get_running_loop())
+        m.addons.add(
+            core.Core(),
+            disable_h2c.DisableH2C(),
+            proxy_server,
+            next_layer.NextLayer(),
+            tlsconfig.TlsConfig(),
+            *self._extra_addons,
+            *default_addons(self._vault, self._audit, self._tokens),
+            ready,
+        )
+        opts.update(connection_strategy="lazy")
+        self._master, self._server = m, proxy_server
+        self._task = asyncio.create_task(m.run(), name="clavis-proxy")
+        waiter = asyncio.create_task(ready.event.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            waiter.cancel()
+            self._task.result()
+            raise ProxyStartError("the proxy stopped while starting")
+        addresses = proxy_server.listen_addrs()
+        if not addresses:
+            await self.stop()
+            raise ProxyStartError(
+                f"the proxy could not listen on {LISTEN_HOST}:{self._port}; is another program using the port?"
+            )
+        self.port = addresses[0][1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._master is None:
+            return
+        if self._server is not None:
+            await self._server.servers.update([])  # mitmproxy leaves its listeners open at shutdown
+        self._master.shutdown()
+        if self._task is not None:
+            await self._task
+        self._master = self._server = self._task = None
+        self.port = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise ProxyStartError("the proxy is not running")
+        return f"http://{LISTEN_HOST}:{self.port}"

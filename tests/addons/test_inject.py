@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mitmproxy.test import taddons, tflow, tutils
+
+from addons.flowmeta import SERVICE
+from addons.inject import InjectCredential, headers_to_strip
+from tests.conftest import make_service
+from vault import AuthSpec, Service, Vault, parse_hosts, validate_secret
+
+SECRET = "sk-inject-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("names", "credential", "stripped"),
+    [
+        (["Authorization", "authorization", "Accept"], "Authorization", ["Authorization", "authorization"]),
+        (["X-Api-Key", "x_api_key", "X.API.KEY", "Accept"], "x-api-key", ["X-Api-Key", "x_api_key", "X.API.KEY"]),
+        (["Proxy-Authorization", "X-Forwarded-For", "Forwarded", "Via", "X-Clavis-Service"], None,
+         ["Proxy-Authorization", "X-Forwarded-For", "Forwarded", "Via", "X-Clavis-Service"]),
+        (["Accept", "Content-Type"], "Authorization", []),
+    ],
+    ids=["authorization-case-variants", "key-header-spellings", "proxy-and-forwarding", "ordinary-headers-kept"],
+)  # fmt: skip
+def test_headers_to_strip(names: list[str], credential: str | None, stripped: list[str]) -> None:
+    assert headers_to_strip(names, credential) == stripped
+
+
+def flow_for(service: str, headers: list[tuple[bytes, bytes]], path: bytes = b"/v1") -> object:
+    req = tutils.treq(host="api.example.com", port=443, scheme=b"https", path=path, headers=headers)
+    f = tflow.tflow(req=req)
+    f.metadata[SERVICE] = service
+    return f
+
+
+def test_client_authorization_is_replaced_not_duplicated(vault: Vault) -> None:
+    vault.add_service(make_service("svc", "api.example.com"), validate_secret(SECRET))
+    addon = InjectCredential(vault)
+    with taddons.context(addon):
+        f = flow_for("svc", [(b"Authorization", b"Bearer agent-key"), (b"authorization", b"Bearer two")])
+        addon.request(f)
+        assert f.request.headers.get_all("Authorization") == [f"Bearer {SECRET}"]
+
+
+def test_query_auth_replaces_every_preset_parameter(vault: Vault, home: Path) -> None:
+    service = Service(name="q", auth=AuthSpec(kind="query", name="key"), hosts=parse_hosts(["api.example.com"]))
+    vault.add_service(service, validate_secret(SECRET))
+    addon = InjectCredential(vault)
+    with taddons.context(addon):
+        f = flow_for("q", [], path=b"/v1?key=agent&x=1&key=again")
+        addon.request(f)
+        assert f.request.query.get_all("key") == [SECRET]
+        assert f.request.query.get("x") == "1"
+
+
+def test_flow_without_service_is_untouched(vault: Vault) -> None:
+    addon = InjectCredential(vault)
+    with taddons.context(addon):
+        f = tflow.tflow()
+        before = f.request.headers.copy()
+        addon.request(f)
+        assert f.request.headers == before

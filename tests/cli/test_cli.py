@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clavis_cli.main import main
+from tests.conftest import SECRET
+
+EXE = str(Path(sys.executable).parent / "clavis-mcp")
+
+
+@pytest.fixture
+def runner(home: Path) -> CliRunner:
+    return CliRunner()
+
+
+def test_version() -> None:
+    out = subprocess.run([EXE, "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("clavis-mcp, version ")
+
+
+def test_init_add_list_remove(runner: CliRunner, home: Path) -> None:
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    added = runner.invoke(main, ["add", "openai", "--host", "api.openai.com", "--secret-stdin"], input=SECRET)
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(main, ["list", "--json"])
+    rows = json.loads(listed.output)
+    assert rows[0]["name"] == "openai" and rows[0]["hosts"] == ["api.openai.com"]
+    assert SECRET not in added.output + listed.output
+    assert runner.invoke(main, ["remove", "openai", "--yes"]).exit_code == 0
+    assert json.loads(runner.invoke(main, ["list", "--json"]).output) == []
+
+
+def test_secret_from_environment_variable(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.invoke(main, ["init"])
+    monkeypatch.setenv("MY_KEY", SECRET)
+    result = runner.invoke(
+        main, ["add", "svc", "--host", "api.x.test", "--header", "x-api-key: {secret}", "--secret-env", "MY_KEY"]
+    )
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+
+
+def test_secret_is_never_taken_from_argv(runner: CliRunner) -> None:
+    runner.invoke(main, ["init"])
+    result = runner.invoke(main, ["add", "svc", "--host", "api.x.test", "--secret", SECRET])
+    assert result.exit_code == 2
+    assert "No such option" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "Bad Name", "--host", "a.test"], "invalid service name"),
+        (["add", "svc", "--host", "https://a.test/x"], "host[:port] only"),
+        (["add", "svc", "--host", "a.test", "--header", "Authorization: Bearer"], "{secret} exactly once"),
+        (["remove", "ghost", "--yes"], "unknown service 'ghost'"),
+    ],
+    ids=["bad-name", "url-as-host", "template-without-placeholder", "remove-unknown"],
+)
+def test_bad_input_is_one_clear_line_and_exit_1(runner: CliRunner, args: list[str], message: str) -> None:
+    runner.invoke(main, ["init"])
+    result = runner.invoke(main, [*args, "--secret-stdin"] if args[0] == "add" else args, input=SECRET)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_commands_before_init_say_how_to_init(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["list"])
+    assert result.exit_code == 1 and "clavis-mcp init" in result.output
+
+
+def test_crlf_in_secret_is_refused(runner: CliRunner) -> None:
+    runner.invoke(main, ["init"])
+    result = runner.invoke(main, ["add", "svc", "--host", "a.test", "--secret-stdin"], input="sk-abc\r\nX-Evil: 1")
+    assert result.exit_code == 1 and "control characters" in result.output

@@ -1,0 +1,94 @@
+"""Shared fixtures: a temporary vault home, a loopback HTTPS echo upstream with its own CA,
+and the real embedded proxy. Nothing here talks to anything but 127.0.0.1."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from certs import LocalCA
+from demo.echo_upstream import EchoUpstream, write_ca
+from proxy import EmbeddedProxy
+from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
+from vault.audit import AUDIT_FILE
+
+SECRET = "sk-test-5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f12"
+OTHER_SECRET = "ghp_other0123456789abcdefABCDEF012345"
+PROXY_USER, PROXY_TOKEN = "tester", "proxy-token-for-tests-0123456789"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def upstream_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream_ca: trustme.CA) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLAVIS_HOME", str(home))
+    monkeypatch.setenv("CLAVIS_UPSTREAM_CA", str(write_ca(upstream_ca, tmp_path / "upstream-ca.pem")))
+    return home
+
+
+@pytest.fixture
+def upstream(upstream_ca: trustme.CA) -> Iterator[EchoUpstream]:
+    with EchoUpstream.start(upstream_ca) as server:
+        yield server
+
+
+@pytest.fixture
+def vault(home: Path) -> Iterator[Vault]:
+    v = Vault.create(home)
+    yield v
+    v.close()
+
+
+def make_service(name: str, *hosts: str, header: str = "Authorization: Bearer {secret}", **kw: object) -> Service:
+    return Service(
+        name=name,
+        auth=parse_header_template(header),
+        hosts=parse_hosts(list(hosts)),
+        created_at=time.time(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def local_service(vault: Vault, upstream: EchoUpstream) -> Service:
+    service = make_service("echo", f"127.0.0.1:{upstream.port}", local=True)
+    vault.add_service(service, validate_secret(SECRET))
+    return service
+
+
+@pytest.fixture
+def audit(home: Path) -> AuditLog:
+    return AuditLog(home / AUDIT_FILE)
+
+
+@pytest.fixture
+async def proxy(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[EmbeddedProxy]:
+    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN})
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+def proxy_client(
+    proxy: EmbeddedProxy, home: Path, auth: tuple[str, str] | None = (PROXY_USER, PROXY_TOKEN)
+) -> httpx.AsyncClient:
+    """An agent using the proxy the way `clavis-mcp env` tells it to."""
+    trust = ssl.create_default_context(cafile=str(LocalCA(home / "certs").cert_path))
+    return httpx.AsyncClient(proxy=httpx.Proxy(proxy.url, auth=auth), verify=trust, trust_env=False)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vault import Secret
+from vault.redaction import Redactor, forms_of
+
+SECRET = 'sk-live/abc+def=0123456789"quote'
+
+ENCODINGS = {
+    "literal": SECRET.encode(),
+    "url": quote(SECRET, safe="").encode(),
+    "json": json.dumps(SECRET)[1:-1].encode(),
+    "hex": SECRET.encode().hex().encode(),
+    "HEX": SECRET.encode().hex().upper().encode(),
+    "base64": base64.b64encode(SECRET.encode()),
+    "base64url": base64.urlsafe_b64encode(SECRET.encode()),
+}
+
+
+def test_every_encoding_is_scrubbed() -> None:
+    redactor = Redactor("svc", [Secret(SECRET)])
+    for name, encoded in ENCODINGS.items():
+        out, count = redactor.redact(b"before " + encoded + b" after")
+        assert count >= 1, name
+        assert b"[REDACTED:svc]" in out, name
+        assert SECRET.encode() not in out and encoded not in out, name
+
+
+def test_base64_inside_a_larger_blob_at_every_alignment() -> None:
+    redactor = Redactor("svc", [Secret(SECRET)])
+    for prefix in (b"", b"x", b"xy", b"xyz"):
+        blob = base64.b64encode(prefix + b"{" + SECRET.encode() + b"}")
+        out, count = redactor.redact(blob)
+        assert count == 1, prefix
+
+
+def test_basic_auth_pair_is_scrubbed_when_derived() -> None:
+    pair = f"user:{SECRET}"
+    redactor = Redactor("svc", [Secret(SECRET)], derived=[pair])
+    out, count = redactor.redact(b"Basic " + base64.b64encode(pair.encode()))
+    assert count >= 1 and base64.b64encode(pair.encode()) not in out
+
+
+def test_text_without_secrets_is_untouched() -> None:
+    redactor = Redactor("svc", [Secret(SECRET)])
+    text = b'{"ok": true, "data": [1, 2, 3]}'
+    assert redactor.redact(text) == (text, 0)
+
+
+def test_forms_never_include_tiny_fragments() -> None:
+    assert all(len(form) >= 4 for form in forms_of("abcdefgh"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=12, max_size=48),
+    before=st.binary(max_size=64),
+    after=st.binary(max_size=64),
+    encoding=st.sampled_from(["literal", "url", "json", "hex", "base64", "base64url"]),
+)
+def test_no_encoding_of_a_random_secret_survives(secret: str, before: bytes, after: bytes, encoding: str) -> None:
+    encoded = {
+        "literal": secret.encode(),
+        "url": quote(secret, safe="").encode(),
+        "json": json.dumps(secret)[1:-1].encode(),
+        "hex": secret.encode().hex().encode(),
+        "base64": base64.b64encode(before + secret.encode() + after),
+        "base64url": base64.urlsafe_b64encode(before + secret.encode() + after),
+    }[encoding]
+    data = before + encoded + after if encoding not in ("base64", "base64url") else encoded
+    out, count = Redactor("svc", [Secret(secret)]).redact(data)
+    assert count >= 1
+    assert secret.encode() not in out

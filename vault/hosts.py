@@ -1,0 +1,140 @@
+"""Host rules: which destinations a service's credential may be sent to.
+
+Pure functions only, so they can be table-tested exhaustively. Every host that is matched,
+injected for or dialled goes through :func:`canonical_host` first: one spelling
+(lower case, IDNA, no trailing dot) means one decision.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def canonical_host(host: str) -> str:
+    """Return the one spelling of ``host`` used for every decision, or raise ValueError."""
+    if not host:
+        raise ValueError("empty host")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        pass
+    if host.endswith("."):
+        host = host[:-1]
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"host {host!r} is not a valid domain name") from exc
+    labels = ascii_host.split(".")
+    if not all(_LABEL.match(label) for label in labels):
+        raise ValueError(f"host {host!r} is not a valid domain name")
+    if _looks_numeric(labels[-1]):
+        raise ValueError(f"host {host!r} is a numeric address in a non-standard spelling")
+    return ascii_host
+
+
+def _looks_numeric(label: str) -> bool:
+    """`0x7f`, `2130706433`: spellings that resolvers turn into IPv4 addresses."""
+    return label.isdigit() or bool(re.fullmatch(r"0x[0-9a-f]*", label))
+
+
+@dataclass(frozen=True, slots=True)
+class HostRule:
+    """An exact ``host[:port]`` or a ``*.domain`` wildcard (subdomains only, never the bare domain)."""
+
+    host: str
+    port: int | None = None
+    wildcard: bool = False
+
+    def __str__(self) -> str:
+        host = f"*.{self.host}" if self.wildcard else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return host if self.port is None else f"{host}:{self.port}"
+
+    def matches(self, host: str, port: int, default_port: int = 443) -> bool:
+        """``host`` must already be canonical."""
+        if port != (self.port if self.port is not None else default_port):
+            return False
+        if self.wildcard:
+            return host.endswith("." + self.host)
+        return host == self.host
+
+
+def parse_host_rule(text: str) -> HostRule:
+    """Parse ``host``, ``host:port``, ``[v6]:port`` or ``*.domain[:port]``; raise ValueError."""
+    raw = text.strip()
+    if not raw:
+        raise ValueError("empty host rule")
+    if any(c in raw for c in "/@?#\\ \t\r\n") or "://" in raw:
+        raise ValueError(f"host rule {text!r} must be host[:port] only (no scheme, path or userinfo)")
+    port: int | None = None
+    if raw.startswith("["):
+        end = raw.find("]")
+        if end < 0:
+            raise ValueError(f"host rule {text!r} has an unclosed '['")
+        host_part, rest = raw[1:end], raw[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"host rule {text!r} is malformed")
+            port = _parse_port(rest[1:], text)
+    elif raw.count(":") == 1:
+        host_part, port_text = raw.split(":")
+        port = _parse_port(port_text, text)
+    elif raw.count(":") > 1:
+        host_part = raw  # bare IPv6 literal without port
+    else:
+        host_part = raw
+    wildcard = host_part.startswith("*.")
+    if wildcard:
+        host_part = host_part[2:]
+    if "*" in host_part:
+        raise ValueError(f"host rule {text!r}: only a leading '*.' wildcard is allowed")
+    host = canonical_host(host_part)
+    if wildcard and (host.count(".") < 1 or _is_ip(host)):
+        raise ValueError(f"host rule {text!r}: a wildcard must cover a registrable domain, e.g. *.example.com")
+    return HostRule(host=host, port=port, wildcard=wildcard)
+
+
+def _parse_port(text: str, rule: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"host rule {rule!r} has an invalid port {text!r}")
+    return int(text)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def is_public_address(host: str) -> bool:
+    """True for a global unicast IP; False for loopback, private, link-local, CGNAT, metadata, ..."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name; its resolved address is checked at dial time
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def rules_overlap(a: HostRule, b: HostRule) -> bool:
+    """Whether some destination would match both rules (the same port and a shared host)."""
+    if (a.port or 443) != (b.port or 443):
+        return False
+    if a.wildcard and b.wildcard:
+        return a.host == b.host or a.host.endswith("." + b.host) or b.host.endswith("." + a.host)
+    if a.wildcard:
+        return b.host.endswith("." + a.host)
+    if b.wildcard:
+        return a.host.endswith("." + b.host)
+    return a.host == b.host

@@ -1,0 +1,79 @@
+"""Redaction: every spelling in which a secret can come back, replaced by a marker.
+
+A reflected secret rarely comes back verbatim: APIs echo it URL-encoded in a link,
+base64-encoded inside a token, JSON-escaped in an error body, hex in a debug dump. Each
+secret is expanded once into all those forms; one compiled pattern then scrubs them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+from .secret import Secret
+
+MIN_FORM_LENGTH = 4  # shorter fragments would scrub ordinary text
+
+
+def marker(service: str) -> bytes:
+    return f"[REDACTED:{service}]".encode()
+
+
+def _base64_forms(raw: bytes) -> set[bytes]:
+    """The part of a base64 stream fixed by ``raw`` alone, at each of the three byte alignments."""
+    forms = set()
+    for shift in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * shift + raw).rstrip(b"=")
+            start = -(-4 * shift // 3)  # ceil(4 * shift / 3)
+            end = 4 * (shift + len(raw)) // 3
+            forms.add(encoded[start:end])
+    return forms
+
+
+def forms_of(value: str) -> set[bytes]:
+    """All encodings of ``value`` that redaction looks for (DESIGN.md §6)."""
+    raw = value.encode("utf-8")
+    json_escaped = json.dumps(value)[1:-1]
+    forms = {
+        raw,
+        quote(value, safe="").encode(),
+        quote(value, safe="").lower().encode(),
+        quote_plus(value).encode(),
+        json_escaped.encode(),
+        json_escaped.replace("/", "\\/").encode(),
+        raw.hex().encode(),
+        raw.hex().upper().encode(),
+    }
+    forms |= _base64_forms(raw)
+    return {form for form in forms if len(form) >= MIN_FORM_LENGTH}
+
+
+class Redactor:
+    """Scrubs the given secrets (and any extra derived values, such as a basic-auth pair)."""
+
+    def __init__(self, service: str, secrets: Iterable[Secret], derived: Iterable[str] = ()) -> None:
+        self.marker = marker(service)
+        forms: set[bytes] = set()
+        for secret in secrets:
+            forms |= forms_of(secret.reveal())
+        for value in derived:
+            forms |= forms_of(value)
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile(b"|".join(re.escape(form) for form in ordered)) if ordered else None
+        self.longest = len(ordered[0]) if ordered else 0
+
+    def redact(self, data: bytes) -> tuple[bytes, int]:
+        if self._pattern is None or not data:
+            return data, 0
+        return self._pattern.subn(self.marker, data)
+
+    def redact_text(self, text: str) -> tuple[str, int]:
+        data, count = self.redact(text.encode("utf-8", "surrogateescape"))
+        return data.decode("utf-8", "surrogateescape"), count
+
+    def __repr__(self) -> str:
+        return f"Redactor({self.marker.decode()})"
