@@ -10,6 +10,7 @@ demo: $(STAMP)
 	$(BIN)/python -m demo
 
 test: $(STAMP)
+	./scripts/ensure-system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .crypto import DataKey, associated_data
 from .errors import DuplicateService, UnknownService, VaultCorrupted, VaultError, VaultNotFound
@@ -147,7 +148,7 @@ class Vault:
         return _service_from_json(name, row[0])
 
     def add_service(self, service: Service, secret: Secret) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             for other in self.list_services():
                 if other.name == service.name:
                     raise DuplicateService(
@@ -167,7 +168,7 @@ class Vault:
             self._write_secret(conn, service.name, SECRET_FIELD, secret)
 
     def remove_service(self, name: str) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             deleted = conn.execute("DELETE FROM services WHERE name = ?", (name,)).rowcount
             conn.execute("DELETE FROM secrets WHERE service = ?", (name,))
         if not deleted:
@@ -193,10 +194,29 @@ class Vault:
                 self._snapshot = (version, Snapshot(services, secrets))
             return self._snapshot[1]
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- for sibling modules (agents, OAuth tokens, audit key) that keep their own tables ------
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def seal(self, plaintext: bytes, context: str) -> bytes:
+        """Encrypt with the vault key, bound to this vault and ``context`` (e.g. ``"agent:ci"``)."""
+        return self._key.seal(plaintext, associated_data(self.vault_id, "", context))
+
+    def unseal(self, blob: bytes, context: str, what: str) -> bytes:
+        return self._key.open(blob, associated_data(self.vault_id, "", context), what)
+
+    def set_secret(self, name: str, field: str, secret: Secret) -> None:
+        """Store or replace one secret field of an existing service."""
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone() is None:
+                raise UnknownService(name, [s.name for s in self.list_services()])
+            self._write_secret(conn, name, field, secret)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: one writer at a time across processes; commit or roll back whole."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
