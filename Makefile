@@ -11,6 +11,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	./scripts/ensure-system-deps
+	./scripts/ensure-node-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

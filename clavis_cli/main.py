@@ -14,7 +14,7 @@ import click
 from vault import ClavisError
 
 from . import audit_commands, mcp_commands, proxy_commands, vault_commands
-from .runtime import serve_stdio
+from .serve import serve_stdio
 
 
 class ClavisGroup(click.Group):

@@ -69,6 +69,8 @@ class Service:
     local: bool = False
     allow_http: bool = False
     reveal: RevealPolicy = "masked"
+    methods: tuple[str, ...] = ()  # allowed HTTP methods, upper case; empty: all
+    path_prefixes: tuple[str, ...] = ()  # allowed path prefixes, normalised; empty: all
     created_at: float = 0.0
     expires_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)

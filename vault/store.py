@@ -272,6 +272,8 @@ def _service_to_json(service: Service) -> str:
             "local": service.local,
             "allow_http": service.allow_http,
             "reveal": service.reveal,
+            "methods": list(service.methods),
+            "path_prefixes": list(service.path_prefixes),
             "created_at": service.created_at,
             "expires_at": service.expires_at,
         },
@@ -290,6 +292,8 @@ def _service_from_json(name: str, definition: str) -> Service:
             local=bool(data["local"]),
             allow_http=bool(data["allow_http"]),
             reveal=data["reveal"],
+            methods=tuple(data.get("methods", ())),
+            path_prefixes=tuple(data.get("path_prefixes", ())),
             created_at=float(data["created_at"]),
             expires_at=data["expires_at"],
         )
