@@ -1,4 +1,4 @@
-"""Opening the vault with its audit log and CA, and running the MCP server over stdio."""
+"""Opening the vault together with its audit log and CA, as every verb needs them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from certs import LocalCA
-from vault import AuditLog, ClavisError, Vault, clavis_home
+from vault import AuditLog, Vault, clavis_home
 from vault.audit import AUDIT_FILE
 
 
