@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from vault import Vault
+from vault.agents import AgentError, AgentTokens, add_agent, agent_token, list_agents, revoke_agent
+
+
+def test_added_agent_token_is_listed_by_name_only_and_stored_sealed(vault: Vault) -> None:
+    token = add_agent(vault, "ci-bot")
+    assert [a.name for a in list_agents(vault)] == ["ci-bot"]
+    assert agent_token(vault, "ci-bot") == token
+    assert token.encode() not in (vault.home / "vault.db").read_bytes()
+
+
+def test_revoked_agent_disappears_from_the_live_token_map(vault: Vault) -> None:
+    tokens = AgentTokens(vault)
+    token = add_agent(vault, "a1")
+    assert tokens() == {"a1": token}
+    revoke_agent(vault, "a1")
+    assert tokens() == {}
+
+
+def test_another_process_sees_a_revocation(vault: Vault) -> None:
+    add_agent(vault, "a1")
+    other = Vault.open(vault.home)
+    try:
+        tokens = AgentTokens(other)
+        assert set(tokens()) == {"a1"}
+        revoke_agent(vault, "a1")
+        assert tokens() == {}
+    finally:
+        other.close()
+
+
+def test_a_sealed_token_moved_to_another_agent_does_not_open(vault: Vault) -> None:
+    add_agent(vault, "a1")
+    add_agent(vault, "a2")
+    with vault.transaction() as conn:
+        conn.execute("UPDATE agents SET token = (SELECT token FROM agents WHERE name = 'a1') WHERE name = 'a2'")
+    with pytest.raises(Exception, match="a2"):
+        agent_token(vault, "a2")
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (lambda v: add_agent(v, "Bad Name"), "invalid agent name"),
+        (lambda v: add_agent(v, "mcp"), "reserved"),
+        (lambda v: revoke_agent(v, "ghost"), "unknown agent 'ghost'"),
+        (lambda v: agent_token(v, "ghost"), "clavis-mcp agent add ghost"),
+    ],
+    ids=["bad-name", "reserved-name", "revoke-unknown", "token-of-unknown"],
+)
+def test_bad_agent_requests_say_what_to_do(vault: Vault, action: object, message: str) -> None:
+    with pytest.raises(AgentError, match=message):
+        action(vault)  # type: ignore[operator]
+
+
+def test_duplicate_agent_is_refused_and_keeps_the_first_token(vault: Vault) -> None:
+    token = add_agent(vault, "a1")
+    with pytest.raises(AgentError, match="already exists"):
+        add_agent(vault, "a1")
+    assert agent_token(vault, "a1") == token
