@@ -37,8 +37,8 @@ def test_vault_public_names_are_pinned() -> None:
 
     assert vault.__all__ == [
         "AuditLog", "AuditWriteError", "AuthSpec", "ClavisError", "DuplicateService", "HostRule",
-        "InsecurePermissions", "InvalidService", "Secret", "Service", "ServiceError", "Snapshot",
-        "UnknownService", "Vault", "VaultCorrupted", "VaultError", "VaultLocked", "VaultNotFound",
+        "InsecurePermissions", "InvalidService", "KeyStoreUnavailable", "Secret", "Service", "ServiceError",
+        "Snapshot", "UnknownService", "Vault", "VaultCorrupted", "VaultError", "VaultLocked", "VaultNotFound",
         "canonical_host", "clavis_home", "is_public_address", "parse_header_template", "parse_host_rule",
         "parse_hosts", "validate_name", "validate_secret",
     ]  # fmt: skip

@@ -1,8 +1,12 @@
-"""Encryption of secrets at rest: AES-256-GCM with associated data.
+"""Encryption at rest: AES-256-GCM with associated data, and wrapping of the data key.
 
 Each write draws a fresh 96-bit nonce. The associated data binds a ciphertext to its
 vault, service and field, so a ciphertext copied to another row (or another vault) fails
 authentication instead of decrypting to the wrong service's secret.
+
+The data key itself is stored wrapped (AES-256-GCM again) by a key-encryption key that
+the chosen key store holds (keychain, passphrase, key file). Changing the key store
+re-wraps this one key; no secret has to be re-encrypted or re-entered.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from .errors import VaultCorrupted
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 FORMAT = b"clavis-mcp/v1"
 
 
@@ -23,27 +28,50 @@ def associated_data(vault_id: str, service: str, field: str) -> bytes:
     return b"|".join([FORMAT, vault_id.encode(), service.encode(), field.encode()])
 
 
-class DataKey:
-    """The vault's data key. Never printed, never pickled."""
+def wrap_context(key_store: str) -> str:
+    """The ``field`` of the associated data of the wrapped data key, e.g. ``data-key:keychain``."""
+    return f"data-key:{key_store}"
 
-    __slots__ = ("_aead",)
+
+class WrongKey(Exception):
+    """A wrapped data key did not authenticate under the key-encryption key (internal signal)."""
+
+
+class DataKey:
+    """The vault's data key. Never printed, never pickled, never handed out raw."""
+
+    __slots__ = ("_aead", "_raw")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
-            raise VaultCorrupted(f"the vault key must be {KEY_BYTES} bytes; the key file is damaged")
+            raise VaultCorrupted(f"the vault data key must be {KEY_BYTES} bytes; the vault header is damaged")
+        self._raw = key
         self._aead = AESGCM(key)
 
     @classmethod
-    def generate(cls) -> tuple[DataKey, bytes]:
-        raw = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-        return cls(raw), raw
+    def generate(cls) -> DataKey:
+        return cls(AESGCM.generate_key(bit_length=KEY_BYTES * 8))
+
+    @classmethod
+    def unwrap(cls, kek: bytes, blob: bytes, aad: bytes) -> DataKey:
+        """Recover the data key wrapped by :meth:`wrap`; raise WrongKey if ``kek`` is not the one."""
+        if len(kek) != KEY_BYTES or len(blob) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
+            raise WrongKey
+        try:
+            return cls(AESGCM(kek).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad))
+        except InvalidTag:
+            raise WrongKey from None
+
+    def wrap(self, kek: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + AESGCM(kek).encrypt(nonce, self._raw, aad)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, aad: bytes, what: str) -> bytes:
-        if len(blob) < NONCE_BYTES + 16:
+        if len(blob) < NONCE_BYTES + TAG_BYTES:
             raise VaultCorrupted(f"{what} is truncated; restore the vault from a backup or re-add it")
         try:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)

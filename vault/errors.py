@@ -4,6 +4,7 @@
      ├── VaultError             the vault as a whole cannot be used
      │    ├── VaultNotFound     no vault at the expected place
      │    ├── VaultLocked       the key that opens the vault is not available
+     │    │    └── KeyStoreUnavailable  the chosen key store does not work here
      │    ├── VaultCorrupted    a file or a ciphertext failed its integrity check
      │    └── InsecurePermissions
      ├── ServiceError           one service is wrong or missing
@@ -32,6 +33,10 @@ class VaultNotFound(VaultError):
 
 class VaultLocked(VaultError):
     """The key that opens the vault is missing or cannot be unlocked."""
+
+
+class KeyStoreUnavailable(VaultLocked):
+    """The requested key store (e.g. a real OS keychain) is not available on this machine."""
 
 
 class VaultCorrupted(VaultError):

@@ -1,12 +1,19 @@
-"""Health checks of a vault home, for `clavis-mcp doctor`: each says what is wrong and the fix."""
+"""Health checks of a vault home, for `clavis-mcp doctor`: each says what is wrong and the fix.
+
+The checks that need no key (file permissions, which key store) run first, so a locked
+vault still gets a useful report.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ClavisError
-from .store import Vault
+from .keystore import AskPassphrase
+from .store import DB_NAME, Vault, read_key_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,15 +24,26 @@ class Check:
     fix: str = ""
 
 
-def check_vault(home: Path) -> list[Check]:
-    """Open the vault and decrypt every secret; report the first failure of each kind."""
+def check_vault(home: Path, ask_passphrase: AskPassphrase | None = None) -> list[Check]:
+    """Permissions, key store, database integrity, then every secret decrypted once."""
+    if not (home / DB_NAME).exists():
+        return [Check("vault", False, f"no vault at {home}", "clavis-mcp init")]
+    checks = [check_permissions(home)]
     try:
-        vault = Vault.open(home)
+        info = read_key_store(home)
+        checks.append(Check("key store", True, info.description))
     except ClavisError as exc:
-        return [Check("vault", False, str(exc), "see the message above")]
+        checks.append(Check("key store", False, str(exc), "restore the vault from a backup"))
+    try:
+        vault = Vault.open(home, ask_passphrase=ask_passphrase)
+    except ClavisError as exc:
+        return [*checks, Check("vault", False, str(exc), "see the message above")]
     try:
         services = vault.list_services()
-        checks = [Check("vault", True, f"{home}: {len(services)} service(s), key store: key file")]
+        integrity = vault.query("PRAGMA quick_check")[0][0]
+        checks.append(
+            Check("vault", integrity == "ok", f"{home / DB_NAME}: {len(services)} service(s), database {integrity}")
+        )
         for service in services:
             try:
                 vault.secret(service.name)
@@ -35,3 +53,24 @@ def check_vault(home: Path) -> list[Check]:
         return checks
     finally:
         vault.close()
+
+
+def check_permissions(home: Path) -> Check:
+    """Every folder 0700 and every file 0600 under ``home`` (POSIX), with the chmod that fixes it."""
+    if os.name != "posix":
+        return Check("permissions", True, "not checked on this platform; keep the folder private to your account")
+    loose = []
+    for path in [home, *sorted(home.rglob("*"))]:
+        if path.is_symlink():
+            continue
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            loose.append(path)
+    if not loose:
+        return Check("permissions", True, f"{home} is 0700 and every file in it is private to its owner")
+    listed = ", ".join(str(p) for p in loose[:5]) + (" ..." if len(loose) > 5 else "")
+    return Check(
+        "permissions",
+        False,
+        f"readable or writable by other users: {listed}",
+        f"chmod -R go-rwx '{home}'",
+    )

@@ -11,6 +11,11 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from publicsuffixlist import PublicSuffixList
+
+# The Public Suffix List (bundled with the package, no network): `*.co.uk` or `*.github.io`
+# would hand a credential to every customer of that suffix.
+_PUBLIC_SUFFIXES = PublicSuffixList()
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -97,8 +102,11 @@ def parse_host_rule(text: str) -> HostRule:
     if "*" in host_part:
         raise ValueError(f"host rule {text!r}: only a leading '*.' wildcard is allowed")
     host = canonical_host(host_part)
-    if wildcard and (host.count(".") < 1 or _is_ip(host)):
-        raise ValueError(f"host rule {text!r}: a wildcard must cover a registrable domain, e.g. *.example.com")
+    if wildcard and (_is_ip(host) or _PUBLIC_SUFFIXES.is_public(host)):
+        raise ValueError(
+            f"host rule {text!r}: {host} is a public suffix shared by unrelated owners; "
+            "a wildcard must sit under a registrable domain, e.g. *.example.com"
+        )
     return HostRule(host=host, port=port, wildcard=wildcard)
 
 

@@ -1,39 +1,56 @@
-"""The key-file key store: the data key in a 0600 file beside the vault.
+"""The key-file key store: the key-encryption key in a 0600 file beside the vault.
 
 Any process running as the same user can read it (the trade-off gh makes when no
-keychain exists); `clavis-mcp doctor` says so.
+keychain exists); `clavis-mcp init` warns and `clavis-mcp doctor` says so.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import uuid
 from pathlib import Path
 
-from .crypto import KEY_BYTES, DataKey
+from .crypto import KEY_BYTES
 from .errors import VaultCorrupted, VaultLocked
+from .keystore import Params
 from .paths import ensure_private, write_private_file
 
 KEY_FILE = "vault.key"
+WARNING = "any process running as this user can read the key file; prefer --key-store keychain or passphrase"
 
 
-def create_keyfile(home: Path) -> bytes:
-    path = home / KEY_FILE
-    if path.exists():
-        raise VaultCorrupted(f"{path} already exists without a vault; move it away before running init")
-    _, raw = DataKey.generate()
-    write_private_file(path, base64.b64encode(raw) + b"\n")
-    return raw
+class KeyFileStore:
+    kind = "keyfile"
+
+    def create(self, home: Path, vault_id: str) -> tuple[bytes, Params]:
+        name = KEY_FILE if not (home / KEY_FILE).exists() else f"vault-{uuid.uuid4().hex[:8]}.key"
+        kek = os.urandom(KEY_BYTES)
+        write_private_file(home / name, base64.b64encode(kek) + b"\n")
+        return kek, {"file": name}
+
+    def load(self, home: Path, vault_id: str, params: Params) -> bytes:
+        path = home / _file_name(params)
+        if not path.exists():
+            raise VaultLocked(f"the vault key file {path} is missing; restore it from your backup")
+        ensure_private(path)
+        try:
+            kek = base64.b64decode(path.read_bytes().strip(), validate=True)
+        except ValueError:
+            kek = b""
+        if len(kek) != KEY_BYTES:
+            raise VaultCorrupted(f"the vault key file {path} is damaged; restore it from your backup")
+        return kek
+
+    def discard(self, home: Path, params: Params) -> None:
+        (home / _file_name(params)).unlink(missing_ok=True)
+
+    def describe(self, home: Path, params: Params) -> str:
+        return f"key file {home / _file_name(params)} ({WARNING})"
 
 
-def load_keyfile(home: Path) -> bytes:
-    path = home / KEY_FILE
-    if not path.exists():
-        raise VaultLocked(f"the vault key file {path} is missing; restore it from your backup")
-    ensure_private(path)
-    try:
-        raw = base64.b64decode(path.read_bytes().strip(), validate=True)
-    except ValueError:
-        raise VaultCorrupted(f"the vault key file {path} is damaged; restore it from your backup") from None
-    if len(raw) != KEY_BYTES:
-        raise VaultCorrupted(f"the vault key file {path} is damaged; restore it from your backup")
-    return raw
+def _file_name(params: Params) -> str:
+    name = str(params.get("file", ""))
+    if not name or "/" in name or name.startswith("."):
+        raise VaultCorrupted(f"the vault header names an invalid key file {name!r}; restore it from a backup")
+    return name

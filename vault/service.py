@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .errors import InvalidService
@@ -19,6 +19,8 @@ from .secret import Secret
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_METHOD = re.compile(r"^[A-Z]{1,20}$")
+_QUERY_PARAM = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 PLACEHOLDER = "{secret}"
 
 AuthKind = Literal["header", "basic", "query"]
@@ -33,11 +35,15 @@ class AuthSpec:
     ``basic``: ``Authorization: Basic base64(template)``, the template being ``user:{secret}``
     or ``{secret}:`` (the key as user name, as Stripe does).
     ``query``: query parameter ``name`` set to the secret.
+
+    ``extra_headers`` are fixed, non-secret headers the provider requires next to the
+    credential (``anthropic-version: 2023-06-01``); the proxy sets them with the credential.
     """
 
     kind: AuthKind
     name: str
     template: str = PLACEHOLDER
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         match self.kind:
@@ -73,6 +79,7 @@ class Service:
     path_prefixes: tuple[str, ...] = ()  # allowed path prefixes, normalised; empty: all
     created_at: float = 0.0
     expires_at: float | None = None
+    rotated_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def owns(self, host: str, port: int, scheme: str = "https") -> bool:
@@ -85,6 +92,22 @@ class Service:
             return False
         default_port = 443 if scheme == "https" else 80
         return any(rule.matches(host, port, default_port) for rule in self.hosts)
+
+    @property
+    def effective_prefixes(self) -> tuple[str, ...]:
+        """The path prefixes this service claims on its hosts; no restriction claims ``/``."""
+        return self.path_prefixes or ("/",)
+
+    def prefix_for(self, path: str) -> str | None:
+        """The longest of this service's path prefixes that covers ``path`` (already normalised)."""
+        covering = [p for p in self.effective_prefixes if prefix_covers(p, path)]
+        return max(covering, key=len) if covering else None
+
+
+def prefix_covers(prefix: str, path: str) -> bool:
+    """Segment-wise: ``/v1`` covers ``/v1`` and ``/v1/models`` but not ``/v10``."""
+    path = path.split("?", 1)[0] or "/"
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
 
 
 def validate_name(name: str) -> str:
@@ -126,6 +149,51 @@ def validate_template(template: str) -> str:
     return template
 
 
+def normalise_methods(methods: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Upper-case HTTP method tokens, without duplicates; CONNECT and TRACE are never allowed."""
+    result = []
+    for method in methods:
+        upper = method.strip().upper()
+        if not _METHOD.match(upper):
+            raise InvalidService(f"invalid HTTP method {method!r}; use names such as GET or POST")
+        if upper in ("CONNECT", "TRACE", "TRACK"):
+            raise InvalidService(f"method {upper} cannot be allowed for a service")
+        result.append(upper)
+    return tuple(dict.fromkeys(result))
+
+
+def normalise_path_prefix(text: str) -> str:
+    """One spelling per prefix: absolute, no dot segments, no encoding, no trailing slash.
+
+    Anything ambiguous (``%2e``, ``//``, ``..``, a query) is refused rather than guessed, so the
+    prefix the user registered is the one the proxy compares against normalised paths.
+    """
+    if not text.startswith("/"):
+        raise InvalidService(f"path prefix {text!r} must start with '/', e.g. /v1/")
+    if _CONTROL.search(text) or any(c in text for c in "?#%\\ "):
+        raise InvalidService(f"path prefix {text!r} must be a plain path (no query, '%', '\\', spaces)")
+    segments = text.strip("/").split("/") if text.strip("/") else []
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise InvalidService(f"path prefix {text!r} has an empty, '.' or '..' segment; write it plainly")
+    return "/" + "/".join(segments)
+
+
+def normalise_path_prefixes(prefixes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(normalise_path_prefix(p) for p in prefixes))
+
+
+def validate_extra_headers(headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Fixed non-secret headers: valid names, no control characters, no credential placeholder."""
+    result = []
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name) or _CONTROL.search(value) or PLACEHOLDER in value:
+            raise InvalidService(f"fixed header {name!r} must be a valid name with a plain value (no {{secret}})")
+        if name.lower() in ("authorization", "proxy-authorization", "host", "cookie"):
+            raise InvalidService(f"{name} cannot be a fixed header; it is set by the auth method or the proxy")
+        result.append((name, value))
+    return tuple(result)
+
+
 def validate_secret(value: str) -> Secret:
     """Refuse values that would split a header or vanish in transit."""
     if not value:
@@ -135,3 +203,35 @@ def validate_secret(value: str) -> Secret:
     if value != value.strip():
         raise InvalidService("the secret has leading or trailing spaces; check what you pasted")
     return Secret(value)
+
+
+AUTH_CHOICES = ("bearer", "header", "basic", "query")
+
+
+def build_auth(
+    kind: str,
+    *,
+    header: str | None = None,
+    template: str | None = None,
+    param: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> AuthSpec:
+    """The one way the CLI, the connector catalog and imports turn an auth description into an AuthSpec."""
+    match kind:
+        case "bearer":
+            auth = AuthSpec(
+                kind="header", name="Authorization", template=validate_template(template or "Bearer {secret}")
+            )
+        case "header":
+            auth = parse_header_template(f"{header or 'Authorization'}: {template or PLACEHOLDER}")
+        case "basic":
+            auth = AuthSpec(kind="basic", name="Authorization", template=validate_template(template or "{secret}:"))
+            if ":" not in auth.template:
+                raise InvalidService("a basic-auth template is 'user:{secret}' or '{secret}:' (the key as user name)")
+        case "query":
+            if not param or not _QUERY_PARAM.match(param):
+                raise InvalidService(f"query auth needs a parameter name such as 'key' or 'api_key', not {param!r}")
+            auth = AuthSpec(kind="query", name=param)
+        case _:
+            raise InvalidService(f"unknown auth method {kind!r}; choose one of: {', '.join(AUTH_CHOICES)}")
+    return replace(auth, extra_headers=validate_extra_headers(extra_headers or {}))

@@ -2,7 +2,11 @@
 
 SQLite in WAL mode gives what several processes at once (the MCP server, the standalone
 proxy, the CLI) need: atomic transactions, readers that never block the writer, and a
-file that a crash leaves in the old or the new state.
+file that a crash leaves in the old or the new state. Every change is one ``BEGIN
+IMMEDIATE`` transaction, so concurrent writers queue instead of losing each other's work.
+
+The data key is stored wrapped in the ``meta`` table by the key store's key (see
+:mod:`vault.keystore`); ``docs/vault-format.md`` describes every row and byte.
 """
 
 from __future__ import annotations
@@ -14,22 +18,29 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .crypto import DataKey, associated_data
-from .errors import DuplicateService, UnknownService, VaultCorrupted, VaultError, VaultNotFound
+from .crypto import DataKey, WrongKey, associated_data, wrap_context
+from .errors import (
+    DuplicateService,
+    UnknownService,
+    VaultCorrupted,
+    VaultError,
+    VaultLocked,
+    VaultNotFound,
+)
 from .hosts import canonical_host, parse_host_rule, rules_overlap
-from .keyfile import create_keyfile, load_keyfile
+from .keyfile import KeyFileStore
+from .keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
 from .secret import Secret
 from .service import AuthSpec, Service
 
 DB_NAME = "vault.db"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SECRET_FIELD = "credential"
-_KEY_CHECK = b"clavis-mcp key check"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,17 +71,55 @@ class Snapshot:
                 return service
         raise UnknownService(name, [s.name for s in self.services])
 
-    def owner_of(self, host: str, port: int, scheme: str) -> Service | None:
-        """The service whose host rules cover this destination; exact rules beat wildcards."""
+    def owners(self, host: str, port: int, scheme: str) -> tuple[Service, ...]:
+        """Every service with a host rule covering this destination, whatever the path."""
         try:
             host = canonical_host(host)
         except ValueError:
-            return None
-        owners = [s for s in self.services if s.owns(host, port, scheme)]
+            return ()
+        return tuple(s for s in self.services if s.owns(host, port, scheme))
+
+    def owner_of(self, host: str, port: int, scheme: str, path: str | None = None) -> Service | None:
+        """The one service this destination belongs to, or None if none or no single best.
+
+        With ``path`` (already normalised), services sharing a host are told apart by their path
+        prefixes: the longest covering prefix wins. Then an exact host rule beats a wildcard.
+        Registration refuses two services that could tie, so None here means "no owner".
+        """
+        owners = self.owners(host, port, scheme)
+        if path is not None:
+            ranked = [(len(p), s) for s in owners if (p := s.prefix_for(path)) is not None]
+            best = max((rank for rank, _ in ranked), default=-1)
+            owners = tuple(s for rank, s in ranked if rank == best)
         if len(owners) > 1:
-            exact = [s for s in owners if any(not r.wildcard and r.host == host for r in s.hosts)]
-            owners = exact or owners
+            canonical = canonical_host(host)
+            exact = [s for s in owners if any(not r.wildcard and r.host == canonical for r in s.hosts)]
+            owners = tuple(exact) or owners
         return owners[0] if len(owners) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStoreInfo:
+    """Which key store protects a vault, for `doctor` and `init`; holds no secret."""
+
+    kind: str
+    description: str
+
+
+def read_key_store(home: Path) -> KeyStoreInfo:
+    """Which key store protects the vault at ``home``, read from its header without unlocking it."""
+    db_path = home / DB_NAME
+    if not db_path.exists():
+        raise VaultNotFound(f"no vault at {home}; create one with: clavis-mcp init")
+    try:
+        conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        raise VaultCorrupted(f"the vault file {db_path} is unreadable ({exc}); restore it from a backup") from None
+    try:
+        kind, params = _key_meta(_read_meta(conn, db_path), db_path)
+    finally:
+        conn.close()
+    return KeyStoreInfo(kind, key_store(kind).describe(home, params))
 
 
 class Vault:
@@ -87,43 +136,67 @@ class Vault:
     # -- lifecycle -----------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, home: Path) -> Vault:
+    def create(cls, home: Path, store: KeyStore | None = None) -> Vault:
+        """Create a vault whose data key is wrapped by ``store`` (default: a key file).
+
+        The database is written under a temporary name and linked into place in one step, so
+        a crash or a concurrent `init` never leaves a half-made vault behind.
+        """
+        store = store or KeyFileStore()
         make_private_dir(home)
         db_path = home / DB_NAME
         if db_path.exists():
             raise VaultError(f"a vault already exists at {home}; use it, or choose another CLAVIS_HOME")
-        raw_key = create_keyfile(home)
-        key = DataKey(raw_key)
         vault_id = uuid.uuid4().hex
-        conn = _connect(db_path)
-        with conn:
-            conn.executescript(_SCHEMA)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", SCHEMA_VERSION),
-                    ("vault_id", vault_id),
-                    ("key_store", "keyfile"),
-                    ("created_at", repr(time.time())),
-                    ("key_check", key.seal(_KEY_CHECK, associated_data(vault_id, "", "key_check")).hex()),
-                ],
-            )
-        return cls(home, conn, key, vault_id)
+        key = DataKey.generate()
+        kek, params = store.create(home, vault_id)
+        tmp = home / f".{DB_NAME}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            conn = _connect(tmp)
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("schema_version", SCHEMA_VERSION),
+                        ("vault_id", vault_id),
+                        ("created_at", repr(time.time())),
+                        *_key_rows(key, kek, store.kind, params, vault_id),
+                    ],
+                )
+            conn.close()
+            try:
+                db_path.hardlink_to(tmp)
+            except FileExistsError:
+                raise VaultError(f"a vault was just created at {home} by another process; use it") from None
+        except BaseException:
+            store.discard(home, params)
+            raise
+        finally:
+            for path in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+                path.unlink(missing_ok=True)
+        return cls(home, _connect(db_path), key, vault_id)
 
     @classmethod
-    def open(cls, home: Path) -> Vault:
+    def open(cls, home: Path, *, ask_passphrase: AskPassphrase | None = None) -> Vault:
+        """Open the vault at ``home``; ``ask_passphrase`` is called only for a passphrase vault
+        when ``CLAVIS_PASSPHRASE`` is not set."""
         db_path = home / DB_NAME
         if not db_path.exists():
             raise VaultNotFound(f"no vault at {home}; create one with: clavis-mcp init")
         ensure_private(home)
-        ensure_private(db_path)
-        key = DataKey(load_keyfile(home))
+        for path in (db_path, home / f"{DB_NAME}-wal", home / f"{DB_NAME}-shm"):
+            ensure_private(path)
         try:
             conn = _connect(db_path)
         except sqlite3.DatabaseError as exc:
             raise VaultCorrupted(f"the vault file {db_path} is unreadable ({exc}); restore it from a backup") from None
         try:
-            vault_id = _check_meta(conn, key, db_path)
+            meta = _read_meta(conn, db_path)
+            vault_id = meta["vault_id"]
+            kind, params = _key_meta(meta, db_path)
+            kek = key_store(kind, ask_passphrase).load(home, vault_id, params)
+            key = _unwrap(meta, kek, kind, vault_id)
         except BaseException:
             conn.close()
             raise
@@ -132,6 +205,33 @@ class Vault:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # -- key store -----------------------------------------------------------------------------
+
+    def key_store_info(self) -> KeyStoreInfo:
+        return read_key_store(self.home)
+
+    def rekey(self, new: KeyStore) -> KeyStoreInfo:
+        """Re-wrap the data key under a new key store (or a new passphrase), in one transaction.
+
+        New key material is made first; the header switches to it at commit; the old material
+        is removed only after the commit. A crash leaves the old or the new header, and at worst
+        an unused key file or keychain entry.
+        """
+        with self.transaction() as conn:
+            old_kind, old_params = _key_meta(_read_meta(conn, self.home / DB_NAME), self.home / DB_NAME)
+            kek, params = new.create(self.home, self.vault_id)
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    _key_rows(self._key, kek, new.kind, params, self.vault_id),
+                )
+            except BaseException:
+                new.discard(self.home, params)
+                raise
+        if (old_kind, old_params) != (new.kind, params):
+            key_store(old_kind).discard(self.home, old_params)
+        return self.key_store_info()
 
     # -- services ------------------------------------------------------------------------------
 
@@ -149,23 +249,41 @@ class Vault:
 
     def add_service(self, service: Service, secret: Secret) -> None:
         with self.transaction() as conn:
-            for other in self.list_services():
-                if other.name == service.name:
-                    raise DuplicateService(
-                        f"a service named {service.name!r} already exists; remove it first or pick another name"
-                    )
-                for mine in service.hosts:
-                    for theirs in other.hosts:
-                        if rules_overlap(mine, theirs):
-                            raise DuplicateService(
-                                f"host {mine} overlaps host {theirs} of service {other.name!r}; "
-                                "a destination must belong to one service"
-                            )
+            others = self.list_services()
+            if any(other.name == service.name for other in others):
+                raise DuplicateService(
+                    f"a service named {service.name!r} already exists; remove it first or pick another name"
+                )
+            _refuse_conflicts(service, others)
             conn.execute(
                 "INSERT INTO services (name, definition, updated_at) VALUES (?, ?, ?)",
                 (service.name, _service_to_json(service), time.time()),
             )
             self._write_secret(conn, service.name, SECRET_FIELD, secret)
+
+    def update_service(self, service: Service) -> Service:
+        """Replace the non-secret definition of an existing service (its secrets stay)."""
+        with self.transaction() as conn:
+            current = self.get_service(service.name)
+            service = replace(service, created_at=current.created_at, rotated_at=current.rotated_at)
+            _refuse_conflicts(service, self.list_services())
+            conn.execute(
+                "UPDATE services SET definition = ?, updated_at = ? WHERE name = ?",
+                (_service_to_json(service), time.time(), service.name),
+            )
+        return service
+
+    def rotate_secret(self, name: str, secret: Secret) -> Service:
+        """Replace the credential of ``name``; the old ciphertext is overwritten, not kept."""
+        with self.transaction() as conn:
+            service = replace(self.get_service(name), rotated_at=time.time())
+            conn.execute(
+                "UPDATE services SET definition = ?, updated_at = ? WHERE name = ?",
+                (_service_to_json(service), time.time(), name),
+            )
+            self._write_secret(conn, name, SECRET_FIELD, secret)
+        self._checkpoint()
+        return service
 
     def remove_service(self, name: str) -> None:
         with self.transaction() as conn:
@@ -173,6 +291,7 @@ class Vault:
             conn.execute("DELETE FROM secrets WHERE service = ?", (name,))
         if not deleted:
             raise UnknownService(name, [s.name for s in self.list_services()])
+        self._checkpoint()
 
     def secret(self, name: str, field: str = SECRET_FIELD) -> Secret:
         with self._lock:
@@ -231,22 +350,77 @@ class Vault:
         blob = self._key.seal(secret.reveal().encode("utf-8"), associated_data(self.vault_id, service, field))
         conn.execute("INSERT OR REPLACE INTO secrets (service, field, blob) VALUES (?, ?, ?)", (service, field, blob))
 
+    def _checkpoint(self) -> None:
+        """Move committed pages out of the WAL so a replaced ciphertext does not linger there.
 
-def _check_meta(conn: sqlite3.Connection, key: DataKey, db_path: Path) -> str:
-    """Return the vault id after checking the format and that ``key`` is this vault's key."""
+        Best effort: a reader in another process may hold old pages; they go at its next checkpoint.
+        """
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+
+def _refuse_conflicts(service: Service, others: list[Service]) -> None:
+    """Two services may share a host only if their path prefixes differ (the longest then wins)."""
+    for other in others:
+        if other.name == service.name:
+            continue
+        shared = sorted(set(service.effective_prefixes) & set(other.effective_prefixes))
+        if not shared:
+            continue
+        for mine in service.hosts:
+            for theirs in other.hosts:
+                if rules_overlap(mine, theirs):
+                    raise DuplicateService(
+                        f"host {mine} overlaps host {theirs} of service {other.name!r} on path prefix {shared[0]}; "
+                        "a destination must belong to one service: use another host, or distinct --path-prefix"
+                    )
+
+
+def _key_rows(key: DataKey, kek: bytes, kind: str, params: Params, vault_id: str) -> list[tuple[str, str]]:
+    wrapped = key.wrap(kek, associated_data(vault_id, "", wrap_context(kind)))
+    return [
+        ("key_store", kind),
+        ("key_params", json.dumps(params, sort_keys=True)),
+        ("wrapped_key", wrapped.hex()),
+    ]
+
+
+def _read_meta(conn: sqlite3.Connection, db_path: Path) -> dict[str, str]:
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as exc:
         raise VaultCorrupted(f"the vault file {db_path} is unreadable ({exc}); restore it from a backup") from None
+    if meta.get("schema_version") == "1":
+        raise VaultCorrupted(
+            f"the vault {db_path} was made by a development version (format 1); "
+            "create a new one with clavis-mcp init in an empty CLAVIS_HOME and re-add the services"
+        )
     if meta.get("schema_version") != SCHEMA_VERSION or "vault_id" not in meta:
         raise VaultCorrupted(f"the vault file {db_path} has an unknown format; restore it from a backup")
-    vault_id = meta["vault_id"]
+    return meta
+
+
+def _key_meta(meta: dict[str, str], db_path: Path) -> tuple[str, Params]:
     try:
-        check = bytes.fromhex(meta.get("key_check", ""))
-    except ValueError:
-        check = b""
-    key.open(check, associated_data(vault_id, "", "key_check"), "the vault key check")
-    return vault_id
+        params = json.loads(meta["key_params"])
+        if not isinstance(params, dict):
+            raise ValueError("not an object")
+        return meta["key_store"], params
+    except (KeyError, ValueError) as exc:
+        raise VaultCorrupted(f"the key store header of {db_path} is damaged ({exc!r}); restore a backup") from None
+
+
+def _unwrap(meta: dict[str, str], kek: bytes, kind: str, vault_id: str) -> DataKey:
+    try:
+        wrapped = bytes.fromhex(meta.get("wrapped_key", ""))
+        return DataKey.unwrap(kek, wrapped, associated_data(vault_id, "", wrap_context(kind)))
+    except (ValueError, WrongKey):
+        if kind == "passphrase":
+            raise VaultLocked("wrong passphrase: the vault stays locked; try again") from None
+        raise VaultCorrupted(
+            f"the key from the {kind} does not open this vault (key check failed): the key or the vault "
+            "header was replaced or damaged; restore both from the same backup"
+        ) from None
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
@@ -257,6 +431,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA secure_delete=ON")
     except BaseException:
         conn.close()
         raise
@@ -267,7 +442,12 @@ def _service_to_json(service: Service) -> str:
     return json.dumps(
         {
             "connector": service.connector,
-            "auth": {"kind": service.auth.kind, "name": service.auth.name, "template": service.auth.template},
+            "auth": {
+                "kind": service.auth.kind,
+                "name": service.auth.name,
+                "template": service.auth.template,
+                "extra_headers": [list(pair) for pair in service.auth.extra_headers],
+            },
             "hosts": [str(rule) for rule in service.hosts],
             "local": service.local,
             "allow_http": service.allow_http,
@@ -276,6 +456,7 @@ def _service_to_json(service: Service) -> str:
             "path_prefixes": list(service.path_prefixes),
             "created_at": service.created_at,
             "expires_at": service.expires_at,
+            "rotated_at": service.rotated_at,
         },
         sort_keys=True,
     )
@@ -284,10 +465,12 @@ def _service_to_json(service: Service) -> str:
 def _service_from_json(name: str, definition: str) -> Service:
     try:
         data = json.loads(definition)
+        auth = dict(data["auth"])
+        auth["extra_headers"] = tuple((str(k), str(v)) for k, v in auth.get("extra_headers", ()))
         return Service(
             name=name,
             connector=data["connector"],
-            auth=AuthSpec(**data["auth"]),
+            auth=AuthSpec(**auth),
             hosts=tuple(parse_host_rule(rule) for rule in data["hosts"]),
             local=bool(data["local"]),
             allow_http=bool(data["allow_http"]),
@@ -296,6 +479,7 @@ def _service_from_json(name: str, definition: str) -> Service:
             path_prefixes=tuple(data.get("path_prefixes", ())),
             created_at=float(data["created_at"]),
             expires_at=data["expires_at"],
+            rotated_at=data.get("rotated_at"),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise VaultCorrupted(f"the definition of service {name!r} is damaged ({exc!r}); remove and re-add it") from None
