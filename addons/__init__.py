@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from vault import AuditLog, Vault
+from vault import AuditLog, HostRule, Vault
 
 from .audit_trail import AuditTrail
 from .client_auth import ClientAuth
 from .destination import DestinationCheck
+from .dial_guard import DialGuard, Resolver
 from .inject import InjectCredential
+from .ratelimits import RecordRateLimits
 from .redact import RedactResponse
+from .request_policy import RequestPolicy
 
 
-def default_addons(vault: Vault, audit: AuditLog, tokens: Callable[[], Mapping[str, str]]) -> list[object]:
-    """Authenticate, decide, inject, then on the way back redact before the audit records."""
+def default_addons(
+    vault: Vault,
+    audit: AuditLog,
+    tokens: Callable[[], Mapping[str, str]],
+    *,
+    passthrough: Sequence[HostRule] = (),
+    resolver: Resolver | None = None,
+) -> list[object]:
+    """Authenticate, decide, check the dialled address, inject; on the way back redact, note the
+    rate limits, then audit (the audit record carries the redaction count)."""
     return [
         ClientAuth(tokens),
-        DestinationCheck(vault),
+        DestinationCheck(vault, passthrough),
+        DialGuard(vault, resolver),
+        RequestPolicy(vault),
         InjectCredential(vault),
         RedactResponse(vault),
+        RecordRateLimits(vault),
         AuditTrail(audit),
     ]
 
 
-__all__ = ["AuditTrail", "ClientAuth", "DestinationCheck", "InjectCredential", "RedactResponse", "default_addons"]
+__all__ = [
+    "AuditTrail",
+    "ClientAuth",
+    "DestinationCheck",
+    "DialGuard",
+    "InjectCredential",
+    "RecordRateLimits",
+    "RedactResponse",
+    "RequestPolicy",
+    "default_addons",
+]

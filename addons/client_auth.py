@@ -39,7 +39,8 @@ def _digest(value: str) -> bytes:
 
 
 class ClientAuth:
-    """``tokens`` maps a client name to its token; a callable lets the CLI revoke without restart."""
+    """``tokens`` maps a client name to its token; it is called on every request, so a revocation
+    in the vault takes effect at once, even inside a tunnel that was opened before it."""
 
     def __init__(self, tokens: Callable[[], Mapping[str, str]]) -> None:
         self._tokens = tokens
@@ -62,11 +63,16 @@ class ClientAuth:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         client = self._tunnels.get(flow.client_conn)
-        if client is not None:
+        if client is None:
+            self._check(flow)
+        elif client not in self._tokens():
+            # Revoked while its tunnel was open: the next request inside it is refused.
+            del self._tunnels[flow.client_conn]
+            flow.request.headers.pop(PROXY_AUTH, None)
+            refuse(flow, 407, f"the proxy credential of {client!r} was revoked; get a new one with `clavis-mcp env`")
+        else:
             flow.metadata[CLIENT] = client
             flow.request.headers.pop(PROXY_AUTH, None)
-        else:
-            self._check(flow)
 
     def _check(self, flow: http.HTTPFlow) -> str | None:
         header = flow.request.headers.get(PROXY_AUTH, "")

@@ -1,23 +1,32 @@
 """Destination check: decide which service (if any) owns where a request is going.
 
 One canonical spelling of the destination is computed once and recorded on the flow; every
-later step (injection, audit, dialling) uses it. The Host header, the CONNECT target and the
-TLS SNI must agree, or the request is refused with 421 before any credential is involved.
+later step (injection, audit, dialling) uses it, and the request's own host is rewritten to
+it so what was judged is what is sent. The Host header, the CONNECT target and the TLS SNI
+must agree, or the request is refused with 421 before any credential is involved.
+
+Hosts that belong to no service are refused with a reason the agent can read, unless the
+user listed them for passthrough: then their tunnels are forwarded opaquely (TLS is not
+intercepted, no credential is ever added). TLS is intercepted only for service hosts.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mitmproxy import http
+from mitmproxy import connection, ctx, http, tls
 
-from vault import Snapshot, UnknownService, Vault, canonical_host, is_public_address
+from vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_public_address
 from vault.service import Service
 
-from .flowmeta import DESTINATION, SELECT_HEADER, SERVICE, STARTED, is_settled, refuse
+from .flowmeta import BUFFERED, DECISION, DESTINATION, REASON, SELECT_HEADER, SERVICE, STARTED, is_settled, refuse
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +34,7 @@ class Verdict:
     service: Service | None
     status: int = 0
     reason: str = ""
+    passthrough: bool = False
 
 
 def split_authority(authority: str, default_port: int) -> tuple[str, int]:
@@ -41,6 +51,23 @@ def split_authority(authority: str, default_port: int) -> tuple[str, int]:
     return canonical_host(host), int(port_text) if port_text else default_port
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` and friends, 127.0.0.0/8, ::1, 0.0.0.0 and ::: where the proxy itself listens."""
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def is_passthrough(rules: Sequence[HostRule], host: str, port: int, default_port: int = 443) -> bool:
+    return any(rule.matches(host, port, default_port) for rule in rules)
+
+
 def decide(
     snapshot: Snapshot,
     *,
@@ -51,6 +78,8 @@ def decide(
     host_header: str | None,
     sni: str | None,
     selected: str | None,
+    passthrough: Sequence[HostRule] = (),
+    proxy_ports: frozenset[int] = frozenset(),
 ) -> Verdict:
     """The whole destination policy as a pure function of what the proxy saw."""
     if method.upper() in REFUSED_METHODS:
@@ -66,6 +95,8 @@ def decide(
             return Verdict(None, 421, f"TLS server name {sni!r} does not match the destination {host}")
     except ValueError as exc:
         return Verdict(None, 400, f"malformed destination: {exc}")
+    if port in proxy_ports and is_loopback_host(host):
+        return Verdict(None, 403, f"{host}:{port} is clavis-mcp's own proxy port; a request to it would loop")
     if selected is not None:
         try:
             service = snapshot.service(selected)
@@ -76,7 +107,9 @@ def decide(
     else:
         owner = snapshot.owner_of(host, port, scheme)
         if owner is None:
-            return Verdict(None, 403, f"no service is registered for {scheme}://{host}:{port}")
+            if is_passthrough(passthrough, host, port, default_port):
+                return Verdict(None, passthrough=True)
+            return Verdict(None, 403, unowned_reason(snapshot, scheme, host, port))
         service = owner
     if not service.local and not is_public_address(host):
         return Verdict(
@@ -85,9 +118,30 @@ def decide(
     return Verdict(service)
 
 
+def unowned_reason(snapshot: Snapshot, scheme: str, host: str, port: int) -> str:
+    """Why nothing owns this destination, with the hint an agent or its user can act on."""
+    if any(snapshot.owner_of(host, port, other) for other in ("https", "http") if other != scheme):
+        other = "https" if scheme == "http" else "http"
+        return f"no service is registered for {scheme}://{host}:{port}; its service expects {other}://"
+    return (
+        f"no service is registered for {scheme}://{host}:{port}; add one with `clavis-mcp add`, "
+        "or let it through untouched with `clavis-mcp proxy --passthrough HOST`"
+    )
+
+
 class DestinationCheck:
-    def __init__(self, vault: Vault) -> None:
+    """``passthrough``: host rules whose tunnels are forwarded opaquely when no service owns them."""
+
+    def __init__(self, vault: Vault, passthrough: Sequence[HostRule] = ()) -> None:
         self._vault = vault
+        self._passthrough = tuple(passthrough)
+        self._opaque: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+        self.proxy_ports: frozenset[int] = frozenset()
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        if server is not None:
+            self.proxy_ports = frozenset(address[1] for address in server.listen_addrs())
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Refuse a tunnel to a host no service owns, before any TLS is intercepted."""
@@ -100,8 +154,22 @@ class DestinationCheck:
             refuse(flow, 400, f"malformed destination: {exc}")
             return
         port = flow.request.port
-        if not any(snapshot.owner_of(host, port, scheme) for scheme in ("https", "http")):
-            refuse(flow, 403, f"no service is registered for {host}:{port}")
+        flow.metadata[DESTINATION] = ("https", host, port)
+        if port in self.proxy_ports and is_loopback_host(host):
+            refuse(flow, 403, f"{host}:{port} is clavis-mcp's own proxy port; a request to it would loop")
+        elif any(snapshot.owner_of(host, port, scheme) for scheme in ("https", "http")):
+            return
+        elif is_passthrough(self._passthrough, host, port):
+            self._opaque.add(flow.client_conn)
+            flow.metadata[DECISION] = "passed"
+            flow.metadata[REASON] = "passthrough host: tunnelled without interception or credential"
+        else:
+            refuse(flow, 403, unowned_reason(snapshot, "https", host, port))
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Only service hosts are intercepted; a passthrough tunnel stays end-to-end encrypted."""
+        if data.context.client in self._opaque:
+            data.ignore_connection = True
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         flow.metadata.setdefault(STARTED, time.monotonic())
@@ -119,9 +187,19 @@ class DestinationCheck:
             host_header=request.host_header,
             sni=flow.client_conn.sni if flow.client_conn.tls else None,
             selected=selected,
+            passthrough=self._passthrough,
+            proxy_ports=self.proxy_ports,
         )
+        if verdict.passthrough:
+            flow.metadata[DECISION] = "passed"
+            flow.metadata[DESTINATION] = (request.scheme, canonical_host(request.host), request.port)
+            return
         if verdict.service is None:
             refuse(flow, verdict.status, verdict.reason)
             return
+        host = canonical_host(request.host)
+        if request.host != host:
+            request.host = host  # the canonical spelling is what is dialled and sent as Host
         flow.metadata[SERVICE] = verdict.service.name
-        flow.metadata[DESTINATION] = (request.scheme, canonical_host(request.host), request.port)
+        flow.metadata[DESTINATION] = (request.scheme, host, request.port)
+        flow.metadata[BUFFERED] = selected is not None

@@ -15,6 +15,7 @@ REASON = "clavis.reason"  # why, in words an agent can act on (no secret)
 REDACTIONS = "clavis.redactions"  # count of secrets scrubbed from the response
 STARTED = "clavis.started"  # monotonic time the request arrived
 DESTINATION = "clavis.destination"  # canonical (scheme, host, port) the decision was taken on
+BUFFERED = "clavis.buffered"  # the client named its service (call_service): keep the response whole
 
 REFUSED_HEADER = "X-Clavis-Refused"
 SELECT_HEADER = "X-Clavis-Service"  # internal: which service a call_service request is for

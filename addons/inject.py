@@ -2,7 +2,8 @@
 
 Every header that could carry a credential or steer the proxy is removed in any spelling
 before the service's credential is set, so the agent cannot choose where the secret lands
-nor smuggle a second credential next to it.
+nor smuggle a second credential next to it. ``Cookie`` is removed only for services whose
+credential is a cookie: elsewhere it is the agent's own session state.
 """
 
 from __future__ import annotations
@@ -13,10 +14,21 @@ from mitmproxy import http
 
 from vault import Vault
 
-from .flowmeta import DECISION, INTERNAL_PREFIX, SERVICE, is_settled
+from .flowmeta import DECISION, INTERNAL_PREFIX, SERVICE, is_settled, refuse
 
-ALWAYS_STRIPPED = ("authorization", "proxy-authorization", "forwarded", "via")
+ALWAYS_STRIPPED = (
+    "authorization",
+    "proxy-authorization",
+    "proxy-connection",
+    "forwarded",
+    "via",
+    "x-real-ip",
+    "true-client-ip",
+)
 STRIPPED_PREFIXES = ("x-forwarded-", INTERNAL_PREFIX)
+# What redaction can decode; anything else could hide a reflected secret from it.
+DECODABLE_ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def header_key(name: str) -> str:
@@ -35,6 +47,14 @@ def headers_to_strip(names: list[str], credential_header: str | None) -> list[st
     return stripped
 
 
+def decodable_accept_encoding(value: str | None) -> str:
+    """The client's ``Accept-Encoding`` narrowed to what the response redaction can decode."""
+    if not value:
+        return "identity"
+    kept = [part.strip() for part in value.split(",") if part.split(";")[0].strip().lower() in DECODABLE_ENCODINGS]
+    return ", ".join(kept) or "identity"
+
+
 class InjectCredential:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
@@ -47,11 +67,19 @@ class InjectCredential:
         service = snapshot.service(name)
         secret = snapshot.secrets[name]
         request = flow.request
+        if request.scheme != "https" and not service.allow_http:
+            refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
+            return
         for header in headers_to_strip(list(request.headers.keys()), service.auth.header_name):
             request.headers.pop(header, None)
+        request.headers["Accept-Encoding"] = decodable_accept_encoding(request.headers.get("Accept-Encoding"))
         if service.auth.kind == "query":
             query = [(k, v) for k, v in request.query.items(multi=True) if k != service.auth.name]
             request.query = [*query, (service.auth.name, secret.reveal())]
         else:
-            request.headers[service.auth.header_name] = service.auth.header_value(secret)
+            value = service.auth.header_value(secret)
+            if _CONTROL.search(value):
+                refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
+                return
+            request.headers[service.auth.header_name] = value
         flow.metadata[DECISION] = "injected"

@@ -1,17 +1,86 @@
 """Response redaction: the service's secret never comes back to the client, in any encoding.
 
-Runs on every response of a flow that carried a credential: headers first, then the decoded
-body, which mitmproxy re-encodes with the original content encoding.
+Headers (``Location``, ``Set-Cookie``, ``WWW-Authenticate``, any other) are scrubbed as soon
+as they arrive. Bodies are scrubbed after decoding (gzip, deflate, br, zstd). Small bodies of
+known length are buffered and scrubbed whole. Server-sent events, bodies above
+:data:`STREAM_THRESHOLD` and, for HTTPS_PROXY agents, bodies of unknown length are streamed
+through a :class:`~vault.redaction.StreamRedactor` that carries a window across chunks, so
+nothing is held in memory but a chunk and the window. A streamed body is sent decoded,
+because its redacted length is not known in advance. A body that cannot be decoded is not
+passed on (fail closed).
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
+
+import brotli
+import zstandard
 from mitmproxy import http
 
 from vault import Vault
-from vault.redaction import Redactor
+from vault.redaction import Redactor, StreamRedactor
 
-from .flowmeta import REDACTIONS, SERVICE
+from .flowmeta import BUFFERED, REDACTIONS, SERVICE, refuse
+
+STREAM_THRESHOLD = 1024 * 1024
+Decoder = Callable[[bytes], bytes]
+
+
+def should_stream(content_type: str, content_length: str | None, buffered_client: bool) -> bool:
+    """Stream server-sent events, large bodies, and unknown lengths unless the client wants them whole."""
+    if content_type.split(";")[0].strip().lower() == "text/event-stream":
+        return True
+    if content_length is None:
+        return not buffered_client
+    try:
+        return int(content_length) > STREAM_THRESHOLD
+    except ValueError:
+        return True
+
+
+def incremental_decoder(encoding: str) -> Decoder | None:
+    """A chunk-by-chunk decoder for ``Content-Encoding``; None if we cannot decode it."""
+    match encoding.strip().lower():
+        case "" | "identity":
+            return lambda chunk: chunk
+        case "gzip" | "x-gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+        case "deflate":
+            return _deflate_decoder()
+        case "br":
+            return brotli.Decompressor().process
+        case "zstd":
+            return zstandard.ZstdDecompressor().decompressobj().decompress
+    return None
+
+
+def _deflate_decoder() -> Decoder:
+    """``deflate`` is zlib-wrapped by the standard and raw in practice: accept both, as mitmproxy does."""
+    state: dict[str, zlib._Decompress] = {}
+
+    def decode(chunk: bytes) -> bytes:
+        if "d" not in state:
+            if not chunk:
+                return b""
+            state["d"] = zlib.decompressobj(zlib.MAX_WBITS if chunk[0] & 0x0F == 8 else -zlib.MAX_WBITS)
+        return state["d"].decompress(chunk)
+
+    return decode
+
+
+class _StreamedBody:
+    """The ``flow.response.stream`` callable: decode, scrub, pass on; ``b""`` marks the end."""
+
+    def __init__(self, scrubber: StreamRedactor, decode: Decoder) -> None:
+        self.scrubber = scrubber
+        self._decode = decode
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return self.scrubber.flush()
+        return self.scrubber.feed(self._decode(chunk))
 
 
 class RedactResponse:
@@ -34,23 +103,54 @@ class RedactResponse:
             self._cache[key] = redactor
         return redactor
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
-        if name is None or flow.response is None:
+        response = flow.response
+        if name is None or response is None:
             return
         redactor = self.redactor_for(name)
-        response = flow.response
         total = 0
-        for header, value in list(response.headers.items(multi=True)):
-            clean, count = redactor.redact_text(value)
+        for header in set(response.headers.keys()):
+            values = response.headers.get_all(header)
+            cleaned = [redactor.redact_text(value) for value in values]
+            count = sum(c for _, c in cleaned)
             if count:
                 total += count
-                values = [redactor.redact_text(v)[0] for v in response.headers.get_all(header)]
-                response.headers.set_all(header, values)
-        body = response.get_content(strict=False)
+                response.headers.set_all(header, [v for v, _ in cleaned])
+        flow.metadata[REDACTIONS] = total
+        headers = response.headers
+        if not should_stream(
+            headers.get("content-type", ""), headers.get("content-length"), flow.metadata.get(BUFFERED, False)
+        ):
+            return
+        decode = incremental_decoder(headers.get("content-encoding", ""))
+        if decode is None:
+            return  # left buffered: the response hook refuses what it cannot decode
+        headers.pop("content-encoding", None)
+        headers.pop("content-length", None)
+        if response.http_version == "HTTP/1.1" and flow.client_conn.alpn != b"h2":
+            headers["transfer-encoding"] = "chunked"
+        response.stream = _StreamedBody(redactor.stream(), decode)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        name = flow.metadata.get(SERVICE)
+        response = flow.response
+        if name is None or response is None:
+            return
+        if isinstance(response.stream, _StreamedBody):
+            flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + response.stream.scrubber.count
+            return
+        if REDACTIONS not in flow.metadata:
+            self.responseheaders(flow)  # a response made by an addon never went through responseheaders
+        redactor = self.redactor_for(name)
+        try:
+            body = response.get_content(strict=True)
+        except ValueError:
+            encoding = response.headers.get("content-encoding", "")
+            refuse(flow, 502, f"the upstream answered with a body clavis-mcp cannot decode ({encoding}); withheld")
+            return
         if body:
             clean_body, count = redactor.redact(body)
             if count:
-                total += count
+                flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
                 response.set_content(clean_body)
-        flow.metadata[REDACTIONS] = total

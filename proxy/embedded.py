@@ -15,8 +15,9 @@ from mitmproxy import master, options
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 
 from addons import default_addons
+from addons.dial_guard import Resolver
 from certs import LocalCA
-from vault import AuditLog, Vault
+from vault import AuditLog, HostRule, Vault
 
 from .upstream_trust import build_upstream_bundle
 
@@ -48,13 +49,20 @@ class EmbeddedProxy:
         *,
         port: int = 0,
         extra_addons: Sequence[object] = (),
+        passthrough: Sequence[HostRule] = (),
+        resolver: Resolver | None = None,
     ) -> None:
+        """``extra_addons`` run after ours (a test routes real-looking names to loopback in
+        ``server_connect`` after our dial check); ``resolver`` replaces DNS for that check;
+        ``passthrough`` lists hosts tunnelled opaquely when no service owns them."""
         self._vault = vault
         self._audit = audit
         self._ca = ca
         self._tokens = tokens
         self._port = port
         self._extra_addons = list(extra_addons)
+        self._passthrough = tuple(passthrough)
+        self._resolver = resolver
         self._master: master.Master | None = None
         self._server: proxyserver.Proxyserver | None = None
         self._task: asyncio.Task[None] | None = None
@@ -82,8 +90,10 @@ class EmbeddedProxy:
             proxy_server,
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
+            *default_addons(
+                self._vault, self._audit, self._tokens, passthrough=self._passthrough, resolver=self._resolver
+            ),
             *self._extra_addons,
-            *default_addons(self._vault, self._audit, self._tokens),
             ready,
         )
         opts.update(connection_strategy="lazy")

@@ -71,9 +71,56 @@ class Redactor:
             return data, 0
         return self._pattern.subn(self.marker, data)
 
+    def stream(self) -> StreamRedactor:
+        """A scrubber for one body that arrives in chunks (see :class:`StreamRedactor`)."""
+        return StreamRedactor(self)
+
     def redact_text(self, text: str) -> tuple[str, int]:
         data, count = self.redact(text.encode("utf-8", "surrogateescape"))
         return data.decode("utf-8", "surrogateescape"), count
 
     def __repr__(self) -> str:
         return f"Redactor({self.marker.decode()})"
+
+
+class StreamRedactor:
+    """Scrubs a body chunk by chunk, holding back only what could be the start of a secret.
+
+    After each chunk, everything up to ``longest - 1`` bytes before the end is final: a form
+    that starts there is complete within what has arrived, so the pattern sees it whole. The
+    tail is carried over and prefixed to the next chunk, so a secret split across chunks
+    (or server-sent events) is still caught, and memory stays one chunk plus the window.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._pending = b""
+        self.count = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk
+        pattern = self._redactor._pattern
+        if pattern is None:
+            self._pending = b""
+            return data
+        cut = max(len(data) - (self._redactor.longest - 1), 0)
+        out: list[bytes] = []
+        emitted = 0
+        for match in pattern.finditer(data):
+            if match.start() >= cut:
+                break
+            out.append(data[emitted : match.start()])
+            out.append(self._redactor.marker)
+            self.count += 1
+            emitted = match.end()
+        end = max(cut, emitted)
+        out.append(data[emitted:end])
+        self._pending = data[end:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """The rest of the body, scrubbed: call once the body has ended."""
+        data, count = self._redactor.redact(self._pending)
+        self._pending = b""
+        self.count += count
+        return data

@@ -77,3 +77,59 @@ def test_no_encoding_of_a_random_secret_survives(secret: str, before: bytes, aft
     out, count = Redactor("svc", [Secret(secret)]).redact(data)
     assert count >= 1
     assert secret.encode() not in out
+
+
+def _encodings_of(secret: str, before: bytes, after: bytes) -> dict[str, bytes]:
+    """Each encoding as it would appear in a body: base64 forms inside a larger blob."""
+    return {
+        "literal": secret.encode(),
+        "url": quote(secret, safe="").encode(),
+        "json": json.dumps(secret)[1:-1].encode(),
+        "hex": secret.encode().hex().encode(),
+        "HEX": secret.encode().hex().upper().encode(),
+        "base64": base64.b64encode(before + secret.encode() + after),
+        "base64url": base64.urlsafe_b64encode(before + secret.encode() + after),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=12, max_size=48),
+    before=st.binary(max_size=64),
+    after=st.binary(max_size=64),
+    encoding=st.sampled_from(["literal", "url", "json", "hex", "HEX", "base64", "base64url"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_no_encoding_survives_a_stream_split_at_random_chunk_boundaries(
+    secret: str, before: bytes, after: bytes, encoding: str, cuts: list[int]
+) -> None:
+    encoded = _encodings_of(secret, before, after)[encoding]
+    body = encoded if encoding.startswith("base64") else before + encoded + after
+    bounds = sorted({0, len(body), *(c for c in cuts if c < len(body))})
+    chunks = [body[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    scrubber = Redactor("svc", [Secret(secret)]).stream()
+    out = b"".join(scrubber.feed(chunk) for chunk in chunks) + scrubber.flush()
+    assert scrubber.count >= 1
+    assert secret.encode() not in out
+    for form in forms_of(secret):
+        assert form not in out
+
+
+def test_streamed_output_equals_whole_body_redaction() -> None:
+    redactor = Redactor("svc", [Secret(SECRET)])
+    body = b"data: " + SECRET.encode() + b"\n\n" + b"x" * 5000 + base64.b64encode(SECRET.encode()) + b"\n"
+    scrubber = redactor.stream()
+    streamed = b"".join(scrubber.feed(body[i : i + 7]) for i in range(0, len(body), 7)) + scrubber.flush()
+    assert streamed == redactor.redact(body)[0]
+    assert scrubber.count == 2
+
+
+def test_a_stream_holds_back_no_more_than_the_window() -> None:
+    redactor = Redactor("svc", [Secret(SECRET)])
+    scrubber = redactor.stream()
+    sent = emitted = 0
+    for _ in range(100):
+        sent += 1000
+        emitted += len(scrubber.feed(b"x" * 1000))
+        assert sent - emitted <= redactor.longest - 1
+    assert emitted + len(scrubber.flush()) == sent

@@ -1,0 +1,87 @@
+"""Dial guard: the address that was checked is the address that is dialled.
+
+A host name that passed the destination check can still resolve to 127.0.0.1, 10.0.0.5 or
+169.254.169.254 (DNS rebinding, a hostile or mistaken record). So the proxy resolves the
+name itself when it opens the upstream connection, refuses it if any address it resolves
+to is private, loopback, link-local, CGNAT or metadata (unless the owning service was added
+with ``--local``), or if it is the proxy's own port, and then dials the checked IP. The name
+stays the TLS server name and the Host header, so certificate verification is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+from mitmproxy import ctx, http
+from mitmproxy.proxy import server_hooks
+
+from vault import Vault, canonical_host, is_public_address
+
+from .destination import is_loopback_host
+from .flowmeta import DECISION, REASON
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+REFUSAL_PREFIX = "clavis-mcp refused to dial"
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address the system resolver gives for ``host``, in its order of preference."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class DialGuard:
+    """``resolver`` is injectable so tests can stand in for DNS; production uses the system's."""
+
+    def __init__(self, vault: Vault, resolver: Resolver | None = None) -> None:
+        self._vault = vault
+        self._resolve = resolver or system_resolver
+        self._proxy_ports: frozenset[int] = frozenset()
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        if server is not None:
+            self._proxy_ports = frozenset(address[1] for address in server.listen_addrs())
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.error or data.server.address is None:
+            return
+        name, port = str(data.server.address[0]), int(data.server.address[1])
+        try:
+            host = canonical_host(name)
+        except ValueError:
+            data.server.error = f"{REFUSAL_PREFIX} {name!r}: not a valid host name"
+            return
+        scheme = "https" if data.server.tls else "http"
+        owner = self._vault.snapshot().owner_of(host, port, scheme)
+        local_allowed = owner is not None and owner.local
+        try:
+            addresses = await self._resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            data.server.error = f"{REFUSAL_PREFIX} {host}: it does not resolve ({exc.__class__.__name__})"
+            return
+        if not addresses:
+            data.server.error = f"{REFUSAL_PREFIX} {host}: it resolves to no address"
+            return
+        for address in addresses:
+            if port in self._proxy_ports and is_loopback_host(address):
+                data.server.error = f"{REFUSAL_PREFIX} {host}:{port}: it is clavis-mcp's own proxy port"
+                return
+            if not local_allowed and not is_public_address(address):
+                data.server.error = (
+                    f"{REFUSAL_PREFIX} {host}: it resolves to the private or loopback address {address}; "
+                    "only services added with --local may reach such addresses"
+                )
+                return
+        data.server.address = (addresses[0], port)
+        if data.server.tls and data.server.sni is None:
+            data.server.sni = host
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """A dial we refused is a refusal in the audit log, not a network error."""
+        message = flow.error.msg if flow.error else ""
+        if REFUSAL_PREFIX in message:
+            flow.metadata[DECISION] = "refused"
+            flow.metadata[REASON] = message[message.index(REFUSAL_PREFIX) :]
