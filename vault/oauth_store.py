@@ -1,0 +1,286 @@
+"""OAuth clients and tokens in the vault: one row per service in a table of our own.
+
+The client secret, refresh token and access token are sealed with the vault key and bound
+to their service and field (context ``oauth:SERVICE:FIELD``), so a ciphertext moved to
+another row fails to open. The current access token is also the service's ``credential``
+secret, which is what the proxy injects: every holder of the vault sees a refresh as soon
+as it commits. The row also carries the refresh lease that makes one process, and only
+one, call the token endpoint when a token is due (see :mod:`vault.oauth_refresh`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import UnknownService, VaultCorrupted
+from .oauth import OAuthConfig, TokenGrant, needs_refresh
+from .secret import Secret
+from .service import Service
+from .store import Vault
+
+TABLE = "oauth_clients"
+LEASE_SECONDS = 20.0  # longer than a token request may take (its timeout is 8 s)
+ACTIVE, REAUTH = "active", "reauth_required"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    service TEXT PRIMARY KEY REFERENCES services(name) ON DELETE CASCADE,
+    config TEXT NOT NULL,
+    client_secret BLOB,
+    refresh_token BLOB,
+    access_token BLOB NOT NULL,
+    access_fp TEXT NOT NULL,
+    expires_at REAL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    failures INTEGER NOT NULL DEFAULT 0,
+    retry_at REAL,
+    lease_owner TEXT,
+    lease_until REAL,
+    refreshed_at REAL NOT NULL,
+    refreshes INTEGER NOT NULL DEFAULT 0
+)
+"""
+_COLUMNS = (
+    "config, refresh_token IS NOT NULL, access_fp, expires_at, state, reason, failures, retry_at, "
+    "lease_owner, lease_until, refreshed_at, refreshes"
+)
+
+Decision = Literal["fresh", "claimed", "wait", "reauth", "backoff"]
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthRecord:
+    """The non-secret state of one OAuth service: what status reports and refresh decides on."""
+
+    service: str
+    config: OAuthConfig
+    has_refresh_token: bool
+    access_fp: str
+    expires_at: float | None
+    state: str
+    reason: str
+    failures: int
+    retry_at: float | None
+    lease_owner: str | None
+    lease_until: float | None
+    refreshed_at: float
+    refreshes: int
+
+    def can_refresh(self) -> bool:
+        return self.config.grant == "client_credentials" or self.has_refresh_token
+
+
+def decide(record: OAuthRecord, now: float, rejected_fp: str | None = None) -> Decision:
+    """Whether a caller may use the current token, must wait for another refresher, or refreshes.
+
+    ``rejected_fp`` is the fingerprint of a token the provider just answered 401 to: if the
+    current token is another one, somebody already refreshed and the caller uses it.
+    """
+    if record.state == REAUTH:
+        return "reauth"
+    if rejected_fp is None:
+        if not needs_refresh(record.expires_at, now):
+            return "fresh"
+    elif record.access_fp != rejected_fp:
+        return "fresh"
+    if not record.can_refresh():
+        return "reauth"
+    if record.retry_at is not None and record.retry_at > now:
+        return "backoff"
+    if record.lease_until is not None and record.lease_until > now:
+        return "wait"
+    return "claimed"
+
+
+def ensure_schema(vault: Vault) -> None:
+    if not vault.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)):
+        with vault.transaction() as conn:
+            conn.execute(_SCHEMA)
+
+
+def load(vault: Vault, name: str) -> OAuthRecord | None:
+    """The service's OAuth state, or None when it is not an OAuth service."""
+    ensure_schema(vault)
+    rows = vault.query(f"SELECT {_COLUMNS} FROM {TABLE} WHERE service = ?", (name,))
+    return _record(name, rows[0]) if rows else None
+
+
+def oauth_services(vault: Vault) -> list[str]:
+    ensure_schema(vault)
+    return [row[0] for row in vault.query(f"SELECT service FROM {TABLE} ORDER BY service")]
+
+
+def register(
+    vault: Vault, service: Service, config: OAuthConfig, client_secret: Secret | None, grant: TokenGrant
+) -> None:
+    """Add the service with its first token. If the OAuth row cannot be written, the service goes too."""
+    ensure_schema(vault)
+    vault.add_service(service, grant.access_token)
+    try:
+        with vault.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO {TABLE} (service, config, client_secret, access_token, access_fp, state, refreshed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    service.name,
+                    config.to_json(),
+                    None if client_secret is None else _seal(vault, service.name, "client_secret", client_secret),
+                    b"",
+                    "",
+                    ACTIVE,
+                    time.time(),
+                ),
+            )
+            _write_grant(vault, conn, service.name, grant)
+    except BaseException:
+        vault.remove_service(service.name)
+        raise
+
+
+def replace_grant(vault: Vault, name: str, grant: TokenGrant, client_secret: Secret | None = None) -> None:
+    """After a new login: the new tokens (and client secret, if given) replace the old; state is active."""
+    with vault.transaction() as conn:
+        _require(vault, conn, name)
+        if client_secret is not None:
+            conn.execute(
+                f"UPDATE {TABLE} SET client_secret = ? WHERE service = ?",
+                (_seal(vault, name, "client_secret", client_secret), name),
+            )
+        conn.execute(f"UPDATE {TABLE} SET refresh_token = NULL WHERE service = ?", (name,))
+        _write_grant(vault, conn, name, grant)
+    vault.set_secret(name, "credential", grant.access_token)
+
+
+def claim(vault: Vault, name: str, owner: str, now: float, rejected_fp: str | None = None) -> Decision:
+    """Decide under the vault's write lock, and take the refresh lease when the decision is ours."""
+    with vault.transaction() as conn:
+        row = _require(vault, conn, name)
+        decision = decide(_record(name, row), now, rejected_fp)
+        if decision == "claimed":
+            conn.execute(
+                f"UPDATE {TABLE} SET lease_owner = ?, lease_until = ? WHERE service = ?",
+                (owner, now + LEASE_SECONDS, name),
+            )
+    return decision
+
+
+def save_refreshed(vault: Vault, name: str, owner: str, grant: TokenGrant) -> None:
+    """Persist a refresh in one transaction: a rotated refresh token is stored together with the
+    access token it came with, before anyone can use that access token."""
+    with vault.transaction() as conn:
+        _require(vault, conn, name)
+        _write_grant(vault, conn, name, grant)
+        conn.execute(f"UPDATE {TABLE} SET refreshes = refreshes + 1 WHERE service = ?", (name,))
+
+
+def mark_dead(vault: Vault, name: str, reason: str) -> None:
+    """The grant was refused: stop refreshing (no retry storm) until someone logs in again."""
+    with vault.transaction() as conn:
+        conn.execute(
+            f"UPDATE {TABLE} SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL WHERE service = ?",
+            (REAUTH, reason, name),
+        )
+
+
+def mark_failure(vault: Vault, name: str, reason: str, retry_at: float) -> None:
+    with vault.transaction() as conn:
+        conn.execute(
+            f"UPDATE {TABLE} SET failures = failures + 1, reason = ?, retry_at = ?, lease_owner = NULL, "
+            "lease_until = NULL WHERE service = ?",
+            (reason, retry_at, name),
+        )
+
+
+def release(vault: Vault, name: str, owner: str) -> None:
+    with vault.transaction() as conn:
+        conn.execute(
+            f"UPDATE {TABLE} SET lease_owner = NULL, lease_until = NULL WHERE service = ? AND lease_owner = ?",
+            (name, owner),
+        )
+
+
+def client_secret(vault: Vault, name: str) -> Secret | None:
+    return _open_field(vault, name, "client_secret")
+
+
+def refresh_token(vault: Vault, name: str) -> Secret | None:
+    return _open_field(vault, name, "refresh_token")
+
+
+def access_token(vault: Vault, name: str) -> Secret | None:
+    return _open_field(vault, name, "access_token")
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _write_grant(vault: Vault, conn: sqlite3.Connection, name: str, grant: TokenGrant) -> None:
+    if grant.refresh_token is not None:
+        conn.execute(
+            f"UPDATE {TABLE} SET refresh_token = ? WHERE service = ?",
+            (_seal(vault, name, "refresh_token", grant.refresh_token), name),
+        )
+    conn.execute(
+        f"UPDATE {TABLE} SET access_token = ?, access_fp = ?, expires_at = ?, state = ?, reason = '', "
+        "failures = 0, retry_at = NULL, lease_owner = NULL, lease_until = NULL, refreshed_at = ? WHERE service = ?",
+        (
+            _seal(vault, name, "access_token", grant.access_token),
+            grant.access_token.fingerprint,
+            grant.expires_at,
+            ACTIVE,
+            time.time(),
+            name,
+        ),
+    )
+
+
+def _require(vault: Vault, conn: sqlite3.Connection, name: str) -> tuple[object, ...]:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE service = ?", (name,)).fetchone()
+    if row is None:
+        known = [r[0] for r in conn.execute(f"SELECT service FROM {TABLE} ORDER BY service")]
+        raise UnknownService(name, known)
+    return tuple(row)
+
+
+def _record(name: str, row: tuple[object, ...]) -> OAuthRecord:
+    try:
+        config, has_rt, fp, expires, state, reason, failures, retry, owner, until, refreshed, count = row
+        return OAuthRecord(
+            service=name,
+            config=OAuthConfig.from_json(str(config)),
+            has_refresh_token=bool(has_rt),
+            access_fp=str(fp),
+            expires_at=None if expires is None else float(expires),  # type: ignore[arg-type]
+            state=str(state),
+            reason=str(reason),
+            failures=int(failures),  # type: ignore[call-overload]
+            retry_at=None if retry is None else float(retry),  # type: ignore[arg-type]
+            lease_owner=None if owner is None else str(owner),
+            lease_until=None if until is None else float(until),  # type: ignore[arg-type]
+            refreshed_at=float(refreshed),  # type: ignore[arg-type]
+            refreshes=int(count),  # type: ignore[call-overload]
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VaultCorrupted(
+            f"the OAuth settings of {name!r} are damaged ({type(exc).__name__}); remove the service and add it again"
+        ) from None
+
+
+def _seal(vault: Vault, name: str, field: str, secret: Secret) -> bytes:
+    return vault.seal(secret.reveal().encode("utf-8"), f"oauth:{name}:{field}")
+
+
+def _open_field(vault: Vault, name: str, field: str) -> Secret | None:
+    ensure_schema(vault)
+    rows = vault.query(f"SELECT {field} FROM {TABLE} WHERE service = ?", (name,))
+    if not rows:
+        raise UnknownService(name, oauth_services(vault))
+    blob = rows[0][0]
+    if blob is None:
+        return None
+    plain = vault.unseal(bytes(blob), f"oauth:{name}:{field}", f"the OAuth {field.replace('_', ' ')} of {name!r}")
+    return Secret(plain.decode("utf-8"))
