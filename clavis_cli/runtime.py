@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from certs import LocalCA
 from vault import AuditLog, Vault, clavis_home
-from vault.audit import AUDIT_FILE
 
 
 @dataclass
@@ -23,6 +22,6 @@ def open_runtime() -> Iterator[Runtime]:
     home = clavis_home()
     vault = Vault.open(home)
     try:
-        yield Runtime(vault, AuditLog(home / AUDIT_FILE), LocalCA(home / "certs"))
+        yield Runtime(vault, AuditLog.for_vault(vault), LocalCA(home / "certs"))
     finally:
         vault.close()

@@ -16,7 +16,6 @@ from certs import LocalCA
 from demo.echo_upstream import EchoUpstream, write_ca
 from proxy import EmbeddedProxy
 from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
-from vault.audit import AUDIT_FILE
 
 SECRET = "sk-test-5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f12"
 OTHER_SECRET = "ghp_other0123456789abcdefABCDEF012345"
@@ -72,8 +71,8 @@ def local_service(vault: Vault, upstream: EchoUpstream) -> Service:
 
 
 @pytest.fixture
-def audit(home: Path) -> AuditLog:
-    return AuditLog(home / AUDIT_FILE)
+def audit(vault: Vault) -> AuditLog:
+    return AuditLog.for_vault(vault)
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
 """The audit log: one JSON line per decision, never a header value, body or query value.
 
-Writes go through one ``O_APPEND`` descriptor with a single ``write`` per record, so records
-from several processes never interleave. A write that fails raises AuditWriteError and the
-caller refuses the request it was recording (fail closed, like mitmproxy's ``save``).
+Tamper-evident: each record carries an HMAC-SHA256 over its content and the previous
+record's MAC, keyed by a key held in the vault, and the vault keeps a checkpoint of the last
+record (see ``audit_chain`` and ``audit_anchor``). Appends from every process are
+serialised by a file lock, so the chain has one order; each record is one ``write``,
+flushed to disk before the request it records is let through. A write that fails raises
+AuditWriteError and the caller refuses the request (fail closed, like mitmproxy's ``save``).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,9 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import AuditWriteError
+from .audit_anchor import VaultAnchor
+from .audit_chain import MAC, PREV, SEQ, ChainVerifier, Link, VerifyReport, authentic, encode, link_of, seal
+from .audit_files import LogFiles, lines_from
+from .errors import AuditWriteError, ClavisError
+from .store import Vault
 
 AUDIT_FILE = "audit.jsonl"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # rotate the live file at this size
 
 # Field names of a record, the single vocabulary for writers, readers and tests.
 ID, TIME, SOURCE, SERVICE, METHOD, SCHEME, HOST, PORT, PATH = (
@@ -30,8 +38,12 @@ STATUS, BYTES, DURATION_MS, DECISION, REASON, REDACTIONS, ACTION = (
 )  # fmt: skip
 FIELDS = (ID, TIME, SOURCE, SERVICE, METHOD, SCHEME, HOST, PORT, PATH, STATUS, BYTES, DURATION_MS,
           DECISION, REASON, REDACTIONS, ACTION)  # fmt: skip
+CHAIN_FIELDS = (SEQ, PREV, MAC)  # written by the log itself
 
 INJECTED, REFUSED, PASSED, ERROR = "injected", "refused", "passed", "error"
+
+_SET_BY_LOG = {ID, TIME}
+_SCALARS = (str, int, float, bool)
 
 
 def path_without_query_values(path: str) -> str:
@@ -44,31 +56,45 @@ def path_without_query_values(path: str) -> str:
 
 
 class AuditLog:
-    def __init__(self, path: Path) -> None:
+    """Build with :meth:`for_vault`; safe to share between threads and to use from many processes."""
+
+    def __init__(self, path: Path, anchor: VaultAnchor, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
+        self.files = LogFiles(path)
+        self._anchor = anchor
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
+        """The log beside the vault, keyed and checkpointed by it."""
+        return cls(path or vault.home / AUDIT_FILE, VaultAnchor(vault), max_bytes=max_bytes)
+
     def append(self, **fields: Any) -> str:
-        """Write one record; return its id. Unknown field names are a programming error."""
-        unknown = set(fields) - set(FIELDS)
+        """Write one record; return its id. Unknown fields or non-scalar values are programming errors."""
+        unknown = set(fields) - (set(FIELDS) - _SET_BY_LOG)
         if unknown:
             raise ValueError(f"unknown audit fields: {sorted(unknown)}")
-        record = {ID: uuid.uuid4().hex[:16], TIME: datetime.now(UTC).isoformat(timespec="milliseconds")}
-        record.update({k: v for k, v in fields.items() if v is not None})
+        for name, value in fields.items():
+            if value is not None and not isinstance(value, _SCALARS):
+                raise ValueError(f"audit field {name!r} must be a plain value, not {type(value).__name__}")
+        record: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
-        line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        record[ID] = uuid.uuid4().hex[:16]
         with self._lock:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    if os.write(fd, line) != len(line):
-                        raise OSError("short write")
-                finally:
-                    os.close(fd)
-            except OSError as exc:
+                with self.files.locked():
+                    # The time is taken under the lock, so the log is in time order across processes.
+                    record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                    sealed = seal(self._anchor.key, self._chain_end(), record)
+                    line = encode(sealed)
+                    self.files.rotate_if_needed(len(line), self._max_bytes)
+                    self.files.append(line)
+                    self._anchor.advance(link_of(sealed))
+            except (OSError, sqlite3.Error, ClavisError) as exc:
                 raise AuditWriteError(
-                    f"cannot write the audit log {self.path} ({exc.strerror or exc}); "
+                    f"cannot write the audit log {self.path} ({_why(exc)}); "
                     "requests are refused until it is writable (check disk space and permissions)"
                 ) from None
         return record[ID]
@@ -76,18 +102,54 @@ class AuditLog:
     def check_writable(self) -> None:
         """Raise AuditWriteError now rather than after a request has gone out."""
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            os.close(fd)
+            self.files.probe()
         except OSError as exc:
             raise AuditWriteError(
-                f"cannot write the audit log {self.path} ({exc.strerror or exc}); "
-                "requests are refused until it is writable"
+                f"cannot write the audit log {self.path} ({_why(exc)}); requests are refused until it is writable"
             ) from None
 
     def records(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            for line in handle:
-                if line.strip():
+        """Every record, oldest first, across rotated files."""
+        for number, _ in self.files.numbered():
+            handle = self.files.open(number)
+            if handle is None:
+                continue
+            with handle:
+                for _, line in lines_from(handle, 0):
                     yield json.loads(line)
+
+    def verify(self) -> VerifyReport:
+        """Check every record's MAC, the links between them, and the vault's checkpoint."""
+        verifier = ChainVerifier(self._anchor.key, self._anchor.head())
+        for number, path in self.files.numbered():
+            handle = self.files.open(number)
+            if handle is None:
+                continue
+            with handle:
+                for line_no, raw in enumerate(handle, start=1):
+                    if raw.strip():
+                        verifier.feed(path.name, line_no, raw)
+                    if verifier.broken:
+                        return verifier.finish()
+        return verifier.finish()
+
+    def _chain_end(self) -> Link | None:
+        """What the next record follows: the log's last record if it is genuine and not behind
+        the vault's checkpoint (it may be ahead by one after a crash), else the checkpoint, so
+        that a cut or edited end stays visible to verify instead of being papered over."""
+        checkpoint = self._anchor.head()
+        line = self.files.last_line()
+        if line is not None:
+            try:
+                last = json.loads(line)
+            except ValueError:
+                last = None
+            if isinstance(last, dict) and authentic(self._anchor.key, last):
+                tail = link_of(last)
+                if checkpoint is None or tail.seq > checkpoint.seq or tail == checkpoint:
+                    return tail
+        return checkpoint
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

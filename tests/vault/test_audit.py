@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from vault import AuditLog, AuditWriteError
+from vault import AuditLog, AuditWriteError, Vault
 from vault.audit import path_without_query_values
+from vault.audit_anchor import VaultAnchor
+from vault.audit_chain import GENESIS, encode, seal
 
 PATHS = [
     ("/v1/models", "/v1/models"),
@@ -21,26 +26,187 @@ def test_query_values_never_reach_the_log(path: str, recorded: str) -> None:
     assert path_without_query_values(path) == recorded
 
 
-def test_append_writes_one_private_json_line(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.jsonl")
-    first = log.append(source="mcp", service="svc", path="/a?token=abc", decision="injected")
-    second = log.append(source="cli", action="add", service="svc")
-    records = list(log.records())
+def write_records(audit: AuditLog, count: int) -> list[str]:
+    return [audit.append(source="mcp", service="svc", status=200, decision="injected") for _ in range(count)]
+
+
+def test_append_writes_one_private_json_line_per_record(audit: AuditLog, home: Path) -> None:
+    first = audit.append(source="mcp", service="svc", path="/a?token=abc", decision="injected")
+    second = audit.append(source="cli", action="add", service="svc")
+    records = list(audit.records())
     assert [r["id"] for r in records] == [first, second]
+    assert [r["seq"] for r in records] == [1, 2]
+    assert records[0]["prev"] == GENESIS and records[1]["prev"] == records[0]["mac"]
     assert records[0]["path"] == "/a?token="
-    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
-    assert "abc" not in (tmp_path / "audit.jsonl").read_text()
-    assert all(json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines())
+    assert (home / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+    assert "abc" not in (home / "audit.jsonl").read_text()
+    assert all(json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines())
 
 
-def test_unknown_fields_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        AuditLog(tmp_path / "audit.jsonl").append(authorization="Bearer x")
+BAD_FIELDS = [
+    ({"authorization": "Bearer x"}, "unknown audit fields"),
+    ({"id": "chosen"}, "unknown audit fields"),
+    ({"time": "2020-01-01T00:00:00+00:00"}, "unknown audit fields"),
+    ({"seq": 7}, "unknown audit fields"),
+    ({"reason": {"headers": {"Authorization": "x"}}}, "plain value"),
+    ({"path": ["/a"]}, "plain value"),
+]
 
 
-def test_unwritable_log_fails_closed_with_a_reason(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "missing-dir" / "audit.jsonl")
-    with pytest.raises(AuditWriteError, match="refused"):
+@pytest.mark.parametrize(("fields", "message"), BAD_FIELDS, ids=["header", "id", "time", "seq", "dict", "list"])
+def test_fields_the_log_does_not_define_are_refused(audit: AuditLog, fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        audit.append(**fields)
+    assert list(audit.records()) == []
+
+
+def test_fresh_log_verifies_with_its_count(audit: AuditLog) -> None:
+    assert audit.verify().ok and audit.verify().count == 0
+    write_records(audit, 3)
+    report = audit.verify()
+    assert report.ok, report.summary()
+    assert report.summary().startswith("OK: 3 records")
+
+
+def test_the_key_is_kept_in_the_vault_and_survives_reopening(vault: Vault, home: Path) -> None:
+    audit = AuditLog.for_vault(vault)
+    write_records(audit, 2)
+    key = VaultAnchor(vault).key
+    assert len(key) == 32
+    assert key not in (home / "vault.db").read_bytes() and key.hex().encode() not in (home / "vault.db").read_bytes()
+    reopened = Vault.open(home)
+    try:
+        assert VaultAnchor(reopened).key == key
+        assert AuditLog.for_vault(reopened).verify().ok
+    finally:
+        reopened.close()
+
+
+def edit_status(lines: list[bytes]) -> list[bytes]:
+    record = json.loads(lines[2])
+    record["status"] = 500
+    return [*lines[:2], encode(record), *lines[3:]]
+
+
+def forge_with_another_key(lines: list[bytes]) -> list[bytes]:
+    previous = json.loads(lines[1])
+    forged = seal(b"k" * 32, None, {"id": "f", "time": previous["time"], "source": "mcp"})
+    forged.update(seq=3, prev=previous["mac"])
+    return [*lines[:2], encode(forged), *lines[2:]]
+
+
+TAMPERING: list[tuple[str, Callable[[list[bytes]], list[bytes]], str, str]] = [
+    ("edited", edit_status, "audit.jsonl line 3", "altered"),
+    ("deleted", lambda ls: ls[:2] + ls[3:], "audit.jsonl line 3", "expected record 3, found record 4"),
+    ("reordered", lambda ls: [*ls[:2], ls[3], ls[2], *ls[4:]], "audit.jsonl line 3", "expected record 3"),
+    ("duplicate inserted", lambda ls: [*ls[:3], ls[1], *ls[3:]], "audit.jsonl line 4", "expected record 4"),
+    ("forged inserted", forge_with_another_key, "audit.jsonl line 3", "altered or forged"),
+    ("head removed", lambda ls: ls[2:], "audit.jsonl line 1", "expected record 1, found record 3"),
+    ("end removed", lambda ls: ls[:3], "end of log", "records 4-5 were removed"),
+    ("emptied", lambda ls: [], "end of log", "records 1-5 were removed"),
+    ("torn line", lambda ls: [*ls[:4], ls[4][:30]], "audit.jsonl line 5", "not a readable record"),
+]
+
+
+@pytest.mark.parametrize(("change", "where", "problem"), [t[1:] for t in TAMPERING], ids=[t[0] for t in TAMPERING])
+def test_verify_reports_the_first_tampered_record(
+    audit: AuditLog, home: Path, change: Callable[[list[bytes]], list[bytes]], where: str, problem: str
+) -> None:
+    write_records(audit, 5)
+    log = home / "audit.jsonl"
+    log.write_bytes(b"".join(change(log.read_bytes().splitlines(True))))
+    report = audit.verify()
+    assert not report.ok
+    assert report.location == where
+    assert problem in (report.problem or "")
+
+
+def test_an_append_after_a_cut_does_not_hide_the_cut(audit: AuditLog, home: Path) -> None:
+    write_records(audit, 5)
+    log = home / "audit.jsonl"
+    log.write_bytes(b"".join(log.read_bytes().splitlines(True)[:3]))
+    write_records(audit, 1)
+    report = audit.verify()
+    assert report.location == "audit.jsonl line 4"
+    assert "expected record 4, found record 6" in (report.problem or "")
+
+
+def test_a_record_whose_checkpoint_was_lost_in_a_crash_is_chained_on(audit: AuditLog, vault: Vault) -> None:
+    write_records(audit, 2)
+    anchor = VaultAnchor(vault)
+    before = anchor.head()
+    write_records(audit, 1)
+    assert before is not None
+    anchor.advance(before)  # as if the process died between the write and the checkpoint
+    write_records(audit, 1)
+    report = audit.verify()
+    assert report.ok and report.count == 4, report.summary()
+
+
+def test_rotation_keeps_one_chain_across_files(vault: Vault, home: Path) -> None:
+    audit = AuditLog.for_vault(vault, max_bytes=700)
+    ids = write_records(audit, 12)
+    rotated = sorted(home.glob("audit.jsonl.*[0-9]"))
+    assert len(rotated) >= 3
+    assert all(p.stat().st_size <= 700 for p in [*rotated, home / "audit.jsonl"])
+    assert [r["id"] for r in audit.records()] == ids
+    first_of_second = json.loads((home / "audit.jsonl.2").read_bytes().splitlines()[0])
+    last_of_first = json.loads((home / "audit.jsonl.1").read_bytes().splitlines()[-1])
+    assert first_of_second["prev"] == last_of_first["mac"]
+    report = audit.verify()
+    assert report.ok and report.count == 12 and report.files == len(rotated) + 1, report.summary()
+
+    (home / "audit.jsonl.1").unlink()
+    report = audit.verify()
+    assert report.location == "audit.jsonl.2 line 1" and "expected record 1" in (report.problem or "")
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from vault import AuditLog, Vault
+vault = Vault.open(Path(sys.argv[1]))
+log = AuditLog.for_vault(vault, max_bytes=int(sys.argv[3]))
+for i in range(int(sys.argv[2])):
+    log.append(source="writer-" + sys.argv[4], service="svc", status=200, decision="injected")
+vault.close()
+"""
+
+
+def test_concurrent_writers_in_several_processes_keep_one_valid_chain(vault: Vault, home: Path) -> None:
+    processes, each = 4, 60
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(home), str(each), "20000", str(n)], cwd=Path.cwd())
+        for n in range(processes)
+    ]
+    assert [w.wait(timeout=60) for w in writers] == [0] * processes
+    audit = AuditLog.for_vault(vault, max_bytes=20000)
+    report = audit.verify()
+    assert report.ok, report.summary()
+    assert report.count == processes * each and report.files > 1
+    records = list(audit.records())
+    assert [r["seq"] for r in records] == list(range(1, processes * each + 1))
+    assert {r["source"] for r in records} == {f"writer-{n}" for n in range(processes)}
+    assert [r["time"] for r in records] == sorted(r["time"] for r in records)
+
+
+UNWRITABLE = {
+    "missing folder": lambda home: home / "missing" / "audit.jsonl",
+    "folder in the way": lambda home: (home / "blocked").mkdir() or home / "blocked",
+}
+
+
+@pytest.mark.parametrize("make_path", UNWRITABLE.values(), ids=UNWRITABLE.keys())
+def test_unwritable_log_fails_closed_with_a_reason(vault: Vault, home: Path, make_path: Callable[[Path], Path]) -> None:
+    log = AuditLog.for_vault(vault, make_path(home))
+    with pytest.raises(AuditWriteError, match="cannot write the audit log .* requests are refused"):
         log.append(source="mcp")
-    with pytest.raises(AuditWriteError):
+    with pytest.raises(AuditWriteError, match="refused"):
         log.check_writable()
+
+
+def test_a_checkpoint_that_cannot_be_saved_fails_closed(audit: AuditLog, vault: Vault) -> None:
+    write_records(audit, 1)
+    vault.close()
+    with pytest.raises(AuditWriteError, match="cannot write the audit log"):
+        audit.append(source="mcp")

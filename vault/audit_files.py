@@ -1,0 +1,153 @@
+"""The audit log on disk: the live file, its rotated predecessors, and the append lock.
+
+The live file is ``audit.jsonl``. When the next record would take it past the size limit it
+is renamed ``audit.jsonl.<n>`` (1 is the oldest) and a new live file starts; the chain runs
+on across the files. A file's number never changes (the live file's number is the one it
+will get when it is rotated), so a position ``(number, byte offset)`` stays valid: the
+review index relies on that. Appends from every process are serialised with ``flock`` on
+``audit.jsonl.lock``, so the chain has one order even with several writers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+_CHUNK = 8192
+
+
+@dataclass(frozen=True)
+class LogFiles:
+    live: Path
+
+    @property
+    def lock_path(self) -> Path:
+        return self.live.with_name(self.live.name + ".lock")
+
+    def rotated(self) -> list[tuple[int, Path]]:
+        """Rotated files, oldest first."""
+        pattern = re.compile(re.escape(self.live.name) + r"\.([0-9]+)$")
+        found = []
+        try:
+            names = os.listdir(self.live.parent)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            match = pattern.match(name)
+            if match:
+                found.append((int(match.group(1)), self.live.parent / name))
+        return sorted(found)
+
+    def live_number(self, rotated: list[tuple[int, Path]] | None = None) -> int:
+        rotated = self.rotated() if rotated is None else rotated
+        return rotated[-1][0] + 1 if rotated else 1
+
+    def numbered(self) -> list[tuple[int, Path]]:
+        """Every file of the log in chain order, with its number."""
+        rotated = self.rotated()
+        return [*rotated, (self.live_number(rotated), self.live)]
+
+    def open(self, number: int) -> BinaryIO | None:
+        """Open file ``number`` for reading, even while it is being rotated; None if it is gone."""
+        rotated = self.live.with_name(f"{self.live.name}.{number}")
+        try:
+            return rotated.open("rb")
+        except FileNotFoundError:
+            pass
+        try:
+            handle = self.live.open("rb")
+        except FileNotFoundError:
+            return None
+        if self.live_number() != number:
+            # The live file we opened may be a later one, or ours was rotated since: only
+            # the rotated name is certain now.
+            handle.close()
+            try:
+                return rotated.open("rb")
+            except FileNotFoundError:
+                return None
+        return handle
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the cross-process append lock."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def rotate_if_needed(self, incoming: int, max_bytes: int) -> None:
+        """Call with the lock held, before writing ``incoming`` bytes."""
+        try:
+            size = self.live.stat().st_size
+        except FileNotFoundError:
+            return
+        if size and size + incoming > max_bytes:
+            os.rename(self.live, self.live.with_name(f"{self.live.name}.{self.live_number()}"))
+
+    def probe(self) -> None:
+        """Raise OSError if the lock or the live file cannot be opened for writing."""
+        for path in (self.lock_path, self.live):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+
+    def append(self, line: bytes) -> None:
+        """Write one record with a single ``write`` and make it durable before returning."""
+        fd = os.open(self.live, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a torn last line stays a line of its own, and verify reports it
+            if os.write(fd, line) != len(line):
+                raise OSError("short write")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def last_line(self) -> bytes | None:
+        """The newest complete record line of the whole log, or None if it has none."""
+        for number, _ in reversed(self.numbered()):
+            handle = self.open(number)
+            if handle is None:
+                continue
+            with handle:
+                line = _last_line(handle)
+            if line is not None:
+                return line
+        return None
+
+
+def lines_from(handle: BinaryIO, offset: int) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` for each complete line from ``offset`` on; a torn last line is left out."""
+    handle.seek(offset)
+    for line in handle:
+        if not line.endswith(b"\n"):
+            return
+        if line.strip():
+            yield offset, line
+        offset += len(line)
+
+
+def _last_line(handle: BinaryIO) -> bytes | None:
+    end = handle.seek(0, os.SEEK_END)
+    data = b""
+    position = end
+    while position > 0:
+        step = min(_CHUNK, position)
+        position -= step
+        handle.seek(position)
+        data = handle.read(step) + data
+        lines = data.split(b"\n")
+        # lines[-1] is what follows the last newline: empty for a clean end, else a torn line.
+        candidates = lines[1:-1] if position > 0 else lines[:-1]  # lines[0] may be cut short
+        complete = [line for line in candidates if line.strip()]
+        if complete:
+            return complete[-1]
+    return None

@@ -1,0 +1,175 @@
+"""The review index: a SQLite sidecar that makes filtering a large audit log fast.
+
+It holds, per record, the columns a review filters and counts on and the record's position
+``(file number, offset)``; the records themselves are always read back from the log. The
+index is a cache: it is brought up to date when a review starts (appends never pay for
+it), and rebuilt from the log if the log no longer matches what was indexed. It carries no
+trust: ``audit verify`` reads the log itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from .audit_files import LogFiles, lines_from
+from .audit_filter import AuditFilter
+
+INDEX_SUFFIX = ".index.sqlite"
+DIMENSIONS = ("service", "source", "status", "decision")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    pos INTEGER PRIMARY KEY,
+    t REAL NOT NULL,
+    source TEXT, service TEXT, decision TEXT, status INTEGER, host TEXT,
+    file INTEGER NOT NULL,
+    offset INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_time ON records (t);
+CREATE INDEX IF NOT EXISTS records_by_service ON records (service, t);
+CREATE TABLE IF NOT EXISTS progress (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    file INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    last_offset INTEGER,
+    last_line BLOB
+);
+"""
+_INSERT = "INSERT INTO records (t, source, service, decision, status, host, file, offset) VALUES (?,?,?,?,?,?,?,?)"
+_BATCH = 20_000
+
+
+class AuditIndex:
+    def __init__(self, files: LogFiles) -> None:
+        self.files = files
+        self.path = files.live.with_name(files.live.name + INDEX_SUFFIX)
+        if not self.path.exists():
+            self.path.touch(mode=0o600)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the tail costs a re-read
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def refresh(self) -> tuple[int, int]:
+        """Index what was appended since the last review; return the position reached."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            position = self._resume_point()
+            for number, _ in self.files.numbered():
+                if number < position[0]:
+                    continue
+                handle = self.files.open(number)
+                if handle is None:
+                    continue
+                with handle:
+                    start = position[1] if number == position[0] else 0
+                    position = self._index_file(number, handle, start) or (number, start)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return position
+
+    def select(self, where: AuditFilter, limit: int | None) -> list[tuple[int, int]]:
+        """Positions of the newest ``limit`` matching records (all if None), oldest first."""
+        condition, params = where.where()
+        sql = f"SELECT file, offset FROM records WHERE {condition} ORDER BY pos DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, limit]
+        return list(reversed(self._conn.execute(sql, params).fetchall()))
+
+    def count(self, where: AuditFilter) -> int:
+        condition, params = where.where()
+        return self._conn.execute(f"SELECT count(*) FROM records WHERE {condition}", params).fetchone()[0]
+
+    def stats(self, where: AuditFilter) -> dict[str, list[tuple[Any, int]]]:
+        """Counts per service, agent, status and decision, largest first."""
+        condition, params = where.where()
+        out = {}
+        for column in DIMENSIONS:
+            out[column] = self._conn.execute(
+                f"SELECT {column}, count(*) AS n FROM records WHERE {condition} "
+                f"GROUP BY {column} ORDER BY n DESC, {column}",
+                params,
+            ).fetchall()
+        return out
+
+    def span(self, where: AuditFilter) -> tuple[float | None, float | None]:
+        condition, params = where.where()
+        return self._conn.execute(f"SELECT min(t), max(t) FROM records WHERE {condition}", params).fetchone()
+
+    def read(self, positions: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+        """The records at ``positions``, read back from the log files."""
+        handles: dict[int, Any] = {}
+        try:
+            for number, offset in positions:
+                if number not in handles:
+                    handles[number] = self.files.open(number)
+                handle = handles[number]
+                if handle is None:
+                    continue
+                handle.seek(offset)
+                yield json.loads(handle.readline())
+        finally:
+            for handle in handles.values():
+                if handle is not None:
+                    handle.close()
+
+    def _resume_point(self) -> tuple[int, int]:
+        """Where indexing goes on; drops the index if the log was replaced or cut under it."""
+        row = self._conn.execute("SELECT file, offset, last_offset, last_line FROM progress WHERE id = 1").fetchone()
+        first = self.files.numbered()[0][0]
+        if row is not None:
+            number, offset, last_offset, last_line = row
+            handle = self.files.open(number)
+            if handle is not None:
+                with handle:
+                    handle.seek(last_offset)
+                    still_there = last_line is None or handle.readline() == last_line
+                oldest = self._conn.execute("SELECT min(file) FROM records").fetchone()[0]
+                if still_there and (oldest is None or oldest >= first):
+                    return number, offset
+        self._conn.execute("DELETE FROM records")
+        self._conn.execute("DELETE FROM progress")
+        return first, 0
+
+    def _index_file(self, number: int, handle: Any, start: int) -> tuple[int, int] | None:
+        rows: list[tuple[object, ...]] = []
+        last: tuple[int, bytes] | None = None
+        for offset, line in lines_from(handle, start):
+            last = (offset, line)
+            row = _row(line, number, offset)
+            if row is not None:
+                rows.append(row)
+            if len(rows) >= _BATCH:
+                self._conn.executemany(_INSERT, rows)
+                rows.clear()
+        self._conn.executemany(_INSERT, rows)
+        if last is None:
+            return None
+        end = last[0] + len(last[1])
+        self._conn.execute(
+            "INSERT OR REPLACE INTO progress (id, file, offset, last_offset, last_line) VALUES (1, ?, ?, ?, ?)",
+            (number, end, last[0], last[1]),
+        )
+        return number, end
+
+
+def _row(line: bytes, number: int, offset: int) -> tuple[object, ...] | None:
+    """The index columns of one log line; None for a line that is not a record (verify reports it)."""
+    try:
+        record = json.loads(line)
+        moment = datetime.fromisoformat(record["time"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+    get = record.get
+    return (moment, get("source"), get("service"), get("decision"), get("status"), get("host"), number, offset)
