@@ -11,6 +11,7 @@ from .client_auth import ClientAuth
 from .destination import DestinationCheck
 from .dial_guard import DialGuard, Resolver
 from .inject import InjectCredential
+from .oauth_refresh import RefreshOAuthToken
 from .ratelimits import RecordRateLimits
 from .redact import RedactResponse
 from .request_policy import RequestPolicy
@@ -31,6 +32,7 @@ def default_addons(
         DestinationCheck(vault, passthrough),
         DialGuard(vault, resolver),
         RequestPolicy(vault),
+        RefreshOAuthToken(vault),
         InjectCredential(vault),
         RedactResponse(vault),
         RecordRateLimits(vault),

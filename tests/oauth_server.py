@@ -41,6 +41,7 @@ class AuthServerState:
     refresh: set[str] = field(default_factory=set)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (challenge, redirect, scope)
     token_bodies: list[str] = field(default_factory=list)  # every token response sent, to prove none leaks
+    api_calls: list[str] = field(default_factory=list)  # the Authorization header of each /api/me request
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def revoke_refresh_tokens(self) -> None:
@@ -201,6 +202,7 @@ def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
         def _api(self) -> None:
             token = self.headers.get("Authorization", "").removeprefix("Bearer ")
             with state.lock:
+                state.api_calls.append(token)
                 live = state.access.get(token, 0.0) > time.time()
             headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999", "x-ratelimit-reset": "1900000000"}
             self._json(200 if live else 401, {"ok": live}, headers)

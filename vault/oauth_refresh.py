@@ -56,12 +56,13 @@ async def ensure_fresh(vault: Vault, name: str) -> Secret | None:
         return await _refresh(vault, name, None)
 
 
-async def refresh_after_rejection(vault: Vault, name: str, rejected: Secret) -> Secret | None:
-    """The provider answered 401 to ``rejected``: refresh once, unless someone already has."""
+async def refresh_after_rejection(vault: Vault, name: str, rejected_fingerprint: str) -> Secret | None:
+    """The provider answered 401 to the token with this fingerprint: refresh once, unless someone
+    already has (then the newer token is returned). None for a non-OAuth service."""
     if oauth_store.load(vault, name) is None:
         return None
     async with _lock(vault, name):
-        return await _refresh(vault, name, rejected.fingerprint)
+        return await _refresh(vault, name, rejected_fingerprint)
 
 
 async def _refresh(vault: Vault, name: str, rejected_fp: str | None) -> Secret:

@@ -284,3 +284,29 @@ def _open_field(vault: Vault, name: str, field: str) -> Secret | None:
         return None
     plain = vault.unseal(bytes(blob), f"oauth:{name}:{field}", f"the OAuth {field.replace('_', ' ')} of {name!r}")
     return Secret(plain.decode("utf-8"))
+
+
+def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple[str, str] | None:
+    """(state, detail) of an OAuth service for check_credential_status; None for other services.
+
+    An access token that is due is not "expired" while it can be refreshed: the next use
+    refreshes it. States are the MCP front end's: valid needs a live check, so a healthy
+    token is "unknown" here and the detail says when it expires and that it refreshes itself.
+    """
+    record = load(vault, name)
+    if record is None:
+        return None
+    now = time.time() if now is None else now
+    login = f"clavis-mcp oauth login {name}"
+    if record.state == REAUTH:
+        return "reauth_required", f"the provider refused the grant ({record.reason}); log in again with: {login}"
+    expired = record.expires_at is not None and record.expires_at <= now
+    if not record.can_refresh():
+        if expired:
+            return "expired", f"the access token has expired and there is no refresh token; run: {login}"
+        return "unknown", "OAuth access token without a refresh token; when it stops working, run: " + login
+    if record.retry_at is not None and record.retry_at > now:
+        state = "expired" if expired else "unknown"
+        return state, f"the token endpoint is failing ({record.reason}); retrying after {record.retry_at - now:.0f} s"
+    until = "no expiry" if record.expires_at is None else f"expires in {record.expires_at - now:.0f} s"
+    return "unknown", f"OAuth access token ({until}); refreshed automatically before it expires or on a 401"

@@ -78,7 +78,7 @@ async def test_a_rotated_refresh_token_is_persisted_with_its_access_token(vault:
     assert new_refresh is not None and new_refresh != old_refresh
     assert server.state.refresh == {new_refresh.reveal()}  # the server killed the old one
     assert fresh is not None
-    again = await refresh_after_rejection(vault, "acme", fresh)  # a second refresh needs the rotated token
+    again = await refresh_after_rejection(vault, "acme", fresh.fingerprint)  # a second refresh needs the rotated token
     assert again is not None and again != fresh
     assert server.state.hits == {"refresh_token": 2}
 
@@ -141,7 +141,7 @@ async def test_a_401_refreshes_once_and_the_next_use_gets_the_new_token(
     assert token is not None
     server.state.expire_access_tokens()  # the provider revoked it early
     assert await api_status(server, token, upstream_ca) == 401
-    replaced = await asyncio.gather(*(refresh_after_rejection(vault, "acme", token) for _ in range(10)))
+    replaced = await asyncio.gather(*(refresh_after_rejection(vault, "acme", token.fingerprint) for _ in range(10)))
     assert server.state.hits == {"refresh_token": 2}
     new = vault.snapshot().secrets["acme"]
     assert {t.fingerprint for t in replaced if t is not None} == {new.fingerprint}
@@ -167,7 +167,7 @@ async def test_a_dead_grant_stops_even_a_token_that_has_not_expired(vault: Vault
     first = register(vault, server, expires_at=time.time() + 3600)
     server.state.revoke_refresh_tokens()
     with pytest.raises(ReauthRequired):
-        await refresh_after_rejection(vault, "acme", first)
+        await refresh_after_rejection(vault, "acme", first.fingerprint)
     with pytest.raises(ReauthRequired):
         await ensure_fresh(vault, "acme")  # no stale token is handed out
 
@@ -216,7 +216,7 @@ async def test_a_client_credentials_service_gets_a_new_token_when_due(vault: Vau
 async def test_a_service_without_oauth_is_left_alone(vault: Vault) -> None:
     vault.add_service(make_service("plain", "api.x.test"), validate_secret(SECRET))
     assert await ensure_fresh(vault, "plain") is None
-    assert await refresh_after_rejection(vault, "plain", Secret(SECRET)) is None
+    assert await refresh_after_rejection(vault, "plain", Secret(SECRET).fingerprint) is None
 
 
 async def test_tokens_are_sealed_and_bound_to_their_service_and_field(
@@ -255,7 +255,7 @@ async def test_no_token_reaches_a_log_or_an_error(
     errors = []
     for _ in range(2):
         try:
-            await refresh_after_rejection(vault, "acme", vault.snapshot().secrets["acme"])
+            await refresh_after_rejection(vault, "acme", vault.snapshot().secrets["acme"].fingerprint)
         except ReauthRequired as exc:
             errors.append(repr(exc) + str(exc))
     seen = caplog.text + "".join(errors) + repr(oauth_store.load(vault, "acme"))
