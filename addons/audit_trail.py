@@ -1,8 +1,11 @@
 """Audit trail: one record per request decision, and no request without its record.
 
-The log is checked before a request leaves; if the final record cannot be written the
-response is withheld and replaced by an error (fail closed). The record id and redaction
-count go back to the client in response headers, so call_service can report them.
+Decisions recorded: a request injected, passed through (no service, passthrough host) or
+refused (with the reason), an upstream error, and tunnels refused or passed through
+opaquely at CONNECT. The log is checked before a request or an opaque tunnel leaves; if the
+final record cannot be written the response is withheld and replaced by an error (fail
+closed). The record id and redaction count go back to the client in response headers, so
+call_service can report them. Runs last, so every other addon has had its say.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from mitmproxy import http
 
 from vault import AuditLog, AuditWriteError
+from vault.audit import ERROR, PASSED, REFUSED
 
 from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
 
@@ -24,11 +28,22 @@ class AuditTrail:
         self._log = log
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
+        """A refused tunnel, or one passed through opaquely: no inner request will be recorded."""
         if flow.response is not None and flow.response.status_code >= 400:
-            self._record(flow)
+            try:
+                self._record(flow)
+            except AuditWriteError:
+                pass  # already refused; nothing goes through to withhold
+        elif flow.metadata.get(DECISION) == PASSED:
+            try:
+                self._record(flow)
+            except AuditWriteError as exc:
+                refuse(flow, 503, str(exc))
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None and flow.metadata.get(SERVICE):
+        """Refuse before anything leaves if the record of it could not be written afterwards."""
+        goes_out = flow.metadata.get(SERVICE) or flow.metadata.get(DECISION) == PASSED
+        if flow.response is None and goes_out:
             try:
                 self._log.check_writable()
             except AuditWriteError as exc:
@@ -38,7 +53,7 @@ class AuditTrail:
         try:
             audit_id = self._record(flow)
         except AuditWriteError as exc:
-            if flow.metadata.get(DECISION) != "refused":
+            if flow.metadata.get(DECISION) != REFUSED:
                 refuse(flow, 502, str(exc))  # withhold what came back: no unrecorded use
             return
         assert flow.response is not None
@@ -46,7 +61,7 @@ class AuditTrail:
         flow.response.headers[REDACTIONS_HEADER] = str(flow.metadata.get(REDACTIONS, 0))
 
     def error(self, flow: http.HTTPFlow) -> None:
-        flow.metadata.setdefault(DECISION, "error")
+        flow.metadata.setdefault(DECISION, ERROR)
         flow.metadata.setdefault(REASON, flow.error.msg if flow.error else "connection error")
         try:
             self._record(flow)
@@ -68,7 +83,7 @@ class AuditTrail:
             status=response.status_code if response else None,
             bytes=len(response.raw_content or b"") if response else None,
             duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,
-            decision=flow.metadata.get(DECISION, "passed"),
+            decision=flow.metadata.get(DECISION, PASSED),
             reason=flow.metadata.get(REASON),
             redactions=flow.metadata.get(REDACTIONS),
         )
