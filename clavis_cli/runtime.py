@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,10 +19,17 @@ class Runtime:
     ca: LocalCA
 
 
+def ask_passphrase() -> str:
+    """Hidden prompt on the terminal (getpass uses /dev/tty, so stdout stays clean for MCP)."""
+    if not sys.stdin.isatty():
+        return ""
+    return getpass.getpass("clavis-mcp vault passphrase: ")
+
+
 @contextmanager
 def open_runtime() -> Iterator[Runtime]:
     home = clavis_home()
-    vault = Vault.open(home)
+    vault = Vault.open(home, ask_passphrase=ask_passphrase)
     try:
         yield Runtime(vault, AuditLog.for_vault(vault), LocalCA(home / "certs"))
     finally:

@@ -1,144 +1,153 @@
-"""Vault verbs: init, add, list, remove. Secrets come from a hidden prompt, stdin or an
-environment variable, never from argv."""
+"""Vault verbs: init, rekey and the connector catalog; the service verbs (add, list, show,
+rotate, edit, remove, export, import) live in :mod:`clavis_cli.service_commands`.
+
+Passphrases come from ``CLAVIS_PASSPHRASE`` (``CLAVIS_NEW_PASSPHRASE`` for a rekey) or a hidden
+prompt on a terminal, never from argv; without a terminal nothing is prompted.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
-import os
 import sys
-import time
 
 import click
 
-from vault import (
-    AuthSpec,
-    Service,
-    Vault,
-    clavis_home,
-    parse_header_template,
-    parse_hosts,
-    validate_name,
-    validate_secret,
-)
-from vault.service import validate_template
+from vault import Vault, VaultLocked, clavis_home
+from vault.connectors import load_catalog
+from vault.keychain import KeychainStore
+from vault.keyfile import WARNING as KEYFILE_WARNING
+from vault.keyfile import KeyFileStore
+from vault.keystore import KEY_STORES, KeyStore, key_store
+from vault.passphrase import ENV_VAR as PASSPHRASE_ENV
+from vault.passphrase import PassphraseStore
 
+from . import service_commands
 from .runtime import open_runtime
+
+NEW_PASSPHRASE_ENV = "CLAVIS_NEW_PASSPHRASE"
+
+
+def new_passphrase() -> str:
+    """Ask twice on the terminal; an empty answer means none was given (the store then refuses)."""
+    if not sys.stdin.isatty():
+        return ""
+    first = getpass.getpass("new vault passphrase: ")
+    if first != getpass.getpass("repeat the passphrase: "):
+        raise click.UsageError("the two passphrases differ; nothing was changed")
+    return first
+
+
+def _store_for(kind: str, env_var: str) -> KeyStore:
+    if kind == "passphrase":
+        return PassphraseStore(new_passphrase, env_var=env_var)
+    return key_store(kind)
+
+
+def _emit(as_json: bool, data: dict[str, object], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in lines:
+            click.echo(line)
 
 
 @click.command()
-def init() -> None:
+@click.option(
+    "--key-store",
+    "kind",
+    type=click.Choice(KEY_STORES),
+    help="Where the key that unlocks the vault lives. Default: the OS keychain if one works, else a key file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def init(kind: str | None, as_json: bool) -> None:
     """Create a vault (in $CLAVIS_HOME or the platform data folder) and its local CA."""
     from certs import LocalCA
 
     home = clavis_home()
-    Vault.create(home).close()
+    if kind is None:
+        try:
+            vault = Vault.create(home, KeychainStore())
+        except VaultLocked as exc:
+            click.echo(f"warning: {exc}", err=True)
+            click.echo(f"warning: falling back to a key file: {KEYFILE_WARNING}", err=True)
+            vault = Vault.create(home, KeyFileStore())
+    else:
+        vault = Vault.create(home, _store_for(kind, PASSPHRASE_ENV))
+    with vault:
+        info = vault.key_store_info()
     ca = LocalCA(home / "certs").ensure()
-    click.echo(f"created vault {home}")
-    click.echo(f"key store: key file {home / 'vault.key'} (readable by any process of this user)")
-    click.echo(f"local CA: {ca.cert_path}")
-    click.echo(f"CA fingerprint (SHA-256): {ca.fingerprint()}")
-
-
-def _read_secret(secret_stdin: bool, secret_env: str | None) -> str:
-    if secret_env:
-        if secret_env not in os.environ:
-            raise click.UsageError(f"environment variable {secret_env} is not set")
-        return os.environ[secret_env]
-    if secret_stdin:
-        return sys.stdin.read().rstrip("\r\n")
-    return click.prompt("Secret", hide_input=True, confirmation_prompt=False)
+    _emit(
+        as_json,
+        {
+            "home": str(home),
+            "key_store": info.kind,
+            "key_store_detail": info.description,
+            "ca_cert": str(ca.cert_path),
+            "ca_fingerprint": ca.fingerprint(),
+        },
+        [
+            f"created vault {home}",
+            f"key store: {info.description}",
+            f"local CA: {ca.cert_path}",
+            f"CA fingerprint (SHA-256): {ca.fingerprint()}",
+        ],
+    )
 
 
 @click.command()
-@click.argument("name")
-@click.option("--host", "hosts", multiple=True, required=True, help="HOST[:PORT] or *.DOMAIN; repeatable.")
-@click.option("--header", "header", help="Header template, e.g. 'Authorization: Bearer {secret}'.")
-@click.option("--basic", "basic", help="Basic auth pair template, e.g. '{secret}:' or 'user:{secret}'.")
-@click.option("--query", "query", help="Query parameter that carries the secret, e.g. 'key'.")
-@click.option("--connector", default="generic", show_default=True, help="Connector type (informational).")
-@click.option("--local", is_flag=True, help="Allow loopback/private addresses for this service's hosts.")
-@click.option("--allow-http", is_flag=True, help="Allow injection over plain http:// (not recommended).")
-@click.option("--reveal", type=click.Choice(["never", "masked", "full"]), default="masked", show_default=True)
-@click.option("--secret-stdin", is_flag=True, help="Read the secret from standard input.")
-@click.option("--secret-env", metavar="VAR", help="Read the secret from environment variable VAR.")
-def add(
-    name: str,
-    hosts: tuple[str, ...],
-    header: str | None,
-    basic: str | None,
-    query: str | None,
-    connector: str,
-    local: bool,
-    allow_http: bool,
-    reveal: str,
-    secret_stdin: bool,
-    secret_env: str | None,
-) -> None:
-    """Register a service NAME and store its secret (prompted, never on the command line)."""
-    if sum(x is not None for x in (header, basic, query)) > 1:
-        raise click.UsageError("choose one of --header, --basic, --query")
-    if basic is not None:
-        auth = AuthSpec(kind="basic", name="Authorization", template=validate_template(basic))
-    elif query is not None:
-        auth = AuthSpec(kind="query", name=query)
-    else:
-        auth = parse_header_template(header or "Authorization: Bearer {secret}")
-    service = Service(
-        name=validate_name(name),
-        auth=auth,
-        hosts=parse_hosts(list(hosts)),
-        connector=connector,
-        local=local,
-        allow_http=allow_http,
-        reveal=reveal,  # type: ignore[arg-type]
-        created_at=time.time(),
-    )
-    with open_runtime() as runtime:
-        secret = validate_secret(_read_secret(secret_stdin, secret_env))
-        runtime.vault.add_service(service, secret)
-        runtime.audit.append(source="cli", service=name, action="add", decision="added")
-    click.echo(f"added {name} ({auth.describe()}) for {', '.join(str(h) for h in service.hosts)}")
-    click.echo(f"secret fingerprint: {secret.fingerprint}")
-
-
-@click.command("list")
+@click.option(
+    "--key-store",
+    "kind",
+    type=click.Choice(KEY_STORES),
+    help="The new key store. Default: the current one with a new key (or a new passphrase).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_services(as_json: bool) -> None:
-    """List services (names, hosts, auth method), never their secrets."""
+def rekey(kind: str | None, as_json: bool) -> None:
+    """Move the vault to another key store, or change its passphrase, without re-entering secrets.
+
+    The data key is re-wrapped in one transaction; the old key file or keychain entry is removed
+    after the switch. A new passphrase is read from CLAVIS_NEW_PASSPHRASE or asked twice.
+    """
     with open_runtime() as runtime:
-        services = runtime.vault.list_services()
+        before = runtime.vault.key_store_info()
+        after = runtime.vault.rekey(_store_for(kind or before.kind, NEW_PASSPHRASE_ENV))
+        runtime.audit.append(
+            source="cli", action="rekey", decision="rekeyed", reason=f"key store {before.kind} -> {after.kind}"
+        )
+    if after.kind == "keyfile":
+        click.echo(f"warning: {KEYFILE_WARNING}", err=True)
+    _emit(
+        as_json,
+        {"key_store": after.kind, "key_store_detail": after.description, "previous": before.kind},
+        [f"rekeyed: key store {before.kind} -> {after.kind}", f"key store: {after.description}"],
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def connectors(as_json: bool) -> None:
+    """List the connector catalog (built-in plus connectors.toml in the vault home)."""
+    catalog = load_catalog(clavis_home())
     rows = [
         {
-            "name": s.name,
-            "connector": s.connector,
-            "auth": s.auth.describe(),
-            "hosts": [str(h) for h in s.hosts],
-            "local": s.local,
-            "reveal": s.reveal,
+            "name": c.name,
+            "title": c.title,
+            "hosts": [str(h) for h in c.hosts],
+            "auth": c.auth.describe(),
+            "extra_headers": dict(c.auth.extra_headers),
+            "probe": f"{c.probe.method} {c.probe.path}" if c.probe else None,
+            "rate_limit_headers": list(c.rate_limit_headers),
+            "docs": c.docs,
+            "source": c.source,
         }
-        for s in services
+        for c in catalog.values()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    if not rows:
-        click.echo("no services yet; add one with: clavis-mcp add NAME --host HOST")
     for row in rows:
-        click.echo(f"{row['name']:<20} {', '.join(row['hosts']):<40} {row['auth']}")
+        click.echo(f"{row['name']:<12} {', '.join(row['hosts']) or '(hosts from --host)':<40} {row['auth']}")
 
 
-@click.command()
-@click.argument("name")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def remove(name: str, yes: bool) -> None:
-    """Remove service NAME and destroy its secret."""
-    with open_runtime() as runtime:
-        runtime.vault.get_service(name)
-        if not yes:
-            click.confirm(f"remove {name} and its secret?", abort=True)
-        runtime.vault.remove_service(name)
-        runtime.audit.append(source="cli", service=name, action="remove", decision="removed")
-    click.echo(f"removed {name}")
-
-
-COMMANDS = [init, add, list_services, remove]
+COMMANDS = [init, rekey, connectors, *service_commands.COMMANDS]

@@ -28,8 +28,9 @@ _LIMITS = {"iterations": (1, 64), "lanes": (1, 64), "memory_cost_kib": (8 * 1024
 class PassphraseStore:
     kind = "passphrase"
 
-    def __init__(self, ask: AskPassphrase | None = None) -> None:
+    def __init__(self, ask: AskPassphrase | None = None, env_var: str = ENV_VAR) -> None:
         self._ask = ask
+        self._env_var = env_var
 
     def create(self, home: Path, vault_id: str) -> tuple[bytes, Params]:
         passphrase = self._passphrase()
@@ -51,14 +52,14 @@ class PassphraseStore:
         )
 
     def _passphrase(self) -> str:
-        configured = os.environ.get(ENV_VAR)
+        configured = os.environ.get(self._env_var)
         if configured:
             return configured
-        if self._ask is None:
-            raise VaultLocked(f"the vault is protected by a passphrase; set {ENV_VAR} or run the command in a terminal")
-        passphrase = self._ask()
+        passphrase = self._ask() if self._ask is not None else ""
         if not passphrase:
-            raise VaultLocked("no passphrase given; the vault stays locked")
+            raise VaultLocked(
+                f"the vault is protected by a passphrase; set {self._env_var} or run the command in a terminal"
+            )
         return passphrase
 
 

@@ -206,6 +206,12 @@ class Vault:
         with self._lock:
             self._conn.close()
 
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- key store -----------------------------------------------------------------------------
 
     def key_store_info(self) -> KeyStoreInfo:
@@ -248,18 +254,24 @@ class Vault:
         return _service_from_json(name, row[0])
 
     def add_service(self, service: Service, secret: Secret) -> None:
+        self.add_services([(service, secret)])
+
+    def add_services(self, entries: list[tuple[Service, Secret]]) -> None:
+        """Add several services in one transaction: all of them, or (on any refusal) none."""
         with self.transaction() as conn:
             others = self.list_services()
-            if any(other.name == service.name for other in others):
-                raise DuplicateService(
-                    f"a service named {service.name!r} already exists; remove it first or pick another name"
+            for service, secret in entries:
+                if any(other.name == service.name for other in others):
+                    raise DuplicateService(
+                        f"a service named {service.name!r} already exists; remove it first or pick another name"
+                    )
+                _refuse_conflicts(service, others)
+                conn.execute(
+                    "INSERT INTO services (name, definition, updated_at) VALUES (?, ?, ?)",
+                    (service.name, _service_to_json(service), time.time()),
                 )
-            _refuse_conflicts(service, others)
-            conn.execute(
-                "INSERT INTO services (name, definition, updated_at) VALUES (?, ?, ?)",
-                (service.name, _service_to_json(service), time.time()),
-            )
-            self._write_secret(conn, service.name, SECRET_FIELD, secret)
+                self._write_secret(conn, service.name, SECRET_FIELD, secret)
+                others.append(service)
 
     def update_service(self, service: Service) -> Service:
         """Replace the non-secret definition of an existing service (its secrets stay)."""
