@@ -6,47 +6,122 @@ Pure functions, so every refusal is decided before any network traffic and is ta
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from vault import Service, canonical_host
 from vault.errors import ClavisError
 
+from .models import BinaryBody
+
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CONTROLLED_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "host", "cookie", "forwarded", "via", "connection",
-     "transfer-encoding", "content-length", "te", "upgrade"}
+     "transfer-encoding", "content-length", "te", "upgrade", "trailer", "keep-alive", "expect"}
 )  # fmt: skip
 CONTROLLED_PREFIXES = ("x-clavis-", "x-forwarded-", "proxy-")
 RETURNED_HEADERS = frozenset(
-    {"content-type", "content-length", "location", "retry-after", "x-request-id", "request-id",
-     "x-github-request-id", "openai-processing-ms", "ratelimit", "ratelimit-policy"}
+    {"content-type", "content-length", "content-encoding", "location", "retry-after", "x-request-id",
+     "request-id", "x-github-request-id", "openai-processing-ms", "ratelimit", "ratelimit-policy", "etag",
+     "last-modified", "link"}
 )  # fmt: skip
 RETURNED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
-MAX_RESPONSE_BODY = 256 * 1024
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+              "application/x-www-form-urlencoded", "application/x-ndjson", "+json", "+xml")  # fmt: skip
+
+
+LIMIT_ENV = {
+    "max_request_body": "CLAVIS_MAX_REQUEST_BYTES",
+    "max_response_body": "CLAVIS_MAX_RESPONSE_BYTES",
+    "timeout": "CLAVIS_CALL_TIMEOUT",
+}
 
 
 class CallRefused(ClavisError):
     """The request was refused before leaving; the message says what is allowed."""
 
 
+class LimitsError(ClavisError):
+    """A configured limit (environment variable) is not a usable number."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """Bounds on one call_service request, so neither the model's context nor the process is flooded.
+
+    ``max_response_body`` is what the model gets; ``max_download`` is what is read at all (the
+    rest of a larger body is not fetched, and its size is reported as at least that much).
+    """
+
+    max_request_body: int = 1024 * 1024
+    max_response_body: int = 256 * 1024
+    max_download: int = 64 * 1024 * 1024
+    timeout: float = 60.0
+    max_redirects: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CallLimits:
+        """Defaults, overridden by the environment variables named in ``LIMIT_ENV``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field, name in LIMIT_ENV.items():
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                value = float(raw) if field == "timeout" else int(raw)
+            except ValueError:
+                raise LimitsError(f"{name}={raw!r} is not a number; unset it or give a positive number") from None
+            if value <= 0:
+                raise LimitsError(f"{name}={raw!r} must be positive; unset it or give a positive number")
+            values[field] = value
+        return cls(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     url: str
+    scheme: str
     host: str
     port: int
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+
+def allowed_methods(service: Service) -> tuple[str, ...]:
+    """The service's method policy; an empty policy allows every method call_service knows."""
+    return tuple(m for m in ALLOWED_METHODS if not service.methods or m in service.methods)
+
+
+def check_method(service: Service, method: str) -> str:
+    method = method.upper()
+    if method not in ALLOWED_METHODS:
+        raise CallRefused(f"method {method!r} is not allowed; use one of {', '.join(ALLOWED_METHODS)}")
+    allowed = allowed_methods(service)
+    if method not in allowed:
+        raise CallRefused(
+            f"service {service.name!r} does not allow {method}; its method policy allows: {', '.join(allowed)}"
+        )
+    return method
 
 
 def check_target(service: Service, method: str, url: str) -> Target:
     """Refuse anything but an absolute http(s) URL on one of the service's hosts."""
-    method = method.upper()
-    if method not in ALLOWED_METHODS:
-        raise CallRefused(f"method {method!r} is not allowed; use one of {', '.join(ALLOWED_METHODS)}")
+    check_method(service, method)
     hosts = ", ".join(str(rule) for rule in service.hosts)
 
     def refused(problem: str) -> CallRefused:
         return CallRefused(f"{problem}; service {service.name!r} accepts https:// URLs on: {hosts}")
 
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        raise refused("malformed URL (spaces or control characters)")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -65,10 +140,10 @@ def check_target(service: Service, method: str, url: str) -> Target:
     port = port or (443 if parts.scheme == "https" else 80)
     if not service.owns(host, port, parts.scheme):
         raise refused(f"{parts.scheme}://{host}:{port} is not a host of service {service.name!r}")
-    return Target(url=url.split("#", 1)[0], host=host, port=port)
+    return Target(url=url.split("#", 1)[0], scheme=parts.scheme, host=host, port=port)
 
 
-def split_headers(headers: dict[str, str] | None) -> tuple[dict[str, str], list[str]]:
+def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], list[str]]:
     """Keep the model's headers except those the proxy controls; report the ignored ones."""
     kept: dict[str, str] = {}
     ignored: list[str] = []
@@ -76,11 +151,39 @@ def split_headers(headers: dict[str, str] | None) -> tuple[dict[str, str], list[
         key = name.lower()
         if key in CONTROLLED_HEADERS or key.startswith(CONTROLLED_PREFIXES):
             ignored.append(name)
-        elif any(c in value for c in "\r\n\0"):
-            raise CallRefused(f"header {name!r} contains a line break or NUL")
+        elif any(c in name + value for c in "\r\n\0") or not name.strip() or ":" in name:
+            raise CallRefused(f"header {name!r} contains a line break, NUL or colon; send one plain header per entry")
         else:
             kept[name] = value
     return kept, ignored
+
+
+def request_body(json_body: Any, data: str | None, limits: CallLimits) -> tuple[dict[str, Any], bytes | None]:
+    """The httpx keyword for the body, and its bytes (for the size check and the confirmation preview)."""
+    if json_body is not None and data is not None:
+        raise CallRefused("give either json or data, not both")
+    if json_body is not None:
+        raw = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
+        keyword: dict[str, Any] = {"content": raw, "headers": {"Content-Type": "application/json"}}
+    elif data is not None:
+        raw = data.encode()
+        keyword = {"content": raw}
+    else:
+        return {}, None
+    if len(raw) > limits.max_request_body:
+        raise CallRefused(
+            f"the request body is {len(raw)} bytes; the limit is {limits.max_request_body} "
+            "(set CLAVIS_MAX_REQUEST_BYTES to change it)"
+        )
+    return keyword, raw
+
+
+def body_preview(raw: bytes | None, limit: int = 600) -> str:
+    """What the user is shown of a body before approving a write: the start, and its size."""
+    if not raw:
+        return "(no body)"
+    text = raw[:limit].decode("utf-8", errors="replace")
+    return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"
 
 
 def returned_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -92,13 +195,45 @@ def returned_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return selected
 
 
-def render_body(content: bytes, content_type: str, limit: int = MAX_RESPONSE_BODY) -> tuple[object, bool]:
-    """JSON parsed when it is JSON and whole; text otherwise; truncated at ``limit`` bytes."""
-    truncated = len(content) > limit
+def is_text(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return not kind or any(kind.startswith(t) or kind.endswith(t) for t in TEXT_TYPES)
+
+
+def render_body(
+    head: bytes, size: int, digest: str, content_type: str, limit: int
+) -> tuple[Any, BinaryBody | None, bool]:
+    """(body, binary summary, truncated) from the first bytes of a response.
+
+    JSON is parsed when it is JSON and whole; text is returned up to ``limit`` bytes; anything
+    else, or text that is not UTF-8, is summarised by type, size and SHA-256.
+    """
+    if size and (not is_text(content_type) or not _utf8(head[:limit])):
+        return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False
+    truncated = size > limit
     if "json" in content_type.lower() and not truncated:
         try:
-            return json.loads(content), False
+            return json.loads(head), None, False
         except ValueError:
             pass
-    text = content[:limit].decode("utf-8", errors="replace")
-    return text, truncated
+    return head[:limit].decode("utf-8", errors="replace"), None, truncated
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8, allowing a multi-byte character cut at the end."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3 and exc.reason == "unexpected end of data"
+    return True
+
+
+def redirect_target(service: Service, current: Target, status: int, location: str | None) -> Target | None:
+    """The next hop of a redirect that stays on the same origin; None for anything else."""
+    if status not in REDIRECT_STATUSES or not location:
+        return None
+    try:
+        following = check_target(service, "GET", urljoin(current.url, location))
+    except CallRefused:
+        return None
+    return following if following.origin == current.origin else None

@@ -2,15 +2,20 @@
 
 The proxy is started lazily so it never delays the MCP ``initialize`` handshake. Calls use
 one long-lived httpx client whose proxy is the embedded mitmproxy (with this process's own
-proxy credential) and whose only trusted CA is ours: nothing bypasses the proxy.
+proxy credential) and whose only trusted CA is ours: nothing bypasses the proxy. Responses
+are streamed and read only up to a bound, so a huge body cannot exhaust the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import ssl
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -20,15 +25,46 @@ from certs import LocalCA
 from proxy import EmbeddedProxy
 from vault import AuditLog, Vault
 
+from .calls import CallLimits
+
 MCP_CLIENT = "mcp"
-TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One response as the proxy returned it: redacted, bounded, with the proxy's own facts."""
+
+    status: int
+    url: str
+    headers: list[tuple[str, str]]
+    head: bytes  # the first bytes of the body, at most the response-body limit
+    size: int  # bytes read; the whole body unless ``complete`` is False (then the download bound)
+    complete: bool
+    sha256: str
+    audit_id: str | None
+    redactions: int
+    refused: str | None
+    received_at: float
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
 
 
 class Gateway:
-    def __init__(self, vault: Vault, audit: AuditLog, ca: LocalCA, extra_addons: Sequence[object] = ()) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        audit: AuditLog,
+        ca: LocalCA,
+        extra_addons: Sequence[object] = (),
+        limits: CallLimits | None = None,
+    ) -> None:
         self.vault = vault
         self.audit = audit
         self.ca = ca
+        self.limits = limits or CallLimits()
         self._token = secrets.token_urlsafe(32)
         self._proxy = EmbeddedProxy(vault, audit, ca, lambda: {MCP_CLIENT: self._token}, extra_addons=extra_addons)
         self._client: httpx.AsyncClient | None = None
@@ -43,17 +79,49 @@ class Gateway:
                     proxy=httpx.Proxy(self._proxy.url, auth=(MCP_CLIENT, self._token)),
                     verify=trust,
                     follow_redirects=False,
-                    timeout=TIMEOUT,
+                    timeout=httpx.Timeout(self.limits.timeout, connect=min(CONNECT_TIMEOUT, self.limits.timeout)),
                     trust_env=False,
                 )
             return self._client
 
-    async def request(self, service: str, method: str, url: str, **kwargs: object) -> httpx.Response:
-        """Send one request for ``service``; the proxy decides, injects, redacts and records."""
+    async def fetch(self, service: str, method: str, url: str, **kwargs: Any) -> Fetched:
+        """Send one request for ``service``; keep the body's first bytes, hash and count up to the download bound.
+
+        The proxy decides, injects, redacts and records; raises ``TimeoutError`` when the whole
+        exchange takes longer than the call timeout, httpx errors for transport failures.
+        """
         client = await self.client()
-        request = client.build_request(method, url, **kwargs)  # type: ignore[arg-type]
+        request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service
-        return await client.send(request)
+        keep, bound = self.limits.max_response_body, self.limits.max_download
+        async with asyncio.timeout(self.limits.timeout):
+            response = await client.send(request, stream=True)
+            try:
+                digest, head, size, complete = hashlib.sha256(), bytearray(), 0, True
+                async for chunk in response.aiter_bytes():
+                    if size + len(chunk) > bound:
+                        chunk, complete = chunk[: bound - size], False
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if len(head) < keep:
+                        head += chunk[: keep - len(head)]
+                    if not complete:
+                        break
+            finally:
+                await response.aclose()
+        return Fetched(
+            status=response.status_code,
+            url=str(response.url),
+            headers=list(response.headers.items()),
+            head=bytes(head),
+            size=size,
+            complete=complete,
+            sha256=digest.hexdigest(),
+            audit_id=response.headers.get(AUDIT_ID_HEADER),
+            redactions=int(response.headers.get(REDACTIONS_HEADER, "0") or 0),
+            refused=response.headers.get(REFUSED_HEADER),
+            received_at=time.time(),
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -61,11 +129,6 @@ class Gateway:
             self._client = None
         await self._proxy.stop()
 
-
-def proxy_facts(response: httpx.Response) -> tuple[str | None, int, str | None]:
-    """Audit id, redaction count and refusal reason the proxy attached to a response."""
-    return (
-        response.headers.get(AUDIT_ID_HEADER),
-        int(response.headers.get(REDACTIONS_HEADER, "0") or 0),
-        response.headers.get(REFUSED_HEADER),
-    )
+    @property
+    def proxy_running(self) -> bool:
+        return self._client is not None

@@ -1,5 +1,10 @@
-"""Output schemas of the MCP tools. None of them has a field that could hold a secret,
-except ``CredentialInfo.value``, filled only under a service's ``full`` reveal policy."""
+"""Output schemas of the MCP tools.
+
+None of them has a field that could hold a secret, except ``CredentialInfo.value``, filled
+only under a service's ``full`` reveal policy (and, where the client can ask, after the user
+said yes). ``ServiceInfo`` in particular has no value field at all: list_services cannot leak
+what its schema cannot carry.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,95 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 CredentialState = Literal["valid", "invalid", "expired", "reauth_required", "locked", "unknown"]
+RevealPolicy = Literal["never", "masked", "full"]
+
+
+class RateLimit(BaseModel):
+    """The provider's rate-limit headers as last seen on a response for this service."""
+
+    remaining: int | None = Field(None, description="Requests (or tokens) left in the current window.")
+    limit: int | None = Field(None, description="Size of the window's allowance.")
+    reset_at: float | None = Field(None, description="When the window resets, as a Unix time.")
+    seconds_to_reset: float | None = Field(None, description="Seconds from now until the window resets.")
+    header: str | None = Field(None, description="The response header the figures came from.")
+    observed_at: float | None = Field(None, description="When the headers were seen, as a Unix time.")
 
 
 class ServiceInfo(BaseModel):
-    name: str
-    connector: str
+    name: str = Field(description="The name to pass to the other tools.")
+    connector: str = Field(description="Provider type (openai, github, stripe, generic, ...).")
     auth_method: str = Field(description="How the credential is injected (header template, basic, query).")
     hosts: list[str] = Field(description="Hosts the credential may be sent to; call_service accepts only these.")
+    allowed_methods: list[str] = Field(description="HTTP methods call_service accepts for this service.")
+    allowed_paths: list[str] = Field(description="URL path prefixes the credential may be used on.")
     local: bool = Field(description="Whether the service may be reached on loopback or private addresses.")
-    reveal_policy: Literal["never", "masked", "full"]
-    state: CredentialState
+    reveal_policy: RevealPolicy = Field(description="What get_credentials may show: never, masked or full.")
+    confirm_writes: bool = Field(description="Whether the user is asked before a mutating call goes out.")
+    state: CredentialState = Field(description="What is known about the credential without calling the provider.")
     expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")
+    last_used_at: float | None = Field(None, description="Last time a request carried it, as a Unix time.")
 
 
 class ServiceList(BaseModel):
-    services: list[ServiceInfo]
+    services: list[ServiceInfo] = Field(description="Every registered service, sorted by name.")
 
 
 class CredentialInfo(BaseModel):
     service_name: str
     reveal_policy: Literal["masked", "full"]
     masked: str = Field(description="Prefix and last four characters, enough to recognise the key.")
-    fingerprint: str
-    token_type: str
-    expires_at: float | None = None
+    fingerprint: str = Field(description="Stable identifier of the value (truncated SHA-256), not the value.")
+    token_type: str = Field(description="How the credential is used: header, basic or query.")
+    state: CredentialState
+    expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")
     value: str | None = Field(None, description="The credential itself; only under the 'full' reveal policy.")
+
+
+class LastCheck(BaseModel):
+    checked_at: float = Field(description="When the live check ran, as a Unix time.")
+    state: CredentialState = Field(description="What the check concluded.")
+    status: int | None = Field(None, description="HTTP status the provider answered, if it answered.")
+    detail: str = Field("", description="The reason, in words.")
 
 
 class CredentialStatus(BaseModel):
     service_name: str
     state: CredentialState
-    expires_at: float | None = None
-    detail: str
+    expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")
+    seconds_to_expiry: float | None = Field(None, description="Seconds left before expiry (negative: expired).")
+    detail: str = Field(description="What the state means and what to do about it.")
+    last_check: LastCheck | None = Field(None, description="The latest live check, if one ran.")
+    rate_limit: RateLimit | None = Field(None, description="Latest rate-limit figures seen for this service.")
+
+
+class BinaryBody(BaseModel):
+    """A summary of a response body that is not text: the model gets facts, not bytes."""
+
+    content_type: str
+    size: int = Field(description="Size in bytes of the whole body.")
+    sha256: str = Field(description="Hex SHA-256 of the whole (redacted) body.")
+
+
+class Redirect(BaseModel):
+    location: str = Field(description="Where the server redirected to, as the proxy returned it (redacted).")
+    followed: bool = Field(description="False: another origin, not followed; call it yourself if you trust it.")
 
 
 class CallResult(BaseModel):
-    status: int
-    headers: dict[str, str] = Field(description="Selected response headers (content type, request id, rate limits).")
-    body: Any = Field(description="Parsed JSON when the response is JSON, text otherwise, redacted.")
-    body_truncated: bool = False
+    status: int = Field(description="HTTP status of the final response.")
+    url: str = Field(description="The URL that gave the final response (differs after a same-origin redirect).")
+    headers: dict[str, str] = Field(
+        description="Allowlisted response headers (content type, request id, rate limits, Retry-After, Location)."
+    )
+    body: Any = Field(description="Parsed JSON when the response is JSON, text otherwise, redacted; null if binary.")
+    binary: BinaryBody | None = Field(None, description="Set instead of body when the response is not text.")
+    body_truncated: bool = Field(False, description="True when body holds only the first body_limit bytes.")
     body_size: int = Field(description="Size in bytes of the whole (redacted) response body.")
+    body_limit: int = Field(description="Most bytes of body returned to you; the rest is cut.")
+    redirect: Redirect | None = Field(None, description="A redirect that was not followed, with its Location.")
+    rate_limit: RateLimit | None = Field(None, description="Rate-limit figures from this response's headers.")
     redactions: int = Field(description="How many occurrences of the service's secret were scrubbed.")
-    audit_id: str | None = None
+    audit_id: str | None = Field(None, description="Id of the audit record of this request.")
     ignored_headers: list[str] = Field(
         default_factory=list, description="Request headers dropped because the proxy controls them."
     )

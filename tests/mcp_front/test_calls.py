@@ -1,8 +1,23 @@
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from mcp_front.calls import CallRefused, check_target, render_body, returned_headers, split_headers
+from mcp_front.calls import (
+    CallLimits,
+    CallRefused,
+    LimitsError,
+    Target,
+    body_preview,
+    check_method,
+    check_target,
+    redirect_target,
+    render_body,
+    request_body,
+    returned_headers,
+    split_headers,
+)
 from tests.conftest import make_service
 
 SERVICE = make_service("openai", "api.openai.com")
@@ -19,6 +34,11 @@ REFUSED = [
     ("userinfo-on-own-host", "https://user:pw@api.openai.com/", "user information"),
     ("bad-port", "https://api.openai.com:99999/", "malformed URL"),
     ("numeric-host", "https://2130706433/", "malformed host"),
+    ("control-character", "https://api.openai.com/\r\nHost: evil.test", "control characters"),
+    ("space", "https://api.openai.com /v1", "control characters"),
+    ("no-host", "https:///v1", "absolute https://"),
+    ("javascript", "javascript:alert(1)", "absolute https://"),
+    ("data", "data:text/plain,hi", "absolute https://"),
 ]
 
 
@@ -61,8 +81,122 @@ def test_returned_headers_are_an_allowlist() -> None:
     }  # fmt: skip
 
 
-def test_body_is_parsed_json_or_truncated_text() -> None:
-    assert render_body(b'{"a": 1}', "application/json") == ({"a": 1}, False)
-    assert render_body(b"hello", "text/plain") == ("hello", False)
-    text, truncated = render_body(b"x" * 100, "text/plain", limit=10)
-    assert (text, truncated) == ("x" * 10, True)
+def render(content: bytes, content_type: str, limit: int = 256 * 1024) -> tuple[object, object, bool]:
+    return render_body(content[:limit], len(content), hashlib.sha256(content).hexdigest(), content_type, limit)
+
+
+BODIES = [
+    ("json", b'{"a": 1}', "application/json", {"a": 1}, False),
+    ("json-suffix-type", b'{"a": 1}', "application/problem+json", {"a": 1}, False),
+    ("broken-json-is-text", b'{"a": ', "application/json", '{"a": ', False),
+    ("text", b"hello", "text/plain; charset=utf-8", "hello", False),
+    ("no-content-type-text", b"hello", "", "hello", False),
+    ("empty", b"", "application/octet-stream", "", False),
+    ("truncated-text", b"x" * 100, "text/plain", "x" * 10, True),
+    ("truncated-json-is-text", b'{"a": "' + b"y" * 100 + b'"}', "application/json", '{"a": "yyy', True),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "body", "truncated"), [r[1:] for r in BODIES], ids=[r[0] for r in BODIES]
+)
+def test_body_is_parsed_json_or_text_cut_at_the_limit(
+    content: bytes, content_type: str, body: object, truncated: bool
+) -> None:
+    assert render(content, content_type, limit=10 if truncated else 1024) == (body, None, truncated)
+
+
+BINARIES = [
+    ("png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "image/png"),
+    ("octet-stream", b"\x00\x01\x02", "application/octet-stream"),
+    ("text-type-but-not-utf8", b"\xff\xfe\x00bad", "text/plain"),
+]
+
+
+@pytest.mark.parametrize(("content", "content_type"), [r[1:] for r in BINARIES], ids=[r[0] for r in BINARIES])
+def test_binary_bodies_are_summarised_not_dumped(content: bytes, content_type: str) -> None:
+    body, binary, truncated = render(content, content_type)
+    assert body is None and not truncated and binary is not None
+    assert (binary.size, binary.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    assert binary.content_type == content_type
+
+
+def test_text_cut_inside_a_multibyte_character_is_still_text() -> None:
+    content = "é".encode() * 10  # 20 bytes; a 5-byte cut splits a character
+    body, binary, truncated = render(content, "text/plain", limit=5)
+    assert binary is None and truncated and body.startswith("éé")
+
+
+POLICY = make_service("stripe", "api.stripe.com", methods=("GET", "POST"))
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
+def test_method_policy_refuses_what_the_service_does_not_allow(method: str) -> None:
+    with pytest.raises(CallRefused, match="its method policy allows: GET, POST"):
+        check_method(POLICY, method)
+
+
+def test_empty_method_policy_allows_every_known_method() -> None:
+    assert check_method(SERVICE, "delete") == "DELETE"
+
+
+def test_request_body_over_the_limit_is_refused_with_the_size_and_the_setting() -> None:
+    limits = CallLimits(max_request_body=10)
+    with pytest.raises(CallRefused, match="11 bytes; the limit is 10 .*CLAVIS_MAX_REQUEST_BYTES"):
+        request_body(None, "x" * 11, limits)
+    assert request_body(None, "x" * 10, limits)[1] == b"x" * 10
+
+
+def test_json_and_data_together_are_refused() -> None:
+    with pytest.raises(CallRefused, match="either json or data"):
+        request_body({"a": 1}, "b", CallLimits())
+
+
+def test_json_body_is_sent_as_json() -> None:
+    keyword, raw = request_body({"a": [1, "é"]}, None, CallLimits())
+    assert raw == '{"a":[1,"é"]}'.encode()
+    assert keyword["headers"] == {"Content-Type": "application/json"}
+
+
+def test_body_preview_shows_the_start_and_the_size() -> None:
+    assert body_preview(None) == "(no body)"
+    assert body_preview(b"a" * 700, limit=5) == "aaaaa… (700 bytes in all)"
+
+
+ENV_LIMITS = [
+    ("defaults", {}, CallLimits()),
+    ("response", {"CLAVIS_MAX_RESPONSE_BYTES": "1000"}, CallLimits(max_response_body=1000)),
+    ("request-and-timeout", {"CLAVIS_MAX_REQUEST_BYTES": "5", "CLAVIS_CALL_TIMEOUT": "2.5"},
+     CallLimits(max_request_body=5, timeout=2.5)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("env", "limits"), [r[1:] for r in ENV_LIMITS], ids=[r[0] for r in ENV_LIMITS])
+def test_limits_are_configurable_from_the_environment(env: dict[str, str], limits: CallLimits) -> None:
+    assert CallLimits.from_env(env) == limits
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-1"])
+def test_unusable_limit_setting_is_a_clear_error(value: str) -> None:
+    with pytest.raises(LimitsError, match=f"CLAVIS_MAX_RESPONSE_BYTES={value!r}"):
+        CallLimits.from_env({"CLAVIS_MAX_RESPONSE_BYTES": value})
+
+
+HERE = Target("https://api.openai.com/v1/a", "https", "api.openai.com", 443)
+REDIRECTS = [
+    ("same-origin-relative", 302, "/v1/b", "https://api.openai.com/v1/b"),
+    ("same-origin-absolute", 307, "https://api.openai.com/v1/c", "https://api.openai.com/v1/c"),
+    ("other-origin", 302, "https://evil.test/steal", None),
+    ("other-port", 301, "https://api.openai.com:8443/x", None),
+    ("downgrade-to-http", 301, "http://api.openai.com/x", None),
+    ("not-a-redirect", 200, "/v1/b", None),
+    ("no-location", 302, None, None),
+]
+
+
+@pytest.mark.parametrize(("status", "location", "followed"), [r[1:] for r in REDIRECTS], ids=[r[0] for r in REDIRECTS])
+def test_redirects_are_followed_only_on_the_same_origin(
+    status: int, location: str | None, followed: str | None
+) -> None:
+    target = redirect_target(SERVICE, HERE, status, location)
+    assert (target.url if target else None) == followed

@@ -1,0 +1,41 @@
+"""Rate-limit figures for the tools, from a response's headers or from what the proxy recorded.
+
+Parsing the providers' dialects is the vault's job (``vault.ratelimit_parse``); here the
+result is put in the tools' output shape, with the seconds left counted from now.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from vault import Vault
+from vault.ratelimit_parse import parse_rate_limits
+from vault.ratelimits import latest
+
+from .models import RateLimit
+
+
+def rate_limit_of(headers: Iterable[tuple[str, str]], observed_at: float, now: float | None = None) -> RateLimit | None:
+    """The most constraining limit announced by ``headers``, seen at ``observed_at``; None if none."""
+    parsed = parse_rate_limits(list(headers), observed_at)
+    if parsed is None:
+        return None
+    now = time.time() if now is None else now
+    return RateLimit(
+        remaining=parsed.remaining,
+        limit=parsed.limit,
+        reset_at=parsed.reset_at,
+        seconds_to_reset=None if parsed.reset_at is None else round(parsed.reset_at - now, 3),
+        header=parsed.source,
+        observed_at=observed_at,
+    )
+
+
+def recorded_rate_limit(vault: Vault, service: str) -> RateLimit | None:
+    """The figures from the last response the proxy saw for ``service`` (any client, any process)."""
+    found = latest(vault, service)
+    if found is None:
+        return None
+    headers, observed_at = found
+    return rate_limit_of(headers.items(), observed_at)

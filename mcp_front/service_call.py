@@ -1,0 +1,139 @@
+"""call_service end to end: validate, send through the proxy, follow same-origin redirects, shape the result.
+
+Every refusal (service, URL, method, headers, body size) happens before the first byte
+leaves. What comes back is already redacted by the proxy; here it is bounded (body limit,
+binary summary) and filtered (header allowlist) before the model sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from vault import Service
+
+from .calls import (
+    SAFE_METHODS,
+    CallLimits,
+    CallRefused,
+    Target,
+    check_target,
+    redirect_target,
+    render_body,
+    request_body,
+    returned_headers,
+    split_headers,
+)
+from .gateway import Fetched, Gateway
+from .models import CallResult, Redirect
+from .ratelimit import rate_limit_of
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """A request that passed every check, ready to send (and to describe to the user)."""
+
+    service: Service
+    method: str
+    target: Target
+    headers: dict[str, str]
+    ignored_headers: list[str]
+    params: dict[str, str] | None
+    body: dict[str, Any]
+    raw_body: bytes | None
+
+    @property
+    def display_url(self) -> str:
+        return str(httpx.URL(self.target.url, params=self.params)) if self.params else self.target.url
+
+
+def prepare_call(
+    service: Service,
+    method: str,
+    url: str,
+    headers: dict[str, str] | None,
+    params: dict[str, str] | None,
+    json_body: Any,
+    data: str | None,
+    limits: CallLimits,
+) -> PreparedCall:
+    target = check_target(service, method, url)
+    kept, ignored = split_headers(headers)
+    body, raw = request_body(json_body, data, limits)
+    if "headers" in body:
+        kept = {**{k: v for k, v in kept.items() if k.lower() != "content-type"}, **body.pop("headers")}
+    return PreparedCall(service, method.upper(), target, kept, ignored, params or None, body, raw)
+
+
+async def perform_call(gateway: Gateway, call: PreparedCall) -> CallResult:
+    limits = gateway.limits
+    target, method, body, params = call.target, call.method, call.body, call.params
+    redirect: Redirect | None = None
+    for _ in range(limits.max_redirects + 1):
+        fetched = await _send(gateway, call, method, target, params, body)
+        location = fetched.header("location")
+        following = redirect_target(call.service, target, fetched.status, location)
+        if following is None:
+            if fetched.status in (301, 302, 303, 307, 308) and location:
+                redirect = Redirect(location=location, followed=False)
+            break
+        target, params = following, None
+        if fetched.status == 303 or (fetched.status in (301, 302) and method not in SAFE_METHODS):
+            method, body = "GET", {}
+    else:
+        redirect = Redirect(location=location or "", followed=False)
+    return _result(fetched, limits, redirect, call.ignored_headers)
+
+
+async def _send(
+    gateway: Gateway,
+    call: PreparedCall,
+    method: str,
+    target: Target,
+    params: dict[str, str] | None,
+    body: dict[str, Any],
+) -> Fetched:
+    host = target.host
+    try:
+        fetched = await gateway.fetch(
+            call.service.name, method, target.url, headers=call.headers, params=params, **body
+        )
+    except TimeoutError:
+        raise CallRefused(
+            f"{host} did not answer within {gateway.limits.timeout:g} s; try again later "
+            "(CLAVIS_CALL_TIMEOUT sets the limit)"
+        ) from None
+    except httpx.ProxyError as exc:
+        raise CallRefused(f"the clavis proxy refused the connection ({exc}); check the service's hosts") from None
+    except httpx.TimeoutException:
+        raise CallRefused(f"{host} did not answer in time; try again later") from None
+    except httpx.TransportError as exc:
+        raise CallRefused(f"could not reach {host}: {type(exc).__name__}") from None
+    if fetched.refused:
+        raise CallRefused(f"the clavis proxy refused the request: {fetched.refused}")
+    return fetched
+
+
+def _result(fetched: Fetched, limits: CallLimits, redirect: Redirect | None, ignored: list[str]) -> CallResult:
+    headers = returned_headers(fetched.headers)
+    content_type = fetched.header("content-type") or ""
+    body, binary, truncated = render_body(
+        fetched.head, fetched.size, fetched.sha256, content_type, limits.max_response_body
+    )
+    return CallResult(
+        status=fetched.status,
+        url=fetched.url,
+        headers=headers,
+        body=body,
+        binary=binary,
+        body_truncated=truncated or not fetched.complete,
+        body_size=fetched.size,
+        body_limit=limits.max_response_body,
+        redirect=redirect,
+        rate_limit=rate_limit_of(fetched.headers, fetched.received_at),
+        redactions=fetched.redactions,
+        audit_id=fetched.audit_id,
+        ignored_headers=ignored,
+    )

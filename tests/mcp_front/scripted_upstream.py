@@ -1,0 +1,113 @@
+"""A real HTTPS API on 127.0.0.1 whose answers are chosen by path, for call_service's edge cases.
+
+``/echo`` echoes the request (headers in the body, as a careless API would); ``/status/N``
+answers N; ``/big/N`` sends N bytes of text; ``/binary`` an image; ``/redirect/same`` and
+``/redirect/away`` redirect; ``/headers`` sends headers the model must not see; ``/slow``
+answers after two seconds; ``/reflect-location`` puts the credential it received in Location.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import trustme
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass
+class ScriptedUpstream:
+    server: ThreadingHTTPServer
+    received: list[Seen] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    @classmethod
+    def start(cls, ca: trustme.CA) -> ScriptedUpstream:
+        received: list[Seen] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen = Seen(self.command, self.path, list(self.headers.items()), body)
+                received.append(seen)
+                path = self.path.split("?", 1)[0]
+                if path.startswith("/status/"):
+                    self._send(int(path.rsplit("/", 1)[1]), b'{"status": "as asked"}', "application/json")
+                elif path.startswith("/big/"):
+                    self._send(200, b"a" * int(path.rsplit("/", 1)[1]), "text/plain")
+                elif path == "/binary":
+                    self._send(200, PNG, "image/png")
+                elif path == "/redirect/same":
+                    self._send(302, b"", "text/plain", [("Location", "/echo?after=redirect")])
+                elif path == "/redirect/away":
+                    self._send(302, b"", "text/plain", [("Location", "https://evil.test/collect?x=1")])
+                elif path == "/reflect-location":
+                    auth = self.headers.get("Authorization", "")
+                    self._send(302, b"", "text/plain", [("Location", f"https://evil.test/?k={auth}")])
+                elif path == "/headers":
+                    reset = str(int(time.time()) + 30)
+                    extra = [("Set-Cookie", "session=abc"), ("X-Request-Id", "req-1"), ("Server", "scripted"),
+                             ("X-Ratelimit-Remaining", "41"), ("X-Ratelimit-Limit", "60"),
+                             ("X-Ratelimit-Reset", reset), ("X-Internal-Debug", "not for the model")]  # fmt: skip
+                    self._send(200, b'{"ok": true}', "application/json", extra)
+                elif path == "/slow":
+                    time.sleep(2)
+                    self._send(200, b"late", "text/plain")
+                else:
+                    payload = {"method": seen.method, "path": seen.path, "headers": dict(seen.headers),
+                               "body": body.decode("utf-8", "replace")}  # fmt: skip
+                    self._send(200, json.dumps(payload).encode(), "application/json")
+
+            def _send(self, status: int, body: bytes, content_type: str, extra: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in extra:
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return cls(server, received)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
