@@ -24,10 +24,20 @@ class KeyFileStore:
     kind = "keyfile"
 
     def create(self, home: Path, vault_id: str) -> tuple[bytes, Params]:
-        name = KEY_FILE if not (home / KEY_FILE).exists() else f"vault-{uuid.uuid4().hex[:8]}.key"
+        """Write a new key file; never over an existing one (``vault.key``, else a unique name)."""
         kek = os.urandom(KEY_BYTES)
-        write_private_file(home / name, base64.b64encode(kek) + b"\n")
-        return kek, {"file": name}
+        staged = home / f".vault-{uuid.uuid4().hex}.key.tmp"
+        write_private_file(staged, base64.b64encode(kek) + b"\n")
+        try:
+            for name in (KEY_FILE, f"vault-{uuid.uuid4().hex[:8]}.key"):
+                try:
+                    (home / name).hardlink_to(staged)
+                    return kek, {"file": name}
+                except FileExistsError:
+                    continue
+            raise VaultCorrupted(f"cannot create a key file in {home}: names are taken; move stray .key files away")
+        finally:
+            staged.unlink(missing_ok=True)
 
     def load(self, home: Path, vault_id: str, params: Params) -> bytes:
         path = home / _file_name(params)

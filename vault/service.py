@@ -172,7 +172,8 @@ def normalise_path_prefix(text: str) -> str:
         raise InvalidService(f"path prefix {text!r} must start with '/', e.g. /v1/")
     if _CONTROL.search(text) or any(c in text for c in "?#%\\ "):
         raise InvalidService(f"path prefix {text!r} must be a plain path (no query, '%', '\\', spaces)")
-    segments = text.strip("/").split("/") if text.strip("/") else []
+    body = text[1:].removesuffix("/")
+    segments = body.split("/") if body else []
     if any(seg in ("", ".", "..") for seg in segments):
         raise InvalidService(f"path prefix {text!r} has an empty, '.' or '..' segment; write it plainly")
     return "/" + "/".join(segments)

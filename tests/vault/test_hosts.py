@@ -100,3 +100,25 @@ ADDRESSES = [
 @pytest.mark.parametrize(("host", "public"), ADDRESSES, ids=[a[0] for a in ADDRESSES])
 def test_private_addresses_are_not_public(host: str, public: bool) -> None:
     assert is_public_address(host) is public
+
+
+PUBLIC_SUFFIX_WILDCARDS = ["*.com", "*.co.uk", "*.github.io", "*.compute.amazonaws.com", "*.test", "*.xn--p1ai"]
+
+
+@pytest.mark.parametrize("text", PUBLIC_SUFFIX_WILDCARDS, ids=PUBLIC_SUFFIX_WILDCARDS)
+def test_wildcards_over_a_public_suffix_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="public suffix"):
+        parse_host_rule(text)
+
+
+REGISTRABLE_WILDCARDS = [
+    ("*.example.com", "example.com"),
+    ("*.example.co.uk", "example.co.uk"),
+    ("*.api.github.com", "api.github.com"),
+    ("*.Bücher.example", "xn--bcher-kva.example"),
+]
+
+
+@pytest.mark.parametrize(("text", "host"), REGISTRABLE_WILDCARDS, ids=[w[0] for w in REGISTRABLE_WILDCARDS])
+def test_wildcards_under_a_registrable_domain_are_accepted_and_normalised(text: str, host: str) -> None:
+    assert parse_host_rule(text) == HostRule(host, None, True)

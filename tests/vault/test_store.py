@@ -149,3 +149,134 @@ def test_garbage_vault_file_is_reported_not_crashed_on(vault: Vault, home: Path)
         (home / extra).unlink(missing_ok=True)
     with pytest.raises(VaultCorrupted, match="backup"):
         Vault.open(home)
+
+
+# -- two services on one host, told apart by path prefix (SECURITY-CASES 11) ---------------------
+
+
+def test_services_on_one_host_with_distinct_path_prefixes_are_allowed(vault: Vault) -> None:
+    vault.add_service(make_service("v1", "api.example.com", path_prefixes=("/v1",)), validate_secret(A))
+    vault.add_service(make_service("admin", "api.example.com", path_prefixes=("/v1/admin",)), validate_secret(B))
+    assert [s.name for s in vault.list_services()] == ["admin", "v1"]
+
+
+OWNERS = [
+    ("/v1/models", "v1"),
+    ("/v1/admin", "admin"),
+    ("/v1/admin/users", "admin"),
+    ("/v1/administrator", "v1"),
+    ("/v2/x", "rest"),
+    ("/", "rest"),
+    ("/v1", "v1"),
+]
+
+
+@pytest.mark.parametrize(("path", "owner"), OWNERS, ids=[o[0] for o in OWNERS])
+def test_owner_of_picks_the_most_specific_path_prefix(vault: Vault, path: str, owner: str) -> None:
+    vault.add_service(make_service("rest", "api.example.com"), validate_secret(A))
+    vault.add_service(make_service("v1", "api.example.com", path_prefixes=("/v1",)), validate_secret(B))
+    vault.add_service(make_service("admin", "api.example.com", path_prefixes=("/v1/admin",)), validate_secret(A + "x"))
+    snapshot = vault.snapshot()
+    found = snapshot.owner_of("api.example.com", 443, "https", path)
+    assert found is not None and found.name == owner
+    assert {s.name for s in snapshot.owners("api.example.com", 443, "https")} == {"rest", "v1", "admin"}
+
+
+def test_owner_of_without_a_path_refuses_to_guess_between_path_split_services(vault: Vault) -> None:
+    vault.add_service(make_service("a", "api.example.com", path_prefixes=("/a",)), validate_secret(A))
+    vault.add_service(make_service("b", "api.example.com", path_prefixes=("/b",)), validate_secret(B))
+    snapshot = vault.snapshot()
+    assert snapshot.owner_of("api.example.com", 443, "https") is None
+    assert snapshot.owner_of("api.example.com", 443, "https", "/c") is None
+
+
+def test_exact_host_beats_wildcard_on_the_same_path_length(vault: Vault) -> None:
+    vault.add_service(make_service("wild", "*.example.com", path_prefixes=("/x",)), validate_secret(A))
+    vault.add_service(make_service("api", "api.example.com", path_prefixes=("/y",)), validate_secret(B))
+    snapshot = vault.snapshot()
+    assert snapshot.owner_of("api.example.com", 443, "https", "/x/1").name == "wild"  # type: ignore[union-attr]
+    assert snapshot.owner_of("api.example.com", 443, "https", "/y").name == "api"  # type: ignore[union-attr]
+
+
+TIES = [
+    (("api.example.com", ()), ("api.example.com", ())),
+    (("api.example.com", ("/v1",)), ("api.example.com", ("/v1/",))),
+    (("*.example.com", ("/v1", "/v2")), ("api.example.com", ("/v2",))),
+    (("api.example.com", ("/",)), ("api.example.com", ())),
+]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), TIES, ids=["no-prefixes", "same-prefix-other-spelling", "wildcard-shared", "root-vs-none"]
+)
+def test_a_tie_is_refused_at_registration_naming_the_other_service(
+    vault: Vault, first: tuple[str, tuple[str, ...]], second: tuple[str, tuple[str, ...]]
+) -> None:
+    from vault.service import normalise_path_prefixes
+
+    vault.add_service(
+        make_service("one", first[0], path_prefixes=normalise_path_prefixes(first[1])), validate_secret(A)
+    )
+    with pytest.raises(DuplicateService, match="service 'one'"):
+        vault.add_service(
+            make_service("two", second[0], path_prefixes=normalise_path_prefixes(second[1])), validate_secret(B)
+        )
+    assert [s.name for s in vault.list_services()] == ["one"]
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+def test_rotate_replaces_the_secret_and_the_old_ciphertext_is_gone_from_disk(vault: Vault, home: Path) -> None:
+    vault.add_service(make_service("svc", "api.example.com"), validate_secret(A))
+    old_blob = vault.query("SELECT blob FROM secrets WHERE service='svc'")[0][0]
+    rotated = vault.rotate_secret("svc", validate_secret(B))
+    assert vault.secret("svc").reveal() == B and rotated.rotated_at is not None
+    assert vault.get_service("svc").rotated_at == rotated.rotated_at
+    assert old_blob not in b"".join(p.read_bytes() for p in home.iterdir() if p.is_file())
+
+
+def test_update_service_keeps_the_secret_and_checks_overlaps(vault: Vault) -> None:
+    vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
+    vault.add_service(make_service("b", "b.example.com"), validate_secret(B))
+    from dataclasses import replace
+
+    from vault import parse_hosts
+
+    updated = vault.update_service(replace(vault.get_service("a"), hosts=parse_hosts(["c.example.com"])))
+    assert [str(h) for h in vault.get_service("a").hosts] == ["c.example.com"] == [str(h) for h in updated.hosts]
+    assert vault.secret("a").reveal() == A
+    with pytest.raises(DuplicateService, match="service 'b'"):
+        vault.update_service(replace(vault.get_service("a"), hosts=parse_hosts(["b.example.com"])))
+    with pytest.raises(UnknownService):
+        vault.update_service(make_service("ghost", "g.example.com"))
+
+
+def test_add_services_is_all_or_nothing(vault: Vault) -> None:
+    vault.add_service(make_service("taken", "t.example.com"), validate_secret(A))
+    with pytest.raises(DuplicateService):
+        vault.add_services(
+            [
+                (make_service("fresh", "f.example.com"), validate_secret(B)),
+                (make_service("clash", "t.example.com"), validate_secret(B)),
+            ]
+        )
+    assert [s.name for s in vault.list_services()] == ["taken"]
+
+
+def test_development_format_vault_is_refused_with_what_to_do(vault: Vault, home: Path) -> None:
+    vault.close()
+    with closing(sqlite3.connect(home / "vault.db")) as conn, conn:
+        conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    with pytest.raises(VaultCorrupted, match="clavis-mcp init"):
+        Vault.open(home)
+
+
+def test_wal_and_shm_files_readable_by_others_are_refused(vault: Vault, home: Path) -> None:
+    vault.add_service(make_service("svc", "api.example.com"), validate_secret(A))
+    with closing(Vault.open(home)):
+        wal = home / "vault.db-wal"
+        assert wal.exists()
+        wal.chmod(0o644)
+        with pytest.raises(InsecurePermissions, match="chmod 600"):
+            Vault.open(home)
