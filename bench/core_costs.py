@@ -1,0 +1,261 @@
+"""Section 5: the costs that grow with data: redaction, the audit log, the vault.
+
+Each is measured next to a floor in the same run: redaction against a plain
+``bytes.replace`` of the five literal values, audit appends against raw ``os.write`` of
+lines of the same size, the audit query against a raw scan of the file, and the vault with
+10,000 services against the same operations on 100.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
+from vault.redaction import Redactor
+
+from .fixture import SERVICE, World
+from .stats import Row, Spread, Target
+
+BODY_MIB = 16
+SECRETS = 5
+APPENDS = 5000
+AUDIT_RECORDS = 1_000_000
+SERVICES = 10_000
+SMALL_VAULT = 100
+LOOKUPS = 2000
+BUDGET_SECONDS = 1.0  # per figure and round, so a slow path cannot stretch the run
+ADDS_AT_SCALE = 10
+
+
+def _per_call[T](fn: Callable[[T], object], arguments: list[T], budget: float = BUDGET_SECONDS) -> float:
+    """Mean seconds per call over ``arguments``, stopping early once ``budget`` seconds are spent."""
+    started = time.perf_counter()
+    calls = 0
+    for argument in arguments:
+        fn(argument)
+        calls += 1
+        if time.perf_counter() - started > budget:
+            break
+    return (time.perf_counter() - started) / calls
+
+
+def _lookup(vault: Vault, host: str) -> None:
+    """What the proxy does per request: the current snapshot, then the owner of the destination."""
+    if vault.snapshot().owner_of(host, 443, "https") is None:
+        raise RuntimeError(f"no owner found for {host}")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+# -- redaction -------------------------------------------------------------------------------
+
+
+def _body_with_secrets(values: list[str]) -> bytes:
+    rng = random.Random(8)
+    line = b'{"id":"evt_0001","object":"event","data":{"text":"lorem ipsum dolor sit amet, consectetur"}}\n'
+    body = bytearray((line * (BODY_MIB * 1024 * 1024 // len(line) + 1))[: BODY_MIB * 1024 * 1024])
+    for value in values:
+        at = rng.randrange(len(body) - 100)
+        body[at : at + len(value)] = value.encode()
+    return bytes(body)
+
+
+def redaction(rounds: int) -> tuple[list[Row], list[Target]]:
+    values = [f"sk-live-{i}{'0123456789abcdef' * 3}"[:48] for i in range(SECRETS)]
+    redactor = Redactor(SERVICE, [validate_secret(v) for v in values])
+    body = _body_with_secrets(values)
+    marker = f"[REDACTED:{SERVICE}]".encode()
+
+    def literal_replace() -> bytes:
+        data = body
+        for value in values:
+            data = data.replace(value.encode(), marker)
+        return data
+
+    ours, floor = [], []
+    for _ in range(rounds):
+        clean, count = redactor.redact(body)
+        if count < SECRETS or any(v.encode() in clean for v in values):
+            raise RuntimeError(f"redaction found {count} of {SECRETS} secrets")
+        ours.append(len(body) / _timed(lambda: redactor.redact(body)) / 1e6)
+        floor.append(len(body) / _timed(literal_replace) / 1e6)
+    section = "5. redaction, audit log, vault"
+    row = Row.paired(
+        section, f"redact a {BODY_MIB} MiB body, {SECRETS} secrets", "MB/s",
+        ("Redactor.redact (all encodings)", ours), (f"bytes.replace × {SECRETS} literals", floor),
+    )  # fmt: skip
+    rate = row.value.median
+    return [row], [Target(f"redaction throughput, {SECRETS} secrets", f"{rate:.0f} MB/s", "≥ 200 MB/s", rate >= 200)]
+
+
+# -- audit log -------------------------------------------------------------------------------
+
+
+def _record(i: int) -> dict[str, object]:
+    return dict(
+        source="mcp", service=f"svc-{i % 50:02d}", method="GET", scheme="https", host="api.example.com", port=443,
+        path="/v1/models?limit=", status=200, bytes=1234, duration_ms=12.5, decision="injected", redactions=0,
+    )  # fmt: skip
+
+
+def audit(world: World, rounds: int, scale: float, progress: Callable[[str], None]) -> tuple[list[Row], list[Target]]:
+    section = "5. redaction, audit log, vault"
+    folder = world.root / "audit-bench"
+    folder.mkdir()
+    appends = max(500, int(APPENDS * scale))
+    ours, floor = [], []
+    for round_ in range(rounds):
+        log = AuditLog(folder / f"append-{round_}.jsonl")
+        ours.append(appends / _timed(lambda log=log: [log.append(**_record(i)) for i in range(appends)]))
+        line = (folder / f"append-{round_}.jsonl").read_bytes().splitlines(keepends=True)[0]
+        raw = folder / f"raw-{round_}.jsonl"
+
+        def raw_writes(raw: Path = raw, line: bytes = line) -> None:
+            fd = os.open(raw, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                for _ in range(appends):
+                    os.write(fd, line)
+            finally:
+                os.close(fd)
+
+        floor.append(appends / _timed(raw_writes))
+    rows = [
+        Row.paired(
+            section,
+            f"append {appends} records",
+            "records/s",
+            ("AuditLog.append", ours),
+            ("os.write of the same lines", floor),
+        )
+    ]
+
+    records = max(10_000, int(AUDIT_RECORDS * scale))
+    progress(f"audit: writing {records} records")
+    big = AuditLog(folder / "big.jsonl")
+    started = time.perf_counter()
+    for i in range(records):
+        big.append(**_record(i))
+    fill_rate = records / (time.perf_counter() - started)
+    progress(f"audit: {records} records written at {fill_rate:.0f}/s; querying")
+    since = "0000"
+
+    def query() -> int:
+        return sum(1 for r in big.records() if r.get("service") == "svc-07" and str(r.get("time", "")) >= since)
+
+    def raw_scan() -> int:
+        return big.path.read_bytes().count(b'"service":"svc-07"')
+
+    expected = raw_scan()
+    query_s, scan_s = [], []
+    for _ in range(rounds if rounds and _timed(query) < 2 else 3):
+        if query() != expected:
+            raise RuntimeError("the audit query and the raw scan disagree")
+        query_s.append(_timed(query))
+        scan_s.append(_timed(raw_scan))
+    rows.append(
+        Row.paired(
+            section,
+            f"query {records} records by service and time",
+            "s",
+            ("AuditLog.records() filtered", query_s),
+            ("raw read + bytes.count", scan_s),
+        )  # fmt: skip
+    )
+    query_median = Spread.of(query_s).median
+    name = f"audit query on {records:,} records"
+    return rows, [Target(name, f"{query_median:.3f} s", "< 0.5 s", query_median < 0.5)]
+
+
+# -- vault -----------------------------------------------------------------------------------
+
+
+def _service(i: int) -> Service:
+    return Service(
+        name=f"svc-{i:05d}",
+        auth=parse_header_template("Authorization: Bearer {secret}"),
+        hosts=parse_hosts([f"api{i}.example.com"]),
+        created_at=time.time(),
+    )
+
+
+def _fill(vault: Vault, start: int, stop: int) -> None:
+    """Bench-only bulk fill: add_service checks every existing service (O(n) per add, ~11 min
+    for 10,000 here), so the rows are written in one transaction the way add_service writes
+    them. The cost of add_service itself at this size is measured separately."""
+    from vault import store
+
+    with vault.transaction() as conn:
+        for i in range(start, stop):
+            service = _service(i)
+            conn.execute(
+                "INSERT INTO services (name, definition, updated_at) VALUES (?, ?, ?)",
+                (service.name, store._service_to_json(service), time.time()),
+            )
+            vault._write_secret(conn, service.name, store.SECRET_FIELD, validate_secret(f"sk-{i:040d}"))
+
+
+def vault_scale(world: World, rounds: int, progress: Callable[[str], None]) -> tuple[list[Row], list[Target]]:
+    section = "5. redaction, audit log, vault"
+    progress(f"vault: {SMALL_VAULT} and {SERVICES} services")
+    small, large = Vault.create(world.root / "vault-small"), Vault.create(world.root / "vault-large")
+    try:
+        _fill(small, 0, SMALL_VAULT)
+        _fill(large, 0, SERVICES)
+        rng = random.Random(10)
+        figures: dict[str, dict[str, list[float]]] = {"small": {}, "large": {}}
+        for _ in range(rounds):
+            for size, vault, n in (("small", small, SMALL_VAULT), ("large", large, SERVICES)):
+                found = figures[size]
+                found.setdefault("list", []).append(_timed(vault.list_services) * 1000)
+                hosts = [f"api{rng.randrange(n)}.example.com" for _ in range(LOOKUPS)]
+                vault.snapshot()
+                found.setdefault("lookup", []).append(_per_call(functools.partial(_lookup, vault), hosts) * 1000)
+        adds = []
+        for i in range(ADDS_AT_SCALE):
+            service = _service(SERVICES + i)
+            adds.append(_timed(lambda s=service, i=i: large.add_service(s, validate_secret(f"sk-new-{i:036d}"))) * 1000)
+        small_adds = []
+        for i in range(ADDS_AT_SCALE):
+            service = _service(SMALL_VAULT + i)
+            small_adds.append(
+                _timed(lambda s=service, i=i: small.add_service(s, validate_secret(f"sk-new-{i:036d}"))) * 1000
+            )
+    finally:
+        small.close()
+        large.close()
+    big, little = f"{SERVICES:,} services", f"{SMALL_VAULT} services"
+    rows = [
+        Row.paired(
+            section, "vault.list_services()", "ms", (big, figures["large"]["list"]), (little, figures["small"]["list"])
+        ),
+        Row.paired(
+            section,
+            "vault.snapshot().owner_of(host)",
+            "ms per lookup",
+            (big, figures["large"]["lookup"]),
+            (little, figures["small"]["lookup"]),
+        ),  # fmt: skip
+        Row.paired(section, f"vault.add_service() × {ADDS_AT_SCALE}", "ms per add", (big, adds), (little, small_adds)),
+    ]
+    lookup = rows[1].value.median
+    return rows, [Target(f"vault lookup with {SERVICES:,} services", f"{lookup:.3f} ms", "< 1 ms", lookup < 1)]
+
+
+async def measure(
+    world: World, rounds: int, scale: float, progress: Callable[[str], None]
+) -> tuple[list[Row], list[Target]]:
+    progress("redaction")
+    rows, targets = redaction(rounds)
+    for part_rows, part_targets in (audit(world, rounds, scale, progress), vault_scale(world, rounds, progress)):
+        rows += part_rows
+        targets += part_targets
+    return rows, targets

@@ -1,0 +1,92 @@
+"""The load generator: httpx on asyncio, keep-alive, TLS verified end to end.
+
+Through a proxy it trusts the clavis CA and authenticates with a proxy credential, as an
+agent configured by ``clavis-mcp env`` does. Connections are opened (and tunnels made)
+before the clock starts, so the figures are for keep-alive requests. Every response is
+checked: a benchmark of refused or unredacted requests would measure the wrong thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from .stats import percentile
+
+TIMEOUT = httpx.Timeout(60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how to send: ``expect`` must appear in every response body."""
+
+    url: str
+    verify: ssl.SSLContext
+    proxy: httpx.Proxy | None
+    headers: dict[str, str]
+    expect: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRun:
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    first_byte_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    def first_byte(self, q: float) -> float:
+        return percentile(self.first_byte_ms, q)
+
+
+async def _one(client: httpx.AsyncClient, target: Target) -> tuple[float, float]:
+    """Latency of one request to its last byte, and to its first body byte, in ms."""
+    started = time.perf_counter()
+    first = 0.0
+    parts: list[bytes] = []
+    async with client.stream("GET", target.url, headers=target.headers) as response:
+        async for chunk in response.aiter_raw():
+            if not first:
+                first = time.perf_counter()
+            parts.append(chunk)
+    ended = time.perf_counter()
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {target.url} answered {response.status_code}: {b''.join(parts)[:200]!r}")
+    if target.expect not in b"".join(parts):
+        raise RuntimeError(f"GET {target.url}: the response lacks {target.expect!r}")
+    return (ended - started) * 1000, ((first or ended) - started) * 1000
+
+
+async def run(target: Target, requests: int, concurrency: int) -> LoadRun:
+    """``requests`` GETs from ``concurrency`` clients sharing one pool of keep-alive connections."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        verify=target.verify, proxy=target.proxy, limits=limits, timeout=TIMEOUT, trust_env=False
+    ) as client:
+        await asyncio.gather(*(_one(client, target) for _ in range(concurrency)))  # open every connection
+        remaining = requests
+        latencies: list[float] = []
+        first_bytes: list[float] = []
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                latency, first = await _one(client, target)
+                latencies.append(latency)
+                first_bytes.append(first)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return LoadRun(requests, seconds, latencies, first_bytes)

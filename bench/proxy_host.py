@@ -1,0 +1,51 @@
+"""One proxy per process, for the load benchmarks: ``python -m bench.proxy_host bare|clavis``.
+
+mitmproxy keeps global state, so each proxy under test gets its own process (as the
+standalone ``clavis-mcp proxy`` would), and the load generator's own CPU use stays out of it.
+Both modes are built by the very same ``EmbeddedProxy.start``: ``bare`` only swaps our
+addon list for an empty one, so the engine set-up (core addons, options, lazy connection
+strategy, upstream verification) is identical and the difference is our addons alone.
+
+Reads ``CLAVIS_HOME`` and ``CLAVIS_UPSTREAM_CA`` from the environment, prints the port,
+and serves until its stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import proxy.embedded
+from certs import LocalCA
+from clavis_cli.serve import quiet_logging
+from proxy import EmbeddedProxy
+from vault import AuditLog, Vault, clavis_home
+from vault.audit import AUDIT_FILE
+
+from .fixture import PROXY_TOKEN, PROXY_USER
+
+MODES = ("bare", "clavis")
+
+
+async def serve(mode: str, home: Path) -> None:
+    if mode == "bare":
+        proxy.embedded.default_addons = lambda *args, **kwargs: []  # type: ignore[assignment]
+    vault = Vault.open(home)
+    embedded = EmbeddedProxy(
+        vault, AuditLog(home / AUDIT_FILE), LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN}
+    )
+    port = await embedded.start()
+    print(port, flush=True)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await embedded.stop()
+        vault.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in MODES:
+        raise SystemExit(f"usage: python -m bench.proxy_host {'|'.join(MODES)}")
+    quiet_logging()
+    asyncio.run(serve(sys.argv[1], clavis_home()))

@@ -1,0 +1,140 @@
+"""Sections 1 and 2: the proxy's cost on keep-alive HTTPS, against the same requests without it.
+
+Three ways to the same upstream, measured back to back in every round: (a) direct, (b) a
+bare mitmproxy (the same engine set-up with none of our addons), (c) the clavis proxy with
+authentication, destination check, injection, redaction and audit. Direct and bare clients
+send the credential themselves; through clavis the proxy injects it. Every answer echoes the
+credential, so through clavis each response really is redacted (and checked to be).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from . import load
+from .fixture import PROXY_TOKEN, PROXY_USER, SECRET, SERVICE, World
+from .stats import Row, Target
+from .upstream import LARGE, SMALL, SSE
+
+MODES = ("direct", "bare", "clavis")
+SUBJECT = {"direct": "direct", "bare": "bare mitmproxy", "clavis": "clavis proxy"}
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    title: str
+    path: str
+    requests: dict[int, int]  # concurrency -> requests per round
+
+
+WORKLOADS = (
+    Workload("1. small JSON (~300 B)", SMALL, {1: 300, 16: 480}),
+    Workload("2. 1 MiB response", LARGE, {1: 16, 16: 48}),
+    Workload("2. server-sent events (200 events, ~14 KiB)", SSE, {1: 30, 16: 64}),
+)
+CONCURRENCY = (1, 16)
+
+
+def _targets(world: World, proxies: dict[str, int], path: str) -> dict[str, load.Target]:
+    url = world.base_url + path
+    credential = {"Authorization": f"Bearer {SECRET}"}
+    direct = load.Target(url, world.upstream_trust(), None, credential, SECRET.encode())
+
+    def through(port: int, headers: dict[str, str], expect: bytes) -> load.Target:
+        proxy = httpx.Proxy(f"http://127.0.0.1:{port}", auth=(PROXY_USER, PROXY_TOKEN))
+        return load.Target(url, world.proxy_trust(), proxy, headers, expect)
+
+    return {
+        "direct": direct,
+        "bare": through(proxies["bare"], credential, SECRET.encode()),
+        "clavis": through(proxies["clavis"], {}, f"[REDACTED:{SERVICE}]".encode()),
+    }
+
+
+async def measure(
+    world: World, rounds: int, scale: float, progress: Callable[[str], None]
+) -> tuple[list[Row], list[Target]]:
+    children = {mode: world.child("bench.proxy_host", mode) for mode in ("bare", "clavis")}
+    try:
+        proxies = {mode: child.port for mode, child in children.items()}
+        runs: dict[tuple[str, int, str], list[load.LoadRun]] = {}
+        for round_ in range(rounds):
+            progress(f"proxy load, round {round_ + 1}/{rounds}")
+            for workload in WORKLOADS:
+                targets = _targets(world, proxies, workload.path)
+                for concurrency in CONCURRENCY:
+                    count = max(concurrency, int(workload.requests[concurrency] * scale))
+                    for mode in MODES:
+                        run = await load.run(targets[mode], count, concurrency)
+                        runs.setdefault((workload.title, concurrency, mode), []).append(run)
+    finally:
+        for child in children.values():
+            child.stop()
+    return _rows(runs), _targets_met(runs)
+
+
+def _case(concurrency: int) -> str:
+    return "sequential" if concurrency == 1 else f"{concurrency} concurrent"
+
+
+def _rows(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Row]:
+    metrics: list[tuple[str, Callable[[load.LoadRun], float]]] = [
+        ("req/s", lambda r: r.rate),
+        ("p50 ms", lambda r: r.p(50)),
+        ("p95 ms", lambda r: r.p(95)),
+    ]
+    rows = []
+    for workload in WORKLOADS:
+        workload_metrics = (
+            [*metrics, ("first byte p50 ms", lambda r: r.first_byte(50))] if workload.path == SSE else metrics
+        )
+        for concurrency in CONCURRENCY:
+            series = {mode: runs[(workload.title, concurrency, mode)] for mode in MODES}
+            for metric, get in workload_metrics:
+                values = {mode: [get(run) for run in series[mode]] for mode in MODES}
+                for subject, baseline in (("bare", "direct"), ("clavis", "direct"), ("clavis", "bare")):
+                    rows.append(
+                        Row.paired(
+                            workload.title,
+                            _case(concurrency),
+                            metric,
+                            (SUBJECT[subject], values[subject]),
+                            (SUBJECT[baseline], values[baseline]),
+                        )  # fmt: skip
+                    )
+    return rows
+
+
+def _targets_met(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Target]:
+    """(c) vs (b): ≥ 0.85 of bare mitmproxy's throughput and ≤ 1.2× its p50, for every workload."""
+    targets = []
+    for workload in WORKLOADS:
+        for concurrency in CONCURRENCY:
+            row_rate = Row.paired(
+                workload.title, _case(concurrency), "req/s",
+                ("clavis", [r.rate for r in runs[(workload.title, concurrency, "clavis")]]),
+                ("bare", [r.rate for r in runs[(workload.title, concurrency, "bare")]]),
+            )  # fmt: skip
+            row_p50 = Row.paired(
+                workload.title, _case(concurrency), "p50 ms",
+                ("clavis", [r.p(50) for r in runs[(workload.title, concurrency, "clavis")]]),
+                ("bare", [r.p(50) for r in runs[(workload.title, concurrency, "bare")]]),
+            )  # fmt: skip
+            where = f"{workload.title}, {_case(concurrency)}"
+            targets.append(
+                Target(
+                    f"clavis/bare throughput, {where}",
+                    f"{row_rate.ratio.median:.2f}",
+                    "≥ 0.85",
+                    row_rate.ratio.median >= 0.85,
+                )
+            )
+            targets.append(
+                Target(
+                    f"clavis/bare p50, {where}", f"{row_p50.ratio.median:.2f}×", "≤ 1.2×", row_p50.ratio.median <= 1.2
+                )
+            )
+    return targets

@@ -1,0 +1,130 @@
+"""Section 4: start-up of ``clavis-mcp`` over stdio against a minimal MCPServer, and idle memory.
+
+Both servers are spawned the same way (a Python process speaking JSON-RPC on its pipes) and
+timed from spawn to the answer to ``initialize``, then to the answer to ``tools/list``. The
+idle RSS is read from /proc after a call_service has started the embedded proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .fixture import EXE, ROOT, SERVICE, World
+from .stats import Row, Spread, Target
+from .upstream import SMALL
+
+SECTION = "4. start-up over stdio, and idle memory"
+PROTOCOL = "2025-06-18"
+IDLE_SETTLE_SECONDS = 1.0
+
+
+class StdioServer:
+    """A server subprocess driven with raw JSON-RPC lines, so no client library sits in the timing."""
+
+    def __init__(self, args: list[str], env: dict[str, str], errlog: Path) -> None:
+        self._err = errlog.open("a")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, env=env, cwd=ROOT, text=True
+        )
+        self._next_id = 0
+
+    def request(self, method: str, params: dict[str, object]) -> tuple[dict[str, object], float]:
+        """Send one request; return its answer and the seconds since spawn when it arrived."""
+        self._next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params})
+        assert self.process.stdout is not None
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the server exited before answering {method}; see its stderr in {self._err.name}")
+            message = json.loads(line)
+            if message.get("id") == self._next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method} failed: {message['error']}")
+                return message, time.perf_counter() - self.started
+
+    def send(self, message: dict[str, object]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS in /proc status")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._err.close()
+
+
+def _handshake(server: StdioServer) -> tuple[float, float]:
+    init_params = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+    _, initialized = server.request("initialize", init_params)
+    server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    _, listed = server.request("tools/list", {})
+    return initialized * 1000, listed * 1000
+
+
+async def measure(
+    world: World, rounds: int, scale: float, progress: Callable[[str], None]
+) -> tuple[list[Row], list[Target]]:
+    errlog = world.root / "bench-startup.log"
+    commands = {"clavis": [EXE], "minimal": [sys.executable, "-m", "bench.minimal_server"]}
+    init: dict[str, list[float]] = {"clavis": [], "minimal": []}
+    listed: dict[str, list[float]] = {"clavis": [], "minimal": []}
+    rss: dict[str, list[float]] = {"clavis": [], "minimal": []}
+    call = {
+        "name": "call_service",
+        "arguments": {"service_name": SERVICE, "method": "GET", "url": world.base_url + SMALL},
+    }
+    for round_ in range(rounds):
+        progress(f"start-up, round {round_ + 1}/{rounds}")
+        for name, args in commands.items():
+            server = StdioServer(args, world.env, errlog)
+            try:
+                initialized, tools = _handshake(server)
+                init[name].append(initialized)
+                listed[name].append(tools)
+                if name == "clavis":
+                    answer, _ = server.request("tools/call", call)
+                    if answer.get("result", {}).get("isError"):  # type: ignore[union-attr]
+                        raise RuntimeError(f"call_service failed while measuring memory: {answer}")
+                time.sleep(IDLE_SETTLE_SECONDS)
+                rss[name].append(server.rss_mib())
+            finally:
+                server.close()
+    clavis, minimal = "clavis-mcp", "minimal MCPServer (1 tool)"
+    rows = [
+        Row.paired(SECTION, "spawn → initialize answered", "ms", (clavis, init["clavis"]), (minimal, init["minimal"])),
+        Row.paired(
+            SECTION, "spawn → tools/list answered", "ms", (clavis, listed["clavis"]), (minimal, listed["minimal"])
+        ),
+        Row.paired(
+            SECTION,
+            "idle RSS (clavis: after a call started the proxy)",
+            "MiB",
+            (clavis, rss["clavis"]),
+            (minimal, rss["minimal"]),
+        ),  # fmt: skip
+    ]
+    ratio = rows[0].ratio.median
+    idle = Spread.of(rss["clavis"]).median
+    targets = [
+        Target("initialize vs minimal MCPServer", f"{ratio:.2f}×", "≤ 1.1×", ratio <= 1.1),
+        Target("idle RSS with the embedded proxy", f"{idle:.0f} MiB", "< 150 MB (143 MiB)", idle * 1024 * 1024 < 150e6),
+    ]
+    return rows, targets
