@@ -23,7 +23,7 @@ DETAILS: dict[CredentialState, str] = {
     "valid": "the provider accepted the credential at the last live check",
     "invalid": "the provider rejected the credential at the last live check; rotate it with: clavis-mcp rotate NAME",
     "expired": "the credential has expired; rotate it with: clavis-mcp rotate NAME",
-    "reauth_required": "the provider needs a new sign-in; run: clavis-mcp login NAME",
+    "reauth_required": "the provider needs a new sign-in; run: clavis-mcp oauth login NAME",
     "locked": "the vault is locked; run: clavis-mcp doctor",
     "unknown": "stored and intact in the vault; not verified with the provider (check_credential_status live=true)",
 }

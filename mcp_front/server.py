@@ -25,6 +25,8 @@ from pydantic import Field
 from vault import Service, Vault
 from vault.connectors import Probe, load_catalog
 from vault.errors import ClavisError
+from vault.oauth_refresh import ensure_fresh
+from vault.oauth_store import credential_state as oauth_state
 
 from .calls import SAFE_METHODS, CallRefused, allowed_methods, body_preview
 from .confirm import Answer, Approval, NotAsked, can_ask, outcome, reveal_question, write_question
@@ -218,6 +220,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
             raise ToolError(
                 f"the credential of {service_name!r} is never revealed; use call_service to make requests with it"
             )
+        await ensure_fresh(vault, service_name)  # an OAuth token is refreshed first if it is due
         secret = fresh_credential(vault, service)
         value = None
         if service.reveal == "full":
@@ -272,6 +275,9 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
                          status=check.status, reason=check.detail)  # fmt: skip
         usage = usage_of(service_name)
         state = credential_state(service, usage)
+        oauth = oauth_state(vault, service_name)  # an OAuth grant's trouble outranks an older live check
+        if oauth is not None and oauth[0] != "unknown":
+            state = oauth[0]
         now = time.time()
         return CredentialStatus(
             service_name=service_name,

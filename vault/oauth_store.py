@@ -50,6 +50,7 @@ _COLUMNS = (
 )
 
 Decision = Literal["fresh", "claimed", "wait", "reauth", "backoff"]
+OAuthState = Literal["expired", "reauth_required", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +287,7 @@ def _open_field(vault: Vault, name: str, field: str) -> Secret | None:
     return Secret(plain.decode("utf-8"))
 
 
-def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple[str, str] | None:
+def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple[OAuthState, str] | None:
     """(state, detail) of an OAuth service for check_credential_status; None for other services.
 
     An access token that is due is not "expired" while it can be refreshed: the next use
@@ -306,7 +307,7 @@ def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple
             return "expired", f"the access token has expired and there is no refresh token; run: {login}"
         return "unknown", "OAuth access token without a refresh token; when it stops working, run: " + login
     if record.retry_at is not None and record.retry_at > now:
-        state = "expired" if expired else "unknown"
+        state: OAuthState = "expired" if expired else "unknown"
         return state, f"the token endpoint is failing ({record.reason}); retrying after {record.retry_at - now:.0f} s"
     until = "no expiry" if record.expires_at is None else f"expires in {record.expires_at - now:.0f} s"
     return "unknown", f"OAuth access token ({until}); refreshed automatically before it expires or on a 401"
