@@ -20,6 +20,7 @@ import zstandard
 from mitmproxy import http
 
 from vault import Vault
+from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
 
 from .flowmeta import BUFFERED, REDACTIONS, SERVICE, refuse
@@ -77,10 +78,9 @@ class _StreamedBody:
         self.scrubber = scrubber
         self._decode = decode
 
-    def __call__(self, chunk: bytes) -> bytes:
-        if not chunk:
-            return self.scrubber.flush()
-        return self.scrubber.feed(self._decode(chunk))
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        out = self.scrubber.feed(self._decode(chunk)) if chunk else self.scrubber.flush()
+        return [out] if out else []  # an empty chunk would end a chunked HTTP/1.1 body early
 
 
 class RedactResponse:
@@ -98,7 +98,7 @@ class RedactResponse:
             derived = []
             if service.auth.header_name:
                 derived.append(service.auth.header_value(secret))
-            redactor = Redactor(name, [secret], derived)
+            redactor = Redactor(name, [secret, *other_secrets(self._vault, name)], derived)
             self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
             self._cache[key] = redactor
         return redactor

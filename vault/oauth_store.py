@@ -311,3 +311,10 @@ def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple
         return state, f"the token endpoint is failing ({record.reason}); retrying after {record.retry_at - now:.0f} s"
     until = "no expiry" if record.expires_at is None else f"expires in {record.expires_at - now:.0f} s"
     return "unknown", f"OAuth access token ({until}); refreshed automatically before it expires or on a 401"
+
+
+def other_secrets(vault: Vault, name: str) -> list[Secret]:
+    """The refresh token and client secret of an OAuth service, for response redaction; [] otherwise."""
+    if load(vault, name) is None:
+        return []
+    return [s for s in (refresh_token(vault, name), client_secret(vault, name)) if s is not None]

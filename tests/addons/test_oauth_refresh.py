@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
+from demo.echo_upstream import EchoUpstream
 from proxy import EmbeddedProxy
 from tests.conftest import make_service, proxy_client
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
@@ -106,3 +108,22 @@ async def test_a_down_token_endpoint_with_an_expired_token_is_a_503_with_the_rea
         response = await client.get(server.base + "/api/me")
     assert response.status_code == 503 and "token endpoint" in response.text
     assert server.state.api_calls == []
+
+
+async def test_the_refresh_token_and_client_secret_are_scrubbed_from_responses(
+    proxy: EmbeddedProxy, home: Path, server: OAuthServer, vault: Vault, upstream: EchoUpstream
+) -> None:
+    """DESIGN 6: besides the injected token, an OAuth service's refresh token and client secret."""
+    service = make_service("echo-oauth", f"127.0.0.1:{upstream.port}", local=True)
+    config = OAuthConfig(server.token_url, CLIENT_ID, "refresh_token", (), server.authorize_url)
+    refresh = server.state.issue_refresh_token()
+    grant = TokenGrant(Secret("at-valid-0123456789abcdef"), time.time() + 3600, Secret(refresh), None)
+    oauth_store.register(vault, service, config, Secret(CLIENT_SECRET), grant)
+    async with proxy_client(proxy, home) as client:
+        response = await client.get(
+            f"https://127.0.0.1:{upstream.port}/echo", headers={"X-Note": refresh, "X-Other": CLIENT_SECRET}
+        )
+    assert response.status_code == 200
+    assert refresh not in response.text and CLIENT_SECRET not in response.text
+    echoed = response.json()["headers"]
+    assert echoed["X-Note"] == echoed["X-Other"] == "[REDACTED:echo-oauth]"
