@@ -30,6 +30,7 @@ from vault.service import (
     normalise_methods,
     normalise_path_prefixes,
     parse_header_template,
+    validate_extra_headers,
 )
 
 from .runtime import Runtime, open_runtime
@@ -190,7 +191,8 @@ def add(
     base = connector(connector_name, load_catalog(clavis_home(), catalog))
     kind, kwargs = _auth_options(auth, header, basic, query, fixed)
     if kind is None:
-        spec = replace(base.auth, extra_headers=base.auth.extra_headers + tuple(kwargs["extra_headers"].items()))
+        fixed_headers = {**dict(base.auth.extra_headers), **kwargs["extra_headers"]}
+        spec = replace(base.auth, extra_headers=validate_extra_headers(fixed_headers))
     else:
         spec = build_auth(kind, **kwargs)
     if not hosts and not base.hosts:
@@ -327,7 +329,7 @@ def edit(
         if kind is not None:
             spec = build_auth(kind, **kwargs)
         elif fixed:
-            spec = replace(spec, extra_headers=tuple(kwargs["extra_headers"].items()))
+            spec = replace(spec, extra_headers=validate_extra_headers(kwargs["extra_headers"]))
         changes: dict[str, Any] = {"auth": spec}
         if hosts:
             changes["hosts"] = parse_hosts(list(hosts))
