@@ -1,9 +1,20 @@
-"""Running the MCP server over stdio, the way Claude Desktop starts `clavis-mcp`."""
+"""Running the MCP server, the way Claude Desktop starts `clavis-mcp` (stdio) or over HTTP.
+
+If the vault cannot be opened (missing, locked, damaged) the server still starts, and every
+tool answers with the reason and the fix: Claude Desktop would only show "server
+disconnected" for a process that exits. The reason also goes to stderr, which Claude
+Desktop keeps in its MCP log. stdout carries JSON-RPC only.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
 
 from vault import ClavisError
 
@@ -17,18 +28,29 @@ def quiet_logging() -> None:
     handler.setLevel(logging.WARNING)
     root = logging.getLogger()
     root.addHandler(handler)
-    for name in ("mitmproxy", "httpx", "httpcore", "mcp"):
+    for name in ("mitmproxy", "httpx", "httpcore", "mcp", "uvicorn", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def serve_stdio() -> None:
+@contextmanager
+def mcp_server() -> Iterator[MCPServer[Any]]:
+    """The real server over the vault, or, if the vault cannot be opened, the one that explains why."""
     from mcp_front import Gateway, build_server
+    from mcp_front.calls import CallLimits
+    from mcp_front.unavailable import build_unavailable_server
 
+    with ExitStack() as stack:
+        try:
+            limits = CallLimits.from_env()
+            runtime = stack.enter_context(open_runtime())
+        except ClavisError as exc:
+            print(f"clavis-mcp: {exc}", file=sys.stderr)
+            yield build_unavailable_server(exc)
+            return
+        yield build_server(Gateway(runtime.vault, runtime.audit, runtime.ca, limits=limits))
+
+
+def serve_stdio() -> None:
     quiet_logging()
-    try:
-        with open_runtime() as runtime:
-            gateway = Gateway(runtime.vault, runtime.audit, runtime.ca)
-            build_server(gateway).run("stdio")
-    except ClavisError as exc:
-        print(f"clavis-mcp: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+    with mcp_server() as server:
+        server.run("stdio")

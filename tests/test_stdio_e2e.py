@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -92,8 +93,36 @@ def test_stdout_carries_only_json_rpc_and_bad_input_does_not_kill_the_server(reg
     assert SECRET not in json.dumps(replies) + stderr
 
 
-def test_missing_vault_is_a_clear_error_on_stderr(home: Path) -> None:
-    proc = subprocess.run([EXE], input="", capture_output=True, text=True, timeout=60, env=os.environ.copy())
-    assert proc.returncode == 1
-    assert "clavis-mcp init" in proc.stderr
-    assert proc.stdout == ""
+async def session_without_a_usable_vault(tmp_path: Path, env: dict[str, str]) -> tuple[list[Any], str]:
+    """Call every tool of a server started over a vault it cannot open; return results and stderr."""
+    errlog = tmp_path / "stderr.log"
+    calls = [("list_services", {}), ("get_credentials", {"service_name": "x"}),
+             ("check_credential_status", {"service_name": "x"}),
+             ("call_service", {"service_name": "x", "method": "GET", "url": "https://x.test/"})]  # fmt: skip
+    with errlog.open("w") as err:
+        async with Client(stdio_client(StdioServerParameters(command=EXE, args=[], env=env), errlog=err)) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            results = [await client.call_tool(name, args) for name, args in calls]
+    assert names == [name for name, _ in calls]
+    return results, errlog.read_text()
+
+
+async def test_missing_vault_starts_a_server_whose_tools_say_run_init(home: Path, tmp_path: Path) -> None:
+    results, stderr = await session_without_a_usable_vault(tmp_path, dict(os.environ))
+    for result in results:
+        assert result.is_error and "clavis-mcp init" in result.content[0].text
+    assert "clavis-mcp init" in stderr
+    assert not home.exists()  # starting the server created nothing
+
+
+async def test_locked_vault_answers_locked_state_and_the_fix(home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "CLAVIS_PASSPHRASE": "correct horse battery staple"}
+    created = subprocess.run([EXE, "init", "--key-store", "passphrase"], capture_output=True, text=True, env=env)
+    assert created.returncode == 0, created.stderr
+    env["CLAVIS_PASSPHRASE"] = "wrong passphrase"
+    results, stderr = await session_without_a_usable_vault(tmp_path, env)
+    status = results[2]
+    assert not status.is_error and status.structured_content["state"] == "locked"
+    assert "passphrase" in status.structured_content["detail"]
+    assert all(r.is_error and "passphrase" in r.content[0].text for i, r in enumerate(results) if i != 2)
+    assert "correct horse" not in stderr + json.dumps([r.model_dump() for r in results])
