@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from vault import AuditLog, HostRule, Vault
 
 from .audit_trail import AuditTrail
+from .budget import LocalBudget
 from .client_auth import ClientAuth
 from .destination import DestinationCheck
 from .dial_guard import DialGuard, Resolver
@@ -32,6 +33,7 @@ def default_addons(
         DestinationCheck(vault, passthrough),
         DialGuard(vault, resolver),
         RequestPolicy(vault),
+        LocalBudget(vault),
         RefreshOAuthToken(vault),
         InjectCredential(vault),
         RedactResponse(vault),

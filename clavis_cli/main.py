@@ -13,7 +13,7 @@ import click
 
 from vault import ClavisError
 
-from . import audit_commands, mcp_commands, oauth_commands, proxy_commands, vault_commands
+from . import audit_commands, budget_commands, mcp_commands, oauth_commands, proxy_commands, vault_commands
 from .serve import serve_stdio
 
 
@@ -37,6 +37,6 @@ def main(ctx: click.Context) -> None:
         serve_stdio()
 
 
-for module in (vault_commands, proxy_commands, mcp_commands, audit_commands, oauth_commands):
+for module in (vault_commands, proxy_commands, mcp_commands, audit_commands, oauth_commands, budget_commands):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -1,0 +1,37 @@
+"""The local budget through the real embedded proxy: calls beyond it never leave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from demo.echo_upstream import EchoUpstream
+from proxy import EmbeddedProxy
+from tests.conftest import proxy_client
+from vault import Service, Vault
+from vault.budget import Budget, set_budget
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_calls_beyond_the_budget_are_refused_with_the_time_to_retry(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service, vault: Vault
+) -> None:
+    set_budget(vault, local_service.name, Budget(3, 3600.0))
+    async with proxy_client(proxy, home) as client:
+        responses = [await client.get(f"https://127.0.0.1:{upstream.port}/v1/x") for _ in range(5)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+    refused = responses[3]
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert "local budget of 'echo' (3 requests per 1h) is used up; retry in" in refused.text
+    assert len(upstream.received) == 3
+
+
+async def test_a_service_without_a_budget_is_not_counted(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service
+) -> None:
+    async with proxy_client(proxy, home) as client:
+        responses = [await client.get(f"https://127.0.0.1:{upstream.port}/v1/x") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert not (home / "budget-usage.db").exists()
