@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import make_service
 from vault import Vault, validate_secret
+from vault.keyfile import KeyFileStore
 
 WRITERS, SERVICES_EACH = 4, 15
 SPAWN = multiprocessing.get_context("spawn")
@@ -110,3 +111,28 @@ def try_create(home: str) -> str:
     except VaultError:
         return "refused"
     return "created"
+
+
+class DiesAfterMakingItsKey(KeyFileStore):
+    """A key store whose process is SIGKILLed right after it wrote new key material, before the commit."""
+
+    def create(self, home: Path, vault_id: str) -> tuple[bytes, dict[str, str | int]]:
+        made = super().create(home, vault_id)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return made
+
+
+def rekey_and_die(home: str) -> None:
+    with Vault.open(Path(home)) as vault:
+        vault.rekey(DiesAfterMakingItsKey())
+
+
+def test_process_killed_mid_rekey_leaves_the_old_key_store_working(vault: Vault, home: Path) -> None:
+    vault.add_service(make_service("svc", "api.example.com"), validate_secret(secret_for("old")))
+    child = SPAWN.Process(target=rekey_and_die, args=(str(home),))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == -signal.SIGKILL
+    with closing(Vault.open(home)) as reopened:
+        assert reopened.key_store_info().description.startswith(f"key file {home / 'vault.key'}")
+        assert reopened.secret("svc").reveal() == secret_for("old")
