@@ -17,10 +17,8 @@ import httpx
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from certs import LocalCA
+from clavis_cli.runtime import open_runtime
 from mcp_front import Gateway, build_server
-from vault import AuditLog, Vault
-from vault.audit import AUDIT_FILE
 
 from .fixture import EXE, SECRET, SERVICE, World
 from .stats import Row, Target, percentile
@@ -57,36 +55,33 @@ async def measure(
     url = world.base_url + SMALL
     arguments: dict[str, object] = {"service_name": SERVICE, "method": "GET", "url": url}
     count = max(10, int(CALLS * scale))
-    vault = Vault.open(world.home)
-    gateway = Gateway(vault, AuditLog(world.home / AUDIT_FILE), LocalCA(world.home / "certs"))
     samples: dict[str, list[float]] = {"direct": [], "memory": [], "stdio": []}
-    try:
-        async with AsyncExitStack() as stack:
-            errlog = stack.enter_context((world.root / "bench-stdio.log").open("w"))
-            params = StdioServerParameters(command=EXE, args=[], env=world.env)
-            memory = await stack.enter_async_context(Client(build_server(gateway)))
-            stdio = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog)))
-            direct = await stack.enter_async_context(httpx.AsyncClient(verify=world.upstream_trust(), trust_env=False))
+    async with AsyncExitStack() as stack:
+        runtime = stack.enter_context(open_runtime())
+        gateway = Gateway(runtime.vault, runtime.audit, runtime.ca)
+        stack.push_async_callback(gateway.aclose)
+        errlog = stack.enter_context((world.root / "bench-stdio.log").open("w"))
+        params = StdioServerParameters(command=EXE, args=[], env=world.env)
+        memory = await stack.enter_async_context(Client(build_server(gateway)))
+        stdio = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog)))
+        direct = await stack.enter_async_context(httpx.AsyncClient(verify=world.upstream_trust(), trust_env=False))
 
-            async def direct_call() -> None:
-                response = await direct.get(url, headers={"Authorization": f"Bearer {SECRET}"})
-                if response.status_code != 200 or SECRET not in response.text:
-                    raise RuntimeError(f"direct GET answered {response.status_code}")
+        async def direct_call() -> None:
+            response = await direct.get(url, headers={"Authorization": f"Bearer {SECRET}"})
+            if response.status_code != 200 or SECRET not in response.text:
+                raise RuntimeError(f"direct GET answered {response.status_code}")
 
-            calls = {
-                "direct": direct_call,
-                "memory": _checked_tool_call(memory, arguments),
-                "stdio": _checked_tool_call(stdio, arguments),
-            }
-            for round_ in range(rounds):
-                progress(f"call_service round trip, round {round_ + 1}/{rounds}")
-                for name, call in calls.items():
-                    latencies = await _timed(call, count)
-                    samples[name].append(percentile(latencies, 50))
-                    samples.setdefault(f"{name}-p95", []).append(percentile(latencies, 95))
-    finally:
-        await gateway.aclose()
-        vault.close()
+        calls = {
+            "direct": direct_call,
+            "memory": _checked_tool_call(memory, arguments),
+            "stdio": _checked_tool_call(stdio, arguments),
+        }
+        for round_ in range(rounds):
+            progress(f"call_service round trip, round {round_ + 1}/{rounds}")
+            for name, call in calls.items():
+                latencies = await _timed(call, count)
+                samples[name].append(percentile(latencies, 50))
+                samples.setdefault(f"{name}-p95", []).append(percentile(latencies, 95))
     subjects = {"memory": "call_service, in-memory MCP session", "stdio": "call_service, clavis-mcp over stdio"}
     rows, targets = [], []
     for key, subject in subjects.items():

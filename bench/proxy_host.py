@@ -14,38 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import proxy.embedded
-from certs import LocalCA
+from clavis_cli.runtime import open_runtime
 from clavis_cli.serve import quiet_logging
 from proxy import EmbeddedProxy
-from vault import AuditLog, Vault, clavis_home
-from vault.audit import AUDIT_FILE
 
 from .fixture import PROXY_TOKEN, PROXY_USER
 
 MODES = ("bare", "clavis")
 
 
-async def serve(mode: str, home: Path) -> None:
+async def serve(mode: str) -> None:
     if mode == "bare":
         proxy.embedded.default_addons = lambda *args, **kwargs: []  # type: ignore[assignment]
-    vault = Vault.open(home)
-    embedded = EmbeddedProxy(
-        vault, AuditLog(home / AUDIT_FILE), LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN}
-    )
-    port = await embedded.start()
-    print(port, flush=True)
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    finally:
-        await embedded.stop()
-        vault.close()
+    with open_runtime() as runtime:
+        embedded = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, lambda: {PROXY_USER: PROXY_TOKEN})
+        port = await embedded.start()
+        print(port, flush=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        finally:
+            await embedded.stop()
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in MODES:
         raise SystemExit(f"usage: python -m bench.proxy_host {'|'.join(MODES)}")
     quiet_logging()
-    asyncio.run(serve(sys.argv[1], clavis_home()))
+    asyncio.run(serve(sys.argv[1]))
