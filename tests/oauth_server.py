@@ -36,6 +36,7 @@ class AuthServerState:
     rotate: bool = True
     down: bool = False  # the token endpoint answers 503
     delay: float = 0.0  # seconds the token endpoint takes: widens the window a race needs
+    delays: list[float] = field(default_factory=list)  # per-request delays, used (in order) before `delay`
     hits: Counter[str] = field(default_factory=Counter)  # token-endpoint requests by grant type
     access: dict[str, float] = field(default_factory=dict)  # live access token -> expiry
     refresh: set[str] = field(default_factory=set)
@@ -131,8 +132,9 @@ def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
                 return
             with state.lock:
                 state.hits[form.get("grant_type", "")] += 1
-            if state.delay:
-                time.sleep(state.delay)
+            with state.lock:
+                delay = state.delays.pop(0) if state.delays else state.delay
+            time.sleep(delay)
             if state.down:
                 self._json(503, {"error": "temporarily_unavailable"})
                 return

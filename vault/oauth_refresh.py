@@ -36,9 +36,9 @@ from .store import Vault
 POLL_SECONDS = 0.05
 WAIT_LIMIT = oauth_store.LEASE_SECONDS + 10.0
 
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+_locks: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Vault, dict[str, asyncio.Lock]]
+] = weakref.WeakKeyDictionary()
 
 
 async def ensure_fresh(vault: Vault, name: str) -> Secret | None:
@@ -79,29 +79,30 @@ async def _refresh(vault: Vault, name: str, rejected_fp: str | None) -> Secret:
                 raise ReauthRequired(name, record.reason or "there is no refresh token; this grant cannot refresh")
             case "backoff":
                 return _still_valid(vault, name, record.expires_at, rejected_fp, record.reason, record.retry_at)
-            case "claimed":
-                break
             case "wait":
                 if time.monotonic() > deadline:
                     raise TokenEndpointError(
                         f"another process has been refreshing {name!r} for too long; try again shortly"
                     )
                 await asyncio.sleep(POLL_SECONDS)
-    try:
-        grant = await _request_token(vault, name)
-    except ReauthRequired as exc:
-        oauth_store.mark_dead(vault, name, exc.reason)
-        raise
-    except TokenEndpointError as exc:
-        retry_at = time.time() + backoff_delay(record.failures + 1)
-        oauth_store.mark_failure(vault, name, str(exc), retry_at)
-        return _still_valid(vault, name, record.expires_at, rejected_fp, str(exc), retry_at)
-    except BaseException:
-        oauth_store.release(vault, name, owner)
-        raise
-    oauth_store.save_refreshed(vault, name, owner, grant)
-    vault.set_secret(name, "credential", grant.access_token)
-    return grant.access_token
+            case "claimed":
+                try:
+                    grant = await _request_token(vault, name)
+                except ReauthRequired as exc:
+                    if oauth_store.mark_dead(vault, name, exc.reason, record.access_fp):
+                        raise
+                    oauth_store.release(vault, name, owner)
+                    continue  # our lease had run out and another process saved a newer grant meanwhile
+                except TokenEndpointError as exc:
+                    retry_at = time.time() + backoff_delay(record.failures + 1)
+                    oauth_store.mark_failure(vault, name, str(exc), retry_at)
+                    return _still_valid(vault, name, record.expires_at, rejected_fp, str(exc), retry_at)
+                except BaseException:
+                    oauth_store.release(vault, name, owner)
+                    raise
+                oauth_store.save_refreshed(vault, name, grant)
+                vault.set_secret(name, "credential", grant.access_token)
+                return grant.access_token
 
 
 async def _request_token(vault: Vault, name: str) -> TokenGrant:
@@ -147,5 +148,7 @@ def _published(vault: Vault, name: str, access_fp: str) -> Secret:
 
 
 def _lock(vault: Vault, name: str) -> asyncio.Lock:
-    locks = _locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault((vault.vault_id, name), asyncio.Lock())
+    """One lock per event loop, open vault and service: concurrent requests in this process queue
+    here instead of polling the database; other processes are kept in step by the lease."""
+    per_vault = _locks.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    return per_vault.setdefault(vault, {}).setdefault(name, asyncio.Lock())

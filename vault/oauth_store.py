@@ -169,7 +169,7 @@ def claim(vault: Vault, name: str, owner: str, now: float, rejected_fp: str | No
     return decision
 
 
-def save_refreshed(vault: Vault, name: str, owner: str, grant: TokenGrant) -> None:
+def save_refreshed(vault: Vault, name: str, grant: TokenGrant) -> None:
     """Persist a refresh in one transaction: a rotated refresh token is stored together with the
     access token it came with, before anyone can use that access token."""
     with vault.transaction() as conn:
@@ -178,13 +178,20 @@ def save_refreshed(vault: Vault, name: str, owner: str, grant: TokenGrant) -> No
         conn.execute(f"UPDATE {TABLE} SET refreshes = refreshes + 1 WHERE service = ?", (name,))
 
 
-def mark_dead(vault: Vault, name: str, reason: str) -> None:
-    """The grant was refused: stop refreshing (no retry storm) until someone logs in again."""
+def mark_dead(vault: Vault, name: str, reason: str, seen_access_fp: str) -> bool:
+    """The grant was refused: stop refreshing (no retry storm) until someone logs in again.
+
+    Only if the row still holds the grant the refused request was made from: a refresher
+    whose lease ran out may have lost a rotation race to one that has already saved a newer
+    grant, and that grant is alive. Returns whether the service was marked.
+    """
     with vault.transaction() as conn:
-        conn.execute(
-            f"UPDATE {TABLE} SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL WHERE service = ?",
-            (REAUTH, reason, name),
-        )
+        marked = conn.execute(
+            f"UPDATE {TABLE} SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL "
+            "WHERE service = ? AND access_fp = ?",
+            (REAUTH, reason, name, seen_access_fp),
+        ).rowcount
+    return marked == 1
 
 
 def mark_failure(vault: Vault, name: str, reason: str, retry_at: float) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import trustme
@@ -264,3 +265,28 @@ async def test_no_token_reaches_a_log_or_an_error(
             if isinstance(value, str) and len(value) > 10:
                 assert value not in seen
     assert CLIENT_SECRET not in seen
+
+
+async def test_a_refresher_whose_lease_ran_out_does_not_kill_the_newer_grant(
+    vault: Vault, server: OAuthServer, home: Path
+) -> None:
+    """A slow refresher loses the rotation race to a second process; its invalid_grant must not
+    put the service in reauth_required, and it ends up with the winner's token."""
+    register(vault, server, expires_at=0.0)
+    server.state.delays = [1.0]  # the first refresh request is slow, the second is not
+    other = Vault.open(home)  # a second process's connection
+    try:
+        slow = asyncio.create_task(ensure_fresh(vault, "acme"))
+        with anyio.fail_after(10):
+            while server.state.hits["refresh_token"] < 1:
+                await asyncio.sleep(0.01)
+        with other.transaction() as conn:  # its lease runs out while the request is in flight
+            conn.execute("UPDATE oauth_clients SET lease_until = 0 WHERE service = 'acme'")
+        winner = await ensure_fresh(other, "acme")
+        loser = await slow
+    finally:
+        other.close()
+    assert winner is not None and loser == winner
+    record = oauth_store.load(vault, "acme")
+    assert record is not None and record.state == "active"
+    assert server.state.hits == {"refresh_token": 2}
