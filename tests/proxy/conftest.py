@@ -1,0 +1,157 @@
+"""Fixtures for end-to-end proxy tests with real-looking host names routed to loopback.
+
+Two services, ``alpha`` (``Authorization: Bearer``) and ``beta`` (``x-api-key``), on names
+that :class:`~tests.proxy.routing.LoopbackRoutes` sends to one reflecting upstream whose
+certificate covers every name used here, look-alikes included: if the proxy ever forwarded
+a request it should have refused, the upstream would receive (and record) it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from certs import LocalCA
+from demo.echo_upstream import Received
+from proxy import EmbeddedProxy
+from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service
+from tests.proxy.routing import LoopbackRoutes
+from tests.proxy.upstreams import reflecting_upstream
+from vault import AuditLog, HostRule, Vault, parse_host_rule, validate_secret
+
+SECRET_A = "sk-alpha-7Qm2xV9pL4tR8sW1yZ3nB6cD0fG5hJ"
+SECRET_B = "beta_key_N4vX8qP2mK7wR1tY5uI9oE3aS6dF0"
+A_HOST, B_HOST = "api.alpha.example", "api.beta.example"
+WILD_DOMAIN = "wild.example"
+PASSTHROUGH_HOST = "cdn.passthrough.example"
+LOOKALIKES = (
+    "evilapi.alpha.example",
+    "api.alpha.example.evil.test",
+    WILD_DOMAIN,
+    "evil.test",
+)
+ROUTED = (A_HOST, B_HOST, f"files.{WILD_DOMAIN}", PASSTHROUGH_HOST, *LOOKALIKES)
+
+
+@dataclass
+class Upstream:
+    port: int
+    received: list[Received]
+
+    def credentials_seen(self) -> list[str]:
+        """Every value of a credential-carrying header the upstream received, in any request."""
+        names = {"authorization", "x-api-key", "x_api_key", "cookie"}
+        return [v for r in self.received for k, v in r.headers if k.lower().replace("_", "-") in names]
+
+    def saw_any_secret(self) -> bool:
+        blob = repr([(r.path, r.headers, r.body) for r in self.received])
+        return SECRET_A in blob or SECRET_B in blob
+
+
+@pytest.fixture(scope="session")
+def routed_leaf(upstream_ca: trustme.CA) -> trustme.LeafCert:
+    return upstream_ca.issue_cert(*ROUTED, "internal.alpha.example", "lan.alpha.example")
+
+
+@pytest.fixture
+def reflector(routed_leaf: trustme.LeafCert) -> Iterator[Upstream]:
+    with reflecting_upstream(routed_leaf) as (port, received):
+        yield Upstream(port, received)
+
+
+@pytest.fixture
+def services(vault: Vault) -> Vault:
+    vault.add_service(make_service("alpha", A_HOST), validate_secret(SECRET_A))
+    vault.add_service(make_service("beta", B_HOST, f"*.{WILD_DOMAIN}", header="x-api-key: {secret}"),
+                      validate_secret(SECRET_B))  # fmt: skip
+    return vault
+
+
+def routes_for(upstream: Upstream, resolve_to: dict[str, str] | None = None) -> LoopbackRoutes:
+    return LoopbackRoutes({name: upstream.port for name in ROUTED}, resolve_to)
+
+
+@pytest.fixture
+async def routed_proxy(
+    services: Vault, audit: AuditLog, home: Path, reflector: Upstream
+) -> AsyncIterator[EmbeddedProxy]:
+    routes = routes_for(reflector, {"internal.alpha.example": "127.0.0.1", "lan.alpha.example": "127.0.0.1"})
+    passthrough: tuple[HostRule, ...] = (parse_host_rule(PASSTHROUGH_HOST),)
+    p = EmbeddedProxy(
+        services,
+        audit,
+        LocalCA(home / "certs"),
+        lambda: {PROXY_USER: PROXY_TOKEN},
+        extra_addons=[routes],
+        resolver=routes.resolve,
+        passthrough=passthrough,
+    )
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+PROXY_AUTH = "Basic " + base64.b64encode(f"{PROXY_USER}:{PROXY_TOKEN}".encode()).decode()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class RawClient:
+    """A hand-written HTTP/1.1 client: the shapes real clients refuse to send are the point."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, proxy: EmbeddedProxy) -> RawClient:
+        assert proxy.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        return cls(reader, writer)
+
+    async def tunnel(self, target: str, home: Path, sni: str | None, auth: str | None = PROXY_AUTH) -> RawResponse:
+        """CONNECT to ``target``; on 200, TLS to the proxy with ``sni`` (trusting our CA)."""
+        extra = f"Proxy-Authorization: {auth}\r\n" if auth else ""
+        response = await self.send(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n".encode(), head=True)
+        if response.status == 200:
+            context = ssl.create_default_context(cafile=str(LocalCA(home / "certs").cert_path))
+            context.check_hostname = False  # the SNI under test may differ from the target on purpose
+            await self.writer.start_tls(context, server_hostname=sni)
+        return response
+
+    async def send(self, raw: bytes, head: bool = False) -> RawResponse:
+        self.writer.write(raw)
+        await self.writer.drain()
+        return await self.read(head)
+
+    async def read(self, head: bool = False) -> RawResponse:
+        lines = (await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        length = 0 if head else int(headers.get("content-length", "0"))
+        body = await asyncio.wait_for(self.reader.readexactly(length), 10) if length else b""
+        return RawResponse(status, headers, body)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
