@@ -1,0 +1,145 @@
+"""`clavis-mcp doctor`: everything that must hold for Claude Desktop to use clavis-mcp, each with its fix.
+
+The checks run in the order a user would fix things (client config, executable, vault, CA,
+proxy, services), and a failure early on does not stop the later checks that can still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import platform
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+from certs import LocalCA
+from vault import AuditLog, ClavisError, Vault
+from vault.health import Check, check_vault
+
+from .client_config import SERVER_NAME, ConfigError, clavis_executable, read_config
+
+CA_WARNING_DAYS = 30
+
+
+def run_checks(home: Path, config_path: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
+    ask_once = functools.cache(ask_passphrase)  # the vault is opened twice; ask the user once
+    checks = [check_version(), *check_client_config(config_path, home), check_on_path()]
+    vault_checks = check_vault(home, ask_passphrase=ask_once)
+    checks += vault_checks
+    checks.append(check_ca(LocalCA(home / "certs")))
+    if all(c.ok for c in vault_checks if c.name in ("vault", "key store")):
+        checks += check_runtime(home, ask_once)
+    return checks
+
+
+def check_version() -> Check:
+    parts = [f"clavis-mcp {version('clavis-mcp')}", f"Python {platform.python_version()}"]
+    parts += [f"{name} {version(name)}" for name in ("mcp", "mitmproxy")]
+    return Check("version", True, ", ".join(parts))
+
+
+def check_client_config(path: Path, home: Path) -> list[Check]:
+    """The Claude Desktop config parses, holds our entry, and the entry runs this clavis-mcp on this vault."""
+    install = f"clavis-mcp install claude-desktop --config '{path}'"
+    if not path.exists():
+        return [Check("claude desktop config", False, f"{path} does not exist", install)]
+    try:
+        config = read_config(path)
+    except ConfigError as exc:
+        return [Check("claude desktop config", False, str(exc), f"edit {path} so it is valid JSON")]
+    entry = config.get("mcpServers", {}).get(SERVER_NAME)
+    if not isinstance(entry, dict):
+        return [Check("claude desktop config", False, f"{path} has no mcpServers.{SERVER_NAME} entry", install)]
+    checks = [Check("claude desktop config", True, f"{path} is valid JSON with the {SERVER_NAME!r} entry")]
+    command = Path(str(entry.get("command", "")))
+    if not command.is_absolute() or not os.access(command, os.X_OK):
+        checks.append(Check("configured executable", False, f"{command} is not an absolute path to a program",
+                            install))  # fmt: skip
+    else:
+        try:
+            same = _same_file(command, clavis_executable())
+        except ConfigError:
+            same = False
+        detail = f"{command}" + ("" if same else " (not the clavis-mcp running this doctor)")
+        checks.append(Check("configured executable", True, detail, "" if same else install))
+    configured_home = (entry.get("env") or {}).get("CLAVIS_HOME")
+    if configured_home and Path(configured_home) != home:
+        checks.append(Check("configured vault", False, f"the entry uses CLAVIS_HOME={configured_home}, not {home}",
+                            install))  # fmt: skip
+    return checks
+
+
+def check_on_path() -> Check:
+    found = shutil.which("clavis-mcp")
+    if found is None:  # Claude Desktop runs the absolute path, so this only matters in a shell
+        return Check("executable on PATH", True, "not on PATH; fine for Claude Desktop, which runs the absolute path "
+                     "(add its folder to PATH to run clavis-mcp from a shell)")  # fmt: skip
+    try:
+        running = clavis_executable()
+    except ConfigError:
+        return Check("executable on PATH", True, found)
+    same = _same_file(Path(found), running)
+    detail = found if same else f"{found} (another copy than the one running: {running})"
+    return Check("executable on PATH", True, detail)
+
+
+def check_ca(ca: LocalCA) -> Check:
+    if not ca.exists():
+        return Check("local CA", False, f"no CA in {ca.directory}", "clavis-mcp init (or: clavis-mcp certs)")
+    expires = ca.certificate().not_valid_after_utc
+    left = expires - datetime.now(UTC)
+    if left <= timedelta(0):
+        return Check("local CA", False, f"expired on {expires:%Y-%m-%d}", "delete the certs folder and run init")
+    ok = left > timedelta(days=CA_WARNING_DAYS)
+    return Check("local CA", ok, f"{ca.cert_path}, valid until {expires:%Y-%m-%d}, fingerprint {ca.fingerprint()}",
+                 "" if ok else "renew it soon: delete the certs folder and run clavis-mcp init")  # fmt: skip
+
+
+def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
+    """Start the real proxy on a free port and stop it; report each service's credential state."""
+    from mcp_front.credentials import Usage, credential_state, detail, usage_by_service
+
+    try:
+        vault = Vault.open(home, ask_passphrase=ask_passphrase)
+    except ClavisError as exc:
+        return [Check("proxy", False, f"not checked: {exc}", "clavis-mcp doctor again once the vault opens")]
+    try:
+        audit = AuditLog.for_vault(vault)
+        checks = [check_proxy(vault, audit, LocalCA(home / "certs"))]
+        usage = usage_by_service(audit)
+        for service in vault.list_services():
+            state = credential_state(service, usage.get(service.name, Usage()))
+            ok = state in ("valid", "unknown")
+            checks.append(Check(f"service {service.name}", ok, f"{state}: {detail(state, service.name)}",
+                                "" if ok else detail(state, service.name)))  # fmt: skip
+        return checks
+    finally:
+        vault.close()
+
+
+def check_proxy(vault: Vault, audit: AuditLog, ca: LocalCA) -> Check:
+    from proxy import EmbeddedProxy
+
+    async def start_and_stop() -> int:
+        proxy = EmbeddedProxy(vault, audit, ca, dict)
+        try:
+            return await proxy.start()
+        finally:
+            await proxy.stop()
+
+    try:
+        port = asyncio.run(start_and_stop())
+    except Exception as exc:  # any failure to start is the finding itself
+        return Check("proxy", False, f"the embedded proxy did not start: {exc}", "see the message; then doctor again")
+    return Check("proxy", True, f"the embedded proxy started on 127.0.0.1:{port} and stopped")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False

@@ -1,0 +1,114 @@
+"""`clavis-mcp doctor`: every finding with its fix, a non-zero exit when something is wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from clavis_cli.main import main
+from tests.conftest import SECRET
+
+BIN = str(Path(sys.executable).parent)
+
+
+@pytest.fixture
+def config(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A vault, its CA, and Claude Desktop configured for it; clavis-mcp on PATH."""
+    monkeypatch.setenv("PATH", f"{BIN}:/usr/bin:/bin")
+    path = tmp_path / "claude_desktop_config.json"
+    assert run("init", "--key-store", "keyfile")[0] == 0
+    assert run("install", "claude-desktop", "--config", str(path))[0] == 0
+    return path
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), input=stdin)
+    return result.exit_code, result.output
+
+
+def doctor(config: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    code, output = run("doctor", "--config", str(config), "--json")
+    return code, {check["name"]: check for check in json.loads(output)}
+
+
+def test_healthy_setup_passes_every_check(config: Path) -> None:
+    add = run("add", "echo", "--host", "api.echo.test", "--secret-stdin", stdin=SECRET)
+    assert add[0] == 0, add[1]
+    code, output = run("doctor", "--config", str(config))
+    assert code == 0, output
+    assert "all checks passed" in output and "FAIL" not in output
+    for name in ("version", "claude desktop config", "configured executable", "executable on PATH", "vault",
+                 "permissions", "key store", "local CA", "proxy", "service echo"):  # fmt: skip
+        assert f"ok    {name}:" in output, name
+    assert "started on 127.0.0.1:" in output and SECRET not in output
+
+
+def test_missing_config_is_a_finding_with_the_install_command(config: Path) -> None:
+    config.unlink()
+    code, checks = doctor(config)
+    assert code == 1
+    assert checks["claude desktop config"]["ok"] is False
+    assert checks["claude desktop config"]["fix"].startswith("clavis-mcp install claude-desktop")
+
+
+def test_broken_config_names_line_and_column(config: Path) -> None:
+    config.write_text('{"mcpServers": {"clavis": {"command": "x"},}}')
+    code, checks = doctor(config)
+    assert code == 1 and "line 1, column 43" in checks["claude desktop config"]["detail"]
+
+
+def test_config_without_our_entry_is_a_finding(config: Path) -> None:
+    config.write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}}))
+    code, checks = doctor(config)
+    assert code == 1 and "no mcpServers.clavis entry" in checks["claude desktop config"]["detail"]
+
+
+def test_entry_pointing_at_a_missing_program_or_another_vault_is_a_finding(config: Path, tmp_path: Path) -> None:
+    entry = {"command": "/nowhere/clavis-mcp", "args": [], "env": {"CLAVIS_HOME": str(tmp_path / "elsewhere")}}
+    config.write_text(json.dumps({"mcpServers": {"clavis": entry}}))
+    code, checks = doctor(config)
+    assert code == 1
+    assert checks["configured executable"]["ok"] is False and checks["configured vault"]["ok"] is False
+
+
+def test_missing_vault_says_run_init(config: Path, home: Path) -> None:
+    shutil.rmtree(home)
+    code, checks = doctor(config)
+    assert code == 1 and checks["vault"]["fix"] == "clavis-mcp init"
+    assert "proxy" not in checks  # not startable without a vault; not reported as a second problem
+
+
+def test_loose_permissions_come_with_the_chmod_that_fixes_them(config: Path, home: Path) -> None:
+    home.chmod(0o755)
+    code, checks = doctor(config)
+    assert code == 1 and checks["permissions"]["fix"] == f"chmod -R go-rwx '{home}'"
+
+
+def test_missing_ca_is_a_finding(config: Path, home: Path) -> None:
+    shutil.rmtree(home / "certs")
+    code, checks = doctor(config)
+    assert code == 1 and checks["local CA"]["ok"] is False and "init" in checks["local CA"]["fix"]
+
+
+def test_expired_service_is_a_finding_with_the_rotate_fix(config: Path) -> None:
+    add = run("add", "old", "--host", "api.old.test", "--secret-stdin", stdin=SECRET)
+    assert add[0] == 0, add[1]
+    from vault import Vault, clavis_home
+
+    vault = Vault.open(clavis_home())
+    try:
+        with vault.transaction() as conn:  # an expiry in the past, as a dated key would have
+            (definition,) = conn.execute("SELECT definition FROM services WHERE name = 'old'").fetchone()
+            conn.execute("UPDATE services SET definition = ? WHERE name = 'old'",
+                         (json.dumps({**json.loads(definition), "expires_at": 1.0}),))  # fmt: skip
+    finally:
+        vault.close()
+    code, checks = doctor(config)
+    assert code == 1 and checks["service old"]["ok"] is False
+    assert "clavis-mcp rotate old" in checks["service old"]["fix"]
