@@ -92,15 +92,18 @@ class AuditIndex:
         return self._conn.execute(f"SELECT count(*) FROM records WHERE {condition}", params).fetchone()[0]
 
     def stats(self, where: AuditFilter) -> dict[str, list[tuple[Any, int]]]:
-        """Counts per service, agent, status and decision, largest first."""
+        """Counts per service, agent, status and decision, largest first (one pass over the rows)."""
         condition, params = where.where()
+        columns = ", ".join(DIMENSIONS)
+        rows = self._conn.execute(
+            f"SELECT {columns}, count(*) FROM records WHERE {condition} GROUP BY {columns}", params
+        ).fetchall()
         out = {}
-        for column in DIMENSIONS:
-            out[column] = self._conn.execute(
-                f"SELECT {column}, count(*) AS n FROM records WHERE {condition} "
-                f"GROUP BY {column} ORDER BY n DESC, {column}",
-                params,
-            ).fetchall()
+        for position, column in enumerate(DIMENSIONS):
+            totals: dict[Any, int] = {}
+            for row in rows:
+                totals[row[position]] = totals.get(row[position], 0) + row[-1]
+            out[column] = sorted(totals.items(), key=lambda item: (-item[1], _sort_key(item[0])))
         return out
 
     def span(self, where: AuditFilter) -> tuple[float | None, float | None]:
@@ -135,8 +138,8 @@ class AuditIndex:
                 with handle:
                     handle.seek(last_offset)
                     still_there = last_line is None or handle.readline() == last_line
-                oldest = self._conn.execute("SELECT min(file) FROM records").fetchone()[0]
-                if still_there and (oldest is None or oldest >= first):
+                oldest = self._conn.execute("SELECT file FROM records ORDER BY pos LIMIT 1").fetchone()
+                if still_there and (oldest is None or oldest[0] >= first):
                     return number, offset
         self._conn.execute("DELETE FROM records")
         self._conn.execute("DELETE FROM progress")
@@ -162,6 +165,11 @@ class AuditIndex:
             (number, end, last[0], last[1]),
         )
         return number, end
+
+
+def _sort_key(value: Any) -> tuple[int, str]:
+    """Ties in a count are ordered by value, with no value first; numbers and text never compare."""
+    return (0, "") if value is None else (1, f"{value:>12}" if isinstance(value, int) else str(value))
 
 
 def _row(line: bytes, number: int, offset: int) -> tuple[object, ...] | None:
