@@ -69,6 +69,11 @@ class KeychainStore:
             raise VaultCorrupted("the vault header names an invalid keychain entry; restore it from a backup")
         try:
             stored = real_keychain().get_password(service, account)
+        except KeyStoreUnavailable as exc:
+            raise VaultLocked(
+                f"this vault's key is in the OS keychain, which this process cannot reach ({exc}); "
+                "run clavis-mcp inside your logged-in desktop session, where the keychain is unlocked"
+            ) from None
         except keyring.errors.KeyringError as exc:
             raise _unusable(exc) from None
         if stored is None:

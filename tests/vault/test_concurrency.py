@@ -87,6 +87,8 @@ def test_process_killed_while_rotating_leaves_the_last_or_the_next_secret(vault:
     child.join(timeout=60)
     while receiver.poll(0):
         committed = receiver.recv()
+    receiver.close()
+    sender.close()
     with closing(Vault.open(home)) as reopened:
         assert reopened.query("PRAGMA integrity_check") == [("ok",)]
         value = reopened.secret("svc").reveal()

@@ -103,3 +103,27 @@ def test_backends_that_are_not_real_keychains_are_refused(backend: KeyringBacken
         assert type(backend).__name__ in str(caught.value)
     finally:
         keyring.set_keyring(previous)
+
+
+def test_opening_a_keychain_vault_where_no_keychain_is_reachable_says_where_to_run(tmp_path: Path) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    from vault import Vault, VaultLocked
+
+    home = tmp_path / "home"
+    Vault.create(home).close()
+    with closing(sqlite3.connect(home / "vault.db")) as conn, conn:
+        conn.execute("UPDATE meta SET value='keychain' WHERE key='key_store'")
+        vault_id = conn.execute("SELECT value FROM meta WHERE key='vault_id'").fetchone()[0]
+        conn.execute(
+            "UPDATE meta SET value=? WHERE key='key_params'",
+            (json.dumps({"service": "clavis-mcp", "account": f"{vault_id}/0"}),),
+        )
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        with pytest.raises(VaultLocked, match="desktop session"):
+            Vault.open(home)
+    finally:
+        keyring.set_keyring(previous)
