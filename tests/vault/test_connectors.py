@@ -101,3 +101,9 @@ def test_bad_catalog_entries_are_refused_naming_the_file(tmp_path: Path, text: s
 def test_unknown_connector_lists_the_known_ones() -> None:
     with pytest.raises(InvalidService, match="known connectors: anthropic"):
         connector("nope", BUILT_IN)
+
+
+def test_every_built_in_connector_is_documented_with_its_source() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "connectors.md").read_text()
+    for entry in BUILT_IN.values():
+        assert f"| `{entry.name}` |" in doc and entry.docs in doc
