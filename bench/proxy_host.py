@@ -3,17 +3,22 @@
 mitmproxy keeps global state, so each proxy under test gets its own process (as the
 standalone ``clavis-mcp proxy`` would), and the load generator's own CPU use stays out of it.
 Both modes are built by the very same ``EmbeddedProxy.start``: ``bare`` only swaps our
-addon list for an empty one, so the engine set-up (core addons, options, lazy connection
-strategy, upstream verification) is identical and the difference is our addons alone.
+addon list for one that streams server-sent events (as our redaction does; mitmproxy alone
+would buffer the whole stream), so the engine set-up (core addons, options, lazy connection
+strategy, upstream verification) is identical and the difference is our addons' work.
 
 Reads ``CLAVIS_HOME`` and ``CLAVIS_UPSTREAM_CA`` from the environment, prints the port,
-and serves until its stdin closes.
+and serves until its stdin closes. With ``--profile FILE`` it runs under pyinstrument (the
+``bench`` extra) and writes the profile there when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
+
+from mitmproxy import http
 
 import proxy.embedded
 from clavis_cli.runtime import open_runtime
@@ -25,9 +30,18 @@ from .fixture import PROXY_TOKEN, PROXY_USER
 MODES = ("bare", "clavis")
 
 
+class StreamEvents:
+    """The engine work our redaction asks for on an event stream: pass it on chunk by chunk."""
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        assert flow.response is not None
+        if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
+            flow.response.stream = True
+
+
 async def serve(mode: str) -> None:
     if mode == "bare":
-        proxy.embedded.default_addons = lambda *args, **kwargs: []  # type: ignore[assignment]
+        proxy.embedded.default_addons = lambda *args, **kwargs: [StreamEvents()]  # type: ignore[assignment]
     with open_runtime() as runtime:
         embedded = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, lambda: {PROXY_USER: PROXY_TOKEN})
         port = await embedded.start()
@@ -38,8 +52,19 @@ async def serve(mode: str) -> None:
             await embedded.stop()
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in MODES:
-        raise SystemExit(f"usage: python -m bench.proxy_host {'|'.join(MODES)}")
+def main(argv: list[str]) -> None:
+    if len(argv) not in (1, 3) or argv[0] not in MODES or (len(argv) == 3 and argv[1] != "--profile"):
+        raise SystemExit(f"usage: python -m bench.proxy_host {'|'.join(MODES)} [--profile FILE]")
     quiet_logging()
-    asyncio.run(serve(sys.argv[1]))
+    if len(argv) == 1:
+        asyncio.run(serve(argv[0]))
+        return
+    from pyinstrument import Profiler
+
+    with Profiler(async_mode="disabled") as profiler:
+        asyncio.run(serve(argv[0]))
+    Path(argv[2]).write_text(profiler.output_text(show_all=False, color=False))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,68 @@
+"""``python -m bench.profile [small|large|sse|mcp]``: where the time goes, as evidence for a miss.
+
+``small``/``large``/``sse`` start the clavis proxy under pyinstrument (the ``bench`` extra)
+and send the benchmark's load for that response through it; ``mcp`` profiles sequential
+call_service calls through an in-memory MCP session (client, server and embedded proxy all
+in this process). The profile is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from mcp import Client
+from pyinstrument import Profiler
+
+from clavis_cli.runtime import open_runtime
+from mcp_front import Gateway, build_server
+
+from . import load
+from .fixture import SERVICE, world
+from .proxy_load import _targets
+from .upstream import LARGE, SMALL, SSE
+
+PATHS = {"small": SMALL, "large": LARGE, "sse": SSE}
+
+
+async def profile_proxy(path: str, requests: int, concurrency: int, out: Path) -> str:
+    with world() as w:
+        child = w.child("bench.proxy_host", "clavis", "--profile", str(out))
+        try:
+            target = _targets(w, {"bare": child.port, "clavis": child.port}, path)["clavis"]
+            await load.run(target, requests, concurrency)
+        finally:
+            child.stop()
+    return out.read_text()
+
+
+async def profile_mcp(calls: int) -> str:
+    with world() as w, open_runtime() as runtime:
+        gateway = Gateway(runtime.vault, runtime.audit, runtime.ca)
+        arguments = {"service_name": SERVICE, "method": "GET", "url": w.base_url + SMALL}
+        async with Client(build_server(gateway)) as client:
+            await client.call_tool("call_service", arguments)
+            with Profiler(async_mode="disabled") as profiler:
+                for _ in range(calls):
+                    await client.call_tool("call_service", arguments)
+    return profiler.output_text(color=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("what", nargs="?", default="small", choices=[*PATHS, "mcp"])
+    parser.add_argument("--requests", type=int, default=400, help="requests (or calls) to profile")
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    if args.what == "mcp":
+        print(asyncio.run(profile_mcp(args.requests)))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "profile.txt"
+        print(asyncio.run(profile_proxy(PATHS[args.what], args.requests, args.concurrency, out)))
+
+
+if __name__ == "__main__":
+    main()
