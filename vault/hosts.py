@@ -7,15 +7,13 @@ injected for or dialled goes through :func:`canonical_host` first: one spelling
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
 
 from publicsuffixlist import PublicSuffixList
 
-# The Public Suffix List (bundled with the package, no network): `*.co.uk` or `*.github.io`
-# would hand a credential to every customer of that suffix.
-_PUBLIC_SUFFIXES = PublicSuffixList()
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -102,12 +100,22 @@ def parse_host_rule(text: str) -> HostRule:
     if "*" in host_part:
         raise ValueError(f"host rule {text!r}: only a leading '*.' wildcard is allowed")
     host = canonical_host(host_part)
-    if wildcard and (_is_ip(host) or _PUBLIC_SUFFIXES.is_public(host)):
+    if wildcard and (_is_ip(host) or _public_suffixes().is_public(host)):
         raise ValueError(
             f"host rule {text!r}: {host} is a public suffix shared by unrelated owners; "
             "a wildcard must sit under a registrable domain, e.g. *.example.com"
         )
     return HostRule(host=host, port=port, wildcard=wildcard)
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List bundled with the package (no network), parsed on first use (~70 ms).
+
+    A wildcard over a public suffix (`*.co.uk`, `*.github.io`) would hand a credential to every
+    customer of that suffix.
+    """
+    return PublicSuffixList()
 
 
 def _parse_port(text: str, rule: str) -> int:
