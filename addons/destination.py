@@ -24,6 +24,7 @@ from vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_
 from vault.service import Service
 
 from .flowmeta import BUFFERED, DECISION, DESTINATION, REASON, SELECT_HEADER, SERVICE, STARTED, is_settled, refuse
+from .request_policy import normalise_path
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
@@ -78,10 +79,15 @@ def decide(
     host_header: str | None,
     sni: str | None,
     selected: str | None,
+    path: str | None = None,
     passthrough: Sequence[HostRule] = (),
     proxy_ports: frozenset[int] = frozenset(),
 ) -> Verdict:
-    """The whole destination policy as a pure function of what the proxy saw."""
+    """The whole destination policy as a pure function of what the proxy saw.
+
+    ``path`` (the request target, query included) tells apart services that share a host by
+    path prefix; it is judged in its normalised form, as the request policy will send it.
+    """
     if method.upper() in REFUSED_METHODS:
         return Verdict(None, 405, f"method {method} is not allowed through clavis-mcp")
     default_port = 443 if scheme == "https" else 80
@@ -105,10 +111,14 @@ def decide(
         if not service.owns(host, port, scheme):
             return Verdict(None, 403, f"{scheme}://{host}:{port} is not a host of service {selected!r}")
     else:
-        owner = snapshot.owner_of(host, port, scheme)
+        normalised = _normalised_or_none(path)
+        owner = snapshot.owner_of(host, port, scheme, path=normalised)
         if owner is None:
             if is_passthrough(passthrough, host, port, default_port):
                 return Verdict(None, passthrough=True)
+            if snapshot.owners(host, port, scheme):
+                shown = normalised or "this path"
+                return Verdict(None, 403, f"no service on {scheme}://{host}:{port} covers the path {shown}")
             return Verdict(None, 403, unowned_reason(snapshot, scheme, host, port))
         service = owner
     if not service.local and not is_public_address(host):
@@ -118,9 +128,18 @@ def decide(
     return Verdict(service)
 
 
+def _normalised_or_none(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return normalise_path(path.partition("?")[0])
+    except ValueError:
+        return None  # judged without the path; the request policy refuses what it cannot read
+
+
 def unowned_reason(snapshot: Snapshot, scheme: str, host: str, port: int) -> str:
     """Why nothing owns this destination, with the hint an agent or its user can act on."""
-    if any(snapshot.owner_of(host, port, other) for other in ("https", "http") if other != scheme):
+    if any(snapshot.owners(host, port, other) for other in ("https", "http") if other != scheme):
         other = "https" if scheme == "http" else "http"
         return f"no service is registered for {scheme}://{host}:{port}; its service expects {other}://"
     return (
@@ -157,7 +176,7 @@ class DestinationCheck:
         flow.metadata[DESTINATION] = ("https", host, port)
         if port in self.proxy_ports and is_loopback_host(host):
             refuse(flow, 403, f"{host}:{port} is clavis-mcp's own proxy port; a request to it would loop")
-        elif any(snapshot.owner_of(host, port, scheme) for scheme in ("https", "http")):
+        elif any(snapshot.owners(host, port, scheme) for scheme in ("https", "http")):
             return
         elif is_passthrough(self._passthrough, host, port):
             self._opaque.add(flow.client_conn)
@@ -187,6 +206,7 @@ class DestinationCheck:
             host_header=request.host_header,
             sni=flow.client_conn.sni if flow.client_conn.tls else None,
             selected=selected,
+            path=request.path,
             passthrough=self._passthrough,
             proxy_ports=self.proxy_ports,
         )

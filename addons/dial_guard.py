@@ -55,8 +55,8 @@ class DialGuard:
             data.server.error = f"{REFUSAL_PREFIX} {name!r}: not a valid host name"
             return
         scheme = "https" if data.server.tls else "http"
-        owner = self._vault.snapshot().owner_of(host, port, scheme)
-        local_allowed = owner is not None and owner.local
+        owners = self._vault.snapshot().owners(host, port, scheme)
+        local_allowed = bool(owners) and all(owner.local for owner in owners)
         try:
             addresses = await self._resolve(host, port)
         except (OSError, UnicodeError) as exc:

@@ -82,4 +82,6 @@ class InjectCredential:
                 refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
                 return
             request.headers[service.auth.header_name] = value
+        for header, fixed in service.auth.extra_headers:
+            request.headers[header] = fixed  # set, replacing any client copy in any case
         flow.metadata[DECISION] = "injected"

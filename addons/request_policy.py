@@ -43,17 +43,6 @@ def normalise_path(path: str) -> str:
     return "/" + "/".join(segments)
 
 
-def path_allowed(prefixes: tuple[str, ...], path: str) -> bool:
-    """``/v1`` allows ``/v1`` and ``/v1/...``, never ``/v10``; no prefixes allows everything."""
-    if not prefixes:
-        return True
-    for prefix in prefixes:
-        bare = prefix.rstrip("/")
-        if not bare or path == bare or path.startswith(bare + "/"):
-            return True
-    return False
-
-
 class RequestPolicy:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
@@ -76,7 +65,7 @@ class RequestPolicy:
         except ValueError as exc:
             refuse(flow, 400, f"path refused for service {name!r}: {exc}")
             return
-        if not path_allowed(service.path_prefixes, path):
+        if service.prefix_for(path) is None:
             allowed = ", ".join(service.path_prefixes)
             refuse(flow, 403, f"service {name!r} allows only paths under {allowed}; {path} is not one of them")
             return

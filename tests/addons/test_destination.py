@@ -90,3 +90,62 @@ def test_split_authority(authority: str, expected: tuple[str, int]) -> None:
 def test_split_authority_refuses(authority: str) -> None:
     with pytest.raises(ValueError):
         split_authority(authority, 443)
+
+
+SHARED = Snapshot(
+    services=(
+        service("admin", "api.shared.example", path_prefixes=("/admin",)),
+        service("v1", "api.shared.example", path_prefixes=("/v1",)),
+    ),
+    secrets={n: Secret(f"secret-of-{n}-000000") for n in ("admin", "v1")},
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v1/models", "v1"),
+        ("/admin/users?x=1", "admin"),
+        ("/v1/../admin/users", "admin"),
+        ("/v1/%2e%2e/admin", "admin"),
+        ("//admin", "admin"),
+        ("/other", 403),
+        ("/v10", 403),
+    ],
+    ids=["v1", "admin-with-query", "dot-dot-judged-normalised", "encoded-dot-dot", "double-slash", "uncovered",
+         "not-a-sibling-prefix"],
+)  # fmt: skip
+def test_services_sharing_a_host_are_chosen_by_normalised_path(path: str, expected: str | int) -> None:
+    verdict = decide(
+        SHARED, method="GET", scheme="https", host="api.shared.example", port=443, host_header=None, sni=None,
+        selected=None, path=path,
+    )  # fmt: skip
+    if isinstance(expected, str):
+        assert verdict.service is not None and verdict.service.name == expected, verdict.reason
+    else:
+        assert verdict.service is None and verdict.status == expected and "covers the path" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [("127.0.0.1", 8899), ("localhost", 8899), ("::1", 8899), ("0.0.0.0", 8899)],
+    ids=["loopback-v4", "localhost", "loopback-v6", "unspecified"],
+)
+def test_the_proxy_own_port_is_refused(host: str, port: int) -> None:
+    snap = Snapshot(services=(service("loop", f"{host}:8899" if ":" not in host else f"[{host}]:8899", local=True),),
+                    secrets={"loop": Secret("x" * 20)})  # fmt: skip
+    verdict = decide(
+        snap, method="GET", scheme="https", host=host, port=port, host_header=None, sni=None, selected=None,
+        proxy_ports=frozenset({8899}),
+    )  # fmt: skip
+    assert verdict.status == 403 and "own proxy port" in verdict.reason
+
+
+def test_passthrough_hosts_pass_without_a_service() -> None:
+    from vault import parse_host_rule
+
+    verdict = decide(
+        SNAPSHOT, method="GET", scheme="https", host="cdn.example.org", port=443, host_header=None, sni=None,
+        selected=None, passthrough=(parse_host_rule("*.example.org"),),
+    )  # fmt: skip
+    assert verdict.passthrough and verdict.service is None

@@ -62,3 +62,38 @@ def test_flow_without_service_is_untouched(vault: Vault) -> None:
         before = f.request.headers.copy()
         addon.request(f)
         assert f.request.headers == before
+
+
+def test_fixed_headers_are_set_replacing_client_copies(vault: Vault) -> None:
+    auth = AuthSpec(kind="header", name="x-api-key", extra_headers=(("anthropic-version", "2023-06-01"),))
+    vault.add_service(Service(name="fx", auth=auth, hosts=parse_hosts(["api.example.com"])), validate_secret(SECRET))
+    addon = InjectCredential(vault)
+    with taddons.context(addon):
+        f = flow_for("fx", [(b"Anthropic-Version", b"1999-01-01"), (b"anthropic-version", b"again")])
+        addon.request(f)
+        assert f.request.headers.get_all("anthropic-version") == ["2023-06-01"]
+        assert f.request.headers.get_all("x-api-key") == [SECRET]
+
+
+@pytest.mark.parametrize(
+    ("client", "sent"),
+    [(None, "identity"), ("gzip, br", "gzip, br"), ("gzip;q=1.0, compress, sdch", "gzip;q=1.0"),
+     ("compress", "identity")],
+    ids=["absent", "decodable-kept", "undecodable-dropped", "nothing-decodable"],
+)  # fmt: skip
+def test_accept_encoding_is_narrowed_to_what_redaction_decodes(client: str | None, sent: str) -> None:
+    from addons.inject import decodable_accept_encoding
+
+    assert decodable_accept_encoding(client) == sent
+
+
+def test_plain_http_gets_no_credential_unless_the_service_allows_it(vault: Vault) -> None:
+    vault.add_service(make_service("svc", "api.example.com"), validate_secret(SECRET))
+    addon = InjectCredential(vault)
+    with taddons.context(addon):
+        req = tutils.treq(host="api.example.com", port=80, scheme=b"http", path=b"/v1", headers=[])
+        f = tflow.tflow(req=req)
+        f.metadata[SERVICE] = "svc"
+        addon.request(f)
+        assert f.response is not None and f.response.status_code == 403
+        assert "Authorization" not in f.request.headers

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from addons.request_policy import normalise_path, path_allowed
+from addons.request_policy import normalise_path
 
 NORMALISED = [
     ("plain", "/v1/models", "/v1/models"),
@@ -34,21 +34,3 @@ def test_normalise_path(path: str, expected: str) -> None:
 def test_ambiguous_paths_are_refused(path: str) -> None:
     with pytest.raises(ValueError):
         normalise_path(path)
-
-
-@pytest.mark.parametrize(
-    ("prefixes", "path", "allowed"),
-    [
-        ((), "/anything", True),
-        (("/v1",), "/v1", True),
-        (("/v1",), "/v1/models", True),
-        (("/v1/",), "/v1/models", True),
-        (("/v1",), "/v10/models", False),
-        (("/v1",), "/admin", False),
-        (("/v1", "/v2"), "/v2/x", True),
-        (("/",), "/admin", True),
-    ],
-    ids=["no-policy", "exact", "below", "trailing-slash-prefix", "not-a-sibling", "outside", "second-prefix", "root"],
-)
-def test_path_allowed(prefixes: tuple[str, ...], path: str, allowed: bool) -> None:
-    assert path_allowed(prefixes, path) is allowed
