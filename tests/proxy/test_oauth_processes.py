@@ -1,0 +1,89 @@
+"""SECURITY-CASES 33 with real processes: two standalone proxies and this process, many requests
+each, all on an expired OAuth token at the same moment: exactly one refresh, every request served."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from certs import LocalCA
+from tests.conftest import make_service
+from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from vault import Secret, Vault, oauth_store
+from vault.agents import add_agent
+from vault.oauth import OAuthConfig, TokenGrant
+from vault.oauth_refresh import ensure_fresh
+
+pytestmark = pytest.mark.anyio
+EXE = str(Path(sys.executable).parent / "clavis-mcp")
+
+
+@pytest.fixture
+def server(upstream_ca: trustme.CA) -> Iterator[OAuthServer]:
+    with OAuthServer.start(upstream_ca) as s:
+        yield s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_proxy(port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [EXE, "proxy", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+async def test_two_proxies_and_this_process_refresh_an_expired_token_once(
+    vault: Vault, server: OAuthServer, home: Path
+) -> None:
+    service = make_service("acme", f"127.0.0.1:{server.port}", local=True)
+    config = OAuthConfig(server.token_url, CLIENT_ID, "refresh_token", (), server.authorize_url)
+    grant = TokenGrant(Secret("at-expired-0123456789abcdef"), 0.0, Secret(server.state.issue_refresh_token()), None)
+    oauth_store.register(vault, service, config, Secret(CLIENT_SECRET), grant)
+    agent_token = add_agent(vault, "racer")
+    ca = LocalCA(home / "certs").ensure()  # made once, before two proxies would race to make it
+    ports = [free_port(), free_port()]
+    proxies = [start_proxy(port) for port in ports]
+    try:
+        for p in proxies:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            assert str(ports[proxies.index(p)]) in line, line + (p.stderr.read() if p.poll() is not None else "")  # type: ignore[union-attr]
+        server.state.delay = 0.5  # the refresh is in flight while everyone else asks
+        trust = ssl.create_default_context(cafile=str(ca.cert_path))
+        clients = [
+            httpx.AsyncClient(proxy=httpx.Proxy(f"http://127.0.0.1:{port}", auth=("racer", agent_token)),
+                              verify=trust, trust_env=False, timeout=30)
+            for port in ports
+        ]  # fmt: skip
+        try:
+            requests = [c.get(server.base + "/api/me") for c in clients for _ in range(10)]
+            local = [ensure_fresh(vault, "acme") for _ in range(10)]
+            results = await asyncio.gather(*requests, *local)
+        finally:
+            for c in clients:
+                await c.aclose()
+    finally:
+        for p in proxies:
+            p.terminate()
+        for p in proxies:
+            p.communicate(timeout=30)
+    responses, tokens = results[:20], results[20:]
+    assert [r.status_code for r in responses] == [200] * 20  # type: ignore[union-attr]
+    assert server.state.hits == {"refresh_token": 1}
+    assert len(set(server.state.api_calls)) == 1
+    assert {t.reveal() for t in tokens} == set(server.state.api_calls)  # type: ignore[union-attr]
