@@ -224,17 +224,17 @@ class Vault:
         is removed only after the commit. A crash leaves the old or the new header, and at worst
         an unused key file or keychain entry.
         """
-        with self.transaction() as conn:
-            old_kind, old_params = _key_meta(_read_meta(conn, self.home / DB_NAME), self.home / DB_NAME)
-            kek, params = new.create(self.home, self.vault_id)
-            try:
+        kek, params = new.create(self.home, self.vault_id)  # may prompt: outside the write lock
+        try:
+            with self.transaction() as conn:
+                old_kind, old_params = _key_meta(_read_meta(conn, self.home / DB_NAME), self.home / DB_NAME)
                 conn.executemany(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                     _key_rows(self._key, kek, new.kind, params, self.vault_id),
                 )
-            except BaseException:
-                new.discard(self.home, params)
-                raise
+        except BaseException:
+            new.discard(self.home, params)
+            raise
         if (old_kind, old_params) != (new.kind, params):
             key_store(old_kind).discard(self.home, old_params)
         return self.key_store_info()
