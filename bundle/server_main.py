@@ -1,0 +1,8 @@
+"""Entry point of the MCP bundle: the host runs it in the bundle's own environment (uv, pyproject.toml)."""
+
+from __future__ import annotations
+
+from clavis_cli.main import main
+
+if __name__ == "__main__":
+    main(args=[], prog_name="clavis-mcp")
