@@ -13,8 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from mitmproxy.certs import CertStore
 
+from .bundle import write_bundle
+
 BASENAME = "mitmproxy"  # the name mitmproxy's TlsConfig looks for in confdir
 CA_CERT_NAME = f"{BASENAME}-ca-cert.pem"
+BUNDLE_NAME = "clavis-trust-bundle.pem"  # system CAs plus ours, for agents' runtimes
 KEY_SIZE = 2048
 
 
@@ -41,6 +44,15 @@ class LocalCA:
         for path in self.directory.iterdir():
             path.chmod(0o600)
         return self
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.directory / BUNDLE_NAME
+
+    def write_client_bundle(self) -> Path:
+        """(Re)write the system CAs plus our CA, for agents; rewritten each time so system updates land."""
+        self.ensure()
+        return write_bundle(self.bundle_path, self.cert_path.read_bytes())
 
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_path.read_bytes())

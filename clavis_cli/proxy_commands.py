@@ -1,7 +1,162 @@
-"""Proxy verbs (standalone proxy, env, certs, agents)."""
+"""Proxy verbs: the standalone proxy, the environment agents need, the CA, and agent tokens."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from vault import InvalidService, parse_host_rule
+from vault.agents import add_agent, agent_token, list_agents, revoke_agent
+
+from .runtime import open_runtime
+
+DEFAULT_AGENT = "default"
+
+
+@click.command()
+@click.option("--port", default=8899, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
+@click.option(
+    "--passthrough",
+    "passthrough",
+    multiple=True,
+    metavar="HOST",
+    help="Tunnel HOST[:PORT] or *.DOMAIN untouched (no interception, no credential) when no service owns it. "
+    "Repeatable.",
+)
+def proxy(port: int, passthrough: tuple[str, ...]) -> None:
+    """Run the credential-injecting proxy for HTTPS_PROXY agents, in the foreground (Ctrl-C stops it)."""
+    from proxy.standalone import serve_until_signalled
+
+    from .serve import quiet_logging
+
+    rules = []
+    for text in passthrough:
+        try:
+            rules.append(parse_host_rule(text))
+        except ValueError as exc:
+            raise InvalidService(f"--passthrough {text!r}: {exc}") from None
+    quiet_logging()
+    with open_runtime() as runtime:
+
+        def announce(line: str) -> None:
+            click.echo(line)
+            sys.stdout.flush()
+
+        asyncio.run(
+            serve_until_signalled(
+                runtime.vault, runtime.audit, runtime.ca, port=port, passthrough=rules, announce=announce
+            )
+        )
+
+
+@click.command()
+@click.option("--agent", "agent", metavar="NAME", help=f"Agent whose token to use (default: {DEFAULT_AGENT!r}).")
+@click.option("--shell", type=click.Choice(["bash", "fish", "powershell"]), default="bash", show_default=True)
+@click.option("--port", default=8899, show_default=True, type=click.IntRange(1, 65535), help="Port of the proxy.")
+def env(agent: str | None, shell: str, port: int) -> None:
+    """Print the exports that send an agent's HTTPS through the proxy: eval "$(clavis-mcp env)"."""
+    from proxy.agent_env import agent_exports, render
+
+    name = agent or DEFAULT_AGENT
+    with open_runtime() as runtime:
+        if agent is None and name not in {a.name for a in list_agents(runtime.vault)}:
+            add_agent(runtime.vault, name)
+            runtime.audit.append(source="cli", action="agent-add", decision="added", reason=f"agent {name}")
+            click.echo(f"created proxy agent {name!r} (see `clavis-mcp agent list`)", err=True)
+        token = agent_token(runtime.vault, name)
+        bundle = runtime.ca.write_client_bundle()
+    url = f"http://{name}:{token}@127.0.0.1:{port}"
+    click.echo(render(agent_exports(url, bundle), shell), nl=False)  # type: ignore[arg-type]
+
+
+@click.group()
+def certs() -> None:
+    """The local CA that agents trust for intercepted service hosts."""
+
+
+@certs.command("path")
+def certs_path() -> None:
+    """Print the path of the CA certificate (PEM)."""
+    with open_runtime() as runtime:
+        click.echo(str(runtime.ca.ensure().cert_path))
+
+
+@certs.command("show")
+def certs_show() -> None:
+    """Print the CA's subject, validity, SHA-256 fingerprint and path."""
+    with open_runtime() as runtime:
+        ca = runtime.ca.ensure()
+        cert = ca.certificate()
+    click.echo(f"subject: {cert.subject.rfc4514_string()}")
+    click.echo(f"valid: {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}")
+    click.echo(f"SHA-256 fingerprint: {ca.fingerprint()}")
+    click.echo(f"path: {ca.cert_path}")
+
+
+@certs.command("export")
+@click.argument("target", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def certs_export(target: Path | None) -> None:
+    """Write the CA certificate (PEM, public) to TARGET, or to standard output."""
+    with open_runtime() as runtime:
+        pem = runtime.ca.ensure().cert_path.read_bytes()
+    if target is None:
+        click.echo(pem.decode(), nl=False)
+        return
+    target.write_bytes(pem)
+    click.echo(f"wrote {target}", err=True)
+
+
+@certs.command("bundle")
+def certs_bundle() -> None:
+    """(Re)write the bundle of system CAs plus ours that `clavis-mcp env` points agents to; print its path."""
+    with open_runtime() as runtime:
+        click.echo(str(runtime.ca.write_client_bundle()))
+
+
+@click.group()
+def agent() -> None:
+    """Per-agent proxy credentials: the audit log says which agent made each call."""
+
+
+@agent.command("add")
+@click.argument("name")
+def agent_add(name: str) -> None:
+    """Create agent NAME and print its proxy token once."""
+    with open_runtime() as runtime:
+        token = add_agent(runtime.vault, name)
+        runtime.audit.append(source="cli", action="agent-add", decision="added", reason=f"agent {name}")
+    click.echo(token)
+    click.echo(f'agent {name!r} added; its shell setup: eval "$(clavis-mcp env --agent {name})"', err=True)
+
+
+@agent.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def agent_list(as_json: bool) -> None:
+    """List agents (names and creation time, never tokens)."""
+    with open_runtime() as runtime:
+        agents = list_agents(runtime.vault)
+    if as_json:
+        click.echo(json.dumps([{"name": a.name, "created_at": a.created_at} for a in agents], indent=2))
+        return
+    if not agents:
+        click.echo("no agents yet; add one with: clavis-mcp agent add NAME")
+    for a in agents:
+        click.echo(f"{a.name:<24} created {time.strftime('%Y-%m-%d %H:%M', time.localtime(a.created_at))}")
+
+
+@agent.command("revoke")
+@click.argument("name")
+def agent_revoke(name: str) -> None:
+    """Revoke agent NAME: running proxies refuse its token from the next request on."""
+    with open_runtime() as runtime:
+        revoke_agent(runtime.vault, name)
+        runtime.audit.append(source="cli", action="agent-revoke", decision="revoked", reason=f"agent {name}")
+    click.echo(f"revoked {name}")
+
+
+COMMANDS: list[click.Command] = [proxy, env, certs, agent]

@@ -17,7 +17,7 @@ from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconf
 from addons import default_addons
 from addons.dial_guard import Resolver
 from certs import LocalCA
-from vault import AuditLog, HostRule, Vault
+from vault import AuditLog, ClavisError, HostRule, Vault
 
 from .upstream_trust import build_upstream_bundle
 
@@ -25,7 +25,7 @@ LISTEN_HOST = "127.0.0.1"
 logger = logging.getLogger(__name__)
 
 
-class ProxyStartError(RuntimeError):
+class ProxyStartError(ClavisError, RuntimeError):
     """The proxy could not listen (port in use, bad configuration)."""
 
 

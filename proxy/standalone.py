@@ -1,0 +1,53 @@
+"""The standalone proxy for HTTPS_PROXY agents: `clavis-mcp proxy` in the foreground.
+
+Same addons and policy as the MCP server's embedded proxy; clients authenticate with their
+per-agent tokens from the vault. Services and agents are re-read whenever any process changes
+the vault, so `clavis-mcp add` or `agent revoke` in another terminal applies at once.
+SIGINT and SIGTERM stop it cleanly: listeners closed, in-flight flows ended, vault closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+
+from certs import LocalCA
+from vault import AuditLog, HostRule, Vault
+from vault.agents import AgentTokens
+
+from .embedded import EmbeddedProxy
+
+DEFAULT_PORT = 8899
+
+
+async def serve_until_signalled(
+    vault: Vault,
+    audit: AuditLog,
+    ca: LocalCA,
+    *,
+    port: int,
+    passthrough: Sequence[HostRule],
+    announce: Callable[[str], None],
+) -> None:
+    proxy = EmbeddedProxy(vault, audit, ca, AgentTokens(vault), port=port, passthrough=passthrough)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await proxy.start()
+        services = len(vault.snapshot().services)
+        agents = len(AgentTokens(vault)())
+        announce(
+            f"clavis-mcp proxy listening on {proxy.url} for {services} service{'s' * (services != 1)} "
+            f"and {agents} agent{'s' * (agents != 1)}; CA {ca.cert_path}"
+        )
+        if passthrough:
+            announce("passthrough (not intercepted, no credential): " + ", ".join(str(r) for r in passthrough))
+        await stop.wait()
+        announce("clavis-mcp proxy stopping")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await proxy.stop()
