@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from addons.audit_trail import AUDIT_ID_HEADER, REDACTIONS_HEADER
+from addons.dial_guard import Resolver
 from addons.flowmeta import REFUSED_HEADER, SELECT_HEADER
 from certs import LocalCA
 from proxy import EmbeddedProxy
@@ -60,13 +61,16 @@ class Gateway:
         ca: LocalCA,
         extra_addons: Sequence[object] = (),
         limits: CallLimits | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.vault = vault
         self.audit = audit
         self.ca = ca
         self.limits = limits or CallLimits()
         self._token = secrets.token_urlsafe(32)
-        self._proxy = EmbeddedProxy(vault, audit, ca, lambda: {MCP_CLIENT: self._token}, extra_addons=extra_addons)
+        self._proxy = EmbeddedProxy(
+            vault, audit, ca, lambda: {MCP_CLIENT: self._token}, extra_addons=extra_addons, resolver=resolver
+        )
         self._client: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
 

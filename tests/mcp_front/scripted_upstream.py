@@ -42,7 +42,7 @@ class ScriptedUpstream:
         return f"https://127.0.0.1:{self.port}{path}"
 
     @classmethod
-    def start(cls, ca: trustme.CA) -> ScriptedUpstream:
+    def start(cls, ca: trustme.CA, hostnames: tuple[str, ...] = ()) -> ScriptedUpstream:
         received: list[Seen] = []
 
         class Handler(BaseHTTPRequestHandler):
@@ -101,7 +101,7 @@ class ScriptedUpstream:
                 pass
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        ca.issue_cert("127.0.0.1", "localhost", *hostnames).configure_cert(context)
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         server.socket = context.wrap_socket(server.socket, server_side=True)

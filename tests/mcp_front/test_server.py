@@ -25,6 +25,7 @@ from mcp_front.calls import CallLimits
 from mcp_front.settings import ServiceSettings, parse_probe, save_settings
 from tests.conftest import SECRET, make_service
 from tests.mcp_front.scripted_upstream import PNG, ScriptedUpstream
+from tests.proxy.routing import LoopbackRoutes
 from vault import AuditLog, Service, Vault, validate_secret
 
 pytestmark = pytest.mark.anyio
@@ -250,6 +251,40 @@ async def test_live_check_sends_the_probe_through_the_proxy_and_records_the_outc
     assert later["state"] == state and later["last_check"] == out["last_check"]
     listed = (await client.call_tool("list_services", {})).structured_content["services"]
     assert listed[0]["state"] == state
+
+
+async def test_live_check_uses_the_connector_probe_from_the_catalog(
+    vault: Vault, audit: AuditLog, home: Path, upstream_ca: trustme.CA, mode: str
+) -> None:
+    server = ScriptedUpstream.start(upstream_ca, hostnames=("api.openai.com",))
+    routes = LoopbackRoutes({"api.openai.com": server.port})
+    gateway = Gateway(vault, audit, LocalCA(home / "certs"), extra_addons=[routes], resolver=routes.resolve)
+    vault.add_service(make_service("openai", "api.openai.com", connector="openai"), validate_secret(SECRET))
+    try:
+        async with Client(build_server(gateway), mode=mode) as client:
+            result = await client.call_tool("check_credential_status", {"service_name": "openai", "live": True})
+    finally:
+        server.stop()
+    assert result.structured_content["state"] == "valid", result.content
+    [seen] = server.received
+    assert (seen.method, seen.path, dict(seen.headers)["Host"]) == ("GET", "/v1/models", "api.openai.com")
+    assert dict(seen.headers)["Authorization"] == f"Bearer {SECRET}"
+
+
+async def test_path_outside_the_service_policy_is_refused_by_the_proxy_and_reported(
+    client: Client, vault: Vault, upstream_ca: trustme.CA
+) -> None:
+    server = ScriptedUpstream.start(upstream_ca)
+    try:
+        vault.add_service(make_service("v1only", f"127.0.0.1:{server.port}", local=True, path_prefixes=("/v1",)),
+                          validate_secret(SECRET))  # fmt: skip
+        result = await client.call_tool(
+            "call_service", {"service_name": "v1only", "method": "GET", "url": server.url("/v1/../admin")}
+        )
+        assert result.is_error and "refused" in text_of(result)
+        assert server.received == []
+    finally:
+        server.stop()
 
 
 async def test_status_carries_the_rate_limit_the_proxy_recorded(client: Client, scripted: ScriptedUpstream) -> None:
