@@ -101,7 +101,7 @@ def check_ca(ca: LocalCA) -> Check:
 
 def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
     """Start the real proxy on a free port and stop it; report each service's credential state."""
-    from mcp_front.credentials import Usage, credential_state, detail, usage_by_service
+    from mcp_front.credentials import credential_state, detail, usage_by_service
 
     try:
         vault = Vault.open(home, ask_passphrase=ask_passphrase)
@@ -110,9 +110,10 @@ def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
     try:
         audit = AuditLog.for_vault(vault)
         checks = [check_proxy(vault, audit, LocalCA(home / "certs"))]
-        usage = usage_by_service(audit)
-        for service in vault.list_services():
-            state = credential_state(service, usage.get(service.name, Usage()))
+        services = vault.list_services()
+        usage = usage_by_service(audit, [s.name for s in services])
+        for service in services:
+            state = credential_state(service, usage[service.name])
             ok = state in ("valid", "unknown")
             checks.append(Check(f"service {service.name}", ok, f"{state}: {detail(state, service.name)}",
                                 "" if ok else detail(state, service.name)))  # fmt: skip

@@ -176,7 +176,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
     vault, audit = gateway.vault, gateway.audit
 
     def usage_of(name: str) -> Usage:
-        return usage_by_service(audit).get(name, Usage())
+        return usage_by_service(audit, [name])[name]
 
     @server.tool(
         title="List services",
@@ -189,12 +189,10 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
     async def list_services() -> ServiceList:
         """List the services whose credentials this vault holds: names, hosts, allowed methods, state,
         expiry and last use. Never a credential value."""
-        usage = usage_by_service(audit)
+        services = vault.list_services()
+        usage = usage_by_service(audit, [s.name for s in services])
         return ServiceList(
-            services=[
-                service_info(s, usage.get(s.name, Usage()), load_settings(vault, s.name).confirm_writes)
-                for s in vault.list_services()
-            ]
+            services=[service_info(s, usage[s.name], load_settings(vault, s.name).confirm_writes) for s in services]
         )
 
     @server.tool(
