@@ -24,6 +24,8 @@ from vault.audit_index import AuditIndex
 from vault.redaction import forms_of
 from vault.service import AuthSpec, Service
 
+pytestmark = pytest.mark.anyio
+
 
 @pytest.fixture
 def trail(audit: AuditLog) -> Iterator[AuditTrail]:
@@ -45,9 +47,11 @@ def last_record(audit: AuditLog) -> dict[str, object]:
     return list(audit.records())[-1]
 
 
-def test_a_decided_request_is_recorded_with_its_facts_and_its_id_goes_back(trail: AuditTrail, audit: AuditLog) -> None:
+async def test_a_decided_request_is_recorded_with_its_facts_and_its_id_goes_back(
+    trail: AuditTrail, audit: AuditLog
+) -> None:
     flow = service_flow(**{REDACTIONS: 2, STARTED: time.monotonic()})
-    trail.response(flow)
+    await trail.response(flow)
     record = last_record(audit)
     assert record["id"] == flow.response.headers[AUDIT_ID_HEADER]
     assert flow.response.headers[REDACTIONS_HEADER] == "2"
@@ -64,11 +68,11 @@ def test_a_decided_request_is_recorded_with_its_facts_and_its_id_goes_back(trail
     assert record["decision"] == "injected" and record["redactions"] == 2 and record["duration_ms"] >= 0
 
 
-def test_a_refusal_is_recorded_with_its_reason(trail: AuditTrail, audit: AuditLog) -> None:
+async def test_a_refusal_is_recorded_with_its_reason(trail: AuditTrail, audit: AuditLog) -> None:
     flow = tflow.tflow()
     flow.metadata[CLIENT] = "ci-bot"
     refuse(flow, 403, "no service is registered for https://address:22")
-    trail.response(flow)
+    await trail.response(flow)
     record = last_record(audit)
     assert (record["decision"], record["status"]) == ("refused", 403)
     assert record["reason"] == "no service is registered for https://address:22"
@@ -81,26 +85,26 @@ CONNECTS = [
 
 
 @pytest.mark.parametrize(("decide", "decision"), [c[1:] for c in CONNECTS], ids=[c[0] for c in CONNECTS])
-def test_a_tunnel_decided_at_connect_is_recorded(
+async def test_a_tunnel_decided_at_connect_is_recorded(
     trail: AuditTrail, audit: AuditLog, decide: object, decision: str
 ) -> None:
     flow = tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443))
     decide(flow)  # type: ignore[operator]
-    trail.http_connect(flow)
+    await trail.http_connect(flow)
     record = last_record(audit)
     assert record["decision"] == decision and record["method"] == "CONNECT" and "path" not in record
 
 
-def test_an_intercepted_tunnel_is_left_to_its_requests(trail: AuditTrail, audit: AuditLog) -> None:
-    trail.http_connect(tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443)))
+async def test_an_intercepted_tunnel_is_left_to_its_requests(trail: AuditTrail, audit: AuditLog) -> None:
+    await trail.http_connect(tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443)))
     assert list(audit.records()) == []
 
 
-def test_an_upstream_error_is_recorded(trail: AuditTrail, audit: AuditLog) -> None:
+async def test_an_upstream_error_is_recorded(trail: AuditTrail, audit: AuditLog) -> None:
     flow = service_flow()
     flow.response = None
     flow.error = tflow.terr("connection reset")
-    trail.error(flow)
+    await trail.error(flow)
     assert last_record(audit)["reason"] == "connection reset"
 
 
@@ -127,18 +131,18 @@ def test_nothing_leaves_when_the_log_cannot_be_written(broken_trail: AuditTrail,
     assert "cannot write the audit log" in flow.response.text
 
 
-def test_a_response_that_cannot_be_recorded_is_withheld_with_the_reason(broken_trail: AuditTrail) -> None:
+async def test_a_response_that_cannot_be_recorded_is_withheld_with_the_reason(broken_trail: AuditTrail) -> None:
     flow = service_flow()
     flow.response = http.Response.make(200, SECRET)
-    broken_trail.response(flow)
+    await broken_trail.response(flow)
     assert flow.response.status_code == 502
     assert SECRET not in flow.response.text and "cannot write the audit log" in flow.response.text
 
 
-def test_a_passthrough_tunnel_that_cannot_be_recorded_is_refused(broken_trail: AuditTrail) -> None:
+async def test_a_passthrough_tunnel_that_cannot_be_recorded_is_refused(broken_trail: AuditTrail) -> None:
     flow = tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443))
     flow.metadata[DECISION] = "passed"
-    broken_trail.http_connect(flow)
+    await broken_trail.http_connect(flow)
     assert flow.response is not None and flow.response.status_code == 503
 
 
@@ -156,7 +160,6 @@ def query_upstream(upstream_ca: trustme.CA) -> Iterator[EchoUpstream]:
         yield server
 
 
-@pytest.mark.anyio
 async def test_sweep_no_secret_in_any_encoding_reaches_the_audit_files(
     proxy: EmbeddedProxy,
     home: Path,
