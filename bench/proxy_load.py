@@ -31,9 +31,9 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("1. small JSON (~300 B)", SMALL, {1: 300, 16: 480}),
-    Workload("2. 1 MiB response", LARGE, {1: 16, 16: 48}),
-    Workload("2. server-sent events (200 events, ~14 KiB)", SSE, {1: 30, 16: 64}),
+    Workload("1. small JSON (~300 B)", SMALL, {1: 200, 16: 320}),
+    Workload("2. 1 MiB response", LARGE, {1: 12, 16: 32}),
+    Workload("2. server-sent events (200 events, ~14 KiB)", SSE, {1: 20, 16: 48}),
 )
 CONCURRENCY = (1, 16)
 

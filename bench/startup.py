@@ -20,7 +20,7 @@ from .upstream import SMALL
 
 SECTION = "4. start-up over stdio, and idle memory"
 PROTOCOL = "2025-06-18"
-IDLE_SETTLE_SECONDS = 1.0
+IDLE_SETTLE_SECONDS = 0.5
 
 
 class StdioServer:
