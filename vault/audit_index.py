@@ -17,6 +17,7 @@ from typing import Any
 
 from .audit_files import LogFiles, lines_from
 from .audit_filter import AuditFilter
+from .errors import ClavisError
 
 INDEX_SUFFIX = ".index.sqlite"
 DIMENSIONS = ("service", "source", "status", "decision")
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 _INSERT = "INSERT INTO records (t, source, service, decision, status, host, file, offset) VALUES (?,?,?,?,?,?,?,?)"
 _BATCH = 20_000
+
+
+class AuditIndexStale(ClavisError):
+    """A record the index points at is no longer in the log as it was indexed."""
 
 
 class AuditIndex:
@@ -121,7 +126,13 @@ class AuditIndex:
                 if handle is None:
                     continue
                 handle.seek(offset)
-                yield json.loads(handle.readline())
+                try:
+                    yield json.loads(handle.readline())
+                except ValueError:
+                    raise AuditIndexStale(
+                        f"the audit log changed under its index (file {number}, offset {offset}): "
+                        f"check it with `clavis-mcp audit verify`; delete {self.path.name} to index it afresh"
+                    ) from None
         finally:
             for handle in handles.values():
                 if handle is not None:

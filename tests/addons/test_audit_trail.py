@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -210,3 +211,15 @@ async def test_sweep_no_secret_in_any_encoding_reaches_the_audit_files(
         content = path.read_bytes()
         leaked = {label for form, label in every_encoding(SECRET, OTHER_SECRET, PROXY_TOKEN).items() if form in content}
         assert not leaked, f"{path.name} holds an encoding of {leaked}"
+
+
+async def test_concurrent_requests_through_the_proxy_leave_one_valid_chain(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service, audit: AuditLog
+) -> None:
+    async with proxy_client(proxy, home) as client:
+        responses = await asyncio.gather(*(client.get(f"https://127.0.0.1:{upstream.port}/v1/n{n}") for n in range(20)))
+    assert all(r.status_code == 200 for r in responses)
+    records = list(audit.records())
+    assert sorted(r["id"] for r in records) == sorted(r.headers[AUDIT_ID_HEADER] for r in responses)
+    report = audit.verify()
+    assert report.ok and report.count == 20, report.summary()

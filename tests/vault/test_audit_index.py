@@ -11,7 +11,7 @@ from tests.vault.test_audit_filter import rec, write_log
 from vault import AuditLog, Vault
 from vault.audit_files import LogFiles
 from vault.audit_filter import AuditFilter
-from vault.audit_index import AuditIndex
+from vault.audit_index import AuditIndex, AuditIndexStale
 
 EVERYTHING = AuditFilter()
 
@@ -108,3 +108,12 @@ def test_stats_count_per_dimension(index: AuditIndex, log_path: Path) -> None:
 
 def test_the_index_file_is_private(index: AuditIndex) -> None:
     assert index.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_record_edited_under_the_index_gives_a_clear_error(index: AuditIndex, log_path: Path) -> None:
+    write_log(log_path, [rec("a", 0), rec("b", 1), rec("c", 2)])
+    assert ids(index) == "abc"
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    log_path.write_bytes(lines[0] + b"}" + lines[1][1:] + lines[2])
+    with pytest.raises(AuditIndexStale, match="audit verify"):
+        ids(index)
