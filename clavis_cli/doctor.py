@@ -101,7 +101,7 @@ def check_ca(ca: LocalCA) -> Check:
 
 def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
     """Start the real proxy on a free port and stop it; report each service's credential state."""
-    from mcp_front.credentials import credential_state, detail, usage_by_service
+    from mcp_front.credentials import credential_state, usage_by_service
 
     try:
         vault = Vault.open(home, ask_passphrase=ask_passphrase)
@@ -113,10 +113,9 @@ def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
         services = vault.list_services()
         usage = usage_by_service(audit, [s.name for s in services])
         for service in services:
-            state = credential_state(service, usage[service.name])
+            state, meaning = credential_state(vault, service, usage[service.name])
             ok = state in ("valid", "unknown")
-            checks.append(Check(f"service {service.name}", ok, f"{state}: {detail(state, service.name)}",
-                                "" if ok else detail(state, service.name)))  # fmt: skip
+            checks.append(Check(f"service {service.name}", ok, f"{state}: {meaning}", "" if ok else meaning))
         return checks
     finally:
         vault.close()

@@ -2,7 +2,7 @@
 
 One place decides a credential's state, so list_services, get_credentials and
 check_credential_status never disagree, and so token refresh (OAuth) plugs in here once:
-``fresh_credential`` is where an expired token would be refreshed before use.
+``fresh_credential`` is where an expired OAuth token is refreshed before use.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from vault.audit import ACTION, INJECTED, REASON, STATUS, TIME
 from vault.audit_filter import AuditFilter
 from vault.audit_index import AuditIndex
 from vault.errors import ClavisError
+from vault.oauth_refresh import ensure_fresh
+from vault.oauth_store import credential_state as oauth_state
 
 from .models import CredentialState, LastCheck
 
@@ -80,23 +82,39 @@ def _last_check(index: AuditIndex, service: str) -> LastCheck | None:
     return max(checks, key=lambda check: check.checked_at, default=None)
 
 
-def credential_state(service: Service, usage: Usage, now: float | None = None) -> CredentialState:
-    """Expired beats everything; otherwise the last live check says, if there was one since creation."""
+def credential_state(
+    vault: Vault, service: Service, usage: Usage, now: float | None = None
+) -> tuple[CredentialState, str]:
+    """(state, what it means and what to do), from what the vault alone knows.
+
+    A static key past its expiry is ``expired``; an OAuth grant in trouble (dead grant,
+    expired without a refresh) outranks an older live check; otherwise the last live check
+    since the credential was stored decides; else ``unknown``.
+    """
     now = time.time() if now is None else now
     if service.expires_at is not None and service.expires_at <= now:
-        return "expired"
+        return "expired", detail("expired", service.name)
+    oauth = oauth_state(vault, service.name, now)
+    if oauth is not None and oauth[0] != "unknown":
+        return oauth
     check = usage.last_check
     if check is not None and check.checked_at >= service.created_at:
-        return check.state
-    return "unknown"
+        return check.state, f"{detail(check.state, service.name)} ({check.detail})"
+    if oauth is not None:
+        return oauth
+    return "unknown", detail("unknown", service.name)
 
 
 def detail(state: CredentialState, service: str) -> str:
     return DETAILS[state].replace("NAME", service)
 
 
-def fresh_credential(vault: Vault, service: Service) -> Secret:
-    """The secret, ready for use: refused if expired (the place where a refresh would happen)."""
+async def fresh_credential(vault: Vault, service: Service) -> Secret:
+    """The secret, ready for use: an OAuth access token is refreshed first if it is due (raising
+    ``ReauthRequired`` with the fix when the grant is dead); an expired static key is refused."""
+    token = await ensure_fresh(vault, service.name)
+    if token is not None:
+        return token
     if service.expires_at is not None and service.expires_at <= time.time():
         raise CredentialExpired(f"service {service.name!r}: {detail('expired', service.name)}")
     return vault.secret(service.name)

@@ -25,12 +25,10 @@ from pydantic import Field
 from vault import Service, Vault
 from vault.connectors import Probe, load_catalog
 from vault.errors import ClavisError
-from vault.oauth_refresh import ensure_fresh
-from vault.oauth_store import credential_state as oauth_state
 
 from .calls import SAFE_METHODS, CallRefused, allowed_methods, body_preview
 from .confirm import Answer, Approval, NotAsked, can_ask, outcome, reveal_question, write_question
-from .credentials import CHECK_ACTION, Usage, credential_state, detail, fresh_credential, usage_by_service
+from .credentials import CHECK_ACTION, Usage, credential_state, fresh_credential, usage_by_service
 from .gateway import Gateway
 from .models import (
     CallResult,
@@ -80,7 +78,7 @@ def _tool_errors[**P, R](fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable
     return wrapper
 
 
-def service_info(service: Service, usage: Usage, confirm_writes: bool) -> ServiceInfo:
+def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: bool) -> ServiceInfo:
     return ServiceInfo(
         name=service.name,
         connector=service.connector,
@@ -91,7 +89,7 @@ def service_info(service: Service, usage: Usage, confirm_writes: bool) -> Servic
         local=service.local,
         reveal_policy=service.reveal,
         confirm_writes=confirm_writes,
-        state=credential_state(service, usage),
+        state=credential_state(vault, service, usage)[0],
         expires_at=service.expires_at,
         last_used_at=usage.last_used_at,
     )
@@ -192,7 +190,9 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
         services = vault.list_services()
         usage = usage_by_service(audit, [s.name for s in services])
         return ServiceList(
-            services=[service_info(s, usage[s.name], load_settings(vault, s.name).confirm_writes) for s in services]
+            services=[
+                service_info(vault, s, usage[s.name], load_settings(vault, s.name).confirm_writes) for s in services
+            ]
         )
 
     @server.tool(
@@ -218,8 +218,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
             raise ToolError(
                 f"the credential of {service_name!r} is never revealed; use call_service to make requests with it"
             )
-        await ensure_fresh(vault, service_name)  # an OAuth token is refreshed first if it is due
-        secret = fresh_credential(vault, service)
+        secret = await fresh_credential(vault, service)
         value = None
         if service.reveal == "full":
             if outcome(confirmation) is False:
@@ -236,7 +235,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
             masked=secret.masked(),
             fingerprint=secret.fingerprint,
             token_type=service.auth.kind,
-            state=credential_state(service, usage_of(service_name)),
+            state=credential_state(vault, service, usage_of(service_name))[0],
             expires_at=service.expires_at,
             value=value,
         )
@@ -272,17 +271,14 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
             audit.append(source="mcp", service=service_name, action=CHECK_ACTION, decision=check.state,
                          status=check.status, reason=check.detail)  # fmt: skip
         usage = usage_of(service_name)
-        state = credential_state(service, usage)
-        oauth = oauth_state(vault, service_name)  # an OAuth grant's trouble outranks an older live check
-        if oauth is not None and oauth[0] != "unknown":
-            state = oauth[0]
+        state, meaning = credential_state(vault, service, usage)
         now = time.time()
         return CredentialStatus(
             service_name=service_name,
             state=state,
             expires_at=service.expires_at,
             seconds_to_expiry=None if service.expires_at is None else round(service.expires_at - now, 3),
-            detail=detail(state, service_name),
+            detail=meaning,
             last_check=usage.last_check,
             rate_limit=rate_limit or recorded_rate_limit(vault, service_name),
         )
