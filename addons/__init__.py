@@ -34,7 +34,7 @@ def default_addons(
         DialGuard(vault, resolver),
         RequestPolicy(vault),
         LocalBudget(vault),
-        RefreshOAuthToken(vault),
+        RefreshOAuthToken(vault, audit),
         InjectCredential(vault),
         RedactResponse(vault),
         RecordRateLimits(vault),

@@ -15,8 +15,9 @@ import logging
 
 from mitmproxy import http
 
-from vault import Vault
-from vault.oauth import OAuthError, ReauthRequired
+from vault import AuditLog, Vault
+from vault.errors import ClavisError
+from vault.oauth import ReauthRequired
 from vault.oauth_refresh import ensure_fresh, refresh_after_rejection
 
 from .flowmeta import DECISION, SERVICE, is_settled, refuse
@@ -26,19 +27,20 @@ logger = logging.getLogger(__name__)
 
 
 class RefreshOAuthToken:
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, audit: AuditLog | None = None) -> None:
         self._vault = vault
+        self._audit = audit
 
     async def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
             return
         try:
-            token = await ensure_fresh(self._vault, name)
+            token = await ensure_fresh(self._vault, name, audit=self._audit)
         except ReauthRequired as exc:
             refuse(flow, 401, str(exc))
             return
-        except OAuthError as exc:
+        except ClavisError as exc:  # token endpoint trouble, or the audit log cannot record it
             refuse(flow, 503, str(exc))
             return
         if token is not None:
@@ -51,6 +53,6 @@ class RefreshOAuthToken:
         if flow.metadata.get(DECISION) != "injected":
             return
         try:
-            await refresh_after_rejection(self._vault, flow.metadata[SERVICE], rejected)
-        except OAuthError as exc:
+            await refresh_after_rejection(self._vault, flow.metadata[SERVICE], rejected, audit=self._audit)
+        except ClavisError as exc:
             logger.warning("OAuth refresh after a 401 failed: %s", exc)

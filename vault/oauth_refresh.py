@@ -22,6 +22,7 @@ import uuid
 import weakref
 
 from . import oauth_store
+from .audit import AuditLog
 from .oauth import (
     ReauthRequired,
     TokenEndpointError,
@@ -41,11 +42,12 @@ _locks: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-async def ensure_fresh(vault: Vault, name: str) -> Secret | None:
+async def ensure_fresh(vault: Vault, name: str, *, audit: AuditLog | None = None) -> Secret | None:
     """The service's usable access token, refreshed first if it is due; None for a non-OAuth service.
 
     Raises ReauthRequired (a person must log in again) or TokenEndpointError (no valid token
     and the token endpoint cannot give one now). Cheap when nothing is due: one small query.
+    With ``audit``, each call to the token endpoint made here is recorded with its outcome.
     """
     record = oauth_store.load(vault, name)
     if record is None:
@@ -53,19 +55,21 @@ async def ensure_fresh(vault: Vault, name: str) -> Secret | None:
     if oauth_store.decide(record, time.time()) == "fresh":
         return _published(vault, name, record.access_fp)
     async with _lock(vault, name):
-        return await _refresh(vault, name, None)
+        return await _refresh(vault, name, None, audit)
 
 
-async def refresh_after_rejection(vault: Vault, name: str, rejected_fingerprint: str) -> Secret | None:
+async def refresh_after_rejection(
+    vault: Vault, name: str, rejected_fingerprint: str, *, audit: AuditLog | None = None
+) -> Secret | None:
     """The provider answered 401 to the token with this fingerprint: refresh once, unless someone
     already has (then the newer token is returned). None for a non-OAuth service."""
     if oauth_store.load(vault, name) is None:
         return None
     async with _lock(vault, name):
-        return await _refresh(vault, name, rejected_fingerprint)
+        return await _refresh(vault, name, rejected_fingerprint, audit)
 
 
-async def _refresh(vault: Vault, name: str, rejected_fp: str | None) -> Secret:
+async def _refresh(vault: Vault, name: str, rejected_fp: str | None, audit: AuditLog | None) -> Secret:
     owner = uuid.uuid4().hex
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
@@ -90,18 +94,21 @@ async def _refresh(vault: Vault, name: str, rejected_fp: str | None) -> Secret:
                     grant = await _request_token(vault, name)
                 except ReauthRequired as exc:
                     if oauth_store.mark_dead(vault, name, exc.reason, record.access_fp):
+                        _audit(audit, name, "reauth_required", exc.reason)
                         raise
                     oauth_store.release(vault, name, owner)
                     continue  # our lease had run out and another process saved a newer grant meanwhile
                 except TokenEndpointError as exc:
                     retry_at = time.time() + backoff_delay(record.failures + 1)
                     oauth_store.mark_failure(vault, name, str(exc), retry_at)
+                    _audit(audit, name, "error", str(exc))
                     return _still_valid(vault, name, record.expires_at, rejected_fp, str(exc), retry_at)
                 except BaseException:
                     oauth_store.release(vault, name, owner)
                     raise
                 oauth_store.save_refreshed(vault, name, grant)
                 vault.set_secret(name, "credential", grant.access_token)
+                _audit(audit, name, "refreshed", "rejected by the provider" if rejected_fp else "due")
                 return grant.access_token
 
 
@@ -145,6 +152,12 @@ def _published(vault: Vault, name: str, access_fp: str) -> Secret:
         raise TokenEndpointError(f"the OAuth service {name!r} has no access token; run: clavis-mcp oauth login {name}")
     vault.set_secret(name, "credential", current)
     return current
+
+
+def _audit(audit: AuditLog | None, name: str, decision: str, reason: str) -> None:
+    """One record per call to the token endpoint: never a token, only the outcome and why."""
+    if audit is not None:
+        audit.append(source="oauth", service=name, action="oauth-refresh", decision=decision, reason=reason)
 
 
 def _lock(vault: Vault, name: str) -> asyncio.Lock:

@@ -127,3 +127,28 @@ async def test_the_refresh_token_and_client_secret_are_scrubbed_from_responses(
     assert refresh not in response.text and CLIENT_SECRET not in response.text
     echoed = response.json()["headers"]
     assert echoed["X-Note"] == echoed["X-Other"] == "[REDACTED:echo-oauth]"
+
+
+def oauth_records(home: Path) -> list[dict[str, object]]:
+    lines = (home / "audit.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("action") == "oauth-refresh"]
+
+
+async def test_each_token_endpoint_call_is_audited_without_a_token(
+    proxy: EmbeddedProxy, home: Path, server: OAuthServer, expired: Secret
+) -> None:
+    async with proxy_client(proxy, home) as client:
+        await asyncio.gather(*(client.get(server.base + "/api/me") for _ in range(5)))
+        server.state.revoke_refresh_tokens()
+        server.state.expire_access_tokens()
+        for _ in range(3):
+            await client.get(server.base + "/api/me")
+    records = oauth_records(home)
+    assert [(r["decision"], r["reason"]) for r in records] == [
+        ("refreshed", "due"),
+        ("reauth_required", "the provider answered invalid_grant"),
+    ]
+    assert all(r["service"] == "acme" and r["source"] == "oauth" for r in records)
+    text = (home / "audit.jsonl").read_text()
+    for value in tokens_in_play(server):
+        assert value not in text
