@@ -23,7 +23,18 @@ from mitmproxy import connection, ctx, http, tls
 from vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_public_address
 from vault.service import Service
 
-from .flowmeta import BUFFERED, DECISION, DESTINATION, REASON, SELECT_HEADER, SERVICE, STARTED, is_settled, refuse
+from .flowmeta import (
+    BUFFERED,
+    DECISION,
+    DESTINATION,
+    REASON,
+    SELECT_HEADER,
+    SERVICE,
+    STARTED,
+    fail_closed,
+    is_settled,
+    refuse,
+)
 from .request_policy import normalise_path
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
@@ -162,6 +173,7 @@ class DestinationCheck:
         if server is not None:
             self.proxy_ports = frozenset(address[1] for address in server.listen_addrs())
 
+    @fail_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Refuse a tunnel to a host no service owns, before any TLS is intercepted."""
         if is_settled(flow):
@@ -190,6 +202,7 @@ class DestinationCheck:
         if data.context.client in self._opaque:
             data.ignore_connection = True
 
+    @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         flow.metadata.setdefault(STARTED, time.monotonic())
         if is_settled(flow):

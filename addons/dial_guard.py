@@ -48,6 +48,13 @@ class DialGuard:
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         if data.server.error or data.server.address is None:
             return
+        try:
+            await self._check_and_pin(data)
+        except Exception as exc:  # an unchecked dial must not go ahead (mitmproxy would carry on)
+            data.server.error = f"{REFUSAL_PREFIX} {data.server.address[0]}: the check failed ({type(exc).__name__})"
+
+    async def _check_and_pin(self, data: server_hooks.ServerConnectionHookData) -> None:
+        assert data.server.address is not None
         name, port = str(data.server.address[0]), int(data.server.address[1])
         try:
             host = canonical_host(name)

@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from vault import Vault
 
-from .flowmeta import DECISION, INTERNAL_PREFIX, SERVICE, is_settled, refuse
+from .flowmeta import DECISION, INTERNAL_PREFIX, SERVICE, fail_closed, is_settled, refuse
 
 ALWAYS_STRIPPED = (
     "authorization",
@@ -59,6 +59,7 @@ class InjectCredential:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
 
+    @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:

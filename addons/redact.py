@@ -23,7 +23,7 @@ from vault import Vault
 from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
 
-from .flowmeta import BUFFERED, REDACTIONS, SERVICE, refuse
+from .flowmeta import BUFFERED, REDACTIONS, SERVICE, fail_closed, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
@@ -103,6 +103,7 @@ class RedactResponse:
             self._cache[key] = redactor
         return redactor
 
+    @fail_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response
@@ -132,6 +133,7 @@ class RedactResponse:
             headers["transfer-encoding"] = "chunked"
         response.stream = _StreamedBody(redactor.stream(), decode)
 
+    @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response

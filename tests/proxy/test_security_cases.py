@@ -556,3 +556,34 @@ async def test_unauthenticated_refusals_are_audited_without_secrets(
     assert reflector.received == []
     assert SECRET_A not in (home / "audit.jsonl").read_text()
     assert records(home)[-1]["status"] == 407
+
+
+async def test_case30_a_vault_that_fails_mid_request_refuses_instead_of_passing_unchecked(
+    services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault import VaultCorrupted
+
+    def corrupted() -> None:
+        raise VaultCorrupted("the vault file is damaged; restore it from a backup")
+
+    async with proxy_client(routed_proxy, home) as client:
+        assert (await client.get(f"https://{A_HOST}/before")).status_code == 200
+        monkeypatch.setattr(services, "snapshot", corrupted)
+        response = await client.get(f"https://{A_HOST}/after")
+    assert response.status_code == 502
+    assert "the vault file is damaged" in response.text
+    assert [r.path for r in reflector.received] == ["/before"]
+
+
+async def test_case32_many_concurrent_clients_are_all_served(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    import asyncio
+
+    async def one(i: int) -> int:
+        async with proxy_client(routed_proxy, home) as client:
+            return (await client.get(f"https://{A_HOST}/c{i}")).status_code
+
+    statuses = await asyncio.gather(*(one(i) for i in range(40)))
+    assert statuses == [200] * 40
+    assert len(reflector.credentials_seen()) == 40
