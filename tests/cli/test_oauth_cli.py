@@ -186,3 +186,28 @@ def test_bad_oauth_input_is_refused_before_anything_happens(
 def test_login_names_what_is_wrong_with_the_service(env: dict[str, str], vault: Vault) -> None:
     result = CliRunner().invoke(main, ["oauth", "login", "ghost", "--no-browser"])
     assert result.exit_code == 1 and "unknown service 'ghost'" in result.output
+
+
+BROWSER_SCRIPT = """#!{python}
+import os, sys, httpx
+with httpx.Client(verify=os.environ["CLAVIS_UPSTREAM_CA"], trust_env=False) as b:
+    redirect = b.get(sys.argv[1]).headers["location"]
+    sys.exit(0 if b.get(redirect).status_code == 200 else 1)
+"""
+
+
+def test_the_browser_is_opened_on_the_login_url(
+    env: dict[str, str], server: OAuthServer, vault: Vault, tmp_path: Path
+) -> None:
+    """BROWSER names a real program (here a scripted browser) that webbrowser.open launches."""
+    browser_program = tmp_path / "scripted-browser"
+    browser_program.write_text(BROWSER_SCRIPT.format(python=sys.executable))
+    browser_program.chmod(0o700)
+    args = [a for a in add_args(server) if a != "--no-browser"]
+    done = subprocess.run(
+        [EXE, *args], env={**env, "BROWSER": str(browser_program)}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Opened your browser to log in to acme" in done.stdout
+    assert server.state.hits == {"authorization_code": 1}
+    assert vault.secret("acme").reveal() in server.state.access
