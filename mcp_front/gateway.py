@@ -15,18 +15,18 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from addons.audit_trail import AUDIT_ID_HEADER, REDACTIONS_HEADER
-from addons.dial_guard import Resolver
-from addons.flowmeta import REFUSED_HEADER, SELECT_HEADER
 from certs import LocalCA
-from proxy import EmbeddedProxy
 from vault import AuditLog, Vault
 
 from .calls import CallLimits
+
+if TYPE_CHECKING:
+    from addons.dial_guard import Resolver
+    from proxy import EmbeddedProxy
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
@@ -68,15 +68,22 @@ class Gateway:
         self.ca = ca
         self.limits = limits or CallLimits()
         self._token = secrets.token_urlsafe(32)
-        self._proxy = EmbeddedProxy(
-            vault, audit, ca, lambda: {MCP_CLIENT: self._token}, extra_addons=extra_addons, resolver=resolver
-        )
+        self._extra_addons, self._resolver = extra_addons, resolver
+        self._proxy: EmbeddedProxy | None = None
         self._client: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
 
     async def client(self) -> httpx.AsyncClient:
         async with self._lock:
             if self._client is None:
+                # mitmproxy is imported here, not at module load: it costs about half a second,
+                # which would otherwise delay the MCP handshake (DESIGN.md §9).
+                from proxy import EmbeddedProxy
+
+                self._proxy = EmbeddedProxy(
+                    self.vault, self.audit, self.ca, lambda: {MCP_CLIENT: self._token},
+                    extra_addons=self._extra_addons, resolver=self._resolver,
+                )  # fmt: skip
                 await self._proxy.start()
                 trust = ssl.create_default_context(cafile=str(self.ca.cert_path))
                 self._client = httpx.AsyncClient(
@@ -94,6 +101,9 @@ class Gateway:
         The proxy decides, injects, redacts and records; raises ``TimeoutError`` when the whole
         exchange takes longer than the call timeout, httpx errors for transport failures.
         """
+        from addons.audit_trail import AUDIT_ID_HEADER, REDACTIONS_HEADER
+        from addons.flowmeta import REFUSED_HEADER, SELECT_HEADER
+
         client = await self.client()
         request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service
@@ -131,7 +141,9 @@ class Gateway:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        await self._proxy.stop()
+        if self._proxy is not None:
+            await self._proxy.stop()
+            self._proxy = None
 
     @property
     def proxy_running(self) -> bool:
