@@ -12,9 +12,9 @@ import re
 
 from mitmproxy import http
 
-from vault import Vault
+from vault import Service, Vault
 
-from .flowmeta import DECISION, INTERNAL_PREFIX, SERVICE, fail_closed, is_settled, refuse
+from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, fail_closed, is_settled, refuse
 
 ALWAYS_STRIPPED = (
     "authorization",
@@ -47,6 +47,10 @@ def headers_to_strip(names: list[str], credential_header: str | None) -> list[st
     return stripped
 
 
+def target_key(service: Service) -> str:
+    return header_key(service.auth.header_name) if service.auth.header_name else "authorization"
+
+
 def decodable_accept_encoding(value: str | None) -> str:
     """The client's ``Accept-Encoding`` narrowed to what the response redaction can decode."""
     if not value:
@@ -71,8 +75,13 @@ class InjectCredential:
         if request.scheme != "https" and not service.allow_http:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
-        for header in headers_to_strip(list(request.headers.keys()), service.auth.header_name):
+        stripped = headers_to_strip(list(request.headers.keys()), service.auth.header_name)
+        for header in stripped:
             request.headers.pop(header, None)
+        own = {"authorization", target_key(service)}
+        credentials = sorted({h for h in stripped if header_key(h) in own})
+        if credentials:  # names only, for the audit record: the agent brought its own credential
+            flow.metadata[REASON] = "removed the client's own " + ", ".join(credentials)
         request.headers["Accept-Encoding"] = decodable_accept_encoding(request.headers.get("Accept-Encoding"))
         if service.auth.kind == "query":
             query = [(k, v) for k, v in request.query.items(multi=True) if k != service.auth.name]

@@ -587,3 +587,16 @@ async def test_case32_many_concurrent_clients_are_all_served(
     statuses = await asyncio.gather(*(one(i) for i in range(40)))
     assert statuses == [200] * 40
     assert len(reflector.credentials_seen()) == 40
+
+
+async def test_case14_a_foreign_credential_is_stripped_and_audited_by_name_only(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    foreign = "sk-agent-own-key-9999999999"
+    async with proxy_client(routed_proxy, home) as client:
+        await client.get(f"https://{B_HOST}/v1", headers={"X_Api_Key": foreign})
+    record = records(home)[-1]
+    assert record["decision"] == "injected"
+    assert "removed the client's own X_Api_Key" in str(record["reason"])
+    assert foreign not in (home / "audit.jsonl").read_text()
+    assert reflector.credentials_seen() == [SECRET_B]
