@@ -26,6 +26,7 @@ import trustme
 
 CLIENT_ID = "clavis-test-client"
 CLIENT_SECRET = "cs-test-0b1c2d3e4f5a6b7c8d9e0f1a2b3c"
+PUBLIC_CLIENT_ID = "clavis-test-public-client"  # a native app without a secret: PKCE only (RFC 8252 8.4)
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
             self._token(form)
 
         def _authorize(self, query: dict[str, str]) -> None:
-            if query.get("client_id") != CLIENT_ID or query.get("response_type") != "code":
+            if query.get("client_id") not in (CLIENT_ID, PUBLIC_CLIENT_ID) or query.get("response_type") != "code":
                 self._json(400, {"error": "unauthorized_client"})
                 return
             redirect = query.get("redirect_uri", "")
@@ -162,6 +163,8 @@ def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
             if basic.startswith("Basic "):
                 user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
                 return (user, password) == (CLIENT_ID, CLIENT_SECRET)
+            if form.get("client_id") == PUBLIC_CLIENT_ID:
+                return "client_secret" not in form and form.get("grant_type") != "client_credentials"
             return (form.get("client_id"), form.get("client_secret")) == (CLIENT_ID, CLIENT_SECRET)
 
         def _token(self, form: dict[str, str]) -> None:

@@ -21,7 +21,7 @@ import trustme
 from click.testing import CliRunner
 
 from clavis_cli.main import main
-from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, PUBLIC_CLIENT_ID, OAuthServer
 from vault import Vault, oauth_store
 from vault.oauth import ReauthRequired
 from vault.oauth_refresh import ensure_fresh, refresh_after_rejection
@@ -211,3 +211,30 @@ def test_the_browser_is_opened_on_the_login_url(
     assert "Opened your browser to log in to acme" in done.stdout
     assert server.state.hits == {"authorization_code": 1}
     assert vault.secret("acme").reveal() in server.state.access
+
+
+def test_a_public_client_logs_in_with_pkce_alone(
+    env: dict[str, str], server: OAuthServer, upstream_ca: trustme.CA, vault: Vault
+) -> None:
+    args = add_args(server)
+    args[args.index(CLIENT_ID)] = PUBLIC_CLIENT_ID
+    args.remove("--client-secret-env")
+    args.remove("ACME_CLIENT_SECRET")
+    login = Login([*args, "--public-client"], env)
+    with browser(upstream_ca) as b:
+        b.get(b.get(login.url).headers["location"])
+    code, output = login.finish()
+    assert code == 0, output
+    assert oauth_store.client_secret(vault, "acme") is None
+    assert vault.secret("acme").reveal() in server.state.access
+
+
+def test_no_client_secret_and_no_terminal_is_a_usage_error(env: dict[str, str], server: OAuthServer) -> None:
+    args = add_args(server)
+    args.remove("--client-secret-env")
+    args.remove("ACME_CLIENT_SECRET")
+    result = CliRunner().invoke(main, args)
+    assert (
+        result.exit_code == 2 and "--client-secret-stdin, --client-secret-env VAR, or --public-client" in result.output
+    )
+    assert sum(server.state.hits.values()) == 0
