@@ -19,6 +19,8 @@ from pathlib import Path
 from certs import LocalCA
 from vault import AuditLog, ClavisError, Vault
 from vault.health import Check, check_vault
+from vault.passphrase import ENV_VAR as PASSPHRASE_ENV
+from vault.store import read_key_store
 
 from .client_config import SERVER_NAME, ConfigError, clavis_executable, read_config
 
@@ -66,11 +68,25 @@ def check_client_config(path: Path, home: Path) -> list[Check]:
             same = False
         detail = f"{command}" + ("" if same else " (not the clavis-mcp running this doctor)")
         checks.append(Check("configured executable", True, detail, "" if same else install))
-    configured_home = (entry.get("env") or {}).get("CLAVIS_HOME")
+    env = entry.get("env") or {}
+    configured_home = env.get("CLAVIS_HOME")
     if configured_home and Path(configured_home) != home:
         checks.append(Check("configured vault", False, f"the entry uses CLAVIS_HOME={configured_home}, not {home}",
                             install))  # fmt: skip
+    checks += check_unattended_unlock(home, env)
     return checks
+
+
+def check_unattended_unlock(home: Path, env: dict[str, str]) -> list[Check]:
+    """Claude Desktop starts the server with no terminal: a passphrase vault stays locked there."""
+    try:
+        kind = read_key_store(home).kind
+    except ClavisError:
+        return []  # the vault checks report it
+    if kind != "passphrase" or PASSPHRASE_ENV in env:
+        return []
+    return [Check("unattended unlock", False, "the vault needs a passphrase, and Claude Desktop cannot type one: "
+                  "every tool would answer 'locked'", "clavis-mcp rekey --key-store keychain")]  # fmt: skip
 
 
 def check_on_path() -> Check:

@@ -112,3 +112,15 @@ def test_expired_service_is_a_finding_with_the_rotate_fix(config: Path) -> None:
     code, checks = doctor(config)
     assert code == 1 and checks["service old"]["ok"] is False
     assert "clavis-mcp rotate old" in checks["service old"]["fix"]
+
+
+def test_passphrase_vault_that_claude_desktop_cannot_unlock_is_a_finding(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAVIS_PASSPHRASE", "correct horse battery staple")
+    assert run("init", "--key-store", "passphrase")[0] == 0
+    config = tmp_path / "claude_desktop_config.json"
+    assert run("install", "claude-desktop", "--config", str(config))[0] == 0
+    code, checks = doctor(config)
+    assert code == 1 and checks["unattended unlock"]["fix"] == "clavis-mcp rekey --key-store keychain"
+    assert checks["vault"]["ok"] is True  # the doctor itself could unlock it (from the environment)
