@@ -6,6 +6,8 @@ Each test is named for its case. "No injection" is checked on what the upstream 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,8 +31,22 @@ from tests.proxy.conftest import (
 )
 from tests.proxy.upstreams import reflecting_upstream
 from vault import AuditLog, Secret, Vault, validate_secret
+from vault.redaction import forms_of
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def no_secret_anywhere(home: Path, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Case 26, after every test here: no spelling of either secret in any log line (captured at
+    DEBUG, more than production emits) or in any audit file."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    forms = forms_of(SECRET_A) | forms_of(SECRET_B)
+    texts = {"log": caplog.text.encode()}
+    texts |= {path.name: path.read_bytes() for path in home.glob("audit*") if path.is_file()}
+    leaks = {(where, form) for where, text in texts.items() for form in forms if form in text}
+    assert not leaks, f"secret spellings found in: {sorted({where for where, _ in leaks})}"
 
 
 def records(home: Path) -> list[dict[str, object]]:
