@@ -77,7 +77,7 @@ def test_outdated_entry_is_updated_and_an_identical_one_left_alone(config: Path,
     assert len(backups(config)) == 1
 
 
-TRAILING_COMMA = "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\"},\n  }\n}\n"
+TRAILING_COMMA = '{\n  "mcpServers": {\n    "a": {"command": "x"},\n  }\n}\n'
 BROKEN = [
     (
         "trailing-comma",
