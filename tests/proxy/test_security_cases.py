@@ -616,3 +616,24 @@ async def test_case14_a_foreign_credential_is_stripped_and_audited_by_name_only(
     assert "removed the client's own X_Api_Key" in str(record["reason"])
     assert foreign not in (home / "audit.jsonl").read_text()
     assert reflector.credentials_seen() == [SECRET_B]
+
+
+@pytest.mark.parametrize("path", ["/echo", "/headers", "/sse", "/chunked/gzip", "/compressed/br"])
+async def test_http2_clients_get_the_same_injection_and_redaction(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream, path: str
+) -> None:
+    import asyncio
+
+    # curl offers h2 first (httpx offers http/1.1 first, and mitmproxy honours the client's order).
+    curl = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "-i", "--http2", "--compressed", "--proxy", f"http://127.0.0.1:{routed_proxy.port}",
+        "--proxy-user", f"{PROXY_USER}:{PROXY_TOKEN}", "--cacert", str(LocalCA(home / "certs").cert_path),
+        "-w", "\nversion=%{http_version}", f"https://{A_HOST}{path}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(curl.communicate(), 30)
+    seen = out.decode(errors="replace")
+    assert curl.returncode == 0, err
+    assert seen.rstrip().endswith("version=2")
+    assert reflector.credentials_seen() == [f"Bearer {SECRET_A}"]
+    assert "[REDACTED:alpha]" in seen and SECRET_A not in seen
