@@ -142,6 +142,7 @@ async def test_list_services_shows_methods_expiry_and_last_use_but_never_a_value
     assert not (await call(client, "/echo", scripted)).is_error
     after = await client.call_tool("list_services", {})
     assert after.structured_content["services"][0]["last_used_at"] >= started - 1
+    assert json.loads(text_of(after)) == after.structured_content  # the text form, for older clients
     assert SECRET not in json.dumps(after.model_dump())
 
 
