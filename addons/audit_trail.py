@@ -7,7 +7,7 @@ final record cannot be written the response is withheld and replaced by an error
 closed). The record id and redaction count go back to the client in response headers, so
 call_service can report them. Runs last, so every other addon has had its say.
 
-Writing a record waits for the disk (fsync) and the vault (checkpoint), so it runs in a worker
+Writing a record waits for the log file lock and the vault (checkpoint), so it runs in a worker
 thread: the proxy's event loop keeps serving other flows meanwhile, and mitmproxy holds this
 flow until the hook returns.
 """
