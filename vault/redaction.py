@@ -8,6 +8,7 @@ secret is expanded once into all those forms; one compiled pattern then scrubs t
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 from collections.abc import Iterable
@@ -65,6 +66,19 @@ class Redactor:
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile(b"|".join(re.escape(form) for form in ordered)) if ordered else None
         self.longest = len(ordered[0]) if ordered else 0
+        self._sorted = sorted(forms)
+        self._first_bytes = frozenset(form[0] for form in forms)
+
+    def held_back(self, data: bytes) -> int:
+        """How many bytes at the end of ``data`` could be the beginning of a form (0 if none)."""
+        for size in range(min(len(data), self.longest - 1), 0, -1):
+            if data[-size] not in self._first_bytes:
+                continue
+            tail = data[-size:]
+            index = bisect.bisect_left(self._sorted, tail)  # the first form >= tail starts with it, if any does
+            if index < len(self._sorted) and self._sorted[index].startswith(tail):
+                return size
+        return 0
 
     def redact(self, data: bytes) -> tuple[bytes, int]:
         if self._pattern is None or not data:
@@ -86,10 +100,11 @@ class Redactor:
 class StreamRedactor:
     """Scrubs a body chunk by chunk, holding back only what could be the start of a secret.
 
-    After each chunk, everything up to ``longest - 1`` bytes before the end is final: a form
-    that starts there is complete within what has arrived, so the pattern sees it whole. The
-    tail is carried over and prefixed to the next chunk, so a secret split across chunks
-    (or server-sent events) is still caught, and memory stays one chunk plus the window.
+    Every complete form in what has arrived is replaced at once. Of the rest, only the end that
+    is the beginning of some form (at most ``longest - 1`` bytes) is carried over to the next
+    chunk, so a secret split across chunks (or server-sent events) is still caught, an event
+    that ends in ordinary text is passed on without waiting for the next one, and memory stays
+    one chunk plus the window.
     """
 
     def __init__(self, redactor: Redactor) -> None:
@@ -103,19 +118,17 @@ class StreamRedactor:
         if pattern is None:
             self._pending = b""
             return data
-        cut = max(len(data) - (self._redactor.longest - 1), 0)
         out: list[bytes] = []
         emitted = 0
         for match in pattern.finditer(data):
-            if match.start() >= cut:
-                break
             out.append(data[emitted : match.start()])
             out.append(self._redactor.marker)
             self.count += 1
             emitted = match.end()
-        end = max(cut, emitted)
-        out.append(data[emitted:end])
-        self._pending = data[end:]
+        rest = data[emitted:]
+        hold = self._redactor.held_back(rest)
+        out.append(rest[: len(rest) - hold])
+        self._pending = rest[len(rest) - hold :]
         return b"".join(out)
 
     def flush(self) -> bytes:

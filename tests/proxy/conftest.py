@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,8 @@ ROUTED = (A_HOST, B_HOST, f"files.{WILD_DOMAIN}", PASSTHROUGH_HOST, *LOOKALIKES)
 class Upstream:
     port: int
     received: list[Received]
+    gate: threading.Event = field(default_factory=threading.Event)
+    gate_seen: list[bool] = field(default_factory=list)
 
     def credentials_seen(self) -> list[str]:
         """Every value of a credential-carrying header the upstream received, in any request."""
@@ -62,8 +65,9 @@ def routed_leaf(upstream_ca: trustme.CA) -> trustme.LeafCert:
 
 @pytest.fixture
 def reflector(routed_leaf: trustme.LeafCert) -> Iterator[Upstream]:
-    with reflecting_upstream(routed_leaf) as (port, received):
-        yield Upstream(port, received)
+    gate, gate_seen = threading.Event(), []
+    with reflecting_upstream(routed_leaf, gate, gate_seen) as (port, received):
+        yield Upstream(port, received, gate, gate_seen)
 
 
 @pytest.fixture

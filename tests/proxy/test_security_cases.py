@@ -439,6 +439,22 @@ async def test_case23_server_sent_events_split_mid_secret_are_redacted_as_they_s
     assert SECRET_A not in "\n".join(events)
 
 
+async def test_case23_a_stream_is_passed_on_while_it_is_still_open(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    """The upstream holds the stream open until the client has read the first event through the
+    proxy: a proxy that buffered the stream would make it wait in vain (gate_seen False)."""
+    lines = []
+    async with proxy_client(routed_proxy, home) as client:
+        async with client.stream("GET", f"https://{A_HOST}/sse-gated") as response:
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if line.startswith("data: {"):
+                    reflector.gate.set()
+    assert reflector.gate_seen == [True]
+    assert lines[0] == 'data: {"token": "[REDACTED:alpha]"}' and "data: [DONE]" in lines
+
+
 async def test_case23_a_large_body_is_streamed_and_redacted(
     routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
 ) -> None:

@@ -47,6 +47,8 @@ def _compress(encoding: str, data: bytes) -> bytes:
 class Reflector(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     received: list[Received]
+    gate: threading.Event  # set by a test once it has read the first event of /sse-gated
+    gate_seen: list[bool]  # whether the gate was open when the upstream went on
 
     def setup(self) -> None:
         super().setup()
@@ -91,6 +93,12 @@ class Reflector(BaseHTTPRequestHandler):
                 event = f"data: {json.dumps({'token': secret})}\n\n".encode()
                 cut = event.index(secret.encode()) + len(secret) // 2
                 self._chunked([b": hello\n\n", event[:cut], event[cut:], b"data: [DONE]\n\n"], "text/event-stream")
+            case ["sse-gated"]:
+                event = f"data: {json.dumps({'token': secret})}\n\n".encode()
+                cut = event.index(secret.encode()) + len(secret) // 2
+                self._chunked([event[:cut], event[cut:]], "text/event-stream", finish=False)
+                self.gate_seen.append(self.gate.wait(timeout=10))
+                self._chunked([b"data: [DONE]\n\n"], None)
             case ["chunked", encoding]:
                 payload = _compress(encoding, (json.dumps({"echo": secret}) + " " * 2000).encode())
                 cut = len(payload) // 2
@@ -132,25 +140,37 @@ class Reflector(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _chunked(self, chunks: list[bytes], content_type: str, encoding: str = "identity") -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        if encoding != "identity":
-            self.send_header("Content-Encoding", encoding)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+    def _chunked(
+        self, chunks: list[bytes], content_type: str | None, encoding: str = "identity", finish: bool = True
+    ) -> None:
+        """Send ``chunks``; ``content_type`` None continues a body started by an earlier call."""
+        if content_type is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            if encoding != "identity":
+                self.send_header("Content-Encoding", encoding)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
         for chunk in chunks:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.flush()
             time.sleep(0.02)  # separate TCP segments, so the proxy sees separate chunks
-        self.wfile.write(b"0\r\n\r\n")
+        if finish:
+            self.wfile.write(b"0\r\n\r\n")
 
 
 @contextmanager
-def reflecting_upstream(leaf: trustme.LeafCert) -> Iterator[tuple[int, list[Received]]]:
+def reflecting_upstream(
+    leaf: trustme.LeafCert, gate: threading.Event | None = None, gate_seen: list[bool] | None = None
+) -> Iterator[tuple[int, list[Received]]]:
     """Serve :class:`Reflector` with ``leaf``'s certificate; yield its port and what it received."""
     received: list[Received] = []
-    handler = type("Handler", (Reflector,), {"received": received})
+    attributes = {
+        "received": received,
+        "gate": gate or threading.Event(),
+        "gate_seen": [] if gate_seen is None else gate_seen,
+    }
+    handler = type("Handler", (Reflector,), attributes)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

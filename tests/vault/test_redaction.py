@@ -133,3 +133,11 @@ def test_a_stream_holds_back_no_more_than_the_window() -> None:
         emitted += len(scrubber.feed(b"x" * 1000))
         assert sent - emitted <= redactor.longest - 1
     assert emitted + len(scrubber.flush()) == sent
+
+
+def test_a_stream_passes_on_ordinary_text_at_once_and_holds_only_a_possible_start() -> None:
+    scrubber = Redactor("svc", [Secret(SECRET)]).stream()
+    assert scrubber.feed(b"data: hello\n\n") == b"data: hello\n\n"
+    assert scrubber.feed(b"data: " + SECRET.encode()[:5]) == b"data: "
+    assert scrubber.feed(SECRET.encode()[5:] + b"\n\n") == b"[REDACTED:svc]\n\n"
+    assert scrubber.flush() == b"" and scrubber.count == 1
