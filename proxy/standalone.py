@@ -33,8 +33,13 @@ async def serve_until_signalled(
     proxy = EmbeddedProxy(vault, audit, ca, AgentTokens(vault), port=port, passthrough=passthrough)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except NotImplementedError:  # Windows: Ctrl-C cancels asyncio.run, and `finally` still stops
+            pass
     try:
         await proxy.start()
         services = len(vault.snapshot().services)
@@ -48,6 +53,6 @@ async def serve_until_signalled(
         await stop.wait()
         announce("clavis-mcp proxy stopping")
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in handled:
             loop.remove_signal_handler(signum)
         await proxy.stop()
