@@ -236,3 +236,29 @@ def build_auth(
         case _:
             raise InvalidService(f"unknown auth method {kind!r}; choose one of: {', '.join(AUTH_CHOICES)}")
     return replace(auth, extra_headers=validate_extra_headers(extra_headers or {}))
+
+
+def validated(service: Service) -> Service:
+    """The registration check every entry point passes through (CLI, import, OAuth, tests).
+
+    Re-validates what the helpers above produce, so a Service built by hand cannot store a
+    template with CR/LF, an unnormalised path prefix or a bad method.
+    """
+    validate_name(service.name)
+    if not service.hosts:
+        raise InvalidService(f"service {service.name!r} needs at least one host")
+    auth = service.auth
+    if auth.kind in ("header", "basic"):
+        validate_template(auth.template)
+        if not _HEADER_NAME.match(auth.name):
+            raise InvalidService(f"invalid header name {auth.name!r}")
+    elif auth.kind == "query" and not _QUERY_PARAM.match(auth.name):
+        raise InvalidService(f"invalid query parameter name {auth.name!r}")
+    validate_extra_headers(dict(auth.extra_headers))
+    if service.reveal not in ("never", "masked", "full"):
+        raise InvalidService(f"reveal policy must be never, masked or full, not {service.reveal!r}")
+    return replace(
+        service,
+        methods=normalise_methods(service.methods),
+        path_prefixes=normalise_path_prefixes(service.path_prefixes),
+    )

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from .keyfile import KeyFileStore
 from .keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
 from .secret import Secret
-from .service import AuthSpec, Service
+from .service import AuthSpec, Service, validated
 
 DB_NAME = "vault.db"
 SCHEMA_VERSION = "2"
@@ -152,8 +152,7 @@ class Vault:
         kek, params = store.create(home, vault_id)
         tmp = home / f".{DB_NAME}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            conn = _connect(tmp)
-            with conn:
+            with closing(_connect(tmp)) as conn, conn:
                 conn.executescript(_SCHEMA)
                 conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -164,7 +163,6 @@ class Vault:
                         *_key_rows(key, kek, store.kind, params, vault_id),
                     ],
                 )
-            conn.close()
             try:
                 db_path.hardlink_to(tmp)
             except FileExistsError:
@@ -260,7 +258,8 @@ class Vault:
         """Add several services in one transaction: all of them, or (on any refusal) none."""
         with self.transaction() as conn:
             others = self.list_services()
-            for service, secret in entries:
+            for entry, secret in entries:
+                service = validated(entry)
                 if any(other.name == service.name for other in others):
                     raise DuplicateService(
                         f"a service named {service.name!r} already exists; remove it first or pick another name"
@@ -277,7 +276,7 @@ class Vault:
         """Replace the non-secret definition of an existing service (its secrets stay)."""
         with self.transaction() as conn:
             current = self.get_service(service.name)
-            service = replace(service, created_at=current.created_at, rotated_at=current.rotated_at)
+            service = replace(validated(service), created_at=current.created_at, rotated_at=current.rotated_at)
             _refuse_conflicts(service, self.list_services())
             conn.execute(
                 "UPDATE services SET definition = ?, updated_at = ? WHERE name = ?",

@@ -20,6 +20,7 @@ from vault import (
     validate_secret,
 )
 from vault.keyfile import KEY_FILE
+from vault.service import AuthSpec
 
 A, B = "sk-aaaaaaaaaaaaaaaaaaaaaaaa", "sk-bbbbbbbbbbbbbbbbbbbbbbbb"
 
@@ -280,3 +281,31 @@ def test_wal_and_shm_files_readable_by_others_are_refused(vault: Vault, home: Pa
         wal.chmod(0o644)
         with pytest.raises(InsecurePermissions, match="chmod 600"):
             Vault.open(home)
+
+
+HAND_BUILT = [
+    ("template-crlf", {"auth": AuthSpec("header", "X-Key", "{secret}\r\nX-Evil: 1")}),
+    ("bad-header-name", {"auth": AuthSpec("header", "X Key", "{secret}")}),
+    ("query-param", {"auth": AuthSpec("query", "a&b")}),
+    ("fixed-crlf", {"auth": AuthSpec("header", "X-Key", "{secret}", (("X-V", "1\nX-Evil: 1"),))}),
+    ("bad-prefix", {"path_prefixes": ("/a/../b",)}),
+    ("bad-method", {"methods": ("CONNECT",)}),
+    ("bad-reveal", {"reveal": "everything"}),
+]
+
+
+@pytest.mark.parametrize(("case", "fields"), HAND_BUILT, ids=[h[0] for h in HAND_BUILT])
+def test_hand_built_services_are_validated_at_registration(vault: Vault, case: str, fields: dict) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(InvalidService):
+        vault.add_service(replace(make_service("svc", "api.example.com"), **fields), validate_secret(A))
+    assert vault.list_services() == []
+
+
+def test_registration_normalises_methods_and_prefixes(vault: Vault) -> None:
+    vault.add_service(
+        make_service("svc", "api.example.com", methods=("get",), path_prefixes=("/v1/",)), validate_secret(A)
+    )
+    stored = vault.get_service("svc")
+    assert stored.methods == ("GET",) and stored.path_prefixes == ("/v1",)
