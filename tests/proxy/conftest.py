@@ -38,7 +38,9 @@ LOOKALIKES = (
     WILD_DOMAIN,
     "evil.test",
 )
-ROUTED = (A_HOST, B_HOST, f"files.{WILD_DOMAIN}", PASSTHROUGH_HOST, *LOOKALIKES)
+PRIVATE_PASSTHROUGH_HOST = "intranet.passthrough.example"  # resolves to 127.0.0.1, where the upstream is
+SHARED_HOST = "api.shared.example"  # two services, told apart by path prefix
+ROUTED = (A_HOST, B_HOST, f"files.{WILD_DOMAIN}", PASSTHROUGH_HOST, SHARED_HOST, *LOOKALIKES)
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Upstream:
 
 @pytest.fixture(scope="session")
 def routed_leaf(upstream_ca: trustme.CA) -> trustme.LeafCert:
-    return upstream_ca.issue_cert(*ROUTED, "internal.alpha.example", "lan.alpha.example")
+    return upstream_ca.issue_cert(*ROUTED, "internal.alpha.example", "lan.alpha.example", PRIVATE_PASSTHROUGH_HOST)
 
 
 @pytest.fixture
@@ -86,8 +88,12 @@ def routes_for(upstream: Upstream, resolve_to: dict[str, str] | None = None) -> 
 async def routed_proxy(
     services: Vault, audit: AuditLog, home: Path, reflector: Upstream
 ) -> AsyncIterator[EmbeddedProxy]:
-    routes = routes_for(reflector, {"internal.alpha.example": "127.0.0.1", "lan.alpha.example": "127.0.0.1"})
-    passthrough: tuple[HostRule, ...] = (parse_host_rule(PASSTHROUGH_HOST),)
+    private = {"internal.alpha.example": "127.0.0.1", "lan.alpha.example": "127.0.0.1"}
+    routes = routes_for(reflector, private | {PRIVATE_PASSTHROUGH_HOST: "127.0.0.1"})
+    passthrough: tuple[HostRule, ...] = (
+        parse_host_rule("*.passthrough.example"),
+        parse_host_rule(f"{PRIVATE_PASSTHROUGH_HOST}:{reflector.port}"),
+    )
     p = EmbeddedProxy(
         services,
         audit,

@@ -653,3 +653,44 @@ async def test_http2_clients_get_the_same_injection_and_redaction(
     assert seen.rstrip().endswith("version=2")
     assert reflector.credentials_seen() == [f"Bearer {SECRET_A}"]
     assert "[REDACTED:alpha]" in seen and SECRET_A not in seen
+
+
+async def test_case11_services_sharing_a_host_each_get_only_their_paths(
+    services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    from tests.proxy.conftest import SHARED_HOST
+
+    services.add_service(make_service("shared-v1", SHARED_HOST, path_prefixes=("/v1",)),
+                         validate_secret("v1-secret-0123456789abcdef"))  # fmt: skip
+    services.add_service(make_service("shared-admin", SHARED_HOST, path_prefixes=("/admin",)),
+                         validate_secret("admin-secret-0123456789abcd"))  # fmt: skip
+    raw = await RawClient.connect(routed_proxy)
+    assert (await raw.tunnel(f"{SHARED_HOST}:443", home, sni=SHARED_HOST)).status == 200
+    statuses = []
+    for path in ("/v1/models", "/admin/users", "/v1/../admin/x", "/other"):
+        response = await raw.send(f"GET {path} HTTP/1.1\r\nHost: {SHARED_HOST}\r\n\r\n".encode())
+        statuses.append(response.status)
+    await raw.close()
+    assert statuses == [200, 200, 200, 403]
+    sent = [(r.path, dict(r.headers)["Authorization"]) for r in reflector.received]
+    assert sent == [
+        ("/v1/models", "Bearer v1-secret-0123456789abcdef"),
+        ("/admin/users", "Bearer admin-secret-0123456789abcd"),
+        ("/admin/x", "Bearer admin-secret-0123456789abcd"),
+    ]
+
+
+async def test_a_passthrough_name_resolving_to_a_private_address_is_not_dialled(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream, upstream_ca: trustme.CA
+) -> None:
+    import ssl
+
+    from tests.proxy.conftest import PRIVATE_PASSTHROUGH_HOST
+
+    trust = ssl.create_default_context()
+    upstream_ca.configure_trust(trust)
+    async with httpx.AsyncClient(proxy=httpx.Proxy(routed_proxy.url, auth=(PROXY_USER, PROXY_TOKEN)),
+                                 verify=trust, trust_env=False) as client:  # fmt: skip
+        with pytest.raises(httpx.HTTPError):
+            await client.get(f"https://{PRIVATE_PASSTHROUGH_HOST}:{reflector.port}/v1")
+    assert reflector.received == []  # 127.0.0.1:port is the upstream: only the dial check kept it out
