@@ -281,3 +281,13 @@ def test_init_defaults_to_a_working_keychain(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["key_store"] == "keychain" and "warning" not in result.stderr
+
+
+def test_show_reports_the_last_injection_from_the_audit_log(initialised: CliRunner, home: Path) -> None:
+    ok(initialised.invoke(main, ["add", "svc", "--host", "a.test", "--secret-stdin"], input=KEY))
+    with Vault.open(home) as vault:
+        log = AuditLog.for_vault(vault)
+        log.append(source="mcp", service="svc", method="GET", host="a.test", decision="injected", status=200)
+        log.append(source="mcp", service="svc", method="GET", host="a.test", decision="refused", status=403)
+        injected = [r["time"] for r in log.records() if r.get("decision") == "injected"]
+    assert as_json(initialised.invoke(main, ["show", "svc", "--json"]))["last_used"] == injected[-1]  # type: ignore[index]
