@@ -17,14 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
-from vault.audit import ID, TIME
-from vault.audit_anchor import VaultAnchor
-from vault.audit_chain import encode, link_of, seal
+from vault.audit import AUDIT_FILE
 from vault.audit_files import LogFiles
 from vault.audit_filter import AuditFilter
 from vault.audit_index import AuditIndex
 from vault.redaction import Redactor
 
+from . import audit_query
 from .fixture import SERVICE, World
 from .stats import Row, Spread, Target
 
@@ -126,35 +125,9 @@ def _raw_writes(path: Path, line: bytes, count: int, durable: bool) -> None:
         os.close(fd)
 
 
-def _write_big_log(vault: Vault, path: Path, records: int) -> datetime:
-    """A chained log of ``records`` records, sealed with the log's own key by the log's own
-    ``seal``/``encode``, spread over the last day; written in bulk, since AuditLog.append
-    (one fsync and one vault checkpoint per record) would take far longer than the run."""
-    key = VaultAnchor(vault).key
-    now = datetime.now(UTC)
-    step = timedelta(days=1) / records
-    previous = None
-    with path.open("wb") as handle:
-        batch = []
-        for i in range(records):
-            record = {
-                **_record(i),
-                ID: f"{i:016x}",
-                TIME: (now - (records - i) * step).isoformat(timespec="milliseconds"),
-            }
-            sealed = seal(key, previous, record)
-            previous = link_of(sealed)
-            batch.append(encode(sealed))
-            if len(batch) == 10_000:
-                handle.write(b"".join(batch))
-                batch.clear()
-        handle.write(b"".join(batch))
-    return now
-
-
-def _query(path: Path, where: AuditFilter) -> int:
+def _query(files: LogFiles, where: AuditFilter) -> int:
     """What `clavis-mcp audit --service S --since T` does: catch the index up, count, read the newest 50."""
-    index = AuditIndex(LogFiles(path))
+    index = AuditIndex(files)
     try:
         index.refresh()
         total = index.count(where)
@@ -186,22 +159,28 @@ def audit(world: World, rounds: int, scale: float, progress: Callable[[str], Non
             Row.paired(section, case, "records/s", ("AuditLog.append", ours), ("os.write + fsync per line", durable)),
         ]
         records = max(10_000, int(AUDIT_RECORDS * scale))
-        progress(f"audit: writing a chained log of {records:,} records")
-        big = folder / "big.jsonl"
-        now = _write_big_log(vault, big, records)
+        progress(f"audit: writing a chained log of {records:,} records (bench.audit_query.build_log)")
+        home = folder / "vault"
+        audit_query.build_log(home, vault, records)
     finally:
         vault.close()
-    where = AuditFilter(service="svc-07", since=now - timedelta(hours=1))
+    files = LogFiles(home / AUDIT_FILE)
+    service = audit_query.SERVICES[3]
+    needle = f'"service":"{service}"'.encode()
+
+    def raw_scan() -> int:
+        return sum(path.read_bytes().count(needle) for _, path in files.numbered() if path.exists())
+
+    where = AuditFilter(service=service, since=datetime.now(UTC) - timedelta(hours=24))
     progress("audit: first query (builds the index)")
-    cold = _timed(lambda: _query(big, where))
-    everything = AuditFilter(service="svc-07")
-    if _query(big, everything) != big.read_bytes().count(b'"service":"svc-07"'):
+    cold = _timed(lambda: _query(files, where))
+    if _query(files, AuditFilter(service=service)) != raw_scan():
         raise RuntimeError("the audit index and a raw scan of the log disagree")
     query_s, scan_s = [], []
     for _ in range(rounds):
-        query_s.append(_timed(lambda: _query(big, where)))
-        scan_s.append(_timed(lambda: big.read_bytes().count(b'"service":"svc-07"')))
-    case = f"query {records:,} records by service and time (as `clavis-mcp audit`)"
+        query_s.append(_timed(lambda: _query(files, where)))
+        scan_s.append(_timed(raw_scan))
+    case = f"query {records:,} records: one service, last 24 h (as `clavis-mcp audit`)"
     rows.append(Row.paired(section, case, "s", ("indexed query", query_s), ("raw read + bytes.count", scan_s)))
     rows.append(
         Row.paired(
