@@ -429,13 +429,16 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
 @click.option(
     "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="File to write (default: stdout)."
 )
-def export_services(output: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML (same tables).")
+def export_services(output: Path | None, as_json: bool) -> None:
     """Write the service definitions as TOML, without any secret (for backup or another machine)."""
     with open_runtime() as runtime:
         services = runtime.vault.list_services()
-    text = "# clavis-mcp services (no secrets): clavis-mcp import FILE\n" + tomli_w.dumps(
-        {"services": {s.name: definition(s) for s in services}}
-    )
+    tables = {"services": {s.name: definition(s) for s in services}}
+    if as_json:
+        text = json.dumps(tables, indent=2) + "\n"
+    else:
+        text = "# clavis-mcp services (no secrets): clavis-mcp import FILE\n" + tomli_w.dumps(tables)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -199,6 +199,7 @@ def test_export_then_import_recreates_definitions_without_secrets(
     ok(initialised.invoke(main, ["add", "my.api", "--host", "*.x.test", *query_args], input=NEW_KEY))
     exported = ok(initialised.invoke(main, ["export"])).stdout
     assert KEY not in exported and "fingerprint" not in exported
+    assert sorted(as_json(initialised.invoke(main, ["export", "--json"]))["services"]) == ["claude", "my.api"]  # type: ignore[index]
     before = as_json(initialised.invoke(main, ["list", "--json"]))
     (tmp_path / "services.toml").write_text(exported)
 
