@@ -89,7 +89,7 @@ async def _callback(
             + body
         )
         await writer.drain()
-    except (TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError, ValueError):  # slow, dropped or oversized requests are ignored
         pass
     finally:
         writer.close()
