@@ -109,10 +109,10 @@ def detail(state: CredentialState, service: str) -> str:
     return DETAILS[state].replace("NAME", service)
 
 
-async def fresh_credential(vault: Vault, service: Service) -> Secret:
+async def fresh_credential(vault: Vault, service: Service, audit: AuditLog) -> Secret:
     """The secret, ready for use: an OAuth access token is refreshed first if it is due (raising
     ``ReauthRequired`` with the fix when the grant is dead); an expired static key is refused."""
-    token = await ensure_fresh(vault, service.name)
+    token = await ensure_fresh(vault, service.name, audit=audit)  # a token-endpoint call is audited
     if token is not None:
         return token
     if service.expires_at is not None and service.expires_at <= time.time():

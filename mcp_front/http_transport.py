@@ -56,11 +56,13 @@ def http_app(server: MCPServer[Any], token: str) -> ASGIApp:
 
 
 def bind_loopback(port: int) -> socket.socket:
-    """Bind before serving, so port 0 gives a known port to print, and a busy port fails clearly."""
+    """Bind and listen before serving: port 0 gives a known port to print, a busy port fails clearly,
+    and the printed endpoint accepts connections from the moment it is printed."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((LOOPBACK, port))
+        sock.listen(128)  # clients that connect before the server loop runs wait in the backlog
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {LOOPBACK}:{port} ({exc.strerror}); choose another --port") from None

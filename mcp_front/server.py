@@ -218,7 +218,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
             raise ToolError(
                 f"the credential of {service_name!r} is never revealed; use call_service to make requests with it"
             )
-        secret = await fresh_credential(vault, service)
+        secret = await fresh_credential(vault, service, audit)
         value = None
         if service.reveal == "full":
             if outcome(confirmation) is False:
