@@ -49,7 +49,10 @@ class KeyStore(Protocol):
 
 
 def key_store(kind: str, ask_passphrase: AskPassphrase | None = None) -> KeyStore:
-    """The store named ``kind`` (as saved in a vault header or given to ``--key-store``)."""
+    """The store named ``kind`` (as saved in a vault header or given to ``--key-store``).
+
+    Imported here, not at the top: ``keyring`` and Argon2 load only for the vaults that use them.
+    """
     from .keychain import KeychainStore
     from .keyfile import KeyFileStore
     from .passphrase import PassphraseStore

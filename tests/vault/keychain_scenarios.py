@@ -13,7 +13,7 @@ from pathlib import Path
 import keyring
 import secretstorage
 
-from vault import Vault, VaultLocked, validate_secret
+from vault import Service, Vault, VaultLocked, validate_secret
 from vault.keychain import SERVICE, KeychainStore, real_keychain
 from vault.keyfile import KeyFileStore
 from vault.service import build_auth, parse_hosts
@@ -22,8 +22,6 @@ SECRET = "sk-keychain-0123456789abcdefghijklmnop"
 
 
 def _add(vault: Vault) -> None:
-    from vault import Service
-
     service = Service("svc", build_auth("bearer"), parse_hosts(["api.example.com"]), created_at=1.0)
     vault.add_service(service, validate_secret(SECRET))
 
