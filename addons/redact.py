@@ -133,6 +133,20 @@ class RedactResponse:
             headers["transfer-encoding"] = "chunked"
         response.stream = _StreamedBody(redactor.stream(), decode)
 
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """A WebSocket opened with a credential: each message from the server is scrubbed whole
+        (a secret split across two messages is not caught: messages are not a byte stream)."""
+        name = flow.metadata.get(SERVICE)
+        if name is None or flow.websocket is None:
+            return
+        message = flow.websocket.messages[-1]
+        if message.from_client:
+            return
+        clean, count = self.redactor_for(name).redact(message.content)
+        if count:
+            message.content = clean
+            flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
+
     @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)

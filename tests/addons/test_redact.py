@@ -8,6 +8,7 @@ import pytest
 import zstandard
 
 from addons.redact import STREAM_THRESHOLD, incremental_decoder, should_stream
+from vault import Vault, validate_secret
 
 
 @pytest.mark.parametrize(
@@ -51,3 +52,27 @@ def test_incremental_decoders_decode_byte_by_byte(encoding: str, payload: bytes)
 def test_unknown_encoding_has_no_decoder() -> None:
     assert incremental_decoder("compress") is None
     assert incremental_decoder("gzip, br") is None
+
+
+def test_websocket_messages_from_the_server_are_scrubbed(vault: Vault) -> None:
+    from mitmproxy import websocket
+    from mitmproxy.test import taddons, tflow
+
+    from addons.flowmeta import REDACTIONS, SERVICE
+    from addons.redact import RedactResponse
+    from tests.conftest import make_service
+
+    secret = "sk-websocket-0123456789abcdef"
+    vault.add_service(make_service("ws", "api.example.com"), validate_secret(secret))
+    addon = RedactResponse(vault)
+    with taddons.context(addon):
+        flow = tflow.twebsocketflow()
+        flow.metadata[SERVICE] = "ws"
+        assert flow.websocket is not None
+        for from_client in (False, True):
+            flow.websocket.messages.append(websocket.WebSocketMessage(1, from_client, f"token {secret}".encode()))
+            addon.websocket_message(flow)
+        server_message, client_message = flow.websocket.messages[-2:]
+        assert server_message.content == b"token [REDACTED:ws]"
+        assert client_message.content == f"token {secret}".encode()  # the client's own bytes are its business
+        assert flow.metadata[REDACTIONS] == 1
