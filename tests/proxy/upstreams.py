@@ -119,9 +119,6 @@ class Reflector(BaseHTTPRequestHandler):
                 )
             case ["status", code]:
                 self._send(int(code), f"upstream error, you sent {secret}".encode(), [("Content-Type", "text/plain")])
-            case ["slow"]:
-                time.sleep(3)
-                self._send(200, b"late", [])
             case ["reset"]:
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 self.close_connection = True
