@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -17,6 +18,7 @@ import pytest
 import trustme
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import ElicitResult
 
 from demo.echo_upstream import EchoUpstream, write_ca
 from tests.conftest import SECRET
@@ -59,7 +61,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, upstream_ca: trustme.CA, upstr
     env = {**os.environ, "CLAVIS_HOME": str(work / "home"),
            "CLAVIS_UPSTREAM_CA": str(write_ca(upstream_ca, work / "upstream-ca.pem"))}  # fmt: skip
     add = ["add", "echo", "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin"]
-    for args, stdin in ((["init", "--key-store", "keyfile"], None), (add, SECRET)):
+    shown = ["add", "shown", "--host", "api.shown.test", "--reveal", "full", "--secret-stdin"]
+    for args, stdin in ((["init", "--key-store", "keyfile"], None), (add, SECRET), (shown, SECRET)):
         done = subprocess.run([EXE, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
         assert done.returncode == 0, done.stderr
     return env
@@ -94,6 +97,24 @@ async def test_real_mcp_client_with_the_token_uses_every_tool_and_sees_no_secret
     assert listed.structured_content["services"][0]["name"] == "echo"
     assert called.structured_content["body"]["headers"]["Authorization"] == "[REDACTED:echo]"
     assert SECRET not in json.dumps(called.model_dump())
+
+
+@pytest.mark.parametrize(("action", "revealed"), [("accept", True), ("decline", False)], ids=["accepted", "declined"])
+async def test_full_reveal_over_http_asks_the_user_first(served: HttpServer, action: str, revealed: bool) -> None:
+    asked: list[str] = []
+
+    async def answer(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action=action, content={"approve": True} if action == "accept" else None)
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {served.token}"}, timeout=30)
+    async with (
+        http,
+        Client(streamable_http_client(served.url, http_client=http), elicitation_callback=answer) as client,
+    ):
+        result = await client.call_tool("get_credentials", {"service_name": "shown"})
+    assert len(asked) == 1 and SECRET not in asked[0]
+    assert (SECRET in json.dumps(result.model_dump())) is revealed and result.is_error is not revealed
 
 
 REJECTED = [
