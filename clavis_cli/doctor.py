@@ -25,6 +25,7 @@ from vault.store import read_key_store
 from .client_config import SERVER_NAME, ConfigError, clavis_executable, read_config
 
 CA_WARNING_DAYS = 30
+NEW_CA = "clavis-mcp certs show (creates a new CA; agents that trusted the old one must trust the new one)"
 
 
 def run_checks(home: Path, config_path: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
@@ -105,14 +106,14 @@ def check_on_path() -> Check:
 
 def check_ca(ca: LocalCA) -> Check:
     if not ca.exists():
-        return Check("local CA", False, f"no CA in {ca.directory}", "clavis-mcp init (or: clavis-mcp certs)")
+        return Check("local CA", False, f"no CA in {ca.directory}", NEW_CA)
     expires = ca.certificate().not_valid_after_utc
     left = expires - datetime.now(UTC)
     if left <= timedelta(0):
-        return Check("local CA", False, f"expired on {expires:%Y-%m-%d}", "delete the certs folder and run init")
+        return Check("local CA", False, f"expired on {expires:%Y-%m-%d}", f"delete {ca.directory}; then {NEW_CA}")
     ok = left > timedelta(days=CA_WARNING_DAYS)
     return Check("local CA", ok, f"{ca.cert_path}, valid until {expires:%Y-%m-%d}, fingerprint {ca.fingerprint()}",
-                 "" if ok else "renew it soon: delete the certs folder and run clavis-mcp init")  # fmt: skip
+                 "" if ok else f"renew it soon: delete {ca.directory}; then {NEW_CA}")  # fmt: skip
 
 
 def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
