@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -54,13 +55,23 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("at least 3 rounds are needed for a median and a spread")
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     rows, targets = asyncio.run(run_all(args.only, args.rounds, args.scale))
     seconds = time.perf_counter() - started
     print_table(rows, targets)
     if not args.no_write:
         notes = NOTES.read_text() if NOTES.exists() else ""
-        text = markdown(rows, targets, Machine.here(), args.rounds, revision(ROOT), notes, seconds)
+        text = markdown(
+            rows,
+            targets,
+            Machine.here(),
+            args.rounds,
+            revision(ROOT),
+            notes,
+            seconds,
+            (load_before, os.getloadavg()[0]),
+        )
         args.output.write_text(text)
         progress(f"wrote {args.output}")
 

@@ -81,7 +81,14 @@ def print_table(rows: Sequence[Row], targets: Sequence[Target], out: object = sy
 
 
 def markdown(
-    rows: Sequence[Row], targets: Sequence[Target], machine: Machine, rounds: int, rev: str, notes: str, seconds: float
+    rows: Sequence[Row],
+    targets: Sequence[Target],
+    machine: Machine,
+    rounds: int,
+    rev: str,
+    notes: str,
+    seconds: float,
+    load: tuple[float, float],
 ) -> str:
     met = sum(t.met for t in targets)
     lines = [
@@ -91,7 +98,8 @@ def markdown(
         f"`{COMMAND}` (`python -m bench`); do not edit by hand: edit `bench/` and run it again.",
         "",
         f"- Run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, revision {rev}, "
-        f"{rounds} rounds, {seconds:.0f} s in all.",
+        f"{rounds} rounds, {seconds:.0f} s in all; 1-minute load average {load[0]:.1f} at the start, "
+        f"{load[1]:.1f} at the end (other work shares this machine).",
         f"- Machine: {machine.cpu}, {machine.cores} cores, {machine.system}; "
         f"Python {machine.python}; {machine.packages}.",
         "- Every figure is the median over the rounds with the lowest and highest round in brackets;",
