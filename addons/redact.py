@@ -41,6 +41,11 @@ def should_stream(content_type: str, content_length: str | None, buffered_client
         return True
 
 
+def has_body(method: str, status: int) -> bool:
+    """HEAD answers, 1xx, 204 and 304 never have a body: nothing to stream, nothing to chunk."""
+    return method.upper() != "HEAD" and not (100 <= status < 200 or status in (204, 304))
+
+
 def incremental_decoder(encoding: str) -> Decoder | None:
     """A chunk-by-chunk decoder for ``Content-Encoding``; None if we cannot decode it."""
     match encoding.strip().lower():
@@ -120,6 +125,8 @@ class RedactResponse:
                 response.headers.set_all(header, [v for v, _ in cleaned])
         flow.metadata[REDACTIONS] = total
         headers = response.headers
+        if not has_body(flow.request.method, response.status_code):
+            return
         if not should_stream(
             headers.get("content-type", ""), headers.get("content-length"), flow.metadata.get(BUFFERED, False)
         ):

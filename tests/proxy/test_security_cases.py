@@ -694,3 +694,21 @@ async def test_a_passthrough_name_resolving_to_a_private_address_is_not_dialled(
         with pytest.raises(httpx.HTTPError):
             await client.get(f"https://{PRIVATE_PASSTHROUGH_HOST}:{reflector.port}/v1")
     assert reflector.received == []  # 127.0.0.1:port is the upstream: only the dial check kept it out
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/empty/204", 204), ("GET", "/empty/304", 304), ("HEAD", "/echo", 200)],
+    ids=["204", "304", "head"],
+)
+async def test_responses_without_a_body_are_not_turned_into_streams(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream, method: str, path: str, status: int
+) -> None:
+    raw = await RawClient.connect(routed_proxy)
+    assert (await raw.tunnel(f"{A_HOST}:443", home, sni=A_HOST)).status == 200
+    response = await raw.send(f"{method} {path} HTTP/1.1\r\nHost: {A_HOST}\r\n\r\n".encode(), head=True)
+    follow_up = await raw.send(f"GET /after HTTP/1.1\r\nHost: {A_HOST}\r\n\r\n".encode())
+    await raw.close()
+    assert response.status == status
+    assert "transfer-encoding" not in response.headers
+    assert follow_up.status == 200  # the connection is still in step: no stray chunk terminator

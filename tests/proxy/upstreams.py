@@ -117,6 +117,9 @@ class Reflector(BaseHTTPRequestHandler):
                         ("Retry-After", "7"),
                     ],
                 )
+            case ["empty", code]:
+                self.send_response(int(code))  # 204 / 304: no body, no length, no chunking
+                self.end_headers()
             case ["status", code]:
                 self._send(int(code), f"upstream error, you sent {secret}".encode(), [("Content-Type", "text/plain")])
             case ["reset"]:
@@ -127,7 +130,7 @@ class Reflector(BaseHTTPRequestHandler):
                 payload = json.dumps({"path": self.path, "headers": dict(headers)}).encode()
                 self._send(200, payload, [("Content-Type", "application/json")])
 
-    do_POST = do_GET
+    do_POST = do_HEAD = do_GET
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
         self.send_response(status)
