@@ -248,3 +248,10 @@ def test_sigint_and_sigterm_stop_the_proxy_cleanly(standalone: Standalone) -> No
         assert "stopping" in drain(lines)
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+
+
+def test_a_busy_port_is_one_clear_line_and_exit_1(standalone: Standalone) -> None:
+    result = standalone.cli("proxy", "--port", str(standalone.port))
+    assert result.returncode == 1
+    assert f"could not listen on 127.0.0.1:{standalone.port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
