@@ -84,11 +84,15 @@ class Service:
 
     def owns(self, host: str, port: int, scheme: str = "https") -> bool:
         """Whether a request to ``scheme://host:port`` may carry this service's credential."""
-        if scheme != "https" and not (scheme == "http" and self.allow_http):
-            return False
         try:
             host = canonical_host(host)
         except ValueError:
+            return False
+        return self.owns_canonical(host, port, scheme)
+
+    def owns_canonical(self, host: str, port: int, scheme: str = "https") -> bool:
+        """:meth:`owns` for a host already in canonical form (the proxy's per-request path)."""
+        if scheme != "https" and not (scheme == "http" and self.allow_http):
             return False
         default_port = 443 if scheme == "https" else 80
         return any(rule.matches(host, port, default_port) for rule in self.hosts)

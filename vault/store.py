@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +55,50 @@ CREATE TABLE IF NOT EXISTS secrets (
     blob BLOB NOT NULL,
     PRIMARY KEY (service, field)
 );
+INSERT OR IGNORE INTO meta (key, value) VALUES ('services_version', '0');
 """
+# Any write to services or secrets, by any module or process, bumps one counter: snapshots
+# reload on that, not on every write to the file (the audit checkpoint is written per request).
+_BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'services_version'"
+_SCHEMA += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS bump_{table}_{event.lower()} AFTER {event} ON {table} BEGIN {_BUMP}; END;\n"
+    for table in ("services", "secrets")
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Services with their decrypted secrets, as the proxy sees them between two vault changes."""
+    """Services with their decrypted secrets, as the proxy sees them between two vault changes.
+
+    Indexed once per snapshot (by name, by exact host, by wildcard domain), so the per-request
+    lookup costs the same with ten services or ten thousand.
+    """
 
     services: tuple[Service, ...]
     secrets: dict[str, Secret]
+    _by_name: dict[str, Service] = field(init=False, repr=False, compare=False)
+    _by_host: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
+    _by_domain: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_host: dict[str, list[Service]] = {}
+        by_domain: dict[str, list[Service]] = {}
+        for service in self.services:
+            for rule in service.hosts:
+                index = by_domain if rule.wildcard else by_host
+                bucket = index.setdefault(rule.host, [])
+                if not bucket or bucket[-1].name != service.name:
+                    bucket.append(service)
+        object.__setattr__(self, "_by_name", {s.name: s for s in self.services})
+        object.__setattr__(self, "_by_host", {h: tuple(v) for h, v in by_host.items()})
+        object.__setattr__(self, "_by_domain", {d: tuple(v) for d, v in by_domain.items()})
 
     def service(self, name: str) -> Service:
-        for service in self.services:
-            if service.name == name:
-                return service
-        raise UnknownService(name, [s.name for s in self.services])
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownService(name, sorted(self._by_name)) from None
 
     def owners(self, host: str, port: int, scheme: str) -> tuple[Service, ...]:
         """Every service with a host rule covering this destination, whatever the path."""
@@ -77,7 +106,12 @@ class Snapshot:
             host = canonical_host(host)
         except ValueError:
             return ()
-        return tuple(s for s in self.services if s.owns(host, port, scheme))
+        candidates = list(self._by_host.get(host, ()))
+        labels = host.split(".")
+        for i in range(1, len(labels)):
+            candidates.extend(self._by_domain.get(".".join(labels[i:]), ()))
+        found = {s.name: s for s in candidates if s.owns_canonical(host, port, scheme)}
+        return tuple(sorted(found.values(), key=lambda s: s.name))
 
     def owner_of(self, host: str, port: int, scheme: str, path: str | None = None) -> Service | None:
         """The one service this destination belongs to, or None if none or no single best.
@@ -131,7 +165,7 @@ class Vault:
         self._key = key
         self.vault_id = vault_id
         self._lock = threading.RLock()
-        self._snapshot: tuple[int, Snapshot] | None = None
+        self._snapshot: tuple[int, str | None, Snapshot] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -315,14 +349,25 @@ class Vault:
         return Secret(plain.decode("utf-8"))
 
     def snapshot(self) -> Snapshot:
-        """Services and secrets, decrypted once and reloaded only when any process changed the vault."""
+        """Services and secrets, decrypted once and reloaded only when a service or secret changed.
+
+        ``PRAGMA data_version`` (free) says whether another connection wrote anything; only then
+        is the ``services_version`` counter, which triggers bump, read to see whether it matters.
+        """
         with self._lock:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            if self._snapshot is None or self._snapshot[0] != version:
+            data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if self._snapshot is not None and self._snapshot[0] == data_version:
+                return self._snapshot[2]
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'services_version'").fetchone()
+            services_version = row[0] if row else None
+            if self._snapshot is None or services_version is None or self._snapshot[1] != services_version:
                 services = tuple(self.list_services())
                 secrets = {s.name: self.secret(s.name) for s in services}
-                self._snapshot = (version, Snapshot(services, secrets))
-            return self._snapshot[1]
+                snapshot = Snapshot(services, secrets)
+            else:
+                snapshot = self._snapshot[2]
+            self._snapshot = (data_version, services_version, snapshot)
+            return snapshot
 
     # -- for sibling modules (agents, OAuth tokens, audit key) that keep their own tables ------
 
@@ -443,6 +488,9 @@ def _connect(db_path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA secure_delete=ON")
+        # WAL with NORMAL keeps every commit atomic and crash-safe for the process; it skips the
+        # fsync per commit, which the audit checkpoint would otherwise pay on every request.
+        conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         conn.close()
         raise

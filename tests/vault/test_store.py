@@ -309,3 +309,31 @@ def test_registration_normalises_methods_and_prefixes(vault: Vault) -> None:
     )
     stored = vault.get_service("svc")
     assert stored.methods == ("GET",) and stored.path_prefixes == ("/v1",)
+
+
+def test_snapshot_is_kept_across_writes_that_touch_no_service(vault: Vault, home: Path) -> None:
+    vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
+    first = vault.snapshot()
+    with closing(Vault.open(home)) as other:
+        other.query("CREATE TABLE IF NOT EXISTS scratch (x)")
+        other.query("INSERT INTO scratch VALUES (1)")  # e.g. the audit checkpoint, every request
+    assert vault.snapshot() is first
+    with closing(Vault.open(home)) as other:
+        other.rotate_secret("a", validate_secret(B))
+    assert vault.snapshot() is not first
+    assert vault.snapshot().secrets["a"].reveal() == B
+
+
+@pytest.mark.parametrize(
+    ("host", "owner"),
+    [("api.example.com", "exact"), ("files.other.test", "wild"), ("a.b.other.test", "wild"),
+     ("other.test", None), ("evilapi.example.com", None), ("API.EXAMPLE.COM.", "exact")],
+    ids=["exact", "wildcard", "deep-wildcard", "bare-domain", "lookalike", "odd-spelling"],
+)  # fmt: skip
+def test_indexed_lookup_matches_the_rules(vault: Vault, host: str, owner: str | None) -> None:
+    vault.add_service(make_service("exact", "api.example.com"), validate_secret(A))
+    vault.add_service(make_service("wild", "*.other.test"), validate_secret(B))
+    for i in range(50):
+        vault.add_service(make_service(f"filler{i}", f"h{i}.filler.test"), validate_secret(A))
+    found = vault.snapshot().owner_of(host, 443, "https")
+    assert (found.name if found else None) == owner
