@@ -53,6 +53,37 @@ def forms_of(value: str) -> set[bytes]:
     return {form for form in forms if len(form) >= MIN_FORM_LENGTH}
 
 
+def trie_pattern(forms: Iterable[bytes]) -> bytes:
+    """One regex for all ``forms`` with shared prefixes factored out, longest match first.
+
+    A flat alternation of 30 forms makes ``re`` try every branch at almost every byte; the
+    trie tries one branch per distinct next byte, which doubles throughput (bench/notes.md).
+    A form that is a prefix of a longer one becomes a greedy optional tail, so the longer
+    form still wins, as it did when the alternation was sorted by length.
+    """
+    root: dict[int | None, dict] = {}  # type: ignore[type-arg]
+    for form in forms:
+        node = root
+        for byte in form:
+            node = node.setdefault(byte, {})
+        node[None] = {}
+
+    def build(node: dict[int | None, dict]) -> bytes:  # type: ignore[type-arg]
+        branches = [
+            re.escape(bytes([b])) + build(child) for b, child in sorted(node.items(), key=_by_byte) if b is not None
+        ]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if None in node else body
+
+    return build(root)
+
+
+def _by_byte(item: tuple[int | None, object]) -> int:
+    return -1 if item[0] is None else item[0]
+
+
 class Redactor:
     """Scrubs the given secrets (and any extra derived values, such as a basic-auth pair)."""
 
@@ -64,7 +95,7 @@ class Redactor:
         for value in derived:
             forms |= forms_of(value)
         ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile(b"|".join(re.escape(form) for form in ordered)) if ordered else None
+        self._pattern = re.compile(trie_pattern(forms)) if ordered else None
         self.longest = len(ordered[0]) if ordered else 0
         self._sorted = sorted(forms)
         self._first_bytes = frozenset(form[0] for form in forms)
