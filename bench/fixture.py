@@ -26,7 +26,6 @@ SECRET = "sk-bench-0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # a made-up key, never a r
 PROXY_USER, PROXY_TOKEN = "bench", "bench-proxy-token-0123456789abcdef"
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 ROOT = Path(__file__).resolve().parent.parent  # the tree under test; children import from it too
-START_TIMEOUT = 30.0
 
 
 class Child:
@@ -43,10 +42,6 @@ class Child:
             raise RuntimeError(f"{' '.join(args)} did not start (printed {line!r}); see its stderr above")
         self.port = int(line)
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     def stop(self) -> None:
         if self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()
@@ -61,7 +56,6 @@ class Child:
 class World:
     root: Path
     home: Path
-    upstream_ca: trustme.CA
     upstream_ca_file: Path
     upstream: Child
     env: dict[str, str]
@@ -106,7 +100,7 @@ def world() -> Iterator[World]:
         upstream = Child([sys.executable, "-m", "bench.upstream", str(chain), str(key)], env)
         cli(env, "init")
         cli(env, "add", SERVICE, "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin", stdin=SECRET)
-        yield World(root, home, ca, ca_file, upstream, env)
+        yield World(root, home, ca_file, upstream, env)
     finally:
         if upstream is not None:
             upstream.stop()
