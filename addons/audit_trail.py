@@ -21,11 +21,9 @@ from mitmproxy import http
 
 from vault import AuditLog, AuditWriteError
 from vault.audit import ERROR, PASSED, REFUSED
+from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
 
 from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
-
-AUDIT_ID_HEADER = "X-Clavis-Audit-Id"
-REDACTIONS_HEADER = "X-Clavis-Redactions"
 
 
 class AuditTrail:

@@ -14,6 +14,9 @@ from typing import Any
 from mitmproxy import http
 
 from vault import ClavisError
+from vault.proxy_headers import INTERNAL_PREFIX, REFUSED_HEADER, SELECT_HEADER
+
+__all__ = ["INTERNAL_PREFIX", "REFUSED_HEADER", "SELECT_HEADER"]  # re-exported: the addons' vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +28,6 @@ REDACTIONS = "clavis.redactions"  # count of secrets scrubbed from the response
 STARTED = "clavis.started"  # monotonic time the request arrived
 DESTINATION = "clavis.destination"  # canonical (scheme, host, port) the decision was taken on
 BUFFERED = "clavis.buffered"  # the client named its service (call_service): keep the response whole
-
-REFUSED_HEADER = "X-Clavis-Refused"
-SELECT_HEADER = "X-Clavis-Service"  # internal: which service a call_service request is for
-INTERNAL_PREFIX = "x-clavis-"
 
 
 def refuse(flow: http.HTTPFlow, status: int, reason: str, extra: dict[str, str] | None = None) -> None:

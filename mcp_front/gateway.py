@@ -21,12 +21,13 @@ import httpx
 
 from certs import LocalCA
 from vault import AuditLog, Vault
+from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
 from .calls import CallLimits
 
 if TYPE_CHECKING:
-    from addons.dial_guard import Resolver
     from proxy import EmbeddedProxy
+    from proxy.embedded import Resolver
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
@@ -101,9 +102,6 @@ class Gateway:
         The proxy decides, injects, redacts and records; raises ``TimeoutError`` when the whole
         exchange takes longer than the call timeout, httpx errors for transport failures.
         """
-        from addons.audit_trail import AUDIT_ID_HEADER, REDACTIONS_HEADER
-        from addons.flowmeta import REFUSED_HEADER, SELECT_HEADER
-
         client = await self.client()
         request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service

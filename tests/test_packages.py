@@ -42,3 +42,21 @@ def test_vault_public_names_are_pinned() -> None:
         "canonical_host", "clavis_home", "is_public_address", "parse_header_template", "parse_host_rule",
         "parse_hosts", "validate_name", "validate_secret",
     ]  # fmt: skip
+
+
+def test_layers_import_only_downwards() -> None:
+    """DESIGN.md §2: vault ← addons ← proxy ← mcp_front ← cli; mcp_front never imports an addon."""
+    forbidden = {
+        "vault": ("addons", "proxy", "mcp_front", "clavis_cli", "mitmproxy", "mcp"),
+        "certs": ("addons", "proxy", "mcp_front", "clavis_cli"),
+        "addons": ("proxy", "mcp_front", "clavis_cli"),
+        "proxy": ("mcp_front", "clavis_cli"),
+        "mcp_front": ("addons", "clavis_cli"),
+    }
+    for package, banned in forbidden.items():
+        for path in (REPO / package).glob("*.py"):
+            for line in path.read_text().splitlines():
+                words = line.strip().split()
+                if len(words) >= 2 and words[0] in ("import", "from"):
+                    top = words[1].split(".")[0]
+                    assert top not in banned, f"{path.name} imports {words[1]}"

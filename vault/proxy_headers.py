@@ -1,0 +1,14 @@
+"""Header names the proxy and its clients agree on.
+
+They live in the lowest layer so that both sides share one spelling without the MCP front
+end importing an addon (DESIGN.md §2): the proxy reads the selection header and answers with
+the audit id, the redaction count and, when it refuses, the reason.
+"""
+
+from __future__ import annotations
+
+SELECT_HEADER = "X-Clavis-Service"  # request: which service a call_service request is for (stripped)
+AUDIT_ID_HEADER = "X-Clavis-Audit-Id"  # response: the audit record of this request
+REDACTIONS_HEADER = "X-Clavis-Redactions"  # response: how many secrets were scrubbed
+REFUSED_HEADER = "X-Clavis-Refused"  # response: why the proxy answered itself
+INTERNAL_PREFIX = "x-clavis-"  # every header with this prefix is stripped before egress
