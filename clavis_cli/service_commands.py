@@ -21,7 +21,20 @@ from typing import Any
 import click
 import tomli_w
 
-from vault import InvalidService, Secret, Service, clavis_home, parse_hosts, validate_name, validate_secret
+from vault import (
+    InvalidService,
+    Secret,
+    Service,
+    Vault,
+    clavis_home,
+    oauth_store,
+    parse_hosts,
+    validate_name,
+    validate_secret,
+)
+from vault.audit import INJECTED, TIME
+from vault.audit_filter import AuditFilter
+from vault.audit_index import AuditIndex
 from vault.connectors import GENERIC, connector, load_catalog
 from vault.service import (
     AUTH_CHOICES,
@@ -69,12 +82,12 @@ def parse_expiry(text: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def service_view(service: Service) -> dict[str, Any]:
+def service_view(service: Service, vault: Vault | None = None) -> dict[str, Any]:
     """Everything about a service but its secret: the one shape for list, show and --json."""
     return {
         "name": service.name,
         "connector": service.connector,
-        "auth": service.auth.describe(),
+        "auth": oauth_store.describe_auth(vault, service) if vault else service.auth.describe(),
         "extra_headers": dict(service.auth.extra_headers),
         "hosts": [str(h) for h in service.hosts],
         "methods": list(service.methods),
@@ -229,7 +242,7 @@ def add(
 def list_services(as_json: bool) -> None:
     """List services (names, hosts, auth method), never their secrets."""
     with open_runtime() as runtime:
-        rows = [service_view(s) for s in runtime.vault.list_services()]
+        rows = [service_view(s, runtime.vault) for s in runtime.vault.list_services()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -247,12 +260,17 @@ def show(name: str, as_json: bool) -> None:
     with open_runtime() as runtime:
         service = runtime.vault.get_service(name)
         secret = runtime.vault.secret(name)
-        used = [
-            r.get("time")
-            for r in runtime.audit.records()
-            if r.get("service") == name and r.get("decision") == "injected"
-        ]
-    view = {**service_view(service), "fingerprint": secret.fingerprint, "last_used": used[-1] if used else None}
+        index = AuditIndex(runtime.audit.files)
+        try:
+            index.refresh()
+            used = index.newest(AuditFilter(service=name, decision=INJECTED))
+        finally:
+            index.close()
+        view = {
+            **service_view(service, runtime.vault),
+            "fingerprint": secret.fingerprint,
+            "last_used": used.get(TIME) if used else None,
+        }
     _emit(as_json, view, [f"{key + ':':<15} {_plain(value)}" for key, value in view.items()])
 
 
@@ -273,6 +291,11 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool)
     """Replace the secret of service NAME; the old one is overwritten, not kept."""
     with open_runtime() as runtime:
         old = runtime.vault.secret(name)
+        if oauth_store.load(runtime.vault, name) is not None:
+            raise InvalidService(
+                f"{name!r} is an OAuth service: its access token is refreshed automatically and a rotated "
+                f"value would be overwritten; to replace the grant run: clavis-mcp oauth login {name}"
+            )
         secret = read_secret(secret_stdin, secret_env, "New secret")
         if secret == old:
             raise InvalidService(f"the new secret of {name!r} is the same as the current one; nothing was changed")

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from vault import AuditLog, Secret, Service, Vault
 from vault.audit import ACTION, INJECTED, REASON, STATUS, TIME
@@ -61,20 +60,15 @@ def usage_by_service(audit: AuditLog, services: Iterable[str]) -> dict[str, Usag
         index.close()
 
 
-def _newest(index: AuditIndex, service: str, decision: str) -> dict[str, Any] | None:
-    found = list(index.read(index.select(AuditFilter(service=service, decision=decision), 1)))
-    return found[0] if found else None
-
-
 def _last_used(index: AuditIndex, service: str) -> float | None:
-    record = _newest(index, service, INJECTED)
+    record = index.newest(AuditFilter(service=service, decision=INJECTED))
     return _unix(record.get(TIME)) if record else None
 
 
 def _last_check(index: AuditIndex, service: str) -> LastCheck | None:
     checks = []
     for state in STATES:
-        record = _newest(index, service, state)
+        record = index.newest(AuditFilter(service=service, decision=state))
         when = _unix(record.get(TIME)) if record else None
         if record is not None and when is not None and record.get(ACTION) == CHECK_ACTION:
             checks.append(LastCheck(checked_at=when, state=state, status=record.get(STATUS),

@@ -22,7 +22,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from vault import Service, Vault
+from vault import Service, Vault, oauth_store
 from vault.connectors import Probe, load_catalog
 from vault.errors import ClavisError
 
@@ -82,7 +82,7 @@ def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: b
     return ServiceInfo(
         name=service.name,
         connector=service.connector,
-        auth_method=service.auth.describe(),
+        auth_method=oauth_store.describe_auth(vault, service),
         hosts=[str(rule) for rule in service.hosts],
         allowed_methods=list(allowed_methods(service)),
         allowed_paths=list(service.path_prefixes) or ["/"],

@@ -92,6 +92,11 @@ class AuditIndex:
             params = [*params, limit]
         return list(reversed(self._conn.execute(sql, params).fetchall()))
 
+    def newest(self, where: AuditFilter) -> dict[str, Any] | None:
+        """The newest record matching ``where``, read back from the log, or None."""
+        found = list(self.read(self.select(where, 1)))
+        return found[0] if found else None
+
     def count(self, where: AuditFilter) -> int:
         condition, params = where.where()
         return self._conn.execute(f"SELECT count(*) FROM records WHERE {condition}", params).fetchone()[0]

@@ -325,3 +325,11 @@ def other_secrets(vault: Vault, name: str) -> list[Secret]:
     if load(vault, name) is None:
         return []
     return [s for s in (refresh_token(vault, name), client_secret(vault, name)) if s is not None]
+
+
+def describe_auth(vault: Vault, service: Service) -> str:
+    """How the service authenticates; an OAuth service says so instead of showing its bearer template."""
+    record = load(vault, service.name)
+    if record is None:
+        return service.auth.describe()
+    return f"oauth2 ({record.config.grant}): bearer access token, refreshed automatically"

@@ -6,6 +6,7 @@ the loopback OAuth server and follows the redirect to the command's loopback lis
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -162,6 +163,23 @@ def test_client_credentials_add_gets_a_token_without_a_browser(
     for value in tokens_issued(server):
         assert value not in result.output
     assert "machine: unknown: OAuth access token (expires in" in CliRunner().invoke(main, ["oauth", "status"]).output
+
+
+def test_rotate_on_an_oauth_service_points_to_login_and_changes_nothing(
+    env: dict[str, str], server: OAuthServer, vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACME_CLIENT_SECRET", CLIENT_SECRET)
+    args = ["oauth", "add", "machine", "--host", f"127.0.0.1:{server.port}", "--local", "--grant",
+            "client_credentials", "--token-url", server.token_url, "--client-id", CLIENT_ID,
+            "--client-secret-env", "ACME_CLIENT_SECRET"]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    before = vault.secret("machine").reveal()
+    result = CliRunner().invoke(main, ["rotate", "machine", "--secret-stdin"], input="sk-manual-0123456789abcdef")
+    assert result.exit_code == 1
+    assert "clavis-mcp oauth login machine" in result.output
+    assert vault.secret("machine").reveal() == before
+    listed = json.loads(CliRunner().invoke(main, ["list", "--json"]).output)
+    assert listed[0]["auth"].startswith("oauth2 (client_credentials)")
 
 
 @pytest.mark.parametrize(
