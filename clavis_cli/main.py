@@ -1,24 +1,47 @@
 """`clavis-mcp`: with no arguments, the MCP server over stdio (what Claude Desktop runs);
 with a verb, vault management, the standalone proxy, installation and audit review.
 
-Each family of verbs lives in its own module and is attached here. Errors from the vault are
-printed as one line that says what to do, with exit code 1.
+Each family of verbs lives in its own module, imported only when one of its verbs runs: the
+no-argument path (Claude Desktop) then imports just what serving needs, which keeps the MCP
+handshake as quick as a bare server's. Errors from the vault are printed as one line that
+says what to do, with exit code 1.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import version
 
 import click
 
 from vault import ClavisError
 
-from . import audit_commands, budget_commands, mcp_commands, oauth_commands, proxy_commands, vault_commands
 from .serve import serve_stdio
+
+# Which module defines each verb; tests/cli pins this against each module's COMMANDS.
+VERBS: dict[str, tuple[str, ...]] = {
+    "vault_commands": ("init", "rekey", "connectors", "add", "list", "show", "rotate", "edit", "remove", "export",
+                       "import"),
+    "proxy_commands": ("proxy", "env", "certs", "agent"),
+    "mcp_commands": ("install", "doctor", "serve", "mcp-settings"),
+    "audit_commands": ("audit",),
+    "oauth_commands": ("oauth",),
+    "budget_commands": ("budget",),
+}  # fmt: skip
 
 
 class ClavisGroup(click.Group):
-    """Print our errors as a single actionable line instead of a traceback."""
+    """Verbs loaded on demand; our errors printed as a single actionable line, not a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for names in VERBS.values() for name in names)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        for module_name, names in VERBS.items():
+            if name in names:
+                module = importlib.import_module(f"{__package__}.{module_name}")
+                return next(command for command in module.COMMANDS if command.name == name)
+        return None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -35,8 +58,3 @@ def main(ctx: click.Context) -> None:
     """Credential vault, injecting proxy and MCP server. Without a command: MCP over stdio."""
     if ctx.invoked_subcommand is None:
         serve_stdio()
-
-
-for module in (vault_commands, proxy_commands, mcp_commands, audit_commands, oauth_commands, budget_commands):
-    for command in module.COMMANDS:
-        main.add_command(command)

@@ -80,3 +80,20 @@ def test_crlf_in_secret_is_refused(runner: CliRunner) -> None:
     runner.invoke(main, ["init"])
     result = runner.invoke(main, ["add", "svc", "--host", "a.test", "--secret-stdin"], input="sk-abc\r\nX-Evil: 1")
     assert result.exit_code == 1 and "control characters" in result.output
+
+
+def test_every_verb_is_registered_under_the_module_that_defines_it() -> None:
+    """The lazy verb table in main.py must match what each module exports, both ways."""
+    import importlib
+
+    from clavis_cli.main import VERBS
+
+    for module_name, names in VERBS.items():
+        module = importlib.import_module(f"clavis_cli.{module_name}")
+        assert [c.name for c in module.COMMANDS] == list(names), module_name
+
+
+def test_the_stdio_path_imports_no_verb_module() -> None:
+    code = "import sys, clavis_cli.main; print(sorted(m for m in sys.modules if m.endswith('_commands')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "[]"
