@@ -31,7 +31,7 @@ from .errors import (
     VaultLocked,
     VaultNotFound,
 )
-from .hosts import canonical_host, parse_host_rule, rules_overlap
+from .hosts import HostRule, canonical_host, parse_host_rule, rules_overlap
 from .keyfile import KeyFileStore
 from .keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
@@ -291,10 +291,10 @@ class Vault:
     def add_services(self, entries: list[tuple[Service, Secret]]) -> None:
         """Add several services in one transaction: all of them, or (on any refusal) none."""
         with self.transaction() as conn:
-            others = self.list_services()
+            others = _HostIndex(self.list_services())
             for entry, secret in entries:
                 service = validated(entry)
-                if any(other.name == service.name for other in others):
+                if service.name in others.names:
                     raise DuplicateService(
                         f"a service named {service.name!r} already exists; remove it first or pick another name"
                     )
@@ -304,14 +304,14 @@ class Vault:
                     (service.name, _service_to_json(service), time.time()),
                 )
                 self._write_secret(conn, service.name, SECRET_FIELD, secret)
-                others.append(service)
+                others.add(service)
 
     def update_service(self, service: Service) -> Service:
         """Replace the non-secret definition of an existing service (its secrets stay)."""
         with self.transaction() as conn:
             current = self.get_service(service.name)
             service = replace(validated(service), created_at=current.created_at, rotated_at=current.rotated_at)
-            _refuse_conflicts(service, self.list_services())
+            _refuse_conflicts(service, _HostIndex(self.list_services()))
             conn.execute(
                 "UPDATE services SET definition = ?, updated_at = ? WHERE name = ?",
                 (_service_to_json(service), time.time(), service.name),
@@ -415,15 +415,44 @@ class Vault:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
 
-def _refuse_conflicts(service: Service, others: list[Service]) -> None:
+class _HostIndex:
+    """Services by host rule, so a new rule is compared with the few that could overlap it
+    rather than with every service (adding to a vault of 10,000 stays linear)."""
+
+    def __init__(self, services: list[Service]) -> None:
+        self.names: set[str] = set()
+        self._exact: dict[str, list[Service]] = {}
+        self._wild: dict[str, list[Service]] = {}
+        for service in services:
+            self.add(service)
+
+    def add(self, service: Service) -> None:
+        self.names.add(service.name)
+        for rule in service.hosts:
+            (self._wild if rule.wildcard else self._exact).setdefault(rule.host, []).append(service)
+
+    def candidates(self, rule: HostRule) -> list[Service]:
+        labels = rule.host.split(".")
+        suffixes = [".".join(labels[i:]) for i in range(0 if rule.wildcard else 1, len(labels))]
+        found = list(self._exact.get(rule.host, ()))
+        for suffix in suffixes:  # wildcards covering this host (or this wildcard's domain)
+            found.extend(self._wild.get(suffix, ()))
+        if rule.wildcard:  # hosts and wildcards inside this wildcard's domain
+            inside = "." + rule.host
+            for index in (self._exact, self._wild):
+                found.extend(s for host, services in index.items() if host.endswith(inside) for s in services)
+        return found
+
+
+def _refuse_conflicts(service: Service, others: _HostIndex) -> None:
     """Two services may share a host only if their path prefixes differ (the longest then wins)."""
-    for other in others:
-        if other.name == service.name:
-            continue
-        shared = sorted(set(service.effective_prefixes) & set(other.effective_prefixes))
-        if not shared:
-            continue
-        for mine in service.hosts:
+    for mine in service.hosts:
+        for other in others.candidates(mine):
+            if other.name == service.name:
+                continue
+            shared = sorted(set(service.effective_prefixes) & set(other.effective_prefixes))
+            if not shared:
+                continue
             for theirs in other.hosts:
                 if rules_overlap(mine, theirs):
                     raise DuplicateService(
