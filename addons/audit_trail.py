@@ -7,14 +7,13 @@ final record cannot be written the response is withheld and replaced by an error
 closed). The record id and redaction count go back to the client in response headers, so
 call_service can report them. Runs last, so every other addon has had its say.
 
-Writing a record waits for the log file lock and the vault (checkpoint), so it runs in a worker
-thread: the proxy's event loop keeps serving other flows meanwhile, and mitmproxy holds this
-flow until the hook returns.
+Writing a record is one append (about 0.15 ms: a locked write, no fsync, a small vault
+update), done on the event loop: handing it to a worker thread cost more in thread switches
+and GIL contention than it saved (16 concurrent clients: 458 req/s threaded, 853 inline).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from mitmproxy import http
@@ -30,16 +29,16 @@ class AuditTrail:
     def __init__(self, log: AuditLog) -> None:
         self._log = log
 
-    async def http_connect(self, flow: http.HTTPFlow) -> None:
+    def http_connect(self, flow: http.HTTPFlow) -> None:
         """A refused tunnel, or one passed through opaquely: no inner request will be recorded."""
         if flow.response is not None and flow.response.status_code >= 400:
             try:
-                await self._record(flow)
+                self._record(flow)
             except AuditWriteError:
                 pass  # already refused; nothing goes through to withhold
         elif flow.metadata.get(DECISION) == PASSED:
             try:
-                await self._record(flow)
+                self._record(flow)
             except AuditWriteError as exc:
                 refuse(flow, 503, str(exc))
 
@@ -52,9 +51,9 @@ class AuditTrail:
             except AuditWriteError as exc:
                 refuse(flow, 503, str(exc))
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> None:
         try:
-            audit_id = await self._record(flow)
+            audit_id = self._record(flow)
         except AuditWriteError as exc:
             if flow.metadata.get(DECISION) != REFUSED:
                 refuse(flow, 502, str(exc))  # withhold what came back: no unrecorded use
@@ -63,20 +62,19 @@ class AuditTrail:
         flow.response.headers[AUDIT_ID_HEADER] = audit_id
         flow.response.headers[REDACTIONS_HEADER] = str(flow.metadata.get(REDACTIONS, 0))
 
-    async def error(self, flow: http.HTTPFlow) -> None:
+    def error(self, flow: http.HTTPFlow) -> None:
         flow.metadata.setdefault(DECISION, ERROR)
         flow.metadata.setdefault(REASON, flow.error.msg if flow.error else "connection error")
         try:
-            await self._record(flow)
+            self._record(flow)
         except AuditWriteError:
             pass  # the flow already failed; nothing reached the client to withhold
 
-    async def _record(self, flow: http.HTTPFlow) -> str:
+    def _record(self, flow: http.HTTPFlow) -> str:
         request, response = flow.request, flow.response
         scheme, host, port = flow.metadata.get(DESTINATION, (request.scheme, request.host, request.port))
         started = flow.metadata.get(STARTED)
-        return await asyncio.to_thread(
-            self._log.append,
+        return self._log.append(
             source=flow.metadata.get(CLIENT, "unauthenticated"),
             service=flow.metadata.get(SERVICE),
             method=request.method,

@@ -32,6 +32,7 @@ from .flowmeta import (
     SERVICE,
     STARTED,
     fail_closed,
+    flow_snapshot,
     is_settled,
     refuse,
 )
@@ -211,7 +212,7 @@ class DestinationCheck:
         selected = request.headers.get(SELECT_HEADER)
         request.headers.pop(SELECT_HEADER, None)
         verdict = decide(
-            self._vault.snapshot(),
+            flow_snapshot(flow, self._vault),
             method=request.method,
             scheme=request.scheme,
             host=request.host,

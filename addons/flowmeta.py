@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import http
 
-from vault import ClavisError
+from vault import ClavisError, Snapshot, Vault
 from vault.proxy_headers import INTERNAL_PREFIX, REFUSED_HEADER, SELECT_HEADER
 
 __all__ = ["INTERNAL_PREFIX", "REFUSED_HEADER", "SELECT_HEADER"]  # re-exported: the addons' vocabulary
@@ -28,6 +29,24 @@ REDACTIONS = "clavis.redactions"  # count of secrets scrubbed from the response
 STARTED = "clavis.started"  # monotonic time the request arrived
 DESTINATION = "clavis.destination"  # canonical (scheme, host, port) the decision was taken on
 BUFFERED = "clavis.buffered"  # the client named its service (call_service): keep the response whole
+
+# Not in flow.metadata: a snapshot holds decrypted secrets, and metadata is what flows serialise.
+_snapshots: weakref.WeakKeyDictionary[http.HTTPFlow, Snapshot] = weakref.WeakKeyDictionary()
+
+
+def flow_snapshot(flow: http.HTTPFlow, vault: Vault) -> Snapshot:
+    """The vault as this flow first saw it: every addon decides, injects and redacts on one view
+    (no change of secret between the decision and the injection), and the vault is asked once."""
+    snapshot = _snapshots.get(flow)
+    if snapshot is None:
+        snapshot = _snapshots[flow] = vault.snapshot()
+    return snapshot
+
+
+def renew_flow_snapshot(flow: http.HTTPFlow) -> None:
+    """Forget this flow's view after the vault changed on its behalf (an OAuth token refreshed
+    for it), so the injection that follows uses the new credential."""
+    _snapshots.pop(flow, None)
 
 
 def refuse(flow: http.HTTPFlow, status: int, reason: str, extra: dict[str, str] | None = None) -> None:

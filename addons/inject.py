@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from vault import Service, Vault
 
-from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, fail_closed, is_settled, refuse
+from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, fail_closed, flow_snapshot, is_settled, refuse
 
 ALWAYS_STRIPPED = (
     "authorization",
@@ -68,7 +68,7 @@ class InjectCredential:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
             return
-        snapshot = self._vault.snapshot()
+        snapshot = flow_snapshot(flow, self._vault)
         service = snapshot.service(name)
         secret = snapshot.secrets[name]
         request = flow.request

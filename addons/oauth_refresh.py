@@ -20,7 +20,7 @@ from vault.errors import ClavisError
 from vault.oauth import ReauthRequired
 from vault.oauth_refresh import ensure_fresh, refresh_after_rejection
 
-from .flowmeta import DECISION, SERVICE, is_settled, refuse
+from .flowmeta import DECISION, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 
 TOKEN = "clavis.oauth_token"  # fingerprint of the access token this flow was given
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class RefreshOAuthToken:
             return
         if token is not None:
             flow.metadata[TOKEN] = token.fingerprint
+            if flow_snapshot(flow, self._vault).secrets.get(name) != token:
+                renew_flow_snapshot(flow)
 
     async def response(self, flow: http.HTTPFlow) -> None:
         rejected = flow.metadata.get(TOKEN)

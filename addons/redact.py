@@ -23,7 +23,7 @@ from vault import Vault
 from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
 
-from .flowmeta import BUFFERED, REDACTIONS, SERVICE, fail_closed, refuse
+from .flowmeta import BUFFERED, REDACTIONS, SERVICE, fail_closed, flow_snapshot, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
@@ -93,8 +93,9 @@ class RedactResponse:
         self._vault = vault
         self._cache: dict[tuple[str, str], Redactor] = {}
 
-    def redactor_for(self, name: str) -> Redactor:
-        snapshot = self._vault.snapshot()
+    def redactor_for(self, flow: http.HTTPFlow, name: str) -> Redactor:
+        """The redactor for the secret this flow carried (and the service's other secrets)."""
+        snapshot = flow_snapshot(flow, self._vault)
         service = snapshot.service(name)
         secret = snapshot.secrets[name]
         key = (name, secret.fingerprint)
@@ -114,7 +115,7 @@ class RedactResponse:
         response = flow.response
         if name is None or response is None:
             return
-        redactor = self.redactor_for(name)
+        redactor = self.redactor_for(flow, name)
         total = 0
         for header in set(response.headers.keys()):
             values = response.headers.get_all(header)
@@ -149,7 +150,7 @@ class RedactResponse:
         message = flow.websocket.messages[-1]
         if message.from_client:
             return
-        clean, count = self.redactor_for(name).redact(message.content)
+        clean, count = self.redactor_for(flow, name).redact(message.content)
         if count:
             message.content = clean
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
@@ -165,7 +166,7 @@ class RedactResponse:
             return
         if REDACTIONS not in flow.metadata:
             self.responseheaders(flow)  # a response made by an addon never went through responseheaders
-        redactor = self.redactor_for(name)
+        redactor = self.redactor_for(flow, name)
         try:
             body = response.get_content(strict=True)
         except ValueError:

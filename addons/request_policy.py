@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from vault import Vault
 
-from .flowmeta import SERVICE, fail_closed, is_settled, refuse
+from .flowmeta import SERVICE, fail_closed, flow_snapshot, is_settled, refuse
 
 _AMBIGUOUS = re.compile(r"%2f|%5c|\\|%00|[\x00-\x20\x7f]", re.IGNORECASE)
 _ENCODED_DOT = re.compile(r"%2e", re.IGNORECASE)
@@ -52,7 +52,7 @@ class RequestPolicy:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
             return
-        service = self._vault.snapshot().service(name)
+        service = flow_snapshot(flow, self._vault).service(name)
         request = flow.request
         if service.methods and request.method.upper() not in service.methods:
             allowed = ", ".join(service.methods)

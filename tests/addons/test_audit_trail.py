@@ -53,7 +53,7 @@ async def test_a_decided_request_is_recorded_with_its_facts_and_its_id_goes_back
     trail: AuditTrail, audit: AuditLog
 ) -> None:
     flow = service_flow(**{REDACTIONS: 2, STARTED: time.monotonic()})
-    await trail.response(flow)
+    trail.response(flow)
     record = last_record(audit)
     assert record["id"] == flow.response.headers[AUDIT_ID_HEADER]
     assert flow.response.headers[REDACTIONS_HEADER] == "2"
@@ -74,7 +74,7 @@ async def test_a_refusal_is_recorded_with_its_reason(trail: AuditTrail, audit: A
     flow = tflow.tflow()
     flow.metadata[CLIENT] = "ci-bot"
     refuse(flow, 403, "no service is registered for https://address:22")
-    await trail.response(flow)
+    trail.response(flow)
     record = last_record(audit)
     assert (record["decision"], record["status"]) == ("refused", 403)
     assert record["reason"] == "no service is registered for https://address:22"
@@ -92,13 +92,13 @@ async def test_a_tunnel_decided_at_connect_is_recorded(
 ) -> None:
     flow = tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443))
     decide(flow)  # type: ignore[operator]
-    await trail.http_connect(flow)
+    trail.http_connect(flow)
     record = last_record(audit)
     assert record["decision"] == decision and record["method"] == "CONNECT" and "path" not in record
 
 
 async def test_an_intercepted_tunnel_is_left_to_its_requests(trail: AuditTrail, audit: AuditLog) -> None:
-    await trail.http_connect(tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443)))
+    trail.http_connect(tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443)))
     assert list(audit.records()) == []
 
 
@@ -106,7 +106,7 @@ async def test_an_upstream_error_is_recorded(trail: AuditTrail, audit: AuditLog)
     flow = service_flow()
     flow.response = None
     flow.error = tflow.terr("connection reset")
-    await trail.error(flow)
+    trail.error(flow)
     assert last_record(audit)["reason"] == "connection reset"
 
 
@@ -136,7 +136,7 @@ def test_nothing_leaves_when_the_log_cannot_be_written(broken_trail: AuditTrail,
 async def test_a_response_that_cannot_be_recorded_is_withheld_with_the_reason(broken_trail: AuditTrail) -> None:
     flow = service_flow()
     flow.response = http.Response.make(200, SECRET)
-    await broken_trail.response(flow)
+    broken_trail.response(flow)
     assert flow.response.status_code == 502
     assert SECRET not in flow.response.text and "cannot write the audit log" in flow.response.text
 
@@ -144,7 +144,7 @@ async def test_a_response_that_cannot_be_recorded_is_withheld_with_the_reason(br
 async def test_a_passthrough_tunnel_that_cannot_be_recorded_is_refused(broken_trail: AuditTrail) -> None:
     flow = tflow.tflow(req=tutils.treq(method=b"CONNECT", path=b"", host="example.org", port=443))
     flow.metadata[DECISION] = "passed"
-    await broken_trail.http_connect(flow)
+    broken_trail.http_connect(flow)
     assert flow.response is not None and flow.response.status_code == 503
 
 
