@@ -76,6 +76,7 @@ def main() -> int:
 
     received = dict(upstream.received[-1].headers) if upstream.received else {}
     audit_lines = (work / "home" / "audit.jsonl").read_text().splitlines()
+    verified = run_cli(env, "audit", "verify").strip()
     audit = json.loads(audit_lines[-1])
     model_view = json.dumps(result)
     everything = model_view + "\n".join(audit_lines) + (work / "server-stderr.log").read_text()
@@ -87,12 +88,14 @@ def main() -> int:
     print("model received      Authorization:", result["body"]["headers"].get("Authorization"))  # type: ignore[index]
     print("model received      redactions:", result["redactions"], " audit id:", result["audit_id"])
     print("audit record       ", json.dumps(audit))
+    print("audit verify       ", verified)
 
     checks = {
         "upstream got the injected credential": received.get("Authorization") == f"Bearer {SECRET}",
         "model saw [REDACTED:demo-api]": f"[REDACTED:{SERVICE}]" in model_view,
         "no secret in model output, audit log or server stderr": SECRET not in everything,
         "audit record matches the call": audit.get("id") == result["audit_id"] and audit.get("service") == SERVICE,
+        "audit chain verifies (clavis-mcp audit verify)": verified.startswith("OK"),
     }
     print()
     for name, ok in checks.items():
