@@ -64,6 +64,10 @@ class AuditLog:
         self._anchor = anchor
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
+        # (inode, size) of the live file right after this object's last append, and that record's
+        # link: while the file is exactly as we left it, nobody else appended and the chain ends
+        # there, so the file's tail and the vault checkpoint need not be read again.
+        self._tail: tuple[tuple[int, int], Link] | None = None
 
     @classmethod
     def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
@@ -87,11 +91,15 @@ class AuditLog:
                 with self.files.locked():
                     # The time is taken under the lock, so the log is in time order across processes.
                     record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
-                    sealed = seal(self._anchor.key, self._chain_end(), record)
+                    previous = self._tail[1] if self._tail and self._tail[0] == self._live_state() else None
+                    sealed = seal(self._anchor.key, previous or self._chain_end(), record)
                     line = encode(sealed)
                     self.files.rotate_if_needed(len(line), self._max_bytes)
                     self.files.append(line)
+                    self._tail = None
                     self._anchor.advance(link_of(sealed))
+                    state = self._live_state()
+                    self._tail = (state, link_of(sealed)) if state else None
             except (OSError, sqlite3.Error, ClavisError) as exc:
                 raise AuditWriteError(
                     f"cannot write the audit log {self.path} ({_why(exc)}); "
@@ -132,6 +140,13 @@ class AuditLog:
                     if verifier.broken:
                         return verifier.finish()
         return verifier.finish()
+
+    def _live_state(self) -> tuple[int, int] | None:
+        try:
+            stat = self.files.live.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_size
 
     def _chain_end(self) -> Link | None:
         """What the next record follows: the log's last record if it is genuine and not behind
