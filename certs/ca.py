@@ -11,7 +11,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from mitmproxy.certs import CertStore
 
 from .bundle import write_bundle
 
@@ -38,6 +37,8 @@ class LocalCA:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         if not self.exists():
+            from mitmproxy.certs import CertStore  # only to create the CA: keeps start-up light
+
             CertStore.create_store(
                 self.directory, BASENAME, KEY_SIZE, organization="clavis-mcp", cn="clavis-mcp local CA"
             )

@@ -4,6 +4,9 @@ The proxy is started lazily so it never delays the MCP ``initialize`` handshake.
 one long-lived httpx client whose proxy is the embedded mitmproxy (with this process's own
 proxy credential) and whose only trusted CA is ours: nothing bypasses the proxy. Responses
 are streamed and read only up to a bound, so a huge body cannot exhaust the process.
+
+httpx is imported with the proxy, on the first call, and its exceptions are translated here
+into the few the tools report: nothing before the handshake pays for either.
 """
 
 from __future__ import annotations
@@ -17,20 +20,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from certs import LocalCA
 from vault import AuditLog, Vault
 from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
 from .calls import CallLimits
 
 if TYPE_CHECKING:
+    import httpx
+
+    from certs import LocalCA
     from proxy import EmbeddedProxy
     from proxy.embedded import Resolver
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
+
+
+class GatewayError(Exception):
+    """A call could not be completed through the proxy; the message names no secret."""
+
+
+class ProxyRefusedConnection(GatewayError):
+    """The embedded proxy refused the tunnel (e.g. the host belongs to no service)."""
+
+
+class UpstreamTimeout(GatewayError):
+    """The provider did not answer in time."""
+
+
+class UpstreamError(GatewayError):
+    """The provider could not be reached, or its answer could not be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +96,10 @@ class Gateway:
     async def client(self) -> httpx.AsyncClient:
         async with self._lock:
             if self._client is None:
-                # mitmproxy is imported here, not at module load: it costs about half a second,
-                # which would otherwise delay the MCP handshake (DESIGN.md §9).
+                # mitmproxy and httpx are imported here, not at module load: together they cost
+                # over half a second, which would otherwise delay the MCP handshake (DESIGN.md §9).
+                import httpx
+
                 from proxy import EmbeddedProxy
 
                 self._proxy = EmbeddedProxy(
@@ -100,9 +121,21 @@ class Gateway:
         """Send one request for ``service``; keep the body's first bytes, hash and count up to the download bound.
 
         The proxy decides, injects, redacts and records; raises ``TimeoutError`` when the whole
-        exchange takes longer than the call timeout, httpx errors for transport failures.
+        exchange takes longer than the call timeout, a GatewayError for transport failures.
         """
+        import httpx  # already loaded by client(); the name is needed for the translation below
+
         client = await self.client()
+        try:
+            return await self._exchange(client, service, method, url, **kwargs)
+        except httpx.ProxyError as exc:
+            raise ProxyRefusedConnection(str(exc)) from None
+        except httpx.TimeoutException:
+            raise UpstreamTimeout("no answer in time") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(type(exc).__name__) from None
+
+    async def _exchange(self, client: httpx.AsyncClient, service: str, method: str, url: str, **kwargs: Any) -> Fetched:
         request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service
         keep, bound = self.limits.max_response_body, self.limits.max_download

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
-import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -29,7 +28,7 @@ from vault.errors import ClavisError
 from .calls import SAFE_METHODS, CallRefused, allowed_methods, body_preview
 from .confirm import Answer, Approval, NotAsked, can_ask, outcome, reveal_question, write_question
 from .credentials import CHECK_ACTION, Usage, credential_state, fresh_credential, usage_by_service
-from .gateway import Gateway
+from .gateway import Gateway, GatewayError
 from .models import (
     CallResult,
     CredentialInfo,
@@ -288,7 +287,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
         try:
             body = {"content": probe.body, "headers": {"Content-Type": "application/json"}} if probe.body else {}
             fetched = await gateway.fetch(service.name, probe.method, probe_url(service, probe), **body)
-        except (TimeoutError, httpx.HTTPError) as exc:
+        except (TimeoutError, GatewayError) as exc:
             reason = f"no answer from the provider ({type(exc).__name__})"
             return LastCheck(checked_at=now, state="unknown", detail=reason), None
         if fetched.refused:

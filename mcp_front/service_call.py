@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from vault import Service
 
 from .calls import (
@@ -26,7 +24,7 @@ from .calls import (
     returned_headers,
     split_headers,
 )
-from .gateway import Fetched, Gateway
+from .gateway import Fetched, Gateway, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
 from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
 
@@ -46,7 +44,11 @@ class PreparedCall:
 
     @property
     def display_url(self) -> str:
-        return str(httpx.URL(self.target.url, params=self.params)) if self.params else self.target.url
+        if not self.params:
+            return self.target.url
+        import httpx  # loaded by the gateway before any call is shown; kept off the start-up path
+
+        return str(httpx.URL(self.target.url, params=self.params))
 
 
 def prepare_call(
@@ -105,12 +107,12 @@ async def _send(
             f"{host} did not answer within {gateway.limits.timeout:g} s; try again later "
             "(CLAVIS_CALL_TIMEOUT sets the limit)"
         ) from None
-    except httpx.ProxyError as exc:
+    except ProxyRefusedConnection as exc:
         raise CallRefused(f"the clavis proxy refused the connection ({exc}); check the service's hosts") from None
-    except httpx.TimeoutException:
+    except UpstreamTimeout:
         raise CallRefused(f"{host} did not answer in time; try again later") from None
-    except httpx.TransportError as exc:
-        raise CallRefused(f"could not reach {host}: {type(exc).__name__}") from None
+    except UpstreamError as exc:
+        raise CallRefused(f"could not reach {host}: {exc}") from None
     if fetched.refused:
         raise CallRefused(f"the clavis proxy refused the request: {fetched.refused}")
     return fetched

@@ -20,7 +20,6 @@ from typing import Literal
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 import certifi
-import httpx
 
 from .errors import ClavisError
 from .hosts import canonical_host, is_public_address
@@ -31,7 +30,7 @@ Grant = Literal["refresh_token", "client_credentials"]
 ClientAuth = Literal["post", "basic"]
 GRANTS: tuple[Grant, ...] = ("refresh_token", "client_credentials")
 REFRESH_MARGIN = 60.0  # refresh this many seconds before the provider's expiry
-TOKEN_TIMEOUT = httpx.Timeout(8.0, connect=5.0)
+TOKEN_TIMEOUT, TOKEN_CONNECT_TIMEOUT = 8.0, 5.0
 # Answers that mean the grant itself is dead: only a new login fixes them.
 _DEAD_GRANT = frozenset({"invalid_grant", "bad_refresh_token", "invalid_client", "unauthorized_client"})
 
@@ -267,10 +266,16 @@ def backoff_delay(failures: int) -> float:
 
 async def post_token_request(service: str, request: TokenRequest) -> tuple[int, bytes]:
     """The one network call: POST the form, return status and body. Transport errors are reported
-    by type only, since httpx's messages can include the URL and we keep them plain."""
+    by type only, since httpx's messages can include the URL and we keep them plain. httpx is
+    imported here, on the first refresh: the MCP server's start-up does not pay for it."""
+    import httpx
+
     try:
         async with httpx.AsyncClient(
-            verify=_trust(), timeout=TOKEN_TIMEOUT, follow_redirects=False, trust_env=False
+            verify=_trust(),
+            timeout=httpx.Timeout(TOKEN_TIMEOUT, connect=TOKEN_CONNECT_TIMEOUT),
+            follow_redirects=False,
+            trust_env=False,
         ) as client:
             response = await client.post(request.url, data=request.form, headers=request.headers)
             return response.status_code, response.content
