@@ -24,6 +24,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
 
+from vault import Secret, Vault, oauth_store
+from vault.oauth import OAuthConfig, TokenGrant
+
 CLIENT_ID = "clavis-test-client"
 CLIENT_SECRET = "cs-test-0b1c2d3e4f5a6b7c8d9e0f1a2b3c"
 PUBLIC_CLIENT_ID = "clavis-test-public-client"  # a native app without a secret: PKCE only (RFC 8252 8.4)
@@ -227,3 +230,15 @@ def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def register_expired(vault: Vault, server: OAuthServer, name: str = "acme") -> Secret:
+    """An OAuth service on ``server`` whose access token has expired and whose refresh token works."""
+    from tests.conftest import make_service
+
+    service = make_service(name, f"127.0.0.1:{server.port}", local=True)
+    config = OAuthConfig(server.token_url, CLIENT_ID, "refresh_token", (), server.authorize_url)
+    first = Secret("at-expired-0123456789abcdef")
+    grant = TokenGrant(first, 0.0, Secret(server.state.issue_refresh_token()), None)
+    oauth_store.register(vault, service, config, Secret(CLIENT_SECRET), grant)
+    return first

@@ -14,7 +14,7 @@ import trustme
 from demo.echo_upstream import EchoUpstream
 from proxy import EmbeddedProxy
 from tests.conftest import make_service, proxy_client
-from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, register_expired
 from vault import Secret, Vault, oauth_store
 from vault.oauth import OAuthConfig, TokenGrant
 
@@ -29,18 +29,7 @@ def server(upstream_ca: trustme.CA) -> Iterator[OAuthServer]:
 
 @pytest.fixture
 def expired(vault: Vault, server: OAuthServer) -> Secret:
-    """An OAuth service whose access token has expired and whose refresh token still works."""
-    service = make_service("acme", f"127.0.0.1:{server.port}", local=True)
-    config = OAuthConfig(server.token_url, CLIENT_ID, "refresh_token", (), server.authorize_url)
-    first = Secret("at-expired-0123456789abcdef")
-    oauth_store.register(
-        vault,
-        service,
-        config,
-        Secret(CLIENT_SECRET),
-        TokenGrant(first, 0.0, Secret(server.state.issue_refresh_token()), None),
-    )
-    return first
+    return register_expired(vault, server)
 
 
 def tokens_in_play(server: OAuthServer) -> list[str]:

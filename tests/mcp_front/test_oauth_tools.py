@@ -12,10 +12,8 @@ from mcp import Client
 from certs import LocalCA
 from mcp_front import Gateway, build_server
 from mcp_front.settings import ServiceSettings, parse_probe, save_settings
-from tests.conftest import make_service
-from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
-from vault import AuditLog, Secret, Vault, oauth_store
-from vault.oauth import OAuthConfig, TokenGrant
+from tests.oauth_server import OAuthServer, register_expired
+from vault import AuditLog, Secret, Vault
 
 pytestmark = pytest.mark.anyio
 
@@ -28,12 +26,7 @@ def server(upstream_ca: trustme.CA) -> Iterator[OAuthServer]:
 
 @pytest.fixture
 def expired(vault: Vault, server: OAuthServer) -> Secret:
-    service = make_service("acme", f"127.0.0.1:{server.port}", local=True)
-    config = OAuthConfig(server.token_url, CLIENT_ID, "refresh_token", (), server.authorize_url)
-    first = Secret("at-expired-0123456789abcdef")
-    grant = TokenGrant(first, 0.0, Secret(server.state.issue_refresh_token()), None)
-    oauth_store.register(vault, service, config, Secret(CLIENT_SECRET), grant)
-    return first
+    return register_expired(vault, server)
 
 
 @pytest.fixture
