@@ -62,6 +62,4 @@ def save_settings(vault: Vault, service: str, settings: ServiceSettings) -> None
 
 
 def _ensure_table(vault: Vault) -> None:
-    if not vault.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mcp_service_settings'"):
-        with vault.transaction() as conn:
-            conn.execute(_SCHEMA)
+    vault.ensure_table("mcp_service_settings", _SCHEMA)

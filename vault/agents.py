@@ -44,9 +44,7 @@ def _context(name: str) -> str:
 
 
 def _ensure_table(vault: Vault) -> None:
-    if not vault.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agents'"):
-        with vault.transaction() as conn:
-            conn.execute(_SCHEMA)
+    vault.ensure_table("agents", _SCHEMA)
 
 
 def validate_agent_name(name: str) -> str:

@@ -14,15 +14,12 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidService, UnknownService
 from .paths import ensure_private
 from .store import Vault
-
-_has_schema: weakref.WeakSet[Vault] = weakref.WeakSet()
 
 USAGE_FILE = "budget-usage.db"
 _PERIOD = re.compile(r"^(\d+)\s*([smhd])$")
@@ -140,9 +137,4 @@ class UsageCounter:
 
 
 def _ensure_schema(vault: Vault) -> None:
-    if vault in _has_schema:  # asked on every proxied request: once per connection is enough
-        return
-    if not vault.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budgets'"):
-        with vault.transaction() as conn:
-            conn.execute(_SCHEMA)
-    _has_schema.add(vault)
+    vault.ensure_table("budgets", _SCHEMA)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,8 +20,6 @@ from .oauth import OAuthConfig, TokenGrant, needs_refresh
 from .secret import Secret
 from .service import Service
 from .store import Vault
-
-_has_schema: weakref.WeakSet[Vault] = weakref.WeakSet()
 
 TABLE = "oauth_clients"
 LEASE_SECONDS = 20.0  # longer than a token request may take (its timeout is 8 s)
@@ -101,12 +98,7 @@ def decide(record: OAuthRecord, now: float, rejected_fp: str | None = None) -> D
 
 
 def ensure_schema(vault: Vault) -> None:
-    if vault in _has_schema:  # asked on every proxied request: once per connection is enough
-        return
-    if not vault.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)):
-        with vault.transaction() as conn:
-            conn.execute(_SCHEMA)
-    _has_schema.add(vault)
+    vault.ensure_table(TABLE, _SCHEMA)
 
 
 def load(vault: Vault, name: str) -> OAuthRecord | None:

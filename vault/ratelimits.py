@@ -38,9 +38,7 @@ def rate_limit_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _ensure_table(vault: Vault) -> None:
-    if not vault.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rate_limits'"):
-        with vault.transaction() as conn:
-            conn.execute(_SCHEMA)
+    vault.ensure_table("rate_limits", _SCHEMA)
 
 
 def record(vault: Vault, service: str, headers: dict[str, str], observed_at: float) -> None:

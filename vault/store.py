@@ -165,7 +165,8 @@ class Vault:
         self._key = key
         self.vault_id = vault_id
         self._lock = threading.RLock()
-        self._snapshot: tuple[int, str | None, Snapshot] | None = None
+        self._snapshot: tuple[int | None, str | None, Snapshot] | None = None
+        self._tables: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -371,6 +372,16 @@ class Vault:
 
     # -- for sibling modules (agents, OAuth tokens, audit key) that keep their own tables ------
 
+    def ensure_table(self, name: str, ddl: str) -> None:
+        """Create a sibling module's table on its first use; asked once per connection, since
+        several callers are on the proxy's per-request path."""
+        if name in self._tables:
+            return
+        if not self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)):
+            with self.transaction() as conn:
+                conn.execute(ddl)
+        self._tables.add(name)
+
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
@@ -400,7 +411,11 @@ class Vault:
                 self._conn.rollback()
                 raise
             self._conn.commit()
-            self._snapshot = None
+            if self._snapshot is not None:
+                # Our own writes leave data_version as it is: have the next snapshot() compare the
+                # services counter instead, so a write to another table (rate limits, the audit
+                # checkpoint) does not cost a reload and a decryption of every secret.
+                self._snapshot = (None, *self._snapshot[1:])
 
     def _write_secret(self, conn: sqlite3.Connection, service: str, field: str, secret: Secret) -> None:
         blob = self._key.seal(secret.reveal().encode("utf-8"), associated_data(self.vault_id, service, field))

@@ -337,3 +337,22 @@ def test_indexed_lookup_matches_the_rules(vault: Vault, host: str, owner: str | 
         vault.add_service(make_service(f"filler{i}", f"h{i}.filler.test"), validate_secret(A))
     found = vault.snapshot().owner_of(host, 443, "https")
     assert (found.name if found else None) == owner
+
+
+def test_own_writes_to_other_tables_keep_the_snapshot_and_service_writes_renew_it(vault: Vault) -> None:
+    vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
+    first = vault.snapshot()
+    vault.ensure_table("scratch", "CREATE TABLE scratch (x)")
+    with vault.transaction() as conn:
+        conn.execute("INSERT INTO scratch VALUES (1)")  # e.g. rate limits recorded per response
+    assert vault.snapshot() is first
+    vault.rotate_secret("a", validate_secret(B))
+    assert vault.snapshot().secrets["a"].reveal() == B
+
+
+def test_ensure_table_creates_once_and_is_idempotent(vault: Vault, home: Path) -> None:
+    vault.ensure_table("scratch", "CREATE TABLE scratch (x)")
+    vault.ensure_table("scratch", "CREATE TABLE scratch (x)")  # remembered: no second CREATE
+    with closing(Vault.open(home)) as other:
+        other.ensure_table("scratch", "CREATE TABLE scratch (x)")  # exists already: not created again
+        assert other.query("SELECT count(*) FROM scratch") == [(0,)]
