@@ -13,8 +13,6 @@ import base64
 import hashlib
 import json
 import secrets
-import socket
-import ssl
 import threading
 import time
 from collections import Counter
@@ -24,6 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
 
+from demo.echo_upstream import LoopbackHandler, serve_https
 from vault import Secret, Vault, oauth_store
 from vault.oauth import OAuthConfig, TokenGrant
 
@@ -91,13 +90,7 @@ class OAuthServer:
     @classmethod
     def start(cls, ca: trustme.CA) -> OAuthServer:
         state = AuthServerState()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-        server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
+        server, thread = serve_https(ca, _handler(state), ("127.0.0.1", "localhost"))
         return cls(server, thread, state)
 
     def stop(self) -> None:
@@ -112,13 +105,7 @@ class OAuthServer:
 
 
 def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+    class Handler(LoopbackHandler):
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             if url.path == "/authorize":
@@ -225,9 +212,6 @@ def _handler(state: AuthServerState) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler
 

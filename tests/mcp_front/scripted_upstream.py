@@ -9,14 +9,13 @@ answers after two seconds; ``/reflect-location`` puts the credential it received
 from __future__ import annotations
 
 import json
-import socket
-import ssl
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import trustme
+
+from demo.echo_upstream import LoopbackHandler, serve_https
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -45,13 +44,7 @@ class ScriptedUpstream:
     def start(cls, ca: trustme.CA, hostnames: tuple[str, ...] = ()) -> ScriptedUpstream:
         received: list[Seen] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+        class Handler(LoopbackHandler):
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -97,15 +90,7 @@ class ScriptedUpstream:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost", *hostnames).configure_cert(context)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        server, _ = serve_https(ca, Handler, ("127.0.0.1", "localhost", *hostnames))
         return cls(server, received)
 
     def stop(self) -> None:
