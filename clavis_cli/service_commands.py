@@ -144,7 +144,8 @@ def _audit(runtime: Runtime, name: str, action: str, decision: str, reason: str 
     runtime.audit.append(source="cli", service=name, action=action, decision=decision, reason=reason)
 
 
-def _emit(as_json: bool, data: object, text: list[str]) -> None:
+def emit(as_json: bool, data: object, text: list[str]) -> None:
+    """Every verb's output: the JSON document for scripts, or the lines for people."""
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -227,7 +228,7 @@ def add(
         secret = read_secret(secret_stdin, secret_env)
         runtime.vault.add_service(service, secret)
         _audit(runtime, name, "add", "added")
-    _emit(
+    emit(
         as_json,
         {**service_view(service), "fingerprint": secret.fingerprint},
         [
@@ -271,7 +272,7 @@ def show(name: str, as_json: bool) -> None:
             "fingerprint": secret.fingerprint,
             "last_used": used.get(TIME) if used else None,
         }
-    _emit(as_json, view, [f"{key + ':':<15} {_plain(value)}" for key, value in view.items()])
+    emit(as_json, view, [f"{key + ':':<15} {_plain(value)}" for key, value in view.items()])
 
 
 def _plain(value: object) -> str:
@@ -301,7 +302,7 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool)
             raise InvalidService(f"the new secret of {name!r} is the same as the current one; nothing was changed")
         service = runtime.vault.rotate_secret(name, secret)
         _audit(runtime, name, "rotate", "rotated")
-    _emit(
+    emit(
         as_json,
         {
             "name": name,
@@ -371,7 +372,7 @@ def edit(
         updated = runtime.vault.update_service(replace(current, **changes))
         changed = sorted(k for k, v in changes.items() if getattr(current, k) != v)
         _audit(runtime, name, "edit", "edited", reason="changed: " + (", ".join(changed) or "nothing"))
-    _emit(as_json, service_view(updated), [f"edited {name}: {', '.join(changed) or 'nothing changed'}"])
+    emit(as_json, service_view(updated), [f"edited {name}: {', '.join(changed) or 'nothing changed'}"])
 
 
 @click.command()
@@ -388,7 +389,7 @@ def remove(name: str, yes: bool, as_json: bool) -> None:
             click.confirm(f"remove {name} and its secret?", abort=True, err=True)
         runtime.vault.remove_service(name)
         _audit(runtime, name, "remove", "removed")
-    _emit(as_json, {"removed": name}, [f"removed {name}"])
+    emit(as_json, {"removed": name}, [f"removed {name}"])
 
 
 def definition(service: Service) -> dict[str, Any]:
@@ -502,7 +503,7 @@ def import_services(path: Path, as_json: bool) -> None:
         runtime.vault.add_services(entries)
         for service, _ in entries:
             _audit(runtime, service.name, "add", "added", reason=f"imported from {path.name}")
-    _emit(
+    emit(
         as_json,
         [{**service_view(s), "fingerprint": secret.fingerprint} for s, secret in entries],
         [f"imported {s.name} ({secret.fingerprint})" for s, secret in entries],

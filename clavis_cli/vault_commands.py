@@ -44,14 +44,6 @@ def _store_for(kind: str, env_var: str) -> KeyStore:
     return key_store(kind)
 
 
-def _emit(as_json: bool, data: dict[str, object], lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        for line in lines:
-            click.echo(line)
-
-
 @click.command()
 @click.option(
     "--key-store",
@@ -77,7 +69,7 @@ def init(kind: str | None, as_json: bool) -> None:
     with vault:
         info = vault.key_store_info()
     ca = LocalCA(home / "certs").ensure()
-    _emit(
+    service_commands.emit(
         as_json,
         {
             "home": str(home),
@@ -117,7 +109,7 @@ def rekey(kind: str | None, as_json: bool) -> None:
         )
     if after.kind == "keyfile":
         click.echo(f"warning: {KEYFILE_WARNING}", err=True)
-    _emit(
+    service_commands.emit(
         as_json,
         {"key_store": after.kind, "key_store_detail": after.description, "previous": before.kind},
         [f"rekeyed: key store {before.kind} -> {after.kind}", f"key store: {after.description}"],
