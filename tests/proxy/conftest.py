@@ -12,7 +12,8 @@ import asyncio
 import base64
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def services(vault: Vault) -> Vault:
 
 def routes_for(upstream: Upstream, resolve_to: dict[str, str] | None = None) -> LoopbackRoutes:
     return LoopbackRoutes({name: upstream.port for name in ROUTED}, resolve_to)
+
+
+@asynccontextmanager
+async def proxy_to(
+    vault: Vault, audit: AuditLog, home: Path, upstream: Upstream, tokens: Callable[[], Mapping[str, str]] | None = None
+) -> AsyncIterator[EmbeddedProxy]:
+    """A proxy over ``vault`` whose routed names all reach ``upstream``, for tests that need their own."""
+    routes = routes_for(upstream)
+    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), tokens or (lambda: {PROXY_USER: PROXY_TOKEN}),
+                      extra_addons=[routes], resolver=routes.resolve)  # fmt: skip
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from tests.proxy.conftest import (
     WILD_DOMAIN,
     RawClient,
     Upstream,
-    routes_for,
+    proxy_to,
 )
 from tests.proxy.upstreams import reflecting_upstream
 from vault import AuditLog, Secret, Vault, validate_secret
@@ -300,15 +300,8 @@ async def test_case17_a_stored_credential_with_crlf_never_splits_a_header(
     vault: Vault, audit: AuditLog, home: Path, reflector: Upstream
 ) -> None:
     vault.add_service(make_service("alpha", A_HOST), Secret("abc\r\nX-Injected: 1"))  # bypasses validation
-    routes = routes_for(reflector)
-    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN},
-                          extra_addons=[routes], resolver=routes.resolve)  # fmt: skip
-    await proxy.start()
-    try:
-        async with proxy_client(proxy, home) as client:
-            response = await client.get(f"https://{A_HOST}/v1")
-    finally:
-        await proxy.stop()
+    async with proxy_to(vault, audit, home, reflector) as proxy, proxy_client(proxy, home) as client:
+        response = await client.get(f"https://{A_HOST}/v1")
     assert response.status_code == 500 and "malformed" in response.text
     assert reflector.received == []
 
@@ -500,17 +493,10 @@ async def test_case27_revoking_a_client_takes_effect_inside_an_open_tunnel(
     services: Vault, audit: AuditLog, home: Path, reflector: Upstream
 ) -> None:
     tokens = {PROXY_USER: PROXY_TOKEN}
-    routes = routes_for(reflector)
-    proxy = EmbeddedProxy(services, audit, LocalCA(home / "certs"), lambda: tokens,
-                          extra_addons=[routes], resolver=routes.resolve)  # fmt: skip
-    await proxy.start()
-    try:
-        async with proxy_client(proxy, home) as client:
-            assert (await client.get(f"https://{A_HOST}/one")).status_code == 200
-            tokens.clear()
-            assert (await client.get(f"https://{A_HOST}/two")).status_code == 407
-    finally:
-        await proxy.stop()
+    async with proxy_to(services, audit, home, reflector, lambda: tokens) as proxy, proxy_client(proxy, home) as client:
+        assert (await client.get(f"https://{A_HOST}/one")).status_code == 200
+        tokens.clear()
+        assert (await client.get(f"https://{A_HOST}/two")).status_code == 407
     assert [r.path for r in reflector.received] == ["/one"]
 
 
@@ -528,15 +514,9 @@ async def test_case31_bad_upstream_certificates_give_502_and_no_injection(
         past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
         leaf = upstream_ca.issue_cert(A_HOST, not_before=past - datetime.timedelta(days=30), not_after=past)
     with reflecting_upstream(leaf) as (port, received):
-        routes = routes_for(Upstream(port, received))
-        proxy = EmbeddedProxy(services, audit, LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN},
-                              extra_addons=[routes], resolver=routes.resolve)  # fmt: skip
-        await proxy.start()
-        try:
+        async with proxy_to(services, audit, home, Upstream(port, received)) as proxy:
             async with proxy_client(proxy, home) as client:
                 response = await client.get(f"https://{A_HOST}/v1")
-        finally:
-            await proxy.stop()
     assert response.status_code == 502
     assert "certificate" in response.text.lower()
     assert received == []
