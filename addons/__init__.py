@@ -13,6 +13,7 @@ from .destination import DestinationCheck
 from .dial_guard import DialGuard, Resolver
 from .inject import InjectCredential
 from .oauth_refresh import RefreshOAuthToken
+from .pipeline import Pipeline
 from .ratelimits import RecordRateLimits
 from .redact import RedactResponse
 from .request_policy import RequestPolicy
@@ -27,7 +28,8 @@ def default_addons(
     resolver: Resolver | None = None,
 ) -> list[object]:
     """Authenticate, decide, check the dialled address, inject; on the way back redact, note the
-    rate limits, then audit (the audit record carries the redaction count)."""
+    rate limits, then audit (the audit record carries the redaction count). The proxy runs them
+    in this order inside one :class:`Pipeline`."""
     return [
         ClientAuth(tokens),
         DestinationCheck(vault, passthrough),
@@ -48,6 +50,7 @@ __all__ = [
     "DestinationCheck",
     "DialGuard",
     "InjectCredential",
+    "Pipeline",
     "RecordRateLimits",
     "RedactResponse",
     "RequestPolicy",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from mitmproxy import connection, http
 
-from .flowmeta import CLIENT, fail_closed, refuse
+from .flowmeta import CLIENT, refuse
 
 PROXY_AUTH = "Proxy-Authorization"
 
@@ -56,13 +56,11 @@ class ClientAuth:
         ok = hmac.compare_digest(_digest(token), _digest(expected or ""))
         return user if ok and expected else None
 
-    @fail_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
         client = self._check(flow)
         if client is not None:
             self._tunnels[flow.client_conn] = client
 
-    @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         client = self._tunnels.get(flow.client_conn)
         if client is None:

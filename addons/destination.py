@@ -31,7 +31,6 @@ from .flowmeta import (
     SELECT_HEADER,
     SERVICE,
     STARTED,
-    fail_closed,
     flow_snapshot,
     is_settled,
     refuse,
@@ -174,7 +173,6 @@ class DestinationCheck:
         if server is not None:
             self.proxy_ports = frozenset(address[1] for address in server.listen_addrs())
 
-    @fail_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Refuse a tunnel to a host no service owns, before any TLS is intercepted."""
         if is_settled(flow):
@@ -203,7 +201,6 @@ class DestinationCheck:
         if data.context.client in self._opaque:
             data.ignore_connection = True
 
-    @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         flow.metadata.setdefault(STARTED, time.monotonic())
         if is_settled(flow):

@@ -6,20 +6,14 @@ can read and a header that says which addon refused and why.
 
 from __future__ import annotations
 
-import functools
-import logging
 import weakref
-from collections.abc import Callable
-from typing import Any
 
 from mitmproxy import http
 
-from vault import ClavisError, Snapshot, Vault
+from vault import Snapshot, Vault
 from vault.proxy_headers import INTERNAL_PREFIX, REFUSED_HEADER, SELECT_HEADER
 
 __all__ = ["INTERNAL_PREFIX", "REFUSED_HEADER", "SELECT_HEADER"]  # re-exported: the addons' vocabulary
-
-logger = logging.getLogger(__name__)
 
 CLIENT = "clavis.client"  # name of the authenticated proxy client (agent)
 SERVICE = "clavis.service"  # name of the service whose credential goes on this flow
@@ -60,23 +54,3 @@ def refuse(flow: http.HTTPFlow, status: int, reason: str, extra: dict[str, str] 
 def is_settled(flow: http.HTTPFlow) -> bool:
     """A flow another addon already answered, or one that is gone, is left alone."""
     return bool(flow.response or flow.error or not flow.live)
-
-
-def fail_closed[Hook: Callable[..., Any]](hook: Hook) -> Hook:
-    """An addon hook that raises refuses its flow (502) instead of letting it through half-checked.
-
-    mitmproxy logs an addon's exception and carries on with the flow; for a hook that decides,
-    injects or scrubs, carrying on would mean an unchecked request or an unscrubbed response.
-    Our own errors say what to do; anything else is reported by type only.
-    """
-
-    @functools.wraps(hook)
-    def wrapper(self: object, flow: http.HTTPFlow) -> None:
-        try:
-            hook(self, flow)
-        except Exception as exc:
-            detail = str(exc) if isinstance(exc, ClavisError) else f"internal error ({type(exc).__name__})"
-            logger.error("clavis-mcp %s.%s failed: %s", type(self).__name__, hook.__name__, detail)
-            refuse(flow, 502, f"clavis-mcp could not process this request: {detail}")
-
-    return wrapper  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from vault import Service, Vault
 
-from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, fail_closed, flow_snapshot, is_settled, refuse
+from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
 
 ALWAYS_STRIPPED = (
     "authorization",
@@ -63,7 +63,6 @@ class InjectCredential:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
 
-    @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:

@@ -23,7 +23,7 @@ from vault import Vault
 from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
 
-from .flowmeta import BUFFERED, REDACTIONS, SERVICE, fail_closed, flow_snapshot, refuse
+from .flowmeta import BUFFERED, REDACTIONS, SERVICE, flow_snapshot, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
@@ -109,7 +109,6 @@ class RedactResponse:
             self._cache[key] = redactor
         return redactor
 
-    @fail_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response
@@ -155,7 +154,6 @@ class RedactResponse:
             message.content = clean
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
 
-    @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response

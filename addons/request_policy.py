@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from vault import Vault
 
-from .flowmeta import SERVICE, fail_closed, flow_snapshot, is_settled, refuse
+from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
 
 _AMBIGUOUS = re.compile(r"%2f|%5c|\\|%00|[\x00-\x20\x7f]", re.IGNORECASE)
 _ENCODED_DOT = re.compile(r"%2e", re.IGNORECASE)
@@ -47,7 +47,6 @@ class RequestPolicy:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
 
-    @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from mitmproxy import master, options
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 
-from addons import default_addons
+from addons import Pipeline, default_addons
 from addons.dial_guard import Resolver
 from certs import LocalCA
 from vault import AuditLog, ClavisError, HostRule, Vault
@@ -90,8 +90,10 @@ class EmbeddedProxy:
             proxy_server,
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
-            *default_addons(
-                self._vault, self._audit, self._tokens, passthrough=self._passthrough, resolver=self._resolver
+            Pipeline(
+                default_addons(
+                    self._vault, self._audit, self._tokens, passthrough=self._passthrough, resolver=self._resolver
+                )
             ),
             *self._extra_addons,
             ready,
@@ -105,6 +107,7 @@ class EmbeddedProxy:
             waiter.cancel()
             self._task.result()
             raise ProxyStartError("the proxy stopped while starting")
+        m.addons.remove(ready)  # every addon in the chain costs a dispatch on every event
         addresses = proxy_server.listen_addrs()
         if not addresses:
             await self.stop()

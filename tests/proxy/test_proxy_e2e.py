@@ -8,10 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from addons.ratelimits import RecordRateLimits
+from certs import LocalCA
 from demo.echo_upstream import EchoUpstream
 from proxy import EmbeddedProxy
-from tests.conftest import SECRET, proxy_client
-from vault import Service
+from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client
+from vault import AuditLog, Service, Vault
 
 pytestmark = pytest.mark.anyio
 
@@ -90,3 +92,39 @@ async def test_audit_log_that_cannot_be_written_refuses_the_request(
     assert response.status_code == 503
     assert "audit log" in response.text
     assert upstream.received == []
+
+
+async def test_a_stage_that_raises_on_the_response_withholds_it_and_the_refusal_is_audited(
+    vault: Vault, audit: AuditLog, home: Path, upstream: EchoUpstream, local_service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    def broken(self: object, flow: object) -> None:
+        raise RuntimeError(f"bug while holding {SECRET}")
+
+    monkeypatch.setattr(RecordRateLimits, "response", broken)  # before the proxy binds its stages' hooks
+    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN})
+    await proxy.start()
+    try:
+        async with proxy_client(proxy, home) as client:
+            response = await client.get(f"https://127.0.0.1:{upstream.port}/v1/models")
+    finally:
+        await proxy.stop()
+    assert response.status_code == 502
+    assert "internal error (RuntimeError)" in response.text
+    assert SECRET not in response.text and "[REDACTED" not in response.text  # the echo never came back
+    record = json.loads((home / "audit.jsonl").read_text().splitlines()[-1])
+    assert (record["decision"], record["status"]) == ("refused", 502)
+
+
+async def test_an_unexpected_audit_failure_withholds_the_response(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, **fields: object) -> str:
+        raise TypeError("not an AuditWriteError")
+
+    monkeypatch.setattr(AuditLog, "append", broken)
+    async with proxy_client(proxy, home) as client:
+        response = await client.get(f"https://127.0.0.1:{upstream.port}/v1/models")
+    assert response.status_code == 502
+    assert "internal error (TypeError)" in response.text
+    assert "/v1/models" not in response.text  # the upstream's echo was not passed on
