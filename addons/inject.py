@@ -8,6 +8,7 @@ credential is a cookie: elsewhere it is the agent's own session state.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from mitmproxy import http
@@ -31,6 +32,7 @@ DECODABLE_ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=1024)
 def header_key(name: str) -> str:
     """``X_Api.Key`` and ``x-api-key`` are the same header to many servers: compare them as one."""
     return re.sub(r"[-_.]", "-", name.lower())

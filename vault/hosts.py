@@ -17,8 +17,13 @@ from publicsuffixlist import PublicSuffixList
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_host(host: str) -> str:
-    """Return the one spelling of ``host`` used for every decision, or raise ValueError."""
+    """Return the one spelling of ``host`` used for every decision, or raise ValueError.
+
+    Cached: the proxy asks several times per request for the same few hosts, and the IDNA and
+    ``ipaddress`` parses cost more than the rest of the destination check (bench/notes.md).
+    A host that raises is not cached."""
     if not host:
         raise ValueError("empty host")
     host = host.strip()
