@@ -6,9 +6,11 @@ import zlib
 import brotli
 import pytest
 import zstandard
+from mitmproxy import http
 
-from addons.redact import STREAM_THRESHOLD, incremental_decoder, should_stream
+from addons.redact import STREAM_THRESHOLD, incremental_decoder, scrub_headers, should_stream
 from vault import Vault, validate_secret
+from vault.redaction import Redactor
 
 
 @pytest.mark.parametrize(
@@ -76,3 +78,24 @@ def test_websocket_messages_from_the_server_are_scrubbed(vault: Vault) -> None:
         assert server_message.content == b"token [REDACTED:ws]"
         assert client_message.content == f"token {secret}".encode()  # the client's own bytes are its business
         assert flow.metadata[REDACTIONS] == 1
+
+
+HEADER_SECRET = "sk-header-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("fields", "scrubbed", "count"),
+    [
+        ([(b"Content-Type", b"application/json"), (b"X-Id", b"42")],
+         [(b"Content-Type", b"application/json"), (b"X-Id", b"42")], 0),
+        ([(b"Set-Cookie", b"a=1"), (b"Set-Cookie", f"k={HEADER_SECRET}".encode()), (b"set-cookie", b"b=2")],
+         [(b"Set-Cookie", b"a=1"), (b"Set-Cookie", b"k=[REDACTED:svc]"), (b"set-cookie", b"b=2")], 1),
+        ([(b"Location", f"/cb?t={HEADER_SECRET}&u={HEADER_SECRET}".encode()), (b"X-Echo", HEADER_SECRET.encode())],
+         [(b"Location", b"/cb?t=[REDACTED:svc]&u=[REDACTED:svc]"), (b"X-Echo", b"[REDACTED:svc]")], 3),
+    ],
+    ids=["clean-headers-untouched", "repeated-header-keeps-order", "several-in-several-headers"],
+)  # fmt: skip
+def test_scrub_headers(fields: list[tuple[bytes, bytes]], scrubbed: list[tuple[bytes, bytes]], count: int) -> None:
+    headers = http.Headers(fields)
+    assert scrub_headers(headers, Redactor("svc", [validate_secret(HEADER_SECRET)])) == count
+    assert list(headers.fields) == scrubbed
