@@ -3,26 +3,26 @@
 Tamper-evident: each record carries an HMAC-SHA256 over its content and the previous
 record's MAC, keyed by a key held in the vault, and the vault keeps a checkpoint of the last
 record (see ``audit_chain`` and ``audit_anchor``). Appends from every process are
-serialised by a file lock, so the chain has one order; each record is one ``write``,
-flushed to disk before the request it records is let through. A write that fails raises
+serialised by a file lock, so the chain has one order; each record is one ``write``
+to the kernel before the request it records is let through. A write that fails raises
 AuditWriteError and the caller refuses the request (fail closed, like mitmproxy's ``save``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from .audit_anchor import VaultAnchor
 from .audit_chain import MAC, PREV, SEQ, ChainVerifier, Link, VerifyReport, authentic, encode, link_of, seal
-from .audit_files import LogFiles, lines_from
+from .audit_files import LiveFile, LogFiles, lines_from
 from .errors import AuditWriteError, ClavisError
 from .store import Vault
 
@@ -43,16 +43,19 @@ CHAIN_FIELDS = (SEQ, PREV, MAC)  # written by the log itself
 INJECTED, REFUSED, PASSED, ERROR = "injected", "refused", "passed", "error"
 
 _SET_BY_LOG = {ID, TIME}
+_GIVEN = frozenset(FIELDS) - _SET_BY_LOG
 _SCALARS = (str, int, float, bool)
 
 
 def path_without_query_values(path: str) -> str:
-    """``/v1/x?key=abc&b=2`` becomes ``/v1/x?key=&b=``: names help a review, values may be secrets."""
-    parts = urlsplit(path)
-    if not parts.query:
-        return parts.path or "/"
-    names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    return (parts.path or "/") + "?" + "&".join(f"{name}=" for name in names)
+    """``/v1/x?key=abc&b=2`` becomes ``/v1/x?key=&b=``: names help a review, values may be secrets.
+
+    The path is kept as sent (a URL parser would read ``//host/x`` as a host and a path)."""
+    path, sep, query = path.partition("?")
+    if not sep or not query:
+        return path or "/"
+    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    return (path or "/") + "?" + "&".join(f"{name}=" for name in names)
 
 
 class AuditLog:
@@ -61,6 +64,7 @@ class AuditLog:
     def __init__(self, path: Path, anchor: VaultAnchor, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
         self.files = LogFiles(path)
+        self._live = LiveFile(self.files)
         self._anchor = anchor
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -76,30 +80,27 @@ class AuditLog:
 
     def append(self, **fields: Any) -> str:
         """Write one record; return its id. Unknown fields or non-scalar values are programming errors."""
-        unknown = set(fields) - (set(FIELDS) - _SET_BY_LOG)
-        if unknown:
-            raise ValueError(f"unknown audit fields: {sorted(unknown)}")
+        if not _GIVEN.issuperset(fields):
+            raise ValueError(f"unknown audit fields: {sorted(set(fields) - _GIVEN)}")
         for name, value in fields.items():
             if value is not None and not isinstance(value, _SCALARS):
                 raise ValueError(f"audit field {name!r} must be a plain value, not {type(value).__name__}")
         record: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
-        record[ID] = uuid.uuid4().hex[:16]
+        record[ID] = os.urandom(8).hex()
         with self._lock:
             try:
                 with self.files.locked():
                     # The time is taken under the lock, so the log is in time order across processes.
                     record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
-                    previous = self._tail[1] if self._tail and self._tail[0] == self._live_state() else None
-                    sealed = seal(self._anchor.key, previous or self._chain_end(), record)
-                    line = encode(sealed)
-                    self.files.rotate_if_needed(len(line), self._max_bytes)
-                    self.files.append(line)
+                    state = self._live.state()
+                    ours = self._tail is not None and self._tail[0] == state
+                    sealed = seal(self._anchor.key, self._tail[1] if ours else self._chain_end(), record)
                     self._tail = None
+                    state = self._live.write(encode(sealed), state, self._max_bytes, clean_end=ours)
                     self._anchor.advance(link_of(sealed))
-                    state = self._live_state()
-                    self._tail = (state, link_of(sealed)) if state else None
+                    self._tail = (state, link_of(sealed))
             except (OSError, sqlite3.Error, ClavisError) as exc:
                 raise AuditWriteError(
                     f"cannot write the audit log {self.path} ({_why(exc)}); "
@@ -108,8 +109,13 @@ class AuditLog:
         return record[ID]
 
     def check_writable(self) -> None:
-        """Raise AuditWriteError now rather than after a request has gone out."""
+        """Raise AuditWriteError now rather than after a request has gone out.
+
+        Free while the live file is exactly as this process's last record left it (the file is
+        open for writing and the lock was just taken); otherwise both files are opened to see."""
         try:
+            if self._tail is not None and self._tail[0] == self._live.state():
+                return
             self.files.probe()
         except OSError as exc:
             raise AuditWriteError(
@@ -140,13 +146,6 @@ class AuditLog:
                     if verifier.broken:
                         return verifier.finish()
         return verifier.finish()
-
-    def _live_state(self) -> tuple[int, int] | None:
-        try:
-            stat = self.files.live.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_size
 
     def _chain_end(self) -> Link | None:
         """What the next record follows: the log's last record if it is genuine and not behind

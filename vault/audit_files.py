@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,37 +85,10 @@ class LogFiles:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def rotate_if_needed(self, incoming: int, max_bytes: int) -> None:
-        """Call with the lock held, before writing ``incoming`` bytes."""
-        try:
-            size = self.live.stat().st_size
-        except FileNotFoundError:
-            return
-        if size and size + incoming > max_bytes:
-            os.rename(self.live, self.live.with_name(f"{self.live.name}.{self.live_number()}"))
-
     def probe(self) -> None:
         """Raise OSError if the lock or the live file cannot be opened for writing."""
         for path in (self.lock_path, self.live):
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
-
-    def append(self, line: bytes) -> None:
-        """Write one record with a single ``write`` to the ``O_APPEND`` file.
-
-        Once ``write`` returns the record is the kernel's: it survives a crash of this process.
-        No ``fsync`` per record: it would add a disk round trip to every proxied request. A power
-        loss can therefore drop the newest records, which ``verify`` then reports as a cut end
-        against the vault checkpoint: an alarm, never a silent loss.
-        """
-        fd = os.open(self.live, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line  # a torn last line stays a line of its own, and verify reports it
-            if os.write(fd, line) != len(line):
-                raise OSError("short write")
-        finally:
-            os.close(fd)
 
     def last_line(self) -> bytes | None:
         """The newest complete record line of the whole log, or None if it has none."""
@@ -127,6 +101,62 @@ class LogFiles:
             if line is not None:
                 return line
         return None
+
+
+class LiveFile:
+    """This process's handle on the live file, kept open between records (use with the lock held).
+
+    A record then costs one ``stat`` (is the live file still the one we hold, and how long is
+    it?) and one ``write``, where opening, checking and closing the file each time cost eleven
+    system calls on the proxy's path. Once ``write`` returns the record is the kernel's: it
+    survives a crash of this process. No ``fsync`` per record: it would add a disk round trip to
+    every proxied request. A power loss can therefore drop the newest records, which ``verify``
+    then reports as a cut end against the vault checkpoint: an alarm, never a silent loss.
+    """
+
+    def __init__(self, files: LogFiles) -> None:
+        self._files = files
+        self._handle: list[int] = []  # [fd, inode] while open; a list so the finalizer can close it
+        weakref.finalize(self, _close, self._handle)
+
+    def state(self) -> tuple[int, int] | None:
+        """``(inode, size)`` of the live file now, or None if there is none."""
+        try:
+            stat = os.stat(self._files.live)
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_size
+
+    def write(self, line: bytes, state: tuple[int, int] | None, max_bytes: int, *, clean_end: bool) -> tuple[int, int]:
+        """Append ``line`` to the live file whose ``state`` was just read, rotating it first if the
+        line would take it past ``max_bytes``; return its new state. ``clean_end``: the file is as
+        this process left it, so it ends with a newline; otherwise a torn last line is checked for
+        and kept a line of its own, for ``verify`` to report."""
+        if state is not None and state[1] and state[1] + len(line) > max_bytes:
+            live = self._files.live
+            os.rename(live, live.with_name(f"{live.name}.{self._files.live_number()}"))
+            state = None
+        fd, inode = self._open(state)
+        size = state[1] if state is not None else os.fstat(fd).st_size
+        if size and not clean_end and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        if os.write(fd, line) != len(line):
+            raise OSError("short write")
+        return inode, size + len(line)
+
+    def _open(self, state: tuple[int, int] | None) -> tuple[int, int]:
+        if self._handle and state is not None and state[0] == self._handle[1]:
+            return self._handle[0], self._handle[1]
+        _close(self._handle)
+        fd = os.open(self._files.live, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        self._handle[:] = [fd, os.fstat(fd).st_ino]
+        return fd, self._handle[1]
+
+
+def _close(handle: list[int]) -> None:
+    if handle:
+        os.close(handle[0])
+        handle.clear()
 
 
 def lines_from(handle: BinaryIO, offset: int) -> Iterator[tuple[int, bytes]]:

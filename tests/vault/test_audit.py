@@ -18,6 +18,8 @@ PATHS = [
     ("/v1/x?key=sk-123&b=2", "/v1/x?key=&b="),
     ("/search?q=a%20b", "/search?q="),
     ("", "/"),
+    ("//evil.test/x?a=1", "//evil.test/x?a="),
+    ("/x?", "/x"),
 ]
 
 
@@ -210,3 +212,31 @@ def test_a_checkpoint_that_cannot_be_saved_fails_closed(audit: AuditLog, vault: 
     vault.close()
     with pytest.raises(AuditWriteError, match="cannot write the audit log"):
         audit.append(source="mcp")
+
+
+def test_a_live_file_removed_between_records_gets_the_next_record_not_the_old_handle(
+    audit: AuditLog, home: Path
+) -> None:
+    write_records(audit, 2)
+    (home / "audit.jsonl").unlink()
+    [third] = write_records(audit, 1)
+    assert [json.loads(line)["id"] for line in (home / "audit.jsonl").read_bytes().splitlines()] == [third]
+    assert "expected record 1" in (audit.verify().problem or "")  # the removal stays visible
+
+
+def test_a_live_file_replaced_after_a_record_is_noticed_before_the_next_request(audit: AuditLog, home: Path) -> None:
+    write_records(audit, 1)
+    audit.check_writable()
+    (home / "audit.jsonl").unlink()
+    (home / "audit.jsonl").mkdir()
+    with pytest.raises(AuditWriteError, match="requests are refused"):
+        audit.check_writable()
+
+
+def test_records_from_another_writer_that_rotated_the_log_keep_one_chain(vault: Vault, home: Path) -> None:
+    mine, theirs = AuditLog.for_vault(vault, max_bytes=700), AuditLog.for_vault(vault, max_bytes=700)
+    for _ in range(6):
+        write_records(mine, 2)
+        write_records(theirs, 3)
+    report = mine.verify()
+    assert report.ok and report.count == 30 and report.files >= 3, report.summary()
