@@ -137,8 +137,12 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def is_public_address(host: str) -> bool:
-    """True for a global unicast IP; False for loopback, private, link-local, CGNAT, metadata, ..."""
+    """True for a global unicast IP; False for loopback, private, link-local, CGNAT, metadata, ...
+
+    Cached like :func:`canonical_host`: a name makes ``ipaddress`` raise, which is slow, and the
+    proxy asks for every request."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
