@@ -2,7 +2,13 @@
 
 A reflected secret rarely comes back verbatim: APIs echo it URL-encoded in a link,
 base64-encoded inside a token, JSON-escaped in an error body, hex in a debug dump. Each
-secret is expanded once into all those forms; one compiled pattern then scrubs them all.
+secret is expanded once into all those forms; one scanner then finds them all in one pass.
+
+The scanner is Hyperscan where the ``hyperscan`` wheel is installed (pyproject.toml declares
+it for the platforms that have one): 20 to 50 times faster than ``re`` on every kind of body
+(0.1-0.2 ms per MiB of prose, base64, hex or JSON, against 3-5 ms), which matters because
+bodies are scrubbed on the proxy's event loop. Elsewhere it is one ``re`` trie pattern of all
+the forms. Both find the same spans; the output is built from them in one place (:func:`_splice`).
 """
 
 from __future__ import annotations
@@ -11,10 +17,17 @@ import base64
 import bisect
 import json
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from typing import Protocol
 from urllib.parse import quote, quote_plus
 
 from .secret import Secret
+
+try:
+    import hyperscan
+except ImportError:  # no wheel for this platform (see pyproject.toml), or it would not load
+    hyperscan = None
 
 MIN_FORM_LENGTH = 4  # shorter fragments would scrub ordinary text
 
@@ -84,19 +97,153 @@ def _by_byte(item: tuple[int | None, object]) -> int:
     return -1 if item[0] is None else item[0]
 
 
-class Redactor:
-    """Scrubs the given secrets (and any extra derived values, such as a basic-auth pair)."""
+Span = tuple[int, int]
 
-    def __init__(self, service: str, secrets: Iterable[Secret], derived: Iterable[str] = ()) -> None:
+
+class Scanner(Protocol):
+    def spans(self, data: bytes) -> list[Span]:
+        """The forms in ``data``, leftmost-longest: scanning left to right, at the first offset where
+        any form matches, the longest form matching there; then on from its end. In order, disjoint."""
+        ...
+
+
+class TrieScanner:
+    """The forms as one ``re`` trie pattern (:func:`trie_pattern`): about 300 MB/s, standard library only.
+
+    The fallback where hyperscan is not installed; ``re`` gives leftmost-longest by construction.
+    """
+
+    def __init__(self, forms: Iterable[bytes]) -> None:
+        self._pattern = re.compile(trie_pattern(forms))
+
+    def spans(self, data: bytes) -> list[Span]:
+        return [match.span() for match in self._pattern.finditer(data)]
+
+
+class HyperscanScanner:
+    """The forms as one Hyperscan literal database: 5-12 GB/s whatever the body looks like.
+
+    Hyperscan reports every occurrence of every form, overlapping ones included, by its end
+    offset; the start is the end minus the form's length. :meth:`spans` keeps the leftmost-longest
+    of them, as ``re`` would. Each occurrence costs a Python callback (about 0.4 µs), so a body
+    densely covered by overlapping occurrences (a periodic secret such as ``aaaa…`` inside a run
+    of ``a``: one per byte) would be 40 times slower than ``re``. Past :attr:`DENSE` occurrences
+    per byte the scan is stopped and the body handed to the ``re`` trie, which steps over each
+    match: such a body costs about twice what ``re`` alone would (20-30 ms per MiB against
+    10-20), and time stays linear in its length.
+
+    Scratch space must not be shared by two scans at once (python-hyperscan raises
+    ``ScratchInUseError``, and releases the GIL while it scans), so each thread gets its own
+    clone of the database's scratch (``hs_clone_scratch`` exists for this), kept in a
+    ``threading.local``. The database itself is read-only and shared.
+    """
+
+    # hs_scan takes an unsigned int length: longer data is scanned in windows that overlap by the
+    # longest form less one byte, so each occurrence lies whole in one (or two: then kept once)
+    WINDOW = 1 << 31
+    DENSE = 1 / 32  # occurrences per byte past which the re trie is faster
+
+    def __init__(self, forms: Iterable[bytes]) -> None:
+        self._forms = sorted(forms)
+        if not self._forms or any(b"\0" in form for form in self._forms):
+            # python-hyperscan measures literals with strlen(): a NUL byte would cut a form short
+            raise ValueError("hyperscan needs at least one form, and forms without NUL bytes")
+        self._lengths = [len(form) for form in self._forms]
+        self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._database.compile(
+            expressions=self._forms,
+            ids=list(range(len(self._forms))),
+            elements=len(self._forms),
+            flags=0,
+            literal=True,
+        )
+        self._local = threading.local()
+        self._trie: TrieScanner | None = None  # built on the first dense body
+
+    def _scratch(self) -> hyperscan.Scratch:
+        """This thread's scratch space; the database's own is only ever cloned, never scanned with."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._database.scratch.clone()
+        return scratch
+
+    def spans(self, data: bytes) -> list[Span]:
+        lengths, window, scratch = self._lengths, self.WINDOW, self._scratch()
+        limit = int(len(data) * self.DENSE) + 1024
+        found: list[tuple[int, int]] = []  # (start, -end): sorted, leftmost first and longest first
+
+        def on_match(form: int, _start: int, end: int, _flags: int, base: int) -> bool:
+            found.append((base + end - lengths[form], -base - end))
+            return len(found) > limit  # True stops the scan
+
+        try:
+            if len(data) <= window:
+                self._database.scan(data, on_match, context=0, scratch=scratch)
+            else:
+                overlap = max(lengths) - 1
+                for base in range(0, len(data), window):
+                    self._database.scan(data[base : base + window + overlap], on_match, context=base, scratch=scratch)
+        except hyperscan.ScanTerminated:
+            if self._trie is None:
+                self._trie = TrieScanner(self._forms)  # two threads may both build it: harmless
+            return self._trie.spans(data)
+        found.sort()
+        spans: list[Span] = []
+        emitted = 0
+        for start, negative_end in found:
+            if start >= emitted:  # else it overlaps the span taken before it (or is that span again)
+                emitted = -negative_end
+                spans.append((start, emitted))
+        return spans
+
+
+def default_scanner(forms: set[bytes]) -> Scanner:
+    """Hyperscan if it is installed and takes these forms, else the ``re`` trie (same spans, slower).
+
+    A compile error falls back too: slower redaction beats a proxy that cannot start.
+    """
+    if hyperscan is not None and not any(b"\0" in form for form in forms):
+        try:
+            return HyperscanScanner(forms)
+        except hyperscan.HyperscanError:  # e.g. a CPU without the instructions this build needs
+            pass
+    return TrieScanner(forms)
+
+
+def _splice(data: bytes, spans: list[Span], marker: bytes, stop: int) -> bytes:
+    """``data[:stop]`` with each span (all of them before ``stop``) replaced by ``marker``."""
+    parts = []
+    emitted = 0
+    for start, end in spans:
+        parts += (data[emitted:start], marker)
+        emitted = end
+    parts.append(data[emitted:stop])
+    return b"".join(parts)
+
+
+class Redactor:
+    """Scrubs the given secrets (and any extra derived values, such as a basic-auth pair).
+
+    ``scanner`` builds the scanner from the forms: :func:`default_scanner` unless a test asks
+    for a given engine. Safe to use from several threads at once.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        secrets: Iterable[Secret],
+        derived: Iterable[str] = (),
+        *,
+        scanner: Callable[[set[bytes]], Scanner] = default_scanner,
+    ) -> None:
         self.marker = marker(service)
         forms: set[bytes] = set()
         for secret in secrets:
             forms |= forms_of(secret.reveal())
         for value in derived:
             forms |= forms_of(value)
-        ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile(trie_pattern(forms)) if ordered else None
-        self.longest = len(ordered[0]) if ordered else 0
+        self.scanner: Scanner | None = scanner(forms) if forms else None
+        self.longest = max(map(len, forms), default=0)
         self._sorted = sorted(forms)
         self._first_bytes = frozenset(form[0] for form in forms)
 
@@ -112,9 +259,10 @@ class Redactor:
         return 0
 
     def redact(self, data: bytes) -> tuple[bytes, int]:
-        if self._pattern is None or not data:
+        if self.scanner is None or not data:
             return data, 0
-        return self._pattern.subn(self.marker, data)
+        spans = self.scanner.spans(data)
+        return (_splice(data, spans, self.marker, len(data)), len(spans)) if spans else (data, 0)
 
     def stream(self) -> StreamRedactor:
         """A scrubber for one body that arrives in chunks (see :class:`StreamRedactor`)."""
@@ -145,22 +293,16 @@ class StreamRedactor:
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk
-        pattern = self._redactor._pattern
-        if pattern is None:
+        redactor = self._redactor
+        if redactor.scanner is None or not data:
             self._pending = b""
             return data
-        out: list[bytes] = []
-        emitted = 0
-        for match in pattern.finditer(data):
-            out.append(data[emitted : match.start()])
-            out.append(self._redactor.marker)
-            self.count += 1
-            emitted = match.end()
-        rest = data[emitted:]
-        hold = self._redactor.held_back(rest)
-        out.append(rest[: len(rest) - hold])
-        self._pending = rest[len(rest) - hold :]
-        return b"".join(out)
+        spans = redactor.scanner.spans(data)
+        self.count += len(spans)
+        emitted = spans[-1][1] if spans else 0
+        stop = len(data) - redactor.held_back(data[emitted:])
+        self._pending = data[stop:]
+        return _splice(data, spans, redactor.marker, stop)
 
     def flush(self) -> bytes:
         """The rest of the body, scrubbed: call once the body has ended."""
