@@ -258,6 +258,12 @@ class Redactor:
                 return size
         return 0
 
+    def could_grow(self, data: bytes) -> bool:
+        """Whether some form is longer than ``data`` and begins with it: a match of ``data`` at the
+        end of a chunk may be the start of that longer form, which the next chunk would complete."""
+        index = bisect.bisect_right(self._sorted, data)  # the first form > data starts with it, if any does
+        return index < len(self._sorted) and self._sorted[index].startswith(data)
+
     def redact(self, data: bytes) -> tuple[bytes, int]:
         if self.scanner is None or not data:
             return data, 0
@@ -279,8 +285,9 @@ class Redactor:
 class StreamRedactor:
     """Scrubs a body chunk by chunk, holding back only what could be the start of a secret.
 
-    Every complete form in what has arrived is replaced at once. Of the rest, only the end that
-    is the beginning of some form (at most ``longest - 1`` bytes) is carried over to the next
+    Every complete form in what has arrived is replaced at once, unless it runs to the end of
+    what has arrived and a longer form begins with it. Of the rest, only the end that is the
+    beginning of some form (at most ``longest - 1`` bytes) is carried over to the next
     chunk, so a secret split across chunks (or server-sent events) is still caught, an event
     that ends in ordinary text is passed on without waiting for the next one, and memory stays
     one chunk plus the window.
@@ -298,6 +305,8 @@ class StreamRedactor:
             self._pending = b""
             return data
         spans = redactor.scanner.spans(data)
+        while spans and redactor.could_grow(data[spans[-1][0] :]):
+            spans.pop()  # held back with the rest: the next chunk may make it a longer form
         self.count += len(spans)
         emitted = spans[-1][1] if spans else 0
         stop = len(data) - redactor.held_back(data[emitted:])

@@ -364,3 +364,16 @@ def test_several_threads_redacting_with_one_redactor_at_once_get_correct_results
     with ThreadPoolExecutor(threads) as pool:
         assert list(pool.map(work, range(threads))) == [rounds] * threads
 
+
+@engines
+def test_a_secret_that_begins_with_another_is_caught_whole_at_every_chunk_boundary(engine: type) -> None:
+    short = "sk-live-0123456789"
+    long = short + "-rest-of-the-longer-token"
+    redactor = Redactor("svc", [Secret(short), Secret(long)], scanner=engine)
+    body = b"a=" + long.encode() + b"&b=" + short.encode() + b"!"
+    expected = b"a=[REDACTED:svc]&b=[REDACTED:svc]!"
+    assert redactor.redact(body) == (expected, 2)
+    for cut in range(1, len(body)):
+        scrubber = redactor.stream()
+        streamed = scrubber.feed(body[:cut]) + scrubber.feed(body[cut:]) + scrubber.flush()
+        assert (streamed, scrubber.count) == (expected, 2), cut
