@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clavis_cli.main import main
+from clavis_cli.serve import serve_stdio
 
 if __name__ == "__main__":
-    main(args=[], prog_name="clavis-mcp")
+    serve_stdio()

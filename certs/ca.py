@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from typing import TYPE_CHECKING
 
 from .bundle import write_bundle
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 BASENAME = "mitmproxy"  # the name mitmproxy's TlsConfig looks for in confdir
 CA_CERT_NAME = f"{BASENAME}-ca-cert.pem"
@@ -56,9 +57,13 @@ class LocalCA:
         return write_bundle(self.bundle_path, self.cert_path.read_bytes())
 
     def certificate(self) -> x509.Certificate:
+        from cryptography import x509  # ~12 ms to import: not before the MCP handshake
+
         return x509.load_pem_x509_certificate(self.cert_path.read_bytes())
 
     def fingerprint(self) -> str:
         """SHA-256 of the DER certificate, as browsers and `openssl x509 -fingerprint` show it."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+
         digest = hashlib.sha256(self.certificate().public_bytes(Encoding.DER)).hexdigest().upper()
         return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

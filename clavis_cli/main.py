@@ -1,16 +1,15 @@
 """`clavis-mcp`: with no arguments, the MCP server over stdio (what Claude Desktop runs);
 with a verb, vault management, the standalone proxy, installation and audit review.
 
-Each family of verbs lives in its own module, imported only when one of its verbs runs: the
-no-argument path (Claude Desktop) then imports just what serving needs, which keeps the MCP
-handshake as quick as a bare server's. Errors from the vault are printed as one line that
+Each family of verbs lives in its own module, imported only when one of its verbs runs. The
+console script enters through :mod:`clavis_cli.entry`, which serves MCP without loading this
+module at all when there are no arguments (Claude Desktop). Errors from the vault are printed as one line that
 says what to do, with exit code 1.
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import version
 
 import click
 
@@ -52,7 +51,7 @@ class ClavisGroup(click.Group):
 
 
 @click.group(cls=ClavisGroup, invoke_without_command=True)
-@click.version_option(version("clavis-mcp"), prog_name="clavis-mcp")
+@click.version_option(package_name="clavis-mcp", prog_name="clavis-mcp")  # looked up only for --version
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Credential vault, injecting proxy and MCP server. Without a command: MCP over stdio."""

@@ -12,7 +12,6 @@ import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -25,6 +24,7 @@ from vault import Service, Vault, oauth_store
 from vault.connectors import Probe, load_catalog
 from vault.errors import ClavisError
 
+from . import __version__
 from .calls import SAFE_METHODS, CallRefused, allowed_methods, body_preview
 from .confirm import Answer, Approval, NotAsked, can_ask, outcome, reveal_question, write_question
 from .credentials import CHECK_ACTION, Usage, credential_state, fresh_credential, usage_by_service
@@ -165,7 +165,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
     server: MCPServer[Gateway] = MCPServer(
         name="clavis-mcp",
         title="clavis-mcp credential vault",
-        version=version("clavis-mcp"),
+        version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",

@@ -8,7 +8,6 @@ No vault, no proxy: nothing here can reach a credential.
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -17,6 +16,7 @@ from mcp.types import ToolAnnotations
 
 from vault.errors import ClavisError, VaultLocked
 
+from . import __version__
 from .credentials import detail
 from .models import CredentialStatus
 from .server import METHOD, SERVICE_NAME
@@ -32,7 +32,7 @@ def build_unavailable_server(problem: ClavisError) -> MCPServer[None]:
     reason = f"clavis-mcp cannot open its vault: {problem}. Then restart the MCP server (or Claude Desktop)."
     locked = isinstance(problem, VaultLocked)
     server: MCPServer[None] = MCPServer(
-        name="clavis-mcp", title="clavis-mcp credential vault (unavailable)", version=version("clavis-mcp"),
+        name="clavis-mcp", title="clavis-mcp credential vault (unavailable)", version=__version__,
         instructions=INSTRUCTIONS, log_level="WARNING",
     )  # fmt: skip
 

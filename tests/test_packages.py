@@ -60,3 +60,13 @@ def test_layers_import_only_downwards() -> None:
                 if len(words) >= 2 and words[0] in ("import", "from"):
                     top = words[1].split(".")[0]
                     assert top not in banned, f"{path.name} imports {words[1]}"
+
+
+def test_the_version_the_server_reports_is_the_package_version() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    import mcp_front
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert mcp_front.__version__ == declared == version("clavis-mcp")

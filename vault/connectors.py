@@ -10,7 +10,6 @@ over a public suffix or a template that splits headers.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -71,6 +70,8 @@ def connector(name: str, catalog: dict[str, Connector]) -> Connector:
 
 
 def _parse(text: str, source: str) -> dict[str, Connector]:
+    import tomllib  # read when a catalog is, not at the MCP server's start-up
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -53,15 +53,17 @@ def key_store(kind: str, ask_passphrase: AskPassphrase | None = None) -> KeyStor
 
     Imported here, not at the top: ``keyring`` and Argon2 load only for the vaults that use them.
     """
-    from .keychain import KeychainStore
-    from .keyfile import KeyFileStore
-    from .passphrase import PassphraseStore
-
     match kind:
         case "keychain":
+            from .keychain import KeychainStore
+
             return KeychainStore()
         case "passphrase":
+            from .passphrase import PassphraseStore
+
             return PassphraseStore(ask_passphrase)
         case "keyfile":
+            from .keyfile import KeyFileStore
+
             return KeyFileStore()
     raise KeyStoreUnavailable(f"unknown key store {kind!r}; choose one of: {', '.join(KEY_STORES)}")
