@@ -211,13 +211,17 @@ def default_scanner(forms: set[bytes]) -> Scanner:
 
 
 def _splice(data: bytes, spans: list[Span], marker: bytes, stop: int) -> bytes:
-    """``data[:stop]`` with each span (all of them before ``stop``) replaced by ``marker``."""
-    parts = []
+    """``data[:stop]`` with each span (all of them before ``stop``) replaced by ``marker``.
+
+    The pieces are views, so a large body is copied once, into the result (slices would copy it
+    twice: 0.4 ms for a 1 MiB body on the proxy's event loop, bench/notes.md)."""
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
     emitted = 0
     for start, end in spans:
-        parts += (data[emitted:start], marker)
+        parts += (view[emitted:start], marker)
         emitted = end
-    parts.append(data[emitted:stop])
+    parts.append(view[emitted:stop])
     return b"".join(parts)
 
 
