@@ -13,9 +13,9 @@ import time
 from mitmproxy import http
 
 from vault import Vault
-from vault.budget import UsageCounter, budget_of
+from vault.budget import UsageCounter, budgets_as_of
 
-from .flowmeta import SERVICE, is_settled, refuse
+from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
 
 
 class LocalBudget:
@@ -27,7 +27,7 @@ class LocalBudget:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
             return
-        budget = budget_of(self._vault, name)
+        budget = budgets_as_of(self._vault, flow_snapshot(flow, self._vault)).get(name)
         if budget is None:
             return
         if self._counter is None:

@@ -19,6 +19,7 @@ from vault import AuditLog, Vault
 from vault.errors import ClavisError
 from vault.oauth import ReauthRequired
 from vault.oauth_refresh import ensure_fresh, refresh_after_rejection
+from vault.oauth_store import oauth_services_as_of
 
 from .flowmeta import DECISION, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 
@@ -34,6 +35,8 @@ class RefreshOAuthToken:
     async def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
+            return
+        if name not in oauth_services_as_of(self._vault, flow_snapshot(flow, self._vault)):
             return
         try:
             token = await ensure_fresh(self._vault, name, audit=self._audit)

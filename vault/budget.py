@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import InvalidService, UnknownService
 from .paths import ensure_private
-from .store import Vault
+from .store import Snapshot, Vault
 
 USAGE_FILE = "budget-usage.db"
 _PERIOD = re.compile(r"^(\d+)\s*([smhd])$")
@@ -100,6 +100,16 @@ def budget_of(vault: Vault, name: str) -> Budget | None:
     return Budget(int(rows[0][0]), float(rows[0][1])) if rows else None
 
 
+def budgets_as_of(vault: Vault, snapshot: Snapshot) -> dict[str, Budget]:
+    """Every service's budget as of ``snapshot``: read once per change of the table, which is
+    versioned with the services, rather than once per proxied request."""
+    _ensure_schema(vault)
+    return snapshot.derived("budgets", lambda: {
+        str(name): Budget(int(limit), float(period))
+        for name, limit, period in vault.query("SELECT service, max_requests, period FROM budgets")
+    })  # fmt: skip
+
+
 class UsageCounter:
     """Counts requests per service in ``budget-usage.db``, atomically across processes."""
 
@@ -137,4 +147,4 @@ class UsageCounter:
 
 
 def _ensure_schema(vault: Vault) -> None:
-    vault.ensure_table("budgets", _SCHEMA)
+    vault.ensure_table("budgets", _SCHEMA, versioned=True)

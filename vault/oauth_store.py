@@ -19,7 +19,7 @@ from .errors import UnknownService, VaultCorrupted
 from .oauth import OAuthConfig, TokenGrant, needs_refresh
 from .secret import Secret
 from .service import Service
-from .store import Vault
+from .store import Snapshot, Vault
 
 TABLE = "oauth_clients"
 LEASE_SECONDS = 20.0  # longer than a token request may take (its timeout is 8 s)
@@ -98,7 +98,7 @@ def decide(record: OAuthRecord, now: float, rejected_fp: str | None = None) -> D
 
 
 def ensure_schema(vault: Vault) -> None:
-    vault.ensure_table(TABLE, _SCHEMA)
+    vault.ensure_table(TABLE, _SCHEMA, versioned=True)
 
 
 def load(vault: Vault, name: str) -> OAuthRecord | None:
@@ -111,6 +111,12 @@ def load(vault: Vault, name: str) -> OAuthRecord | None:
 def oauth_services(vault: Vault) -> list[str]:
     ensure_schema(vault)
     return [row[0] for row in vault.query(f"SELECT service FROM {TABLE} ORDER BY service")]
+
+
+def oauth_services_as_of(vault: Vault, snapshot: Snapshot) -> frozenset[str]:
+    """The OAuth services as of ``snapshot`` (the table is versioned with the services), so the
+    proxy asks the vault about a service's OAuth state only for the services that have one."""
+    return snapshot.derived(TABLE, lambda: frozenset(oauth_services(vault)))
 
 
 def register(

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,11 +60,14 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('services_version', '0');
 # Any write to services or secrets, by any module or process, bumps one counter: snapshots
 # reload on that, not on every write to the file (the audit checkpoint is written per request).
 _BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'services_version'"
-_SCHEMA += "".join(
-    f"CREATE TRIGGER IF NOT EXISTS bump_{table}_{event.lower()} AFTER {event} ON {table} BEGIN {_BUMP}; END;\n"
-    for table in ("services", "secrets")
-    for event in ("INSERT", "UPDATE", "DELETE")
-)
+_EVENTS = ("INSERT", "UPDATE", "DELETE")
+
+
+def _bump_trigger(table: str, event: str) -> str:
+    return f"CREATE TRIGGER IF NOT EXISTS bump_{table}_{event.lower()} AFTER {event} ON {table} BEGIN {_BUMP}; END"
+
+
+_SCHEMA += "".join(f"{_bump_trigger(table, event)};\n" for table in ("services", "secrets") for event in _EVENTS)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Snapshot:
 
     services: tuple[Service, ...]
     secrets: dict[str, Secret]
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _by_name: dict[str, Service] = field(init=False, repr=False, compare=False)
     _by_host: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
     _by_domain: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
@@ -93,6 +97,16 @@ class Snapshot:
         object.__setattr__(self, "_by_name", {s.name: s for s in self.services})
         object.__setattr__(self, "_by_host", {h: tuple(v) for h, v in by_host.items()})
         object.__setattr__(self, "_by_domain", {d: tuple(v) for d, v in by_domain.items()})
+
+    def derived[T](self, key: str, build: Callable[[], T]) -> T:
+        """A view of a sibling module's versioned table (``Vault.ensure_table(..., versioned=True)``),
+        built on first use and kept as long as this snapshot: any change to that table makes a
+        new snapshot, so the proxy reads such a table once per change, not once per request."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = build()
+            return value
 
     def service(self, name: str) -> Service:
         try:
@@ -372,14 +386,21 @@ class Vault:
 
     # -- for sibling modules (agents, OAuth tokens, audit key) that keep their own tables ------
 
-    def ensure_table(self, name: str, ddl: str) -> None:
+    def ensure_table(self, name: str, ddl: str, *, versioned: bool = False) -> None:
         """Create a sibling module's table on its first use; asked once per connection, since
-        several callers are on the proxy's per-request path."""
+        several callers are on the proxy's per-request path.
+
+        ``versioned``: every change to the table bumps ``services_version`` like a change to a
+        service does, so :meth:`Snapshot.derived` views of it stay current. Its writes must go
+        through :meth:`transaction` (as every write of the vault's does)."""
         if name in self._tables:
             return
-        if not self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)):
+        statements = [ddl, *(_bump_trigger(name, event) for event in _EVENTS)] if versioned else [ddl]
+        last = f"bump_{name}_delete" if versioned else name
+        if not self.query("SELECT 1 FROM sqlite_master WHERE name = ?", (last,)):
             with self.transaction() as conn:
-                conn.execute(ddl)
+                for statement in statements:
+                    conn.execute(statement)
         self._tables.add(name)
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:

@@ -35,3 +35,17 @@ async def test_a_service_without_a_budget_is_not_counted(
         responses = [await client.get(f"https://127.0.0.1:{upstream.port}/v1/x") for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert not (home / "budget-usage.db").exists()
+
+
+async def test_a_budget_set_from_another_process_applies_to_the_next_request(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service, vault: Vault
+) -> None:
+    async with proxy_client(proxy, home) as client:
+        before = [await client.get(f"https://127.0.0.1:{upstream.port}/v1/x") for _ in range(2)]
+        with Vault.open(home) as other:  # another connection, as the CLI in another process has
+            set_budget(other, local_service.name, Budget(1, 3600.0))
+        after = [await client.get(f"https://127.0.0.1:{upstream.port}/v1/x") for _ in range(2)]
+        with Vault.open(home) as other:
+            set_budget(other, local_service.name, None)
+        lifted = await client.get(f"https://127.0.0.1:{upstream.port}/v1/x")
+    assert [r.status_code for r in [*before, *after, lifted]] == [200, 200, 200, 429, 200]

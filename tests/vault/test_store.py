@@ -356,3 +356,41 @@ def test_ensure_table_creates_once_and_is_idempotent(vault: Vault, home: Path) -
     with closing(Vault.open(home)) as other:
         other.ensure_table("scratch", "CREATE TABLE scratch (x)")  # exists already: not created again
         assert other.query("SELECT count(*) FROM scratch") == [(0,)]
+
+
+NOTES = "CREATE TABLE IF NOT EXISTS notes (service TEXT PRIMARY KEY, note TEXT NOT NULL)"
+
+
+def _notes(vault: Vault) -> dict[str, str]:
+    return vault.snapshot().derived("notes", lambda: dict(vault.query("SELECT service, note FROM notes")))
+
+
+def test_a_change_to_a_versioned_table_from_any_connection_renews_the_snapshot_views(vault: Vault, home: Path) -> None:
+    vault.ensure_table("notes", NOTES, versioned=True)
+    assert _notes(vault) == {}
+    with vault.transaction() as conn:
+        conn.execute("INSERT INTO notes VALUES ('a', 'mine')")
+    assert _notes(vault) == {"a": "mine"}
+    with Vault.open(home) as other:
+        with other.transaction() as conn:
+            conn.execute("UPDATE notes SET note = 'theirs' WHERE service = 'a'")
+    assert _notes(vault) == {"a": "theirs"}
+
+
+def test_a_table_made_before_it_was_versioned_gets_its_triggers(vault: Vault, home: Path) -> None:
+    with vault.transaction() as conn:
+        conn.execute(NOTES)
+    with Vault.open(home) as reopened:
+        reopened.ensure_table("notes", NOTES, versioned=True)
+        assert _notes(reopened) == {}
+        with vault.transaction() as conn:
+            conn.execute("INSERT INTO notes VALUES ('b', 'later')")
+        assert _notes(reopened) == {"b": "later"}
+
+
+def test_an_unversioned_table_leaves_the_snapshot_as_it_was(vault: Vault) -> None:
+    vault.ensure_table("notes", NOTES)
+    before = vault.snapshot()
+    with vault.transaction() as conn:
+        conn.execute("INSERT INTO notes VALUES ('c', 'x')")
+    assert vault.snapshot() is before
