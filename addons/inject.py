@@ -12,6 +12,7 @@ import functools
 import re
 
 from mitmproxy import http
+from mitmproxy.utils.strutils import always_bytes, always_str
 
 from vault import Service, Vault
 
@@ -61,6 +62,19 @@ def decodable_accept_encoding(value: str | None) -> str:
     return ", ".join(kept) or "identity"
 
 
+def replaced_fields(
+    fields: tuple[tuple[bytes, bytes], ...], names: list[str], stripped: set[str], ours: list[tuple[str, str]]
+) -> tuple[tuple[bytes, bytes], ...]:
+    """``fields`` without the ``stripped`` names and without any copy (in any case) of a header we
+    set, followed by ours (a later one of ours replaces an earlier one of the same name): one
+    rebuild of the header list instead of one per header touched."""
+    replaced = {name.lower(): (name, value) for name, value in ours}
+    kept = tuple(field for field, name in zip(fields, names, strict=True)
+                 if name not in stripped and name.lower() not in replaced)  # fmt: skip
+    return kept + tuple((always_bytes(k, "utf-8", "surrogateescape"), always_bytes(v, "utf-8", "surrogateescape"))
+                        for k, v in replaced.values())  # fmt: skip
+
+
 class InjectCredential:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
@@ -76,14 +90,13 @@ class InjectCredential:
         if request.scheme != "https" and not service.allow_http:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
-        stripped = headers_to_strip(list(request.headers.keys()), service.auth.header_name)
-        for header in stripped:
-            request.headers.pop(header, None)
+        names = [always_str(name, "utf-8", "surrogateescape") for name, _ in request.headers.fields]
+        stripped = headers_to_strip(names, service.auth.header_name)
         own = {"authorization", target_key(service)}
         credentials = sorted({h for h in stripped if header_key(h) in own})
         if credentials:  # names only, for the audit record: the agent brought its own credential
             flow.metadata[REASON] = "removed the client's own " + ", ".join(credentials)
-        request.headers["Accept-Encoding"] = decodable_accept_encoding(request.headers.get("Accept-Encoding"))
+        ours = [("Accept-Encoding", decodable_accept_encoding(request.headers.get("Accept-Encoding")))]
         if service.auth.kind == "query":
             query = [(k, v) for k, v in request.query.items(multi=True) if k != service.auth.name]
             request.query = [*query, (service.auth.name, secret.reveal())]
@@ -92,7 +105,7 @@ class InjectCredential:
             if _CONTROL.search(value):
                 refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
                 return
-            request.headers[service.auth.header_name] = value
-        for header, fixed in service.auth.extra_headers:
-            request.headers[header] = fixed  # set, replacing any client copy in any case
+            ours.append((service.auth.header_name, value))
+        ours += service.auth.extra_headers
+        request.headers.fields = replaced_fields(request.headers.fields, names, set(stripped), ours)
         flow.metadata[DECISION] = "injected"

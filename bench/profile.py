@@ -1,9 +1,11 @@
-"""``python -m bench.profile [small|large|sse|mcp]``: where the time goes, as evidence for a miss.
+"""``python -m bench.profile [small|large|sse|mcp] [--stages]``: where the time goes, as evidence for a miss.
 
 ``small``/``large``/``sse`` start the clavis proxy under pyinstrument (the ``bench`` extra)
-and send the benchmark's load for that response through it; ``mcp`` profiles sequential
-call_service calls through an in-memory MCP session (client, server and embedded proxy all
-in this process). The profile is printed.
+and send the benchmark's load for that response through it; with ``--stages`` the proxy runs
+without a profiler and times each of our stage hooks instead (microseconds per request, the
+figures bench/notes.md quotes). ``mcp`` profiles sequential call_service calls through an
+in-memory MCP session (client, server and embedded proxy all in this process). The result is
+printed.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from .upstream import LARGE, SMALL, SSE
 PATHS = {"small": SMALL, "large": LARGE, "sse": SSE}
 
 
-async def profile_proxy(path: str, requests: int, concurrency: int, out: Path) -> str:
+async def profile_proxy(path: str, requests: int, concurrency: int, out: Path, how: str = "--profile") -> str:
     with world() as w:
-        child = w.child("bench.proxy_host", "clavis", "--profile", str(out))
+        child = w.child("bench.proxy_host", "clavis", how, str(out))
         try:
             target = _targets(w, {"bare": child.port, "clavis": child.port}, path)["clavis"]
             await load.run(target, requests, concurrency)
@@ -55,13 +57,15 @@ def main() -> None:
     parser.add_argument("what", nargs="?", default="small", choices=[*PATHS, "mcp"])
     parser.add_argument("--requests", type=int, default=400, help="requests (or calls) to profile")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--stages", action="store_true", help="time each stage hook instead of profiling")
     args = parser.parse_args()
     if args.what == "mcp":
         print(asyncio.run(profile_mcp(args.requests)))
         return
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "profile.txt"
-        print(asyncio.run(profile_proxy(PATHS[args.what], args.requests, args.concurrency, out)))
+        how = "--stages" if args.stages else "--profile"
+        print(asyncio.run(profile_proxy(PATHS[args.what], args.requests, args.concurrency, out, how)))
 
 
 if __name__ == "__main__":

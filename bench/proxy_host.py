@@ -9,7 +9,8 @@ strategy, upstream verification) is identical and the difference is our addons' 
 
 Reads ``CLAVIS_HOME`` and ``CLAVIS_UPSTREAM_CA`` from the environment, prints the port,
 and serves until its stdin closes. With ``--profile FILE`` it runs under pyinstrument (the
-``bench`` extra) and writes the profile there when it stops.
+``bench`` extra) and writes the profile there when it stops; with ``--stages FILE`` it times
+each of our stage hooks (:mod:`bench.stages`) and writes that table instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from clavis_cli.serve import quiet_logging
 from proxy import EmbeddedProxy
 
 from .fixture import PROXY_TOKEN, PROXY_USER
+from .stages import StageTimer
 
 MODES = ("bare", "clavis")
 
@@ -52,12 +54,27 @@ async def serve(mode: str) -> None:
             await embedded.stop()
 
 
+def serve_with_stage_timer(mode: str, out: Path) -> None:
+    """The clavis proxy with each stage hook timed (:mod:`bench.stages`); the table goes to ``out``."""
+    timer = StageTimer()
+    ours = proxy.embedded.default_addons
+    proxy.embedded.default_addons = lambda *args, **kwargs: timer.wrap(ours(*args, **kwargs))  # type: ignore[assignment]
+    try:
+        asyncio.run(serve(mode))
+    finally:
+        out.write_text(timer.report())
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) not in (1, 3) or argv[0] not in MODES or (len(argv) == 3 and argv[1] != "--profile"):
-        raise SystemExit(f"usage: python -m bench.proxy_host {'|'.join(MODES)} [--profile FILE]")
+    usage = f"usage: python -m bench.proxy_host {'|'.join(MODES)} [--profile FILE | --stages FILE]"
+    if len(argv) not in (1, 3) or argv[0] not in MODES or (len(argv) == 3 and argv[1] not in ("--profile", "--stages")):
+        raise SystemExit(usage)
     quiet_logging()
     if len(argv) == 1:
         asyncio.run(serve(argv[0]))
+        return
+    if argv[1] == "--stages":
+        serve_with_stage_timer(argv[0], Path(argv[2]))
         return
     from pyinstrument import Profiler
 

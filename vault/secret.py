@@ -12,20 +12,24 @@ import hmac
 
 
 class Secret:
-    __slots__ = ("_value",)
+    __slots__ = ("_fingerprint", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
             raise TypeError("Secret holds a str")
         self._value = value
+        self._fingerprint: str | None = None
 
     def reveal(self) -> str:
         return self._value
 
     @property
     def fingerprint(self) -> str:
-        """A short, stable identifier that says which secret without saying what it is."""
-        return "sha256:" + hashlib.sha256(self._value.encode()).hexdigest()[:12]
+        """A short, stable identifier that says which secret without saying what it is (computed
+        once: the proxy asks for it on every response)."""
+        if self._fingerprint is None:
+            self._fingerprint = "sha256:" + hashlib.sha256(self._value.encode()).hexdigest()[:12]
+        return self._fingerprint
 
     def masked(self) -> str:
         """Prefix and last four characters, as password managers show; short secrets show nothing."""

@@ -6,7 +6,7 @@ import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.flowmeta import SERVICE
-from addons.inject import InjectCredential, headers_to_strip
+from addons.inject import InjectCredential, headers_to_strip, replaced_fields
 from tests.conftest import make_service
 from vault import AuthSpec, Service, Vault, parse_hosts, validate_secret
 
@@ -97,3 +97,25 @@ def test_plain_http_gets_no_credential_unless_the_service_allows_it(vault: Vault
         addon.request(f)
         assert f.response is not None and f.response.status_code == 403
         assert "Authorization" not in f.request.headers
+
+
+@pytest.mark.parametrize(
+    ("fields", "stripped", "ours", "result"),
+    [
+        ([(b"Accept", b"*/*"), (b"accept-encoding", b"gzip, sdch")], set(), [("Accept-Encoding", "gzip")],
+         [(b"Accept", b"*/*"), (b"Accept-Encoding", b"gzip")]),
+        ([(b"X_Api_Key", b"agent"), (b"x-api-key", b"agent2"), (b"Accept", b"*/*")], {"X_Api_Key", "x-api-key"},
+         [("x-api-key", "ours")], [(b"Accept", b"*/*"), (b"x-api-key", b"ours")]),
+        ([(b"Authorization", b"agent")], {"Authorization"}, [("Authorization", "Bearer a"), ("authorization", "b")],
+         [(b"authorization", b"b")]),
+    ],
+    ids=["every-copy-of-a-set-header-replaced", "stripped-spellings-gone", "a-later-header-of-ours-wins"],
+)  # fmt: skip
+def test_replaced_fields(
+    fields: list[tuple[bytes, bytes]],
+    stripped: set[str],
+    ours: list[tuple[str, str]],
+    result: list[tuple[bytes, bytes]],
+) -> None:
+    names = [name.decode() for name, _ in fields]
+    assert list(replaced_fields(tuple(fields), names, stripped, ours)) == result
