@@ -30,6 +30,7 @@ from vault import AuditLog, Vault
 from vault.audit import AUDIT_FILE, DEFAULT_MAX_BYTES
 from vault.audit_anchor import VaultAnchor
 from vault.audit_chain import Link, encode, link_of, seal
+from vault.audit_files import LogFiles
 from vault.audit_filter import AuditFilter
 from vault.audit_index import AuditIndex
 
@@ -40,7 +41,7 @@ SPAN = timedelta(days=30)
 
 def build_log(home: Path, vault: Vault, count: int) -> None:
     """A genuine chain, written directly (the append path is timed separately)."""
-    anchor = VaultAnchor(vault)
+    anchor = VaultAnchor(vault, LogFiles(home / AUDIT_FILE).lock_path)
     start = datetime.now(UTC) - SPAN
     step = SPAN / count
     live = home / AUDIT_FILE

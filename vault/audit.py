@@ -1,8 +1,8 @@
 """The audit log: one JSON line per decision, never a header value, body or query value.
 
 Tamper-evident: each record carries an HMAC-SHA256 over its content and the previous
-record's MAC, keyed by a key held in the vault, and the vault keeps a checkpoint of the last
-record (see ``audit_chain`` and ``audit_anchor``). Appends from every process are
+record's MAC, keyed by a key held in the vault, and a checkpoint of the last record, sealed
+with the vault key, exposes a cut end (see ``audit_chain`` and ``audit_anchor``). Appends from every process are
 serialised by a file lock, so the chain has one order; each record is one ``write``
 to the kernel before the request it records is let through. A write that fails raises
 AuditWriteError and the caller refuses the request (fail closed, like mitmproxy's ``save``).
@@ -76,7 +76,8 @@ class AuditLog:
     @classmethod
     def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
         """The log beside the vault, keyed and checkpointed by it."""
-        return cls(path or vault.home / AUDIT_FILE, VaultAnchor(vault), max_bytes=max_bytes)
+        path = path or vault.home / AUDIT_FILE
+        return cls(path, VaultAnchor(vault, LogFiles(path).lock_path), max_bytes=max_bytes)
 
     def append(self, **fields: Any) -> str:
         """Write one record; return its id. Unknown fields or non-scalar values are programming errors."""
@@ -91,15 +92,15 @@ class AuditLog:
         record[ID] = os.urandom(8).hex()
         with self._lock:
             try:
-                with self.files.locked():
+                with self.files.locked() as lock:
                     # The time is taken under the lock, so the log is in time order across processes.
                     record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
                     state = self._live.state()
                     ours = self._tail is not None and self._tail[0] == state
-                    sealed = seal(self._anchor.key, self._tail[1] if ours else self._chain_end(), record)
+                    sealed = seal(self._anchor.key, self._tail[1] if ours else self._chain_end(lock), record)
                     self._tail = None
                     state = self._live.write(encode(sealed), state, self._max_bytes, clean_end=ours)
-                    self._anchor.advance(link_of(sealed))
+                    self._anchor.advance(link_of(sealed), lock)
                     self._tail = (state, link_of(sealed))
             except (OSError, sqlite3.Error, ClavisError) as exc:
                 raise AuditWriteError(
@@ -133,7 +134,7 @@ class AuditLog:
                     yield json.loads(line)
 
     def verify(self) -> VerifyReport:
-        """Check every record's MAC, the links between them, and the vault's checkpoint."""
+        """Check every record's MAC, the links between them, and the checkpoint."""
         verifier = ChainVerifier(self._anchor.key, self._anchor.head())
         for number, path in self.files.numbered():
             handle = self.files.open(number)
@@ -147,11 +148,11 @@ class AuditLog:
                         return verifier.finish()
         return verifier.finish()
 
-    def _chain_end(self) -> Link | None:
+    def _chain_end(self, lock: int) -> Link | None:
         """What the next record follows: the log's last record if it is genuine and not behind
-        the vault's checkpoint (it may be ahead by one after a crash), else the checkpoint, so
+        the checkpoint (it may be ahead of it after a crash or a torn checkpoint slot), else the checkpoint, so
         that a cut or edited end stays visible to verify instead of being papered over."""
-        checkpoint = self._anchor.head()
+        checkpoint = self._anchor.head(lock)
         line = self.files.last_line()
         if line is not None:
             try:

@@ -124,7 +124,7 @@ class ChainVerifier:
             )
             return
         if self._checkpoint and record[SEQ] == self._checkpoint.seq and record[MAC] != self._checkpoint.mac:
-            self._problem = (where, f"record {record[SEQ]} is not the one the vault's checkpoint recorded")
+            self._problem = (where, f"record {record[SEQ]} is not the one the checkpoint recorded")
             return
         self._last = link_of(record)
         self._count += 1
@@ -138,7 +138,7 @@ class ChainVerifier:
             return VerifyReport(
                 self._count,
                 files,
-                f"the log ends at record {last_seq} but the vault's checkpoint records {self._checkpoint.seq}: "
+                f"the log ends at record {last_seq} but the checkpoint records {self._checkpoint.seq}: "
                 f"records {last_seq + 1}-{self._checkpoint.seq} were removed from the end",
                 "end of log",
             )

@@ -5,7 +5,8 @@ is renamed ``audit.jsonl.<n>`` (1 is the oldest) and a new live file starts; the
 on across the files. A file's number never changes (the live file's number is the one it
 will get when it is rotated), so a position ``(number, byte offset)`` stays valid: the
 review index relies on that. Appends from every process are serialised with ``flock`` on
-``audit.jsonl.lock``, so the chain has one order even with several writers.
+``audit.jsonl.lock``, so the chain has one order even with several writers; that file also
+holds the sealed checkpoint of the log's end.
 """
 
 from __future__ import annotations
@@ -76,12 +77,13 @@ class LogFiles:
         return handle
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the cross-process append lock."""
+    def locked(self) -> Iterator[int]:
+        """Hold the cross-process append lock; yields the lock file's descriptor (the checkpoint
+        is kept in that file, see :mod:`vault.audit_anchor`)."""
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            yield fd
         finally:
             os.close(fd)  # closing releases the lock
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import errno
 import json
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vault import AuditLog, AuditWriteError, Vault
+from vault import AuditLog, AuditWriteError, Vault, audit_anchor
 from vault.audit import path_without_query_values
 from vault.audit_anchor import VaultAnchor
 from vault.audit_chain import GENESIS, encode, seal
@@ -73,12 +75,12 @@ def test_fresh_log_verifies_with_its_count(audit: AuditLog) -> None:
 def test_the_key_is_kept_in_the_vault_and_survives_reopening(vault: Vault, home: Path) -> None:
     audit = AuditLog.for_vault(vault)
     write_records(audit, 2)
-    key = VaultAnchor(vault).key
+    key = VaultAnchor(vault, home / "audit.jsonl.lock").key
     assert len(key) == 32
     assert key not in (home / "vault.db").read_bytes() and key.hex().encode() not in (home / "vault.db").read_bytes()
     reopened = Vault.open(home)
     try:
-        assert VaultAnchor(reopened).key == key
+        assert VaultAnchor(reopened, home / "audit.jsonl.lock").key == key
         assert AuditLog.for_vault(reopened).verify().ok
     finally:
         reopened.close()
@@ -133,9 +135,9 @@ def test_an_append_after_a_cut_does_not_hide_the_cut(audit: AuditLog, home: Path
     assert "expected record 4, found record 6" in (report.problem or "")
 
 
-def test_a_record_whose_checkpoint_was_lost_in_a_crash_is_chained_on(audit: AuditLog, vault: Vault) -> None:
+def test_a_record_whose_checkpoint_was_lost_in_a_crash_is_chained_on(audit: AuditLog, vault: Vault, home: Path) -> None:
     write_records(audit, 2)
-    anchor = VaultAnchor(vault)
+    anchor = VaultAnchor(vault, home / "audit.jsonl.lock")
     before = anchor.head()
     write_records(audit, 1)
     assert before is not None
@@ -207,11 +209,73 @@ def test_unwritable_log_fails_closed_with_a_reason(vault: Vault, home: Path, mak
         log.check_writable()
 
 
-def test_a_checkpoint_that_cannot_be_saved_fails_closed(audit: AuditLog, vault: Vault) -> None:
+def test_a_checkpoint_that_cannot_be_saved_fails_closed(audit: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     write_records(audit, 1)
-    vault.close()
-    with pytest.raises(AuditWriteError, match="cannot write the audit log"):
+
+    def disk_full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audit_anchor.os, "pwrite", disk_full)
+    with pytest.raises(AuditWriteError, match="cannot write the audit log .*No space left on device"):
         audit.append(source="mcp")
+
+
+def _damage_slot(home: Path, seq: int) -> None:
+    with (home / "audit.jsonl.lock").open("r+b") as handle:
+        handle.seek((seq % 2) * audit_anchor.SLOT_BYTES + 10)
+        handle.write(b"torn")
+
+
+def test_the_checkpoint_is_kept_sealed_in_the_private_lock_file(audit: AuditLog, home: Path, vault: Vault) -> None:
+    [*_, last] = write_records(audit, 3)
+    lock = home / "audit.jsonl.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    assert last.encode() not in lock.read_bytes()  # sealed: neither the id nor the MAC in the clear
+    assert json.loads((home / "audit.jsonl").read_bytes().splitlines()[-1])["mac"].encode() not in lock.read_bytes()
+    assert vault.query("SELECT head FROM audit_anchor") == [(None,)]  # the vault is not written per record
+
+
+def test_a_checkpoint_slot_torn_by_a_power_loss_leaves_the_one_before(
+    audit: AuditLog, vault: Vault, home: Path
+) -> None:
+    write_records(audit, 3)
+    _damage_slot(home, 3)
+    assert audit.verify().ok  # checkpoint 2, log at 3: the log may run ahead of its checkpoint
+    write_records(AuditLog.for_vault(vault), 1)  # another writer chains on record 3
+    report = audit.verify()
+    assert report.ok and report.count == 4, report.summary()
+    log = home / "audit.jsonl"
+    log.write_bytes(b"".join(log.read_bytes().splitlines(True)[:2]))
+    assert "records 3-4 were removed from the end" in (audit.verify().problem or "")
+
+
+def test_a_checkpoint_damaged_in_both_slots_refuses_appends_with_the_reason(
+    audit: AuditLog, vault: Vault, home: Path
+) -> None:
+    write_records(audit, 2)
+    _damage_slot(home, 1)
+    _damage_slot(home, 2)
+    with pytest.raises(AuditWriteError, match="checkpoint .* is damaged"):
+        AuditLog.for_vault(vault).append(source="mcp")
+
+
+def test_a_checkpoint_kept_in_the_vault_by_an_earlier_version_is_carried_over(vault: Vault, home: Path) -> None:
+    write_records(AuditLog.for_vault(vault), 3)
+    link = json.loads((home / "audit.jsonl").read_bytes().splitlines()[-1])
+    sealed = vault.seal(json.dumps({"seq": 3, "mac": link["mac"]}).encode(), audit_anchor.HEAD_CONTEXT)
+    with vault.transaction() as conn:
+        conn.execute("UPDATE audit_anchor SET head = ?", (sealed,))
+    (home / "audit.jsonl.lock").unlink()  # as the earlier version left it: an empty lock file, or none
+    log = home / "audit.jsonl"
+    full = log.read_bytes()
+    log.write_bytes(b"".join(full.splitlines(True)[:2]))
+    assert "records 3-3 were removed" in (AuditLog.for_vault(vault).verify().problem or "")
+    log.write_bytes(full)
+    upgraded = AuditLog.for_vault(vault)
+    write_records(upgraded, 1)
+    report = upgraded.verify()
+    assert report.ok and report.count == 4, report.summary()
+    assert vault.query("SELECT head FROM audit_anchor") == [(None,)]
 
 
 def test_a_live_file_removed_between_records_gets_the_next_record_not_the_old_handle(
