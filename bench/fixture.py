@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent  # the tree under test; children i
 class Child:
     """A helper process that prints its port on its first stdout line and stops when its stdin closes."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
         self.process = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd, text=True
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -30,10 +30,12 @@ class Workload:
     requests: dict[int, int]  # concurrency -> requests per round
 
 
+# Requests per round: enough that a round's median is not one slow request (12 sequential 1 MiB
+# requests per round moved the clavis/bare ratio by 0.1 from run to run), about 2 s per mode.
 WORKLOADS = (
-    Workload("1. small JSON (~300 B)", SMALL, {1: 200, 16: 320}),
-    Workload("2. 1 MiB response", LARGE, {1: 12, 16: 32}),
-    Workload("2. server-sent events (200 events, ~14 KiB)", SSE, {1: 20, 16: 48}),
+    Workload("1. small JSON (~300 B)", SMALL, {1: 600, 16: 960}),
+    Workload("2. 1 MiB response", LARGE, {1: 60, 16: 96}),
+    Workload("2. server-sent events (200 events, ~14 KiB)", SSE, {1: 60, 16: 96}),
 )
 CONCURRENCY = (1, 16)
 

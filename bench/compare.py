@@ -1,0 +1,72 @@
+"""``python -m bench.compare OTHER_TREE``: the clavis proxy of another checkout against this one.
+
+An A/B for a change to the proxy: bare mitmproxy (this tree), the clavis proxy from
+``OTHER_TREE`` (e.g. ``git worktree add /tmp/before HEAD~3``) and the clavis proxy from this
+tree serve the same upstream, measured back to back in every round, so both are compared with
+the same bare baseline under the same machine load. Prints each proxy's median rate and p50
+over the rounds and its median ratio to bare, the figures bench/notes.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from . import load
+from .fixture import ROOT, Child, World, world
+from .proxy_load import _targets
+from .stats import Spread
+from .upstream import LARGE, SMALL, SSE
+
+PATHS = {"small": SMALL, "large": LARGE, "sse": SSE}
+
+
+def clavis_from(tree: Path, w: World) -> Child:
+    """The clavis proxy host of ``tree``, importing that tree's code (not this one's)."""
+    return Child([sys.executable, "-m", "bench.proxy_host", "clavis"], dict(w.env, PYTHONPATH=str(tree)), cwd=tree)
+
+
+async def compare(other: Path, path: str, rounds: int, requests: int, concurrency: int) -> None:
+    with world() as w:
+        proxies = {"bare": w.child("bench.proxy_host", "bare"), str(other): clavis_from(other, w)}
+        proxies["this tree"] = w.child("bench.proxy_host", "clavis")
+        runs: dict[str, list[load.LoadRun]] = {name: [] for name in proxies}
+        try:
+            for _ in range(rounds):
+                for name, child in proxies.items():
+                    mode = "bare" if name == "bare" else "clavis"
+                    target = _targets(w, {"bare": child.port, "clavis": child.port}, path)[mode]
+                    await load.run(target, max(concurrency, requests // 10), concurrency)  # warm up
+                    runs[name].append(await load.run(target, requests, concurrency))
+        finally:
+            for child in proxies.values():
+                child.stop()
+    bare = runs.pop("bare")
+    print(f"bare mitmproxy: {Spread.of([r.rate for r in bare]).show(0)} req/s, "
+          f"p50 {Spread.of([r.p(50) for r in bare]).show(2)} ms")  # fmt: skip
+    for name, series in runs.items():
+        rate = Spread.of([r.rate / b.rate for r, b in zip(series, bare, strict=True)])
+        p50 = Spread.of([r.p(50) / b.p(50) for r, b in zip(series, bare, strict=True)])
+        print(f"clavis, {name}: {Spread.of([r.rate for r in series]).show(0)} req/s; "
+              f"vs bare: throughput {rate.show(2)}, p50 {p50.show(2)}x")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    parser.add_argument("other", type=Path, help="another checkout of this repository")
+    parser.add_argument("--workload", choices=list(PATHS), default="small")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=600, help="requests per proxy and round")
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    if not (args.other / "bench" / "proxy_host.py").exists():
+        parser.error(f"{args.other} is not a checkout of this repository")
+    if args.other.resolve() == ROOT:
+        parser.error("compare against another checkout, e.g. git worktree add /tmp/before HEAD~1")
+    asyncio.run(compare(args.other.resolve(), PATHS[args.workload], args.rounds, args.requests, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
