@@ -377,3 +377,19 @@ def test_a_secret_that_begins_with_another_is_caught_whole_at_every_chunk_bounda
         scrubber = redactor.stream()
         streamed = scrubber.feed(body[:cut]) + scrubber.feed(body[cut:]) + scrubber.flush()
         assert (streamed, scrubber.count) == (expected, 2), cut
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secrets=st.lists(st.text("abc-_/+=%\"", min_size=4, max_size=12), min_size=1, max_size=3),
+    data=st.binary(max_size=60).map(lambda b: bytes(b"abcYWJj2%-_"[c % 11] for c in b)),
+)
+def test_held_back_is_the_longest_tail_that_could_begin_a_form(secrets: list[str], data: bytes) -> None:
+    redactor = Redactor("svc", [Secret(s) for s in secrets], scanner=TrieScanner)
+    forms = set().union(*(forms_of(s) for s in secrets))
+    expected = max(
+        (size for size in range(1, min(len(data), redactor.longest - 1) + 1)
+         if any(form.startswith(data[-size:]) for form in forms)),
+        default=0,
+    )  # fmt: skip
+    assert redactor.held_back(data) == expected
