@@ -3,8 +3,8 @@ with a verb, vault management, the standalone proxy, installation and audit revi
 
 Each family of verbs lives in its own module, imported only when one of its verbs runs. The
 console script enters through :mod:`clavis_cli.entry`, which serves MCP without loading this
-module at all when there are no arguments (Claude Desktop). Errors from the vault are printed as one line that
-says what to do, with exit code 1.
+module at all when there are no arguments (Claude Desktop). Errors from the vault are printed
+as one line that says what to do, with exit code 1.
 """
 
 from __future__ import annotations

@@ -57,8 +57,9 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('services_version', '0');
 """
-# Any write to services or secrets, by any module or process, bumps one counter: snapshots
-# reload on that, not on every write to the file (the audit checkpoint is written per request).
+# Any write to services or secrets (or a versioned sibling table, see Vault.ensure_table), by any
+# module or process, bumps one counter: snapshots reload on that, not on every write to the file
+# (rate limits, settings, OAuth leases and the like are written while requests flow).
 _BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'services_version'"
 _EVENTS = ("INSERT", "UPDATE", "DELETE")
 
