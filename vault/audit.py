@@ -2,9 +2,9 @@
 
 Tamper-evident: each record carries an HMAC-SHA256 over its content and the previous
 record's MAC, keyed by a key held in the vault, and a checkpoint of the last record, sealed
-with the vault key, exposes a cut end (see ``audit_chain`` and ``audit_anchor``). Appends from every process are
-serialised by a file lock, so the chain has one order; each record is one ``write``
-to the kernel before the request it records is let through. A write that fails raises
+with the vault key, exposes a cut end (see ``audit_chain`` and ``audit_anchor``). Appends
+from every process are serialised by a file lock, so the chain has one order; each record is
+one ``write`` to the kernel before the request it records is let through. A write that fails raises
 AuditWriteError and the caller refuses the request (fail closed, like mitmproxy's ``save``).
 """
 
@@ -150,8 +150,8 @@ class AuditLog:
 
     def _chain_end(self, lock: int) -> Link | None:
         """What the next record follows: the log's last record if it is genuine and not behind
-        the checkpoint (it may be ahead of it after a crash or a torn checkpoint slot), else the checkpoint, so
-        that a cut or edited end stays visible to verify instead of being papered over."""
+        the checkpoint (it may be ahead of it after a crash or a torn checkpoint slot), else the
+        checkpoint, so that a cut or edited end stays visible to verify, not papered over."""
         checkpoint = self._anchor.head(lock)
         line = self.files.last_line()
         if line is not None:

@@ -113,7 +113,7 @@ class LiveFile:
     system calls on the proxy's path. Once ``write`` returns the record is the kernel's: it
     survives a crash of this process. No ``fsync`` per record: it would add a disk round trip to
     every proxied request. A power loss can therefore drop the newest records, which ``verify``
-    then reports as a cut end against the vault checkpoint: an alarm, never a silent loss.
+    then reports as a cut end against the checkpoint: an alarm, never a silent loss.
     """
 
     def __init__(self, files: LogFiles) -> None:

@@ -202,10 +202,10 @@ def default_scanner(forms: set[bytes]) -> Scanner:
 
     A compile error falls back too: slower redaction beats a proxy that cannot start.
     """
-    if hyperscan is not None and not any(b"\0" in form for form in forms):
+    if hyperscan is not None:
         try:
             return HyperscanScanner(forms)
-        except hyperscan.HyperscanError:  # e.g. a CPU without the instructions this build needs
+        except (ValueError, hyperscan.HyperscanError):  # a NUL in a form; a CPU this build cannot use
             pass
     return TrieScanner(forms)
 
@@ -259,16 +259,19 @@ class Redactor:
         if self._starts is None:
             return 0
         for start in self._starts.finditer(data, max(0, len(data) - (self.longest - 1))):
-            tail = data[start.start() :]
-            index = bisect.bisect_left(self._sorted, tail)  # the first form >= tail starts with it, if any does
-            if index < len(self._sorted) and self._sorted[index].startswith(tail):
-                return len(tail)
+            if self._begins_a_form(data[start.start() :], longer=False):
+                return len(data) - start.start()
         return 0
 
-    def could_grow(self, data: bytes) -> bool:
-        """Whether some form is longer than ``data`` and begins with it: a match of ``data`` at the
-        end of a chunk may be the start of that longer form, which the next chunk would complete."""
-        index = bisect.bisect_right(self._sorted, data)  # the first form > data starts with it, if any does
+    def could_grow(self, data: bytes, start: int) -> bool:
+        """Whether ``data[start:]`` is shorter than some form that begins with it: a match running
+        to the end of a chunk may be the start of that longer form, which the next chunk completes."""
+        return len(data) - start < self.longest and self._begins_a_form(data[start:], longer=True)
+
+    def _begins_a_form(self, data: bytes, *, longer: bool) -> bool:
+        """Whether some form (with ``longer``: some form longer than ``data``) begins with ``data``."""
+        # The first form >= data (> data) in sorted order begins with it, if any does.
+        index = (bisect.bisect_right if longer else bisect.bisect_left)(self._sorted, data)
         return index < len(self._sorted) and self._sorted[index].startswith(data)
 
     def redact(self, data: bytes) -> tuple[bytes, int]:
@@ -312,7 +315,7 @@ class StreamRedactor:
             self._pending = b""
             return data
         spans = redactor.scanner.spans(data)
-        while spans and redactor.could_grow(data[spans[-1][0] :]):
+        while spans and redactor.could_grow(data, spans[-1][0]):
             spans.pop()  # held back with the rest: the next chunk may make it a longer form
         self.count += len(spans)
         emitted = spans[-1][1] if spans else 0
