@@ -12,6 +12,7 @@ from .client_auth import ClientAuth
 from .destination import DestinationCheck
 from .dial_guard import DialGuard, Resolver
 from .inject import InjectCredential
+from .internal_headers import StripInternalHeaders
 from .oauth_refresh import RefreshOAuthToken
 from .pipeline import Pipeline
 from .ratelimits import RecordRateLimits
@@ -27,17 +28,18 @@ def default_addons(
     passthrough: Sequence[HostRule] = (),
     resolver: Resolver | None = None,
 ) -> list[object]:
-    """Authenticate, decide, check the dialled address, inject; on the way back redact, note the
-    rate limits, then audit (the audit record carries the redaction count). The proxy runs them
-    in this order inside one :class:`Pipeline`."""
+    """Authenticate, decide, check the dialled address, inject; on the way back drop headers that
+    pose as ours, redact, note the rate limits, then audit (the audit record carries the
+    redaction count). The proxy runs them in this order inside one :class:`Pipeline`."""
     return [
         ClientAuth(tokens),
         DestinationCheck(vault, passthrough),
         DialGuard(vault, resolver),
         RequestPolicy(vault),
         LocalBudget(vault),
-        RefreshOAuthToken(vault, audit),
+        RefreshOAuthToken(vault, audit, resolver),
         InjectCredential(vault),
+        StripInternalHeaders(),
         RedactResponse(vault),
         RecordRateLimits(vault),
         AuditTrail(audit),
@@ -54,5 +56,6 @@ __all__ = [
     "RecordRateLimits",
     "RedactResponse",
     "RequestPolicy",
+    "StripInternalHeaders",
     "default_addons",
 ]

@@ -90,14 +90,18 @@ def decide(
     host_header: str | None,
     sni: str | None,
     selected: str | None,
+    authority: str = "",
     path: str | None = None,
     passthrough: Sequence[HostRule] = (),
     proxy_ports: frozenset[int] = frozenset(),
 ) -> Verdict:
     """The whole destination policy as a pure function of what the proxy saw.
 
-    ``path`` (the request target, query included) tells apart services that share a host by
-    path prefix; it is judged in its normalised form, as the request policy will send it.
+    ``authority`` is the request target's own authority (absolute-form in HTTP/1, ``:authority``
+    in HTTP/2), empty for origin-form: RFC 9112 §3.2.2 lets it override ``Host``, and shared
+    front ends route by it, so it must name the judged destination too. ``path`` (the request
+    target, query included) tells apart services that share a host by path prefix; it is judged
+    in its normalised form, as the request policy will send it.
     """
     if method.upper() in REFUSED_METHODS:
         return Verdict(None, 405, f"method {method} is not allowed through clavis-mcp")
@@ -110,6 +114,8 @@ def decide(
                 return Verdict(None, 421, f"Host header {host_header!r} does not match the destination {host}")
         if sni is not None and canonical_host(sni) != host:
             return Verdict(None, 421, f"TLS server name {sni!r} does not match the destination {host}")
+        if authority and split_authority(authority, default_port) != (host, port):
+            return Verdict(None, 421, f"request target authority {authority!r} does not match the destination {host}")
     except ValueError as exc:
         return Verdict(None, 400, f"malformed destination: {exc}")
     if port in proxy_ports and is_loopback_host(host):
@@ -217,6 +223,7 @@ class DestinationCheck:
             host_header=request.host_header,
             sni=flow.client_conn.sni if flow.client_conn.tls else None,
             selected=selected,
+            authority=request.authority,
             path=request.path,
             passthrough=self._passthrough,
             proxy_ports=self.proxy_ports,
@@ -231,6 +238,8 @@ class DestinationCheck:
         host = canonical_host(request.host)
         if request.host != host:
             request.host = host  # the canonical spelling is what is dialled and sent as Host
+        if request.authority and request.http_version.startswith("HTTP/1"):
+            request.authority = ""  # origin-form upstream: the judged Host is the only authority sent
         flow.metadata[SERVICE] = verdict.service.name
         flow.metadata[DESTINATION] = (request.scheme, host, request.port)
         flow.metadata[BUFFERED] = selected is not None

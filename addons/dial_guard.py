@@ -10,26 +10,17 @@ stays the TLS server name and the Host header, so certificate verification is un
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import Awaitable, Callable
-
 from mitmproxy import ctx, http
 from mitmproxy.proxy import server_hooks
 
-from vault import Vault, canonical_host, is_public_address
+from vault import Vault, canonical_host
+from vault.dialing import Resolver, private_address_among, system_resolver
 
 from .destination import is_loopback_host
 from .flowmeta import DECISION, REASON
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
 REFUSAL_PREFIX = "clavis-mcp refused to dial"
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for ``host``, in its order of preference."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+__all__ = ["DialGuard", "Resolver"]
 
 
 class DialGuard:
@@ -72,16 +63,16 @@ class DialGuard:
         if not addresses:
             data.server.error = f"{REFUSAL_PREFIX} {host}: it resolves to no address"
             return
-        for address in addresses:
-            if port in self._proxy_ports and is_loopback_host(address):
-                data.server.error = f"{REFUSAL_PREFIX} {host}:{port}: it is clavis-mcp's own proxy port"
-                return
-            if not local_allowed and not is_public_address(address):
-                data.server.error = (
-                    f"{REFUSAL_PREFIX} {host}: it resolves to the private or loopback address {address}; "
-                    "only services added with --local may reach such addresses"
-                )
-                return
+        if port in self._proxy_ports and any(is_loopback_host(address) for address in addresses):
+            data.server.error = f"{REFUSAL_PREFIX} {host}:{port}: it is clavis-mcp's own proxy port"
+            return
+        private = private_address_among(addresses, local_allowed)
+        if private is not None:
+            data.server.error = (
+                f"{REFUSAL_PREFIX} {host}: it resolves to the private or loopback address {private}; "
+                "only services added with --local may reach such addresses"
+            )
+            return
         data.server.address = (addresses[0], port)
         if data.server.tls and data.server.sni is None:
             data.server.sni = host

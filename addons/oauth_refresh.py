@@ -16,6 +16,7 @@ import logging
 from mitmproxy import http
 
 from vault import AuditLog, Vault
+from vault.dialing import Resolver
 from vault.errors import ClavisError
 from vault.oauth import ReauthRequired
 from vault.oauth_refresh import ensure_fresh, refresh_after_rejection
@@ -28,9 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 class RefreshOAuthToken:
-    def __init__(self, vault: Vault, audit: AuditLog | None = None) -> None:
+    def __init__(self, vault: Vault, audit: AuditLog | None = None, resolver: Resolver | None = None) -> None:
         self._vault = vault
         self._audit = audit
+        self._resolver = resolver
 
     async def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
@@ -39,7 +41,7 @@ class RefreshOAuthToken:
         if name not in oauth_services_as_of(self._vault, flow_snapshot(flow, self._vault)):
             return
         try:
-            token = await ensure_fresh(self._vault, name, audit=self._audit)
+            token = await ensure_fresh(self._vault, name, audit=self._audit, resolver=self._resolver)
         except ReauthRequired as exc:
             refuse(flow, 401, str(exc))
             return
@@ -58,6 +60,8 @@ class RefreshOAuthToken:
         if flow.metadata.get(DECISION) != "injected":
             return
         try:
-            await refresh_after_rejection(self._vault, flow.metadata[SERVICE], rejected, audit=self._audit)
+            await refresh_after_rejection(
+                self._vault, flow.metadata[SERVICE], rejected, audit=self._audit, resolver=self._resolver
+            )
         except ClavisError as exc:
             logger.warning("OAuth refresh after a 401 failed: %s", exc)

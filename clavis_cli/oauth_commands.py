@@ -120,7 +120,7 @@ def add(
         if name in {s.name for s in runtime.vault.list_services()}:
             raise ServiceError(f"a service named {name!r} already exists; remove it first or pick another name")
         secret = None if public_client else _read_client_secret(client_secret_stdin, client_secret_env)
-        obtained = _obtain(name, config, secret, open_browser=not no_browser, port=port, timeout=timeout)
+        obtained = _obtain(name, config, secret, local=local, open_browser=not no_browser, port=port, timeout=timeout)
         oauth_store.register(runtime.vault, service, config, secret, obtained)
         runtime.audit.append(source="cli", service=name, action="add", decision="added")
     click.echo(f"added {name} (oauth2, {grant} grant) for {', '.join(str(h) for h in service.hosts)}")
@@ -149,7 +149,10 @@ def login(
             raise InvalidOAuthConfig(f"{name!r} is not an OAuth service; add one with: clavis-mcp oauth add")
         replacement = _read_client_secret(client_secret_stdin, client_secret_env) if new_client_secret else None
         secret = replacement or oauth_store.client_secret(runtime.vault, name)
-        obtained = _obtain(name, record.config, secret, open_browser=not no_browser, port=port, timeout=timeout)
+        local = runtime.vault.get_service(name).local
+        obtained = _obtain(
+            name, record.config, secret, local=local, open_browser=not no_browser, port=port, timeout=timeout
+        )
         oauth_store.replace_grant(runtime.vault, name, obtained, replacement)
         runtime.audit.append(source="cli", service=name, action="oauth-login", decision="logged-in")
     click.echo(f"logged in to {name}")
@@ -173,13 +176,21 @@ def status(name: str | None) -> None:
 
 
 def _obtain(
-    name: str, config: OAuthConfig, secret: Secret | None, *, open_browser: bool, port: int, timeout: float
+    name: str,
+    config: OAuthConfig,
+    secret: Secret | None,
+    *,
+    local: bool,
+    open_browser: bool,
+    port: int,
+    timeout: float,
 ) -> TokenGrant:
     if config.grant == "client_credentials":
-        return asyncio.run(obtain_grant(name, token_request(config, secret, grant_type="client_credentials")))
+        request = token_request(config, secret, grant_type="client_credentials")
+        return asyncio.run(obtain_grant(name, request, local=local))
     return asyncio.run(
         authorization_code_login(
-            name, config, secret, port=port, open_browser=open_browser, say=click.echo, timeout=timeout
+            name, config, secret, local=local, port=port, open_browser=open_browser, say=click.echo, timeout=timeout
         )
     )
 

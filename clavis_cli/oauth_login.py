@@ -35,6 +35,7 @@ async def authorization_code_login(
     config: OAuthConfig,
     client_secret: Secret | None,
     *,
+    local: bool,
     port: int = 0,
     open_browser: bool = True,
     say: Callable[[str], None],
@@ -70,7 +71,7 @@ async def authorization_code_login(
         redirect_uri=redirect_uri,
         code_verifier=pkce.verifier,
     )
-    return await obtain_grant(service, request)
+    return await obtain_grant(service, request, local=local)
 
 
 async def _callback(

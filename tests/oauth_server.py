@@ -88,9 +88,9 @@ class OAuthServer:
         return self.base + "/authorize"
 
     @classmethod
-    def start(cls, ca: trustme.CA) -> OAuthServer:
+    def start(cls, ca: trustme.CA, hostnames: tuple[str, ...] = ()) -> OAuthServer:
         state = AuthServerState()
-        server, thread = serve_https(ca, _handler(state), ("127.0.0.1", "localhost"))
+        server, thread = serve_https(ca, _handler(state), ("127.0.0.1", "localhost", *hostnames))
         return cls(server, thread, state)
 
     def stop(self) -> None:

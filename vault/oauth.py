@@ -21,6 +21,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 import certifi
 
+from .dialing import DialRefused, Resolver, checked_address
 from .errors import ClavisError
 from .hosts import canonical_host, is_public_address
 from .secret import Secret
@@ -264,12 +265,27 @@ def backoff_delay(failures: int) -> float:
     return float(min(2 ** max(failures, 1), 300))
 
 
-async def post_token_request(service: str, request: TokenRequest) -> tuple[int, bytes]:
-    """The one network call: POST the form, return status and body. Transport errors are reported
-    by type only, since httpx's messages can include the URL and we keep them plain. httpx is
-    imported here, on the first refresh: the MCP server's start-up does not pay for it."""
+async def post_token_request(
+    service: str, request: TokenRequest, *, local: bool, resolver: Resolver | None = None
+) -> tuple[int, bytes]:
+    """The one network call: POST the form, return status and body.
+
+    The token URL was checked at registration, but its name may resolve elsewhere now: it is
+    resolved here, refused if it leads to a private or loopback address (unless the service is
+    ``local``), and the checked address is dialled, with the name kept for TLS and ``Host``, as
+    the proxy's dial guard does for API hosts. Transport errors are reported by type only,
+    since httpx's messages can include the URL and we keep them plain. httpx is imported here,
+    on the first refresh: the MCP server's start-up does not pay for it.
+    """
     import httpx
 
+    url = httpx.URL(request.url)
+    try:
+        address = await checked_address(url.host, url.port or 443, local_allowed=local, resolver=resolver)
+    except DialRefused as exc:
+        raise TokenEndpointError(f"the token endpoint of {service!r} was not contacted: {exc}") from None
+    pinned = url.copy_with(host=address)
+    headers = {**request.headers, "Host": url.netloc.decode("ascii")}
     try:
         async with httpx.AsyncClient(
             verify=_trust(),
@@ -277,7 +293,9 @@ async def post_token_request(service: str, request: TokenRequest) -> tuple[int, 
             follow_redirects=False,
             trust_env=False,
         ) as client:
-            response = await client.post(request.url, data=request.form, headers=request.headers)
+            response = await client.post(
+                pinned, data=request.form, headers=headers, extensions={"sni_hostname": url.host}
+            )
             return response.status_code, response.content
     except httpx.TimeoutException:
         raise TokenEndpointError(f"the token endpoint of {service!r} did not answer in time; try again later") from None
@@ -285,6 +303,14 @@ async def post_token_request(service: str, request: TokenRequest) -> tuple[int, 
         raise TokenEndpointError(
             f"the token endpoint of {service!r} could not be reached ({type(exc).__name__}); try again later"
         ) from None
+
+
+async def obtain_grant(
+    service: str, request: TokenRequest, *, local: bool, resolver: Resolver | None = None
+) -> TokenGrant:
+    """POST a token request and read the answer: a first login, a code exchange, a client-credentials grant."""
+    status, body = await post_token_request(service, request, local=local, resolver=resolver)
+    return parse_token_response(service, status, body, time.time())
 
 
 def _trust() -> ssl.SSLContext:
@@ -300,9 +326,3 @@ def _trust() -> ssl.SSLContext:
 def _form_escape(value: str) -> str:
     """RFC 6749 2.3.1: client id and secret are form-urlencoded before Basic encoding."""
     return quote_plus(value)
-
-
-async def obtain_grant(service: str, request: TokenRequest) -> TokenGrant:
-    """POST a token request and read the answer: a first login, a code exchange, a client-credentials grant."""
-    status, body = await post_token_request(service, request)
-    return parse_token_response(service, status, body, time.time())

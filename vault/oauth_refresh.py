@@ -23,6 +23,7 @@ import weakref
 
 from . import oauth_store
 from .audit import AuditLog
+from .dialing import Resolver
 from .oauth import (
     ReauthRequired,
     TokenEndpointError,
@@ -42,12 +43,15 @@ _locks: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-async def ensure_fresh(vault: Vault, name: str, *, audit: AuditLog | None = None) -> Secret | None:
+async def ensure_fresh(
+    vault: Vault, name: str, *, audit: AuditLog | None = None, resolver: Resolver | None = None
+) -> Secret | None:
     """The service's usable access token, refreshed first if it is due; None for a non-OAuth service.
 
     Raises ReauthRequired (a person must log in again) or TokenEndpointError (no valid token
     and the token endpoint cannot give one now). Cheap when nothing is due: one small query.
-    With ``audit``, each call to the token endpoint made here is recorded with its outcome.
+    With ``audit``, each call to the token endpoint made here is recorded with its outcome;
+    ``resolver`` stands in for DNS when the token endpoint's name is checked and dialled.
     """
     record = oauth_store.load(vault, name)
     if record is None:
@@ -55,21 +59,28 @@ async def ensure_fresh(vault: Vault, name: str, *, audit: AuditLog | None = None
     if oauth_store.decide(record, time.time()) == "fresh":
         return _published(vault, name, record.access_fp)
     async with _lock(vault, name):
-        return await _refresh(vault, name, None, audit)
+        return await _refresh(vault, name, None, audit, resolver)
 
 
 async def refresh_after_rejection(
-    vault: Vault, name: str, rejected_fingerprint: str, *, audit: AuditLog | None = None
+    vault: Vault,
+    name: str,
+    rejected_fingerprint: str,
+    *,
+    audit: AuditLog | None = None,
+    resolver: Resolver | None = None,
 ) -> Secret | None:
     """The provider answered 401 to the token with this fingerprint: refresh once, unless someone
     already has (then the newer token is returned). None for a non-OAuth service."""
     if oauth_store.load(vault, name) is None:
         return None
     async with _lock(vault, name):
-        return await _refresh(vault, name, rejected_fingerprint, audit)
+        return await _refresh(vault, name, rejected_fingerprint, audit, resolver)
 
 
-async def _refresh(vault: Vault, name: str, rejected_fp: str | None, audit: AuditLog | None) -> Secret:
+async def _refresh(
+    vault: Vault, name: str, rejected_fp: str | None, audit: AuditLog | None, resolver: Resolver | None
+) -> Secret:
     owner = uuid.uuid4().hex
     deadline = time.monotonic() + WAIT_LIMIT
     while True:
@@ -91,7 +102,7 @@ async def _refresh(vault: Vault, name: str, rejected_fp: str | None, audit: Audi
                 await asyncio.sleep(POLL_SECONDS)
             case "claimed":
                 try:
-                    grant = await _request_token(vault, name)
+                    grant = await _request_token(vault, name, resolver)
                 except ReauthRequired as exc:
                     if oauth_store.mark_dead(vault, name, exc.reason, record.access_fp):
                         _audit(audit, name, "reauth_required", exc.reason)
@@ -112,7 +123,7 @@ async def _refresh(vault: Vault, name: str, rejected_fp: str | None, audit: Audi
                 return grant.access_token
 
 
-async def _request_token(vault: Vault, name: str) -> TokenGrant:
+async def _request_token(vault: Vault, name: str, resolver: Resolver | None) -> TokenGrant:
     record = oauth_store.load(vault, name)
     assert record is not None
     secret = oauth_store.client_secret(vault, name)
@@ -123,7 +134,8 @@ async def _request_token(vault: Vault, name: str) -> TokenGrant:
         if refresh is None:
             raise ReauthRequired(name, "there is no refresh token")
         request = token_request(record.config, secret, grant_type="refresh_token", refresh_token=refresh.reveal())
-    return await obtain_grant(name, request)
+    local = vault.snapshot().service(name).local
+    return await obtain_grant(name, request, local=local, resolver=resolver)
 
 
 def _still_valid(

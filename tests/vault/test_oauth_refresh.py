@@ -207,7 +207,8 @@ async def test_a_client_credentials_service_gets_a_new_token_when_due(vault: Vau
     service = make_service("machine", f"127.0.0.1:{server.port}", local=True)
     config = OAuthConfig(server.token_url, CLIENT_ID, "client_credentials", client_auth="basic")
     server.state.expires_in = 30  # every token is born due
-    grant = await obtain_grant("machine", token_request(config, Secret(CLIENT_SECRET), grant_type="client_credentials"))
+    request = token_request(config, Secret(CLIENT_SECRET), grant_type="client_credentials")
+    grant = await obtain_grant("machine", request, local=True)
     oauth_store.register(vault, service, config, Secret(CLIENT_SECRET), grant)
     fresh = await ensure_fresh(vault, "machine")
     assert fresh is not None and fresh != grant.access_token

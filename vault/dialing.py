@@ -1,0 +1,54 @@
+"""The address that is checked is the address that is dialled, for every connection that carries a secret.
+
+A host name that passed a check at registration can later resolve to 127.0.0.1, 10.0.0.5 or
+169.254.169.254 (DNS rebinding, a hostile or mistaken record). So whoever opens a connection
+that will carry a credential (the proxy dialling a service's host, the vault posting a refresh
+token to a token endpoint) resolves the name itself, refuses it if any address is private,
+loopback, link-local, CGNAT or metadata (unless the service was added with ``--local``), and
+dials the checked address, keeping the name for TLS and ``Host``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+from .errors import ClavisError
+from .hosts import is_public_address
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class DialRefused(ClavisError):
+    """A connection that would carry a secret was not made; the message says why."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address the system resolver gives for ``host``, in its order of preference."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def private_address_among(addresses: list[str], local_allowed: bool) -> str | None:
+    """The first address a service not added with ``--local`` must not reach, or None."""
+    if local_allowed:
+        return None
+    return next((address for address in addresses if not is_public_address(address)), None)
+
+
+async def checked_address(host: str, port: int, *, local_allowed: bool, resolver: Resolver | None = None) -> str:
+    """Resolve ``host`` and return the address to dial; DialRefused if it must not be dialled."""
+    try:
+        addresses = await (resolver or system_resolver)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise DialRefused(f"{host} does not resolve ({type(exc).__name__})") from None
+    if not addresses:
+        raise DialRefused(f"{host} resolves to no address")
+    private = private_address_among(addresses, local_allowed)
+    if private is not None:
+        raise DialRefused(
+            f"{host} resolves to the private or loopback address {private}; "
+            "only services added with --local may reach such addresses"
+        )
+    return addresses[0]
