@@ -9,13 +9,16 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from vault import Service, canonical_host
 from vault.errors import ClavisError
 
 from .models import BinaryBody
+
+if TYPE_CHECKING:
+    from vault.redaction import Redactor  # loaded with the proxy, off the start-up path
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -200,27 +203,60 @@ def is_text(content_type: str) -> bool:
     return not kind or any(kind.startswith(t) or kind.endswith(t) for t in TEXT_TYPES)
 
 
-def render_body(
-    head: bytes, size: int, digest: str, content_type: str, limit: int
-) -> tuple[Any, BinaryBody | None, bool]:
-    """(body, binary summary, truncated) from the first bytes of a response.
+def declared_charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
-    JSON is parsed when it is JSON and whole; text is returned up to ``limit`` bytes; anything
-    else, or text that is not UTF-8, is summarised by type, size and SHA-256.
+
+def render_body(
+    head: bytes, size: int, digest: str, content_type: str, limit: int, redactor: Redactor
+) -> tuple[Any, BinaryBody | None, bool, int]:
+    """(body, binary summary, truncated, redactions) from the first bytes of a response.
+
+    The proxy scrubbed the bytes; the model reads what they decode to, so text is decoded only
+    as UTF-8 (the encoding the byte scan saw: no UTF-16/32 detection, no NUL-laced text) and
+    the result is scrubbed again in its final form: JSON strings after their escapes are
+    resolved, text after the escapes a reader would resolve. JSON is parsed when it is JSON and
+    whole; text is returned up to ``limit`` bytes; anything else is summarised by type, size
+    and SHA-256.
     """
-    if size and (not is_text(content_type) or not _utf8(head[:limit])):
-        return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False
+    if size and not _readable_text(head[:limit], content_type):
+        return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, 0
     truncated = size > limit
     if "json" in content_type.lower() and not truncated:
         try:
-            return json.loads(head), None, False
+            parsed = json.loads(head.decode("utf-8"))
         except ValueError:
             pass
-    return head[:limit].decode("utf-8", errors="replace"), None, truncated
+        else:
+            body, count = _scrub_json(parsed, redactor)
+            return body, None, False, count
+    text, count = redactor.redact_text(head[:limit].decode("utf-8", errors="replace"))
+    return text, None, truncated, count
 
 
-def _utf8(data: bytes) -> bool:
-    """Whether ``data`` is UTF-8, allowing a multi-byte character cut at the end."""
+def _scrub_json(value: Any, redactor: Redactor) -> tuple[Any, int]:
+    """``value`` with every string (keys too) scrubbed as the model will read it; and the count."""
+    if isinstance(value, str):
+        return redactor.redact_text(value)
+    if isinstance(value, list):
+        items = [_scrub_json(item, redactor) for item in value]
+        return [item for item, _ in items], sum(count for _, count in items)
+    if isinstance(value, dict):
+        pairs = [(_scrub_json(k, redactor), _scrub_json(v, redactor)) for k, v in value.items()]
+        return {k: v for (k, _), (v, _) in pairs}, sum(kc + vc for (_, kc), (_, vc) in pairs)
+    return value, 0
+
+
+def _readable_text(data: bytes, content_type: str) -> bool:
+    """Text the model may read: a text type, UTF-8 (a character cut at the end allowed), no NUL."""
+    if not is_text(content_type) or b"\0" in data:
+        return False
+    if declared_charset(content_type) not in (None, "utf-8", "utf8", "us-ascii", "ascii"):
+        return False
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

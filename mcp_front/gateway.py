@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from vault import AuditLog, Vault
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from certs import LocalCA
     from proxy import EmbeddedProxy
     from proxy.embedded import Resolver
+    from vault.redaction import Redactor
+    from vault.service_redaction import ServiceRedactors
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
@@ -73,6 +76,12 @@ class Fetched:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
 
+def no_cookies() -> CookieJar:
+    """A jar that keeps nothing: one client serves every service, and a cookie one upstream sets
+    must never reach another (or come back to it on a later call the model did not ask for)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
 class Gateway:
     def __init__(
         self,
@@ -92,6 +101,7 @@ class Gateway:
         self._proxy: EmbeddedProxy | None = None
         self._client: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
+        self._redactors: ServiceRedactors | None = None
 
     async def client(self) -> httpx.AsyncClient:
         async with self._lock:
@@ -109,6 +119,7 @@ class Gateway:
                 await self._proxy.start()
                 trust = ssl.create_default_context(cafile=str(self.ca.cert_path))
                 self._client = httpx.AsyncClient(
+                    cookies=no_cookies(),
                     proxy=httpx.Proxy(self._proxy.url, auth=(MCP_CLIENT, self._token)),
                     verify=trust,
                     follow_redirects=False,
@@ -175,6 +186,14 @@ class Gateway:
         if self._proxy is not None:
             await self._proxy.stop()
             self._proxy = None
+
+    def redactor(self, service: str) -> Redactor:
+        """The service's redactor, for scrubbing what the model will read once more in its final form."""
+        if self._redactors is None:
+            from vault.service_redaction import ServiceRedactors
+
+            self._redactors = ServiceRedactors(self.vault)
+        return self._redactors.for_service(self.vault.snapshot(), service)
 
     @property
     def proxy_running(self) -> bool:

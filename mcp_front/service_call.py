@@ -8,7 +8,7 @@ binary summary) and filtered (header allowlist) before the model sees it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault import Service
 
@@ -27,6 +27,9 @@ from .calls import (
 from .gateway import Fetched, Gateway, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
 from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
+
+if TYPE_CHECKING:
+    from vault.redaction import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ async def perform_call(gateway: Gateway, call: PreparedCall) -> CallResult:
             method, body = "GET", {}
     else:
         redirect = Redirect(location=location or "", followed=False)
-    return _result(fetched, limits, redirect, call.ignored_headers)
+    return _result(fetched, limits, redirect, call.ignored_headers, gateway.redactor(call.service.name))
 
 
 async def _send(
@@ -118,11 +121,13 @@ async def _send(
     return fetched
 
 
-def _result(fetched: Fetched, limits: CallLimits, redirect: Redirect | None, ignored: list[str]) -> CallResult:
+def _result(
+    fetched: Fetched, limits: CallLimits, redirect: Redirect | None, ignored: list[str], redactor: Redactor
+) -> CallResult:
     headers = returned_headers(fetched.headers)
     content_type = fetched.header("content-type") or ""
-    body, binary, truncated = render_body(
-        fetched.head, fetched.size, fetched.sha256, content_type, limits.max_response_body
+    body, binary, truncated, rescrubbed = render_body(
+        fetched.head, fetched.size, fetched.sha256, content_type, limits.max_response_body, redactor
     )
     return CallResult(
         status=fetched.status,
@@ -135,7 +140,7 @@ def _result(fetched: Fetched, limits: CallLimits, redirect: Redirect | None, ign
         body_limit=limits.max_response_body,
         redirect=redirect,
         rate_limit=rate_limit_of(fetched.headers, fetched.received_at),
-        redactions=fetched.redactions,
+        redactions=fetched.redactions + rescrubbed,
         audit_id=fetched.audit_id,
         ignored_headers=ignored,
     )

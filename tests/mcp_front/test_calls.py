@@ -18,7 +18,9 @@ from mcp_front.calls import (
     returned_headers,
     split_headers,
 )
-from tests.conftest import make_service
+from tests.conftest import SECRET, make_service
+from vault import Secret
+from vault.redaction import Redactor
 
 SERVICE = make_service("openai", "api.openai.com")
 
@@ -81,8 +83,12 @@ def test_returned_headers_are_an_allowlist() -> None:
     }  # fmt: skip
 
 
+REDACTOR = Redactor("openai", [Secret(SECRET)])
+
+
 def render(content: bytes, content_type: str, limit: int = 256 * 1024) -> tuple[object, object, bool]:
-    return render_body(content[:limit], len(content), hashlib.sha256(content).hexdigest(), content_type, limit)
+    digest = hashlib.sha256(content).hexdigest()
+    return render_body(content[:limit], len(content), digest, content_type, limit, REDACTOR)[:3]
 
 
 BODIES = [
@@ -94,6 +100,10 @@ BODIES = [
     ("empty", b"", "application/octet-stream", "", False),
     ("truncated-text", b"x" * 100, "text/plain", "x" * 10, True),
     ("truncated-json-is-text", b'{"a": "' + b"y" * 100 + b'"}', "application/json", '{"a": "yyy', True),
+    ("json-escape-rebuilding-the-secret", ('{"k": "' + SECRET.replace("-", "\\u002d") + '"}').encode(),
+     "application/json", {"k": "[REDACTED:openai]"}, False),
+    ("json-key-rebuilding-the-secret", ('{"' + SECRET.replace("t", "\\u0074") + '": 1}').encode(),
+     "application/json", {"[REDACTED:openai]": 1}, False),
 ]
 
 
@@ -110,6 +120,10 @@ BINARIES = [
     ("png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "image/png"),
     ("octet-stream", b"\x00\x01\x02", "application/octet-stream"),
     ("text-type-but-not-utf8", b"\xff\xfe\x00bad", "text/plain"),
+    ("utf16-text-without-bom", "hello".encode("utf-16-le"), "text/plain"),
+    ("utf32-json", b'{"a": 1}'.decode().encode("utf-32-le"), "application/json"),
+    ("declared-utf16-charset", "hello".encode("utf-16-le"), "text/plain; charset=utf-16le"),
+    ("declared-latin1-charset", b"caf\xe9", "text/plain; charset=iso-8859-1"),
 ]
 
 
