@@ -7,6 +7,10 @@ authentication instead of decrypting to the wrong service's secret.
 The data key itself is stored wrapped (AES-256-GCM again) by a key-encryption key that
 the chosen key store holds (keychain, passphrase, key file). Changing the key store
 re-wraps this one key; no secret has to be re-encrypted or re-entered.
+
+Keys for other uses than encryption (the fingerprint key) are derived from the data key
+with HKDF, each bound to its vault and purpose, so the data key is only ever an AES key
+and a derived key reveals nothing about it or about its siblings.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import os
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import VaultCorrupted
 
@@ -65,6 +71,11 @@ class DataKey:
     def wrap(self, kek: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + AESGCM(kek).encrypt(nonce, self._raw, aad)
+
+    def derive(self, info: bytes) -> bytes:
+        """A 32-byte key for another purpose, named by ``info`` (HKDF-SHA256, RFC 5869, no salt):
+        the same for every process that opens the vault, as long as the data key lives."""
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(self._raw)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)

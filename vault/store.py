@@ -35,12 +35,13 @@ from .hosts import HostRule, canonical_host, parse_host_rule, rules_overlap
 from .keyfile import KeyFileStore
 from .keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
-from .secret import Secret
+from .secret import FingerprintKey, Secret, key_secrets_made_outside_a_vault
 from .service import AuthSpec, Service, validated
 
 DB_NAME = "vault.db"
 SCHEMA_VERSION = "2"
 SECRET_FIELD = "credential"
+FINGERPRINT_KEY_CONTEXT = "fingerprint-key"  # HKDF info of the fingerprint key, see docs/vault-format.md
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -179,6 +180,8 @@ class Vault:
         self._conn = conn
         self._key = key
         self.vault_id = vault_id
+        self._fingerprint_key = FingerprintKey(key.derive(associated_data(vault_id, "", FINGERPRINT_KEY_CONTEXT)))
+        key_secrets_made_outside_a_vault(self._fingerprint_key)
         self._lock = threading.RLock()
         self._snapshot: tuple[int | None, str | None, Snapshot] | None = None
         self._tables: set[str] = set()
@@ -362,7 +365,7 @@ class Vault:
         if row is None:
             raise UnknownService(name, [s.name for s in self.list_services()])
         plain = self._key.open(row[0], associated_data(self.vault_id, name, field), f"the secret of {name!r}")
-        return Secret(plain.decode("utf-8"))
+        return Secret(plain.decode("utf-8"), self._fingerprint_key)
 
     def snapshot(self) -> Snapshot:
         """Services and secrets, decrypted once and reloaded only when a service or secret changed.

@@ -86,7 +86,7 @@ def test_add_by_connector_fills_hosts_auth_and_fixed_headers(initialised: CliRun
     )
     assert view["hosts"] == ["api.anthropic.com"] and view["auth"] == "header x-api-key: {secret}"  # type: ignore[index]
     assert view["extra_headers"] == {"anthropic-version": "2023-06-01"}  # type: ignore[index]
-    assert view["fingerprint"].startswith("sha256:")  # type: ignore[index]
+    assert view["fingerprint"].startswith("hmac:")  # type: ignore[index]
 
 
 GENERIC = [
@@ -156,7 +156,7 @@ def test_show_gives_metadata_and_fingerprint_never_the_value(initialised: CliRun
     )
     view = as_json(initialised.invoke(main, ["show", "gh", "--json"]))
     assert view["expires"] == "2030-01-31T00:00:00+00:00" and view["rotated"] is None  # type: ignore[index]
-    assert view["last_used"] is None and view["fingerprint"].startswith("sha256:")  # type: ignore[index]
+    assert view["last_used"] is None and view["fingerprint"].startswith("hmac:")  # type: ignore[index]
     assert "fingerprint:" in ok(initialised.invoke(main, ["show", "gh"])).output
 
 

@@ -154,7 +154,7 @@ async def test_get_credentials_is_masked_by_default_and_audited(client: Client, 
     result = await client.call_tool("get_credentials", {"service_name": "masked"})
     out = result.structured_content
     assert out["reveal_policy"] == "masked" and out["value"] is None
-    assert out["masked"].endswith(SECRET[-4:]) and out["fingerprint"].startswith("sha256:")
+    assert out["masked"] == "…" + SECRET[-4:] and out["fingerprint"].startswith("hmac:")
     assert out["token_type"] == "header"
     assert SECRET not in json.dumps(result.model_dump())
     record = audit_records(gateway)[-1]
