@@ -49,8 +49,12 @@ class ServiceList(BaseModel):
 class CredentialInfo(BaseModel):
     service_name: str
     reveal_policy: Literal["masked", "full"]
-    masked: str = Field(description="Prefix and last four characters, enough to recognise the key.")
-    fingerprint: str = Field(description="Stable identifier of the value (truncated SHA-256), not the value.")
+    masked: str = Field(
+        description="The last four characters of a credential of 24 characters or more; nothing (…****) of a shorter."
+    )
+    fingerprint: str = Field(
+        description="Keyed HMAC-SHA256 of the value under the vault's key (hmac:…): tells keys apart, reveals nothing."
+    )
     token_type: str = Field(description="How the credential is used: header, basic or query.")
     state: CredentialState
     expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")

@@ -206,8 +206,9 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
         service_name: SERVICE_NAME,
         confirmation: Annotated[Answer, Resolve(confirm_reveal)],
     ) -> CredentialInfo:
-        """Show a service's credential as its reveal policy allows: masked (prefix and last four
-        characters, fingerprint, expiry) by default, the full value only where the user allowed it.
+        """Show a service's credential as its reveal policy allows: masked (the last four characters
+        of a long credential, nothing of a short one; a keyed fingerprint; expiry) by default, the
+        full value only where the user allowed it.
 
         Prefer call_service, which uses the credential without exposing it. Every use is audited."""
         service = vault.get_service(service_name)

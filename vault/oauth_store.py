@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,6 +100,24 @@ def decide(record: OAuthRecord, now: float, rejected_fp: str | None = None) -> D
 
 def ensure_schema(vault: Vault) -> None:
     vault.ensure_table(TABLE, _SCHEMA, versioned=True)
+    if vault not in _fingerprints_keyed:
+        _fingerprints_keyed.add(vault)
+        _key_old_fingerprints(vault)
+
+
+def _key_old_fingerprints(vault: Vault) -> None:
+    """Rows written before fingerprints were keyed hold an unkeyed ``sha256:`` one: an offline
+    oracle for the access token, and never equal to the injected credential's, which would make
+    every request rewrite the credential. Each is replaced by the keyed fingerprint, once."""
+    for (name, old) in vault.query(f"SELECT service, access_fp FROM {TABLE} WHERE access_fp NOT LIKE 'hmac:%'"):
+        token = _open_field(vault, name, "access_token")
+        if token is not None:
+            vault.query(
+                f"UPDATE {TABLE} SET access_fp = ? WHERE service = ? AND access_fp = ?", (token.fingerprint, name, old)
+            )
+
+
+_fingerprints_keyed: weakref.WeakSet[Vault] = weakref.WeakSet()
 
 
 def load(vault: Vault, name: str) -> OAuthRecord | None:

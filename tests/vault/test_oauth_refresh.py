@@ -291,3 +291,22 @@ async def test_a_refresher_whose_lease_ran_out_does_not_kill_the_newer_grant(
     record = oauth_store.load(vault, "acme")
     assert record is not None and record.state == "active"
     assert server.state.hits == {"refresh_token": 2}
+
+
+async def test_an_unkeyed_fingerprint_left_by_an_older_version_is_replaced_by_the_keyed_one(
+    home: Path, server: OAuthServer
+) -> None:
+    """An unkeyed sha256 fingerprint is an offline oracle for the token, and never matches the
+    injected credential's keyed one (every request would rewrite the credential)."""
+    vault = Vault.create(home)
+    first = register(vault, server, expires_at=time.time() + 3600)
+    vault.query("UPDATE oauth_clients SET access_fp = 'sha256:0123456789ab' WHERE service = 'acme'")
+    vault.close()
+    reopened = Vault.open(home)
+    try:
+        record = oauth_store.load(reopened, "acme")
+        assert record is not None and record.access_fp == first.fingerprint and record.access_fp.startswith("hmac:")
+        assert await ensure_fresh(reopened, "acme") == first
+        assert sum(server.state.hits.values()) == 0
+    finally:
+        reopened.close()
