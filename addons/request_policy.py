@@ -2,30 +2,58 @@
 
 A path is judged after the normalisation a server would apply (``%2e`` decoded, ``.`` and
 ``..`` segments resolved, repeated slashes merged), and the normalised path is what is sent:
-judging one spelling and forwarding another is how path filters are bypassed. Spellings a
-server might read as a separator (``%2f``, ``\\``, ``%5c``) are refused outright.
+judging one spelling and forwarding another is how path filters are bypassed. Spellings that
+some server reads differently from us are refused outright rather than guessed at: separators
+that are encoded or backslashes; path parameters (``..;/`` is ``..`` to a servlet container);
+double encoding (``%252e``, ``.`` to a server that decodes twice); overlong UTF-8 (``%c0%ae``)
+and look-alikes that Unicode normalisation turns into ``.``, ``/`` or ``\\``; control characters;
+segments of dots and spaces that a server trims into ``..``.
+
+A method policy is judged on every way a request can name its method: the method-override
+headers and ``_method`` fields that frameworks honour (see :mod:`.method_override`).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from urllib.parse import unquote, unquote_to_bytes
 
 from mitmproxy import http
 
 from vault import Vault
 
 from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
+from .method_override import requested_overrides
 
-_AMBIGUOUS = re.compile(r"%2f|%5c|\\|%00|[\x00-\x20\x7f]", re.IGNORECASE)
+# Checked on the path as received, in this order; the first that matches is the reason given.
+_REFUSED_SPELLINGS = (
+    (re.compile(r"[\x00-\x20\x7f]"), "a space or control character; percent-encode it"),
+    (re.compile(r"%2f|%5c|\\", re.IGNORECASE), "an encoded ('%2f', '%5c') or backslash separator; use '/'"),
+    (re.compile(r"%(?![0-9a-f]{2})", re.IGNORECASE), "a '%' that starts no two-digit escape (such as "
+     "'%u002e'); write '%' as '%25'"),
+    (re.compile(r"%25[0-9a-f]{2}", re.IGNORECASE), "a double-encoded character ('%25' then an escape, such as "
+     "'%252e'), which a server that decodes twice reads as another character; encode the path once"),
+    (re.compile(r";|%3b", re.IGNORECASE), "a path parameter (';'), which servlet containers cut off before "
+     "resolving '..' (so '..;' is '..'); send the path without ';'"),
+)  # fmt: skip
 _ENCODED_DOT = re.compile(r"%2e", re.IGNORECASE)
+_DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DOT_LIKE = re.compile(r"[.\s]*\.[.\s]*")
+_SIGNIFICANT = frozenset("./\\;%")
+# Not changed by NFKC, but turned into '/' or '\\' by the "best fit" conversions of Windows servers.
+_BEST_FIT_SEPARATORS = frozenset("\u2044\u2215\u2216\u29f5")
+_METHOD_TOKEN = re.compile(r"[A-Z][A-Z-]{0,19}")  # shown in a refusal; anything else the agent sent is not
 
 
 def normalise_path(path: str) -> str:
-    """The path part (no query) a server would resolve; ValueError for ambiguous spellings."""
+    """The path part (no query) a server would resolve; ValueError for spellings servers read differently."""
     if not path.startswith("/"):
         raise ValueError(f"path {path!r} must start with '/'")
-    if _AMBIGUOUS.search(path):
-        raise ValueError("the path contains an encoded or backslash separator or a control character")
+    for pattern, reason in _REFUSED_SPELLINGS:
+        if pattern.search(path):
+            raise ValueError(f"the path contains {reason}")
+    _check_decoded(path)
     segments: list[str] = []
     parts = _ENCODED_DOT.sub(".", path).split("/")[1:]
     for index, segment in enumerate(parts):
@@ -38,9 +66,33 @@ def normalise_path(path: str) -> str:
         elif segment == ".":
             if last:
                 segments.append("")
+        elif "." in segment and _DOT_LIKE.fullmatch(unquote(segment)):
+            raise ValueError(f"the path has a segment of dots and spaces ({segment!r}) that servers may trim to "
+                             "'..'; write '.' or '..' plainly")  # fmt: skip
         elif segment or last:
             segments.append(segment)
     return "/" + "/".join(segments)
+
+
+def _check_decoded(path: str) -> None:
+    """The path as a server reads it once decoded: valid UTF-8 (overlong forms such as ``%c0%ae``
+    are '.' to lax decoders), no control characters, no look-alike of a separator or a dot."""
+    try:
+        decoded = unquote_to_bytes(path.encode("utf-8", "surrogateescape")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the path is not valid UTF-8 once decoded (overlong forms such as '%c0%ae' read as '.' "
+                         "on some servers); encode it as UTF-8") from None  # fmt: skip
+    if _DECODED_CONTROL.search(decoded):
+        raise ValueError("the path contains an encoded control character ('%00'-'%1f', '%7f'), which servers "
+                         "strip or stop at; leave it out")  # fmt: skip
+    for char in "" if decoded.isascii() else decoded:
+        if not char.isascii() and _reads_as_significant(char):
+            raise ValueError(f"the path contains U+{ord(char):04X}, which servers that normalise Unicode read as "
+                             "'.', '/', '\\', ';' or '%'; use the ASCII character")  # fmt: skip
+
+
+def _reads_as_significant(char: str) -> bool:
+    return char in _BEST_FIT_SEPARATORS or not _SIGNIFICANT.isdisjoint(unicodedata.normalize("NFKC", char))
 
 
 class RequestPolicy:
@@ -53,9 +105,7 @@ class RequestPolicy:
             return
         service = flow_snapshot(flow, self._vault).service(name)
         request = flow.request
-        if service.methods and request.method.upper() not in service.methods:
-            allowed = ", ".join(service.methods)
-            refuse(flow, 405, f"service {name!r} allows only the methods {allowed}")
+        if service.methods and not self._method_allowed(flow, name, service.methods):
             return
         if not service.path_prefixes:
             return
@@ -70,3 +120,25 @@ class RequestPolicy:
             refuse(flow, 403, f"service {name!r} allows only paths under {allowed}; {path} is not one of them")
             return
         request.path = path + sep + query
+
+    @staticmethod
+    def _method_allowed(flow: http.HTTPFlow, name: str, methods: tuple[str, ...]) -> bool:
+        """Judge the request line and every override a framework would honour instead of it;
+        refusing an override (rather than stripping it) tells the agent why its DELETE did not
+        happen, where stripping would turn it silently into the POST that carried it."""
+        allowed = ", ".join(methods)
+        if flow.request.method.upper() not in methods:
+            refuse(flow, 405, f"service {name!r} allows only the methods {allowed}")
+            return False
+        try:
+            overrides = requested_overrides(flow.request)
+        except ValueError as exc:
+            refuse(flow, 415, f"service {name!r} limits its methods and {exc}")
+            return False
+        for where, method in overrides:
+            if method not in methods:
+                shown = method if _METHOD_TOKEN.fullmatch(method) else "another method"
+                refuse(flow, 405, f"service {name!r} allows only the methods {allowed}; {where} asks for {shown}, "
+                                  "which servers honour as the method; send an allowed method without it")  # fmt: skip
+                return False
+        return True

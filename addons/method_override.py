@@ -1,0 +1,113 @@
+"""The methods a request asks for besides its request line: override headers and ``_method`` fields.
+
+Frameworks let a POST stand for another method. Express's method-override, Google APIs and many
+gateways read ``X-HTTP-Method-Override``; OData and Microsoft stacks ``X-HTTP-Method``; others
+``X-Method-Override``; Rails (Rack), Symfony and Laravel a ``_method`` form field (Laravel a JSON
+one too), and some a ``?_method=`` query parameter. Where a service limits its methods, each of
+these is a method the request asks for and is judged like the request line.
+
+Names are compared the way servers read them: header names whatever their case and whether they
+use '-', '_' or '.' (CGI turns all of them into '_'); field names whatever their case, with the
+' ', '.' and '[' that PHP turns into '_'. Rack reads a POST without ``Content-Type`` as a form,
+so such a body is read as one here too.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import json
+import re
+from collections.abc import Iterable, Iterator
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import collapse_rfc2231_value
+from urllib.parse import unquote_plus
+
+from mitmproxy import http
+
+from .inject import header_key
+
+OVERRIDE_HEADERS = frozenset(header_key(n) for n in ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"))
+FIELD = "_method"
+FORM, MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data"
+_PHP_UNDERSCORED = re.compile(r"[ .\[]")
+_MAY_NAME_FIELD = re.compile(rb"(?i)method|\\u")  # JSON can spell any letter of the name as \uXXXX
+_READ_COMPRESSED = "a compressed form body, whose _method field clavis-mcp cannot judge; send the form uncompressed"
+
+type Override = tuple[str, str]  # where the request names the method, the method (upper case)
+
+
+def requested_overrides(request: http.Request) -> list[Override]:
+    """Every method ``request`` names besides its request line; ValueError for a form it cannot read."""
+    found = list(header_overrides(request.headers.items(multi=True)))
+    found += [("the query parameter _method", m) for m in field_overrides(_form_fields(request.path.partition("?")[2]))]
+    found += body_overrides(
+        request.headers.get("content-type", ""), request.headers.get("content-encoding", ""), request.raw_content
+    )
+    return found
+
+
+def header_overrides(fields: Iterable[tuple[str, str]]) -> Iterator[Override]:
+    """Methods named by override headers (a comma-separated list names each of its members)."""
+    for name, value in fields:
+        if header_key(name) in OVERRIDE_HEADERS:
+            for method in value.split(","):
+                if method.strip():
+                    yield f"the header {name}", method.strip().upper()
+
+
+def field_overrides(fields: Iterable[tuple[str, str]]) -> Iterator[str]:
+    for name, value in fields:
+        if _PHP_UNDERSCORED.sub("_", name.strip().lower()) == FIELD and value.strip():
+            yield value.strip().upper()
+
+
+def body_overrides(content_type: str, content_encoding: str, body: bytes | None) -> list[Override]:
+    """Methods named by a ``_method`` field of a form, multipart or JSON body."""
+    fields = _body_fields(content_type, content_encoding.strip().lower() in ("", "identity"), body or b"")
+    return [(f"the body field {FIELD}", method) for method in field_overrides(fields)]
+
+
+def _body_fields(content_type: str, readable: bool, body: bytes) -> Iterable[tuple[str, str]]:
+    media = content_type.split(";")[0].strip().lower()
+    if body and not readable and media in (FORM, MULTIPART):
+        raise ValueError(f"the request has {_READ_COMPRESSED}")
+    if not body or not readable:
+        return ()  # frameworks read JSON fields only once a web server has decompressed the body
+    if media in (FORM, ""):
+        return _form_fields(body.decode("latin-1"))
+    if not _MAY_NAME_FIELD.search(body):
+        return ()
+    if media == MULTIPART:
+        return _multipart_fields(content_type, body)
+    if "/json" in media or "+json" in media:
+        return _json_fields(body)
+    return ()
+
+
+def _form_fields(text: str) -> Iterator[tuple[str, str]]:
+    """URL-encoded fields, split on '&' and on the ';' that older parsers also accept."""
+    for part in re.split(r"[&;]", text):
+        name, _, value = part.partition("=")
+        yield unquote_plus(name), unquote_plus(value)
+
+
+def _multipart_fields(content_type: str, body: bytes) -> Iterator[tuple[str, str]]:
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(EmailMessage, policy=email.policy.HTTP).parsebytes(head + body)
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name is not None:
+            value = part.get_payload(decode=True)
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
+            yield collapse_rfc2231_value(name), text
+
+
+def _json_fields(body: bytes) -> Iterator[tuple[str, str]]:
+    """Top-level string members: Laravel reads ``_method`` from a JSON body as from a form."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return  # the server cannot parse it either
+    if isinstance(document, dict):
+        yield from ((k, v) for k, v in document.items() if isinstance(v, str))
