@@ -128,7 +128,12 @@ def decide(
         if not service.owns(host, port, scheme):
             return Verdict(None, 403, f"{scheme}://{host}:{port} is not a host of service {selected!r}")
     else:
-        normalised = _normalised_or_none(path)
+        try:
+            normalised = None if path is None else normalise_path(path.partition("?")[0])
+        except ValueError as exc:
+            if len(snapshot.owners(host, port, scheme)) > 1:  # the path decides whose credential: unreadable, none
+                return Verdict(None, 400, f"path refused: {exc}")
+            normalised = None  # judged without the path; the request policy refuses what it cannot read
         owner = snapshot.owner_of(host, port, scheme, path=normalised)
         if owner is None:
             if is_passthrough(passthrough, host, port, default_port):
@@ -143,15 +148,6 @@ def decide(
             None, 403, f"{host} is a private or loopback address; only services added with --local may use it"
         )
     return Verdict(service)
-
-
-def _normalised_or_none(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return normalise_path(path.partition("?")[0])
-    except ValueError:
-        return None  # judged without the path; the request policy refuses what it cannot read
 
 
 def unowned_reason(snapshot: Snapshot, scheme: str, host: str, port: int) -> str:

@@ -13,7 +13,7 @@ import trustme
 from proxy import EmbeddedProxy
 from tests.conftest import SECRET, make_service, proxy_client
 from tests.hostile_upstream import start_hostile
-from tests.proxy.conftest import A_HOST, SECRET_A, RawClient, Upstream
+from tests.proxy.conftest import A_HOST, SECRET_A, SHARED_HOST, RawClient, Upstream
 from vault import Vault, validate_secret
 
 pytestmark = pytest.mark.anyio
@@ -70,3 +70,19 @@ async def test_an_upstream_cannot_send_headers_in_the_proxys_own_namespace(
     ours = {name.lower(): value for name, value in response.headers.items() if "clavis" in name.lower()}
     assert set(ours) == {"x-clavis-audit-id", "x-clavis-redactions"}
     assert ours["x-clavis-audit-id"] != "forged"
+
+
+async def test_an_unreadable_path_on_a_host_whose_owner_depends_on_the_path_gets_no_credential(
+    services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    """``/b;x/secret`` is ``/b/secret`` to Tomcat, the path-prefixed service's territory: judged
+    without its path it would go to the catch-all with the catch-all's credential."""
+    services.add_service(make_service("shared-all", SHARED_HOST), validate_secret(SECRET_A + "-all"))
+    services.add_service(make_service("shared-b", "*.shared.example", path_prefixes=("/b",)),
+                         validate_secret(SECRET_A + "-b"))  # fmt: skip
+    raw = await RawClient.connect(routed_proxy)
+    assert (await raw.tunnel(f"{SHARED_HOST}:443", home, sni=SHARED_HOST)).status == 200
+    response = await raw.send(f"GET /b;x/secret HTTP/1.1\r\nHost: {SHARED_HOST}\r\n\r\n".encode())
+    await raw.close()
+    assert response.status == 400
+    assert reflector.received == []
