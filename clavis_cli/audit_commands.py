@@ -1,8 +1,10 @@
-"""Audit log verbs: review (a table or JSON Lines, with filters and ``--follow``), verify, stats.
+"""Audit log verbs: review (a table or JSON Lines, with filters and ``--follow``), verify, stats,
+acknowledge-loss.
 
 Review reads the log through its index (``vault.audit_index``) and needs no vault key, so it
 works while the MCP server and the proxy keep appending. ``verify`` opens the vault, which
-holds the MAC key and the checkpoint.
+holds the MAC key and the high-water mark. ``acknowledge-loss`` is the one way to resume after
+records were lost from the end of the log: until it runs, appends (and so requests) are refused.
 """
 
 from __future__ import annotations
@@ -124,11 +126,39 @@ def verify(ctx: click.Context, as_json: bool) -> None:
         report = runtime.audit.verify()
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "count": report.count, "files": report.files,
-                               "problem": report.problem, "location": report.location}))  # fmt: skip
+                               "problem": report.problem, "location": report.location,
+                               "losses": [list(loss) for loss in report.losses]}))  # fmt: skip
     else:
         click.echo(report.summary())
     if not report.ok:
         ctx.exit(1)
+
+
+@audit.command("acknowledge-loss")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def acknowledge_loss(yes: bool) -> None:
+    """Record that records were lost from the end of the log, so appends (and requests) resume.
+
+    When the log, or its checkpoint in audit.jsonl.lock, ends below what the vault or the
+    checkpoint says existed, clavis-mcp refuses to append, and so refuses every request, rather
+    than start a chain over the lost one. This writes the loss into the chain as a record of its
+    own (decision "lost"); `audit verify` then reports the gap as acknowledged, every time.
+    """
+    with open_runtime() as runtime:
+        loss = runtime.audit.pending_loss()
+        if loss is None:
+            click.echo("nothing to acknowledge: the log ends where the vault and the checkpoint say it does")
+            return
+        click.echo(f"{loss.describe()} are gone from the end of the log ({runtime.audit.path}).")
+        click.echo(runtime.audit.verify().summary())
+        if not yes:
+            click.confirm("Record their loss in the log and resume appending?", abort=True)
+        record = runtime.audit.acknowledge_loss(source="cli")
+    if record is None:
+        click.echo("nothing to acknowledge any more: another process already has")
+        return
+    click.echo(f"recorded the loss of records {record['lost_from']}-{record['seq'] - 1} as record {record['seq']} "
+               f"(id {record['id']}); `clavis-mcp audit verify` reports it from now on")  # fmt: skip
 
 
 @audit.command("stats")

@@ -6,6 +6,14 @@ with the vault key, exposes a cut end (see ``audit_chain`` and ``audit_anchor``)
 from every process are serialised by a file lock, so the chain has one order; each record is
 one ``write`` to the kernel before the request it records is let through. A write that fails raises
 AuditWriteError and the caller refuses the request (fail closed, like mitmproxy's ``save``).
+
+The vault's high-water mark is raised by each process on its first record, on the first record
+of a new live file, every ``MARK_EVERY`` records or ``MARK_SECONDS`` seconds, and on
+:meth:`AuditLog.close`: a vault commit (and an ``fsync`` of the log and the lock file, so the
+mark never vouches for records a power loss could take) a few times a minute at most, not one
+per request. A chain whose end (the log's last record, or the checkpoint) is below the mark, or
+below the last record this process wrote, was cut with its checkpoint: appends refuse, so
+requests fail closed, until ``clavis-mcp audit acknowledge-loss`` records the loss in the log.
 """
 
 from __future__ import annotations
@@ -14,14 +22,29 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from .audit_anchor import VaultAnchor
-from .audit_chain import MAC, PREV, SEQ, ChainVerifier, Link, VerifyReport, authentic, encode, link_of, seal
+from .audit_chain import (
+    LOST_FROM,
+    MAC,
+    PREV,
+    SEQ,
+    ChainVerifier,
+    Link,
+    VerifyReport,
+    authentic,
+    encode,
+    link_of,
+    seal,
+)
 from .audit_files import LiveFile, LogFiles, lines_from
 from .errors import AuditWriteError, ClavisError
 from .store import Vault
@@ -38,9 +61,12 @@ STATUS, BYTES, DURATION_MS, DECISION, REASON, REDACTIONS, ACTION = (
 )  # fmt: skip
 FIELDS = (ID, TIME, SOURCE, SERVICE, METHOD, SCHEME, HOST, PORT, PATH, STATUS, BYTES, DURATION_MS,
           DECISION, REASON, REDACTIONS, ACTION)  # fmt: skip
-CHAIN_FIELDS = (SEQ, PREV, MAC)  # written by the log itself
+CHAIN_FIELDS = (SEQ, PREV, MAC, LOST_FROM)  # written by the log itself
 
-INJECTED, REFUSED, PASSED, ERROR = "injected", "refused", "passed", "error"
+INJECTED, REFUSED, PASSED, ERROR, LOST = "injected", "refused", "passed", "error", "lost"
+ACKNOWLEDGE_LOSS = "acknowledge-loss"  # the action of the record that acknowledges lost records
+MARK_EVERY = 1000  # records one process writes between two raises of the vault's mark ...
+MARK_SECONDS = 10.0  # ... or seconds, whichever comes first
 
 _SET_BY_LOG = {ID, TIME}
 _GIVEN = frozenset(FIELDS) - _SET_BY_LOG
@@ -58,8 +84,58 @@ def path_without_query_values(path: str) -> str:
     return (path or "/") + "?" + "&".join(f"{name}=" for name in names)
 
 
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Records ``first``-``last`` are gone from the end of the log; ``after`` is the last known one."""
+
+    first: int
+    last: int
+    after: Link
+
+    def describe(self) -> str:
+        return f"records {self.first}-{self.last}"
+
+
+def highest(*links: Link | None) -> Link | None:
+    return max((link for link in links if link is not None), key=lambda link: link.seq, default=None)
+
+
+def cut_below(end: Link | None, high: Link | None) -> bool:
+    """Whether a chain ending at ``end`` lost records that ``high`` (the vault's mark, or a record
+    this process wrote) says existed: it ends lower, or at the same place with another record."""
+    if high is None:
+        return False
+    return end is None or end.seq < high.seq or (end.seq == high.seq and end.mac != high.mac)
+
+
+def pending_loss(kept: Link | None, checkpoint: Link | None, high: Link | None) -> Loss | None:
+    """What ``acknowledge-loss`` would record: the records after the log's last genuine one
+    (``kept``) up to the highest one the checkpoint, the vault's mark or this process knows."""
+    after = highest(checkpoint, high)
+    if after is None or (kept is not None and kept.seq >= after.seq):
+        return None
+    return Loss(kept.seq + 1 if kept else 1, after.seq, after)
+
+
+def mark_due(written: int, marked: int, since: float | None, new_file: bool) -> bool:
+    """Whether record ``written`` should raise the vault's mark, last raised or read at ``marked``,
+    ``since`` seconds ago by this process (None: not yet raised by this process)."""
+    if since is None or new_file:
+        return True
+    return written > marked and (written - marked >= MARK_EVERY or since >= MARK_SECONDS)
+
+
+class _ChainCut(Exception):
+    """The chain ends below what is known to have existed (raised under the append lock)."""
+
+    def __init__(self, end: Link | None, high: Link) -> None:
+        self.end, self.high = end, high
+
+
 class AuditLog:
-    """Build with :meth:`for_vault`; safe to share between threads and to use from many processes."""
+    """Build with :meth:`for_vault`; safe to share between threads and to use from many processes.
+
+    :meth:`close` on a clean shutdown raises the vault's mark to this process's last record."""
 
     def __init__(self, path: Path, anchor: VaultAnchor, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
@@ -72,6 +148,10 @@ class AuditLog:
         # link: while the file is exactly as we left it, nobody else appended and the chain ends
         # there, so the file's tail and the vault checkpoint need not be read again.
         self._tail: tuple[tuple[int, int], Link] | None = None
+        # The highest record this process knows existed: the vault's mark when last read or
+        # raised, or a record it wrote since. None until the mark has been read.
+        self._high: Link | None = None
+        self._marked: tuple[int, float | None] | None = None  # (mark's seq, monotonic time we raised it)
 
     @classmethod
     def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
@@ -90,38 +170,73 @@ class AuditLog:
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
         record[ID] = os.urandom(8).hex()
-        with self._lock:
-            try:
-                with self.files.locked() as lock:
-                    # The time is taken under the lock, so the log is in time order across processes.
-                    record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
-                    state = self._live.state()
-                    ours = self._tail is not None and self._tail[0] == state
-                    sealed = seal(self._anchor.key, self._tail[1] if ours else self._chain_end(lock), record)
-                    self._tail = None
-                    state = self._live.write(encode(sealed), state, self._max_bytes, clean_end=ours)
-                    self._anchor.advance(link_of(sealed), lock)
-                    self._tail = (state, link_of(sealed))
-            except (OSError, sqlite3.Error, ClavisError) as exc:
-                raise AuditWriteError(
-                    f"cannot write the audit log {self.path} ({_why(exc)}); "
-                    "requests are refused until it is writable (check disk space and permissions)"
-                ) from None
+        with self._lock, self._failing_closed():
+            self._known_mark()
+            with self.files.locked() as lock:
+                # The time is taken under the lock, so the log is in time order across processes.
+                record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                state = self._live.state()
+                ours = self._tail is not None and self._tail[0] == state
+                previous = self._tail[1] if ours else self._continued_end(lock)
+                _, due = self._put(record, previous, state, lock, clean_end=ours)
+            if due is not None:
+                self._raise_mark(due)
         return record[ID]
 
     def check_writable(self) -> None:
         """Raise AuditWriteError now rather than after a request has gone out.
 
         Free while the live file is exactly as this process's last record left it (the file is
-        open for writing and the lock was just taken); otherwise both files are opened to see."""
-        try:
-            if self._tail is not None and self._tail[0] == self._live.state():
-                return
+        open for writing and the lock was just taken), or has only grown since; otherwise both
+        files are opened to see, and the chain's end is held to the vault's mark."""
+        state = self._live.state()
+        if self._tail is not None and self._tail[0] == state:
+            return
+        with self._lock, self._failing_closed():
             self.files.probe()
-        except OSError as exc:
-            raise AuditWriteError(
-                f"cannot write the audit log {self.path} ({_why(exc)}); requests are refused until it is writable"
-            ) from None
+            if self._tail is None or not _grown(self._tail[0], state):
+                self._known_mark()
+                with self.files.locked() as lock:
+                    self._continued_end(lock)
+
+    def close(self) -> None:
+        """On a clean shutdown: raise the vault's mark to this process's last record, so no
+        record of it can be cut undetected, and close the live file."""
+        with self._lock, self._failing_closed():
+            if self._tail is not None and self._marked is not None and self._tail[1].seq > self._marked[0]:
+                with self.files.locked() as lock:
+                    self._live.sync(folder=False)
+                    os.fsync(lock)
+                self._raise_mark(self._tail[1])
+            self._live.close()
+
+    def pending_loss(self) -> Loss | None:
+        """The records lost from the end of the log, if any: what :meth:`acknowledge_loss` would record."""
+        with self._lock:
+            self._read_mark()
+            with self.files.locked() as lock:
+                return pending_loss(self._last_genuine(), self._anchor.head(lock), self._high)
+
+    def acknowledge_loss(self, *, source: str) -> dict[str, Any] | None:
+        """Record, as the next record of the chain, that the records after the log's last genuine
+        one are lost; then appends resume. Returns that record, or None if nothing is lost.
+
+        The record follows the highest record known (so sequence numbers never repeat) and carries
+        ``lost_from``; ``verify`` accepts the gap it names and reports it ever after."""
+        record: dict[str, Any] = {ID: os.urandom(8).hex(), SOURCE: source, ACTION: ACKNOWLEDGE_LOSS, DECISION: LOST}
+        with self._lock, self._failing_closed():
+            self._read_mark()
+            with self.files.locked() as lock:
+                loss = pending_loss(self._last_genuine(), self._anchor.head(lock), self._high)
+                if loss is None:
+                    return None
+                record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                record[REASON] = f"{loss.describe()} were lost from the end of the log; acknowledged"
+                record[LOST_FROM] = loss.first
+                sealed, due = self._put(record, loss.after, self._live.state(), lock, clean_end=False, mark=True)
+            assert due is not None
+            self._raise_mark(due)
+        return sealed
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, oldest first, across rotated files."""
@@ -134,8 +249,12 @@ class AuditLog:
                     yield json.loads(line)
 
     def verify(self) -> VerifyReport:
-        """Check every record's MAC, the links between them, and the checkpoint."""
-        verifier = ChainVerifier(self._anchor.key, self._anchor.head())
+        """Check every record's MAC, the links between them, the checkpoint and the vault's mark.
+
+        Read in the order they are written (mark, checkpoint, log), so appends running meanwhile
+        only ever put the log ahead of what it is compared with."""
+        mark = self._anchor.mark()
+        verifier = ChainVerifier(self._anchor.key, self._anchor.head(), mark, self.files.lock_path.name)
         for number, path in self.files.numbered():
             handle = self.files.open(number)
             if handle is None:
@@ -148,22 +267,111 @@ class AuditLog:
                         return verifier.finish()
         return verifier.finish()
 
+    def _put(
+        self,
+        record: dict[str, Any],
+        previous: Link | None,
+        state: tuple[int, int] | None,
+        lock: int,
+        *,
+        clean_end: bool,
+        mark: bool = False,
+    ) -> tuple[dict[str, Any], Link | None]:
+        """Seal ``record`` after ``previous``, write it and its checkpoint; return it as written, and
+        its link if the vault's mark is due (or ``mark``): the files are then synced, for the caller
+        to raise the mark outside the append lock."""
+        sealed = seal(self._anchor.key, previous, record)
+        self._tail = None
+        after = self._live.write(encode(sealed), state, self._max_bytes, clean_end=clean_end)
+        link = link_of(sealed)
+        self._anchor.advance(link, lock)
+        self._tail = (after, link)
+        if self._high is None or link.seq > self._high.seq:
+            self._high = link
+        assert self._marked is not None
+        new_file = state is None or state[0] != after[0]
+        since = None if self._marked[1] is None else time.monotonic() - self._marked[1]
+        if not (mark or mark_due(link.seq, self._marked[0], since, new_file)):
+            return sealed, None
+        self._live.sync(folder=new_file)
+        os.fsync(lock)
+        return sealed, link
+
+    def _known_mark(self) -> None:
+        """Read the vault's mark once per process (a query and an unseal), before the first record."""
+        if self._marked is None:
+            self._read_mark()
+
+    def _read_mark(self) -> None:
+        mark = self._anchor.mark()
+        self._high = highest(self._high, mark)
+        if self._marked is None:
+            self._marked = (mark.seq if mark else 0, None)
+
+    def _raise_mark(self, link: Link) -> None:
+        mark = self._anchor.raise_mark(link)
+        self._high = highest(self._high, mark)
+        self._marked = (mark.seq, time.monotonic())
+
+    def _continued_end(self, lock: int) -> Link | None:
+        """The chain's end, unless it lost records the vault's mark or this process knows of."""
+        end = self._chain_end(lock)
+        if self._high is not None and cut_below(end, self._high):
+            raise _ChainCut(end, self._high)
+        return end
+
+    @contextmanager
+    def _failing_closed(self) -> Iterator[None]:
+        """Every failure to write, or to trust where the chain ends, as AuditWriteError."""
+        try:
+            yield
+        except _ChainCut as cut:
+            if self._marked is None or cut.high.seq > self._marked[0]:
+                # A record this process wrote is above the vault's mark: put it there, so that the
+                # acknowledgement (by another process) names every lost record.
+                with suppress(sqlite3.Error, ClavisError):  # the refusal below says what matters
+                    self._raise_mark(cut.high)
+            raise AuditWriteError(_cut_message(self.path, cut)) from None
+        except (OSError, sqlite3.Error, ClavisError) as exc:
+            raise AuditWriteError(
+                f"cannot write the audit log {self.path} ({_why(exc)}); "
+                "requests are refused until it is writable (check disk space and permissions)"
+            ) from None
+
+    def _last_genuine(self) -> Link | None:
+        """The log's last record, if it is genuine (its MAC matches)."""
+        line = self.files.last_line()
+        if line is None:
+            return None
+        try:
+            last = json.loads(line)
+        except ValueError:
+            return None
+        return link_of(last) if isinstance(last, dict) and authentic(self._anchor.key, last) else None
+
     def _chain_end(self, lock: int) -> Link | None:
         """What the next record follows: the log's last record if it is genuine and not behind
         the checkpoint (it may be ahead of it after a crash or a torn checkpoint slot), else the
         checkpoint, so that a cut or edited end stays visible to verify, not papered over."""
         checkpoint = self._anchor.head(lock)
-        line = self.files.last_line()
-        if line is not None:
-            try:
-                last = json.loads(line)
-            except ValueError:
-                last = None
-            if isinstance(last, dict) and authentic(self._anchor.key, last):
-                tail = link_of(last)
-                if checkpoint is None or tail.seq > checkpoint.seq or tail == checkpoint:
-                    return tail
+        tail = self._last_genuine()
+        if tail is not None and (checkpoint is None or tail.seq > checkpoint.seq or tail == checkpoint):
+            return tail
         return checkpoint
+
+
+def _grown(before: tuple[int, int], now: tuple[int, int] | None) -> bool:
+    """The live file is the one this process wrote last, and only longer: others appended."""
+    return now is not None and now[0] == before[0] and now[1] >= before[1]
+
+
+def _cut_message(path: Path, cut: _ChainCut) -> str:
+    ends = f"end at record {cut.end.seq}" if cut.end else "are empty or gone"
+    return (
+        f"the audit log {path} has lost records: at least {cut.high.seq} records existed, but the log "
+        f"and its checkpoint {ends} (deleted, cut or rolled back); requests are refused until the loss "
+        "is recorded: see `clavis-mcp audit verify`, then run `clavis-mcp audit acknowledge-loss`"
+    )
 
 
 def _why(exc: BaseException) -> str:

@@ -1,18 +1,28 @@
-"""What anchors the audit log to the vault: its MAC key, and a sealed checkpoint of its end.
+"""What anchors the audit log to the vault: its MAC key, a checkpoint of its end, and a
+high-water mark that whoever edits the log cannot roll back with it.
 
-The key is 32 random bytes sealed with the vault key (context ``audit:key``) in the vault's
-``audit_anchor`` table, so reading the log file, or the vault file without its key, is not
-enough to forge a record. The checkpoint (sequence number and MAC of the last record) is
-sealed too (``audit:head``): someone who cuts records off the end of the log cannot write a
-matching checkpoint.
+The key is 32 random bytes, so reading the log file, or the vault file without its key, is not
+enough to forge a record.
 
-The checkpoint is written on every append, under the append lock, into the lock file itself
+The checkpoint (sequence number and MAC of the last record, sealed with the vault key, context
+``audit:head``) is written on every append, under the append lock, into the lock file itself
 (``audit.jsonl.lock``): one ``pwrite`` on the file the append has just locked, where a commit
 to the vault cost a SQLite write transaction per proxied request and made every other process
 on the vault see a change. It alternates between two fixed slots (record N goes to slot N % 2),
 so a write torn by a power loss leaves the other slot, one record behind, which the next append
-and ``verify`` accept (the log may run ahead of its checkpoint, never behind it). Vaults from
-before kept the checkpoint in ``audit_anchor.head``: it is read while the lock file has none,
+and ``verify`` accept (the log may run ahead of its checkpoint, never behind it).
+
+The checkpoint lives beside the log, with the same owner: whoever cuts the log can delete,
+empty or roll back the lock file too. So the vault also keeps a high-water mark, "at least N
+records existed, and record N had this MAC", sealed *together with the key* (context
+``audit:anchor``, column ``audit_anchor.anchor``): removing the mark removes the key, and then
+nothing verifies. The mark only moves up (compare-and-set in one vault transaction) and only
+now and then (see ``AuditLog``), never once per record. ``verify`` holds the log and the
+checkpoint to it; an append refuses to continue a chain that ends below it.
+
+Vaults from before kept the key alone in ``audit_anchor.key`` (context ``audit:key``): it is
+moved into ``anchor`` (mark 0) the first time the vault is opened, and ``key`` left empty. Older
+still, the checkpoint lived in ``audit_anchor.head``: it is read while the lock file has none,
 and cleared once the first checkpoint is in the file.
 """
 
@@ -23,22 +33,28 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .audit_chain import Link
+from .audit_chain import GENESIS, Link
 from .errors import VaultCorrupted
 from .store import Vault
 
-KEY_CONTEXT = "audit:key"
+KEY_CONTEXT = "audit:key"  # the key sealed alone, before the mark existed
 HEAD_CONTEXT = "audit:head"
+ANCHOR_CONTEXT = "audit:anchor"
 SLOT_BYTES = 256  # 2-byte length, the sealed checkpoint (about 120 bytes), zero padding
 _TABLE = """CREATE TABLE IF NOT EXISTS audit_anchor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     key BLOB NOT NULL,
-    head BLOB
+    head BLOB,
+    anchor BLOB
 )"""
+_REMOVED = (
+    "the audit log's key and high-water mark are missing from the vault (table audit_anchor): "
+    "the audit log can no longer be verified; restore vault.db from a backup"
+)
 
 
 class VaultAnchor:
-    """The audit key and checkpoint of one vault; the key is created on first use.
+    """The audit key, checkpoint and high-water mark of one vault; the key is created on first use.
 
     ``checkpoint_path`` is the log's lock file. The methods that take ``fd`` are called with
     the lock held on it (by :meth:`AuditLog.append`); without one they open the file.
@@ -47,8 +63,8 @@ class VaultAnchor:
     def __init__(self, vault: Vault, checkpoint_path: Path) -> None:
         self._vault = vault
         self.checkpoint_path = checkpoint_path
-        key_blob, legacy_head = self._row()
-        self.key = vault.unseal(key_blob, KEY_CONTEXT, "the audit log key")
+        anchor, legacy_head = self._row()
+        self.key = self._open_anchor(anchor)[0]
         self._legacy_head = legacy_head
 
     def head(self, fd: int | None = None) -> Link | None:
@@ -70,6 +86,7 @@ class VaultAnchor:
         return self._open(self._legacy_head) if self._legacy_head is not None else None
 
     def advance(self, link: Link, fd: int | None = None) -> None:
+        """Write the checkpoint (not the vault's mark: see :meth:`raise_mark`)."""
         blob = self._vault.seal(json.dumps({"seq": link.seq, "mac": link.mac}).encode(), HEAD_CONTEXT)
         slot = (len(blob).to_bytes(2, "big") + blob).ljust(SLOT_BYTES, b"\0")
         if fd is None:
@@ -86,6 +103,24 @@ class VaultAnchor:
             self._vault.query("UPDATE audit_anchor SET head = NULL WHERE id = 1")
             self._legacy_head = None
 
+    def mark(self) -> Link | None:
+        """The vault's high-water mark now (another process may have raised it), None if no record yet."""
+        rows = self._vault.query("SELECT anchor FROM audit_anchor WHERE id = 1")
+        return self._open_anchor(rows[0][0] if rows else None)[1]
+
+    def raise_mark(self, link: Link) -> Link:
+        """Raise the mark to ``link`` unless it is already there or higher; return the mark after.
+
+        Only for a record that is durable (see ``AuditLog``): a mark ahead of the log after a
+        power loss would read as tampering."""
+        with self._vault.transaction() as conn:
+            row = conn.execute("SELECT anchor FROM audit_anchor WHERE id = 1").fetchone()
+            current = self._open_anchor(row[0] if row else None)[1]
+            if current is not None and current.seq >= link.seq:
+                return current
+            conn.execute("UPDATE audit_anchor SET anchor = ? WHERE id = 1", (self._seal_anchor(self.key, link),))
+        return link
+
     def _open(self, blob: bytes) -> Link:
         plain = self._vault.unseal(blob, HEAD_CONTEXT, "the audit log checkpoint")
         try:
@@ -94,6 +129,21 @@ class VaultAnchor:
         except (ValueError, KeyError, TypeError):
             raise VaultCorrupted("the audit log checkpoint is damaged") from None
 
+    def _open_anchor(self, blob: bytes | None) -> tuple[bytes, Link | None]:
+        if blob is None:
+            raise VaultCorrupted(_REMOVED)
+        plain = self._vault.unseal(blob, ANCHOR_CONTEXT, "the audit log key and high-water mark")
+        try:
+            data = json.loads(plain)
+            key, seq, mac = bytes.fromhex(data["key"]), int(data["seq"]), str(data["mac"])
+        except (ValueError, KeyError, TypeError):
+            raise VaultCorrupted("the audit log key and high-water mark in the vault are damaged") from None
+        return key, Link(seq, mac) if seq else None
+
+    def _seal_anchor(self, key: bytes, mark: Link | None) -> bytes:
+        seq, mac = (mark.seq, mark.mac) if mark else (0, GENESIS)
+        return self._vault.seal(json.dumps({"key": key.hex(), "seq": seq, "mac": mac}).encode(), ANCHOR_CONTEXT)
+
     def _read_slots(self) -> bytes:
         try:
             with self.checkpoint_path.open("rb") as handle:
@@ -101,18 +151,27 @@ class VaultAnchor:
         except FileNotFoundError:
             return b""
 
-    def _row(self) -> tuple[bytes, bytes | None]:
+    def _row(self) -> tuple[bytes | None, bytes | None]:
+        """(sealed anchor, legacy sealed checkpoint); creates or upgrades the table on first use."""
         try:
-            rows = self._vault.query("SELECT key, head FROM audit_anchor WHERE id = 1")
-        except sqlite3.OperationalError:  # no table yet: this vault has never written a record
+            rows = self._vault.query("SELECT anchor, head FROM audit_anchor WHERE id = 1")
+        except sqlite3.OperationalError:  # no table yet, or one from before the mark
             rows = []
-        if rows:
+        if rows and rows[0][0] is not None:
             return rows[0][0], rows[0][1]
         with self._vault.transaction() as conn:
             conn.execute(_TABLE)
-            row = conn.execute("SELECT key, head FROM audit_anchor WHERE id = 1").fetchone()
-            if row is not None:  # another process created it first
-                return row[0], row[1]
-            blob = self._vault.seal(os.urandom(32), KEY_CONTEXT)
-            conn.execute("INSERT INTO audit_anchor (id, key, head) VALUES (1, ?, NULL)", (blob,))
-            return blob, None
+            if "anchor" not in {column[1] for column in conn.execute("PRAGMA table_info(audit_anchor)")}:
+                conn.execute("ALTER TABLE audit_anchor ADD COLUMN anchor BLOB")
+            row = conn.execute("SELECT key, head, anchor FROM audit_anchor WHERE id = 1").fetchone()
+            if row is None and self._read_slots().strip(b"\0"):
+                return None, None  # a checkpoint sealed with a key that was there: the row was removed
+            if row is None:
+                anchor = self._seal_anchor(os.urandom(32), None)
+                conn.execute("INSERT INTO audit_anchor (id, key, head, anchor) VALUES (1, x'', NULL, ?)", (anchor,))
+                return anchor, None
+            key, head, anchor = row
+            if anchor is None and key:  # the key alone, as earlier versions kept it: move it in
+                anchor = self._seal_anchor(self._vault.unseal(key, KEY_CONTEXT, "the audit log key"), None)
+                conn.execute("UPDATE audit_anchor SET key = x'', anchor = ? WHERE id = 1", (anchor,))
+            return anchor, head

@@ -3,8 +3,14 @@
 The MAC key lives in the vault, so whoever can edit the log file cannot recompute a MAC:
 an edited record fails its own MAC, and a deleted, moved or inserted record breaks the
 sequence numbers or the ``prev`` link of the record after it. A checkpoint (the last
-sequence number and MAC) kept in the vault exposes a log cut short at the end, which the
-chain alone cannot show.
+sequence number and MAC) exposes a log cut short at the end, which the chain alone cannot
+show, and the vault's sealed high-water mark exposes a checkpoint that was deleted or rolled
+back with the log (see ``audit_anchor``).
+
+Records lost for good are acknowledged, not hidden: ``AuditLog.acknowledge_loss`` writes a
+record carrying ``lost_from``, which follows the last record still in the log and takes the
+sequence number after the highest one known, so ``verify`` accepts the gap it names and
+reports it with every later run.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-SEQ, PREV, MAC = "seq", "prev", "mac"
+SEQ, PREV, MAC, LOST_FROM = "seq", "prev", "mac", "lost_from"
 GENESIS = "0" * 64  # the ``prev`` of record 1
 _DOMAIN = b"clavis-mcp audit v1\n"
 
@@ -65,33 +71,48 @@ def link_of(record: dict[str, Any]) -> Link:
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """The outcome of ``audit verify``: OK with a count, or the first problem and where it is."""
+    """The outcome of ``audit verify``: OK with a count, or the first problem and where it is.
+
+    ``losses``: the gaps acknowledged with ``audit acknowledge-loss``, as (first, last) lost
+    sequence numbers; they stay in every report, so an acknowledged loss is never forgotten."""
 
     count: int
     files: int
     problem: str | None = None
     location: str | None = None
+    losses: tuple[tuple[int, int], ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
     def summary(self) -> str:
-        if self.ok:
-            noun = "record" if self.count == 1 else "records"
-            return f"OK: {self.count} {noun} in {self.files} file(s), chain and checkpoint intact"
-        return f"BROKEN at {self.location}: {self.problem}"
+        if not self.ok:
+            return f"BROKEN at {self.location}: {self.problem}"
+        noun = "record" if self.count == 1 else "records"
+        text = f"OK: {self.count} {noun} in {self.files} file(s), chain and checkpoint intact"
+        if self.losses:
+            text += "; acknowledged loss of " + ", ".join(f"records {a}-{b}" for a, b in self.losses)
+        return text
 
 
 class ChainVerifier:
-    """Feed lines in log order; stops at the first problem, then :meth:`finish` gives the report."""
+    """Feed lines in log order; stops at the first problem, then :meth:`finish` gives the report.
 
-    def __init__(self, key: bytes, checkpoint: Link | None) -> None:
+    ``checkpoint`` is the lock file's (named ``checkpoint_file`` in reports), ``mark`` the
+    vault's high-water mark: the log must reach both, and the checkpoint must reach the mark."""
+
+    def __init__(
+        self, key: bytes, checkpoint: Link | None, mark: Link | None = None, checkpoint_file: str = "the lock file"
+    ) -> None:
         self._key = key
         self._checkpoint = checkpoint
+        self._mark = mark
+        self._checkpoint_file = checkpoint_file
         self._last: Link | None = None
         self._count = 0
         self._files: set[str] = set()
+        self._losses: list[tuple[int, int]] = []
         self._problem: tuple[str, str] | None = None
 
     @property
@@ -114,32 +135,74 @@ class ChainVerifier:
             what = f"record {record.get(SEQ)!r} (id {record.get('id')!r})"
             self._problem = (where, f"{what} was altered or forged: its MAC does not match its content")
             return
-        expected = self._last.seq + 1 if self._last else 1
-        expected_prev = self._last.mac if self._last else GENESIS
-        if record[SEQ] != expected or record[PREV] != expected_prev:
-            self._problem = (
-                where,
-                f"expected record {expected}, found record {record[SEQ]}: "
-                "records were deleted, inserted or reordered here",
-            )
+        problem = self._out_of_place(record) or self._unlike_anchors(record)
+        if problem:
+            self._problem = (where, problem)
             return
-        if self._checkpoint and record[SEQ] == self._checkpoint.seq and record[MAC] != self._checkpoint.mac:
-            self._problem = (where, f"record {record[SEQ]} is not the one the checkpoint recorded")
-            return
+        if LOST_FROM in record:
+            self._losses.append((record[LOST_FROM], record[SEQ] - 1))
         self._last = link_of(record)
         self._count += 1
+
+    def _out_of_place(self, record: dict[str, Any]) -> str | None:
+        """Why an authentic record cannot follow the one before it, if it cannot."""
+        expected = self._last.seq + 1 if self._last else 1
+        found = f"record {record[SEQ]}"
+        if LOST_FROM in record:  # an acknowledged loss follows the last record kept, whatever its prev
+            if record[LOST_FROM] == expected and record[SEQ] > expected:
+                return None
+            found += f" (the acknowledged loss of records {record[LOST_FROM]}-{record[SEQ] - 1})"
+        elif record[SEQ] == expected and record[PREV] == (self._last.mac if self._last else GENESIS):
+            return None
+        return f"expected record {expected}, found {found}: records were deleted, inserted or reordered here"
+
+    def _unlike_anchors(self, record: dict[str, Any]) -> str | None:
+        for anchor, name in ((self._checkpoint, "the checkpoint"), (self._mark, "the vault's high-water mark")):
+            if anchor and record[SEQ] == anchor.seq and record[MAC] != anchor.mac:
+                return f"record {record[SEQ]} is not the one {name} recorded"
+        return None
 
     def finish(self) -> VerifyReport:
         files = len(self._files)
         if self._problem:
-            return VerifyReport(self._count, files, self._problem[1], self._problem[0])
-        last_seq = self._last.seq if self._last else 0
-        if self._checkpoint and self._checkpoint.seq > last_seq:
-            return VerifyReport(
-                self._count,
-                files,
-                f"the log ends at record {last_seq} but the checkpoint records {self._checkpoint.seq}: "
-                f"records {last_seq + 1}-{self._checkpoint.seq} were removed from the end",
-                "end of log",
-            )
-        return VerifyReport(self._count, files)
+            return VerifyReport(self._count, files, self._problem[1], self._problem[0], tuple(self._losses))
+        found = end_problem(self._last.seq if self._last else 0, self._checkpoint, self._mark, self._checkpoint_file)
+        if found:
+            return VerifyReport(self._count, files, found[1], found[0], tuple(self._losses))
+        return VerifyReport(self._count, files, losses=tuple(self._losses))
+
+
+def end_problem(
+    last_seq: int, checkpoint: Link | None, mark: Link | None, checkpoint_file: str
+) -> tuple[str, str] | None:
+    """(where, what) if the log's end, its checkpoint and the vault's mark disagree.
+
+    The order of trust: the vault's mark (sealed, monotonic, not in the log's folder's files)
+    bounds the checkpoint from below, and both bound the log's end from below."""
+    checkpoint_seq = checkpoint.seq if checkpoint else 0
+    mark_seq = mark.seq if mark else 0
+    ends = f"ends at record {last_seq}" if last_seq else "has no records"
+    if mark_seq > last_seq and mark_seq >= checkpoint_seq:
+        return (
+            "end of log",
+            f"the vault says at least {mark_seq} records existed, but the log {ends}: records "
+            f"{last_seq + 1}-{mark_seq} were removed from the end, or the log was replaced by an older copy",
+        )
+    if checkpoint_seq > last_seq:
+        return (
+            "end of log",
+            f"the log ends at record {last_seq} but the checkpoint records {checkpoint_seq}: "
+            f"records {last_seq + 1}-{checkpoint_seq} were removed from the end",
+        )
+    if checkpoint is None and last_seq:
+        return (
+            checkpoint_file,
+            f"the checkpoint is missing although the log {ends}: the file was deleted, emptied or replaced",
+        )
+    if checkpoint_seq < mark_seq:
+        return (
+            checkpoint_file,
+            f"the checkpoint records {checkpoint_seq} but the vault's high-water mark records {mark_seq}: "
+            "the file was rolled back to an older copy",
+        )
+    return None

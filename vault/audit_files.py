@@ -6,7 +6,8 @@ on across the files. A file's number never changes (the live file's number is th
 will get when it is rotated), so a position ``(number, byte offset)`` stays valid: the
 review index relies on that. Appends from every process are serialised with ``flock`` on
 ``audit.jsonl.lock``, so the chain has one order even with several writers; that file also
-holds the sealed checkpoint of the log's end.
+holds the sealed checkpoint of the log's end (the vault holds the high-water mark, see
+:mod:`vault.audit_anchor`).
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ class LiveFile:
     system calls on the proxy's path. Once ``write`` returns the record is the kernel's: it
     survives a crash of this process. No ``fsync`` per record: it would add a disk round trip to
     every proxied request. A power loss can therefore drop the newest records, which ``verify``
-    then reports as a cut end against the checkpoint: an alarm, never a silent loss.
+    then reports as a cut end against the checkpoint: an alarm, never a silent loss. What the
+    vault's high-water mark vouches for is synced first (:meth:`sync`), and a file is synced
+    before it is rotated, so a power loss never leaves the mark above the records on disk.
     """
 
     def __init__(self, files: LogFiles) -> None:
@@ -135,8 +138,7 @@ class LiveFile:
         this process left it, so it ends with a newline; otherwise a torn last line is checked for
         and kept a line of its own, for ``verify`` to report."""
         if state is not None and state[1] and state[1] + len(line) > max_bytes:
-            live = self._files.live
-            os.rename(live, live.with_name(f"{live.name}.{self._files.live_number()}"))
+            self._rotate()
             state = None
         fd, inode = self._open(state)
         size = state[1] if state is not None else os.fstat(fd).st_size
@@ -146,6 +148,22 @@ class LiveFile:
             raise OSError("short write")
         return inode, size + len(line)
 
+    def sync(self, *, folder: bool) -> None:
+        """Make every record written through this handle durable; ``folder``: the file's name too
+        (a new live file, or one just rotated)."""
+        if self._handle:
+            os.fsync(self._handle[0])
+        if folder:
+            _fsync_path(self._files.live.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+    def close(self) -> None:
+        _close(self._handle)
+
+    def _rotate(self) -> None:
+        live = self._files.live
+        _fsync_path(live, os.O_RDONLY)  # its records, written by any process, before it stops growing
+        os.rename(live, live.with_name(f"{live.name}.{self._files.live_number()}"))
+
     def _open(self, state: tuple[int, int] | None) -> tuple[int, int]:
         if self._handle and state is not None and state[0] == self._handle[1]:
             return self._handle[0], self._handle[1]
@@ -153,6 +171,14 @@ class LiveFile:
         fd = os.open(self._files.live, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         self._handle[:] = [fd, os.fstat(fd).st_ino]
         return fd, self._handle[1]
+
+
+def _fsync_path(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _close(handle: list[int]) -> None:

@@ -153,7 +153,69 @@ def test_verify_points_at_the_first_broken_record_and_fails(runner: CliRunner, l
         "files": 1,
         "problem": report["problem"],
         "location": "audit.jsonl line 2",
+        "losses": [],
     }
+
+
+def wipe(home: Path) -> None:
+    (home / "audit.jsonl").unlink()
+    (home / "audit.jsonl.lock").unlink()
+
+
+def test_verify_after_the_log_and_its_lock_file_were_deleted_is_broken(
+    runner: CliRunner, log: AuditLog, home: Path
+) -> None:
+    fill(log)
+    log.close()
+    wipe(home)
+    result = run(runner, "verify")
+    assert result.exit_code == 1
+    assert result.stdout.startswith(
+        "BROKEN at end of log: the vault says at least 4 records existed, but the log has no records"
+    )
+
+
+def test_after_a_wipe_cli_verbs_refuse_to_append_and_say_how_to_resume(
+    runner: CliRunner, log: AuditLog, home: Path
+) -> None:
+    fill(log)
+    wipe(home)
+    result = runner.invoke(main, ["agent", "add", "ci-bot"])
+    assert result.exit_code == 1
+    assert "has lost records" in result.output and "clavis-mcp audit acknowledge-loss" in result.output
+
+
+def test_acknowledge_loss_records_the_loss_then_verify_reports_it(runner: CliRunner, log: AuditLog, home: Path) -> None:
+    fill(log)
+    log.close()
+    wipe(home)
+    result = run(runner, "acknowledge-loss", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "records 1-4 are gone from the end of the log" in result.stdout
+    assert "recorded the loss of records 1-4 as record 5" in result.stdout
+    verified = run(runner, "verify")
+    assert verified.exit_code == 0, verified.output
+    assert verified.stdout.strip().endswith("intact; acknowledged loss of records 1-4")
+    assert json.loads(run(runner, "verify", "--json").stdout)["losses"] == [[1, 4]]
+    [record] = [json.loads(line) for line in run(runner, "--json").stdout.splitlines()]
+    assert (record["source"], record["decision"], record["lost_from"]) == ("cli", "lost", 1)
+
+
+def test_acknowledge_loss_asks_before_writing(runner: CliRunner, log: AuditLog, home: Path) -> None:
+    fill(log)
+    log.close()
+    wipe(home)
+    result = runner.invoke(main, ["audit", "acknowledge-loss"], input="n\n")
+    assert result.exit_code == 1 and "Aborted" in result.output
+    assert not (home / "audit.jsonl").exists() or (home / "audit.jsonl").read_bytes() == b""
+
+
+def test_acknowledge_loss_with_nothing_lost_changes_nothing(runner: CliRunner, log: AuditLog, home: Path) -> None:
+    fill(log)
+    before = (home / "audit.jsonl").read_bytes()
+    result = run(runner, "acknowledge-loss", "--yes")
+    assert result.exit_code == 0 and result.stdout.startswith("nothing to acknowledge")
+    assert (home / "audit.jsonl").read_bytes() == before
 
 
 def test_stats_count_calls_per_service_agent_status_and_decision(runner: CliRunner, log: AuditLog) -> None:
