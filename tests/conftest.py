@@ -17,6 +17,8 @@ from demo.echo_upstream import EchoUpstream, write_ca
 from proxy import EmbeddedProxy
 from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
 
+pytest_plugins = ["tests.leak_sweep"]
+
 SECRET = "sk-test-5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f12"
 OTHER_SECRET = "ghp_other0123456789abcdefABCDEF012345"
 PROXY_USER, PROXY_TOKEN = "tester", "proxy-token-for-tests-0123456789"

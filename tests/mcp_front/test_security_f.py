@@ -161,10 +161,14 @@ async def test_f37_tool_results_carry_no_secret_and_no_raw_request_headers(
         assert value not in text
 
 
-POLICIES = [("never", False, "refused"), ("masked", False, "masked"), ("full", True, "full")]
+POLICIES = [
+    pytest.param("never", False, "refused", id="never"),
+    pytest.param("masked", False, "masked", id="masked"),
+    pytest.param("full", True, "full", id="full", marks=pytest.mark.reveals_secret),
+]
 
 
-@pytest.mark.parametrize(("policy", "shows_value", "decision"), POLICIES, ids=[p[0] for p in POLICIES])
+@pytest.mark.parametrize(("policy", "shows_value", "decision"), POLICIES)
 async def test_f37_get_credentials_honours_the_reveal_policy_and_audits_every_reveal(
     client: Client, vault: Vault, gateway: Gateway, policy: str, shows_value: bool, decision: str
 ) -> None:

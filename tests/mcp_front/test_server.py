@@ -172,6 +172,7 @@ async def test_get_credentials_never_policy_points_to_call_service(
     assert audit_records(gateway)[-1]["decision"] == "refused"
 
 
+@pytest.mark.reveals_secret
 async def test_full_reveal_without_elicitation_support_follows_the_policy_and_is_audited(
     client: Client, gateway: Gateway, vault: Vault
 ) -> None:
@@ -182,6 +183,7 @@ async def test_full_reveal_without_elicitation_support_follows_the_policy_and_is
     assert SECRET not in json.dumps(audit_records(gateway))
 
 
+@pytest.mark.reveals_secret
 async def test_full_reveal_asks_the_user_first_and_the_question_holds_no_secret(
     connect: Callable[..., Any], vault: Vault
 ) -> None:
