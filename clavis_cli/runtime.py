@@ -30,7 +30,13 @@ def ask_passphrase() -> str:
 def open_runtime() -> Iterator[Runtime]:
     home = clavis_home()
     vault = Vault.open(home, ask_passphrase=ask_passphrase)
+    audit: AuditLog | None = None
     try:
-        yield Runtime(vault, AuditLog.for_vault(vault), LocalCA(home / "certs"))
+        audit = AuditLog.for_vault(vault)
+        yield Runtime(vault, audit, LocalCA(home / "certs"))
     finally:
-        vault.close()
+        try:
+            if audit is not None:
+                audit.close()  # a clean shutdown raises the vault's high-water mark to the last record
+        finally:
+            vault.close()

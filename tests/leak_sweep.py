@@ -36,6 +36,18 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts)
 
 
+AGENT_LOGGERS = ("httpx", "httpcore")  # the tests' own agents log the URLs they send, secrets included
+
+
+def captured_log(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record of the test's setup and call, formatted with its exception, but the agents'.
+    (``caplog.text`` in a fixture's teardown holds only the teardown's records: the handler is
+    reset per phase.) The product keeps httpx at WARNING, where it logs no URL."""
+    formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
+    records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
+    return "\n".join(formatter.format(r) for r in records if not r.name.startswith(AGENT_LOGGERS))
+
+
 @pytest.fixture(autouse=True)
 def leak_sweep(request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:  # fmt: skip
@@ -60,7 +72,7 @@ def leak_sweep(request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.Lo
     yield
     if not created:
         return
-    places = {"log": caplog.text.encode("utf-8", "surrogateescape")}
+    places = {"log": captured_log(caplog).encode("utf-8", "surrogateescape")}
     places |= {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("audit*") if p.is_file()}
     if request.node.get_closest_marker("reveals_secret") is None:
         places |= {f"tool result {i + 1}": text.encode() for i, text in enumerate(results)}

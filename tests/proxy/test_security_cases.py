@@ -17,6 +17,7 @@ import trustme
 from certs import LocalCA
 from proxy import EmbeddedProxy
 from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service, proxy_client
+from tests.leak_sweep import captured_log
 from tests.proxy.conftest import (
     A_HOST,
     B_HOST,
@@ -43,7 +44,7 @@ def no_secret_anywhere(home: Path, caplog: pytest.LogCaptureFixture) -> Iterator
     caplog.set_level(logging.DEBUG)
     yield
     forms = forms_of(SECRET_A) | forms_of(SECRET_B)
-    texts = {"log": caplog.text.encode()}
+    texts = {"log": captured_log(caplog).encode()}
     texts |= {path.name: path.read_bytes() for path in home.glob("audit*") if path.is_file()}
     leaks = {(where, form) for where, text in texts.items() for form in forms if form in text}
     assert not leaks, f"secret spellings found in: {sorted({where for where, _ in leaks})}"
