@@ -8,62 +8,28 @@ The scanner is Hyperscan where the ``hyperscan`` wheel is installed (pyproject.t
 it for the platforms that have one): 20 to 50 times faster than ``re`` on every kind of body
 (0.1-0.2 ms per MiB of prose, base64, hex or JSON, against 3-5 ms), which matters because
 bodies are scrubbed on the proxy's event loop. Elsewhere it is one ``re`` trie pattern of all
-the forms. Both find the same spans; the output is built from them in one place (:func:`_splice`).
+the forms. Both find the same spans; the output is built from them in one place (:func:`splice`).
 """
 
 from __future__ import annotations
 
-import base64
 import bisect
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
-from urllib.parse import quote, quote_plus
 
 from .secret import Secret
+from .spellings import forms_of
 
 try:
     import hyperscan
 except ImportError:  # no wheel for this platform (see pyproject.toml), or it would not load
     hyperscan = None
 
-MIN_FORM_LENGTH = 4  # shorter fragments would scrub ordinary text
-
 
 def marker(service: str) -> bytes:
     return f"[REDACTED:{service}]".encode()
-
-
-def _base64_forms(raw: bytes) -> set[bytes]:
-    """The part of a base64 stream fixed by ``raw`` alone, at each of the three byte alignments."""
-    forms = set()
-    for shift in range(3):
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            encoded = encode(b"\0" * shift + raw).rstrip(b"=")
-            start = -(-4 * shift // 3)  # ceil(4 * shift / 3)
-            end = 4 * (shift + len(raw)) // 3
-            forms.add(encoded[start:end])
-    return forms
-
-
-def forms_of(value: str) -> set[bytes]:
-    """All encodings of ``value`` that redaction looks for (DESIGN.md §6)."""
-    raw = value.encode("utf-8")
-    json_escaped = json.dumps(value)[1:-1]
-    forms = {
-        raw,
-        quote(value, safe="").encode(),
-        quote(value, safe="").lower().encode(),
-        quote_plus(value).encode(),
-        json_escaped.encode(),
-        json_escaped.replace("/", "\\/").encode(),
-        raw.hex().encode(),
-        raw.hex().upper().encode(),
-    }
-    forms |= _base64_forms(raw)
-    return {form for form in forms if len(form) >= MIN_FORM_LENGTH}
 
 
 def trie_pattern(forms: Iterable[bytes]) -> bytes:
@@ -210,8 +176,25 @@ def default_scanner(forms: set[bytes]) -> Scanner:
     return TrieScanner(forms)
 
 
-def _splice(data: bytes, spans: list[Span], marker: bytes, stop: int) -> bytes:
-    """``data[:stop]`` with each span (all of them before ``stop``) replaced by ``marker``.
+def _start_windows(forms: Iterable[bytes], most: int) -> list[tuple[int, re.Pattern[bytes]]]:
+    """The bytes a form begins with, grouped by how far from the end of a chunk such a form could
+    begin (its length, at most ``most``; rounded up to a power of two, so the groups are few), widest
+    first. The long forms (every character escaped, 6 bytes per character) begin with ``\\``, ``%``
+    or ``&``: one window for all would test every letter of a base64 body 250 bytes back."""
+    reach: dict[int, int] = {}
+    for form in forms:
+        reach[form[0]] = max(reach.get(form[0], 0), min(len(form), most))
+    groups: dict[int, list[int]] = {}
+    for byte, length in reach.items():
+        groups.setdefault(min(1 << (length - 1).bit_length(), most), []).append(byte)
+    return [
+        (window, re.compile(b"[" + b"".join(re.escape(bytes([byte])) for byte in sorted(group)) + b"]"))
+        for window, group in sorted(groups.items(), reverse=True)
+    ]
+
+
+def splice(data: bytes, spans: list[Span], marker: bytes, stop: int | None = None) -> bytes:
+    """``data[:stop]`` with each span (in order, disjoint, all before ``stop``) replaced by ``marker``.
 
     The pieces are views, so a large body is copied once, into the result (slices would copy it
     twice: 0.4 ms for a 1 MiB body on the proxy's event loop, bench/notes.md)."""
@@ -249,19 +232,19 @@ class Redactor:
         self.scanner: Scanner | None = scanner(forms) if forms else None
         self.longest = max(map(len, forms), default=0)
         self._sorted = sorted(forms)
-        first_bytes = sorted({form[0] for form in forms})
         # Where a form could begin: a C scan finds them, where a Python loop over every byte of the
         # window cost 3-4 us per streamed chunk (most of an event stream's cost, bench/notes.md).
-        self._starts = re.compile(b"[" + b"".join(re.escape(bytes([b])) for b in first_bytes) + b"]") if forms else None
+        self._starts = _start_windows(forms, self.longest - 1)
 
     def held_back(self, data: bytes) -> int:
         """How many bytes at the end of ``data`` could be the beginning of a form (0 if none)."""
-        if self._starts is None:
-            return 0
-        for start in self._starts.finditer(data, max(0, len(data) - (self.longest - 1))):
-            if self._begins_a_form(data[start.start() :], longer=False):
-                return len(data) - start.start()
-        return 0
+        earliest = len(data)
+        for reach, starts in self._starts:  # widest window first; then only before what it found
+            for start in starts.finditer(data, max(0, len(data) - reach), earliest):
+                if self._begins_a_form(data[start.start() :], longer=False):
+                    earliest = start.start()
+                    break
+        return len(data) - earliest
 
     def could_grow(self, data: bytes, start: int) -> bool:
         """Whether ``data[start:]`` is shorter than some form that begins with it: a match running
@@ -278,7 +261,7 @@ class Redactor:
         if self.scanner is None or not data:
             return data, 0
         spans = self.scanner.spans(data)
-        return (_splice(data, spans, self.marker, len(data)), len(spans)) if spans else (data, 0)
+        return (splice(data, spans, self.marker), len(spans)) if spans else (data, 0)
 
     def stream(self) -> StreamRedactor:
         """A scrubber for one body that arrives in chunks (see :class:`StreamRedactor`)."""
@@ -321,7 +304,7 @@ class StreamRedactor:
         emitted = spans[-1][1] if spans else 0
         stop = len(data) - redactor.held_back(data[emitted:])
         self._pending = data[stop:]
-        return _splice(data, spans, redactor.marker, stop)
+        return splice(data, spans, redactor.marker, stop)
 
     def flush(self) -> bytes:
         """The rest of the body, scrubbed: call once the body has ended."""

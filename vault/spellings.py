@@ -1,0 +1,172 @@
+"""Spellings: each way a reflected secret is written back, as the encoders of real frameworks write it.
+
+An upstream that echoes a key rarely echoes it verbatim: Python's ``quote()`` leaves ``/`` alone,
+``encodeURI`` leaves ``+`` and ``=``, Go's templates write ``+`` as ``&#43;``, Mustache writes
+``/`` as ``&#x2F;``, PHP's ``json_encode`` writes ``/`` as ``\\/``, Gson writes ``=`` as
+``\\u003d``. Each encoder escapes a *class* of characters (every ``/``, every ``=``), so a secret
+with a few distinct escapable characters (a base64 key has ``/``, ``+`` and ``=``) is expanded
+into every mixture of escaped classes; one with more is expanded as the encoders in the tables
+below write it. A mixture chosen per *character* (one ``\\u002d`` among plain ``-``) has too many
+spellings to list: :mod:`vault.redaction_views` finds those in bodies by decoding them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import string
+from collections.abc import Callable, Iterable, Mapping
+from itertools import combinations
+
+MIN_FORM_LENGTH = 4  # shorter fragments would scrub ordinary text
+MAX_CLASSES = 4  # up to this many distinct escapable characters, every mixture of escaped ones is a form
+
+ALPHANUMERIC = frozenset(string.ascii_letters + string.digits)
+URL_NEVER_ESCAPED = ALPHANUMERIC | frozenset("-._")
+
+# What URL encoders leave as it is, besides letters, digits and "-._".
+URL_LITERALS: Mapping[str, str] = {
+    "RFC 3986 unreserved: Python quote(safe=''), quote_plus, PHP rawurlencode, Go QueryEscape": "~",
+    "Python quote() with its default safe='/'": "~/",
+    "JavaScript encodeURIComponent": "~!*'()",
+    "JavaScript encodeURI": "~!*'();,/?:@&=+$#",
+    "form-urlencoded: WHATWG URLSearchParams, Java URLEncoder, Ruby encode_www_form": "*",
+    "PHP urlencode": "",
+    "Go url.PathEscape": "~$&+:=@",
+    "requests requote_uri": "~!#$%&'()*+,/:;=?@[]",
+}
+
+# What JSON encoders escape as \uXXXX beyond the standard escapes, to make JSON safe inside HTML.
+JSON_HEX_ESCAPED: Mapping[str, str] = {
+    "Go encoding/json, Rails, Django json_script": "<>&\u2028\u2029",
+    "Gson": "<>&='",
+    "PHP json_encode with JSON_HEX_TAG|AMP|APOS|QUOT": "<>&'\"",
+}
+
+_BASIC = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# How HTML escapers write the characters they escape.
+HTML_ESCAPERS: Mapping[str, Mapping[str, str]] = {
+    "html.escape(quote=False), XML text": _BASIC,
+    "Python html.escape, React, Django": {**_BASIC, '"': "&quot;", "'": "&#x27;"},
+    "MarkupSafe (Jinja2, Flask), Go html.EscapeString, OWASP Java Encoder": {**_BASIC, '"': "&#34;", "'": "&#39;"},
+    "Go html/template": {**_BASIC, '"': "&#34;", "'": "&#39;", "+": "&#43;"},
+    "Ruby ERB, Rails, lodash escape": {**_BASIC, '"': "&quot;", "'": "&#39;"},
+    "Handlebars": {**_BASIC, '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"},
+    "Mustache.js": {**_BASIC, '"': "&quot;", "'": "&#39;", "/": "&#x2F;", "`": "&#x60;", "=": "&#x3D;"},
+    "PHP htmlspecialchars": {**_BASIC, '"': "&quot;", "'": "&#039;"},
+    "PHP htmlspecialchars ENT_HTML5, XML attributes": {**_BASIC, '"': "&quot;", "'": "&apos;"},
+}
+NUMERIC_STYLES = ("&#{};", "&#x{:x};", "&#x{:X};")  # decimal, hex, upper-case hex character references
+ESAPI_LITERALS = ALPHANUMERIC | frozenset(",.-_ ")  # OWASP ESAPI encodeForHTML: &#xhh; for the rest
+
+Escape = Callable[[str], str]
+
+
+def forms_of(value: str) -> set[bytes]:
+    """All spellings of ``value`` that redaction looks for (DESIGN.md §6 and the tables above)."""
+    raw = value.encode("utf-8")
+    texts = {value} | _percent_forms(value) | _json_forms(value) | _html_forms(value)
+    texts |= {text.replace("/", "\\/") for text in texts if "/" in text}  # PHP json_encode escapes every /
+    forms = {text.encode("utf-8") for text in texts}
+    forms |= {raw.hex().encode(), raw.hex().upper().encode()}
+    forms |= _base64_forms(raw) | _base32_forms(raw)
+    forms |= {form.replace(b"/", b"\\/") for form in _base64_forms(raw) if b"/" in form}
+    return {form for form in forms if len(form) >= MIN_FORM_LENGTH}
+
+
+def _mixtures(chars: Iterable[str], known: Iterable[Iterable[str]]) -> set[frozenset[str]]:
+    """Which of ``chars`` an encoder escapes: any mixture of a few, else what the ``known`` encoders escape."""
+    chars = frozenset(chars)
+    if len(chars) <= MAX_CLASSES:
+        ordered = sorted(chars)
+        return {frozenset(mixture) for size in range(len(ordered) + 1) for mixture in combinations(ordered, size)}
+    return {chars & frozenset(escaped) for escaped in known} | {chars, frozenset()}
+
+
+def _spell(value: str, escaped: frozenset[str], escape: Escape, plain: Escape = str) -> str:
+    return "".join(escape(c) if c in escaped else plain(c) for c in value)
+
+
+def _percent(upper: bool) -> Escape:
+    digits = "%{:02X}" if upper else "%{:02x}"
+    return lambda c: "".join(digits.format(byte) for byte in c.encode("utf-8"))
+
+
+def _percent_forms(value: str) -> set[str]:
+    """Percent-encodings: every mixture of escaped classes, once and twice encoded, space as + or %20."""
+    chars = set(value) - URL_NEVER_ESCAPED
+    known = [frozenset(chars - set(literal)) for literal in URL_LITERALS.values()]
+    mixtures = _mixtures(chars, known) | {frozenset(value)}  # and every byte, letters too
+    forms = {_spell(value, escaped, _percent(upper)) for escaped in mixtures for upper in (True, False)}
+    forms |= {_spell(value, escaped, _percent(True)).replace("%", "%25") for escaped in known if escaped}
+    return forms | {form.replace("%20", "+") for form in forms if "%20" in form}
+
+
+def _u_escape(upper: bool) -> Escape:
+    digits = "\\u{:04X}" if upper else "\\u{:04x}"
+    return lambda c: "".join(digits.format(unit) for unit in _utf16_units(c))
+
+
+def _utf16_units(c: str) -> list[int]:
+    data = c.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2]) for i in range(0, len(data), 2)]
+
+
+def _json_char(ensure_ascii: bool) -> Escape:
+    return lambda c: json.dumps(c, ensure_ascii=ensure_ascii)[1:-1]
+
+
+def _json_forms(value: str) -> set[str]:
+    """JSON string contents: standard escapes (ASCII-only or not) plus every mixture of \\uXXXX-escaped classes."""
+    mixtures = _mixtures(set(value) - ALPHANUMERIC, JSON_HEX_ESCAPED.values()) | {frozenset(value)}
+    return {
+        _spell(value, escaped, _u_escape(upper), _json_char(ensure_ascii))
+        for escaped in mixtures
+        for upper in (False, True)
+        for ensure_ascii in (True, False)
+    }
+
+
+def _numeric_reference(style: str) -> Escape:
+    return lambda c: style.format(ord(c))
+
+
+def _html_forms(value: str) -> set[str]:
+    """HTML character references as escapers write them, and every mixture of numeric ones."""
+    forms = {_spell(value, frozenset(table), table.__getitem__) for table in HTML_ESCAPERS.values()}
+    forms.add(_spell(value, frozenset(value) - ESAPI_LITERALS, _esapi))
+    chars = set(value) - ALPHANUMERIC
+    known = [table.keys() for table in HTML_ESCAPERS.values()]
+    mixtures = _mixtures(chars, known) | {frozenset(value)}
+    return forms | {
+        _spell(value, mixture, _numeric_reference(style)) for mixture in mixtures for style in NUMERIC_STYLES
+    }
+
+
+def _esapi(c: str) -> str:
+    return _BASIC.get(c) or ("&quot;" if c == '"' else f"&#x{ord(c):x};")
+
+
+def _aligned_forms(raw: bytes, encoders: Iterable[Callable[[bytes], bytes]], group: int, bits: int) -> set[bytes]:
+    """The part of an encoded stream fixed by ``raw`` alone, at each of the ``group`` byte alignments.
+
+    An encoder writes ``bits`` bits per character; characters that also hold bits of the bytes
+    around ``raw`` vary with them and are cut off."""
+    forms = set()
+    for shift in range(group):
+        for encode in encoders:
+            encoded = encode(b"\0" * shift + raw).rstrip(b"=")
+            start = -(-8 * shift // bits)  # ceil
+            end = 8 * (shift + len(raw)) // bits
+            forms.add(encoded[start:end])
+    return forms
+
+
+def _base64_forms(raw: bytes) -> set[bytes]:
+    return _aligned_forms(raw, (base64.b64encode, base64.urlsafe_b64encode), 3, 6)
+
+
+def _base32_forms(raw: bytes) -> set[bytes]:
+    """Upper case only, as RFC 4648 writes it: lower-case forms begin with the letters of ordinary text,
+    where the ``re`` engine would try each of them (it then scanned three times slower)."""
+    return _aligned_forms(raw, (base64.b32encode,), 5, 5)
