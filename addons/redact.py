@@ -8,14 +8,24 @@ through a :class:`~vault.redaction.StreamRedactor` that carries a window across 
 nothing is held in memory but a chunk and the window. A streamed body is sent decoded,
 because its redacted length is not known in advance. A body that cannot be decoded is not
 passed on (fail closed).
+
+Every other part of a response is in scope too: the reason phrase, header names (a name that
+holds a secret is dropped), trailers (scrubbed for HTTP/2 clients, dropped for HTTP/1 ones, which
+mitmproxy cannot send them to), WebSocket messages and control frames (:mod:`.engine_gaps`). What
+cannot be scanned is refused: a transfer coding other than chunked, and a ``101`` to any protocol
+but WebSocket, after which the engine would relay raw bytes no hook sees.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 import zlib
 from collections.abc import Callable
+from typing import NamedTuple
 
 import brotli
+import wsproto.events
 import zstandard
 from mitmproxy import http
 
@@ -23,10 +33,15 @@ from vault import Vault
 from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
 
+from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import BUFFERED, REDACTIONS, SERVICE, flow_snapshot, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
+SPLIT_PREFIX_MIN = 4  # a WebSocket message ending with this much of the start of a form has it replaced
+CONTROL_PAYLOAD_MAX = 125  # RFC 6455 5.5: a control frame's payload; a close reason has 2 bytes less
+SCANNED_TRANSFER_CODINGS = frozenset({"", "chunked", "identity"})
+KNOWN_TRANSFER_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "compress", "x-compress"})
 
 
 def should_stream(content_type: str, content_length: str | None, buffered_client: bool) -> bool:
@@ -41,15 +56,95 @@ def should_stream(content_type: str, content_length: str | None, buffered_client
         return True
 
 
-def scrub_headers(headers: http.Headers, redactor: Redactor) -> int:
-    """Scrub every header value in place; return the count. One scan of all values joined finds
-    nothing in the usual case, and a value holding a secret would show it in the joined scan too."""
+def scrub_headers(headers: http.Headers, redactor: Redactor, names: Redactor | None = None) -> int:
+    """Scrub every header value in place and drop every field whose name holds a secret (a marker
+    is no valid name, and such a field carries nothing a client needs); return the count. One scan
+    of all names and values joined finds nothing in the usual case, and a field holding a secret
+    would show it in the joined scan too. ``names`` holds the secrets in lower case: a name's case
+    means nothing, and an HTTP/2 hop lower-cases it, so a name is judged in lower case as well."""
     fields = headers.fields
-    if not redactor.redact(b"\n".join(value for _, value in fields))[1]:
+    in_names = names is not None and names.redact(b"\n".join(name for name, _ in fields).lower())[1]
+    if not in_names and not redactor.redact(b"\n".join(part for field in fields for part in field))[1]:
         return 0
-    cleaned = [(name, *redactor.redact(value)) for name, value in fields]
-    headers.fields = tuple((name, value) for name, value, _ in cleaned)
-    return sum(count for _, _, count in cleaned)
+    kept, count = [], 0
+    for name, value in fields:
+        if redactor.redact(name)[1] or (names is not None and names.redact(name.lower())[1]):
+            count += 1
+            continue
+        clean, found = redactor.redact(value)
+        kept.append((name, clean))
+        count += found
+    headers.fields = tuple(kept)
+    return count
+
+
+def unscanned_transfer_codings(transfer_encoding: str) -> list[str]:
+    """The transfer codings besides chunked: a body under one is compressed on the wire without a
+    Content-Encoding, so a scan sees no secret that a client undoing the coding would. Names
+    outside the registry come back as ``unknown`` (a refusal reason never echoes upstream text)."""
+    codings = (coding.strip().lower() for coding in transfer_encoding.split(","))
+    return [c if c in KNOWN_TRANSFER_CODINGS else "unknown" for c in codings if c not in SCANNED_TRANSFER_CODINGS]
+
+
+def scrub_control_frame(event: wsproto.events.Event, redactor: Redactor) -> tuple[wsproto.events.Event, int]:
+    """A ping or pong payload, or a close reason, scrubbed whole (each fits in one frame), cut to
+    what a control frame may carry if the marker made it longer."""
+    match event:
+        case wsproto.events.Ping() | wsproto.events.Pong():
+            payload, count = redactor.redact(bytes(event.payload))
+            return (dataclasses.replace(event, payload=payload[:CONTROL_PAYLOAD_MAX]), count) if count else (event, 0)
+        case wsproto.events.CloseConnection(reason=str(reason)):
+            text, count = redactor.redact_text(reason)
+            if not count:
+                return event, 0
+            fitted = text.encode()[: CONTROL_PAYLOAD_MAX - 2].decode("utf-8", "ignore")
+            return dataclasses.replace(event, reason=fitted), count
+    return event, 0
+
+
+class MessageWindow:
+    """Scrubs the messages of one direction of a WebSocket as one stream, passing each on at once.
+
+    A body's chunks are one byte stream, so :class:`StreamRedactor` holds back a chunk's end that
+    could begin a secret. Messages are units an application reads one by one: holding back the end
+    of one would move bytes into the next, and hold a reply the client waits for. So each message
+    is passed on whole, scrubbed with the end of the messages before it in view: the rest of a
+    secret begun in an earlier message is replaced, and so are the last bytes of a message when
+    they are the first :data:`SPLIT_PREFIX_MIN` or more bytes of some form. A reader piecing the
+    messages together finds at most ``SPLIT_PREFIX_MIN - 1`` bytes of a form, where
+    :class:`StreamRedactor` leaves none.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._before = b""  # the end of the earlier messages as they arrived: the longest form less a byte
+
+    def scrub(self, message: bytes) -> tuple[bytes, int]:
+        redactor, offset = self._redactor, len(self._before)
+        data = self._before + message
+        self._before = data[-(redactor.longest - 1) :] if redactor.longest > 1 else b""
+        if redactor.scanner is None:
+            return message, 0
+        spans = redactor.scanner.spans(data)
+        begun = redactor.held_back(data[spans[-1][1] if spans else 0 :])
+        if begun >= SPLIT_PREFIX_MIN:
+            spans.append((len(data) - begun, len(data)))
+        here = [(max(start, offset) - offset, end - offset) for start, end in spans if end > offset]
+        parts: list[bytes] = []
+        emitted = 0
+        for start, end in here:
+            parts += (message[emitted:start], redactor.marker)
+            emitted = end
+        parts.append(message[emitted:])
+        return b"".join(parts), len(here)
+
+
+def scrub_reason(response: http.Response, redactor: Redactor) -> int:
+    """Scrub the reason phrase (``401 Invalid API key sk-…``) in place; return the count."""
+    clean, count = redactor.redact(response.data.reason)
+    if count:
+        response.data.reason = clean
+    return count
 
 
 def has_body(method: str, status: int) -> bool:
@@ -99,36 +194,68 @@ class _StreamedBody:
         return [out] if out else []  # an empty chunk would end a chunked HTTP/1.1 body early
 
 
+class _Withheld:
+    """The ``stream`` of a response refused once its headers had arrived: the upstream's body is
+    read and dropped as it comes, and the refusal's own text is sent when it ends."""
+
+    def __init__(self, text: bytes) -> None:
+        self._text = text
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        return [] if chunk else [self._text]
+
+
+def _refuse_before_the_body(flow: http.HTTPFlow, reason: str) -> None:
+    """Refuse a response whose headers have arrived: its body is read and dropped, never held."""
+    refuse(flow, 502, f"{reason}; withheld")
+    if flow.response is not None:
+        flow.response.stream = _Withheld(flow.response.get_content() or b"")
+
+
+class _Redactors(NamedTuple):
+    values: Redactor  # every form of the secrets in play
+    names: Redactor  # the same secrets in lower case, for header names (see scrub_headers)
+
+
 class RedactResponse:
     def __init__(self, vault: Vault) -> None:
+        install()  # without it the engine relays control frames, trailers and upgraded bytes past every hook
         self._vault = vault
-        self._cache: dict[tuple[str, str], Redactor] = {}
+        self._cache: dict[tuple[str, str], _Redactors] = {}
+        self._windows: weakref.WeakKeyDictionary[http.HTTPFlow, MessageWindow] = weakref.WeakKeyDictionary()
 
-    def redactor_for(self, flow: http.HTTPFlow, name: str) -> Redactor:
-        """The redactor for the secret this flow carried (and the service's other secrets)."""
+    def redactors_for(self, flow: http.HTTPFlow, name: str) -> _Redactors:
+        """The redactors for the secret this flow carried (and the service's other secrets)."""
         snapshot = flow_snapshot(flow, self._vault)
         service = snapshot.service(name)
         secret = snapshot.secrets[name]
         key = (name, secret.fingerprint)
-        redactor = self._cache.get(key)
-        if redactor is None:
-            derived = []
-            if service.auth.header_name:
-                derived.append(service.auth.header_value(secret))
-            redactor = Redactor(name, [secret, *other_secrets(self._vault, name)], derived)
+        redactors = self._cache.get(key)
+        if redactors is None:
+            secrets = [secret, *other_secrets(self._vault, name)]
+            derived = [service.auth.header_value(secret)] if service.auth.header_name else []
+            lowered = [value.lower() for value in (*(s.reveal() for s in secrets), *derived)]
+            redactors = _Redactors(Redactor(name, secrets, derived), Redactor(name, (), lowered))
             self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
-            self._cache[key] = redactor
-        return redactor
+            self._cache[key] = redactors
+        return redactors
+
+    def redactor_for(self, flow: http.HTTPFlow, name: str) -> Redactor:
+        return self.redactors_for(flow, name).values
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response
         if name is None or response is None:
             return
-        redactor = self.redactor_for(flow, name)
-        flow.metadata[REDACTIONS] = scrub_headers(response.headers, redactor)
+        redactor, names = self.redactors_for(flow, name)
+        flow.metadata[REDACTIONS] = scrub_headers(response.headers, redactor, names) + scrub_reason(response, redactor)
         headers = response.headers
         if not has_body(flow.request.method, response.status_code):
+            return
+        if codings := unscanned_transfer_codings(headers.get("transfer-encoding", "")):
+            coded = ", ".join(codings)
+            _refuse_before_the_body(flow, f"the upstream's body came under a transfer coding not scanned ({coded})")
             return
         if not should_stream(
             headers.get("content-type", ""), headers.get("content-length"), flow.metadata.get(BUFFERED, False)
@@ -144,30 +271,73 @@ class RedactResponse:
         response.stream = _StreamedBody(redactor.stream(), decode)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
-        """A WebSocket opened with a credential: each message from the server is scrubbed whole
-        (a secret split across two messages is not caught: messages are not a byte stream)."""
+        """A WebSocket opened with a credential: each message from the server is scrubbed as it
+        comes, with the end of the ones before it in view (:class:`MessageWindow`)."""
         name = flow.metadata.get(SERVICE)
         if name is None or flow.websocket is None:
             return
         message = flow.websocket.messages[-1]
         if message.from_client:
             return
-        clean, count = self.redactor_for(flow, name).redact(message.content)
+        window = self._windows.get(flow)
+        if window is None:
+            window = self._windows[flow] = MessageWindow(self.redactor_for(flow, name))
+        clean, count = window.scrub(message.content)
         if count:
             message.content = clean
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
+
+    def _upgrade(self, flow: http.HTTPFlow, redactor: Redactor) -> None:
+        """A ``101``: to WebSocket, the upstream's control frames are scrubbed from now on; to any
+        other protocol, refused, since the engine would relay its raw bytes past every hook."""
+        if flow.websocket is None:
+            reason = "the upstream switched to a non-WebSocket protocol, which clavis-mcp cannot scrub"
+            refuse(flow, 502, f"{reason}; only WebSocket upgrades are relayed")
+            return
+
+        def scrub(event: wsproto.events.Event) -> wsproto.events.Event:
+            clean, count = scrub_control_frame(event, redactor)
+            flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
+            return clean
+
+        scrub_control_frames(flow.server_conn, scrub)
+
+    def _trailers(self, flow: http.HTTPFlow, redactors: _Redactors) -> None:
+        """Scrub trailers for an HTTP/2 or HTTP/3 client; drop them for an HTTP/1 one (mitmproxy
+        cannot send HTTP/1 trailers: it would cut the response short)."""
+        response = flow.response
+        if response is None or response.trailers is None:
+            return
+        if flow.request.is_http2 or flow.request.is_http3:
+            count = scrub_headers(response.trailers, *redactors)
+            flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
+        else:
+            response.trailers = None
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """The engine's error text quotes the bytes it could not parse (a response head cut short, a
+        bad status line): the audit record's reason, so withheld, and scrubbed if they slip past."""
+        if flow.error is None:
+            return
+        text = without_quoted_bytes(flow.error.msg)
+        name = flow.metadata.get(SERVICE)
+        flow.error.msg = self.redactor_for(flow, name).redact_text(text)[0] if name is not None else text
 
     def response(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response
         if name is None or response is None:
             return
+        self._trailers(flow, self.redactors_for(flow, name))
         if isinstance(response.stream, _StreamedBody):
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + response.stream.scrubber.count
             return
         if REDACTIONS not in flow.metadata:
             self.responseheaders(flow)  # a response made by an addon never went through responseheaders
         redactor = self.redactor_for(flow, name)
+        if response.status_code == 101:
+            self._upgrade(flow, redactor)
+            return
         try:
             body = response.get_content(strict=True)
         except ValueError:

@@ -5,10 +5,20 @@ import zlib
 
 import brotli
 import pytest
+import wsproto
+import wsproto.events
 import zstandard
 from mitmproxy import http
 
-from addons.redact import STREAM_THRESHOLD, incremental_decoder, scrub_headers, should_stream
+from addons.redact import (
+    STREAM_THRESHOLD,
+    MessageWindow,
+    incremental_decoder,
+    scrub_control_frame,
+    scrub_headers,
+    should_stream,
+    unscanned_transfer_codings,
+)
 from vault import Vault, validate_secret
 from vault.redaction import Redactor
 
@@ -99,3 +109,227 @@ def test_scrub_headers(fields: list[tuple[bytes, bytes]], scrubbed: list[tuple[b
     headers = http.Headers(fields)
     assert scrub_headers(headers, Redactor("svc", [validate_secret(HEADER_SECRET)])) == count
     assert list(headers.fields) == scrubbed
+
+
+NAME_SECRET = "sk-Name-0123456789ABCdefGHI"
+NAME_VALUES = Redactor("svc", [validate_secret(NAME_SECRET)])
+NAMES = Redactor("svc", [], [NAME_SECRET.lower()])
+
+
+@pytest.mark.parametrize(
+    ("fields", "scrubbed", "count"),
+    [
+        ([(f"X-Key-{NAME_SECRET}".encode(), b"1"), (b"X-Kept", b"2")], [(b"X-Kept", b"2")], 1),
+        ([(f"x-key-{NAME_SECRET.lower()}".encode(), b"1"), (b"X-Kept", b"2")], [(b"X-Kept", b"2")], 1),
+        ([(f"X-{NAME_SECRET}".encode(), NAME_SECRET.encode()), (b"X-Echo", NAME_SECRET.encode())],
+         [(b"X-Echo", b"[REDACTED:svc]")], 2),
+        ([(b"X-Kept", b"2")], [(b"X-Kept", b"2")], 0),
+    ],
+    ids=["secret-in-a-name", "lower-cased-secret-in-a-name", "name-and-values", "clean-names-untouched"],
+)  # fmt: skip
+def test_a_field_whose_name_holds_a_secret_is_dropped(
+    fields: list[tuple[bytes, bytes]], scrubbed: list[tuple[bytes, bytes]], count: int
+) -> None:
+    headers = http.Headers(fields)
+    assert scrub_headers(headers, NAME_VALUES, NAMES) == count
+    assert list(headers.fields) == scrubbed
+
+
+@pytest.mark.parametrize(
+    ("transfer_encoding", "codings"),
+    [("", []), ("chunked", []), ("Chunked", []), ("identity", []), ("gzip, chunked", ["gzip"]),
+     ("deflate,chunked", ["deflate"]), ("gzip", ["gzip"]), ("x-secret-value, chunked", ["unknown"])],
+    ids=["none", "chunked", "chunked-any-case", "identity", "gzip-chunked", "deflate-chunked", "gzip-to-close",
+         "unknown-never-echoed"],
+)  # fmt: skip
+def test_transfer_codings_other_than_chunked_are_not_scanned(transfer_encoding: str, codings: list[str]) -> None:
+    assert unscanned_transfer_codings(transfer_encoding) == codings
+
+
+FRAME_SECRET = "sk-frame-0123456789abcdef"
+FRAMES = Redactor("svc", [validate_secret(FRAME_SECRET)])
+LONG_MARKER = Redactor("a-service-with-a-rather-long-name-" + "x" * 60, [validate_secret(FRAME_SECRET)])
+
+
+@pytest.mark.parametrize(
+    ("redactor", "event", "scrubbed", "count"),
+    [
+        (FRAMES, wsproto.events.Ping(FRAME_SECRET.encode()), wsproto.events.Ping(b"[REDACTED:svc]"), 1),
+        (FRAMES, wsproto.events.Pong(b"k=" + FRAME_SECRET.encode()), wsproto.events.Pong(b"k=[REDACTED:svc]"), 1),
+        (FRAMES, wsproto.events.CloseConnection(4001, f"bad {FRAME_SECRET}"),
+         wsproto.events.CloseConnection(4001, "bad [REDACTED:svc]"), 1),
+        (FRAMES, wsproto.events.CloseConnection(1000), wsproto.events.CloseConnection(1000), 0),
+        (FRAMES, wsproto.events.Ping(b"hello"), wsproto.events.Ping(b"hello"), 0),
+        (LONG_MARKER, wsproto.events.Ping(FRAME_SECRET.encode() * 4), None, 4),
+        (LONG_MARKER, wsproto.events.CloseConnection(1008, FRAME_SECRET * 4), None, 4),
+    ],
+    ids=["ping", "pong", "close-reason", "close-without-reason", "clean-ping", "ping-cut-to-a-frame",
+         "reason-cut-to-a-frame"],
+)  # fmt: skip
+def test_control_frames_are_scrubbed(
+    redactor: Redactor, event: wsproto.events.Event, scrubbed: wsproto.events.Event | None, count: int
+) -> None:
+    clean, found = scrub_control_frame(event, redactor)
+    assert found == count
+    if scrubbed is not None:
+        assert clean == scrubbed
+    match clean:
+        case wsproto.events.Ping(payload=payload) | wsproto.events.Pong(payload=payload):
+            sent = bytes(payload)
+        case wsproto.events.CloseConnection(reason=reason):
+            sent = str(reason).encode()
+    assert FRAME_SECRET.encode() not in sent and len(sent) <= 125
+
+
+HALF = len(FRAME_SECRET) // 2
+
+
+@pytest.mark.parametrize(
+    ("messages", "scrubbed", "count"),
+    [
+        ([f"token {FRAME_SECRET}"], ["token [REDACTED:svc]"], 1),
+        ([f"token {FRAME_SECRET[:HALF]}", f"{FRAME_SECRET[HALF:]} end"], ["token [REDACTED:svc]", "[REDACTED:svc] end"],
+         2),
+        ([FRAME_SECRET[:5], FRAME_SECRET[5:10], FRAME_SECRET[10:]], ["[REDACTED:svc]"] * 3, 3),
+        ([f"ends in {FRAME_SECRET[:3]}", f"{FRAME_SECRET[3:]} end"],
+         [f"ends in {FRAME_SECRET[:3]}", "[REDACTED:svc] end"], 1),
+        (["sk-f", "ine, nothing here"], ["[REDACTED:svc]", "ine, nothing here"], 1),
+        (["plain text", '{"a": 1}', "ok"], ["plain text", '{"a": 1}', "ok"], 0),
+    ],
+    ids=["whole-in-one", "split-in-two", "split-in-three", "short-start-passes-rest-scrubbed",
+         "a-long-enough-start-is-scrubbed-even-if-nothing-follows", "clean-messages-untouched"],
+)  # fmt: skip
+def test_a_secret_split_across_websocket_messages_is_scrubbed(
+    messages: list[str], scrubbed: list[str], count: int
+) -> None:
+    window = MessageWindow(FRAMES)
+    results = [window.scrub(message.encode()) for message in messages]
+    assert [clean.decode() for clean, _ in results] == scrubbed
+    assert sum(found for _, found in results) == count
+    assert FRAME_SECRET not in "".join(clean.decode() for clean, _ in results)
+
+
+def _flow_for(vault: Vault, *, http2: bool = False) -> http.HTTPFlow:
+    from mitmproxy.test import tflow
+
+    from addons.flowmeta import SERVICE
+    from tests.conftest import make_service
+
+    vault.add_service(make_service("parts", "api.example.com"), validate_secret(FRAME_SECRET))
+    flow = tflow.tflow(resp=True)
+    flow.metadata[SERVICE] = "parts"
+    if http2:
+        flow.request.http_version = "HTTP/2.0"
+    return flow
+
+
+def test_the_reason_phrase_is_scrubbed(vault: Vault) -> None:
+    from mitmproxy.test import taddons
+
+    from addons.flowmeta import REDACTIONS
+    from addons.redact import RedactResponse
+
+    flow = _flow_for(vault)
+    assert flow.response is not None
+    flow.response.reason = f"Invalid API key {FRAME_SECRET}"
+    with taddons.context():
+        RedactResponse(vault).responseheaders(flow)
+    assert flow.response.reason == "Invalid API key [REDACTED:parts]"
+    assert flow.metadata[REDACTIONS] == 1
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["http2-client-scrubbed", "http1-client-dropped"])
+def test_trailers_are_scrubbed_or_dropped(vault: Vault, http2: bool) -> None:
+    from mitmproxy.test import taddons
+
+    from addons.redact import RedactResponse
+
+    flow = _flow_for(vault, http2=http2)
+    assert flow.response is not None
+    flow.response.trailers = http.Headers([(b"grpc-status", b"0"), (b"x-echo", FRAME_SECRET.encode())])
+    with taddons.context():
+        RedactResponse(vault).response(flow)
+    if http2:
+        assert flow.response.trailers is not None
+        assert list(flow.response.trailers.fields) == [(b"grpc-status", b"0"), (b"x-echo", b"[REDACTED:parts]")]
+    else:
+        assert flow.response.trailers is None  # mitmproxy cannot send HTTP/1 trailers; dropped, never forwarded
+
+
+def test_a_transfer_coding_is_refused_before_the_body_is_read(vault: Vault) -> None:
+    from mitmproxy.test import taddons
+
+    from addons.flowmeta import DECISION
+    from addons.redact import RedactResponse
+
+    flow = _flow_for(vault)
+    assert flow.response is not None
+    flow.response.headers["transfer-encoding"] = "gzip, chunked"
+    with taddons.context():
+        RedactResponse(vault).responseheaders(flow)
+    assert flow.metadata[DECISION] == "refused" and flow.response.status_code == 502
+    stream = flow.response.stream
+    assert callable(stream)
+    assert stream(b"\x1f\x8b upstream bytes") == []  # read and dropped as they come
+    assert stream(b"") == [flow.response.content]  # the refusal's text ends the body
+
+
+@pytest.mark.parametrize("upgrade", ["tcp", "h2c", "websocket"])
+def test_a_switch_to_any_protocol_but_websocket_is_refused(vault: Vault, upgrade: str) -> None:
+    """mitmproxy sets ``flow.websocket`` before the response hook only for a WebSocket it relays."""
+    from mitmproxy.test import taddons
+
+    from addons.flowmeta import REASON
+    from addons.redact import RedactResponse
+
+    flow = _flow_for(vault)
+    assert flow.response is not None
+    flow.response.status_code = 101
+    flow.response.headers["upgrade"] = upgrade
+    with taddons.context():
+        RedactResponse(vault).response(flow)
+    assert flow.response.status_code == 502
+    assert "only WebSocket upgrades are relayed" in str(flow.metadata[REASON])
+
+
+def test_control_frames_from_a_services_websocket_upstream_are_scrubbed(vault: Vault) -> None:
+    """The response hook of a WebSocket ``101`` registers the scrubber the engine's connection uses."""
+    from mitmproxy.proxy.layers import websocket
+    from mitmproxy.test import taddons, tflow
+
+    from addons.flowmeta import REDACTIONS, SERVICE
+    from addons.redact import RedactResponse
+    from tests.conftest import make_service
+
+    vault.add_service(make_service("ws", "api.example.com"), validate_secret(FRAME_SECRET))
+    addon = RedactResponse(vault)
+    flow = tflow.twebsocketflow()
+    flow.metadata[SERVICE] = "ws"
+    with taddons.context():
+        addon.response(flow)
+    engine_side = websocket.WebsocketConnection(wsproto.ConnectionType.CLIENT, conn=flow.server_conn)
+    upstream = wsproto.Connection(wsproto.ConnectionType.SERVER)
+    engine_side.receive_data(upstream.send(wsproto.events.Ping(FRAME_SECRET.encode())))
+    engine_side.receive_data(upstream.send(wsproto.events.CloseConnection(4001, f"bad key {FRAME_SECRET}")))
+    assert list(engine_side.events()) == [
+        wsproto.events.Ping(b"[REDACTED:ws]"),
+        wsproto.events.CloseConnection(4001, "bad key [REDACTED:ws]"),
+    ]
+    assert flow.metadata[REDACTIONS] == 2
+
+
+def test_the_engines_error_text_is_withheld_and_scrubbed_before_the_audit_reads_it(vault: Vault) -> None:
+    from mitmproxy import flow as mflow
+    from mitmproxy.test import taddons
+
+    from addons.redact import RedactResponse
+
+    flow = _flow_for(vault)
+    addon = RedactResponse(vault)
+    with taddons.context():
+        flow.error = mflow.Error(f"Cannot parse HTTP response: Bad HTTP response line: b'HTTP/1.1 2x0 {FRAME_SECRET}'")
+        addon.error(flow)
+        assert flow.error.msg == "Cannot parse HTTP response: Bad HTTP response line: [bytes withheld]"
+        flow.error = mflow.Error(f"upstream said {FRAME_SECRET} unquoted")
+        addon.error(flow)
+        assert flow.error.msg == "upstream said [REDACTED:parts] unquoted"
