@@ -1,0 +1,210 @@
+"""Decoded views: a secret spelled with a different escape per character, found where a reader decodes it.
+
+:mod:`vault.spellings` lists whole-secret spellings and class-wise mixtures, but an upstream
+that escapes single characters of its choosing (``sk\\u002dlive-…``, ``sk%2Dlive-…``,
+``sk&#45;live-…``, or all three at once) has more spellings than any list. Its readers undo
+them: ``json.loads`` turns ``\\u002d`` into ``-``, a browser (or a model) reads ``&#45;`` as
+``-``. So a body with escapes is also read as they would read it: every JSON/JavaScript escape,
+percent escape, HTML character reference and run of NUL bytes (UTF-16 and UTF-32 text read as
+if the NULs were not there) is decoded, and the result decoded again (JSON inside JSON,
+``%252D``, ``&amp;#45;``), :data:`DEPTH` times at most, each view scanned by the same redactor.
+A secret found in a view is replaced in the body at the bytes that spell it, so the rest of the
+body (its JSON structure, its HTML) stays as the upstream wrote it. A body in a text encoding
+other than UTF-8 (UTF-16/32, which ``json.loads`` detects by itself, or a declared charset) is
+transcoded first, scrubbed the same way and, only if something was found, encoded back.
+
+Cost: four ``in`` tests on a body without escapes (0.05 ms per MiB); with them, a regex pass for
+each kind present (about 3 ms per MiB) and under a microsecond per escape. Callers bound the
+size of what they pass.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import functools
+import html
+import json
+import re
+
+from .redaction import Redactor, Span, splice
+
+DEPTH = 3  # views decoded from views: JSON inside JSON inside a URL
+UTF8_FAMILY = ("utf-8", "ascii")  # codecs whose text the byte scan has already seen as it is
+
+# Each kind of escape, with the byte that introduces it: a body without that byte is not searched for it.
+_KINDS = (
+    (b"\\", rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}"
+              rb"|x[0-9a-fA-F]{2}|[\\/\"'bfnrt])"),
+    (b"%", rb"%(?:u[0-9a-fA-F]{4}|[0-9a-fA-F]{2})"),
+    (b"&", rb"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};?)"),
+    (b"\x00", rb"\x00+"),
+)  # fmt: skip
+_BACKSLASH = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
+
+
+def redact_decoded(redactor: Redactor, data: bytes, charset: str | None = None) -> tuple[bytes, int]:
+    """``data`` scrubbed as bytes and as its readers decode it; the count of all redactions.
+
+    ``charset`` is the one the reader will decode with (from ``Content-Type``), if it names one.
+    What it returns has nothing left for it to find."""
+    if redactor.scanner is None:
+        return data, 0
+    count = 0
+    for encoding in _text_encodings(data, charset):  # first, so a marker is written in the body's encoding
+        data, found = _redact_transcoded(redactor, data, encoding)
+        count += found
+    data, found = _redact_text(redactor, data)
+    return data, count + found
+
+
+def _redact_text(redactor: Redactor, data: bytes) -> tuple[bytes, int]:
+    """The forms in ``data`` and in its decoded views replaced, each by one marker over whole escapes
+    (a form that begins or ends inside an escape would leave half of it, and break a JSON string)."""
+    assert redactor.scanner is not None
+    spans = redactor.scanner.spans(data)
+    if spans and _pattern(data):
+        spans = _Escapes(data).widened(spans)
+    spans = _merged(spans + _hidden_spans(redactor, data))
+    return (splice(data, spans, redactor.marker), len(spans)) if spans else (data, 0)
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """``spans`` in order, overlapping ones made one."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _pattern(data: bytes) -> re.Pattern[bytes] | None:
+    """One regex for the kinds of escape whose introducer ``data`` holds; None if it holds none."""
+    present = tuple(introducer for introducer, _ in _KINDS if introducer in data)
+    return _combined(present) if present else None
+
+
+@functools.cache
+def _combined(introducers: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    return re.compile(b"|".join(pattern for introducer, pattern in _KINDS if introducer in introducers))
+
+
+def _decoded(data: bytes) -> bytes | None:
+    """``data`` with every escape decoded; None if it has none. No escape holds another kind's
+    introducer, so the kinds never overlap, and an ampersand that names no character stays one."""
+    pattern = _pattern(data)
+    if pattern is None:
+        return None
+    text, count = pattern.subn(_unescape_match, data)
+    return text if count else None
+
+
+class _Escapes:
+    """Where the escapes of a text are, in it and in its decoded text: to map a span found in either
+    back onto whole escapes of the text. Built only when a span is found, which is almost never."""
+
+    def __init__(self, data: bytes) -> None:
+        pattern = _pattern(data)
+        assert pattern is not None
+        self._source: list[Span] = []
+        self._decoded: list[Span] = []
+        shift = 0
+        for match in pattern.finditer(data):
+            start, end = match.span()
+            length = len(_unescape_match(match))
+            self._source.append((start, end))
+            self._decoded.append((start + shift, start + shift + length))
+            shift += length - (end - start)
+
+    def widened(self, spans: list[Span]) -> list[Span]:
+        """``spans`` of the text grown to the edges of any escape they begin or end inside."""
+        return self._mapped(spans, self._source)
+
+    def sources(self, spans: list[Span]) -> list[Span]:
+        """Where in the text each of ``spans`` of its decoded text came from."""
+        return self._mapped(spans, self._decoded)
+
+    def _mapped(self, spans: list[Span], frame: list[Span]) -> list[Span]:
+        """``spans`` in ``frame``'s positions, as positions in the text, escapes whole. Before the first
+        escape and between escapes the two texts are the same, shifted by what the escapes shrank."""
+        starts = [start for start, _ in frame]
+        mapped = []
+        for start, end in spans:
+            index = bisect.bisect_right(starts, start) - 1  # the last escape at or before start
+            if index >= 0:
+                inside = start < frame[index][1]
+                start = self._source[index][0] if inside else self._source[index][1] + start - frame[index][1]
+            index = bisect.bisect_right(starts, end - 1) - 1
+            if index >= 0:
+                inside = end - 1 < frame[index][1]
+                end = self._source[index][1] + (0 if inside else end - frame[index][1])
+            mapped.append((start, end))
+        return mapped
+
+
+def _unescape_match(match: re.Match[bytes]) -> bytes:
+    return _unescape(match.group())
+
+
+@functools.lru_cache(maxsize=4096)  # a body repeats a few escapes (&amp; \n %2F) many times
+def _unescape(unit: bytes) -> bytes:
+    """What one escape stands for, in UTF-8 (the byte itself for ``%XX`` and ``\\xXX``)."""
+    match unit[:1], unit[1:2]:
+        case b"\\", b"u":
+            text = json.loads(b'"' + unit + b'"')
+        case b"\\", b"x":
+            return bytes([int(unit[2:], 16)])
+        case b"\\", escaped:
+            return _BACKSLASH.get(escaped, escaped)
+        case b"%", b"u":
+            text = chr(int(unit[2:], 16))
+        case b"%", _:
+            return bytes([int(unit[1:], 16)])
+        case b"&", _:
+            text = html.unescape(unit.decode("ascii"))
+        case _:
+            return b""  # NUL bytes: what UTF-16 and UTF-32 put between the letters of ASCII text
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _hidden_spans(redactor: Redactor, data: bytes) -> list[Span]:
+    """Where in ``data`` some decoded text (each decoded from the one before) holds a form."""
+    assert redactor.scanner is not None
+    found: list[Span] = []
+    texts = [data]
+    for _ in range(DEPTH):
+        text = _decoded(texts[-1])
+        if text is None:
+            break
+        spans = redactor.scanner.spans(text)
+        for source in reversed(texts if spans else []):
+            spans = _Escapes(source).sources(spans)
+        found += spans
+        texts.append(text)
+    return found
+
+
+def _text_encodings(data: bytes, charset: str | None) -> list[str]:
+    """Encodings other than UTF-8 a reader may decode ``data`` with: the one JSON detects, the declared one."""
+    encodings: list[str] = []
+    for name in (json.detect_encoding(data), charset):
+        try:
+            encoding = codecs.lookup(name).name if name else ""
+        except LookupError:
+            continue  # a charset no reader here can decode
+        if encoding and not encoding.startswith(UTF8_FAMILY) and encoding not in encodings:
+            encodings.append(encoding)
+    return encodings
+
+
+def _redact_transcoded(redactor: Redactor, data: bytes, encoding: str) -> tuple[bytes, int]:
+    try:
+        text = data.decode(encoding, "replace")
+    except (LookupError, ValueError):  # not a text encoding (base64_codec, ...): no reader decodes text with it
+        return data, 0
+    clean, count = _redact_text(redactor, text.encode("utf-8", "surrogatepass"))
+    if not count:
+        return data, 0
+    return clean.decode("utf-8", "surrogatepass").encode(encoding, "replace"), count
