@@ -62,6 +62,14 @@ def decodable_accept_encoding(value: str | None) -> str:
     return ", ".join(kept) or "identity"
 
 
+def trailers_only(value: str | None) -> str | None:
+    """The client's ``TE`` narrowed to ``trailers``: any transfer coding it offers (``gzip``)
+    would let the upstream send a body the response redaction refuses to read."""
+    if value is None:
+        return None
+    return "trailers" if any(part.split(";")[0].strip().lower() == "trailers" for part in value.split(",")) else None
+
+
 def replaced_fields(
     fields: tuple[tuple[bytes, bytes], ...], names: list[str], stripped: set[str], ours: list[tuple[str, str]]
 ) -> tuple[tuple[bytes, bytes], ...]:
@@ -97,6 +105,11 @@ class InjectCredential:
         if credentials:  # names only, for the audit record: the agent brought its own credential
             flow.metadata[REASON] = "removed the client's own " + ", ".join(credentials)
         ours = [("Accept-Encoding", decodable_accept_encoding(request.headers.get("Accept-Encoding")))]
+        te = trailers_only(request.headers.get("TE"))
+        if te is not None:
+            ours.append(("TE", te))
+        else:
+            stripped += [h for h in names if h.lower() == "te"]
         if service.auth.kind == "query":
             query = [(k, v) for k, v in request.query.items(multi=True) if k != service.auth.name]
             request.query = [*query, (service.auth.name, secret.reveal())]

@@ -28,7 +28,7 @@ def quiet_logging() -> None:
     handler.setLevel(logging.WARNING)
     root = logging.getLogger()
     root.addHandler(handler)
-    for name in ("mitmproxy", "httpx", "httpcore", "mcp", "uvicorn", "uvicorn.access"):
+    for name in ("mitmproxy", "httpx", "httpcore", "hpack", "h2", "mcp", "uvicorn", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -87,6 +87,23 @@ def test_accept_encoding_is_narrowed_to_what_redaction_decodes(client: str | Non
     assert decodable_accept_encoding(client) == sent
 
 
+@pytest.mark.parametrize(
+    ("client", "sent"),
+    [([], []), ([(b"TE", b"gzip")], []), ([(b"te", b"trailers, deflate;q=0.5")], ["trailers"]),
+     ([(b"TE", b"gzip"), (b"te", b"trailers")], ["trailers"])],
+    ids=["absent", "coding-only-dropped", "trailers-kept", "two-copies-become-one"],
+)  # fmt: skip
+def test_te_is_narrowed_to_trailers_so_no_transfer_coding_is_offered(
+    vault: Vault, client: list[tuple[bytes, bytes]], sent: list[str]
+) -> None:
+    vault.add_service(make_service("svc", "api.example.com"), validate_secret(SECRET))
+    addon = InjectCredential(vault)
+    with taddons.context(addon):
+        f = flow_for("svc", client)
+        addon.request(f)
+        assert f.request.headers.get_all("te") == sent
+
+
 def test_plain_http_gets_no_credential_unless_the_service_allows_it(vault: Vault) -> None:
     vault.add_service(make_service("svc", "api.example.com"), validate_secret(SECRET))
     addon = InjectCredential(vault)
