@@ -35,7 +35,7 @@ UTF8_FAMILY = ("utf-8", "ascii")  # codecs whose text the byte scan has already 
 # Each kind of escape, with the byte that introduces it: a body without that byte is not searched for it.
 _KINDS = (
     (b"\\", rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}"
-              rb"|x[0-9a-fA-F]{2}|[\\/\"'bfnrt])"),
+              rb"|u\{[0-9a-fA-F]{1,6}\}|x[0-9a-fA-F]{2}|[\\/\"'bfnrt])"),
     (b"%", rb"%(?:u[0-9a-fA-F]{4}|[0-9a-fA-F]{2})"),
     (b"&", rb"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};?)"),
     (b"\x00", rb"\x00+"),
@@ -152,6 +152,8 @@ def _unescape_match(match: re.Match[bytes]) -> bytes:
 def _unescape(unit: bytes) -> bytes:
     """What one escape stands for, in UTF-8 (the byte itself for ``%XX`` and ``\\xXX``)."""
     match unit[:1], unit[1:2]:
+        case b"\\", b"u" if unit[2:3] == b"{":
+            text = chr(min(int(unit[3:-1], 16), 0x10FFFF))  # JavaScript's \u{1F600}
         case b"\\", b"u":
             text = json.loads(b'"' + unit + b'"')
         case b"\\", b"x":

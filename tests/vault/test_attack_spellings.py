@@ -207,6 +207,7 @@ ONE_CHARACTER = {
     "html": b'<input value="sk&#45;live-0123456789abcdef/ABC+xyz==">',
     "html-named": b"<p>sk-live-0123456789abcdef&sol;ABC+xyz==</p>",
     "js-hex": b"var k = 'sk\\x2dlive-0123456789abcdef/ABC+xyz==';",
+    "js-code-point": b"var k = `sk\\u{2d}live-0123456789abcdef/ABC+xyz==`;",
 }
 
 
