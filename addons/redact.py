@@ -20,21 +20,27 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-import zlib
 from collections.abc import Callable
 from typing import NamedTuple
 
-import brotli
 import wsproto.events
-import zstandard
 from mitmproxy import http
 
 from vault import Vault
+from vault.decoding import (
+    DEFAULT_MAX_DECODED,
+    MAX_DECODED_ENV,
+    BoundedDecoder,
+    DecodedTooLarge,
+    DecodeError,
+    decode_body,
+    max_decoded_from_env,
+)
 from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
-from .flowmeta import BUFFERED, REDACTIONS, SERVICE, flow_snapshot, refuse
+from .flowmeta import BUFFERED, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
@@ -152,46 +158,51 @@ def has_body(method: str, status: int) -> bool:
     return method.upper() != "HEAD" and not (100 <= status < 200 or status in (204, 304))
 
 
-def incremental_decoder(encoding: str) -> Decoder | None:
-    """A chunk-by-chunk decoder for ``Content-Encoding``; None if we cannot decode it."""
-    match encoding.strip().lower():
-        case "" | "identity":
-            return lambda chunk: chunk
-        case "gzip" | "x-gzip":
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
-        case "deflate":
-            return _deflate_decoder()
-        case "br":
-            return brotli.Decompressor().process
-        case "zstd":
-            return zstandard.ZstdDecompressor().decompressobj().decompress
-    return None
+def incremental_decoder(encoding: str, limit: int = DEFAULT_MAX_DECODED) -> Decoder | None:
+    """A chunk-by-chunk decoder for ``Content-Encoding``; None if we cannot decode it.
 
-
-def _deflate_decoder() -> Decoder:
-    """``deflate`` is zlib-wrapped by the standard and raw in practice: accept both, as mitmproxy does."""
-    state: dict[str, zlib._Decompress] = {}
+    No chunk decodes to more than ``limit`` bytes (:class:`~vault.decoding.DecodedTooLarge`):
+    mitmproxy sends what one read decoded to before it reads again, so this is the bound on
+    what a bomb can put in memory. ``b""`` ends the body, and raises if it was cut short."""
+    try:
+        decoder = BoundedDecoder(encoding)
+    except DecodeError:
+        return None
 
     def decode(chunk: bytes) -> bytes:
-        if "d" not in state:
-            if not chunk:
-                return b""
-            state["d"] = zlib.decompressobj(zlib.MAX_WBITS if chunk[0] & 0x0F == 8 else -zlib.MAX_WBITS)
-        return state["d"].decompress(chunk)
+        if not chunk:
+            decoder.finish()
+            return b""
+        return b"".join(decoder.decode(chunk, limit))
 
     return decode
 
 
 class _StreamedBody:
-    """The ``flow.response.stream`` callable: decode, scrub, pass on; ``b""`` marks the end."""
+    """The ``flow.response.stream`` callable: decode, scrub, pass on; ``b""`` marks the end.
+
+    A chunk that cannot be decoded, or decodes past the bound, ends what is passed on: the rest
+    is read and dropped, and the response hook cuts the connection, so the client sees a broken
+    body rather than a short one that looks whole (the headers have gone: no refusal can)."""
 
     def __init__(self, scrubber: StreamRedactor, decode: Decoder) -> None:
         self.scrubber = scrubber
         self._decode = decode
+        self.failure: str | None = None
 
     def __call__(self, chunk: bytes) -> list[bytes]:
-        out = self.scrubber.feed(self._decode(chunk)) if chunk else self.scrubber.flush()
+        if self.failure is not None:
+            return []
+        try:
+            out = self.scrubber.feed(self._decode(chunk)) if chunk else self._end()
+        except DecodeError as exc:
+            self.failure = str(exc)  # the window held back is dropped with it: no part of a secret leaves
+            return []
         return [out] if out else []  # an empty chunk would end a chunked HTTP/1.1 body early
+
+    def _end(self) -> bytes:
+        self._decode(b"")
+        return self.scrubber.flush()
 
 
 class _Withheld:
@@ -218,9 +229,12 @@ class _Redactors(NamedTuple):
 
 
 class RedactResponse:
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, max_decoded: int | None = None) -> None:
+        """``max_decoded``: the most a buffered body, or one read of a streamed one, may decode to
+        (``CLAVIS_MAX_DECODED_BYTES``, 64 MiB by default)."""
         install()  # without it the engine relays control frames, trailers and upgraded bytes past every hook
         self._vault = vault
+        self._max_decoded = max_decoded_from_env() if max_decoded is None else max_decoded
         self._cache: dict[tuple[str, str], _Redactors] = {}
         self._windows: weakref.WeakKeyDictionary[http.HTTPFlow, MessageWindow] = weakref.WeakKeyDictionary()
 
@@ -261,7 +275,7 @@ class RedactResponse:
             headers.get("content-type", ""), headers.get("content-length"), flow.metadata.get(BUFFERED, False)
         ):
             return
-        decode = incremental_decoder(headers.get("content-encoding", ""))
+        decode = incremental_decoder(headers.get("content-encoding", ""), self._max_decoded)
         if decode is None:
             return  # left buffered: the response hook refuses what it cannot decode
         headers.pop("content-encoding", None)
@@ -331,6 +345,10 @@ class RedactResponse:
         self._trailers(flow, self.redactors_for(flow, name))
         if isinstance(response.stream, _StreamedBody):
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + response.stream.scrubber.count
+            if response.stream.failure is not None:
+                flow.metadata[REASON] = f"{response.stream.failure}; the rest was withheld and the connection cut"
+                if flow.killable:
+                    flow.kill()  # mitmproxy resets the client's stream instead of ending the body
             return
         if REDACTIONS not in flow.metadata:
             self.responseheaders(flow)  # a response made by an addon never went through responseheaders
@@ -338,11 +356,15 @@ class RedactResponse:
         if response.status_code == 101:
             self._upgrade(flow, redactor)
             return
+        raw = response.raw_content or b""
         try:
-            body = response.get_content(strict=True)
-        except ValueError:
-            encoding = response.headers.get("content-encoding", "")
-            refuse(flow, 502, f"the upstream answered with a body clavis-mcp cannot decode ({encoding}); withheld")
+            body = decode_body(response.headers.get("content-encoding", ""), raw, self._max_decoded)
+        except DecodedTooLarge as exc:
+            reason = f"{exc} ({len(raw)} bytes as sent), more than clavis-mcp decodes of one response"
+            refuse(flow, 502, f"{reason}; withheld. Ask for less, or raise {MAX_DECODED_ENV}")
+            return
+        except DecodeError as exc:
+            refuse(flow, 502, f"the upstream answered with a body clavis-mcp cannot decode: {exc}; withheld")
             return
         if body:
             clean_body, count = redactor.redact(body)
