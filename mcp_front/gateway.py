@@ -16,12 +16,13 @@ import hashlib
 import secrets
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from vault import AuditLog, Vault
+from vault.decoding import BoundedDecoder, DecodedTooLarge, DecodeError
 from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
 from .calls import CallLimits
@@ -80,6 +81,34 @@ def no_cookies() -> CookieJar:
     """A jar that keeps nothing: one client serves every service, and a cookie one upstream sets
     must never reach another (or come back to it on a later call the model did not ask for)."""
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+class _Download:
+    """A body as the gateway reads it: raw from the wire, decoded here within the download bound.
+
+    httpx would decode each chunk whole (a kilobyte of brotli can be a gigabyte) and the bound
+    would apply only afterwards; here no step decodes past what is still allowed.
+    """
+
+    def __init__(self, encoding: str, keep: int, bound: int) -> None:
+        self._decoder = BoundedDecoder(encoding)
+        self._keep, self._bound = keep, bound
+        self.digest, self.head, self.size, self.complete = hashlib.sha256(), bytearray(), 0, True
+
+    async def read(self, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for raw in chunks:
+                for piece in self._decoder.decode(raw, self._bound - self.size):
+                    self._add(piece)
+            self._decoder.finish()
+        except DecodedTooLarge:
+            self.complete = False  # the rest is not read: closing the response drops it
+
+    def _add(self, piece: bytes) -> None:
+        self.digest.update(piece)
+        self.size += len(piece)
+        if len(self.head) < self._keep:
+            self.head += piece[: self._keep - len(self.head)]
 
 
 class Gateway:
@@ -145,34 +174,35 @@ class Gateway:
             raise UpstreamTimeout("no answer in time") from None
         except httpx.HTTPError as exc:
             raise UpstreamError(type(exc).__name__) from None
+        except DecodeError as exc:
+            raise UpstreamError(f"it answered with a body that could not be decoded: {exc}") from None
 
     async def _exchange(self, client: httpx.AsyncClient, service: str, method: str, url: str, **kwargs: Any) -> Fetched:
+        import httpx
+
         request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service
         keep, bound = self.limits.max_response_body, self.limits.max_download
         async with asyncio.timeout(self.limits.timeout):
             response = await client.send(request, stream=True)
             try:
-                digest, head, size, complete = hashlib.sha256(), bytearray(), 0, True
-                async for chunk in response.aiter_bytes():
-                    if size + len(chunk) > bound:
-                        chunk, complete = chunk[: bound - size], False
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if len(head) < keep:
-                        head += chunk[: keep - len(head)]
-                    if not complete:
-                        break
+                body = _Download(response.headers.get("content-encoding", ""), keep, bound)
+                await body.read(response.aiter_raw())
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                raise UpstreamError(
+                    "the answer broke off in its body: the upstream closed the connection, or the clavis proxy "
+                    "cut a body it could not decode within its bound (the audit log says which)"
+                ) from None
             finally:
                 await response.aclose()
         return Fetched(
             status=response.status_code,
             url=str(response.url),
             headers=list(response.headers.items()),
-            head=bytes(head),
-            size=size,
-            complete=complete,
-            sha256=digest.hexdigest(),
+            head=bytes(body.head),
+            size=body.size,
+            complete=body.complete,
+            sha256=body.digest.hexdigest(),
             audit_id=response.headers.get(AUDIT_ID_HEADER),
             redactions=int(response.headers.get(REDACTIONS_HEADER, "0") or 0),
             refused=response.headers.get(REFUSED_HEADER),
