@@ -115,7 +115,7 @@ async def _send(
     except UpstreamTimeout:
         raise CallRefused(f"{host} did not answer in time; try again later") from None
     except UpstreamError as exc:
-        raise CallRefused(f"could not reach {host}: {exc}") from None
+        raise CallRefused(f"the call to {host} failed: {exc}") from None
     if fetched.refused:
         raise CallRefused(f"the clavis proxy refused the request: {fetched.refused}")
     return fetched
