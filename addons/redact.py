@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Callable
-from typing import NamedTuple
 
 import wsproto.events
 from mitmproxy import http
 
 from vault import Vault
+from vault.content_types import declared_charset, is_text
 from vault.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
@@ -36,8 +36,9 @@ from vault.decoding import (
     decode_body,
     max_decoded_from_env,
 )
-from vault.oauth_store import other_secrets
 from vault.redaction import Redactor, StreamRedactor
+from vault.redaction_views import redact_decoded
+from vault.service_redaction import ServiceRedactor, ServiceRedactors
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import BUFFERED, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
@@ -223,11 +224,6 @@ def _refuse_before_the_body(flow: http.HTTPFlow, reason: str) -> None:
         flow.response.stream = _Withheld(flow.response.get_content() or b"")
 
 
-class _Redactors(NamedTuple):
-    values: Redactor  # every form of the secrets in play
-    names: Redactor  # the same secrets in lower case, for header names (see scrub_headers)
-
-
 class RedactResponse:
     def __init__(self, vault: Vault, max_decoded: int | None = None) -> None:
         """``max_decoded``: the most a buffered body, or one read of a streamed one, may decode to
@@ -235,24 +231,12 @@ class RedactResponse:
         install()  # without it the engine relays control frames, trailers and upgraded bytes past every hook
         self._vault = vault
         self._max_decoded = max_decoded_from_env() if max_decoded is None else max_decoded
-        self._cache: dict[tuple[str, str], _Redactors] = {}
+        self._redactors = ServiceRedactors(vault)
         self._windows: weakref.WeakKeyDictionary[http.HTTPFlow, MessageWindow] = weakref.WeakKeyDictionary()
 
-    def redactors_for(self, flow: http.HTTPFlow, name: str) -> _Redactors:
+    def redactors_for(self, flow: http.HTTPFlow, name: str) -> ServiceRedactor:
         """The redactors for the secret this flow carried (and the service's other secrets)."""
-        snapshot = flow_snapshot(flow, self._vault)
-        service = snapshot.service(name)
-        secret = snapshot.secrets[name]
-        key = (name, secret.fingerprint)
-        redactors = self._cache.get(key)
-        if redactors is None:
-            secrets = [secret, *other_secrets(self._vault, name)]
-            derived = [service.auth.header_value(secret)] if service.auth.header_name else []
-            lowered = [value.lower() for value in (*(s.reveal() for s in secrets), *derived)]
-            redactors = _Redactors(Redactor(name, secrets, derived), Redactor(name, (), lowered))
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
-            self._cache[key] = redactors
-        return redactors
+        return self._redactors.for_service(flow_snapshot(flow, self._vault), name)
 
     def redactor_for(self, flow: http.HTTPFlow, name: str) -> Redactor:
         return self.redactors_for(flow, name).values
@@ -316,7 +300,7 @@ class RedactResponse:
 
         scrub_control_frames(flow.server_conn, scrub)
 
-    def _trailers(self, flow: http.HTTPFlow, redactors: _Redactors) -> None:
+    def _trailers(self, flow: http.HTTPFlow, redactors: ServiceRedactor) -> None:
         """Scrub trailers for an HTTP/2 or HTTP/3 client; drop them for an HTTP/1 one (mitmproxy
         cannot send HTTP/1 trailers: it would cut the response short)."""
         response = flow.response
@@ -367,7 +351,11 @@ class RedactResponse:
             refuse(flow, 502, f"the upstream answered with a body clavis-mcp cannot decode: {exc}; withheld")
             return
         if body:
-            clean_body, count = redactor.redact(body)
+            content_type = response.headers.get("content-type", "")
+            if is_text(content_type):  # scanned as its readers decode it too: escapes, UTF-16, charset
+                clean_body, count = redact_decoded(redactor, body, declared_charset(content_type))
+            else:
+                clean_body, count = redactor.redact(body)
             if count:
                 flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
                 response.set_content(clean_body)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from vault import Service, canonical_host
+from vault.content_types import declared_charset, is_text
 from vault.errors import ClavisError
 
 from .models import BinaryBody
@@ -34,8 +35,6 @@ RETURNED_HEADERS = frozenset(
 )  # fmt: skip
 RETURNED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-              "application/x-www-form-urlencoded", "application/x-ndjson", "+json", "+xml")  # fmt: skip
 
 
 LIMIT_ENV = {
@@ -198,33 +197,24 @@ def returned_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return selected
 
 
-def is_text(content_type: str) -> bool:
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return not kind or any(kind.startswith(t) or kind.endswith(t) for t in TEXT_TYPES)
-
-
-def declared_charset(content_type: str) -> str | None:
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"').lower()
-    return None
-
-
 def render_body(
     head: bytes, size: int, digest: str, content_type: str, limit: int, redactor: Redactor
 ) -> tuple[Any, BinaryBody | None, bool, int]:
     """(body, binary summary, truncated, redactions) from the first bytes of a response.
 
-    The proxy scrubbed the bytes; the model reads what they decode to, so text is decoded only
-    as UTF-8 (the encoding the byte scan saw: no UTF-16/32 detection, no NUL-laced text) and
-    the result is scrubbed again in its final form: JSON strings after their escapes are
-    resolved, text after the escapes a reader would resolve. JSON is parsed when it is JSON and
+    The proxy scrubbed the bytes; the model reads what they decode to. So the bytes are scrubbed
+    again as their readers decode them (escapes of every kind, UTF-16/32, the declared charset:
+    :func:`~vault.redaction_views.redact_decoded`), text is decoded only as UTF-8 (no UTF-16/32
+    detection, no NUL-laced text), and the result is scrubbed once more in its final form: JSON
+    strings after their escapes are resolved, text as it is shown. JSON is parsed when it is JSON and
     whole; text is returned up to ``limit`` bytes; anything else is summarised by type, size
     and SHA-256.
     """
+    from vault.redaction_views import redact_decoded  # loaded with the proxy, off the start-up path
+
+    head, count = redact_decoded(redactor, head, declared_charset(content_type))
     if size and not _readable_text(head[:limit], content_type):
-        return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, 0
+        return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, count
     truncated = size > limit
     if "json" in content_type.lower() and not truncated:
         try:
@@ -232,10 +222,10 @@ def render_body(
         except ValueError:
             pass
         else:
-            body, count = _scrub_json(parsed, redactor)
-            return body, None, False, count
-    text, count = redactor.redact_text(head[:limit].decode("utf-8", errors="replace"))
-    return text, None, truncated, count
+            body, rescrubbed = _scrub_json(parsed, redactor)
+            return body, None, False, count + rescrubbed
+    text, rescrubbed = redactor.redact_text(head[:limit].decode("utf-8", errors="replace"))
+    return text, None, truncated, count + rescrubbed
 
 
 def _scrub_json(value: Any, redactor: Redactor) -> tuple[Any, int]:

@@ -223,7 +223,7 @@ class Gateway:
             from vault.service_redaction import ServiceRedactors
 
             self._redactors = ServiceRedactors(self.vault)
-        return self._redactors.for_service(self.vault.snapshot(), service)
+        return self._redactors.for_service(self.vault.snapshot(), service).values
 
     @property
     def proxy_running(self) -> bool:
