@@ -4,9 +4,9 @@ log line, an audit record or an MCP tool result.
 Every ``Secret`` a test creates is remembered (so the OAuth server's tokens count too, not
 only the constants), every tool result an MCP client receives is kept, and after each test the
 captured log, the audit files under its temporary folder and those results are scanned for
-every spelling redaction knows (``forms_of``). A test that reveals a secret in a tool result on
-purpose (get_credentials under a ``full`` policy) says so with ``@pytest.mark.reveals_secret``;
-logs and audit files have no such exception.
+every spelling redaction knows, also as their readers decode them (``redact_decoded``). A test
+that reveals a secret in a tool result on purpose (get_credentials under a ``full`` policy)
+says so with ``@pytest.mark.reveals_secret``; logs and audit files have no such exception.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 
 from vault import Secret
 from vault.redaction import Redactor
+from vault.redaction_views import redact_decoded
 
 MIN_SWEPT_LENGTH = 12  # shorter test values ("abc") would be found in ordinary text
 
@@ -77,5 +78,5 @@ def leak_sweep(request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.Lo
     if request.node.get_closest_marker("reveals_secret") is None:
         places |= {f"tool result {i + 1}": text.encode() for i, text in enumerate(results)}
     redactor = Redactor("sweep", [], derived=sorted(created))
-    leaks = sorted(where for where, data in places.items() if redactor.redact(data)[1])
+    leaks = sorted(where for where, data in places.items() if redact_decoded(redactor, data)[1])
     assert not leaks, f"a test secret (in some spelling) was found in: {', '.join(leaks)}"
