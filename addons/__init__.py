@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from vault import AuditLog, HostRule, Vault
+from clavis_mcp.vault import AuditLog, HostRule, Vault
 
 from .audit_trail import AuditTrail
 from .budget import LocalBudget

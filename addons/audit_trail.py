@@ -19,9 +19,9 @@ import time
 
 from mitmproxy import http
 
-from vault import AuditLog, AuditWriteError
-from vault.audit import ERROR, PASSED, REFUSED
-from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
+from clavis_mcp.vault import AuditLog, AuditWriteError
+from clavis_mcp.vault.audit import ERROR, PASSED, REFUSED
+from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
 
 from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from mitmproxy import connection, ctx, http, tls
 
-from vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_public_address
-from vault.service import Service
+from clavis_mcp.vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_public_address
+from clavis_mcp.vault.service import Service
 
 from .flowmeta import (
     BUFFERED,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from mitmproxy import ctx, http
 from mitmproxy.proxy import server_hooks
 
-from vault import Vault, canonical_host
-from vault.dialing import Resolver, private_address_among, system_resolver
+from clavis_mcp.vault import Vault, canonical_host
+from clavis_mcp.vault.dialing import Resolver, private_address_among, system_resolver
 
 from .destination import is_loopback_host
 from .flowmeta import DECISION, REASON

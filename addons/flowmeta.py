@@ -10,8 +10,8 @@ import weakref
 
 from mitmproxy import http
 
-from vault import Snapshot, Vault
-from vault.proxy_headers import INTERNAL_PREFIX, REFUSED_HEADER, SELECT_HEADER
+from clavis_mcp.vault import Snapshot, Vault
+from clavis_mcp.vault.proxy_headers import INTERNAL_PREFIX, REFUSED_HEADER, SELECT_HEADER
 
 __all__ = ["INTERNAL_PREFIX", "REFUSED_HEADER", "SELECT_HEADER"]  # re-exported: the addons' vocabulary
 

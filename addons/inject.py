@@ -14,7 +14,7 @@ import re
 from mitmproxy import http
 from mitmproxy.utils.strutils import always_bytes, always_str
 
-from vault import Service, Vault
+from clavis_mcp.vault import Service, Vault
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
 

@@ -15,12 +15,12 @@ import logging
 
 from mitmproxy import http
 
-from vault import AuditLog, Vault
-from vault.dialing import Resolver
-from vault.errors import ClavisError
-from vault.oauth import ReauthRequired
-from vault.oauth_refresh import ensure_fresh, refresh_after_rejection
-from vault.oauth_store import oauth_services_as_of
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.dialing import Resolver
+from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.oauth import ReauthRequired
+from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
+from clavis_mcp.vault.oauth_store import oauth_services_as_of
 
 from .flowmeta import DECISION, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 

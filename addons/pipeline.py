@@ -25,7 +25,7 @@ from typing import Any
 from mitmproxy import http, tls
 from mitmproxy.proxy import server_hooks
 
-from vault import ClavisError
+from clavis_mcp.vault import ClavisError
 
 from .flowmeta import refuse
 

@@ -11,8 +11,8 @@ import time
 
 from mitmproxy import http
 
-from vault import Vault
-from vault.ratelimits import rate_limit_headers, record
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.ratelimits import rate_limit_headers, record
 
 from .flowmeta import DECISION, SERVICE
 

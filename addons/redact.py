@@ -25,9 +25,9 @@ from collections.abc import Callable
 import wsproto.events
 from mitmproxy import http
 
-from vault import Vault
-from vault.content_types import declared_charset, is_text
-from vault.decoding import (
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.content_types import declared_charset, is_text
+from clavis_mcp.vault.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
     BoundedDecoder,
@@ -36,9 +36,9 @@ from vault.decoding import (
     decode_body,
     max_decoded_from_env,
 )
-from vault.redaction import Redactor, StreamRedactor
-from vault.redaction_views import redact_decoded
-from vault.service_redaction import ServiceRedactor, ServiceRedactors
+from clavis_mcp.vault.redaction import Redactor, StreamRedactor
+from clavis_mcp.vault.redaction_views import redact_decoded
+from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import BUFFERED, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse

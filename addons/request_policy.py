@@ -21,7 +21,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from mitmproxy import http
 
-from vault import Vault
+from clavis_mcp.vault import Vault
 
 from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
 from .method_override import requested_overrides

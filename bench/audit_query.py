@@ -26,13 +26,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from vault import AuditLog, Vault
-from vault.audit import AUDIT_FILE, DEFAULT_MAX_BYTES
-from vault.audit_anchor import VaultAnchor
-from vault.audit_chain import Link, encode, link_of, seal
-from vault.audit_files import LogFiles
-from vault.audit_filter import AuditFilter
-from vault.audit_index import AuditIndex
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.audit import AUDIT_FILE, DEFAULT_MAX_BYTES
+from clavis_mcp.vault.audit_anchor import VaultAnchor
+from clavis_mcp.vault.audit_chain import Link, encode, link_of, seal
+from clavis_mcp.vault.audit_files import LogFiles
+from clavis_mcp.vault.audit_filter import AuditFilter
+from clavis_mcp.vault.audit_index import AuditIndex
 
 SERVICES = [f"service-{n:02d}" for n in range(20)]
 AGENTS = ["mcp", *(f"agent-{n}" for n in range(9))]

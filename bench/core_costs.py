@@ -16,12 +16,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
-from vault.audit import AUDIT_FILE
-from vault.audit_files import LogFiles
-from vault.audit_filter import AuditFilter
-from vault.audit_index import AuditIndex
-from vault.redaction import HyperscanScanner, Redactor, StreamRedactor, TrieScanner
+from clavis_mcp.vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
+from clavis_mcp.vault.audit import AUDIT_FILE
+from clavis_mcp.vault.audit_files import LogFiles
+from clavis_mcp.vault.audit_filter import AuditFilter
+from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.redaction import HyperscanScanner, Redactor, StreamRedactor, TrieScanner
 
 from . import audit_query
 from .fixture import SERVICE, World

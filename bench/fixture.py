@@ -19,7 +19,7 @@ from pathlib import Path
 
 import trustme
 
-from certs import LocalCA
+from clavis_mcp.certs import LocalCA
 
 SERVICE = "bench"
 SECRET = "sk-bench-0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # a made-up key, never a real one

@@ -17,8 +17,8 @@ import httpx
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from clavis_cli.runtime import open_runtime
-from mcp_front import Gateway, build_server
+from clavis_mcp.clavis_cli.runtime import open_runtime
+from clavis_mcp.mcp_front import Gateway, build_server
 
 from .fixture import EXE, SECRET, SERVICE, World
 from .stats import Row, Target, percentile

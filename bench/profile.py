@@ -18,8 +18,8 @@ from pathlib import Path
 from mcp import Client
 from pyinstrument import Profiler
 
-from clavis_cli.runtime import open_runtime
-from mcp_front import Gateway, build_server
+from clavis_mcp.clavis_cli.runtime import open_runtime
+from clavis_mcp.mcp_front import Gateway, build_server
 
 from . import load
 from .fixture import SERVICE, world

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from mitmproxy import http
 
-import proxy.embedded
-from clavis_cli.runtime import open_runtime
-from clavis_cli.serve import quiet_logging
-from proxy import EmbeddedProxy
+from clavis_mcp.clavis_cli.runtime import open_runtime
+from clavis_mcp.clavis_cli.serve import quiet_logging
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.proxy import embedded as embedded_module
 
 from .fixture import PROXY_TOKEN, PROXY_USER
 from .stages import StageTimer
@@ -43,7 +43,7 @@ class StreamEvents:
 
 async def serve(mode: str) -> None:
     if mode == "bare":
-        proxy.embedded.default_addons = lambda *args, **kwargs: [StreamEvents()]  # type: ignore[assignment]
+        embedded_module.default_addons = lambda *args, **kwargs: [StreamEvents()]  # type: ignore[assignment]
     with open_runtime() as runtime:
         embedded = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, lambda: {PROXY_USER: PROXY_TOKEN})
         port = await embedded.start()
@@ -57,8 +57,8 @@ async def serve(mode: str) -> None:
 def serve_with_stage_timer(mode: str, out: Path) -> None:
     """The clavis proxy with each stage hook timed (:mod:`bench.stages`); the table goes to ``out``."""
     timer = StageTimer()
-    ours = proxy.embedded.default_addons
-    proxy.embedded.default_addons = lambda *args, **kwargs: timer.wrap(ours(*args, **kwargs))  # type: ignore[assignment]
+    ours = embedded_module.default_addons
+    embedded_module.default_addons = lambda *args, **kwargs: timer.wrap(ours(*args, **kwargs))  # type: ignore[assignment]
     try:
         asyncio.run(serve(mode))
     finally:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from addons.pipeline import HOOKS
+from clavis_mcp.addons.pipeline import HOOKS
 
 PER_REQUEST_HOOK = ("AuditTrail", "response")  # called once for every proxied request
 

@@ -41,8 +41,8 @@ def stage(dest: Path) -> Path:
     shutil.copy2(HERE / "server_main.py", dest / "server_main.py")
     for name in PROJECT_FILES:
         shutil.copy2(ROOT / name, dest / name)
-    for package in project["tool"]["setuptools"]["packages"]:
-        shutil.copytree(ROOT / package, dest / package, ignore=IGNORED)
+    for folder in project["tool"]["setuptools"]["package-dir"].values():
+        shutil.copytree(ROOT / folder, dest / folder, ignore=IGNORED)
     return dest
 
 

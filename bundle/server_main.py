@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clavis_cli.serve import serve_stdio
+from clavis_mcp.clavis_cli.serve import serve_stdio
 
 if __name__ == "__main__":
     serve_stdio()

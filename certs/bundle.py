@@ -13,7 +13,7 @@ from pathlib import Path
 
 import certifi
 
-from vault.paths import write_private_file
+from clavis_mcp.vault.paths import write_private_file
 
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 

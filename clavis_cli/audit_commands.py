@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vault import VaultNotFound, clavis_home
-from vault.audit import AUDIT_FILE
-from vault.audit_files import LogFiles, lines_from
-from vault.audit_filter import AuditFilter, parse_status, record_time
-from vault.audit_index import AuditIndex
-from vault.audit_time import parse_when
+from clavis_mcp.vault import VaultNotFound, clavis_home
+from clavis_mcp.vault.audit import AUDIT_FILE
+from clavis_mcp.vault.audit_files import LogFiles, lines_from
+from clavis_mcp.vault.audit_filter import AuditFilter, parse_status, record_time
+from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit_time import parse_when
 
 from .runtime import open_runtime
 

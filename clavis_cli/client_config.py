@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault import ClavisError
+from clavis_mcp.vault import ClavisError
 
 SERVER_NAME = "clavis"
 CONFIG_NAME = "claude_desktop_config.json"

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
-from certs import LocalCA
-from vault import AuditLog, ClavisError, Vault
-from vault.health import Check, check_vault
-from vault.passphrase import ENV_VAR as PASSPHRASE_ENV
-from vault.store import read_key_store
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.vault import AuditLog, ClavisError, Vault
+from clavis_mcp.vault.health import Check, check_vault
+from clavis_mcp.vault.passphrase import ENV_VAR as PASSPHRASE_ENV
+from clavis_mcp.vault.store import read_key_store
 
 from .client_config import SERVER_NAME, ConfigError, clavis_executable, read_config
 
@@ -118,7 +118,7 @@ def check_ca(ca: LocalCA) -> Check:
 
 def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
     """Start the real proxy on a free port and stop it; report each service's credential state."""
-    from mcp_front.credentials import credential_state, usage_by_service
+    from clavis_mcp.mcp_front.credentials import credential_state, usage_by_service
 
     try:
         vault = Vault.open(home, ask_passphrase=ask_passphrase)
@@ -139,7 +139,7 @@ def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
 
 
 def check_proxy(vault: Vault, audit: AuditLog, ca: LocalCA) -> Check:
-    from proxy import EmbeddedProxy
+    from clavis_mcp.proxy import EmbeddedProxy
 
     async def start_and_stop() -> int:
         proxy = EmbeddedProxy(vault, audit, ca, dict)

@@ -13,7 +13,7 @@ import importlib
 
 import click
 
-from vault import ClavisError
+from clavis_mcp.vault import ClavisError
 
 from .serve import serve_stdio
 

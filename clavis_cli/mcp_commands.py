@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from vault import ClavisError, clavis_home
+from clavis_mcp.vault import ClavisError, clavis_home
 
 from .client_config import (
     SERVER_NAME,
@@ -129,7 +129,7 @@ def serve(over_http: bool, port: int) -> None:
 def _serve_http(port: int) -> None:
     import anyio
 
-    from mcp_front.http_transport import LOOPBACK, PATH, bind_loopback, serve_http
+    from clavis_mcp.mcp_front.http_transport import LOOPBACK, PATH, bind_loopback, serve_http
 
     from .serve import mcp_server, quiet_logging
 
@@ -159,7 +159,7 @@ def mcp_settings(name: str, confirm_writes: bool | None, probe: str | None) -> N
     """Show or change how the MCP tools treat service NAME (write confirmation, live-check probe)."""
     from dataclasses import replace
 
-    from mcp_front.settings import load_settings, parse_probe, probe_text, save_settings
+    from clavis_mcp.mcp_front.settings import load_settings, parse_probe, probe_text, save_settings
 
     from .runtime import open_runtime
 

@@ -14,9 +14,9 @@ import time
 
 import click
 
-from vault import AuthSpec, Secret, Service, oauth_store, parse_hosts, validate_name, validate_secret
-from vault.errors import ServiceError
-from vault.oauth import (
+from clavis_mcp.vault import AuthSpec, Secret, Service, oauth_store, parse_hosts, validate_name, validate_secret
+from clavis_mcp.vault.errors import ServiceError
+from clavis_mcp.vault.oauth import (
     GRANTS,
     InvalidOAuthConfig,
     OAuthConfig,

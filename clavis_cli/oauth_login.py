@@ -16,8 +16,16 @@ import webbrowser
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from vault.oauth import OAuthConfig, OAuthError, Pkce, TokenGrant, authorization_url, obtain_grant, token_request
-from vault.secret import Secret
+from clavis_mcp.vault.oauth import (
+    OAuthConfig,
+    OAuthError,
+    Pkce,
+    TokenGrant,
+    authorization_url,
+    obtain_grant,
+    token_request,
+)
+from clavis_mcp.vault.secret import Secret
 
 CALLBACK_PATH = "/callback"
 _PAGE = (

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from vault import InvalidService, parse_host_rule
-from vault.agents import add_agent, agent_token, list_agents, revoke_agent
+from clavis_mcp.vault import InvalidService, parse_host_rule
+from clavis_mcp.vault.agents import add_agent, agent_token, list_agents, revoke_agent
 
 from .runtime import open_runtime
 
@@ -30,7 +30,7 @@ DEFAULT_AGENT = "default"
 )
 def proxy(port: int, passthrough: tuple[str, ...]) -> None:
     """Run the credential-injecting proxy for HTTPS_PROXY agents, in the foreground (Ctrl-C stops it)."""
-    from proxy.standalone import serve_until_signalled
+    from clavis_mcp.proxy.standalone import serve_until_signalled
 
     from .serve import quiet_logging
 
@@ -60,7 +60,7 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
 @click.option("--port", default=8899, show_default=True, type=click.IntRange(1, 65535), help="Port of the proxy.")
 def env(agent: str | None, shell: str, port: int) -> None:
     """Print the exports that send an agent's HTTPS through the proxy: eval "$(clavis-mcp env)"."""
-    from proxy.agent_env import agent_exports, render
+    from clavis_mcp.proxy.agent_env import agent_exports, render
 
     name = agent or DEFAULT_AGENT
     with open_runtime() as runtime:

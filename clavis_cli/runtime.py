@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from certs import LocalCA
-from vault import AuditLog, Vault, clavis_home
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.vault import AuditLog, Vault, clavis_home
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from vault import ClavisError
+from clavis_mcp.vault import ClavisError
 
 from .runtime import open_runtime
 
@@ -35,9 +35,9 @@ def quiet_logging() -> None:
 @contextmanager
 def mcp_server() -> Iterator[MCPServer[Any]]:
     """The real server over the vault, or, if the vault cannot be opened, the one that explains why."""
-    from mcp_front import Gateway, build_server
-    from mcp_front.calls import CallLimits
-    from mcp_front.unavailable import build_unavailable_server
+    from clavis_mcp.mcp_front import Gateway, build_server
+    from clavis_mcp.mcp_front.calls import CallLimits
+    from clavis_mcp.mcp_front.unavailable import build_unavailable_server
 
     with ExitStack() as stack:
         try:

@@ -21,7 +21,7 @@ from typing import Any
 import click
 import tomli_w
 
-from vault import (
+from clavis_mcp.vault import (
     InvalidService,
     Secret,
     Service,
@@ -32,11 +32,11 @@ from vault import (
     validate_name,
     validate_secret,
 )
-from vault.audit import INJECTED, TIME
-from vault.audit_filter import AuditFilter
-from vault.audit_index import AuditIndex
-from vault.connectors import GENERIC, connector, load_catalog
-from vault.service import (
+from clavis_mcp.vault.audit import INJECTED, TIME
+from clavis_mcp.vault.audit_filter import AuditFilter
+from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.connectors import GENERIC, connector, load_catalog
+from clavis_mcp.vault.service import (
     AUTH_CHOICES,
     AuthSpec,
     build_auth,

@@ -13,14 +13,14 @@ import sys
 
 import click
 
-from vault import Vault, VaultLocked, clavis_home
-from vault.connectors import load_catalog
-from vault.keychain import KeychainStore
-from vault.keyfile import WARNING as KEYFILE_WARNING
-from vault.keyfile import KeyFileStore
-from vault.keystore import KEY_STORES, KeyStore, key_store
-from vault.passphrase import ENV_VAR as PASSPHRASE_ENV
-from vault.passphrase import PassphraseStore
+from clavis_mcp.vault import Vault, VaultLocked, clavis_home
+from clavis_mcp.vault.connectors import load_catalog
+from clavis_mcp.vault.keychain import KeychainStore
+from clavis_mcp.vault.keyfile import WARNING as KEYFILE_WARNING
+from clavis_mcp.vault.keyfile import KeyFileStore
+from clavis_mcp.vault.keystore import KEY_STORES, KeyStore, key_store
+from clavis_mcp.vault.passphrase import ENV_VAR as PASSPHRASE_ENV
+from clavis_mcp.vault.passphrase import PassphraseStore
 
 from . import service_commands
 from .runtime import open_runtime
@@ -54,7 +54,7 @@ def _store_for(kind: str, env_var: str) -> KeyStore:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def init(kind: str | None, as_json: bool) -> None:
     """Create a vault (in $CLAVIS_HOME or the platform data folder) and its local CA."""
-    from certs import LocalCA
+    from clavis_mcp.certs import LocalCA
 
     home = clavis_home()
     if kind is None:

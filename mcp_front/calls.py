@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from vault import Service, canonical_host
-from vault.content_types import declared_charset, is_text
-from vault.errors import ClavisError
+from clavis_mcp.vault import Service, canonical_host
+from clavis_mcp.vault.content_types import declared_charset, is_text
+from clavis_mcp.vault.errors import ClavisError
 
 from .models import BinaryBody
 
 if TYPE_CHECKING:
-    from vault.redaction import Redactor  # loaded with the proxy, off the start-up path
+    from clavis_mcp.vault.redaction import Redactor  # loaded with the proxy, off the start-up path
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -210,7 +210,7 @@ def render_body(
     whole; text is returned up to ``limit`` bytes; anything else is summarised by type, size
     and SHA-256.
     """
-    from vault.redaction_views import redact_decoded  # loaded with the proxy, off the start-up path
+    from clavis_mcp.vault.redaction_views import redact_decoded  # loaded with the proxy, off the start-up path
 
     head, count = redact_decoded(redactor, head, declared_charset(content_type))
     if size and not _readable_text(head[:limit], content_type):

@@ -16,7 +16,7 @@ from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from vault import Service
+from clavis_mcp.vault import Service
 
 
 class Approval(BaseModel):

@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from vault import AuditLog, Secret, Service, Vault
-from vault.audit import ACTION, INJECTED, REASON, STATUS, TIME
-from vault.audit_filter import AuditFilter
-from vault.audit_index import AuditIndex
-from vault.errors import ClavisError
-from vault.oauth_refresh import ensure_fresh
-from vault.oauth_store import credential_state as oauth_state
+from clavis_mcp.vault import AuditLog, Secret, Service, Vault
+from clavis_mcp.vault.audit import ACTION, INJECTED, REASON, STATUS, TIME
+from clavis_mcp.vault.audit_filter import AuditFilter
+from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.oauth_refresh import ensure_fresh
+from clavis_mcp.vault.oauth_store import credential_state as oauth_state
 
 from .models import CredentialState, LastCheck
 

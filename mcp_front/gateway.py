@@ -21,20 +21,20 @@ from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
-from vault import AuditLog, Vault
-from vault.decoding import BoundedDecoder, DecodedTooLarge, DecodeError
-from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.decoding import BoundedDecoder, DecodedTooLarge, DecodeError
+from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
 from .calls import CallLimits
 
 if TYPE_CHECKING:
     import httpx
 
-    from certs import LocalCA
-    from proxy import EmbeddedProxy
-    from proxy.embedded import Resolver
-    from vault.redaction import Redactor
-    from vault.service_redaction import ServiceRedactors
+    from clavis_mcp.certs import LocalCA
+    from clavis_mcp.proxy import EmbeddedProxy
+    from clavis_mcp.proxy.embedded import Resolver
+    from clavis_mcp.vault.redaction import Redactor
+    from clavis_mcp.vault.service_redaction import ServiceRedactors
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
@@ -139,7 +139,7 @@ class Gateway:
                 # over half a second, which would otherwise delay the MCP handshake (DESIGN.md §9).
                 import httpx
 
-                from proxy import EmbeddedProxy
+                from clavis_mcp.proxy import EmbeddedProxy
 
                 self._proxy = EmbeddedProxy(
                     self.vault, self.audit, self.ca, lambda: {MCP_CLIENT: self._token},
@@ -220,7 +220,7 @@ class Gateway:
     def redactor(self, service: str) -> Redactor:
         """The service's redactor, for scrubbing what the model will read once more in its final form."""
         if self._redactors is None:
-            from vault.service_redaction import ServiceRedactors
+            from clavis_mcp.vault.service_redaction import ServiceRedactors
 
             self._redactors = ServiceRedactors(self.vault)
         return self._redactors.for_service(self.vault.snapshot(), service).values

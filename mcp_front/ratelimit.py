@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from vault import Vault
-from vault.ratelimit_parse import parse_rate_limits
-from vault.ratelimits import latest
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.ratelimit_parse import parse_rate_limits
+from clavis_mcp.vault.ratelimits import latest
 
 from .models import RateLimit
 

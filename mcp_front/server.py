@@ -20,9 +20,9 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from vault import Service, Vault, oauth_store
-from vault.connectors import Probe, load_catalog
-from vault.errors import ClavisError
+from clavis_mcp.vault import Service, Vault, oauth_store
+from clavis_mcp.vault.connectors import Probe, load_catalog
+from clavis_mcp.vault.errors import ClavisError
 
 from . import __version__
 from .calls import SAFE_METHODS, CallRefused, allowed_methods, body_preview

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vault import Service
+from clavis_mcp.vault import Service
 
 from .calls import (
     SAFE_METHODS,
@@ -29,7 +29,7 @@ from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
 
 if TYPE_CHECKING:
-    from vault.redaction import Redactor
+    from clavis_mcp.vault.redaction import Redactor
 
 
 @dataclass(frozen=True, slots=True)

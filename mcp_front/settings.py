@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vault import Vault
-from vault.connectors import Probe
-from vault.errors import InvalidService, UnknownService
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.connectors import Probe
+from clavis_mcp.vault.errors import InvalidService, UnknownService
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mcp_service_settings (

@@ -14,7 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from vault.errors import ClavisError, VaultLocked
+from clavis_mcp.vault.errors import ClavisError, VaultLocked
 
 from . import __version__
 from .credentials import detail

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from mitmproxy import master, options
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 
-from addons import Pipeline, default_addons
-from addons.dial_guard import Resolver
-from certs import LocalCA
-from vault import AuditLog, ClavisError, HostRule, Vault
+from clavis_mcp.addons import Pipeline, default_addons
+from clavis_mcp.addons.dial_guard import Resolver
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.vault import AuditLog, ClavisError, HostRule, Vault
 
 from .upstream_trust import build_upstream_bundle
 

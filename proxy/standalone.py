@@ -12,9 +12,9 @@ import asyncio
 import signal
 from collections.abc import Callable, Sequence
 
-from certs import LocalCA
-from vault import AuditLog, HostRule, Vault
-from vault.agents import AgentTokens
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.vault import AuditLog, HostRule, Vault
+from clavis_mcp.vault.agents import AgentTokens
 
 from .embedded import EmbeddedProxy
 

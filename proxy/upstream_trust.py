@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from certs.bundle import PEM_MARKER, write_bundle
+from clavis_mcp.certs.bundle import PEM_MARKER, write_bundle
 
 UPSTREAM_CA_ENV = "CLAVIS_UPSTREAM_CA"
 

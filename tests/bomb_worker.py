@@ -27,12 +27,12 @@ from typing import Any
 import httpx
 from mcp import Client
 
-from certs import LocalCA
-from mcp_front import Gateway, build_server
-from mcp_front.calls import CallLimits
-from proxy import EmbeddedProxy
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.mcp_front.calls import CallLimits
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, Vault
 from tests.conftest import PROXY_TOKEN, PROXY_USER
-from vault import AuditLog, Vault
 
 GATEWAY_DOWNLOAD = 4 * 1024 * 1024  # the gateway scenario's download bound: well under any bomb
 

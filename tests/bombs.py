@@ -25,9 +25,9 @@ import brotli
 import trustme
 import zstandard
 
+from clavis_mcp.vault import Vault, validate_secret
 from demo.echo_upstream import LoopbackHandler, serve_https
 from tests.conftest import SECRET, make_service
-from vault import Vault, validate_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024

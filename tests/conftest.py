@@ -12,10 +12,10 @@ import httpx
 import pytest
 import trustme
 
-from certs import LocalCA
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
 from demo.echo_upstream import EchoUpstream, write_ca
-from proxy import EmbeddedProxy
-from vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
 
 pytest_plugins = ["tests.leak_sweep"]
 

@@ -20,9 +20,9 @@ from typing import Any
 import mcp
 import pytest
 
-from vault import Secret
-from vault.redaction import Redactor
-from vault.redaction_views import redact_decoded
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.redaction import Redactor
+from clavis_mcp.vault.redaction_views import redact_decoded
 
 MIN_SWEPT_LENGTH = 12  # shorter test values ("abc") would be found in ordinary text
 

@@ -22,9 +22,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
 
+from clavis_mcp.vault import Secret, Vault, oauth_store
+from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
 from demo.echo_upstream import LoopbackHandler, serve_https
-from vault import Secret, Vault, oauth_store
-from vault.oauth import OAuthConfig, TokenGrant
 
 CLIENT_ID = "clavis-test-client"
 CLIENT_SECRET = "cs-test-0b1c2d3e4f5a6b7c8d9e0f1a2b3c"

@@ -15,9 +15,9 @@ import pytest
 from mcp import Client
 
 from bundle.build import MCPB, ROOT, build
-from certs import LocalCA
-from mcp_front import Gateway, build_server
-from vault import AuditLog, Vault
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.vault import AuditLog, Vault
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,8 @@ def test_bundle_carries_the_project_and_no_build_debris(unpacked: Path) -> None:
     manifest = json.loads((unpacked / "manifest.json").read_text())
     assert manifest["version"] == project["project"]["version"]
     assert manifest["server"]["type"] == "uv" and (unpacked / manifest["server"]["entry_point"]).exists()
-    for package in project["tool"]["setuptools"]["packages"]:
-        assert (unpacked / package / "__init__.py").exists(), package
+    for folder in project["tool"]["setuptools"]["package-dir"].values():
+        assert (unpacked / folder / "__init__.py").exists(), folder
     assert (unpacked / "vault" / "connectors.toml").exists() and (unpacked / "pyproject.toml").exists()
     assert not list(unpacked.rglob("__pycache__"))
 

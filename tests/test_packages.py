@@ -1,19 +1,38 @@
-"""PyPI has unrelated distributions named proxy, certs and addons: ours must be the ones imported."""
+"""What installs, under which names, and which layer may import which.
+
+PyPI has unrelated distributions that install top-level ``proxy``, ``vault`` and ``certs``: ours
+install as one namespace, ``clavis_mcp.*``, from the folders at the top of the repository.
+"""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import subprocess
+import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ["vault", "certs", "addons", "proxy", "mcp_front", "clavis_cli"]
+# DESIGN §2: vault ← addons ← proxy ← mcp_front ← cli, certs beside vault; mcp_front never imports an addon.
+MAY_IMPORT = {
+    "vault": set(),
+    "certs": {"vault"},  # paths only: certs sits beside vault
+    "addons": {"vault", "certs"},
+    "proxy": {"vault", "certs", "addons"},
+    "mcp_front": {"vault", "certs", "proxy"},
+    "clavis_cli": {"vault", "certs", "addons", "proxy", "mcp_front"},
+}
+THIRD_PARTY_BANNED = {"vault": {"mitmproxy", "mcp"}, "certs": {"mcp"}, "addons": {"mcp"}, "proxy": {"mcp"}}
 
 
 @pytest.mark.parametrize("name", PACKAGES)
 def test_package_is_imported_from_this_repository(name: str) -> None:
-    module = importlib.import_module(name)
+    module = importlib.import_module(f"clavis_mcp.{name}")
     assert module.__file__ is not None
     assert Path(module.__file__).resolve().parent == REPO / name
 
@@ -24,16 +43,47 @@ def test_no_package_is_named_clavis() -> None:
         importlib.import_module("clavis")
 
 
-def test_vault_imports_neither_mitmproxy_nor_mcp() -> None:
-    for path in (REPO / "vault").glob("*.py"):
-        text = path.read_text()
-        assert "import mitmproxy" not in text and "from mitmproxy" not in text, path
-        assert "from mcp" not in text and "import mcp" not in text, path
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """``(line, absolute module)`` of every import in ``path``; relative ones resolved to its package."""
+    package = f"clavis_mcp.{path.parent.name}"
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                found.append((node.lineno, package))
+            else:
+                module = node.module or ""
+                found += [(node.lineno, f"{module}.{alias.name}" if module == "clavis_mcp" else module)
+                          for alias in node.names]  # fmt: skip
+    return found
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_layers_import_only_downwards_and_through_the_namespace(package: str) -> None:
+    """Read with ``ast``, so an import inside a function or under TYPE_CHECKING counts too."""
+    for path in sorted((REPO / package).rglob("*.py")):
+        for line, module in imports_of(path):
+            top, _, rest = module.partition(".")
+            where = f"{path.relative_to(REPO)}:{line} imports {module}"
+            assert top not in PACKAGES, f"{where}: write clavis_mcp.{module} (the installed name)"
+            if top == "clavis_mcp":
+                layer = rest.split(".")[0]
+                assert layer == package or layer in MAY_IMPORT[package], f"{where}: an upward or sideways import"
+            assert top not in THIRD_PARTY_BANNED.get(package, set()), where
+
+
+def test_the_layering_test_can_fail(tmp_path: Path) -> None:
+    (tmp_path / "vault").mkdir()
+    bad = tmp_path / "vault" / "bad.py"
+    bad.write_text("def f():\n    from clavis_mcp.addons import pipeline\n    import proxy\n")
+    assert imports_of(bad) == [(2, "clavis_mcp.addons"), (3, "proxy")]
 
 
 def test_vault_public_names_are_pinned() -> None:
     """Like httpx's __all__ test: a change to the public surface is a deliberate edit here."""
-    import vault
+    from clavis_mcp import vault
 
     assert vault.__all__ == [
         "AuditLog", "AuditWriteError", "AuthSpec", "ClavisError", "DuplicateService", "HostRule",
@@ -44,29 +94,38 @@ def test_vault_public_names_are_pinned() -> None:
     ]  # fmt: skip
 
 
-def test_layers_import_only_downwards() -> None:
-    """DESIGN.md §2: vault ← addons ← proxy ← mcp_front ← cli; mcp_front never imports an addon."""
-    forbidden = {
-        "vault": ("addons", "proxy", "mcp_front", "clavis_cli", "mitmproxy", "mcp"),
-        "certs": ("addons", "proxy", "mcp_front", "clavis_cli"),
-        "addons": ("proxy", "mcp_front", "clavis_cli"),
-        "proxy": ("mcp_front", "clavis_cli"),
-        "mcp_front": ("addons", "clavis_cli"),
-    }
-    for package, banned in forbidden.items():
-        for path in (REPO / package).glob("*.py"):
-            for line in path.read_text().splitlines():
-                words = line.strip().split()
-                if len(words) >= 2 and words[0] in ("import", "from"):
-                    top = words[1].split(".")[0]
-                    assert top not in banned, f"{path.name} imports {words[1]}"
-
-
 def test_the_version_the_server_reports_is_the_package_version() -> None:
-    import tomllib
     from importlib.metadata import version
 
-    import mcp_front
+    from clavis_mcp import mcp_front
 
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert mcp_front.__version__ == declared == version("clavis-mcp")
+
+
+def test_the_wheel_installs_only_the_clavis_mcp_namespace(tmp_path: Path) -> None:
+    """Built offline with the environment's setuptools, as pip would build it."""
+    code = (
+        "import sys; from setuptools import build_meta; "
+        f"print(build_meta.build_wheel({str(tmp_path)!r}))"
+    )
+    built = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr[-2000:]
+    with zipfile.ZipFile(tmp_path / built.stdout.strip().splitlines()[-1]) as wheel:
+        tops = {name.split("/")[0] for name in wheel.namelist()}
+        names = set(wheel.namelist())
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"clavis_mcp"}
+    assert {f"clavis_mcp/{package}/__init__.py" for package in PACKAGES} <= names
+    assert "clavis_mcp/vault/connectors.toml" in names
+
+
+def test_the_top_level_proxy_package_of_proxy_py_coexists_with_ours(tmp_path: Path) -> None:
+    """proxy.py (PyPI) installs a top-level ``proxy``; installing it next to clavis-mcp used to
+    overwrite our ``proxy/__init__.py``. Run outside the repository, so only installed names count."""
+    code = (
+        "import proxy, clavis_mcp.proxy, clavis_mcp.vault.connectors as c; "
+        "print(hasattr(proxy, 'Proxy'), hasattr(clavis_mcp.proxy, 'EmbeddedProxy'), len(c.load_catalog()) > 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True", "True"]

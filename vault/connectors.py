@@ -50,7 +50,7 @@ class Connector:
 
 def load_catalog(home: Path | None = None, extra: Path | None = None) -> dict[str, Connector]:
     """Built-in connectors, then ``home/connectors.toml``, then ``extra``; later files override."""
-    builtin = resources.files("vault").joinpath(CATALOG_FILE).read_text(encoding="utf-8")
+    builtin = resources.files("clavis_mcp.vault").joinpath(CATALOG_FILE).read_text(encoding="utf-8")
     catalog = _parse(builtin, "built-in")
     for path in (home / CATALOG_FILE if home else None, extra):
         if path is not None and (path.exists() or path == extra):

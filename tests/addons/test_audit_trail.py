@@ -15,16 +15,16 @@ import trustme
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.audit_trail import AuditTrail
-from addons.flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
+from clavis_mcp.addons.audit_trail import AuditTrail
+from clavis_mcp.addons.flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, Vault, parse_hosts, validate_secret
+from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
+from clavis_mcp.vault.redaction import forms_of
+from clavis_mcp.vault.service import AuthSpec, Service
 from demo.echo_upstream import EchoUpstream
-from proxy import EmbeddedProxy
 from tests.conftest import OTHER_SECRET, PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client
-from vault import AuditLog, Vault, parse_hosts, validate_secret
-from vault.audit_index import AuditIndex
-from vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
-from vault.redaction import forms_of
-from vault.service import AuthSpec, Service
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import Service, Vault
+from clavis_mcp.vault.budget import Budget, set_budget
 from demo.echo_upstream import EchoUpstream
-from proxy import EmbeddedProxy
 from tests.conftest import proxy_client
-from vault import Service, Vault
-from vault.budget import Budget, set_budget
 
 pytestmark = pytest.mark.anyio
 

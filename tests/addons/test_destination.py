@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from addons.destination import decide, split_authority
-from vault import Secret, Snapshot
-from vault.service import Service, parse_header_template, parse_hosts
+from clavis_mcp.addons.destination import decide, split_authority
+from clavis_mcp.vault import Secret, Snapshot
+from clavis_mcp.vault.service import Service, parse_header_template, parse_hosts
 
 
 def service(name: str, *hosts: str, **kw: object) -> Service:
@@ -142,7 +142,7 @@ def test_the_proxy_own_port_is_refused(host: str, port: int) -> None:
 
 
 def test_passthrough_hosts_pass_without_a_service() -> None:
-    from vault import parse_host_rule
+    from clavis_mcp.vault import parse_host_rule
 
     verdict = decide(
         SNAPSHOT, method="GET", scheme="https", host="cdn.example.org", port=443, host_header=None, sni=None,

@@ -11,7 +11,7 @@ from mitmproxy.proxy.layers import websocket
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.test import tflow
 
-from addons import engine_gaps
+from clavis_mcp.addons import engine_gaps
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flowmeta import SERVICE
-from addons.inject import InjectCredential, headers_to_strip, replaced_fields
+from clavis_mcp.addons.flowmeta import SERVICE
+from clavis_mcp.addons.inject import InjectCredential, headers_to_strip, replaced_fields
+from clavis_mcp.vault import AuthSpec, Service, Vault, parse_hosts, validate_secret
 from tests.conftest import make_service
-from vault import AuthSpec, Service, Vault, parse_hosts, validate_secret
 
 SECRET = "sk-inject-0123456789abcdef"
 
@@ -82,7 +82,7 @@ def test_fixed_headers_are_set_replacing_client_copies(vault: Vault) -> None:
     ids=["absent", "decodable-kept", "undecodable-dropped", "nothing-decodable"],
 )  # fmt: skip
 def test_accept_encoding_is_narrowed_to_what_redaction_decodes(client: str | None, sent: str) -> None:
-    from addons.inject import decodable_accept_encoding
+    from clavis_mcp.addons.inject import decodable_accept_encoding
 
     assert decodable_accept_encoding(client) == sent
 

@@ -5,7 +5,7 @@ import gzip
 import pytest
 from mitmproxy.test import tutils
 
-from addons.method_override import body_overrides, header_overrides, requested_overrides
+from clavis_mcp.addons.method_override import body_overrides, header_overrides, requested_overrides
 
 FORM, JSON = "application/x-www-form-urlencoded", "application/json"
 MULTIPART = "multipart/form-data; boundary=XyZ"

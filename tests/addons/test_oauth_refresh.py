@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import trustme
 
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import Secret, Vault, oauth_store
+from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
 from demo.echo_upstream import EchoUpstream
-from proxy import EmbeddedProxy
 from tests.conftest import make_service, proxy_client
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, register_expired
-from vault import Secret, Vault, oauth_store
-from vault.oauth import OAuthConfig, TokenGrant
 
 pytestmark = pytest.mark.anyio
 

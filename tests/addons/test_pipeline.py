@@ -8,10 +8,10 @@ from mitmproxy.hooks import all_hooks
 from mitmproxy.proxy import server_hooks
 from mitmproxy.test import taddons, tflow
 
-from addons import default_addons
-from addons.flowmeta import DECISION, REASON, is_settled
-from addons.pipeline import HOOKS, Pipeline
-from vault import AuditLog, ClavisError, Vault
+from clavis_mcp.addons import default_addons
+from clavis_mcp.addons.flowmeta import DECISION, REASON, is_settled
+from clavis_mcp.addons.pipeline import HOOKS, Pipeline
+from clavis_mcp.vault import AuditLog, ClavisError, Vault
 
 pytestmark = pytest.mark.anyio
 

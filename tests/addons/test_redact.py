@@ -10,7 +10,7 @@ import wsproto.events
 import zstandard
 from mitmproxy import http
 
-from addons.redact import (
+from clavis_mcp.addons.redact import (
     STREAM_THRESHOLD,
     MessageWindow,
     incremental_decoder,
@@ -19,8 +19,8 @@ from addons.redact import (
     should_stream,
     unscanned_transfer_codings,
 )
-from vault import Vault, validate_secret
-from vault.redaction import Redactor
+from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.redaction import Redactor
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,8 @@ def test_websocket_messages_from_the_server_are_scrubbed(vault: Vault) -> None:
     from mitmproxy import websocket
     from mitmproxy.test import taddons, tflow
 
-    from addons.flowmeta import REDACTIONS, SERVICE
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.flowmeta import REDACTIONS, SERVICE
+    from clavis_mcp.addons.redact import RedactResponse
     from tests.conftest import make_service
 
     secret = "sk-websocket-0123456789abcdef"
@@ -212,7 +212,7 @@ def test_a_secret_split_across_websocket_messages_is_scrubbed(
 def _flow_for(vault: Vault, *, http2: bool = False) -> http.HTTPFlow:
     from mitmproxy.test import tflow
 
-    from addons.flowmeta import SERVICE
+    from clavis_mcp.addons.flowmeta import SERVICE
     from tests.conftest import make_service
 
     vault.add_service(make_service("parts", "api.example.com"), validate_secret(FRAME_SECRET))
@@ -226,8 +226,8 @@ def _flow_for(vault: Vault, *, http2: bool = False) -> http.HTTPFlow:
 def test_the_reason_phrase_is_scrubbed(vault: Vault) -> None:
     from mitmproxy.test import taddons
 
-    from addons.flowmeta import REDACTIONS
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.flowmeta import REDACTIONS
+    from clavis_mcp.addons.redact import RedactResponse
 
     flow = _flow_for(vault)
     assert flow.response is not None
@@ -242,7 +242,7 @@ def test_the_reason_phrase_is_scrubbed(vault: Vault) -> None:
 def test_trailers_are_scrubbed_or_dropped(vault: Vault, http2: bool) -> None:
     from mitmproxy.test import taddons
 
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.redact import RedactResponse
 
     flow = _flow_for(vault, http2=http2)
     assert flow.response is not None
@@ -259,8 +259,8 @@ def test_trailers_are_scrubbed_or_dropped(vault: Vault, http2: bool) -> None:
 def test_a_transfer_coding_is_refused_before_the_body_is_read(vault: Vault) -> None:
     from mitmproxy.test import taddons
 
-    from addons.flowmeta import DECISION
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.flowmeta import DECISION
+    from clavis_mcp.addons.redact import RedactResponse
 
     flow = _flow_for(vault)
     assert flow.response is not None
@@ -279,8 +279,8 @@ def test_a_switch_to_any_protocol_but_websocket_is_refused(vault: Vault, upgrade
     """mitmproxy sets ``flow.websocket`` before the response hook only for a WebSocket it relays."""
     from mitmproxy.test import taddons
 
-    from addons.flowmeta import REASON
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.flowmeta import REASON
+    from clavis_mcp.addons.redact import RedactResponse
 
     flow = _flow_for(vault)
     assert flow.response is not None
@@ -297,8 +297,8 @@ def test_control_frames_from_a_services_websocket_upstream_are_scrubbed(vault: V
     from mitmproxy.proxy.layers import websocket
     from mitmproxy.test import taddons, tflow
 
-    from addons.flowmeta import REDACTIONS, SERVICE
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.flowmeta import REDACTIONS, SERVICE
+    from clavis_mcp.addons.redact import RedactResponse
     from tests.conftest import make_service
 
     vault.add_service(make_service("ws", "api.example.com"), validate_secret(FRAME_SECRET))
@@ -322,7 +322,7 @@ def test_the_engines_error_text_is_withheld_and_scrubbed_before_the_audit_reads_
     from mitmproxy import flow as mflow
     from mitmproxy.test import taddons
 
-    from addons.redact import RedactResponse
+    from clavis_mcp.addons.redact import RedactResponse
 
     flow = _flow_for(vault)
     addon = RedactResponse(vault)

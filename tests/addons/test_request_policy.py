@@ -7,10 +7,10 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.flowmeta import REFUSED_HEADER, SERVICE
-from addons.request_policy import RequestPolicy, normalise_path
+from clavis_mcp.addons.flowmeta import REFUSED_HEADER, SERVICE
+from clavis_mcp.addons.request_policy import RequestPolicy, normalise_path
+from clavis_mcp.vault import Vault, validate_secret
 from tests.conftest import make_service
-from vault import Vault, validate_secret
 
 SECRET = "sk-policy-0123456789abcdef"
 

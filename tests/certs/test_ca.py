@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs import LocalCA
+from clavis_mcp.certs import LocalCA
 
 
 def test_ca_private_key_is_0600_in_a_0700_folder(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from clavis_cli.main import main
+from clavis_mcp.clavis_cli.main import main
+from clavis_mcp.vault import AuditLog, Vault
 from tests.conftest import SECRET
-from vault import AuditLog, Vault
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from clavis_cli.main import main
+from clavis_mcp.clavis_cli.main import main
+from clavis_mcp.vault import Vault, validate_secret
 from tests.conftest import SECRET, make_service
-from vault import Vault, validate_secret
 
 
 def test_budget_is_set_shown_and_removed(vault: Vault) -> None:

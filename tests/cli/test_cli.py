@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clavis_cli.main import main
+from clavis_mcp.clavis_cli.main import main
 from tests.conftest import SECRET
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
@@ -86,14 +86,14 @@ def test_every_verb_is_registered_under_the_module_that_defines_it() -> None:
     """The lazy verb table in main.py must match what each module exports, both ways."""
     import importlib
 
-    from clavis_cli.main import VERBS
+    from clavis_mcp.clavis_cli.main import VERBS
 
     for module_name, names in VERBS.items():
-        module = importlib.import_module(f"clavis_cli.{module_name}")
+        module = importlib.import_module(f"clavis_mcp.clavis_cli.{module_name}")
         assert [c.name for c in module.COMMANDS] == list(names), module_name
 
 
 def test_the_stdio_path_imports_no_verb_module() -> None:
-    code = "import sys, clavis_cli.main; print(sorted(m for m in sys.modules if m.endswith('_commands')))"
+    code = "import sys, clavis_mcp.clavis_cli.main; print(sorted(m for m in sys.modules if m.endswith('_commands')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"

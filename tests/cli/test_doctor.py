@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from clavis_cli.main import main
+from clavis_mcp.clavis_cli.main import main
 from tests.conftest import SECRET
 
 BIN = str(Path(sys.executable).parent)
@@ -100,7 +100,7 @@ def test_missing_ca_is_a_finding(config: Path, home: Path) -> None:
 def test_expired_service_is_a_finding_with_the_rotate_fix(config: Path) -> None:
     add = run("add", "old", "--host", "api.old.test", "--secret-stdin", stdin=SECRET)
     assert add[0] == 0, add[1]
-    from vault import Vault, clavis_home
+    from clavis_mcp.vault import Vault, clavis_home
 
     vault = Vault.open(clavis_home())
     try:

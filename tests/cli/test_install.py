@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clavis_cli.client_config import claude_desktop_config_path
-from clavis_cli.main import main
+from clavis_mcp.clavis_cli.client_config import claude_desktop_config_path
+from clavis_mcp.clavis_cli.main import main
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 OTHERS = {

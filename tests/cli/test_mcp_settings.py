@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clavis_cli.main import main
-from mcp_front.settings import ServiceSettings, load_settings, parse_probe, save_settings
+from clavis_mcp.clavis_cli.main import main
+from clavis_mcp.mcp_front.settings import ServiceSettings, load_settings, parse_probe, save_settings
+from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.errors import InvalidService
 from tests.conftest import SECRET, make_service
-from vault import Vault, validate_secret
-from vault.errors import InvalidService
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from clavis_cli.main import main
+from clavis_mcp.clavis_cli.main import main
 
 
 @pytest.fixture

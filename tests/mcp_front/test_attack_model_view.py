@@ -15,12 +15,12 @@ import pytest
 import trustme
 from mcp import Client
 
-from certs import LocalCA
-from mcp_front import Gateway, build_server
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.vault import AuditLog, Vault, validate_secret
+from clavis_mcp.vault.redaction import forms_of
 from tests.conftest import OTHER_SECRET, SECRET, make_service
 from tests.hostile_upstream import REFLECTIONS, Hostile, start_hostile
-from vault import AuditLog, Vault, validate_secret
-from vault.redaction import forms_of
 
 pytestmark = pytest.mark.anyio
 

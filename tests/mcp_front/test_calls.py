@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from mcp_front.calls import (
+from clavis_mcp.mcp_front.calls import (
     CallLimits,
     CallRefused,
     LimitsError,
@@ -18,9 +18,9 @@ from mcp_front.calls import (
     returned_headers,
     split_headers,
 )
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.redaction import Redactor
 from tests.conftest import SECRET, make_service
-from vault import Secret
-from vault.redaction import Redactor
 
 SERVICE = make_service("openai", "api.openai.com")
 

@@ -9,11 +9,11 @@ import pytest
 import trustme
 from mcp import Client
 
-from certs import LocalCA
-from mcp_front import Gateway, build_server
-from mcp_front.settings import ServiceSettings, parse_probe, save_settings
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.mcp_front.settings import ServiceSettings, parse_probe, save_settings
+from clavis_mcp.vault import AuditLog, Secret, Vault
 from tests.oauth_server import OAuthServer, register_expired
-from vault import AuditLog, Secret, Vault
 
 pytestmark = pytest.mark.anyio
 

@@ -22,11 +22,11 @@ import trustme
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from certs import LocalCA
-from mcp_front import Gateway, build_server
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from tests.conftest import OTHER_SECRET, SECRET, make_service
 from tests.mcp_front.scripted_upstream import ScriptedUpstream
-from vault import AuditLog, Vault, validate_secret
 
 pytestmark = pytest.mark.anyio
 

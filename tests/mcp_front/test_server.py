@@ -18,15 +18,15 @@ import trustme
 from mcp import Client
 from mcp_types import ElicitResult
 
-from certs import LocalCA
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.mcp_front.calls import CallLimits
+from clavis_mcp.mcp_front.settings import ServiceSettings, parse_probe, save_settings
+from clavis_mcp.vault import AuditLog, Service, Vault, validate_secret
 from demo.echo_upstream import EchoUpstream
-from mcp_front import Gateway, build_server
-from mcp_front.calls import CallLimits
-from mcp_front.settings import ServiceSettings, parse_probe, save_settings
 from tests.conftest import SECRET, make_service
 from tests.mcp_front.scripted_upstream import PNG, ScriptedUpstream
 from tests.proxy.routing import LoopbackRoutes
-from vault import AuditLog, Service, Vault, validate_secret
 
 pytestmark = pytest.mark.anyio
 LIMITS = CallLimits(max_response_body=1024)

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import trustme
 
-from certs import LocalCA
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, HostRule, Vault, parse_host_rule, validate_secret
 from demo.echo_upstream import Received
-from proxy import EmbeddedProxy
 from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service
 from tests.proxy.routing import LoopbackRoutes
 from tests.proxy.upstreams import reflecting_upstream
-from vault import AuditLog, HostRule, Vault, parse_host_rule, validate_secret
 
 SECRET_A = "sk-alpha-7Qm2xV9pL4tR8sW1yZ3nB6cD0fG5hJ"
 SECRET_B = "beta_key_N4vX8qP2mK7wR1tY5uI9oE3aS6dF0"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.agent_env import TRUST_VARIABLES, agent_exports, render
+from clavis_mcp.proxy.agent_env import TRUST_VARIABLES, agent_exports, render
 
 AWKWARD = "/home/o'brien/my certs/$HOME/\\bundle.pem"
 

@@ -15,12 +15,12 @@ import trustme
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
-from addons.flowmeta import REASON, SERVICE
-from addons.redact import RedactResponse
+from clavis_mcp.addons.flowmeta import REASON, SERVICE
+from clavis_mcp.addons.redact import RedactResponse
+from clavis_mcp.vault import AuditLog, Vault, validate_secret
+from clavis_mcp.vault.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV, InvalidDecodeLimit
 from tests.bombs import MIB, BombUpstream, bomb, bomb_service, run_worker
 from tests.conftest import SECRET, make_service
-from vault import AuditLog, Vault, validate_secret
-from vault.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV, InvalidDecodeLimit
 
 MEMORY_ALLOWED_MIB = 2 * DEFAULT_MAX_DECODED / MIB  # the bound, and as much again for the allocator and a copy
 

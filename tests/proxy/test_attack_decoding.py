@@ -15,11 +15,11 @@ import pytest
 import zstandard
 from mitmproxy.test import taddons, tflow
 
-from addons.flowmeta import REDACTIONS, SERVICE
-from addons.redact import RedactResponse
+from clavis_mcp.addons.flowmeta import REDACTIONS, SERVICE
+from clavis_mcp.addons.redact import RedactResponse
+from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.decoding import decode_body
 from tests.conftest import SECRET, make_service
-from vault import Vault, validate_secret
-from vault.decoding import decode_body
 
 
 def echo(secret: str) -> bytes:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from proxy import EmbeddedProxy
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import Vault, validate_secret
 from tests.conftest import SECRET, make_service, proxy_client
 from tests.hostile_upstream import start_hostile
 from tests.proxy.conftest import A_HOST, SECRET_A, SHARED_HOST, RawClient, Upstream
-from vault import Vault, validate_secret
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from proxy import EmbeddedProxy
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import Vault, validate_secret
 from tests.conftest import make_service, proxy_client
 from tests.proxy.conftest import A_HOST, SECRET_A, RawClient, Upstream
-from vault import Vault, validate_secret
 
 pytestmark = pytest.mark.anyio
 

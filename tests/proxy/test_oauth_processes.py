@@ -16,13 +16,13 @@ import httpx
 import pytest
 import trustme
 
-from certs import LocalCA
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.vault import Secret, Vault, oauth_store
+from clavis_mcp.vault.agents import add_agent
+from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
+from clavis_mcp.vault.oauth_refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
-from vault import Secret, Vault, oauth_store
-from vault.agents import add_agent
-from vault.oauth import OAuthConfig, TokenGrant
-from vault.oauth_refresh import ensure_fresh
 
 pytestmark = pytest.mark.anyio
 EXE = str(Path(sys.executable).parent / "clavis-mcp")

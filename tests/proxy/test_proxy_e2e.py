@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from addons.ratelimits import RecordRateLimits
-from certs import LocalCA
+from clavis_mcp.addons.ratelimits import RecordRateLimits
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, Service, Vault
 from demo.echo_upstream import EchoUpstream
-from proxy import EmbeddedProxy
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client
-from vault import AuditLog, Service, Vault
 
 pytestmark = pytest.mark.anyio
 

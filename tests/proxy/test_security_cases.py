@@ -14,8 +14,10 @@ import httpx
 import pytest
 import trustme
 
-from certs import LocalCA
-from proxy import EmbeddedProxy
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, Secret, Vault, validate_secret
+from clavis_mcp.vault.redaction import forms_of
 from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service, proxy_client
 from tests.leak_sweep import captured_log
 from tests.proxy.conftest import (
@@ -31,8 +33,6 @@ from tests.proxy.conftest import (
     proxy_to,
 )
 from tests.proxy.upstreams import reflecting_upstream
-from vault import AuditLog, Secret, Vault, validate_secret
-from vault.redaction import forms_of
 
 pytestmark = pytest.mark.anyio
 
@@ -266,7 +266,7 @@ async def test_case12_case13_case14_client_credentials_are_replaced_never_kept(
 async def test_case15_query_auth_sends_exactly_one_parameter_ours(
     services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
 ) -> None:
-    from vault import AuthSpec, Service, parse_hosts
+    from clavis_mcp.vault import AuthSpec, Service, parse_hosts
 
     services.remove_service("beta")
     services.add_service(
@@ -476,7 +476,7 @@ async def test_case25_error_paths_leak_no_secret(
 async def test_rate_limit_headers_are_recorded_per_service(
     services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
 ) -> None:
-    from vault.ratelimits import latest
+    from clavis_mcp.vault.ratelimits import latest
 
     async with proxy_client(routed_proxy, home) as client:
         await client.get(f"https://{A_HOST}/ratelimit")
@@ -574,7 +574,7 @@ async def test_unauthenticated_refusals_are_audited_without_secrets(
 async def test_case30_a_vault_that_fails_mid_request_refuses_instead_of_passing_unchecked(
     services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vault import VaultCorrupted
+    from clavis_mcp.vault import VaultCorrupted
 
     def corrupted() -> None:
         raise VaultCorrupted("the vault file is damaged; restore it from a backup")

@@ -13,10 +13,10 @@ from pathlib import Path
 import keyring
 import secretstorage
 
-from vault import Service, Vault, VaultLocked, validate_secret
-from vault.keychain import SERVICE, KeychainStore, real_keychain
-from vault.keyfile import KeyFileStore
-from vault.service import build_auth, parse_hosts
+from clavis_mcp.vault import Service, Vault, VaultLocked, validate_secret
+from clavis_mcp.vault.keychain import SERVICE, KeychainStore, real_keychain
+from clavis_mcp.vault.keyfile import KeyFileStore
+from clavis_mcp.vault.service import build_auth, parse_hosts
 
 SECRET = "sk-keychain-0123456789abcdefghijklmnop"
 

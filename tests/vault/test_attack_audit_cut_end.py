@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 from mitmproxy.test import taddons, tflow
 
-from addons.audit_trail import AuditTrail
-from addons.flowmeta import SERVICE
+from clavis_mcp.addons.audit_trail import AuditTrail
+from clavis_mcp.addons.flowmeta import SERVICE
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import AuditLog, AuditWriteError, Service, Vault, audit_anchor
+from clavis_mcp.vault import audit as audit_module
+from clavis_mcp.vault.audit import Loss, cut_below, mark_due, pending_loss
+from clavis_mcp.vault.audit_anchor import VaultAnchor
+from clavis_mcp.vault.audit_chain import Link, encode, seal
+from clavis_mcp.vault.errors import VaultCorrupted
 from demo.echo_upstream import EchoUpstream
-from proxy import EmbeddedProxy
 from tests.conftest import proxy_client
-from vault import AuditLog, AuditWriteError, Service, Vault, audit_anchor
-from vault import audit as audit_module
-from vault.audit import Loss, cut_below, mark_due, pending_loss
-from vault.audit_anchor import VaultAnchor
-from vault.audit_chain import Link, encode, seal
-from vault.errors import VaultCorrupted
 
 REFUSED = "lost records: .* acknowledge-loss"
 WIPED_TO_2 = "at least 5 records existed, but the log and its checkpoint end at record 2"

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from clavis_mcp.vault import Secret, Vault, validate_secret
 from tests.conftest import make_service
-from vault import Secret, Vault, validate_secret
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 WEBHOOK_KEY = "webhook-5e1da9c0"  # 16 characters; the old view showed "webhook-…a9c0", hiding only "5e1d"

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
+from clavis_mcp.vault import Secret, Vault, oauth_store
+from clavis_mcp.vault.dialing import Resolver
+from clavis_mcp.vault.oauth import OAuthConfig, TokenEndpointError, TokenGrant, validate_config
+from clavis_mcp.vault.oauth_refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
-from vault import Secret, Vault, oauth_store
-from vault.dialing import Resolver
-from vault.oauth import OAuthConfig, TokenEndpointError, TokenGrant, validate_config
-from vault.oauth_refresh import ensure_fresh
 
 pytestmark = pytest.mark.anyio
 TOKEN_HOST = "auth.alpha.example"

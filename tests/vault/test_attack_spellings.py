@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault import Secret
-from vault.redaction import HyperscanScanner, Redactor, TrieScanner
-from vault.redaction_views import redact_decoded
-from vault.spellings import MAX_CLASSES
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.redaction import HyperscanScanner, Redactor, TrieScanner
+from clavis_mcp.vault.redaction_views import redact_decoded
+from clavis_mcp.vault.spellings import MAX_CLASSES
 
 from .test_redaction import engines, needs_hyperscan
 

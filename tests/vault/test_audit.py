@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from vault import AuditLog, AuditWriteError, Vault, audit_anchor
-from vault.audit import path_without_query_values
-from vault.audit_anchor import VaultAnchor
-from vault.audit_chain import GENESIS, encode, seal
+from clavis_mcp.vault import AuditLog, AuditWriteError, Vault, audit_anchor
+from clavis_mcp.vault.audit import path_without_query_values
+from clavis_mcp.vault.audit_anchor import VaultAnchor
+from clavis_mcp.vault.audit_chain import GENESIS, encode, seal
 
 PATHS = [
     ("/v1/models", "/v1/models"),
@@ -168,7 +168,7 @@ def test_rotation_keeps_one_chain_across_files(vault: Vault, home: Path) -> None
 WRITER = """
 import sys
 from pathlib import Path
-from vault import AuditLog, Vault
+from clavis_mcp.vault import AuditLog, Vault
 vault = Vault.open(Path(sys.argv[1]))
 log = AuditLog.for_vault(vault, max_bytes=int(sys.argv[3]))
 for i in range(int(sys.argv[2])):

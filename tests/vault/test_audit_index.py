@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.audit_files import LogFiles
+from clavis_mcp.vault.audit_filter import AuditFilter
+from clavis_mcp.vault.audit_index import AuditIndex, AuditIndexStale
 from tests.vault.test_audit_filter import rec, write_log
-from vault import AuditLog, Vault
-from vault.audit_files import LogFiles
-from vault.audit_filter import AuditFilter
-from vault.audit_index import AuditIndex, AuditIndexStale
 
 EVERYTHING = AuditFilter()
 

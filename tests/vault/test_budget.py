@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.vault import InvalidService, UnknownService, Vault, validate_secret
+from clavis_mcp.vault.budget import Budget, UsageCounter, budget_of, format_period, judge, parse_period, set_budget
 from tests.conftest import SECRET, make_service
-from vault import InvalidService, UnknownService, Vault, validate_secret
-from vault.budget import Budget, UsageCounter, budget_of, format_period, judge, parse_period, set_budget
 
 HOUR = Budget(3, 3600.0)
 T = 1_700_000_000.0  # 22:13:20 UTC: 800 s into the hour

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.keyfile import KeyFileStore
 from tests.conftest import make_service
-from vault import Vault, validate_secret
-from vault.keyfile import KeyFileStore
 
 WRITERS, SERVICES_EACH = 4, 15
 SPAWN = multiprocessing.get_context("spawn")
@@ -106,7 +106,7 @@ def test_racing_inits_make_exactly_one_vault(home: Path, attempts: int) -> None:
 
 
 def try_create(home: str) -> str:
-    from vault import VaultError
+    from clavis_mcp.vault import VaultError
 
     try:
         Vault.create(Path(home)).close()

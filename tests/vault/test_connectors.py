@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vault import InvalidService, Secret
-from vault.connectors import CATALOG_FILE, Probe, connector, load_catalog
+from clavis_mcp.vault import InvalidService, Secret
+from clavis_mcp.vault.connectors import CATALOG_FILE, Probe, connector, load_catalog
 
 BUILT_IN = load_catalog()
 REQUIRED = ["openai", "anthropic", "github", "stripe", "slack", "generic", "google", "huggingface", "notion", "linear"]

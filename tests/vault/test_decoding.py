@@ -9,8 +9,7 @@ import brotli
 import pytest
 import zstandard
 
-from tests.bombs import MIB, bomb
-from vault.decoding import (
+from clavis_mcp.vault.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
     STEP,
@@ -22,6 +21,7 @@ from vault.decoding import (
     decode_body,
     max_decoded_from_env,
 )
+from tests.bombs import MIB, bomb
 
 BODY = b'{"items": [' + b",".join(b'{"id": %d, "name": "item %d"}' % (i, i) for i in range(2000)) + b"]}"
 

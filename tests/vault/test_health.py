@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.health import check_vault
+from clavis_mcp.vault.passphrase import ENV_VAR, PassphraseStore
 from tests.conftest import make_service
-from vault import Vault, validate_secret
-from vault.health import check_vault
-from vault.passphrase import ENV_VAR, PassphraseStore
 
 SECRET = "sk-health-0123456789abcdefgh"
 

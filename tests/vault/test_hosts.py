@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from vault.hosts import HostRule, canonical_host, is_public_address, parse_host_rule, rules_overlap
+from clavis_mcp.vault.hosts import HostRule, canonical_host, is_public_address, parse_host_rule, rules_overlap
 
 CANONICAL = [
     ("API.OpenAI.com", "api.openai.com"),

@@ -20,8 +20,8 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 
-from vault import KeyStoreUnavailable
-from vault.keychain import real_keychain
+from clavis_mcp.vault import KeyStoreUnavailable
+from clavis_mcp.vault.keychain import real_keychain
 
 SCENARIOS = Path(__file__).with_name("keychain_scenarios.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ def test_opening_a_keychain_vault_where_no_keychain_is_reachable_says_where_to_r
     import sqlite3
     from contextlib import closing
 
-    from vault import Vault, VaultLocked
+    from clavis_mcp.vault import Vault, VaultLocked
 
     home = tmp_path / "home"
     Vault.create(home).close()

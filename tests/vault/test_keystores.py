@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.vault import Vault, VaultCorrupted, VaultError, VaultLocked, validate_secret
+from clavis_mcp.vault.keyfile import KEY_FILE, KeyFileStore
+from clavis_mcp.vault.passphrase import ENV_VAR, PassphraseStore
 from tests.conftest import make_service
-from vault import Vault, VaultCorrupted, VaultError, VaultLocked, validate_secret
-from vault.keyfile import KEY_FILE, KeyFileStore
-from vault.passphrase import ENV_VAR, PassphraseStore
 
 SECRET = "sk-live-0123456789abcdefghijklmn"
 PASS, OTHER = "correct horse battery staple", "Tr0ub4dor&3-but-longer"

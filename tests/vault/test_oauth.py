@@ -9,8 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import make_service
-from vault.oauth import (
+from clavis_mcp.vault.oauth import (
     InvalidOAuthConfig,
     OAuthConfig,
     Pkce,
@@ -23,8 +22,9 @@ from vault.oauth import (
     token_request,
     validate_config,
 )
-from vault.oauth_store import OAuthRecord, decide
-from vault.secret import Secret
+from clavis_mcp.vault.oauth_store import OAuthRecord, decide
+from clavis_mcp.vault.secret import Secret
+from tests.conftest import make_service
 
 NOW = 1_700_000_000.0
 CONFIG = OAuthConfig(

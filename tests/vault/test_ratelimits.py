@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from vault import Vault
-from vault.ratelimits import latest, rate_limit_headers, record
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.ratelimits import latest, rate_limit_headers, record
 
 
 def test_nothing_recorded_reads_as_none(vault: Vault) -> None:

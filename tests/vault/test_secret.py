@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 
-from vault import Secret
-from vault.secret import FingerprintKey
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.secret import FingerprintKey
 
 VALUE = "sk-live-abcdefghijklmnop0123456789"
 

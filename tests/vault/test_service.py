@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from vault import InvalidService, Secret, parse_header_template, validate_name
-from vault.service import (
+from clavis_mcp.vault import InvalidService, Secret, parse_header_template, validate_name
+from clavis_mcp.vault.service import (
     AuthSpec,
     build_auth,
     normalise_methods,

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_service
-from vault import (
+from clavis_mcp.vault import (
     DuplicateService,
     InsecurePermissions,
     InvalidService,
@@ -19,8 +18,9 @@ from vault import (
     VaultNotFound,
     validate_secret,
 )
-from vault.keyfile import KEY_FILE
-from vault.service import AuthSpec
+from clavis_mcp.vault.keyfile import KEY_FILE
+from clavis_mcp.vault.service import AuthSpec
+from tests.conftest import make_service
 
 A, B = "sk-aaaaaaaaaaaaaaaaaaaaaaaa", "sk-bbbbbbbbbbbbbbbbbbbbbbbb"
 
@@ -213,7 +213,7 @@ TIES = [
 def test_a_tie_is_refused_at_registration_naming_the_other_service(
     vault: Vault, first: tuple[str, tuple[str, ...]], second: tuple[str, tuple[str, ...]]
 ) -> None:
-    from vault.service import normalise_path_prefixes
+    from clavis_mcp.vault.service import normalise_path_prefixes
 
     vault.add_service(
         make_service("one", first[0], path_prefixes=normalise_path_prefixes(first[1])), validate_secret(A)
@@ -242,7 +242,7 @@ def test_update_service_keeps_the_secret_and_checks_overlaps(vault: Vault) -> No
     vault.add_service(make_service("b", "b.example.com"), validate_secret(B))
     from dataclasses import replace
 
-    from vault import parse_hosts
+    from clavis_mcp.vault import parse_hosts
 
     updated = vault.update_service(replace(vault.get_service("a"), hosts=parse_hosts(["c.example.com"])))
     assert [str(h) for h in vault.get_service("a").hosts] == ["c.example.com"] == [str(h) for h in updated.hosts]

@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.passphrase import ENV_VAR, PassphraseStore
 from tests.conftest import make_service
-from vault import Vault, validate_secret
-from vault.passphrase import ENV_VAR, PassphraseStore
 
 SECRET = "sk-format-0123456789abcdefghijkl"
 PASSPHRASE = "a passphrase for the format test"
