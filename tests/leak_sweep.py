@@ -41,11 +41,12 @@ AGENT_LOGGERS = ("httpx", "httpcore")  # the tests' own agents log the URLs they
 
 
 def captured_log(caplog: pytest.LogCaptureFixture) -> str:
-    """Every record of the test's setup and call, formatted with its exception, but the agents'.
-    (``caplog.text`` in a fixture's teardown holds only the teardown's records: the handler is
-    reset per phase.) The product keeps httpx at WARNING, where it logs no URL."""
+    """Every record of the test so far (setup, call, and the teardown of the fixtures already torn
+    down: a proxy's shutdown), formatted with its exception, but the agents'. (``caplog.text``
+    in a fixture's teardown holds only the teardown's records: the handler is reset per phase.)
+    The product keeps httpx at WARNING, where it logs no URL."""
     formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
-    records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
+    records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
     return "\n".join(formatter.format(r) for r in records if not r.name.startswith(AGENT_LOGGERS))
 
 
