@@ -3,7 +3,7 @@
 The protocol decisions (what to send, how to read the answer, when a token is due for
 refresh, how long to back off) are pure functions, table-tested. The one network call,
 :func:`post_token_request`, is separate and small. Token responses are read here and go
-straight into the vault: no agent ever sees one (SECURITY-CASES 24).
+straight into the vault: no agent ever sees one (docs/security-cases.md, case 24).
 """
 
 from __future__ import annotations

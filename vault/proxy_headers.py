@@ -1,7 +1,7 @@
 """Header names the proxy and its clients agree on.
 
 They live in the lowest layer so that both sides share one spelling without the MCP front
-end importing an addon (DESIGN.md §2): the proxy reads the selection header and answers with
+end importing an addon (docs/architecture.md): the proxy reads the selection header and answers with
 the audit id, the redaction count and, when it refuses, the reason.
 """
 

@@ -63,7 +63,7 @@ Escape = Callable[[str], str]
 
 
 def forms_of(value: str) -> set[bytes]:
-    """All spellings of ``value`` that redaction looks for (DESIGN.md §6 and the tables above)."""
+    """All spellings of ``value`` that redaction looks for (the tables above; docs/security-model.md)."""
     raw = value.encode("utf-8")
     texts = {value} | _percent_forms(value) | _json_forms(value) | _html_forms(value)
     texts |= {text.replace("/", "\\/") for text in texts if "/" in text}  # PHP json_encode escapes every /
