@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-
-from clavis_mcp.vault import AuditLog, HostRule, Vault
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .audit_trail import AuditTrail
 from .budget import LocalBudget
 from .client_auth import ClientAuth
 from .destination import DestinationCheck
-from .dial_guard import DialGuard, Resolver
+from .dial_guard import DialGuard
 from .inject import InjectCredential
 from .internal_headers import StripInternalHeaders
 from .oauth_refresh import RefreshOAuthToken
@@ -20,27 +19,22 @@ from .redact import RedactResponse
 from .request_policy import RequestPolicy
 
 
-def default_addons(
-    vault: Vault,
-    audit: AuditLog,
-    tokens: Callable[[], Mapping[str, str]],
-    *,
-    passthrough: Sequence[HostRule] = (),
-    resolver: Resolver | None = None,
-) -> list[object]:
+def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[object]:
     """Authenticate, decide, check the dialled address, inject; on the way back drop headers that
     pose as ours, redact, note the rate limits, then audit (the audit record carries the
-    redaction count). The proxy runs them in this order inside one :class:`Pipeline`."""
+    redaction count). The proxy runs them in this order inside one :class:`Pipeline`.
+
+    This is the one place a :class:`ProxyConfig` field is handed to the addon that reads it."""
     return [
-        ClientAuth(tokens),
-        DestinationCheck(vault, passthrough),
-        DialGuard(vault, resolver),
+        ClientAuth(config.tokens),
+        DestinationCheck(vault, config.passthrough),
+        DialGuard(vault, config.resolver),
         RequestPolicy(vault),
         LocalBudget(vault),
-        RefreshOAuthToken(vault, audit, resolver),
+        RefreshOAuthToken(vault, audit, config.resolver),
         InjectCredential(vault),
         StripInternalHeaders(),
-        RedactResponse(vault),
+        RedactResponse(vault, config.max_decoded),
         RecordRateLimits(vault),
         AuditTrail(audit),
     ]

@@ -25,6 +25,7 @@ from clavis_mcp.clavis_cli.runtime import open_runtime
 from clavis_mcp.clavis_cli.serve import quiet_logging
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.proxy import embedded as embedded_module
+from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .fixture import PROXY_TOKEN, PROXY_USER
 from .stages import StageTimer
@@ -45,7 +46,8 @@ async def serve(mode: str) -> None:
     if mode == "bare":
         embedded_module.default_addons = lambda *args, **kwargs: [StreamEvents()]  # type: ignore[assignment]
     with open_runtime() as runtime:
-        embedded = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, lambda: {PROXY_USER: PROXY_TOKEN})
+        config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN})
+        embedded = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, config)
         port = await embedded.start()
         print(port, flush=True)
         try:

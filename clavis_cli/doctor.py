@@ -140,9 +140,10 @@ def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
 
 def check_proxy(vault: Vault, audit: AuditLog, ca: LocalCA) -> Check:
     from clavis_mcp.proxy import EmbeddedProxy
+    from clavis_mcp.vault.proxy_config import ProxyConfig
 
     async def start_and_stop() -> int:
-        proxy = EmbeddedProxy(vault, audit, ca, dict)
+        proxy = EmbeddedProxy(vault, audit, ca, ProxyConfig())  # no client: it only has to start
         try:
             return await proxy.start()
         finally:

@@ -12,6 +12,7 @@ import click
 
 from clavis_mcp.vault import InvalidService, parse_host_rule
 from clavis_mcp.vault.agents import add_agent, agent_token, list_agents, revoke_agent
+from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .runtime import open_runtime
 
@@ -47,10 +48,9 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
             click.echo(line)
             sys.stdout.flush()
 
+        config = ProxyConfig(passthrough=tuple(rules))
         asyncio.run(
-            serve_until_signalled(
-                runtime.vault, runtime.audit, runtime.ca, port=port, passthrough=rules, announce=announce
-            )
+            serve_until_signalled(runtime.vault, runtime.audit, runtime.ca, config, port=port, announce=announce)
         )
 
 

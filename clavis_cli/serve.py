@@ -38,6 +38,7 @@ def mcp_server() -> Iterator[MCPServer[Any]]:
     from clavis_mcp.mcp_front import Gateway, build_server
     from clavis_mcp.mcp_front.calls import CallLimits
     from clavis_mcp.mcp_front.unavailable import build_unavailable_server
+    from clavis_mcp.vault.proxy_config import ProxyConfig
 
     with ExitStack() as stack:
         try:
@@ -47,7 +48,7 @@ def mcp_server() -> Iterator[MCPServer[Any]]:
             print(f"clavis-mcp: {exc}", file=sys.stderr)
             yield build_unavailable_server(exc)
             return
-        yield build_server(Gateway(runtime.vault, runtime.audit, runtime.ca, limits=limits))
+        yield build_server(Gateway(runtime.vault, runtime.audit, runtime.ca, config=ProxyConfig(), limits=limits))
 
 
 def serve_stdio() -> None:

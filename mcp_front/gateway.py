@@ -16,13 +16,14 @@ import hashlib
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.decoding import BoundedDecoder, DecodedTooLarge, DecodeError
+from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
 from .calls import CallLimits
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
     from clavis_mcp.certs import LocalCA
     from clavis_mcp.proxy import EmbeddedProxy
-    from clavis_mcp.proxy.embedded import Resolver
     from clavis_mcp.vault.redaction import Redactor
     from clavis_mcp.vault.service_redaction import ServiceRedactors
 
@@ -117,16 +117,19 @@ class Gateway:
         vault: Vault,
         audit: AuditLog,
         ca: LocalCA,
-        extra_addons: Sequence[object] = (),
+        *,
+        config: ProxyConfig | None = None,
         limits: CallLimits | None = None,
-        resolver: Resolver | None = None,
     ) -> None:
+        """``config`` is how the embedded proxy treats traffic, except who may use it: its
+        ``tokens`` are replaced by this process's own. ``limits`` bound the calls the gateway
+        makes through it (time, bytes kept, bytes read)."""
         self.vault = vault
         self.audit = audit
         self.ca = ca
         self.limits = limits or CallLimits()
+        self._config = config or ProxyConfig()
         self._token = secrets.token_urlsafe(32)
-        self._extra_addons, self._resolver = extra_addons, resolver
         self._proxy: EmbeddedProxy | None = None
         self._client: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
@@ -141,10 +144,8 @@ class Gateway:
 
                 from clavis_mcp.proxy import EmbeddedProxy
 
-                self._proxy = EmbeddedProxy(
-                    self.vault, self.audit, self.ca, lambda: {MCP_CLIENT: self._token},
-                    extra_addons=self._extra_addons, resolver=self._resolver,
-                )  # fmt: skip
+                config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token})
+                self._proxy = EmbeddedProxy(self.vault, self.audit, self.ca, config)
                 await self._proxy.start()
                 trust = ssl.create_default_context(cafile=str(self.ca.cert_path))
                 self._client = httpx.AsyncClient(

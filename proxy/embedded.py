@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
 
 from mitmproxy import master, options
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 
 from clavis_mcp.addons import Pipeline, default_addons
-from clavis_mcp.addons.dial_guard import Resolver
 from clavis_mcp.certs import LocalCA
-from clavis_mcp.vault import AuditLog, ClavisError, HostRule, Vault
+from clavis_mcp.vault import AuditLog, ClavisError, Vault
+from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .upstream_trust import build_upstream_bundle
 
@@ -40,29 +39,15 @@ class _Ready:
 
 
 class EmbeddedProxy:
-    def __init__(
-        self,
-        vault: Vault,
-        audit: AuditLog,
-        ca: LocalCA,
-        tokens: Callable[[], Mapping[str, str]],
-        *,
-        port: int = 0,
-        extra_addons: Sequence[object] = (),
-        passthrough: Sequence[HostRule] = (),
-        resolver: Resolver | None = None,
-    ) -> None:
-        """``extra_addons`` run after ours (a test routes real-looking names to loopback in
-        ``server_connect`` after our dial check); ``resolver`` replaces DNS for that check;
-        ``passthrough`` lists hosts tunnelled opaquely when no service owns them."""
+    def __init__(self, vault: Vault, audit: AuditLog, ca: LocalCA, config: ProxyConfig, *, port: int = 0) -> None:
+        """``config`` is handed to our addons unchanged; its ``extra_addons`` run after ours (a test
+        routes real-looking names to loopback in ``server_connect`` after our dial check). ``port``
+        is where to listen, not how to treat traffic, so it is not part of the config."""
         self._vault = vault
         self._audit = audit
         self._ca = ca
-        self._tokens = tokens
+        self._config = config
         self._port = port
-        self._extra_addons = list(extra_addons)
-        self._passthrough = tuple(passthrough)
-        self._resolver = resolver
         self._master: master.Master | None = None
         self._server: proxyserver.Proxyserver | None = None
         self._task: asyncio.Task[None] | None = None
@@ -90,12 +75,8 @@ class EmbeddedProxy:
             proxy_server,
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
-            Pipeline(
-                default_addons(
-                    self._vault, self._audit, self._tokens, passthrough=self._passthrough, resolver=self._resolver
-                )
-            ),
-            *self._extra_addons,
+            Pipeline(default_addons(self._vault, self._audit, self._config)),
+            *self._config.extra_addons,
             ready,
         )
         opts.update(connection_strategy="lazy")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import replace
 
 from clavis_mcp.certs import LocalCA
-from clavis_mcp.vault import AuditLog, HostRule, Vault
+from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.agents import AgentTokens
+from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .embedded import EmbeddedProxy
 
@@ -25,12 +27,14 @@ async def serve_until_signalled(
     vault: Vault,
     audit: AuditLog,
     ca: LocalCA,
+    config: ProxyConfig,
     *,
     port: int,
-    passthrough: Sequence[HostRule],
     announce: Callable[[str], None],
 ) -> None:
-    proxy = EmbeddedProxy(vault, audit, ca, AgentTokens(vault), port=port, passthrough=passthrough)
+    """Serve ``config`` to the vault's agents: its ``tokens`` are replaced by their per-agent tokens."""
+    config = replace(config, tokens=AgentTokens(vault))
+    proxy = EmbeddedProxy(vault, audit, ca, config, port=port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -43,13 +47,13 @@ async def serve_until_signalled(
     try:
         await proxy.start()
         services = len(vault.snapshot().services)
-        agents = len(AgentTokens(vault)())
+        agents = len(config.tokens())
         announce(
             f"clavis-mcp proxy listening on {proxy.url} for {services} service{'s' * (services != 1)} "
             f"and {agents} agent{'s' * (agents != 1)}; CA {ca.cert_path}"
         )
-        if passthrough:
-            announce("passthrough (not intercepted, no credential): " + ", ".join(str(r) for r in passthrough))
+        if config.passthrough:
+            announce("passthrough (not intercepted, no credential): " + ", ".join(map(str, config.passthrough)))
         await stop.wait()
         announce("clavis-mcp proxy stopping")
     finally:

@@ -32,6 +32,7 @@ from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.mcp_front.calls import CallLimits
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.proxy_config import ProxyConfig
 from tests.conftest import PROXY_TOKEN, PROXY_USER
 
 GATEWAY_DOWNLOAD = 4 * 1024 * 1024  # the gateway scenario's download bound: well under any bomb
@@ -69,7 +70,8 @@ async def gateway_reading(vault: Vault, home: Path, urls: list[str]) -> list[dic
 
 
 async def agent(vault: Vault, home: Path, urls: list[str]) -> list[dict[str, Any]]:
-    proxy = EmbeddedProxy(vault, AuditLog.for_vault(vault), LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN})
+    config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN})
+    proxy = EmbeddedProxy(vault, AuditLog.for_vault(vault), LocalCA(home / "certs"), config)
     await proxy.start()
     trust = ssl.create_default_context(cafile=str(LocalCA(home / "certs").cert_path))
     seen = []

@@ -15,6 +15,7 @@ import trustme
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
+from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream, write_ca
 
 pytest_plugins = ["tests.leak_sweep"]
@@ -79,7 +80,7 @@ def audit(vault: Vault) -> AuditLog:
 
 @pytest.fixture
 async def proxy(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[EmbeddedProxy]:
-    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN})
+    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}))
     await p.start()
     try:
         yield p

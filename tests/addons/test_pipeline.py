@@ -12,6 +12,7 @@ from clavis_mcp.addons import default_addons
 from clavis_mcp.addons.flowmeta import DECISION, REASON, is_settled
 from clavis_mcp.addons.pipeline import HOOKS, Pipeline
 from clavis_mcp.vault import AuditLog, ClavisError, Vault
+from clavis_mcp.vault.proxy_config import ProxyConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -136,7 +137,7 @@ def test_an_async_stage_on_a_hook_the_pipeline_calls_synchronously_is_refused_at
 def test_the_pipeline_forwards_every_hook_our_addons_define(vault: Vault, audit: AuditLog) -> None:
     defined = {
         name
-        for stage in default_addons(vault, audit, dict)
+        for stage in default_addons(vault, audit, ProxyConfig())
         for name in all_hooks
         if callable(getattr(stage, name, None))
     }

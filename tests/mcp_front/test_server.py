@@ -23,6 +23,7 @@ from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.mcp_front.calls import CallLimits
 from clavis_mcp.mcp_front.settings import ServiceSettings, parse_probe, save_settings
 from clavis_mcp.vault import AuditLog, Service, Vault, validate_secret
+from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET, make_service
 from tests.mcp_front.scripted_upstream import PNG, ScriptedUpstream
@@ -261,7 +262,8 @@ async def test_live_check_uses_the_connector_probe_from_the_catalog(
 ) -> None:
     server = ScriptedUpstream.start(upstream_ca, hostnames=("api.openai.com",))
     routes = LoopbackRoutes({"api.openai.com": server.port})
-    gateway = Gateway(vault, audit, LocalCA(home / "certs"), extra_addons=[routes], resolver=routes.resolve)
+    config = ProxyConfig(extra_addons=(routes,), resolver=routes.resolve)
+    gateway = Gateway(vault, audit, LocalCA(home / "certs"), config=config)
     vault.add_service(make_service("openai", "api.openai.com", connector="openai"), validate_secret(SECRET))
     try:
         async with Client(build_server(gateway), mode=mode) as client:

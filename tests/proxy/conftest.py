@@ -23,6 +23,7 @@ import trustme
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, HostRule, Vault, parse_host_rule, validate_secret
+from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import Received
 from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service
 from tests.proxy.routing import LoopbackRoutes
@@ -91,8 +92,10 @@ async def proxy_to(
 ) -> AsyncIterator[EmbeddedProxy]:
     """A proxy over ``vault`` whose routed names all reach ``upstream``, for tests that need their own."""
     routes = routes_for(upstream)
-    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), tokens or (lambda: {PROXY_USER: PROXY_TOKEN}),
-                      extra_addons=[routes], resolver=routes.resolve)  # fmt: skip
+    config = ProxyConfig(
+        tokens=tokens or (lambda: {PROXY_USER: PROXY_TOKEN}), extra_addons=(routes,), resolver=routes.resolve
+    )
+    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
     await p.start()
     try:
         yield p
@@ -110,15 +113,13 @@ async def routed_proxy(
         parse_host_rule("*.passthrough.example"),
         parse_host_rule(f"{PRIVATE_PASSTHROUGH_HOST}:{reflector.port}"),
     )
-    p = EmbeddedProxy(
-        services,
-        audit,
-        LocalCA(home / "certs"),
-        lambda: {PROXY_USER: PROXY_TOKEN},
-        extra_addons=[routes],
+    config = ProxyConfig(
+        tokens=lambda: {PROXY_USER: PROXY_TOKEN},
+        extra_addons=(routes,),
         resolver=routes.resolve,
         passthrough=passthrough,
     )
+    p = EmbeddedProxy(services, audit, LocalCA(home / "certs"), config)
     await p.start()
     try:
         yield p

@@ -12,6 +12,7 @@ from clavis_mcp.addons.ratelimits import RecordRateLimits
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Service, Vault
+from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client
 
@@ -102,7 +103,7 @@ async def test_a_stage_that_raises_on_the_response_withholds_it_and_the_refusal_
         raise RuntimeError(f"bug while holding {SECRET}")
 
     monkeypatch.setattr(RecordRateLimits, "response", broken)  # before the proxy binds its stages' hooks
-    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), lambda: {PROXY_USER: PROXY_TOKEN})
+    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}))
     await proxy.start()
     try:
         async with proxy_client(proxy, home) as client:

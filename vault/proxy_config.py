@@ -1,0 +1,50 @@
+"""How a proxy treats traffic: one object every proxy is built from, in the bottom layer.
+
+The embedded proxy, the MCP gateway and the standalone ``clavis-mcp proxy`` each build one
+:class:`ProxyConfig` and hand it down unchanged; :func:`clavis_mcp.addons.default_addons` gives
+each addon the fields it needs in its constructor. So a new cross-cutting option (an approval
+callback, a per-service policy, another passthrough rule) is one field here plus the addon
+that reads it, not a new parameter on every layer in between (smokescreen's ``Config``).
+
+It lives in the vault so the proxy, the MCP server and the CLI can all read it, and so a
+policy stored in the vault has a home the proxy can see. It holds no secret: client tokens
+arrive through a callable that is asked on every request, and the vault is handed to the
+addons beside it, never inside it, so a config can be printed or logged whole (secrets never
+become options, as in mitmproxy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .dialing import Resolver
+from .hosts import HostRule
+
+Tokens = Callable[[], Mapping[str, str]]
+
+
+def no_clients() -> Mapping[str, str]:
+    """The default set of proxy clients: none, so a proxy built without tokens lets no one in."""
+    return {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConfig:
+    """Everything a proxy is told besides the vault, the audit log and the CA.
+
+    A future policy field (say ``approve: Callable[[Request], Awaitable[bool]]``, or the
+    ``confirm_writes`` policy once the vault stores it) goes here, with a default that keeps
+    today's behaviour, and is read by the one addon that enforces it.
+    """
+
+    tokens: Tokens = no_clients
+    """Client name to proxy token, asked on every request so a revocation applies at once."""
+    passthrough: tuple[HostRule, ...] = ()
+    """Hosts tunnelled opaquely (no interception, no credential) when no service owns them."""
+    resolver: Resolver | None = None
+    """Replaces DNS where a secret-carrying connection is checked before it is dialled; None: the system's."""
+    max_decoded: int | None = None
+    """The most one response may decode to; None: ``CLAVIS_MAX_DECODED_BYTES``, read when the addons are built."""
+    extra_addons: tuple[object, ...] = ()
+    """Addons that run after ours (tests route real-looking names to loopback with one)."""
