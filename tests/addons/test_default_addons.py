@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import TypeVar
 
 import pytest
 import trustme
@@ -27,10 +26,9 @@ from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service
 from tests.oauth_server import OAuthServer, register_expired
 
 pytestmark = pytest.mark.anyio
-Stage = TypeVar("Stage")
 
 
-def stage(vault: Vault, audit: AuditLog, config: ProxyConfig, kind: type[Stage]) -> Stage:
+def stage[Stage](vault: Vault, audit: AuditLog, config: ProxyConfig, kind: type[Stage]) -> Stage:
     """The one addon of ``kind`` among those the proxy would run for ``config``."""
     (found,) = [addon for addon in default_addons(vault, audit, config) if isinstance(addon, kind)]
     return found
