@@ -14,6 +14,7 @@ mark never vouches for records a power loss could take) a few times a minute at 
 per request. A chain whose end (the log's last record, or the checkpoint) is below the mark, or
 below the last record this process wrote, was cut with its checkpoint: appends refuse, so
 requests fail closed, until ``clavis-mcp audit acknowledge-loss`` records the loss in the log.
+:meth:`AuditLog.check_writable`, run before a request leaves, refuses whenever that append would.
 """
 
 from __future__ import annotations
@@ -184,20 +185,25 @@ class AuditLog:
         return record[ID]
 
     def check_writable(self) -> None:
-        """Raise AuditWriteError now rather than after a request has gone out.
+        """Raise AuditWriteError now rather than after a request has gone out: pass only when the
+        append that records the request will not refuse.
 
-        Free while the live file is exactly as this process's last record left it (the file is
-        open for writing and the lock was just taken), or has only grown since; otherwise both
-        files are opened to see, and the chain's end is held to the vault's mark."""
+        Free while the live file is exactly as this process's last record left it (the next
+        record then chains on that one). If it has only grown (others appended, or someone cut
+        it and padded it past its old size), the checkpoint is read, without the lock: the append
+        will chain on it or on a later record, so it must reach the highest record this process
+        knows of. Otherwise, and until an append follows a cut found earlier, the chain's end is
+        found under the lock and held to the vault's mark, as the append will."""
         state = self._live.state()
         if self._tail is not None and self._tail[0] == state:
             return
         with self._lock, self._failing_closed():
-            self.files.probe()
-            if self._tail is None or not _grown(self._tail[0], state):
-                self._known_mark()
-                with self.files.locked() as lock:
-                    self._continued_end(lock)
+            with self.files.probed() as fd:
+                if self._tail is not None and _grown(self._tail[0], state) and self._checkpoint_reaches_high(fd):
+                    return
+            self._known_mark()
+            with self.files.locked() as lock:
+                self._continued_end(lock)
 
     def close(self) -> None:
         """On a clean shutdown: raise the vault's mark to this process's last record, so no
@@ -313,6 +319,13 @@ class AuditLog:
         self._high = highest(self._high, mark)
         self._marked = (mark.seq, time.monotonic())
 
+    def _checkpoint_reaches_high(self, fd: int) -> bool:
+        """Whether the checkpoint, read without the lock, is at or past the highest record this
+        process knows of: then the chain does not end below it. A slot rewritten meanwhile does
+        not open and leaves the other, one record behind: enough, as what this process knows of
+        was complete before."""
+        return self._high is None or self._anchor.reaches(self._high, fd)
+
     def _continued_end(self, lock: int) -> Link | None:
         """The chain's end, unless it lost records the vault's mark or this process knows of."""
         end = self._chain_end(lock)
@@ -326,6 +339,7 @@ class AuditLog:
         try:
             yield
         except _ChainCut as cut:
+            self._tail = None  # no shortcut past a cut: every check finds the chain's end until it is whole
             if self._marked is None or cut.high.seq > self._marked[0]:
                 # A record this process wrote is above the vault's mark: put it there, so that the
                 # acknowledgement (by another process) names every lost record.

@@ -69,21 +69,28 @@ class VaultAnchor:
 
     def head(self, fd: int | None = None) -> Link | None:
         """The last record the log is known to hold, or None before the first append."""
-        slots = os.pread(fd, 2 * SLOT_BYTES, 0) if fd is not None else self._read_slots()
-        links, damaged = [], False
-        for index in range(2):
-            slot = slots[index * SLOT_BYTES : (index + 1) * SLOT_BYTES]
-            if not slot.strip(b"\0"):
-                continue
-            try:
-                links.append(self._open(slot[2 : 2 + int.from_bytes(slot[:2], "big")]))
-            except VaultCorrupted:
-                damaged = True
+        sealed = _sealed_slots(os.pread(fd, 2 * SLOT_BYTES, 0) if fd is not None else self._read_slots())
+        links = [link for link in map(self._open_slot, sealed.values()) if link is not None]
         if links:
             return max(links, key=lambda link: link.seq)
-        if damaged:
+        if sealed:
             raise VaultCorrupted(f"the audit log checkpoint in {self.checkpoint_path} is damaged")
         return self._open(self._legacy_head) if self._legacy_head is not None else None
+
+    def reaches(self, link: Link, fd: int) -> bool:
+        """Whether the checkpoint is at ``link`` (the same record) or past it, unsealing only the
+        slots it takes: the check before each request, which need not know the checkpoint's end.
+
+        Record ``link.seq + 1``'s slot is opened first: once a later record exists, that slot
+        holds one past ``link`` (the newest record or the one before), so one unseal answers.
+        False for no checkpoint, or one only the vault kept (earlier versions): the caller then
+        finds the chain's end under the lock."""
+        sealed = _sealed_slots(os.pread(fd, 2 * SLOT_BYTES, 0))
+        for index in ((link.seq + 1) % 2, link.seq % 2):
+            found = self._open_slot(sealed[index]) if index in sealed else None
+            if found is not None and (found.seq > link.seq or found == link):
+                return True
+        return False
 
     def advance(self, link: Link, fd: int | None = None) -> None:
         """Write the checkpoint (not the vault's mark: see :meth:`raise_mark`)."""
@@ -128,6 +135,13 @@ class VaultAnchor:
             return Link(int(data["seq"]), str(data["mac"]))
         except (ValueError, KeyError, TypeError):
             raise VaultCorrupted("the audit log checkpoint is damaged") from None
+
+    def _open_slot(self, blob: bytes) -> Link | None:
+        """A slot's checkpoint; None if it is damaged (torn by a power loss, or being rewritten)."""
+        try:
+            return self._open(blob)
+        except VaultCorrupted:
+            return None
 
     def _open_anchor(self, blob: bytes | None) -> tuple[bytes, Link | None]:
         if blob is None:
@@ -175,3 +189,13 @@ class VaultAnchor:
                 anchor = self._seal_anchor(self._vault.unseal(key, KEY_CONTEXT, "the audit log key"), None)
                 conn.execute("UPDATE audit_anchor SET key = x'', anchor = ? WHERE id = 1", (anchor,))
             return anchor, head
+
+
+def _sealed_slots(data: bytes) -> dict[int, bytes]:
+    """The sealed checkpoint in each slot that holds one, by slot number (record N is in slot N % 2)."""
+    sealed: dict[int, bytes] = {}
+    for index in range(2):
+        slot = data[index * SLOT_BYTES : (index + 1) * SLOT_BYTES]
+        if slot.strip(b"\0"):
+            sealed[index] = slot[2 : 2 + int.from_bytes(slot[:2], "big")]
+    return sealed

@@ -88,10 +88,16 @@ class LogFiles:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def probe(self) -> None:
-        """Raise OSError if the lock or the live file cannot be opened for writing."""
-        for path in (self.lock_path, self.live):
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    @contextmanager
+    def probed(self) -> Iterator[int]:
+        """Raise OSError if the live file or the lock file cannot be opened as an append opens
+        them; yields the lock file's descriptor, unlocked, to read the checkpoint from."""
+        os.close(os.open(self.live, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     def last_line(self) -> bytes | None:
         """The newest complete record line of the whole log, or None if it has none."""

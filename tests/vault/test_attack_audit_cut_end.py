@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from mitmproxy.test import taddons, tflow
 
@@ -169,19 +170,129 @@ def test_a_wiped_log_refuses_the_request_before_it_leaves(audit: AuditLog, vault
     assert "acknowledge-loss" in flow.response.text
 
 
+async def through_the_proxy(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, served: int, attack: Callable[[Path], None], tries: int
+) -> list[httpx.Response]:
+    """``served`` requests through the real proxy, then ``attack`` on the audit files, then
+    ``tries`` more on the same connection; returns the answers to those."""
+    url = f"https://127.0.0.1:{upstream.port}/v1/x"
+    async with proxy_client(proxy, home) as client:
+        for _ in range(served):
+            assert (await client.get(url)).status_code == 200
+        attack(home)
+        return [await client.get(url) for _ in range(tries)]
+
+
+def wipe(home: Path) -> None:
+    (home / "audit.jsonl").unlink()
+    lock_file(home).unlink()
+
+
 @pytest.mark.anyio
 async def test_the_proxy_refuses_requests_after_its_log_and_lock_are_wiped(
     proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service, audit: AuditLog
 ) -> None:
-    url = f"https://127.0.0.1:{upstream.port}/v1/x"
-    async with proxy_client(proxy, home) as client:
-        assert (await client.get(url)).status_code == 200
-        (home / "audit.jsonl").unlink()
-        lock_file(home).unlink()
-        refused = await client.get(url)
+    [refused] = await through_the_proxy(proxy, home, upstream, 1, wipe, 1)
     assert refused.status_code == 503 and "acknowledge-loss" in refused.text
     assert len(upstream.received) == 1  # the refused request never left
     assert list(audit.records()) == []
+
+
+def cut_in_place_and_pad(home: Path, keep: int, pad: Callable[[list[bytes]], bytes]) -> None:
+    """Cut the log to its first ``keep`` records in place (the same file, so the same inode), then
+    pad it until it is longer than before: to a writer that only compares sizes, it has grown."""
+    log = home / "audit.jsonl"
+    lines = log.read_bytes().splitlines(True)
+    old_size, filler = log.stat().st_size, pad(lines[:keep])
+    with log.open("r+b") as handle:
+        handle.truncate(len(b"".join(lines[:keep])))
+        handle.seek(0, os.SEEK_END)
+        while handle.tell() <= old_size:
+            handle.write(filler)
+
+
+PADDINGS: dict[str, Callable[[list[bytes]], bytes]] = {
+    "blank lines": lambda kept: b"\n",
+    "junk": lambda kept: b"junk\n",
+    "copies of the records kept": lambda kept: b"".join(kept),
+}
+
+
+def cut_to_one_padded_lock_emptied(home: Path) -> None:
+    cut_in_place_and_pad(home, 1, PADDINGS["blank lines"])
+    lock_file(home).write_bytes(b"")
+
+
+@pytest.mark.parametrize("pad", PADDINGS.values(), ids=PADDINGS.keys())
+def test_a_cut_log_padded_past_its_old_size_refuses_before_the_request_leaves(
+    audit: AuditLog, home: Path, pad: Callable[[list[bytes]], bytes]
+) -> None:
+    write(audit, 7)
+    cut_in_place_and_pad(home, 3, pad)
+    lock_file(home).write_bytes(b"")
+    with pytest.raises(AuditWriteError, match=REFUSED):
+        audit.check_writable()
+    with pytest.raises(AuditWriteError, match=REFUSED):
+        audit.append(source="mcp", decision="injected")
+    with pytest.raises(AuditWriteError, match=REFUSED):
+        audit.check_writable()  # and so for every later request
+
+
+def test_a_cut_found_by_an_append_is_refused_until_acknowledged_even_at_the_size_this_process_left(
+    audit: AuditLog, vault: Vault, home: Path
+) -> None:
+    write(audit, 7)
+    log = home / "audit.jsonl"
+    size = log.stat().st_size
+    cut_in_place_and_pad(home, 3, PADDINGS["blank lines"])
+    lock_file(home).write_bytes(b"")
+    with pytest.raises(AuditWriteError, match=REFUSED):
+        audit.append(source="mcp", decision="injected")
+    os.truncate(log, size)  # exactly as this process's last record left it
+    with pytest.raises(AuditWriteError, match=REFUSED):
+        audit.check_writable()
+    with pytest.raises(AuditWriteError, match=REFUSED):
+        audit.append(source="mcp", decision="injected")
+    assert AuditLog.for_vault(vault).acknowledge_loss(source="cli") is not None
+    audit.check_writable()
+    write(audit, 1)
+    report = audit.verify()
+    assert report.ok and report.count == 5 and report.losses == ((4, 7),), report.summary()
+
+
+def pad_to_the_size_left_and_empty_the_lock_file(home: Path) -> None:
+    size = (home / "audit.jsonl").stat().st_size
+    cut_in_place_and_pad(home, 3, PADDINGS["blank lines"])
+    os.truncate(home / "audit.jsonl", size)
+    lock_file(home).write_bytes(b"")
+
+
+CUTS_THAT_CHAIN_ON = {
+    "padded past its old size, checkpoint kept": lambda home: cut_in_place_and_pad(home, 3, PADDINGS["blank lines"]),
+    "padded to the size this process left": pad_to_the_size_left_and_empty_the_lock_file,
+}
+
+
+@pytest.mark.parametrize("cut", CUTS_THAT_CHAIN_ON.values(), ids=CUTS_THAT_CHAIN_ON.keys())
+def test_a_cut_the_next_record_chains_across_lets_the_request_out_recorded_and_shows_the_gap(
+    audit: AuditLog, home: Path, cut: Callable[[Path], None]
+) -> None:
+    write(audit, 7)
+    cut(home)
+    audit.check_writable()  # the next record follows record 7 (the checkpoint's, or this process's last)
+    write(audit, 1)
+    report = audit.verify()
+    assert "expected record 4, found record 8" in (report.problem or ""), report.summary()
+
+
+@pytest.mark.anyio
+async def test_the_proxy_sends_nothing_upstream_once_its_log_is_cut_and_padded_past_its_old_size(
+    proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, local_service: Service, audit: AuditLog
+) -> None:
+    refused = await through_the_proxy(proxy, home, upstream, 3, cut_to_one_padded_lock_emptied, 2)
+    assert [r.status_code for r in refused] == [503, 503] and "acknowledge-loss" in refused[0].text
+    assert len(upstream.received) == 3  # the refused requests never left
+    assert [r["seq"] for r in audit.records()] == [1]
 
 
 def test_acknowledging_the_loss_records_it_and_appends_resume(vault: Vault, home: Path) -> None:

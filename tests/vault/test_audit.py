@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from clavis_mcp.vault import AuditLog, AuditWriteError, Vault, audit_anchor
 from clavis_mcp.vault.audit import path_without_query_values
 from clavis_mcp.vault.audit_anchor import VaultAnchor
-from clavis_mcp.vault.audit_chain import GENESIS, encode, seal
+from clavis_mcp.vault.audit_chain import GENESIS, Link, encode, seal
 
 PATHS = [
     ("/v1/models", "/v1/models"),
@@ -257,6 +258,47 @@ def test_a_checkpoint_damaged_in_both_slots_refuses_appends_with_the_reason(
     _damage_slot(home, 2)
     with pytest.raises(AuditWriteError, match="checkpoint .* is damaged"):
         AuditLog.for_vault(vault).append(source="mcp")
+
+
+def _link(seq: int, mac: str = "a") -> Link:
+    return Link(seq, mac * 64)
+
+
+REACHES = [
+    ("at it", [_link(4), _link(5)], _link(5), True),
+    ("one past it", [_link(5), _link(6)], _link(5), True),
+    ("many past it", [_link(40), _link(41)], _link(5), True),
+    ("below it", [_link(3), _link(4)], _link(5), False),
+    ("another record at its number", [_link(4), _link(5, "b")], _link(5), False),
+    ("empty", [], _link(5), False),
+]
+
+
+@pytest.mark.parametrize(("written", "link", "reaches"), [r[1:] for r in REACHES], ids=[r[0] for r in REACHES])
+def test_whether_the_checkpoint_reaches_a_record(
+    vault: Vault, home: Path, written: list[Link], link: Link, reaches: bool
+) -> None:
+    anchor = VaultAnchor(vault, home / "audit.jsonl.lock")
+    (home / "audit.jsonl.lock").write_bytes(b"")
+    for checkpoint in written:
+        anchor.advance(checkpoint)
+    fd = os.open(home / "audit.jsonl.lock", os.O_RDONLY)
+    try:
+        assert anchor.reaches(link, fd) is reaches
+    finally:
+        os.close(fd)
+
+
+def test_a_checkpoint_slot_being_rewritten_leaves_the_other_to_reach_a_record(vault: Vault, home: Path) -> None:
+    anchor = VaultAnchor(vault, home / "audit.jsonl.lock")
+    anchor.advance(_link(5))
+    anchor.advance(_link(6))
+    _damage_slot(home, 6)  # as a reader sees a slot half rewritten (with record 8)
+    fd = os.open(home / "audit.jsonl.lock", os.O_RDONLY)
+    try:
+        assert anchor.reaches(_link(5), fd) and not anchor.reaches(_link(6), fd)
+    finally:
+        os.close(fd)
 
 
 def test_a_checkpoint_kept_in_the_vault_by_an_earlier_version_is_carried_over(vault: Vault, home: Path) -> None:
