@@ -6,6 +6,9 @@ on 2026-07-28 ones. A resolver returns ``NotAsked`` when there is nothing to ask
 client cannot ask, and the service's policy alone decides. The question is written by the
 server from the validated request; the form only asks yes or no, so no secret ever travels
 through it.
+
+The resolvers are part of the tools' specifications (``tool_specs.py``), which the server
+without a vault shares: there they find no gateway and ask nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ from typing import Any
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit
 from pydantic import BaseModel, Field
 
 from clavis_mcp.vault import Service
+from clavis_mcp.vault.errors import ClavisError
+
+from .calls import SAFE_METHODS, body_preview
+from .gateway import Gateway
+from .service_call import prepare_call
+from .settings import load_settings
 
 
 class Approval(BaseModel):
@@ -61,3 +71,47 @@ def outcome(answer: Answer | AcceptedElicitation[Any]) -> bool | None:
             return None
         return isinstance(answer.data, Approval) and answer.data.approve
     return False
+
+
+async def confirm_reveal(service_name: str, ctx: Context[Any, Any]) -> Elicit[Approval] | NotAsked:
+    """Ask before a full reveal, where the policy is ``full`` and the client can ask."""
+    gateway = ctx.request_context.lifespan_context
+    if not isinstance(gateway, Gateway):
+        return NotAsked(reason="no vault is open")  # the tool body says why
+    try:
+        service = gateway.vault.get_service(service_name)
+    except ClavisError:
+        return NotAsked(reason="unknown service")  # the tool body reports it
+    if service.reveal != "full":
+        return NotAsked(reason=f"reveal policy {service.reveal}")
+    if not can_ask(ctx):
+        return NotAsked(reason="the client cannot ask the user")
+    return Elicit(reveal_question(service), Approval)
+
+
+async def confirm_write(
+    service_name: str,
+    method: str,
+    url: str,
+    headers: dict[str, str] | None,
+    params: dict[str, str] | None,
+    json: Any,
+    data: str | None,
+    ctx: Context[Any, Any],
+) -> Elicit[Approval] | NotAsked:
+    """Ask before a write, where the service asks for it, the request is valid and the client can ask."""
+    gateway = ctx.request_context.lifespan_context
+    if not isinstance(gateway, Gateway):
+        return NotAsked(reason="no vault is open")  # the tool body says why
+    if method.upper() in SAFE_METHODS:
+        return NotAsked(reason="not a write")
+    try:
+        service = gateway.vault.get_service(service_name)
+        if not load_settings(gateway.vault, service_name).confirm_writes:
+            return NotAsked(reason="the service does not ask for confirmation of writes")
+        call = prepare_call(service, method, url, headers, params, json, data, gateway.limits)
+    except ClavisError:
+        return NotAsked(reason="invalid request")  # the tool body refuses it with the reason
+    if not can_ask(ctx):
+        return NotAsked(reason="the client cannot ask the user")
+    return Elicit(write_question(service, call.method, call.display_url, body_preview(call.raw_body)), Approval)

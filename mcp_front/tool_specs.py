@@ -1,0 +1,144 @@
+"""The four tools as a client sees them, declared once for both servers.
+
+The real server (``server.py``) and the one that answers when the vault cannot be opened
+(``unavailable.py``) must show the same tools, in the same order, with the same titles,
+descriptions, annotations and schemas: a client, and a user who approved a tool by what it
+declares, must not see the tools change because the vault was locked when the server started.
+
+A specification is written as MCPServer reads a tool: a signature whose parameters (with
+their ``Field`` constraints) are the input schema, whose docstring is the description and
+whose return type is the output schema. Its ``Resolve`` parameters are the questions the tool
+may put to the user first (``confirm.py``); they are filled by the SDK and never shown. A
+server registers a body for each specification; the body is called with the arguments by
+name and cannot change what the client sees.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.resolve import Resolve
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from .confirm import Answer, confirm_reveal, confirm_write
+from .models import CallResult, CredentialInfo, CredentialStatus, ServiceList
+
+type ToolFunction = Callable[..., Awaitable[Any]]
+
+ServiceName = Annotated[
+    str,
+    Field(
+        description="Name of the service, as list_services shows it.",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+    ),
+]
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool's name, title, description, annotations, input and output schemas."""
+
+    signature: ToolFunction
+    title: str
+    annotations: ToolAnnotations
+
+    @property
+    def name(self) -> str:
+        return self.signature.__name__
+
+    def register(self, server: MCPServer[Any], body: ToolFunction) -> None:
+        """Add ``body`` to ``server`` as this tool, shown with this specification's signature."""
+
+        @functools.wraps(self.signature)  # MCPServer reads the schemas through __wrapped__
+        async def tool(**arguments: Any) -> Any:
+            return await body(**arguments)
+
+        server.add_tool(tool, name=self.name, title=self.title, annotations=self.annotations)
+
+
+def tool_spec(
+    title: str, *, read_only: bool, destructive: bool, idempotent: bool, open_world: bool
+) -> Callable[[ToolFunction], ToolSpec]:
+    """Declare a specification from a signature. The annotations repeat the title: clients older than
+    the 2025-06-18 protocol read it there."""
+
+    def declare(signature: ToolFunction) -> ToolSpec:
+        annotations = ToolAnnotations(
+            title=title, read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
+            open_world_hint=open_world,
+        )  # fmt: skip
+        return ToolSpec(signature, title, annotations)
+
+    return declare
+
+
+@tool_spec("List services", read_only=True, destructive=False, idempotent=True, open_world=False)
+async def list_services() -> ServiceList:
+    """List the services whose credentials this vault holds: names, hosts, allowed methods, state,
+    expiry and last use. Never a credential value."""
+    raise NotImplementedError  # a specification: each server registers its own body
+
+
+@tool_spec("Get credentials", read_only=False, destructive=False, idempotent=True, open_world=False)
+async def get_credentials(
+    service_name: ServiceName,
+    confirmation: Annotated[Answer, Resolve(confirm_reveal)],
+) -> CredentialInfo:
+    """Show a service's credential as its reveal policy allows: masked (the last four characters
+    of a long credential, nothing of a short one; a keyed fingerprint; expiry) by default, the
+    full value only where the user allowed it.
+
+    Prefer call_service, which uses the credential without exposing it. Every use is audited."""
+    raise NotImplementedError
+
+
+@tool_spec("Check credential status", read_only=True, destructive=False, idempotent=False, open_world=True)
+async def check_credential_status(
+    service_name: ServiceName,
+    live: Annotated[
+        bool,
+        Field(description="Also send the service's cheap probe request through the proxy and record the result."),
+    ] = False,
+) -> CredentialStatus:
+    """Report whether a service's credential is usable: state (valid, invalid, expired,
+    reauth_required, locked, unknown), expiry, the last live check and the latest rate-limit figures."""
+    raise NotImplementedError
+
+
+@tool_spec("Call a service", read_only=False, destructive=True, idempotent=False, open_world=True)
+async def call_service(
+    service_name: ServiceName,
+    method: Annotated[Method, Field(description="HTTP method; the service's method policy may allow fewer.")],
+    url: Annotated[
+        str,
+        Field(
+            description="Absolute https:// URL on one of the service's hosts (see list_services).",
+            min_length=8,
+            max_length=8192,
+        ),
+    ],
+    confirmation: Annotated[Answer, Resolve(confirm_write)],
+    headers: Annotated[
+        dict[str, str] | None,
+        Field(description="Extra request headers. Authorization, Host, Cookie and proxy headers are ignored."),
+    ] = None,
+    params: Annotated[dict[str, str] | None, Field(description="Query parameters added to the URL.")] = None,
+    json: Annotated[Any, Field(description="JSON request body (do not combine with data).")] = None,
+    data: Annotated[str | None, Field(description="Raw text request body (do not combine with json).")] = None,
+) -> CallResult:
+    """Call an API with a stored credential, added at egress; the response comes back redacted,
+    with allowlisted headers, the body (parsed JSON or text, cut at the size limit; binary bodies
+    summarised), the rate-limit figures, the redaction count and the audit id."""
+    raise NotImplementedError
+
+
+TOOLS: tuple[ToolSpec, ...] = (list_services, get_credentials, check_credential_status, call_service)
+"""In the order clients list them."""
