@@ -20,7 +20,13 @@ DEFAULT_AGENT = "default"
 
 
 @click.command()
-@click.option("--port", default=8899, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
+@click.option(
+    "--port",
+    default=8899,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port on 127.0.0.1; 0 binds any free port, which the ready line names.",
+)
 @click.option(
     "--passthrough",
     "passthrough",

@@ -4,6 +4,10 @@ Same addons and policy as the MCP server's embedded proxy; clients authenticate 
 per-agent tokens from the vault. Services and agents are re-read whenever any process changes
 the vault, so `clavis-mcp add` or `agent revoke` in another terminal applies at once.
 SIGINT and SIGTERM stop it cleanly: listeners closed, in-flight flows ended, vault closed.
+
+The ready line is the first line on standard output and names the bound URL, so with
+``--port 0`` scripts and tests read the port the system chose instead of probing for a free
+one (a probe races: the port can be taken between the check and the bind).
 """
 
 from __future__ import annotations

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from clavis_mcp.clavis_cli.main import main
+from tests.proxy.proxy_process import start_proxy
 
 
 @pytest.fixture
@@ -86,3 +89,16 @@ def test_certs_show_path_export_and_bundle_agree(runner: CliRunner, home: Path, 
     assert "PRIVATE KEY" not in exported
     assert path.read_text().strip() in bundle.read_text()
     assert bundle.stat().st_mode & 0o077 == 0 and bundle.parent == home / "certs"
+
+
+@pytest.mark.e2e
+def test_proxy_port_0_prints_the_port_it_bound(runner: CliRunner) -> None:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    proxy = start_proxy(env)
+    try:
+        assert proxy.ready.startswith(f"clavis-mcp proxy listening on http://127.0.0.1:{proxy.port} for 0 services")
+        refused = httpx.get("http://127.0.0.1:4/", proxy=f"http://127.0.0.1:{proxy.port}", trust_env=False, timeout=20)
+        assert refused.status_code == 407  # the named port is the clavis proxy, asking for an agent token
+    finally:
+        proxy.process.terminate()
+        proxy.process.wait(timeout=20)

@@ -13,35 +13,26 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shlex
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import pytest
 import trustme
 
 from demo.echo_upstream import EchoUpstream, write_ca
 from tests.conftest import SECRET
+from tests.proxy.proxy_process import EXE, ProxyProcess, start_proxy
 
-BIN = Path(sys.executable).parent
-EXE = str(BIN / "clavis-mcp")
+pytestmark = pytest.mark.e2e
 NODE_DIR = Path(__file__).resolve().parents[1] / "node" / "agents"
 AGENT = "ci-agent"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+UNOWNED_PORT = 4  # no service owns it, the proxy refuses before dialling, and fetch does not block it as it does 9
 
 
 def parse_exports(text: str) -> dict[str, str]:
@@ -56,10 +47,7 @@ def parse_exports(text: str) -> dict[str, str]:
 class Standalone:
     home: Path
     base_env: dict[str, str]
-    process: subprocess.Popen[str]
-    lines: queue.Queue[str | None]
-    startup: str
-    port: int
+    proxy: ProxyProcess
     agent_env: dict[str, str]
     upstream: EchoUpstream
     ca: trustme.CA
@@ -69,44 +57,6 @@ class Standalone:
 
     def run_agent(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(command), env=self.agent_env, capture_output=True, text=True, timeout=60)
-
-
-def drain(lines: queue.Queue[str | None]) -> str:
-    """What the process printed after its startup line, up to its exit."""
-    text = []
-    while (line := lines.get(timeout=20)) is not None:
-        text.append(line)
-    return "".join(text)
-
-
-def _reader(stream: TextIO, lines: queue.Queue[str | None]) -> None:
-    with stream:  # closed here at EOF, when the process has exited
-        for line in stream:
-            lines.put(line)
-    lines.put(None)
-
-
-def start_proxy(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], queue.Queue[str | None], str]:
-    process = subprocess.Popen(
-        [EXE, "proxy", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_reader, args=(process.stdout, lines), daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if process.poll() is not None:
-                break
-            continue
-        if line is None:
-            break
-        if "listening on" in line:
-            return process, lines, line
-    process.kill()
-    process.wait()
-    raise AssertionError("clavis-mcp proxy did not start: " + drain(lines))
 
 
 @pytest.fixture(scope="module")
@@ -122,15 +72,14 @@ def standalone(tmp_path_factory: pytest.TempPathFactory, upstream_ca: trustme.CA
         run("init", "--key-store", "keyfile")
         run("add", "echo", "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin", stdin=SECRET)
         run("agent", "add", AGENT)
-        port = free_port()
-        process, lines, startup = start_proxy(env, port)
-        exports = parse_exports(run("env", "--agent", AGENT, "--port", str(port)).stdout)
+        proxy = start_proxy(env)
+        exports = parse_exports(run("env", "--agent", AGENT, "--port", str(proxy.port)).stdout)
         agent_env = env | exports | {"NO_PROXY": "", "no_proxy": ""}
         try:
-            yield Standalone(home, env, process, lines, startup, port, agent_env, upstream, upstream_ca)
+            yield Standalone(home, env, proxy, agent_env, upstream, upstream_ca)
         finally:
-            process.terminate()
-            process.wait(timeout=20)
+            proxy.process.terminate()
+            proxy.process.wait(timeout=20)
 
 
 def echo_url(standalone: Standalone, path: str = "/v1/models") -> str:
@@ -138,7 +87,7 @@ def echo_url(standalone: Standalone, path: str = "/v1/models") -> str:
 
 
 def unknown_url() -> str:
-    return f"https://127.0.0.1:{free_port()}/v1"
+    return f"https://127.0.0.1:{UNOWNED_PORT}/v1"
 
 
 def assert_injected_and_scrubbed(standalone: Standalone, output: str, path: str) -> None:
@@ -149,7 +98,7 @@ def assert_injected_and_scrubbed(standalone: Standalone, output: str, path: str)
 
 
 def test_startup_line_says_where_and_how_many_services(standalone: Standalone) -> None:
-    assert f"listening on http://127.0.0.1:{standalone.port} for 1 service and 1 agent" in standalone.startup
+    assert f"listening on http://127.0.0.1:{standalone.proxy.port} for 1 service and 1 agent" in standalone.proxy.ready
 
 
 def test_env_points_every_runtime_at_one_bundle_with_our_ca(standalone: Standalone) -> None:
@@ -214,7 +163,7 @@ def test_node_is_refused_an_unknown_host(standalone: Standalone) -> None:
 
 
 def test_plain_http_to_an_unknown_host_gets_the_reason_in_the_body(standalone: Standalone) -> None:
-    result = standalone.run_agent("curl", "-sS", f"http://127.0.0.1:{free_port()}/v1")
+    result = standalone.run_agent("curl", "-sS", f"http://127.0.0.1:{UNOWNED_PORT}/v1")
     assert "clavis-mcp refused this request: no service is registered for http://127.0.0.1:" in result.stdout
 
 
@@ -241,17 +190,16 @@ def test_a_service_added_while_running_is_served_and_a_revoked_agent_is_refused(
 
 def test_sigint_and_sigterm_stop_the_proxy_cleanly(standalone: Standalone) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
-        port = free_port()
-        process, lines, _ = start_proxy(standalone.base_env, port)
-        process.send_signal(signum)
-        assert process.wait(timeout=20) == 0
-        assert "stopping" in drain(lines)
+        proxy = start_proxy(standalone.base_env)
+        proxy.process.send_signal(signum)
+        assert proxy.process.wait(timeout=20) == 0
+        assert "stopping" in proxy.drain()
         with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+            assert sock.connect_ex(("127.0.0.1", proxy.port)) != 0  # nothing listens any more
 
 
 def test_a_busy_port_is_one_clear_line_and_exit_1(standalone: Standalone) -> None:
-    result = standalone.cli("proxy", "--port", str(standalone.port))
+    result = standalone.cli("proxy", "--port", str(standalone.proxy.port))
     assert result.returncode == 1
-    assert f"could not listen on 127.0.0.1:{standalone.port}" in result.stderr
+    assert f"could not listen on 127.0.0.1:{standalone.proxy.port}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
