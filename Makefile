@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
@@ -14,6 +14,10 @@ test: $(STAMP)
 	./scripts/ensure-node-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The inner loop: the suite without the end-to-end tests (subprocesses, real proxies, real upstreams).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

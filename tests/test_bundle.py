@@ -19,6 +19,8 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.vault import AuditLog, Vault
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:

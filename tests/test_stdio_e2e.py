@@ -16,7 +16,7 @@ from mcp.client.stdio import stdio_client
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 
 

@@ -12,7 +12,7 @@ from clavis_mcp.vault.budget import Budget, set_budget
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import proxy_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 async def test_calls_beyond_the_budget_are_refused_with_the_time_to_retry(

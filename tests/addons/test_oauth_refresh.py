@@ -18,7 +18,7 @@ from demo.echo_upstream import EchoUpstream
 from tests.conftest import make_service, proxy_client
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, register_expired
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from clavis_mcp.vault.oauth import ReauthRequired
 from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, PUBLIC_CLIENT_ID, OAuthServer
 
+pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 
 

@@ -23,7 +23,7 @@ from mcp_types import ElicitResult
 from demo.echo_upstream import EchoUpstream, write_ca
 from tests.conftest import SECRET
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 HELLO = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": HELLO}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 PASSPHRASE = "typed passphrase 4 tests"
 SECRET = "sk-typed-0123456789abcdefghijk"

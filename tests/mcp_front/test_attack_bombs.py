@@ -18,6 +18,7 @@ from clavis_mcp.vault.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV
 from tests.bomb_worker import GATEWAY_DOWNLOAD
 from tests.bombs import MIB, BombUpstream, bomb, bomb_service, run_worker
 
+pytestmark = pytest.mark.e2e
 BOMB_MIB = 1024  # what the issue sent: 1 GiB of zeros, about a kilobyte of brotli
 # what a bomb may add to the peak: the proxy's bound, and as much again for the allocator and a copy
 MEMORY_ALLOWED_MIB = 2 * DEFAULT_MAX_DECODED / MIB

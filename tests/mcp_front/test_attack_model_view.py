@@ -22,7 +22,7 @@ from clavis_mcp.vault.redaction import forms_of
 from tests.conftest import OTHER_SECRET, SECRET, make_service
 from tests.hostile_upstream import REFLECTIONS, Hostile, start_hostile
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture

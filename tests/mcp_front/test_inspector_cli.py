@@ -20,6 +20,7 @@ import trustme
 from demo.echo_upstream import EchoUpstream, write_ca
 from tests.conftest import SECRET
 
+pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 INSPECTOR = ROOT / "tests" / "node" / "inspector" / "node_modules" / ".bin" / "mcp-inspector"
 EXE = str(Path(sys.executable).parent / "clavis-mcp")

@@ -15,7 +15,7 @@ from clavis_mcp.mcp_front.settings import ServiceSettings, parse_probe, save_set
 from clavis_mcp.vault import AuditLog, Secret, Vault
 from tests.oauth_server import OAuthServer, register_expired
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from tests.conftest import OTHER_SECRET, SECRET, make_service
 from tests.mcp_front.scripted_upstream import ScriptedUpstream
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 def encodings(secret: str) -> list[str]:

@@ -16,7 +16,7 @@ from tests.conftest import SECRET, make_service, proxy_client
 from tests.hostile_upstream import start_hostile
 from tests.proxy.conftest import A_HOST, SECRET_A, SHARED_HOST, RawClient, Upstream
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from clavis_mcp.vault import Vault, validate_secret
 from tests.conftest import make_service, proxy_client
 from tests.proxy.conftest import A_HOST, SECRET_A, RawClient, Upstream
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture

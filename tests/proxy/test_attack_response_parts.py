@@ -29,7 +29,7 @@ from tests.conftest import PROXY_TOKEN, PROXY_USER
 from tests.proxy.conftest import A_HOST, SECRET_A, SECRET_B, RawClient, Upstream, proxy_to
 from tests.proxy.reflecting_parts import parts_upstream
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 FORMS = forms_of(SECRET_A) | forms_of(SECRET_A.lower()) | forms_of(SECRET_B)
 CALL_SERVICE = ("-H", "X-Clavis-Service: alpha")  # what call_service sends: the response is kept whole

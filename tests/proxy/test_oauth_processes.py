@@ -24,7 +24,7 @@ from clavis_mcp.vault.oauth_refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 
 

@@ -16,7 +16,7 @@ from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 def auth_headers_seen(upstream: EchoUpstream) -> list[str]:

@@ -34,7 +34,7 @@ from tests.proxy.conftest import (
 )
 from tests.proxy.upstreams import reflecting_upstream
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture(autouse=True)

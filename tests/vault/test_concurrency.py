@@ -19,6 +19,7 @@ from clavis_mcp.vault import Vault, validate_secret
 from clavis_mcp.vault.keyfile import KeyFileStore
 from tests.conftest import make_service
 
+pytestmark = pytest.mark.e2e
 WRITERS, SERVICES_EACH = 4, 15
 SPAWN = multiprocessing.get_context("spawn")
 

@@ -31,7 +31,7 @@ from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
 from tests.conftest import SECRET, make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
 
 
