@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,28 +20,15 @@ from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
 from clavis_mcp.vault.oauth_refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.proxy.proxy_process import start_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-EXE = str(Path(sys.executable).parent / "clavis-mcp")
 
 
 @pytest.fixture
 def server(upstream_ca: trustme.CA) -> Iterator[OAuthServer]:
     with OAuthServer.start(upstream_ca) as s:
         yield s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_proxy(port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [EXE, "proxy", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-    )  # fmt: skip
 
 
 async def test_two_proxies_and_this_process_refresh_an_expired_token_once(
@@ -56,13 +40,9 @@ async def test_two_proxies_and_this_process_refresh_an_expired_token_once(
     oauth_store.register(vault, service, config, Secret(CLIENT_SECRET), grant)
     agent_token = add_agent(vault, "racer")
     ca = LocalCA(home / "certs").ensure()  # made once, before two proxies would race to make it
-    ports = [free_port(), free_port()]
-    proxies = [start_proxy(port) for port in ports]
+    proxies = [start_proxy(os.environ.copy()) for _ in range(2)]
+    ports = [p.port for p in proxies]
     try:
-        for p in proxies:
-            assert p.stdout is not None
-            line = p.stdout.readline()
-            assert str(ports[proxies.index(p)]) in line, line + (p.stderr.read() if p.poll() is not None else "")  # type: ignore[union-attr]
         server.state.delay = 0.5  # the refresh is in flight while everyone else asks
         trust = ssl.create_default_context(cafile=str(ca.cert_path))
         clients = [
@@ -79,9 +59,9 @@ async def test_two_proxies_and_this_process_refresh_an_expired_token_once(
                 await c.aclose()
     finally:
         for p in proxies:
-            p.terminate()
+            p.process.terminate()
         for p in proxies:
-            p.communicate(timeout=30)
+            p.process.wait(timeout=30)
     responses, tokens = results[:20], results[20:]
     assert [r.status_code for r in responses] == [200] * 20  # type: ignore[union-attr]
     assert server.state.hits == {"refresh_token": 1}
