@@ -2,12 +2,19 @@
 
 Headers (``Location``, ``Set-Cookie``, ``WWW-Authenticate``, any other) are scrubbed as soon
 as they arrive. Bodies are scrubbed after decoding (gzip, deflate, br, zstd). Small bodies of
-known length are buffered and scrubbed whole. Server-sent events, bodies above
+known length are buffered and scrubbed whole, as bytes and as their readers decode them
+(:mod:`vault.redaction_views`), whatever their declared type: ``requests``' ``resp.json()``
+ignores ``Content-Type`` and detects UTF-16/32 itself. Server-sent events, bodies above
 :data:`STREAM_THRESHOLD` and, for HTTPS_PROXY agents, bodies of unknown length are streamed
 through a :class:`~vault.redaction.StreamRedactor` that carries a window across chunks, so
-nothing is held in memory but a chunk and the window. A streamed body is sent decoded,
-because its redacted length is not known in advance. A body that cannot be decoded is not
-passed on (fail closed).
+nothing is held in memory but a chunk and the window. A streamed body, and a buffered one that
+was scrubbed, is sent decoded. A body that cannot be decoded is not passed on (fail closed).
+
+The work on a buffered body is bounded, because the event loop it would run on also carries
+every other flow and the MCP server. A body that decodes to more than :data:`INLINE_SCAN_MAX`
+bytes is decoded and scanned in a worker thread (a kilobyte of brotli can decode to 64 MiB of
+escapes, whose decoded views cost seconds), and one with more than :data:`MAX_ESCAPE_STARTS`
+bytes that could begin an escape is refused rather than scanned.
 
 Every other part of a response is in scope too: the reason phrase, header names (a name that
 holds a secret is dropped), trailers (scrubbed for HTTP/2 clients, dropped for HTTP/1 ones, which
@@ -18,6 +25,7 @@ but WebSocket, after which the engine would relay raw bytes no hook sees.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import weakref
 from collections.abc import Callable
@@ -25,8 +33,8 @@ from collections.abc import Callable
 import wsproto.events
 from mitmproxy import http
 
-from clavis_mcp.vault import Vault
-from clavis_mcp.vault.content_types import declared_charset, is_text
+from clavis_mcp.vault import ClavisError, Vault
+from clavis_mcp.vault.content_types import declared_charset
 from clavis_mcp.vault.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
@@ -49,6 +57,46 @@ SPLIT_PREFIX_MIN = 4  # a WebSocket message ending with this much of the start o
 CONTROL_PAYLOAD_MAX = 125  # RFC 6455 5.5: a control frame's payload; a close reason has 2 bytes less
 SCANNED_TRANSFER_CODINGS = frozenset({"", "chunked", "identity"})
 KNOWN_TRANSFER_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "compress", "x-compress"})
+INLINE_SCAN_MAX = 32 * 1024  # decoded bytes scanned on the event loop: milliseconds, even if all are escapes
+MAX_ESCAPE_STARTS = STREAM_THRESHOLD  # no uncompressed body of known length that is buffered holds more
+ESCAPE_STARTS = (b"\\", b"%", b"&", b"\x00")  # the bytes that begin an escape a decoded view undoes
+
+
+class TooManyEscapes(ClavisError):
+    """A body holds more escapes than the proxy decodes to scan one response."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"the upstream's body holds {count} bytes that may begin an escape (\\ % & NUL), more than the "
+            f"{MAX_ESCAPE_STARTS} clavis-mcp decodes to scan one response"
+        )
+
+
+def escape_starts(body: bytes) -> int:
+    """How many bytes of ``body`` could begin an escape: a bound on the escapes its decoded views undo,
+    each of which costs up to a microsecond (a body without any costs a tenth of a millisecond per MiB)."""
+    return sum(body.count(start) for start in ESCAPE_STARTS)
+
+
+def decoded_if_small(encoding: str, raw: bytes, limit: int) -> bytes | None:
+    """``raw`` decoded if that gives at most ``limit`` bytes; None if more (decoding stops past ``limit``)."""
+    if len(raw) > limit:
+        return None
+    try:
+        return decode_body(encoding, raw, limit)
+    except DecodedTooLarge:
+        return None
+
+
+def scrub_whole(
+    redactor: Redactor, encoding: str, raw: bytes, charset: str | None, max_decoded: int
+) -> tuple[bytes, int]:
+    """A body decoded and scrubbed whole within both bounds (``max_decoded`` bytes, :data:`MAX_ESCAPE_STARTS`
+    escapes): what a worker thread does with a large body."""
+    body = decode_body(encoding, raw, max_decoded)
+    if len(body) > MAX_ESCAPE_STARTS and (starts := escape_starts(body)) > MAX_ESCAPE_STARTS:
+        raise TooManyEscapes(starts)  # (a shorter body cannot hold more: it is not counted)
+    return redact_decoded(redactor, body, charset)
 
 
 def should_stream(content_type: str, content_length: str | None, buffered_client: bool) -> bool:
@@ -321,7 +369,7 @@ class RedactResponse:
         name = flow.metadata.get(SERVICE)
         flow.error.msg = self.redactor_for(flow, name).redact_text(text)[0] if name is not None else text
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    async def response(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
         response = flow.response
         if name is None or response is None:
@@ -341,8 +389,10 @@ class RedactResponse:
             self._upgrade(flow, redactor)
             return
         raw = response.raw_content or b""
+        if not raw:
+            return
         try:
-            body = decode_body(response.headers.get("content-encoding", ""), raw, self._max_decoded)
+            clean_body, count = await self._scrub(redactor, response.headers, raw)
         except DecodedTooLarge as exc:
             reason = f"{exc} ({len(raw)} bytes as sent), more than clavis-mcp decodes of one response"
             refuse(flow, 502, f"{reason}; withheld. Ask for less, or raise {MAX_DECODED_ENV}")
@@ -350,12 +400,21 @@ class RedactResponse:
         except DecodeError as exc:
             refuse(flow, 502, f"the upstream answered with a body clavis-mcp cannot decode: {exc}; withheld")
             return
-        if body:
-            content_type = response.headers.get("content-type", "")
-            if is_text(content_type):  # scanned as its readers decode it too: escapes, UTF-16, charset
-                clean_body, count = redact_decoded(redactor, body, declared_charset(content_type))
-            else:
-                clean_body, count = redactor.redact(body)
-            if count:
-                flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
-                response.set_content(clean_body)
+        except TooManyEscapes as exc:
+            refuse(flow, 502, f"{exc}; withheld. Ask for less (a smaller page or range)")
+            return
+        if count:
+            flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
+            response.headers.pop("content-encoding", None)  # re-encoding 64 MiB would hold the loop again
+            response.set_content(clean_body)
+
+    async def _scrub(self, redactor: Redactor, headers: http.Headers, raw: bytes) -> tuple[bytes, int]:
+        """A body scrubbed as bytes and as its readers decode it, whatever its declared type: on the
+        event loop if it decodes to at most :data:`INLINE_SCAN_MAX` bytes, else in a worker thread, so
+        that a body of megabytes of escapes holds up no other flow, nor the MCP server on the loop."""
+        encoding = headers.get("content-encoding", "")
+        charset = declared_charset(headers.get("content-type", ""))
+        body = decoded_if_small(encoding, raw, min(INLINE_SCAN_MAX, self._max_decoded))
+        if body is not None:
+            return redact_decoded(redactor, body, charset)
+        return await asyncio.to_thread(scrub_whole, redactor, encoding, raw, charset, self._max_decoded)

@@ -238,8 +238,9 @@ def test_the_reason_phrase_is_scrubbed(vault: Vault) -> None:
     assert flow.metadata[REDACTIONS] == 1
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("http2", [True, False], ids=["http2-client-scrubbed", "http1-client-dropped"])
-def test_trailers_are_scrubbed_or_dropped(vault: Vault, http2: bool) -> None:
+async def test_trailers_are_scrubbed_or_dropped(vault: Vault, http2: bool) -> None:
     from mitmproxy.test import taddons
 
     from clavis_mcp.addons.redact import RedactResponse
@@ -248,7 +249,7 @@ def test_trailers_are_scrubbed_or_dropped(vault: Vault, http2: bool) -> None:
     assert flow.response is not None
     flow.response.trailers = http.Headers([(b"grpc-status", b"0"), (b"x-echo", FRAME_SECRET.encode())])
     with taddons.context():
-        RedactResponse(vault).response(flow)
+        await RedactResponse(vault).response(flow)
     if http2:
         assert flow.response.trailers is not None
         assert list(flow.response.trailers.fields) == [(b"grpc-status", b"0"), (b"x-echo", b"[REDACTED:parts]")]
@@ -274,8 +275,9 @@ def test_a_transfer_coding_is_refused_before_the_body_is_read(vault: Vault) -> N
     assert stream(b"") == [flow.response.content]  # the refusal's text ends the body
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("upgrade", ["tcp", "h2c", "websocket"])
-def test_a_switch_to_any_protocol_but_websocket_is_refused(vault: Vault, upgrade: str) -> None:
+async def test_a_switch_to_any_protocol_but_websocket_is_refused(vault: Vault, upgrade: str) -> None:
     """mitmproxy sets ``flow.websocket`` before the response hook only for a WebSocket it relays."""
     from mitmproxy.test import taddons
 
@@ -287,12 +289,13 @@ def test_a_switch_to_any_protocol_but_websocket_is_refused(vault: Vault, upgrade
     flow.response.status_code = 101
     flow.response.headers["upgrade"] = upgrade
     with taddons.context():
-        RedactResponse(vault).response(flow)
+        await RedactResponse(vault).response(flow)
     assert flow.response.status_code == 502
     assert "only WebSocket upgrades are relayed" in str(flow.metadata[REASON])
 
 
-def test_control_frames_from_a_services_websocket_upstream_are_scrubbed(vault: Vault) -> None:
+@pytest.mark.anyio
+async def test_control_frames_from_a_services_websocket_upstream_are_scrubbed(vault: Vault) -> None:
     """The response hook of a WebSocket ``101`` registers the scrubber the engine's connection uses."""
     from mitmproxy.proxy.layers import websocket
     from mitmproxy.test import taddons, tflow
@@ -306,7 +309,7 @@ def test_control_frames_from_a_services_websocket_upstream_are_scrubbed(vault: V
     flow = tflow.twebsocketflow()
     flow.metadata[SERVICE] = "ws"
     with taddons.context():
-        addon.response(flow)
+        await addon.response(flow)
     engine_side = websocket.WebsocketConnection(wsproto.ConnectionType.CLIENT, conn=flow.server_conn)
     upstream = wsproto.Connection(wsproto.ConnectionType.SERVER)
     engine_side.receive_data(upstream.send(wsproto.events.Ping(FRAME_SECRET.encode())))
@@ -333,3 +336,38 @@ def test_the_engines_error_text_is_withheld_and_scrubbed_before_the_audit_reads_
         flow.error = mflow.Error(f"upstream said {FRAME_SECRET} unquoted")
         addon.error(flow)
         assert flow.error.msg == "upstream said [REDACTED:parts] unquoted"
+
+
+@pytest.mark.parametrize(
+    ("body", "starts"),
+    [(b'{"a": "plain"}', 0), (b"\\u0041%41&#65;\x00", 4), (b"%2541" * 3, 3), (b"a\x00\x00b", 2), (b"", 0)],
+    ids=["none", "one-of-each-kind", "nested-percent-counts-once", "each-nul-counts", "empty"],
+)
+def test_escape_starts_bound_the_escapes_a_decoded_view_undoes(body: bytes, starts: int) -> None:
+    from clavis_mcp.addons.redact import escape_starts
+
+    assert escape_starts(body) == starts
+
+
+@pytest.mark.parametrize(
+    ("encoding", "raw", "small"),
+    [("", b"x" * 100, True), ("", b"x" * 101, False), ("gzip", gzip.compress(b"x" * 100), True),
+     ("br", brotli.compress(b"x" * 101), False), ("br", brotli.compress(b"x" * 10_000_000), False)],
+    ids=["identity-at-the-limit", "identity-past-it", "gzip-decoding-to-the-limit", "br-decoding-past-it",
+         "bomb-stops-at-the-limit"],
+)  # fmt: skip
+def test_only_a_body_that_decodes_small_is_scanned_on_the_event_loop(encoding: str, raw: bytes, small: bool) -> None:
+    from clavis_mcp.addons.redact import decoded_if_small
+
+    body = decoded_if_small(encoding, raw, 100)
+    assert (body is not None) is small
+    assert body is None or len(body) == 100
+
+
+def test_a_large_body_past_the_escape_bound_is_refused_not_scanned() -> None:
+    from clavis_mcp.addons.redact import MAX_ESCAPE_STARTS, TooManyEscapes, scrub_whole
+
+    within = brotli.compress(b"%41" * MAX_ESCAPE_STARTS)
+    assert scrub_whole(FRAMES, "br", within, None, 64 << 20)[1] == 0
+    with pytest.raises(TooManyEscapes, match=f"holds {MAX_ESCAPE_STARTS + 1} bytes that may begin an escape"):
+        scrub_whole(FRAMES, "br", brotli.compress(b"%41" * (MAX_ESCAPE_STARTS + 1)), None, 64 << 20)
