@@ -15,11 +15,13 @@ from urllib.parse import urljoin, urlsplit
 from clavis_mcp.vault import Service, canonical_host
 from clavis_mcp.vault.content_types import declared_charset, is_text
 from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.spellings import MIN_FORM_LENGTH
 
 from .models import BinaryBody
 
-if TYPE_CHECKING:
-    from clavis_mcp.vault.redaction import Redactor  # loaded with the proxy, off the start-up path
+if TYPE_CHECKING:  # loaded with the proxy, off the start-up path
+    from clavis_mcp.vault.redaction import Redactor
+    from clavis_mcp.vault.service_redaction import ServiceRedactor
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -197,8 +199,95 @@ def returned_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return selected
 
 
+@dataclass(frozen=True, slots=True)
+class Scrubber:
+    """The redactors of every secret that may be in one response, for what the model reads of it.
+
+    The proxy scrubbed the response for the secret it injected, but only for listed spellings where
+    it streams (headers, long bodies, event streams). The model's view is scrubbed again as its
+    readers decode it, for that secret (taken before the request left) and for the service's secret
+    as it is once the answer is read: a 401 refreshes an OAuth token, a rotation may land mid-call.
+    """
+
+    values: tuple[Redactor, ...]
+    names: tuple[Redactor, ...]  # the same secrets in lower case, for header names
+
+    @classmethod
+    def of(cls, *redactors: ServiceRedactor) -> Scrubber:
+        unique = list(dict.fromkeys(redactors))  # the same secret before and after: one scan
+        return cls(tuple(r.values for r in unique), tuple(r.names for r in unique))
+
+    @property
+    def longest(self) -> int:
+        """The longest listed spelling: how far a spelling begun before a cut may run past it."""
+        return max((r.longest for r in self.values), default=0)
+
+    def scan(self, data: bytes, charset: str | None = None) -> tuple[bytes, int]:
+        """``data`` scrubbed as bytes and as its readers decode it (escapes, UTF-16/32, ``charset``)."""
+        from clavis_mcp.vault.redaction_views import redact_decoded
+
+        count = 0
+        for redactor in self.values:
+            data, found = redact_decoded(redactor, data, charset)
+            count += found
+        return data, count
+
+    def text(self, text: str) -> tuple[str, int]:
+        """``text`` scrubbed in its final form (a JSON string after its escapes are resolved)."""
+        count = 0
+        for redactor in self.values:
+            text, found = redactor.redact_text(text)
+            count += found
+        return text, count
+
+    def value(self, text: str) -> tuple[str, int]:
+        """A header value or URL as the model may read it: scrubbed as text and in every decoded view."""
+        data, count = self.scan(text.encode("utf-8", "surrogateescape"))
+        return data.decode("utf-8", "surrogateescape"), count
+
+    def in_name(self, name: str) -> int:
+        """How many spellings a header name holds, in lower case (an HTTP/2 hop lower-cases names)."""
+        from clavis_mcp.vault.redaction_views import redact_decoded
+
+        data = name.lower().encode("utf-8", "surrogateescape")
+        return sum(redact_decoded(redactor, data)[1] for redactor in self.names)
+
+    def held_back(self, data: bytes) -> int:
+        """How many bytes at the end of ``data`` could begin a listed spelling."""
+        return max((r.held_back(data) for r in self.values), default=0)
+
+    @property
+    def marker_length(self) -> int:
+        return max((len(r.marker) for r in self.values), default=0)
+
+
+def shown_headers(headers: list[tuple[str, str]], scrubber: Scrubber) -> tuple[dict[str, str], int]:
+    """The allowlisted headers as the model may read them, and the count of what was scrubbed: each
+    value scrubbed in every decoded view (``Location: …?k=sk%2Dlive-…``, ``Link: <…sk&#45;live-…>``
+    pass the proxy's scrub of listed spellings), and a field whose name holds a secret dropped, as
+    the proxy drops one (a marker is no header name, and such a field tells the model nothing)."""
+    selected = returned_headers(headers)
+    if not scrubber.in_name("\n".join(selected)) and not scrubber.value("\n".join(selected.values()))[1]:
+        return selected, 0  # one scan of all names and one of all values find nothing, as they almost always do
+    shown: dict[str, str] = {}
+    count = 0
+    for name, value in selected.items():
+        if in_name := scrubber.in_name(name):
+            count += in_name
+            continue
+        shown[name], found = scrubber.value(value)
+        count += found
+    return shown, count
+
+
 def render_body(
-    head: bytes, size: int, digest: str, content_type: str, limit: int, redactor: Redactor
+    head: bytes,
+    size: int,
+    digest: str,
+    content_type: str,
+    limit: int,
+    scrubber: Scrubber,
+    beyond: bytes = b"",
 ) -> tuple[Any, BinaryBody | None, bool, int]:
     """(body, binary summary, truncated, redactions) from the first bytes of a response.
 
@@ -207,36 +296,74 @@ def render_body(
     :func:`~vault.redaction_views.redact_decoded`), text is decoded only as UTF-8 (no UTF-16/32
     detection, no NUL-laced text), and the result is scrubbed once more in its final form: JSON
     strings after their escapes are resolved, text as it is shown. JSON is parsed when it is JSON and
-    whole; text is returned up to ``limit`` bytes; anything else is summarised by type, size
-    and SHA-256.
+    whole; text is returned up to ``limit`` bytes (cut as :func:`cut_body` says); anything else is
+    summarised by type, size and SHA-256. ``beyond`` is what follows ``head`` in a longer body.
     """
-    from clavis_mcp.vault.redaction_views import redact_decoded  # loaded with the proxy, off the start-up path
-
-    head, count = redact_decoded(redactor, head, declared_charset(content_type))
+    charset = declared_charset(content_type)
+    truncated = size > limit
+    if truncated:
+        head, count = cut_body(head, beyond, limit, scrubber, charset)
+    else:
+        head, count = scrubber.scan(head, charset)
     if size and not _readable_text(head[:limit], content_type):
         return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, count
-    truncated = size > limit
     if "json" in content_type.lower() and not truncated:
         try:
             parsed = json.loads(head.decode("utf-8"))
         except ValueError:
             pass
         else:
-            body, rescrubbed = _scrub_json(parsed, redactor)
+            body, rescrubbed = _scrub_json(parsed, scrubber)
             return body, None, False, count + rescrubbed
-    text, rescrubbed = redactor.redact_text(head[:limit].decode("utf-8", errors="replace"))
+    text, rescrubbed = scrubber.text(head[:limit].decode("utf-8", errors="replace"))
     return text, None, truncated, count + rescrubbed
 
 
-def _scrub_json(value: Any, redactor: Redactor) -> tuple[Any, int]:
+def cut_body(
+    head: bytes, beyond: bytes, limit: int, scrubber: Scrubber, charset: str | None = None
+) -> tuple[bytes, int]:
+    """The first ``limit`` bytes of a longer body, scrubbed, and the count; never most of a secret.
+
+    A spelling that begins before the cut and ends after it is whole in neither part: ``head`` is
+    scanned together with ``beyond`` (the bytes after it, as far as such a spelling may run) and
+    shown up to where it ended, or up to the marker of a spelling that ran past its end. A cut
+    that would still end in the start of a listed spelling (whose end lies further than ``beyond``
+    reaches) ends before it.
+    """
+    scanned, count = scrubber.scan(head + beyond, charset)
+    if scanned.endswith(beyond):  # nothing was found after the head: it ends where it ended
+        shown = scanned[: len(scanned) - len(beyond)]
+    else:  # something was: the two scans agree up to a spelling that ran past the head, if one did
+        alone, _ = scrubber.scan(head, charset)
+        same = _common_prefix(alone, scanned)
+        shown = alone if same == len(alone) else scanned[: same + scrubber.marker_length]
+    shown = shown[:limit]
+    fragment = scrubber.held_back(shown)
+    return (shown[:-fragment] if fragment >= MIN_FORM_LENGTH else shown), count
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """How many bytes ``a`` and ``b`` begin with in common: a binary search of slice comparisons
+    (each a memcmp), not a Python loop over a quarter of a megabyte."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _scrub_json(value: Any, scrubber: Scrubber) -> tuple[Any, int]:
     """``value`` with every string (keys too) scrubbed as the model will read it; and the count."""
     if isinstance(value, str):
-        return redactor.redact_text(value)
+        return scrubber.text(value)
     if isinstance(value, list):
-        items = [_scrub_json(item, redactor) for item in value]
+        items = [_scrub_json(item, scrubber) for item in value]
         return [item for item, _ in items], sum(count for _, count in items)
     if isinstance(value, dict):
-        pairs = [(_scrub_json(k, redactor), _scrub_json(v, redactor)) for k, v in value.items()]
+        pairs = [(_scrub_json(k, scrubber), _scrub_json(v, scrubber)) for k, v in value.items()]
         return {k: v for (k, _), (v, _) in pairs}, sum(kc + vc for (_, kc), (_, vc) in pairs)
     return value, 0
 

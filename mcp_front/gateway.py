@@ -3,7 +3,10 @@
 The proxy is started lazily so it never delays the MCP ``initialize`` handshake. Calls use
 one long-lived httpx client whose proxy is the embedded mitmproxy (with this process's own
 proxy credential) and whose only trusted CA is ours: nothing bypasses the proxy. Responses
-are streamed and read only up to a bound, so a huge body cannot exhaust the process.
+are streamed and read only up to a bound, so a huge body cannot exhaust the process. Each
+response carries the redactors of the secrets that may be in it (the service's secret as it was
+from the moment the request left until its answer was read), for scrubbing what the model
+finally reads.
 
 httpx is imported with the proxy, on the first call, and its exceptions are translated here
 into the few the tools report: nothing before the handshake pays for either.
@@ -26,18 +29,21 @@ from clavis_mcp.vault.decoding import BoundedDecoder, DecodedTooLarge, DecodeErr
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
-from .calls import CallLimits
+from .calls import CallLimits, Scrubber
 
 if TYPE_CHECKING:
     import httpx
 
     from clavis_mcp.certs import LocalCA
     from clavis_mcp.proxy import EmbeddedProxy
-    from clavis_mcp.vault.redaction import Redactor
-    from clavis_mcp.vault.service_redaction import ServiceRedactors
+    from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
+# How far past the model's cut a body is kept, in lengths of the longest listed spelling, so a
+# spelling begun before the cut is scanned whole: room for every character escaped twice over
+# (JSON inside a URL, HTML inside JSON). NUL bytes, which the decoded views skip, are not kept.
+LOOKAHEAD_SPELLINGS = 16
 
 
 class GatewayError(Exception):
@@ -64,6 +70,7 @@ class Fetched:
     url: str
     headers: list[tuple[str, str]]
     head: bytes  # the first bytes of the body, at most the response-body limit
+    beyond: bytes  # the bytes after the head, NULs left out, as far as a spelling begun in the head may run
     size: int  # bytes read; the whole body unless ``complete`` is False (then the download bound)
     complete: bool
     sha256: str
@@ -71,6 +78,7 @@ class Fetched:
     redactions: int
     refused: str | None
     received_at: float
+    scrubber: Scrubber  # the secrets that may be in this response, for what the model reads of it
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -87,13 +95,17 @@ class _Download:
     """A body as the gateway reads it: raw from the wire, decoded here within the download bound.
 
     httpx would decode each chunk whole (a kilobyte of brotli can be a gigabyte) and the bound
-    would apply only afterwards; here no step decodes past what is still allowed.
+    would apply only afterwards; here no step decodes past what is still allowed. The first
+    ``keep`` bytes are kept, and after them ``lookahead`` more (NUL bytes left out: readers that
+    decode a spelling skip them, so an upstream could push its end away with them), so that a
+    secret across the cut is scanned whole.
     """
 
-    def __init__(self, encoding: str, keep: int, bound: int) -> None:
+    def __init__(self, encoding: str, keep: int, bound: int, lookahead: int = 0) -> None:
         self._decoder = BoundedDecoder(encoding)
-        self._keep, self._bound = keep, bound
-        self.digest, self.head, self.size, self.complete = hashlib.sha256(), bytearray(), 0, True
+        self._keep, self._bound, self._lookahead = keep, bound, lookahead
+        self.digest, self.size, self.complete = hashlib.sha256(), 0, True
+        self.head, self.beyond = bytearray(), bytearray()
 
     async def read(self, chunks: AsyncIterator[bytes]) -> None:
         try:
@@ -107,8 +119,12 @@ class _Download:
     def _add(self, piece: bytes) -> None:
         self.digest.update(piece)
         self.size += len(piece)
-        if len(self.head) < self._keep:
-            self.head += piece[: self._keep - len(self.head)]
+        room = self._keep - len(self.head)
+        if room > 0:
+            self.head += piece[:room]
+            piece = piece[room:]
+        if piece and len(self.beyond) < self._lookahead:
+            self.beyond += piece.replace(b"\0", b"")[: self._lookahead - len(self.beyond)]
 
 
 class Gateway:
@@ -162,7 +178,9 @@ class Gateway:
         """Send one request for ``service``; keep the body's first bytes, hash and count up to the download bound.
 
         The proxy decides, injects, redacts and records; raises ``TimeoutError`` when the whole
-        exchange takes longer than the call timeout, a GatewayError for transport failures.
+        exchange takes longer than the call timeout, a GatewayError for transport failures. The
+        result carries the redactors of the service's secret as it was when the request left, when
+        the answer's head arrived and once its body was read.
         """
         import httpx  # already loaded by client(); the name is needed for the translation below
 
@@ -184,10 +202,13 @@ class Gateway:
         request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service
         keep, bound = self.limits.max_response_body, self.limits.max_download
+        leaving = self.redactor(service)  # the service's secret as the request leaves
+        lookahead = LOOKAHEAD_SPELLINGS * leaving.values.longest if leaving is not None else 0
         async with asyncio.timeout(self.limits.timeout):
             response = await client.send(request, stream=True)
+            answered = self.redactor(service)  # an OAuth token the proxy refreshed before injecting it
             try:
-                body = _Download(response.headers.get("content-encoding", ""), keep, bound)
+                body = _Download(response.headers.get("content-encoding", ""), keep, bound, lookahead)
                 await body.read(response.aiter_raw())
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 raise UpstreamError(
@@ -196,11 +217,13 @@ class Gateway:
                 ) from None
             finally:
                 await response.aclose()
+        read = self.redactor(service)  # one a 401 refreshed, or a rotation made, while the answer came
         return Fetched(
             status=response.status_code,
             url=str(response.url),
             headers=list(response.headers.items()),
             head=bytes(body.head),
+            beyond=bytes(body.beyond),
             size=body.size,
             complete=body.complete,
             sha256=body.digest.hexdigest(),
@@ -208,6 +231,7 @@ class Gateway:
             redactions=int(response.headers.get(REDACTIONS_HEADER, "0") or 0),
             refused=response.headers.get(REFUSED_HEADER),
             received_at=time.time(),
+            scrubber=Scrubber.of(*(r for r in (leaving, answered, read) if r is not None)),
         )
 
     async def aclose(self) -> None:
@@ -218,13 +242,19 @@ class Gateway:
             await self._proxy.stop()
             self._proxy = None
 
-    def redactor(self, service: str) -> Redactor:
-        """The service's redactor, for scrubbing what the model will read once more in its final form."""
+    def redactor(self, service: str) -> ServiceRedactor | None:
+        """The redactors of the service's secret as the vault holds it now; None once the service is gone.
+
+        Asked as a request leaves and again as its answer comes: the answer may quote any of them
+        (the proxy may refresh an OAuth token before injecting it; a 401 refreshes it, or a
+        rotation replaces it, while the answer is on its way).
+        """
         if self._redactors is None:
             from clavis_mcp.vault.service_redaction import ServiceRedactors
 
             self._redactors = ServiceRedactors(self.vault)
-        return self._redactors.for_service(self.vault.snapshot(), service).values
+        snapshot = self.vault.snapshot()
+        return self._redactors.for_service(snapshot, service) if service in snapshot.secrets else None
 
     @property
     def proxy_running(self) -> bool:

@@ -2,13 +2,14 @@
 
 Every refusal (service, URL, method, headers, body size) happens before the first byte
 leaves. What comes back is already redacted by the proxy; here it is bounded (body limit,
-binary summary) and filtered (header allowlist) before the model sees it.
+binary summary), filtered (header allowlist) and scrubbed once more as the model will read it
+(body, header values, the URL and a redirect's location), before the model sees it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clavis_mcp.vault import Service
 
@@ -21,15 +22,12 @@ from .calls import (
     redirect_target,
     render_body,
     request_body,
-    returned_headers,
+    shown_headers,
     split_headers,
 )
 from .gateway import Fetched, Gateway, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
 from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
-
-if TYPE_CHECKING:
-    from clavis_mcp.vault.redaction import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +73,21 @@ def prepare_call(
 async def perform_call(gateway: Gateway, call: PreparedCall) -> CallResult:
     limits = gateway.limits
     target, method, body, params = call.target, call.method, call.body, call.params
-    redirect: Redirect | None = None
+    unfollowed: str | None = None  # the location of a redirect not followed
     for _ in range(limits.max_redirects + 1):
         fetched = await _send(gateway, call, method, target, params, body)
         location = fetched.header("location")
         following = redirect_target(call.service, target, fetched.status, location)
         if following is None:
             if fetched.status in (301, 302, 303, 307, 308) and location:
-                redirect = Redirect(location=location, followed=False)
+                unfollowed = location
             break
         target, params = following, None
         if fetched.status == 303 or (fetched.status in (301, 302) and method not in SAFE_METHODS):
             method, body = "GET", {}
     else:
-        redirect = Redirect(location=location or "", followed=False)
-    return _result(fetched, limits, redirect, call.ignored_headers, gateway.redactor(call.service.name))
+        unfollowed = location or ""
+    return _result(fetched, limits, unfollowed, call.ignored_headers)
 
 
 async def _send(
@@ -121,17 +119,23 @@ async def _send(
     return fetched
 
 
-def _result(
-    fetched: Fetched, limits: CallLimits, redirect: Redirect | None, ignored: list[str], redactor: Redactor
-) -> CallResult:
-    headers = returned_headers(fetched.headers)
+def _result(fetched: Fetched, limits: CallLimits, unfollowed: str | None, ignored: list[str]) -> CallResult:
+    """The tool's answer, with everything the upstream chose (body, headers, the URL a redirect led
+    to, a redirect's location) scrubbed as the model reads it; every redaction is counted."""
+    scrubber = fetched.scrubber
+    headers, in_headers = shown_headers(fetched.headers, scrubber)
+    url, in_url = scrubber.value(fetched.url)
+    redirect, in_location = None, 0
+    if unfollowed is not None:
+        location, in_location = scrubber.value(unfollowed)
+        redirect = Redirect(location=location, followed=False)
     content_type = fetched.header("content-type") or ""
-    body, binary, truncated, rescrubbed = render_body(
-        fetched.head, fetched.size, fetched.sha256, content_type, limits.max_response_body, redactor
+    body, binary, truncated, in_body = render_body(
+        fetched.head, fetched.size, fetched.sha256, content_type, limits.max_response_body, scrubber, fetched.beyond
     )
     return CallResult(
         status=fetched.status,
-        url=fetched.url,
+        url=url,
         headers=headers,
         body=body,
         binary=binary,
@@ -140,7 +144,7 @@ def _result(
         body_limit=limits.max_response_body,
         redirect=redirect,
         rate_limit=rate_limit_of(fetched.headers, fetched.received_at),
-        redactions=fetched.redactions + rescrubbed,
+        redactions=fetched.redactions + in_headers + in_url + in_location + in_body,
         audit_id=fetched.audit_id,
         ignored_headers=ignored,
     )

@@ -8,18 +8,22 @@ from clavis_mcp.mcp_front.calls import (
     CallLimits,
     CallRefused,
     LimitsError,
+    Scrubber,
     Target,
     body_preview,
     check_method,
     check_target,
+    cut_body,
     redirect_target,
     render_body,
     request_body,
     returned_headers,
+    shown_headers,
     split_headers,
 )
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.redaction import Redactor
+from clavis_mcp.vault.service_redaction import ServiceRedactor
 from tests.conftest import SECRET, make_service
 
 SERVICE = make_service("openai", "api.openai.com")
@@ -83,12 +87,21 @@ def test_returned_headers_are_an_allowlist() -> None:
     }  # fmt: skip
 
 
-REDACTOR = Redactor("openai", [Secret(SECRET)])
+def scrubber_of(*secrets: str) -> Scrubber:
+    """The scrubber of a call during which the service's secret was each of ``secrets`` in turn."""
+    return Scrubber.of(
+        *(ServiceRedactor(Redactor("openai", [Secret(s)]), Redactor("openai", (), [s.lower()])) for s in secrets)
+    )
+
+
+SCRUBBER = scrubber_of(SECRET)
+MARKER = "[REDACTED:openai]"
 
 
 def render(content: bytes, content_type: str, limit: int = 256 * 1024) -> tuple[object, object, bool]:
+    """``content`` rendered as call_service renders it: the gateway keeps the head and what follows it."""
     digest = hashlib.sha256(content).hexdigest()
-    return render_body(content[:limit], len(content), digest, content_type, limit, REDACTOR)[:3]
+    return render_body(content[:limit], len(content), digest, content_type, limit, SCRUBBER, content[limit:])[:3]
 
 
 BODIES = [
@@ -133,6 +146,64 @@ def test_binary_bodies_are_summarised_not_dumped(content: bytes, content_type: s
     assert body is None and not truncated and binary is not None
     assert (binary.size, binary.sha256) == (len(content), hashlib.sha256(content).hexdigest())
     assert binary.content_type == content_type
+
+
+ESCAPED = SECRET.replace("-", "\\u002d", 1).encode()  # one character escaped: a spelling no list holds
+CUTS = [
+    ("escaped-secret-across-the-cut-is-found-with-what-follows",
+     b"a" * 5 + ESCAPED + b"b" * 10, 5 + len(ESCAPED) - 1, 100, b"a" * 5 + MARKER.encode(), 1),
+    ("cut-inside-the-marker", b"a" * 5 + ESCAPED + b"b" * 40, 10, 100, b"aaaaa[REDA", 1),
+    ("start-of-a-spelling-whose-end-is-out-of-reach-is-dropped",
+     b"a" * 5 + SECRET.encode() + b"b" * 10, 25, 0, b"a" * 5, 0),
+    ("a-few-bytes-like-a-start-are-ordinary-text", b"aaaaask-b", 8, 0, b"aaaaask-", 0),
+    ("nothing-to-find", b"a" * 30, 10, 5, b"a" * 10, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "limit", "lookahead", "shown", "count"), [r[1:] for r in CUTS], ids=[r[0] for r in CUTS]
+)
+def test_a_cut_body_never_ends_in_most_of_a_secret(
+    content: bytes, limit: int, lookahead: int, shown: bytes, count: int
+) -> None:
+    assert cut_body(content[:limit], content[limit : limit + lookahead], limit, SCRUBBER) == (shown, count)
+
+
+def test_text_cut_across_an_escaped_secret_shows_a_marker() -> None:
+    content = b"x" * 20 + ESCAPED + b"y" * 1000
+    body, binary, truncated = render(content, "text/plain", limit=30)
+    assert (body, binary, truncated) == ("x" * 20 + MARKER[:10], None, True)
+
+
+HEADERS = [
+    ("plain-value-kept", [("Location", "/v1/next")], {"location": "/v1/next"}, 0),
+    ("percent-escaped-in-a-location", [("Location", "https://x.test/cb?k=" + SECRET.replace("-", "%2D", 1))],
+     {"location": f"https://x.test/cb?k={MARKER}"}, 1),
+    ("entity-in-a-link", [("Link", f'</n?key={SECRET.replace("-", "&#45;", 1)}>; rel="next"')],
+     {"link": f'</n?key={MARKER}>; rel="next"'}, 1),
+    ("spelling-in-an-allowlisted-name-drops-the-field",
+     [("X-RateLimit-" + SECRET.upper().replace("-", "%2d", 1), "1"), ("Retry-After", "3")], {"retry-after": "3"}, 1),
+    ("not-allowlisted-never-shown", [("Set-Cookie", SECRET)], {}, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("headers", "shown", "count"), [r[1:] for r in HEADERS], ids=[r[0] for r in HEADERS])
+def test_returned_headers_are_scrubbed_as_they_are_read(
+    headers: list[tuple[str, str]], shown: dict[str, str], count: int
+) -> None:
+    assert shown_headers(headers, SCRUBBER) == (shown, count)
+
+
+def test_the_secret_sent_and_the_one_held_after_the_call_are_both_scrubbed() -> None:
+    """A 401 refreshes an OAuth token (or a rotation lands) mid-call: the answer may quote either."""
+    new = "sk-test-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    scrubber = scrubber_of(SECRET, new)
+    assert scrubber.value(f"{ESCAPED.decode()} {new.replace('-', '%2D', 1)}") == (f"{MARKER} {MARKER}", 2)
+
+
+def test_an_unchanged_secret_is_scanned_once() -> None:
+    redactors = ServiceRedactor(*SCRUBBER.values, *SCRUBBER.names)
+    assert Scrubber.of(redactors, redactors) == Scrubber(SCRUBBER.values, SCRUBBER.names)
 
 
 def test_text_cut_inside_a_multibyte_character_is_still_text() -> None:
