@@ -106,12 +106,14 @@ def ensure_schema(vault: Vault) -> None:
 
 
 def _key_old_fingerprints(vault: Vault) -> None:
-    """Rows written before fingerprints were keyed hold an unkeyed ``sha256:`` one: an offline
-    oracle for the access token, and never equal to the injected credential's, which would make
-    every request rewrite the credential. Each is replaced by the keyed fingerprint, once."""
-    for (name, old) in vault.query(f"SELECT service, access_fp FROM {TABLE} WHERE access_fp NOT LIKE 'hmac:%'"):
+    """Replace, once per process, every ``access_fp`` that is not the vault's own fingerprint of the
+    token: an unkeyed ``sha256:`` one from before fingerprints were keyed (an offline oracle for the
+    token), or one keyed with another vault's key (written by a process that had opened another
+    vault since). Neither equals the injected credential's, so every request would rewrite the
+    credential, and a 401 reported by a process keyed right would never be refreshed."""
+    for name, old in vault.query(f"SELECT service, access_fp FROM {TABLE}"):
         token = _open_field(vault, name, "access_token")
-        if token is not None:
+        if token is not None and token.fingerprint != old:
             vault.query(
                 f"UPDATE {TABLE} SET access_fp = ? WHERE service = ? AND access_fp = ?", (token.fingerprint, name, old)
             )
@@ -260,7 +262,7 @@ def _write_grant(vault: Vault, conn: sqlite3.Connection, name: str, grant: Token
         "failures = 0, retry_at = NULL, lease_owner = NULL, lease_until = NULL, refreshed_at = ? WHERE service = ?",
         (
             _seal(vault, name, "access_token", grant.access_token),
-            grant.access_token.fingerprint,
+            vault.keyed(grant.access_token).fingerprint,  # the provider's token was made outside this vault
             grant.expires_at,
             ACTIVE,
             time.time(),
@@ -314,7 +316,7 @@ def _open_field(vault: Vault, name: str, field: str) -> Secret | None:
     if blob is None:
         return None
     plain = vault.unseal(bytes(blob), f"oauth:{name}:{field}", f"the OAuth {field.replace('_', ' ')} of {name!r}")
-    return Secret(plain.decode("utf-8"))
+    return vault.keyed(plain.decode("utf-8"))
 
 
 def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple[OAuthState, str] | None:

@@ -17,7 +17,9 @@ A Secret made outside a vault (a value just typed in at registration, a token a 
 has just sent, a test's) is keyed with the key of the vault this process opened last, so
 what ``add`` prints matches what ``show`` prints later; in a process that has opened no
 vault, with a random key drawn once per process, so its fingerprints mean something only
-within that process. Never with an unkeyed hash.
+within that process. Never with an unkeyed hash. Such a fingerprint is for showing: one that
+a vault stores, or compares with its own secrets' (the OAuth row's ``access_fp``, the key of
+the proxy's redactors), is taken with ``Vault.keyed``, whatever vaults the process has opened.
 """
 
 from __future__ import annotations
@@ -66,10 +68,9 @@ _outside_key = _PROCESS_KEY
 def key_secrets_made_outside_a_vault(key: FingerprintKey) -> None:
     """Key the fingerprints of Secrets made from now on without a key of their own with ``key``.
 
-    Called by the vault when it opens: a process works with one vault, and a token a provider
-    sends or a value typed at ``add`` must fingerprint as the vault will fingerprint it once
-    stored (the OAuth refresh compares the two across processes). Secrets already made keep
-    the key they were made with, so a fingerprint never changes under a Secret.
+    Called by the vault when it opens: a process mostly works with one vault, and a value typed
+    at ``add`` should print the fingerprint the vault will print once it is stored. Secrets
+    already made keep the key they were made with, so a fingerprint never changes under a Secret.
     """
     global _outside_key
     _outside_key = key

@@ -367,6 +367,14 @@ class Vault:
         plain = self._key.open(row[0], associated_data(self.vault_id, name, field), f"the secret of {name!r}")
         return Secret(plain.decode("utf-8"), self._fingerprint_key)
 
+    def keyed(self, value: Secret | str) -> Secret:
+        """``value`` as a Secret fingerprinted with this vault's key, as the secrets it returns are.
+
+        A Secret made outside a vault (a token a provider just sent) is keyed with whichever vault
+        the process opened last; a fingerprint this vault stores, or compares with one of its own
+        secrets', must not depend on that (principle 42's keyed fingerprints, one key per vault)."""
+        return Secret(value.reveal() if isinstance(value, Secret) else value, self._fingerprint_key)
+
     def snapshot(self) -> Snapshot:
         """Services and secrets, decrypted once and reloaded only when a service or secret changed.
 
