@@ -3,8 +3,13 @@
 The injected value, the header value built from it (a basic-auth pair is a secret of its own
 once base64-encoded), and an OAuth service's refresh token and client secret. Both readers of
 responses use them: the proxy on the bytes it relays, and call_service again on what the model
-will finally read, after parsing (SECURITY-CASES principle 39). Building one compiles a
-scanner, so each is built once per version of the service's secret.
+will finally read, after parsing (SECURITY-CASES principle 39).
+
+Building one compiles a scanner, so each is kept until what went into it changes: it is keyed
+by the fingerprints of every value in it, so a refresh that rotates only the refresh token, or a
+new basic-auth user name, rebuilds it as surely as a new credential does. Those values are read
+once per vault snapshot (every table they come from makes a new snapshot when it changes), so a
+response costs one lookup.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import NamedTuple
 
 from .oauth_store import other_secrets
 from .redaction import Redactor
+from .secret import Secret
 from .store import Snapshot, Vault
 
 
@@ -22,23 +28,40 @@ class ServiceRedactor(NamedTuple):
     names: Redactor  # the same secrets in lower case, for header names (an HTTP/2 hop lower-cases them)
 
 
+class InPlay(NamedTuple):
+    """What a response to a request with the service's credential must not carry, and its key."""
+
+    key: tuple[str, ...]  # the vault's fingerprint of each value below, in order
+    secrets: tuple[Secret, ...]
+    derived: tuple[str, ...]
+
+
+def in_play(vault: Vault, snapshot: Snapshot, name: str) -> InPlay:
+    secret = snapshot.secrets[name]
+    service = snapshot.service(name)
+    secrets = (secret, *other_secrets(vault, name))
+    derived = (service.auth.header_value(secret),) if service.auth.header_name else ()
+    return InPlay(tuple(vault.keyed(value).fingerprint for value in (*secrets, *derived)), secrets, derived)
+
+
+def _build(name: str, values: InPlay) -> ServiceRedactor:
+    lowered = [value.lower() for value in (*(s.reveal() for s in values.secrets), *values.derived)]
+    return ServiceRedactor(Redactor(name, values.secrets, values.derived), Redactor(name, (), lowered))
+
+
 class ServiceRedactors:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
-        self._cache: dict[str, tuple[str, ServiceRedactor]] = {}
+        self._cache: dict[str, tuple[tuple[str, ...], ServiceRedactor]] = {}
         self._lock = threading.Lock()
 
     def for_service(self, snapshot: Snapshot, name: str) -> ServiceRedactor:
-        """The redactors for ``name``'s secret as ``snapshot`` holds it (rebuilt after a rotation)."""
-        secret = snapshot.secrets[name]
+        """The redactors for ``name``'s secrets as ``snapshot`` holds them (rebuilt when any changes)."""
+        values = snapshot.derived(f"redaction:{name}", lambda: in_play(self._vault, snapshot, name))
         cached = self._cache.get(name)
-        if cached is not None and cached[0] == secret.fingerprint:
+        if cached is not None and cached[0] == values.key:
             return cached[1]
-        service = snapshot.service(name)
-        secrets = [secret, *other_secrets(self._vault, name)]
-        derived = [service.auth.header_value(secret)] if service.auth.header_name else []
-        lowered = [value.lower() for value in (*(s.reveal() for s in secrets), *derived)]
-        redactor = ServiceRedactor(Redactor(name, secrets, derived), Redactor(name, (), lowered))
+        redactor = _build(name, values)
         with self._lock:
-            self._cache[name] = (secret.fingerprint, redactor)
+            self._cache[name] = (values.key, redactor)
         return redactor
