@@ -44,12 +44,21 @@ def register(vault: Vault, server: OAuthServer, expires_at: float | None) -> Non
 
 @contextmanager
 def another_vault_opened(tmp_path: Path) -> Iterator[None]:
-    """The process opens a second vault (a test suite, a CLI working on two homes, a migration)."""
+    """The process opens a second vault (a test suite, a CLI working on two homes, a migration);
+    closing it does not undo that: Secrets made later are still keyed with its key."""
     other = Vault.create(tmp_path / "another-home")
     try:
         yield
     finally:
         other.close()
+
+
+async def refreshed_after_another_vault_opened(vault: Vault, server: OAuthServer, tmp_path: Path) -> None:
+    """A due token refreshed by a process (the MCP server, say) that has opened another vault since."""
+    register(vault, server, expires_at=0.0)
+    with another_vault_opened(tmp_path):
+        await ensure_fresh(vault, "acme")
+    assert server.state.hits == {"refresh_token": 1}
 
 
 def services_version(vault: Vault) -> str:
@@ -59,32 +68,25 @@ def services_version(vault: Vault) -> str:
 async def test_a_token_refreshed_after_another_vault_opened_is_stored_with_its_own_vaults_fingerprint(
     vault: Vault, server: OAuthServer, tmp_path: Path
 ) -> None:
-    register(vault, server, expires_at=0.0)
-    with another_vault_opened(tmp_path):
-        await ensure_fresh(vault, "acme")
+    await refreshed_after_another_vault_opened(vault, server, tmp_path)
     record = oauth_store.load(vault, "acme")
-    assert server.state.hits == {"refresh_token": 1}
     assert record is not None and record.access_fp == vault.snapshot().secrets["acme"].fingerprint
 
 
 async def test_the_credential_is_not_rewritten_on_every_request_after_another_vault_opened(
     vault: Vault, server: OAuthServer, tmp_path: Path
 ) -> None:
-    register(vault, server, expires_at=0.0)
-    with another_vault_opened(tmp_path):
-        await ensure_fresh(vault, "acme")
-        version = services_version(vault)
-        for _ in range(3):
-            await ensure_fresh(vault, "acme")  # what the proxy asks before each request
-        assert services_version(vault) == version  # no write: every snapshot of every process stays
+    await refreshed_after_another_vault_opened(vault, server, tmp_path)
+    version = services_version(vault)
+    for _ in range(3):
+        await ensure_fresh(vault, "acme")  # what the proxy asks before each request
+    assert services_version(vault) == version  # no write: every snapshot of every process stays
 
 
 async def test_a_401_is_refreshed_by_a_process_that_opened_only_this_vault(
     vault: Vault, server: OAuthServer, home: Path, tmp_path: Path
 ) -> None:
-    register(vault, server, expires_at=0.0)
-    with another_vault_opened(tmp_path):
-        await ensure_fresh(vault, "acme")  # the MCP server refreshes a due token, keyed by the other vault
+    await refreshed_after_another_vault_opened(vault, server, tmp_path)
     with Vault.open(home) as proxy_process:  # a standalone proxy: this vault is the only one it knows
         token = await ensure_fresh(proxy_process, "acme")
         assert token is not None
