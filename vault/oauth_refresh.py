@@ -120,7 +120,7 @@ async def _refresh(
                 oauth_store.save_refreshed(vault, name, grant)
                 vault.set_secret(name, "credential", grant.access_token)
                 _audit(audit, name, "refreshed", "rejected by the provider" if rejected_fp else "due")
-                return grant.access_token
+                return vault.keyed(grant.access_token)
 
 
 async def _request_token(vault: Vault, name: str, resolver: Resolver | None) -> TokenGrant:

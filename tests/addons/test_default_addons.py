@@ -101,7 +101,7 @@ async def test_the_config_resolver_is_what_an_oauth_refresh_asks(
     assert asked == [("127.0.0.1", oauth.port)]
 
 
-def test_the_config_decode_bound_is_the_redactor_s(vault: Vault, audit: AuditLog) -> None:
+async def test_the_config_decode_bound_is_the_redactor_s(vault: Vault, audit: AuditLog) -> None:
     vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
     redact = stage(vault, audit, ProxyConfig(max_decoded=MIB), RedactResponse)
     with taddons.context(redact):
@@ -110,6 +110,6 @@ def test_the_config_decode_bound_is_the_redactor_s(vault: Vault, audit: AuditLog
         assert flow.response is not None
         flow.response.headers["content-encoding"] = "br"
         flow.response.raw_content = bomb("br", 2)
-        redact.response(flow)
+        await redact.response(flow)
     assert flow.response.status_code == 502
     assert "decodes to more than 1 MiB" in flow.metadata[REASON]

@@ -75,7 +75,8 @@ def streamed_flow(encoding: str) -> http.HTTPFlow:
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
-def test_streamed_read_past_the_bound_ends_the_body_and_cuts_the_flow(vault: Vault, encoding: str) -> None:
+@pytest.mark.anyio
+async def test_streamed_read_past_the_bound_ends_the_body_and_cuts_the_flow(vault: Vault, encoding: str) -> None:
     vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
     addon = RedactResponse(vault, max_decoded=MIB)
     with taddons.context(addon):
@@ -85,12 +86,13 @@ def test_streamed_read_past_the_bound_ends_the_body_and_cuts_the_flow(vault: Vau
         assert flow.response.stream(bomb(encoding, 8)) == []  # nothing of the read that broke the bound
         assert flow.response.stream(b"more of the upstream's body") == []  # read and dropped
         assert flow.response.stream(b"") == []
-        addon.response(flow)
+        await addon.response(flow)
     assert flow.error is not None and flow.error.msg == flow.error.KILLED_MESSAGE
     assert flow.metadata[REASON].startswith(f"the {encoding} body decodes to more than 1 MiB; the rest was withheld")
 
 
-def test_streamed_body_cut_short_is_not_passed_as_whole(vault: Vault) -> None:
+@pytest.mark.anyio
+async def test_streamed_body_cut_short_is_not_passed_as_whole(vault: Vault) -> None:
     vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
     addon = RedactResponse(vault, max_decoded=MIB)
     with taddons.context(addon):
@@ -99,11 +101,12 @@ def test_streamed_body_cut_short_is_not_passed_as_whole(vault: Vault) -> None:
         assert flow.response is not None and callable(flow.response.stream)
         assert flow.response.stream(bomb("gzip", 1)[:500]) != []  # what decoded so far goes on, scrubbed
         assert flow.response.stream(b"") == []  # the end came before the gzip trailer
-        addon.response(flow)
+        await addon.response(flow)
     assert flow.error is not None and "ends before its coding does" in flow.metadata[REASON]
 
 
-def test_the_bound_is_read_from_the_environment(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.anyio
+async def test_the_bound_is_read_from_the_environment(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
     monkeypatch.setenv(MAX_DECODED_ENV, str(2 * MIB))
     addon = RedactResponse(vault)
@@ -114,7 +117,7 @@ def test_the_bound_is_read_from_the_environment(vault: Vault, monkeypatch: pytes
             assert flow.response is not None
             flow.response.headers["content-encoding"] = "br"
             flow.response.raw_content = bomb("br", size)
-            addon.response(flow)
+            await addon.response(flow)
     assert flows[1].response is not None and flows[1].response.status_code == 200
     assert flows[3].response is not None and flows[3].response.status_code == 502
     assert "decodes to more than 2 MiB" in flows[3].metadata[REASON]

@@ -38,7 +38,8 @@ SPLIT_BODIES = [("gzip-second-member", "gzip", gzip_members), ("zstd-second-fram
 
 
 @pytest.mark.parametrize(("encoding", "build"), [r[1:] for r in SPLIT_BODIES], ids=[r[0] for r in SPLIT_BODIES])
-def test_secret_in_a_later_member_of_the_body_is_scrubbed(
+@pytest.mark.anyio
+async def test_secret_in_a_later_member_of_the_body_is_scrubbed(
     vault: Vault, encoding: str, build: Callable[[str], bytes]
 ) -> None:
     vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
@@ -49,7 +50,7 @@ def test_secret_in_a_later_member_of_the_body_is_scrubbed(
         assert flow.response is not None
         flow.response.headers["content-encoding"] = encoding
         flow.response.raw_content = build(SECRET)
-        addon.response(flow)
+        await addon.response(flow)
     assert flow.metadata[REDACTIONS] == 1
     sent = decode_body(flow.response.headers.get("content-encoding", ""), flow.response.raw_content or b"", 1 << 20)
     assert SECRET.encode() not in sent and b"[REDACTED:api]" in sent

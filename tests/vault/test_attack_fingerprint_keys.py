@@ -107,3 +107,15 @@ async def test_a_fingerprint_keyed_by_another_vault_is_rekeyed_when_the_vault_is
     with Vault.open(home) as reopened:
         record = oauth_store.load(reopened, "acme")
         assert record is not None and record.access_fp == reopened.snapshot().secrets["acme"].fingerprint
+
+
+async def test_the_token_a_refresh_returns_carries_its_own_vaults_fingerprint(
+    vault: Vault, server: OAuthServer, tmp_path: Path
+) -> None:
+    """The proxy notes the returned token's fingerprint on the flow; a 401 on that very request
+    refreshes only if it matches the stored one."""
+    register(vault, server, expires_at=0.0)
+    with another_vault_opened(tmp_path):
+        fresh = await ensure_fresh(vault, "acme")
+    record = oauth_store.load(vault, "acme")
+    assert fresh is not None and record is not None and fresh.fingerprint == record.access_fp
