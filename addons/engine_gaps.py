@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 import h11
 import wsproto.events
@@ -71,7 +71,7 @@ def scrub_control_frames(server: connection.Connection, scrub: ControlScrubber) 
 class _ScrubbedWebsocketConnection(_engine_websocket_connection):
     """The engine's WebSocket connection, whose control frames go through a registered scrubber."""
 
-    def events(self) -> Iterator[wsproto.events.Event]:
+    def events(self) -> Generator[wsproto.events.Event]:
         scrub = _scrubbers.get(self.conn)
         for event in super().events():
             yield scrub(event) if scrub is not None and isinstance(event, CONTROL_FRAMES) else event
@@ -128,7 +128,8 @@ def install() -> None:
     if not all(callable(getattr(module, name, None)) for module, name in names):
         raise RuntimeError("this mitmproxy version moved the layer internals clavis-mcp scrubs through")
     _http1.make_body_reader = _body_reader
-    websocket.WebsocketConnection = _ScrubbedWebsocketConnection
-    http_layers.Http1Client = _GuardedHttp1Client
+    # replacing the engine's classes is the point (see above); mypy does not let a class name be assigned
+    websocket.WebsocketConnection = _ScrubbedWebsocketConnection  # type: ignore[misc]
+    http_layers.Http1Client = _GuardedHttp1Client  # type: ignore[misc]
     for module in ERROR_PAGE_MODULES:
         module.format_error = _format_error  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import click
 from rich.console import Console
@@ -34,6 +34,18 @@ FOLLOW_POLL_SECONDS = 0.25
 WIDE_TABLE = 130  # terminal columns from which the table shows duration, redactions and id too
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DECISION_STYLE = {"injected": "green", "passed": "cyan", "refused": "red", "error": "magenta"}
+
+
+class FilterOptions(TypedDict):
+    """The options :func:`_filter_options` adds, as click passes them (None when not given)."""
+
+    service: str | None
+    agent: str | None
+    since: str | None
+    until: str | None
+    decision: str | None
+    status: str | None
+    host: str | None
 
 
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,7 +100,7 @@ def _open_index() -> AuditIndex:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing matching records as they are written.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one record per line (for jq).")
 @click.pass_context
-def audit(ctx: click.Context, limit: int, follow: bool, as_json: bool, **filters: str | None) -> None:
+def audit(ctx: click.Context, limit: int, follow: bool, as_json: bool, **filters: Unpack[FilterOptions]) -> None:
     """Review the audit log: recent records, newest last. See also `audit verify` and `audit stats`."""
     if ctx.invoked_subcommand is not None:
         return
@@ -164,7 +176,7 @@ def acknowledge_loss(yes: bool) -> None:
 @audit.command("stats")
 @_filter_options
 @click.option("--json", "as_json", is_flag=True, help="The summary as one JSON object.")
-def stats(as_json: bool, **filters: str | None) -> None:
+def stats(as_json: bool, **filters: Unpack[FilterOptions]) -> None:
     """Calls per service, agent, status and decision over a period (all filters apply)."""
     where = build_filter(**filters)
     index = _open_index()

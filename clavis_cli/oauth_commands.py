@@ -11,6 +11,8 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -37,22 +39,22 @@ def oauth() -> None:
     """OAuth2 services: tokens refreshed automatically, never shown."""
 
 
-def _secret_options(fn: object) -> object:
+def _secret_options[F: Callable[..., Any]](fn: F) -> F:
     for option in (
         click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from standard input."),
         click.option("--client-secret-env", metavar="VAR", help="Read the client secret from variable VAR."),
     ):
-        fn = option(fn)  # type: ignore[operator]
+        fn = option(fn)
     return fn
 
 
-def _login_options(fn: object) -> object:
+def _login_options[F: Callable[..., Any]](fn: F) -> F:
     for option in (
         click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser."),
         click.option("--port", type=click.IntRange(0, 65535), default=0, help="Loopback port for the redirect."),
         click.option("--timeout", type=click.FloatRange(1), default=300.0, help="Seconds to wait for the login."),
     ):
-        fn = option(fn)  # type: ignore[operator]
+        fn = option(fn)
     return fn
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -121,7 +122,7 @@ def rekey(kind: str | None, as_json: bool) -> None:
 def connectors(as_json: bool) -> None:
     """List the connector catalog (built-in plus connectors.toml in the vault home)."""
     catalog = load_catalog(clavis_home())
-    rows = [
+    rows: list[dict[str, Any]] = [  # JSON objects
         {
             "name": c.name,
             "title": c.title,

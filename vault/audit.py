@@ -177,9 +177,9 @@ class AuditLog:
                 # The time is taken under the lock, so the log is in time order across processes.
                 record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
                 state = self._live.state()
-                ours = self._tail is not None and self._tail[0] == state
-                previous = self._tail[1] if ours else self._continued_end(lock)
-                _, due = self._put(record, previous, state, lock, clean_end=ours)
+                ours = self._tail if self._tail is not None and self._tail[0] == state else None
+                previous = ours[1] if ours is not None else self._continued_end(lock)
+                _, due = self._put(record, previous, state, lock, clean_end=ours is not None)
             if due is not None:
                 self._raise_mark(due)
         return record[ID]

@@ -16,6 +16,7 @@ and a derived key reveals nothing about it or about its siblings.
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -95,5 +96,5 @@ class DataKey:
     def __repr__(self) -> str:
         return "DataKey(<hidden>)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("keys are not pickled")

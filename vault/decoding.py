@@ -183,7 +183,12 @@ class _Zstd:
     def __init__(self) -> None:
         self._out = _Collector()
         decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        self._writer = decompressor.stream_writer(self._out, write_size=STEP, write_return_read=True)
+        # zstandard's stub asks for IO[bytes]; the writer only calls write() (and flush() where there is one)
+        self._writer = decompressor.stream_writer(
+            self._out,  # type: ignore[arg-type]
+            write_size=STEP,
+            write_return_read=True,
+        )
 
     def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
         self._out.left = limit

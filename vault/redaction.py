@@ -25,7 +25,10 @@ from .spellings import forms_of
 try:
     import hyperscan
 except ImportError:  # no wheel for this platform (see pyproject.toml), or it would not load
-    hyperscan = None
+    hyperscan = None  # type: ignore[assignment]  # the name stays; None says there is no engine
+
+
+type _Trie = dict[int | None, _Trie]  # next byte -> the rest; None marks where a form ends
 
 
 def marker(service: str) -> bytes:
@@ -40,14 +43,14 @@ def trie_pattern(forms: Iterable[bytes]) -> bytes:
     A form that is a prefix of a longer one becomes a greedy optional tail, so the longer
     form still wins, as it did when the alternation was sorted by length.
     """
-    root: dict[int | None, dict] = {}  # type: ignore[type-arg]
+    root: _Trie = {}
     for form in forms:
         node = root
         for byte in form:
             node = node.setdefault(byte, {})
         node[None] = {}
 
-    def build(node: dict[int | None, dict]) -> bytes:  # type: ignore[type-arg]
+    def build(node: _Trie) -> bytes:
         branches = [
             re.escape(bytes([b])) + build(child) for b, child in sorted(node.items(), key=_by_byte) if b is not None
         ]
@@ -144,11 +147,13 @@ class HyperscanScanner:
 
         try:
             if len(data) <= window:
-                self._database.scan(data, on_match, context=0, scratch=scratch)
+                # the stub types the callback's context as object; it is the int passed as context=
+                self._database.scan(data, on_match, context=0, scratch=scratch)  # type: ignore[arg-type]
             else:
                 overlap = max(lengths) - 1
                 for base in range(0, len(data), window):
-                    self._database.scan(data[base : base + window + overlap], on_match, context=base, scratch=scratch)
+                    chunk = data[base : base + window + overlap]
+                    self._database.scan(chunk, on_match, context=base, scratch=scratch)  # type: ignore[arg-type]
         except hyperscan.ScanTerminated:
             if self._trie is None:
                 self._trie = TrieScanner(self._forms)  # two threads may both build it: harmless

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import NoReturn
 
 FINGERPRINT_PREFIX = "hmac:"
 FINGERPRINT_HEX = 16  # 64 bits: no collision between the few values one service ever holds
@@ -57,7 +58,7 @@ class FingerprintKey:
     def __repr__(self) -> str:
         return "FingerprintKey(<hidden>)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("keys are not pickled")
 
 
@@ -127,5 +128,5 @@ class Secret:
         """Keyed once per process, whatever key the fingerprint uses: equal values hash equal."""
         return hash(_PROCESS_KEY.fingerprint(self._value))
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Secret values are not pickled")
