@@ -91,10 +91,8 @@ def _body_reader(expected_size: int | None) -> _http1.TBodyReader:
 
 def is_websocket_upgrade(request: http.Request, response: http.Response) -> bool:
     """The engine's own test (``HttpStream.send_response``) for a ``101`` it relays as WebSocket."""
-    return (
-        response.headers.get("upgrade", "").lower() == "websocket"
-        and request.headers.get("sec-websocket-version", "") == "13"
-    )
+    upgrade: str = response.headers.get("upgrade", "")
+    return upgrade.lower() == "websocket" and request.headers.get("sec-websocket-version", "") == "13"
 
 
 class _GuardedHttp1Client(_engine_http1_client):

@@ -39,7 +39,8 @@ class ClavisGroup(click.Group):
         for module_name, names in VERBS.items():
             if name in names:
                 module = importlib.import_module(f"{__package__}.{module_name}")
-                return next(command for command in module.COMMANDS if command.name == name)
+                commands: list[click.Command] = module.COMMANDS
+                return next(command for command in commands if command.name == name)
         return None
 
     def invoke(self, ctx: click.Context) -> object:

@@ -170,7 +170,7 @@ class AuditLog:
         record: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
-        record[ID] = os.urandom(8).hex()
+        record[ID] = record_id = os.urandom(8).hex()
         with self._lock, self._failing_closed():
             self._known_mark()
             with self.files.locked() as lock:
@@ -182,7 +182,7 @@ class AuditLog:
                 _, due = self._put(record, previous, state, lock, clean_end=ours is not None)
             if due is not None:
                 self._raise_mark(due)
-        return record[ID]
+        return record_id
 
     def check_writable(self) -> None:
         """Raise AuditWriteError now rather than after a request has gone out: pass only when the

@@ -99,7 +99,8 @@ class AuditIndex:
 
     def count(self, where: AuditFilter) -> int:
         condition, params = where.where()
-        return self._conn.execute(f"SELECT count(*) FROM records WHERE {condition}", params).fetchone()[0]
+        total: int = self._conn.execute(f"SELECT count(*) FROM records WHERE {condition}", params).fetchone()[0]
+        return total
 
     def stats(self, where: AuditFilter) -> dict[str, list[tuple[Any, int]]]:
         """Counts per service, agent, status and decision, largest first (one pass over the rows)."""
@@ -118,7 +119,10 @@ class AuditIndex:
 
     def span(self, where: AuditFilter) -> tuple[float | None, float | None]:
         condition, params = where.where()
-        return self._conn.execute(f"SELECT min(t), max(t) FROM records WHERE {condition}", params).fetchone()
+        first_last: tuple[float | None, float | None] = self._conn.execute(
+            f"SELECT min(t), max(t) FROM records WHERE {condition}", params
+        ).fetchone()
+        return first_last
 
     def read(self, positions: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
         """The records at ``positions``, read back from the log files."""

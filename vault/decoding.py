@@ -137,9 +137,19 @@ def _deflate_wbits(head: bytes) -> int:
     return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
 
 
+class _BrotliDecompressor(Protocol):
+    """What is used of ``brotli.Decompressor`` (the brotli package ships no types)."""
+
+    def process(self, data: bytes, output_buffer_limit: int) -> bytes: ...
+
+    def can_accept_more_data(self) -> bool: ...
+
+    def is_finished(self) -> bool: ...
+
+
 class _Brotli:
     def __init__(self) -> None:
-        self._d = brotli.Decompressor()
+        self._d: _BrotliDecompressor = brotli.Decompressor()
 
     def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
         left = limit
