@@ -9,12 +9,15 @@ credential is a cookie: elsewhere it is the agent's own session state.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 
 from mitmproxy import http
 from mitmproxy.utils.strutils import always_bytes, always_str
 
-from clavis_mcp.vault import Service, Vault
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.auth import CREDENTIAL, OutgoingRequest
+from clavis_mcp.vault.errors import InvalidService
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
 
@@ -30,7 +33,6 @@ ALWAYS_STRIPPED = (
 STRIPPED_PREFIXES = ("x-forwarded-", INTERNAL_PREFIX)
 # What redaction can decode; anything else could hide a reflected secret from it.
 DECODABLE_ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -39,19 +41,15 @@ def header_key(name: str) -> str:
     return re.sub(r"[-_.]", "-", name.lower())
 
 
-def headers_to_strip(names: list[str], credential_header: str | None) -> list[str]:
+def headers_to_strip(names: list[str], credential_headers: tuple[str, ...]) -> list[str]:
     """Names among ``names`` that must not reach the upstream, whatever their case or spelling."""
-    target = header_key(credential_header) if credential_header else None
+    targets = {header_key(header) for header in credential_headers}
     stripped = []
     for name in names:
         key = header_key(name)
-        if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key == target:
+        if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key in targets:
             stripped.append(name)
     return stripped
-
-
-def target_key(service: Service) -> str:
-    return header_key(service.auth.header_name) if service.auth.header_name else "authorization"
 
 
 def decodable_accept_encoding(value: str | None) -> str:
@@ -99,8 +97,8 @@ class InjectCredential:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
         names = [always_str(name, "utf-8", "surrogateescape") for name, _ in request.headers.fields]
-        stripped = headers_to_strip(names, service.auth.header_name)
-        own = {"authorization", target_key(service)}
+        stripped = headers_to_strip(names, service.auth.credential_headers())
+        own = {"authorization", *(header_key(h) for h in service.auth.credential_headers())}
         credentials = sorted({h for h in stripped if header_key(h) in own})
         if credentials:  # names only, for the audit record: the agent brought its own credential
             flow.metadata[REASON] = "removed the client's own " + ", ".join(credentials)
@@ -110,15 +108,40 @@ class InjectCredential:
             ours.append(("TE", te))
         else:
             stripped += [h for h in names if h.lower() == "te"]
-        if service.auth.kind == "query":
-            query = [(k, v) for k, v in request.query.items(multi=True) if k != service.auth.name]
-            request.query = [*query, (service.auth.name, secret.reveal())]
-        else:
-            value = service.auth.header_value(secret)
-            if _CONTROL.search(value):
-                refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
-                return
-            ours.append((service.auth.header_name, value))
-        ours += service.auth.extra_headers
-        request.headers.fields = replaced_fields(request.headers.fields, names, set(stripped), ours)
+        outgoing = outgoing_request(request, replaced_fields(request.headers.fields, names, set(stripped), ours))
+        try:
+            service.auth.apply(outgoing, {CREDENTIAL: secret})
+        except InvalidService:
+            refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
+            return
+        write_back(request, outgoing)
         flow.metadata[DECISION] = "injected"
+
+
+def outgoing_request(request: http.Request, fields: tuple[tuple[bytes, bytes], ...]) -> OutgoingRequest:
+    """The view an auth method signs or fills in: the request as it will leave, ``fields`` its headers."""
+    return OutgoingRequest(
+        method=request.method,
+        scheme=request.scheme,
+        host=request.host,
+        port=request.port,
+        path=request.path.split("?", 1)[0],
+        query=list(request.query.items(multi=True)),
+        headers=[(_text(k), _text(v)) for k, v in fields],
+        body_sha256=lambda: None if request.raw_content is None else hashlib.sha256(request.raw_content).hexdigest(),
+    )
+
+
+def write_back(request: http.Request, outgoing: OutgoingRequest) -> None:
+    """Put what the method set on mitmproxy's request; an untouched query keeps its bytes."""
+    if outgoing.query_changed:
+        request.query = outgoing.query
+    request.headers.fields = tuple((_bytes(k), _bytes(v)) for k, v in outgoing.headers)
+
+
+def _text(value: bytes) -> str:
+    return always_str(value, "utf-8", "surrogateescape")
+
+
+def _bytes(value: str) -> bytes:
+    return always_bytes(value, "utf-8", "surrogateescape")

@@ -44,8 +44,9 @@ def test_no_package_is_named_clavis() -> None:
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
-    """``(line, absolute module)`` of every import in ``path``; relative ones resolved to its package."""
-    package = f"clavis_mcp.{path.parent.name}"
+    """``(line, absolute module)`` of every import in ``path``; relative ones resolved to its top package
+    (a relative import never leaves it: ``from ..errors`` in ``vault/auth/`` is still the vault)."""
+    package = "clavis_mcp." + next(folder.name for folder in path.parents if folder.name in PACKAGES)
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):

@@ -15,9 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .auth import AuthMethod
 from .errors import InvalidService
 from .hosts import HostRule
-from .service import AuthSpec, build_auth, normalise_methods, parse_hosts, validate_name
+from .service import build_auth, normalise_methods, parse_hosts, validate_name
 
 CATALOG_FILE = "connectors.toml"
 GENERIC = "generic"
@@ -42,7 +43,7 @@ class Connector:
     title: str
     docs: str
     hosts: tuple[HostRule, ...]
-    auth: AuthSpec
+    auth: AuthMethod
     probe: Probe | None
     rate_limit_headers: tuple[str, ...]
     source: str  # "built-in" or the path of the file that defined it

@@ -1,75 +1,42 @@
 """Services: a named credential, how it is injected, and where it may go.
 
 Modelled as the small Go proxies do: who may use it (the vault's clients), how it is
-injected (:class:`AuthSpec`), which hosts it is valid for (:class:`HostRule`). Validation
+injected (an :class:`~vault.auth.AuthMethod`), which hosts it is valid for (:class:`HostRule`). Validation
 lives here so that every entry point (CLI, import, tests) refuses the same bad input.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from .auth.base import CONTROL as _CONTROL
+from .auth.base import PLACEHOLDER as PLACEHOLDER
+from .auth.base import AuthMethod
+from .auth.base import validate_extra_headers as validate_extra_headers
+from .auth.base import validate_template as validate_template
+from .auth.header import parse_header_template as parse_header_template
+from .auth.registry import BUILDERS, build, from_fields
 from .errors import InvalidService
 from .hosts import HostRule, canonical_host, parse_host_rule
 from .secret import Secret
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _METHOD = re.compile(r"^[A-Z]{1,20}$")
-_QUERY_PARAM = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
-PLACEHOLDER = "{secret}"
 
-AuthKind = Literal["header", "basic", "query"]
 RevealPolicy = Literal["never", "masked", "full"]
 
-
-@dataclass(frozen=True, slots=True)
-class AuthSpec:
-    """How a secret is put on a request.
-
-    ``header``: header ``name`` set to ``template`` with ``{secret}`` replaced.
-    ``basic``: ``Authorization: Basic base64(template)``, the template being ``user:{secret}``
-    or ``{secret}:`` (the key as user name, as Stripe does).
-    ``query``: query parameter ``name`` set to the secret.
-
-    ``extra_headers`` are fixed, non-secret headers the provider requires next to the
-    credential (``anthropic-version: 2023-06-01``); the proxy sets them with the credential.
-    """
-
-    kind: AuthKind
-    name: str
-    template: str = PLACEHOLDER
-    extra_headers: tuple[tuple[str, str], ...] = ()
-
-    def describe(self) -> str:
-        match self.kind:
-            case "header":
-                return f"header {self.name}: {self.template}"
-            case "basic":
-                return f"basic auth {self.template}"
-            case "query":
-                return f"query parameter {self.name}"
-
-    @property
-    def header_name(self) -> str | None:
-        """The request header this auth writes, if any."""
-        return {"header": self.name, "basic": "Authorization", "query": None}[self.kind]
-
-    def header_value(self, secret: Secret) -> str:
-        if self.kind == "basic":
-            pair = self.template.replace(PLACEHOLDER, secret.reveal()).encode()
-            return "Basic " + base64.b64encode(pair).decode("ascii")
-        return self.template.replace(PLACEHOLDER, secret.reveal())
+# A method from the stored format's four fields (kind, name, template, extra_headers): the name
+# older callers and tests build one by.
+AuthSpec = from_fields
+AUTH_CHOICES = tuple(BUILDERS)
 
 
 @dataclass(frozen=True, slots=True)
 class Service:
     name: str
-    auth: AuthSpec
+    auth: AuthMethod
     hosts: tuple[HostRule, ...]
     connector: str = "generic"
     local: bool = False
@@ -135,24 +102,6 @@ def parse_hosts(rules: list[str] | tuple[str, ...]) -> tuple[HostRule, ...]:
     return tuple(dict.fromkeys(parsed))
 
 
-def parse_header_template(text: str) -> AuthSpec:
-    """Parse ``'Name: value with {secret}'`` into a header AuthSpec, or raise InvalidService."""
-    name, sep, template = text.partition(":")
-    name, template = name.strip(), template.strip()
-    if not sep or not _HEADER_NAME.match(name):
-        raise InvalidService(f"header template {text!r} must look like 'Authorization: Bearer {{secret}}'")
-    validate_template(template)
-    return AuthSpec(kind="header", name=name, template=template)
-
-
-def validate_template(template: str) -> str:
-    if template.count(PLACEHOLDER) != 1:
-        raise InvalidService("a template must contain {secret} exactly once")
-    if _CONTROL.search(template):
-        raise InvalidService("a template must not contain control characters (CR, LF, ...)")
-    return template
-
-
 def normalise_methods(methods: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Upper-case HTTP method tokens, without duplicates; CONNECT and TRACE are never allowed."""
     result = []
@@ -187,18 +136,6 @@ def normalise_path_prefixes(prefixes: list[str] | tuple[str, ...]) -> tuple[str,
     return tuple(dict.fromkeys(normalise_path_prefix(p) for p in prefixes))
 
 
-def validate_extra_headers(headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """Fixed non-secret headers: valid names, no control characters, no credential placeholder."""
-    result = []
-    for name, value in headers.items():
-        if not _HEADER_NAME.match(name) or _CONTROL.search(value) or PLACEHOLDER in value:
-            raise InvalidService(f"fixed header {name!r} must be a valid name with a plain value (no {{secret}})")
-        if name.lower() in ("authorization", "proxy-authorization", "host", "cookie"):
-            raise InvalidService(f"{name} cannot be a fixed header; it is set by the auth method or the proxy")
-        result.append((name, value))
-    return tuple(result)
-
-
 def validate_secret(value: str) -> Secret:
     """Refuse values that would split a header or vanish in transit."""
     if not value:
@@ -210,9 +147,6 @@ def validate_secret(value: str) -> Secret:
     return Secret(value)
 
 
-AUTH_CHOICES = ("bearer", "header", "basic", "query")
-
-
 def build_auth(
     kind: str,
     *,
@@ -220,26 +154,9 @@ def build_auth(
     template: str | None = None,
     param: str | None = None,
     extra_headers: dict[str, str] | None = None,
-) -> AuthSpec:
-    """The one way the CLI, the connector catalog and imports turn an auth description into an AuthSpec."""
-    match kind:
-        case "bearer":
-            auth = AuthSpec(
-                kind="header", name="Authorization", template=validate_template(template or "Bearer {secret}")
-            )
-        case "header":
-            auth = parse_header_template(f"{header or 'Authorization'}: {template or PLACEHOLDER}")
-        case "basic":
-            auth = AuthSpec(kind="basic", name="Authorization", template=validate_template(template or "{secret}:"))
-            if ":" not in auth.template:
-                raise InvalidService("a basic-auth template is 'user:{secret}' or '{secret}:' (the key as user name)")
-        case "query":
-            if not param or not _QUERY_PARAM.match(param):
-                raise InvalidService(f"query auth needs a parameter name such as 'key' or 'api_key', not {param!r}")
-            auth = AuthSpec(kind="query", name=param)
-        case _:
-            raise InvalidService(f"unknown auth method {kind!r}; choose one of: {', '.join(AUTH_CHOICES)}")
-    return replace(auth, extra_headers=validate_extra_headers(extra_headers or {}))
+) -> AuthMethod:
+    """The one way the CLI, the connector catalog and imports turn an auth description into a method."""
+    return build(kind, header=header, template=template, param=param, extra_headers=extra_headers)
 
 
 def validated(service: Service) -> Service:
@@ -251,14 +168,7 @@ def validated(service: Service) -> Service:
     validate_name(service.name)
     if not service.hosts:
         raise InvalidService(f"service {service.name!r} needs at least one host")
-    auth = service.auth
-    if auth.kind in ("header", "basic"):
-        validate_template(auth.template)
-        if not _HEADER_NAME.match(auth.name):
-            raise InvalidService(f"invalid header name {auth.name!r}")
-    elif auth.kind == "query" and not _QUERY_PARAM.match(auth.name):
-        raise InvalidService(f"invalid query parameter name {auth.name!r}")
-    validate_extra_headers(dict(auth.extra_headers))
+    service.auth.validate()
     if service.reveal not in ("never", "masked", "full"):
         raise InvalidService(f"reveal policy must be never, masked or full, not {service.reveal!r}")
     return replace(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
+from .auth import CREDENTIAL
 from .oauth_store import other_secrets
 from .redaction import Redactor
 from .secret import Secret
@@ -40,7 +41,7 @@ def in_play(vault: Vault, snapshot: Snapshot, name: str) -> InPlay:
     secret = snapshot.secrets[name]
     service = snapshot.service(name)
     secrets = (secret, *other_secrets(vault, name))
-    derived = (service.auth.header_value(secret),) if service.auth.header_name else ()
+    derived = tuple(service.auth.redaction_values({CREDENTIAL: secret}))
     return InPlay(tuple(vault.keyed(value).fingerprint for value in (*secrets, *derived)), secrets, derived)
 
 

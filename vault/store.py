@@ -22,9 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .auth.registry import from_json as auth_from_json
 from .crypto import DataKey, WrongKey, associated_data, wrap_context
 from .errors import (
     DuplicateService,
+    InvalidService,
     UnknownService,
     VaultCorrupted,
     VaultError,
@@ -36,7 +38,7 @@ from .keyfile import KeyFileStore
 from .keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
 from .secret import FingerprintKey, Secret, key_secrets_made_outside_a_vault
-from .service import AuthSpec, Service, validated
+from .service import Service, validated
 
 DB_NAME = "vault.db"
 SCHEMA_VERSION = "2"
@@ -578,12 +580,7 @@ def _service_to_json(service: Service) -> str:
     return json.dumps(
         {
             "connector": service.connector,
-            "auth": {
-                "kind": service.auth.kind,
-                "name": service.auth.name,
-                "template": service.auth.template,
-                "extra_headers": [list(pair) for pair in service.auth.extra_headers],
-            },
+            "auth": service.auth.to_json(),
             "hosts": [str(rule) for rule in service.hosts],
             "local": service.local,
             "allow_http": service.allow_http,
@@ -601,12 +598,10 @@ def _service_to_json(service: Service) -> str:
 def _service_from_json(name: str, definition: str) -> Service:
     try:
         data = json.loads(definition)
-        auth = dict(data["auth"])
-        auth["extra_headers"] = tuple((str(k), str(v)) for k, v in auth.get("extra_headers", ()))
         return Service(
             name=name,
             connector=data["connector"],
-            auth=AuthSpec(**auth),
+            auth=auth_from_json(data["auth"]),
             hosts=tuple(parse_host_rule(rule) for rule in data["hosts"]),
             local=bool(data["local"]),
             allow_http=bool(data["allow_http"]),
@@ -617,5 +612,5 @@ def _service_from_json(name: str, definition: str) -> Service:
             expires_at=data["expires_at"],
             rotated_at=data.get("rotated_at"),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, InvalidService) as exc:
         raise VaultCorrupted(f"the definition of service {name!r} is damaged ({exc!r}); remove and re-add it") from None

@@ -1,0 +1,133 @@
+"""The shape of an auth method: one strategy per way of putting a credential on a request.
+
+As tokenizer's processors and httpx's ``Auth.auth_flow`` do it, a method is handed the request
+as it will leave, after every other stage has changed it (headers stripped, ``Accept-Encoding``
+narrowed), so a method that signs the request (method, path, query, headers, body hash) signs
+what the upstream receives. The proxy builds the :class:`OutgoingRequest` from mitmproxy's
+request and writes it back; nothing here imports mitmproxy.
+
+A method also says what it must never let back out (:meth:`AuthMethod.redaction_values`), which
+client headers it owns (:meth:`AuthMethod.credential_headers`), and how it is stored
+(:meth:`AuthMethod.to_json`, whose ``kind`` picks the class in :mod:`.registry`).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+from ..errors import InvalidService
+from ..secret import Secret
+
+PLACEHOLDER = "{secret}"
+CREDENTIAL = "credential"  # the secret field every method injects from
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_template(template: str) -> str:
+    if template.count(PLACEHOLDER) != 1:
+        raise InvalidService("a template must contain {secret} exactly once")
+    if CONTROL.search(template):
+        raise InvalidService("a template must not contain control characters (CR, LF, ...)")
+    return template
+
+
+def validate_header_name(name: str) -> str:
+    if not HEADER_NAME.match(name):
+        raise InvalidService(f"invalid header name {name!r}")
+    return name
+
+
+def validate_extra_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Fixed non-secret headers: valid names, no control characters, no credential placeholder."""
+    result = []
+    for name, value in headers.items():
+        if not HEADER_NAME.match(name) or CONTROL.search(value) or PLACEHOLDER in value:
+            raise InvalidService(f"fixed header {name!r} must be a valid name with a plain value (no {{secret}})")
+        if name.lower() in ("authorization", "proxy-authorization", "host", "cookie"):
+            raise InvalidService(f"{name} cannot be a fixed header; it is set by the auth method or the proxy")
+        result.append((name, value))
+    return tuple(result)
+
+
+@dataclass(slots=True)
+class OutgoingRequest:
+    """The request as it will leave the proxy, for a method to put its credential on.
+
+    ``path`` is the path without the query, as sent (percent-encoding kept); ``query`` the decoded
+    items in order; ``headers`` the header fields in order (names as sent). ``body_sha256`` gives
+    the hex SHA-256 of the body as sent, or None when the body is streamed and not known yet.
+    Changing ``query`` through :meth:`set_query` marks it for re-encoding; an untouched query
+    keeps its original bytes.
+    """
+
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    query: list[tuple[str, str]]
+    headers: list[tuple[str, str]]
+    body_sha256: Callable[[], str | None]
+    query_changed: bool = field(default=False)
+
+    def set_headers(self, ours: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
+        """Set ``ours`` after every copy (in any case) of those names is removed; a later one of
+        ours replaces an earlier one of the same name. Refuses a value that would split a header."""
+        if any(CONTROL.search(value) for _, value in ours):
+            raise InvalidService("a credential header value contains control characters")
+        replaced = {name.lower(): (name, value) for name, value in ours}
+        self.headers = [pair for pair in self.headers if pair[0].lower() not in replaced] + list(replaced.values())
+
+    def set_query(self, items: list[tuple[str, str]]) -> None:
+        self.query = items
+        self.query_changed = True
+
+
+class AuthMethod(ABC):
+    """One way of authenticating. Subclasses are frozen dataclasses registered by ``kind``."""
+
+    __slots__ = ()
+    kind: ClassVar[str]
+    extra_headers: tuple[tuple[str, str], ...]
+
+    @abstractmethod
+    def describe(self) -> str:
+        """What the method does, for people and the model; never holds a secret."""
+
+    def secret_fields(self) -> tuple[str, ...]:
+        """The named secrets this method uses; all of them are redacted from responses."""
+        return (CREDENTIAL,)
+
+    @abstractmethod
+    def apply(self, request: OutgoingRequest, secrets: Mapping[str, Secret]) -> None:
+        """Put the credential (and any fixed headers) on the finished request."""
+
+    def redaction_values(self, secrets: Mapping[str, Secret]) -> list[str]:
+        """Values derived from the secrets that would betray them (a built header, a basic pair)."""
+        return []
+
+    def credential_headers(self) -> tuple[str, ...]:
+        """Headers this method sets: the client's own copies are stripped in every spelling."""
+        return ()
+
+    @abstractmethod
+    def validate(self) -> Self:
+        """Raise InvalidService when a field could not be injected safely; return self."""
+
+    @abstractmethod
+    def to_json(self) -> dict[str, Any]:
+        """The stored form; ``kind`` selects the class that reads it back."""
+
+    @classmethod
+    @abstractmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """Read the stored form (older vaults' too); raise KeyError/TypeError/ValueError if damaged."""
+
+
+def stored_extra_headers(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in data.get("extra_headers", ()))

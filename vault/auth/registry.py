@@ -1,0 +1,67 @@
+"""Auth methods by the ``kind`` they are stored under, and the CLI's ``--auth`` choices.
+
+A new method is one module beside this one and one entry in each table (plus its CLI options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..errors import InvalidService
+from .base import PLACEHOLDER, AuthMethod, validate_extra_headers
+from .basic import BasicAuth, build_basic
+from .header import HeaderAuth, build_bearer, build_header
+from .oauth2 import OAuth2Auth
+from .query import QueryAuth, build_query
+
+METHODS: dict[str, type[AuthMethod]] = {cls.kind: cls for cls in (HeaderAuth, BasicAuth, QueryAuth, OAuth2Auth)}
+# --auth NAME -> a builder taking the CLI's options (header, template, param); oauth2 has its own login.
+BUILDERS: dict[str, Callable[..., AuthMethod]] = {
+    "bearer": build_bearer,
+    "header": build_header,
+    "basic": build_basic,
+    "query": build_query,
+}
+
+
+def register(cls: type[AuthMethod]) -> type[AuthMethod]:
+    """Add a method under its ``kind`` (usable as a class decorator)."""
+    METHODS[cls.kind] = cls
+    return cls
+
+
+def method_class(kind: str) -> type[AuthMethod]:
+    try:
+        return METHODS[kind]
+    except KeyError:
+        raise InvalidService(f"unknown auth method {kind!r}; known: {', '.join(sorted(METHODS))}") from None
+
+
+def from_json(data: Mapping[str, Any]) -> AuthMethod:
+    """The method a stored ``auth`` object describes (raises InvalidService for an unknown kind)."""
+    return method_class(str(data["kind"])).from_json(data)
+
+
+def from_fields(
+    kind: str, name: str, template: str = PLACEHOLDER, extra_headers: tuple[tuple[str, str], ...] = ()
+) -> AuthMethod:
+    """A method from the stored format's four fields, unvalidated (``validated`` checks it on the way in)."""
+    return from_json({"kind": kind, "name": name, "template": template, "extra_headers": extra_headers})
+
+
+def build(
+    choice: str,
+    *,
+    header: str | None = None,
+    template: str | None = None,
+    param: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> AuthMethod:
+    """The one way the CLI, the connector catalog and imports turn an auth description into a method."""
+    builder = BUILDERS.get(choice)
+    if builder is None:
+        raise InvalidService(f"unknown auth method {choice!r}; choose one of: {', '.join(BUILDERS)}")
+    method = builder(header=header, template=template, param=param)
+    return replace(method, extra_headers=validate_extra_headers(extra_headers or {}))  # type: ignore[type-var]
