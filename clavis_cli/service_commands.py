@@ -35,10 +35,10 @@ from clavis_mcp.vault import (
 from clavis_mcp.vault.audit import INJECTED, TIME
 from clavis_mcp.vault.audit_filter import AuditFilter
 from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.auth import AuthMethod
 from clavis_mcp.vault.connectors import GENERIC, connector, load_catalog
 from clavis_mcp.vault.service import (
     AUTH_CHOICES,
-    AuthSpec,
     build_auth,
     normalise_methods,
     normalise_path_prefixes,
@@ -349,7 +349,7 @@ def edit(
     kind, kwargs = _auth_options(auth, header, basic, query, fixed)
     with open_runtime() as runtime:
         current = runtime.vault.get_service(name)
-        spec: AuthSpec = current.auth
+        spec: AuthMethod = current.auth
         if kind is not None:
             spec = build_auth(kind, **kwargs)
         elif fixed:
@@ -396,12 +396,7 @@ def definition(service: Service) -> dict[str, Any]:
     """A service as an export table: every field needed to re-create it, never a secret."""
     auth = service.auth
     table: dict[str, Any] = {"connector": service.connector, "hosts": [str(h) for h in service.hosts]}
-    if auth.kind == "query":
-        table.update(auth="query", param=auth.name)
-    elif auth.kind == "basic":
-        table.update(auth="basic", template=auth.template)
-    else:
-        table.update(auth="header", header=auth.name, template=auth.template)
+    table.update(auth.options())
     if auth.extra_headers:
         table["extra_headers"] = dict(auth.extra_headers)
     table.update(

@@ -153,3 +153,15 @@ def test_build_adds_validated_fixed_headers() -> None:
     assert build("bearer", extra_headers=dict(FIXED)) == HeaderAuth("Authorization", "Bearer {secret}", FIXED)
     with pytest.raises(InvalidService, match="fixed header"):
         build("query", param="key", extra_headers={"X-V": "1\nX-Evil: 1"})
+
+
+@pytest.mark.parametrize(
+    "method",
+    [HeaderAuth("x-api-key"), HeaderAuth("Authorization", "Bearer {secret}"), BasicAuth(template="api:{secret}"),
+     QueryAuth("api_key")],
+    ids=["header", "bearer", "basic", "query"],
+)  # fmt: skip
+def test_options_build_the_method_again(method: AuthMethod) -> None:
+    """What an export table holds is what ``--auth`` and an import turn back into the same method."""
+    options = method.options()
+    assert build(options.pop("auth"), **options) == method

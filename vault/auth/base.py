@@ -115,6 +115,10 @@ class AuthMethod(ABC):
         """Headers this method sets: the client's own copies are stripped in every spelling."""
         return ()
 
+    def options(self) -> dict[str, str]:
+        """The ``--auth`` choice and options that build this method again (an export table's fields)."""
+        return {"auth": self.kind}
+
     @abstractmethod
     def validate(self) -> Self:
         """Raise InvalidService when a field could not be injected safely; return self."""

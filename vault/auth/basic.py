@@ -24,6 +24,9 @@ class BasicAuth(HeaderAuth):
     def describe(self) -> str:
         return f"basic auth {self.template}"
 
+    def options(self) -> dict[str, str]:
+        return {"auth": "basic", "template": self.template}
+
     def header_value(self, secret: Secret) -> str:
         pair = self.template.replace(PLACEHOLDER, secret.reveal()).encode()
         return "Basic " + base64.b64encode(pair).decode("ascii")

@@ -53,6 +53,9 @@ class HeaderAuth(AuthMethod):
     def credential_headers(self) -> tuple[str, ...]:
         return (self.header_name,)
 
+    def options(self) -> dict[str, str]:
+        return {"auth": "header", "header": self.name, "template": self.template}
+
     def validate(self) -> Self:
         validate_template(self.template)
         validate_header_name(self.name)

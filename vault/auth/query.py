@@ -32,6 +32,9 @@ class QueryAuth(AuthMethod):
         if self.extra_headers:
             request.set_headers(self.extra_headers)
 
+    def options(self) -> dict[str, str]:
+        return {"auth": "query", "param": self.name}
+
     def validate(self) -> Self:
         if not QUERY_PARAM.match(self.name):
             raise InvalidService(f"invalid query parameter name {self.name!r}")
