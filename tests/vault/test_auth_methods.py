@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from clavis_mcp.vault import oauth
 from clavis_mcp.vault.auth import (
     CREDENTIAL,
     AuthMethod,
@@ -17,6 +18,7 @@ from clavis_mcp.vault.auth import (
     OutgoingRequest,
     QueryAuth,
 )
+from clavis_mcp.vault.auth.oauth2 import GRANTS
 from clavis_mcp.vault.auth.registry import METHODS, build, from_json
 from clavis_mcp.vault.errors import InvalidService
 from clavis_mcp.vault.secret import Secret
@@ -165,3 +167,7 @@ def test_options_build_the_method_again(method: AuthMethod) -> None:
     """What an export table holds is what ``--auth`` and an import turn back into the same method."""
     options = method.options()
     assert build(options.pop("auth"), **options) == method
+
+
+def test_the_oauth2_method_knows_the_grants_the_oauth_module_does() -> None:
+    assert GRANTS == oauth.GRANTS

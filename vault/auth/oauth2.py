@@ -15,7 +15,9 @@ from ..errors import InvalidService
 from .base import CREDENTIAL, stored_extra_headers
 from .header import HeaderAuth
 
-GRANTS = ("authorization_code", "client_credentials")
+# vault/oauth.py's GRANTS (it imports the service layer, so it cannot be imported here; a test keeps
+# the two equal): ``refresh_token`` after an authorization-code login, or ``client_credentials``.
+GRANTS = ("refresh_token", "client_credentials")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +25,7 @@ class OAuth2Auth(HeaderAuth):
     kind: ClassVar[str] = "oauth2"
     name: str = "Authorization"
     template: str = "Bearer {secret}"
-    grant: str = "authorization_code"
+    grant: str = "refresh_token"
 
     def describe(self) -> str:
         return f"oauth2 ({self.grant}): bearer access token, refreshed automatically"
