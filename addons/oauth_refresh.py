@@ -20,7 +20,7 @@ from clavis_mcp.vault.dialing import Resolver
 from clavis_mcp.vault.errors import ClavisError
 from clavis_mcp.vault.oauth import ReauthRequired
 from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
-from clavis_mcp.vault.oauth_store import oauth_services_as_of
+from clavis_mcp.vault.oauth_store import ensure_schema, oauth_services_as_of
 
 from .flowmeta import DECISION, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 class RefreshOAuthToken:
     def __init__(self, vault: Vault, audit: AuditLog | None = None, resolver: Resolver | None = None) -> None:
+        ensure_schema(vault)  # before any flow: OAuth services stored by older versions become oauth2
         self._vault = vault
         self._audit = audit
         self._resolver = resolver
@@ -38,7 +39,7 @@ class RefreshOAuthToken:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
             return
-        if name not in oauth_services_as_of(self._vault, flow_snapshot(flow, self._vault)):
+        if name not in oauth_services_as_of(flow_snapshot(flow, self._vault)):
             return
         try:
             token = await ensure_fresh(self._vault, name, audit=self._audit, resolver=self._resolver)

@@ -292,7 +292,8 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool)
     """Replace the secret of service NAME; the old one is overwritten, not kept."""
     with open_runtime() as runtime:
         old = runtime.vault.secret(name)
-        if oauth_store.load(runtime.vault, name) is not None:
+        oauth_store.ensure_schema(runtime.vault)
+        if oauth_store.is_oauth(runtime.vault.get_service(name)):
             raise InvalidService(
                 f"{name!r} is an OAuth service: its access token is refreshed automatically and a rotated "
                 f"value would be overwritten; to replace the grant run: clavis-mcp oauth login {name}"
@@ -348,9 +349,12 @@ def edit(
     """Change the non-secret fields of service NAME; options not given stay as they are."""
     kind, kwargs = _auth_options(auth, header, basic, query, fixed)
     with open_runtime() as runtime:
+        oauth_store.ensure_schema(runtime.vault)  # an OAuth service stored by an older version reads as oauth2
         current = runtime.vault.get_service(name)
         spec: AuthMethod = current.auth
         if kind is not None:
+            if oauth_store.is_oauth(current):
+                raise click.UsageError(f"{name!r} is an OAuth service: its auth stays oauth2 (--fixed-header applies)")
             spec = build_auth(kind, **kwargs)
         elif fixed:
             spec = replace(spec, extra_headers=validate_extra_headers(kwargs["extra_headers"]))

@@ -13,9 +13,10 @@ from __future__ import annotations
 import sqlite3
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from .auth import HeaderAuth, OAuth2Auth
 from .errors import UnknownService, VaultCorrupted
 from .oauth import OAuthConfig, TokenGrant, needs_refresh
 from .secret import Secret
@@ -99,10 +100,40 @@ def decide(record: OAuthRecord, now: float, rejected_fp: str | None = None) -> D
 
 
 def ensure_schema(vault: Vault) -> None:
+    """The table, and once per process and vault the upgrades of what older versions wrote.
+
+    The proxy's and the MCP server's readers of OAuth state call it when they are built, before
+    any request, so they never see a service stored before OAuth was its auth method."""
     vault.ensure_table(TABLE, _SCHEMA, versioned=True)
     if vault not in _fingerprints_keyed:
         _fingerprints_keyed.add(vault)
         _key_old_fingerprints(vault)
+        _upgrade_to_oauth2_method(vault)
+
+
+def is_oauth(service: Service) -> bool:
+    """Whether the service's credential is an OAuth access token (refreshed, with more secrets)."""
+    return isinstance(service.auth, OAuth2Auth)
+
+
+def _upgrade_to_oauth2_method(vault: Vault) -> None:
+    """A service registered before OAuth was an auth method is stored as a bearer header with a
+    row in this table: make its method ``oauth2`` (same header, same bytes on the wire), so that
+    whether a service is OAuth is a property of the service, not a question to this table."""
+    for (name,) in vault.query(f"SELECT service FROM {TABLE}"):
+        service = vault.get_service(name)
+        if not is_oauth(service):
+            record = load(vault, name)
+            grant = record.config.grant if record is not None else "refresh_token"
+            vault.update_service(replace(service, auth=as_oauth2(service, grant)))
+
+
+def as_oauth2(service: Service, grant: str) -> OAuth2Auth:
+    """The service's bearer header as the OAuth method (keeping its header, template and fixed headers)."""
+    auth = service.auth
+    if isinstance(auth, HeaderAuth):
+        return OAuth2Auth(name=auth.name, template=auth.template, extra_headers=auth.extra_headers, grant=grant)
+    return OAuth2Auth(extra_headers=auth.extra_headers, grant=grant)
 
 
 def _key_old_fingerprints(vault: Vault) -> None:
@@ -134,10 +165,10 @@ def oauth_services(vault: Vault) -> list[str]:
     return [row[0] for row in vault.query(f"SELECT service FROM {TABLE} ORDER BY service")]
 
 
-def oauth_services_as_of(vault: Vault, snapshot: Snapshot) -> frozenset[str]:
-    """The OAuth services as of ``snapshot`` (the table is versioned with the services), so the
-    proxy asks the vault about a service's OAuth state only for the services that have one."""
-    return snapshot.derived(TABLE, lambda: frozenset(oauth_services(vault)))
+def oauth_services_as_of(snapshot: Snapshot) -> frozenset[str]:
+    """The OAuth services in ``snapshot``, so the proxy asks the vault about a service's OAuth
+    state only for the services that have one."""
+    return snapshot.derived("oauth2", lambda: frozenset(s.name for s in snapshot.services if is_oauth(s)))
 
 
 def register(
@@ -145,6 +176,7 @@ def register(
 ) -> None:
     """Add the service with its first token. If the OAuth row cannot be written, the service goes too."""
     ensure_schema(vault)
+    service = replace(service, auth=as_oauth2(service, config.grant))
     vault.add_service(service, grant.access_token)
     try:
         with vault.transaction() as conn:
@@ -345,16 +377,20 @@ def credential_state(vault: Vault, name: str, now: float | None = None) -> tuple
     return "unknown", f"OAuth access token ({until}); refreshed automatically before it expires or on a 401"
 
 
-def other_secrets(vault: Vault, name: str) -> list[Secret]:
-    """The refresh token and client secret of an OAuth service, for response redaction; [] otherwise."""
-    if load(vault, name) is None:
+def other_secrets(vault: Vault, service: Service) -> list[Secret]:
+    """The secret fields of the service's method kept here (an OAuth service's refresh token and
+    client secret), for response redaction; [] for a method with none, without asking the table."""
+    readers = [_FIELDS[field] for field in service.auth.secret_fields() if field in _FIELDS]
+    if not readers or load(vault, service.name) is None:
         return []
-    return [s for s in (refresh_token(vault, name), client_secret(vault, name)) if s is not None]
+    return [s for s in (read(vault, service.name) for read in readers) if s is not None]
+
+
+_FIELDS = {"refresh_token": refresh_token, "client_secret": client_secret}
 
 
 def describe_auth(vault: Vault, service: Service) -> str:
-    """How the service authenticates; an OAuth service says so instead of showing its bearer template."""
-    record = load(vault, service.name)
-    if record is None:
-        return service.auth.describe()
-    return f"oauth2 ({record.config.grant}): bearer access token, refreshed automatically"
+    """How the service authenticates, as its method says once this vault's services are upgraded
+    (a service stored before OAuth was an auth method reads as ``oauth2`` from the first call)."""
+    ensure_schema(vault)
+    return vault.snapshot().service(service.name).auth.describe()

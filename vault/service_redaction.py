@@ -18,7 +18,7 @@ import threading
 from typing import NamedTuple
 
 from .auth import CREDENTIAL
-from .oauth_store import other_secrets
+from .oauth_store import ensure_schema, other_secrets
 from .redaction import Redactor
 from .secret import Secret
 from .store import Snapshot, Vault
@@ -40,7 +40,7 @@ class InPlay(NamedTuple):
 def in_play(vault: Vault, snapshot: Snapshot, name: str) -> InPlay:
     secret = snapshot.secrets[name]
     service = snapshot.service(name)
-    secrets = (secret, *other_secrets(vault, name))
+    secrets = (secret, *other_secrets(vault, service))
     derived = tuple(service.auth.redaction_values({CREDENTIAL: secret}))
     return InPlay(tuple(vault.keyed(value).fingerprint for value in (*secrets, *derived)), secrets, derived)
 
@@ -52,6 +52,7 @@ def _build(name: str, values: InPlay) -> ServiceRedactor:
 
 class ServiceRedactors:
     def __init__(self, vault: Vault) -> None:
+        ensure_schema(vault)  # before any response: OAuth services stored by older versions become oauth2
         self._vault = vault
         self._cache: dict[str, tuple[tuple[str, ...], ServiceRedactor]] = {}
         self._lock = threading.Lock()

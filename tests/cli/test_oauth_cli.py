@@ -166,14 +166,18 @@ def test_client_credentials_add_gets_a_token_without_a_browser(
     assert "machine: unknown: OAuth access token (expires in" in CliRunner().invoke(main, ["oauth", "status"]).output
 
 
+def machine_args(server: OAuthServer) -> list[str]:
+    """`oauth add machine` with the client-credentials grant (the client secret from ACME_CLIENT_SECRET)."""
+    return ["oauth", "add", "machine", "--host", f"127.0.0.1:{server.port}", "--local", "--grant",
+            "client_credentials", "--token-url", server.token_url, "--client-id", CLIENT_ID,
+            "--client-secret-env", "ACME_CLIENT_SECRET"]  # fmt: skip
+
+
 def test_rotate_on_an_oauth_service_points_to_login_and_changes_nothing(
     env: dict[str, str], server: OAuthServer, vault: Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACME_CLIENT_SECRET", CLIENT_SECRET)
-    args = ["oauth", "add", "machine", "--host", f"127.0.0.1:{server.port}", "--local", "--grant",
-            "client_credentials", "--token-url", server.token_url, "--client-id", CLIENT_ID,
-            "--client-secret-env", "ACME_CLIENT_SECRET"]  # fmt: skip
-    assert CliRunner().invoke(main, args).exit_code == 0
+    assert CliRunner().invoke(main, machine_args(server)).exit_code == 0
     before = vault.secret("machine").reveal()
     result = CliRunner().invoke(main, ["rotate", "machine", "--secret-stdin"], input="sk-manual-0123456789abcdef")
     assert result.exit_code == 1
@@ -181,6 +185,20 @@ def test_rotate_on_an_oauth_service_points_to_login_and_changes_nothing(
     assert vault.secret("machine").reveal() == before
     listed = json.loads(CliRunner().invoke(main, ["list", "--json"]).output)
     assert listed[0]["auth"].startswith("oauth2 (client_credentials)")
+
+
+def test_edit_cannot_turn_an_oauth_service_into_a_plain_header_one(
+    env: dict[str, str], server: OAuthServer, vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its refresh and the redaction of its refresh token follow the oauth2 method: keep it."""
+    monkeypatch.setenv("ACME_CLIENT_SECRET", CLIENT_SECRET)
+    assert CliRunner().invoke(main, machine_args(server)).exit_code == 0
+    before = vault.get_service("machine")
+    result = CliRunner().invoke(main, ["edit", "machine", "--auth", "header", "--header", "X-Key: {secret}"])
+    assert result.exit_code == 2 and "its auth stays oauth2" in result.output
+    assert vault.get_service("machine") == before
+    assert CliRunner().invoke(main, ["edit", "machine", "--fixed-header", "X-V: 1"]).exit_code == 0
+    assert vault.get_service("machine").auth.extra_headers == (("X-V", "1"),)
 
 
 @pytest.mark.parametrize(
