@@ -206,7 +206,7 @@ def add(
     kind, kwargs = _auth_options(auth, header, basic, query, fixed)
     if kind is None:
         fixed_headers = {**dict(base.auth.extra_headers), **kwargs["extra_headers"]}
-        spec = replace(base.auth, extra_headers=validate_extra_headers(fixed_headers))
+        spec = base.auth.with_extra_headers(validate_extra_headers(fixed_headers))
     else:
         spec = build_auth(kind, **kwargs)
     if not hosts and not base.hosts:
@@ -357,7 +357,7 @@ def edit(
                 raise click.UsageError(f"{name!r} is an OAuth service: its auth stays oauth2 (--fixed-header applies)")
             spec = build_auth(kind, **kwargs)
         elif fixed:
-            spec = replace(spec, extra_headers=validate_extra_headers(kwargs["extra_headers"]))
+            spec = spec.with_extra_headers(validate_extra_headers(kwargs["extra_headers"]))
         changes: dict[str, Any] = {"auth": spec}
         if hosts:
             changes["hosts"] = parse_hosts(list(hosts))

@@ -42,7 +42,8 @@ def in_play(vault: Vault, snapshot: Snapshot, name: str) -> InPlay:
     service = snapshot.service(name)
     secrets = (secret, *other_secrets(vault, service))
     derived = tuple(service.auth.redaction_values({CREDENTIAL: secret}))
-    return InPlay(tuple(vault.keyed(value).fingerprint for value in (*secrets, *derived)), secrets, derived)
+    values: tuple[Secret | str, ...] = (*secrets, *derived)
+    return InPlay(tuple(vault.keyed(value).fingerprint for value in values), secrets, derived)
 
 
 def _build(name: str, values: InPlay) -> ServiceRedactor:

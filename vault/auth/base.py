@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
 
 from ..errors import InvalidService
@@ -114,6 +114,10 @@ class AuthMethod(ABC):
     def credential_headers(self) -> tuple[str, ...]:
         """Headers this method sets: the client's own copies are stripped in every spelling."""
         return ()
+
+    def with_extra_headers(self, headers: tuple[tuple[str, str], ...]) -> Self:
+        """The same method with other fixed headers (``--fixed-header``, a connector's defaults)."""
+        return replace(self, extra_headers=headers)  # type: ignore[type-var]  # subclasses are dataclasses
 
     def options(self) -> dict[str, str]:
         """The ``--auth`` choice and options that build this method again (an export table's fields)."""

@@ -6,7 +6,6 @@ A new method is one module beside this one and one entry in each table (plus its
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from ..errors import InvalidService
@@ -64,4 +63,4 @@ def build(
     if builder is None:
         raise InvalidService(f"unknown auth method {choice!r}; choose one of: {', '.join(BUILDERS)}")
     method = builder(header=header, template=template, param=param)
-    return replace(method, extra_headers=validate_extra_headers(extra_headers or {}))  # type: ignore[type-var]
+    return method.with_extra_headers(validate_extra_headers(extra_headers or {}))
