@@ -13,10 +13,11 @@ import hashlib
 import re
 
 from mitmproxy import http
-from mitmproxy.utils.strutils import always_bytes, always_str
+from mitmproxy.utils.strutils import always_str
 
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.auth import CREDENTIAL, OutgoingRequest
+from clavis_mcp.vault.auth.base import with_headers
 from clavis_mcp.vault.errors import InvalidService
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
@@ -70,15 +71,12 @@ def trailers_only(value: str | None) -> str | None:
 
 def replaced_fields(
     fields: tuple[tuple[bytes, bytes], ...], names: list[str], stripped: set[str], ours: list[tuple[str, str]]
-) -> tuple[tuple[bytes, bytes], ...]:
-    """``fields`` without the ``stripped`` names and without any copy (in any case) of a header we
-    set, followed by ours (a later one of ours replaces an earlier one of the same name): one
-    rebuild of the header list instead of one per header touched."""
-    replaced = {name.lower(): (name, value) for name, value in ours}
-    kept = tuple(field for field, name in zip(fields, names, strict=True)
-                 if name not in stripped and name.lower() not in replaced)  # fmt: skip
-    return kept + tuple((always_bytes(k, "utf-8", "surrogateescape"), always_bytes(v, "utf-8", "surrogateescape"))
-                        for k, v in replaced.values())  # fmt: skip
+) -> list[tuple[str, str]]:
+    """``fields`` (their ``names`` decoded) without the ``stripped`` names and without any copy (in
+    any case) of a header we set, followed by ours: the headers an auth method is handed."""
+    kept = [(name, value.decode("utf-8", "surrogateescape"))
+            for name, (_, value) in zip(names, fields, strict=True) if name not in stripped]  # fmt: skip
+    return with_headers(kept, ours)
 
 
 class InjectCredential:
@@ -118,16 +116,16 @@ class InjectCredential:
         flow.metadata[DECISION] = "injected"
 
 
-def outgoing_request(request: http.Request, fields: tuple[tuple[bytes, bytes], ...]) -> OutgoingRequest:
-    """The view an auth method signs or fills in: the request as it will leave, ``fields`` its headers."""
+def outgoing_request(request: http.Request, headers: list[tuple[str, str]]) -> OutgoingRequest:
+    """The view an auth method signs or fills in: the request as it will leave, with ``headers``."""
     return OutgoingRequest(
         method=request.method,
         scheme=request.scheme,
         host=request.host,
         port=request.port,
         path=request.path.split("?", 1)[0],
-        query=list(request.query.items(multi=True)),
-        headers=[(_text(k), _text(v)) for k, v in fields],
+        query=lambda: list(request.query.items(multi=True)),
+        headers=headers,
         body_sha256=lambda: None if request.raw_content is None else hashlib.sha256(request.raw_content).hexdigest(),
     )
 
@@ -136,12 +134,7 @@ def write_back(request: http.Request, outgoing: OutgoingRequest) -> None:
     """Put what the method set on mitmproxy's request; an untouched query keeps its bytes."""
     if outgoing.query_changed:
         request.query = outgoing.query
-    request.headers.fields = tuple((_bytes(k), _bytes(v)) for k, v in outgoing.headers)
-
-
-def _text(value: bytes) -> str:
-    return always_str(value, "utf-8", "surrogateescape")
-
-
-def _bytes(value: str) -> bytes:
-    return always_bytes(value, "utf-8", "surrogateescape")
+    request.headers.fields = tuple(
+        (name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape"))
+        for name, value in outgoing.headers
+    )

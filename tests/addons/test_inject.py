@@ -135,4 +135,4 @@ def test_replaced_fields(
     result: list[tuple[bytes, bytes]],
 ) -> None:
     names = [name.decode() for name, _ in fields]
-    assert list(replaced_fields(tuple(fields), names, stripped, ours)) == result
+    assert replaced_fields(tuple(fields), names, stripped, ours) == [(k.decode(), v.decode()) for k, v in result]

@@ -36,7 +36,7 @@ def outgoing() -> OutgoingRequest:
         host="api.example.com",
         port=443,
         path="/v1/items",
-        query=[("a", "1"), ("api_key", "the-client's")],
+        query=lambda: [("a", "1"), ("api_key", "the-client's")],
         headers=[("Accept", "*/*"), ("X-Api-Key", "the-client's")],
         body_sha256=lambda: None,
     )

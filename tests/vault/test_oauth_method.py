@@ -41,7 +41,7 @@ def test_a_registered_oauth_service_carries_the_oauth2_method(vault: Vault) -> N
 
 def test_the_oauth2_method_sends_the_bytes_the_bearer_header_did(vault: Vault) -> None:
     register(vault)
-    requests = [OutgoingRequest("GET", "https", "api.acme.example", 443, "/", [], [], lambda: None) for _ in "ab"]
+    requests = [OutgoingRequest("GET", "https", "api.acme.example", 443, "/", list, [], lambda: None) for _ in "ab"]
     vault.get_service("acme").auth.apply(requests[0], {CREDENTIAL: Secret(ACCESS)})
     HeaderAuth("Authorization", "Bearer {secret}").apply(requests[1], {CREDENTIAL: Secret(ACCESS)})
     assert requests[0].headers == requests[1].headers == [("Authorization", f"Bearer {ACCESS}")]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
 from ..errors import InvalidService
@@ -54,37 +54,58 @@ def validate_extra_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str],
     return tuple(result)
 
 
-@dataclass(slots=True)
+def with_headers(headers: list[tuple[str, str]], ours: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` without any copy (in any case) of a header in ``ours``, followed by ours (a later
+    one of ours replaces an earlier one of the same name): one rebuild of the list, not one per header."""
+    replaced = {name.lower(): (name, value) for name, value in ours}
+    return [pair for pair in headers if pair[0].lower() not in replaced] + list(replaced.values())
+
+
 class OutgoingRequest:
     """The request as it will leave the proxy, for a method to put its credential on.
 
     ``path`` is the path without the query, as sent (percent-encoding kept); ``query`` the decoded
-    items in order; ``headers`` the header fields in order (names as sent). ``body_sha256`` gives
-    the hex SHA-256 of the body as sent, or None when the body is streamed and not known yet.
-    Changing ``query`` through :meth:`set_query` marks it for re-encoding; an untouched query
-    keeps its original bytes.
+    items in order, parsed only if a method reads them; ``headers`` the header fields in order
+    (names as sent). ``body_sha256()`` gives the hex SHA-256 of the body as sent, or None when the
+    body is streamed and not known yet. A query changed through :meth:`set_query` is re-encoded;
+    an untouched one keeps its original bytes.
     """
 
-    method: str
-    scheme: str
-    host: str
-    port: int
-    path: str
-    query: list[tuple[str, str]]
-    headers: list[tuple[str, str]]
-    body_sha256: Callable[[], str | None]
-    query_changed: bool = field(default=False)
+    __slots__ = ("_query", "_read_query", "body_sha256", "headers", "host", "method", "path", "port", "query_changed",
+                 "scheme")  # fmt: skip
 
-    def set_headers(self, ours: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
-        """Set ``ours`` after every copy (in any case) of those names is removed; a later one of
-        ours replaces an earlier one of the same name. Refuses a value that would split a header."""
+    def __init__(
+        self,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int,
+        path: str,
+        query: Callable[[], list[tuple[str, str]]],
+        headers: list[tuple[str, str]],
+        body_sha256: Callable[[], str | None],
+    ) -> None:
+        self.method, self.scheme, self.host, self.port, self.path = method, scheme, host, port, path
+        self._read_query, self._query = query, None
+        self.headers = headers
+        self.body_sha256 = body_sha256
+        self.query_changed = False
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        if self._query is None:
+            self._query = self._read_query()
+        return self._query
+
+    def set_headers(self, ours: Iterable[tuple[str, str]]) -> None:
+        """Set ``ours`` (see :func:`with_headers`); refuses a value that would split a header."""
+        ours = list(ours)
         if any(CONTROL.search(value) for _, value in ours):
             raise InvalidService("a credential header value contains control characters")
-        replaced = {name.lower(): (name, value) for name, value in ours}
-        self.headers = [pair for pair in self.headers if pair[0].lower() not in replaced] + list(replaced.values())
+        self.headers = with_headers(self.headers, ours)
 
     def set_query(self, items: list[tuple[str, str]]) -> None:
-        self.query = items
+        self._query = items
         self.query_changed = True
 
 
