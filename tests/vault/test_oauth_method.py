@@ -6,10 +6,13 @@ the wire, and its refresh token and client secret stay redacted."""
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from clavis_mcp.vault import Secret, Vault, oauth_store, validate_secret
+import pytest
+
+from clavis_mcp.vault import Secret, Vault, VaultCorrupted, oauth_store, validate_secret
 from clavis_mcp.vault.auth import CREDENTIAL, HeaderAuth, OAuth2Auth, OutgoingRequest
 from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
 from clavis_mcp.vault.service_redaction import ServiceRedactors, in_play
@@ -76,3 +79,17 @@ def test_a_plain_service_has_only_its_credential_in_play(vault: Vault) -> None:
     register(vault)
     vault.add_service(make_service("plain", "api.plain.example"), validate_secret(SECRET))
     assert [s.reveal() for s in in_play(vault, vault.snapshot(), "plain").secrets] == [SECRET]
+
+
+def test_a_service_stored_with_an_unknown_auth_kind_is_refused_by_name(vault: Vault, home: Path) -> None:
+    """A vault written by a newer version with a method this one lacks: never a service without its auth."""
+    vault.add_service(make_service("plain", "api.plain.example"), validate_secret(SECRET))
+    [(definition,)] = vault.query("SELECT definition FROM services WHERE name = 'plain'")
+    data = json.loads(definition)
+    data["auth"]["kind"] = "sigv9"
+    vault.query("UPDATE services SET definition = ? WHERE name = 'plain'", (json.dumps(data, sort_keys=True),))
+    with (
+        closing(Vault.open(home)) as reopened,
+        pytest.raises(VaultCorrupted, match="'plain'.*unknown auth method 'sigv9'"),
+    ):
+        reopened.get_service("plain")
