@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -105,18 +106,22 @@ def test_the_version_the_server_reports_is_the_package_version() -> None:
 
 
 def test_the_wheel_installs_only_the_clavis_mcp_namespace(tmp_path: Path) -> None:
-    """Built offline with the environment's setuptools, as pip would build it."""
-    code = (
-        "import sys; from setuptools import build_meta; "
-        f"print(build_meta.build_wheel({str(tmp_path)!r}))"
-    )
-    built = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    """Built offline with the environment's setuptools, as pip would build it, from a clean copy
+    (setuptools reuses a build/ folder, whose stale files would hide a package missing from the list)."""
+    source, out = tmp_path / "source", tmp_path / "dist"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    sources = {f"clavis_mcp/{path.relative_to(source)}" for path in source.rglob("*.py")}
+    code = f"from setuptools import build_meta; print(build_meta.build_wheel({str(out)!r}))"
+    built = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr[-2000:]
-    with zipfile.ZipFile(tmp_path / built.stdout.strip().splitlines()[-1]) as wheel:
-        tops = {name.split("/")[0] for name in wheel.namelist()}
+    with zipfile.ZipFile(out / built.stdout.strip().splitlines()[-1]) as wheel:
         names = set(wheel.namelist())
-    assert {top for top in tops if not top.endswith(".dist-info")} == {"clavis_mcp"}
-    assert {f"clavis_mcp/{package}/__init__.py" for package in PACKAGES} <= names
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"clavis_mcp"}
+    assert sources <= names, f"not in the wheel: {sorted(sources - names)}"  # a sub-package missing from pyproject
     assert "clavis_mcp/vault/connectors.toml" in names
 
 
