@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast typecheck lint bench clean
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
@@ -18,6 +18,10 @@ test: $(STAMP)
 # The inner loop: the suite without the end-to-end tests (subprocesses, real proxies, real upstreams).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e"
+
+# mypy, strict, on the packages as they install (clavis_mcp.*); settings in pyproject.toml [tool.mypy].
+typecheck: $(STAMP)
+	$(BIN)/python scripts/typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
