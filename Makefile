@@ -13,6 +13,8 @@ test: $(STAMP)
 	./scripts/ensure-system-deps
 	./scripts/ensure-node-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck
 	$(BIN)/python -m pytest
 
 # The inner loop: the suite without the end-to-end tests (subprocesses, real proxies, real upstreams).

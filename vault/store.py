@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .auth.registry import from_json as auth_from_json
 from .crypto import DataKey, WrongKey, associated_data, wrap_context
@@ -107,7 +107,7 @@ class Snapshot:
         built on first use and kept as long as this snapshot: any change to that table makes a
         new snapshot, so the proxy reads such a table once per change, not once per request."""
         try:
-            return self._derived[key]
+            return cast(T, self._derived[key])
         except KeyError:
             value = self._derived[key] = build()
             return value

@@ -113,10 +113,20 @@ BODIES = [
     ("empty", b"", "application/octet-stream", "", False),
     ("truncated-text", b"x" * 100, "text/plain", "x" * 10, True),
     ("truncated-json-is-text", b'{"a": "' + b"y" * 100 + b'"}', "application/json", '{"a": "yyy', True),
-    ("json-escape-rebuilding-the-secret", ('{"k": "' + SECRET.replace("-", "\\u002d") + '"}').encode(),
-     "application/json", {"k": "[REDACTED:openai]"}, False),
-    ("json-key-rebuilding-the-secret", ('{"' + SECRET.replace("t", "\\u0074") + '": 1}').encode(),
-     "application/json", {"[REDACTED:openai]": 1}, False),
+    (
+        "json-escape-rebuilding-the-secret",
+        ('{"k": "' + SECRET.replace("-", "\\u002d") + '"}').encode(),
+        "application/json",
+        {"k": "[REDACTED:openai]"},
+        False,
+    ),
+    (
+        "json-key-rebuilding-the-secret",
+        ('{"' + SECRET.replace("t", "\\u0074") + '": 1}').encode(),
+        "application/json",
+        {"[REDACTED:openai]": 1},
+        False,
+    ),
 ]
 
 

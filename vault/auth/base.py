@@ -86,7 +86,8 @@ class OutgoingRequest:
         body_sha256: Callable[[], str | None],
     ) -> None:
         self.method, self.scheme, self.host, self.port, self.path = method, scheme, host, port, path
-        self._read_query, self._query = query, None
+        self._read_query = query
+        self._query: list[tuple[str, str]] | None = None
         self.headers = headers
         self.body_sha256 = body_sha256
         self.query_changed = False
