@@ -18,7 +18,7 @@ from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from clavis_mcp.vault import Secret
@@ -334,7 +334,9 @@ def test_escapes_mixed_per_character_are_redacted_in_the_decoded_view(
     secret, spelling = spelled
     body = b'{"echo": "' + json.dumps(before)[1:-1].encode() + spelling.encode() + json.dumps(after)[1:-1].encode()
     body += b'", "other": "kept"}'
-    assert secret in _what_a_reader_sees(body)
+    # The text around it can merge with its escapes (a '%' before '&#48;' reads as '%0'): then no
+    # reader sees this secret, and the example says nothing about redaction.
+    assume(secret in _what_a_reader_sees(body))
     redactor = Redactor("svc", [Secret(secret)], scanner=engine)
     clean, count = redact_decoded(redactor, body)
     assert count >= 1
