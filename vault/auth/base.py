@@ -159,5 +159,10 @@ class AuthMethod(ABC):
         """Read the stored form (older vaults' too); raise KeyError/TypeError/ValueError if damaged."""
 
 
+def stored_form(kind: str, name: str, template: str, extra_headers: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The stored auth object of the methods that keep these four fields (docs/vault-format.md)."""
+    return {"kind": kind, "name": name, "template": template, "extra_headers": [list(pair) for pair in extra_headers]}
+
+
 def stored_extra_headers(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in data.get("extra_headers", ()))

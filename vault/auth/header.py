@@ -15,6 +15,7 @@ from .base import (
     AuthMethod,
     OutgoingRequest,
     stored_extra_headers,
+    stored_form,
     validate_extra_headers,
     validate_header_name,
     validate_template,
@@ -63,12 +64,7 @@ class HeaderAuth(AuthMethod):
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "template": self.template,
-            "extra_headers": [list(pair) for pair in self.extra_headers],
-        }
+        return stored_form(self.kind, self.name, self.template, self.extra_headers)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:

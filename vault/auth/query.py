@@ -9,7 +9,15 @@ from typing import Any, ClassVar, Self
 
 from ..errors import InvalidService
 from ..secret import Secret
-from .base import CREDENTIAL, PLACEHOLDER, AuthMethod, OutgoingRequest, stored_extra_headers, validate_extra_headers
+from .base import (
+    CREDENTIAL,
+    PLACEHOLDER,
+    AuthMethod,
+    OutgoingRequest,
+    stored_extra_headers,
+    stored_form,
+    validate_extra_headers,
+)
 
 QUERY_PARAM = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 
@@ -42,12 +50,7 @@ class QueryAuth(AuthMethod):
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "template": self.template,
-            "extra_headers": [list(pair) for pair in self.extra_headers],
-        }
+        return stored_form(self.kind, self.name, self.template, self.extra_headers)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
