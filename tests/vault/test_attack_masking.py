@@ -96,7 +96,7 @@ def test_fingerprint_is_no_offline_oracle(home: Path, tmp_path: Path) -> None:
     for fingerprint in (in_first, in_second, Secret(LONG_KEY).fingerprint):
         assert not any(digest in fingerprint for digest in unkeyed_digests(LONG_KEY)), fingerprint
     outside = subprocess.run(
-        [sys.executable, "-c", f"from vault import Secret; print(Secret({LONG_KEY!r}).fingerprint)"],
+        [sys.executable, "-c", f"from clavis_mcp.vault import Secret; print(Secret({LONG_KEY!r}).fingerprint)"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()  # fmt: skip
     assert outside not in (in_first, in_second, Secret(LONG_KEY).fingerprint)  # no vault key, no shared answer
