@@ -17,8 +17,7 @@ from mitmproxy import http
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.dialing import Resolver
-from clavis_mcp.vault.errors import ClavisError
-from clavis_mcp.vault.oauth import ReauthRequired
+from clavis_mcp.vault.errors import ClavisError, ReauthRequired
 from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
 from clavis_mcp.vault.oauth_store import ensure_schema, oauth_services_as_of
 

@@ -33,17 +33,16 @@ from collections.abc import Callable
 import wsproto.events
 from mitmproxy import http
 
-from clavis_mcp.vault import ClavisError, Vault
+from clavis_mcp.vault import Vault
 from clavis_mcp.vault.content_types import declared_charset
 from clavis_mcp.vault.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
     BoundedDecoder,
-    DecodedTooLarge,
-    DecodeError,
     decode_body,
     max_decoded_from_env,
 )
+from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, TooManyEscapes
 from clavis_mcp.vault.redaction import Redactor, StreamRedactor
 from clavis_mcp.vault.redaction_views import redact_decoded
 from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
@@ -60,16 +59,6 @@ KNOWN_TRANSFER_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "compress", "x-
 INLINE_SCAN_MAX = 32 * 1024  # decoded bytes scanned on the event loop: milliseconds, even if all are escapes
 MAX_ESCAPE_STARTS = STREAM_THRESHOLD  # no uncompressed body of known length that is buffered holds more
 ESCAPE_STARTS = (b"\\", b"%", b"&", b"\x00")  # the bytes that begin an escape a decoded view undoes
-
-
-class TooManyEscapes(ClavisError):
-    """A body holds more escapes than the proxy decodes to scan one response."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(
-            f"the upstream's body holds {count} bytes that may begin an escape (\\ % & NUL), more than the "
-            f"{MAX_ESCAPE_STARTS} clavis-mcp decodes to scan one response"
-        )
 
 
 def escape_starts(body: bytes) -> int:
@@ -95,7 +84,7 @@ def scrub_whole(
     escapes): what a worker thread does with a large body."""
     body = decode_body(encoding, raw, max_decoded)
     if len(body) > MAX_ESCAPE_STARTS and (starts := escape_starts(body)) > MAX_ESCAPE_STARTS:
-        raise TooManyEscapes(starts)  # (a shorter body cannot hold more: it is not counted)
+        raise TooManyEscapes(starts, MAX_ESCAPE_STARTS)  # (a shorter body cannot hold more: it is not counted)
     return redact_decoded(redactor, body, charset)
 
 

@@ -19,14 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clavis_mcp.vault import ClavisError
+from clavis_mcp.vault.errors import ConfigError
 
 SERVER_NAME = "clavis"
 CONFIG_NAME = "claude_desktop_config.json"
-
-
-class ConfigError(ClavisError):
-    """The MCP client's configuration file cannot be read or written as it is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.vault import AuditLog, ClavisError, Vault
+from clavis_mcp.vault.errors import ConfigError
 from clavis_mcp.vault.health import Check, check_vault
 from clavis_mcp.vault.passphrase import ENV_VAR as PASSPHRASE_ENV
 from clavis_mcp.vault.store import read_key_store
 
-from .client_config import SERVER_NAME, ConfigError, clavis_executable, read_config
+from .client_config import SERVER_NAME, clavis_executable, read_config
 
 CA_WARNING_DAYS = 30
 NEW_CA = "clavis-mcp certs show (creates a new CA; agents that trusted the old one must trust the new one)"

@@ -13,15 +13,9 @@ from pathlib import Path
 import click
 
 from clavis_mcp.vault import ClavisError, clavis_home
+from clavis_mcp.vault.errors import ConfigError
 
-from .client_config import (
-    SERVER_NAME,
-    ConfigError,
-    claude_desktop_config_path,
-    clavis_executable,
-    install_entry,
-    server_entry,
-)
+from .client_config import SERVER_NAME, claude_desktop_config_path, clavis_executable, install_entry, server_entry
 from .runtime import ask_passphrase
 
 CONFIG_OPTION = click.option(

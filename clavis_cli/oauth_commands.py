@@ -17,16 +17,8 @@ from typing import Any
 import click
 
 from clavis_mcp.vault import AuthSpec, Secret, Service, oauth_store, parse_hosts, validate_name, validate_secret
-from clavis_mcp.vault.errors import ServiceError
-from clavis_mcp.vault.oauth import (
-    GRANTS,
-    InvalidOAuthConfig,
-    OAuthConfig,
-    TokenGrant,
-    obtain_grant,
-    token_request,
-    validate_config,
-)
+from clavis_mcp.vault.errors import InvalidOAuthConfig, ServiceError
+from clavis_mcp.vault.oauth import GRANTS, OAuthConfig, TokenGrant, obtain_grant, token_request, validate_config
 
 from .oauth_login import authorization_code_login
 from .runtime import open_runtime

@@ -16,9 +16,9 @@ import webbrowser
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+from clavis_mcp.vault.errors import LoginFailed
 from clavis_mcp.vault.oauth import (
     OAuthConfig,
-    OAuthError,
     Pkce,
     TokenGrant,
     authorization_url,
@@ -32,10 +32,6 @@ _PAGE = (
     "<!doctype html><meta charset=utf-8><title>clavis-mcp</title>"
     "<p>{message}</p><p>You can close this window and return to the terminal.</p>"
 )
-
-
-class LoginFailed(OAuthError):
-    """The browser step did not give a usable authorization code."""
 
 
 async def authorization_code_login(

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from clavis_mcp.vault import Service, canonical_host
 from clavis_mcp.vault.content_types import declared_charset, is_text
-from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.errors import CallRefused, LimitsError
 from clavis_mcp.vault.spellings import MIN_FORM_LENGTH
 
 from .models import BinaryBody
@@ -44,14 +44,6 @@ LIMIT_ENV = {
     "max_response_body": "CLAVIS_MAX_RESPONSE_BYTES",
     "timeout": "CLAVIS_CALL_TIMEOUT",
 }
-
-
-class CallRefused(ClavisError):
-    """The request was refused before leaving; the message says what is allowed."""
-
-
-class LimitsError(ClavisError):
-    """A configured limit (environment variable) is not a usable number."""
 
 
 @dataclass(frozen=True, slots=True)

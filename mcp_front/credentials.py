@@ -16,7 +16,7 @@ from clavis_mcp.vault import AuditLog, Secret, Service, Vault
 from clavis_mcp.vault.audit import ACTION, INJECTED, REASON, STATUS, TIME
 from clavis_mcp.vault.audit_filter import AuditFilter
 from clavis_mcp.vault.audit_index import AuditIndex
-from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.errors import CredentialExpired
 from clavis_mcp.vault.oauth_refresh import ensure_fresh
 from clavis_mcp.vault.oauth_store import credential_state as oauth_state
 
@@ -32,10 +32,6 @@ DETAILS: dict[CredentialState, str] = {
     "locked": "the vault is locked; run: clavis-mcp doctor",
     "unknown": "stored and intact in the vault; not verified with the provider (check_credential_status live=true)",
 }
-
-
-class CredentialExpired(ClavisError):
-    """The credential's expiry has passed and it cannot be refreshed here."""
 
 
 @dataclass(frozen=True, slots=True)

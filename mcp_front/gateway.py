@@ -25,7 +25,8 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.decoding import BoundedDecoder, DecodedTooLarge, DecodeError
+from clavis_mcp.vault.decoding import BoundedDecoder
+from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
 
@@ -44,22 +45,6 @@ CONNECT_TIMEOUT = 10.0
 # spelling begun before the cut is scanned whole: room for every character escaped twice over
 # (JSON inside a URL, HTML inside JSON). NUL bytes, which the decoded views skip, are not kept.
 LOOKAHEAD_SPELLINGS = 16
-
-
-class GatewayError(Exception):
-    """A call could not be completed through the proxy; the message names no secret."""
-
-
-class ProxyRefusedConnection(GatewayError):
-    """The embedded proxy refused the tunnel (e.g. the host belongs to no service)."""
-
-
-class UpstreamTimeout(GatewayError):
-    """The provider did not answer in time."""
-
-
-class UpstreamError(GatewayError):
-    """The provider could not be reached, or its answer could not be read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ import time
 
 from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.connectors import Probe, load_catalog
+from clavis_mcp.vault.errors import CallRefused, GatewayError
 
-from .calls import CallRefused
-from .gateway import Gateway, GatewayError
+from .gateway import Gateway
 from .models import CredentialState, LastCheck, RateLimit
 from .ratelimit import rate_limit_of
 from .settings import load_settings, probe_text

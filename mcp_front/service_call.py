@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from clavis_mcp.vault import Service
+from clavis_mcp.vault.errors import CallRefused, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
 
 from .calls import (
     SAFE_METHODS,
     CallLimits,
-    CallRefused,
     Target,
     check_target,
     redirect_target,
@@ -25,7 +25,7 @@ from .calls import (
     shown_headers,
     split_headers,
 )
-from .gateway import Fetched, Gateway, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
+from .gateway import Fetched, Gateway
 from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
 

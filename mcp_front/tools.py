@@ -14,8 +14,9 @@ from typing import Any
 from mcp.server.mcpserver.exceptions import ToolError
 
 from clavis_mcp.vault import Service, Vault, oauth_store
+from clavis_mcp.vault.errors import CallRefused
 
-from .calls import CallRefused, allowed_methods
+from .calls import allowed_methods
 from .confirm import Answer, outcome
 from .credentials import CHECK_ACTION, Usage, credential_state, fresh_credential, usage_by_service
 from .gateway import Gateway

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from .embedded import EmbeddedProxy, ProxyStartError
+from clavis_mcp.vault.errors import ProxyStartError
+
+from .embedded import EmbeddedProxy
 
 __all__ = ["EmbeddedProxy", "ProxyStartError"]

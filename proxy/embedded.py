@@ -15,17 +15,14 @@ from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconf
 
 from clavis_mcp.addons import Pipeline, default_addons
 from clavis_mcp.certs import LocalCA
-from clavis_mcp.vault import AuditLog, ClavisError, Vault
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.errors import ProxyStartError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .upstream_trust import build_upstream_bundle
 
 LISTEN_HOST = "127.0.0.1"
 logger = logging.getLogger(__name__)
-
-
-class ProxyStartError(ClavisError, RuntimeError):
-    """The proxy could not listen (port in use, bad configuration)."""
 
 
 class _Ready:

@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from .errors import ClavisError
+from .errors import AgentError
 from .store import Vault
 
 _SCHEMA = """
@@ -27,10 +27,6 @@ CREATE TABLE IF NOT EXISTS agents (
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 RESERVED = frozenset({"mcp", "cli", "unauthenticated"})  # names the audit log uses for other sources
 TOKEN_BYTES = 32
-
-
-class AgentError(ClavisError):
-    """An agent name is invalid, taken or unknown."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .errors import ClavisError
+from .errors import AuditQueryError
 
 _STATUS = re.compile(r"^([1-5])(?:([0-9]{2})|xx)$")
-
-
-class AuditQueryError(ClavisError):
-    """A review filter or time expression is malformed."""
 
 
 @dataclass(frozen=True, slots=True)

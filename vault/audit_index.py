@@ -17,7 +17,7 @@ from typing import Any
 
 from .audit_files import LogFiles, lines_from
 from .audit_filter import AuditFilter
-from .errors import ClavisError
+from .errors import AuditIndexStale
 
 INDEX_SUFFIX = ".index.sqlite"
 DIMENSIONS = ("service", "source", "status", "decision")
@@ -42,10 +42,6 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 _INSERT = "INSERT INTO records (t, source, service, decision, status, host, file, offset) VALUES (?,?,?,?,?,?,?,?)"
 _BATCH = 20_000
-
-
-class AuditIndexStale(ClavisError):
-    """A record the index points at is no longer in the log as it was indexed."""
 
 
 class AuditIndex:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import VaultCorrupted
+from .errors import VaultCorrupted, WrongKey
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -38,10 +38,6 @@ def associated_data(vault_id: str, service: str, field: str) -> bytes:
 def wrap_context(key_store: str) -> str:
     """The ``field`` of the associated data of the wrapped data key, e.g. ``data-key:keychain``."""
     return f"data-key:{key_store}"
-
-
-class WrongKey(Exception):
-    """A wrapped data key did not authenticate under the key-encryption key (internal signal)."""
 
 
 class DataKey:

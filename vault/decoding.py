@@ -10,12 +10,8 @@ than by STEP, and its window is held to the 8 MB an HTTP sender may use (RFC 887
 
 It decodes what a client would, so that what the proxy scans is what the client reads: every
 member of a gzip body, every zstd frame. What it cannot decode whole (an unknown or chained
-coding, garbage, data after the end, a body that ends before its coding does) is an error.
-
-    ClavisError
-     ├── DecodeError           a body is not what its Content-Encoding says
-     │    └── DecodedTooLarge  it decodes to more than its reader's bound
-     └── InvalidDecodeLimit    CLAVIS_MAX_DECODED_BYTES is not a positive number
+coding, garbage, data after the end, a body that ends before its coding does) is an error
+(:class:`~.errors.DecodeError`, :class:`~.errors.DecodedTooLarge`; the tree is in :mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -28,33 +24,13 @@ from typing import Protocol
 import brotli
 import zstandard
 
-from .errors import ClavisError
+from .errors import DecodedTooLarge, DecodeError, InvalidDecodeLimit
 
 STEP = 1024 * 1024  # output asked of a codec at a time
 DEFAULT_MAX_DECODED = 64 * 1024 * 1024
 MAX_DECODED_ENV = "CLAVIS_MAX_DECODED_BYTES"
 ZSTD_MAX_WINDOW = 8 * 1024 * 1024
 IDENTITY = frozenset({"", "identity"})
-
-
-class DecodeError(ClavisError):
-    """The body cannot be decoded as its ``Content-Encoding`` says; nothing of it should be used."""
-
-
-class DecodedTooLarge(DecodeError):
-    """The body decodes to more than the bound its reader set."""
-
-    def __init__(self, encoding: str, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"the {encoding} body decodes to more than {describe_size(limit)}")
-
-
-class InvalidDecodeLimit(ClavisError):
-    """The configured bound on decoded bodies is not usable."""
-
-
-def describe_size(size: int) -> str:
-    return f"{size / 1024 / 1024:g} MiB" if size >= 1024 * 1024 else f"{size} bytes"
 
 
 def max_decoded_from_env(env: Mapping[str, str] | None = None) -> int:

@@ -14,14 +14,10 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-from .errors import ClavisError
+from .errors import DialRefused
 from .hosts import is_public_address
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-class DialRefused(ClavisError):
-    """A connection that would carry a secret was not made; the message says why."""
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -21,8 +21,8 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 import certifi
 
-from .dialing import DialRefused, Resolver, checked_address
-from .errors import ClavisError
+from .dialing import Resolver, checked_address
+from .errors import DialRefused, InvalidOAuthConfig, ReauthRequired, TokenEndpointError
 from .hosts import canonical_host, is_public_address
 from .secret import Secret
 from .service import Service
@@ -34,30 +34,6 @@ REFRESH_MARGIN = 60.0  # refresh this many seconds before the provider's expiry
 TOKEN_TIMEOUT, TOKEN_CONNECT_TIMEOUT = 8.0, 5.0
 # Answers that mean the grant itself is dead: only a new login fixes them.
 _DEAD_GRANT = frozenset({"invalid_grant", "bad_refresh_token", "invalid_client", "unauthorized_client"})
-
-
-class OAuthError(ClavisError):
-    """An OAuth service cannot get a usable access token."""
-
-
-class ReauthRequired(OAuthError):
-    """The provider refused the grant (revoked, expired, rotated away): a person must log in again."""
-
-    def __init__(self, service: str, reason: str) -> None:
-        self.service = service
-        self.reason = reason
-        super().__init__(
-            f"the OAuth grant of {service!r} is no longer accepted ({reason}); "
-            f"log in again with: clavis-mcp oauth login {service}"
-        )
-
-
-class TokenEndpointError(OAuthError):
-    """The token endpoint could not be reached or gave an answer that is not a token."""
-
-
-class InvalidOAuthConfig(OAuthError):
-    """An OAuth configuration failed validation; nothing was stored."""
 
 
 @dataclass(frozen=True, slots=True)

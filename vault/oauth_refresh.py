@@ -24,14 +24,8 @@ import weakref
 from . import oauth_store
 from .audit import AuditLog
 from .dialing import Resolver
-from .oauth import (
-    ReauthRequired,
-    TokenEndpointError,
-    TokenGrant,
-    backoff_delay,
-    obtain_grant,
-    token_request,
-)
+from .errors import ReauthRequired, TokenEndpointError
+from .oauth import TokenGrant, backoff_delay, obtain_grant, token_request
 from .secret import Secret
 from .store import Vault
 

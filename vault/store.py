@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .auth.registry import from_json as auth_from_json
-from .crypto import DataKey, WrongKey, associated_data, wrap_context
+from .crypto import DataKey, associated_data, wrap_context
 from .errors import (
     DuplicateService,
     InvalidService,
@@ -32,6 +32,7 @@ from .errors import (
     VaultError,
     VaultLocked,
     VaultNotFound,
+    WrongKey,
 )
 from .hosts import HostRule, canonical_host, parse_host_rule, rules_overlap
 from .keyfile import KeyFileStore

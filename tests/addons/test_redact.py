@@ -365,7 +365,8 @@ def test_only_a_body_that_decodes_small_is_scanned_on_the_event_loop(encoding: s
 
 
 def test_a_large_body_past_the_escape_bound_is_refused_not_scanned() -> None:
-    from clavis_mcp.addons.redact import MAX_ESCAPE_STARTS, TooManyEscapes, scrub_whole
+    from clavis_mcp.addons.redact import MAX_ESCAPE_STARTS, scrub_whole
+    from clavis_mcp.vault.errors import TooManyEscapes
 
     within = brotli.compress(b"%41" * MAX_ESCAPE_STARTS)
     assert scrub_whole(FRAMES, "br", within, None, 64 << 20)[1] == 0

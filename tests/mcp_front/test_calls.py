@@ -6,8 +6,6 @@ import pytest
 
 from clavis_mcp.mcp_front.calls import (
     CallLimits,
-    CallRefused,
-    LimitsError,
     Scrubber,
     Target,
     body_preview,
@@ -22,6 +20,7 @@ from clavis_mcp.mcp_front.calls import (
     split_headers,
 )
 from clavis_mcp.vault import Secret
+from clavis_mcp.vault.errors import CallRefused, LimitsError
 from clavis_mcp.vault.redaction import Redactor
 from clavis_mcp.vault.service_redaction import ServiceRedactor
 from tests.conftest import SECRET, make_service

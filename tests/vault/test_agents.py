@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.agents import AgentError, AgentTokens, add_agent, agent_token, list_agents, revoke_agent
+from clavis_mcp.vault.agents import AgentTokens, add_agent, agent_token, list_agents, revoke_agent
+from clavis_mcp.vault.errors import AgentError
 
 
 def test_added_agent_token_is_listed_by_name_only_and_stored_sealed(vault: Vault) -> None:

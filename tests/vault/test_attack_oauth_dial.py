@@ -15,7 +15,8 @@ import trustme
 
 from clavis_mcp.vault import Secret, Vault, oauth_store
 from clavis_mcp.vault.dialing import Resolver
-from clavis_mcp.vault.oauth import OAuthConfig, TokenEndpointError, TokenGrant, validate_config
+from clavis_mcp.vault.errors import TokenEndpointError
+from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant, validate_config
 from clavis_mcp.vault.oauth_refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer

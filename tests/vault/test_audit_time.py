@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from clavis_mcp.vault.audit_filter import AuditQueryError
 from clavis_mcp.vault.audit_time import parse_when
+from clavis_mcp.vault.errors import AuditQueryError
 
 LOCAL = timezone(timedelta(hours=2))
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=LOCAL)

@@ -15,12 +15,10 @@ from clavis_mcp.vault.decoding import (
     STEP,
     ZSTD_MAX_WINDOW,
     BoundedDecoder,
-    DecodedTooLarge,
-    DecodeError,
-    InvalidDecodeLimit,
     decode_body,
     max_decoded_from_env,
 )
+from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, InvalidDecodeLimit
 from tests.bombs import MIB, bomb
 
 BODY = b'{"items": [' + b",".join(b'{"id": %d, "name": "item %d"}' % (i, i) for i in range(2000)) + b"]}"

@@ -9,12 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from clavis_mcp.vault.errors import InvalidOAuthConfig, ReauthRequired, TokenEndpointError
 from clavis_mcp.vault.oauth import (
-    InvalidOAuthConfig,
     OAuthConfig,
     Pkce,
-    ReauthRequired,
-    TokenEndpointError,
     authorization_url,
     backoff_delay,
     needs_refresh,

@@ -19,14 +19,8 @@ import pytest
 import trustme
 
 from clavis_mcp.vault import Secret, UnknownService, Vault, VaultCorrupted, oauth_store, validate_secret
-from clavis_mcp.vault.oauth import (
-    OAuthConfig,
-    ReauthRequired,
-    TokenEndpointError,
-    TokenGrant,
-    obtain_grant,
-    token_request,
-)
+from clavis_mcp.vault.errors import ReauthRequired, TokenEndpointError
+from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant, obtain_grant, token_request
 from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
 from tests.conftest import SECRET, make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
