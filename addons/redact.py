@@ -44,7 +44,7 @@ from clavis_mcp.vault.decoding import (
 )
 from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, TooManyEscapes
 from clavis_mcp.vault.redaction import Redactor, StreamRedactor
-from clavis_mcp.vault.redaction_views import redact_decoded
+from clavis_mcp.vault.redaction_views import escape_starts, redact_decoded
 from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
@@ -58,13 +58,6 @@ SCANNED_TRANSFER_CODINGS = frozenset({"", "chunked", "identity"})
 KNOWN_TRANSFER_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "compress", "x-compress"})
 INLINE_SCAN_MAX = 32 * 1024  # decoded bytes scanned on the event loop: milliseconds, even if all are escapes
 MAX_ESCAPE_STARTS = STREAM_THRESHOLD  # no uncompressed body of known length that is buffered holds more
-ESCAPE_STARTS = (b"\\", b"%", b"&", b"\x00")  # the bytes that begin an escape a decoded view undoes
-
-
-def escape_starts(body: bytes) -> int:
-    """How many bytes of ``body`` could begin an escape: a bound on the escapes its decoded views undo,
-    each of which costs up to a microsecond (a body without any costs a tenth of a millisecond per MiB)."""
-    return sum(body.count(start) for start in ESCAPE_STARTS)
 
 
 def decoded_if_small(encoding: str, raw: bytes, limit: int) -> bytes | None:
@@ -363,7 +356,8 @@ class RedactResponse:
         response = flow.response
         if name is None or response is None:
             return
-        self._trailers(flow, self.redactors_for(flow, name))
+        redactors = self.redactors_for(flow, name)
+        self._trailers(flow, redactors)
         if isinstance(response.stream, _StreamedBody):
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + response.stream.scrubber.count
             if response.stream.failure is not None:
@@ -373,7 +367,7 @@ class RedactResponse:
             return
         if REDACTIONS not in flow.metadata:
             self.responseheaders(flow)  # a response made by an addon never went through responseheaders
-        redactor = self.redactor_for(flow, name)
+        redactor = redactors.values
         if response.status_code == 101:
             self._upgrade(flow, redactor)
             return

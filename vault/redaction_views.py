@@ -40,6 +40,15 @@ _KINDS = (
     (b"&", rb"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};?)"),
     (b"\x00", rb"\x00+"),
 )  # fmt: skip
+ESCAPE_INTRODUCERS = tuple(introducer for introducer, _ in _KINDS)
+
+
+def escape_starts(body: bytes) -> int:
+    """How many bytes of ``body`` could begin an escape: a bound on the escapes its decoded views undo,
+    each of which costs up to a microsecond (a body without any costs a tenth of a millisecond per MiB)."""
+    return sum(body.count(introducer) for introducer in ESCAPE_INTRODUCERS)
+
+
 _BACKSLASH = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 
 
