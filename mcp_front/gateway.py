@@ -25,7 +25,6 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.decoding import BoundedDecoder
 from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
@@ -87,6 +86,8 @@ class _Download:
     """
 
     def __init__(self, encoding: str, keep: int, bound: int, lookahead: int = 0) -> None:
+        from clavis_mcp.vault.decoding import BoundedDecoder  # brotli and zstandard: kept off the start-up path
+
         self._decoder = BoundedDecoder(encoding)
         self._keep, self._bound, self._lookahead = keep, bound, lookahead
         self.digest, self.size, self.complete = hashlib.sha256(), 0, True
