@@ -34,6 +34,7 @@ import wsproto.events
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
+from clavis_mcp.vault.audit import ERROR
 from clavis_mcp.vault.content_types import declared_charset
 from clavis_mcp.vault.decoding import (
     DEFAULT_MAX_DECODED,
@@ -48,7 +49,7 @@ from clavis_mcp.vault.redaction_views import escape_starts, redact_decoded
 from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
-from .flowmeta import BUFFERED, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
+from .flowmeta import BUFFERED, DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
@@ -361,6 +362,7 @@ class RedactResponse:
         if isinstance(response.stream, _StreamedBody):
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + response.stream.scrubber.count
             if response.stream.failure is not None:
+                flow.metadata[DECISION] = ERROR  # the audit record says the response did not arrive whole
                 flow.metadata[REASON] = f"{response.stream.failure}; the rest was withheld and the connection cut"
                 if flow.killable:
                     flow.kill()  # mitmproxy resets the client's stream instead of ending the body

@@ -15,7 +15,7 @@ import trustme
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
-from clavis_mcp.addons.flowmeta import REASON, SERVICE
+from clavis_mcp.addons.flowmeta import DECISION, REASON, SERVICE
 from clavis_mcp.addons.redact import RedactResponse
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV
@@ -90,6 +90,7 @@ async def test_streamed_read_past_the_bound_ends_the_body_and_cuts_the_flow(vaul
         await addon.response(flow)
     assert flow.error is not None and flow.error.msg == flow.error.KILLED_MESSAGE
     assert flow.metadata[REASON].startswith(f"the {encoding} body decodes to more than 1 MiB; the rest was withheld")
+    assert flow.metadata[DECISION] == "error"  # audited as an error, not as a whole response
 
 
 @pytest.mark.anyio
