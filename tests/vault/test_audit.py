@@ -36,7 +36,7 @@ def write_records(audit: AuditLog, count: int) -> list[str]:
 
 
 def test_append_writes_one_private_json_line_per_record(audit: AuditLog, home: Path) -> None:
-    first = audit.append(source="mcp", service="svc", path="/a?token=abc", decision="injected")
+    first = audit.append(source="mcp", service="svc", path="/a?token=query-secret-value", decision="injected")
     second = audit.append(source="cli", action="add", service="svc")
     records = list(audit.records())
     assert [r["id"] for r in records] == [first, second]
@@ -44,7 +44,7 @@ def test_append_writes_one_private_json_line_per_record(audit: AuditLog, home: P
     assert records[0]["prev"] == GENESIS and records[1]["prev"] == records[0]["mac"]
     assert records[0]["path"] == "/a?token="
     assert (home / "audit.jsonl").stat().st_mode & 0o777 == 0o600
-    assert "abc" not in (home / "audit.jsonl").read_text()
+    assert "query-secret-value" not in (home / "audit.jsonl").read_text()
     assert all(json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines())
 
 
