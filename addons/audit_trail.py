@@ -20,7 +20,7 @@ import time
 from mitmproxy import http
 
 from clavis_mcp.vault import AuditLog, AuditWriteError
-from clavis_mcp.vault.audit import ERROR, PASSED, REFUSED
+from clavis_mcp.vault.audit.log import ERROR, PASSED, REFUSED
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
 
 from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse

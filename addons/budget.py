@@ -13,7 +13,7 @@ import time
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.budget import UsageCounter, budgets_as_of
+from clavis_mcp.vault.limits.budget import UsageCounter, budgets_as_of
 
 from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from clavis_mcp.vault.audit import REFUSED
+from clavis_mcp.vault.audit.log import REFUSED
 
 from .flowmeta import DECISION, INTERNAL_PREFIX
 from .inject import header_key

@@ -18,8 +18,8 @@ from mitmproxy import http
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.dialing import Resolver
 from clavis_mcp.vault.errors import ClavisError, ReauthRequired
-from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
-from clavis_mcp.vault.oauth_store import ensure_schema, oauth_services_as_of
+from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
+from clavis_mcp.vault.oauth.state import ensure_schema, oauth_services_as_of
 
 from .flowmeta import DECISION, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 

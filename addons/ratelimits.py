@@ -12,7 +12,7 @@ import time
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.ratelimits import rate_limit_headers, record
+from clavis_mcp.vault.limits.ratelimits import rate_limit_headers, record
 
 from .flowmeta import DECISION, SERVICE
 

@@ -34,19 +34,19 @@ import wsproto.events
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.audit import ERROR
-from clavis_mcp.vault.content_types import declared_charset
-from clavis_mcp.vault.decoding import (
+from clavis_mcp.vault.audit.log import ERROR
+from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, TooManyEscapes
+from clavis_mcp.vault.redaction.content_types import declared_charset
+from clavis_mcp.vault.redaction.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
     BoundedDecoder,
     decode_body,
     max_decoded_from_env,
 )
-from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, TooManyEscapes
-from clavis_mcp.vault.redaction import Redactor, StreamRedactor
-from clavis_mcp.vault.redaction_views import escape_starts, redact_decoded
-from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
+from clavis_mcp.vault.redaction.redactor import Redactor, StreamRedactor
+from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
+from clavis_mcp.vault.redaction.views import escape_starts, redact_decoded
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import BUFFERED, DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse

@@ -27,12 +27,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.audit import AUDIT_FILE, DEFAULT_MAX_BYTES
-from clavis_mcp.vault.audit_anchor import VaultAnchor
-from clavis_mcp.vault.audit_chain import Link, encode, link_of, seal
-from clavis_mcp.vault.audit_files import LogFiles
-from clavis_mcp.vault.audit_filter import AuditFilter
-from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit.anchor import VaultAnchor
+from clavis_mcp.vault.audit.chain import Link, encode, link_of, seal
+from clavis_mcp.vault.audit.files import LogFiles
+from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.audit.index import AuditIndex
+from clavis_mcp.vault.audit.log import AUDIT_FILE, DEFAULT_MAX_BYTES
 
 SERVICES = [f"service-{n:02d}" for n in range(20)]
 AGENTS = ["mcp", *(f"agent-{n}" for n in range(9))]

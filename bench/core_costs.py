@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clavis_mcp.vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
-from clavis_mcp.vault.audit import AUDIT_FILE
-from clavis_mcp.vault.audit_files import LogFiles
-from clavis_mcp.vault.audit_filter import AuditFilter
-from clavis_mcp.vault.audit_index import AuditIndex
-from clavis_mcp.vault.redaction import HyperscanScanner, Redactor, StreamRedactor, TrieScanner
+from clavis_mcp.vault.audit.files import LogFiles
+from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.audit.index import AuditIndex
+from clavis_mcp.vault.audit.log import AUDIT_FILE
+from clavis_mcp.vault.redaction.redactor import HyperscanScanner, Redactor, StreamRedactor, TrieScanner
 
 from . import audit_query
 from .fixture import SERVICE, World

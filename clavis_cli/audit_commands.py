@@ -22,11 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 from clavis_mcp.vault import VaultNotFound, clavis_home
-from clavis_mcp.vault.audit import AUDIT_FILE
-from clavis_mcp.vault.audit_files import LogFiles, lines_from
-from clavis_mcp.vault.audit_filter import AuditFilter, parse_status, record_time
-from clavis_mcp.vault.audit_index import AuditIndex
-from clavis_mcp.vault.audit_time import parse_when
+from clavis_mcp.vault.audit.files import LogFiles, lines_from
+from clavis_mcp.vault.audit.filters import AuditFilter, parse_status, record_time
+from clavis_mcp.vault.audit.index import AuditIndex
+from clavis_mcp.vault.audit.log import AUDIT_FILE
+from clavis_mcp.vault.audit.timestamps import parse_when
 
 from .runtime import open_runtime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from clavis_mcp.vault.budget import Budget, budget_of, parse_period, set_budget
+from clavis_mcp.vault.limits.budget import Budget, budget_of, parse_period, set_budget
 
 from .runtime import open_runtime
 

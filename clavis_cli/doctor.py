@@ -20,7 +20,7 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.vault import AuditLog, ClavisError, Vault
 from clavis_mcp.vault.errors import ConfigError
 from clavis_mcp.vault.health import Check, check_vault
-from clavis_mcp.vault.passphrase import ENV_VAR as PASSPHRASE_ENV
+from clavis_mcp.vault.keys.passphrase import ENV_VAR as PASSPHRASE_ENV
 from clavis_mcp.vault.store import read_key_store
 
 from .client_config import SERVER_NAME, clavis_executable, read_config

@@ -16,9 +16,11 @@ from typing import Any
 
 import click
 
-from clavis_mcp.vault import AuthSpec, Secret, Service, oauth_store, parse_hosts, validate_name, validate_secret
+from clavis_mcp.vault import AuthSpec, Secret, Service, parse_hosts, validate_name, validate_secret
 from clavis_mcp.vault.errors import InvalidOAuthConfig, ServiceError
-from clavis_mcp.vault.oauth import GRANTS, OAuthConfig, TokenGrant, obtain_grant, token_request, validate_config
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import GRANTS, OAuthConfig, TokenGrant, token_request, validate_config
+from clavis_mcp.vault.oauth.token_endpoint import obtain_grant
 
 from .oauth_login import authorization_code_login
 from .runtime import open_runtime

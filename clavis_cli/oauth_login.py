@@ -17,14 +17,14 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from clavis_mcp.vault.errors import LoginFailed
-from clavis_mcp.vault.oauth import (
+from clavis_mcp.vault.oauth.flow import (
     OAuthConfig,
     Pkce,
     TokenGrant,
     authorization_url,
-    obtain_grant,
     token_request,
 )
+from clavis_mcp.vault.oauth.token_endpoint import obtain_grant
 from clavis_mcp.vault.secret import Secret
 
 CALLBACK_PATH = "/callback"

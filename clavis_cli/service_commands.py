@@ -27,16 +27,16 @@ from clavis_mcp.vault import (
     Service,
     Vault,
     clavis_home,
-    oauth_store,
     parse_hosts,
     validate_name,
     validate_secret,
 )
-from clavis_mcp.vault.audit import INJECTED, TIME
-from clavis_mcp.vault.audit_filter import AuditFilter
-from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.audit.index import AuditIndex
+from clavis_mcp.vault.audit.log import INJECTED, TIME
 from clavis_mcp.vault.auth import AuthMethod
 from clavis_mcp.vault.connectors import GENERIC, connector, load_catalog
+from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.service import (
     AUTH_CHOICES,
     build_auth,

@@ -16,12 +16,12 @@ import click
 
 from clavis_mcp.vault import Vault, VaultLocked, clavis_home
 from clavis_mcp.vault.connectors import load_catalog
-from clavis_mcp.vault.keychain import KeychainStore
-from clavis_mcp.vault.keyfile import WARNING as KEYFILE_WARNING
-from clavis_mcp.vault.keyfile import KeyFileStore
-from clavis_mcp.vault.keystore import KEY_STORES, KeyStore, key_store
-from clavis_mcp.vault.passphrase import ENV_VAR as PASSPHRASE_ENV
-from clavis_mcp.vault.passphrase import PassphraseStore
+from clavis_mcp.vault.keys.keychain import KeychainStore
+from clavis_mcp.vault.keys.keyfile import WARNING as KEYFILE_WARNING
+from clavis_mcp.vault.keys.keyfile import KeyFileStore
+from clavis_mcp.vault.keys.keystore import KEY_STORES, KeyStore, key_store
+from clavis_mcp.vault.keys.passphrase import ENV_VAR as PASSPHRASE_ENV
+from clavis_mcp.vault.keys.passphrase import PassphraseStore
 
 from . import service_commands
 from .runtime import open_runtime

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from clavis_mcp.vault import Service, canonical_host
-from clavis_mcp.vault.content_types import declared_charset, is_text
 from clavis_mcp.vault.errors import CallRefused, LimitsError
-from clavis_mcp.vault.spellings import MIN_FORM_LENGTH
+from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
+from clavis_mcp.vault.redaction.spellings import MIN_FORM_LENGTH
 
 from .models import BinaryBody
 
 if TYPE_CHECKING:  # loaded with the proxy, off the start-up path
-    from clavis_mcp.vault.redaction import Redactor
-    from clavis_mcp.vault.service_redaction import ServiceRedactor
+    from clavis_mcp.vault.redaction.redactor import Redactor
+    from clavis_mcp.vault.redaction.service import ServiceRedactor
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -216,7 +216,7 @@ class Scrubber:
 
     def scan(self, data: bytes, charset: str | None = None) -> tuple[bytes, int]:
         """``data`` scrubbed as bytes and as its readers decode it (escapes, UTF-16/32, ``charset``)."""
-        from clavis_mcp.vault.redaction_views import redact_decoded
+        from clavis_mcp.vault.redaction.views import redact_decoded
 
         count = 0
         for redactor in self.values:
@@ -239,7 +239,7 @@ class Scrubber:
 
     def in_name(self, name: str) -> int:
         """How many spellings a header name holds, in lower case (an HTTP/2 hop lower-cases names)."""
-        from clavis_mcp.vault.redaction_views import redact_decoded
+        from clavis_mcp.vault.redaction.views import redact_decoded
 
         data = name.lower().encode("utf-8", "surrogateescape")
         return sum(redact_decoded(redactor, data)[1] for redactor in self.names)

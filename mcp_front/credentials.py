@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from clavis_mcp.vault import AuditLog, Secret, Service, Vault
-from clavis_mcp.vault.audit import ACTION, INJECTED, REASON, STATUS, TIME
-from clavis_mcp.vault.audit_filter import AuditFilter
-from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.audit.index import AuditIndex
+from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS, TIME
 from clavis_mcp.vault.errors import CredentialExpired
-from clavis_mcp.vault.oauth_refresh import ensure_fresh
-from clavis_mcp.vault.oauth_store import credential_state as oauth_state
+from clavis_mcp.vault.oauth.refresh import ensure_fresh
+from clavis_mcp.vault.oauth.state import credential_state as oauth_state
 
 from .models import CredentialState, LastCheck
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from clavis_mcp.certs import LocalCA
     from clavis_mcp.proxy import EmbeddedProxy
-    from clavis_mcp.vault.service_redaction import ServiceRedactor, ServiceRedactors
+    from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
@@ -86,7 +86,9 @@ class _Download:
     """
 
     def __init__(self, encoding: str, keep: int, bound: int, lookahead: int = 0) -> None:
-        from clavis_mcp.vault.decoding import BoundedDecoder  # brotli and zstandard: kept off the start-up path
+        from clavis_mcp.vault.redaction.decoding import (
+            BoundedDecoder,
+        )  # brotli and zstandard: kept off the start-up path
 
         self._decoder = BoundedDecoder(encoding)
         self._keep, self._bound, self._lookahead = keep, bound, lookahead
@@ -236,7 +238,7 @@ class Gateway:
         rotation replaces it, while the answer is on its way).
         """
         if self._redactors is None:
-            from clavis_mcp.vault.service_redaction import ServiceRedactors
+            from clavis_mcp.vault.redaction.service import ServiceRedactors
 
             self._redactors = ServiceRedactors(self.vault)
         snapshot = self.vault.snapshot()

@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterable
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.ratelimit_parse import parse_rate_limits
-from clavis_mcp.vault.ratelimits import latest
+from clavis_mcp.vault.limits.ratelimit_parse import parse_rate_limits
+from clavis_mcp.vault.limits.ratelimits import latest
 
 from .models import RateLimit
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from clavis_mcp.vault import Service, Vault, oauth_store
+from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.errors import CallRefused
+from clavis_mcp.vault.oauth import state as oauth_store
 
 from .calls import allowed_methods
 from .confirm import Answer, outcome

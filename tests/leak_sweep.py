@@ -21,8 +21,8 @@ import mcp
 import pytest
 
 from clavis_mcp.vault import Secret
-from clavis_mcp.vault.redaction import Redactor
-from clavis_mcp.vault.redaction_views import redact_decoded
+from clavis_mcp.vault.redaction.redactor import Redactor
+from clavis_mcp.vault.redaction.views import redact_decoded
 
 MIN_SWEPT_LENGTH = 12  # shorter test values ("abc") would be found in ordinary text
 

@@ -22,8 +22,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
 
-from clavis_mcp.vault import Secret, Vault, oauth_store
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
+from clavis_mcp.vault import Secret, Vault
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from demo.echo_upstream import LoopbackHandler, serve_https
 
 CLIENT_ID = "clavis-test-client"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .audit import AuditLog
+from .audit.log import AuditLog
 from .errors import (
     AuditWriteError,
     ClavisError,

@@ -46,8 +46,8 @@ Where the boundaries map them, each in one place:
   is a 503 or 502 in addons/audit_trail.py); there is no single table.
 
 Private sentinels that never leave the module that raises them stay there: ``_ChainCut``
-(vault/audit.py, a cut in the audit chain found under the append lock) and ``_Full``
-(vault/decoding.py, stops zstandard's writer once the budget is passed).
+(vault/audit/log.py, a cut in the audit chain found under the append lock) and ``_Full``
+(vault/redaction/decoding.py, stops zstandard's writer once the budget is passed).
 
 Messages say what went wrong and what to do, and never contain a secret value. This module
 imports nothing: the context a message needs travels on the exception.

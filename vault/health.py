@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ClavisError
-from .keystore import AskPassphrase
+from .keys.keystore import AskPassphrase
 from .store import DB_NAME, Vault, read_key_store
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from .auth.registry import from_json as auth_from_json
-from .crypto import DataKey, associated_data, wrap_context
 from .errors import (
     DuplicateService,
     InvalidService,
@@ -35,8 +34,9 @@ from .errors import (
     WrongKey,
 )
 from .hosts import HostRule, canonical_host, parse_host_rule, rules_overlap
-from .keyfile import KeyFileStore
-from .keystore import AskPassphrase, KeyStore, Params, key_store
+from .keys.crypto import DataKey, associated_data, wrap_context
+from .keys.keyfile import KeyFileStore
+from .keys.keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
 from .secret import FingerprintKey, Secret, key_secrets_made_outside_a_vault
 from .service import Service, validated

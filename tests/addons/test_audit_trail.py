@@ -19,9 +19,9 @@ from clavis_mcp.addons.audit_trail import AuditTrail
 from clavis_mcp.addons.flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Vault, parse_hosts, validate_secret
-from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
-from clavis_mcp.vault.redaction import forms_of
+from clavis_mcp.vault.redaction.redactor import forms_of
 from clavis_mcp.vault.service import AuthSpec, Service
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import OTHER_SECRET, PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client

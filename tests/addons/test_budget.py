@@ -8,7 +8,7 @@ import pytest
 
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import Service, Vault
-from clavis_mcp.vault.budget import Budget, set_budget
+from clavis_mcp.vault.limits.budget import Budget, set_budget
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import proxy_client
 

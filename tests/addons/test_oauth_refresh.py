@@ -12,8 +12,9 @@ import pytest
 import trustme
 
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import Secret, Vault, oauth_store
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
+from clavis_mcp.vault import Secret, Vault
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import make_service, proxy_client
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, register_expired

@@ -20,7 +20,7 @@ from clavis_mcp.addons.redact import (
     unscanned_transfer_codings,
 )
 from clavis_mcp.vault import Vault, validate_secret
-from clavis_mcp.vault.redaction import Redactor
+from clavis_mcp.vault.redaction.redactor import Redactor
 
 
 @pytest.mark.parametrize(
@@ -344,7 +344,7 @@ def test_the_engines_error_text_is_withheld_and_scrubbed_before_the_audit_reads_
     ids=["none", "one-of-each-kind", "nested-percent-counts-once", "each-nul-counts", "empty"],
 )
 def test_escape_starts_bound_the_escapes_a_decoded_view_undoes(body: bytes, starts: int) -> None:
-    from clavis_mcp.vault.redaction_views import escape_starts
+    from clavis_mcp.vault.redaction.views import escape_starts
 
     assert escape_starts(body) == starts
 

@@ -22,9 +22,10 @@ import trustme
 from click.testing import CliRunner
 
 from clavis_mcp.clavis_cli.main import main
-from clavis_mcp.vault import Vault, oauth_store
+from clavis_mcp.vault import Vault
 from clavis_mcp.vault.errors import ReauthRequired
-from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, PUBLIC_CLIENT_ID, OAuthServer
 
 pytestmark = pytest.mark.e2e

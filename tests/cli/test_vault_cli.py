@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.passphrase import ENV_VAR
+from clavis_mcp.vault.keys.passphrase import ENV_VAR
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 KEY = "sk-ant-api03-0123456789abcdefghijklmnopqrstuv"

@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV
+from clavis_mcp.vault.redaction.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV
 from tests.bomb_worker import GATEWAY_DOWNLOAD
 from tests.bombs import MIB, BombUpstream, bomb, bomb_service, run_worker
 

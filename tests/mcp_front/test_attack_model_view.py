@@ -19,10 +19,11 @@ from mcp import Client
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front import Gateway, build_server
-from clavis_mcp.vault import AuditLog, Secret, Vault, oauth_store, validate_secret
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
-from clavis_mcp.vault.redaction import Redactor
-from clavis_mcp.vault.redaction_views import redact_decoded
+from clavis_mcp.vault import AuditLog, Secret, Vault, validate_secret
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
+from clavis_mcp.vault.redaction.redactor import Redactor
+from clavis_mcp.vault.redaction.views import redact_decoded
 from tests.conftest import OTHER_SECRET, SECRET, make_service
 from tests.hostile_upstream import (
     BODY_LIMIT,

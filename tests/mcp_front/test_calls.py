@@ -21,8 +21,8 @@ from clavis_mcp.mcp_front.calls import (
 )
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.errors import CallRefused, LimitsError
-from clavis_mcp.vault.redaction import Redactor
-from clavis_mcp.vault.service_redaction import ServiceRedactor
+from clavis_mcp.vault.redaction.redactor import Redactor
+from clavis_mcp.vault.redaction.service import ServiceRedactor
 from tests.conftest import SECRET, make_service
 
 SERVICE = make_service("openai", "api.openai.com")

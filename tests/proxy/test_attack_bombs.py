@@ -18,8 +18,8 @@ from mitmproxy.test import taddons, tflow
 from clavis_mcp.addons.flowmeta import DECISION, REASON, SERVICE
 from clavis_mcp.addons.redact import RedactResponse
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
-from clavis_mcp.vault.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV
 from clavis_mcp.vault.errors import InvalidDecodeLimit
+from clavis_mcp.vault.redaction.decoding import DEFAULT_MAX_DECODED, MAX_DECODED_ENV
 from tests.bombs import MIB, BombUpstream, bomb, bomb_service, run_worker
 from tests.conftest import SECRET, make_service
 

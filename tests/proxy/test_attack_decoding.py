@@ -18,7 +18,7 @@ from mitmproxy.test import taddons, tflow
 from clavis_mcp.addons.flowmeta import REDACTIONS, SERVICE
 from clavis_mcp.addons.redact import RedactResponse
 from clavis_mcp.vault import Vault, validate_secret
-from clavis_mcp.vault.decoding import decode_body
+from clavis_mcp.vault.redaction.decoding import decode_body
 from tests.conftest import SECRET, make_service
 
 

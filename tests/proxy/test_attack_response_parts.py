@@ -24,7 +24,7 @@ import wsproto.events
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.redaction import forms_of
+from clavis_mcp.vault.redaction.redactor import forms_of
 from tests.conftest import PROXY_TOKEN, PROXY_USER
 from tests.proxy.conftest import A_HOST, SECRET_A, SECRET_B, RawClient, Upstream, proxy_to
 from tests.proxy.reflecting_parts import parts_upstream

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import Secret, Vault, oauth_store, validate_secret
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
+from clavis_mcp.vault import Secret, Vault, validate_secret
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from clavis_mcp.vault.service import build_auth
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET, make_service, proxy_client

@@ -14,10 +14,11 @@ import pytest
 import trustme
 
 from clavis_mcp.certs import LocalCA
-from clavis_mcp.vault import Secret, Vault, oauth_store
+from clavis_mcp.vault import Secret, Vault
 from clavis_mcp.vault.agents import add_agent
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
-from clavis_mcp.vault.oauth_refresh import ensure_fresh
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
+from clavis_mcp.vault.oauth.refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 from tests.proxy.proxy_process import start_proxy

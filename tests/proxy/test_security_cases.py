@@ -17,7 +17,7 @@ import trustme
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Secret, Vault, validate_secret
-from clavis_mcp.vault.redaction import forms_of
+from clavis_mcp.vault.redaction.redactor import forms_of
 from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service, proxy_client
 from tests.leak_sweep import captured_log
 from tests.proxy.conftest import (
@@ -476,7 +476,7 @@ async def test_case25_error_paths_leak_no_secret(
 async def test_rate_limit_headers_are_recorded_per_service(
     services: Vault, routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
 ) -> None:
-    from clavis_mcp.vault.ratelimits import latest
+    from clavis_mcp.vault.limits.ratelimits import latest
 
     async with proxy_client(routed_proxy, home) as client:
         await client.get(f"https://{A_HOST}/ratelimit")

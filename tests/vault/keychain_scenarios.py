@@ -14,8 +14,8 @@ import keyring
 import secretstorage
 
 from clavis_mcp.vault import Service, Vault, VaultLocked, validate_secret
-from clavis_mcp.vault.keychain import SERVICE, KeychainStore, real_keychain
-from clavis_mcp.vault.keyfile import KeyFileStore
+from clavis_mcp.vault.keys.keychain import SERVICE, KeychainStore, real_keychain
+from clavis_mcp.vault.keys.keyfile import KeyFileStore
 from clavis_mcp.vault.service import build_auth, parse_hosts
 
 SECRET = "sk-keychain-0123456789abcdefghijklmnop"

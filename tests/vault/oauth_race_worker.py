@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.oauth_refresh import ensure_fresh
+from clavis_mcp.vault.oauth.refresh import ensure_fresh
 
 
 async def one_request(vault: Vault, name: str, api: str, client: httpx.AsyncClient) -> tuple[int, str]:

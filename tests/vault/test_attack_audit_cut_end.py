@@ -19,11 +19,12 @@ from mitmproxy.test import taddons, tflow
 from clavis_mcp.addons.audit_trail import AuditTrail
 from clavis_mcp.addons.flowmeta import SERVICE
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import AuditLog, AuditWriteError, Service, Vault, audit_anchor
-from clavis_mcp.vault import audit as audit_module
-from clavis_mcp.vault.audit import Loss, cut_below, mark_due, pending_loss
-from clavis_mcp.vault.audit_anchor import VaultAnchor
-from clavis_mcp.vault.audit_chain import Link, encode, seal
+from clavis_mcp.vault import AuditLog, AuditWriteError, Service, Vault
+from clavis_mcp.vault.audit import anchor as audit_anchor
+from clavis_mcp.vault.audit import log as audit_module
+from clavis_mcp.vault.audit.anchor import VaultAnchor
+from clavis_mcp.vault.audit.chain import Link, encode, seal
+from clavis_mcp.vault.audit.log import Loss, cut_below, mark_due, pending_loss
 from clavis_mcp.vault.errors import VaultCorrupted
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import proxy_client

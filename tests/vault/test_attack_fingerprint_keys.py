@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from clavis_mcp.vault import Secret, Vault, oauth_store
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
-from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
+from clavis_mcp.vault import Secret, Vault
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
+from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 

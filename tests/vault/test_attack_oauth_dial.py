@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
-from clavis_mcp.vault import Secret, Vault, oauth_store
+from clavis_mcp.vault import Secret, Vault
 from clavis_mcp.vault.dialing import Resolver
 from clavis_mcp.vault.errors import TokenEndpointError
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant, validate_config
-from clavis_mcp.vault.oauth_refresh import ensure_fresh
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant, validate_config
+from clavis_mcp.vault.oauth.refresh import ensure_fresh
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 

@@ -22,9 +22,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from clavis_mcp.vault import Secret
-from clavis_mcp.vault.redaction import HyperscanScanner, Redactor, TrieScanner
-from clavis_mcp.vault.redaction_views import redact_decoded
-from clavis_mcp.vault.spellings import MAX_CLASSES
+from clavis_mcp.vault.redaction.redactor import HyperscanScanner, Redactor, TrieScanner
+from clavis_mcp.vault.redaction.spellings import MAX_CLASSES
+from clavis_mcp.vault.redaction.views import redact_decoded
 
 from .test_redaction import engines, needs_hyperscan
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from clavis_mcp.vault import AuditLog, AuditWriteError, Vault, audit_anchor
-from clavis_mcp.vault.audit import path_without_query_values
-from clavis_mcp.vault.audit_anchor import VaultAnchor
-from clavis_mcp.vault.audit_chain import GENESIS, Link, encode, seal
+from clavis_mcp.vault import AuditLog, AuditWriteError, Vault
+from clavis_mcp.vault.audit import anchor as audit_anchor
+from clavis_mcp.vault.audit.anchor import VaultAnchor
+from clavis_mcp.vault.audit.chain import GENESIS, Link, encode, seal
+from clavis_mcp.vault.audit.log import path_without_query_values
 
 PATHS = [
     ("/v1/models", "/v1/models"),

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from clavis_mcp.vault.audit_chain import Link, encode, link_of, seal
-from clavis_mcp.vault.audit_files import LogFiles
-from clavis_mcp.vault.audit_filter import AuditFilter, StatusRange, parse_status
-from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit.chain import Link, encode, link_of, seal
+from clavis_mcp.vault.audit.files import LogFiles
+from clavis_mcp.vault.audit.filters import AuditFilter, StatusRange, parse_status
+from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.errors import AuditQueryError
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

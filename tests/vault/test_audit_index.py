@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.audit_files import LogFiles
-from clavis_mcp.vault.audit_filter import AuditFilter
-from clavis_mcp.vault.audit_index import AuditIndex
+from clavis_mcp.vault.audit.files import LogFiles
+from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.errors import AuditIndexStale
 from tests.vault.test_audit_filter import rec, write_log
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from clavis_mcp.vault.audit_time import parse_when
+from clavis_mcp.vault.audit.timestamps import parse_when
 from clavis_mcp.vault.errors import AuditQueryError
 
 LOCAL = timezone(timedelta(hours=2))

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from clavis_mcp.vault import oauth
 from clavis_mcp.vault.auth import (
     CREDENTIAL,
     AuthMethod,
@@ -21,6 +20,7 @@ from clavis_mcp.vault.auth import (
 from clavis_mcp.vault.auth.oauth2 import GRANTS
 from clavis_mcp.vault.auth.registry import METHODS, build, from_json
 from clavis_mcp.vault.errors import InvalidService
+from clavis_mcp.vault.oauth import flow as oauth
 from clavis_mcp.vault.secret import Secret
 
 SECRET = "sk-auth-method-0123456789abcdef"

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from clavis_mcp.vault import InvalidService, UnknownService, Vault, validate_secret
-from clavis_mcp.vault.budget import Budget, UsageCounter, budget_of, format_period, judge, parse_period, set_budget
+from clavis_mcp.vault.limits.budget import (
+    Budget,
+    UsageCounter,
+    budget_of,
+    format_period,
+    judge,
+    parse_period,
+    set_budget,
+)
 from tests.conftest import SECRET, make_service
 
 HOUR = Budget(3, 3600.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clavis_mcp.vault import Vault, validate_secret
-from clavis_mcp.vault.keyfile import KeyFileStore
+from clavis_mcp.vault.keys.keyfile import KeyFileStore
 from tests.conftest import make_service
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,8 @@ import brotli
 import pytest
 import zstandard
 
-from clavis_mcp.vault.decoding import (
+from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, InvalidDecodeLimit
+from clavis_mcp.vault.redaction.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
     STEP,
@@ -18,7 +19,6 @@ from clavis_mcp.vault.decoding import (
     decode_body,
     max_decoded_from_env,
 )
-from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, InvalidDecodeLimit
 from tests.bombs import MIB, bomb
 
 BODY = b'{"items": [' + b",".join(b'{"id": %d, "name": "item %d"}' % (i, i) for i in range(2000)) + b"]}"

@@ -10,7 +10,7 @@ import pytest
 
 from clavis_mcp.vault import Vault, validate_secret
 from clavis_mcp.vault.health import check_vault
-from clavis_mcp.vault.passphrase import ENV_VAR, PassphraseStore
+from clavis_mcp.vault.keys.passphrase import ENV_VAR, PassphraseStore
 from tests.conftest import make_service
 
 SECRET = "sk-health-0123456789abcdefgh"

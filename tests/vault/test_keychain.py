@@ -21,7 +21,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 
 from clavis_mcp.vault import KeyStoreUnavailable
-from clavis_mcp.vault.keychain import real_keychain
+from clavis_mcp.vault.keys.keychain import real_keychain
 
 SCENARIOS = Path(__file__).with_name("keychain_scenarios.py")
 REPO = Path(__file__).resolve().parents[2]

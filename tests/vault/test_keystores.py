@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from clavis_mcp.vault import Vault, VaultCorrupted, VaultError, VaultLocked, validate_secret
-from clavis_mcp.vault.keyfile import KEY_FILE, KeyFileStore
-from clavis_mcp.vault.passphrase import ENV_VAR, PassphraseStore
+from clavis_mcp.vault.keys.keyfile import KEY_FILE, KeyFileStore
+from clavis_mcp.vault.keys.passphrase import ENV_VAR, PassphraseStore
 from tests.conftest import make_service
 
 SECRET = "sk-live-0123456789abcdefghijklmn"

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from clavis_mcp.vault.errors import InvalidOAuthConfig, ReauthRequired, TokenEndpointError
-from clavis_mcp.vault.oauth import (
+from clavis_mcp.vault.oauth.flow import (
     OAuthConfig,
     Pkce,
     authorization_url,
@@ -20,7 +20,7 @@ from clavis_mcp.vault.oauth import (
     token_request,
     validate_config,
 )
-from clavis_mcp.vault.oauth_store import OAuthRecord, decide
+from clavis_mcp.vault.oauth.state import OAuthRecord, decide
 from clavis_mcp.vault.secret import Secret
 from tests.conftest import make_service
 

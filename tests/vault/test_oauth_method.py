@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from clavis_mcp.vault import Secret, Vault, VaultCorrupted, oauth_store, validate_secret
+from clavis_mcp.vault import Secret, Vault, VaultCorrupted, validate_secret
 from clavis_mcp.vault.auth import CREDENTIAL, HeaderAuth, OAuth2Auth, OutgoingRequest
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant
-from clavis_mcp.vault.service_redaction import ServiceRedactors, in_play
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
+from clavis_mcp.vault.redaction.service import ServiceRedactors, in_play
 from tests.conftest import SECRET, make_service
 
 ACCESS, REFRESH, CLIENT = "at-method-0123456789abcdef", "rt-method-0123456789abcdef", "cs-method-0123456789abcdef"

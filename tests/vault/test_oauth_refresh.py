@@ -18,10 +18,12 @@ import httpx
 import pytest
 import trustme
 
-from clavis_mcp.vault import Secret, UnknownService, Vault, VaultCorrupted, oauth_store, validate_secret
+from clavis_mcp.vault import Secret, UnknownService, Vault, VaultCorrupted, validate_secret
 from clavis_mcp.vault.errors import ReauthRequired, TokenEndpointError
-from clavis_mcp.vault.oauth import OAuthConfig, TokenGrant, obtain_grant, token_request
-from clavis_mcp.vault.oauth_refresh import ensure_fresh, refresh_after_rejection
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant, token_request
+from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
+from clavis_mcp.vault.oauth.token_endpoint import obtain_grant
 from tests.conftest import SECRET, make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from clavis_mcp.vault.ratelimit_parse import RateLimit, parse_all, parse_duration, parse_rate_limits, parse_rfc3339
+from clavis_mcp.vault.limits.ratelimit_parse import (
+    RateLimit,
+    parse_all,
+    parse_duration,
+    parse_rate_limits,
+    parse_rfc3339,
+)
 
 NOW = 1_700_000_000.0
 

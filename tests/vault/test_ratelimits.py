@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.ratelimits import latest, rate_limit_headers, record
+from clavis_mcp.vault.limits.ratelimits import latest, rate_limit_headers, record
 
 
 def test_nothing_recorded_reads_as_none(vault: Vault) -> None:

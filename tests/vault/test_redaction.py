@@ -17,8 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
-from clavis_mcp.vault import Secret, redaction
-from clavis_mcp.vault.redaction import HyperscanScanner, Redactor, TrieScanner, default_scanner, forms_of, trie_pattern
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.redaction import redactor as redaction
+from clavis_mcp.vault.redaction.redactor import (
+    HyperscanScanner,
+    Redactor,
+    TrieScanner,
+    default_scanner,
+    forms_of,
+    trie_pattern,
+)
 
 SECRET = 'sk-live/abc+def=0123456789"quote'
 OTHER_SECRET = "ghp_0123456789abcdefABCDEF0123456789"
@@ -302,7 +310,7 @@ def test_hyperscan_is_installed_and_used_wherever_pyproject_declares_it() -> Non
 
 def test_the_re_engine_is_used_when_hyperscan_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "hyperscan", None)  # makes `import hyperscan` raise ImportError
-    spec = importlib.util.spec_from_file_location("clavis_mcp.vault._redaction_without_hyperscan", redaction.__file__)
+    spec = importlib.util.spec_from_file_location("clavis_mcp.vault.redaction._redactor_without_hyperscan", redaction.__file__)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

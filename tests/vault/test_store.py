@@ -18,7 +18,7 @@ from clavis_mcp.vault import (
     VaultNotFound,
     validate_secret,
 )
-from clavis_mcp.vault.keyfile import KEY_FILE
+from clavis_mcp.vault.keys.keyfile import KEY_FILE
 from clavis_mcp.vault.service import AuthSpec
 from tests.conftest import make_service
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from clavis_mcp.vault import Vault, validate_secret
-from clavis_mcp.vault.passphrase import ENV_VAR, PassphraseStore
+from clavis_mcp.vault.keys.passphrase import ENV_VAR, PassphraseStore
 from tests.conftest import make_service
 
 SECRET = "sk-format-0123456789abcdefghijkl"

@@ -15,7 +15,7 @@ from ..errors import InvalidService
 from .base import CREDENTIAL, stored_extra_headers
 from .header import HeaderAuth
 
-# vault/oauth.py's GRANTS (it imports the service layer, so it cannot be imported here; a test keeps
+# vault/oauth/flow.py's GRANTS (it imports the service layer, so it cannot be imported here; a test keeps
 # the two equal): ``refresh_token`` after an authorization-code login, or ``client_credentials``.
 GRANTS = ("refresh_token", "client_credentials")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from .store import Vault
+from ..store import Vault
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rate_limits (

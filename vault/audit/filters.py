@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .errors import AuditQueryError
+from ..errors import AuditQueryError
 
 _STATUS = re.compile(r"^([1-5])(?:([0-9]{2})|xx)$")
 

@@ -24,7 +24,7 @@ from typing import Protocol
 import brotli
 import zstandard
 
-from .errors import DecodedTooLarge, DecodeError, InvalidDecodeLimit
+from ..errors import DecodedTooLarge, DecodeError, InvalidDecodeLimit
 
 STEP = 1024 * 1024  # output asked of a codec at a time
 DEFAULT_MAX_DECODED = 64 * 1024 * 1024

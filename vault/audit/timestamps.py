@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 
-from .errors import AuditQueryError
+from ..errors import AuditQueryError
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^(?:[0-9]+[smhdw])+$")

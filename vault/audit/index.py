@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from .audit_files import LogFiles, lines_from
-from .audit_filter import AuditFilter
-from .errors import AuditIndexStale
+from ..errors import AuditIndexStale
+from .files import LogFiles, lines_from
+from .filters import AuditFilter
 
 INDEX_SUFFIX = ".index.sqlite"
 DIMENSIONS = ("service", "source", "status", "decision")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from .errors import KeyStoreUnavailable
+from ..errors import KeyStoreUnavailable
 
 KEY_STORES = ("keychain", "passphrase", "keyfile")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from ..errors import VaultCorrupted, VaultError, VaultLocked
 from .crypto import KEY_BYTES
-from .errors import VaultCorrupted, VaultError, VaultLocked
 from .keystore import AskPassphrase, Params
 
 ENV_VAR = "CLAVIS_PASSPHRASE"

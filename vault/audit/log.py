@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .audit_anchor import VaultAnchor
-from .audit_chain import (
+from ..errors import AuditWriteError, ClavisError
+from ..store import Vault
+from .anchor import VaultAnchor
+from .chain import (
     LOST_FROM,
     MAC,
     PREV,
@@ -46,9 +48,7 @@ from .audit_chain import (
     link_of,
     seal,
 )
-from .audit_files import LiveFile, LogFiles, lines_from
-from .errors import AuditWriteError, ClavisError
-from .store import Vault
+from .files import LiveFile, LogFiles, lines_from
 
 AUDIT_FILE = "audit.jsonl"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # rotate the live file at this size

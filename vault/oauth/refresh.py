@@ -21,13 +21,14 @@ import time
 import uuid
 import weakref
 
-from . import oauth_store
-from .audit import AuditLog
-from .dialing import Resolver
-from .errors import ReauthRequired, TokenEndpointError
-from .oauth import TokenGrant, backoff_delay, obtain_grant, token_request
-from .secret import Secret
-from .store import Vault
+from ..audit.log import AuditLog
+from ..dialing import Resolver
+from ..errors import ReauthRequired, TokenEndpointError
+from ..secret import Secret
+from ..store import Vault
+from . import state as oauth_store
+from .flow import TokenGrant, backoff_delay, token_request
+from .token_endpoint import obtain_grant
 
 POLL_SECONDS = 0.05
 WAIT_LIMIT = oauth_store.LEASE_SECONDS + 10.0

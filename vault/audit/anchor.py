@@ -33,9 +33,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .audit_chain import GENESIS, Link
-from .errors import VaultCorrupted
-from .store import Vault
+from ..errors import VaultCorrupted
+from ..store import Vault
+from .chain import GENESIS, Link
 
 KEY_CONTEXT = "audit:key"  # the key sealed alone, before the mark existed
 HEAD_CONTEXT = "audit:head"

@@ -1,8 +1,8 @@
 """OAuth2 as the vault speaks it: configuration, the token request, the token response.
 
 The protocol decisions (what to send, how to read the answer, when a token is due for
-refresh, how long to back off) are pure functions, table-tested. The one network call,
-:func:`post_token_request`, is separate and small. Token responses are read here and go
+refresh, how long to back off) are pure functions, table-tested, with no network here: the
+one network call lives in :mod:`.token_endpoint`. Token responses are read here and go
 straight into the vault: no agent ever sees one (docs/security-cases.md, case 24).
 """
 
@@ -11,27 +11,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import ssl
-import time
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-import certifi
-
-from .dialing import Resolver, checked_address
-from .errors import DialRefused, InvalidOAuthConfig, ReauthRequired, TokenEndpointError
-from .hosts import canonical_host, is_public_address
-from .secret import Secret
-from .service import Service
+from ..errors import InvalidOAuthConfig, ReauthRequired, TokenEndpointError
+from ..hosts import canonical_host, is_public_address
+from ..secret import Secret
+from ..service import Service
 
 Grant = Literal["refresh_token", "client_credentials"]
 ClientAuth = Literal["post", "basic"]
 GRANTS: tuple[Grant, ...] = ("refresh_token", "client_credentials")
 REFRESH_MARGIN = 60.0  # refresh this many seconds before the provider's expiry
-TOKEN_TIMEOUT, TOKEN_CONNECT_TIMEOUT = 8.0, 5.0
 # Answers that mean the grant itself is dead: only a new login fixes them.
 _DEAD_GRANT = frozenset({"invalid_grant", "bad_refresh_token", "invalid_client", "unauthorized_client"})
 
@@ -239,64 +232,6 @@ def needs_refresh(expires_at: float | None, now: float, margin: float = REFRESH_
 def backoff_delay(failures: int) -> float:
     """Seconds to leave a failing token endpoint alone: 2, 4, 8 ... capped at 5 minutes."""
     return float(min(2 ** max(failures, 1), 300))
-
-
-async def post_token_request(
-    service: str, request: TokenRequest, *, local: bool, resolver: Resolver | None = None
-) -> tuple[int, bytes]:
-    """The one network call: POST the form, return status and body.
-
-    The token URL was checked at registration, but its name may resolve elsewhere now: it is
-    resolved here, refused if it leads to a private or loopback address (unless the service is
-    ``local``), and the checked address is dialled, with the name kept for TLS and ``Host``, as
-    the proxy's dial guard does for API hosts. Transport errors are reported by type only,
-    since httpx's messages can include the URL and we keep them plain. httpx is imported here,
-    on the first refresh: the MCP server's start-up does not pay for it.
-    """
-    import httpx
-
-    url = httpx.URL(request.url)
-    try:
-        address = await checked_address(url.host, url.port or 443, local_allowed=local, resolver=resolver)
-    except DialRefused as exc:
-        raise TokenEndpointError(f"the token endpoint of {service!r} was not contacted: {exc}") from None
-    pinned = url.copy_with(host=address)
-    headers = {**request.headers, "Host": url.netloc.decode("ascii")}
-    try:
-        async with httpx.AsyncClient(
-            verify=_trust(),
-            timeout=httpx.Timeout(TOKEN_TIMEOUT, connect=TOKEN_CONNECT_TIMEOUT),
-            follow_redirects=False,
-            trust_env=False,
-        ) as client:
-            response = await client.post(
-                pinned, data=request.form, headers=headers, extensions={"sni_hostname": url.host}
-            )
-            return response.status_code, response.content
-    except httpx.TimeoutException:
-        raise TokenEndpointError(f"the token endpoint of {service!r} did not answer in time; try again later") from None
-    except httpx.HTTPError as exc:
-        raise TokenEndpointError(
-            f"the token endpoint of {service!r} could not be reached ({type(exc).__name__}); try again later"
-        ) from None
-
-
-async def obtain_grant(
-    service: str, request: TokenRequest, *, local: bool, resolver: Resolver | None = None
-) -> TokenGrant:
-    """POST a token request and read the answer: a first login, a code exchange, a client-credentials grant."""
-    status, body = await post_token_request(service, request, local=local, resolver=resolver)
-    return parse_token_response(service, status, body, time.time())
-
-
-def _trust() -> ssl.SSLContext:
-    """System and certifi CAs, plus CLAVIS_UPSTREAM_CA (a corporate inspector, a test server)."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    context.load_default_certs()
-    extra = os.environ.get("CLAVIS_UPSTREAM_CA")
-    if extra:
-        context.load_verify_locations(cafile=extra)
-    return context
 
 
 def _form_escape(value: str) -> str:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
-from .auth import CREDENTIAL
-from .oauth_store import ensure_schema, other_secrets
-from .redaction import Redactor
-from .secret import Secret
-from .store import Snapshot, Vault
+from ..auth import CREDENTIAL
+from ..oauth.state import ensure_schema, other_secrets
+from ..secret import Secret
+from ..store import Snapshot, Vault
+from .redactor import Redactor
 
 
 class ServiceRedactor(NamedTuple):

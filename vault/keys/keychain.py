@@ -19,8 +19,8 @@ import keyring.errors
 from keyring.backend import KeyringBackend
 from keyring.backends.chainer import ChainerBackend
 
+from ..errors import KeyStoreUnavailable, VaultCorrupted, VaultLocked
 from .crypto import KEY_BYTES
-from .errors import KeyStoreUnavailable, VaultCorrupted, VaultLocked
 from .keystore import Params
 
 SERVICE = "clavis-mcp"

@@ -27,7 +27,7 @@ import html
 import json
 import re
 
-from .redaction import Redactor, Span, splice
+from .redactor import Redactor, Span, splice
 
 DEPTH = 3  # views decoded from views: JSON inside JSON inside a URL
 UTF8_FAMILY = ("utf-8", "ascii")  # codecs whose text the byte scan has already seen as it is

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import VaultCorrupted, WrongKey
+from ..errors import VaultCorrupted, WrongKey
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

@@ -16,12 +16,12 @@ import weakref
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .auth import HeaderAuth, OAuth2Auth
-from .errors import UnknownService, VaultCorrupted
-from .oauth import OAuthConfig, TokenGrant, needs_refresh
-from .secret import Secret
-from .service import Service
-from .store import Snapshot, Vault
+from ..auth import HeaderAuth, OAuth2Auth
+from ..errors import UnknownService, VaultCorrupted
+from ..secret import Secret
+from ..service import Service
+from ..store import Snapshot, Vault
+from .flow import OAuthConfig, TokenGrant, needs_refresh
 
 TABLE = "oauth_clients"
 LEASE_SECONDS = 20.0  # longer than a token request may take (its timeout is 8 s)

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidService, UnknownService
-from .paths import ensure_private
-from .store import Snapshot, Vault
+from ..errors import InvalidService, UnknownService
+from ..paths import ensure_private
+from ..store import Snapshot, Vault
 
 USAGE_FILE = "budget-usage.db"
 _PERIOD = re.compile(r"^(\d+)\s*([smhd])$")

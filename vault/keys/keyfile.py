@@ -11,10 +11,10 @@ import os
 import uuid
 from pathlib import Path
 
+from ..errors import VaultCorrupted, VaultLocked
+from ..paths import ensure_private, write_private_file
 from .crypto import KEY_BYTES
-from .errors import VaultCorrupted, VaultLocked
 from .keystore import Params
-from .paths import ensure_private, write_private_file
 
 KEY_FILE = "vault.key"
 WARNING = "any process running as this user can read the key file; prefer --key-store keychain or passphrase"

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from .secret import Secret
+from ..secret import Secret
 from .spellings import forms_of
 
 try:

@@ -1,0 +1,1 @@
+"""Audit log: the hash-chained JSONL file, its anchors in the vault, index, filters and time parsing."""
