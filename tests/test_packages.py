@@ -13,22 +13,33 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["vault", "certs", "addons", "proxy", "mcp_front", "clavis_cli"]
-# DESIGN §2: vault ← addons ← proxy ← mcp_front ← cli, certs beside vault; mcp_front never imports an addon.
+PACKAGES = ["vault", "certs", "addons", "proxy", "team", "ui", "mcp_front", "clavis_cli"]
+# vault ← addons ← proxy ← team ← mcp_front ← cli, certs beside vault; ui beside mcp_front;
+# mcp_front never imports an addon (docs/architecture.md).
 MAY_IMPORT = {
     "vault": set(),
     "certs": {"vault"},  # paths only: certs sits beside vault
     "addons": {"vault", "certs"},
     "proxy": {"vault", "certs", "addons"},
-    "mcp_front": {"vault", "certs", "proxy"},
-    "clavis_cli": {"vault", "certs", "addons", "proxy", "mcp_front"},
+    "team": {"vault", "certs", "addons", "proxy"},
+    "ui": {"vault", "certs", "proxy"},
+    "mcp_front": {"vault", "certs", "proxy", "team"},
+    "clavis_cli": {"vault", "certs", "addons", "proxy", "team", "ui", "mcp_front"},
 }
-THIRD_PARTY_BANNED = {"vault": {"mitmproxy", "mcp"}, "certs": {"mcp"}, "addons": {"mcp"}, "proxy": {"mcp"}}
+THIRD_PARTY_BANNED = {
+    "vault": {"mitmproxy", "mcp"},
+    "certs": {"mcp"},
+    "addons": {"mcp"},
+    "proxy": {"mcp"},
+    "team": {"mcp"},
+    "ui": {"mcp"},
+}
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -38,10 +49,12 @@ def test_package_is_imported_from_this_repository(name: str) -> None:
     assert Path(module.__file__).resolve().parent == REPO / name
 
 
-def test_no_package_is_named_clavis() -> None:
+def test_the_name_clavis_is_left_to_the_sdk() -> None:
+    """`clavis` is the PyPI SDK the team server is tested with; nothing of ours may take its name."""
     assert not (REPO / "clavis").exists()
-    with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("clavis")
+    sdk = importlib.import_module("clavis")
+    assert "site-packages" in Path(sdk.__file__ or "").parts
+    assert version("clavis") == "0.2.4"
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -97,7 +110,6 @@ def test_vault_public_names_are_pinned() -> None:
 
 
 def test_the_version_the_server_reports_is_the_package_version() -> None:
-    from importlib.metadata import version
 
     from clavis_mcp import mcp_front
 

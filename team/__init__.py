@@ -1,0 +1,1 @@
+"""Team mode: the Clavis-compatible API server on OpenBao and PostgreSQL, and its engines."""

@@ -1,0 +1,1 @@
+"""Storage: the narrow Store protocol the vault keeps its state behind, and its implementations."""
