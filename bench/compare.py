@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from . import load
-from .fixture import ROOT, Child, World, world
+from .fixture import ROOT, SECRET, SERVICE, Child, World, world
 from .proxy_load import _targets
 from .stats import Spread
 from .upstream import LARGE, SMALL, SSE
@@ -23,9 +27,46 @@ from .upstream import LARGE, SMALL, SSE
 PATHS = {"small": SMALL, "large": LARGE, "sse": SSE}
 
 
+def importable(tree: Path, into: Path) -> Path:
+    """A directory that, on ``PYTHONPATH``, imports ``tree``'s code rather than the installed package.
+
+    A tree from before the namespace change has top-level packages and is importable as it is; a
+    later one maps its folders to ``clavis_mcp.*`` (pyproject's package-dir), so it gets a tree of
+    links, as scripts/typecheck builds one.
+    """
+    mapping = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"].get("package-dir", {})
+    if not mapping:
+        return tree
+    for name, folder in mapping.items():
+        link = into.joinpath(*name.split("."))
+        link.parent.mkdir(parents=True, exist_ok=True)
+        (link.parent / "__init__.py").touch()
+        link.symlink_to(tree / folder)
+    return into
+
+
 def clavis_from(tree: Path, w: World) -> Child:
-    """The clavis proxy host of ``tree``, importing that tree's code (not this one's)."""
-    return Child([sys.executable, "-m", "bench.proxy_host", "clavis"], dict(w.env, PYTHONPATH=str(tree)), cwd=tree)
+    """The clavis proxy host of ``tree``, importing that tree's code (not this one's).
+
+    It gets a vault of its own, made by that tree's CLI, so a change of the vault format between
+    the two trees does not matter; the CA is this world's, so the agent trusts both proxies alike.
+    """
+    path = importable(tree, w.root / "other-code")
+    home = w.root / "other-home"
+    shutil.copytree(w.home / "certs", home / "certs")
+    env = dict(w.env, PYTHONPATH=os.pathsep.join([str(path), str(tree)]), CLAVIS_HOME=str(home))
+    cli = "clavis_mcp.clavis_cli.main" if path != tree else "clavis_cli.main"
+    run = f"import sys; from {cli} import main; sys.argv[0] = 'clavis-mcp'; main()"
+    for args, stdin in (
+        (["init"], None),
+        (["add", SERVICE, "--host", f"127.0.0.1:{w.upstream.port}", "--local", "--secret-stdin"], SECRET),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", run, *args], input=stdin, capture_output=True, text=True, env=env, cwd=tree
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{tree}: clavis-mcp {args[0]} failed: {done.stderr.strip()}")
+    return Child([sys.executable, "-m", "bench.proxy_host", "clavis"], env, cwd=tree)
 
 
 async def compare(other: Path, path: str, rounds: int, requests: int, concurrency: int) -> None:
