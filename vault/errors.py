@@ -30,7 +30,8 @@
      │    ├── CallRefused            call_service refused a request before it left (mcp_front)
      │    ├── LimitsError            a CLAVIS_* call limit is not a usable number
      │    ├── CredentialExpired      a credential's expiry has passed and it cannot be refreshed
-     │    └── ConfigError            the MCP client's configuration file cannot be read or written
+     │    ├── ConfigError            the MCP client's configuration file cannot be read or written
+     │    └── TeamRequestFailed      the team server could not be reached or refused an admin request
      ├── GatewayError                a call could not be completed through the proxy (mcp_front)
      │    ├── ProxyRefusedConnection the embedded proxy refused the tunnel
      │    ├── UpstreamTimeout        the provider did not answer in time
@@ -204,6 +205,14 @@ class CredentialExpired(ClavisError):
 
 class ConfigError(ClavisError):
     """The MCP client's configuration file cannot be read or written as it is."""
+
+
+class TeamRequestFailed(ClavisError):
+    """A request to the team server failed (unreachable, TLS, refused); the message says what to do."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class GatewayError(Exception):
