@@ -31,7 +31,10 @@
      │    ├── LimitsError            a CLAVIS_* call limit is not a usable number
      │    ├── CredentialExpired      a credential's expiry has passed and it cannot be refreshed
      │    ├── ConfigError            the MCP client's configuration file cannot be read or written
-     │    └── TeamRequestFailed      the team server could not be reached or refused an admin request
+     │    ├── TeamRequestFailed      the team server could not be reached or refused an admin request
+     │    └── TeamError              the team server's engines, set-up or storage cannot be used
+     │         ├── EngineStartError  OpenBao or PostgreSQL could not be started (team/engines.py)
+     │         └── ApiRefused        the team API refuses a request: HTTP status and detail (team/app.py)
      ├── GatewayError                a call could not be completed through the proxy (mcp_front)
      │    ├── ProxyRefusedConnection the embedded proxy refused the tunnel
      │    ├── UpstreamTimeout        the provider did not answer in time
@@ -213,6 +216,22 @@ class TeamRequestFailed(ClavisError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class TeamError(ClavisError):
+    """The team server's engines, set-up or storage cannot be used; the message says what to do."""
+
+
+class EngineStartError(TeamError):
+    """OpenBao or PostgreSQL could not be started."""
+
+
+class ApiRefused(TeamError):
+    """The team API refuses a request: ``status`` is its HTTP status, the message its JSON detail."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        self.status, self.detail, self.headers = status, detail, headers or {}
+        super().__init__(detail)
 
 
 class GatewayError(Exception):
