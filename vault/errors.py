@@ -7,7 +7,8 @@
      │    │    ├── VaultLocked       the key that opens the vault is not available
      │    │    │    └── KeyStoreUnavailable  the chosen key store does not work here
      │    │    ├── VaultCorrupted    a file or a ciphertext failed its integrity check
-     │    │    └── InsecurePermissions
+     │    │    ├── InsecurePermissions
+     │    │    └── StoreConflict     a compare-and-set lost: the record changed since it was read (vault/storage)
      │    ├── ServiceError           one service is wrong or missing
      │    │    ├── UnknownService
      │    │    ├── DuplicateService
@@ -86,6 +87,11 @@ class VaultCorrupted(VaultError):
 
 class InsecurePermissions(VaultError):
     """A vault file or folder is readable by other users."""
+
+
+class StoreConflict(VaultError):
+    """A compare-and-set on the store lost: the record is not at the version the writer expected
+    (another writer got there first), or a write names a service that does not exist."""
 
 
 class ServiceError(ClavisError):
