@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .dialing import Resolver
 from .hosts import HostRule
 
 Tokens = Callable[[], Mapping[str, str]]
+OnRecorded = Callable[[str, Mapping[str, Any]], None]
 
 
 def no_clients() -> Mapping[str, str]:
@@ -48,3 +50,7 @@ class ProxyConfig:
     """The most one response may decode to; None: ``CLAVIS_MAX_DECODED_BYTES``, read when the addons are built."""
     extra_addons: tuple[object, ...] = ()
     """Addons that run after ours (tests route real-looking names to loopback with one)."""
+    on_recorded: OnRecorded | None = None
+    """Told, in process, the audit record (its fields and id) of each request that carried a
+    ``CALL_HEADER`` id: call_service reports what the log says, also for a streamed body or a
+    failure the engine answered itself."""
