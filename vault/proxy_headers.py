@@ -8,6 +8,7 @@ the audit id, the redaction count and, when it refuses, the reason.
 from __future__ import annotations
 
 SELECT_HEADER = "X-Clavis-Service"  # request: which service a call_service request is for (stripped)
+CALL_HEADER = "X-Clavis-Call"  # request: a call_service request's id, to report its audit record back (stripped)
 AUDIT_ID_HEADER = "X-Clavis-Audit-Id"  # response: the audit record of this request
 REDACTIONS_HEADER = "X-Clavis-Redactions"  # response: how many secrets were scrubbed
 REFUSED_HEADER = "X-Clavis-Refused"  # response: why the proxy answered itself
