@@ -29,6 +29,7 @@
      │    ├── TooManyEscapes         a response body holds too many escapes to scan (addons)
      │    ├── ProxyStartError        the proxy could not listen (also a RuntimeError)
      │    ├── CallRefused            call_service refused a request before it left (mcp_front)
+     │    ├── CallFailed             clavis could not complete a call (TLS, DNS, connect, timeout) (mcp_front)
      │    ├── LimitsError            a CLAVIS_* call limit is not a usable number
      │    ├── CredentialExpired      a credential's expiry has passed and it cannot be refreshed
      │    ├── ConfigError            the MCP client's configuration file cannot be read or written
@@ -202,6 +203,10 @@ class ProxyStartError(ClavisError, RuntimeError):
 
 class CallRefused(ClavisError):
     """The request was refused before leaving; the message says what is allowed."""
+
+
+class CallFailed(ClavisError):
+    """clavis could not complete a call_service request (TLS, DNS, connect, timeout); not the provider's answer."""
 
 
 class LimitsError(ClavisError):
