@@ -12,7 +12,8 @@
      │    ├── ServiceError           one service is wrong or missing
      │    │    ├── UnknownService
      │    │    ├── DuplicateService
-     │    │    └── InvalidService    bad name, host rule, template or secret
+     │    │    ├── InvalidService    bad name, host rule, template or secret
+     │    │    └── CannotInject      this request has no place for the credential as the method puts it (400)
      │    ├── AuditWriteError        the audit log cannot be written (requests fail closed)
      │    ├── AuditQueryError        a review filter or time expression is malformed
      │    ├── AuditIndexStale        the review index no longer matches the log (it is rebuilt)
@@ -115,6 +116,11 @@ class DuplicateService(ServiceError):
 
 class InvalidService(ServiceError):
     """A service definition failed validation."""
+
+
+class CannotInject(ServiceError):
+    """The request cannot carry the credential the way the service's auth method puts it (a body
+    key on a body that is not JSON or a form, a path that does not match the key's path template)."""
 
 
 class AuditWriteError(ClavisError):
