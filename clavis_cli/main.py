@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, ...]] = {
     "audit_commands": ("audit",),
     "oauth_commands": ("oauth",),
     "budget_commands": ("budget",),
+    "team_commands": ("team",),
 }  # fmt: skip
 
 
