@@ -1,4 +1,7 @@
-"""Section 4: start-up of ``clavis-mcp`` over stdio against a minimal MCPServer, and idle memory.
+"""Section 4: start-up of ``clavis-mcp`` over stdio against a minimal MCPServer, idle memory,
+and the CLI's own start-up (``--version``, ``--help``) against a bare ``python -c pass``.
+
+``python -m bench.startup`` prints the CLI figures alone, in a second or two.
 
 Both servers are spawned the same way (a Python process speaking JSON-RPC on its pipes) and
 timed from spawn to the answer to ``initialize``, then to the answer to ``tools/list``. The
@@ -79,6 +82,31 @@ def _handshake(server: StdioServer) -> tuple[float, float]:
     return initialized * 1000, listed * 1000
 
 
+CLI_RUNS = 10
+
+
+def _seconds(args: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def cli_rows(runs: int = CLI_RUNS, env: dict[str, str] | None = None) -> tuple[list[Row], list[Target]]:
+    """Wall time of ``clavis-mcp --version`` and ``--help``, paired per run with a bare interpreter."""
+    bare: list[float] = []
+    times: dict[str, list[float]] = {"--version": [], "--help": []}
+    for _ in range(runs):
+        bare.append(_seconds([sys.executable, "-c", "pass"], env) * 1000)
+        for flag, values in times.items():
+            values.append(_seconds([EXE, flag], env) * 1000)
+    baseline = "python -c pass"
+    rows = [Row.paired(SECTION, f"clavis-mcp {flag}", "ms", (f"clavis-mcp {flag}", values), (baseline, bare))
+            for flag, values in times.items()]  # fmt: skip
+    targets = [Target(f"clavis-mcp {flag}", f"{Spread.of(values).median:.0f} ms", "< 200 ms",
+                      Spread.of(values).median < 200) for flag, values in times.items()]  # fmt: skip
+    return rows, targets
+
+
 async def measure(
     world: World, rounds: int, scale: float, progress: Callable[[str], None]
 ) -> tuple[list[Row], list[Target]]:
@@ -127,4 +155,13 @@ async def measure(
         Target("initialize vs minimal MCPServer", f"{ratio:.2f}×", "≤ 1.1×", ratio <= 1.1),
         Target("idle RSS with the embedded proxy", f"{idle:.0f} MiB", "< 150 MB (143 MiB)", idle * 1024 * 1024 < 150e6),
     ]
-    return rows, targets
+    cli, cli_targets = cli_rows(max(rounds, 3), world.env)
+    return rows + cli, targets + cli_targets
+
+
+if __name__ == "__main__":
+    cli, cli_targets = cli_rows()
+    for row in cli:
+        print(f"{row.case}: {row.value.show(1)} ms; {row.baseline}: {row.baseline_value.show(1)} ms")
+    for target in cli_targets:
+        print(f"{target.verdict} {target.name}: {target.measured} ({target.limit})")

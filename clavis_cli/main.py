@@ -13,10 +13,6 @@ import importlib
 
 import click
 
-from clavis_mcp.vault import ClavisError
-
-from .serve import serve_stdio
-
 # Which module defines each verb; tests/cli pins this against each module's COMMANDS.
 VERBS: dict[str, tuple[str, ...]] = {
     "vault_commands": ("init", "rekey", "connectors", "add", "list", "show", "rotate", "edit", "remove", "export",
@@ -47,15 +43,33 @@ class ClavisGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ClavisError as exc:
+        except Exception as exc:
+            # Imported here: `--version` and `--help` should not load the vault package.
+            from clavis_mcp.vault.errors import ClavisError
+
+            if not isinstance(exc, ClavisError):
+                raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """The bare version number on one line, for scripts (issue 15); read from the installed metadata."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(version("clavis-mcp"))
+    ctx.exit()
+
+
 @click.group(cls=ClavisGroup, invoke_without_command=True)
-@click.version_option(package_name="clavis-mcp", prog_name="clavis-mcp")  # looked up only for --version
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version number and exit.")  # fmt: skip
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Credential vault, injecting proxy and MCP server. Without a command: MCP over stdio."""
     if ctx.invoked_subcommand is None:
+        from .serve import serve_stdio
+
         serve_stdio()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -12,7 +11,6 @@ import click
 
 from clavis_mcp.vault import InvalidService, parse_host_rule
 from clavis_mcp.vault.agents import add_agent, agent_token, list_agents, revoke_agent
-from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .runtime import open_runtime
 
@@ -37,7 +35,10 @@ DEFAULT_AGENT = "default"
 )
 def proxy(port: int, passthrough: tuple[str, ...]) -> None:
     """Run the credential-injecting proxy for HTTPS_PROXY agents, in the foreground (Ctrl-C stops it)."""
+    import asyncio
+
     from clavis_mcp.proxy.standalone import serve_until_signalled
+    from clavis_mcp.vault.proxy_config import ProxyConfig
 
     from .serve import quiet_logging
 

@@ -19,9 +19,35 @@ def runner(home: Path) -> CliRunner:
     return CliRunner()
 
 
-def test_version() -> None:
+def test_version_prints_the_bare_version_number_alone() -> None:
+    from importlib.metadata import version
+
     out = subprocess.run([EXE, "--version"], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and out.stdout.startswith("clavis-mcp, version ")
+    assert out.returncode == 0 and out.stdout == version("clavis-mcp") + "\n"
+
+
+HEAVY = ("mcp", "mitmproxy", "httpx", "clavis_mcp.mcp_front", "clavis_mcp.proxy.embedded",
+         "clavis_mcp.clavis_cli.serve")  # fmt: skip
+LOADED = """
+import sys
+from clavis_mcp.clavis_cli.entry import main
+sys.argv = ["clavis-mcp", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print("LOADED", *sorted(sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["audit", "--help"], ["env", "--help"]],
+                         ids=["version", "help", "verb-help", "env-help"])  # fmt: skip
+def test_version_and_help_import_neither_the_mcp_server_nor_mitmproxy(args: list[str]) -> None:
+    """Every command paid for the MCP server's import (about 1 s of CPU): these only need click."""
+    out = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stderr.rpartition("LOADED ")[2].split())
+    assert not {m for m in loaded if m in HEAVY or m.startswith(tuple(f"{h}." for h in HEAVY))}
 
 
 def test_init_add_list_remove(runner: CliRunner, home: Path) -> None:
