@@ -37,7 +37,8 @@
      │    ├── TeamRequestFailed      the team server could not be reached or refused an admin request
      │    └── TeamError              the team server's engines, set-up or storage cannot be used
      │         ├── EngineStartError  OpenBao or PostgreSQL could not be started (team/engines.py)
-     │         └── ApiRefused        the team API refuses a request: HTTP status and detail (team/app.py)
+     │         ├── ApiRefused        the team API refuses a request: HTTP status and detail (team/app.py)
+     │         └── BaoRefused        OpenBao refused a call or could not be reached (team/bao.py)
      ├── GatewayError                a call could not be completed through the proxy (mcp_front)
      │    ├── ProxyRefusedConnection the embedded proxy refused the tunnel
      │    ├── UpstreamTimeout        the provider did not answer in time
@@ -249,6 +250,14 @@ class ApiRefused(TeamError):
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         self.status, self.detail, self.headers = status, detail, headers or {}
         super().__init__(detail)
+
+
+class BaoRefused(TeamError):
+    """OpenBao refused a call (``status`` is its HTTP status) or could not be reached (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class GatewayError(Exception):
