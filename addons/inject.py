@@ -16,9 +16,10 @@ from mitmproxy import http
 from mitmproxy.utils.strutils import always_str
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.auth import CREDENTIAL, OutgoingRequest
+from clavis_mcp.vault.auth import OutgoingRequest
 from clavis_mcp.vault.auth.base import with_headers
-from clavis_mcp.vault.errors import InvalidService
+from clavis_mcp.vault.auth.fields import method_secrets
+from clavis_mcp.vault.errors import CannotInject, InvalidService
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
 
@@ -79,6 +80,9 @@ def replaced_fields(
     return with_headers(kept, ours)
 
 
+SHOWN_PATH = "clavis.shown_path"  # the path as records show it, when the credential is in the path
+
+
 class InjectCredential:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
@@ -89,7 +93,6 @@ class InjectCredential:
             return
         snapshot = flow_snapshot(flow, self._vault)
         service = snapshot.service(name)
-        secret = snapshot.secrets[name]
         request = flow.request
         if request.scheme != "https" and not service.allow_http:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
@@ -108,32 +111,58 @@ class InjectCredential:
             stripped += [h for h in names if h.lower() == "te"]
         outgoing = outgoing_request(request, replaced_fields(request.headers.fields, names, set(stripped), ours))
         try:
-            service.auth.apply(outgoing, {CREDENTIAL: secret})
+            service.auth.apply(outgoing, method_secrets(self._vault, snapshot, name))
+        except CannotInject as exc:
+            refuse(flow, 400, f"service {name!r}: {exc}")
+            return
         except InvalidService:
             refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
             return
         write_back(request, outgoing)
+        if outgoing.shown_path is not None:  # the key is in the path: records show the template instead
+            flow.metadata[SHOWN_PATH] = outgoing.shown_path + ("?" + outgoing.raw_query if outgoing.raw_query else "")
         flow.metadata[DECISION] = "injected"
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._unshow_path(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._unshow_path(flow)
+
+    @staticmethod
+    def _unshow_path(flow: http.HTTPFlow) -> None:
+        """Once the request has left, put back the path without the key for the stages that record
+        it (the audit trail runs after this stage): a path key never reaches a log."""
+        shown = flow.metadata.pop(SHOWN_PATH, None)
+        if shown is not None:
+            flow.request.path = shown
 
 
 def outgoing_request(request: http.Request, headers: list[tuple[str, str]]) -> OutgoingRequest:
     """The view an auth method signs or fills in: the request as it will leave, with ``headers``."""
+    path, _, raw_query = request.path.partition("?")
     return OutgoingRequest(
         method=request.method,
         scheme=request.scheme,
         host=request.host,
         port=request.port,
-        path=request.path.split("?", 1)[0],
+        path=path,
         query=lambda: list(request.query.items(multi=True)),
         headers=headers,
         body_sha256=lambda: None if request.raw_content is None else hashlib.sha256(request.raw_content).hexdigest(),
+        raw_query=raw_query,
+        body=lambda: request.raw_content,
     )
 
 
 def write_back(request: http.Request, outgoing: OutgoingRequest) -> None:
     """Put what the method set on mitmproxy's request; an untouched query keeps its bytes."""
+    if outgoing.shown_path is not None or outgoing.raw_query_changed:
+        request.path = outgoing.path + ("?" + outgoing.raw_query if outgoing.raw_query else "")
     if outgoing.query_changed:
         request.query = outgoing.query
+    if outgoing.body_changed:
+        request.raw_content = outgoing.body()
     request.headers.fields = tuple(
         (name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape"))
         for name, value in outgoing.headers

@@ -13,6 +13,7 @@ client headers it owns (:meth:`AuthMethod.credential_headers`), and how it is st
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -64,15 +65,18 @@ def with_headers(headers: list[tuple[str, str]], ours: Iterable[tuple[str, str]]
 class OutgoingRequest:
     """The request as it will leave the proxy, for a method to put its credential on.
 
-    ``path`` is the path without the query, as sent (percent-encoding kept); ``query`` the decoded
-    items in order, parsed only if a method reads them; ``headers`` the header fields in order
-    (names as sent). ``body_sha256()`` gives the hex SHA-256 of the body as sent, or None when the
-    body is streamed and not known yet. A query changed through :meth:`set_query` is re-encoded;
-    an untouched one keeps its original bytes.
+    ``path`` is the path without the query, as sent (percent-encoding kept); ``raw_query`` the
+    query string as sent (without ``?``); ``query`` the decoded items in order, parsed only if a
+    method reads them; ``headers`` the header fields in order (names as sent). ``body()`` gives the
+    body as sent (None when streamed), ``body_sha256()`` its hex SHA-256. A query changed through
+    :meth:`set_query` is re-encoded; one set through :meth:`set_raw_query` is sent as given; an
+    untouched one keeps its original bytes. :meth:`set_path` and :meth:`set_body` change the path
+    and the body (Content-Length follows); ``shown_path`` is the path as records may show it.
     """
 
-    __slots__ = ("_query", "_read_query", "body_sha256", "headers", "host", "method", "path", "port", "query_changed",
-                 "scheme")  # fmt: skip
+    __slots__ = ("_body", "_body_sha256", "_query", "_read_body", "_read_query", "body_changed", "headers", "host",
+                 "method", "path", "port", "query_changed", "raw_query", "raw_query_changed", "scheme",
+                 "shown_path")  # fmt: skip
 
     def __init__(
         self,
@@ -84,19 +88,41 @@ class OutgoingRequest:
         query: Callable[[], list[tuple[str, str]]],
         headers: list[tuple[str, str]],
         body_sha256: Callable[[], str | None],
+        *,
+        raw_query: str = "",
+        body: Callable[[], bytes | None] = lambda: None,
     ) -> None:
         self.method, self.scheme, self.host, self.port, self.path = method, scheme, host, port, path
         self._read_query = query
         self._query: list[tuple[str, str]] | None = None
         self.headers = headers
-        self.body_sha256 = body_sha256
+        self._body_sha256 = body_sha256
+        self._read_body = body
+        self._body: bytes | None = None
         self.query_changed = False
+        self.raw_query = raw_query
+        self.raw_query_changed = False
+        self.body_changed = False
+        self.shown_path: str | None = None
 
     @property
     def query(self) -> list[tuple[str, str]]:
         if self._query is None:
             self._query = self._read_query()
         return self._query
+
+    def body(self) -> bytes | None:
+        return self._body if self.body_changed else self._read_body()
+
+    def body_sha256(self) -> str | None:
+        if self.body_changed:
+            return hashlib.sha256(self._body or b"").hexdigest()
+        return self._body_sha256()
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
 
     def set_headers(self, ours: Iterable[tuple[str, str]]) -> None:
         """Set ``ours`` (see :func:`with_headers`); refuses a value that would split a header."""
@@ -105,9 +131,30 @@ class OutgoingRequest:
             raise InvalidService("a credential header value contains control characters")
         self.headers = with_headers(self.headers, ours)
 
+    def remove_headers(self, names: Iterable[str]) -> None:
+        lowered = {name.lower() for name in names}
+        self.headers = [pair for pair in self.headers if pair[0].lower() not in lowered]
+
     def set_query(self, items: list[tuple[str, str]]) -> None:
         self._query = items
         self.query_changed = True
+
+    def set_raw_query(self, raw: str) -> None:
+        """Send ``raw`` (already percent-encoded) as the query string, byte for byte."""
+        self.raw_query = raw
+        self.raw_query_changed = True
+
+    def set_path(self, path: str, shown: str) -> None:
+        """Send ``path``; records (the audit log) show ``shown``, which must not hold a secret."""
+        if CONTROL.search(path) or not path.startswith("/") or "?" in path or "#" in path:
+            raise InvalidService("a credential path must be a plain absolute path")
+        self.path, self.shown_path = path, shown
+
+    def set_body(self, body: bytes) -> None:
+        """Send ``body``; its Content-Length is set to match (a chunked body stays chunked)."""
+        self._body, self.body_changed = body, True
+        if self.header("Transfer-Encoding") is None:
+            self.headers = with_headers(self.headers, [("Content-Length", str(len(body)))])
 
 
 class AuthMethod(ABC):
