@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
-from ..auth import CREDENTIAL
+from ..auth.fields import method_secrets
 from ..oauth.state import ensure_schema, other_secrets
 from ..secret import Secret
 from ..store import Snapshot, Vault
@@ -38,10 +38,10 @@ class InPlay(NamedTuple):
 
 
 def in_play(vault: Vault, snapshot: Snapshot, name: str) -> InPlay:
-    secret = snapshot.secrets[name]
     service = snapshot.service(name)
-    secrets = (secret, *other_secrets(vault, service))
-    derived = tuple(service.auth.redaction_values({CREDENTIAL: secret}))
+    fields = method_secrets(vault, snapshot, name)  # every stored secret field of the method
+    secrets = (*fields.values(), *other_secrets(vault, service))
+    derived = tuple(service.auth.redaction_values(fields))
     values: tuple[Secret | str, ...] = (*secrets, *derived)
     return InPlay(tuple(vault.keyed(value).fingerprint for value in values), secrets, derived)
 
