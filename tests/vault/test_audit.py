@@ -110,7 +110,13 @@ TAMPERING: list[tuple[str, Callable[[list[bytes]], list[bytes]], str, str]] = [
     ("head removed", lambda ls: ls[2:], "audit.jsonl line 1", "expected record 1, found record 3"),
     ("end removed", lambda ls: ls[:3], "end of log", "records 4-5 were removed"),
     ("emptied", lambda ls: [], "end of log", "records 1-5 were removed"),
-    ("torn line", lambda ls: [*ls[:4], ls[4][:30]], "audit.jsonl line 5", "not a readable record"),
+    ("checkpointed end torn", lambda ls: [*ls[:4], ls[4][:30]], "end of log", "records 5-5 were removed"),
+    (
+        "line torn in the middle",
+        lambda ls: [*ls[:2], ls[2][:30] + b"\n", *ls[3:]],
+        "audit.jsonl line 3",
+        "not a readable record",
+    ),  # fmt: skip
 ]
 
 

@@ -11,6 +11,15 @@ Records lost for good are acknowledged, not hidden: ``AuditLog.acknowledge_loss`
 record carrying ``lost_from``, which follows the last record still in the log and takes the
 sequence number after the highest one known, so ``verify`` accepts the gap it names and
 reports it with every later run.
+
+A record torn by a failed append (half a line at the end of the live file, never covered by
+the checkpoint) is cut off by the next append, and that record carries ``repaired`` (how many
+bytes were cut): the repair is part of the chain, and ``verify`` counts it. A torn line that a
+checkpoint covers, or one in the middle, is still reported as damage. Until the next append,
+``verify`` reports the torn tail as waiting for that repair, and the checkpoint still bounds it.
+
+When both checkpoint slots are damaged, ``audit repair`` re-anchors the checkpoint at the log's
+last genuine record and writes a record carrying ``reanchored`` (that record's number).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SEQ, PREV, MAC, LOST_FROM = "seq", "prev", "mac", "lost_from"
+REPAIRED, REANCHORED = "repaired", "reanchored"  # bytes of a torn tail cut; record re-anchored at
 GENESIS = "0" * 64  # the ``prev`` of record 1
 _DOMAIN = b"clavis-mcp audit v1\n"
 
@@ -81,6 +91,9 @@ class VerifyReport:
     problem: str | None = None
     location: str | None = None
     losses: tuple[tuple[int, int], ...] = ()
+    repairs: int = 0
+    reanchored: tuple[int, ...] = ()
+    torn_tail: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +106,12 @@ class VerifyReport:
         text = f"OK: {self.count} {noun} in {self.files} file(s), chain and checkpoint intact"
         if self.losses:
             text += "; acknowledged loss of " + ", ".join(f"records {a}-{b}" for a, b in self.losses)
+        if self.repairs:
+            text += f"; {self.repairs} torn record(s) of failed appends cut off"
+        if self.reanchored:
+            text += "; checkpoint re-anchored (audit repair) at record " + ", ".join(map(str, self.reanchored))
+        if self.torn_tail:
+            text += f"; {self.torn_tail} ends with a torn record of a failed append, cut off by the next append"
         return text
 
 
@@ -113,14 +132,22 @@ class ChainVerifier:
         self._count = 0
         self._files: set[str] = set()
         self._losses: list[tuple[int, int]] = []
+        self._repairs = 0
+        self._reanchored: list[int] = []
+        self._torn: str | None = None
         self._problem: tuple[str, str] | None = None
 
     @property
     def broken(self) -> bool:
         return self._problem is not None
 
-    def feed(self, file: str, line_no: int, line: bytes) -> None:
+    def feed(self, file: str, line_no: int, line: bytes, *, last_file: bool = False) -> None:
+        """``last_file``: ``file`` is the live file, where a line without a newline is a torn tail."""
         if self._problem:
+            return
+        if last_file and not line.endswith(b"\n"):
+            self._files.add(file)
+            self._torn = file
             return
         self._files.add(file)
         where = f"{file} line {line_no}"
@@ -141,6 +168,9 @@ class ChainVerifier:
             return
         if LOST_FROM in record:
             self._losses.append((record[LOST_FROM], record[SEQ] - 1))
+        self._repairs += REPAIRED in record
+        if REANCHORED in record:
+            self._reanchored.append(record[REANCHORED])
         self._last = link_of(record)
         self._count += 1
 
@@ -163,13 +193,19 @@ class ChainVerifier:
         return None
 
     def finish(self) -> VerifyReport:
-        files = len(self._files)
-        if self._problem:
-            return VerifyReport(self._count, files, self._problem[1], self._problem[0], tuple(self._losses))
-        found = end_problem(self._last.seq if self._last else 0, self._checkpoint, self._mark, self._checkpoint_file)
-        if found:
-            return VerifyReport(self._count, files, found[1], found[0], tuple(self._losses))
-        return VerifyReport(self._count, files, losses=tuple(self._losses))
+        found = self._problem or end_problem(
+            self._last.seq if self._last else 0, self._checkpoint, self._mark, self._checkpoint_file
+        )
+        return VerifyReport(
+            self._count,
+            len(self._files),
+            found[1] if found else None,
+            found[0] if found else None,
+            tuple(self._losses),
+            self._repairs,
+            tuple(self._reanchored),
+            self._torn,
+        )
 
 
 def end_problem(

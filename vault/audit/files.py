@@ -8,10 +8,18 @@ review index relies on that. Appends from every process are serialised with ``fl
 ``audit.jsonl.lock``, so the chain has one order even with several writers; that file also
 holds the sealed checkpoint of the log's end (the vault holds the high-water mark, see
 :mod:`vault.audit_anchor`).
+
+Space for records is reserved before a request leaves: ``audit.jsonl.reserve`` is a file of
+``RESERVE_BYTES`` allocated blocks. A record that meets a full disk gives that file's space
+back and is written in it; the next check before a request then cannot allocate the reserve
+again and refuses, so a request that passed the check always finds room for its record.
+A record torn by a failed write (half a line, no newline) is cut off by the next append, which
+notes it in the record it writes (:data:`REPAIRED`).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -23,6 +31,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 8192
+RESERVE_BYTES = 1024 * 1024  # room for ~2,500 records in flight when the disk fills up
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,37 @@ class LogFiles:
     @property
     def lock_path(self) -> Path:
         return self.live.with_name(self.live.name + ".lock")
+
+    @property
+    def reserve_path(self) -> Path:
+        return self.live.with_name(self.live.name + ".reserve")
+
+    def reserve(self) -> None:
+        """Hold ``RESERVE_BYTES`` of allocated space for records; OSError (ENOSPC) if the disk
+        cannot give it. One ``stat`` while the reserve is whole."""
+        try:
+            if os.stat(self.reserve_path).st_size >= RESERVE_BYTES:
+                return
+        except FileNotFoundError:
+            pass
+        fd = os.open(self.reserve_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        except OSError:
+            os.ftruncate(fd, 0)  # a half-allocated reserve must not read as whole
+            raise
+        finally:
+            os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Give the reserved space back to the file system, for a record that met a full disk."""
+        try:
+            if os.stat(self.reserve_path).st_size == 0:
+                return False
+            os.truncate(self.reserve_path, 0)
+        except FileNotFoundError:
+            return False
+        return True
 
     def rotated(self) -> list[tuple[int, Path]]:
         """Rotated files, oldest first."""
@@ -138,11 +179,31 @@ class LiveFile:
             return None
         return stat.st_ino, stat.st_size
 
+    def repair(self, state: tuple[int, int] | None) -> int:
+        """Cut a torn last line (a failed append: no newline at the end) off the live file whose
+        ``state`` was just read; return how many bytes were cut (0: the file ends cleanly)."""
+        if state is None or not state[1]:
+            return 0
+        fd, _ = self._open(state)
+        size = state[1]
+        if os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        end = size
+        while end > 0:
+            start = max(0, end - _CHUNK)
+            found = os.pread(fd, end - start, start).rfind(b"\n")
+            if found >= 0:
+                end = start + found + 1
+                break
+            end = start
+        os.ftruncate(fd, end)
+        return size - end
+
     def write(self, line: bytes, state: tuple[int, int] | None, max_bytes: int, *, clean_end: bool) -> tuple[int, int]:
-        """Append ``line`` to the live file whose ``state`` was just read, rotating it first if the
-        line would take it past ``max_bytes``; return its new state. ``clean_end``: the file is as
-        this process left it, so it ends with a newline; otherwise a torn last line is checked for
-        and kept a line of its own, for ``verify`` to report."""
+        """Append ``line`` to the live file whose ``state`` was just read (its torn tail, if any,
+        already cut by :meth:`repair`), rotating it first if the line would take it past
+        ``max_bytes``; return its new state. ``clean_end``: the file is as this process left it.
+        A full disk is met by giving back the reserve (see the module docstring) once."""
         if state is not None and state[1] and state[1] + len(line) > max_bytes:
             self._rotate()
             state = None
@@ -150,8 +211,14 @@ class LiveFile:
         size = state[1] if state is not None else os.fstat(fd).st_size
         if size and not clean_end and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line
-        if os.write(fd, line) != len(line):
-            raise OSError("short write")
+        written, released = 0, False
+        while written < len(line):
+            try:
+                written += os.write(fd, line[written:])
+            except OSError as exc:
+                if exc.errno not in _FULL or released or not self._files.release_reserve():
+                    raise
+                released = True
         return inode, size + len(line)
 
     def sync(self, *, folder: bool) -> None:

@@ -39,6 +39,8 @@ from .chain import (
     LOST_FROM,
     MAC,
     PREV,
+    REANCHORED,
+    REPAIRED,
     SEQ,
     ChainVerifier,
     Link,
@@ -62,10 +64,12 @@ STATUS, BYTES, DURATION_MS, DECISION, REASON, REDACTIONS, ACTION = (
 )  # fmt: skip
 FIELDS = (ID, TIME, SOURCE, SERVICE, METHOD, SCHEME, HOST, PORT, PATH, STATUS, BYTES, DURATION_MS,
           DECISION, REASON, REDACTIONS, ACTION)  # fmt: skip
-CHAIN_FIELDS = (SEQ, PREV, MAC, LOST_FROM)  # written by the log itself
+CHAIN_FIELDS = (SEQ, PREV, MAC, LOST_FROM, REPAIRED, REANCHORED)  # written by the log itself
 
 INJECTED, REFUSED, PASSED, ERROR, LOST = "injected", "refused", "passed", "error", "lost"
 ACKNOWLEDGE_LOSS = "acknowledge-loss"  # the action of the record that acknowledges lost records
+REPAIR = "repair"  # the action of the record that re-anchors a damaged checkpoint
+REANCHOR = "reanchored"  # its decision (LOST when it also acknowledges lost records)
 MARK_EVERY = 1000  # records one process writes between two raises of the vault's mark ...
 MARK_SECONDS = 10.0  # ... or seconds, whichever comes first
 
@@ -181,7 +185,8 @@ class AuditLog:
                 previous = ours[1] if ours is not None else self._continued_end(lock)
                 _, due = self._put(record, previous, state, lock, clean_end=ours is not None)
             if due is not None:
-                self._raise_mark(due)
+                with suppress(sqlite3.Error):  # the record is written; the mark is raised by a later one
+                    self._raise_mark(due)
         return record_id
 
     def check_writable(self) -> None:
@@ -193,7 +198,12 @@ class AuditLog:
         it and padded it past its old size), the checkpoint is read, without the lock: the append
         will chain on it or on a later record, so it must reach the highest record this process
         knows of. Otherwise, and until an append follows a cut found earlier, the chain's end is
-        found under the lock and held to the vault's mark, as the append will."""
+        found under the lock and held to the vault's mark, as the append will.
+
+        First of all, the space its record will take is reserved (``LogFiles.reserve``): a full
+        disk refuses the request here, before it leaves, not its record after the response."""
+        with self._failing_closed():
+            self.files.reserve()  # room for this request's record even if the disk fills meanwhile
         state = self._live.state()
         if self._tail is not None and self._tail[0] == state:
             return
@@ -261,14 +271,15 @@ class AuditLog:
         only ever put the log ahead of what it is compared with."""
         mark = self._anchor.mark()
         verifier = ChainVerifier(self._anchor.key, self._anchor.head(), mark, self.files.lock_path.name)
-        for number, path in self.files.numbered():
+        numbered = self.files.numbered()
+        for number, path in numbered:
             handle = self.files.open(number)
             if handle is None:
                 continue
             with handle:
                 for line_no, raw in enumerate(handle, start=1):
                     if raw.strip():
-                        verifier.feed(path.name, line_no, raw)
+                        verifier.feed(path.name, line_no, raw, last_file=number == numbered[-1][0])
                     if verifier.broken:
                         return verifier.finish()
         return verifier.finish()
@@ -286,8 +297,13 @@ class AuditLog:
         """Seal ``record`` after ``previous``, write it and its checkpoint; return it as written, and
         its link if the vault's mark is due (or ``mark``): the files are then synced, for the caller
         to raise the mark outside the append lock."""
-        sealed = seal(self._anchor.key, previous, record)
         self._tail = None
+        if not clean_end and state is not None:
+            cut = self._live.repair(state)
+            if cut:
+                record = {**record, REPAIRED: cut}
+                state = (state[0], state[1] - cut)
+        sealed = seal(self._anchor.key, previous, record)
         after = self._live.write(encode(sealed), state, self._max_bytes, clean_end=clean_end)
         link = link_of(sealed)
         self._anchor.advance(link, lock)
