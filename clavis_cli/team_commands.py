@@ -1,0 +1,352 @@
+"""Team mode verbs: run the server (``team serve``, ``team dev``) and manage it from anywhere.
+
+The admin verbs (add, list, rotate, remove, user, key, audit) talk to the server named by
+``CLAVIS_API_URL`` with the key in ``CLAVIS_API_KEY``; they never open or create a local vault.
+``team add`` takes exactly the local ``add``'s options (the same click parameters) and builds the
+service with the same validation, so a definition refused locally is refused here before it is
+sent. Secrets and passwords come from a hidden prompt, stdin or an environment variable, never
+argv; a created key is printed once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Unpack
+
+import click
+
+from clavis_mcp.team.admin_client import AdminClient, service_definition
+from clavis_mcp.vault import Secret, Service, clavis_home, parse_hosts, validate_name
+from clavis_mcp.vault.connectors import connector, load_catalog
+from clavis_mcp.vault.service import build_auth, normalise_methods, normalise_path_prefixes, validate_extra_headers
+
+from . import service_commands as local_add
+from .audit_commands import FilterOptions, _filter_options, build_filter
+from .service_commands import emit, parse_expiry, read_secret
+
+ROLES = click.Choice(["member", "admin"])
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# The local add's options that team add understands; any other one (added to add later) is refused if used.
+_ADD_OPTIONS = {"name", "connector_name", "hosts", "auth", "header", "basic", "query", "local", "allow_http",
+                "reveal", "secret_stdin", "secret_env", "catalog", "methods", "prefixes", "fixed", "expires",
+                "as_json"}  # fmt: skip
+
+
+def _client() -> AdminClient:
+    return AdminClient.from_env()
+
+
+@click.group("team")
+def team() -> None:
+    """Team mode: run the server (serve, dev) or manage it through CLAVIS_API_URL and CLAVIS_API_KEY."""
+
+
+@team.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True, help="0 picks a free port.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes on one socket.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run one API replica; configuration from CLAVIS_TEAM_* variables (see docs/team-mode.md)."""
+    import importlib
+
+    # By name until team/serve.py (issue 14, the server's half) is in the tree.
+    importlib.import_module("clavis_mcp.team.serve").serve(host, port, workers)
+
+
+@team.command("dev")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port.")
+@click.option("--workers", type=click.IntRange(min=1), default=3, show_default=True, help="API worker processes.")
+def dev(port: int, workers: int) -> None:
+    """A throwaway stack (OpenBao dev, PostgreSQL, admin, workers) until Ctrl-C; prints the two variables."""
+    from clavis_mcp.team.dev import run_dev
+
+    sys.exit(run_dev(port=port, workers=workers))
+
+
+def _team_add(**options: Any) -> None:
+    unknown = sorted(k for k, v in options.items() if k not in _ADD_OPTIONS and v not in (None, False, ()))
+    if unknown:
+        raise click.UsageError(f"team add does not support {', '.join(unknown)} yet; register it locally instead")
+    service = service_from_options(**{k: v for k, v in options.items() if k in _ADD_OPTIONS})
+    secret = read_secret(options["secret_stdin"], options["secret_env"])
+    with _client() as client:
+        client.add_service(service_definition(service), secret)
+    emit(
+        options["as_json"],
+        {**local_add.service_view(service), "fingerprint": secret.fingerprint},
+        [f"added {service.name} ({service.auth.describe()}) on {client.url} for "
+         f"{', '.join(str(h) for h in service.hosts)}"],
+    )  # fmt: skip
+
+
+def service_from_options(
+    *,
+    name: str,
+    connector_name: str,
+    hosts: tuple[str, ...],
+    auth: str | None,
+    header: str | None,
+    basic: str | None,
+    query: str | None,
+    local: bool,
+    allow_http: bool,
+    reveal: str,
+    catalog: Path | None,
+    methods: tuple[str, ...],
+    prefixes: tuple[str, ...],
+    fixed: tuple[str, ...],
+    expires: str | None,
+    **_: object,
+) -> Service:
+    """The Service the local ``add`` would register from the same options (same checks, same errors)."""
+    base = connector(connector_name, load_catalog(clavis_home(), catalog))
+    kind, kwargs = local_add._auth_options(auth, header, basic, query, fixed)  # the local add's option rules
+    if kind is None:
+        spec = base.auth.with_extra_headers(
+            validate_extra_headers({**dict(base.auth.extra_headers), **kwargs["extra_headers"]})
+        )
+    else:
+        spec = build_auth(kind, **kwargs)
+    if not hosts and not base.hosts:
+        raise click.UsageError(f"connector {base.name!r} has no default host: give --host HOST")
+    return Service(
+        name=validate_name(name),
+        auth=spec,
+        hosts=parse_hosts(list(hosts)) if hosts else base.hosts,
+        connector=base.name,
+        local=local,
+        allow_http=allow_http,
+        reveal=reveal,  # type: ignore[arg-type]
+        methods=normalise_methods(methods),
+        path_prefixes=normalise_path_prefixes(prefixes),
+        created_at=time.time(),
+        expires_at=parse_expiry(expires) if expires else None,
+    )
+
+
+team.add_command(
+    click.Command(
+        "add",
+        params=[*local_add.add.params],
+        callback=_team_add,
+        help="Register service NAME on the team server, with the local add's options; the secret is sent "
+        "once, over the API, and never read back.",
+    )
+)
+
+
+@team.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_services(as_json: bool) -> None:
+    """The services on the team server that this key may see; never a secret."""
+    with _client() as client:
+        rows = client.services()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no services on the team server yet; add one with: clavis-mcp team add NAME --host HOST")
+    for row in rows:
+        hosts = row.get("hosts") or []
+        click.echo(f"{row.get('name', '?'):<20} {', '.join(map(str, hosts)):<40} {_auth_text(row.get('auth'))}")
+
+
+def _auth_text(auth: object) -> str:
+    if isinstance(auth, dict):
+        return str(auth.get("kind") or auth.get("type") or json.dumps(auth, sort_keys=True))
+    return "" if auth is None else str(auth)
+
+
+@team.command("rotate")
+@click.argument("name")
+@click.option("--secret-stdin", is_flag=True, help="Read the new secret from standard input.")
+@click.option("--secret-env", metavar="VAR", help="Read the new secret from environment variable VAR.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool) -> None:
+    """Replace the secret of service NAME on the team server (the old value is not kept)."""
+    validate_name(name)
+    secret = read_secret(secret_stdin, secret_env, "New secret")
+    with _client() as client:
+        client.rotate(name, secret)
+    emit(as_json, {"name": name, "fingerprint": secret.fingerprint}, [f"rotated {name}: now {secret.fingerprint}"])
+
+
+@team.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def remove(name: str, yes: bool, as_json: bool) -> None:
+    """Remove service NAME and destroy its secret on the team server (asks first unless --yes)."""
+    validate_name(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"removing {name} needs confirmation: run it in a terminal or pass --yes")
+        click.confirm(f"remove {name} and its secret from the team server?", abort=True, err=True)
+    with _client() as client:
+        client.remove(name)
+    emit(as_json, {"removed": name}, [f"removed {name}"])
+
+
+@team.group("user")
+def user() -> None:
+    """People who log in (POST /v1/auth/login) with an email and a password."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", type=ROLES, default="member", show_default=True, help="admin manages; member uses.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_add(email: str, role: str, password_stdin: bool, as_json: bool) -> None:
+    """Create a user; the password comes from a hidden prompt or --password-stdin, never argv."""
+    if "@" not in email or any(c.isspace() for c in email):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    password = _read_password(password_stdin)
+    with _client() as client:
+        client.add_user(email, password, role)
+    emit(as_json, {"email": email, "role": role}, [f"added {role} {email}"])
+
+
+def _read_password(from_stdin: bool) -> Secret:
+    if from_stdin:
+        value = sys.stdin.read().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        value = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        raise click.UsageError("no password given: use --password-stdin or run in a terminal (never the command line)")
+    if not value:
+        raise click.UsageError("the password is empty")
+    return Secret(value)
+
+
+@team.group("key")
+def key() -> None:
+    """Scoped API keys for agents and scripts (what goes into CLAVIS_API_KEY)."""
+
+
+def parse_duration(text: str | None) -> int | None:
+    """``30d``, ``12h``, ``90m``, ``3600s``, ``2w`` as seconds; ``never`` or nothing as None."""
+    if text is None or text == "never":
+        return None
+    match = _DURATION.match(text.strip().lower())
+    if not match or int(match[1]) == 0:
+        raise click.BadParameter(f"{text!r} is not a duration such as 30d, 12h, 90m or never", param_hint="--expires")
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+@key.command("create")
+@click.argument("name")
+@click.option("--services", required=True, help="Comma-separated services the key may use, e.g. a,b.")
+@click.option("--expires", help="Lifetime: 30d, 12h, 90m, 2w or never (default: never).")
+@click.option("--role", type=ROLES, default="member", show_default=True, help="admin keys can manage the server.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def key_create(name: str, services: str, expires: str | None, role: str, as_json: bool) -> None:
+    """Create key NAME for the given services; the key is printed once and cannot be shown again."""
+    names = [validate_name(s.strip()) for s in services.split(",") if s.strip()]
+    if not names:
+        raise click.BadParameter("name at least one service", param_hint="--services")
+    with _client() as client:
+        created = client.create_key(name, names, parse_duration(expires), role)
+    if as_json:
+        click.echo(json.dumps(created, indent=2))
+        return
+    click.echo(f"CLAVIS_API_KEY={created.get('key', '')}")
+    scope = ", ".join(created.get("services") or names)
+    click.echo(f"key {name} for {scope}, expires {created.get('expires_at') or 'never'}; shown once", err=True)
+
+
+@key.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def key_list(as_json: bool) -> None:
+    """The keys: names, scopes, expiry, revocation; never a key."""
+    with _client() as client:
+        answer = client.keys()
+    rows = answer.get("keys", []) if isinstance(answer, dict) else answer
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no keys yet; create one with: clavis-mcp team key create NAME --services a,b")
+    for row in rows:
+        state = "revoked" if row.get("revoked") or row.get("revoked_at") else "active"
+        scope = ", ".join(row.get("services") or []) or "(none)"
+        click.echo(f"{row.get('name', '?'):<20} {row.get('role', ''):<7} {state:<8} "
+                   f"expires {row.get('expires_at') or 'never':<25} {scope}")  # fmt: skip
+
+
+@key.command("revoke")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def key_revoke(name: str, as_json: bool) -> None:
+    """Revoke key NAME; every replica refuses it from then on."""
+    with _client() as client:
+        client.revoke_key(name)
+    emit(as_json, {"revoked": name}, [f"revoked {name}"])
+
+
+@team.group("audit", invoke_without_command=True)
+@_filter_options
+@click.option("-n", "--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="The newest N matching records; 0 asks for all.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one record per line (for jq).")
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool, **filters: Unpack[FilterOptions]) -> None:
+    """The team server's audit log, with the local audit's filters. See also `team audit verify`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _client() as client:
+        records = client.audit(audit_params(limit=limit, **filters))
+    for record in records:
+        click.echo(json.dumps(record, sort_keys=True) if as_json else _audit_line(record))
+    if not records and not as_json:
+        click.echo("no matching audit records", err=True)
+
+
+def audit_params(*, limit: int, now: datetime | None = None, **filters: str | None) -> dict[str, object]:
+    """The query string: times as ISO 8601 (parsed here, with the local audit's forms), the rest as given."""
+    where = build_filter(**filters, now=now)
+    return {
+        "service": where.service,
+        "agent": where.agent,
+        "decision": where.decision,
+        "status": filters.get("status"),
+        "host": where.host,
+        "since": where.since.isoformat() if where.since else None,
+        "until": where.until.isoformat() if where.until else None,
+        "limit": limit or None,
+    }
+
+
+def _audit_line(record: dict[str, Any]) -> str:
+    where = f"{record.get('method') or ''} {record.get('host') or ''}{record.get('path') or ''}".strip()
+    parts = [record.get("time"), record.get("source") or record.get("agent"), record.get("service"), where,
+             record.get("status"), record.get("decision"), record.get("reason")]  # fmt: skip
+    return "  ".join(str(p) for p in parts if p not in (None, ""))
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify(as_json: bool) -> None:
+    """Check every chain and the signed checkpoints on the server; exit 1 on any problem."""
+    with _client() as client:
+        report = client.audit_verify()
+    problems = list(report.get("problems") or [])
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    elif report.get("ok"):
+        click.echo(f"OK: {report.get('records', 0)} records in {report.get('chains', 0)} chain(s) verified")
+    else:
+        click.echo(f"FAILED: {len(problems)} problem(s) in the team audit log", err=True)
+        for problem in problems:
+            click.echo(f"  {problem if isinstance(problem, str) else json.dumps(problem)}", err=True)
+    if not report.get("ok"):
+        sys.exit(1)
+
+
+COMMANDS = [team]
