@@ -23,7 +23,7 @@ from clavis_mcp.vault.health import Check, check_vault
 from clavis_mcp.vault.keys.passphrase import ENV_VAR as PASSPHRASE_ENV
 from clavis_mcp.vault.store import read_key_store
 
-from .client_config import SERVER_NAME, clavis_executable, read_config
+from .client_config import INSTALL_DOC, SERVER_NAME, clavis_executable, fragile_reason, read_config
 
 CA_WARNING_DAYS = 30
 NEW_CA = "clavis-mcp certs show (creates a new CA; agents that trusted the old one must trust the new one)"
@@ -63,6 +63,10 @@ def check_client_config(path: Path, home: Path) -> list[Check]:
     if not command.is_absolute() or not os.access(command, os.X_OK):
         checks.append(Check("configured executable", False, f"{command} is not an absolute path to a program",
                             install))  # fmt: skip
+    elif (fragile := fragile_reason(command)) is not None:
+        checks.append(Check("configured executable", False, f"{fragile}: moving or cleaning the checkout breaks "
+                            "Claude Desktop", f"install clavis-mcp for real use ({INSTALL_DOC}), then with it: "
+                            f"{install}"))  # fmt: skip
     else:
         try:
             same = _same_file(command, clavis_executable())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shlex
 import shutil
@@ -15,7 +16,15 @@ import click
 from clavis_mcp.vault import ClavisError, clavis_home
 from clavis_mcp.vault.errors import ConfigError
 
-from .client_config import SERVER_NAME, claude_desktop_config_path, clavis_executable, install_entry, server_entry
+from .client_config import (
+    SERVER_NAME,
+    claude_desktop_config_path,
+    fragile_reason,
+    install_entry,
+    installed_executable,
+    parse_env_pairs,
+    server_entry,
+)
 from .runtime import ask_passphrase
 
 CONFIG_OPTION = click.option(
@@ -24,31 +33,63 @@ CONFIG_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Claude Desktop's config file (default: the usual place on this OS).",
 )
+COMMAND_OPTION = click.option(
+    "--command",
+    "command",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The clavis-mcp program the client runs (default: the one installed outside any source checkout).",
+)
+ENV_OPTION = click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Add or change an environment variable of the entry (repeatable); variables already there are kept.",
+)
 
 
-def _entry() -> dict[str, object]:
-    return server_entry(clavis_executable(), clavis_home().absolute())
+def _entry(command: Path | None = None, env_pairs: tuple[str, ...] = ()) -> dict[str, object]:
+    extra = parse_env_pairs(env_pairs)
+    if command is None:
+        executable = installed_executable()
+    else:
+        executable = command.absolute()
+        if not executable.is_file() or not os.access(executable, os.X_OK):
+            raise ConfigError(f"--command {command}: not an executable file")
+        if (reason := fragile_reason(executable)) is not None:
+            click.echo(f"warning: {reason}; moving or cleaning it breaks the client (see docs/install.md)", err=True)
+    entry = server_entry(executable, clavis_home().absolute())
+    entry["env"] = {**entry["env"], **extra}
+    return entry
 
 
 @click.group(invoke_without_command=True)
 @click.option("--print", "print_only", is_flag=True, help="Print the generic mcpServers JSON for any MCP client.")
+@COMMAND_OPTION
 @click.pass_context
-def install(ctx: click.Context, print_only: bool) -> None:
+def install(ctx: click.Context, print_only: bool, command: Path | None) -> None:
     """Add clavis-mcp to an MCP client's configuration (or print what to add)."""
     if ctx.invoked_subcommand is not None:
         return
     if not print_only:
         click.echo(ctx.get_help())
         return
-    click.echo(json.dumps({"mcpServers": {SERVER_NAME: _entry()}}, indent=2))
+    click.echo(json.dumps({"mcpServers": {SERVER_NAME: _entry(command)}}, indent=2))
 
 
 @install.command("claude-desktop")
 @CONFIG_OPTION
 @click.option("--print", "print_only", is_flag=True, help="Print the entry instead of writing it.")
-def install_claude_desktop(config_path: Path | None, print_only: bool) -> None:
-    """Add or update the 'clavis' entry in Claude Desktop's config; other entries are kept, a backup is written."""
-    entry = _entry()
+@COMMAND_OPTION
+@ENV_OPTION
+def install_claude_desktop(
+    config_path: Path | None, print_only: bool, command: Path | None, env_pairs: tuple[str, ...]
+) -> None:
+    """Add or update the 'clavis' entry in Claude Desktop's config.
+
+    Other entries, and environment variables you added to ours, are kept; a backup is written.
+    """
+    entry = _entry(command, env_pairs)
     if print_only:
         click.echo(json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2))
         return
@@ -58,6 +99,8 @@ def install_claude_desktop(config_path: Path | None, print_only: bool) -> None:
         click.echo(f"{path} already has this entry; nothing to change")
         return
     click.echo(f"{'created' if done.created else 'updated'} {path}")
+    for change in done.changes:
+        click.echo(f"  {change}")
     if done.backup:
         click.echo(f"backup of the previous file: {done.backup}")
     click.echo("restart Claude Desktop to load clavis-mcp; check everything with: clavis-mcp doctor")
@@ -66,9 +109,11 @@ def install_claude_desktop(config_path: Path | None, print_only: bool) -> None:
 @install.command("claude-code")
 @click.option("--print", "print_only", is_flag=True, help="Print the `claude mcp add` command instead of running it.")
 @click.option("--scope", type=click.Choice(["local", "user", "project"]), default="user", show_default=True)
-def install_claude_code(print_only: bool, scope: str) -> None:
+@COMMAND_OPTION
+@ENV_OPTION
+def install_claude_code(print_only: bool, scope: str, command: Path | None, env_pairs: tuple[str, ...]) -> None:
     """Register clavis-mcp with Claude Code (`claude mcp add`)."""
-    entry = _entry()
+    entry = _entry(command, env_pairs)
     env = [f"{key}={value}" for key, value in entry["env"].items()]  # type: ignore[attr-defined]
     command = ["claude", "mcp", "add", SERVER_NAME, "--scope", scope]
     for pair in env:

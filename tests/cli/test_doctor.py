@@ -12,15 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from clavis_mcp.clavis_cli.main import main
+from tests.cli.test_install import CLONE_EXE, put_on_path
 from tests.conftest import SECRET
-
-BIN = str(Path(sys.executable).parent)
 
 
 @pytest.fixture
 def config(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A vault, its CA, and Claude Desktop configured for it; clavis-mcp on PATH."""
-    monkeypatch.setenv("PATH", f"{BIN}:/usr/bin:/bin")
+    """A vault, its CA, and Claude Desktop configured for it; an installed clavis-mcp on PATH."""
+    put_on_path(tmp_path / "tool-bin", monkeypatch)
     path = tmp_path / "claude_desktop_config.json"
     assert run("init", "--key-store", "keyfile")[0] == 0
     assert run("install", "claude-desktop", "--config", str(path))[0] == 0
@@ -119,9 +118,19 @@ def test_passphrase_vault_that_claude_desktop_cannot_unlock_is_a_finding(
     tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLAVIS_PASSPHRASE", "correct horse battery staple")
+    put_on_path(tmp_path / "tool-bin", monkeypatch)
     assert run("init", "--key-store", "passphrase")[0] == 0
     config = tmp_path / "claude_desktop_config.json"
     assert run("install", "claude-desktop", "--config", str(config))[0] == 0
     code, checks = doctor(config)
     assert code == 1 and checks["unattended unlock"]["fix"] == "clavis-mcp rekey --key-store keychain"
     assert checks["vault"]["ok"] is True  # the doctor itself could unlock it (from the environment)
+
+
+def test_entry_that_runs_the_clone_is_a_finding_pointing_to_the_install_guide(config: Path, home: Path) -> None:
+    entry = {"command": CLONE_EXE, "args": [], "env": {"CLAVIS_HOME": str(home)}}
+    config.write_text(json.dumps({"mcpServers": {"clavis": entry}}))
+    code, checks = doctor(config)
+    assert code == 1 and checks["configured executable"]["ok"] is False
+    assert "source checkout" in checks["configured executable"]["detail"]
+    assert "docs/install.md" in checks["configured executable"]["fix"]

@@ -15,12 +15,27 @@ from click.testing import CliRunner
 from clavis_mcp.clavis_cli.client_config import claude_desktop_config_path
 from clavis_mcp.clavis_cli.main import main
 
-EXE = str(Path(sys.executable).parent / "clavis-mcp")
+CLONE_EXE = str(Path(sys.executable).parent / "clavis-mcp")  # the editable install inside the clone
 OTHERS = {
     "globalShortcut": "Ctrl+Space",
     "mcpServers": {"filesystem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]}},
     "zLast": [1, 2, {"nested": True}],
 }
+
+
+@pytest.fixture(autouse=True)
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clavis-mcp on PATH outside the clone, as pipx or uv would put it (here a wrapper of the clone's)."""
+    return put_on_path(tmp_path / "tool-bin", monkeypatch)
+
+
+def put_on_path(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    folder.mkdir(parents=True)
+    program = folder / "clavis-mcp"
+    program.write_text(f'#!/bin/sh\nexec {shlex.quote(CLONE_EXE)} "$@"\n')
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    return str(program)
 
 
 @pytest.fixture
@@ -34,7 +49,8 @@ def install(config: Path, *extra: str) -> tuple[int, str]:
 
 
 def expected_entry(home: Path) -> dict[str, object]:
-    return {"command": EXE, "args": [], "env": {"CLAVIS_HOME": str(home)}}
+    return {"command": str(Path(os.environ["PATH"].split(":")[0]) / "clavis-mcp"), "args": [],
+            "env": {"CLAVIS_HOME": str(home)}}  # fmt: skip
 
 
 def backups(config: Path) -> list[Path]:
@@ -116,11 +132,10 @@ def test_claude_code_form_is_printed_as_a_runnable_command(home: Path) -> None:
     result = CliRunner().invoke(main, ["install", "claude-code", "--print"])
     assert result.exit_code == 0
     assert shlex.split(result.output) == ["claude", "mcp", "add", "clavis", "--scope", "user",
-                                          "-e", f"CLAVIS_HOME={home}", "--", EXE]  # fmt: skip
+                                          "-e", f"CLAVIS_HOME={home}", "--", expected_entry(home)["command"]]  # fmt: skip
 
 
-def test_claude_code_without_claude_on_path_says_what_to_run(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")
+def test_claude_code_without_claude_on_path_says_what_to_run(home: Path, installed: str) -> None:
     result = CliRunner().invoke(main, ["install", "claude-code"])
     assert result.exit_code == 1 and "`claude` command is not on PATH" in result.output
     assert "claude mcp add clavis" in result.output
@@ -155,3 +170,63 @@ def test_installed_entry_starts_a_working_server(config: Path, home: Path) -> No
                           text=True, env=env, timeout=60)  # fmt: skip
     reply = json.loads(proc.stdout.splitlines()[0])
     assert reply["result"]["serverInfo"]["name"] == "clavis-mcp"
+
+
+def test_from_the_clone_alone_it_refuses_and_points_to_the_install_guide(
+    config: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clone's editable install breaks Claude Desktop when the clone moves or `make clean` runs."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    code, output = install(config)
+    assert code == 1 and "docs/install.md" in output and "source checkout" in output and "pipx install ." in output
+    assert "Traceback" not in output and not config.exists()
+
+
+def test_an_installed_clavis_mcp_on_path_is_preferred_to_the_clone(config: Path, home: Path, installed: str) -> None:
+    assert install(config)[0] == 0
+    assert json.loads(config.read_text())["mcpServers"]["clavis"]["command"] == installed
+
+
+def test_an_explicit_command_inside_the_clone_is_written_with_a_warning(config: Path, home: Path) -> None:
+    result = CliRunner().invoke(main, ["install", "claude-desktop", "--config", str(config), "--command", CLONE_EXE])
+    assert result.exit_code == 0 and "warning:" in result.output and "source checkout" in result.output
+    assert json.loads(config.read_text())["mcpServers"]["clavis"]["command"] == CLONE_EXE
+
+
+USER_ENV = {"CLAVIS_UPSTREAM_CA": "/etc/ssl/corp.pem", "CLAVIS_CALL_TIMEOUT": "30",
+            "CLAVIS_PASSPHRASE": "user-typed-passphrase-4f9e"}  # fmt: skip
+
+
+def test_reinstall_keeps_the_variables_the_user_added_and_names_what_changed(
+    config: Path, home: Path, tmp_path: Path
+) -> None:
+    config.parent.mkdir(parents=True)
+    old = {"command": "/old/place/clavis-mcp", "args": [], "env": {"CLAVIS_HOME": str(home), **USER_ENV},
+           "disabled": False}  # fmt: skip
+    config.write_text(json.dumps({"mcpServers": {"clavis": old}}))
+    code, output = install(config)
+    assert code == 0, output
+    entry = json.loads(config.read_text())["mcpServers"]["clavis"]
+    assert entry["env"] == {"CLAVIS_HOME": str(home), **USER_ENV} and entry["disabled"] is False
+    assert entry["command"] == expected_entry(home)["command"]
+    assert "/old/place/clavis-mcp" in output
+    assert "kept env CLAVIS_UPSTREAM_CA, CLAVIS_CALL_TIMEOUT, CLAVIS_PASSPHRASE" in output
+    assert USER_ENV["CLAVIS_PASSPHRASE"] not in output  # values are never printed
+    assert install(config) == (0, f"{config} already has this entry; nothing to change\n")
+
+
+def test_env_option_adds_a_variable_and_says_so(config: Path, home: Path) -> None:
+    assert install(config)[0] == 0
+    code, output = install(config, "--env", "CLAVIS_CALL_TIMEOUT=30", "--env", "CLAVIS_UPSTREAM_CA=/etc/ca.pem")
+    assert code == 0 and "env CLAVIS_CALL_TIMEOUT added" in output and "env CLAVIS_UPSTREAM_CA added" in output
+    env = json.loads(config.read_text())["mcpServers"]["clavis"]["env"]
+    assert env == {"CLAVIS_HOME": str(home), "CLAVIS_CALL_TIMEOUT": "30", "CLAVIS_UPSTREAM_CA": "/etc/ca.pem"}
+    code, output = install(config, "--env", "CLAVIS_CALL_TIMEOUT=20")
+    assert code == 0 and "env CLAVIS_CALL_TIMEOUT changed" in output
+    assert json.loads(config.read_text())["mcpServers"]["clavis"]["env"]["CLAVIS_UPSTREAM_CA"] == "/etc/ca.pem"
+
+
+@pytest.mark.parametrize("pair", ["NOVALUE", "1BAD=x", "=x"], ids=["no-equals", "bad-name", "empty-name"])
+def test_malformed_env_option_is_one_line_naming_the_form(config: Path, home: Path, pair: str) -> None:
+    code, output = install(config, "--env", pair)
+    assert code == 1 and "KEY=VALUE" in output and "Traceback" not in output and not config.exists()
