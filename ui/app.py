@@ -1,0 +1,114 @@
+"""The page's routes: the overview, the records table, the live tail; built behind :class:`Guard`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from clavis_mcp.vault.errors import AuditQueryError
+
+from .figures import PERIODS
+from .guard import Guard, csrf_token
+from .pages import e, overview_html, record_cells, records_html, shell
+from .source import AuditSource, Position, RecordQuery
+
+STATIC = Path(__file__).parent / "static"
+TAIL_POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+DEFAULT_PERIOD = "day"
+
+
+def period_window(period: str, now: datetime) -> tuple[datetime, datetime, timedelta]:
+    """[start, end) of the last ``period``, in whole buckets that end with the current one."""
+    span, width = PERIODS[period]
+    if width >= timedelta(days=1):
+        floor = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        seconds = int(width.total_seconds())
+        floor = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, now.tzinfo)
+    end = floor + width
+    return end - span, end, width
+
+
+def build_app(source: AuditSource, token: str) -> Guard:
+    csrf = csrf_token(token)
+
+    async def overview(request: Request) -> Response:
+        period = request.query_params.get("period", DEFAULT_PERIOD)
+        if period not in PERIODS:
+            return _error(f"unknown period {period!r}: use one of {', '.join(PERIODS)}", csrf)
+        start, end, width = period_window(period, datetime.now().astimezone())
+        ov = await run_in_threadpool(source.overview, start, end, width)
+        return HTMLResponse(shell("Overview", overview_html(ov, period=period), csrf=csrf))
+
+    async def records(request: Request) -> Response:
+        params = dict(request.query_params)
+        try:
+            query = RecordQuery.parse(params)
+            page = max(1, int(params.get("page", "1") or 1))
+        except (AuditQueryError, ValueError) as exc:
+            return _error(str(exc), csrf)
+        position = await run_in_threadpool(source.end)
+        found, total, more = await run_in_threadpool(source.page, query, page)
+        body = records_html(found, params, page, total, more)
+        body = f'<div id="tail" data-from="{position[0]}:{position[1]}"></div>{body}'
+        return HTMLResponse(shell("Records", body, csrf=csrf, live=page == 1))
+
+    async def events(request: Request) -> Response:
+        params = dict(request.query_params)
+        try:
+            query = RecordQuery.parse(params)
+            start = _position(params.get("from", ""))
+        except (AuditQueryError, ValueError) as exc:
+            return Response(str(exc) + "\n", status_code=400, media_type="text/plain")
+        if start is None:
+            start = await run_in_threadpool(source.end)
+        return StreamingResponse(_tail(source, query, start), media_type="text/event-stream")
+
+    routes = [
+        Route("/", overview),
+        Route("/records", records),
+        Route("/events", events),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Guard(Starlette(routes=routes), token)
+
+
+async def _tail(source: AuditSource, query: RecordQuery, position: Position) -> AsyncIterator[str]:
+    """Each new matching record as an SSE ``record`` event, the display cells with all fields."""
+    yield ": tail\n\n"
+    idle = 0.0
+    while True:
+        found, position = await run_in_threadpool(source.after, position)
+        sent = False
+        for record in found:
+            if query.matches(record):
+                data = json.dumps({"cells": record_cells(record), "record": record})
+                yield f"event: record\ndata: {data}\n\n"
+                sent = True
+        idle = 0.0 if sent else idle + TAIL_POLL_SECONDS
+        if idle >= KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(TAIL_POLL_SECONDS)
+
+
+def _position(text: str) -> Position | None:
+    if not text:
+        return None
+    number, _, offset = text.partition(":")
+    return int(number), int(offset)
+
+
+def _error(message: str, csrf: str) -> Response:
+    return HTMLResponse(shell("Error", f'<p class="error">{e(message)}</p>', csrf=csrf), status_code=400)
