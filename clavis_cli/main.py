@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, ...]] = {
     "oauth_commands": ("oauth",),
     "budget_commands": ("budget",),
     "team_commands": ("team",),
+    "ui_commands": ("ui",),
 }  # fmt: skip
 
 
