@@ -29,6 +29,7 @@ from clavis_mcp.vault.audit.log import AUDIT_FILE
 from clavis_mcp.vault.audit.timestamps import parse_when
 
 from .runtime import open_runtime
+from .ui_commands import report
 
 FOLLOW_POLL_SECONDS = 0.25
 WIDE_TABLE = 130  # terminal columns from which the table shows duration, redactions and id too
@@ -206,6 +207,7 @@ def stats(as_json: bool, **filters: Unpack[FilterOptions]) -> None:
         console.print(table)
 
 
+audit.add_command(report)
 COMMANDS: list[click.Command] = [audit]
 
 
