@@ -14,14 +14,18 @@ from .basic import BasicAuth, build_basic
 from .header import HeaderAuth, build_bearer, build_header
 from .oauth2 import OAuth2Auth
 from .query import QueryAuth, build_query
+from .sigv4 import SigV4Auth, build_sigv4
 
-METHODS: dict[str, type[AuthMethod]] = {cls.kind: cls for cls in (HeaderAuth, BasicAuth, QueryAuth, OAuth2Auth)}
+METHODS: dict[str, type[AuthMethod]] = {
+    cls.kind: cls for cls in (HeaderAuth, BasicAuth, QueryAuth, OAuth2Auth, SigV4Auth)
+}
 # --auth NAME -> a builder taking the CLI's options (header, template, param); oauth2 has its own login.
 BUILDERS: dict[str, Callable[..., AuthMethod]] = {
     "bearer": build_bearer,
     "header": build_header,
     "basic": build_basic,
     "query": build_query,
+    "sigv4": build_sigv4,
 }
 
 
@@ -57,10 +61,15 @@ def build(
     template: str | None = None,
     param: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    **options: Any,
 ) -> AuthMethod:
-    """The one way the CLI, the connector catalog and imports turn an auth description into a method."""
+    """The one way the CLI, the connector catalog and imports turn an auth description into a method.
+
+    ``options`` are the other methods' settings (``aws_region``, ``hmac_header``, ...), by the names
+    the CLI, a catalog entry and an export table give them; a builder ignores what it does not use.
+    """
     builder = BUILDERS.get(choice)
     if builder is None:
         raise InvalidService(f"unknown auth method {choice!r}; choose one of: {', '.join(BUILDERS)}")
-    method = builder(header=header, template=template, param=param)
+    method = builder(header=header, template=template, param=param, **options)
     return method.with_extra_headers(validate_extra_headers(extra_headers or {}))
