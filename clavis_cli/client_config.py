@@ -158,7 +158,8 @@ def merge_entry(old: object, new: dict[str, Any]) -> tuple[dict[str, Any], tuple
     if not isinstance(old, dict):
         return new, ("added the entry",)
     merged = {**old, **new}
-    old_env = old.get("env") if isinstance(old.get("env"), dict) else {}
+    found = old.get("env")
+    old_env: dict[str, Any] = found if isinstance(found, dict) else {}
     merged["env"] = {**old_env, **new.get("env", {})}
     changes = []
     if old.get("command") != merged["command"]:

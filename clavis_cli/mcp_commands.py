@@ -115,17 +115,17 @@ def install_claude_code(print_only: bool, scope: str, command: Path | None, env_
     """Register clavis-mcp with Claude Code (`claude mcp add`)."""
     entry = _entry(command, env_pairs)
     env = [f"{key}={value}" for key, value in entry["env"].items()]  # type: ignore[attr-defined]
-    command = ["claude", "mcp", "add", SERVER_NAME, "--scope", scope]
+    argv = ["claude", "mcp", "add", SERVER_NAME, "--scope", scope]
     for pair in env:
-        command += ["-e", pair]
-    command += ["--", str(entry["command"])]
+        argv += ["-e", pair]
+    argv += ["--", str(entry["command"])]
     if print_only:
-        click.echo(shlex.join(command))
+        click.echo(shlex.join(argv))
         return
     claude = shutil.which("claude")
     if claude is None:
-        raise ConfigError(f"the `claude` command is not on PATH; install Claude Code, or run: {shlex.join(command)}")
-    result = subprocess.run([claude, *command[1:]], check=False)
+        raise ConfigError(f"the `claude` command is not on PATH; install Claude Code, or run: {shlex.join(argv)}")
+    result = subprocess.run([claude, *argv[1:]], check=False)
     if result.returncode != 0:
         raise ConfigError(f"`claude mcp add` failed (exit {result.returncode}); see its message above")
     click.echo("registered clavis-mcp with Claude Code; check with: claude mcp list")

@@ -131,8 +131,9 @@ def test_generic_print_is_the_mcp_servers_json_for_any_client(home: Path) -> Non
 def test_claude_code_form_is_printed_as_a_runnable_command(home: Path) -> None:
     result = CliRunner().invoke(main, ["install", "claude-code", "--print"])
     assert result.exit_code == 0
+    program = expected_entry(home)["command"]
     assert shlex.split(result.output) == ["claude", "mcp", "add", "clavis", "--scope", "user",
-                                          "-e", f"CLAVIS_HOME={home}", "--", expected_entry(home)["command"]]  # fmt: skip
+                                          "-e", f"CLAVIS_HOME={home}", "--", program]  # fmt: skip
 
 
 def test_claude_code_without_claude_on_path_says_what_to_run(home: Path, installed: str) -> None:
