@@ -14,7 +14,6 @@ import json
 import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -22,6 +21,7 @@ import click
 
 from clavis_mcp.team.admin_client import AdminClient, service_definition
 from clavis_mcp.vault import Secret, Service, clavis_home, parse_hosts, validate_name
+from clavis_mcp.vault.audit.filters import AuditFilter
 from clavis_mcp.vault.connectors import connector, load_catalog
 from clavis_mcp.vault.service import build_auth, normalise_methods, normalise_path_prefixes, validate_extra_headers
 
@@ -67,6 +67,29 @@ def dev(port: int, workers: int) -> None:
     from clavis_mcp.team.dev import run_dev
 
     sys.exit(run_dev(port=port, workers=workers))
+
+
+@team.command("bootstrap")
+@click.option("--bao-addr", envvar="BAO_ADDR", required=True, help="OpenBao's address (or BAO_ADDR).")
+@click.option("--admin-email", required=True, help="The first admin's e-mail address.")
+@click.option("--prefix", default="clavis", show_default=True, help="OpenBao mount and policy names start with it.")
+@click.option("--password-stdin", is_flag=True, help="Read the admin's password from standard input.")
+def bootstrap(bao_addr: str, admin_email: str, prefix: str, password_stdin: bool) -> None:
+    """Set up a new deployment once, with OpenBao's root token (BAO_TOKEN) and the database
+    (CLAVIS_TEAM_DATABASE_URL); print the replicas' environment and an admin key on stdout."""
+    import os
+
+    from clavis_mcp.team.bootstrap import bootstrap as run
+
+    token, dsn = os.environ.get("BAO_TOKEN", ""), os.environ.get("CLAVIS_TEAM_DATABASE_URL", "")
+    if not token or not dsn:
+        raise click.UsageError("set BAO_TOKEN (OpenBao's root token) and CLAVIS_TEAM_DATABASE_URL; never on argv")
+    password = _read_password(password_stdin)
+    done = run(bao_addr, token, dsn, admin_email=admin_email, admin_password=password.reveal(), prefix=prefix)
+    for name, value in sorted(done.env.items()):
+        click.echo(f"{name}={value}")
+    click.echo(f"CLAVIS_API_KEY={done.admin_key}")
+    click.echo("the lines above are the replicas' environment and an admin key, shown once: keep them", err=True)
 
 
 def _team_add(**options: Any) -> None:
@@ -300,23 +323,23 @@ def audit(ctx: click.Context, limit: int, as_json: bool, **filters: Unpack[Filte
     """The team server's audit log, with the local audit's filters. See also `team audit verify`."""
     if ctx.invoked_subcommand is not None:
         return
+    where = build_filter(**filters)
     with _client() as client:
-        records = client.audit(audit_params(limit=limit, **filters))
+        records = client.audit(audit_params(where, limit))
+    # The server filters by service, agent, decision and time; status and host are applied here.
+    records = [r for r in reversed(records) if where.matches(r)]  # newest last, as the local audit shows them
     for record in records:
         click.echo(json.dumps(record, sort_keys=True) if as_json else _audit_line(record))
     if not records and not as_json:
         click.echo("no matching audit records", err=True)
 
 
-def audit_params(*, limit: int, now: datetime | None = None, **filters: str | None) -> dict[str, object]:
+def audit_params(where: AuditFilter, limit: int) -> dict[str, object]:
     """The query string: times as ISO 8601 (parsed here, with the local audit's forms), the rest as given."""
-    where = build_filter(**filters, now=now)
     return {
         "service": where.service,
         "agent": where.agent,
         "decision": where.decision,
-        "status": filters.get("status"),
-        "host": where.host,
         "since": where.since.isoformat() if where.since else None,
         "until": where.until.isoformat() if where.until else None,
         "limit": limit or None,

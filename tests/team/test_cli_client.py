@@ -26,6 +26,7 @@ from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.clavis_cli.team_commands import audit_params, parse_duration, service_from_options
 from clavis_mcp.team.admin_client import AdminClient, service_definition
 from clavis_mcp.vault import Secret
+from clavis_mcp.vault.audit.filters import AuditFilter
 from demo.echo_upstream import LoopbackHandler, serve_https, write_ca
 from tests.conftest import SECRET
 
@@ -297,8 +298,7 @@ def test_audit_filters_reach_the_server_with_times_as_iso(api: AdminApi, env: Pa
 
 
 def test_audit_params_leave_out_what_is_not_given() -> None:
-    params = audit_params(limit=0, service=None, agent=None, since=None, until=None, decision=None, status=None,
-                          host=None)  # fmt: skip
+    params = audit_params(AuditFilter(), 0)
     assert {k: v for k, v in params.items() if v is not None} == {}
 
 
@@ -320,3 +320,15 @@ def test_service_definition_is_the_vault_serialisation_with_the_name() -> None:
     definition = service_definition(service)
     assert definition["name"] == "svc"
     assert set(definition) >= {"connector", "auth", "hosts", "local", "allow_http", "reveal", "methods"}
+
+
+def test_audit_status_and_host_are_applied_to_what_the_server_returns(api: AdminApi, env: Path) -> None:
+    base = {"time": "2026-12-04T10:00:00+00:00", "source": "ci", "service": "echo", "method": "GET", "path": "/"}
+    newest = {**base, "host": "b.test", "status": 404, "decision": "injected", "id": "r2"}
+    oldest = {**base, "host": "a.test", "status": 200, "decision": "injected", "id": "r1"}
+    api.reply(200, {"records": [newest, oldest]})
+    result = run("audit", "--status", "4xx", "--json")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["r2"]
+    assert "status" not in api.seen[-1].path and "host" not in api.seen[-1].path
+    result = run("audit", "--json")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["r1", "r2"]  # newest last
