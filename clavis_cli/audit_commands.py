@@ -1,10 +1,11 @@
 """Audit log verbs: review (a table or JSON Lines, with filters and ``--follow``), verify, stats,
-acknowledge-loss.
+acknowledge-loss, repair.
 
 Review reads the log through its index (``vault.audit_index``) and needs no vault key, so it
 works while the MCP server and the proxy keep appending. ``verify`` opens the vault, which
 holds the MAC key and the high-water mark. ``acknowledge-loss`` is the one way to resume after
 records were lost from the end of the log: until it runs, appends (and so requests) are refused.
+``repair`` is the one way to resume after both slots of the checkpoint were damaged.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "count": report.count, "files": report.files,
                                "problem": report.problem, "location": report.location,
-                               "losses": [list(loss) for loss in report.losses]}))  # fmt: skip
+                               "losses": [list(loss) for loss in report.losses], "repairs": report.repairs,
+                               "reanchored": list(report.reanchored), "torn_tail": report.torn_tail}))  # fmt: skip
     else:
         click.echo(report.summary())
     if not report.ok:
@@ -171,6 +173,35 @@ def acknowledge_loss(yes: bool) -> None:
         click.echo("nothing to acknowledge any more: another process already has")
         return
     click.echo(f"recorded the loss of records {record['lost_from']}-{record['seq'] - 1} as record {record['seq']} "
+               f"(id {record['id']}); `clavis-mcp audit verify` reports it from now on")  # fmt: skip
+
+
+@audit.command("repair")
+@click.option("--yes", is_flag=True, help="Confirm the repair (required: nothing is changed without it).")
+@click.pass_context
+def repair(ctx: click.Context, yes: bool) -> None:
+    """Re-anchor the checkpoint when both of its slots (in audit.jsonl.lock) are damaged.
+
+    Until then every append, and so every request, is refused. Inspect the log first (`audit`,
+    `audit verify`): the repair vouches for the log as it is now, re-anchoring the checkpoint at
+    its last genuine record, and writes a record of its own (action "repair") that `audit
+    verify` reports ever after. It refuses a log whose records do not verify.
+    """
+    with open_runtime() as runtime:
+        report = runtime.audit.verify()
+        click.echo(report.summary())
+        if not runtime.audit.checkpoint_damaged():
+            click.echo("nothing to repair: the checkpoint opens (`audit verify` says what else is wrong, if anything)")
+            return
+        if not yes:
+            click.echo("error: nothing was changed; after inspecting the log, run `clavis-mcp audit repair --yes`",
+                       err=True)  # fmt: skip
+            ctx.exit(1)
+        record = runtime.audit.repair_checkpoint(source="cli")
+    if record is None:
+        click.echo("nothing to repair any more: another process already has")
+        return
+    click.echo(f"re-anchored the checkpoint at record {record['reanchored']}; recorded as record {record['seq']} "
                f"(id {record['id']}); `clavis-mcp audit verify` reports it from now on")  # fmt: skip
 
 

@@ -154,6 +154,9 @@ def test_verify_points_at_the_first_broken_record_and_fails(runner: CliRunner, l
         "problem": report["problem"],
         "location": "audit.jsonl line 2",
         "losses": [],
+        "repairs": 0,
+        "reanchored": [],
+        "torn_tail": None,
     }
 
 
@@ -281,3 +284,42 @@ def test_follow_prints_new_matching_records_across_rotation(runner: CliRunner, o
         assert process.stdout is not None
         process.stdout.close()
     assert [json.loads(line)["id"] for line in lines] == expected
+
+
+def damage_both_checkpoint_slots(home: Path) -> None:
+    from clavis_mcp.vault.audit.anchor import SLOT_BYTES
+
+    with (home / "audit.jsonl.lock").open("r+b") as handle:
+        for slot in range(2):
+            handle.seek(slot * SLOT_BYTES + 10)
+            handle.write(b"torn")
+
+
+def test_verify_tells_how_to_repair_a_checkpoint_damaged_in_both_slots(
+    runner: CliRunner, log: AuditLog, home: Path
+) -> None:
+    fill(log)
+    log.close()
+    damage_both_checkpoint_slots(home)
+    result = run(runner, "verify")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("BROKEN at audit.jsonl.lock:") and "clavis-mcp audit repair --yes" in result.stdout
+
+
+def test_audit_repair_refuses_without_yes_then_reanchors_and_records_it(
+    runner: CliRunner, log: AuditLog, home: Path
+) -> None:
+    fill(log)
+    log.close()
+    damage_both_checkpoint_slots(home)
+    refused = run(runner, "repair")
+    assert refused.exit_code == 1 and "nothing was changed" in refused.output
+    assert "Traceback" not in refused.output
+    repaired = run(runner, "repair", "--yes")
+    assert repaired.exit_code == 0, repaired.output
+    assert "re-anchored the checkpoint at record 4; recorded as record 5" in repaired.stdout
+    verified = run(runner, "verify")
+    assert verified.exit_code == 0, verified.output
+    assert "checkpoint re-anchored (audit repair) at record 4" in verified.stdout
+    assert runner.invoke(main, ["agent", "add", "ci-bot"]).exit_code == 0  # appends resume
+    assert "nothing to repair: the checkpoint opens" in run(runner, "repair", "--yes").stdout

@@ -26,15 +26,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import AuditWriteError, ClavisError
+from ..errors import AuditWriteError, ClavisError, VaultCorrupted
 from ..store import Vault
-from .anchor import VaultAnchor
+from .anchor import SLOT_BYTES, VaultAnchor
 from .chain import (
     LOST_FROM,
     MAC,
@@ -268,9 +268,70 @@ class AuditLog:
         """Check every record's MAC, the links between them, the checkpoint and the vault's mark.
 
         Read in the order they are written (mark, checkpoint, log), so appends running meanwhile
-        only ever put the log ahead of what it is compared with."""
+        only ever put the log ahead of what it is compared with. A checkpoint damaged in both
+        slots is reported with the way out (``audit repair``), after the records themselves."""
         mark = self._anchor.mark()
-        verifier = ChainVerifier(self._anchor.key, self._anchor.head(), mark, self.files.lock_path.name)
+        try:
+            checkpoint = self._anchor.head()
+        except VaultCorrupted as exc:
+            report = self._verify_chain(None, mark)
+            if not report.ok and report.location != self.files.lock_path.name:
+                return report
+            return replace(report, problem=_damaged_checkpoint(exc), location=self.files.lock_path.name)
+        return self._verify_chain(checkpoint, mark)
+
+    def checkpoint_damaged(self) -> bool:
+        """Whether both checkpoint slots are damaged: what ``audit repair`` fixes."""
+        try:
+            self._anchor.head()
+        except VaultCorrupted:
+            return True
+        return False
+
+    def repair_checkpoint(self, *, source: str) -> dict[str, Any] | None:
+        """Re-anchor a checkpoint damaged in both slots at the log's last genuine record, and
+        record that as the next record of the chain (``reanchored``; with ``lost_from`` too if
+        the vault's mark says records existed past it). None if the checkpoint is not damaged.
+
+        Refuses (AuditWriteError) when the records themselves do not verify: a repair vouches
+        only for a chain that is whole up to where it re-anchors."""
+        with self._lock, self._failing_closed():
+            self._read_mark()
+            with self.files.locked() as lock:
+                try:
+                    self._anchor.head(lock)
+                    return None
+                except VaultCorrupted:
+                    pass
+                report = self._verify_chain(None, None)
+                if not report.ok and report.location != self.files.lock_path.name:
+                    raise AuditWriteError(
+                        f"the audit log does not verify ({report.summary()}); `audit repair` re-anchors "
+                        "only a log whose records are whole: restore the log from a backup, or keep it as evidence"
+                    )
+                kept = self._last_genuine()
+                if os.pwrite(lock, b"\0" * (2 * SLOT_BYTES), 0) != 2 * SLOT_BYTES:
+                    raise OSError("short write of the audit log checkpoint")
+                at = kept.seq if kept else 0
+                record: dict[str, Any] = {ID: os.urandom(8).hex(), SOURCE: source, ACTION: REPAIR, DECISION: REANCHOR}
+                record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                record[REANCHORED] = at
+                record[REASON] = (
+                    f"both checkpoint slots in {self.files.lock_path.name} were damaged; "
+                    f"re-anchored at record {at}, the log's last genuine record, after inspection"
+                )
+                loss = pending_loss(kept, None, self._high)
+                if loss is not None:
+                    record[LOST_FROM], record[DECISION] = loss.first, LOST
+                    record[REASON] += f"; {loss.describe()} were lost from the end of the log"
+                previous = loss.after if loss is not None else kept
+                sealed, due = self._put(record, previous, self._live.state(), lock, clean_end=False, mark=True)
+            assert due is not None
+            self._raise_mark(due)
+        return sealed
+
+    def _verify_chain(self, checkpoint: Link | None, mark: Link | None) -> VerifyReport:
+        verifier = ChainVerifier(self._anchor.key, checkpoint, mark, self.files.lock_path.name)
         numbered = self.files.numbered()
         for number, path in numbered:
             handle = self.files.open(number)
@@ -362,6 +423,8 @@ class AuditLog:
                 with suppress(sqlite3.Error, ClavisError):  # the refusal below says what matters
                     self._raise_mark(cut.high)
             raise AuditWriteError(_cut_message(self.path, cut)) from None
+        except AuditWriteError:
+            raise
         except (OSError, sqlite3.Error, ClavisError) as exc:
             raise AuditWriteError(
                 f"cannot write the audit log {self.path} ({_why(exc)}); "
@@ -383,7 +446,13 @@ class AuditLog:
         """What the next record follows: the log's last record if it is genuine and not behind
         the checkpoint (it may be ahead of it after a crash or a torn checkpoint slot), else the
         checkpoint, so that a cut or edited end stays visible to verify, not papered over."""
-        checkpoint = self._anchor.head(lock)
+        try:
+            checkpoint = self._anchor.head(lock)
+        except VaultCorrupted as exc:
+            raise AuditWriteError(
+                f"cannot write the audit log {self.path}: {exc} in both slots; requests are refused until it is "
+                "repaired: inspect the log with `clavis-mcp audit verify`, then run `clavis-mcp audit repair --yes`"
+            ) from None
         tail = self._last_genuine()
         if tail is not None and (checkpoint is None or tail.seq > checkpoint.seq or tail == checkpoint):
             return tail
@@ -401,6 +470,14 @@ def _cut_message(path: Path, cut: _ChainCut) -> str:
         f"the audit log {path} has lost records: at least {cut.high.seq} records existed, but the log "
         f"and its checkpoint {ends} (deleted, cut or rolled back); requests are refused until the loss "
         "is recorded: see `clavis-mcp audit verify`, then run `clavis-mcp audit acknowledge-loss`"
+    )
+
+
+def _damaged_checkpoint(exc: VaultCorrupted) -> str:
+    return (
+        f"{exc} in both slots, so the log's end cannot be checked and appends (and requests) are refused; "
+        "if the records above are what you expect, re-anchor it with `clavis-mcp audit repair --yes` "
+        "(the repair is recorded in the log)"
     )
 
 
