@@ -3,6 +3,12 @@
 Tokens are compared in constant time. A CONNECT that authenticates vouches for every
 request inside its tunnel; plain-HTTP proxy requests authenticate one by one. The
 ``Proxy-Authorization`` header is removed before anything else looks at the flow.
+
+A request with no credential at all is the first half of the Basic challenge round (git,
+curl and others send their first request bare and retry with the credential after the 407):
+it is audited as ``challenge``, not as a refusal. A credential that fails is ``refused``,
+and the reason names the agent it claimed to be; a token this proxy once accepted for an
+agent since revoked is recognised as that agent's, so the record names the revoked agent.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from collections.abc import Callable, Mapping
 
 from mitmproxy import connection, http
 
-from .flowmeta import CLIENT, refuse
+from .flowmeta import CLIENT, DECISION, refuse
 
 PROXY_AUTH = "Proxy-Authorization"
+CHALLENGE = "challenge"  # audit decision: a bare first request, answered with the 407 that asks for the credential
 
 
 def parse_basic(value: str) -> tuple[str, str] | None:
@@ -34,6 +41,10 @@ def parse_basic(value: str) -> tuple[str, str] | None:
     return (user, token) if sep else None
 
 
+def _revoked(agent: str) -> str:
+    return f"agent {agent!r} was revoked; create or choose another agent (`clavis-mcp agent add NAME`)"
+
+
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
@@ -45,6 +56,7 @@ class ClientAuth:
     def __init__(self, tokens: Callable[[], Mapping[str, str]]) -> None:
         self._tokens = tokens
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
+        self._seen: dict[str, bytes] = {}  # digest of every token accepted, by agent: names a revoked one
 
     def authenticate(self, header: str) -> str | None:
         parsed = parse_basic(header)
@@ -54,7 +66,22 @@ class ClientAuth:
         expected = self._tokens().get(user)
         # Digests make both sides the same length, so the comparison time says nothing.
         ok = hmac.compare_digest(_digest(token), _digest(expected or ""))
-        return user if ok and expected else None
+        if ok and expected:
+            self._seen[user] = _digest(token)
+            return user
+        return None
+
+    def _why_refused(self, header: str) -> tuple[str | None, str]:
+        """The agent a failed credential proves to be (a revoked one), if any, and the reason in words."""
+        parsed = parse_basic(header)
+        if parsed is None:
+            return None, "proxy authentication failed: the Proxy-Authorization header is not Basic user:token"
+        user, token = parsed
+        former = self._seen.get(user)
+        if former is not None and user not in self._tokens() and hmac.compare_digest(former, _digest(token)):
+            return user, _revoked(user)
+        return None, (f"proxy authentication failed for agent {user!r}: unknown agent, revoked, or a wrong token; "
+                      "use the proxy URL from `clavis-mcp env`")  # fmt: skip
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         client = self._check(flow)
@@ -69,7 +96,10 @@ class ClientAuth:
             # Revoked while its tunnel was open: the next request inside it is refused.
             del self._tunnels[flow.client_conn]
             flow.request.headers.pop(PROXY_AUTH, None)
-            refuse(flow, 407, f"the proxy credential of {client!r} was revoked; get a new one with `clavis-mcp env`")
+            refuse(
+                flow, 407, f"agent {client!r} was revoked; create or choose another agent (`clavis-mcp agent add NAME`)"
+            )
+            flow.metadata[CLIENT] = client  # authenticated when its tunnel opened: the record names it
         else:
             flow.metadata[CLIENT] = client
             flow.request.headers.pop(PROXY_AUTH, None)
@@ -79,12 +109,15 @@ class ClientAuth:
         flow.request.headers.pop(PROXY_AUTH, None)
         client = self.authenticate(header)
         if client is None:
-            refuse(
-                flow,
-                407,
-                "proxy authentication required: use the proxy URL from `clavis-mcp env`",
-                {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'},
-            )
+            challenge = {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'}
+            if not header:
+                refuse(flow, 407, "proxy authentication required: use the proxy URL from `clavis-mcp env`", challenge)
+                flow.metadata[DECISION] = CHALLENGE
+                return None
+            revoked, reason = self._why_refused(header)
+            refuse(flow, 407, reason, challenge)
+            if revoked is not None:
+                flow.metadata[CLIENT] = revoked
             return None
         flow.metadata[CLIENT] = client
         return client
