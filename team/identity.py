@@ -1,0 +1,141 @@
+"""People: Argon2id password hashes, login, and 24-hour JWTs signed by OpenBao transit.
+
+The signing key is an Ed25519 transit key: it never leaves OpenBao, and each token names the
+key version that signed it (``kid``), so the key can be rotated in OpenBao while older tokens stay
+valid until they expire. Replicas check signatures locally with the public keys, fetched once
+per version. Failed logins are counted per e-mail address in PostgreSQL, so a guesser is slowed
+down on every replica alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from typing import Any
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from clavis_mcp.vault.errors import ApiRefused
+
+from .bao import Bao
+from .keys import ALL, Principal
+
+TOKEN_TTL = 86400
+MAX_FAILURES = 5  # failed logins per address ...
+FAILURE_WINDOW = 300  # ... within this many seconds, before logins for it are refused
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+MIN_PASSWORD = 12
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+# A hash to check against when the address is unknown, so the answer takes as long either way.
+_DUMMY = _hasher.hash("not a password of anyone")
+
+
+def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: str) -> None:
+    if not EMAIL.match(email):
+        raise ApiRefused(400, f"invalid e-mail address {email!r}")
+    if role not in ("admin", "member"):
+        raise ApiRefused(400, f"invalid role {role!r}: use admin or member")
+    if len(password) < MIN_PASSWORD:
+        raise ApiRefused(400, f"the password is too short: use at least {MIN_PASSWORD} characters")
+    try:
+        conn.execute(
+            "INSERT INTO users (email, password_hash, role) VALUES (%s, %s, %s)",
+            (email.lower(), _hasher.hash(password), role),
+        )
+    except psycopg.errors.UniqueViolation:
+        raise ApiRefused(409, f"a user {email!r} already exists") from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Tokens:
+    """Issue and check JWTs (EdDSA) whose key is the transit key ``jwt`` of this deployment."""
+
+    def __init__(self, bao: Bao, transit: str, issuer: str) -> None:
+        self._bao, self._transit, self._issuer = bao, transit, issuer
+        self._public: dict[int, Ed25519PublicKey] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, email: str, role: str, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        claims = {"iss": self._issuer, "sub": email, "role": role, "iat": int(now), "exp": int(now) + TOKEN_TTL}
+        # The kid is known only once transit has signed; sign with the latest version and name it.
+        version = max(self._public_keys())
+        header = {"alg": "EdDSA", "typ": "JWT", "kid": f"jwt:v{version}"}
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        signed_by, signature = self._bao.sign(self._transit, "jwt", signing_input.encode())
+        if signed_by != version:  # rotated in between: sign again under the name of the new version
+            header["kid"] = f"jwt:v{signed_by}"
+            signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+            signed_by, signature = self._bao.sign(self._transit, "jwt", signing_input.encode())
+        return f"{signing_input}.{_b64(signature)}"
+
+    def principal(self, token: str, now: float | None = None) -> Principal | None:
+        """The person a valid, unexpired token of ours names; None for anything else."""
+        try:
+            head, body, sig = token.split(".")
+            header = json.loads(_unb64(head))
+            claims = json.loads(_unb64(body))
+            kid = header["kid"]
+            if header.get("alg") != "EdDSA" or not kid.startswith("jwt:v"):
+                return None
+            key = self._key(int(kid.removeprefix("jwt:v")))
+            if key is None:
+                return None
+            key.verify(_unb64(sig), f"{head}.{body}".encode())
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature):
+            return None
+        now = time.time() if now is None else now
+        if claims.get("iss") != self._issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            return None
+        services = (ALL,)  # a person of the team may use its services; only admins manage them
+        return Principal(f"user:{claims['sub']}", str(claims["role"]), services)
+
+    def _key(self, version: int) -> Ed25519PublicKey | None:
+        if version not in self._public:
+            self._public_keys()
+        return self._public.get(version)
+
+    def _public_keys(self) -> dict[int, Ed25519PublicKey]:
+        with self._lock:
+            fetched = self._bao.public_keys(self._transit, "jwt")
+            self._public = {v: Ed25519PublicKey.from_public_bytes(k) for v, k in fetched.items()}
+            return self._public
+
+
+def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: str) -> str:
+    """A JWT for a correct address and password; 401 otherwise, 429 after too many failures."""
+    email = email.lower()
+    failures, oldest = conn.execute(
+        "SELECT count(*), min(at) FROM login_failures WHERE email = %s AND at > now() - make_interval(secs => %s)",
+        (email, FAILURE_WINDOW),
+    ).fetchone() or (0, None)
+    if failures >= MAX_FAILURES:
+        wait = FAILURE_WINDOW - int(time.time() - oldest.timestamp()) if oldest else FAILURE_WINDOW
+        raise ApiRefused(
+            429, "too many failed logins for this address; try again later", {"Retry-After": str(max(wait, 1))}
+        )
+    row = conn.execute("SELECT password_hash, role FROM users WHERE email = %s", (email,)).fetchone()
+    try:
+        _hasher.verify(row[0] if row else _DUMMY, password)
+        ok = row is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or row is None:
+        conn.execute("INSERT INTO login_failures (email) VALUES (%s)", (email,))
+        raise ApiRefused(401, "wrong e-mail address or password")
+    conn.execute("DELETE FROM login_failures WHERE email = %s", (email,))
+    return tokens.issue(email, row[1])

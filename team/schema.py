@@ -1,0 +1,98 @@
+"""The PostgreSQL schema of team mode: users, keys, services' metadata, shared limits, the audit log.
+
+No secret is stored here: credentials live in OpenBao, API keys and passwords only as hashes.
+The audit tables refuse UPDATE, DELETE and TRUNCATE by trigger; a database owner can still drop
+the trigger, which is why each record is also chained by an HMAC whose key is in OpenBao and the
+chain heads are signed by OpenBao transit (team/audit.py).
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS team_meta (key text PRIMARY KEY, value bigint NOT NULL);
+INSERT INTO team_meta (key, value) VALUES ('services_version', 0) ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS users (
+    email text PRIMARY KEY,
+    password_hash text NOT NULL,
+    role text NOT NULL CHECK (role IN ('admin', 'member')),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    name text PRIMARY KEY,
+    key_hash bytea UNIQUE NOT NULL,
+    role text NOT NULL CHECK (role IN ('admin', 'member')),
+    services text[] NOT NULL,
+    created_by text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz,
+    revoked_at timestamptz
+);
+
+CREATE TABLE IF NOT EXISTS services (
+    name text PRIMARY KEY,
+    definition jsonb NOT NULL,
+    secret_version integer NOT NULL,
+    last_used timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS rate_limits (
+    service text PRIMARY KEY,
+    headers jsonb NOT NULL,
+    observed_at double precision NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS login_failures (
+    email text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS login_failures_email ON login_failures (email, at);
+
+CREATE TABLE IF NOT EXISTS audit (
+    id text PRIMARY KEY,
+    chain text NOT NULL,
+    seq bigint NOT NULL,
+    time timestamptz NOT NULL,
+    record text NOT NULL,  -- canonical JSON, exactly as MAC'd
+    mac text NOT NULL,
+    UNIQUE (chain, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    heads jsonb NOT NULL,
+    root text NOT NULL,
+    key_version integer NOT NULL,
+    signature text NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION clavis_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+END $$;
+"""
+
+_TRIGGERS = [
+    f"""DO $$ BEGIN
+        CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION clavis_append_only();
+        CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION clavis_append_only();
+    EXCEPTION WHEN duplicate_object THEN NULL; END $$"""
+    for table in ("audit", "audit_checkpoints")
+]
+
+
+def create_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Create every table, index and trigger; safe to run again."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(7478201)")  # two replicas starting at once
+        conn.execute(SCHEMA)
+        for trigger in _TRIGGERS:
+            conn.execute(trigger)

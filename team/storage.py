@@ -1,0 +1,160 @@
+"""Services of a team deployment: definitions in PostgreSQL, credentials in OpenBao KV v2.
+
+A definition is the JSON the local vault stores for a service (plus its name); its credential is
+one KV v2 entry whose version PostgreSQL records beside the definition. Every change bumps one
+counter (``services_version``), which replicas compare before each request to know when to
+reload. Writes go to OpenBao first, then PostgreSQL in one transaction: a crash between the two
+leaves a newer KV version nobody points at, never a definition without its credential.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from clavis_mcp.vault.auth.registry import from_json as auth_from_json
+from clavis_mcp.vault.errors import ApiRefused, InvalidService
+from clavis_mcp.vault.hosts import parse_host_rule
+from clavis_mcp.vault.secret import Secret
+from clavis_mcp.vault.service import Service, validated
+
+from .bao import Bao
+from .config import Names
+
+SECRET_FIELD = "credential"
+
+
+def service_to_json(service: Service) -> dict[str, Any]:
+    """The local vault's stored form of a service (vault/store.py), with its name."""
+    return {
+        "name": service.name,
+        "connector": service.connector,
+        "auth": service.auth.to_json(),
+        "hosts": [str(rule) for rule in service.hosts],
+        "local": service.local,
+        "allow_http": service.allow_http,
+        "reveal": service.reveal,
+        "methods": list(service.methods),
+        "path_prefixes": list(service.path_prefixes),
+        "created_at": service.created_at,
+        "expires_at": service.expires_at,
+        "rotated_at": service.rotated_at,
+    }
+
+
+def service_from_json(data: Any) -> Service:
+    """A validated service from a definition; ApiRefused(400) saying what is wrong otherwise."""
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("the definition must be a JSON object")
+        return validated(
+            Service(
+                name=str(data["name"]),
+                connector=str(data.get("connector", "generic")),
+                auth=auth_from_json(data["auth"]),
+                hosts=tuple(parse_host_rule(str(rule)) for rule in data["hosts"]),
+                local=bool(data.get("local", False)),
+                allow_http=bool(data.get("allow_http", False)),
+                reveal=data.get("reveal", "masked"),
+                methods=tuple(data.get("methods", ())),
+                path_prefixes=tuple(data.get("path_prefixes", ())),
+                created_at=float(data.get("created_at") or time.time()),
+                expires_at=data.get("expires_at"),
+                rotated_at=data.get("rotated_at"),
+            )
+        )
+    except KeyError as exc:
+        raise ApiRefused(400, f"the service definition lacks {exc.args[0]!r}") from None
+    except (ValueError, TypeError, InvalidService) as exc:
+        raise ApiRefused(400, f"invalid service definition: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredService:
+    definition: dict[str, Any]
+    secret_version: int
+
+
+class TeamStore:
+    def __init__(self, conn: psycopg.Connection[Any], bao: Bao, names: Names) -> None:
+        self._conn, self._bao, self._names = conn, bao, names
+
+    def version(self) -> int:
+        row = self._conn.execute("SELECT value FROM team_meta WHERE key = 'services_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def services(self) -> dict[str, StoredService]:
+        rows = self._conn.execute("SELECT name, definition, secret_version FROM services").fetchall()
+        return {name: StoredService(definition, version) for name, definition, version in rows}
+
+    def secret(self, name: str) -> Secret | None:
+        found = self._bao.kv_read(self._names.kv, self._names.secret_path(name))
+        return Secret(found[0][SECRET_FIELD]) if found and SECRET_FIELD in found[0] else None
+
+    def add(self, service: Service, secret: Secret) -> None:
+        if self._conn.execute("SELECT 1 FROM services WHERE name = %s", (service.name,)).fetchone():
+            raise ApiRefused(
+                409, f"a service named {service.name!r} already exists; remove it first or pick another name"
+            )
+        version = self._bao.kv_write(
+            self._names.kv, self._names.secret_path(service.name), {SECRET_FIELD: secret.reveal()}
+        )
+        try:
+            with self._conn.transaction():
+                self._conn.execute(
+                    "INSERT INTO services (name, definition, secret_version) VALUES (%s, %s, %s)",
+                    (service.name, json.dumps(service_to_json(service)), version),
+                )
+                self._bump()
+        except psycopg.errors.UniqueViolation:
+            raise ApiRefused(409, f"a service named {service.name!r} already exists") from None
+
+    def rotate(self, name: str, secret: Secret) -> None:
+        row = self._conn.execute("SELECT definition FROM services WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise ApiRefused(404, f"unknown service {name!r}")
+        version = self._bao.kv_write(self._names.kv, self._names.secret_path(name), {SECRET_FIELD: secret.reveal()})
+        definition = {**row[0], "rotated_at": time.time()}
+        with self._conn.transaction():
+            self._conn.execute(
+                "UPDATE services SET definition = %s, secret_version = %s, updated_at = now() WHERE name = %s",
+                (json.dumps(definition), version, name),
+            )
+            self._bump()
+
+    def remove(self, name: str) -> None:
+        with self._conn.transaction():
+            if self._conn.execute("DELETE FROM services WHERE name = %s", (name,)).rowcount == 0:
+                raise ApiRefused(404, f"unknown service {name!r}")
+            self._conn.execute("DELETE FROM rate_limits WHERE service = %s", (name,))
+            self._bump()
+        self._bao.kv_destroy(self._names.kv, self._names.secret_path(name))
+
+    def _bump(self) -> None:
+        self._conn.execute("UPDATE team_meta SET value = value + 1 WHERE key = 'services_version'")
+        self._conn.execute("NOTIFY clavis_services")
+
+    # -- shared rate-limit state and use -----------------------------------------------------------
+
+    def record_rate_limits(self, name: str, headers: dict[str, str], observed_at: float) -> None:
+        self._conn.execute(
+            "INSERT INTO rate_limits (service, headers, observed_at) VALUES (%s, %s, %s) ON CONFLICT (service) "
+            "DO UPDATE SET headers = excluded.headers, observed_at = excluded.observed_at "
+            "WHERE rate_limits.observed_at <= excluded.observed_at",
+            (name, json.dumps(headers), observed_at),
+        )
+
+    def rate_limits(self, name: str) -> tuple[dict[str, str], float] | None:
+        row = self._conn.execute("SELECT headers, observed_at FROM rate_limits WHERE service = %s", (name,)).fetchone()
+        return (dict(row[0]), float(row[1])) if row else None
+
+    def touch(self, name: str) -> None:
+        self._conn.execute("UPDATE services SET last_used = now() WHERE name = %s", (name,))
+
+    def last_used(self, name: str) -> float | None:
+        row = self._conn.execute("SELECT last_used FROM services WHERE name = %s", (name,)).fetchone()
+        return row[0].timestamp() if row and row[0] else None
