@@ -1,0 +1,89 @@
+"""The page in a real browser: the known log's figures, filtering, the live tail, the screenshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page as Tab
+from playwright.sync_api import expect
+
+from clavis_mcp.ui.server import Page
+from clavis_mcp.vault import AuditLog
+
+from .browser import ConsoleProblems, chromium
+from .conftest import BY_DECISION, TOTAL
+
+pytestmark = pytest.mark.e2e
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "overview.png"
+
+
+@pytest.fixture
+def tab(page: Page) -> Iterator[tuple[Tab, ConsoleProblems]]:
+    problems = ConsoleProblems()
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        outside: list[str] = []
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(page.origin)
+                      else (outside.append(route.request.url), route.abort()))  # fmt: skip
+        tab = context.new_page()
+        tab.on("console", problems)
+        yield tab, problems
+        assert outside == [], "the page asked another origin"
+        context.close()
+
+
+def test_the_overview_shows_the_known_logs_timeline_and_matrix(tab: tuple[Tab, ConsoleProblems], page: Page) -> None:
+    browser_tab, problems = tab
+    browser_tab.goto(page.url)
+    assert browser_tab.url == page.origin + "/"  # the token left the address bar
+    expect(browser_tab.locator("#total")).to_have_text(str(TOTAL))
+    for decision, count in BY_DECISION.items():
+        shown = browser_tab.locator(f"#timeline rect[data-decision={decision}]").evaluate_all(
+            "rects => rects.reduce((n, r) => n + Number(r.dataset.count), 0)"
+        )
+        assert shown == count, decision
+        expect(browser_tab.locator(f"#timeline rect[data-decision={decision}]").first).to_be_visible()
+    cell = browser_tab.locator('#matrix td[data-service="openai"][data-agent="mcp"]')
+    expect(cell.locator("b")).to_have_text("5")
+    expect(cell).to_contain_text("4.9 KiB")
+    expect(browser_tab.locator('#matrix td[data-service="openai"][data-agent="ci-bot"]')).to_contain_text("1 err")
+    expect(browser_tab.locator("#chain")).to_have_class("badge ok")
+    expect(browser_tab.locator("#refusals")).to_contain_text("method POST not allowed")
+    fill = browser_tab.locator("#timeline rect[data-decision=injected]").first.evaluate("r => getComputedStyle(r).fill")
+    assert fill == "rgb(46, 125, 50)"  # the stylesheet applied under the CSP
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser_tab.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert problems == []
+
+
+def test_records_are_filtered_in_the_browser(tab: tuple[Tab, ConsoleProblems], page: Page) -> None:
+    browser_tab, problems = tab
+    browser_tab.goto(page.url)
+    browser_tab.click("nav >> text=Records")
+    expect(browser_tab.locator("#records tbody tr")).to_have_count(TOTAL)
+    browser_tab.fill("#filters input[name=service]", "github")
+    browser_tab.fill("#filters input[name=decision]", "refused")
+    browser_tab.click("#filters button")
+    expect(browser_tab.locator("#records tbody tr")).to_have_count(4)
+    expect(browser_tab.locator("#records .c-service")).to_have_text(["github"] * 4)
+    browser_tab.locator("#records summary").first.click()
+    expect(browser_tab.locator("#records dl").first).to_contain_text("prev")
+    assert problems == []
+
+
+def test_a_new_record_arrives_live(tab: tuple[Tab, ConsoleProblems], page: Page, known_log: AuditLog) -> None:
+    browser_tab, problems = tab
+    browser_tab.goto(page.url)
+    browser_tab.goto(page.origin + "/records?agent=ci-bot")
+    expect(browser_tab.locator("#live")).to_have_class("live on")
+    known_log.append(source="mcp", service="openai", decision="injected", path="/elsewhere")
+    new = known_log.append(source="ci-bot", service="github", method="DELETE", host="api.github.com",
+                           path="/repos/x", status=403, decision="refused", reason="arrived live")  # fmt: skip
+    row = browser_tab.locator(f'#records tr[data-id="{new}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".c-reason")).to_have_text("arrived live")
+    expect(browser_tab.locator("#records tbody tr").first).to_have_attribute("data-id", new)
+    expect(browser_tab.locator("#records tbody tr")).to_have_count(9)  # 8 of ci-bot + the new one
+    assert problems == []
