@@ -6,6 +6,8 @@ name itself when it opens the upstream connection, refuses it if any address it 
 to is private, loopback, link-local, CGNAT or metadata (unless the owning service was added
 with ``--local``), or if it is the proxy's own port, and then dials the checked IP. The name
 stays the TLS server name and the Host header, so certificate verification is unchanged.
+Of several checked addresses it dials the first that answers (happy eyeballs,
+:func:`~clavis_mcp.vault.dialing.first_reachable`), so one dead address does not fail a service.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy import server_hooks
 
 from clavis_mcp.vault import Vault, canonical_host
-from clavis_mcp.vault.dialing import Resolver, private_address_among, system_resolver
+from clavis_mcp.vault.dialing import Resolver, first_reachable, private_address_among, system_resolver
 
 from .destination import is_loopback_host
 from .flowmeta import DECISION, REASON
@@ -73,7 +75,13 @@ class DialGuard:
                 "only services added with --local may reach such addresses"
             )
             return
-        data.server.address = (addresses[0], port)
+        reachable = await first_reachable(addresses, port)
+        if reachable is None:
+            data.server.error = (
+                f"cannot connect to {host}:{port}: none of its addresses ({', '.join(addresses)}) answered"
+            )
+            return
+        data.server.address = (reachable, port)
         if data.server.tls and data.server.sni is None:
             data.server.sni = host
 

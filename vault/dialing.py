@@ -6,6 +6,10 @@ that will carry a credential (the proxy dialling a service's host, the vault pos
 token to a token endpoint) resolves the name itself, refuses it if any address is private,
 loopback, link-local, CGNAT or metadata (unless the service was added with ``--local``), and
 dials the checked address, keeping the name for TLS and ``Host``.
+
+When a name has several checked addresses, one dead address must not fail the service: they
+are tried in the resolver's order, each started ``HAPPY_EYEBALLS_DELAY`` after the one before
+(RFC 8305's "happy eyeballs"), and the first that accepts a connection is the one dialled.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from .errors import DialRefused
 from .hosts import is_public_address
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried beside a slow one
+CONNECT_TIMEOUT = 10.0  # seconds for any one address to accept
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -48,3 +54,35 @@ async def checked_address(host: str, port: int, *, local_allowed: bool, resolver
             "only services added with --local may reach such addresses"
         )
     return addresses[0]
+
+
+async def first_reachable(
+    addresses: list[str], port: int, *, delay: float = HAPPY_EYEBALLS_DELAY, timeout: float = CONNECT_TIMEOUT
+) -> str | None:
+    """The first of ``addresses`` (all checked) that accepts a TCP connection on ``port``, tried
+    in order with staggered starts; None if none does. The probing connection is closed at once.
+    A single address is returned untried: the dial itself reports it failing."""
+    if len(addresses) == 1:
+        return addresses[0]
+
+    async def connect(address: str) -> str:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        writer.close()
+        return address
+
+    # Not asyncio.staggered_race: it fails an assertion under mitmproxy's eager task factory.
+    remaining, pending = list(addresses), set[asyncio.Future[str]]()
+    try:
+        while remaining or pending:
+            if remaining:  # the next address: at once after a failure, else after ``delay``
+                pending.add(asyncio.ensure_future(connect(remaining.pop(0))))
+            done, pending = await asyncio.wait(
+                pending, timeout=delay if remaining else None, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task.exception() is None:
+                    return task.result()
+        return None
+    finally:
+        for task in pending:
+            task.cancel()
