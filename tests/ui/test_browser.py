@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page as Tab
 from playwright.sync_api import expect
 
-from clavis_mcp.ui.server import Page
-from clavis_mcp.vault import AuditLog
+from clavis_mcp.ui.server import Page, running
+from clavis_mcp.ui.source import AuditSource
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.audit import log as audit_log_module
+from clavis_mcp.vault.limits import ratelimits
 
 from .browser import ConsoleProblems, chromium
 from .conftest import BY_DECISION, TOTAL
@@ -53,8 +58,6 @@ def test_the_overview_shows_the_known_logs_timeline_and_matrix(tab: tuple[Tab, C
     expect(browser_tab.locator("#refusals")).to_contain_text("method POST not allowed")
     fill = browser_tab.locator("#timeline rect[data-decision=injected]").first.evaluate("r => getComputedStyle(r).fill")
     assert fill == "rgb(46, 125, 50)"  # the stylesheet applied under the CSP
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    browser_tab.screenshot(path=str(SCREENSHOT), full_page=True)
     assert problems == []
 
 
@@ -87,3 +90,63 @@ def test_a_new_record_arrives_live(tab: tuple[Tab, ConsoleProblems], page: Page,
     expect(browser_tab.locator("#records tbody tr").first).to_have_attribute("data-id", new)
     expect(browser_tab.locator("#records tbody tr")).to_have_count(9)  # 8 of ci-bot + the new one
     assert problems == []
+
+
+def write_a_busy_day(log: AuditLog, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A day of traffic from three agents, at the times it happened (the log takes its clock from
+    its module's ``datetime``): what the screenshot in docs/ui.md shows."""
+    now = datetime.now(UTC)
+    moments: list[datetime] = []
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> Clock:  # type: ignore[override]
+            return moments.pop(0)  # type: ignore[return-value]
+
+    monkeypatch.setattr(audit_log_module, "datetime", Clock)
+    rng = random.Random(17)
+    plan = []
+    for _ in range(420):
+        hours_ago = rng.triangular(0, 23.9, 9)
+        agent = rng.choices(["mcp", "ci-bot", "notebook"], [5, 3, 2])[0]
+        service = rng.choices(["openai", "github", "anthropic", "stripe"], [5, 3, 3, 1])[0]
+        decision = rng.choices(["injected", "refused", "error", "passed", "revealed"], [80, 8, 3, 8, 1])[0]
+        plan.append((now - timedelta(hours=hours_ago), agent, service, decision))
+    plan.sort()
+    reasons = ["method DELETE not allowed", "Host differs from the CONNECT target", "budget exhausted for today",
+               "path /admin not allowed"]  # fmt: skip
+    for moment, agent, service, decision in plan:
+        moments.append(Clock.fromtimestamp(moment.timestamp(), UTC))
+        host = f"api.{service}.com"
+        log.append(source=agent, service=None if decision == "passed" else service, method="GET",
+                   scheme="https", host="pypi.org" if decision == "passed" else host, port=443, path="/v1/x",
+                   status={"injected": 200, "refused": 403, "error": 502}.get(decision),
+                   bytes=rng.randint(200, 40_000) if decision == "injected" else 0,
+                   duration_ms=round(rng.lognormvariate(5, 0.6)) if decision == "injected" else None,
+                   decision=decision, reason=rng.choice(reasons) if decision == "refused" else None)  # fmt: skip
+    monkeypatch.undo()
+    ratelimits.record(vault, "openai", {"x-ratelimit-limit-requests": "5000", "x-ratelimit-remaining-requests":
+                                        "4812", "x-ratelimit-reset-requests": "6m0s"}, now.timestamp())  # fmt: skip
+    reset = str(int(now.timestamp()) + 1800)
+    ratelimits.record(vault, "github", {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "212",
+                                        "x-ratelimit-reset": reset}, now.timestamp())  # fmt: skip
+    return len(plan)
+
+
+def test_a_screenshot_of_a_busy_day_for_the_docs(
+    home: Path, vault: Vault, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import make_service
+    from tests.ui.conftest import _secret
+
+    for name in ("openai", "github", "anthropic", "stripe"):
+        vault.add_service(make_service(name, f"api.{name}.com"), _secret())
+    total = write_a_busy_day(audit, vault, monkeypatch)
+    with running(AuditSource(home, vault)) as served, chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+        tab.goto(served.url + "&period=day")
+        expect(tab.locator("#total")).to_have_text(str(total))
+        expect(tab.locator("#chain")).to_have_class("badge ok")
+        assert tab.locator("#timeline g.bar[data-total]:not([data-total='0'])").count() > 12
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(SCREENSHOT), full_page=True)
