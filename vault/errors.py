@@ -34,6 +34,7 @@
      │    ├── LimitsError            a CLAVIS_* call limit is not a usable number
      │    ├── CredentialExpired      a credential's expiry has passed and it cannot be refreshed
      │    ├── ConfigError            the MCP client's configuration file cannot be read or written
+     │    ├── ApprovalError          a held request cannot be decided: unknown, decided, timed out (vault/approvals.py)
      │    ├── TeamRequestFailed      the team server could not be reached or refused an admin request
      │    └── TeamError              the team server's engines, set-up or storage cannot be used
      │         ├── EngineStartError  OpenBao or PostgreSQL could not be started (team/engines.py)
@@ -258,6 +259,10 @@ class BaoRefused(TeamError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class ApprovalError(ClavisError):
+    """A held request cannot be decided: no such request, already decided, or its time ran out."""
 
 
 class GatewayError(Exception):
