@@ -57,7 +57,7 @@ def bootstrap(
     with psycopg.connect(dsn, autocommit=True) as conn:
         create_schema(conn)
         create_user(conn, admin_email, admin_password, "admin")
-        admin_key, _ = create_key(conn, ADMIN_KEY_NAME, [], role="admin", created_by=f"user:{admin_email.lower()}")
+        admin_key, _ = create_key(conn, ADMIN_KEY_NAME, [], role="admin", created_by=f"user/{admin_email.lower()}")
     env = {
         "CLAVIS_TEAM_BAO_ADDR": bao_addr,
         "CLAVIS_TEAM_BAO_ROLE_ID": role_id,

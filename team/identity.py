@@ -102,7 +102,7 @@ class Tokens:
         if claims.get("iss") != self._issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
             return None
         services = (ALL,)  # a person of the team may use its services; only admins manage them
-        return Principal(f"user:{claims['sub']}", str(claims["role"]), services)
+        return Principal(f"user/{claims['sub']}", str(claims["role"]), services)
 
     def _key(self, version: int) -> Ed25519PublicKey | None:
         if version not in self._public:

@@ -28,7 +28,7 @@ ALL = "*"  # an admin key's scope: every service
 class Principal:
     """Who is calling: a key or a logged-in person, its role and the services it may use."""
 
-    name: str  # "key:NAME" or "user:EMAIL": the audit's source
+    name: str  # "key/NAME" or "user/EMAIL": the audit's source (no colon: it is a proxy user name)
     role: str
     services: tuple[str, ...]
 
@@ -80,7 +80,7 @@ def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | No
         "AND (expires_at IS NULL OR expires_at > now())",
         (digest(key),),
     ).fetchone()
-    return Principal(f"key:{row[0]}", row[1], tuple(row[2])) if row else None
+    return Principal(f"key/{row[0]}", row[1], tuple(row[2])) if row else None
 
 
 def list_keys(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,130 @@
+"""Admin endpoints' logic: services and their write-only secrets, users, keys, audit review.
+
+Every change is audited with the admin who made it; no answer ever carries a secret back (a
+key is shown once, at creation).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from clavis_mcp.vault.errors import ApiRefused, DuplicateService, InvalidService, UnknownService
+from clavis_mcp.vault.service import validate_secret
+
+from . import audit as team_audit
+from .identity import create_user
+from .keys import NAME, create_key, list_keys, revoke_key
+from .replica import Replica
+from .storage import service_from_json
+
+MAX_AUDIT = 1000
+
+
+def _secret(body: dict[str, Any]) -> Any:
+    value = body.get("secret")
+    if not isinstance(value, str):
+        raise ApiRefused(400, "'secret' must be the credential, as a string")
+    try:
+        return validate_secret(value)
+    except InvalidService as exc:
+        raise ApiRefused(400, str(exc)) from None
+
+
+def add_service(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
+    service = service_from_json(body.get("definition"))
+    secret = _secret(body)
+    try:
+        replica.mirror.check_add(service, secret)
+    except DuplicateService as exc:
+        raise ApiRefused(409, str(exc)) from None
+    try:
+        replica.store.add(service, secret)
+    except BaseException:
+        try:
+            replica.mirror.vault.remove_service(service.name)
+        except UnknownService:
+            pass
+        raise
+    replica.audit.append(source=who, service=service.name, action="add", decision="done")
+    return {"name": service.name}
+
+
+def rotate_secret(replica: Replica, who: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    replica.store.rotate(name, _secret(body))
+    replica.audit.append(source=who, service=name, action="rotate", decision="done")
+    return {"name": name, "rotated": True}
+
+
+def remove_service(replica: Replica, who: str, name: str) -> None:
+    replica.store.remove(name)
+    replica.audit.append(source=who, service=name, action="remove", decision="done")
+
+
+def add_user(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
+    email, password, role = body.get("email"), body.get("password"), body.get("role", "member")
+    if not isinstance(email, str) or not isinstance(password, str) or not isinstance(role, str):
+        raise ApiRefused(400, "give 'email', 'password' and 'role' (admin or member) as strings")
+    create_user(replica.conn, email, password, role)
+    replica.audit.append(source=who, action="user-add", decision="done", reason=f"{email.lower()} as {role}")
+    return {"email": email.lower(), "role": role}
+
+
+def add_key(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
+    name, services = body.get("name"), body.get("services") or []
+    role, expires = body.get("role", "member"), body.get("expires_in_seconds")
+    if not isinstance(name, str) or not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        raise ApiRefused(400, "give 'name' (a string) and 'services' (a list of service names)")
+    if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
+        raise ApiRefused(400, "'expires_in_seconds' must be an integer or null")
+    unknown = sorted(s for s in services if not NAME.match(s))
+    if unknown:
+        raise ApiRefused(400, f"invalid service names: {', '.join(unknown)}")
+    key, expires_at = create_key(replica.conn, name, services, str(role), expires, created_by=who)
+    replica.audit.append(source=who, action="key-create", decision="done", reason=name)
+    return {
+        "name": name,
+        "key": key,
+        "services": ["*"] if role == "admin" else sorted(set(services)),
+        "expires_at": expires_at.isoformat() if expires_at else None,
+    }
+
+
+def keys(replica: Replica) -> dict[str, Any]:
+    return {"keys": list_keys(replica.conn)}
+
+
+def revoke(replica: Replica, who: str, name: str) -> None:
+    revoke_key(replica.conn, name)
+    replica.audit.append(source=who, action="key-revoke", decision="done", reason=name)
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiRefused(400, f"{name!r} must be an ISO 8601 time such as 2026-01-31T12:00:00+00:00") from None
+
+
+def audit_records(replica: Replica, args: dict[str, str]) -> dict[str, Any]:
+    try:
+        limit = min(int(args.get("limit") or 100), MAX_AUDIT)
+    except ValueError:
+        raise ApiRefused(400, "'limit' must be a number") from None
+    filters = {
+        "service": args.get("service"),
+        "agent": args.get("agent"),
+        "decision": args.get("decision"),
+        "since": _when(args.get("since"), "since"),
+        "until": _when(args.get("until"), "until"),
+    }
+    return {"records": team_audit.query(replica.conn, filters, limit)}
+
+
+def audit_verify(replica: Replica) -> dict[str, Any]:
+    replica.audit.checkpoint()
+    report = team_audit.verify(replica.conn, replica.bao, replica.names)
+    report.pop("checked_at", None)
+    return report

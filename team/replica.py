@@ -1,0 +1,75 @@
+"""One replica process's parts, built from its configuration and torn down with it.
+
+A replica is stateless between processes: everything shared is in PostgreSQL and OpenBao. What
+it holds is a database connection, an AppRole-authenticated OpenBao client, its mirror of the
+services, its own audit chain and its embedded proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+
+from .audit import TeamAuditLog
+from .bao import Bao
+from .config import ReplicaConfig
+from .egress import Egress
+from .identity import Tokens
+from .keys import PREFIX as KEY_PREFIX
+from .keys import Principal, principal_for_key
+from .mirror import Mirror
+from .schema import create_schema
+from .storage import TeamStore
+
+CHECKPOINT_SECONDS = 5.0
+logger = logging.getLogger(__name__)
+
+
+class Replica:
+    def __init__(self, config: ReplicaConfig) -> None:
+        self.config = config
+        self.names = config.names
+        self.conn: psycopg.Connection[Any] = psycopg.connect(config.database_url, autocommit=True)
+        self.bao = Bao(config.bao_addr, approle=(config.names.approle, config.role_id, config.secret_id))
+        create_schema(self.conn)
+        self.store = TeamStore(self.conn, self.bao, self.names)
+        self.audit = TeamAuditLog(self.conn, self.bao, self.names)
+        self.tokens = Tokens(self.bao, self.names.transit, issuer=f"clavis-team:{self.names.prefix}")
+        self.mirror = Mirror(self.store)
+        self.egress = Egress(self.mirror, self.audit, self.store)
+        self._checkpoints: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.mirror.sync()
+        await self.egress.start()
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="clavis-audit-checkpoints")
+
+    async def stop(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+        await self.egress.stop()
+        with contextlib.suppress(Exception):
+            self.audit.checkpoint()
+        self.mirror.close()
+        self.bao.close()
+        self.conn.close()
+
+    def principal(self, credential: str) -> Principal | None:
+        """Who a bearer credential names: a live API key, or a valid JWT of ours; None otherwise."""
+        if credential.startswith(KEY_PREFIX):
+            return principal_for_key(self.conn, credential)
+        return self.tokens.principal(credential)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                self.audit.checkpoint()
+            except Exception as exc:  # a missed checkpoint is retried at the next tick
+                logger.warning("audit checkpoint failed: %s", type(exc).__name__)

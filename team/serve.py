@@ -1,0 +1,67 @@
+"""`clavis-mcp team serve`: one replica, or N worker processes on one socket (uvicorn's supervisor).
+
+The socket is bound here, before any worker starts, so port 0 works and the bound port is the
+one printed. The ready line goes to stderr once ``/healthz`` answers through that socket, i.e.
+once a worker has connected to PostgreSQL and OpenBao and started its proxy. A killed worker
+is replaced by the supervisor; the others keep serving meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
+
+from .app import build_app
+from .config import ReplicaConfig
+
+READY_TIMEOUT = 60.0
+READY_LINE = "clavis team server listening on http://{host}:{port}"
+
+
+def app_from_env() -> Starlette:
+    """The ASGI app of one replica, configured from CLAVIS_TEAM_* (uvicorn's factory)."""
+    return build_app(ReplicaConfig.from_env())
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    ReplicaConfig.from_env()  # a missing variable is one clear line, before any worker starts
+    for noisy in ("mitmproxy", "httpx", "httpcore", "hpack", "h2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = uvicorn.Config(
+        "clavis_mcp.team.serve:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+    )
+    sock = config.bind_socket()
+    bound = sock.getsockname()[1]
+    threading.Thread(target=_announce, args=(host, bound), daemon=True).start()
+    if workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _announce(host: str, port: int) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{shown}:{port}/healthz", timeout=2.0, trust_env=False).status_code == 200:
+                print(READY_LINE.format(host=shown, port=port), file=sys.stderr, flush=True)
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    print(f"clavis team server did not become ready on port {port} in {READY_TIMEOUT:.0f} s", file=sys.stderr)
