@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .approvals import ApprovalHold
 from .dialing import Resolver
 from .hosts import HostRule
 
@@ -54,3 +55,6 @@ class ProxyConfig:
     """Told, in process, the audit record (its fields and id) of each request that carried a
     ``CALL_HEADER`` id: call_service reports what the log says, also for a streamed body or a
     failure the engine answered itself."""
+    approvals: ApprovalHold | None = None
+    """Which requests wait for a person's approval, in which shared queue, for how long
+    (``vault/approvals.py``, read by ``addons/approval.py``); None: no request waits."""
