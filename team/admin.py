@@ -13,6 +13,7 @@ from clavis_mcp.vault.errors import ApiRefused, DuplicateService, InvalidService
 from clavis_mcp.vault.service import validate_secret
 
 from . import audit as team_audit
+from .budgets import parse_budget
 from .identity import create_user
 from .keys import NAME, create_key, list_keys, revoke_key
 from .replica import Replica
@@ -32,14 +33,18 @@ def _secret(body: dict[str, Any]) -> Any:
 
 
 def add_service(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
-    service = service_from_json(body.get("definition"))
+    definition = body.get("definition")
+    service = service_from_json(definition)
+    assert isinstance(definition, dict)  # service_from_json refused anything else
+    budget = parse_budget(definition)
     secret = _secret(body)
     try:
         replica.mirror.check_add(service, secret)
     except DuplicateService as exc:
         raise ApiRefused(409, str(exc)) from None
     try:
-        replica.store.add(service, secret)
+        extra = {"budget": {"max_requests": budget[0], "period_seconds": budget[1]}} if budget else None
+        replica.store.add(service, secret, extra)
     except BaseException:
         try:
             replica.mirror.vault.remove_service(service.name)

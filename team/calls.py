@@ -25,6 +25,7 @@ from clavis_mcp.vault.errors import ApiRefused, InvalidService, UnknownService
 from clavis_mcp.vault.hosts import canonical_host
 from clavis_mcp.vault.limits.ratelimit_parse import parse_rate_limits
 
+from .budgets import parse_budget, take
 from .egress import Answer
 from .keys import Principal
 from .replica import Replica
@@ -126,9 +127,17 @@ async def _send(
         kwargs["data"] = {str(k): str(v) for k, v in data.items()}
     elif isinstance(data, str):
         kwargs["content"] = data.encode()
+    definition = replica.store.definition(service.name) or {}
+    budget = parse_budget(definition)
+    if budget is not None:
+        take(replica.conn, service.name, budget)
     answer = await replica.egress.send(principal.name, service.name, method, url, **kwargs)
     if answer.refused is not None:
         raise refusal(answer)
+    if answer.status == 429:  # the provider's limit: the SDK's RateLimitError, with whole seconds to wait
+        wait = retry_after_seconds(answer.retry_after)
+        raise ApiRefused(429, f"{service.name!r} is rate-limited by its provider; retry in {wait} s",
+                         {"Retry-After": str(wait)})  # fmt: skip
     replica.store.touch(service.name)
     envelope = {"status_code": answer.status, "headers": dict(answer.headers), "body": render_body(answer)}
     return envelope, answer

@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS rate_limits (
     observed_at double precision NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS budget_usage (
+    service text PRIMARY KEY,
+    window_start double precision NOT NULL,
+    count integer NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS login_failures (
     email text NOT NULL,
     at timestamptz NOT NULL DEFAULT now()

@@ -95,7 +95,8 @@ class TeamStore:
         found = self._bao.kv_read(self._names.kv, self._names.secret_path(name))
         return Secret(found[0][SECRET_FIELD]) if found and SECRET_FIELD in found[0] else None
 
-    def add(self, service: Service, secret: Secret) -> None:
+    def add(self, service: Service, secret: Secret, extra: dict[str, Any] | None = None) -> None:
+        """``extra``: team-only parts of the definition the local vault has no field for (a budget)."""
         if self._conn.execute("SELECT 1 FROM services WHERE name = %s", (service.name,)).fetchone():
             raise ApiRefused(
                 409, f"a service named {service.name!r} already exists; remove it first or pick another name"
@@ -107,7 +108,7 @@ class TeamStore:
             with self._conn.transaction():
                 self._conn.execute(
                     "INSERT INTO services (name, definition, secret_version) VALUES (%s, %s, %s)",
-                    (service.name, json.dumps(service_to_json(service)), version),
+                    (service.name, json.dumps({**service_to_json(service), **(extra or {})}), version),
                 )
                 self._bump()
         except psycopg.errors.UniqueViolation:
@@ -151,6 +152,10 @@ class TeamStore:
     def rate_limits(self, name: str) -> tuple[dict[str, str], float] | None:
         row = self._conn.execute("SELECT headers, observed_at FROM rate_limits WHERE service = %s", (name,)).fetchone()
         return (dict(row[0]), float(row[1])) if row else None
+
+    def definition(self, name: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT definition FROM services WHERE name = %s", (name,)).fetchone()
+        return dict(row[0]) if row else None
 
     def touch(self, name: str) -> None:
         self._conn.execute("UPDATE services SET last_used = now() WHERE name = %s", (name,))

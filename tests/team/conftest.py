@@ -138,11 +138,19 @@ def echo_definition(name: str, upstream: EchoUpstream, **kw: Any) -> dict[str, A
     return service_to_json(make_service(name, f"127.0.0.1:{upstream.port}", local=True, **kw))
 
 
-def add_echo(server: TeamServer, upstream: EchoUpstream, name: str = "echo", secret: str = SECRET, **kw: Any) -> None:
+def add_echo(
+    server: TeamServer,
+    upstream: EchoUpstream,
+    name: str = "echo",
+    secret: str = SECRET,
+    budget: dict[str, Any] | None = None,
+    **kw: Any,
+) -> None:
+    definition = echo_definition(name, upstream, **kw)
+    if budget is not None:
+        definition["budget"] = budget
     with server.admin() as admin:
-        answer = admin.post(
-            "/v1/admin/services", json={"definition": echo_definition(name, upstream, **kw), "secret": secret}
-        )
+        answer = admin.post("/v1/admin/services", json={"definition": definition, "secret": secret})
         assert answer.status_code == 201, answer.text
 
 

@@ -1,0 +1,53 @@
+"""Request budgets shared by every replica: a fixed window per service, counted in one PostgreSQL row.
+
+A service's definition may carry ``"budget": {"max_requests": N, "period_seconds": S}``. Each call
+takes one unit with a single atomic upsert, so N requests per window hold across any number of
+replicas; a call beyond it is refused before it leaves, with the whole seconds until the window
+turns (the SDK reads ``Retry-After`` only as an integer).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import psycopg
+
+from clavis_mcp.vault.errors import ApiRefused
+
+_TAKE = """
+INSERT INTO budget_usage (service, window_start, count) VALUES (%(service)s, %(window)s, 1)
+ON CONFLICT (service) DO UPDATE SET
+    count = CASE WHEN budget_usage.window_start = excluded.window_start THEN budget_usage.count + 1 ELSE 1 END,
+    window_start = excluded.window_start
+RETURNING count
+"""
+
+
+def parse_budget(definition: dict[str, Any]) -> tuple[int, float] | None:
+    budget = definition.get("budget")
+    if budget is None:
+        return None
+    try:
+        limit, period = int(budget["max_requests"]), float(budget["period_seconds"])
+    except (KeyError, TypeError, ValueError):
+        raise ApiRefused(400, '\'budget\' must be {"max_requests": N, "period_seconds": S}') from None
+    if limit < 1 or period <= 0:
+        raise ApiRefused(400, "a budget needs max_requests >= 1 and period_seconds > 0")
+    return limit, period
+
+
+def take(conn: psycopg.Connection[Any], service: str, budget: tuple[int, float], now: float | None = None) -> None:
+    """Count one request against the service's budget; ApiRefused(429) if the window is used up."""
+    limit, period = budget
+    now = time.time() if now is None else now
+    window = math.floor(now / period) * period
+    row = conn.execute(_TAKE, {"service": service, "window": window}).fetchone()
+    if row is not None and int(row[0]) > limit:
+        wait = max(math.ceil(window + period - now), 1)
+        raise ApiRefused(
+            429,
+            f"the team budget of {service!r} ({limit} requests per {period:g} s) is used up; retry in {wait} s",
+            {"Retry-After": str(wait)},
+        )
