@@ -10,11 +10,14 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from clavis_mcp.vault import Vault, VaultLocked, clavis_home
+from clavis_mcp.vault import Vault, VaultError, VaultLocked, clavis_home
+from clavis_mcp.vault.audit.log import AUDIT_FILE, VAULT_FILE
 from clavis_mcp.vault.connectors import load_catalog
 from clavis_mcp.vault.keys.keychain import KeychainStore
 from clavis_mcp.vault.keys.keyfile import WARNING as KEYFILE_WARNING
@@ -39,6 +42,21 @@ def new_passphrase() -> str:
     return first
 
 
+def orphaned_audit_files(home: Path) -> list[Path]:
+    """The audit log files in ``home`` (live, rotated, lock, reserve, index), oldest name first."""
+    if not home.is_dir():
+        return []
+    return sorted(path for path in home.iterdir() if path.name == AUDIT_FILE or path.name.startswith(AUDIT_FILE + "."))
+
+
+def archive(home: Path, files: list[Path]) -> Path:
+    folder = home / f"audit-archive-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    folder.mkdir(mode=0o700)
+    for path in files:
+        path.rename(folder / path.name)
+    return folder
+
+
 def _store_for(kind: str, env_var: str) -> KeyStore:
     if kind == "passphrase":
         return PassphraseStore(new_passphrase, env_var=env_var)
@@ -53,11 +71,28 @@ def _store_for(kind: str, env_var: str) -> KeyStore:
     help="Where the key that unlocks the vault lives. Default: the OS keychain if one works, else a key file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def init(kind: str | None, as_json: bool) -> None:
+@click.option(
+    "--archive-old-audit",
+    is_flag=True,
+    help="The folder holds the audit trail of a vault that is gone: move it aside into a dated folder and start anew.",
+)
+def init(kind: str | None, as_json: bool, archive_old_audit: bool) -> None:
     """Create a vault (in $CLAVIS_HOME or the platform data folder) and its local CA."""
     from clavis_mcp.certs import LocalCA
 
     home = clavis_home()
+    if home.exists() and not home.is_dir():
+        raise VaultError(f"CLAVIS_HOME {home} is a file, not a folder; point CLAVIS_HOME at a folder, or move the file")
+    orphaned = [] if (home / VAULT_FILE).exists() else orphaned_audit_files(home)
+    if orphaned and not archive_old_audit:
+        raise VaultError(
+            f"{home} holds the audit trail of an earlier vault ({orphaned[0].name}) but no {VAULT_FILE}: a new vault "
+            "would start a second chain beside it. Restore the vault from a backup, or run "
+            "`clavis-mcp init --archive-old-audit` to move the old trail into a dated folder and start anew"
+        )
+    if orphaned:
+        archived = archive(home, orphaned)
+        click.echo(f"moved the earlier audit trail to {archived}", err=True)
     if kind is None:
         try:
             vault = Vault.create(home, KeychainStore())

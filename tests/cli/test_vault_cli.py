@@ -292,3 +292,28 @@ def test_show_reports_the_last_injection_from_the_audit_log(initialised: CliRunn
         log.append(source="mcp", service="svc", method="GET", host="a.test", decision="refused", status=403)
         injected = [r["time"] for r in log.records() if r.get("decision") == "injected"]
     assert as_json(initialised.invoke(main, ["show", "svc", "--json"]))["last_used"] == injected[-1]  # type: ignore[index]
+
+
+def test_init_refuses_to_start_a_vault_beside_the_audit_trail_of_one_that_is_gone(
+    initialised: CliRunner, home: Path
+) -> None:
+    ok(initialised.invoke(main, ["add", "claude", "--connector", "anthropic", "--secret-stdin"], input=KEY))
+    for name in ("vault.db", "vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    refused = initialised.invoke(main, ["init"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "audit trail of an earlier vault" in refused.output and "--archive-old-audit" in refused.output
+    assert not (home / "vault.db").exists()
+    trail = (home / "audit.jsonl").read_bytes()
+    ok(initialised.invoke(main, ["init", "--archive-old-audit"]))
+    [archived] = home.glob("audit-archive-*")
+    assert (archived / "audit.jsonl").read_bytes() == trail  # kept, not lost
+    assert ok(initialised.invoke(main, ["audit", "verify"])).stdout.startswith("OK: 0 records")
+
+
+def test_init_where_clavis_home_is_a_file_says_so(runner: CliRunner, home: Path) -> None:
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.write_text("not a folder")
+    result = runner.invoke(main, ["init"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is a file, not a folder" in result.output

@@ -130,6 +130,41 @@ def mark_due(written: int, marked: int, since: float | None, new_file: bool) -> 
     return written > marked and (written - marked >= MARK_EVERY or since >= MARK_SECONDS)
 
 
+VAULT_FILE = "vault.db"  # the vault's database beside the log (vault/store.py's DB_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class VaultFile:
+    """The vault's file as this process opened it: a running proxy whose vault was deleted or
+    replaced (another ``init``) must stop injecting from what it still holds in memory, and
+    could not anchor its records in a vault that is gone. One ``stat`` before each request."""
+
+    path: Path
+    identity: tuple[int, int]  # (device, inode)
+
+    @classmethod
+    def of(cls, path: Path) -> VaultFile | None:
+        try:
+            found = os.stat(path)
+        except OSError:
+            return None  # a vault without a file of its own (in memory, or a team server's)
+        return cls(path, (found.st_dev, found.st_ino))
+
+    def check(self) -> None:
+        try:
+            found = os.stat(self.path)
+            now: tuple[int, int] | None = (found.st_dev, found.st_ino)
+        except FileNotFoundError:
+            now = None
+        if now != self.identity:
+            what = "deleted" if now is None else "replaced by another vault"
+            raise AuditWriteError(
+                f"the vault {self.path} was {what} while this process was running; it injects nothing more "
+                "and requests are refused: restore the vault from a backup (or `clavis-mcp init` a new one) "
+                "and restart this process"
+            )
+
+
 class _ChainCut(Exception):
     """The chain ends below what is known to have existed (raised under the append lock)."""
 
@@ -157,12 +192,15 @@ class AuditLog:
         # raised, or a record it wrote since. None until the mark has been read.
         self._high: Link | None = None
         self._marked: tuple[int, float | None] | None = None  # (mark's seq, monotonic time we raised it)
+        self._vault_file: VaultFile | None = None  # the vault's file as it was opened, if it has one
 
     @classmethod
     def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
         """The log beside the vault, keyed and checkpointed by it."""
         path = path or vault.home / AUDIT_FILE
-        return cls(path, VaultAnchor(vault, LogFiles(path).lock_path), max_bytes=max_bytes)
+        log = cls(path, VaultAnchor(vault, LogFiles(path).lock_path), max_bytes=max_bytes)
+        log._vault_file = VaultFile.of(vault.home / VAULT_FILE)
+        return log
 
     def append(self, **fields: Any) -> str:
         """Write one record; return its id. Unknown fields or non-scalar values are programming errors."""
@@ -200,8 +238,11 @@ class AuditLog:
         knows of. Otherwise, and until an append follows a cut found earlier, the chain's end is
         found under the lock and held to the vault's mark, as the append will.
 
-        First of all, the space its record will take is reserved (``LogFiles.reserve``): a full
+        First the vault's file must still be the one this process opened (:class:`VaultFile`);
+        then the space its record will take is reserved (``LogFiles.reserve``): a full
         disk refuses the request here, before it leaves, not its record after the response."""
+        if self._vault_file is not None:
+            self._vault_file.check()
         with self._failing_closed():
             self.files.reserve()  # room for this request's record even if the disk fills meanwhile
         state = self._live.state()
