@@ -221,6 +221,7 @@ class _StreamedBody:
         self.scrubber = scrubber
         self._decode = decode
         self.failure: str | None = None
+        self.sent_bytes = 0  # what the client was sent, for the audit record
 
     def __call__(self, chunk: bytes) -> list[bytes]:
         if self.failure is not None:
@@ -230,6 +231,7 @@ class _StreamedBody:
         except DecodeError as exc:
             self.failure = str(exc)  # the window held back is dropped with it: no part of a secret leaves
             return []
+        self.sent_bytes += len(out)
         return [out] if out else []  # an empty chunk would end a chunked HTTP/1.1 body early
 
     def _end(self) -> bytes:
