@@ -1,11 +1,17 @@
 """Audit trail: one record per request decision, and no request without its record.
 
-Decisions recorded: a request injected, passed through (no service, passthrough host) or
-refused (with the reason), an upstream error, and tunnels refused or passed through
-opaquely at CONNECT. The log is checked before a request or an opaque tunnel leaves; if the
-final record cannot be written the response is withheld and replaced by an error (fail
-closed). The record id and redaction count go back to the client in response headers, so
-call_service can report them. Runs last, so every other addon has had its say.
+Decisions recorded (a closed set, docs/audit.md): a request ``injected``, ``passed`` through
+(no service, passthrough host) or ``refused`` (with the reason), an ``error`` (the flow failed:
+TLS, DNS, connect, reset, timeout, the client gave up; the reason names which, see
+``failures.py``), and tunnels refused or passed through opaquely at CONNECT. A failure always
+overrides the decision taken before it: a request whose credential was injected but that got
+no answer is an ``error``, not an ``injected`` success. The log is checked before a request or
+an opaque tunnel leaves; if the final record cannot be written the response is withheld and
+replaced by an error (fail closed). The record id and redaction count go back to the client in
+response headers, and, for a call_service request (which names itself with ``CALL_HEADER``),
+in process to the gateway with the whole record, so the tool reports what the log says even
+when the body was streamed before the record existed or the engine answered a failure itself.
+Runs last, so every other addon has had its say.
 
 Writing a record is one append (about 0.1 ms: a locked write and a sealed checkpoint in the
 lock file, no fsync, no vault write but the rare high-water mark), done on the event loop:
@@ -16,19 +22,26 @@ handing it to a worker thread cost more in thread switches and GIL contention th
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from mitmproxy import http
 
 from clavis_mcp.vault import AuditLog, AuditWriteError
-from clavis_mcp.vault.audit.log import ERROR, PASSED, REFUSED
-from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER
+from clavis_mcp.vault.audit.log import ERROR, ID, PASSED, REFUSED
+from clavis_mcp.vault.proxy_config import OnRecorded
+from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, CALL_HEADER, REDACTIONS_HEADER
 
+from .failures import classify
 from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
+
+CALL = "clavis.call"  # the call_service id the request carried (its header is stripped before egress)
+AUDIT_ID = "clavis.audit_id"  # the id of the flow's record, once written
 
 
 class AuditTrail:
-    def __init__(self, log: AuditLog) -> None:
+    def __init__(self, log: AuditLog, on_recorded: OnRecorded | None = None) -> None:
         self._log = log
+        self._on_recorded = on_recorded
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A refused tunnel, or one passed through opaquely: no inner request will be recorded."""
@@ -42,6 +55,11 @@ class AuditTrail:
                 self._record(flow)
             except AuditWriteError as exc:
                 refuse(flow, 503, str(exc))
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Note call_service's id before the injection stage strips every internal header."""
+        if self._on_recorded is not None and (call := flow.request.headers.get(CALL_HEADER)):
+            flow.metadata[CALL] = call
 
     def request(self, flow: http.HTTPFlow) -> None:
         """Refuse before anything leaves if the record of it could not be written afterwards."""
@@ -64,8 +82,12 @@ class AuditTrail:
         flow.response.headers[REDACTIONS_HEADER] = str(flow.metadata.get(REDACTIONS, 0))
 
     def error(self, flow: http.HTTPFlow) -> None:
-        flow.metadata.setdefault(DECISION, ERROR)
-        flow.metadata.setdefault(REASON, flow.error.msg if flow.error else "connection error")
+        """The flow failed: record what happened, overriding whatever was decided before."""
+        if AUDIT_ID in flow.metadata:
+            return  # recorded at its response (a streamed body cut short afterwards): one record per decision
+        if not (flow.metadata.get(DECISION) == ERROR and flow.metadata.get(REASON)):  # a stage said why already
+            failure = classify(flow.error.msg if flow.error else "", flow.metadata.get(DECISION))
+            flow.metadata[DECISION], flow.metadata[REASON] = failure.decision, failure.reason
         try:
             self._record(flow)
         except AuditWriteError:
@@ -75,7 +97,7 @@ class AuditTrail:
         request, response = flow.request, flow.response
         scheme, host, port = flow.metadata.get(DESTINATION, (request.scheme, request.host, request.port))
         started = flow.metadata.get(STARTED)
-        return self._log.append(
+        fields: dict[str, Any] = dict(
             source=flow.metadata.get(CLIENT, "unauthenticated"),
             service=flow.metadata.get(SERVICE),
             method=request.method,
@@ -84,9 +106,26 @@ class AuditTrail:
             port=port,
             path=request.path if request.method != "CONNECT" else None,
             status=response.status_code if response else None,
-            bytes=len(response.raw_content or b"") if response else None,
+            bytes=_body_bytes(flow),
             duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,
             decision=flow.metadata.get(DECISION, PASSED),
             reason=flow.metadata.get(REASON),
             redactions=flow.metadata.get(REDACTIONS),
         )
+        audit_id = self._log.append(**fields)
+        flow.metadata[AUDIT_ID] = audit_id
+        if self._on_recorded is not None and (call := flow.metadata.get(CALL)):
+            self._on_recorded(call, {**fields, ID: audit_id})
+        return audit_id
+
+
+def _body_bytes(flow: http.HTTPFlow) -> int | None:
+    """Bytes of the body the client was sent: a streamed body is counted as it passed
+    (``redact.py`` keeps the count), a buffered one is measured."""
+    response = flow.response
+    if response is None or flow.error:
+        return None
+    streamed = getattr(response.stream, "sent_bytes", None)
+    if isinstance(streamed, int):
+        return streamed
+    return len(response.raw_content or b"")

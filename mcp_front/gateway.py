@@ -19,17 +19,24 @@ import hashlib
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
+from clavis_mcp.vault.errors import CallFailed, CallRefused, DecodedTooLarge, DecodeError
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, REDACTIONS_HEADER, REFUSED_HEADER, SELECT_HEADER
+from clavis_mcp.vault.proxy_headers import (
+    AUDIT_ID_HEADER,
+    CALL_HEADER,
+    REDACTIONS_HEADER,
+    REFUSED_HEADER,
+    SELECT_HEADER,
+)
 
 from .calls import CallLimits, Scrubber
+from .failures import failure_message, timeout_message
 
 if TYPE_CHECKING:
     import httpx
@@ -40,6 +47,8 @@ if TYPE_CHECKING:
 
 MCP_CLIENT = "mcp"
 CONNECT_TIMEOUT = 10.0
+RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices a closed connection)
+type Record = Mapping[str, Any]
 # How far past the model's cut a body is kept, in lengths of the longest listed spelling, so a
 # spelling begun before the cut is scanned whole: room for every character escaped twice over
 # (JSON inside a URL, HTML inside JSON). NUL bytes, which the decoded views skip, are not kept.
@@ -63,6 +72,14 @@ class Fetched:
     refused: str | None
     received_at: float
     scrubber: Scrubber  # the secrets that may be in this response, for what the model reads of it
+    record: Record | None = None  # the proxy's audit record of this request, as written
+
+    @property
+    def failed_in_clavis(self) -> bool:
+        """The proxy answered a failure itself (TLS, DNS, connect, a body that broke off): what came
+        back is its error page, not the provider's answer. (A body this gateway stopped reading at its
+        bound is recorded as an error too, the client having gone; that answer is shown, cut.)"""
+        return self.record is not None and self.record.get("decision") == "error" and self.complete
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -138,6 +155,13 @@ class Gateway:
         self._client: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
         self._redactors: ServiceRedactors | None = None
+        self._pending: dict[str, asyncio.Future[Record]] = {}
+
+    def _recorded(self, call: str, record: Record) -> None:
+        """The proxy wrote the audit record of call ``call`` (same process, same event loop)."""
+        waiting = self._pending.get(call)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(record)
 
     async def client(self) -> httpx.AsyncClient:
         async with self._lock:
@@ -148,7 +172,7 @@ class Gateway:
 
                 from clavis_mcp.proxy import EmbeddedProxy
 
-                config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token})
+                config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token}, on_recorded=self._recorded)
                 self._proxy = EmbeddedProxy(self.vault, self.audit, self.ca, config)
                 await self._proxy.start()
                 trust = ssl.create_default_context(cafile=str(self.ca.cert_path))
@@ -165,30 +189,45 @@ class Gateway:
     async def fetch(self, service: str, method: str, url: str, **kwargs: Any) -> Fetched:
         """Send one request for ``service``; keep the body's first bytes, hash and count up to the download bound.
 
-        The proxy decides, injects, redacts and records; raises ``TimeoutError`` when the whole
-        exchange takes longer than the call timeout, a GatewayError for transport failures. The
-        result carries the redactors of the service's secret as it was when the request left, when
-        the answer's head arrived and once its body was read.
+        The proxy decides, injects, redacts and records, and hands this gateway the audit record
+        of the request (marked with a fresh id in ``CALL_HEADER``): the result carries it, so the
+        tool reports what the log says. Raises when the whole exchange takes
+        longer than the call timeout or the exchange broke: ``CallFailed``, with the cause, the fix
+        and the audit id. The result carries the redactors of the service's secret as it was when the
+        request left, when the answer's head arrived and once its body was read.
         """
         import httpx  # already loaded by client(); the name is needed for the translation below
 
         client = await self.client()
+        call = secrets.token_hex(16)
+        recorded = self._pending[call] = asyncio.get_running_loop().create_future()
+        host = httpx.URL(url).host
         try:
-            return await self._exchange(client, service, method, url, **kwargs)
-        except httpx.ProxyError as exc:
-            raise ProxyRefusedConnection(str(exc)) from None
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("no answer in time") from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(type(exc).__name__) from None
-        except DecodeError as exc:
-            raise UpstreamError(f"it answered with a body that could not be decoded: {exc}") from None
+            try:
+                fetched = await self._exchange(client, service, method, url, call=call, **kwargs)
+            except httpx.ProxyError as exc:  # the tunnel was refused: no request inside it to record
+                raise CallRefused(
+                    f"the clavis proxy refused the connection ({exc}); check the service's hosts"
+                ) from None
+            except (TimeoutError, httpx.TimeoutException):
+                raise CallFailed(timeout_message(host, self.limits.timeout, await _record_of(recorded))) from None
+            except (httpx.HTTPError, DecodeError):  # the record says why: TLS, DNS, connect, reset, a body cut
+                raise CallFailed(failure_message(service, host, await _record_of(recorded))) from None
+            if recorded.done():  # written before the response, or before a streamed body's end
+                return _with_record(fetched, recorded.result())
+            # a body this gateway stopped reading at its bound is recorded once the proxy sees it go
+            return _with_record(fetched, None if fetched.complete else await _record_of(recorded))
+        finally:
+            del self._pending[call]
 
-    async def _exchange(self, client: httpx.AsyncClient, service: str, method: str, url: str, **kwargs: Any) -> Fetched:
-        import httpx
+    async def _exchange(
+        self, client: httpx.AsyncClient, service: str, method: str, url: str, *, call: str = "", **kwargs: Any
+    ) -> Fetched:
 
         request = client.build_request(method, url, **kwargs)
         request.headers[SELECT_HEADER] = service
+        if call:
+            request.headers[CALL_HEADER] = call
         keep, bound = self.limits.max_response_body, self.limits.max_download
         leaving = self.redactor(service)  # the service's secret as the request leaves
         lookahead = LOOKAHEAD_SPELLINGS * leaving.values.longest if leaving is not None else 0
@@ -198,11 +237,6 @@ class Gateway:
             try:
                 body = _Download(response.headers.get("content-encoding", ""), keep, bound, lookahead)
                 await body.read(response.aiter_raw())
-            except (httpx.RemoteProtocolError, httpx.ReadError):
-                raise UpstreamError(
-                    "the answer broke off in its body: the upstream closed the connection, or the clavis proxy "
-                    "cut a body it could not decode within its bound (the audit log says which)"
-                ) from None
             finally:
                 await response.aclose()
         read = self.redactor(service)  # one a 401 refreshed, or a rotation made, while the answer came
@@ -247,3 +281,20 @@ class Gateway:
     @property
     def proxy_running(self) -> bool:
         return self._client is not None
+
+
+def _with_record(fetched: Fetched, record: Record | None) -> Fetched:
+    """The response with the audit record's id and redaction count: the same figures as the log,
+    also where the headers left before the record existed (a streamed body)."""
+    if record is None:
+        return fetched
+    return replace(fetched, record=record, audit_id=record.get("id"), redactions=record.get("redactions") or 0)
+
+
+async def _record_of(recorded: asyncio.Future[Record]) -> Record | None:
+    """The audit record of a call: already there for an answer (written before the response or its
+    last chunk went out); for a failure, once the proxy has noticed it (bounded by ``RECORD_WAIT``)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(recorded), RECORD_WAIT)
+    except TimeoutError:
+        return None

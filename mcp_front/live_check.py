@@ -12,7 +12,7 @@ import time
 
 from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.connectors import Probe, load_catalog
-from clavis_mcp.vault.errors import CallRefused, GatewayError
+from clavis_mcp.vault.errors import CallFailed, CallRefused
 
 from .gateway import Gateway
 from .models import CredentialState, LastCheck, RateLimit
@@ -43,8 +43,8 @@ async def live_check(gateway: Gateway, service: Service, probe: Probe) -> tuple[
     try:
         body = {"content": probe.body, "headers": {"Content-Type": "application/json"}} if probe.body else {}
         fetched = await gateway.fetch(service.name, probe.method, probe_url(service, probe), **body)
-    except (TimeoutError, GatewayError) as exc:
-        reason = f"no answer from the provider ({type(exc).__name__})"
+    except CallFailed as exc:
+        reason = f"no answer from the provider: {exc}"
         return LastCheck(checked_at=now, state="unknown", detail=reason), None
     if fetched.refused:
         raise CallRefused(f"the clavis proxy refused the probe: {fetched.refused}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clavis_mcp.vault import Service
-from clavis_mcp.vault.errors import CallRefused, ProxyRefusedConnection, UpstreamError, UpstreamTimeout
+from clavis_mcp.vault.errors import CallFailed, CallRefused
 
 from .calls import (
     SAFE_METHODS,
@@ -25,6 +25,7 @@ from .calls import (
     shown_headers,
     split_headers,
 )
+from .failures import audit_note, failure_message
 from .gateway import Fetched, Gateway
 from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
@@ -98,24 +99,13 @@ async def _send(
     params: dict[str, str] | None,
     body: dict[str, Any],
 ) -> Fetched:
-    host = target.host
-    try:
-        fetched = await gateway.fetch(
-            call.service.name, method, target.url, headers=call.headers, params=params, **body
-        )
-    except TimeoutError:
-        raise CallRefused(
-            f"{host} did not answer within {gateway.limits.timeout:g} s; try again later "
-            "(CLAVIS_CALL_TIMEOUT sets the limit)"
-        ) from None
-    except ProxyRefusedConnection as exc:
-        raise CallRefused(f"the clavis proxy refused the connection ({exc}); check the service's hosts") from None
-    except UpstreamTimeout:
-        raise CallRefused(f"{host} did not answer in time; try again later") from None
-    except UpstreamError as exc:
-        raise CallRefused(f"the call to {host} failed: {exc}") from None
-    if fetched.refused:
-        raise CallRefused(f"the clavis proxy refused the request: {fetched.refused}")
+    fetched = await gateway.fetch(call.service.name, method, target.url, headers=call.headers, params=params, **body)
+    record = fetched.record
+    if fetched.failed_in_clavis:  # the engine answered a failure itself: no provider status to show
+        raise CallFailed(failure_message(call.service.name, target.host, record))
+    if fetched.refused or (record is not None and record.get("decision") == "refused"):
+        reason = fetched.refused or (record or {}).get("reason")
+        raise CallRefused(f"the clavis proxy refused the request: {reason}{audit_note(record)}")
     return fetched
 
 

@@ -107,7 +107,45 @@ async def test_an_upstream_error_is_recorded(trail: AuditTrail, audit: AuditLog)
     flow.response = None
     flow.error = tflow.terr("connection reset")
     trail.error(flow)
-    assert last_record(audit)["reason"] == "connection reset"
+    assert (last_record(audit)["decision"], last_record(audit)["reason"]) == ("error", "reset: connection reset")
+
+
+FAILED_AFTER_INJECTION = [
+    ("tls", "Certificate verify failed: unable to get local issuer certificate", "tls: Certificate verify failed"),
+    ("connect", "[Errno 111] Connect call failed ([bytes withheld]", "connect: [Errno 111]"),
+    ("client-gave-up", "Client disconnected.", "client gave up: Client disconnected."),
+    ("reset", "server closed connection", "reset: server closed connection"),
+]
+
+
+@pytest.mark.parametrize(("message", "reason"), [r[1:] for r in FAILED_AFTER_INJECTION],
+                         ids=[r[0] for r in FAILED_AFTER_INJECTION])  # fmt: skip
+async def test_a_failure_after_injection_is_recorded_as_an_error_not_as_injected(
+    trail: AuditTrail, audit: AuditLog, message: str, reason: str
+) -> None:
+    flow = service_flow()
+    flow.metadata[DECISION] = "injected"  # the credential went on before the upstream failed
+    flow.response = None
+    flow.error = tflow.terr(message)
+    trail.error(flow)
+    record = last_record(audit)
+    assert record["decision"] == "error" and record["reason"].startswith(reason)
+
+
+async def test_a_dns_failure_the_dial_guard_refused_is_an_error_but_a_private_address_stays_refused(
+    trail: AuditTrail, audit: AuditLog
+) -> None:
+    for message, decision in [
+        ("clavis-mcp refused to dial api.x.example: it does not resolve (OSError)", "error"),
+        ("clavis-mcp refused to dial intranet.x: it resolves to the private or loopback address 10.0.0.1", "refused"),
+    ]:
+        flow = service_flow()
+        flow.metadata[DECISION] = "refused"  # as the dial guard marks every dial it refused
+        flow.response = None
+        flow.error = tflow.terr(f"Connection killed: {message}")
+        trail.error(flow)
+        assert last_record(audit)["decision"] == decision
+        assert last_record(audit)["reason"].endswith(message[message.index(":") + 2 :])
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 ``/echo`` echoes the request (headers in the body, as a careless API would); ``/status/N``
 answers N; ``/big/N`` sends N bytes of text; ``/binary`` an image; ``/redirect/same`` and
 ``/redirect/away`` redirect; ``/headers`` sends headers the model must not see; ``/slow``
-answers after two seconds; ``/reflect-location`` puts the credential it received in Location.
+answers after two seconds; ``/reflect-location`` puts the credential it received in Location;
+``/html502`` is a provider's own 502 page; ``/cut`` breaks off its body; ``/sse`` streams three
+events quoting the credential; ``/reflect-big/N`` quotes it at the start of N bytes.
 """
 
 from __future__ import annotations
@@ -70,6 +72,29 @@ class ScriptedUpstream:
                              ("X-Ratelimit-Remaining", "41"), ("X-Ratelimit-Limit", "60"),
                              ("X-Ratelimit-Reset", reset), ("X-Internal-Debug", "not for the model")]  # fmt: skip
                     self._send(200, b'{"ok": true}', "application/json", extra)
+                elif path == "/html502":  # a provider's own failure page: an answer, not a clavis failure
+                    self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+                elif path == "/cut":  # promises 1000 bytes, sends 10, closes
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b"0123456789")
+                    self.wfile.flush()
+                    self.close_connection = True
+                elif path == "/sse":  # three events, each quoting the credential it received
+                    auth = self.headers.get("Authorization", "")
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for n in range(3):
+                        self.wfile.write(f"data: event {n} saw {auth}\n\n".encode())
+                        self.wfile.flush()
+                    self.close_connection = True
+                elif path.startswith("/reflect-big/"):  # N bytes of text quoting the credential once, first
+                    auth = self.headers.get("Authorization", "").encode()
+                    size = int(path.rsplit("/", 1)[1])
+                    self._send(200, auth + b" " + b"b" * (size - len(auth) - 1), "text/plain")
                 elif path == "/slow":
                     time.sleep(2)
                     self._send(200, b"late", "text/plain")
