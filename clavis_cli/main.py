@@ -18,12 +18,13 @@ VERBS: dict[str, tuple[str, ...]] = {
     "vault_commands": ("init", "rekey", "connectors", "add", "list", "show", "rotate", "edit", "remove", "export",
                        "import"),
     "proxy_commands": ("proxy", "env", "certs", "agent"),
+    "run_commands": ("run",),
     "mcp_commands": ("install", "doctor", "serve", "mcp-settings"),
     "audit_commands": ("audit",),
     "oauth_commands": ("oauth",),
     "budget_commands": ("budget",),
     "team_commands": ("team",),
-    "ui_commands": ("ui",),
+    "ui_commands": ("ui", "approvals", "approve", "deny"),
 }  # fmt: skip
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -11,10 +13,45 @@ import click
 
 from clavis_mcp.vault import InvalidService, parse_host_rule
 from clavis_mcp.vault.agents import add_agent, agent_token, list_agents, revoke_agent
+from clavis_mcp.vault.errors import ProxyStartError
 
-from .runtime import open_runtime
+from .runtime import Runtime, open_runtime
 
 DEFAULT_AGENT = "default"
+
+
+def port_taken(port: int) -> bool:
+    """Something listens on 127.0.0.1:``port`` (a connect succeeds)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def taken_port_error(port: int) -> ProxyStartError:
+    return ProxyStartError(
+        f"port {port} on 127.0.0.1 is already in use (another `clavis-mcp proxy`?); "
+        "choose another with --port N, or --port 0 for any free port"
+    )
+
+
+def ensure_agent_token(runtime: Runtime, agent: str | None) -> tuple[str, str]:
+    """``(name, token)`` of the named agent, or of the default one, created on first use."""
+    name = agent or DEFAULT_AGENT
+    if agent is None and name not in {a.name for a in list_agents(runtime.vault)}:
+        add_agent(runtime.vault, name)
+        runtime.audit.append(source="cli", action="agent-add", decision="added", reason=f"agent {name}")
+        click.echo(f"created proxy agent {name!r} (see `clavis-mcp agent list`)", err=True)
+    return name, agent_token(runtime.vault, name)
+
+
+def exports_for(runtime: Runtime, proxy_url: str) -> list[tuple[str, str]]:
+    """What an agent's environment needs for ``proxy_url``: NO_PROXY spares the hosts of every service."""
+    from clavis_mcp.proxy.agent_env import agent_exports
+
+    hosts = [rule for service in runtime.vault.list_services() for rule in service.hosts]
+    return agent_exports(proxy_url, runtime.ca.write_client_bundle(), hosts, os.environ)
 
 
 @click.command()
@@ -56,9 +93,14 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
             sys.stdout.flush()
 
         config = ProxyConfig(passthrough=tuple(rules))
-        asyncio.run(
-            serve_until_signalled(runtime.vault, runtime.audit, runtime.ca, config, port=port, announce=announce)
-        )
+        try:
+            asyncio.run(
+                serve_until_signalled(runtime.vault, runtime.audit, runtime.ca, config, port=port, announce=announce)
+            )
+        except ProxyStartError:
+            if port and port_taken(port):
+                raise taken_port_error(port) from None
+            raise
 
 
 @click.command()
@@ -66,19 +108,16 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
 @click.option("--shell", type=click.Choice(["bash", "fish", "powershell"]), default="bash", show_default=True)
 @click.option("--port", default=8899, show_default=True, type=click.IntRange(1, 65535), help="Port of the proxy.")
 def env(agent: str | None, shell: str, port: int) -> None:
-    """Print the exports that send an agent's HTTPS through the proxy: eval "$(clavis-mcp env)"."""
-    from clavis_mcp.proxy.agent_env import agent_exports, render
+    """Print the exports that send an agent's HTTPS through the proxy: eval "$(clavis-mcp env)".
 
-    name = agent or DEFAULT_AGENT
+    To set them up for one command only, starting the proxy if needed: clavis-mcp run -- COMMAND.
+    """
+    from clavis_mcp.proxy.agent_env import render
+
     with open_runtime() as runtime:
-        if agent is None and name not in {a.name for a in list_agents(runtime.vault)}:
-            add_agent(runtime.vault, name)
-            runtime.audit.append(source="cli", action="agent-add", decision="added", reason=f"agent {name}")
-            click.echo(f"created proxy agent {name!r} (see `clavis-mcp agent list`)", err=True)
-        token = agent_token(runtime.vault, name)
-        bundle = runtime.ca.write_client_bundle()
-    url = f"http://{name}:{token}@127.0.0.1:{port}"
-    click.echo(render(agent_exports(url, bundle), shell), nl=False)  # type: ignore[arg-type]
+        name, token = ensure_agent_token(runtime, agent)
+        exports = exports_for(runtime, f"http://{name}:{token}@127.0.0.1:{port}")
+    click.echo(render(exports, shell), nl=False)  # type: ignore[arg-type]
 
 
 @click.group()

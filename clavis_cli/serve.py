@@ -12,13 +12,22 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
+from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import ClavisError
 
 from .runtime import open_runtime
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+
+def _not_mitmproxy_listen_hint(record: logging.LogRecord) -> bool:
+    """mitmproxy's own words for a busy port suggest its `--mode regular@PORT`, not our option:
+    dropped, since the caller raises ProxyStartError and the CLI says which of ours to use (as is
+    the empty error it logs while stopping the server that never listened)."""
+    message = record.getMessage()
+    return not (record.name == "mitmproxy.addons.proxyserver" and ("listen" in message or not message.strip()))
 
 
 def quiet_logging() -> None:
@@ -26,6 +35,7 @@ def quiet_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("clavis-mcp %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.WARNING)
+    handler.addFilter(_not_mitmproxy_listen_hint)
     root = logging.getLogger()
     root.addHandler(handler)
     for name in ("mitmproxy", "httpx", "httpcore", "hpack", "h2", "mcp", "uvicorn", "uvicorn.access"):

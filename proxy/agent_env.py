@@ -2,27 +2,63 @@
 
 Both spellings of the proxy variables are set: curl reads only lower-case ``http_proxy``,
 other tools prefer upper case. ``NO_PROXY`` keeps loopback traffic (local dev servers, the
-MCP server) direct. Every runtime's trust setting points to one bundle of the system CAs
-plus ours, so HTTPS that does not go through the proxy keeps working.
+MCP server) direct, except a loopback name that a service claims (a ``--local`` service on
+127.0.0.1): that traffic must go through the proxy to get its credential. Every runtime's
+trust setting points to one bundle of the system CAs plus ours, so HTTPS that does not go
+through the proxy keeps working.
+
+Node: its built-in ``fetch`` ignores ``HTTPS_PROXY`` before Node 24.5, so ``NODE_OPTIONS``
+preloads ``node_preload.cjs`` (shipped in this package), and ``NODE_USE_ENV_PROXY=1`` asks
+newer Node to do it natively.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from clavis_mcp.vault.hosts import HostRule
+
 Shell = Literal["bash", "fish", "powershell"]
-NO_PROXY = "localhost,127.0.0.1,::1"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+NO_PROXY = ",".join(LOOPBACK_NAMES)
 TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO")
+NODE_PRELOAD = Path(__file__).with_name("node_preload.cjs")
 
 
-def agent_exports(proxy_url: str, bundle: Path) -> list[tuple[str, str]]:
-    """``(name, value)`` pairs, in the order they are printed."""
+def no_proxy(service_hosts: Iterable[HostRule] = ()) -> str:
+    """The loopback names, less any a service's host rule covers (tools read a NO_PROXY name as
+    covering its subdomains too, and most ignore ports, so a claimed name is dropped whole)."""
+    claimed = {name for rule in service_hosts for name in LOOPBACK_NAMES
+               if rule.host == name or rule.host.endswith("." + name)}  # fmt: skip
+    return ",".join(name for name in LOOPBACK_NAMES if name not in claimed)
+
+
+def node_options(inherited: str | None) -> str:
+    """``NODE_OPTIONS`` that preloads our fetch setup, keeping the options already in the environment."""
+    quoted = '"' + str(NODE_PRELOAD).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    preload = f"--require {quoted}"
+    if inherited and preload in inherited:
+        return inherited
+    return f"{preload} {inherited}" if inherited else preload
+
+
+def agent_exports(
+    proxy_url: str,
+    bundle: Path,
+    service_hosts: Iterable[HostRule] = (),
+    environ: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs, in the order they are printed. ``environ`` is the environment the
+    agent inherits (``NODE_OPTIONS`` already set there is kept)."""
     pairs = []
+    exempt = no_proxy(service_hosts)
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"):
-        value = NO_PROXY if name == "NO_PROXY" else proxy_url
+        value = exempt if name == "NO_PROXY" else proxy_url
         pairs += [(name, value), (name.lower(), value)]
     pairs += [(name, str(bundle)) for name in TRUST_VARIABLES]
+    pairs += [("NODE_OPTIONS", node_options((environ or {}).get("NODE_OPTIONS"))), ("NODE_USE_ENV_PROXY", "1")]
     return pairs
 
 

@@ -26,8 +26,7 @@ def test_version_prints_the_bare_version_number_alone() -> None:
     assert out.returncode == 0 and out.stdout == version("clavis-mcp") + "\n"
 
 
-HEAVY = ("mcp", "mitmproxy", "httpx", "clavis_mcp.mcp_front", "clavis_mcp.proxy.embedded",
-         "clavis_mcp.clavis_cli.serve")  # fmt: skip
+HEAVY = ("mcp", "mitmproxy", "clavis_mcp.mcp_front", "clavis_mcp.proxy.embedded", "clavis_mcp.clavis_cli.serve")
 LOADED = """
 import sys
 from clavis_mcp.clavis_cli.entry import main

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from clavis_mcp.proxy.agent_env import TRUST_VARIABLES, agent_exports, render
+from clavis_mcp.proxy.agent_env import NODE_PRELOAD, TRUST_VARIABLES, agent_exports, no_proxy, render
+from clavis_mcp.vault import parse_host_rule
 
 AWKWARD = "/home/o'brien/my certs/$HOME/\\bundle.pem"
 
@@ -34,3 +35,30 @@ def test_every_runtime_gets_the_bundle_and_both_spellings_of_the_proxy() -> None
     exports = dict(agent_exports("http://a:b@127.0.0.1:1", Path("/b.pem")))
     assert all(exports[name] == "/b.pem" for name in TRUST_VARIABLES)
     assert exports["HTTPS_PROXY"] == exports["https_proxy"] == exports["HTTP_PROXY"] == exports["http_proxy"]
+
+
+NO_PROXY_CASES = [
+    ("no-service-on-loopback", ["api.openai.com"], "localhost,127.0.0.1,::1"),
+    ("local-service-on-127", ["127.0.0.1:8080"], "localhost,::1"),
+    ("service-on-localhost", ["localhost:3000"], "127.0.0.1,::1"),
+    ("service-on-a-localhost-subdomain", ["app.localhost:3000"], "127.0.0.1,::1"),
+    ("service-on-v6-loopback", ["[::1]:8443"], "localhost,127.0.0.1"),
+    ("all-claimed", ["127.0.0.1:1", "localhost:2", "[::1]:3"], ""),
+]
+
+
+@pytest.mark.parametrize(("hosts", "expected"), [c[1:] for c in NO_PROXY_CASES], ids=[c[0] for c in NO_PROXY_CASES])
+def test_no_proxy_never_exempts_a_host_a_service_owns(hosts: list[str], expected: str) -> None:
+    assert no_proxy([parse_host_rule(h) for h in hosts]) == expected
+    exports = dict(agent_exports("http://a:b@127.0.0.1:1", Path("/b.pem"), [parse_host_rule(h) for h in hosts]))
+    assert exports["NO_PROXY"] == exports["no_proxy"] == expected  # exported even when empty: an inherited one goes
+
+
+def test_node_gets_the_preload_in_front_of_its_own_options_once() -> None:
+    exports = dict(agent_exports("http://a:b@127.0.0.1:1", Path("/b.pem"), environ={"NODE_OPTIONS": "--no-warnings"}))
+    assert exports["NODE_OPTIONS"] == f'--require "{NODE_PRELOAD}" --no-warnings'
+    assert exports["NODE_USE_ENV_PROXY"] == "1" and NODE_PRELOAD.is_file()
+    again = dict(
+        agent_exports("http://a:b@127.0.0.1:1", Path("/b.pem"), environ={"NODE_OPTIONS": exports["NODE_OPTIONS"]})
+    )
+    assert again["NODE_OPTIONS"] == exports["NODE_OPTIONS"]

@@ -1,0 +1,141 @@
+"""`clavis-mcp run -- COMMAND`: one command behind the proxy, with a real proxy and a loopback
+HTTPS upstream; the service is `--local` on 127.0.0.1, which `env` used to exempt in NO_PROXY."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from clavis_mcp.clavis_cli.proxy_commands import port_taken
+from demo.echo_upstream import EchoUpstream, write_ca
+from tests.conftest import SECRET
+from tests.proxy.proxy_process import EXE, start_proxy
+
+pytestmark = pytest.mark.e2e
+AGENT = "ci-agent"
+OWN_PROXY = re.compile(r"clavis-mcp run: proxy on 127\.0\.0\.1:(\d+) for this command")
+
+
+@dataclass
+class World:
+    home: Path
+    env: dict[str, str]
+    upstream: EchoUpstream
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([EXE, *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=90)
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.upstream.port}{path}"
+
+    def records(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in (self.home / "audit.jsonl").read_text().splitlines()]
+
+    def assert_injected(self, output: str, path: str) -> None:
+        [received] = [r for r in self.upstream.received if r.path == path]
+        assert dict(received.headers)["Authorization"] == f"Bearer {SECRET}"
+        assert "[REDACTED:echo]" in output and SECRET not in output
+
+
+@pytest.fixture
+def world(tmp_path: Path, upstream_ca: trustme.CA) -> Iterator[World]:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "NODE_OPTIONS"}
+    env |= {"CLAVIS_HOME": str(home), "CLAVIS_UPSTREAM_CA": str(write_ca(upstream_ca, tmp_path / "upstream-ca.pem"))}
+    with EchoUpstream.start(upstream_ca) as upstream:
+        w = World(home, env, upstream)
+        assert w.cli("init", "--key-store", "keyfile").returncode == 0
+        added = w.cli("add", "echo", "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin", stdin=SECRET)
+        assert added.returncode == 0, added.stderr
+        yield w
+
+
+def test_without_a_proxy_it_starts_one_for_the_command_and_stops_it(world: World) -> None:
+    result = world.cli("run", "--", "curl", "-sS", "--fail-with-body", world.url("/run-own"))
+    assert result.returncode == 0, result.stderr
+    world.assert_injected(result.stdout, "/run-own")
+    port = int(OWN_PROXY.search(result.stderr).group(1))  # type: ignore[union-attr]
+    assert not port_taken(port)  # stopped when the command exited
+    assert world.records()[-1]["source"] == "default" and world.records()[-1]["decision"] == "injected"
+
+
+def test_exit_status_of_the_command_is_passed_on(world: World) -> None:
+    assert world.cli("run", "--", "sh", "-c", "exit 7").returncode == 7
+    assert world.cli("run", "--", "sh", "-c", "kill -TERM $$").returncode == 128 + 15
+
+
+def test_the_credential_of_its_own_proxy_is_made_for_the_run_not_the_agents(world: World) -> None:
+    token = world.cli("agent", "add", AGENT).stdout.strip()
+    result = world.cli("run", "--agent", AGENT, "--", "sh", "-c", 'printf %s "$HTTPS_PROXY"')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"http://{AGENT}:") and token not in result.stdout
+
+
+def test_an_unknown_agent_or_command_is_one_line_with_its_fix(world: World) -> None:
+    unknown = world.cli("run", "--agent", "nobody", "--", "true")
+    assert unknown.returncode == 1 and "clavis-mcp agent add nobody" in unknown.stderr
+    missing = world.cli("run", "--", "no-such-program-here")
+    assert missing.returncode == 1 and "command not found: no-such-program-here" in missing.stderr
+    assert "Traceback" not in unknown.stderr + missing.stderr
+
+
+def test_with_a_proxy_running_it_goes_through_it_as_the_agent(world: World) -> None:
+    world.cli("agent", "add", AGENT)
+    proxy = start_proxy(world.env)
+    try:
+        result = world.cli("run", "--agent", AGENT, "--port", str(proxy.port), "--",
+                           "curl", "-sS", "--fail-with-body", world.url("/run-shared"))  # fmt: skip
+    finally:
+        proxy.process.terminate()
+        proxy.process.wait(timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert f"through the proxy on 127.0.0.1:{proxy.port} as agent {AGENT!r}" in result.stderr
+    world.assert_injected(result.stdout, "/run-shared")
+    assert world.records()[-1]["source"] == AGENT
+
+
+NODE_FETCH = "fetch(process.argv[1]).then(async r => console.log(r.status, await r.text()))"
+
+
+def test_node_built_in_fetch_goes_through_the_proxy(world: World) -> None:
+    """Node 20's fetch ignores HTTPS_PROXY: the preload `run` sets in NODE_OPTIONS routes it."""
+    result = world.cli("run", "--", "node", "-e", NODE_FETCH, world.url("/node-run"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("200 ")
+    world.assert_injected(result.stdout, "/node-run")
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    import shlex
+
+    pairs = (line.removeprefix("export ").partition("=") for line in text.splitlines())
+    return {name: shlex.split(value)[0] if value != "''" else "" for name, _, value in pairs}
+
+
+@pytest.mark.parametrize(
+    ("client", "path"),
+    [(["curl", "-sS", "--fail-with-body"], "/env-curl"), (["node", "-e", NODE_FETCH], "/env-node")],
+    ids=["curl", "node-built-in-fetch"],
+)
+def test_env_exports_alone_send_a_local_service_through_the_proxy(world: World, client: list[str], path: str) -> None:
+    """Nothing cleared by hand: NO_PROXY must not exempt 127.0.0.1 when a service lives there."""
+    world.cli("agent", "add", AGENT)
+    proxy = start_proxy(world.env)
+    try:
+        exports = parse_exports(world.cli("env", "--agent", AGENT, "--port", str(proxy.port)).stdout)
+        assert "127.0.0.1" not in exports["NO_PROXY"].split(",") and "localhost" in exports["NO_PROXY"]
+        result = subprocess.run([*client, world.url(path)], env=world.env | exports, capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
+    finally:
+        proxy.process.terminate()
+        proxy.process.wait(timeout=20)
+    assert result.returncode == 0, result.stderr
+    world.assert_injected(result.stdout, path)
