@@ -14,16 +14,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from .errors import AgentError
+from .errors import AgentError, VaultCorrupted
 from .store import Vault
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (
-    name TEXT PRIMARY KEY,
-    token BLOB NOT NULL,
-    created_at REAL NOT NULL
-)
-"""
+KIND = "agent"  # records (kind, name): {"token": sealed token, "created_at": float}
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 RESERVED = frozenset({"mcp", "cli", "unauthenticated"})  # names the audit log uses for other sources
 TOKEN_BYTES = 32
@@ -37,10 +31,6 @@ class Agent:
 
 def _context(name: str) -> str:
     return f"agent:{name}"
-
-
-def _ensure_table(vault: Vault) -> None:
-    vault.ensure_table("agents", _SCHEMA)
 
 
 def validate_agent_name(name: str) -> str:
@@ -57,25 +47,24 @@ def validate_agent_name(name: str) -> str:
 def add_agent(vault: Vault, name: str) -> str:
     """Create agent ``name`` and return its new token (the caller shows it once)."""
     validate_agent_name(name)
-    _ensure_table(vault)
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    with vault.transaction() as conn:
-        if conn.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone():
+    sealed = vault.seal(token.encode(), _context(name))
+    with vault.store.atomic() as batch:
+        if batch.get(KIND, name) is not None:
             raise AgentError(f"an agent named {name!r} already exists; revoke it first or pick another name")
-        sealed = vault.seal(token.encode(), _context(name))
-        conn.execute("INSERT INTO agents (name, token, created_at) VALUES (?, ?, ?)", (name, sealed, time.time()))
+        batch.put(KIND, name, {"token": sealed, "created_at": time.time()}, expect=0)
     return token
 
 
 def list_agents(vault: Vault) -> list[Agent]:
-    _ensure_table(vault)
-    return [Agent(name, created) for name, created in vault.query("SELECT name, created_at FROM agents ORDER BY name")]
+    with vault.store.read() as batch:
+        records = batch.records(KIND)
+    return [Agent(r.key, float(r.fields["created_at"] or 0)) for r in records]
 
 
 def revoke_agent(vault: Vault, name: str) -> None:
-    _ensure_table(vault)
-    with vault.transaction() as conn:
-        deleted = conn.execute("DELETE FROM agents WHERE name = ?", (name,)).rowcount
+    with vault.store.atomic() as batch:
+        deleted = batch.delete(KIND, name)
     if not deleted:
         known = ", ".join(a.name for a in list_agents(vault)) or "none yet"
         raise AgentError(f"unknown agent {name!r}; known agents: {known}")
@@ -83,27 +72,33 @@ def revoke_agent(vault: Vault, name: str) -> None:
 
 def agent_token(vault: Vault, name: str) -> str:
     """The token of one agent, for `clavis-mcp env --agent NAME`."""
-    _ensure_table(vault)
-    rows = vault.query("SELECT token FROM agents WHERE name = ?", (name,))
-    if not rows:
+    with vault.store.read() as batch:
+        record = batch.get(KIND, name)
+    if record is None:
         raise AgentError(f"unknown agent {name!r}; create it with: clavis-mcp agent add {name}")
-    return vault.unseal(rows[0][0], _context(name), f"the proxy token of agent {name!r}").decode()
+    return _open(vault, name, record.fields.get("token"))
+
+
+def _open(vault: Vault, name: str, blob: object) -> str:
+    what = f"the proxy token of agent {name!r}"
+    if not isinstance(blob, bytes):
+        raise VaultCorrupted(f"{what} is damaged; revoke the agent and add it again")
+    return vault.unseal(blob, _context(name), what).decode()
 
 
 class AgentTokens:
-    """The live name-to-token map the proxy authenticates against; re-read when the vault changes."""
+    """The live name-to-token map the proxy authenticates against; re-read when the vault changes
+    (adding or revoking an agent moves the store's change counter)."""
 
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
-        self._cache: tuple[tuple[tuple[str, bytes], ...], dict[str, str]] | None = None
-        _ensure_table(vault)
+        self._cache: tuple[int, dict[str, str]] | None = None
 
     def __call__(self) -> dict[str, str]:
-        rows = tuple(self._vault.query("SELECT name, token FROM agents ORDER BY name"))
-        if self._cache is None or self._cache[0] != rows:
-            tokens = {
-                name: self._vault.unseal(blob, _context(name), f"the proxy token of agent {name!r}").decode()
-                for name, blob in rows
-            }
-            self._cache = (rows, tokens)
+        counter = self._vault.store.changes()
+        if self._cache is None or self._cache[0] != counter:
+            with self._vault.store.read() as batch:
+                records = batch.records(KIND)
+            tokens = {r.key: _open(self._vault, r.key, r.fields.get("token")) for r in records}
+            self._cache = (counter, tokens)
         return self._cache[1]

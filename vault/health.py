@@ -40,7 +40,7 @@ def check_vault(home: Path, ask_passphrase: AskPassphrase | None = None) -> list
         return [*checks, Check("vault", False, str(exc), "see the message above")]
     try:
         services = vault.list_services()
-        integrity = vault.query("PRAGMA quick_check")[0][0]
+        integrity = vault.store.check()
         checks.append(
             Check("vault", integrity == "ok", f"{home / DB_NAME}: {len(services)} service(s), database {integrity}")
         )

@@ -1,23 +1,21 @@
-"""The vault: services and their encrypted secrets in one SQLite file.
+"""The vault: services and their encrypted secrets, kept behind the storage protocol.
 
-SQLite in WAL mode gives what several processes at once (the MCP server, the standalone
-proxy, the CLI) need: atomic transactions, readers that never block the writer, and a
-file that a crash leaves in the old or the new state. Every change is one ``BEGIN
-IMMEDIATE`` transaction, so concurrent writers queue instead of losing each other's work.
+Everything secret is sealed here, with the data key, before it reaches the :class:`Store`
+(``vault/storage/``): the local vault's is one SQLite file (``storage/sqlite.py``), the unit
+tests' is in memory. Every change is one atomic batch of the store, so concurrent writers queue
+instead of losing each other's work.
 
-The data key is stored wrapped in the ``meta`` table by the key store's key (see
-:mod:`vault.keystore`); ``docs/vault-format.md`` describes every row and byte.
+The data key is stored wrapped in the store's header by the key store's key (see
+:mod:`vault.keys.keystore`); ``docs/vault-format.md`` describes every row and byte.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -40,39 +38,13 @@ from .keys.keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
 from .secret import FingerprintKey, Secret, key_secrets_made_outside_a_vault
 from .service import Service, validated
+from .storage.memory import MemoryStore
+from .storage.protocol import Batch, Store
+from .storage.sqlite import SQLiteStore, read_header
 
 DB_NAME = "vault.db"
-SCHEMA_VERSION = "2"
 SECRET_FIELD = "credential"
 FINGERPRINT_KEY_CONTEXT = "fingerprint-key"  # HKDF info of the fingerprint key, see docs/vault-format.md
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS services (
-    name TEXT PRIMARY KEY,
-    definition TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS secrets (
-    service TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
-    field TEXT NOT NULL,
-    blob BLOB NOT NULL,
-    PRIMARY KEY (service, field)
-);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('services_version', '0');
-"""
-# Any write to services or secrets (or a versioned sibling table, see Vault.ensure_table), by any
-# module or process, bumps one counter: snapshots reload on that, not on every write to the file
-# (rate limits, settings, OAuth leases and the like are written while requests flow).
-_BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'services_version'"
-_EVENTS = ("INSERT", "UPDATE", "DELETE")
-
-
-def _bump_trigger(table: str, event: str) -> str:
-    return f"CREATE TRIGGER IF NOT EXISTS bump_{table}_{event.lower()} AFTER {event} ON {table} BEGIN {_BUMP}; END"
-
-
-_SCHEMA += "".join(f"{_bump_trigger(table, event)};\n" for table in ("services", "secrets") for event in _EVENTS)
 
 
 @dataclass(frozen=True)
@@ -104,9 +76,10 @@ class Snapshot:
         object.__setattr__(self, "_by_domain", {d: tuple(v) for d, v in by_domain.items()})
 
     def derived[T](self, key: str, build: Callable[[], T]) -> T:
-        """A view of a sibling module's versioned table (``Vault.ensure_table(..., versioned=True)``),
-        built on first use and kept as long as this snapshot: any change to that table makes a
-        new snapshot, so the proxy reads such a table once per change, not once per request."""
+        """A view of a repository's records written without ``quiet`` (budgets, OAuth state, service
+        policy), built on first use and kept as long as this snapshot: any change to them moves the
+        store's change counter and so makes a new snapshot, so the proxy reads them once per
+        change, not once per request."""
         try:
             return cast(T, self._derived[key])
         except KeyError:
@@ -164,30 +137,28 @@ def read_key_store(home: Path) -> KeyStoreInfo:
     db_path = home / DB_NAME
     if not db_path.exists():
         raise VaultNotFound(f"no vault at {home}; create one with: clavis-mcp init")
-    try:
-        conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
-    except sqlite3.DatabaseError as exc:
-        raise VaultCorrupted(f"the vault file {db_path} is unreadable ({exc}); restore it from a backup") from None
-    try:
-        kind, params = _key_meta(_read_meta(conn, db_path), db_path)
-    finally:
-        conn.close()
+    kind, params = _key_meta(read_header(db_path), db_path)
     return KeyStoreInfo(kind, key_store(kind).describe(home, params))
 
 
 class Vault:
-    """Open with :meth:`open`, create with :meth:`create`. Safe to share within one process."""
+    """Open with :meth:`open`, create with :meth:`create`; over any other :class:`Store` (a team
+    server's, the in-memory one of the unit tests) build it directly. Safe to share within one
+    process.
 
-    def __init__(self, home: Path, conn: sqlite3.Connection, key: DataKey, vault_id: str) -> None:
+    ``store`` is the storage protocol (``vault/storage/protocol.py``) that the vault's sibling
+    modules keep their records behind; everything in it that is secret was sealed here first.
+    """
+
+    def __init__(self, home: Path, store: Store, key: DataKey, vault_id: str) -> None:
         self.home = home
-        self._conn = conn
+        self.store = store
         self._key = key
         self.vault_id = vault_id
         self._fingerprint_key = FingerprintKey(key.derive(associated_data(vault_id, "", FINGERPRINT_KEY_CONTEXT)))
         key_secrets_made_outside_a_vault(self._fingerprint_key)
-        self._lock = threading.RLock()
-        self._snapshot: tuple[int | None, str | None, Snapshot] | None = None
-        self._tables: set[str] = set()
+        self._lock = threading.Lock()
+        self._snapshot: tuple[int, Snapshot] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -208,17 +179,12 @@ class Vault:
         kek, params = store.create(home, vault_id)
         tmp = home / f".{DB_NAME}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            with closing(_connect(tmp)) as conn, conn:
-                conn.executescript(_SCHEMA)
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [
-                        ("schema_version", SCHEMA_VERSION),
-                        ("vault_id", vault_id),
-                        ("created_at", repr(time.time())),
-                        *_key_rows(key, kek, store.kind, params, vault_id),
-                    ],
-                )
+            header = {
+                "vault_id": vault_id,
+                "created_at": repr(time.time()),
+                **_key_rows(key, kek, store.kind, params, vault_id),
+            }
+            SQLiteStore.create(tmp, header).close()
             try:
                 db_path.hardlink_to(tmp)
             except FileExistsError:
@@ -229,7 +195,7 @@ class Vault:
         finally:
             for path in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
                 path.unlink(missing_ok=True)
-        return cls(home, _connect(db_path), key, vault_id)
+        return cls(home, SQLiteStore.open(db_path), key, vault_id)
 
     @classmethod
     def open(cls, home: Path, *, ask_passphrase: AskPassphrase | None = None) -> Vault:
@@ -241,24 +207,31 @@ class Vault:
         ensure_private(home)
         for path in (db_path, home / f"{DB_NAME}-wal", home / f"{DB_NAME}-shm"):
             ensure_private(path)
+        storage = SQLiteStore.open(db_path)
         try:
-            conn = _connect(db_path)
-        except sqlite3.DatabaseError as exc:
-            raise VaultCorrupted(f"the vault file {db_path} is unreadable ({exc}); restore it from a backup") from None
-        try:
-            meta = _read_meta(conn, db_path)
+            with storage.read() as batch:
+                meta = batch.meta()
             vault_id = meta["vault_id"]
             kind, params = _key_meta(meta, db_path)
             kek = key_store(kind, ask_passphrase).load(home, vault_id, params)
             key = _unwrap(meta, kek, kind, vault_id)
         except BaseException:
-            conn.close()
+            storage.close()
             raise
-        return cls(home, conn, key, vault_id)
+        return cls(home, storage, key, vault_id)
+
+    @classmethod
+    def in_memory(cls, home: Path) -> Vault:
+        """A vault over :class:`MemoryStore`, for pure unit tests: nothing of it is written to disk
+        (``home`` is only where an audit log built for it would go)."""
+        storage = MemoryStore()
+        vault_id = uuid.uuid4().hex
+        with storage.atomic() as batch:
+            batch.set_meta({"vault_id": vault_id, "created_at": repr(time.time())})
+        return cls(home, storage, DataKey.generate(), vault_id)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.store.close()
 
     def __enter__(self) -> Vault:
         return self
@@ -280,12 +253,9 @@ class Vault:
         """
         kek, params = new.create(self.home, self.vault_id)  # may prompt: outside the write lock
         try:
-            with self.transaction() as conn:
-                old_kind, old_params = _key_meta(_read_meta(conn, self.home / DB_NAME), self.home / DB_NAME)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    _key_rows(self._key, kek, new.kind, params, self.vault_id),
-                )
+            with self.store.atomic() as batch:
+                old_kind, old_params = _key_meta(batch.meta(), self.home / DB_NAME)
+                batch.set_meta(_key_rows(self._key, kek, new.kind, params, self.vault_id))
         except BaseException:
             new.discard(self.home, params)
             raise
@@ -296,24 +266,25 @@ class Vault:
     # -- services ------------------------------------------------------------------------------
 
     def list_services(self) -> list[Service]:
-        with self._lock:
-            rows = self._conn.execute("SELECT name, definition FROM services ORDER BY name").fetchall()
-        return [_service_from_json(name, definition) for name, definition in rows]
+        with self.store.read() as batch:
+            definitions = batch.services()
+        return [_service_from_json(name, definition) for name, definition in definitions.items()]
 
     def get_service(self, name: str) -> Service:
-        with self._lock:
-            row = self._conn.execute("SELECT definition FROM services WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise UnknownService(name, [s.name for s in self.list_services()])
-        return _service_from_json(name, row[0])
+        with self.store.read() as batch:
+            definition = batch.service(name)
+            known = None if definition is not None else list(batch.services())
+        if definition is None:
+            raise UnknownService(name, known or [])
+        return _service_from_json(name, definition)
 
     def add_service(self, service: Service, secret: Secret) -> None:
         self.add_services([(service, secret)])
 
     def add_services(self, entries: list[tuple[Service, Secret]]) -> None:
         """Add several services in one transaction: all of them, or (on any refusal) none."""
-        with self.transaction() as conn:
-            others = _HostIndex(self.list_services())
+        with self.store.atomic() as batch:
+            others = _HostIndex([_service_from_json(n, d) for n, d in batch.services().items()])
             for entry, secret in entries:
                 service = validated(entry)
                 if service.name in others.names:
@@ -321,54 +292,47 @@ class Vault:
                         f"a service named {service.name!r} already exists; remove it first or pick another name"
                     )
                 _refuse_conflicts(service, others)
-                conn.execute(
-                    "INSERT INTO services (name, definition, updated_at) VALUES (?, ?, ?)",
-                    (service.name, _service_to_json(service), time.time()),
-                )
-                self._write_secret(conn, service.name, SECRET_FIELD, secret)
+                batch.put_service(service.name, _service_to_json(service))
+                batch.put_secret(service.name, SECRET_FIELD, self._seal_secret(service.name, SECRET_FIELD, secret))
                 others.add(service)
 
     def update_service(self, service: Service) -> Service:
         """Replace the non-secret definition of an existing service (its secrets stay)."""
-        with self.transaction() as conn:
+        with self.store.atomic() as batch:
             current = self.get_service(service.name)
             service = replace(validated(service), created_at=current.created_at, rotated_at=current.rotated_at)
-            _refuse_conflicts(service, _HostIndex(self.list_services()))
-            conn.execute(
-                "UPDATE services SET definition = ?, updated_at = ? WHERE name = ?",
-                (_service_to_json(service), time.time(), service.name),
-            )
+            others = _HostIndex([_service_from_json(n, d) for n, d in batch.services().items() if n != service.name])
+            _refuse_conflicts(service, others)
+            batch.put_service(service.name, _service_to_json(service))
         return service
 
     def rotate_secret(self, name: str, secret: Secret) -> Service:
         """Replace the credential of ``name``; the old ciphertext is overwritten, not kept."""
-        with self.transaction() as conn:
+        with self.store.atomic() as batch:
             service = replace(self.get_service(name), rotated_at=time.time())
-            conn.execute(
-                "UPDATE services SET definition = ?, updated_at = ? WHERE name = ?",
-                (_service_to_json(service), time.time(), name),
-            )
-            self._write_secret(conn, name, SECRET_FIELD, secret)
-        self._checkpoint()
+            batch.put_service(name, _service_to_json(service))
+            batch.put_secret(name, SECRET_FIELD, self._seal_secret(name, SECRET_FIELD, secret))
         return service
 
     def remove_service(self, name: str) -> None:
-        with self.transaction() as conn:
-            deleted = conn.execute("DELETE FROM services WHERE name = ?", (name,)).rowcount
-            conn.execute("DELETE FROM secrets WHERE service = ?", (name,))
+        """Remove the service with its secrets and every record bound to it (OAuth state, budget,
+        policy)."""
+        with self.store.atomic() as batch:
+            deleted = batch.delete_service(name)
+            known = list(batch.services())
         if not deleted:
-            raise UnknownService(name, [s.name for s in self.list_services()])
-        self._checkpoint()
+            raise UnknownService(name, known)
 
     def secret(self, name: str, field: str = SECRET_FIELD) -> Secret:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT blob FROM secrets WHERE service = ? AND field = ?", (name, field)
-            ).fetchone()
-        if row is None:
-            raise UnknownService(name, [s.name for s in self.list_services()])
-        plain = self._key.open(row[0], associated_data(self.vault_id, name, field), f"the secret of {name!r}")
-        return Secret(plain.decode("utf-8"), self._fingerprint_key)
+        with self.store.read() as batch:
+            return self._open_secret(batch, name, field)
+
+    def set_secret(self, name: str, field: str, secret: Secret) -> None:
+        """Store or replace one secret field of an existing service."""
+        with self.store.atomic() as batch:
+            if batch.service(name) is None:
+                raise UnknownService(name, list(batch.services()))
+            batch.put_secret(name, field, self._seal_secret(name, field, secret))
 
     def keyed(self, value: Secret | str) -> Secret:
         """``value`` as a Secret fingerprinted with this vault's key, as the secrets it returns are.
@@ -379,48 +343,21 @@ class Vault:
         return Secret(value.reveal() if isinstance(value, Secret) else value, self._fingerprint_key)
 
     def snapshot(self) -> Snapshot:
-        """Services and secrets, decrypted once and reloaded only when a service or secret changed.
+        """Services and secrets, decrypted once and reloaded only when the store's change counter
+        moved (a service, a secret or a versioned record changed, in any process).
 
-        ``PRAGMA data_version`` (free) says whether another connection wrote anything; only then
-        is the ``services_version`` counter, which triggers bump, read to see whether it matters.
-        """
+        The services and all their secrets are read in one read view, so a service added or
+        removed meanwhile never leaves a snapshot with a service and no secret."""
         with self._lock:
-            data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            if self._snapshot is not None and self._snapshot[0] == data_version:
-                return self._snapshot[2]
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'services_version'").fetchone()
-            services_version = row[0] if row else None
-            if self._snapshot is None or services_version is None or self._snapshot[1] != services_version:
-                services = tuple(self.list_services())
-                secrets = {s.name: self.secret(s.name) for s in services}
-                snapshot = Snapshot(services, secrets)
-            else:
-                snapshot = self._snapshot[2]
-            self._snapshot = (data_version, services_version, snapshot)
+            counter = self.store.changes()
+            if self._snapshot is not None and self._snapshot[0] == counter:
+                return self._snapshot[1]
+            with self.store.read() as batch:
+                services = tuple(_service_from_json(n, d) for n, d in batch.services().items())
+                secrets = {s.name: self._open_secret(batch, s.name, SECRET_FIELD) for s in services}
+            snapshot = Snapshot(services, secrets)
+            self._snapshot = (counter, snapshot)
             return snapshot
-
-    # -- for sibling modules (agents, OAuth tokens, audit key) that keep their own tables ------
-
-    def ensure_table(self, name: str, ddl: str, *, versioned: bool = False) -> None:
-        """Create a sibling module's table on its first use; asked once per connection, since
-        several callers are on the proxy's per-request path.
-
-        ``versioned``: every change to the table bumps ``services_version`` like a change to a
-        service does, so :meth:`Snapshot.derived` views of it stay current. Its writes must go
-        through :meth:`transaction` (as every write of the vault's does)."""
-        if name in self._tables:
-            return
-        statements = [ddl, *(_bump_trigger(name, event) for event in _EVENTS)] if versioned else [ddl]
-        last = f"bump_{name}_delete" if versioned else name
-        if not self.query("SELECT 1 FROM sqlite_master WHERE name = ?", (last,)):
-            with self.transaction() as conn:
-                for statement in statements:
-                    conn.execute(statement)
-        self._tables.add(name)
-
-    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
         """Encrypt with the vault key, bound to this vault and ``context`` (e.g. ``"agent:ci"``)."""
@@ -429,41 +366,15 @@ class Vault:
     def unseal(self, blob: bytes, context: str, what: str) -> bytes:
         return self._key.open(blob, associated_data(self.vault_id, "", context), what)
 
-    def set_secret(self, name: str, field: str, secret: Secret) -> None:
-        """Store or replace one secret field of an existing service."""
-        with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone() is None:
-                raise UnknownService(name, [s.name for s in self.list_services()])
-            self._write_secret(conn, name, field, secret)
+    def _seal_secret(self, service: str, field: str, secret: Secret) -> bytes:
+        return self._key.seal(secret.reveal().encode("utf-8"), associated_data(self.vault_id, service, field))
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE``: one writer at a time across processes; commit or roll back whole."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.rollback()
-                raise
-            self._conn.commit()
-            if self._snapshot is not None:
-                # Our own writes leave data_version as it is: have the next snapshot() compare the
-                # services counter instead, so a write to another table (rate limits, the audit
-                # checkpoint) does not cost a reload and a decryption of every secret.
-                self._snapshot = (None, *self._snapshot[1:])
-
-    def _write_secret(self, conn: sqlite3.Connection, service: str, field: str, secret: Secret) -> None:
-        blob = self._key.seal(secret.reveal().encode("utf-8"), associated_data(self.vault_id, service, field))
-        conn.execute("INSERT OR REPLACE INTO secrets (service, field, blob) VALUES (?, ?, ?)", (service, field, blob))
-
-    def _checkpoint(self) -> None:
-        """Move committed pages out of the WAL so a replaced ciphertext does not linger there.
-
-        Best effort: a reader in another process may hold old pages; they go at its next checkpoint.
-        """
-        with self._lock:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    def _open_secret(self, batch: Batch, name: str, field: str) -> Secret:
+        blob = batch.secret(name, field)
+        if blob is None:
+            raise UnknownService(name, list(batch.services()))
+        plain = self._key.open(blob, associated_data(self.vault_id, name, field), f"the secret of {name!r}")
+        return Secret(plain.decode("utf-8"), self._fingerprint_key)
 
 
 class _HostIndex:
@@ -512,28 +423,9 @@ def _refuse_conflicts(service: Service, others: _HostIndex) -> None:
                     )
 
 
-def _key_rows(key: DataKey, kek: bytes, kind: str, params: Params, vault_id: str) -> list[tuple[str, str]]:
+def _key_rows(key: DataKey, kek: bytes, kind: str, params: Params, vault_id: str) -> dict[str, str]:
     wrapped = key.wrap(kek, associated_data(vault_id, "", wrap_context(kind)))
-    return [
-        ("key_store", kind),
-        ("key_params", json.dumps(params, sort_keys=True)),
-        ("wrapped_key", wrapped.hex()),
-    ]
-
-
-def _read_meta(conn: sqlite3.Connection, db_path: Path) -> dict[str, str]:
-    try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError as exc:
-        raise VaultCorrupted(f"the vault file {db_path} is unreadable ({exc}); restore it from a backup") from None
-    if meta.get("schema_version") == "1":
-        raise VaultCorrupted(
-            f"the vault {db_path} was made by a development version (format 1); "
-            "create a new one with clavis-mcp init in an empty CLAVIS_HOME and re-add the services"
-        )
-    if meta.get("schema_version") != SCHEMA_VERSION or "vault_id" not in meta:
-        raise VaultCorrupted(f"the vault file {db_path} has an unknown format; restore it from a backup")
-    return meta
+    return {"key_store": kind, "key_params": json.dumps(params, sort_keys=True), "wrapped_key": wrapped.hex()}
 
 
 def _key_meta(meta: dict[str, str], db_path: Path) -> tuple[str, Params]:
@@ -557,24 +449,6 @@ def _unwrap(meta: dict[str, str], kek: bytes, kind: str, vault_id: str) -> DataK
             f"the key from the {kind} does not open this vault (key check failed): the key or the vault "
             "header was replaced or damaged; restore both from the same backup"
         ) from None
-
-
-def _connect(db_path: Path) -> sqlite3.Connection:
-    if not db_path.exists():
-        db_path.touch(mode=0o600)
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA secure_delete=ON")
-        # WAL with NORMAL keeps every commit atomic and crash-safe for the process; it skips the
-        # fsync per commit, which the audit checkpoint would otherwise pay on every request.
-        conn.execute("PRAGMA synchronous=NORMAL")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _service_to_json(service: Service) -> str:

@@ -102,10 +102,10 @@ def test_expired_service_is_a_finding_with_the_rotate_fix(config: Path) -> None:
 
     vault = Vault.open(clavis_home())
     try:
-        with vault.transaction() as conn:  # an expiry in the past, as a dated key would have
-            (definition,) = conn.execute("SELECT definition FROM services WHERE name = 'old'").fetchone()
-            conn.execute("UPDATE services SET definition = ? WHERE name = 'old'",
-                         (json.dumps({**json.loads(definition), "expires_at": 1.0}),))  # fmt: skip
+        with vault.store.atomic() as batch:  # an expiry in the past, as a dated key would have
+            definition = batch.service("old")
+            assert definition is not None
+            batch.put_service("old", json.dumps({**json.loads(definition), "expires_at": 1.0}))
     finally:
         vault.close()
     code, checks = doctor(config)

@@ -21,6 +21,11 @@ from clavis_mcp.vault.service import build_auth, parse_hosts
 SECRET = "sk-keychain-0123456789abcdefghijklmnop"
 
 
+def key_params(vault: Vault) -> dict[str, str]:
+    with vault.store.read() as batch:
+        return dict(json.loads(batch.meta()["key_params"]))
+
+
 def _add(vault: Vault) -> None:
     service = Service("svc", build_auth("bearer"), parse_hosts(["api.example.com"]), created_at=1.0)
     vault.add_service(service, validate_secret(SECRET))
@@ -29,7 +34,7 @@ def _add(vault: Vault) -> None:
 def round_trip(home: Path) -> dict[str, object]:
     with Vault.create(home, KeychainStore()) as vault:
         _add(vault)
-        params = json.loads(vault.query("SELECT value FROM meta WHERE key='key_params'")[0][0])
+        params = key_params(vault)
     with Vault.open(home) as vault:
         revealed = vault.secret("svc").reveal() == SECRET
         info = vault.key_store_info()
@@ -59,7 +64,7 @@ def locked(home: Path) -> dict[str, object]:
 
 def deleted_entry(home: Path) -> dict[str, object]:
     with Vault.create(home, KeychainStore()) as vault:
-        params = json.loads(vault.query("SELECT value FROM meta WHERE key='key_params'")[0][0])
+        params = key_params(vault)
     keyring.delete_password(SERVICE, params["account"])
     try:
         Vault.open(home).close()
@@ -71,7 +76,7 @@ def deleted_entry(home: Path) -> dict[str, object]:
 def rekey_to_keyfile(home: Path) -> dict[str, object]:
     with Vault.create(home, KeychainStore()) as vault:
         _add(vault)
-        params = json.loads(vault.query("SELECT value FROM meta WHERE key='key_params'")[0][0])
+        params = key_params(vault)
         vault.rekey(KeyFileStore())
     with Vault.open(home) as vault:
         revealed = vault.secret("svc").reveal() == SECRET

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.agents import AgentTokens, add_agent, agent_token, list_agents, revoke_agent
 from clavis_mcp.vault.errors import AgentError
+from tests.vault.rawdb import edit_record, fields_of
 
 
 def test_added_agent_token_is_listed_by_name_only_and_stored_sealed(vault: Vault) -> None:
@@ -34,11 +37,12 @@ def test_another_process_sees_a_revocation(vault: Vault) -> None:
         other.close()
 
 
-def test_a_sealed_token_moved_to_another_agent_does_not_open(vault: Vault) -> None:
+def test_a_sealed_token_moved_to_another_agent_does_not_open(vault: Vault, home: Path) -> None:
     add_agent(vault, "a1")
     add_agent(vault, "a2")
-    with vault.transaction() as conn:
-        conn.execute("UPDATE agents SET token = (SELECT token FROM agents WHERE name = 'a1') WHERE name = 'a2'")
+    a1 = fields_of(home, "agent", "a1")
+    assert a1 is not None
+    edit_record(home, "agent", "a2", lambda fields: fields.update(token=a1["token"]))
     with pytest.raises(Exception, match="a2"):
         agent_token(vault, "a2")
 

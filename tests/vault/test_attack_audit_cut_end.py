@@ -28,6 +28,7 @@ from clavis_mcp.vault.audit.log import Loss, cut_below, mark_due, pending_loss
 from clavis_mcp.vault.errors import VaultCorrupted
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import proxy_client
+from tests.vault.rawdb import fields_of, put_record, query, raw
 
 REFUSED = "lost records: .* acknowledge-loss"
 WIPED_TO_2 = "at least 5 records existed, but the log and its checkpoint end at record 2"
@@ -352,33 +353,33 @@ def test_an_acknowledgement_cannot_be_written_by_whoever_edits_the_log(audit: Au
 
 
 REMOVE_THE_MARK = {
-    "anchor nulled": "UPDATE audit_anchor SET anchor = NULL",
-    "anchor column dropped": "ALTER TABLE audit_anchor DROP COLUMN anchor",
-    "row deleted, the lock file kept": "DELETE FROM audit_anchor",
+    "entries deleted, an emptied legacy record put in": "DELETE FROM streams; "
+    "INSERT INTO records (kind, key, service, fields, version) "
+    """VALUES ('audit', 'legacy', NULL, '{"head": null, "key": null}', 1)""",
+    "stream renamed": "UPDATE streams SET stream = 'elsewhere'",
+    "entries deleted, the lock file kept": "DELETE FROM streams",
 }
 
 
 @pytest.mark.parametrize("sql", REMOVE_THE_MARK.values(), ids=REMOVE_THE_MARK.keys())
 def test_removing_the_mark_from_the_vault_takes_the_audit_key_with_it(vault: Vault, home: Path, sql: str) -> None:
     a_proxy_ran_and_stopped(AuditLog.for_vault(vault), 3)
-    with vault.transaction() as conn:
-        conn.execute(sql)
+    with raw(home) as conn:
+        conn.executescript(sql)
     with pytest.raises(VaultCorrupted, match="high-water mark are missing .* restore vault.db"):
         AuditLog.for_vault(vault)
 
 
 def test_a_vault_that_kept_the_audit_key_alone_is_upgraded_in_place(vault: Vault, home: Path) -> None:
     key = os.urandom(32)
-    with vault.transaction() as conn:
-        conn.execute("CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL, head BLOB)")
-        conn.execute("INSERT INTO audit_anchor VALUES (1, ?, NULL)", (vault.seal(key, audit_anchor.KEY_CONTEXT),))
+    put_record(home, "audit", "legacy", {"key": vault.seal(key, audit_anchor.KEY_CONTEXT), "head": None})
     first = seal(key, None, {"id": "a", "source": "mcp"})
     (home / "audit.jsonl").write_bytes(encode(first))
     anchor = VaultAnchor(vault, lock_file(home))
     anchor.advance(Link(1, first["mac"]))  # the checkpoint as the version before wrote it
     assert anchor.key == key
     upgraded = AuditLog.for_vault(vault)
-    assert vault.query("SELECT key FROM audit_anchor") == [(b"",)]  # the key now lives only with the mark
+    assert fields_of(home, "audit", "legacy") == {"key": None, "head": None}  # the key lives only with the mark
     assert mark(vault, home) is None and upgraded.verify().ok
     write(upgraded, 2)
     report = upgraded.verify()
@@ -387,10 +388,16 @@ def test_a_vault_that_kept_the_audit_key_alone_is_upgraded_in_place(vault: Vault
 
 
 @pytest.mark.usefixtures("no_timed_marks")
-def test_the_vault_is_written_once_for_many_records(audit: AuditLog, vault: Vault, home: Path) -> None:
-    changes = vault.query("SELECT total_changes()")[0][0]
+def test_the_vault_is_written_once_for_many_records(
+    audit: AuditLog, vault: Vault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = []
+    atomic = vault.store.atomic
+    monkeypatch.setattr(vault.store, "atomic", lambda: batches.append(1) or atomic())
+    [(before,)] = query(home, "SELECT coalesce(max(seq), 0) FROM streams")
     write(audit, 200)
-    assert vault.query("SELECT total_changes()")[0][0] - changes == 1  # the first record raised the mark
+    assert len(batches) == 1  # one write batch: the first record raised the mark
+    assert query(home, "SELECT coalesce(max(seq), 0) FROM streams") == [(before + 1,)]
     assert mark_seq(vault, home) == 1
     audit.close()
     assert mark_seq(vault, home) == 200

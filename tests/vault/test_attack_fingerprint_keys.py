@@ -23,6 +23,7 @@ from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
 from tests.conftest import make_service
+from tests.vault.rawdb import edit_record, query
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -63,7 +64,7 @@ async def refreshed_after_another_vault_opened(vault: Vault, server: OAuthServer
 
 
 def services_version(vault: Vault) -> str:
-    return str(vault.query("SELECT value FROM meta WHERE key = 'services_version'")[0][0])
+    return str(query(vault.home, "SELECT value FROM meta WHERE key = 'services_version'")[0][0])
 
 
 async def test_a_token_refreshed_after_another_vault_opened_is_stored_with_its_own_vaults_fingerprint(
@@ -104,7 +105,7 @@ async def test_a_fingerprint_keyed_by_another_vault_is_rekeyed_when_the_vault_is
     register(vault, server, expires_at=time.time() + 3600)
     with another_vault_opened(tmp_path):
         wrong = Secret(vault.snapshot().secrets["acme"].reveal()).fingerprint  # keyed with the other vault's key
-    vault.query("UPDATE oauth_clients SET access_fp = ? WHERE service = 'acme'", (wrong,))
+    edit_record(home, "oauth", "acme", lambda fields: fields.update(access_fp=wrong))
     with Vault.open(home) as reopened:
         record = oauth_store.load(reopened, "acme")
         assert record is not None and record.access_fp == reopened.snapshot().secrets["acme"].fingerprint

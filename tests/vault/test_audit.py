@@ -16,6 +16,7 @@ from clavis_mcp.vault.audit import anchor as audit_anchor
 from clavis_mcp.vault.audit.anchor import VaultAnchor
 from clavis_mcp.vault.audit.chain import GENESIS, Link, encode, seal
 from clavis_mcp.vault.audit.log import path_without_query_values
+from tests.vault.rawdb import fields_of, put_record, query
 
 PATHS = [
     ("/v1/models", "/v1/models"),
@@ -240,7 +241,8 @@ def test_the_checkpoint_is_kept_sealed_in_the_private_lock_file(audit: AuditLog,
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
     assert last.encode() not in lock.read_bytes()  # sealed: neither the id nor the MAC in the clear
     assert json.loads((home / "audit.jsonl").read_bytes().splitlines()[-1])["mac"].encode() not in lock.read_bytes()
-    assert vault.query("SELECT head FROM audit_anchor") == [(None,)]  # the vault is not written per record
+    assert fields_of(home, "audit", "legacy") is None  # the vault is not written per record
+    assert query(home, "SELECT count(*) FROM records") == [(0,)]
 
 
 def test_a_checkpoint_slot_torn_by_a_power_loss_leaves_the_one_before(
@@ -312,8 +314,7 @@ def test_a_checkpoint_kept_in_the_vault_by_an_earlier_version_is_carried_over(va
     write_records(AuditLog.for_vault(vault), 3)
     link = json.loads((home / "audit.jsonl").read_bytes().splitlines()[-1])
     sealed = vault.seal(json.dumps({"seq": 3, "mac": link["mac"]}).encode(), audit_anchor.HEAD_CONTEXT)
-    with vault.transaction() as conn:
-        conn.execute("UPDATE audit_anchor SET head = ?", (sealed,))
+    put_record(home, "audit", "legacy", {"key": None, "head": sealed})
     (home / "audit.jsonl.lock").unlink()  # as the earlier version left it: an empty lock file, or none
     log = home / "audit.jsonl"
     full = log.read_bytes()
@@ -324,7 +325,7 @@ def test_a_checkpoint_kept_in_the_vault_by_an_earlier_version_is_carried_over(va
     write_records(upgraded, 1)
     report = upgraded.verify()
     assert report.ok and report.count == 4, report.summary()
-    assert vault.query("SELECT head FROM audit_anchor") == [(None,)]
+    assert fields_of(home, "audit", "legacy") == {"key": None, "head": None}
 
 
 def test_a_live_file_removed_between_records_gets_the_next_record_not_the_old_handle(

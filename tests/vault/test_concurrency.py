@@ -18,6 +18,7 @@ import pytest
 from clavis_mcp.vault import Vault, validate_secret
 from clavis_mcp.vault.keys.keyfile import KeyFileStore
 from tests.conftest import make_service
+from tests.vault.rawdb import query
 
 pytestmark = pytest.mark.e2e
 WRITERS, SERVICES_EACH = 4, 15
@@ -48,9 +49,9 @@ def test_concurrent_writers_in_separate_processes_lose_nothing(vault: Vault, hom
 
 
 def killed_inside_a_transaction(home: str) -> None:
-    with Vault.open(Path(home)) as vault, vault.transaction() as conn:
-        conn.execute("DELETE FROM services WHERE name = 'svc'")
-        conn.execute("INSERT INTO meta (key, value) VALUES ('half', 'written')")
+    with Vault.open(Path(home)) as vault, vault.store.atomic() as batch:
+        batch.delete_service("svc")
+        batch.set_meta({"half": "written"})
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -62,8 +63,9 @@ def test_process_killed_mid_transaction_leaves_the_old_state(vault: Vault, home:
     assert child.exitcode == -signal.SIGKILL
     with closing(Vault.open(home)) as reopened:
         assert reopened.secret("svc").reveal() == secret_for("old")
-        assert reopened.query("SELECT value FROM meta WHERE key = 'half'") == []
-        assert reopened.query("PRAGMA integrity_check") == [("ok",)]
+        with reopened.store.read() as batch:
+            assert "half" not in batch.meta()
+        assert query(home, "PRAGMA integrity_check") == [("ok",)]
 
 
 def rotate_forever(home: str, done: Connection) -> None:
@@ -91,7 +93,7 @@ def test_process_killed_while_rotating_leaves_the_last_or_the_next_secret(vault:
     receiver.close()
     sender.close()
     with closing(Vault.open(home)) as reopened:
-        assert reopened.query("PRAGMA integrity_check") == [("ok",)]
+        assert query(home, "PRAGMA integrity_check") == [("ok",)]
         value = reopened.secret("svc").reveal()
         assert value in (secret_for(f"v{committed}"), secret_for(f"v{committed + 1}"))
         assert reopened.get_service("svc").rotated_at is not None

@@ -18,6 +18,7 @@ from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from clavis_mcp.vault.redaction.service import ServiceRedactors, in_play
 from tests.conftest import SECRET, make_service
+from tests.vault.rawdb import query
 
 ACCESS, REFRESH, CLIENT = "at-method-0123456789abcdef", "rt-method-0123456789abcdef", "cs-method-0123456789abcdef"
 CONFIG = OAuthConfig("https://auth.acme.example/token", "client-id", "client_credentials")
@@ -30,7 +31,7 @@ def register(vault: Vault, name: str = "acme") -> None:
 
 
 def stored_auth(vault: Vault, name: str) -> dict[str, object]:
-    [(definition,)] = vault.query("SELECT definition FROM services WHERE name = ?", (name,))
+    [(definition,)] = query(vault.home, "SELECT definition FROM services WHERE name = ?", (name,))
     return dict(json.loads(definition)["auth"])
 
 
@@ -85,10 +86,10 @@ def test_a_plain_service_has_only_its_credential_in_play(vault: Vault) -> None:
 def test_a_service_stored_with_an_unknown_auth_kind_is_refused_by_name(vault: Vault, home: Path) -> None:
     """A vault written by a newer version with a method this one lacks: never a service without its auth."""
     vault.add_service(make_service("plain", "api.plain.example"), validate_secret(SECRET))
-    [(definition,)] = vault.query("SELECT definition FROM services WHERE name = 'plain'")
+    [(definition,)] = query(home, "SELECT definition FROM services WHERE name = 'plain'")
     data = json.loads(definition)
     data["auth"]["kind"] = "sigv9"
-    vault.query("UPDATE services SET definition = ? WHERE name = 'plain'", (json.dumps(data, sort_keys=True),))
+    query(home, "UPDATE services SET definition = ? WHERE name = 'plain'", (json.dumps(data, sort_keys=True),))
     with (
         closing(Vault.open(home)) as reopened,
         pytest.raises(VaultCorrupted, match="'plain'.*unknown auth method 'sigv9'"),

@@ -26,6 +26,7 @@ from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
 from clavis_mcp.vault.oauth.token_endpoint import obtain_grant
 from tests.conftest import SECRET, make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.vault.rawdb import edit_record
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
@@ -234,8 +235,8 @@ async def test_tokens_are_sealed_and_bound_to_their_service_and_field(
     raw = (home / "vault.db").read_bytes() + (home / "vault.db-wal").read_bytes()
     for value in (fresh.reveal(), refresh.reveal(), CLIENT_SECRET):
         assert value.encode() not in raw
-    with vault.transaction() as conn:  # an attacker with write access swaps two ciphertexts
-        conn.execute("UPDATE oauth_clients SET client_secret = refresh_token WHERE service = 'acme'")
+    # an attacker with write access swaps two ciphertexts
+    edit_record(home, "oauth", "acme", lambda fields: fields.update(client_secret=fields["refresh_token"]))
     with pytest.raises(VaultCorrupted, match="client secret of 'acme' failed its integrity check"):
         oauth_store.client_secret(vault, "acme")
 
@@ -284,8 +285,8 @@ async def test_a_refresher_whose_lease_ran_out_does_not_kill_the_newer_grant(
         with anyio.fail_after(10):
             while server.state.hits["refresh_token"] < 1:
                 await asyncio.sleep(0.01)
-        with other.transaction() as conn:  # its lease runs out while the request is in flight
-            conn.execute("UPDATE oauth_clients SET lease_until = 0 WHERE service = 'acme'")
+        # its lease runs out while the request is in flight
+        edit_record(home, "oauth", "acme", lambda fields: fields.update(lease_until=0))
         winner = await ensure_fresh(other, "acme")
         loser = await slow
     finally:
@@ -303,7 +304,7 @@ async def test_an_unkeyed_fingerprint_left_by_an_older_version_is_replaced_by_th
     injected credential's keyed one (every request would rewrite the credential)."""
     vault = Vault.create(home)
     first = register(vault, server, expires_at=time.time() + 3600)
-    vault.query("UPDATE oauth_clients SET access_fp = 'sha256:0123456789ab' WHERE service = 'acme'")
+    edit_record(home, "oauth", "acme", lambda fields: fields.update(access_fp="sha256:0123456789ab"))
     vault.close()
     reopened = Vault.open(home)
     try:

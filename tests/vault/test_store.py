@@ -21,6 +21,7 @@ from clavis_mcp.vault import (
 from clavis_mcp.vault.keys.keyfile import KEY_FILE
 from clavis_mcp.vault.service import AuthSpec
 from tests.conftest import make_service
+from tests.vault.rawdb import query, raw
 
 A, B = "sk-aaaaaaaaaaaaaaaaaaaaaaaa", "sk-bbbbbbbbbbbbbbbbbbbbbbbb"
 
@@ -230,7 +231,7 @@ def test_a_tie_is_refused_at_registration_naming_the_other_service(
 
 def test_rotate_replaces_the_secret_and_the_old_ciphertext_is_gone_from_disk(vault: Vault, home: Path) -> None:
     vault.add_service(make_service("svc", "api.example.com"), validate_secret(A))
-    old_blob = vault.query("SELECT blob FROM secrets WHERE service='svc'")[0][0]
+    old_blob = query(home, "SELECT blob FROM secrets WHERE service='svc'")[0][0]
     rotated = vault.rotate_secret("svc", validate_secret(B))
     assert vault.secret("svc").reveal() == B and rotated.rotated_at is not None
     assert vault.get_service("svc").rotated_at == rotated.rotated_at
@@ -314,9 +315,12 @@ def test_registration_normalises_methods_and_prefixes(vault: Vault) -> None:
 def test_snapshot_is_kept_across_writes_that_touch_no_service(vault: Vault, home: Path) -> None:
     vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
     first = vault.snapshot()
-    with closing(Vault.open(home)) as other:
-        other.query("CREATE TABLE IF NOT EXISTS scratch (x)")
-        other.query("INSERT INTO scratch VALUES (1)")  # e.g. the audit checkpoint, every request
+    with raw(home) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS scratch (x)")
+        conn.execute("INSERT INTO scratch VALUES (1)")  # a write by any connection to another table
+    assert vault.snapshot() is first
+    with closing(Vault.open(home)) as other, other.store.atomic() as batch:
+        batch.put("rate_limits", "a", {"headers": "{}"}, quiet=True)  # e.g. rate limits, every response
     assert vault.snapshot() is first
     with closing(Vault.open(home)) as other:
         other.rotate_secret("a", validate_secret(B))
@@ -339,58 +343,38 @@ def test_indexed_lookup_matches_the_rules(vault: Vault, host: str, owner: str | 
     assert (found.name if found else None) == owner
 
 
-def test_own_writes_to_other_tables_keep_the_snapshot_and_service_writes_renew_it(vault: Vault) -> None:
+def test_own_quiet_writes_keep_the_snapshot_and_service_writes_renew_it(vault: Vault) -> None:
     vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
     first = vault.snapshot()
-    vault.ensure_table("scratch", "CREATE TABLE scratch (x)")
-    with vault.transaction() as conn:
-        conn.execute("INSERT INTO scratch VALUES (1)")  # e.g. rate limits recorded per response
+    with vault.store.atomic() as batch:
+        batch.put("rate_limits", "a", {"headers": "{}"}, quiet=True)  # e.g. rate limits recorded per response
     assert vault.snapshot() is first
     vault.rotate_secret("a", validate_secret(B))
     assert vault.snapshot().secrets["a"].reveal() == B
 
 
-def test_ensure_table_creates_once_and_is_idempotent(vault: Vault, home: Path) -> None:
-    vault.ensure_table("scratch", "CREATE TABLE scratch (x)")
-    vault.ensure_table("scratch", "CREATE TABLE scratch (x)")  # remembered: no second CREATE
-    with closing(Vault.open(home)) as other:
-        other.ensure_table("scratch", "CREATE TABLE scratch (x)")  # exists already: not created again
-        assert other.query("SELECT count(*) FROM scratch") == [(0,)]
+def _notes(vault: Vault) -> dict[str, object]:
+    def build() -> dict[str, object]:
+        with vault.store.read() as batch:
+            return {r.key: r.fields["note"] for r in batch.records("notes")}
+
+    return vault.snapshot().derived("notes", build)
 
 
-NOTES = "CREATE TABLE IF NOT EXISTS notes (service TEXT PRIMARY KEY, note TEXT NOT NULL)"
-
-
-def _notes(vault: Vault) -> dict[str, str]:
-    return vault.snapshot().derived("notes", lambda: dict(vault.query("SELECT service, note FROM notes")))
-
-
-def test_a_change_to_a_versioned_table_from_any_connection_renews_the_snapshot_views(vault: Vault, home: Path) -> None:
-    vault.ensure_table("notes", NOTES, versioned=True)
+def test_a_change_to_a_record_from_any_process_renews_the_snapshot_views(vault: Vault, home: Path) -> None:
     assert _notes(vault) == {}
-    with vault.transaction() as conn:
-        conn.execute("INSERT INTO notes VALUES ('a', 'mine')")
+    with vault.store.atomic() as batch:
+        batch.put("notes", "a", {"note": "mine"})
     assert _notes(vault) == {"a": "mine"}
-    with Vault.open(home) as other:
-        with other.transaction() as conn:
-            conn.execute("UPDATE notes SET note = 'theirs' WHERE service = 'a'")
+    with Vault.open(home) as other, other.store.atomic() as batch:
+        batch.put("notes", "a", {"note": "theirs"})
     assert _notes(vault) == {"a": "theirs"}
 
 
-def test_a_table_made_before_it_was_versioned_gets_its_triggers(vault: Vault, home: Path) -> None:
-    with vault.transaction() as conn:
-        conn.execute(NOTES)
-    with Vault.open(home) as reopened:
-        reopened.ensure_table("notes", NOTES, versioned=True)
-        assert _notes(reopened) == {}
-        with vault.transaction() as conn:
-            conn.execute("INSERT INTO notes VALUES ('b', 'later')")
-        assert _notes(reopened) == {"b": "later"}
-
-
-def test_an_unversioned_table_leaves_the_snapshot_as_it_was(vault: Vault) -> None:
-    vault.ensure_table("notes", NOTES)
+def test_a_quiet_record_leaves_the_snapshot_as_it_was(vault: Vault, home: Path) -> None:
     before = vault.snapshot()
-    with vault.transaction() as conn:
-        conn.execute("INSERT INTO notes VALUES ('c', 'x')")
+    with vault.store.atomic() as batch:
+        batch.put("notes", "c", {"note": "x"}, quiet=True)
+    with Vault.open(home) as other, other.store.atomic() as batch:
+        batch.put("notes", "d", {"note": "y"}, quiet=True)
     assert vault.snapshot() is before

@@ -15,22 +15,23 @@ and ``verify`` accept (the log may run ahead of its checkpoint, never behind it)
 The checkpoint lives beside the log, with the same owner: whoever cuts the log can delete,
 empty or roll back the lock file too. So the vault also keeps a high-water mark, "at least N
 records existed, and record N had this MAC", sealed *together with the key* (context
-``audit:anchor``, column ``audit_anchor.anchor``): removing the mark removes the key, and then
-nothing verifies. The mark only moves up (compare-and-set in one vault transaction) and only
-now and then (see ``AuditLog``), never once per record. ``verify`` holds the log and the
-checkpoint to it; an append refuses to continue a chain that ends below it.
+``audit:anchor``), as the entries of the store's append-only stream ``audit-anchor``: removing
+the mark removes the key, and then nothing verifies. The mark only moves up (an append that is a
+compare-and-set on the stream's tail) and only now and then (see ``AuditLog``), never once per
+record. ``verify`` holds the log and the checkpoint to it; an append refuses to continue a chain
+that ends below it.
 
-Vaults from before kept the key alone in ``audit_anchor.key`` (context ``audit:key``): it is
-moved into ``anchor`` (mark 0) the first time the vault is opened, and ``key`` left empty. Older
-still, the checkpoint lived in ``audit_anchor.head``: it is read while the lock file has none,
-and cleared once the first checkpoint is in the file.
+Vaults from before kept the key alone (context ``audit:key``; since format 3 in the record
+``(audit, legacy)``, field ``key``): it is moved into the stream (mark 0) the first time the
+vault is opened, and ``key`` cleared. Older still, the checkpoint lived in the vault (field
+``head`` of that record): it is read while the lock file has none, and cleared once the first
+checkpoint is in the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 from ..errors import VaultCorrupted
@@ -41,14 +42,10 @@ KEY_CONTEXT = "audit:key"  # the key sealed alone, before the mark existed
 HEAD_CONTEXT = "audit:head"
 ANCHOR_CONTEXT = "audit:anchor"
 SLOT_BYTES = 256  # 2-byte length, the sealed checkpoint (about 120 bytes), zero padding
-_TABLE = """CREATE TABLE IF NOT EXISTS audit_anchor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    key BLOB NOT NULL,
-    head BLOB,
-    anchor BLOB
-)"""
+STREAM = "audit-anchor"  # entries: the sealed key and mark (context audit:anchor)
+LEGACY = ("audit", "legacy")  # record of older vaults: {"key": sealed key or None, "head": sealed checkpoint or None}
 _REMOVED = (
-    "the audit log's key and high-water mark are missing from the vault (table audit_anchor): "
+    "the audit log's key and high-water mark are missing from the vault (stream audit-anchor): "
     "the audit log can no longer be verified; restore vault.db from a backup"
 )
 
@@ -107,25 +104,31 @@ class VaultAnchor:
             if own is not None:
                 os.close(own)
         if self._legacy_head is not None:  # the vault's copy would only go stale from now on
-            self._vault.query("UPDATE audit_anchor SET head = NULL WHERE id = 1")
+            with self._vault.store.atomic() as batch:
+                legacy = batch.get(*LEGACY)
+                if legacy is not None:
+                    batch.put(*LEGACY, {**legacy.fields, "head": None}, quiet=True)
             self._legacy_head = None
 
     def mark(self) -> Link | None:
         """The vault's high-water mark now (another process may have raised it), None if no record yet."""
-        rows = self._vault.query("SELECT anchor FROM audit_anchor WHERE id = 1")
-        return self._open_anchor(rows[0][0] if rows else None)[1]
+        with self._vault.store.read() as batch:
+            tail = batch.tail(STREAM)
+        return self._open_anchor(tail[1] if tail else None)[1]
 
     def raise_mark(self, link: Link) -> Link:
         """Raise the mark to ``link`` unless it is already there or higher; return the mark after.
 
         Only for a record that is durable (see ``AuditLog``): a mark ahead of the log after a
         power loss would read as tampering."""
-        with self._vault.transaction() as conn:
-            row = conn.execute("SELECT anchor FROM audit_anchor WHERE id = 1").fetchone()
-            current = self._open_anchor(row[0] if row else None)[1]
+        with self._vault.store.atomic() as batch:
+            tail = batch.tail(STREAM)
+            if tail is None:
+                raise VaultCorrupted(_REMOVED)
+            current = self._open_anchor(tail[1])[1]
             if current is not None and current.seq >= link.seq:
                 return current
-            conn.execute("UPDATE audit_anchor SET anchor = ? WHERE id = 1", (self._seal_anchor(self.key, link),))
+            batch.append(STREAM, self._seal_anchor(self.key, link), expect=tail[0])
         return link
 
     def _open(self, blob: bytes) -> Link:
@@ -166,29 +169,34 @@ class VaultAnchor:
             return b""
 
     def _row(self) -> tuple[bytes | None, bytes | None]:
-        """(sealed anchor, legacy sealed checkpoint); creates or upgrades the table on first use."""
-        try:
-            rows = self._vault.query("SELECT anchor, head FROM audit_anchor WHERE id = 1")
-        except sqlite3.OperationalError:  # no table yet, or one from before the mark
-            rows = []
-        if rows and rows[0][0] is not None:
-            return rows[0][0], rows[0][1]
-        with self._vault.transaction() as conn:
-            conn.execute(_TABLE)
-            if "anchor" not in {column[1] for column in conn.execute("PRAGMA table_info(audit_anchor)")}:
-                conn.execute("ALTER TABLE audit_anchor ADD COLUMN anchor BLOB")
-            row = conn.execute("SELECT key, head, anchor FROM audit_anchor WHERE id = 1").fetchone()
-            if row is None and self._read_slots().strip(b"\0"):
-                return None, None  # a checkpoint sealed with a key that was there: the row was removed
-            if row is None:
-                anchor = self._seal_anchor(os.urandom(32), None)
-                conn.execute("INSERT INTO audit_anchor (id, key, head, anchor) VALUES (1, x'', NULL, ?)", (anchor,))
-                return anchor, None
-            key, head, anchor = row
-            if anchor is None and key:  # the key alone, as earlier versions kept it: move it in
-                anchor = self._seal_anchor(self._vault.unseal(key, KEY_CONTEXT, "the audit log key"), None)
-                conn.execute("UPDATE audit_anchor SET key = x'', anchor = ? WHERE id = 1", (anchor,))
+        """(sealed anchor, legacy sealed checkpoint); creates the anchor, or moves an older vault's
+        key into it, on first use."""
+        with self._vault.store.read() as batch:
+            tail, legacy = batch.tail(STREAM), batch.get(*LEGACY)
+        head = _blob(legacy.fields.get("head")) if legacy is not None else None
+        if tail is not None:
+            return tail[1], head
+        with self._vault.store.atomic() as batch:
+            tail, legacy = batch.tail(STREAM), batch.get(*LEGACY)
+            if tail is not None:  # another process was first
+                return tail[1], head
+            key = _blob(legacy.fields.get("key")) if legacy is not None else None
+            if legacy is None and self._read_slots().strip(b"\0"):
+                return None, None  # a checkpoint sealed with a key that was there: the anchor was removed
+            if legacy is not None and not key:
+                return None, head  # neither the key nor the mark: removed
+            plain = self._vault.unseal(key, KEY_CONTEXT, "the audit log key") if key else os.urandom(32)
+            anchor = self._seal_anchor(plain, None)
+            batch.append(STREAM, anchor, expect=0)
+            if legacy is not None:  # the key alone, as earlier versions kept it: moved in
+                batch.put(*LEGACY, {**legacy.fields, "key": None}, quiet=True)
             return anchor, head
+
+
+def _blob(value: object) -> bytes | None:
+    if value is not None and not isinstance(value, bytes):
+        raise VaultCorrupted("the audit log's key record in the vault is damaged; restore vault.db from a backup")
+    return value
 
 
 def _sealed_slots(data: bytes) -> dict[int, bytes]:

@@ -1,9 +1,10 @@
 """A local request budget per service: at most N requests per period, refused before they leave.
 
 A guard against an agent in a loop burning a paid API's quota, enforced where every request
-passes (the proxy) and shared by every process on the vault. The limit is set in the vault;
-the counts live in their own small SQLite file next to it, so that counting a request does
-not make every process reload the vault's secrets.
+passes (the proxy) and shared by every process on the vault. The limit is a record of the
+vault (kind ``budget``, bound to the service); the counts are records of kind ``usage`` in a
+store of their own (locally a small SQLite file next to the vault), so that counting a request
+neither makes every process reload the vault's secrets nor waits for the vault's writers.
 
 Fixed windows aligned on the period (an hourly budget resets on the hour): simple to reason
 about and to tell the agent: "retry in 1,234 s".
@@ -12,28 +13,20 @@ about and to tell the agent: "retry in 1,234 s".
 from __future__ import annotations
 
 import re
-import sqlite3
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidService, UnknownService
 from ..paths import ensure_private
+from ..storage.protocol import Store, Value
+from ..storage.sqlite import SQLiteStore
 from ..store import Snapshot, Vault
 
 USAGE_FILE = "budget-usage.db"
 _PERIOD = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS budgets (
-    service TEXT PRIMARY KEY REFERENCES services(name) ON DELETE CASCADE,
-    max_requests INTEGER NOT NULL,
-    period REAL NOT NULL
-)
-"""
-_USAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (service TEXT PRIMARY KEY, window_start REAL NOT NULL, count INTEGER NOT NULL)
-"""
+KIND, USAGE = "budget", "usage"  # {"max_requests": int, "period": float}; {"window_start", "count"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,69 +75,65 @@ def set_budget(vault: Vault, name: str, budget: Budget | None) -> None:
     """Set (or with None, remove) the budget of an existing service."""
     if budget is not None and budget.max_requests < 1:
         raise InvalidService("--max-requests must be at least 1")
-    _ensure_schema(vault)
-    with vault.transaction() as conn:
-        if conn.execute("SELECT 1 FROM services WHERE name = ?", (name,)).fetchone() is None:
-            raise UnknownService(name, [r[0] for r in conn.execute("SELECT name FROM services ORDER BY name")])
-        conn.execute("DELETE FROM budgets WHERE service = ?", (name,))
-        if budget is not None:
-            conn.execute(
-                "INSERT INTO budgets (service, max_requests, period) VALUES (?, ?, ?)",
-                (name, budget.max_requests, budget.period),
-            )
+    with vault.store.atomic() as batch:
+        if batch.service(name) is None:
+            raise UnknownService(name, list(batch.services()))
+        if budget is None:
+            batch.delete(KIND, name)
+        else:
+            batch.put(KIND, name, {"max_requests": budget.max_requests, "period": budget.period}, service=name)
 
 
 def budget_of(vault: Vault, name: str) -> Budget | None:
-    _ensure_schema(vault)
-    rows = vault.query("SELECT max_requests, period FROM budgets WHERE service = ?", (name,))
-    return Budget(int(rows[0][0]), float(rows[0][1])) if rows else None
+    with vault.store.read() as batch:
+        record = batch.get(KIND, name)
+    return None if record is None else _budget(record.fields)
 
 
 def budgets_as_of(vault: Vault, snapshot: Snapshot) -> dict[str, Budget]:
-    """Every service's budget as of ``snapshot``: read once per change of the table, which is
-    versioned with the services, rather than once per proxied request."""
-    _ensure_schema(vault)
-    return snapshot.derived("budgets", lambda: {
-        str(name): Budget(int(limit), float(period))
-        for name, limit, period in vault.query("SELECT service, max_requests, period FROM budgets")
-    })  # fmt: skip
+    """Every service's budget as of ``snapshot``: read once per change of the budgets, which move
+    the store's change counter like the services do, rather than once per proxied request."""
+
+    def build() -> dict[str, Budget]:
+        with vault.store.read() as batch:
+            return {r.key: _budget(r.fields) for r in batch.records(KIND)}
+
+    return snapshot.derived("budgets", build)
+
+
+def _budget(fields: Mapping[str, Value]) -> Budget:
+    return Budget(int(fields["max_requests"] or 0), float(fields["period"] or 0))
 
 
 class UsageCounter:
-    """Counts requests per service in ``budget-usage.db``, atomically across processes."""
+    """Counts requests per service, atomically across processes: in ``budget-usage.db`` beside
+    the vault at ``home``, or in ``store`` (a team server's)."""
 
-    def __init__(self, home: Path) -> None:
-        path = home / USAGE_FILE
-        if not path.exists():
-            path.touch(mode=0o600)
-        ensure_private(path)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(_USAGE_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, home: Path, store: Store | None = None) -> None:
+        self._own = store is None
+        if store is None:
+            path = home / USAGE_FILE
+            store = SQLiteStore.side_file(path)
+            ensure_private(path)
+        self._store = store
 
     def take(self, name: str, budget: Budget, now: float) -> Verdict:
-        """Judge and count one request in one transaction, so two processes never both take the last one."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute("SELECT window_start, count FROM usage WHERE service = ?", (name,)).fetchone()
-                verdict, window = judge(budget, row[0] if row else None, row[1] if row else 0, now)
-                if verdict.allowed:
-                    self._conn.execute(
-                        "INSERT OR REPLACE INTO usage (service, window_start, count) VALUES (?, ?, ?)",
-                        (name, window, verdict.used),
-                    )
-            except BaseException:
-                self._conn.rollback()
-                raise
-            self._conn.commit()
+        """Judge and count one request in one batch, so two processes never both take the last one."""
+        with self._store.atomic() as batch:
+            record = batch.get(USAGE, name)
+            fields = record.fields if record is not None else {}
+            start = fields.get("window_start")
+            count = fields.get("count")
+            verdict, window = judge(
+                budget,
+                float(start) if isinstance(start, int | float) else None,
+                int(count) if isinstance(count, int) else 0,
+                now,
+            )
+            if verdict.allowed:
+                batch.put(USAGE, name, {"window_start": window, "count": verdict.used}, quiet=True)
             return verdict
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-def _ensure_schema(vault: Vault) -> None:
-    vault.ensure_table("budgets", _SCHEMA, versioned=True)
+        if self._own:
+            self._store.close()

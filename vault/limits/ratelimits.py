@@ -3,6 +3,10 @@
 The proxy records them raw, with the time they were observed, because their meaning depends
 on that time (``Retry-After: 30``, ``x-ratelimit-reset-requests: 2s``). Parsing them into
 remaining/limit/reset is left to the readers, which know each provider's dialect.
+
+One record per service (kind ``rate_limits``, not bound to the service: a response may be
+recorded while its service is being removed), written ``quiet`` so that recording what a
+response said never makes every process reload the vault.
 """
 
 from __future__ import annotations
@@ -10,15 +14,10 @@ from __future__ import annotations
 import json
 import re
 
+from ..storage.protocol import Value
 from ..store import Vault
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rate_limits (
-    service TEXT PRIMARY KEY,
-    headers TEXT NOT NULL,
-    observed_at REAL NOT NULL
-)
-"""
+KIND = "rate_limits"  # {"headers": JSON text, "observed_at": float}
 
 # x-ratelimit-* (OpenAI, GitHub, many), anthropic-ratelimit-*, ratelimit-* drafts, and the
 # IETF RateLimit / RateLimit-Policy fields, plus Retry-After.
@@ -37,25 +36,17 @@ def rate_limit_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-def _ensure_table(vault: Vault) -> None:
-    vault.ensure_table("rate_limits", _SCHEMA)
-
-
 def record(vault: Vault, service: str, headers: dict[str, str], observed_at: float) -> None:
     """Replace what is known of ``service``'s limits with ``headers``, seen at ``observed_at``."""
-    _ensure_table(vault)
-    with vault.transaction() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO rate_limits (service, headers, observed_at) VALUES (?, ?, ?)",
-            (service, json.dumps(headers, sort_keys=True), observed_at),
-        )
+    fields: dict[str, Value] = {"headers": json.dumps(headers, sort_keys=True), "observed_at": observed_at}
+    with vault.store.atomic() as batch:
+        batch.put(KIND, service, fields, quiet=True)
 
 
 def latest(vault: Vault, service: str) -> tuple[dict[str, str], float] | None:
     """The last recorded headers of ``service`` and when they were seen, or None."""
-    _ensure_table(vault)
-    rows = vault.query("SELECT headers, observed_at FROM rate_limits WHERE service = ?", (service,))
-    if not rows:
+    with vault.store.read() as batch:
+        found = batch.get(KIND, service)
+    if found is None:
         return None
-    headers, observed_at = rows[0]
-    return json.loads(headers), float(observed_at)
+    return json.loads(str(found.fields["headers"])), float(found.fields["observed_at"] or 0)

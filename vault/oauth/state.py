@@ -1,4 +1,4 @@
-"""OAuth clients and tokens in the vault: one row per service in a table of our own.
+"""OAuth clients and tokens in the vault: one record per service (kind ``oauth``, bound to it).
 
 The client secret, refresh token and access token are sealed with the vault key and bound
 to their service and field (context ``oauth:SERVICE:FIELD``), so a ciphertext moved to
@@ -10,46 +10,26 @@ one, call the token endpoint when a token is due (see :mod:`vault.oauth_refresh`
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..auth import HeaderAuth, OAuth2Auth
-from ..errors import UnknownService, VaultCorrupted
+from ..errors import StoreConflict, UnknownService, VaultCorrupted
 from ..secret import Secret
 from ..service import Service
+from ..storage.protocol import Batch, Record, Value
 from ..store import Snapshot, Vault
 from .flow import OAuthConfig, TokenGrant, needs_refresh
 
-TABLE = "oauth_clients"
+KIND = "oauth"  # records (kind, service), bound to the service; fields below
 LEASE_SECONDS = 20.0  # longer than a token request may take (its timeout is 8 s)
 ACTIVE, REAUTH = "active", "reauth_required"
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    service TEXT PRIMARY KEY REFERENCES services(name) ON DELETE CASCADE,
-    config TEXT NOT NULL,
-    client_secret BLOB,
-    refresh_token BLOB,
-    access_token BLOB NOT NULL,
-    access_fp TEXT NOT NULL,
-    expires_at REAL,
-    state TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    failures INTEGER NOT NULL DEFAULT 0,
-    retry_at REAL,
-    lease_owner TEXT,
-    lease_until REAL,
-    refreshed_at REAL NOT NULL,
-    refreshes INTEGER NOT NULL DEFAULT 0
-)
-"""
-_COLUMNS = (
-    "config, refresh_token IS NOT NULL, access_fp, expires_at, state, reason, failures, retry_at, "
-    "lease_owner, lease_until, refreshed_at, refreshes"
-)
+# A record's fields: config (JSON text), client_secret, refresh_token, access_token (sealed, the
+# first two may be None), access_fp, expires_at, state, reason, failures, retry_at, lease_owner,
+# lease_until, refreshed_at, refreshes.
 
 Decision = Literal["fresh", "claimed", "wait", "reauth", "backoff"]
 OAuthState = Literal["expired", "reauth_required", "unknown"]
@@ -100,11 +80,10 @@ def decide(record: OAuthRecord, now: float, rejected_fp: str | None = None) -> D
 
 
 def ensure_schema(vault: Vault) -> None:
-    """The table, and once per process and vault the upgrades of what older versions wrote.
+    """Once per process and vault, the upgrades of what older versions wrote.
 
     The proxy's and the MCP server's readers of OAuth state call it when they are built, before
     any request, so they never see a service stored before OAuth was its auth method."""
-    vault.ensure_table(TABLE, _SCHEMA, versioned=True)
     if vault not in _fingerprints_keyed:
         _fingerprints_keyed.add(vault)
         _key_old_fingerprints(vault)
@@ -120,7 +99,7 @@ def _upgrade_to_oauth2_method(vault: Vault) -> None:
     """A service registered before OAuth was an auth method is stored as a bearer header with a
     row in this table: make its method ``oauth2`` (same header, same bytes on the wire), so that
     whether a service is OAuth is a property of the service, not a question to this table."""
-    for (name,) in vault.query(f"SELECT service FROM {TABLE}"):
+    for name in _names(vault):
         service = vault.get_service(name)
         if not is_oauth(service):
             record = load(vault, name)
@@ -142,12 +121,17 @@ def _key_old_fingerprints(vault: Vault) -> None:
     token), or one keyed with another vault's key (written by a process that had opened another
     vault since). Neither equals the injected credential's, so every request would rewrite the
     credential, and a 401 reported by a process keyed right would never be refreshed."""
-    for name, old in vault.query(f"SELECT service, access_fp FROM {TABLE}"):
-        token = _open_field(vault, name, "access_token")
-        if token is not None and token.fingerprint != old:
-            vault.query(
-                f"UPDATE {TABLE} SET access_fp = ? WHERE service = ? AND access_fp = ?", (token.fingerprint, name, old)
-            )
+    with vault.store.read() as batch:
+        records = batch.records(KIND)
+    for record in records:
+        token = _unseal(vault, record, "access_token")
+        if token is not None and token.fingerprint != record.fields.get("access_fp"):
+            fields = {**record.fields, "access_fp": token.fingerprint}
+            try:  # only over the record as read: a refresh meanwhile wrote a right one
+                with vault.store.atomic() as batch:
+                    batch.put(KIND, record.key, fields, service=record.key, expect=record.version)
+            except StoreConflict:
+                pass
 
 
 _fingerprints_keyed: weakref.WeakSet[Vault] = weakref.WeakSet()
@@ -156,13 +140,19 @@ _fingerprints_keyed: weakref.WeakSet[Vault] = weakref.WeakSet()
 def load(vault: Vault, name: str) -> OAuthRecord | None:
     """The service's OAuth state, or None when it is not an OAuth service."""
     ensure_schema(vault)
-    rows = vault.query(f"SELECT {_COLUMNS} FROM {TABLE} WHERE service = ?", (name,))
-    return _record(name, rows[0]) if rows else None
+    with vault.store.read() as batch:
+        record = batch.get(KIND, name)
+    return None if record is None else _record(record)
 
 
 def oauth_services(vault: Vault) -> list[str]:
     ensure_schema(vault)
-    return [row[0] for row in vault.query(f"SELECT service FROM {TABLE} ORDER BY service")]
+    return _names(vault)
+
+
+def _names(vault: Vault) -> list[str]:
+    with vault.store.read() as batch:
+        return [r.key for r in batch.records(KIND)]
 
 
 def oauth_services_as_of(snapshot: Snapshot) -> frozenset[str]:
@@ -174,26 +164,22 @@ def oauth_services_as_of(snapshot: Snapshot) -> frozenset[str]:
 def register(
     vault: Vault, service: Service, config: OAuthConfig, client_secret: Secret | None, grant: TokenGrant
 ) -> None:
-    """Add the service with its first token. If the OAuth row cannot be written, the service goes too."""
+    """Add the service with its first token. If the OAuth record cannot be written, the service goes too."""
     ensure_schema(vault)
     service = replace(service, auth=as_oauth2(service, config.grant))
     vault.add_service(service, grant.access_token)
+    name = service.name
     try:
-        with vault.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO {TABLE} (service, config, client_secret, access_token, access_fp, state, refreshed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    service.name,
-                    config.to_json(),
-                    None if client_secret is None else _seal(vault, service.name, "client_secret", client_secret),
-                    b"",
-                    "",
-                    ACTIVE,
-                    time.time(),
-                ),
-            )
-            _write_grant(vault, conn, service.name, grant)
+        sealed = None if client_secret is None else _seal(vault, name, "client_secret", client_secret)
+        fields: dict[str, Value] = {
+            "config": config.to_json(),
+            "client_secret": sealed,
+            "refresh_token": None,
+            "failures": 0,
+            "refreshes": 0,
+        }
+        with vault.store.atomic() as batch:
+            batch.put(KIND, name, _with_grant(vault, name, fields, grant), service=name, expect=0)
     except BaseException:
         vault.remove_service(service.name)
         raise
@@ -201,71 +187,85 @@ def register(
 
 def replace_grant(vault: Vault, name: str, grant: TokenGrant, client_secret: Secret | None = None) -> None:
     """After a new login: the new tokens (and client secret, if given) replace the old; state is active."""
-    with vault.transaction() as conn:
-        _require(vault, conn, name)
+
+    def change(fields: dict[str, Value]) -> bool:
         if client_secret is not None:
-            conn.execute(
-                f"UPDATE {TABLE} SET client_secret = ? WHERE service = ?",
-                (_seal(vault, name, "client_secret", client_secret), name),
-            )
-        conn.execute(f"UPDATE {TABLE} SET refresh_token = NULL WHERE service = ?", (name,))
-        _write_grant(vault, conn, name, grant)
-    vault.set_secret(name, "credential", grant.access_token)
+            fields["client_secret"] = _seal(vault, name, "client_secret", client_secret)
+        fields["refresh_token"] = None
+        fields.update(_with_grant(vault, name, fields, grant))
+        return True
+
+    with vault.store.atomic() as batch:
+        _update(batch, name, change)
+        vault.set_secret(name, "credential", grant.access_token)
 
 
 def claim(vault: Vault, name: str, owner: str, now: float, rejected_fp: str | None = None) -> Decision:
     """Decide under the vault's write lock, and take the refresh lease when the decision is ours."""
-    with vault.transaction() as conn:
-        row = _require(vault, conn, name)
-        decision = decide(_record(name, row), now, rejected_fp)
-        if decision == "claimed":
-            conn.execute(
-                f"UPDATE {TABLE} SET lease_owner = ?, lease_until = ? WHERE service = ?",
-                (owner, now + LEASE_SECONDS, name),
-            )
-    return decision
+    decision: list[Decision] = []
+
+    def change(fields: dict[str, Value]) -> bool:
+        decision.append(decide(_record(Record(KIND, name, fields, 0)), now, rejected_fp))
+        if decision[0] != "claimed":
+            return False
+        fields.update(lease_owner=owner, lease_until=now + LEASE_SECONDS)
+        return True
+
+    with vault.store.atomic() as batch:
+        _update(batch, name, change)
+    return decision[0]
 
 
 def save_refreshed(vault: Vault, name: str, grant: TokenGrant) -> None:
     """Persist a refresh in one transaction: a rotated refresh token is stored together with the
     access token it came with, before anyone can use that access token."""
-    with vault.transaction() as conn:
-        _require(vault, conn, name)
-        _write_grant(vault, conn, name, grant)
-        conn.execute(f"UPDATE {TABLE} SET refreshes = refreshes + 1 WHERE service = ?", (name,))
+
+    def change(fields: dict[str, Value]) -> bool:
+        fields.update(_with_grant(vault, name, fields, grant))
+        fields["refreshes"] = _int(fields.get("refreshes")) + 1
+        return True
+
+    with vault.store.atomic() as batch:
+        _update(batch, name, change)
 
 
 def mark_dead(vault: Vault, name: str, reason: str, seen_access_fp: str) -> bool:
     """The grant was refused: stop refreshing (no retry storm) until someone logs in again.
 
-    Only if the row still holds the grant the refused request was made from: a refresher
+    Only if the record still holds the grant the refused request was made from: a refresher
     whose lease ran out may have lost a rotation race to one that has already saved a newer
     grant, and that grant is alive. Returns whether the service was marked.
     """
-    with vault.transaction() as conn:
-        marked = conn.execute(
-            f"UPDATE {TABLE} SET state = ?, reason = ?, lease_owner = NULL, lease_until = NULL "
-            "WHERE service = ? AND access_fp = ?",
-            (REAUTH, reason, name, seen_access_fp),
-        ).rowcount
-    return marked == 1
+
+    def change(fields: dict[str, Value]) -> bool:
+        if fields.get("access_fp") != seen_access_fp:
+            return False
+        fields.update(state=REAUTH, reason=reason, lease_owner=None, lease_until=None)
+        return True
+
+    with vault.store.atomic() as batch:
+        return _update(batch, name, change, missing_ok=True)
 
 
 def mark_failure(vault: Vault, name: str, reason: str, retry_at: float) -> None:
-    with vault.transaction() as conn:
-        conn.execute(
-            f"UPDATE {TABLE} SET failures = failures + 1, reason = ?, retry_at = ?, lease_owner = NULL, "
-            "lease_until = NULL WHERE service = ?",
-            (reason, retry_at, name),
-        )
+    def change(fields: dict[str, Value]) -> bool:
+        fields.update(failures=_int(fields.get("failures")) + 1, reason=reason, retry_at=retry_at)
+        fields.update(lease_owner=None, lease_until=None)
+        return True
+
+    with vault.store.atomic() as batch:
+        _update(batch, name, change, missing_ok=True)
 
 
 def release(vault: Vault, name: str, owner: str) -> None:
-    with vault.transaction() as conn:
-        conn.execute(
-            f"UPDATE {TABLE} SET lease_owner = NULL, lease_until = NULL WHERE service = ? AND lease_owner = ?",
-            (name, owner),
-        )
+    def change(fields: dict[str, Value]) -> bool:
+        if fields.get("lease_owner") != owner:
+            return False
+        fields.update(lease_owner=None, lease_until=None)
+        return True
+
+    with vault.store.atomic() as batch:
+        _update(batch, name, change, missing_ok=True)
 
 
 def client_secret(vault: Vault, name: str) -> Secret | None:
@@ -283,55 +283,74 @@ def access_token(vault: Vault, name: str) -> Secret | None:
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _write_grant(vault: Vault, conn: sqlite3.Connection, name: str, grant: TokenGrant) -> None:
+def _with_grant(vault: Vault, name: str, fields: dict[str, Value], grant: TokenGrant) -> dict[str, Value]:
+    """``fields`` with ``grant``'s tokens in (a refresh token only if the grant has one): active again."""
+    fields = dict(fields)
     if grant.refresh_token is not None:
-        conn.execute(
-            f"UPDATE {TABLE} SET refresh_token = ? WHERE service = ?",
-            (_seal(vault, name, "refresh_token", grant.refresh_token), name),
-        )
-    conn.execute(
-        f"UPDATE {TABLE} SET access_token = ?, access_fp = ?, expires_at = ?, state = ?, reason = '', "
-        "failures = 0, retry_at = NULL, lease_owner = NULL, lease_until = NULL, refreshed_at = ? WHERE service = ?",
-        (
-            _seal(vault, name, "access_token", grant.access_token),
-            vault.keyed(grant.access_token).fingerprint,  # the provider's token was made outside this vault
-            grant.expires_at,
-            ACTIVE,
-            time.time(),
-            name,
-        ),
+        fields["refresh_token"] = _seal(vault, name, "refresh_token", grant.refresh_token)
+    fields.update(
+        access_token=_seal(vault, name, "access_token", grant.access_token),
+        access_fp=vault.keyed(grant.access_token).fingerprint,  # the provider's token was made outside this vault
+        expires_at=grant.expires_at,
+        state=ACTIVE,
+        reason="",
+        failures=0,
+        retry_at=None,
+        lease_owner=None,
+        lease_until=None,
+        refreshed_at=time.time(),
     )
+    return fields
 
 
-def _require(vault: Vault, conn: sqlite3.Connection, name: str) -> tuple[object, ...]:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE service = ?", (name,)).fetchone()
-    if row is None:
-        known = [r[0] for r in conn.execute(f"SELECT service FROM {TABLE} ORDER BY service")]
-        raise UnknownService(name, known)
-    return tuple(row)
+def _update(batch: Batch, name: str, change: Callable[[dict[str, Value]], bool], *, missing_ok: bool = False) -> bool:
+    """Read the service's record, let ``change`` edit its fields, write it back if it says so
+    (all in the caller's batch); UnknownService if there is none, unless ``missing_ok``."""
+    record = batch.get(KIND, name)
+    if record is None:
+        if missing_ok:
+            return False
+        raise UnknownService(name, [r.key for r in batch.records(KIND)])
+    _record(record)  # refuse a damaged record before writing over it
+    fields = dict(record.fields)
+    if not change(fields):
+        return False
+    batch.put(KIND, name, fields, service=name, expect=record.version)
+    return True
 
 
-def _record(name: str, row: tuple[object, ...]) -> OAuthRecord:
+def _int(value: Value) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _record(record: Record) -> OAuthRecord:
+    f = record.fields
     try:
-        config, has_rt, fp, expires, state, reason, failures, retry, owner, until, refreshed, count = row
+        expires, retry, owner, until = (
+            f.get("expires_at"),
+            f.get("retry_at"),
+            f.get("lease_owner"),
+            f.get("lease_until"),
+        )
         return OAuthRecord(
-            service=name,
-            config=OAuthConfig.from_json(str(config)),
-            has_refresh_token=bool(has_rt),
-            access_fp=str(fp),
-            expires_at=None if expires is None else float(expires),  # type: ignore[arg-type]
-            state=str(state),
-            reason=str(reason),
-            failures=int(failures),  # type: ignore[call-overload]
-            retry_at=None if retry is None else float(retry),  # type: ignore[arg-type]
+            service=record.key,
+            config=OAuthConfig.from_json(str(f["config"])),
+            has_refresh_token=f.get("refresh_token") is not None,
+            access_fp=str(f["access_fp"]),
+            expires_at=None if expires is None else float(expires),
+            state=str(f["state"]),
+            reason=str(f.get("reason", "")),
+            failures=_int(f.get("failures")),
+            retry_at=None if retry is None else float(retry),
             lease_owner=None if owner is None else str(owner),
-            lease_until=None if until is None else float(until),  # type: ignore[arg-type]
-            refreshed_at=float(refreshed),  # type: ignore[arg-type]
-            refreshes=int(count),  # type: ignore[call-overload]
+            lease_until=None if until is None else float(until),
+            refreshed_at=float(f["refreshed_at"]),  # type: ignore[arg-type]
+            refreshes=_int(f.get("refreshes")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise VaultCorrupted(
-            f"the OAuth settings of {name!r} are damaged ({type(exc).__name__}); remove the service and add it again"
+            f"the OAuth settings of {record.key!r} are damaged ({type(exc).__name__}); "
+            "remove the service and add it again"
         ) from None
 
 
@@ -341,13 +360,21 @@ def _seal(vault: Vault, name: str, field: str, secret: Secret) -> bytes:
 
 def _open_field(vault: Vault, name: str, field: str) -> Secret | None:
     ensure_schema(vault)
-    rows = vault.query(f"SELECT {field} FROM {TABLE} WHERE service = ?", (name,))
-    if not rows:
-        raise UnknownService(name, oauth_services(vault))
-    blob = rows[0][0]
+    with vault.store.read() as batch:
+        record = batch.get(KIND, name)
+        if record is None:
+            raise UnknownService(name, [r.key for r in batch.records(KIND)])
+    return _unseal(vault, record, field)
+
+
+def _unseal(vault: Vault, record: Record, field: str) -> Secret | None:
+    blob = record.fields.get(field)
     if blob is None:
         return None
-    plain = vault.unseal(bytes(blob), f"oauth:{name}:{field}", f"the OAuth {field.replace('_', ' ')} of {name!r}")
+    what = f"the OAuth {field.replace('_', ' ')} of {record.key!r}"
+    if not isinstance(blob, bytes):
+        raise VaultCorrupted(f"{what} is damaged; remove the service and add it again")
+    plain = vault.unseal(blob, f"oauth:{record.key}:{field}", what)
     return vault.keyed(plain.decode("utf-8"))
 
 
