@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from .auth import AuthMethod
+from .auth.registry import OPTIONS, build
 from .errors import InvalidService
 from .hosts import HostRule
-from .service import build_auth, normalise_methods, parse_hosts, validate_name
+from .service import normalise_methods, parse_hosts, validate_name
 
 CATALOG_FILE = "connectors.toml"
 GENERIC = "generic"
 _KEYS = frozenset(
     {"title", "docs", "hosts", "auth", "header", "template", "param", "extra_headers", "probe", "probe_body",
-     "rate_limit_headers"}
+     "rate_limit_headers", *OPTIONS}
 )  # fmt: skip
 
 
@@ -93,12 +94,13 @@ def _entry(name: str, entry: Any, source: str) -> Connector:
     if unknown:
         raise InvalidService(f"unknown fields {sorted(unknown)}; allowed: {sorted(_KEYS)}")
     validate_name(name)
-    auth = build_auth(
+    auth = build(
         str(entry.get("auth", "bearer")),
         header=entry.get("header"),
         template=entry.get("template"),
         param=entry.get("param"),
         extra_headers={str(k): str(v) for k, v in dict(entry.get("extra_headers", {})).items()},
+        **{key: entry[key] for key in OPTIONS if key in entry},
     )
     hosts = list(entry.get("hosts", []))
     return Connector(
