@@ -25,6 +25,7 @@ from clavis_mcp.vault import (
     InvalidService,
     Secret,
     Service,
+    UnknownService,
     Vault,
     clavis_home,
     parse_hosts,
@@ -34,12 +35,14 @@ from clavis_mcp.vault import (
 from clavis_mcp.vault.audit.filters import AuditFilter
 from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.audit.log import INJECTED, TIME
-from clavis_mcp.vault.auth import AuthMethod
+from clavis_mcp.vault.auth import CREDENTIAL, AuthMethod
+from clavis_mcp.vault.auth.fields import validate_field_name
+from clavis_mcp.vault.auth.registry import OPTIONS as METHOD_OPTIONS
+from clavis_mcp.vault.auth.registry import build as build_method
 from clavis_mcp.vault.connectors import GENERIC, connector, load_catalog
 from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.service import (
     AUTH_CHOICES,
-    build_auth,
     normalise_methods,
     normalise_path_prefixes,
     parse_header_template,
@@ -88,6 +91,7 @@ def service_view(service: Service, vault: Vault | None = None) -> dict[str, Any]
         "name": service.name,
         "connector": service.connector,
         "auth": oauth_store.describe_auth(vault, service) if vault else service.auth.describe(),
+        "secret_fields": list(service.auth.secret_fields()),
         "extra_headers": dict(service.auth.extra_headers),
         "hosts": [str(h) for h in service.hosts],
         "methods": list(service.methods),
@@ -101,8 +105,24 @@ def service_view(service: Service, vault: Vault | None = None) -> dict[str, Any]
     }
 
 
+# Which --auth each method option belongs to (by the prefix of its name).
+OPTION_OWNERS = {"aws_": "sigv4", "unsigned_payload": "sigv4", "hmac_": "hmac", "body_": "body", "path_": "path"}
+# How the prompts name each secret field (the credential of an AWS service is its secret key).
+FIELD_LABELS = {
+    "access_key_id": "AWS access key id",
+    "session_token": "AWS session token (empty: none)",
+    "username": "User name",
+}
+CREDENTIAL_LABELS = {"sigv4": "AWS secret access key", "basic": "Password or key", "hmac": "HMAC signing key"}
+
+
 def _auth_options(
-    auth: str | None, header: str | None, basic: str | None, query: str | None, fixed: tuple[str, ...]
+    auth: str | None,
+    header: tuple[str, ...],
+    basic: str | None,
+    query: str | None,
+    fixed: tuple[str, ...],
+    method_options: dict[str, Any] | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
     """The auth kind and keyword arguments the options describe (kind None: none given)."""
     given = [name for name, value in (("--header", header), ("--basic", basic), ("--query", query)) if value]
@@ -112,11 +132,23 @@ def _auth_options(
         raise click.UsageError("oauth2 services are set up by the OAuth commands, not by add/edit")
     kind = auth or {"--header": "header", "--basic": "basic", "--query": "query"}.get(given[0] if given else "")
     kwargs: dict[str, Any] = {"extra_headers": _fixed_headers(fixed)}
+    for name, value in (method_options or {}).items():
+        if value in (None, False):
+            continue
+        owner = next(k for prefix, k in OPTION_OWNERS.items() if name.startswith(prefix))
+        if kind != owner:
+            raise click.UsageError(f"--{name.replace('_', '-')} goes with --auth {owner}")
+        kwargs[name] = value
     if header:
-        if kind != "header":
-            raise click.UsageError("--header goes with --auth header")
-        spec = parse_header_template(header)
-        kwargs.update(header=spec.name, template=spec.template)
+        if kind == "headers":
+            kwargs["headers"] = list(header)
+        elif kind != "header":
+            raise click.UsageError("--header goes with --auth header (or several with --auth headers)")
+        elif len(header) > 1:
+            raise click.UsageError("--auth header takes one --header; for several use --auth headers")
+        else:
+            spec = parse_header_template(header[0])
+            kwargs.update(header=spec.name, template=spec.template)
     if basic:
         if kind != "basic":
             raise click.UsageError("--basic goes with --auth basic")
@@ -125,9 +157,101 @@ def _auth_options(
         if kind != "query":
             raise click.UsageError("--query goes with --auth query")
         kwargs["param"] = query
-    if kind in ("header", "query") and not (header or query):
-        raise click.UsageError(f"--auth {kind} needs {'--header' if kind == 'header' else '--query'}")
+    if kind in ("header", "query", "headers") and not (header or query):
+        raise click.UsageError(f"--auth {kind} needs {'--query' if kind == 'query' else '--header'}")
     return kind, kwargs
+
+
+def _method_options(func: Any) -> Any:
+    """The options of the methods beyond header/basic/query (docs/connectors.md has an example of each)."""
+    options = [
+        click.option("--aws-region", help="sigv4: region, e.g. eu-west-1. Default: read from the host."),
+        click.option("--aws-service", help="sigv4: signing name, e.g. s3. Default: read from the host."),
+        click.option("--unsigned-payload", is_flag=True, default=None, help="sigv4: sign UNSIGNED-PAYLOAD (S3)."),
+        click.option("--hmac-header", help="hmac: header carrying the signature. Default: X-Signature."),
+        click.option("--hmac-template", help="hmac: its value, with {signature} (and {timestamp}, {key_id})."),
+        click.option("--hmac-parts", help="hmac: canonical parts, e.g. timestamp,method,path,query,body_sha256."),
+        click.option("--hmac-separator", help="hmac: what joins the parts (escapes allowed). Default: \\n."),
+        click.option("--hmac-timestamp-header", help="hmac: header carrying the timestamp ('' for none)."),
+        click.option("--hmac-timestamp-format", type=click.Choice(["unix", "unix_ms", "iso8601", "http"])),
+        click.option("--hmac-encoding", type=click.Choice(["hex", "base64"]), help="hmac: signature encoding."),
+        click.option("--hmac-key-format", type=click.Choice(["text", "base64", "hex"]), help="hmac: stored key form."),
+        click.option("--hmac-key-id", help="hmac: the key id (not secret), for {key_id} and --hmac-key-id-header."),
+        click.option("--hmac-key-id-header", help="hmac: header carrying the key id."),
+        click.option("--body-field", help="body: the JSON or form field that carries the key."),
+        click.option("--body-format", type=click.Choice(["json", "form"]), help="body: json (default) or form."),
+        click.option("--path-template", help="path: where the key goes in the path, e.g. '/bot{secret}/'."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _method_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the method options from a command's keyword arguments."""
+    return {name: kwargs.pop(name) for name in METHOD_OPTIONS if name in kwargs}
+
+
+def _field_env(items: tuple[str, ...]) -> dict[str, str]:
+    """``--field-env FIELD=VAR`` pairs: the secret field and the environment variable holding it."""
+    pairs = {}
+    for item in items:
+        field, sep, var = item.partition("=")
+        if not sep or not var:
+            raise click.BadParameter(f"--field-env {item!r} must look like access_key_id=AWS_ACCESS_KEY_ID")
+        pairs[validate_field_name(field.strip())] = var.strip()
+    return pairs
+
+
+def read_fields(spec: AuthMethod, field_env: dict[str, str], prefix: str | None = None) -> dict[str, Secret]:
+    """The method's secret fields other than the credential: from --field-env (or ``prefix``+FIELD
+    variables on import), else a hidden prompt on a terminal; a required field missing without a
+    terminal is an error that says how to give it."""
+    fields = [f for f in spec.secret_fields() if f != CREDENTIAL]
+    unknown = set(field_env) - set(fields)
+    if unknown:
+        raise click.UsageError(f"{spec.kind} has no secret field {', '.join(sorted(unknown))}; it uses: "
+                               f"{', '.join(spec.secret_fields())}")  # fmt: skip
+    values: dict[str, Secret] = {}
+    for field in fields:
+        optional = field in spec.optional_fields()
+        var = field_env.get(field) or (prefix + field.upper() if prefix else None)
+        if var and var in os.environ:
+            values[field] = validate_secret(os.environ[var])
+        elif var and field in field_env:
+            raise click.UsageError(f"environment variable {var} is not set")
+        elif sys.stdin.isatty():
+            label = FIELD_LABELS.get(field, f"Secret field {field}")
+            value = click.prompt(label, hide_input=True, err=True, default="" if optional else None, show_default=False)
+            if value:
+                values[field] = validate_secret(value)
+        elif not optional:
+            raise click.UsageError(f"{spec.kind} needs the secret field {field}: pass --field-env {field}=VAR "
+                                   "(never the value on the command line)")  # fmt: skip
+    return values
+
+
+def store_fields(vault: Vault, name: str, fields: dict[str, Secret]) -> None:
+    """Store the extra fields of a service just added; on failure remove it (no half service)."""
+    try:
+        for field, secret in fields.items():
+            vault.set_secret(name, field, secret)
+    except BaseException:
+        vault.remove_service(name)
+        raise
+
+
+def field_fingerprints(vault: Vault, service: Service) -> dict[str, str]:
+    """Each secret field's fingerprint, or "(not stored)": show never prints a value."""
+    result: dict[str, str] = {}
+    if service.auth.kind == "oauth2":
+        return result  # its tokens are kept and shown by the OAuth commands
+    for field in service.auth.secret_fields():
+        try:
+            result[field] = vault.secret(service.name, field).fingerprint
+        except UnknownService:
+            result[field] = "(not stored)"
+    return result
 
 
 def _fixed_headers(fixed: tuple[str, ...]) -> dict[str, str]:
@@ -171,9 +295,11 @@ def _policy_options(func: Any) -> Any:
 @click.option("--connector", "connector_name", default=GENERIC, show_default=True, help="See: clavis-mcp connectors.")
 @click.option("--host", "hosts", multiple=True, help="HOST[:PORT] or *.DOMAIN; repeatable. Default: the connector's.")
 @click.option("--auth", type=click.Choice([*AUTH_CHOICES, "oauth2"]), help="Auth method. Default: the connector's.")
-@click.option("--header", help="Header template, e.g. 'x-api-key: {secret}'.")
-@click.option("--basic", help="Basic auth template: '{secret}:' (key as user) or 'user:{secret}'.")
+@click.option("--header", multiple=True, help="Header template, e.g. 'x-api-key: {secret}'; several: --auth headers.")
+@click.option("--basic", help="Basic auth template: '{secret}:', 'user:{secret}' or '{username}:{secret}'.")
 @click.option("--query", help="Query parameter that carries the secret, e.g. 'key'.")
+@_method_options
+@click.option("--field-env", "field_env", multiple=True, metavar="FIELD=VAR", help="Another secret field from VAR.")
 @click.option("--local", is_flag=True, help="Allow loopback/private addresses for this service's hosts.")
 @click.option("--allow-http", is_flag=True, help="Allow injection over plain http:// (not recommended).")
 @click.option("--reveal", type=REVEAL, default="masked", show_default=True, help="What get_credentials may show.")
@@ -186,9 +312,10 @@ def add(
     connector_name: str,
     hosts: tuple[str, ...],
     auth: str | None,
-    header: str | None,
+    header: tuple[str, ...],
     basic: str | None,
     query: str | None,
+    field_env: tuple[str, ...],
     local: bool,
     allow_http: bool,
     reveal: str,
@@ -200,15 +327,21 @@ def add(
     fixed: tuple[str, ...],
     expires: str | None,
     as_json: bool,
+    **method_options: Any,
 ) -> None:
-    """Register service NAME (from a connector, or generic) and store its secret, never taken from argv."""
+    """Register service NAME (from a connector, or generic) and store its secret, never taken from argv.
+
+    A method with several secret fields (sigv4's access_key_id, basic's {username}, a headers
+    template's {app_id}) asks for each on a terminal, or reads them with --field-env FIELD=VAR.
+    """
     base = connector(connector_name, load_catalog(clavis_home(), catalog))
-    kind, kwargs = _auth_options(auth, header, basic, query, fixed)
+    kind, kwargs = _auth_options(auth, header, basic, query, fixed, _method_kwargs(method_options))
     if kind is None:
         fixed_headers = {**dict(base.auth.extra_headers), **kwargs["extra_headers"]}
         spec = base.auth.with_extra_headers(validate_extra_headers(fixed_headers))
     else:
-        spec = build_auth(kind, **kwargs)
+        spec = build_method(kind, **kwargs)
+    envs = _field_env(field_env)
     if not hosts and not base.hosts:
         raise click.UsageError(f"connector {base.name!r} has no default host: give --host HOST")
     service = Service(
@@ -225,15 +358,19 @@ def add(
         expires_at=parse_expiry(expires) if expires else None,
     )
     with open_runtime() as runtime:
-        secret = read_secret(secret_stdin, secret_env)
+        secret = read_secret(secret_stdin, secret_env, CREDENTIAL_LABELS.get(spec.kind, "Secret"))
+        fields = read_fields(spec, envs)
         runtime.vault.add_service(service, secret)
+        store_fields(runtime.vault, name, fields)
         _audit(runtime, name, "add", "added")
+    prints = {field: value.fingerprint for field, value in fields.items()}
     emit(
         as_json,
-        {**service_view(service), "fingerprint": secret.fingerprint},
+        {**service_view(service), "fingerprint": secret.fingerprint, "fields": prints},
         [
             f"added {name} ({spec.describe()}) for {', '.join(str(h) for h in service.hosts)}",
             f"secret fingerprint: {secret.fingerprint}",
+            *(f"{field} fingerprint: {fp}" for field, fp in prints.items()),
         ],
     )
 
@@ -270,6 +407,7 @@ def show(name: str, as_json: bool) -> None:
         view = {
             **service_view(service, runtime.vault),
             "fingerprint": secret.fingerprint,
+            "field_fingerprints": field_fingerprints(runtime.vault, service),
             "last_used": used.get(TIME) if used else None,
         }
     emit(as_json, view, [f"{key + ':':<15} {_plain(value)}" for key, value in view.items()])
@@ -287,9 +425,13 @@ def _plain(value: object) -> str:
 @click.argument("name")
 @click.option("--secret-stdin", is_flag=True, help="Read the new secret from standard input.")
 @click.option("--secret-env", metavar="VAR", help="Read the new secret from environment variable VAR.")
+@click.option("--field", default=CREDENTIAL, show_default=True, help="Which secret field to replace.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool) -> None:
-    """Replace the secret of service NAME; the old one is overwritten, not kept."""
+def rotate(name: str, secret_stdin: bool, secret_env: str | None, field: str, as_json: bool) -> None:
+    """Replace the secret of service NAME (or one of its other fields); the old one is overwritten, not kept."""
+    if field != CREDENTIAL:
+        _rotate_field(name, field, secret_stdin, secret_env, as_json)
+        return
     with open_runtime() as runtime:
         old = runtime.vault.secret(name)
         oauth_store.ensure_schema(runtime.vault)
@@ -315,13 +457,28 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool)
     )
 
 
+def _rotate_field(name: str, field: str, secret_stdin: bool, secret_env: str | None, as_json: bool) -> None:
+    with open_runtime() as runtime:
+        service = runtime.vault.get_service(name)
+        if field not in service.auth.secret_fields() or service.auth.kind == "oauth2":
+            raise click.UsageError(f"{name!r} ({service.auth.kind}) has no secret field {field!r}; it uses: "
+                                   f"{', '.join(service.auth.secret_fields())}")  # fmt: skip
+        old = field_fingerprints(runtime.vault, service)[field]
+        secret = read_secret(secret_stdin, secret_env, FIELD_LABELS.get(field, f"New {field}"))
+        runtime.vault.set_secret(name, field, secret)
+        _audit(runtime, name, "rotate", "rotated", reason=f"field {field}")
+    emit(as_json, {"name": name, "field": field, "fingerprint": secret.fingerprint, "previous": old},
+         [f"rotated {name} {field}: {old} -> {secret.fingerprint}"])  # fmt: skip
+
+
 @click.command()
 @click.argument("name")
 @click.option("--host", "hosts", multiple=True, help="Replace the host rules; repeatable.")
 @click.option("--auth", type=click.Choice([*AUTH_CHOICES, "oauth2"]), help="Replace the auth method.")
-@click.option("--header", help="Header template, e.g. 'x-api-key: {secret}'.")
-@click.option("--basic", help="Basic auth template: '{secret}:' or 'user:{secret}'.")
+@click.option("--header", multiple=True, help="Header template, e.g. 'x-api-key: {secret}'; several: --auth headers.")
+@click.option("--basic", help="Basic auth template: '{secret}:', 'user:{secret}' or '{username}:{secret}'.")
 @click.option("--query", help="Query parameter that carries the secret.")
+@_method_options
 @click.option("--reveal", type=REVEAL, help="What get_credentials may show.")
 @click.option("--local/--no-local", default=None, help="Allow loopback/private addresses.")
 @click.option("--allow-http/--no-allow-http", default=None, help="Allow injection over plain http://.")
@@ -332,7 +489,7 @@ def edit(
     name: str,
     hosts: tuple[str, ...],
     auth: str | None,
-    header: str | None,
+    header: tuple[str, ...],
     basic: str | None,
     query: str | None,
     reveal: str | None,
@@ -345,9 +502,13 @@ def edit(
     fixed: tuple[str, ...],
     expires: str | None,
     as_json: bool,
+    **method_options: Any,
 ) -> None:
-    """Change the non-secret fields of service NAME; options not given stay as they are."""
-    kind, kwargs = _auth_options(auth, header, basic, query, fixed)
+    """Change the non-secret fields of service NAME; options not given stay as they are.
+
+    A new method that uses secret fields the service has not stored yet is refused: add those
+    with ``rotate NAME --field FIELD`` first, or remove and add the service again."""
+    kind, kwargs = _auth_options(auth, header, basic, query, fixed, _method_kwargs(method_options))
     with open_runtime() as runtime:
         oauth_store.ensure_schema(runtime.vault)  # an OAuth service stored by an older version reads as oauth2
         current = runtime.vault.get_service(name)
@@ -355,7 +516,12 @@ def edit(
         if kind is not None:
             if oauth_store.is_oauth(current):
                 raise click.UsageError(f"{name!r} is an OAuth service: its auth stays oauth2 (--fixed-header applies)")
-            spec = build_auth(kind, **kwargs)
+            spec = build_method(kind, **kwargs)
+            missing = [f for f, fp in field_fingerprints(runtime.vault, replace(current, auth=spec)).items()
+                       if fp == "(not stored)" and f not in spec.optional_fields()]  # fmt: skip
+            if missing:
+                raise click.UsageError(f"--auth {kind} needs the secret field(s) {', '.join(missing)}, not stored for "
+                                       f"{name}; remove and add the service again with them")  # fmt: skip
         elif fixed:
             spec = spec.with_extra_headers(validate_extra_headers(kwargs["extra_headers"]))
         changes: dict[str, Any] = {"auth": spec}
@@ -419,7 +585,7 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
     """Validate one imported table exactly like `add` would; raise InvalidService naming the service."""
     try:
         known = {"connector", "hosts", "auth", "header", "template", "param", "extra_headers", "methods",
-                 "path_prefixes", "reveal", "local", "allow_http", "expires"}  # fmt: skip
+                 "path_prefixes", "reveal", "local", "allow_http", "expires", *METHOD_OPTIONS}  # fmt: skip
         unknown = set(table) - known
         if unknown:
             raise InvalidService(f"unknown fields {sorted(unknown)}")
@@ -427,12 +593,13 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
             raise InvalidService("reveal must be never, masked or full")
         return Service(
             name=validate_name(name),
-            auth=build_auth(
+            auth=build_method(
                 str(table.get("auth", "bearer")),
                 header=table.get("header"),
                 template=table.get("template"),
                 param=table.get("param"),
                 extra_headers={str(k): str(v) for k, v in dict(table.get("extra_headers", {})).items()},
+                **{key: table[key] for key in METHOD_OPTIONS if key in table},
             ),
             hosts=parse_hosts(list(table.get("hosts", []))),
             connector=str(table.get("connector", GENERIC)),
@@ -480,7 +647,8 @@ def import_services(path: Path, as_json: bool) -> None:
     """Add the services defined in a TOML file (from `export`); all of them or none.
 
     Each secret is asked for on a terminal, or read from CLAVIS_SECRET_<NAME> (upper case,
-    non-alphanumerics as '_'), e.g. CLAVIS_SECRET_MY_OPENAI for my-openai.
+    non-alphanumerics as '_'), e.g. CLAVIS_SECRET_MY_OPENAI for my-openai; a method's other
+    secret fields from CLAVIS_SECRET_<NAME>__<FIELD>, e.g. CLAVIS_SECRET_AWS__ACCESS_KEY_ID.
     """
     try:
         tables = tomllib.loads(path.read_text(encoding="utf-8")).get("services", {})
@@ -491,6 +659,7 @@ def import_services(path: Path, as_json: bool) -> None:
     services = [from_definition(name, table) for name, table in tables.items()]
     with open_runtime() as runtime:
         entries = []
+        more: dict[str, dict[str, Secret]] = {}  # each service's other secret fields
         for service in services:
             var = import_env_var(service.name)
             if var in os.environ:
@@ -499,7 +668,10 @@ def import_services(path: Path, as_json: bool) -> None:
                 entries.append((service, read_secret(False, None, f"Secret for {service.name}")))
             else:
                 raise click.UsageError(f"no secret for {service.name}: set {var} or run the import in a terminal")
+            more[service.name] = read_fields(service.auth, {}, prefix=var + "__")
         runtime.vault.add_services(entries)
+        for service, _ in entries:
+            store_fields(runtime.vault, service.name, more[service.name])
         for service, _ in entries:
             _audit(runtime, service.name, "add", "added", reason=f"imported from {path.name}")
     emit(

@@ -172,6 +172,10 @@ class AuthMethod(ABC):
         """The named secrets this method uses; all of them are redacted from responses."""
         return (CREDENTIAL,)
 
+    def optional_fields(self) -> tuple[str, ...]:
+        """Those of :meth:`secret_fields` a service may go without (an AWS session token)."""
+        return ()
+
     @abstractmethod
     def apply(self, request: OutgoingRequest, secrets: Mapping[str, Secret]) -> None:
         """Put the credential (and any fixed headers) on the finished request."""

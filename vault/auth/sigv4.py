@@ -202,6 +202,9 @@ class SigV4Auth(AuthMethod):
     def secret_fields(self) -> tuple[str, ...]:
         return (CREDENTIAL, ACCESS_KEY_ID, SESSION_TOKEN)
 
+    def optional_fields(self) -> tuple[str, ...]:
+        return (SESSION_TOKEN,)
+
     def credential_headers(self) -> tuple[str, ...]:
         return ("Authorization", "X-Amz-Date", "X-Amz-Security-Token")
 
@@ -296,6 +299,7 @@ def _authority(host: str, port: int, default: int) -> str:
 
 
 def build_sigv4(
-    *, aws_region: str | None = None, aws_service: str | None = None, unsigned_payload: bool = False, **_: object
+    *, aws_region: str | None = None, aws_service: str | None = None, unsigned_payload: bool | str = False, **_: object
 ) -> SigV4Auth:
-    return SigV4Auth(region=aws_region or "", service=aws_service or "", unsigned_payload=unsigned_payload).validate()
+    unsigned = unsigned_payload is True or str(unsigned_payload).lower() in ("true", "yes", "1")
+    return SigV4Auth(region=aws_region or "", service=aws_service or "", unsigned_payload=unsigned).validate()
