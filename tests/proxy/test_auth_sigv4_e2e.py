@@ -120,7 +120,14 @@ def aws_vault(vault: Vault) -> Vault:
 
 @pytest.fixture(autouse=True)
 def no_aws_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"):
+    for var in (
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_CA_BUNDLE",
+    ):  # botocore prefers AWS_CA_BUNDLE (set on this machine) to REQUESTS_CA_BUNDLE
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
@@ -137,11 +144,16 @@ def client(service: str, proxy_url: str, home: Path, **kwargs: Any) -> Any:
 
 
 async def test_boto3_with_dummy_credentials_calls_sts_signed_by_the_proxy(
-    aws_vault: Vault, audit: AuditLog, home: Path, upstream: AuthUpstream
+    aws_vault: Vault, audit: AuditLog, home: Path, upstream: AuthUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As an agent started with `clavis-mcp env`: HTTPS_PROXY and the CA bundle from the environment."""
     async with routed_proxy(aws_vault, audit, home, NAMES, upstream.port) as proxy:
-        sts = client("sts", proxy_url_with_credentials(proxy), home, region_name="us-east-1",
-                     endpoint_url=f"https://{STS}")  # fmt: skip
+        monkeypatch.setenv("HTTPS_PROXY", proxy_url_with_credentials(proxy))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(LocalCA(home / "certs").cert_path))
+        session = boto3.session.Session(aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_SECRET,
+                                        aws_session_token=DUMMY_TOKEN)  # fmt: skip
+        sts = session.client("sts", region_name="us-east-1", endpoint_url=f"https://{STS}",
+                             config=Config(retries={"max_attempts": 1, "mode": "standard"}))  # fmt: skip
         identity = await anyio.to_thread.run_sync(sts.get_caller_identity)
     assert identity["Account"] == "123456789012"
     [received] = upstream.received
