@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from clavis_mcp.vault import ClavisError
+from clavis_mcp.vault import ClavisError, VaultLocked, clavis_home
 
 from .runtime import open_runtime
 
@@ -55,13 +55,45 @@ def mcp_server() -> Iterator[MCPServer[Any]]:
             limits = CallLimits.from_env()
             runtime = stack.enter_context(open_runtime())
         except ClavisError as exc:
-            print(f"clavis-mcp: {exc}", file=sys.stderr)
-            yield build_unavailable_server(exc)
+            problem = _for_a_client(exc)
+            print(f"clavis-mcp: {problem}", file=sys.stderr)
+            yield build_unavailable_server(problem)
             return
         yield build_server(Gateway(runtime.vault, runtime.audit, runtime.ca, config=ProxyConfig(), limits=limits))
 
 
+def _for_a_client(exc: ClavisError) -> ClavisError:
+    """A passphrase vault locked under an MCP client: the client cannot type, so say what to run, and where."""
+    from clavis_mcp.vault.keys.passphrase import ENV_VAR
+    from clavis_mcp.vault.store import read_key_store
+
+    if not isinstance(exc, VaultLocked) or sys.stdin.isatty():
+        return exc
+    try:
+        if read_key_store(clavis_home()).kind != "passphrase":
+            return exc
+    except ClavisError:
+        return exc
+    return VaultLocked(
+        "the vault is protected by a passphrase, and an MCP client such as Claude Desktop cannot type one. "
+        "In a terminal, run `clavis-mcp rekey --key-store keychain` so the vault opens without one "
+        f"(or add {ENV_VAR} to the client's entry: `clavis-mcp install claude-desktop --env {ENV_VAR}=...`)"
+    )
+
+
+TERMINAL_NOTICE = (
+    "clavis-mcp: this is the MCP server; it speaks MCP (JSON-RPC) on standard input and output, for an MCP "
+    "client such as Claude Desktop to start. Set one up with `clavis-mcp install claude-desktop`; "
+    "`clavis-mcp --help` lists the commands for a terminal. Waiting for MCP messages on stdin (Ctrl-C quits)."
+)
+
+
 def serve_stdio() -> None:
+    if sys.stdin.isatty():  # a person, not a client: otherwise it would wait in silence
+        print(TERMINAL_NOTICE, file=sys.stderr, flush=True)
     quiet_logging()
     with mcp_server() as server:
-        server.run("stdio")
+        try:
+            server.run("stdio")
+        except KeyboardInterrupt:
+            pass

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,45 @@ def test_the_stdio_path_imports_no_verb_module() -> None:
     code = "import sys, clavis_mcp.clavis_cli.main; print(sorted(m for m in sys.modules if m.endswith('_commands')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.e2e
+def test_no_arguments_on_a_terminal_says_on_stderr_what_it_is_then_serves(home: Path) -> None:
+    import pty
+
+    from clavis_mcp.clavis_cli.serve import TERMINAL_NOTICE
+
+    controller, terminal = pty.openpty()
+    try:
+        with subprocess.Popen([EXE], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+            try:
+                assert p.stderr is not None
+                assert p.stderr.readline().strip() == TERMINAL_NOTICE
+                assert p.poll() is None  # then it serves, waiting for messages
+            finally:
+                p.terminate()
+                p.wait(timeout=20)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert "speaks MCP" in TERMINAL_NOTICE and "clavis-mcp install claude-desktop" in TERMINAL_NOTICE
+
+
+@pytest.mark.e2e
+def test_a_locked_passphrase_vault_tells_the_client_which_command_to_run_in_a_terminal(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAVIS_PASSPHRASE", "correct horse battery staple")
+    assert CliRunner().invoke(main, ["init", "--key-store", "passphrase"]).exit_code == 0
+    env = {k: v for k, v in os.environ.items() if k != "CLAVIS_PASSPHRASE"}
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    call = {"name": "list_services", "arguments": {}}
+    messages = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}]  # fmt: skip
+    proc = subprocess.run([EXE], input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+    [answer] = [m for m in map(json.loads, proc.stdout.splitlines()) if m.get("id") == 2]
+    text = answer["result"]["content"][0]["text"]
+    assert answer["result"]["isError"] is True
+    assert "In a terminal, run `clavis-mcp rekey --key-store keychain`" in text and "CLAVIS_PASSPHRASE" in text

@@ -102,3 +102,22 @@ def test_proxy_port_0_prints_the_port_it_bound(runner: CliRunner) -> None:
     finally:
         proxy.process.terminate()
         proxy.process.wait(timeout=20)
+
+
+@pytest.mark.e2e
+def test_a_taken_port_is_our_message_naming_our_option(runner: CliRunner, home: Path) -> None:
+    """mitmproxy's own hint names its `--mode regular@PORT`, which is not an option of ours."""
+    import socket
+    import subprocess
+
+    from tests.proxy.proxy_process import EXE
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([EXE, "proxy", "--port", str(port)], env=os.environ.copy(), capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr and "--port" in result.stderr
+    assert "--mode" not in result.stderr + result.stdout and "Traceback" not in result.stderr
