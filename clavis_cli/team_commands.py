@@ -14,7 +14,6 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 from typing import Any, Unpack
 
 import click
@@ -22,8 +21,11 @@ import click
 from clavis_mcp.team.admin_client import AdminClient, service_definition
 from clavis_mcp.vault import Secret, Service, clavis_home, parse_hosts, validate_name
 from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.auth import CREDENTIAL
+from clavis_mcp.vault.auth.registry import OPTIONS as METHOD_OPTIONS
+from clavis_mcp.vault.auth.registry import build as build_method
 from clavis_mcp.vault.connectors import connector, load_catalog
-from clavis_mcp.vault.service import build_auth, normalise_methods, normalise_path_prefixes, validate_extra_headers
+from clavis_mcp.vault.service import normalise_methods, normalise_path_prefixes, validate_extra_headers
 
 from . import service_commands as local_add
 from .audit_commands import FilterOptions, _filter_options, build_filter
@@ -53,10 +55,9 @@ def team() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes on one socket.")
 def serve(host: str, port: int, workers: int) -> None:
     """Run one API replica; configuration from CLAVIS_TEAM_* variables (see docs/team-mode.md)."""
-    import importlib
+    from clavis_mcp.team.serve import serve as run
 
-    # By name until team/serve.py (issue 14, the server's half) is in the tree.
-    importlib.import_module("clavis_mcp.team.serve").serve(host, port, workers)
+    run(host, port, workers)
 
 
 @team.command("dev")
@@ -93,10 +94,7 @@ def bootstrap(bao_addr: str, admin_email: str, prefix: str, password_stdin: bool
 
 
 def _team_add(**options: Any) -> None:
-    unknown = sorted(k for k, v in options.items() if k not in _ADD_OPTIONS and v not in (None, False, ()))
-    if unknown:
-        raise click.UsageError(f"team add does not support {', '.join(unknown)} yet; register it locally instead")
-    service = service_from_options(**{k: v for k, v in options.items() if k in _ADD_OPTIONS})
+    service = service_from_options(**options)
     secret = read_secret(options["secret_stdin"], options["secret_env"])
     with _client() as client:
         client.add_service(service_definition(service), secret)
@@ -108,46 +106,52 @@ def _team_add(**options: Any) -> None:
     )  # fmt: skip
 
 
-def service_from_options(
-    *,
-    name: str,
-    connector_name: str,
-    hosts: tuple[str, ...],
-    auth: str | None,
-    header: str | None,
-    basic: str | None,
-    query: str | None,
-    local: bool,
-    allow_http: bool,
-    reveal: str,
-    catalog: Path | None,
-    methods: tuple[str, ...],
-    prefixes: tuple[str, ...],
-    fixed: tuple[str, ...],
-    expires: str | None,
-    **_: object,
-) -> Service:
-    """The Service the local ``add`` would register from the same options (same checks, same errors)."""
-    base = connector(connector_name, load_catalog(clavis_home(), catalog))
-    kind, kwargs = local_add._auth_options(auth, header, basic, query, fixed)  # the local add's option rules
+def service_from_options(**options: Any) -> Service:
+    """The Service the local ``add`` would register from the same options (same rules, same errors).
+
+    The team server keeps one secret per service: a method that needs more secret fields (sigv4's
+    access key id, a ``{username}``) is refused here, before anything is sent."""
+    unknown = sorted(
+        k
+        for k, v in options.items()
+        if k not in _ADD_OPTIONS and k not in METHOD_OPTIONS and v not in (None, False, ())
+    )
+    if unknown or options.get("field_env"):
+        given = ", ".join("--" + k.replace("_", "-") for k in unknown or ["field_env"])
+        raise click.UsageError(f"team add does not take {given}: the team server keeps one secret per service")
+    base = connector(options["connector_name"], load_catalog(clavis_home(), options.get("catalog")))
+    method_options = {k: v for k, v in options.items() if k in METHOD_OPTIONS}
+    header = options.get("header") or ()
+    kind, kwargs = local_add._auth_options(  # the local add's rules: one of --header/--basic/--query, ...
+        options.get("auth"), (header,) if isinstance(header, str) else header, options.get("basic"),
+        options.get("query"), options.get("fixed") or (), method_options,
+    )  # fmt: skip
     if kind is None:
         spec = base.auth.with_extra_headers(
             validate_extra_headers({**dict(base.auth.extra_headers), **kwargs["extra_headers"]})
         )
     else:
-        spec = build_auth(kind, **kwargs)
+        spec = build_method(kind, **kwargs)
+    extra_fields = [f for f in spec.secret_fields() if f != CREDENTIAL]
+    if extra_fields:
+        raise click.UsageError(
+            f"{spec.kind} with the secret fields {', '.join(extra_fields)} is not supported in team mode yet: "
+            "the team server keeps one secret per service"
+        )
+    hosts = options.get("hosts") or ()
     if not hosts and not base.hosts:
         raise click.UsageError(f"connector {base.name!r} has no default host: give --host HOST")
+    expires = options.get("expires")
     return Service(
-        name=validate_name(name),
+        name=validate_name(options["name"]),
         auth=spec,
         hosts=parse_hosts(list(hosts)) if hosts else base.hosts,
         connector=base.name,
-        local=local,
-        allow_http=allow_http,
-        reveal=reveal,  # type: ignore[arg-type]
-        methods=normalise_methods(methods),
-        path_prefixes=normalise_path_prefixes(prefixes),
+        local=bool(options.get("local")),
+        allow_http=bool(options.get("allow_http")),
+        reveal=options.get("reveal") or "masked",
+        methods=normalise_methods(options.get("methods") or ()),
+        path_prefixes=normalise_path_prefixes(options.get("prefixes") or ()),
         created_at=time.time(),
         expires_at=parse_expiry(expires) if expires else None,
     )
@@ -348,7 +352,8 @@ def audit_params(where: AuditFilter, limit: int) -> dict[str, object]:
 
 def _audit_line(record: dict[str, Any]) -> str:
     where = f"{record.get('method') or ''} {record.get('host') or ''}{record.get('path') or ''}".strip()
-    parts = [record.get("time"), record.get("source") or record.get("agent"), record.get("service"), where,
+    keys = ("service", "action")
+    parts = [record.get("time"), record.get("source") or record.get("agent"), *(record.get(k) for k in keys), where,
              record.get("status"), record.get("decision"), record.get("reason")]  # fmt: skip
     return "  ".join(str(p) for p in parts if p not in (None, ""))
 

@@ -127,21 +127,29 @@ def _wait_ready(server: subprocess.Popen[bytes]) -> str:
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group (the supervisor and its workers), SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            server.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            continue
-        break
+    """SIGTERM to the server's process group (the supervisor and its workers, which clean up after
+    themselves), until the whole group is gone; SIGKILL for what is left after STOP_TIMEOUT."""
+    _signal_group(server.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _signal_group(server.pid, 0) and time.monotonic() < deadline:
+        if server.poll() is None:
+            try:
+                server.wait(0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(0.1)  # the supervisor is gone, a worker is still finishing
+    _signal_group(server.pid, signal.SIGKILL)
+    server.wait()
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Whether any process of the group was there to receive ``sig``."""
     try:
-        os.killpg(server.pid, signal.SIGKILL)  # a worker that outlived its supervisor
+        os.killpg(group, sig)
     except ProcessLookupError:
-        pass
+        return False
+    return True
 
 
 def run_dev(*, host: str = "127.0.0.1", port: int = 0, workers: int = 3) -> int:

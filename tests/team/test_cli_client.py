@@ -147,8 +147,11 @@ def test_team_add_has_exactly_the_local_add_options() -> None:
     [["add", "Bad Name", "--host", "a.test", "--secret-stdin"],
      ["add", "svc", "--host", "a.test", "--header", "x-api-key: fixed", "--secret-stdin"],
      ["add", "svc", "--host", "a.test", "--header", "x: {secret}", "--query", "k", "--secret-stdin"],
-     ["add", "svc", "--host", "http://a.test/", "--secret-stdin"]],
-    ids=["bad-name", "template-without-secret", "two-auth-kinds", "url-as-host"],
+     ["add", "svc", "--host", "http://a.test/", "--secret-stdin"],
+     ["add", "svc", "--host", "a.test", "--auth", "basic", "--basic", "{username}:{secret}", "--secret-stdin"],
+     ["add", "svc", "--host", "a.test", "--header", "x: {secret}", "--field-env", "username=U", "--secret-stdin"]],
+    ids=["bad-name", "template-without-secret", "two-auth-kinds", "url-as-host", "second-secret-field",
+         "field-env"],
 )  # fmt: skip
 def test_a_definition_the_local_add_refuses_is_refused_before_any_request(
     api: AdminApi, env: Path, args: list[str]

@@ -1,0 +1,145 @@
+"""`clavis-mcp team dev`: a whole throwaway stack that prints two lines, serves, and leaves nothing.
+
+Run as a real subprocess with its own TMPDIR, so "nothing left" is checkable: after SIGINT or
+SIGTERM the folder is empty and no process it started (the server, its workers, OpenBao,
+PostgreSQL, which pg_ctl detaches) is alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from clavis_mcp.clavis_cli.main import main
+from demo import proc_tree
+
+EXE = str(Path(sys.executable).parent / "clavis-mcp")
+START_TIMEOUT = 90.0
+
+
+@dataclass
+class Dev:
+    process: subprocess.Popen[str]
+    tmp: Path
+    url: str
+    key: str
+    stderr: Path
+
+
+def _scratch() -> Path:
+    """A TMPDIR the postgres user can traverse (the cluster runs as that user when the tests run as root)."""
+    path = Path(tempfile.mkdtemp(prefix="clavis-dev-test-", dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def start_dev(*args: str, env: dict[str, str] | None = None) -> Dev:
+    tmp = _scratch()
+    stderr = tmp.parent / f"{tmp.name}.stderr"
+    environment = {**os.environ, "TMPDIR": str(tmp), **(env or {})}
+    with stderr.open("w") as err:
+        process = subprocess.Popen(
+            [EXE, "team", "dev", *args], env=environment, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+    assert process.stdout is not None
+    lines = [process.stdout.readline() for _ in range(2)]
+    if not lines[1]:
+        process.wait(30)
+        raise AssertionError(f"team dev did not start: {stderr.read_text()[-2000:]}")
+    url_line, key_line = (line.rstrip("\n") for line in lines)
+    assert url_line.startswith("CLAVIS_API_URL=http://127.0.0.1:") and key_line.startswith("CLAVIS_API_KEY=")
+    return Dev(process, tmp, url_line.partition("=")[2], key_line.partition("=")[2], stderr)
+
+
+def everything_started(dev: Dev) -> list[proc_tree.Proc]:
+    """Its descendants, and the processes that name its folder (PostgreSQL, detached by pg_ctl)."""
+    detached = [p for p in proc_tree.snapshot() if str(dev.tmp) in p.cmdline and p.pid != dev.process.pid]
+    return proc_tree.descendants(dev.process.pid) + [q for p in detached for q in [p, *proc_tree.descendants(p.pid)]]
+
+
+def wait_gone(procs: list[proc_tree.Proc], seconds: float = 15.0) -> list[proc_tree.Proc]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        left = [p for p in procs if proc_tree.alive(p)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [p for p in procs if proc_tree.alive(p)]
+
+
+def replica_dirs() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.iterdir() if p.name.startswith("clavis-replica-")} if shm.is_dir() else set()
+
+
+@pytest.fixture
+def dev() -> Iterator[Dev]:
+    before = replica_dirs()
+    running = start_dev()
+    yield running
+    if running.process.poll() is None:
+        running.process.send_signal(signal.SIGTERM)
+        running.process.wait(60)
+    assert running.process.stdout is not None
+    running.process.stdout.close()
+    assert replica_dirs() <= before  # the workers' private mirrors (team/mirror.py) are gone too
+    running.stderr.unlink(missing_ok=True)
+    running.tmp.rmdir()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_team_dev_serves_with_three_workers_and_leaves_nothing_after_a_signal(dev: Dev, sig: signal.Signals) -> None:
+    headers = {"Authorization": f"Bearer {dev.key}"}
+    assert httpx.get(f"{dev.url}/healthz", timeout=10).status_code == 200
+    listed = httpx.get(f"{dev.url}/v1/services", headers=headers, timeout=10)
+    assert listed.status_code == 200 and listed.json() == {"services": []}
+    assert len(proc_tree.workers(dev.process.pid)) == 3
+    started = everything_started(dev)
+    assert any("postgres" in p.cmdline for p in started) and any("bao" in p.cmdline for p in started)
+    assert any(dev.tmp.iterdir())
+
+    dev.process.send_signal(sig)
+    assert dev.process.wait(60) == 0
+    assert dev.process.stdout is not None and dev.process.stdout.read() == ""  # two lines, nothing else
+    assert wait_gone(started) == []
+    assert list(dev.tmp.iterdir()) == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{dev.url}/healthz", timeout=5)
+    assert dev.key not in dev.stderr.read_text()
+
+
+@pytest.mark.e2e
+def test_team_dev_stops_and_cleans_up_when_its_server_dies(dev: Dev) -> None:
+    started = everything_started(dev)
+    server = next(p for p in started if "clavis_mcp.team.serve" in p.cmdline and p.ppid == dev.process.pid)
+    os.kill(server.pid, signal.SIGKILL)
+    assert dev.process.wait(60) == 1
+    assert "the API server exited" in dev.stderr.read_text()
+    assert wait_gone(started) == []
+    assert list(dev.tmp.iterdir()) == []
+
+
+def test_a_bad_upstream_ca_is_one_line_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAVIS_UPSTREAM_CA", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        result = CliRunner().invoke(main, ["team", "dev"])
+    finally:
+        tempfile.tempdir = None
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "CLAVIS_UPSTREAM_CA" in result.stderr
+    assert list(tmp_path.iterdir()) == []
