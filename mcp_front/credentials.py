@@ -19,8 +19,11 @@ from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS, TIME
 from clavis_mcp.vault.errors import CredentialExpired
 from clavis_mcp.vault.oauth.refresh import ensure_fresh
 from clavis_mcp.vault.oauth.state import credential_state as oauth_state
+from clavis_mcp.vault.oauth.state import is_oauth
+from clavis_mcp.vault.oauth.state import load as oauth_load
 
 from .models import CredentialState, LastCheck
+from .times import iso
 
 CHECK_ACTION = "check"
 STATES: tuple[CredentialState, ...] = ("valid", "invalid", "expired", "reauth_required", "locked", "unknown")
@@ -67,9 +70,9 @@ def _last_check(index: AuditIndex, service: str) -> LastCheck | None:
         record = index.newest(AuditFilter(service=service, decision=state))
         when = _unix(record.get(TIME)) if record else None
         if record is not None and when is not None and record.get(ACTION) == CHECK_ACTION:
-            checks.append(LastCheck(checked_at=when, state=state, status=record.get(STATUS),
+            checks.append(LastCheck(checked_at=iso(when) or "", state=state, status=record.get(STATUS),
                                     detail=record.get(REASON, "")))  # fmt: skip
-    return max(checks, key=lambda check: check.checked_at, default=None)
+    return max(checks, key=lambda check: check.checked_at, default=None)  # ISO 8601 in UTC sorts as time
 
 
 def credential_state(
@@ -88,11 +91,19 @@ def credential_state(
     if oauth is not None and oauth[0] != "unknown":
         return oauth
     check = usage.last_check
-    if check is not None and check.checked_at >= service.created_at:
+    if check is not None and check.checked_at >= (iso(service.created_at) or ""):
         return check.state, f"{detail(check.state, service.name)} ({check.detail})"
     if oauth is not None:
         return oauth
     return "unknown", detail("unknown", service.name)
+
+
+def expires_at(vault: Vault, service: Service) -> float | None:
+    """When the credential in use expires: the stored expiry of a key, else an OAuth access token's."""
+    if service.expires_at is not None:
+        return service.expires_at
+    record = oauth_load(vault, service.name) if is_oauth(service) else None
+    return record.expires_at if record is not None else None
 
 
 def detail(state: CredentialState, service: str) -> str:

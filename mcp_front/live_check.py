@@ -18,6 +18,7 @@ from .gateway import Gateway
 from .models import CredentialState, LastCheck, RateLimit
 from .ratelimit import rate_limit_of
 from .settings import load_settings, probe_text
+from .times import iso
 
 
 def probe_for(vault: Vault, service: Service) -> Probe | None:
@@ -45,7 +46,7 @@ async def live_check(gateway: Gateway, service: Service, probe: Probe) -> tuple[
         fetched = await gateway.fetch(service.name, probe.method, probe_url(service, probe), **body)
     except CallFailed as exc:
         reason = f"no answer from the provider: {exc}"
-        return LastCheck(checked_at=now, state="unknown", detail=reason), None
+        return LastCheck(checked_at=iso(now) or "", state="unknown", detail=reason), None
     if fetched.refused:
         raise CallRefused(f"the clavis proxy refused the probe: {fetched.refused}")
     state: CredentialState = (
@@ -53,4 +54,4 @@ async def live_check(gateway: Gateway, service: Service, probe: Probe) -> tuple[
     )
     reason = f"{probe_text(probe)} answered {fetched.status}"
     snapshot = rate_limit_of(fetched.headers, fetched.received_at)
-    return LastCheck(checked_at=now, state=state, status=fetched.status, detail=reason), snapshot
+    return LastCheck(checked_at=iso(now) or "", state=state, status=fetched.status, detail=reason), snapshot

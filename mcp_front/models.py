@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field
 
 CredentialState = Literal["valid", "invalid", "expired", "reauth_required", "locked", "unknown"]
 RevealPolicy = Literal["never", "masked", "full"]
+EXPIRES_AT = "When the credential expires (ISO 8601, UTC): a key's stored expiry, or an OAuth access token's."
+EXPIRY = "The expiry in words, e.g. 'expires in 11 h 42 min' or 'expired 3 days ago'."
+EXPIRED = "True once the expiry has passed."
 
 
 class RateLimit(BaseModel):
@@ -21,10 +24,11 @@ class RateLimit(BaseModel):
 
     remaining: int | None = Field(None, description="Requests (or tokens) left in the current window.")
     limit: int | None = Field(None, description="Size of the window's allowance.")
-    reset_at: float | None = Field(None, description="When the window resets, as a Unix time.")
+    reset_at: str | None = Field(None, description="When the window resets (ISO 8601, UTC).")
+    resets: str | None = Field(None, description="The reset in words, e.g. 'resets in 34 minutes'.")
     seconds_to_reset: float | None = Field(None, description="Seconds from now until the window resets.")
     header: str | None = Field(None, description="The response header the figures came from.")
-    observed_at: float | None = Field(None, description="When the headers were seen, as a Unix time.")
+    observed_at: str | None = Field(None, description="When the headers were seen (ISO 8601, UTC).")
 
 
 class ServiceInfo(BaseModel):
@@ -38,8 +42,11 @@ class ServiceInfo(BaseModel):
     reveal_policy: RevealPolicy = Field(description="What get_credentials may show: never, masked or full.")
     confirm_writes: bool = Field(description="Whether the user is asked before a mutating call goes out.")
     state: CredentialState = Field(description="What is known about the credential without calling the provider.")
-    expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")
-    last_used_at: float | None = Field(None, description="Last time a request carried it, as a Unix time.")
+    expires_at: str | None = Field(None, description=EXPIRES_AT)
+    expiry: str | None = Field(None, description=EXPIRY)
+    expired: bool = Field(False, description=EXPIRED)
+    last_used_at: str | None = Field(None, description="Last time a request carried it (ISO 8601, UTC).")
+    last_used: str | None = Field(None, description="The last use in words, e.g. '2 minutes ago'.")
 
 
 class ServiceList(BaseModel):
@@ -57,12 +64,14 @@ class CredentialInfo(BaseModel):
     )
     token_type: str = Field(description="How the credential is used: header, basic or query.")
     state: CredentialState
-    expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")
+    expires_at: str | None = Field(None, description=EXPIRES_AT)
+    expiry: str | None = Field(None, description=EXPIRY)
+    expired: bool = Field(False, description=EXPIRED)
     value: str | None = Field(None, description="The credential itself; only under the 'full' reveal policy.")
 
 
 class LastCheck(BaseModel):
-    checked_at: float = Field(description="When the live check ran, as a Unix time.")
+    checked_at: str = Field(description="When the live check ran (ISO 8601, UTC).")
     state: CredentialState = Field(description="What the check concluded.")
     status: int | None = Field(None, description="HTTP status the provider answered, if it answered.")
     detail: str = Field("", description="The reason, in words.")
@@ -71,8 +80,10 @@ class LastCheck(BaseModel):
 class CredentialStatus(BaseModel):
     service_name: str
     state: CredentialState
-    expires_at: float | None = Field(None, description="Expiry as a Unix time, if the credential has one.")
+    expires_at: str | None = Field(None, description=EXPIRES_AT)
     seconds_to_expiry: float | None = Field(None, description="Seconds left before expiry (negative: expired).")
+    expiry: str | None = Field(None, description=EXPIRY)
+    expired: bool = Field(False, description=EXPIRED)
     detail: str = Field(description="What the state means and what to do about it.")
     last_check: LastCheck | None = Field(None, description="The latest live check, if one ran.")
     rate_limit: RateLimit | None = Field(None, description="Latest rate-limit figures seen for this service.")

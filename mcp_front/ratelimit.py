@@ -14,6 +14,7 @@ from clavis_mcp.vault.limits.ratelimit_parse import parse_rate_limits
 from clavis_mcp.vault.limits.ratelimits import latest
 
 from .models import RateLimit
+from .times import iso, relative
 
 
 def rate_limit_of(headers: Iterable[tuple[str, str]], observed_at: float, now: float | None = None) -> RateLimit | None:
@@ -25,10 +26,11 @@ def rate_limit_of(headers: Iterable[tuple[str, str]], observed_at: float, now: f
     return RateLimit(
         remaining=parsed.remaining,
         limit=parsed.limit,
-        reset_at=parsed.reset_at,
+        reset_at=iso(parsed.reset_at),
+        resets=None if parsed.reset_at is None else f"resets {relative(parsed.reset_at, now)}",
         seconds_to_reset=None if parsed.reset_at is None else round(parsed.reset_at - now, 3),
         header=parsed.source,
-        observed_at=observed_at,
+        observed_at=iso(observed_at),
     )
 
 

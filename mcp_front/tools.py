@@ -19,13 +19,14 @@ from clavis_mcp.vault.oauth import state as oauth_store
 
 from .calls import allowed_methods
 from .confirm import Answer, outcome
-from .credentials import CHECK_ACTION, Usage, credential_state, fresh_credential, usage_by_service
+from .credentials import CHECK_ACTION, Usage, credential_state, expires_at, fresh_credential, usage_by_service
 from .gateway import Gateway
 from .live_check import live_check, probe_for
 from .models import CallResult, CredentialInfo, CredentialStatus, ServiceInfo, ServiceList
 from .ratelimit import recorded_rate_limit
 from .service_call import perform_call, prepare_call
 from .settings import load_settings
+from .times import expiry_fields, iso, relative
 from .tool_specs import ToolFunction
 
 
@@ -41,8 +42,9 @@ def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: b
         reveal_policy=service.reveal,
         confirm_writes=confirm_writes,
         state=credential_state(vault, service, usage)[0],
-        expires_at=service.expires_at,
-        last_used_at=usage.last_used_at,
+        **expiry_fields(expires_at(vault, service)),
+        last_used_at=iso(usage.last_used_at),
+        last_used=None if usage.last_used_at is None else relative(usage.last_used_at),
     )
 
 
@@ -80,7 +82,7 @@ async def get_credentials(gateway: Gateway, service_name: str, confirmation: Ans
         fingerprint=secret.fingerprint,
         token_type=service.auth.kind,
         state=credential_state(vault, service, _usage_of(gateway, service_name))[0],
-        expires_at=service.expires_at,
+        **expiry_fields(expires_at(vault, service)),
         value=value,
     )
 
@@ -103,11 +105,12 @@ async def check_credential_status(gateway: Gateway, service_name: str, live: boo
     usage = _usage_of(gateway, service_name)
     state, meaning = credential_state(vault, service, usage)
     now = time.time()
+    expiry = expires_at(vault, service)
     return CredentialStatus(
         service_name=service_name,
         state=state,
-        expires_at=service.expires_at,
-        seconds_to_expiry=None if service.expires_at is None else round(service.expires_at - now, 3),
+        **expiry_fields(expiry, now),
+        seconds_to_expiry=None if expiry is None else round(expiry - now, 3),
         detail=meaning,
         last_check=usage.last_check,
         rate_limit=rate_limit or recorded_rate_limit(vault, service_name),

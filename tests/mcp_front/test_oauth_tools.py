@@ -71,3 +71,14 @@ async def test_a_live_check_goes_out_with_a_fresh_token(
     assert status.structured_content["state"] == "valid"
     assert status.structured_content["rate_limit"]["remaining"] == 4999
     assert server.state.hits == {"refresh_token": 1}
+
+
+async def test_an_oauth_token_states_its_expiry_in_iso_time_words_and_seconds(
+    client: Client, server: OAuthServer, expired: Secret
+) -> None:
+    before = (await client.call_tool("check_credential_status", {"service_name": "acme"})).structured_content
+    assert before["expired"] is True and before["seconds_to_expiry"] < 0 and before["expiry"].startswith("expired ")
+    assert before["expires_at"].endswith("Z")
+    assert not (await client.call_tool("get_credentials", {"service_name": "acme"})).is_error  # refreshes it
+    after = (await client.call_tool("check_credential_status", {"service_name": "acme"})).structured_content
+    assert after["expired"] is False and after["seconds_to_expiry"] > 0 and after["expiry"].startswith("expires in ")

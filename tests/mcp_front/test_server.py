@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,10 @@ def answering(action: str, approve: bool = True) -> tuple[Elicitation, list[str]
     return callback, asked
 
 
+def iso_now(when: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if when is None else when, UTC).isoformat(timespec="seconds")[:19] + "Z"
+
+
 def audit_records(gateway: Gateway) -> list[dict[str, Any]]:
     return list(gateway.audit.records())
 
@@ -137,12 +142,14 @@ async def test_list_services_shows_methods_expiry_and_last_use_but_never_a_value
     before = (await client.call_tool("list_services", {})).structured_content["services"]
     assert [s["name"] for s in before] == ["api", "ro"]
     assert before[0]["last_used_at"] is None and before[0]["state"] == "unknown"
-    assert before[1]["allowed_methods"] == ["GET"] and before[1]["expires_at"] > time.time()
+    assert before[1]["allowed_methods"] == ["GET"] and before[1]["expires_at"] > iso_now()
+    assert before[1]["expiry"] in ("expires in 1 h", "expires in 59 minutes") and not before[1]["expired"]
     assert before[0]["allowed_methods"] == ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     started = time.time()
     assert not (await call(client, "/echo", scripted)).is_error
     after = await client.call_tool("list_services", {})
-    assert after.structured_content["services"][0]["last_used_at"] >= started - 1
+    assert after.structured_content["services"][0]["last_used_at"] >= iso_now(started - 1)
+    assert after.structured_content["services"][0]["last_used"].endswith(" s ago")
     assert json.loads(text_of(after)) == after.structured_content  # the text form, for older clients
     assert SECRET not in json.dumps(after.model_dump())
 
@@ -231,6 +238,8 @@ async def test_check_credential_status_reports_expiry(client: Client, vault: Vau
     vault.add_service(make_service("old", "api.old.test", expires_at=1.0), validate_secret(SECRET))
     out = (await client.call_tool("check_credential_status", {"service_name": "old"})).structured_content
     assert out["state"] == "expired" and "rotate" in out["detail"] and out["seconds_to_expiry"] < 0
+    assert out["expired"] is True and out["expires_at"] == "1970-01-01T00:00:01Z"
+    assert out["expiry"].startswith("expired ") and out["expiry"].endswith(" days ago")
 
 
 async def test_live_check_without_a_probe_says_how_to_set_one(client: Client, scripted: ScriptedUpstream) -> None:
@@ -297,7 +306,8 @@ async def test_status_carries_the_rate_limit_the_proxy_recorded(client: Client, 
     out = (await client.call_tool("check_credential_status", {"service_name": "api"})).structured_content
     limit = out["rate_limit"]
     assert (limit["remaining"], limit["limit"], limit["header"]) == (41, 60, "x-ratelimit-remaining")
-    assert 0 < limit["seconds_to_reset"] <= 31 and limit["observed_at"] <= time.time()
+    assert 0 < limit["seconds_to_reset"] <= 31 and limit["observed_at"] <= iso_now()
+    assert limit["reset_at"] > limit["observed_at"] and limit["resets"].startswith("resets in ")
 
 
 # -- call_service ----------------------------------------------------------------------------------
