@@ -335,7 +335,14 @@ def add(
     template's {app_id}) asks for each on a terminal, or reads them with --field-env FIELD=VAR.
     """
     base = connector(connector_name, load_catalog(clavis_home(), catalog))
-    kind, kwargs = _auth_options(auth, header, basic, query, fixed, _method_kwargs(method_options))
+    given = _method_kwargs(method_options)
+    inherited: dict[str, Any] = {}
+    if auth is None and not (header or basic or query) and any(v not in (None, False) for v in given.values()):
+        auth = base.auth.kind  # --aws-region with --connector aws: the connector's method, these options on top
+        inherited = {k: v for k, v in base.auth.options().items() if k != "auth"}
+        fixed = (*(f"{k}: {v}" for k, v in base.auth.extra_headers), *fixed)
+    kind, kwargs = _auth_options(auth, header, basic, query, fixed, given)
+    kwargs = {**inherited, **kwargs}
     if kind is None:
         fixed_headers = {**dict(base.auth.extra_headers), **kwargs["extra_headers"]}
         spec = base.auth.with_extra_headers(validate_extra_headers(fixed_headers))
