@@ -39,6 +39,8 @@ class MemoryStore:
     def atomic(self) -> Iterator[MemoryBatch]:
         with self._lock:
             if self._batch is not None:  # nested: join the outer batch
+                if not self._batch.writable:
+                    raise RuntimeError("a write batch inside a read view: open the write batch first")
                 yield self._batch
                 return
             saved = copy.deepcopy(self._state)
@@ -54,7 +56,14 @@ class MemoryStore:
     @contextmanager
     def read(self) -> Iterator[MemoryBatch]:
         with self._lock:
-            yield self._batch if self._batch is not None else MemoryBatch(self._state, writable=False)
+            if self._batch is not None:
+                yield self._batch
+                return
+            self._batch = MemoryBatch(self._state, writable=False)
+            try:
+                yield self._batch
+            finally:
+                self._batch = None
 
     def changes(self) -> int:
         return self._state.changes
@@ -69,10 +78,10 @@ class MemoryStore:
 class MemoryBatch:
     def __init__(self, state: _State, *, writable: bool) -> None:
         self._s = state
-        self._writable = writable
+        self.writable = writable
 
     def _write(self, quiet: bool = False) -> None:
-        if not self._writable:
+        if not self.writable:
             raise RuntimeError("a write inside a read view: open the batch with atomic()")
         if not quiet:
             self._s.changes += 1
