@@ -17,11 +17,17 @@ def test_added_agent_token_is_listed_by_name_only_and_stored_sealed(vault: Vault
     assert token.encode() not in (vault.home / "vault.db").read_bytes()
 
 
-def test_revoked_agent_disappears_from_the_live_token_map(vault: Vault) -> None:
-    tokens = AgentTokens(vault)
-    token = add_agent(vault, "a1")
+@pytest.fixture
+def memory(tmp_path: Path) -> Vault:
+    """A vault over the in-memory store, for the tests that need no second process."""
+    return Vault.in_memory(tmp_path)
+
+
+def test_revoked_agent_disappears_from_the_live_token_map(memory: Vault) -> None:
+    tokens = AgentTokens(memory)
+    token = add_agent(memory, "a1")
     assert tokens() == {"a1": token}
-    revoke_agent(vault, "a1")
+    revoke_agent(memory, "a1")
     assert tokens() == {}
 
 
@@ -57,13 +63,13 @@ def test_a_sealed_token_moved_to_another_agent_does_not_open(vault: Vault, home:
     ],
     ids=["bad-name", "reserved-name", "revoke-unknown", "token-of-unknown"],
 )
-def test_bad_agent_requests_say_what_to_do(vault: Vault, action: object, message: str) -> None:
+def test_bad_agent_requests_say_what_to_do(memory: Vault, action: object, message: str) -> None:
     with pytest.raises(AgentError, match=message):
-        action(vault)  # type: ignore[operator]
+        action(memory)  # type: ignore[operator]
 
 
-def test_duplicate_agent_is_refused_and_keeps_the_first_token(vault: Vault) -> None:
-    token = add_agent(vault, "a1")
+def test_duplicate_agent_is_refused_and_keeps_the_first_token(memory: Vault) -> None:
+    token = add_agent(memory, "a1")
     with pytest.raises(AgentError, match="already exists"):
-        add_agent(vault, "a1")
-    assert agent_token(vault, "a1") == token
+        add_agent(memory, "a1")
+    assert agent_token(memory, "a1") == token
