@@ -4,10 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast typecheck lint bench clean
+.PHONY: demo team-demo test test-fast typecheck lint bench clean dist install
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
+
+# Team mode end to end: `clavis-mcp team dev`, the `clavis` SDK, a killed worker, a revoked key, the audit.
+team-demo: $(STAMP)
+	./scripts/ensure-system-deps
+	$(BIN)/python -m demo.team_demo
 
 test: $(STAMP)
 	./scripts/ensure-system-deps
@@ -31,6 +36,18 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# An sdist and a wheel in dist/, built offline by the venv's setuptools (the wheel from the sdist).
+dist: $(STAMP)
+	$(BIN)/python scripts/build-dist dist
+
+# clavis-mcp for real use, outside this clone (Claude Desktop keeps working if the clone moves):
+# pipx or uv, whichever is installed. docs/install.md has the other ways.
+install:
+	@if command -v pipx >/dev/null; then pipx install --force .; \
+	elif command -v uv >/dev/null; then uv tool install --force .; \
+	else echo "install pipx or uv first, or see docs/install.md" >&2; exit 1; fi
+	@echo "next: clavis-mcp init; clavis-mcp install claude-desktop"
+
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -39,4 +56,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build dist *.egg-info
