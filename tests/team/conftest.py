@@ -88,8 +88,11 @@ class TeamServer:
 
     def workers(self) -> list[int]:
         """Pids of the uvicorn worker processes (children of the supervisor)."""
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+        out = subprocess.run(
+            ["ps", "-ww", "-o", "pid=,stat=,args=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+        )
+        rows = [line.split(None, 2) for line in out.stdout.splitlines() if line.strip()]
+        return [int(pid) for pid, stat, args in rows if not stat.startswith("Z") and "resource_tracker" not in args]
 
 
 def start_server(tmp_path: Path, team: Bootstrap, upstream_ca: trustme.CA, workers: int = 1) -> TeamServer:
