@@ -3,6 +3,7 @@ whether anything it started is still alive after it stopped. Used by the team de
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +57,21 @@ def workers(root: int) -> list[Proc]:
     tree = descendants(root)
     servers = {p.pid for p in tree if "clavis_mcp.team.serve" in p.cmdline}
     return [p for p in tree if p.ppid in servers and "spawn_main" in p.cmdline]
+
+
+def open_dirs(pid: int, parent: Path, name_prefix: str) -> set[Path]:
+    """The folders ``parent/name_prefix*`` holding a file ``pid`` has open (a worker's private mirror)."""
+    found = set()
+    try:
+        for fd in (PROC / str(pid) / "fd").iterdir():
+            try:
+                target = Path(os.readlink(fd))
+            except OSError:
+                continue
+            if target.is_relative_to(parent) and target != parent:
+                top = parent / target.relative_to(parent).parts[0]
+                if top.name.startswith(name_prefix):
+                    found.add(top)
+    except (FileNotFoundError, PermissionError):
+        pass
+    return found
