@@ -14,6 +14,7 @@ from typing import Any
 from clavis_mcp.vault import Service
 from clavis_mcp.vault.errors import CallFailed, CallRefused
 
+from .call_text import fit_body
 from .calls import (
     SAFE_METHODS,
     CallLimits,
@@ -123,13 +124,14 @@ def _result(fetched: Fetched, limits: CallLimits, unfollowed: str | None, ignore
     body, binary, truncated, in_body = render_body(
         fetched.head, fetched.size, fetched.sha256, content_type, limits.max_response_body, scrubber, fetched.beyond
     )
+    body, cut = fit_body(body, limits.max_response_body)  # the limit counts the body as the model receives it
     return CallResult(
         status=fetched.status,
         url=url,
         headers=headers,
         body=body,
         binary=binary,
-        body_truncated=truncated or not fetched.complete,
+        body_truncated=truncated or cut or not fetched.complete,
         body_size=fetched.size,
         body_limit=limits.max_response_body,
         redirect=redirect,

@@ -12,17 +12,19 @@ import time
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
 
 from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.errors import CallRefused
 from clavis_mcp.vault.oauth import state as oauth_store
 
+from .call_text import as_tool_result
 from .calls import allowed_methods
 from .confirm import Answer, outcome
 from .credentials import CHECK_ACTION, Usage, credential_state, expires_at, fresh_credential, usage_by_service
 from .gateway import Gateway
 from .live_check import live_check, probe_for
-from .models import CallResult, CredentialInfo, CredentialStatus, ServiceInfo, ServiceList
+from .models import CredentialInfo, CredentialStatus, ServiceInfo, ServiceList
 from .ratelimit import recorded_rate_limit
 from .service_call import perform_call, prepare_call
 from .settings import load_settings
@@ -127,7 +129,7 @@ async def call_service(
     params: dict[str, str] | None,
     json: Any,
     data: str | None,
-) -> CallResult:
+) -> CallToolResult:
     service = gateway.vault.get_service(service_name)
     call = prepare_call(service, method, url, headers, params, json, data, gateway.limits)
     if outcome(confirmation) is False:
@@ -135,7 +137,7 @@ async def call_service(
                              host=call.target.host, port=call.target.port, decision="refused",
                              reason="the user declined")  # fmt: skip
         raise ToolError(f"the user declined this {call.method} request to {service_name!r}; it was not sent")
-    return await perform_call(gateway, call)
+    return as_tool_result(await perform_call(gateway, call))
 
 
 def _usage_of(gateway: Gateway, name: str) -> Usage:

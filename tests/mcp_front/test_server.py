@@ -340,6 +340,16 @@ async def test_large_body_is_cut_at_the_limit_with_a_flag_and_the_full_size(
     assert out["body"] == "a" * 1024
 
 
+async def test_body_is_sent_once_and_the_text_part_is_a_short_summary(
+    client: Client, scripted: ScriptedUpstream
+) -> None:
+    result = await call(client, "/big/5000", scripted)
+    text = text_of(result)
+    assert "a" * 100 not in text and len(text) < 400
+    assert "HTTP 200" in text and "cut to 1024 bytes" in text and result.structured_content["audit_id"] in text
+    assert len(json.dumps(result.model_dump(mode="json"))) < 1024 + 1500  # was twice the body and more
+
+
 async def test_binary_body_is_summarised_by_type_size_and_digest(client: Client, scripted: ScriptedUpstream) -> None:
     import hashlib
 
