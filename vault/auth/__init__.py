@@ -7,18 +7,28 @@ from __future__ import annotations
 
 from .base import CREDENTIAL, PLACEHOLDER, AuthMethod, OutgoingRequest
 from .basic import BasicAuth
+from .body import BodyAuth
 from .header import HeaderAuth, parse_header_template
+from .headers import HeadersAuth
+from .hmac_sign import HmacAuth
 from .oauth2 import OAuth2Auth
+from .path import PathAuth
 from .query import QueryAuth
+from .sigv4 import SigV4Auth
 
 __all__ = [
     "CREDENTIAL",
     "PLACEHOLDER",
     "AuthMethod",
     "BasicAuth",
+    "BodyAuth",
     "HeaderAuth",
+    "HeadersAuth",
+    "HmacAuth",
     "OAuth2Auth",
     "OutgoingRequest",
+    "PathAuth",
     "QueryAuth",
+    "SigV4Auth",
     "parse_header_template",
 ]
