@@ -2,8 +2,8 @@
 
 Both spellings of the proxy variables are set: curl reads only lower-case ``http_proxy``,
 other tools prefer upper case. ``NO_PROXY`` keeps loopback traffic (local dev servers, the
-MCP server) direct, except a loopback name that a service claims (a ``--local`` service on
-127.0.0.1): that traffic must go through the proxy to get its credential. Every runtime's
+MCP server) direct, unless a service lives on loopback (a ``--local`` service on 127.0.0.1):
+then none is exempt, since that traffic must go through the proxy to get its credential. Every runtime's
 trust setting points to one bundle of the system CAs plus ours, so HTTPS that does not go
 through the proxy keeps working.
 
@@ -28,11 +28,16 @@ NODE_PRELOAD = Path(__file__).with_name("node_preload.cjs")
 
 
 def no_proxy(service_hosts: Iterable[HostRule] = ()) -> str:
-    """The loopback names, less any a service's host rule covers (tools read a NO_PROXY name as
-    covering its subdomains too, and most ignore ports, so a claimed name is dropped whole)."""
-    claimed = {name for rule in service_hosts for name in LOOPBACK_NAMES
-               if rule.host == name or rule.host.endswith("." + name)}  # fmt: skip
-    return ",".join(name for name in LOOPBACK_NAMES if name not in claimed)
+    """The loopback names, or none at all if a service's host rule covers any of them.
+
+    All go together: axios reads any loopback name in NO_PROXY as covering every loopback
+    address (``localhost`` exempts ``127.0.0.1``), most tools ignore ports, and a name covers
+    its subdomains, so keeping the others would still send a service's traffic around the proxy.
+    """
+    for rule in service_hosts:
+        if any(rule.host == name or rule.host.endswith("." + name) for name in LOOPBACK_NAMES):
+            return ""
+    return NO_PROXY
 
 
 def node_options(inherited: str | None) -> str:
