@@ -8,7 +8,8 @@
      │    │    │    └── KeyStoreUnavailable  the chosen key store does not work here
      │    │    ├── VaultCorrupted    a file or a ciphertext failed its integrity check
      │    │    ├── InsecurePermissions
-     │    │    └── StoreConflict     a compare-and-set lost: the record changed since it was read (vault/storage)
+     │    │    ├── StoreConflict     a compare-and-set lost: the record changed since it was read (vault/storage)
+     │    │    └── VaultBusy         the vault's write lock stayed taken past the wait (vault/storage/sqlite.py)
      │    ├── ServiceError           one service is wrong or missing
      │    │    ├── UnknownService
      │    │    ├── DuplicateService
@@ -96,6 +97,10 @@ class InsecurePermissions(VaultError):
 class StoreConflict(VaultError):
     """A compare-and-set on the store lost: the record is not at the version the writer expected
     (another writer got there first), or a write names a service that does not exist."""
+
+
+class VaultBusy(VaultError):
+    """Another process held the vault's write lock for longer than a writer waits; nothing was written."""
 
 
 class ServiceError(ClavisError):
