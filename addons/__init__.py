@@ -10,6 +10,7 @@ from .budget import LocalBudget
 from .client_auth import ClientAuth
 from .destination import DestinationCheck
 from .dial_guard import DialGuard
+from .expiry import RefuseExpired
 from .inject import InjectCredential
 from .internal_headers import StripInternalHeaders
 from .oauth_refresh import RefreshOAuthToken
@@ -31,6 +32,7 @@ def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[o
         DialGuard(vault, config.resolver),
         RequestPolicy(vault),
         LocalBudget(vault),
+        RefuseExpired(vault),
         RefreshOAuthToken(vault, audit, config.resolver),
         InjectCredential(vault),
         StripInternalHeaders(),
