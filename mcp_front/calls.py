@@ -57,7 +57,7 @@ class CallLimits:
     max_request_body: int = 1024 * 1024
     max_response_body: int = 256 * 1024
     max_download: int = 64 * 1024 * 1024
-    timeout: float = 60.0
+    timeout: float = 45.0  # below the 60 s common MCP clients wait, so our message reaches the model first
     max_redirects: int = 5
 
     @classmethod

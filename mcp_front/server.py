@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from clavis_mcp.vault.errors import ClavisError
 
 from . import __version__
+from .arguments import ClavisServer
 from .gateway import Gateway
 from .tool_specs import TOOLS
 from .tools import BODIES
@@ -46,7 +47,7 @@ def _tool_errors[**P, R](fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable
     return wrapper
 
 
-def build_server(gateway: Gateway) -> MCPServer[Gateway]:
+def build_server(gateway: Gateway) -> ClavisServer[Gateway]:
     """The server with its tools bound to ``gateway``; tests pass a gateway over a temporary vault."""
 
     @asynccontextmanager
@@ -56,7 +57,7 @@ def build_server(gateway: Gateway) -> MCPServer[Gateway]:
         finally:
             await gateway.aclose()
 
-    server: MCPServer[Gateway] = MCPServer(
+    server: ClavisServer[Gateway] = ClavisServer(
         name="clavis-mcp",
         title="clavis-mcp credential vault",
         version=__version__,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resolve import Resolve
@@ -39,7 +39,15 @@ ServiceName = Annotated[
         pattern=r"^[a-z0-9][a-z0-9._-]*$",
     ),
 ]
-Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+Method = Annotated[
+    str,
+    Field(
+        description="HTTP method, in any case: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS; "
+        "the service's method policy may allow fewer.",
+        min_length=1,
+        max_length=16,
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,7 @@ async def check_credential_status(
 @tool_spec("Call a service", read_only=False, destructive=True, idempotent=False, open_world=True)
 async def call_service(
     service_name: ServiceName,
-    method: Annotated[Method, Field(description="HTTP method; the service's method policy may allow fewer.")],
+    method: Method,
     url: Annotated[
         str,
         Field(

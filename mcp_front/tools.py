@@ -31,6 +31,8 @@ from .settings import load_settings
 from .times import expiry_fields, iso, relative
 from .tool_specs import ToolFunction
 
+REVEALED, MASKED = "revealed", "masked"  # get_credentials' decisions: the value was shown, or only its mask
+
 
 def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: bool) -> ServiceInfo:
     return ServiceInfo(
@@ -76,7 +78,8 @@ async def get_credentials(gateway: Gateway, service_name: str, confirmation: Ans
                          reason="the user declined")  # fmt: skip
             raise ToolError(f"the user declined to reveal the credential of {service_name!r}; use call_service instead")
         value = secret.reveal()
-    audit.append(source="mcp", service=service_name, action="reveal", decision=service.reveal)
+    decision = REVEALED if value is not None else MASKED  # the closed set of decisions, docs/audit.md
+    audit.append(source="mcp", service=service_name, action="reveal", decision=decision)
     return CredentialInfo(
         service_name=service_name,
         reveal_policy=service.reveal,

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from clavis_mcp.vault.errors import ClavisError, VaultLocked
 
 from . import __version__
+from .arguments import ClavisServer
 from .credentials import detail
 from .models import CredentialStatus
 from .tool_specs import TOOLS, check_credential_status
@@ -28,13 +28,13 @@ answers with the reason and the command that fixes it: tell the user, and ask th
 this MCP server (or Claude Desktop) after running it."""
 
 
-def build_unavailable_server(problem: ClavisError) -> MCPServer[None]:
+def build_unavailable_server(problem: ClavisError) -> ClavisServer[None]:
     """A server whose tools all report ``problem`` (whose message already says what to do).
 
     While the vault is locked, check_credential_status answers (every state is ``locked``)
     rather than failing: that is the state a client asked about."""
     reason = f"clavis-mcp cannot open its vault: {problem}. Then restart the MCP server (or Claude Desktop)."
-    server: MCPServer[None] = MCPServer(
+    server: ClavisServer[None] = ClavisServer(
         name="clavis-mcp", title="clavis-mcp credential vault (unavailable)", version=__version__,
         instructions=INSTRUCTIONS, log_level="WARNING",
     )  # fmt: skip

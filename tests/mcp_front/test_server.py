@@ -187,7 +187,7 @@ async def test_full_reveal_without_elicitation_support_follows_the_policy_and_is
     vault.add_service(make_service("open", "api.open.test", reveal="full"), validate_secret(SECRET))
     result = await client.call_tool("get_credentials", {"service_name": "open"})
     assert result.structured_content["value"] == SECRET
-    assert audit_records(gateway)[-1]["action"] == "reveal" and audit_records(gateway)[-1]["decision"] == "full"
+    assert audit_records(gateway)[-1]["action"] == "reveal" and audit_records(gateway)[-1]["decision"] == "revealed"
     assert SECRET not in json.dumps(audit_records(gateway))
 
 
@@ -474,3 +474,47 @@ async def test_invalid_write_is_refused_without_asking(
 async def test_unknown_service_lists_the_known_ones(client: Client, local_service: Service) -> None:
     result = await client.call_tool("call_service", {"service_name": "nope", "method": "GET", "url": "https://x.test/"})
     assert result.is_error and "known services: echo" in text_of(result)
+
+
+async def test_method_is_accepted_in_any_case(client: Client, scripted: ScriptedUpstream) -> None:
+    result = await call(client, "/echo", scripted, method="get")
+    assert not result.is_error, text_of(result)
+    assert scripted.received[0].method == "GET"
+
+
+BAD_ARGUMENTS = [
+    ("short-url", {"url": "x"}, "url must be at least 8 characters long"),
+    ("missing-url", {"url": None}, "url is required"),
+    ("service-name-shape", {"service_name": "Not A Name"}, "service_name must be a service name as list_services"),
+    ("headers-not-an-object", {"headers": "Accept: x"}, "headers must be a JSON object"),
+    ("unknown-method", {"method": "FETCH"}, "use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+]
+
+
+@pytest.mark.parametrize(("change", "sentence"), [r[1:] for r in BAD_ARGUMENTS], ids=[r[0] for r in BAD_ARGUMENTS])
+async def test_bad_arguments_are_one_sentence_with_what_is_allowed(
+    client: Client, scripted: ScriptedUpstream, change: dict[str, Any], sentence: str
+) -> None:
+    arguments = {"service_name": "api", "method": "GET", "url": scripted.url("/echo"), **change}
+    result = await client.call_tool("call_service", {k: v for k, v in arguments.items() if v is not None})
+    text = text_of(result)
+    assert result.is_error and sentence in text, text
+    assert "pydantic" not in text and "\n" not in text and "input_value" not in text
+    assert scripted.received == []
+
+
+async def test_credential_past_its_expiry_is_not_injected_by_call_service_as_get_credentials_refuses_it(
+    client: Client, vault: Vault, upstream_ca: trustme.CA, gateway: Gateway
+) -> None:
+    server = ScriptedUpstream.start(upstream_ca)
+    try:
+        vault.add_service(make_service("old", f"127.0.0.1:{server.port}", local=True, expires_at=1.0),
+                          validate_secret(SECRET))  # fmt: skip
+        revealed = await client.call_tool("get_credentials", {"service_name": "old"})
+        called = await call(client, server.url("/echo"), server, service_name="old")
+    finally:
+        server.stop()
+    assert revealed.is_error and called.is_error
+    assert "expired" in text_of(called) and "clavis-mcp rotate old" in text_of(called)
+    assert server.received == []
+    assert audit_records(gateway)[-1]["decision"] == "refused"

@@ -1,0 +1,60 @@
+"""Arguments a tool's schema refuses, said in one sentence with what is allowed.
+
+The SDK reports a schema violation as pydantic's text: several lines, the rejected value, and a
+link to errors.pydantic.dev, none of which helps a model fix its call. ``ClavisServer`` turns
+it into one sentence per wrong argument, naming the argument, what it must be and, where the
+schema lists them, the allowed values; the rejected value is never repeated (it is the model's
+data, and may be long).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+TYPE_WORDS = {"dict": "a JSON object", "string": "a string", "int": "an integer", "bool": "true or false",
+              "list": "a JSON array", "float": "a number"}  # fmt: skip
+SERVICE_NAME_RULE = "a service name as list_services shows it (lower-case letters, digits, '.', '_' and '-')"
+
+
+def problem(error: Any) -> str:
+    """One wrong argument in words: ``url must be at least 8 characters long``."""
+    field = ".".join(str(part) for part in error.get("loc", ())) or "the arguments"
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind == "missing":
+        return f"{field} is required"
+    if kind == "string_pattern_mismatch" and field == "service_name":
+        return f"service_name must be {SERVICE_NAME_RULE}"
+    if kind == "literal_error":
+        return f"{field} must be one of {ctx.get('expected', '')}"
+    if kind in ("string_too_short", "too_short"):
+        return f"{field} must be at least {ctx.get('min_length')} characters long"
+    if kind in ("string_too_long", "too_long"):
+        return f"{field} must be at most {ctx.get('max_length')} characters long"
+    if kind.endswith(("_type", "_parsing")):
+        expected = kind.removesuffix("_type").removesuffix("_parsing")
+        return f"{field} must be {TYPE_WORDS.get(expected, expected.replace('_', ' '))}"
+    return f"{field}: {str(error.get('msg', 'invalid')).rstrip('.')}"
+
+
+def sentence(tool: str, exc: ValidationError) -> str:
+    problems = list(dict.fromkeys(problem(error) for error in exc.errors(include_url=False, include_input=False)))
+    return f"Invalid arguments to {tool}: {'; '.join(problems)}. See the tool's input schema."
+
+
+class ClavisServer[T](MCPServer[T]):
+    """MCPServer whose argument errors are one plain sentence."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Any = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(sentence(name, exc.__cause__)) from None
+            raise
