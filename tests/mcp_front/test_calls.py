@@ -294,3 +294,8 @@ def test_redirects_are_followed_only_on_the_same_origin(
 ) -> None:
     target = redirect_target(SERVICE, HERE, status, location)
     assert (target.url if target else None) == followed
+
+
+def test_default_call_timeout_is_below_the_60_s_common_clients_wait() -> None:
+    """Otherwise the client gives up first and the model never reads why the call failed."""
+    assert CallLimits().timeout == 45.0 and CallLimits.from_env({}).timeout < 60
