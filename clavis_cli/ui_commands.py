@@ -6,7 +6,10 @@ and `check_credential_status` do) and serves on 127.0.0.1 with a token printed i
 
 from __future__ import annotations
 
+import json
+import time
 import webbrowser
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from .runtime import open_runtime
 @click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
 def ui(port: int, no_browser: bool) -> None:
     """Serve the audit review page on 127.0.0.1; the printed URL carries its access token."""
+    from clavis_mcp.ui.approvals import ApprovalDesk
     from clavis_mcp.ui.server import bind, new_token, server_for
     from clavis_mcp.ui.source import AuditSource
 
@@ -38,7 +42,12 @@ def ui(port: int, no_browser: bool) -> None:
         click.echo("(the address holds the page's access token: do not share it; Ctrl-C stops the page)", err=True)
         if not no_browser:
             webbrowser.open(url)
-        server_for(AuditSource(clavis_home(), runtime.vault), sock, token).run(sockets=[sock])
+        source = AuditSource(clavis_home(), runtime.vault)
+        desk = ApprovalDesk(source.home, source.vault, source.vault_lock)
+        try:
+            server_for(source, token, desk).run(sockets=[sock])
+        finally:
+            desk.close()
 
 
 @click.command("report")
@@ -61,4 +70,56 @@ def report(html_file: Path, since: str, until: str | None) -> None:
     click.echo(f"wrote the audit report to {html_file}")
 
 
-COMMANDS: list[click.Command] = [ui]
+@click.command("approvals")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per waiting request.")
+def approvals(as_json: bool) -> None:
+    """Requests held by the proxy for a person's approval (approve or deny each by its id)."""
+    from clavis_mcp.vault.approvals import Approvals
+
+    queue = Approvals(clavis_home())
+    try:
+        waiting = queue.pending()
+    finally:
+        queue.close()
+    now = time.time()
+    for held in waiting:
+        if as_json:
+            click.echo(json.dumps({**asdict(held), "remaining": round(held.deadline - now, 1)}, sort_keys=True))
+        else:
+            preview = f"  body: {held.preview}" if held.preview else ""
+            click.echo(f"{held.id}  {held.agent} -> {held.service}  {held.method} {held.url}  "
+                       f"({held.deadline - now:.0f} s left){preview}")  # fmt: skip
+    if not waiting and not as_json:
+        click.echo("no request is waiting for approval", err=True)
+
+
+@click.command("approve")
+@click.argument("held_id", metavar="ID")
+@click.option("--minutes", type=click.IntRange(0, 24 * 60), default=0, show_default=True,
+              help="Also let like requests (same agent, service, method and host) through for this long.")  # fmt: skip
+def approve(held_id: str, minutes: int) -> None:
+    """Let a held request go out (see `clavis-mcp approvals`); the decision is audited as the CLI's."""
+    _decide(held_id, approve=True, minutes=minutes)
+
+
+@click.command("deny")
+@click.argument("held_id", metavar="ID")
+def deny(held_id: str) -> None:
+    """Refuse a held request: the agent is told a person denied it, and nothing is sent."""
+    _decide(held_id, approve=False, minutes=0)
+
+
+def _decide(held_id: str, *, approve: bool, minutes: int) -> None:
+    from clavis_mcp.vault.approvals import Approvals, decide_and_record
+
+    with open_runtime() as runtime:
+        queue = Approvals(clavis_home())
+        try:
+            held = decide_and_record(queue, runtime.audit, held_id, approve=approve, by="cli", minutes=minutes)
+        finally:
+            queue.close()
+    how = f" (and like requests for {minutes} min)" if minutes else ""
+    click.echo(f"{held.state} {held.id}: {held.method} {held.url} from {held.agent}{how}")
+
+
+COMMANDS: list[click.Command] = [ui, approvals, approve, deny]

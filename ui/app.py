@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from clavis_mcp.vault.errors import AuditQueryError
 
+from .approvals import ApprovalDesk, approvals_html
 from .figures import PERIODS
 from .guard import Guard, csrf_token
 from .pages import e, overview_html, record_cells, records_html, shell
@@ -40,7 +41,7 @@ def period_window(period: str, now: datetime) -> tuple[datetime, datetime, timed
     return end - span, end, width
 
 
-def build_app(source: AuditSource, token: str) -> Guard:
+def build_app(source: AuditSource, token: str, desk: ApprovalDesk | None = None) -> Guard:
     csrf = csrf_token(token)
 
     async def overview(request: Request) -> Response:
@@ -75,12 +76,21 @@ def build_app(source: AuditSource, token: str) -> Guard:
             start = await run_in_threadpool(source.end)
         return StreamingResponse(_tail(source, query, start), media_type="text/event-stream")
 
+    async def approvals(request: Request) -> Response:
+        return HTMLResponse(shell("Approvals", approvals_html(), csrf=csrf))
+
     routes = [
         Route("/", overview),
         Route("/records", records),
         Route("/events", events),
+        Route("/approvals", approvals),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    if desk is not None:
+        routes += [
+            Route("/approvals.json", desk.list_route),
+            Route("/approvals/{held_id:str}", desk.decide_route, methods=["POST"]),
+        ]
     return Guard(Starlette(routes=routes), token)
 
 

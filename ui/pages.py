@@ -45,7 +45,7 @@ def shell(title: str, body: str, *, css: str | None = None, csrf: str = "", live
     """The document around ``body``: linked CSS and script on the page, inline CSS in the report."""
     if css is None:
         head = '<link rel="stylesheet" href="/static/ui.css"><script src="/static/ui.js" defer></script>'
-        nav = '<nav><a href="/">Overview</a><a href="/records">Records</a></nav>'
+        nav = '<nav><a href="/">Overview</a><a href="/records">Records</a><a href="/approvals">Approvals</a></nav>'
     else:
         # A file opened from disk: nothing may load from anywhere, the style is inline.
         policy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"

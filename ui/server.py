@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from .app import build_app
+from .approvals import ApprovalDesk
 from .source import AuditSource
 
 HOST = "127.0.0.1"
@@ -48,9 +49,9 @@ class Page:
         return f"http://{HOST}:{self.port}"
 
 
-def server_for(source: AuditSource, sock: socket.socket, token: str) -> uvicorn.Server:
+def server_for(source: AuditSource, token: str, desk: ApprovalDesk | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
-        build_app(source, token),
+        build_app(source, token, desk),
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -69,7 +70,8 @@ def running(source: AuditSource, port: int = 0) -> Iterator[Page]:
     """The page served from a thread until the block ends (tests, and anything embedding it)."""
     sock = bind(port)
     token = new_token()
-    server = server_for(source, sock, token)
+    desk = ApprovalDesk(source.home, source.vault, source.vault_lock)
+    server = server_for(source, token, desk)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -80,3 +82,4 @@ def running(source: AuditSource, port: int = 0) -> Iterator[Page]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+        desk.close()

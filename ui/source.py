@@ -81,7 +81,8 @@ class AuditSource:
         self.home = home
         self.files = LogFiles(home / AUDIT_FILE)
         self._vault = vault
-        self._vault_lock = threading.Lock()
+        self.vault = vault
+        self.vault_lock = self._vault_lock = threading.Lock()
 
     def _index(self) -> AuditIndex:
         return AuditIndex(self.files)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .audit.log import AuditLog
 from .errors import ApprovalError
 
 APPROVALS_FILE = "approvals.sqlite"
@@ -177,3 +178,18 @@ class ApprovalHold:
     needs: Needs
     timeout: float = DEFAULT_TIMEOUT
     poll: float = 0.2
+
+
+def decide_and_record(queue: Approvals, audit: AuditLog, held_id: str, *, approve: bool, by: str,
+                      minutes: int = 0) -> Held:  # fmt: skip
+    """A person's decision, and its audit record naming who decided (``source``) and what.
+
+    The proxy's own record of the request follows when it goes out or is refused."""
+    held = queue.decide(held_id, approve=approve, by=by, minutes=minutes)
+    how = ("for " + str(minutes) + " min" if minutes else "once") if approve else ""
+    scheme, _, rest = held.url.partition("://")
+    audit.append(source=by, service=held.service, method=held.method, scheme=scheme, host=held.host,
+                 path="/" + rest.partition("/")[2], action="approve" if approve else "deny",
+                 decision="approved" if approve else "denied",
+                 reason=f"request {held.id} of agent {held.agent} {held.state} by {by} {how}".strip())  # fmt: skip
+    return held

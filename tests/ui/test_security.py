@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
 
 from clavis_mcp.ui.guard import CSP, cookie_name, csrf_token
 from clavis_mcp.ui.server import Page
+from clavis_mcp.vault.approvals import Approvals
 
 
 def test_the_page_listens_on_the_loopback_only(page: Page) -> None:
@@ -124,3 +126,25 @@ def test_the_page_makes_no_third_party_request(client: httpx.Client) -> None:
         assert "http:" not in text and "https:" not in text and "url(" not in text, path
         for link in re.findall(r'(?:src|href|action)="([^"]*)"', text):
             assert link.startswith("/") and not link.startswith("//"), (path, link)
+
+
+def test_an_approval_needs_the_csrf_token_and_the_pages_origin(client: httpx.Client, page: Page, home: Path) -> None:
+    queue = Approvals(home)
+    held = queue.hold(service="openai", agent="ci-bot", method="POST", host="api.openai.com",
+                      url="https://api.openai.com/v1/x", preview="", timeout=60)  # fmt: skip
+    form = {"decision": "approve"}
+    forged = [
+        {"Origin": "http://evil.example", "X-CSRF-Token": csrf_token(page.token)},  # another site
+        {"Origin": page.origin},  # a form: no header
+        {"Origin": page.origin, "X-CSRF-Token": "0" * 64},  # a guess
+        {"X-CSRF-Token": csrf_token(page.token)},  # no Origin
+    ]
+    for headers in forged:
+        assert client.post(f"/approvals/{held.id}", data=form, headers=headers).status_code == 403, headers
+    assert queue.get(held.id).state == "pending"
+    good = {"Origin": page.origin, "X-CSRF-Token": csrf_token(page.token)}
+    answer = client.post(f"/approvals/{held.id}", data=form, headers=good)
+    assert answer.status_code == 200 and answer.json()["decided"]["decided_by"] == "ui"
+    again = client.post(f"/approvals/{held.id}", data={"decision": "deny"}, headers=good)
+    assert again.status_code == 409 and "already approved by ui" in again.json()["error"]
+    queue.close()

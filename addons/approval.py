@@ -1,0 +1,97 @@
+"""Hold a request that needs a person's approval until one decides, or refuse it when time runs out.
+
+Reads ``ProxyConfig.approvals`` (:class:`~vault.approvals.ApprovalHold`): its policy says which
+requests wait (by service, agent and method). A waiting request goes into the shared queue
+(:mod:`vault.approvals`) with its method, URL without query values, service, agent and a short
+body preview scrubbed of the service's secrets; the page and the CLI show it and decide. Approved:
+the request goes on to injection, with who approved it in its audit record. Denied, or no answer
+by the deadline: refused (403) with a reason the agent can read, and nothing is sent (fail closed).
+A request like one approved "for N minutes" goes on without waiting.
+
+Runs after the policy and budget stages (a person is never asked about a request that would be
+refused anyway) and before the OAuth refresh and the injection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from mitmproxy import http
+
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held
+from clavis_mcp.vault.audit.log import path_without_query_values
+from clavis_mcp.vault.redaction.service import ServiceRedactors
+
+from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_settled, refuse
+
+PREVIEW_CHARS = 300
+SCANNED_BYTES = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class HoldForApproval:
+    def __init__(self, vault: Vault, hold: ApprovalHold | None) -> None:
+        self._vault = vault
+        self._hold = hold
+        self._redactors: ServiceRedactors | None = None
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        hold = self._hold
+        service = flow.metadata.get(SERVICE)
+        if hold is None or is_settled(flow) or not service:
+            return
+        agent = str(flow.metadata.get(CLIENT, "unauthenticated"))
+        method = flow.request.method
+        if not hold.needs(service, agent, method):
+            return
+        queue = await asyncio.to_thread(Approvals, hold.home)  # per held request: rare, and nothing left open
+        try:
+            await self._held(flow, hold, queue, service, agent, method)
+        finally:
+            queue.close()
+
+    async def _held(self, flow: http.HTTPFlow, hold: ApprovalHold, queue: Approvals, service: str, agent: str,
+                    method: str) -> None:  # fmt: skip
+        scheme, host, port = flow.metadata.get(DESTINATION, (flow.request.scheme, flow.request.host, flow.request.port))
+        grant = await asyncio.to_thread(queue.granted, service, agent, method, host)
+        if grant is not None:
+            flow.metadata[REASON] = f"approved by {grant.granted_by} (like request {grant.held_id}, for a while)"
+            return
+        default = {"https": 443, "http": 80}.get(scheme)
+        url = f"{scheme}://{host}{'' if port == default else f':{port}'}{path_without_query_values(flow.request.path)}"
+        held = await asyncio.to_thread(queue.hold, service=service, agent=agent, method=method, host=host, url=url,
+                                       preview=self._preview(flow, service), timeout=hold.timeout)  # fmt: skip
+        decided = await self._wait(queue, held, hold)
+        if decided.state == APPROVED:
+            how = f" for {decided.minutes} min" if decided.minutes else ""
+            flow.metadata[REASON] = f"approved by {decided.decided_by}{how} (request {held.id})"
+        elif decided.state == DENIED:
+            refuse(flow, 403, f"{decided.decided_by} denied this request (approval {held.id}); it was not sent")
+        else:
+            where = "in `clavis-mcp ui` or with `clavis-mcp approve`"
+            refuse(flow, 403, f"this request waited {hold.timeout:g} s for a person's approval (approval {held.id}, "
+                   f"{where}) and got no answer; it was not sent")  # fmt: skip
+
+    async def _wait(self, queue: Approvals, held: Held, hold: ApprovalHold) -> Held:
+        """Poll the shared queue until a decision, or time the request out (whichever wins the row)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold.timeout
+        while loop.time() < deadline:
+            await asyncio.sleep(min(hold.poll, max(0.0, deadline - loop.time())))
+            current = await asyncio.to_thread(queue.get, held.id)
+            if current.state in (APPROVED, DENIED):
+                return current
+        return await asyncio.to_thread(queue.expire, held.id)
+
+    def _preview(self, flow: http.HTTPFlow, service: str) -> str:
+        raw = flow.request.raw_content or b""
+        if not raw:
+            return ""
+        self._redactors = self._redactors or ServiceRedactors(self._vault)
+        redactor = self._redactors.for_service(flow_snapshot(flow, self._vault), service).values
+        clean, _ = redactor.redact(raw[:SCANNED_BYTES])
+        text = clean.decode("utf-8", "replace")
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+        return text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS or len(raw) > SCANNED_BYTES else "")
