@@ -5,6 +5,7 @@ from __future__ import annotations
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.proxy_config import ProxyConfig
 
+from .approval import HoldForApproval
 from .audit_trail import AuditTrail
 from .budget import LocalBudget
 from .client_auth import ClientAuth
@@ -33,6 +34,7 @@ def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[o
         RequestPolicy(vault),
         LocalBudget(vault),
         RefuseExpired(vault),
+        HoldForApproval(vault, config.approvals),
         RefreshOAuthToken(vault, audit, config.resolver),
         InjectCredential(vault),
         StripInternalHeaders(),
