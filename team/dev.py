@@ -79,8 +79,10 @@ def dev_stack(*, host: str = "127.0.0.1", port: int = 0, workers: int = 3) -> It
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: Ctrl-C reaches us, we stop it and its workers
         )
+        pumps: list[threading.Thread] = []
+        cleanup.callback(_close_stderr, server, pumps)  # after the server has stopped (callbacks run last first)
         cleanup.callback(stop_server, server)
-        url = _wait_ready(server)
+        url = _wait_ready(server, pumps)
         yield DevStack(url, Secret(boot.admin_key), ADMIN_EMAIL, password, server, workdir)
 
 
@@ -98,7 +100,14 @@ def _check_upstream_ca() -> None:
         raise EngineStartError(f"{UPSTREAM_CA_ENV}={path} does not name a readable PEM certificate file")
 
 
-def _wait_ready(server: subprocess.Popen[bytes]) -> str:
+def _close_stderr(server: subprocess.Popen[bytes], pumps: list[threading.Thread]) -> None:
+    for pump in pumps:
+        pump.join(STOP_TIMEOUT)  # the pipe is at its end once the server's group is gone
+    if server.stderr is not None:
+        server.stderr.close()
+
+
+def _wait_ready(server: subprocess.Popen[bytes], pumps: list[threading.Thread]) -> str:
     """Read the server's stderr (echoed to ours) until it says where it listens; then keep echoing."""
     assert server.stderr is not None
     found: list[str] = []
@@ -117,7 +126,8 @@ def _wait_ready(server: subprocess.Popen[bytes]) -> str:
                     ready.set()
         ready.set()
 
-    threading.Thread(target=pump, args=(server.stderr,), daemon=True).start()
+    pumps.append(threading.Thread(target=pump, args=(server.stderr,), daemon=True))
+    pumps[-1].start()
     ready.wait(READY_TIMEOUT)
     if not found:
         stop_server(server)
