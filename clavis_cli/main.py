@@ -42,13 +42,41 @@ class ClavisGroup(click.Group):
                 return next(command for command in commands if command.name == name)
         return None
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The verbs and their summaries, read from source (verb_summaries): `--help` imports no verb module."""
+        from .verb_summaries import summaries
+
+        rows = []
+        for module_name, names in VERBS.items():
+            found = summaries(__package__, module_name)
+            for name in names:
+                if name in found:
+                    rows.append((name, found[name]))
+                elif (command := self.get_command(ctx, name)) is not None and not command.hidden:
+                    rows.append((name, command.short_help or command.help or ""))
+        if rows:
+            rows.sort()
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                # A bare Command shortens the text exactly as the verb's own would (first sentence, limit).
+                formatter.write_dl(
+                    [(name, click.Command(name, help=text).get_short_help_str(limit)) for name, text in rows]
+                )
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except Exception as exc:
             # Imported here: `--version` and `--help` should not load the vault package.
+            import sqlite3
+
             from clavis_mcp.vault.errors import ClavisError
 
+            if isinstance(exc, OSError | sqlite3.Error):  # the disk, the folder or a busy vault
+                from .runtime import explain_failure
+
+                click.echo(f"error: {explain_failure(exc)}", err=True)
+                ctx.exit(1)
             if not isinstance(exc, ClavisError):
                 raise
             click.echo(f"error: {exc}", err=True)

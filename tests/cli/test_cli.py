@@ -165,3 +165,15 @@ def test_a_locked_passphrase_vault_tells_the_client_which_command_to_run_in_a_te
     text = answer["result"]["content"][0]["text"]
     assert answer["result"]["isError"] is True
     assert "In a terminal, run `clavis-mcp rekey --key-store keychain`" in text and "CLAVIS_PASSPHRASE" in text
+
+
+def test_top_level_help_lists_each_verb_as_click_would_without_importing_the_verbs() -> None:
+    import click
+
+    ctx = click.Context(main, info_name="clavis-mcp")
+    ours, clicks = ctx.make_formatter(), ctx.make_formatter()
+    main.format_commands(ctx, ours)
+    click.Group.format_commands(main, ctx, clicks)  # imports every verb module for its docstring
+    assert ours.getvalue() == clicks.getvalue() and "run" in ours.getvalue()
+    out = subprocess.run([sys.executable, "-c", LOADED, "--help"], capture_output=True, text=True, timeout=30)
+    assert not [m for m in out.stderr.rpartition("LOADED ")[2].split() if m.endswith("_commands")]
