@@ -11,6 +11,7 @@ idle RSS is read from /proc after a call_service has started the embedded proxy.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -85,25 +86,34 @@ def _handshake(server: StdioServer) -> tuple[float, float]:
 CLI_RUNS = 10
 
 
-def _seconds(args: list[str], env: dict[str, str] | None = None) -> float:
+def _run_once(args: list[str], env: dict[str, str] | None) -> tuple[float, float]:
+    """Wall and CPU (user + system, of the child) milliseconds of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall * 1000, cpu * 1000
 
 
 def cli_rows(runs: int = CLI_RUNS, env: dict[str, str] | None = None) -> tuple[list[Row], list[Target]]:
-    """Wall time of ``clavis-mcp --version`` and ``--help``, paired per run with a bare interpreter."""
-    bare: list[float] = []
-    times: dict[str, list[float]] = {"--version": [], "--help": []}
+    """Wall and CPU time of ``clavis-mcp --version`` and ``--help``, paired per run with a bare interpreter.
+
+    CPU time is the figure the target is set on: on a busy machine wall time measures the queue."""
+    bare: dict[str, list[float]] = {"wall": [], "cpu": []}
+    times = {flag: {"wall": [], "cpu": []} for flag in ("--version", "--help")}
     for _ in range(runs):
-        bare.append(_seconds([sys.executable, "-c", "pass"], env) * 1000)
+        for key, value in zip(("wall", "cpu"), _run_once([sys.executable, "-c", "pass"], env), strict=True):
+            bare[key].append(value)
         for flag, values in times.items():
-            values.append(_seconds([EXE, flag], env) * 1000)
+            for key, value in zip(("wall", "cpu"), _run_once([EXE, flag], env), strict=True):
+                values[key].append(value)
     baseline = "python -c pass"
-    rows = [Row.paired(SECTION, f"clavis-mcp {flag}", "ms", (f"clavis-mcp {flag}", values), (baseline, bare))
-            for flag, values in times.items()]  # fmt: skip
-    targets = [Target(f"clavis-mcp {flag}", f"{Spread.of(values).median:.0f} ms", "< 200 ms",
-                      Spread.of(values).median < 200) for flag, values in times.items()]  # fmt: skip
+    rows = [Row.paired(SECTION, f"clavis-mcp {flag} ({key})", "ms", (f"clavis-mcp {flag}", values[key]),
+                       (baseline, bare[key])) for flag, values in times.items() for key in ("wall", "cpu")]  # fmt: skip
+    targets = [Target(f"clavis-mcp {flag} CPU", f"{Spread.of(values['cpu']).median:.0f} ms", "< 200 ms",
+                      Spread.of(values["cpu"]).median < 200) for flag, values in times.items()]  # fmt: skip
     return rows, targets
 
 
