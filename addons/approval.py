@@ -1,14 +1,15 @@
 """Hold a request that needs a person's approval until one decides, or refuse it when time runs out.
 
 Reads ``ProxyConfig.approvals`` (:class:`~vault.approvals.ApprovalHold`): its policy says which
-requests wait (by service, agent and method). A waiting request goes into the shared queue
-(:mod:`vault.approvals`) with its method, URL without query values, service, agent and a short
-body preview scrubbed of the service's secrets; the page and the CLI show it and decide. Approved:
-the request goes on to injection, with who approved it in its audit record. Denied, or no answer
-by the deadline: refused (403) with a reason the agent can read, and nothing is sent (fail closed).
-A request like one approved "for N minutes" goes on without waiting.
+requests wait (by service, agent and method); by default the service's policy in the vault does
+(a service set to confirm writes holds its non-safe methods, for every agent). A waiting request
+goes into the shared queue (:mod:`vault.approvals`) with its method, URL without query values,
+service, agent and a short body preview scrubbed of the service's secrets; the page and the CLI
+show it and decide. Approved: the request goes on to injection, with who approved it in its audit
+record. Denied, or no answer by the deadline: refused (403) with a reason the agent can read, and
+nothing is sent (fail closed). A request like one approved "for N minutes" goes on without waiting.
 
-Runs after the policy and budget stages (a person is never asked about a request that would be
+Runs after the policy, budget and expiry stages (a person is never asked about a request that would be
 refused anyway) and before the OAuth refresh and the injection.
 """
 
@@ -20,8 +21,9 @@ import re
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held
+from clavis_mcp.vault.approvals import APPROVED, DENIED, SAFE_METHODS, ApprovalHold, Approvals, Held
 from clavis_mcp.vault.audit.log import path_without_query_values
+from clavis_mcp.vault.policy import policies_as_of
 from clavis_mcp.vault.redaction.service import ServiceRedactors
 
 from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_settled, refuse
@@ -44,7 +46,7 @@ class HoldForApproval:
             return
         agent = str(flow.metadata.get(CLIENT, "unauthenticated"))
         method = flow.request.method
-        if not hold.needs(service, agent, method):
+        if not self._needs(flow, hold, service, agent, method):
             return
         queue = await asyncio.to_thread(Approvals, hold.home)  # per held request: rare, and nothing left open
         try:
@@ -84,6 +86,12 @@ class HoldForApproval:
             if current.state in (APPROVED, DENIED):
                 return current
         return await asyncio.to_thread(queue.expire, held.id)
+
+    def _needs(self, flow: http.HTTPFlow, hold: ApprovalHold, service: str, agent: str, method: str) -> bool:
+        if hold.needs is not None:
+            return hold.needs(service, agent, method)
+        policy = policies_as_of(self._vault, flow_snapshot(flow, self._vault)).get(service)
+        return policy is not None and policy.confirm_writes and method.upper() not in SAFE_METHODS
 
     def _preview(self, flow: http.HTTPFlow, service: str) -> str:
         raw = flow.request.raw_content or b""

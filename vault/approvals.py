@@ -172,12 +172,29 @@ class Approvals:
 @dataclass(frozen=True, slots=True)
 class ApprovalHold:
     """The proxy's approval option (``ProxyConfig.approvals``): which requests wait, in which queue,
-    for how long. No secret in it."""
+    for how long. ``needs`` None: the service's policy in the vault decides (``vault/policy.py``: a
+    service set to confirm writes holds its non-safe methods). No secret in it."""
 
     home: Path
-    needs: Needs
+    needs: Needs | None = None
     timeout: float = DEFAULT_TIMEOUT
     poll: float = 0.2
+
+
+TIMEOUT_ENV = "CLAVIS_APPROVAL_TIMEOUT"
+
+
+def approval_hold(home: Path) -> ApprovalHold:
+    """The hold a proxy for agents is built with: the vault's policy, ``CLAVIS_APPROVAL_TIMEOUT``
+    seconds (default 120) to answer."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        timeout = float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 24 * 3600:
+        raise ApprovalError(f"{TIMEOUT_ENV}={text!r}: give the seconds a person has to answer, e.g. 120")
+    return ApprovalHold(home, timeout=timeout)
 
 
 def decide_and_record(queue: Approvals, audit: AuditLog, held_id: str, *, approve: bool, by: str,

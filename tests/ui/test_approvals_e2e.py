@@ -26,6 +26,7 @@ from clavis_mcp.ui.server import running
 from clavis_mcp.ui.source import AuditSource
 from clavis_mcp.vault import AuditLog, Service, Vault
 from clavis_mcp.vault.approvals import ApprovalHold, Approvals, needs_for
+from clavis_mcp.vault.policy import ServicePolicy, save_policy
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client
@@ -172,3 +173,21 @@ def _all_ids(home: Path) -> list[str]:
 async def _get(proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, path: str) -> httpx.Response:
     async with proxy_client(proxy, home) as client:
         return await client.get(f"https://127.0.0.1:{upstream.port}{path}")
+
+
+async def test_by_default_the_services_confirm_writes_policy_decides_what_waits(
+    vault: Vault, audit: AuditLog, home: Path, local_service: Service, upstream: EchoUpstream
+) -> None:
+    config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, approvals=ApprovalHold(home, timeout=1.0, poll=0.05))
+    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
+    await proxy.start()
+    try:
+        assert (await send_write(proxy, home, upstream, "/v1/no-policy")).status_code == 200
+        save_policy(vault, "echo", ServicePolicy(confirm_writes=True))
+        held = await send_write(proxy, home, upstream, "/v1/confirm-writes")
+        read = await _get(proxy, home, upstream, "/v1/a-read")
+    finally:
+        await proxy.stop()
+    assert held.status_code == 403 and "waited 1 s for a person's approval" in held.text
+    assert read.status_code == 200
+    assert "/v1/confirm-writes" not in str(upstream.received)

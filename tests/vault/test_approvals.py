@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from clavis_mcp.vault.approvals import APPROVED, DENIED, PENDING, TIMED_OUT, Approvals, needs_for
+from clavis_mcp.vault.approvals import (
+    APPROVED,
+    DENIED,
+    PENDING,
+    TIMED_OUT,
+    TIMEOUT_ENV,
+    Approvals,
+    approval_hold,
+    needs_for,
+)
 from clavis_mcp.vault.errors import ApprovalError
 
 NOW = 1_800_000_000.0
@@ -82,3 +91,19 @@ def test_the_policy_modes(mode: str, get: bool, post: bool) -> None:
     with pytest.raises(ValueError, match="use none, writes or all"):
         needs_for("some")
     assert PENDING == "pending"
+
+
+@pytest.mark.parametrize(("value", "timeout"), [("", 120.0), ("5", 5.0), (" 0.5 ", 0.5)], ids=["default", "5", "half"])
+def test_the_timeout_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, timeout: float
+) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    hold = approval_hold(tmp_path)
+    assert (hold.timeout, hold.needs, hold.home) == (timeout, None, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan", "1e9"])
+def test_a_bad_timeout_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    with pytest.raises(ApprovalError, match=f"{TIMEOUT_ENV}=.*give the seconds a person has to answer"):
+        approval_hold(tmp_path)
