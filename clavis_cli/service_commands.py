@@ -7,6 +7,7 @@ Sensitive changes (add, rotate, edit, remove) are written to the audit log.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -106,14 +107,16 @@ def service_view(service: Service, vault: Vault | None = None) -> dict[str, Any]
 
 
 # Which --auth each method option belongs to (by the prefix of its name).
-OPTION_OWNERS = {"aws_": "sigv4", "unsigned_payload": "sigv4", "hmac_": "hmac", "body_": "body", "path_": "path"}
+OPTION_OWNERS = {"aws_": "sigv4", "unsigned_payload": "sigv4", "hmac_": "hmac", "body_": "body", "path_": "path",
+                 "app_id": "github-app", "installation_id": "github-app", "api_url": "github-app"}  # fmt: skip
 # How the prompts name each secret field (the credential of an AWS service is its secret key).
 FIELD_LABELS = {
     "access_key_id": "AWS access key id",
     "session_token": "AWS session token (empty: none)",
     "username": "User name",
 }
-CREDENTIAL_LABELS = {"sigv4": "AWS secret access key", "basic": "Password or key", "hmac": "HMAC signing key"}
+CREDENTIAL_LABELS = {"sigv4": "AWS secret access key", "basic": "Password or key", "hmac": "HMAC signing key",
+                     "github-app": "GitHub App private key (base64 of the .pem)"}  # fmt: skip
 
 
 def _auth_options(
@@ -181,6 +184,9 @@ def _method_options(func: Any) -> Any:
         click.option("--body-field", help="body: the JSON or form field that carries the key."),
         click.option("--body-format", type=click.Choice(["json", "form"]), help="body: json (default) or form."),
         click.option("--path-template", help="path: where the key goes in the path, e.g. '/bot{secret}/'."),
+        click.option("--app-id", help="github-app: the App's id (or client id)."),
+        click.option("--installation-id", help="github-app: the installation to act as."),
+        click.option("--api-url", help="github-app: the API root. Default: https://api.github.com."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -229,6 +235,14 @@ def read_fields(spec: AuthMethod, field_env: dict[str, str], prefix: str | None 
             raise click.UsageError(f"{spec.kind} needs the secret field {field}: pass --field-env {field}=VAR "
                                    "(never the value on the command line)")  # fmt: skip
     return values
+
+
+def pem_secret(path: Path) -> Secret:
+    """A PEM key file as one line (base64 of the file), the form a secret is stored in."""
+    data = path.read_bytes()
+    if b"-----BEGIN" not in data or b"PRIVATE KEY-----" not in data:
+        raise click.BadParameter(f"{path} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+    return validate_secret(base64.b64encode(data).decode("ascii"))
 
 
 def store_fields(vault: Vault, name: str, fields: dict[str, Secret]) -> None:
@@ -300,6 +314,11 @@ def _policy_options(func: Any) -> Any:
 @click.option("--query", help="Query parameter that carries the secret, e.g. 'key'.")
 @_method_options
 @click.option("--field-env", "field_env", multiple=True, metavar="FIELD=VAR", help="Another secret field from VAR.")
+@click.option(
+    "--private-key-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="github-app: the App's private key (.pem), stored as the secret.",
+)
 @click.option("--local", is_flag=True, help="Allow loopback/private addresses for this service's hosts.")
 @click.option("--allow-http", is_flag=True, help="Allow injection over plain http:// (not recommended).")
 @click.option("--reveal", type=REVEAL, default="masked", show_default=True, help="What get_credentials may show.")
@@ -316,6 +335,7 @@ def add(
     basic: str | None,
     query: str | None,
     field_env: tuple[str, ...],
+    private_key_file: Path | None,
     local: bool,
     allow_http: bool,
     reveal: str,
@@ -365,7 +385,12 @@ def add(
         expires_at=parse_expiry(expires) if expires else None,
     )
     with open_runtime() as runtime:
-        secret = read_secret(secret_stdin, secret_env, CREDENTIAL_LABELS.get(spec.kind, "Secret"))
+        if private_key_file is not None:
+            if spec.kind != "github-app":
+                raise click.UsageError("--private-key-file goes with --auth github-app")
+            secret = pem_secret(private_key_file)
+        else:
+            secret = read_secret(secret_stdin, secret_env, CREDENTIAL_LABELS.get(spec.kind, "Secret"))
         fields = read_fields(spec, envs)
         runtime.vault.add_service(service, secret)
         store_fields(runtime.vault, name, fields)

@@ -151,3 +151,22 @@ def test_the_catalog_lists_the_aws_and_telegram_connectors(runner: CliRunner) ->
     rows = {row["name"]: row for row in json.loads(ok(runner.invoke(main, ["connectors", "--json"])).stdout)}
     assert rows["aws"]["auth"].startswith("AWS SigV4") and rows["aws"]["hosts"] == ["sts.amazonaws.com"]
     assert rows["telegram"]["auth"] == "key in the path /bot{secret}/"
+
+
+def test_a_github_app_is_added_from_its_key_file(runner: CliRunner, home: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "app.private-key.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                      serialization.NoEncryption()))  # fmt: skip
+    added = json.loads(ok(runner.invoke(main, ["add", "gh", "--connector", "github", "--auth", "github-app",
+                                               "--app-id", "123", "--installation-id", "42",
+                                               "--private-key-file", str(pem), "--json"])).stdout)  # fmt: skip
+    assert added["auth"] == "GitHub App 123, installation 42: bearer installation token"
+    assert added["hosts"] == ["api.github.com"] and "BEGIN" not in json.dumps(added)
+    shown = json.loads(ok(runner.invoke(main, ["show", "gh", "--json"])).stdout)
+    assert shown["field_fingerprints"]["installation_token"] == "(not stored)"  # exchanged on first use
+    fails(runner.invoke(main, ["add", "other", "--host", "x.example", "--auth", "bearer", "--private-key-file",
+                               str(pem)]), "--private-key-file goes with --auth github-app")  # fmt: skip

@@ -12,6 +12,7 @@ from ..errors import InvalidService
 from .base import PLACEHOLDER, AuthMethod, validate_extra_headers
 from .basic import BasicAuth, build_basic
 from .body import BodyAuth, build_body
+from .github_app import GitHubAppAuth, build_github_app
 from .header import HeaderAuth, build_bearer, build_header
 from .headers import HeadersAuth, build_headers
 from .hmac_sign import HmacAuth, build_hmac
@@ -22,7 +23,18 @@ from .sigv4 import SigV4Auth, build_sigv4
 
 METHODS: dict[str, type[AuthMethod]] = {
     cls.kind: cls
-    for cls in (HeaderAuth, BasicAuth, QueryAuth, OAuth2Auth, SigV4Auth, HmacAuth, HeadersAuth, BodyAuth, PathAuth)
+    for cls in (
+        HeaderAuth,
+        BasicAuth,
+        QueryAuth,
+        OAuth2Auth,
+        SigV4Auth,
+        HmacAuth,
+        HeadersAuth,
+        BodyAuth,
+        PathAuth,
+        GitHubAppAuth,
+    )
 }
 # --auth NAME -> a builder taking the CLI's options (header, template, param); oauth2 has its own login.
 BUILDERS: dict[str, Callable[..., AuthMethod]] = {
@@ -35,13 +47,15 @@ BUILDERS: dict[str, Callable[..., AuthMethod]] = {
     "headers": build_headers,
     "body": build_body,
     "path": build_path,
+    "github-app": build_github_app,
 }
 # The options those builders read beyond header/template/param: what a catalog entry, an export
 # table and the CLI may give (each under this name).
 OPTIONS = (
     "aws_region", "aws_service", "unsigned_payload", "hmac_header", "hmac_template", "hmac_parts", "hmac_separator",
     "hmac_timestamp_header", "hmac_timestamp_format", "hmac_encoding", "hmac_key_format", "hmac_key_id",
-    "hmac_key_id_header", "body_field", "body_format", "path_template", "headers",
+    "hmac_key_id_header", "body_field", "body_format", "path_template", "headers", "app_id", "installation_id",
+    "api_url",
 )  # fmt: skip
 
 

@@ -1,0 +1,43 @@
+"""Token exchange before injection: for auth methods that trade their stored key for a short-lived
+token (a GitHub App's JWT for an installation token), get a fresh token before the request leaves.
+
+The method does the exchange (single-flight, in the vault layer); this stage only calls it on
+the proxy's loop, refuses the request (503, with the method's reason) when no token can be had,
+and renews the flow's view of the vault so the injection and the redaction use the new token.
+It runs after the OAuth refresh, right before the injection.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from clavis_mcp.vault import ClavisError, Vault
+from clavis_mcp.vault.auth.fields import method_secrets
+from clavis_mcp.vault.dialing import Resolver
+
+from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
+
+
+class ExchangeToken:
+    def __init__(self, vault: Vault, resolver: Resolver | None = None) -> None:
+        self._vault = vault
+        self._resolver = resolver
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        name = flow.metadata.get(SERVICE)
+        if is_settled(flow) or name is None:
+            return
+        snapshot = flow_snapshot(flow, self._vault)
+        service = snapshot.service(name)
+        if not getattr(service.auth, "exchanges_tokens", False):
+            return
+        try:
+            changed = await service.auth.refresh(  # type: ignore[attr-defined]
+                self._vault, name, method_secrets(self._vault, snapshot, name), local=service.local,
+                resolver=self._resolver,
+            )  # fmt: skip
+        except ClavisError as exc:
+            refuse(flow, 503, str(exc))
+            return
+        if changed:
+            renew_flow_snapshot(flow)
