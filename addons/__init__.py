@@ -19,6 +19,7 @@ from .pipeline import Pipeline
 from .ratelimits import RecordRateLimits
 from .redact import RedactResponse
 from .request_policy import RequestPolicy
+from .token_exchange import ExchangeToken
 
 
 def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[object]:
@@ -36,6 +37,7 @@ def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[o
         RefuseExpired(vault),
         HoldForApproval(vault, config.approvals),
         RefreshOAuthToken(vault, audit, config.resolver),
+        ExchangeToken(vault, config.resolver),
         InjectCredential(vault),
         StripInternalHeaders(),
         RedactResponse(vault, config.max_decoded),
