@@ -8,6 +8,7 @@ from __future__ import annotations
 from .base import CREDENTIAL, PLACEHOLDER, AuthMethod, OutgoingRequest
 from .basic import BasicAuth
 from .body import BodyAuth
+from .github_app import GitHubAppAuth
 from .header import HeaderAuth, parse_header_template
 from .headers import HeadersAuth
 from .hmac_sign import HmacAuth
@@ -22,6 +23,7 @@ __all__ = [
     "AuthMethod",
     "BasicAuth",
     "BodyAuth",
+    "GitHubAppAuth",
     "HeaderAuth",
     "HeadersAuth",
     "HmacAuth",
