@@ -144,3 +144,12 @@ def test_env_exports_alone_send_a_local_service_through_the_proxy(world: World, 
         proxy.process.wait(timeout=20)
     assert result.returncode == 0, result.stderr
     world.assert_injected(result.stdout, path)
+
+
+def test_git_through_the_proxy_leaves_a_challenge_round_not_a_refusal(world: World) -> None:
+    """git sends its first proxy request bare by design (anyauth), then again with the credential."""
+    world.cli("run", "--", "git", "ls-remote", world.url("/repo.git"))  # the echo upstream is no git server
+    requests = [r for r in world.records() if r.get("source") != "cli"]
+    assert [r["decision"] for r in requests][:2] == ["challenge", "injected"], requests
+    assert requests[0]["status"] == 407 and "refused" not in [r["decision"] for r in requests]
+    assert world.upstream.received[0].path == "/repo.git/info/refs?service=git-upload-pack"
