@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from clavis_mcp.vault.errors import ApiRefused, AuditWriteError, BaoRefused, ClavisError, TeamError
 
-from . import admin, calls
+from . import admin, calls, oauth
 from .config import ReplicaConfig
 from .egress import Answer
 from .identity import TOKEN_TTL, login
@@ -147,7 +147,7 @@ async def services_route(request: Request) -> Response:
 async def health_route(request: Request) -> Response:
     replica = replica_of(request)
     replica.conn.execute("SELECT 1")
-    return _json({"ok": True})
+    return _json({"ok": True, "replica": replica.audit.chain})  # which process answered: its audit chain
 
 
 # -- admin -----------------------------------------------------------------------------------------
@@ -162,6 +162,14 @@ async def rotate_route(request: Request) -> Response:
     who = admin_of(request).name
     body = await body_of(request)
     return _json(admin.rotate_secret(replica_of(request), who, request.path_params["name"], body))
+
+
+async def oauth_route(request: Request) -> Response:
+    who = admin_of(request).name
+    name, replica = request.path_params["name"], replica_of(request)
+    oauth.register(replica, name, await body_of(request))
+    replica.audit.append(source=who, service=name, action="oauth-register", decision="done")
+    return _json({"name": name})
 
 
 async def remove_service_route(request: Request) -> Response:
@@ -210,6 +218,7 @@ ROUTES = [
     Route("/v1/credentials/{svc}/verify", verify_route, methods=["POST"]),
     Route("/v1/admin/services", add_service_route, methods=["POST"]),
     Route("/v1/admin/services/{name}/secret", rotate_route, methods=["PUT"]),
+    Route("/v1/admin/services/{name}/oauth", oauth_route, methods=["PUT"]),
     Route("/v1/admin/services/{name}", remove_service_route, methods=["DELETE"]),
     Route("/v1/admin/users", add_user_route, methods=["POST"]),
     Route("/v1/admin/keys", add_key_route, methods=["POST"]),

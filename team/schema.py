@@ -52,6 +52,14 @@ CREATE TABLE IF NOT EXISTS budget_usage (
     count integer NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS oauth (
+    service text PRIMARY KEY REFERENCES services (name) ON DELETE CASCADE,
+    token_url text NOT NULL,
+    client_id text NOT NULL,
+    expires_at double precision NOT NULL,
+    refreshes integer NOT NULL DEFAULT 0
+);
+
 CREATE TABLE IF NOT EXISTS login_failures (
     email text NOT NULL,
     at timestamptz NOT NULL DEFAULT now()

@@ -134,6 +134,7 @@ class TeamStore:
             self._conn.execute("DELETE FROM rate_limits WHERE service = %s", (name,))
             self._bump()
         self._bao.kv_destroy(self._names.kv, self._names.secret_path(name))
+        self._bao.kv_destroy(self._names.kv, f"oauth/{name}")
 
     def _bump(self) -> None:
         self._conn.execute("UPDATE team_meta SET value = value + 1 WHERE key = 'services_version'")

@@ -111,12 +111,26 @@ def start_server(tmp_path: Path, team: Bootstrap, upstream_ca: trustme.CA, worke
     while time.monotonic() < deadline:
         found = READY.search(log.read_text(errors="replace"))
         if found:
-            return TeamServer(found.group(1), process, log, team.admin_key, env)
+            server = TeamServer(found.group(1), process, log, team.admin_key, env)
+            wait_for_replicas(server, workers, deadline)
+            return server
         if process.poll() is not None:
             break
         time.sleep(0.1)
     stop_server(process)
     raise RuntimeError(f"team serve did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def wait_for_replicas(server: TeamServer, count: int, deadline: float) -> None:
+    """Until ``count`` distinct worker processes have answered /healthz (each on a new connection)."""
+    seen: set[str] = set()
+    while len(seen) < count and time.monotonic() < deadline:
+        try:
+            seen.add(httpx.get(f"{server.url}/healthz", timeout=5, trust_env=False).json()["replica"])
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    if len(seen) < count:
+        raise RuntimeError(f"only {len(seen)} of {count} workers answered:\n{server.log_text()[-3000:]}")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

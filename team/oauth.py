@@ -1,0 +1,101 @@
+"""OAuth refresh for team services, single-flight across every replica.
+
+A service's refresh token and client secret live in OpenBao KV v2 (``oauth/NAME``), its access
+token is the service's credential, and PostgreSQL keeps the non-secret part (token endpoint,
+client id, expiry). When the access token is due, the replica that gets PostgreSQL's advisory lock
+for the service refreshes it; the others wait on the lock, then find it fresh and go on. The
+write back to OpenBao is a check-and-set on the version read under the lock, so even a replica
+that lost its lock (a dropped connection) cannot overwrite a newer grant with an older one. The
+token endpoint's answer never passes through the proxy and never reaches a caller.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
+from clavis_mcp.vault.errors import ApiRefused, BaoRefused
+
+from .replica import Replica
+
+SKEW = 60.0  # refresh this long before the access token expires
+TIMEOUT = 15.0
+
+
+def register(replica: Replica, name: str, body: dict[str, Any]) -> None:
+    """Store an OAuth grant for an existing service (the first refresh gives its access token)."""
+    fields = {k: body.get(k) for k in ("token_url", "client_id", "client_secret", "refresh_token")}
+    if not all(isinstance(v, str) and v for v in fields.values()):
+        raise ApiRefused(400, "give token_url, client_id, client_secret and refresh_token as strings")
+    if not str(fields["token_url"]).startswith("https://"):
+        raise ApiRefused(400, "the token endpoint must be an https:// URL")
+    if replica.store.definition(name) is None:
+        raise ApiRefused(404, f"unknown service {name!r}; add it first")
+    secrets = {"client_secret": str(fields["client_secret"]), "refresh_token": str(fields["refresh_token"])}
+    replica.bao.kv_write(replica.names.kv, f"oauth/{name}", secrets)
+    replica.conn.execute(
+        "INSERT INTO oauth (service, token_url, client_id, expires_at) VALUES (%s, %s, %s, 0) "
+        "ON CONFLICT (service) DO UPDATE SET token_url = excluded.token_url, client_id = excluded.client_id, "
+        "expires_at = 0",
+        (name, fields["token_url"], fields["client_id"]),
+    )
+
+
+def ensure_fresh(replica: Replica, name: str, now: float | None = None) -> bool:
+    """Refresh ``name``'s access token if it is due; True if this replica refreshed it."""
+    now = time.time() if now is None else now
+    conn = replica.conn
+    row = conn.execute("SELECT expires_at FROM oauth WHERE service = %s", (name,)).fetchone()
+    if row is None or float(row[0]) - now > SKEW:
+        return False
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"clavis-oauth:{name}",))
+        row = conn.execute("SELECT token_url, client_id, expires_at FROM oauth WHERE service = %s", (name,)).fetchone()
+        if row is None or float(row[2]) - time.time() > SKEW:
+            return False  # another replica refreshed it while this one waited
+        token_url, client_id = str(row[0]), str(row[1])
+        found = replica.bao.kv_read(replica.names.kv, f"oauth/{name}")
+        if found is None:
+            raise ApiRefused(503, f"the OAuth grant of {name!r} is missing; register it again")
+        grant, version = found
+        answer = _refresh(replica.mirror.home, token_url, client_id, grant["client_secret"], grant["refresh_token"])
+        kept = {**grant, "refresh_token": str(answer.get("refresh_token") or grant["refresh_token"])}
+        try:
+            replica.bao.kv_write(replica.names.kv, f"oauth/{name}", kept, cas=version)
+        except BaoRefused:
+            raise ApiRefused(503, f"the OAuth grant of {name!r} changed during its refresh; try again") from None
+        secret_version = replica.bao.kv_write(
+            replica.names.kv, replica.names.secret_path(name), {"credential": str(answer["access_token"])}
+        )
+        expires_at = time.time() + float(answer.get("expires_in") or 3600)
+        conn.execute(
+            "UPDATE oauth SET expires_at = %s, refreshes = refreshes + 1 WHERE service = %s", (expires_at, name)
+        )
+        conn.execute("UPDATE services SET secret_version = %s WHERE name = %s", (secret_version, name))
+        conn.execute("UPDATE team_meta SET value = value + 1 WHERE key = 'services_version'")
+    return True
+
+
+def _refresh(home: Path, token_url: str, client_id: str, client_secret: str, refresh_token: str) -> dict[str, Any]:
+    trust = ssl.create_default_context(cafile=str(build_upstream_bundle(home / "token-endpoint-ca.pem")))
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    try:
+        response = httpx.post(
+            token_url, data=form, auth=(client_id, client_secret), verify=trust, timeout=TIMEOUT, trust_env=False
+        )
+    except httpx.HTTPError as exc:
+        raise ApiRefused(503, f"the token endpoint could not be reached ({type(exc).__name__})") from None
+    try:
+        answer = response.json()
+    except json.JSONDecodeError:
+        answer = None
+    if response.status_code != 200 or not isinstance(answer, dict) or not answer.get("access_token"):
+        error = str(answer.get("error", ""))[:60] if isinstance(answer, dict) else ""
+        raise ApiRefused(503, f"the token endpoint refused the refresh ({response.status_code} {error}".strip() + ")")
+    return answer
