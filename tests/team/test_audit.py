@@ -10,7 +10,12 @@ import psycopg
 import pytest
 from clavis import ClavisClient
 
+from clavis_mcp.team import audit as team_audit
+from clavis_mcp.team.audit import TeamAuditLog
+from clavis_mcp.team.bao import Bao
 from clavis_mcp.team.bootstrap import Bootstrap
+from clavis_mcp.team.config import Names
+from clavis_mcp.team.engines import OpenBao
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET
 
@@ -103,3 +108,22 @@ async def test_a_forked_chain_is_detected(server: TeamServer, upstream: EchoUpst
            f"{seq}, now(), '{other}', '{'0' * 64}')")  # fmt: skip
     report = verify(server)
     assert not report["ok"] and any("forked" in p for p in report["problems"])
+
+
+def test_two_replica_chains_interleave_and_verify_together(team: Bootstrap, openbao: OpenBao) -> None:
+    names = Names(team.env["CLAVIS_TEAM_BAO_PREFIX"])
+    approle = (names.approle, team.env["CLAVIS_TEAM_BAO_ROLE_ID"], team.env["CLAVIS_TEAM_BAO_SECRET_ID"])
+    bao = Bao(openbao.addr, approle=approle)
+    with psycopg.connect(dsn(team), autocommit=True) as one, psycopg.connect(dsn(team), autocommit=True) as two:
+        logs = [TeamAuditLog(one, bao, names), TeamAuditLog(two, bao, names)]
+        for i in range(10):
+            logs[i % 2].append(source="key/a", service="s", method="GET", decision="injected", status=200)
+        assert logs[0].checkpoint()
+        report = team_audit.verify(one, bao, names)
+        assert report["ok"] and report["chains"] == 2 and report["records"] == 10
+        chain = logs[1].chain
+    tamper(team, f"DELETE FROM audit WHERE chain = '{chain}' AND seq = 5")
+    with psycopg.connect(dsn(team)) as conn:
+        problems = team_audit.verify(conn, bao, names)["problems"]
+    bao.close()
+    assert any(f"chain {chain}: cut below record 5" in p for p in problems)
