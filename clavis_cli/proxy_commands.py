@@ -75,6 +75,7 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
     import asyncio
 
     from clavis_mcp.proxy.standalone import serve_until_signalled
+    from clavis_mcp.vault.approvals import approval_hold
     from clavis_mcp.vault.proxy_config import ProxyConfig
 
     from .serve import quiet_logging
@@ -92,7 +93,7 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
             click.echo(line)
             sys.stdout.flush()
 
-        config = ProxyConfig(passthrough=tuple(rules))
+        config = ProxyConfig(passthrough=tuple(rules), approvals=approval_hold(runtime.vault.home))
         try:
             asyncio.run(
                 serve_until_signalled(runtime.vault, runtime.audit, runtime.ca, config, port=port, announce=announce)

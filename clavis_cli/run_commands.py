@@ -58,6 +58,7 @@ def child_env(runtime: Runtime, proxy_url: str) -> dict[str, str]:
 async def _run_with_own_proxy(runtime: Runtime, agent: str | None, argv: list[str]) -> int:
     from clavis_mcp.proxy import EmbeddedProxy
     from clavis_mcp.vault.agents import AgentTokens, agent_token
+    from clavis_mcp.vault.approvals import approval_hold
     from clavis_mcp.vault.proxy_config import ProxyConfig
 
     from .serve import quiet_logging
@@ -68,7 +69,8 @@ async def _run_with_own_proxy(runtime: Runtime, agent: str | None, argv: list[st
     token = secrets.token_urlsafe(32)
     tokens = _run_tokens(name, token, AgentTokens(runtime.vault) if agent is not None else None)
     quiet_logging()
-    proxy = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, ProxyConfig(tokens=tokens))
+    config = ProxyConfig(tokens=tokens, approvals=approval_hold(runtime.vault.home))
+    proxy = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, config)
     bound = await proxy.start()
     try:
         click.echo(f"clavis-mcp run: proxy on 127.0.0.1:{bound} for this command, as agent {name!r}", err=True)
