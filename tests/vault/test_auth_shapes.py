@@ -276,3 +276,9 @@ def test_each_method_is_stored_and_rebuilt_from_its_options(make: Callable[[], A
 def test_basic_auth_built_with_one_field_stays_as_it_was() -> None:
     assert BasicAuth().secret_fields() == ("credential",)
     assert HeadersAuth((("X-A", "{secret}"),)).secret_fields() == ("credential",)
+
+
+@pytest.mark.parametrize("part", ["body", "body_sha256"])
+def test_hmac_over_a_streamed_body_is_refused_not_signed_over_nothing(part: str, fixed_time: None) -> None:
+    with pytest.raises(CannotInject, match="streamed"):
+        HmacAuth(parts=("method", part)).apply(request(streamed=True), {CREDENTIAL: Secret(KEY)})

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, ClassVar, Self
 
-from ..errors import InvalidService
+from ..errors import CannotInject, InvalidService
 from ..secret import Secret
 from .base import (
     CONTROL,
@@ -40,6 +40,12 @@ ENCODINGS = ("hex", "base64")
 KEY_FORMATS = ("text", "base64", "hex")
 TEMPLATE_NAMES = re.compile(r"\{(\w+)\}")
 DEFAULT_PARTS = ("timestamp", "method", "path", "query", "body_sha256")
+
+
+def _known[T: (bytes, str)](value: T | None) -> T:
+    if value is None:
+        raise CannotInject("the signature covers the body, which is streamed; send it whole")
+    return value
 
 
 def now() -> float:
@@ -112,9 +118,9 @@ class HmacAuth(AuthMethod):
                 case "timestamp":
                     pieces.append(timestamp.encode())
                 case "body":
-                    pieces.append(request.body() or b"")
+                    pieces.append(_known(request.body()))
                 case "body_sha256":
-                    pieces.append((request.body_sha256() or hashlib.sha256(b"").hexdigest()).encode())
+                    pieces.append(_known(request.body_sha256()).encode())
                 case "key_id":
                     pieces.append(self.key_id.encode())
         return self.separator.encode().join(pieces)
