@@ -335,3 +335,12 @@ def test_audit_status_and_host_are_applied_to_what_the_server_returns(api: Admin
     assert "status" not in api.seen[-1].path and "host" not in api.seen[-1].path
     result = run("audit", "--json")
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["r1", "r2"]  # newest last
+
+
+def test_team_serve_without_its_configuration_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CLAVIS_TEAM_BAO_ADDR", "CLAVIS_TEAM_BAO_ROLE_ID", "CLAVIS_TEAM_BAO_SECRET_ID",
+                 "CLAVIS_TEAM_DATABASE_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    result = run("serve", "--port", "0")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "CLAVIS_TEAM_DATABASE_URL" in result.stderr and "team dev" in result.stderr
