@@ -13,7 +13,9 @@ the replica hands it a team store directly and this copy goes away.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import shutil
 import tempfile
 from contextlib import suppress
@@ -26,13 +28,29 @@ from clavis_mcp.vault.errors import TeamError, UnknownService
 from .storage import TeamStore, service_from_json
 
 SHM = Path("/dev/shm")
+PREFIX = "clavis-replica-"
+
+
+def sweep(base: Path) -> None:
+    """Remove the copies left by replicas that died without cleaning up (a killed worker)."""
+    for path in base.glob(f"{PREFIX}*-*"):
+        pid = path.name.removeprefix(PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or path.owner() != getpass.getuser():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 class Mirror:
     def __init__(self, store: TeamStore) -> None:
         self._store = store
-        base = SHM if SHM.is_dir() else None
-        self.home = Path(tempfile.mkdtemp(prefix="clavis-replica-", dir=base))
+        base = SHM if SHM.is_dir() else Path(tempfile.gettempdir())
+        sweep(base)
+        self.home = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base))
         self.vault = Vault.create(self.home / "vault")
         self._synced: dict[str, tuple[str, int]] = {}  # name -> (definition as stored, secret version)
         self._version: int | None = None

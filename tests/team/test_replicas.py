@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,11 @@ import trustme
 from clavis import AuthenticationError, ClavisClient, RateLimitError
 
 from clavis_mcp.team.bootstrap import Bootstrap
+from clavis_mcp.team.mirror import PREFIX, SHM
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET
 
-from .conftest import TeamServer, add_echo, new_key, start_server, stop_server
+from .conftest import TeamServer, add_echo, new_key, start_server, stop_server, wait_for_replicas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 WORKERS = 3
@@ -54,6 +56,8 @@ async def test_concurrent_calls_across_workers_and_a_killed_worker(
     after = await asyncio.gather(*(client.proxy("echo", "GET", f"/b/{i}") for i in range(30)))
     assert all(a.status_code == 200 for a in after)
     assert victim not in wait_for_workers(replicas, WORKERS)  # the supervisor replaced it
+    wait_for_replicas(replicas, WORKERS, time.monotonic() + 60)
+    assert not list(Path(SHM if SHM.is_dir() else tempfile.gettempdir()).glob(f"{PREFIX}{victim}-*"))
     with replicas.admin() as admin:
         report = admin.get("/v1/audit/verify").json()
     assert report["ok"] is True, report["problems"]
