@@ -115,7 +115,10 @@ def installed_executable() -> Path:
     candidates = [Path(sys.executable).parent / name]
     found = shutil.which("clavis-mcp")
     if found:
-        candidates.append(Path(found))
+        # The PATH entry first when it is this very program (pipx's and uv's link in ~/.local/bin):
+        # it survives the tool moving its environments, which the path behind the link may not.
+        on_path = Path(found)
+        candidates.insert(0 if _same(on_path, candidates[0]) else 1, on_path)
     reasons = []
     for candidate in candidates:
         if not candidate.exists():
@@ -131,6 +134,13 @@ def installed_executable() -> Path:
         f"Install clavis-mcp for real use (`pipx install .` or `uv tool install .` in the checkout; see {INSTALL_DOC}) "
         "and run this command again with that clavis-mcp, or choose the program with --command PATH"
     )
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def server_entry(executable: Path, home: Path) -> dict[str, Any]:

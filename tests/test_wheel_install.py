@@ -50,8 +50,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     pip = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
                           "--quiet", str(wheel)], capture_output=True, text=True, timeout=800)  # fmt: skip
     assert pip.returncode == 0, pip.stderr[-3000:]
+    links = base / "local-bin"  # as pipx and uv link their tools into ~/.local/bin
+    links.mkdir()
+    (links / "clavis-mcp").symlink_to(venv / "bin" / "clavis-mcp")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAVIS_", "VIRTUAL_ENV", "PYTHON"))}
-    env |= {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "CLAVIS_HOME": str(base / "home")}
+    env |= {"PATH": f"{links}:/usr/bin:/bin", "CLAVIS_HOME": str(base / "home")}
     yield Installed(venv, venv / "bin" / "clavis-mcp", env)
 
 
@@ -90,8 +93,10 @@ def test_install_claude_desktop_writes_the_installed_program_and_doctor_agrees(
     done = installed.cli("install", "claude-desktop", "--config", str(config))
     assert done.returncode == 0, done.stderr
     entry = json.loads(config.read_text())["mcpServers"]["clavis"]
-    assert entry["command"] == str(installed.exe)
+    assert entry["command"] == str(installed.venv.parent / "local-bin" / "clavis-mcp")  # the link on PATH
     doctor = installed.cli("doctor", "--config", str(config), "--json")
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}
     assert checks["configured executable"]["ok"] is True, checks["configured executable"]
     assert "not the clavis-mcp running" not in checks["configured executable"]["detail"]
+    assert subprocess.run([entry["command"], "--version"], env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                          timeout=60).returncode == 0  # what Claude Desktop runs, with none of our PATH  # fmt: skip
