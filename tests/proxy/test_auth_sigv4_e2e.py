@@ -48,7 +48,8 @@ SECRET_KEY = "cLaViS/real+secret+key+0123456789abcdefGH"
 TOKEN = "IQoJb3JpZ2luX2VjEClavisSessionToken0123456789abcdefghij"
 DUMMY_KEY, DUMMY_SECRET, DUMMY_TOKEN = "AKIADUMMYDUMMYDUMMY0", "dummy-secret-key", "dummy-session-token"
 STS, S3, BUCKET_HOST = "sts.amazonaws.com", "s3.eu-west-1.amazonaws.com", "clavis-test.s3.eu-west-1.amazonaws.com"
-NAMES = (STS, S3, BUCKET_HOST)
+DYNAMODB = "dynamodb.eu-west-1.amazonaws.com"
+NAMES = (STS, S3, BUCKET_HOST, DYNAMODB)
 AUTHZ = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
     r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})"
@@ -97,6 +98,11 @@ def aws(received: Received) -> Answer:
         return 403, [("Content-Type", "text/xml")], body.encode()
     if host == STS:
         return 200, [("Content-Type", "text/xml")], STS_IDENTITY
+    if host == DYNAMODB:
+        return 200, [("Content-Type", "application/x-amz-json-1.0")], b'{"TableNames": ["clavis"]}'
+    if received.method == "GET" and "list-type=2" in received.path:
+        listing = "<ListBucketResult><Name>clavis-test</Name><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated>"
+        return 200, [("Content-Type", "application/xml")], (listing + "</ListBucketResult>").encode()
     if received.method == "PUT":
         return 200, [("ETag", '"0123456789abcdef0123456789abcdef"')], b""
     # GET: an object whose content happens to hold the secret key and token, as a careless API echoes them
@@ -211,5 +217,25 @@ async def test_a_signature_made_with_the_wrong_key_is_refused_by_the_verifying_u
             await anyio.to_thread.run_sync(sts.get_caller_identity)
 
 
+async def test_a_query_with_reserved_characters_and_a_json_protocol_call_verify(
+    aws_vault: Vault, audit: AuditLog, home: Path, upstream: AuthUpstream
+) -> None:
+    """S3 ListObjectsV2 with a prefix that needs encoding (space, +, /, non-ASCII, =), and DynamoDB,
+    whose operation travels in the signed X-Amz-Target header."""
+    async with routed_proxy(aws_vault, audit, home, NAMES, upstream.port) as proxy:
+        s3 = client("s3", proxy_url_with_credentials(proxy), home, region_name="eu-west-1")
+        listing = await anyio.to_thread.run_sync(
+            lambda: s3.list_objects_v2(Bucket="clavis-test", Prefix="a b+c/\u00fc=&x", Delimiter="/")
+        )
+        dynamodb = client("dynamodb", proxy_url_with_credentials(proxy), home, region_name="eu-west-1")
+        tables = await anyio.to_thread.run_sync(dynamodb.list_tables)
+    assert listing["KeyCount"] == 0 and tables["TableNames"] == ["clavis"]
+    listed, called = upstream.received
+    assert "prefix=a%20b%2Bc%2F%C3%BC%3D%26x" in listed.path
+    assert headers_of(called)["x-amz-target"] == "DynamoDB_20120810.ListTables"
+    assert "x-amz-target" in headers_of(called)["authorization"]
+    assert signature_problem(listed) is None and signature_problem(called) is None
+
+
 def test_the_hosts_of_the_test_are_valid_host_rules() -> None:
-    assert len(parse_hosts(list(NAMES))) == 3
+    assert len(parse_hosts(list(NAMES))) == len(NAMES)
