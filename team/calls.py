@@ -130,7 +130,7 @@ async def _send(
         kwargs["content"] = data.encode()
     if ensure_fresh(replica, service.name):
         replica.mirror.sync()  # the new access token, before the proxy injects
-    definition = replica.store.definition(service.name) or {}
+    definition = replica.mirror.definitions.get(service.name, {})
     budget = parse_budget(definition)
     if budget is not None:
         take(replica.conn, service.name, budget)

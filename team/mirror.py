@@ -54,6 +54,7 @@ class Mirror:
         self.vault = Vault.create(self.home / "vault")
         self._synced: dict[str, tuple[str, int]] = {}  # name -> (definition as stored, secret version)
         self._version: int | None = None
+        self.definitions: dict[str, dict[str, Any]] = {}  # as stored, with team-only parts (a budget)
 
     def sync(self) -> None:
         """Apply every change made since the last sync (by any replica); one query when none."""
@@ -70,6 +71,7 @@ class Mirror:
                 continue
             self._apply(name, entry.definition)
             self._synced[name] = (text, entry.secret_version)
+        self.definitions = {name: entry.definition for name, entry in stored.items()}
         self._version = version
 
     def _apply(self, name: str, definition: dict[str, Any]) -> None:

@@ -159,7 +159,12 @@ class TeamStore:
         return dict(row[0]) if row else None
 
     def touch(self, name: str) -> None:
-        self._conn.execute("UPDATE services SET last_used = now() WHERE name = %s", (name,))
+        """Note a use; at most one write per service every few seconds, not one per request."""
+        self._conn.execute(
+            "UPDATE services SET last_used = now() WHERE name = %s "
+            "AND (last_used IS NULL OR last_used < now() - interval '5 seconds')",
+            (name,),
+        )
 
     def last_used(self, name: str) -> float | None:
         row = self._conn.execute("SELECT last_used FROM services WHERE name = %s", (name,)).fetchone()
