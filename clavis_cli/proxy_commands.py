@@ -31,8 +31,8 @@ def port_taken(port: int) -> bool:
 
 def taken_port_error(port: int) -> ProxyStartError:
     return ProxyStartError(
-        f"port {port} on 127.0.0.1 is already in use (another `clavis-mcp proxy`?); "
-        "choose another with --port N, or --port 0 for any free port"
+        f"the proxy could not listen on 127.0.0.1:{port}: the port is already in use (another "
+        "`clavis-mcp proxy`?); choose another with --port N, or --port 0 for any free port"
     )
 
 

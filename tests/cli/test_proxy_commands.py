@@ -119,5 +119,6 @@ def test_a_taken_port_is_our_message_naming_our_option(runner: CliRunner, home: 
         result = subprocess.run([EXE, "proxy", "--port", str(port)], env=os.environ.copy(), capture_output=True,
                                 text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr and "--port" in result.stderr
+    assert f"could not listen on 127.0.0.1:{port}: the port is already in use" in result.stderr
+    assert "choose another with --port N" in result.stderr
     assert "--mode" not in result.stderr + result.stdout and "Traceback" not in result.stderr
