@@ -83,6 +83,7 @@ class AuditSource:
         self._vault = vault
         self.vault = vault
         self.vault_lock = self._vault_lock = threading.Lock()
+        self._verified: tuple[tuple[tuple[str, int, int, int, int], ...], ChainBadge] | None = None
 
     def _index(self) -> AuditIndex:
         return AuditIndex(self.files)
@@ -123,10 +124,30 @@ class AuditSource:
         """The check ``clavis-mcp audit verify`` runs; None when the page was opened without the vault."""
         if self._vault is None:
             return None
+        state = self._files_state()
+        cached = self._verified
+        if cached is not None and cached[0] == state:
+            return cached[1]
         with self._vault_lock:
             log = AuditLog.for_vault(self._vault, self.files.live)
             report = log.verify()
-        return ChainBadge(report.ok, report.summary(), report.count)
+        badge = ChainBadge(report.ok, report.summary(), report.count)
+        self._verified = (state, badge)
+        return badge
+
+    def _files_state(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """Inode, size and times of every log file and the checkpoint: while none changed, the
+        chain's verdict stands (a large log is not read again on every page load). The change
+        time (ctime) moves on any write and cannot be set back by the file's editor."""
+        paths = [path for _, path in self.files.numbered()] + [self.files.lock_path]
+        found = []
+        for path in paths:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append((path.name, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+        return tuple(found)
 
     def limits(self) -> list[LimitState]:
         if self._vault is None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
-from clavis_mcp.vault import AuditLog
+from clavis_mcp.ui.server import running
+from clavis_mcp.ui.source import AuditSource
+from clavis_mcp.vault import AuditLog, Vault
 
 from .conftest import BY_DECISION, TOTAL
 
@@ -39,6 +42,7 @@ def test_an_unknown_period_is_a_clear_error(client: httpx.Client) -> None:
 
 
 def test_a_broken_chain_shows_a_broken_badge(client: httpx.Client, known_log: AuditLog) -> None:
+    assert 'class="badge ok"' in client.get("/").text  # verified once, and kept while the files are unchanged
     lines = known_log.path.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b'"status":200', b'"status":201')
     known_log.path.write_bytes(b"".join(lines))
@@ -114,3 +118,12 @@ def test_the_live_tail_streams_new_matching_records(client: httpx.Client, known_
                 break
     assert event["record"]["id"] == wanted
     assert event["cells"][1:4] == ["late", "github", "/after-page"]
+
+
+def test_a_fresh_vault_with_no_records_shows_empty_sections(home: Path, vault: Vault) -> None:
+    with running(AuditSource(home, vault)) as served, httpx.Client(base_url=served.origin, trust_env=False) as c:
+        assert c.get(f"/?token={served.token}").status_code == 303
+        overview, records = c.get("/"), c.get("/records")
+    assert overview.status_code == 200 and 'data-total="0"' in overview.text
+    assert "no requests in this period" in overview.text and "no rate-limit headers seen yet" in overview.text
+    assert records.status_code == 200 and "no matching records" in records.text
