@@ -14,7 +14,9 @@
      │    │    ├── UnknownService
      │    │    ├── DuplicateService
      │    │    ├── InvalidService    bad name, host rule, template or secret
-     │    │    └── CannotInject      this request has no place for the credential as the method puts it (400)
+     │    │    ├── CannotInject      this request has no place for the credential as the method puts it (400)
+     │    │    ├── InvalidSecretRef  a secret reference is malformed, unknown or carries a credential (vault/refs)
+     │    │    └── SecretRefUnresolved  a secret reference cannot be resolved now (503 at the proxy) (vault/refs)
      │    ├── AuditWriteError        the audit log cannot be written (requests fail closed)
      │    ├── AuditQueryError        a review filter or time expression is malformed
      │    ├── AuditIndexStale        the review index no longer matches the log (it is rebuilt)
@@ -128,6 +130,16 @@ class InvalidService(ServiceError):
 class CannotInject(ServiceError):
     """The request cannot carry the credential the way the service's auth method puts it (a body
     key on a body that is not JSON or a form, a path that does not match the key's path template)."""
+
+
+class InvalidSecretRef(ServiceError):
+    """A secret reference (``op://...``, ``env://...``) is malformed, names no known backend, or
+    carries a credential in its URL."""
+
+
+class SecretRefUnresolved(ServiceError):
+    """A secret reference could not be resolved now (backend down, item missing, not logged in):
+    the request is refused rather than sent without its credential."""
 
 
 class AuditWriteError(ClavisError):
