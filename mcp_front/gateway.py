@@ -218,7 +218,10 @@ class Gateway:
             # a body this gateway stopped reading at its bound is recorded once the proxy sees it go
             return _with_record(fetched, None if fetched.complete else await _record_of(recorded))
         finally:
-            del self._pending[call]
+            if recorded.done():
+                del self._pending[call]
+            else:  # cancelled (a signal stopped the server): aclose waits for the proxy to record it
+                recorded.add_done_callback(lambda _: self._pending.pop(call, None))
 
     async def _exchange(
         self, client: httpx.AsyncClient, service: str, method: str, url: str, *, call: str = "", **kwargs: Any
@@ -257,9 +260,13 @@ class Gateway:
         )
 
     async def aclose(self) -> None:
+        """Close the client (cutting any call still in flight), let the proxy record each call it
+        was carrying (bounded by ``RECORD_WAIT``), then stop the proxy: no call goes unrecorded."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._pending:
+            await asyncio.wait(list(self._pending.values()), timeout=RECORD_WAIT)
         if self._proxy is not None:
             await self._proxy.stop()
             self._proxy = None

@@ -13,6 +13,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -55,7 +56,8 @@ def build_server(gateway: Gateway) -> ClavisServer[Gateway]:
         try:
             yield gateway
         finally:
-            await gateway.aclose()
+            with anyio.CancelScope(shield=True):  # stopped by a signal: still record what was in flight
+                await gateway.aclose()
 
     server: ClavisServer[Gateway] = ClavisServer(
         name="clavis-mcp",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -126,3 +131,139 @@ async def test_locked_vault_answers_locked_state_and_the_fix(home: Path, tmp_pat
     assert "passphrase" in status.structured_content["detail"]
     assert all(r.is_error and "passphrase" in r.content[0].text for i, r in enumerate(results) if i != 2)
     assert "correct horse" not in stderr + json.dumps([r.model_dump() for r in results])
+
+
+# -- every line answered; stopped by a signal ------------------------------------------------------
+
+CLIENT_INFO = {"name": "t", "version": "1"}
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": CLIENT_INFO}}  # fmt: skip
+
+
+class RawServer:
+    """The real `clavis-mcp` over stdio, driven with raw bytes, read a line at a time with a bound."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([EXE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=os.environ.copy())  # fmt: skip
+
+    def send(self, line: bytes | dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n")
+        self.proc.stdin.flush()
+
+    def reply(self, timeout: float = 60.0) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, "no reply in time"
+        line = self.proc.stdout.readline()
+        assert line, "the server closed stdout"
+        return dict(json.loads(line))
+
+    def initialized(self) -> RawServer:
+        self.send(INITIALIZE)
+        assert self.reply()["id"] == 1
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return self
+
+    def stop(self, sig: int, timeout: float = 30.0) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        assert self.proc.stderr is not None
+        return code, self.proc.stderr.read().decode(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def raw(registered: EchoUpstream) -> Iterator[RawServer]:
+    server = RawServer()
+    try:
+        yield server.initialized()
+    finally:
+        server.close()
+
+
+def nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+BAD_LINES: list[tuple[str, bytes, int | None, int]] = [
+    ("parse-error", b'{"jsonrpc": "2.0", "id": 11, "method": "tools/list", "params": ', 11, -32700),
+    ("not-json-at-all", b"this is not json", None, -32700),
+    ("not-an-object", b"[1, 2, 3]", None, -32600),
+    ("no-method", b'{"jsonrpc": "2.0", "id": 12, "params": {}}', 12, -32600),
+    ("wrong-version", b'{"jsonrpc": "1.0", "id": 13, "method": "tools/list"}', 13, -32600),
+    ("deep-arguments", json.dumps({"jsonrpc": "2.0", "id": 14, "method": "tools/call",
+                                   "params": {"name": "list_services", "arguments": nested(300)}}).encode(),
+     14, -32602),
+    ("deeper-than-python-parses", b'{"jsonrpc": "2.0", "id": 15, "method": "tools/call", "params": ' + b"[" * 5000,
+     15, -32700),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "request_id", "code"), [r[1:] for r in BAD_LINES], ids=[r[0] for r in BAD_LINES])
+def test_every_bad_line_gets_a_json_rpc_error_and_the_server_stays_up(
+    raw: RawServer, line: bytes, request_id: int | None, code: int
+) -> None:
+    raw.send(line)
+    answer = raw.reply()
+    assert (answer["id"], answer["error"]["code"]) == (request_id, code), answer
+    raw.send({"jsonrpc": "2.0", "id": 99, "method": "tools/list"})
+    assert len(raw.reply()["result"]["tools"]) == 4
+
+
+def test_a_lone_surrogate_in_an_argument_is_answered_with_a_tool_error(raw: RawServer) -> None:
+    raw.send(b'{"jsonrpc": "2.0", "id": 21, "method": "tools/call", "params": {"name": "call_service", '
+             b'"arguments": {"service_name": "\\ud800", "method": "GET", "url": "https://x.example/"}}}')  # fmt: skip
+    answer = raw.reply()
+    assert answer["id"] == 21 and answer["result"]["isError"] is True
+    assert "service_name must be" in answer["result"]["content"][0]["text"]
+
+
+def test_sigint_exits_promptly_and_quietly(raw: RawServer) -> None:
+    code, stderr = raw.stop(signal.SIGINT)
+    assert code == 0 and "Traceback" not in stderr, stderr
+
+
+def test_sigterm_lets_the_call_in_flight_finish_and_records_it(
+    home: Path, upstream_ca: trustme.CA, tmp_path: Path
+) -> None:
+    from tests.mcp_front.scripted_upstream import ScriptedUpstream
+
+    assert cli("init").returncode == 0
+    slow = ScriptedUpstream.start(upstream_ca)  # /slow answers after two seconds
+    server = RawServer()
+    try:
+        added = cli("add", "api", "--host", f"127.0.0.1:{slow.port}", "--local", "--secret-stdin", stdin=SECRET)
+        assert added.returncode == 0, added.stderr
+        server.initialized()
+        arguments = {"service_name": "api", "method": "POST", "url": slow.url("/slow")}
+        server.send({"jsonrpc": "2.0", "id": 31, "method": "tools/call",
+                     "params": {"name": "call_service", "arguments": arguments}})  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not slow.received and time.monotonic() < deadline:  # the request has left with the credential
+            time.sleep(0.05)
+        assert slow.received
+        server.proc.send_signal(signal.SIGTERM)
+        answer = server.reply()
+        code = server.proc.wait(timeout=30)
+        assert server.proc.stderr is not None
+        stderr = server.proc.stderr.read().decode(errors="replace")
+    finally:
+        server.close()
+        slow.stop()
+    assert answer["id"] == 31 and answer.get("result", {}).get("structuredContent", {}).get("status") == 200, answer
+    assert code == 0 and "Traceback" not in stderr, stderr
+    records = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
+    assert any(r.get("path") == "/slow" and r["decision"] == "injected" for r in records)
+    assert "OK" in cli("audit", "verify").stdout

@@ -8,6 +8,8 @@ that never comes, a body that breaks off.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -138,3 +140,18 @@ async def test_provider_502_page_stays_the_providers_answer(
     assert out["status"] == 502 and "Bad Gateway" in out["body"]
     record = next(r for r in audit.records() if r["id"] == out["audit_id"])
     assert (record["decision"], record["status"]) == ("injected", 502)
+
+
+async def test_a_call_cut_short_by_stopping_the_server_is_recorded_before_the_proxy_stops(
+    vault: Vault, audit: AuditLog, home: Path, scripted: ScriptedUpstream
+) -> None:
+    gateway = Gateway(vault, audit, LocalCA(home / "certs"), limits=CallLimits(timeout=30))
+    call = asyncio.create_task(gateway.fetch("api", "POST", scripted.url("/slow")))
+    while not scripted.received:  # the request has left with the credential
+        await asyncio.sleep(0.02)
+    call.cancel()  # as the server cancels the calls still in flight when it stops
+    with contextlib.suppress(asyncio.CancelledError):
+        await call
+    await gateway.aclose()
+    (record,) = [r for r in audit.records() if r.get("path") == "/slow"]
+    assert record["decision"] == "error" and record["reason"].startswith("client gave up")

@@ -1,0 +1,123 @@
+"""Lines the MCP SDK's stdio transport would drop without a reply, answered here instead.
+
+The SDK (mcp 2.3) validates each stdin line with pydantic and, when that fails, hands the
+exception to the server loop, which logs it and answers nothing: a parse error, a message that
+is not a JSON-RPC object, a request whose arguments nest deeper than pydantic's JSON parser goes
+(about 200 levels) or that holds a lone surrogate escape (``"\\ud800"``) never gets a reply, so
+the client waits until its own timeout. JSON-RPC 2.0 wants an error for each of them. So every
+line is screened first: a valid message goes on unchanged; lone surrogates are replaced by
+U+FFFD and the message goes on (the tool then says what is wrong with the argument); anything
+else gets its error reply here, with the request's id when one can be read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS = -32700, -32600, -32602
+MAX_DEPTH = 128  # far below what any tool needs, and below the SDK's parser's limit
+_LEADING_ID = re.compile(r'\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    forward: str | None = None  # the line to hand the SDK
+    reply: str | None = None  # the error reply to write instead
+    request_id: str | None = None  # a forwarded request's id as JSON text, to know when it is answered
+
+
+def screen(line: str) -> Screened:
+    if not line.strip():
+        return Screened()
+    try:
+        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValueError:
+        forward, reply = _screen_invalid(line)
+        if forward is None:
+            return Screened(reply=reply)
+        message = types.jsonrpc_message_adapter.validate_json(forward, by_name=False)
+        line = forward
+    if isinstance(message, types.JSONRPCRequest):
+        return Screened(forward=line, request_id=json.dumps(message.id, ensure_ascii=False))
+    return Screened(forward=line)
+
+
+def reply_id_of(line: str) -> str | None:
+    """The id of the reply ``line`` carries, as JSON text (``31``, ``"a"``): the SDK writes it right
+    after ``jsonrpc``, as do the replies here; None for a notification."""
+    found = _LEADING_ID.match(line)
+    return found.group(1) if found else None
+
+
+def _screen_invalid(line: str) -> tuple[str | None, str | None]:
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None, reply(_leading_id(line), PARSE_ERROR, "Parse error: the line is not one complete JSON value")
+    if not isinstance(message, dict):
+        return None, reply(None, INVALID_REQUEST, "Invalid Request: a message is one JSON-RPC object")
+    request_id = message.get("id")
+    if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+        request_id = None
+    if "method" not in message and request_id is None:
+        return None, None if ("result" in message or "error" in message) else reply(
+            None, INVALID_REQUEST, "Invalid Request: no method"
+        )
+    if _depth(message) > MAX_DEPTH:
+        if request_id is None:
+            return None, None  # a notification gets no reply, even an error
+        return None, reply(request_id, INVALID_PARAMS, f"Invalid params: nested deeper than {MAX_DEPTH} levels")
+    cleaned = _without_surrogates(message)
+    try:
+        types.jsonrpc_message_adapter.validate_python(cleaned, by_name=False)
+    except ValueError:
+        if request_id is None:
+            return None, None
+        return None, reply(request_id, INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 request this server knows")
+    return json.dumps(cleaned, ensure_ascii=False), None
+
+
+def reply(request_id: str | int | None, code: int, message: str) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+
+
+def _leading_id(line: str) -> str | int | None:
+    """The id of a request too broken to parse, when it is written first (as clients write it)."""
+    found = _LEADING_ID.match(line)
+    if found is None:
+        return None
+    try:
+        value = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return value if isinstance(value, (str, int)) else None
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests, without recursion (it may nest past Python's own limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in a string (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value

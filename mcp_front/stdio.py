@@ -1,0 +1,155 @@
+"""MCP over stdio, as Claude Desktop runs clavis-mcp: every request answered, stopped cleanly.
+
+Two things the SDK's ``MCPServer.run("stdio")`` does not do (mcp 2.3):
+
+- **Answer every line.** Lines its transport cannot validate are dropped without a reply
+  (``jsonrpc_screen.py`` says which and why); here each line is screened first and a request
+  the SDK would drop gets its JSON-RPC error.
+- **Stop on a signal.** SIGINT was ignored until stdin closed, then ended in a traceback;
+  SIGTERM killed the process with calls in flight, after their requests had left with the
+  credential and before their records were written. Here SIGTERM and SIGINT stop reading new
+  requests, give the calls in flight ``GRACE`` seconds to be answered (the writer knows which
+  requests are unanswered), then end the input, which makes the server refuse the rest; the
+  gateway waits for the proxy to record each one (``Gateway.aclose``) before the proxy stops.
+
+The SDK's own transport (``stdio_server``) still frames the messages; it is handed our reader
+and writer. As it does, fd 0 is pointed at the null device and fd 1 at stderr while serving,
+so nothing a library prints can corrupt the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
+
+from .jsonrpc_screen import reply_id_of, screen
+
+GRACE = 10.0  # seconds the calls in flight get to finish after SIGTERM or SIGINT
+STOP_MARGIN = 10.0  # then how long the server may take to record and stop before it is cancelled
+QUEUED_LINES = 8  # lines read ahead of the server: a client that floods waits for it
+
+
+class _Wire:
+    """stdout: each message written whole, in one piece, under a lock (replies come from two places)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = anyio.Lock()
+        self.in_flight: set[str] = set()  # ids of requests handed to the server and not yet answered
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def sent_on(self, request_id: str) -> None:
+        self.in_flight.add(request_id)
+        self.idle.clear()
+
+    async def write(self, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._write_all, data)
+        if (answered := reply_id_of(text)) is not None:
+            self.in_flight.discard(answered)
+            if not self.in_flight:
+                self.idle.set()
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    async def flush(self) -> None:
+        return None  # every write is complete when it returns
+
+
+class _Lines:
+    """stdin as screened lines: read by a daemon thread (a blocked read must never hold up the exit),
+    ended by EOF or by :meth:`close` (a signal)."""
+
+    def __init__(self, fd: int, wire: _Wire) -> None:
+        self._fd, self._wire = fd, wire
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUED_LINES)
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=self._read, name="clavis-mcp stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        with os.fdopen(self._fd, "rb", closefd=False) as source:
+            for raw in source:
+                self._put(raw.decode("utf-8", "replace"))
+        self._put(None)
+
+    def _put(self, line: str | None) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._queue.put(line), self._loop).result()
+        except RuntimeError:  # the loop is gone: the server has stopped
+            pass
+
+    def close(self) -> None:
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self._ending = self._loop.create_task(self._queue.put(None))
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        while (line := await self._queue.get()) is not None:
+            screened = screen(line)
+            if screened.reply is not None:
+                await self._wire.write(screened.reply + "\n")
+            if screened.forward is not None:
+                if screened.request_id is not None:
+                    self._wire.sent_on(screened.request_id)
+                yield screened.forward
+        with anyio.move_on_after(GRACE):  # stopped by a signal: the calls in flight may finish first
+            await self._wire.idle.wait()
+
+
+def _claim_standard_streams() -> tuple[int, int]:
+    """Private copies of fds 0 and 1 for the wire; fd 0 then reads nothing and fd 1 writes to stderr."""
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    return wire_in, wire_out
+
+
+async def _serve(server: MCPServer[Any], wire_in: int, wire_out: int) -> None:
+    wire = _Wire(wire_out)
+    lines = _Lines(wire_in, wire)
+    lowlevel = server._lowlevel_server  # what MCPServer.run_stdio_async runs; there is no public name for it
+    async with anyio.create_task_group() as group:
+        group.start_soon(_stop_on_signal, lines, group.cancel_scope)
+        async with stdio_server(stdin=lines, stdout=wire) as (read, write):  # type: ignore[arg-type]
+            await lowlevel.run(read, write, lowlevel.create_initialization_options())
+        group.cancel_scope.cancel()  # served to the end: stop waiting for a signal
+
+
+async def _stop_on_signal(lines: _Lines, scope: anyio.CancelScope) -> None:
+    """No new requests; the calls in flight get ``GRACE`` seconds, then the end of input makes the
+    server answer the rest "Connection closed" and cancel them (the proxy records each: see
+    ``Gateway.aclose``). Should the server not end by itself, it is cancelled."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            lines.close()
+            await anyio.sleep(GRACE + STOP_MARGIN)
+            scope.cancel()
+            return
+
+
+def run_stdio(server: MCPServer[Any]) -> None:
+    """Serve MCP on stdin and stdout until stdin closes or a SIGTERM or SIGINT; no traceback."""
+    wire_in, wire_out = _claim_standard_streams()
+    try:
+        anyio.run(_serve, server, wire_in, wire_out)
+    except KeyboardInterrupt:  # before the signal receiver was up, or a second Ctrl-C
+        pass
