@@ -92,8 +92,7 @@ def serve_stdio() -> None:
     if sys.stdin.isatty():  # a person, not a client: otherwise it would wait in silence
         print(TERMINAL_NOTICE, file=sys.stderr, flush=True)
     quiet_logging()
+    from clavis_mcp.mcp_front.stdio import run_stdio
+
     with mcp_server() as server:
-        try:
-            server.run("stdio")
-        except KeyboardInterrupt:
-            pass
+        run_stdio(server)  # answers every line; SIGTERM/SIGINT finish or record what is in flight
