@@ -2,7 +2,9 @@
 
 In OpenBao: a KV v2 mount for credentials and the audit chain key, a transit mount with the JWT
 and audit-checkpoint signing keys, an AppRole for the replicas whose policy reaches only these
-mounts. In PostgreSQL: the schema, the first admin user and an admin API key.
+mounts. In PostgreSQL (with the owner's ``dsn``): the schema, a login role for the replicas that
+owns nothing and may only append to the audit tables, the first admin user and an admin API key.
+The replicas get that role's URL, never the owner's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from clavis_mcp.vault.errors import TeamError
 
@@ -19,7 +22,7 @@ from .bao import Bao
 from .config import Names
 from .identity import create_user
 from .keys import create_key
-from .schema import create_schema
+from .schema import create_replica_role, create_schema
 
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 ADMIN_KEY_NAME = "admin"
@@ -54,8 +57,10 @@ def bootstrap(
         role_id, secret_id = _setup_openbao(bao, names)
     finally:
         bao.close()
+    role, role_password = f"{prefix.replace('-', '_')}_replica", secrets.token_urlsafe(24)
     with psycopg.connect(dsn, autocommit=True) as conn:
         create_schema(conn)
+        create_replica_role(conn, role, role_password)
         create_user(conn, admin_email, admin_password, "admin")
         admin_key, _ = create_key(conn, ADMIN_KEY_NAME, [], role="admin", created_by=f"user/{admin_email.lower()}")
     env = {
@@ -63,7 +68,7 @@ def bootstrap(
         "CLAVIS_TEAM_BAO_ROLE_ID": role_id,
         "CLAVIS_TEAM_BAO_SECRET_ID": secret_id,
         "CLAVIS_TEAM_BAO_PREFIX": prefix,
-        "CLAVIS_TEAM_DATABASE_URL": dsn,
+        "CLAVIS_TEAM_DATABASE_URL": make_conninfo(dsn, user=role, password=role_password),
     }
     return Bootstrap(env, admin_key)
 

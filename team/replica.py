@@ -22,7 +22,6 @@ from .identity import Tokens
 from .keys import PREFIX as KEY_PREFIX
 from .keys import Principal, principal_for_key
 from .mirror import Mirror
-from .schema import create_schema
 from .storage import TeamStore
 
 CHECKPOINT_SECONDS = 5.0
@@ -35,7 +34,6 @@ class Replica:
         self.names = config.names
         self.conn: psycopg.Connection[Any] = psycopg.connect(config.database_url, autocommit=True)
         self.bao = Bao(config.bao_addr, approle=(config.names.approle, config.role_id, config.secret_id))
-        create_schema(self.conn)
         self.store = TeamStore(self.conn, self.bao, self.names)
         self.audit = TeamAuditLog(self.conn, self.bao, self.names)
         self.tokens = Tokens(self.bao, self.names.transit, issuer=f"clavis-team:{self.names.prefix}")

@@ -1,6 +1,8 @@
 """The PostgreSQL schema of team mode: users, keys, services' metadata, shared limits, the audit log.
 
-No secret is stored here: credentials live in OpenBao, API keys and passwords only as hashes.
+The schema is made by the bootstrap with the database owner's login; the replicas connect with a
+role of their own that owns nothing (:func:`create_replica_role`). No secret is stored here:
+credentials live in OpenBao, API keys and passwords only as hashes.
 The audit tables refuse UPDATE, DELETE and TRUNCATE by trigger; a database owner can still drop
 the trigger, which is why each record is also chained by an HMAC whose key is in OpenBao and the
 chain heads are signed by OpenBao transit (team/audit.py).
@@ -9,6 +11,7 @@ chain heads are signed by OpenBao transit (team/audit.py).
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS team_meta (key text PRIMARY KEY, value bigint NOT NULL);
@@ -101,6 +104,34 @@ _TRIGGERS = [
     EXCEPTION WHEN duplicate_object THEN NULL; END $$"""
     for table in ("audit", "audit_checkpoints")
 ]
+
+
+_READ_WRITE = ("team_meta", "users", "api_keys", "services", "rate_limits", "budget_usage", "oauth", "login_failures")
+_APPEND_ONLY = ("audit", "audit_checkpoints")
+
+
+def create_replica_role(conn: psycopg.Connection[tuple[object, ...]], role: str, password: str) -> None:
+    """The replicas' own login: it reads and writes the state tables but may only INSERT into the
+    audit tables, and owns nothing, so it cannot switch the append-only triggers off either."""
+    with conn.transaction():
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        database = conn.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(str(database[0])), sql.Identifier(role))
+        )
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        for table in _READ_WRITE:
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                    sql.Identifier(table), sql.Identifier(role)
+                )
+            )
+        for table in _APPEND_ONLY:
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(sql.Identifier(table), sql.Identifier(role))
+            )
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE audit_checkpoints_id_seq TO {}").format(sql.Identifier(role)))
 
 
 def create_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -42,23 +42,35 @@ def verify(server: TeamServer) -> dict[str, Any]:
         return dict(answer.json())
 
 
-def tamper(team: Bootstrap, *statements: str) -> None:
-    """What a database owner can do: switch the trigger off, change rows, switch it on."""
-    with psycopg.connect(dsn(team), autocommit=True) as conn, conn.transaction():
+def tamper(owner_dsn: str, *statements: str) -> None:
+    """What the database owner can do: switch the trigger off, change rows, switch it on."""
+    with psycopg.connect(owner_dsn, autocommit=True) as conn, conn.transaction():
         conn.execute("ALTER TABLE audit DISABLE TRIGGER USER")
         for statement in statements:
             conn.execute(statement)
         conn.execute("ALTER TABLE audit ENABLE TRIGGER USER")
 
 
-async def test_the_audit_tables_refuse_update_delete_and_truncate(
-    server: TeamServer, upstream: EchoUpstream, team: Bootstrap
+CHANGES = ("UPDATE audit SET mac = 'x'", "DELETE FROM audit", "TRUNCATE audit", "DELETE FROM audit_checkpoints")
+
+
+async def test_the_audit_tables_refuse_update_delete_and_truncate_even_to_their_owner(
+    server: TeamServer, upstream: EchoUpstream, team_dsn: str
 ) -> None:
     await some_traffic(server, upstream, 1)
     verify(server)  # a checkpoint row too
-    for statement in ("UPDATE audit SET mac = 'x'", "DELETE FROM audit", "TRUNCATE audit",
-                      "DELETE FROM audit_checkpoints"):  # fmt: skip
-        with psycopg.connect(dsn(team), autocommit=True) as conn, pytest.raises(psycopg.errors.RaiseException):
+    for statement in CHANGES:
+        with psycopg.connect(team_dsn, autocommit=True) as conn, pytest.raises(psycopg.errors.RaiseException):
+            conn.execute(statement)
+
+
+async def test_the_replicas_role_may_only_append_and_cannot_switch_the_trigger_off(
+    server: TeamServer, upstream: EchoUpstream, team: Bootstrap
+) -> None:
+    await some_traffic(server, upstream, 1)
+    verify(server)
+    for statement in (*CHANGES, "ALTER TABLE audit DISABLE TRIGGER USER", "DROP TRIGGER audit_append_only ON audit"):
+        with psycopg.connect(dsn(team), autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
 
 
@@ -75,11 +87,11 @@ async def test_records_hold_no_secret_nor_query_value_and_the_chain_verifies(
     assert len(found["records"]) == 3 and all(r["path"].endswith("?token=") for r in found["records"])
 
 
-async def test_an_edited_row_is_detected(server: TeamServer, upstream: EchoUpstream, team: Bootstrap) -> None:
+async def test_an_edited_row_is_detected(server: TeamServer, upstream: EchoUpstream, team_dsn: str) -> None:
     await some_traffic(server, upstream)
     assert verify(server)["ok"]
     tamper(
-        team,
+        team_dsn,
         "UPDATE audit SET record = replace(record, '\"status\":200', '\"status\":201') "
         'WHERE record LIKE \'%"decision":"injected"%\'',
     )
@@ -88,29 +100,31 @@ async def test_an_edited_row_is_detected(server: TeamServer, upstream: EchoUpstr
 
 
 async def test_a_cut_chain_end_is_detected_by_the_signed_checkpoint(
-    server: TeamServer, upstream: EchoUpstream, team: Bootstrap
+    server: TeamServer, upstream: EchoUpstream, team_dsn: str
 ) -> None:
     await some_traffic(server, upstream)
     assert verify(server)["ok"]  # signs a checkpoint over the current heads
-    tamper(team, "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
+    tamper(team_dsn, "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)")
     report = verify(server)
     assert not report["ok"] and any("cut below record" in p for p in report["problems"])
 
 
-async def test_a_forked_chain_is_detected(server: TeamServer, upstream: EchoUpstream, team: Bootstrap) -> None:
+async def test_a_forked_chain_is_detected(
+    server: TeamServer, upstream: EchoUpstream, team: Bootstrap, team_dsn: str
+) -> None:
     await some_traffic(server, upstream)
     assert verify(server)["ok"]
     with psycopg.connect(dsn(team)) as conn:
         chain, seq, text = conn.execute("SELECT chain, seq, record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     other = json.dumps({**json.loads(text), "path": "/somewhere/else"}, sort_keys=True, separators=(",", ":"))
-    tamper(team, f"DELETE FROM audit WHERE chain = '{chain}' AND seq = {seq}",
+    tamper(team_dsn, f"DELETE FROM audit WHERE chain = '{chain}' AND seq = {seq}",
            f"INSERT INTO audit (id, chain, seq, time, record, mac) VALUES ('{json.loads(text)['id']}', '{chain}', "
            f"{seq}, now(), '{other}', '{'0' * 64}')")  # fmt: skip
     report = verify(server)
     assert not report["ok"] and any("forked" in p for p in report["problems"])
 
 
-def test_two_replica_chains_interleave_and_verify_together(team: Bootstrap, openbao: OpenBao) -> None:
+def test_two_replica_chains_interleave_and_verify_together(team: Bootstrap, openbao: OpenBao, team_dsn: str) -> None:
     names = Names(team.env["CLAVIS_TEAM_BAO_PREFIX"])
     approle = (names.approle, team.env["CLAVIS_TEAM_BAO_ROLE_ID"], team.env["CLAVIS_TEAM_BAO_SECRET_ID"])
     bao = Bao(openbao.addr, approle=approle)
@@ -122,7 +136,7 @@ def test_two_replica_chains_interleave_and_verify_together(team: Bootstrap, open
         report = team_audit.verify(one, bao, names)
         assert report["ok"] and report["chains"] == 2 and report["records"] == 10
         chain = logs[1].chain
-    tamper(team, f"DELETE FROM audit WHERE chain = '{chain}' AND seq = 5")
+    tamper(team_dsn, f"DELETE FROM audit WHERE chain = '{chain}' AND seq = 5")
     with psycopg.connect(dsn(team)) as conn:
         problems = team_audit.verify(conn, bao, names)["problems"]
     bao.close()
