@@ -12,17 +12,19 @@ about and to tell the agent: "retry in 1,234 s".
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidService, UnknownService
+from ..errors import InvalidService, UnknownService, VaultBusy
 from ..paths import ensure_private
 from ..storage.protocol import Store, Value
 from ..storage.sqlite import SQLiteStore
 from ..store import Snapshot, Vault
 
+log = logging.getLogger(__name__)
 USAGE_FILE = "budget-usage.db"
 _PERIOD = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -118,7 +120,18 @@ class UsageCounter:
         self._store = store
 
     def take(self, name: str, budget: Budget, now: float) -> Verdict:
-        """Judge and count one request in one batch, so two processes never both take the last one."""
+        """Judge and count one request in one batch, so two processes never both take the last one.
+
+        If the count cannot be written (its store stayed locked by another writer for the whole
+        wait), the request is let through uncounted and a warning logged: a budget guards against
+        an agent in a loop, and a per-request write must not fail the request."""
+        try:
+            return self._take(name, budget, now)
+        except VaultBusy:
+            log.warning("request to %r not counted against its budget: the usage store stayed locked", name)
+            return Verdict(True, 0, budget.period - now % budget.period)
+
+    def _take(self, name: str, budget: Budget, now: float) -> Verdict:
         with self._store.atomic() as batch:
             record = batch.get(USAGE, name)
             fields = record.fields if record is not None else {}

@@ -12,11 +12,14 @@ response said never makes every process reload the vault.
 from __future__ import annotations
 
 import json
+import logging
 import re
 
+from ..errors import VaultBusy
 from ..storage.protocol import Value
 from ..store import Vault
 
+log = logging.getLogger(__name__)
 KIND = "rate_limits"  # {"headers": JSON text, "observed_at": float}
 
 # x-ratelimit-* (OpenAI, GitHub, many), anthropic-ratelimit-*, ratelimit-* drafts, and the
@@ -39,8 +42,11 @@ def rate_limit_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
 def record(vault: Vault, service: str, headers: dict[str, str], observed_at: float) -> None:
     """Replace what is known of ``service``'s limits with ``headers``, seen at ``observed_at``."""
     fields: dict[str, Value] = {"headers": json.dumps(headers, sort_keys=True), "observed_at": observed_at}
-    with vault.store.atomic() as batch:
-        batch.put(KIND, service, fields, quiet=True)
+    try:
+        with vault.store.atomic() as batch:
+            batch.put(KIND, service, fields, quiet=True)
+    except VaultBusy:  # advisory, and the next response says it again: never fail a request for it
+        log.warning("rate limits of %r not recorded: the vault stayed locked by another writer", service)
 
 
 def latest(vault: Vault, service: str) -> tuple[dict[str, str], float] | None:

@@ -5,12 +5,21 @@ atomic transactions, readers that never block the writer, and a file that a cras
 old or the new state. Every write batch is one ``BEGIN IMMEDIATE`` transaction, so concurrent
 writers queue instead of losing each other's work; a read view is one deferred transaction.
 
+Busy writers: SQLite's own busy handler sleeps up to 100 ms between tries, so under eight
+writers one of them could lose every race for ten seconds and fail. A write batch instead tries
+``BEGIN IMMEDIATE`` without waiting and, while another process holds the write lock, tries again
+after a short, growing, jittered pause (at most :data:`RETRY_MAX`), for up to :data:`WRITE_WAIT`
+seconds; then it fails with :class:`VaultBusy`, having written nothing. The WAL checkpoint after
+a ciphertext was replaced never waits: a reader holding old pages would otherwise stall every
+writer behind it (the pages go at a later checkpoint).
+
 ``docs/vault-format.md`` describes every table and row (format 3). A format-2 vault (a table
 per repository) is migrated on open, in one transaction: each old row becomes a record.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -18,10 +27,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from ..errors import StoreConflict, VaultCorrupted
+from ..errors import StoreConflict, VaultBusy, VaultCorrupted
 from .protocol import ANY, Fields, Record, copy_fields, decode_fields, encode_fields
 
 FORMAT = "3"
+BUSY_TIMEOUT_MS = 10000  # readers and the connection set-up: how long SQLite itself waits for a lock
+WRITE_WAIT = 30.0  # seconds a write batch waits for the write lock before VaultBusy
+RETRY_FIRST, RETRY_MAX = 0.001, 0.02  # pause between two tries for the write lock (doubling, jittered)
 KEEP_ENTRIES = 16  # entries kept per stream (the contract asks for at least the last)
 
 _SCHEMA: tuple[str, ...] = (
@@ -170,7 +182,7 @@ class SQLiteStore:
                     raise RuntimeError("a write batch inside a read view: open the write batch first")
                 yield self._batch
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate()
             self._batch = batch = SQLiteBatch(self._conn, writable=True)
             try:
                 yield batch
@@ -221,13 +233,45 @@ class SQLiteStore:
         with self._lock:
             self._conn.close()
 
+    def _begin_immediate(self) -> None:
+        """Take the write lock: try, and while another process holds it, try again (see above)."""
+        deadline = time.monotonic() + WRITE_WAIT
+        pause = RETRY_FIRST
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise VaultBusy(
+                            f"the vault {self.path} stayed locked by another process's write for "
+                            f"{WRITE_WAIT:.0f} s; nothing was written: try again, and if it stays locked, "
+                            "look for a stopped clavis-mcp process"
+                        ) from None
+                time.sleep(pause * random.uniform(0.5, 1.5))
+                pause = min(pause * 2, RETRY_MAX)
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
     def _checkpoint(self) -> None:
         """Move committed pages out of the WAL so a replaced or deleted ciphertext does not linger.
 
-        Best effort: a reader in another process may hold old pages; they go at its next checkpoint.
+        Best effort, and without waiting: a checkpoint that waited for a reader in another process
+        would hold back every writer meanwhile; the pages it could not move go at a later one.
         """
         with self._lock:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            self._conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 class SQLiteBatch:
@@ -360,6 +404,13 @@ class SQLiteBatch:
         self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(rows.items()))
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _record(kind: str, key: str, fields: object, version: object, service: object) -> Record:
     try:
         values = decode_fields(str(fields))
@@ -441,11 +492,11 @@ def _migrate_audit_anchor(conn: sqlite3.Connection) -> None:
 def _connect(db_path: Path) -> sqlite3.Connection:
     if not db_path.exists():
         db_path.touch(mode=0o600)
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA secure_delete=ON")
         # WAL with NORMAL keeps every commit atomic and crash-safe for the process; it skips the
         # fsync per commit.
