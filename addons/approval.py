@@ -16,7 +16,9 @@ refused anyway) and before the OAuth refresh and the injection.
 from __future__ import annotations
 
 import asyncio
+import html
 import re
+import shutil
 
 from mitmproxy import http
 
@@ -65,6 +67,8 @@ class HoldForApproval:
         url = f"{scheme}://{host}{'' if port == default else f':{port}'}{path_without_query_values(flow.request.path)}"
         held = await asyncio.to_thread(queue.hold, service=service, agent=agent, method=method, host=host, url=url,
                                        preview=self._preview(flow, service), timeout=hold.timeout)  # fmt: skip
+        if hold.notify:
+            await notify(held)
         decided = await self._wait(queue, held, hold)
         if decided.state == APPROVED:
             how = f" for {decided.minutes} min" if decided.minutes else ""
@@ -103,3 +107,24 @@ class HoldForApproval:
         text = clean.decode("utf-8", "replace")
         text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
         return text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS or len(raw) > SCANNED_BYTES else "")
+
+
+async def notify(held: Held) -> None:
+    """A desktop notification that a request waits, where ``notify-send`` exists; never blocks the
+    request and never fails it. Agent-chosen text is escaped: notification servers read markup."""
+    program = shutil.which("notify-send")
+    if program is None:
+        return
+    body = html.escape(f"{held.agent} -> {held.service}: {held.method} {held.url} (approval {held.id})")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            program, "--app-name=clavis-mcp", "clavis-mcp: a request waits for your approval", body,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
+        return
+    _notifiers.add(task := asyncio.create_task(process.wait()))
+    task.add_done_callback(_notifiers.discard)
+
+
+_notifiers: set[asyncio.Task[int]] = set()  # reaped in the background

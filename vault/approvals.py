@@ -179,6 +179,8 @@ class ApprovalHold:
     needs: Needs | None = None
     timeout: float = DEFAULT_TIMEOUT
     poll: float = 0.2
+    notify: bool = False
+    """Also raise a desktop notification (``notify-send``, where the desktop has it) when a request starts waiting."""
 
 
 TIMEOUT_ENV = "CLAVIS_APPROVAL_TIMEOUT"
@@ -194,7 +196,7 @@ def approval_hold(home: Path) -> ApprovalHold:
         timeout = -1.0
     if not 0 < timeout <= 24 * 3600:
         raise ApprovalError(f"{TIMEOUT_ENV}={text!r}: give the seconds a person has to answer, e.g. 120")
-    return ApprovalHold(home, timeout=timeout)
+    return ApprovalHold(home, timeout=timeout, notify=True)
 
 
 def decide_and_record(queue: Approvals, audit: AuditLog, held_id: str, *, approve: bool, by: str,

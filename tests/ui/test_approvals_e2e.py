@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -191,3 +192,27 @@ async def test_by_default_the_services_confirm_writes_policy_decides_what_waits(
     assert held.status_code == 403 and "waited 1 s for a person's approval" in held.text
     assert read.status_code == 200
     assert "/v1/confirm-writes" not in str(upstream.received)
+
+
+async def test_a_held_request_raises_a_desktop_notification_with_the_agents_text_escaped(
+    vault: Vault, audit: AuditLog, home: Path, local_service: Service, upstream: EchoUpstream,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    bin_dir, seen = tmp_path / "bin", tmp_path / "notified.txt"
+    bin_dir.mkdir()
+    fake = bin_dir / "notify-send"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    hold = ApprovalHold(home, needs_for("writes"), timeout=1.0, poll=0.05, notify=True)
+    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"),
+                          ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, approvals=hold))  # fmt: skip
+    await proxy.start()
+    try:
+        response = await send_write(proxy, home, upstream, "/v1/this&that")
+    finally:
+        await proxy.stop()
+    assert response.status_code == 403
+    lines = seen.read_text().splitlines()
+    assert lines[:2] == ["--app-name=clavis-mcp", "clavis-mcp: a request waits for your approval"]
+    assert f"{PROXY_USER} -&gt; echo: POST https://127.0.0.1:{upstream.port}/v1/this&amp;that" in lines[2]
