@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .audit.log import AuditLog
-from .errors import ApprovalError
+from .errors import ApprovalError, VaultNotFound
 
 APPROVALS_FILE = "approvals.sqlite"
 DEFAULT_TIMEOUT = 120.0
@@ -86,6 +86,8 @@ class Approvals:
     """The queue; one per process, safe to share between threads."""
 
     def __init__(self, home: Path) -> None:
+        if not home.is_dir():
+            raise VaultNotFound(f"no clavis-mcp home at {home}; create one with: clavis-mcp init")
         self.path = home / APPROVALS_FILE
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))

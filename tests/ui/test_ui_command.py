@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -49,3 +50,10 @@ def test_a_busy_port_is_one_clear_line(known_log: AuditLog) -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "choose another --port, or 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_approvals_without_a_home_is_one_clear_line(tmp_path: Path) -> None:
+    env = {**os.environ, "CLAVIS_HOME": str(tmp_path / "nowhere")}
+    done = subprocess.run([EXE, "approvals"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and "no clavis-mcp home at" in done.stderr and "clavis-mcp init" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "nowhere").exists()
