@@ -51,9 +51,13 @@ class AuditIndex:
         if not self.path.exists():
             self.path.touch(mode=0o600)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the tail costs a re-read
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the tail costs a re-read
+            self._conn.executescript(_SCHEMA)
+        except BaseException:  # a full disk or a read-only folder: the caller reports it
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         self._conn.close()
