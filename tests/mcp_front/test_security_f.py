@@ -164,7 +164,7 @@ async def test_f37_tool_results_carry_no_secret_and_no_raw_request_headers(
 POLICIES = [
     pytest.param("never", False, "refused", id="never"),
     pytest.param("masked", False, "masked", id="masked"),
-    pytest.param("full", True, "full", id="full", marks=pytest.mark.reveals_secret),
+    pytest.param("full", True, "revealed", id="full", marks=pytest.mark.reveals_secret),
 ]
 
 
