@@ -24,6 +24,9 @@ import trustme
 from clavis_mcp.team.bootstrap import Bootstrap, bootstrap
 from clavis_mcp.team.engines import OpenBao, Postgres, start_openbao, start_postgres
 from clavis_mcp.team.storage import service_to_json
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.redaction.redactor import Redactor
+from clavis_mcp.vault.redaction.views import redact_decoded
 from demo.echo_upstream import EchoUpstream, write_ca
 from tests.conftest import SECRET, make_service
 
@@ -143,12 +146,23 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+TEST_SECRETS = (SECRET, "other-secret-0123456789abcdef", "rotated-secret-0123456789")
+
+
+def assert_nothing_leaked(server: TeamServer, team: Bootstrap) -> None:
+    """The server's log (all workers) and every audit row hold no test secret in any spelling."""
+    sweep = Redactor("sweep", [Secret(s) for s in TEST_SECRETS])
+    for where, text in (("log", server.log_text()), *(("audit row", row) for row in audit_rows(team))):
+        _, found = redact_decoded(sweep, text.encode())
+        assert found == 0, f"a test secret is in the server's {where}"
+
+
 @pytest.fixture
 def server(tmp_path: Path, team: Bootstrap, upstream_ca: trustme.CA) -> Iterator[TeamServer]:
     srv = start_server(tmp_path, team, upstream_ca)
     yield srv
     stop_server(srv.process)
-    assert SECRET not in srv.log_text(), "the server's log holds the secret"
+    assert_nothing_leaked(srv, team)
 
 
 def echo_definition(name: str, upstream: EchoUpstream, **kw: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from clavis_mcp.team.storage import service_to_json
 from tests.conftest import make_service
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
 
-from .conftest import TeamServer, audit_rows, new_key, start_server, stop_server
+from .conftest import TeamServer, assert_nothing_leaked, audit_rows, new_key, start_server, stop_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -37,6 +37,7 @@ def replicas(tmp_path: Path, team: Bootstrap, upstream_ca: trustme.CA) -> Iterat
     srv = start_server(tmp_path, team, upstream_ca, workers=3)
     yield srv
     stop_server(srv.process)
+    assert_nothing_leaked(srv, team)
 
 
 def register(server: TeamServer, provider: OAuthServer) -> str:

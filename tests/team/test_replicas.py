@@ -20,7 +20,7 @@ from clavis_mcp.team.mirror import PREFIX, SHM
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET
 
-from .conftest import TeamServer, add_echo, new_key, start_server, stop_server, wait_for_replicas
+from .conftest import TeamServer, add_echo, assert_nothing_leaked, new_key, start_server, stop_server, wait_for_replicas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 WORKERS = 3
@@ -31,7 +31,7 @@ def replicas(tmp_path: Path, team: Bootstrap, upstream_ca: trustme.CA) -> Iterat
     srv = start_server(tmp_path, team, upstream_ca, workers=WORKERS)
     yield srv
     stop_server(srv.process)
-    assert SECRET not in srv.log_text()
+    assert_nothing_leaked(srv, team)
 
 
 def wait_for_workers(server: TeamServer, count: int, timeout: float = 60.0) -> list[int]:
