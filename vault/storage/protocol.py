@@ -46,9 +46,10 @@ Implementing a backend
 ----------------------
 One class with the four methods of :class:`Store`, and a batch class with the methods of
 :class:`Batch` (``vault/storage/memory.py`` is the shortest complete example; ``sqlite.py`` the
-local vault). Then add it to the ``store`` fixture of ``tests/vault/test_store_contract.py``
+local vault). Then add it to ``STORES`` and the ``pair`` fixture of
+``tests/vault/test_store_contract.py`` (two handles on one storage, as two processes would have)
 and make that suite pass: it checks compare-and-set conflicts, the change counter, cascades,
-all-or-nothing batches and the value types. Backends that keep records as JSON use
+all-or-nothing and nested batches, read views, streams and the value types. Backends that keep records as JSON use
 :func:`encode_fields` / :func:`decode_fields` for the bytes values. Nothing above the storage
 layer changes: build ``Vault(home, store, key, vault_id)`` over the new store.
 """
