@@ -3,7 +3,8 @@
 A template names a field as ``{name}`` (``{secret}`` is the ``credential`` field every service
 has), so ``X-App-Id: {app_id}`` or ``{username}:{secret}`` says which stored secret goes where.
 The proxy reads a service's fields once per vault snapshot (:func:`method_secrets`), since every
-write to a secret makes a new snapshot.
+write to a secret makes a new snapshot. A field that holds a secret reference (``op://...``,
+:mod:`vault.refs`) is resolved on every read through the references' short-lived cache instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidService, UnknownService
+from ..refs import SecretRef, cache, parse, stored_ref
 from ..secret import Secret
 from .base import CONTROL, CREDENTIAL, PLACEHOLDER
 
@@ -57,7 +59,27 @@ def validate_field_name(name: str) -> str:
 def method_secrets(vault: Vault, snapshot: Snapshot, name: str) -> dict[str, Secret]:
     """Every secret field the service's method uses that is stored, as ``snapshot`` sees the vault
     (read once per snapshot). A field that is not stored is absent: the method decides whether it
-    was optional (a session token) or the service cannot be used."""
+    was optional (a session token) or the service cannot be used. A field kept as a reference is
+    its resolved value (SecretRefUnresolved when it cannot be had: never the reference itself)."""
+    fields = stored_secrets(vault, snapshot, name)
+    refs = secret_refs(vault, snapshot, name)
+    if not refs:
+        return fields
+    return {**fields, **{field: cache.get(ref) for field, ref in refs.items()}}
+
+
+def secret_refs(vault: Vault, snapshot: Snapshot, name: str) -> dict[str, SecretRef]:
+    """The service's fields kept as references, and each reference (not secret: shown, audited)."""
+
+    def read() -> dict[str, SecretRef]:
+        found = {field: stored_ref(value) for field, value in stored_secrets(vault, snapshot, name).items()}
+        return {field: parse(text) for field, text in found.items() if text is not None}
+
+    return snapshot.derived(f"auth-refs:{name}", read)
+
+
+def stored_secrets(vault: Vault, snapshot: Snapshot, name: str) -> dict[str, Secret]:
+    """:func:`method_secrets` as stored: a reference field holds its stored form (``refs.stored``)."""
 
     def read() -> dict[str, Secret]:
         fields = {CREDENTIAL: snapshot.secrets[name]}

@@ -9,7 +9,11 @@ Building one compiles a scanner, so each is kept until what went into it changes
 by the fingerprints of every value in it, so a refresh that rotates only the refresh token, or a
 new basic-auth user name, rebuilds it as surely as a new credential does. Those values are read
 once per vault snapshot (every table they come from makes a new snapshot when it changes), so a
-response costs one lookup.
+response costs one lookup. A service with a field kept as a secret reference (``vault/refs``)
+is read on every response instead, from the references' memory cache and without resolving
+again (a response is never left unredacted because a backend went away meanwhile): the values
+this process injected, the one before the last resolution included (a rotation at the source
+while a request was in flight).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
-from ..auth.fields import method_secrets
+from ..auth.fields import method_secrets, secret_refs, stored_secrets
 from ..oauth.state import ensure_schema, other_secrets
+from ..refs import cache as ref_cache
 from ..secret import Secret
 from ..store import Snapshot, Vault
 from .redactor import Redactor
@@ -39,11 +44,29 @@ class InPlay(NamedTuple):
 
 def in_play(vault: Vault, snapshot: Snapshot, name: str) -> InPlay:
     service = snapshot.service(name)
-    fields = method_secrets(vault, snapshot, name)  # every stored secret field of the method
-    secrets = (*fields.values(), *other_secrets(vault, service))
-    derived = tuple(service.auth.redaction_values(fields))
+    fields, earlier = _fields(vault, snapshot, name)  # every secret field of the method
+    secrets = (*fields.values(), *earlier, *other_secrets(vault, service))
+    try:
+        derived = tuple(service.auth.redaction_values(fields))
+    except KeyError:  # a reference never resolved here: nothing was injected from it
+        derived = ()
     values: tuple[Secret | str, ...] = (*secrets, *derived)
     return InPlay(tuple(vault.keyed(value).fingerprint for value in values), secrets, derived)
+
+
+def _fields(vault: Vault, snapshot: Snapshot, name: str) -> tuple[dict[str, Secret], list[Secret]]:
+    """The fields as injected, and the earlier values of those kept as references."""
+    refs = secret_refs(vault, snapshot, name)
+    if not refs:
+        return method_secrets(vault, snapshot, name), []
+    fields = {field: value for field, value in stored_secrets(vault, snapshot, name).items() if field not in refs}
+    earlier: list[Secret] = []
+    for field, ref in refs.items():
+        known = ref_cache.known(ref)
+        if known:
+            fields[field] = known[0]
+            earlier += known[1:]
+    return fields, earlier
 
 
 def _build(name: str, values: InPlay) -> ServiceRedactor:
@@ -60,7 +83,10 @@ class ServiceRedactors:
 
     def for_service(self, snapshot: Snapshot, name: str) -> ServiceRedactor:
         """The redactors for ``name``'s secrets as ``snapshot`` holds them (rebuilt when any changes)."""
-        values = snapshot.derived(f"redaction:{name}", lambda: in_play(self._vault, snapshot, name))
+        if secret_refs(self._vault, snapshot, name):
+            values = in_play(self._vault, snapshot, name)
+        else:
+            values = snapshot.derived(f"redaction:{name}", lambda: in_play(self._vault, snapshot, name))
         cached = self._cache.get(name)
         if cached is not None and cached[0] == values.key:
             return cached[1]
