@@ -18,8 +18,8 @@ from mitmproxy.utils.strutils import always_str
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.auth import OutgoingRequest
 from clavis_mcp.vault.auth.base import with_headers
-from clavis_mcp.vault.auth.fields import method_secrets
-from clavis_mcp.vault.errors import CannotInject, InvalidService
+from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
+from clavis_mcp.vault.errors import CannotInject, InvalidSecretRef, InvalidService, SecretRefUnresolved
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
 
@@ -118,6 +118,13 @@ class InjectCredential:
         except InvalidService:
             refuse(flow, 500, f"the stored credential of {name!r} is malformed; re-add the service")
             return
+        except (SecretRefUnresolved, InvalidSecretRef) as exc:  # never sent without its credential
+            refuse(flow, 503, f"service {name!r}: {exc}")
+            return
+        refs = secret_refs(self._vault, snapshot, name)
+        if refs:  # which reference, never its value
+            said = "; ".join(f"{field} from {ref}" for field, ref in refs.items())
+            flow.metadata[REASON] = f"{flow.metadata[REASON]}; {said}" if REASON in flow.metadata else said
         write_back(request, outgoing)
         if outgoing.shown_path is not None:  # the key is in the path: records show the template instead
             flow.metadata[SHOWN_PATH] = outgoing.shown_path + ("?" + outgoing.raw_query if outgoing.raw_query else "")
