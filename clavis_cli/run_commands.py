@@ -1,7 +1,9 @@
 """`clavis-mcp run -- COMMAND ARGS...`: one command behind the proxy, with nothing left in the shell.
 
-If a proxy already listens on ``--port`` the command uses it with the agent's own token, as
-`clavis-mcp env` would set up. Otherwise a proxy is started in this process, on a port the
+If a clavis-mcp proxy already listens on ``--port`` the command uses it with the agent's own
+token, as `clavis-mcp env` would set up (a bare probe first asks the listener for its
+challenge: the token goes to a clavis-mcp proxy only, never to another program on the port;
+the probe is audited as a ``challenge``). Otherwise a proxy is started in this process, on a port the
 system chooses, for this command alone: its only credential is a random token made for this
 run, valid until the command exits (so nothing the command leaves behind can use it later).
 That proxy stops when the command exits, and `run` exits with the command's status.
@@ -17,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping
 
@@ -24,10 +27,32 @@ import click
 
 from clavis_mcp.vault.errors import ConfigError
 
-from .proxy_commands import DEFAULT_AGENT, ensure_agent_token, exports_for, port_taken
+from .proxy_commands import DEFAULT_AGENT, ensure_agent_token, exports_for
 from .runtime import Runtime, open_runtime
 
 DEFAULT_PORT = 8899
+CLAVIS_CHALLENGE = b'proxy-authenticate: basic realm="clavis-mcp"'
+PROBE_TIMEOUT = 5.0
+
+
+def listener_on(port: int) -> str | None:
+    """``"clavis"`` if a clavis-mcp proxy answers on 127.0.0.1:``port``, ``"other"`` for another
+    program, None if nothing listens. The probe carries no credential."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as probe:
+            probe.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 16384:
+                chunk = probe.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+    except ConnectionRefusedError:
+        return None
+    except OSError:
+        return "other"
+    lines = head.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
+    return "clavis" if lines[0].startswith(b"http/1.1 407") and CLAVIS_CHALLENGE in lines[1:] else "other"
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -41,7 +66,10 @@ def run(agent: str | None, port: int, command: tuple[str, ...]) -> None:
     if program is None:
         raise ConfigError(f"command not found: {command[0]}")
     with open_runtime() as runtime:
-        if port_taken(port):
+        found = listener_on(port)
+        if found == "other":
+            click.echo(f"clavis-mcp run: 127.0.0.1:{port} is not a clavis-mcp proxy; starting one", err=True)
+        if found == "clavis":
             name, token = ensure_agent_token(runtime, agent)
             env = child_env(runtime, f"http://{name}:{token}@127.0.0.1:{port}")
             click.echo(f"clavis-mcp run: through the proxy on 127.0.0.1:{port} as agent {name!r}", err=True)

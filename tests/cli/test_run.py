@@ -153,3 +153,33 @@ def test_git_through_the_proxy_leaves_a_challenge_round_not_a_refusal(world: Wor
     assert [r["decision"] for r in requests][:2] == ["challenge", "injected"], requests
     assert requests[0]["status"] == 407 and "refused" not in [r["decision"] for r in requests]
     assert world.upstream.received[0].path == "/repo.git/info/refs?service=git-upload-pack"
+
+
+def test_another_program_on_the_port_never_gets_the_agents_token(world: World) -> None:
+    """Only a listener that answers with clavis-mcp's challenge is handed the agent's credential."""
+    import socket
+    import threading
+
+    world.cli("agent", "add", AGENT)
+    heard: list[bytes] = []
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+
+        def answer() -> None:
+            while True:
+                try:
+                    conn, _ = other.accept()
+                except OSError:
+                    return
+                with conn:
+                    heard.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+
+        threading.Thread(target=answer, daemon=True).start()
+        result = world.cli("run", "--agent", AGENT, "--port", str(other.getsockname()[1]), "--",
+                           "curl", "-sS", "--fail-with-body", world.url("/run-beside-other"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "is not a clavis-mcp proxy; starting one" in result.stderr
+    world.assert_injected(result.stdout, "/run-beside-other")
+    assert heard and not any(b"proxy-authorization" in h.lower() for h in heard)
