@@ -85,16 +85,19 @@ async def drive(url: str, agent_key: str, target: str, dev_pid: int) -> dict[str
         except Exception as exc:  # shown, and counted as a failed call
             print(f"  call {i + 1} failed: {type(exc).__name__}: {exc}")
             results.append(False)
-    for folder in leftover:  # a killed worker cannot remove its private mirror (team/mirror.py): we do
-        shutil.rmtree(folder, ignore_errors=True)
     print(f"calls around the kill: {sum(results)}/{len(results)} answered 200")
     deadline = time.monotonic() + 10
     while len(proc_tree.workers(dev_pid)) < len(workers) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     replaced = len(proc_tree.workers(dev_pid)) == len(workers)
     print(f"workers running now: {len(proc_tree.workers(dev_pid))} (uvicorn's supervisor replaces a dead one)")
+    deadline = time.monotonic() + 30  # the replacement removes it when it starts its own mirror
+    while any(folder.exists() for folder in leftover) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    swept = bool(leftover) and not any(folder.exists() for folder in leftover)
+    print(f"the killed worker's mirror: {'removed' if swept else 'still there'}")
     return {"called": called, "proxied": proxied.model_dump(), "around_kill": results, "victim": victim,
-            "replaced": replaced}  # fmt: skip
+            "replaced": replaced, "swept": swept}  # fmt: skip
 
 
 async def until_refused(url: str, agent_key: str, target: str) -> float | None:
@@ -167,6 +170,7 @@ def main() -> int:
         "caller saw [REDACTED:demo-api], never the secret": f"[REDACTED:{SERVICE}]" in caller_view,
         "calls kept answering while a worker was killed": seen["victim"] is not None and all(seen["around_kill"]),  # type: ignore[arg-type]
         "the killed worker was replaced": seen["replaced"] is True,
+        "its private mirror did not outlive it": seen["swept"] is True,
         "a revoked key is refused with 401": refused_after is not None,
         "team audit verify passes": verified.startswith("OK"),
         "no secret in the SDK results, audit output or server log": SECRET not in everything,

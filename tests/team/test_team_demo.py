@@ -19,7 +19,7 @@ def test_the_team_demo_passes_every_check() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "FAIL" not in proc.stdout
-    assert proc.stdout.count("PASS") == 9
+    assert proc.stdout.count("PASS") == 10
     assert "caller received     Authorization: [REDACTED:demo-api]" in proc.stdout
 
 
