@@ -28,7 +28,7 @@ from clavis_mcp.vault.limits.ratelimit_parse import parse_rate_limits
 from .budgets import parse_budget, take
 from .egress import Answer
 from .keys import Principal
-from .oauth import ensure_fresh
+from .oauth import refresh_if_due
 from .replica import Replica
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -128,8 +128,8 @@ async def _send(
         kwargs["data"] = {str(k): str(v) for k, v in data.items()}
     elif isinstance(data, str):
         kwargs["content"] = data.encode()
-    if ensure_fresh(replica, service.name):
-        replica.mirror.sync()  # the new access token, before the proxy injects
+    if await refresh_if_due(replica, service.name) is not None:
+        replica.mirror.sync()  # the new access token (this replica's refresh or another's), before injection
     definition = replica.mirror.definitions.get(service.name, {})
     budget = parse_budget(definition)
     if budget is not None:

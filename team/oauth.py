@@ -11,6 +11,7 @@ token endpoint's answer never passes through the proxy and never reaches a calle
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
 from clavis_mcp.vault.errors import ApiRefused, BaoRefused
 
+from .bao import Bao
+from .config import ReplicaConfig
 from .replica import Replica
 
 SKEW = 60.0  # refresh this long before the access token expires
@@ -47,32 +51,47 @@ def register(replica: Replica, name: str, body: dict[str, Any]) -> None:
     )
 
 
-def ensure_fresh(replica: Replica, name: str, now: float | None = None) -> bool:
-    """Refresh ``name``'s access token if it is due; True if this replica refreshed it."""
+def due(replica: Replica, name: str, now: float | None = None) -> bool:
+    """Whether ``name`` is an OAuth service whose access token needs a refresh now (one cheap query)."""
     now = time.time() if now is None else now
-    conn = replica.conn
-    row = conn.execute("SELECT expires_at FROM oauth WHERE service = %s", (name,)).fetchone()
-    if row is None or float(row[0]) - now > SKEW:
-        return False
-    with conn.transaction():
+    row = replica.conn.execute("SELECT expires_at FROM oauth WHERE service = %s", (name,)).fetchone()
+    return row is not None and float(row[0]) - now <= SKEW
+
+
+async def refresh_if_due(replica: Replica, name: str) -> bool | None:
+    """:func:`ensure_fresh` off the event loop: waiting on another replica's refresh, or on the token
+    endpoint, must not stall this replica's other requests. None if no refresh was due."""
+    if not due(replica, name):
+        return None
+    return await asyncio.to_thread(ensure_fresh, replica.config, name, replica.mirror.home)
+
+
+def ensure_fresh(config: ReplicaConfig, name: str, home: Path) -> bool:
+    """Refresh ``name``'s access token if it is due; True if this caller refreshed it. Blocking: it
+    uses a connection and an OpenBao login of its own, so it can run in a thread."""
+    names = config.names
+    with psycopg.connect(config.database_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"clavis-oauth:{name}",))
         row = conn.execute("SELECT token_url, client_id, expires_at FROM oauth WHERE service = %s", (name,)).fetchone()
         if row is None or float(row[2]) - time.time() > SKEW:
-            return False  # another replica refreshed it while this one waited
+            return False  # not OAuth, or another replica refreshed it while this one waited
         token_url, client_id = str(row[0]), str(row[1])
-        found = replica.bao.kv_read(replica.names.kv, f"oauth/{name}")
-        if found is None:
-            raise ApiRefused(503, f"the OAuth grant of {name!r} is missing; register it again")
-        grant, version = found
-        answer = _refresh(replica.mirror.home, token_url, client_id, grant["client_secret"], grant["refresh_token"])
-        kept = {**grant, "refresh_token": str(answer.get("refresh_token") or grant["refresh_token"])}
+        bao = Bao(config.bao_addr, approle=(names.approle, config.role_id, config.secret_id))
         try:
-            replica.bao.kv_write(replica.names.kv, f"oauth/{name}", kept, cas=version)
-        except BaoRefused:
-            raise ApiRefused(503, f"the OAuth grant of {name!r} changed during its refresh; try again") from None
-        secret_version = replica.bao.kv_write(
-            replica.names.kv, replica.names.secret_path(name), {"credential": str(answer["access_token"])}
-        )
+            found = bao.kv_read(names.kv, f"oauth/{name}")
+            if found is None:
+                raise ApiRefused(503, f"the OAuth grant of {name!r} is missing; register it again")
+            grant, version = found
+            answer = _refresh(home, token_url, client_id, grant["client_secret"], grant["refresh_token"])
+            kept = {**grant, "refresh_token": str(answer.get("refresh_token") or grant["refresh_token"])}
+            try:
+                bao.kv_write(names.kv, f"oauth/{name}", kept, cas=version)
+            except BaoRefused:
+                raise ApiRefused(503, f"the OAuth grant of {name!r} changed during its refresh; try again") from None
+            access = {"credential": str(answer["access_token"])}
+            secret_version = bao.kv_write(names.kv, names.secret_path(name), access)
+        finally:
+            bao.close()
         expires_at = time.time() + float(answer.get("expires_in") or 3600)
         conn.execute(
             "UPDATE oauth SET expires_at = %s, refreshes = refreshes + 1 WHERE service = %s", (expires_at, name)

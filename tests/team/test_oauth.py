@@ -94,7 +94,7 @@ def test_replicas_racing_on_an_expired_token_refresh_it_once(
     def race(replica: Replica) -> None:
         barrier.wait()
         try:
-            outcomes.append(ensure_fresh(replica, "acme"))
+            outcomes.append(ensure_fresh(replica.config, "acme", replica.mirror.home))
         except Exception as exc:
             outcomes.append(exc)
 
