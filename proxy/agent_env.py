@@ -23,7 +23,8 @@ from clavis_mcp.vault.hosts import HostRule
 Shell = Literal["bash", "fish", "powershell"]
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 NO_PROXY = ",".join(LOOPBACK_NAMES)
-TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO")
+TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO",
+                   "AWS_CA_BUNDLE")  # fmt: skip  # botocore ignores REQUESTS_CA_BUNDLE when AWS_CA_BUNDLE is set
 NODE_PRELOAD = Path(__file__).with_name("node_preload.cjs")
 
 
