@@ -85,7 +85,7 @@ def test_the_replica_command_and_the_image_command_are_team_serve(compose: dict[
 
 def test_the_replicas_read_the_variables_team_serve_needs_from_the_bootstrap_file(compose: dict[str, Any]) -> None:
     replica = compose["services"]["clavis"]
-    assert replica["env_file"] == ["./clavis.env"]
+    assert replica["env_file"] == [{"path": "./clavis.env", "required": False}]
     comment = (DEPLOY / "compose.yaml").read_text()
     for name in ENV:
         assert name.removeprefix("CLAVIS_TEAM") in comment
