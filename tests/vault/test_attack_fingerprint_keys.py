@@ -23,8 +23,8 @@ from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from clavis_mcp.vault.oauth.refresh import ensure_fresh, refresh_after_rejection
 from tests.conftest import make_service
-from tests.vault.rawdb import edit_record, query
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.vault.rawdb import edit_record, query
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

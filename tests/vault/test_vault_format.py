@@ -10,6 +10,7 @@ import base64
 import json
 import shutil
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from clavis_mcp.vault import Vault, validate_secret
-from clavis_mcp.vault.keys.passphrase import ENV_VAR, PassphraseStore
 from clavis_mcp.vault.agents import AgentTokens, agent_token
 from clavis_mcp.vault.audit.log import AuditLog
 from clavis_mcp.vault.errors import VaultCorrupted
+from clavis_mcp.vault.keys.passphrase import ENV_VAR, PassphraseStore
 from clavis_mcp.vault.limits import budget, ratelimits
 from clavis_mcp.vault.oauth import state as oauth_state
 from clavis_mcp.vault.policy import ServicePolicy, load_policy, parse_probe
@@ -141,6 +142,27 @@ def test_a_format_2_vault_is_migrated_once_and_opens_again(old_home: Path) -> No
     with Vault.open(old_home) as vault:
         assert agent_token(vault, "ci") == (old_home / "agent-token.txt").read_text()
     assert query(old_home, "SELECT kind, key, fields, version FROM records ORDER BY kind, key") == before
+
+
+def test_two_processes_opening_a_format_2_vault_at_once_migrate_it_once(old_home: Path) -> None:
+    opened: list[Vault | BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(Vault.open(old_home))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            opened.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(v, Vault) for v in opened), opened
+    for vault in opened:
+        assert isinstance(vault, Vault) and agent_token(vault, "ci") == (old_home / "agent-token.txt").read_text()
+        vault.close()
+    assert query(old_home, "SELECT count(*) FROM records WHERE kind = 'agent'") == [(1,)]
 
 
 def test_a_format_2_audit_key_from_before_the_mark_is_carried_as_the_legacy_record(old_home: Path) -> None:
