@@ -117,6 +117,7 @@ async def login_route(request: Request) -> Response:
     if not isinstance(email, str) or not isinstance(password, str):
         raise ApiRefused(400, "give 'email' and 'password'")
     replica = replica_of(request)
+    replica.reconnect_if_broken()
     token = login(replica.conn, replica.tokens, email, password)
     return _json({"access_token": token, "token_type": "bearer", "expires_in": TOKEN_TTL})
 
@@ -146,6 +147,7 @@ async def services_route(request: Request) -> Response:
 
 async def health_route(request: Request) -> Response:
     replica = replica_of(request)
+    replica.reconnect_if_broken()
     replica.conn.execute("SELECT 1")
     return _json({"ok": True, "replica": replica.audit.chain})  # which process answered: its audit chain
 

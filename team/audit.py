@@ -74,6 +74,10 @@ class TeamAuditLog:
         self._lock = threading.Lock()
         self._checkpointed = 0
 
+    def use(self, conn: psycopg.Connection[Any]) -> None:
+        """Go on with a new connection (the replica replaced a broken one)."""
+        self._conn = conn
+
     def append(self, **fields: Any) -> str:
         """Write one record; return its id. Raises AuditWriteError if it could not be written."""
         if not _GIVEN.issuperset(fields):

@@ -58,11 +58,25 @@ class Replica:
         self.bao.close()
         self.conn.close()
 
+    def reconnect_if_broken(self) -> None:
+        """A dropped database connection (a PostgreSQL restart or failover) is replaced before the
+        next request uses it; the audit chain goes on where it was."""
+        if self.conn.broken or self.conn.closed:
+            logger.warning("the database connection was lost; reconnecting")
+            self.conn = psycopg.connect(self.config.database_url, autocommit=True)
+            self.store.use(self.conn)
+            self.audit.use(self.conn)
+
     def principal(self, credential: str) -> Principal | None:
         """Who a bearer credential names: a live API key, or a valid JWT of ours; None otherwise."""
-        if credential.startswith(KEY_PREFIX):
+        self.reconnect_if_broken()
+        if not credential.startswith(KEY_PREFIX):
+            return self.tokens.principal(credential)
+        try:
             return principal_for_key(self.conn, credential)
-        return self.tokens.principal(credential)
+        except psycopg.OperationalError:  # the server dropped us since the last request: once more
+            self.reconnect_if_broken()
+            return principal_for_key(self.conn, credential)
 
     async def _checkpoint_loop(self) -> None:
         while True:

@@ -83,6 +83,10 @@ class TeamStore:
     def __init__(self, conn: psycopg.Connection[Any], bao: Bao, names: Names) -> None:
         self._conn, self._bao, self._names = conn, bao, names
 
+    def use(self, conn: psycopg.Connection[Any]) -> None:
+        """Go on with a new connection (the replica replaced a broken one)."""
+        self._conn = conn
+
     def version(self) -> int:
         row = self._conn.execute("SELECT value FROM team_meta WHERE key = 'services_version'").fetchone()
         return int(row[0]) if row else 0

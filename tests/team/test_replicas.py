@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import trustme
 from clavis import AuthenticationError, ClavisClient, RateLimitError
@@ -100,3 +101,18 @@ async def test_a_service_added_through_one_worker_is_served_by_all(
     await asyncio.gather(*(client.proxy("echo", "GET", "/e") for _ in range(15)))
     sent = [dict((k.lower(), v) for k, v in r.headers)["authorization"] for r in upstream.received[-15:]]
     assert sent == ["Bearer rotated-secret-0123456789"] * 15
+
+
+async def test_a_replica_reconnects_after_the_database_dropped_its_connection(
+    server: TeamServer, upstream: EchoUpstream, team_dsn: str
+) -> None:
+    add_echo(server, upstream)
+    client = ClavisClient(new_key(server, "agent", ["echo"]), base_url=server.url)
+    assert (await client.proxy("echo", "GET", "/before")).status_code == 200
+    with psycopg.connect(team_dsn, autocommit=True) as owner:
+        dropped = owner.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert dropped is not None and dropped[0] >= 1
+    assert (await client.proxy("echo", "GET", "/after")).status_code == 200
