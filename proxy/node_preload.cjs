@@ -24,9 +24,11 @@ function nativeEnvProxy() {
   return supported && /^(1|true)$/i.test(process.env.NODE_USE_ENV_PROXY || '');
 }
 
-function proxyUrl() {
+// As undici's EnvHttpProxyAgent reads them: https URLs use HTTPS_PROXY (else HTTP_PROXY), http URLs HTTP_PROXY.
+function proxyUrl(secure) {
   const env = process.env;
-  const raw = env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy;
+  const http = env.HTTP_PROXY || env.http_proxy;
+  const raw = secure ? env.HTTPS_PROXY || env.https_proxy || http : http;
   if (!raw) return null;
   try {
     const url = new URL(raw);
@@ -65,15 +67,17 @@ function bypassed(host, port) {
   return false;
 }
 
-function tunnel(proxy) {
-  const proxyPort = Number(proxy.port) || 80;
+function basicAuth(proxy) {
   const user = decodeURIComponent(proxy.username);
-  const auth = user ? Buffer.from(`${user}:${decodeURIComponent(proxy.password)}`).toString('base64') : null;
+  return user ? Buffer.from(`${user}:${decodeURIComponent(proxy.password)}`).toString('base64') : null;
+}
 
+function tunnel() {
   return function connect(opts, callback) {
     const secure = opts.protocol === 'https:';
     const host = bare(opts.hostname);
     const port = Number(opts.port) || (secure ? 443 : 80);
+    const proxy = proxyUrl(secure);
     let done = false;
     const finish = (error, socket) => {
       if (done) return;
@@ -93,8 +97,8 @@ function tunnel(proxy) {
       socket.once('secureConnect', () => finish(null, socket));
       socket.once('error', (error) => finish(error));
     };
-    const direct = bypassed(host, port);
-    const raw = net.connect(direct ? { host, port } : { host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxyPort });
+    const direct = !proxy || bypassed(host, port);
+    const raw = net.connect(direct ? { host, port } : { host: bare(proxy.hostname), port: Number(proxy.port) || 80 });
     raw.setTimeout(HANDSHAKE_TIMEOUT_MS, () => finish(new Error(`clavis-mcp proxy: no answer for ${host}:${port}`)));
     raw.once('error', (error) => finish(error));
     if (direct) {
@@ -104,6 +108,7 @@ function tunnel(proxy) {
     raw.once('connect', () => {
       const target = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
       const headers = [`CONNECT ${target} HTTP/1.1`, `Host: ${target}`];
+      const auth = basicAuth(proxy);
       if (auth) headers.push(`Proxy-Authorization: Basic ${auth}`);
       raw.write(headers.join('\r\n') + '\r\n\r\n');
     });
@@ -133,8 +138,7 @@ function tunnel(proxy) {
 
 function install() {
   if (nativeEnvProxy() || typeof globalThis.fetch !== 'function') return;
-  const proxy = proxyUrl();
-  if (!proxy) return;
+  if (!proxyUrl(true) && !proxyUrl(false)) return;
   if (globalThis[SLOT] === undefined) {
     try {
       globalThis.fetch().catch(() => {}); // loads Node's undici and its default Agent, sends nothing
@@ -145,7 +149,7 @@ function install() {
   const current = globalThis[SLOT];
   if (!current || typeof current.constructor !== 'function') return;
   const Agent = current.constructor;
-  globalThis[SLOT] = new Agent({ connect: tunnel(proxy) });
+  globalThis[SLOT] = new Agent({ connect: tunnel() });
 }
 
 install();

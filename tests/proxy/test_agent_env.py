@@ -61,3 +61,30 @@ def test_node_gets_the_preload_in_front_of_its_own_options_once() -> None:
         agent_exports("http://a:b@127.0.0.1:1", Path("/b.pem"), environ={"NODE_OPTIONS": exports["NODE_OPTIONS"]})
     )
     assert again["NODE_OPTIONS"] == exports["NODE_OPTIONS"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("no_proxy_value", "reaches"), [("127.0.0.1", True), ("", False)], ids=["exempt", "proxied"])
+def test_node_preload_honours_no_proxy(no_proxy_value: str, reaches: bool) -> None:
+    """The preload sends fetch to the proxy (HTTP_PROXY for an http URL; here a closed port) unless NO_PROXY
+    exempts the host."""
+    import http.server
+    import os
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    exports = dict(agent_exports("http://a:b@127.0.0.1:1", Path("/nonexistent.pem"), environ={}))
+    env = {**{k: v for k, v in os.environ.items() if "proxy" not in k.lower()}, "NODE_OPTIONS": exports["NODE_OPTIONS"],
+           "HTTP_PROXY": exports["HTTP_PROXY"],
+           "NO_PROXY": no_proxy_value}  # fmt: skip
+    script = "fetch(process.argv[1]).then(r => console.log('status', r.status), e => console.log('failed', e.cause))"
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        out = subprocess.run(["node", "-e", script, url], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.stdout.startswith("status 200" if reaches else "failed"), out.stdout + out.stderr
+    if not reaches:
+        assert "ECONNREFUSED" in out.stdout and "127.0.0.1:1" in out.stdout  # it tried the proxy
