@@ -124,3 +124,33 @@ def test_counting_a_request_never_fails_it(home: Path, vault: Vault, monkeypatch
         assert not counter.take("a", limit, 10.0).allowed  # counting resumed
     finally:
         counter.close()
+
+
+class _CommitFailsOnce:
+    """The store's connection, whose next COMMIT fails as on a full disk."""
+
+    def __init__(self, conn: object) -> None:
+        self._conn = conn
+        self.failed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    def commit(self) -> None:
+        import sqlite3
+
+        if not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("database or disk is full")
+        self._conn.commit()  # type: ignore[attr-defined]
+
+
+def test_a_failed_commit_leaves_no_transaction_open(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = vault.store
+    assert isinstance(store, sqlite_store.SQLiteStore)
+    monkeypatch.setattr(store, "_conn", _CommitFailsOnce(store._conn))
+    with pytest.raises(Exception, match="disk is full"):
+        vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
+    assert vault.list_services() == []
+    vault.add_service(make_service("b", "b.example.com"), validate_secret(B))  # the next write works
+    assert [s.name for s in vault.list_services()] == ["b"]

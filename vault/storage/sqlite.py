@@ -186,11 +186,11 @@ class SQLiteStore:
             self._batch = batch = SQLiteBatch(self._conn, writable=True)
             try:
                 yield batch
-            except BaseException:
-                self._conn.rollback()
-                raise
-            else:
                 self._conn.commit()
+            except BaseException:
+                if self._conn.in_transaction:  # also when the commit itself failed (a full disk)
+                    self._conn.rollback()
+                raise
             finally:
                 self._batch = None
                 # Our own commits leave data_version as it is: read the counter again next time.
