@@ -1,0 +1,66 @@
+"""Admin endpoints: definitions validated as the local vault validates them, secrets write-only,
+keys shown once, every change audited with who made it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from clavis import ClavisClient
+
+from clavis_mcp.team.bootstrap import Bootstrap
+from demo.echo_upstream import EchoUpstream
+from tests.conftest import SECRET
+
+from .conftest import TeamServer, add_echo, audit_rows, echo_definition, new_key
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"name": "Bad Name"}, "invalid service definition"),
+        ({"hosts": []}, "needs at least one host"),
+        ({"reveal": "sometimes"}, "reveal policy"),
+        ({"auth": {"kind": "telepathy"}}, "unknown auth method"),
+        ({"budget": {"max_requests": 0, "period_seconds": 1}}, "budget"),
+    ],
+    ids=["bad-name", "no-host", "bad-reveal", "unknown-auth", "empty-budget"],
+)
+def test_a_bad_definition_is_a_400_that_says_what_is_wrong(
+    server: TeamServer, upstream: EchoUpstream, change: dict[str, object], expected: str
+) -> None:
+    definition = {**echo_definition("echo", upstream), **change}
+    with server.admin() as admin:
+        answer = admin.post("/v1/admin/services", json={"definition": definition, "secret": SECRET})
+    assert answer.status_code == 400 and expected in answer.json()["detail"]
+
+
+def test_secrets_are_write_only_and_changes_are_audited(
+    server: TeamServer, upstream: EchoUpstream, team: Bootstrap
+) -> None:
+    add_echo(server, upstream)
+    key = new_key(server, "agent", ["echo"], expires_in_seconds=600)
+    with server.admin() as admin:
+        assert admin.put("/v1/admin/services/echo/secret", json={"secret": " padded "}).status_code == 400
+        assert admin.put("/v1/admin/services/nope/secret", json={"secret": "x" * 20}).status_code == 404
+        everything = [admin.get(path).text for path in ("/v1/services", "/v1/admin/keys", "/v1/audit")]
+        keys = admin.get("/v1/admin/keys").json()["keys"]
+        assert admin.post("/v1/admin/keys", json={"name": "agent", "services": []}).status_code == 409
+        assert admin.delete("/v1/admin/services/echo").status_code == 204
+        assert admin.delete("/v1/admin/services/echo").status_code == 404
+    assert not any(SECRET in text or key in text for text in everything)
+    agent = next(k for k in keys if k["name"] == "agent")
+    assert agent["services"] == ["echo"] and agent["expires_at"] and agent["revoked"] is False
+    actions = [json.loads(r).get("action") for r in audit_rows(team)]
+    assert {"add", "key-create", "remove"} <= set(actions)
+    assert all(json.loads(r)["source"] == "key/admin" for r in audit_rows(team) if json.loads(r).get("action"))
+
+
+@pytest.mark.anyio
+async def test_an_expired_credential_is_reported_by_check(server: TeamServer, upstream: EchoUpstream) -> None:
+    add_echo(server, upstream, expires_at=time.time() - 10)
+    checked = await ClavisClient(server.admin_key, base_url=server.url).check_credentials("echo")
+    assert checked["valid"] is False and checked["status"] == "expired" and "rotate" in checked["error"]
