@@ -1,7 +1,9 @@
 """Service lifecycle verbs: add, list, show, rotate, edit, remove, export, import.
 
 Secrets come from a hidden prompt on a terminal, ``--secret-stdin`` or ``--secret-env VAR``,
-never from argv, and are never printed: output shows a fingerprint. Every verb has ``--json``.
+never from argv, and are never printed: output shows a fingerprint. Or a secret stays where the
+user keeps it: ``--secret-ref op://...`` / ``--field-ref FIELD=REF`` store the reference (not
+secret, so shown) and the proxy resolves it at use time (``vault/refs``). Every verb has ``--json``.
 Sensitive changes (add, rotate, edit, remove) are written to the audit log.
 """
 
@@ -42,6 +44,8 @@ from clavis_mcp.vault.auth.registry import OPTIONS as METHOD_OPTIONS
 from clavis_mcp.vault.auth.registry import build as build_method
 from clavis_mcp.vault.connectors import GENERIC, connector, load_catalog
 from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.refs import parse as parse_ref
+from clavis_mcp.vault.refs import stored as stored_ref
 from clavis_mcp.vault.service import (
     AUTH_CHOICES,
     normalise_methods,
@@ -51,6 +55,7 @@ from clavis_mcp.vault.service import (
 )
 
 from .runtime import Runtime, open_runtime
+from .secret_refs import field_refs, where
 
 REVEAL = click.Choice(["never", "masked", "full"])
 IMPORT_ENV_PREFIX = "CLAVIS_SECRET_"
@@ -209,11 +214,13 @@ def _field_env(items: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-def read_fields(spec: AuthMethod, field_env: dict[str, str], prefix: str | None = None) -> dict[str, Secret]:
-    """The method's secret fields other than the credential: from --field-env (or ``prefix``+FIELD
-    variables on import), else a hidden prompt on a terminal; a required field missing without a
-    terminal is an error that says how to give it."""
-    fields = [f for f in spec.secret_fields() if f != CREDENTIAL]
+def read_fields(
+    spec: AuthMethod, field_env: dict[str, str], prefix: str | None = None, by_ref: frozenset[str] = frozenset()
+) -> dict[str, Secret]:
+    """The method's secret fields other than the credential and those given ``by_ref`` (--field-ref):
+    from --field-env (or ``prefix``+FIELD variables on import), else a hidden prompt on a terminal;
+    a required field missing without a terminal is an error that says how to give it."""
+    fields = [f for f in spec.secret_fields() if f != CREDENTIAL and f not in by_ref]
     unknown = set(field_env) - set(fields)
     if unknown:
         raise click.UsageError(f"{spec.kind} has no secret field {', '.join(sorted(unknown))}; it uses: "
@@ -256,15 +263,19 @@ def store_fields(vault: Vault, name: str, fields: dict[str, Secret]) -> None:
 
 
 def field_fingerprints(vault: Vault, service: Service) -> dict[str, str]:
-    """Each secret field's fingerprint, or "(not stored)": show never prints a value."""
+    """Each secret field's fingerprint, "(reference)" for one kept elsewhere (``secret_location``
+    says where), or "(not stored)": show never prints a value."""
     result: dict[str, str] = {}
     if service.auth.kind == "oauth2":
         return result  # its tokens are kept and shown by the OAuth commands
+    locations = where(vault, service)
     for field in service.auth.secret_fields():
         try:
-            result[field] = vault.secret(service.name, field).fingerprint
+            stored = vault.secret(service.name, field)
         except UnknownService:
             result[field] = "(not stored)"
+            continue
+        result[field] = "(reference)" if "://" in locations.get(field, "") else stored.fingerprint
     return result
 
 
@@ -324,6 +335,8 @@ def _policy_options(func: Any) -> Any:
 @click.option("--reveal", type=REVEAL, default="masked", show_default=True, help="What get_credentials may show.")
 @click.option("--secret-stdin", is_flag=True, help="Read the secret from standard input.")
 @click.option("--secret-env", metavar="VAR", help="Read the secret from environment variable VAR.")
+@click.option("--secret-ref", metavar="REF", help="Keep the secret where it is: op://, bao://, env://, ... (see docs).")
+@click.option("--field-ref", "field_ref", multiple=True, metavar="FIELD=REF", help="Another secret field by reference.")
 @click.option("--catalog", type=click.Path(path_type=Path, dir_okay=False), help="Extra connector catalog (TOML).")
 @_policy_options
 def add(
@@ -341,6 +354,8 @@ def add(
     reveal: str,
     secret_stdin: bool,
     secret_env: str | None,
+    secret_ref: str | None,
+    field_ref: tuple[str, ...],
     catalog: Path | None,
     methods: tuple[str, ...],
     prefixes: tuple[str, ...],
@@ -353,6 +368,8 @@ def add(
 
     A method with several secret fields (sigv4's access_key_id, basic's {username}, a headers
     template's {app_id}) asks for each on a terminal, or reads them with --field-env FIELD=VAR.
+    A secret kept elsewhere is given as a reference instead: --secret-ref 'op://Private/OpenAI/credential',
+    --field-ref access_key_id=bao://secret/aws#key_id; it is resolved at use time, never stored here.
     """
     base = connector(connector_name, load_catalog(clavis_home(), catalog))
     given = _method_kwargs(method_options)
@@ -369,6 +386,18 @@ def add(
     else:
         spec = build_method(kind, **kwargs)
     envs = _field_env(field_env)
+    refs = field_refs(field_ref)
+    credential_ref = parse_ref(secret_ref) if secret_ref else refs.pop(CREDENTIAL, None)
+    if credential_ref is not None and (secret_stdin or secret_env or private_key_file):
+        raise click.UsageError("--secret-ref replaces --secret-stdin, --secret-env and --private-key-file: give one")
+    if set(refs) & set(envs):
+        raise click.UsageError(
+            f"give {', '.join(sorted(set(refs) & set(envs)))} by --field-env or --field-ref, not both"
+        )
+    unknown = set(refs) - set(spec.secret_fields())
+    if unknown:
+        raise click.UsageError(f"{spec.kind} has no secret field {', '.join(sorted(unknown))}; it uses: "
+                               f"{', '.join(spec.secret_fields())}")  # fmt: skip
     if not hosts and not base.hosts:
         raise click.UsageError(f"connector {base.name!r} has no default host: give --host HOST")
     service = Service(
@@ -385,24 +414,32 @@ def add(
         expires_at=parse_expiry(expires) if expires else None,
     )
     with open_runtime() as runtime:
-        if private_key_file is not None:
+        if credential_ref is not None:
+            secret = stored_ref(credential_ref)
+        elif private_key_file is not None:
             if spec.kind != "github-app":
                 raise click.UsageError("--private-key-file goes with --auth github-app")
             secret = pem_secret(private_key_file)
         else:
             secret = read_secret(secret_stdin, secret_env, CREDENTIAL_LABELS.get(spec.kind, "Secret"))
-        fields = read_fields(spec, envs)
+        fields = read_fields(spec, envs, by_ref=frozenset(refs))
         runtime.vault.add_service(service, secret)
-        store_fields(runtime.vault, name, fields)
-        _audit(runtime, name, "add", "added")
+        store_fields(runtime.vault, name, {**fields, **{f: stored_ref(r) for f, r in refs.items()}})
+        located = {
+            **({CREDENTIAL: str(credential_ref)} if credential_ref else {}),
+            **{f: str(r) for f, r in refs.items()},
+        }
+        _audit(runtime, name, "add", "added", reason="; ".join(f"{f} from {r}" for f, r in located.items()) or None)
     prints = {field: value.fingerprint for field, value in fields.items()}
+    fingerprint = None if credential_ref is not None else secret.fingerprint
     emit(
         as_json,
-        {**service_view(service), "fingerprint": secret.fingerprint, "fields": prints},
+        {**service_view(service), "fingerprint": fingerprint, "fields": prints, "secret_refs": located},
         [
             f"added {name} ({spec.describe()}) for {', '.join(str(h) for h in service.hosts)}",
-            f"secret fingerprint: {secret.fingerprint}",
+            *([f"secret fingerprint: {fingerprint}"] if fingerprint else []),
             *(f"{field} fingerprint: {fp}" for field, fp in prints.items()),
+            *(f"{field} kept at: {ref} (resolved at use, never stored here)" for field, ref in located.items()),
         ],
     )
 
@@ -412,14 +449,17 @@ def add(
 def list_services(as_json: bool) -> None:
     """List services (names, hosts, auth method), never their secrets."""
     with open_runtime() as runtime:
-        rows = [service_view(s, runtime.vault) for s in runtime.vault.list_services()]
+        rows = [{**service_view(s, runtime.vault), "secret_location": where(runtime.vault, s)}
+                for s in runtime.vault.list_services()]  # fmt: skip
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no services yet; add one with: clavis-mcp add NAME --connector openai (or --host HOST)")
     for row in rows:
-        click.echo(f"{row['name']:<20} {', '.join(row['hosts']):<40} {row['auth']}")
+        refs = [f"{f}: {r}" if f != CREDENTIAL else r for f, r in row["secret_location"].items() if "://" in r]
+        kept = f"  (secret at {', '.join(refs)})" if refs else ""
+        click.echo(f"{row['name']:<20} {', '.join(row['hosts']):<40} {row['auth']}{kept}")
 
 
 @click.command()
@@ -436,10 +476,12 @@ def show(name: str, as_json: bool) -> None:
             used = index.newest(AuditFilter(service=name, decision=INJECTED))
         finally:
             index.close()
+        located = where(runtime.vault, service)
         view = {
             **service_view(service, runtime.vault),
-            "fingerprint": secret.fingerprint,
+            "fingerprint": "(reference)" if "://" in located.get(CREDENTIAL, "") else secret.fingerprint,
             "field_fingerprints": field_fingerprints(runtime.vault, service),
+            "secret_location": located,
             "last_used": used.get(TIME) if used else None,
         }
     emit(as_json, view, [f"{key + ':':<15} {_plain(value)}" for key, value in view.items()])
@@ -457,12 +499,17 @@ def _plain(value: object) -> str:
 @click.argument("name")
 @click.option("--secret-stdin", is_flag=True, help="Read the new secret from standard input.")
 @click.option("--secret-env", metavar="VAR", help="Read the new secret from environment variable VAR.")
+@click.option("--secret-ref", metavar="REF", help="Keep the new secret where it is: op://, bao://, env://, ...")
 @click.option("--field", default=CREDENTIAL, show_default=True, help="Which secret field to replace.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def rotate(name: str, secret_stdin: bool, secret_env: str | None, field: str, as_json: bool) -> None:
-    """Replace the secret of service NAME (or one of its other fields); the old one is overwritten, not kept."""
+def rotate(name: str, secret_stdin: bool, secret_env: str | None, secret_ref: str | None, field: str,
+           as_json: bool) -> None:  # fmt: skip
+    """Replace the secret of service NAME (or one of its other fields); the old one is overwritten, not kept.
+    With --secret-ref the field becomes (or points to another) reference; a typed secret replaces a reference."""
+    if secret_ref and (secret_stdin or secret_env):
+        raise click.UsageError("--secret-ref replaces --secret-stdin and --secret-env: give one")
     if field != CREDENTIAL:
-        _rotate_field(name, field, secret_stdin, secret_env, as_json)
+        _rotate_field(name, field, secret_stdin, secret_env, as_json, secret_ref)
         return
     with open_runtime() as runtime:
         old = runtime.vault.secret(name)
@@ -472,11 +519,18 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, field: str, as
                 f"{name!r} is an OAuth service: its access token is refreshed automatically and a rotated "
                 f"value would be overwritten; to replace the grant run: clavis-mcp oauth login {name}"
             )
-        secret = read_secret(secret_stdin, secret_env, "New secret")
+        if secret_ref:
+            secret = stored_ref(parse_ref(secret_ref))
+        else:
+            secret = read_secret(secret_stdin, secret_env, "New secret")
         if secret == old:
             raise InvalidService(f"the new secret of {name!r} is the same as the current one; nothing was changed")
         service = runtime.vault.rotate_secret(name, secret)
-        _audit(runtime, name, "rotate", "rotated")
+        _audit(runtime, name, "rotate", "rotated", reason=f"credential from {secret_ref}" if secret_ref else None)
+    if secret_ref:
+        emit(as_json, {"name": name, "secret_ref": secret_ref, "rotated": _timestamp(service.rotated_at)},
+             [f"rotated {name}: the secret is now kept at {secret_ref}"])  # fmt: skip
+        return
     emit(
         as_json,
         {
@@ -489,16 +543,26 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, field: str, as
     )
 
 
-def _rotate_field(name: str, field: str, secret_stdin: bool, secret_env: str | None, as_json: bool) -> None:
+def _rotate_field(
+    name: str, field: str, secret_stdin: bool, secret_env: str | None, as_json: bool, secret_ref: str | None = None
+) -> None:
     with open_runtime() as runtime:
         service = runtime.vault.get_service(name)
         if field not in service.auth.secret_fields() or service.auth.kind == "oauth2":
             raise click.UsageError(f"{name!r} ({service.auth.kind}) has no secret field {field!r}; it uses: "
                                    f"{', '.join(service.auth.secret_fields())}")  # fmt: skip
         old = field_fingerprints(runtime.vault, service)[field]
-        secret = read_secret(secret_stdin, secret_env, FIELD_LABELS.get(field, f"New {field}"))
+        if secret_ref:
+            secret = stored_ref(parse_ref(secret_ref))
+        else:
+            secret = read_secret(secret_stdin, secret_env, FIELD_LABELS.get(field, f"New {field}"))
         runtime.vault.set_secret(name, field, secret)
-        _audit(runtime, name, "rotate", "rotated", reason=f"field {field}")
+        reason = f"field {field}" + (f" from {secret_ref}" if secret_ref else "")
+        _audit(runtime, name, "rotate", "rotated", reason=reason)
+    if secret_ref:
+        emit(as_json, {"name": name, "field": field, "secret_ref": secret_ref},
+             [f"rotated {name} {field}: now kept at {secret_ref}"])  # fmt: skip
+        return
     emit(as_json, {"name": name, "field": field, "fingerprint": secret.fingerprint, "previous": old},
          [f"rotated {name} {field}: {old} -> {secret.fingerprint}"])  # fmt: skip
 
