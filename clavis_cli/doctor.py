@@ -24,6 +24,7 @@ from clavis_mcp.vault.keys.passphrase import ENV_VAR as PASSPHRASE_ENV
 from clavis_mcp.vault.store import read_key_store
 
 from .client_config import INSTALL_DOC, SERVER_NAME, clavis_executable, fragile_reason, read_config
+from .secret_refs import check_refs
 
 CA_WARNING_DAYS = 30
 NEW_CA = "clavis-mcp certs show (creates a new CA; agents that trusted the old one must trust the new one)"
@@ -138,7 +139,7 @@ def check_runtime(home: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
             state, meaning = credential_state(vault, service, usage[service.name])
             ok = state in ("valid", "unknown")
             checks.append(Check(f"service {service.name}", ok, f"{state}: {meaning}", "" if ok else meaning))
-        return checks
+        return checks + check_refs(vault)
     finally:
         vault.close()
 
