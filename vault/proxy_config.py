@@ -49,6 +49,9 @@ class ProxyConfig:
     """Replaces DNS where a secret-carrying connection is checked before it is dialled; None: the system's."""
     max_decoded: int | None = None
     """The most one response may decode to; None: ``CLAVIS_MAX_DECODED_BYTES``, read when the addons are built."""
+    upstream_timeout: float | None = None
+    """Seconds the standalone proxy waits for an upstream's response head before answering 504;
+    None: ``CLAVIS_UPSTREAM_TIMEOUT`` or 120, read when the proxy starts; 0: wait forever."""
     extra_addons: tuple[object, ...] = ()
     """Addons that run after ours (tests route real-looking names to loopback with one)."""
     on_recorded: OnRecorded | None = None
