@@ -83,11 +83,13 @@ def scrub_whole(
 
 
 def should_stream(content_type: str, content_length: str | None, buffered_client: bool) -> bool:
-    """Stream server-sent events, large bodies, and unknown lengths unless the client wants them whole."""
+    """Stream server-sent events, large bodies and unknown lengths. call_service (``buffered_client``)
+    is streamed too: its audit record reaches the gateway in process, not in headers, and a body of
+    unknown length held whole could be endless (issue 20.8)."""
     if content_type.split(";")[0].strip().lower() == "text/event-stream":
         return True
     if content_length is None:
-        return not buffered_client
+        return True
     try:
         return int(content_length) > STREAM_THRESHOLD
     except ValueError:

@@ -30,7 +30,7 @@ from clavis_mcp.vault.redaction.redactor import Redactor
         ("text/event-stream; charset=utf-8", None, False, True),
         ("application/json", "100", False, False),
         ("application/json", None, False, True),
-        ("application/json", None, True, False),
+        ("application/json", None, True, True),
         ("application/json", str(STREAM_THRESHOLD + 1), True, True),
         ("application/json", "not-a-number", False, True),
     ],
