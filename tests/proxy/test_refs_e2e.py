@@ -4,7 +4,8 @@ the real embedded proxy into a request to a loopback HTTPS upstream that echoes 
 the response redaction of the resolved value is exercised too; the audit record names the
 reference and never holds the value; an unresolvable reference is a 503, never a bare request.
 
-Real programs where they run here (pass with gpg, ``bao server -dev``); ``op``, ``bw`` and
+Real programs where they run here (pass with gpg, ``bao server -dev``, gnome-keyring on a private
+D-Bus session bus for ``keyring://``); ``op``, ``bw`` and
 ``bws`` need their vendors' services, so fakes on PATH stand in for them; AWS is boto3 against a
 loopback stand-in of the Secrets Manager JSON API.
 """
@@ -22,8 +23,11 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import anyio
 import hvac
+import keyring
 import pytest
+from keyring.backends import SecretService
 
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.team.engines import start_openbao
@@ -180,6 +184,50 @@ async def test_bao_reference_reads_a_kv2_field_from_a_real_openbao(
         assert status == 503 and "has no text field 'missing'" in text and VALUE not in text
     finally:
         bao.stop()
+
+
+@pytest.fixture
+def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretService.Keyring]:
+    """A real gnome-keyring, unlocked with a throwaway password, on a session bus of its own."""
+    for tool in ("dbus-daemon", "gnome-keyring-daemon"):
+        assert shutil.which(tool), f"{tool} is missing: run scripts/ensure-system-deps as root"
+    user, run = tmp_path / "user", tmp_path / "run"
+    user.mkdir(mode=0o700)
+    run.mkdir(mode=0o700)
+    address = f"unix:path={run / 'bus'}"
+    env = {"PATH": os.environ["PATH"], "HOME": str(user), "XDG_RUNTIME_DIR": str(run),
+           "DBUS_SESSION_BUS_ADDRESS": address}  # fmt: skip
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", f"--address={address}"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    assert daemon.stdin is not None
+    daemon.stdin.write(b"throwaway")
+    daemon.stdin.close()
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+    previous = keyring.get_keyring()
+    backend = SecretService.Keyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+        for process in (daemon, bus):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+async def test_keyring_reference_reads_another_applications_item_from_a_real_secret_service(
+    vault: Vault, proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, secret_service: SecretService.Keyring
+) -> None:
+    for _ in range(100):  # the daemon takes its bus name a moment after it starts
+        try:
+            secret_service.set_password("openai-desktop", "me@example.com", VALUE)
+            break
+        except Exception:
+            await anyio.sleep(0.05)
+    register(vault, upstream, "keyring://openai-desktop/me@example.com")
+    await injected(proxy, home, upstream)
 
 
 FAKE = """#!/bin/sh
