@@ -52,6 +52,9 @@ class ProxyConfig:
     upstream_timeout: float | None = None
     """Seconds the standalone proxy waits for an upstream's response head before answering 504;
     None: ``CLAVIS_UPSTREAM_TIMEOUT`` or 120, read when the proxy starts; 0: wait forever."""
+    max_request_body: int | None = None
+    """Bytes of one request body the standalone proxy buffers before refusing it (413); None:
+    ``CLAVIS_MAX_REQUEST_BYTES`` or 100 MiB, read when the proxy starts."""
     extra_addons: tuple[object, ...] = ()
     """Addons that run after ours (tests route real-looking names to loopback with one)."""
     on_recorded: OnRecorded | None = None
