@@ -7,11 +7,13 @@ reference and never holds the value; an unresolvable reference is a 503, never a
 Real programs where they run here (pass with gpg, ``bao server -dev``, gnome-keyring on a private
 D-Bus session bus for ``keyring://``); ``op``, ``bw`` and
 ``bws`` need their vendors' services, so fakes on PATH stand in for them; AWS is boto3 against a
-loopback stand-in of the Secrets Manager JSON API.
+loopback stand-in of the Secrets Manager JSON API, Google's official client against a loopback
+stand-in of the Secret Manager REST API.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -304,6 +306,50 @@ async def test_aws_secrets_manager_reference_through_boto3_and_a_json_key(
         monkeypatch.setenv("AWS_REGION", "eu-west-1")
         register(vault, upstream, "aws-sm://prod/openai#api_key")
         await injected(proxy, home, upstream)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class GoogleSecretManagerStandIn(BaseHTTPRequestHandler):
+    """``AccessSecretVersion`` of the Secret Manager REST API, for the expected bearer token only."""
+
+    secrets: dict[str, str] = {}
+
+    def do_GET(self) -> None:
+        name = self.path.removeprefix("/v1/").split(":access")[0]
+        if self.headers.get("Authorization") != "Bearer ya29.stand-in-token" or name not in self.secrets:
+            raw, status = json.dumps({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}), 404
+        else:
+            data = base64.b64encode(self.secrets[name].encode()).decode()
+            raw, status = json.dumps({"name": name, "payload": {"data": data}}), 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def test_google_secret_manager_reference_through_the_official_client(
+    vault: Vault, proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    GoogleSecretManagerStandIn.secrets = {"projects/my-project/secrets/openai-key/versions/latest": VALUE}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), GoogleSecretManagerStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("CLAVIS_GCP_SM_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.stand-in-token")
+        register(vault, upstream, "gcp-sm://my-project/openai-key")
+        await injected(proxy, home, upstream)
+        cache.clear()
+        vault.remove_service("ref")
+        register(vault, upstream, "gcp-sm://my-project/missing")
+        status, text = await call(proxy, home, upstream)
+        assert status == 503 and "Google Secret Manager refused" in text and len(upstream.received) == 1
     finally:
         server.shutdown()
         server.server_close()

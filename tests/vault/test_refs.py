@@ -29,6 +29,8 @@ GOOD = [
     ("pass://api/openai", "pass"),
     ("gopass://websites/openai", "gopass"),
     ("aws-sm://prod/openai?region=eu-west-1#api_key", "aws-sm"),
+    ("gcp-sm://my-project/openai-key", "gcp-sm"),
+    ("gcp-sm://my-project/openai-key/3", "gcp-sm"),
 ]
 
 
@@ -55,6 +57,7 @@ BAD = [
     ("pass-dot-dot", "pass://../../etc/shadow", "no '..'"),
     ("pass-option", "pass://-c", "no '..'"),
     ("aws-unknown-option", "aws-sm://prod/x?endpoint=http://evil", "aws-sm://SECRET-ID"),
+    ("gcp-path-escape", "gcp-sm://p/../other", "gcp-sm://PROJECT/SECRET"),
 ]
 
 

@@ -1,6 +1,6 @@
 """Secret references: a service's secret field resolved at use time from where the user already
 keeps it (``env://``, ``file://``, ``keyring://``, ``bao://``/``vault://``, ``op://``, ``bw://``,
-``bws://``, ``pass://``/``gopass://``, ``aws-sm://``).
+``bws://``, ``pass://``/``gopass://``, ``aws-sm://``, ``gcp-sm://``).
 
 One module per backend, each with ``resolve(ref) -> Secret`` and ``validate(ref)``; this module
 picks it by scheme and keeps the values in a short-lived memory cache (:mod:`.cache`). The
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from ..secret import Secret
-from . import aws, bitwarden, env, file, keychain, kv, onepassword, passwordstore
+from . import aws, bitwarden, env, file, gcp, keychain, kv, onepassword, passwordstore
 from .base import MARKER, SecretRef, stored, stored_ref
 from .cache import RefCache
 
@@ -29,6 +29,7 @@ BACKENDS: dict[str, ModuleType] = {
     "pass": passwordstore,
     "gopass": passwordstore,
     "aws-sm": aws,
+    "gcp-sm": gcp,
 }
 SCHEMES = tuple(BACKENDS)
 

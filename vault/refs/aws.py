@@ -31,8 +31,11 @@ def validate(ref: SecretRef) -> None:
 
 
 def resolve(ref: SecretRef) -> Secret:
-    import boto3  # type: ignore[import-untyped]
-    import botocore.exceptions  # type: ignore[import-untyped]
+    try:
+        import boto3  # type: ignore[import-untyped]
+        import botocore.exceptions  # type: ignore[import-untyped]
+    except ImportError:
+        raise SecretRefUnresolved(f"{ref} needs boto3: pip install 'clavis-mcp[refs]'") from None
 
     secret_id, region = parts(ref)
     try:

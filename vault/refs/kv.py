@@ -34,9 +34,12 @@ def _setting(ref: SecretRef, name: str) -> str | None:
 
 
 def resolve(ref: SecretRef) -> Secret:
-    import hvac  # type: ignore[import-untyped]
-    import hvac.exceptions  # type: ignore[import-untyped]
-    import requests
+    try:
+        import hvac  # type: ignore[import-untyped]
+        import hvac.exceptions  # type: ignore[import-untyped]
+        import requests
+    except ImportError:
+        raise SecretRefUnresolved(f"{ref} needs hvac: pip install 'clavis-mcp[refs]'") from None
 
     mount, path, field = parts(ref)
     addr, token = _setting(ref, "ADDR"), _setting(ref, "TOKEN")
