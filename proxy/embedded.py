@@ -19,6 +19,7 @@ from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.errors import ProxyStartError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 
+from .base_url import with_base_url
 from .upstream_trust import build_upstream_bundle
 
 LISTEN_HOST = "127.0.0.1"
@@ -72,7 +73,9 @@ class EmbeddedProxy:
             proxy_server,
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
-            Pipeline(default_addons(self._vault, self._audit, self._config)),
+            Pipeline(
+                with_base_url(default_addons(self._vault, self._audit, self._config), self._config.tokens, self._vault)
+            ),
             *self._config.extra_addons,
             ready,
         )

@@ -1,0 +1,227 @@
+"""Base-URL mode: plain HTTP on loopback, addressed to a service by name, sent on as HTTPS.
+
+An SDK whose base URL is ``http://127.0.0.1:PORT/s/<service>/v1`` sends its requests to the
+proxy itself, with no TLS hop and no CA to trust. The first stage of the pipeline rewrites such a
+request to the absolute upstream URL (``https://<service's host>/v1/...``) and authenticates the
+agent by its key, before any other stage looks at it. Every later stage then judges the rewritten
+request exactly as it judges one from a CONNECT tunnel: the destination check sees the upstream,
+injection, redaction, rate limits and audit are unchanged, and mitmproxy keeps the upstream
+connection alive per client connection as it does in MITM mode.
+
+Request forms (the service's host is its first exact host; ``@host[:port]`` picks another of its
+hosts, for services with several or with only wildcard hosts):
+
+- ``/s/<service>[@<host>]/<path>`` with the agent key in ``X-Clavis-Agent``, ``Authorization``
+  (``Bearer``/``token``, as SDKs send their API key) or ``x-api-key``;
+- ``/a/<agent key>/s/<service>[@<host>]/<path>`` for tools that take only a URL.
+
+The agent key is the agent's proxy token. Every header that carries it is removed and the path
+form is cut off before anything is recorded or sent, so it reaches neither the upstream nor the
+audit. A request without a valid key is answered 401 here; nothing is dialled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from mitmproxy import ctx, http
+from mitmproxy.net.http import url
+
+from clavis_mcp.addons.client_auth import PROXY_AUTH, ClientAuth
+from clavis_mcp.addons.destination import is_loopback_host
+from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, flow_snapshot, refuse
+from clavis_mcp.vault import UnknownService, Vault
+from clavis_mcp.vault.service import Service
+
+SERVICE_PREFIX = "/s/"
+AGENT_PREFIX = "/a/"
+AGENT_HEADER = "X-Clavis-Agent"
+KEY_HEADERS = (AGENT_HEADER, "Authorization", "x-api-key")  # where SDKs put their API key
+KEY_SCHEMES = ("bearer ", "token ")
+MARK = "clavis.base_url"  # flow.metadata: the service the request named in its URL
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a base-URL path names: the agent key in the path (if any), the service, a host choice
+    (``host[:port]`` or empty) and the upstream path with its query."""
+
+    key: str | None
+    service: str
+    host: str
+    path: str
+
+
+def parse_target(path: str) -> Target | None:
+    """Split a base-URL request target; None if it is not one, ValueError if it is malformed."""
+    key = None
+    if path.startswith(AGENT_PREFIX):
+        key, sep, path = path[len(AGENT_PREFIX) :].partition("/")
+        path = "/" + path
+        if not key or not sep or not path.startswith(SERVICE_PREFIX):
+            raise ValueError("an agent-key URL is /a/<agent key>/s/<service>/<path>")
+    elif not path.startswith(SERVICE_PREFIX):
+        return None
+    rest = path[len(SERVICE_PREFIX) :]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    name, rest = rest[:cut], rest[cut:]
+    service, _, host = name.partition("@")
+    if not service:
+        raise ValueError("a base-URL request is /s/<service>/<path>: the service name is missing")
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    return Target(key, service, host, rest)
+
+
+def choose_host(service: Service, choice: str) -> tuple[str, int]:
+    """The upstream ``(host, port)``: the one chosen (it must be the service's), else its first exact host."""
+    if choice:
+        try:
+            host, port = url.parse_authority(choice, check=True)
+        except ValueError:
+            raise ValueError(f"{choice!r} is not a host[:port]") from None
+        port = port or 443
+        if not service.owns(host, port):
+            hosts = ", ".join(map(str, service.hosts))
+            raise LookupError(f"{choice} is not a host of service {service.name!r} (its hosts: {hosts})")
+        return host, port
+    for rule in service.hosts:
+        if not rule.wildcard:
+            return rule.host, rule.port or 443
+    raise LookupError(
+        f"service {service.name!r} has only wildcard hosts; name one in the URL: /s/{service.name}@<host>/..."
+    )
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def presented_key(headers: http.Headers) -> str | None:
+    """The agent key as an SDK sends its API key, or None."""
+    for name in KEY_HEADERS:
+        value: str = headers.get(name) or ""
+        if not value:
+            continue
+        value = value.strip()
+        if name == "Authorization":
+            scheme = next((s for s in KEY_SCHEMES if value.lower().startswith(s)), None)
+            if scheme is None:
+                continue
+            value = value[len(scheme) :].strip()
+        if value:
+            return value
+    return None
+
+
+class BaseUrlFront:
+    """Takes the place of :class:`ClientAuth` at the head of the pipeline: base-URL requests are
+    rewritten and authenticated here, every other request is handed to ``client_auth`` unchanged."""
+
+    def __init__(self, client_auth: ClientAuth, tokens: Callable[[], Mapping[str, str]], vault: Vault) -> None:
+        self._client_auth = client_auth
+        self._tokens = tokens
+        self._vault = vault
+        self.proxy_ports: frozenset[int] = frozenset()
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        if server is not None:
+            self.proxy_ports = frozenset(address[1] for address in server.listen_addrs())
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        self._client_auth.http_connect(flow)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        if not (request.scheme == "http" and request.port in self.proxy_ports and is_loopback_host(request.host)):
+            self._client_auth.requestheaders(flow)
+            return
+        try:
+            target = parse_target(request.path)
+        except ValueError as exc:
+            request.headers.pop(PROXY_AUTH, None)
+            refuse(flow, 400, f"{exc}")
+            return
+        if target is None:
+            self._client_auth.requestheaders(flow)  # to the proxy's own port, not base-URL: the usual answers
+            return
+        request.path = target.path  # the path form of the key is gone before anything records the path
+        self._serve(flow, target)
+
+    def _serve(self, flow: http.HTTPFlow, target: Target) -> None:
+        request = flow.request
+        key = target.key or presented_key(request.headers)
+        request.headers.pop(PROXY_AUTH, None)
+        agent = self._agent(key) if key else None
+        if key:
+            for name in [n for n, v in request.headers.items() if key in v]:
+                request.headers.pop(name, None)  # the key never reaches the upstream
+        request.headers.pop(AGENT_HEADER, None)
+        challenge = {"WWW-Authenticate": 'Bearer realm="clavis-mcp"'}
+        if agent is None:
+            what = "no agent key" if not key else "an unknown or revoked agent key"
+            refuse(flow, 401, f"base-URL request with {what}: send the agent's token as the API key "
+                              "(see `clavis-mcp env --base-urls --agent NAME`)", challenge)  # fmt: skip
+            return
+        flow.metadata[CLIENT] = agent
+        try:
+            service = flow_snapshot(flow, self._vault).service(target.service)
+        except UnknownService:
+            refuse(flow, 404, f"no service named {target.service!r}; `clavis-mcp list` shows the services")
+            return
+        try:
+            host, port = choose_host(service, target.host)
+        except ValueError as exc:
+            refuse(flow, 400, str(exc))
+            return
+        except LookupError as exc:
+            refuse(flow, 403, str(exc))
+            return
+        request.authority = ""
+        request.scheme = "https"
+        request.host = host
+        request.port = port
+        request.headers["Host"] = url.hostport("https", host, port)
+        flow.metadata[MARK] = service.name
+
+    def _agent(self, key: str) -> str | None:
+        """The agent whose token is ``key``, compared in constant time against each."""
+        wanted = _digest(key)
+        found = None
+        for name, token in self._tokens().items():
+            if hmac.compare_digest(wanted, _digest(token)) and token:
+                found = name
+        return found
+
+
+class BaseUrlOwner:
+    """Runs right after the destination check: the service that owns the rewritten destination
+    (by host and path) must be the one the URL named, or the request would carry another service's
+    credential under this one's name."""
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        named = flow.metadata.get(MARK)
+        if named is None or flow.response is not None:
+            return
+        owner = flow.metadata.get(SERVICE)
+        if owner != named:
+            refuse(flow, 403, f"the path {flow.request.path.partition('?')[0]} on this host belongs to service "
+                              f"{owner!r}, not {named!r}")  # fmt: skip
+
+
+def with_base_url(stages: list[object], tokens: Callable[[], Mapping[str, str]], vault: Vault) -> list[object]:
+    """``stages`` (from ``default_addons``) with base-URL mode: the front in place of ClientAuth,
+    the owner check right after the destination check."""
+    out: list[object] = []
+    for stage in stages:
+        if isinstance(stage, ClientAuth):
+            out.append(BaseUrlFront(stage, tokens, vault))
+            continue
+        out.append(stage)
+        if type(stage).__name__ == "DestinationCheck":
+            out.append(BaseUrlOwner())
+    return out
