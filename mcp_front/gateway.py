@@ -202,6 +202,7 @@ class Gateway:
         call = secrets.token_hex(16)
         recorded = self._pending[call] = asyncio.get_running_loop().create_future()
         host = httpx.URL(url).host
+        cancelled = False
         try:
             try:
                 fetched = await self._exchange(client, service, method, url, call=call, **kwargs)
@@ -217,11 +218,13 @@ class Gateway:
                 return _with_record(fetched, recorded.result())
             # a body this gateway stopped reading at its bound is recorded once the proxy sees it go
             return _with_record(fetched, None if fetched.complete else await _record_of(recorded))
+        except asyncio.CancelledError:  # a signal stopped the server: aclose waits for the proxy to record it
+            cancelled = True
+            recorded.add_done_callback(lambda _: self._pending.pop(call, None))
+            raise
         finally:
-            if recorded.done():
-                del self._pending[call]
-            else:  # cancelled (a signal stopped the server): aclose waits for the proxy to record it
-                recorded.add_done_callback(lambda _: self._pending.pop(call, None))
+            if not cancelled:
+                self._pending.pop(call, None)
 
     async def _exchange(
         self, client: httpx.AsyncClient, service: str, method: str, url: str, *, call: str = "", **kwargs: Any
