@@ -1,0 +1,229 @@
+"""The team server's API as the MCP tools use it, when ``CLAVIS_API_URL`` is set.
+
+This process then holds no credential of any service: the server injects, redacts and audits.
+What it holds is the caller's own key (``CLAVIS_API_KEY``, or the session ``clavis-mcp login``
+stored), read again at each request so a new login needs no restart. Every failure becomes one
+:class:`TeamRequestFailed` (a tool error) that says what happened and what to do; a request never
+waits longer than its timeout. The server's text is shown cut short, without control characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from clavis_mcp.team.admin_client import CA_ENV, KEY_ENV, URL_ENV, check_url, clean, path_segment, trust
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.errors import TeamRequestFailed
+
+from .team_session import load_session
+from .times import iso, relative
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0  # list, check, token
+CALL_TIMEOUT = 45.0  # call and verify: the server's own egress gives up at 30 s
+AUDIT_HEADER = "x-clavis-audit-id"
+REDACTIONS_HEADER = "x-clavis-redactions"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """The caller's key and where it came from (for the message when it stops working)."""
+
+    secret: Secret
+    source: str  # "env" or "login"
+    expires_at: float | None  # a login token's expiry, read from its claims; None for an API key
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    data: Any
+    headers: httpx.Headers
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, unverified (the server verifies it): only to explain a refusal."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def login_command(url: str) -> str:
+    return f"clavis-mcp login --url {url}"
+
+
+class TeamClient:
+    """One client per MCP server process; the HTTP connection is made on first use."""
+
+    def __init__(self, url: str, env: Mapping[str, str] | None = None) -> None:
+        self.url = check_url(url)
+        self._env = os.environ if env is None else env
+        self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TeamClient:
+        env = os.environ if env is None else env
+        return cls(env.get(URL_ENV, "").strip(), env)
+
+    def __repr__(self) -> str:
+        return f"TeamClient(url={self.url!r})"
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def key(self, now: float | None = None) -> Key:
+        """The key to send: CLAVIS_API_KEY, else the stored login; an expired login is refused here."""
+        now = time.time() if now is None else now
+        raw = self._env.get(KEY_ENV, "").strip()
+        if raw:
+            return Key(Secret(raw), "env", token_expiry(raw))
+        session = load_session(self.url)
+        if session is None:
+            raise TeamRequestFailed(
+                f"no key for the team server at {self.url}: run `{login_command(self.url)}` in a terminal, "
+                f"or set {KEY_ENV} in this MCP server's environment (a key from `clavis-mcp team key create`)"
+            )
+        if session.expires_at <= now:
+            raise TeamRequestFailed(
+                f"your login to the team server at {self.url} expired {relative(session.expires_at, now)} "
+                f"(the server has no refresh endpoint, so a login lasts its 24 hours); run "
+                f"`{login_command(self.url)}` in a terminal; no restart is needed"
+            )
+        return Key(session.token, "login", session.expires_at)
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            verify = trust() if self.url.startswith("https:") else True
+            self._http = httpx.AsyncClient(
+                base_url=self.url, verify=verify, trust_env=False, follow_redirects=False,
+                timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+            )  # fmt: skip
+        return self._http
+
+    async def request(self, method: str, path: str, body: object = None, *, timeout: float = READ_TIMEOUT) -> Reply:
+        key = self.key()
+        headers = {"Authorization": f"Bearer {key.secret.reveal()}", "Accept": "application/json"}
+        try:
+            response = await self._client().request(
+                method, path, json=body, headers=headers, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
+            )
+        except httpx.TimeoutException:
+            raise TeamRequestFailed(
+                f"the team server at {self.url} did not answer within {timeout:.0f} s; "
+                "try again, and if it keeps happening check that the server is running"
+            ) from None
+        except httpx.TransportError as exc:
+            raise TeamRequestFailed(transport_message(self.url, exc)) from None
+        if response.status_code >= 400:
+            raise TeamRequestFailed(status_message(self.url, response, key), response.status_code)
+        try:
+            return Reply(response.json() if response.content else {}, response.headers)
+        except ValueError:
+            raise TeamRequestFailed(
+                f"the team server answered {method} {path} with something that is not JSON; "
+                f"is {URL_ENV}={self.url} a clavis team server?"
+            ) from None
+
+    # The four tools' endpoints.
+    async def services(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/v1/services")).data.get("services", []))
+
+    async def call(self, service: str, body: dict[str, Any]) -> Reply:
+        return await self.request("POST", f"/v1/call/{path_segment(service)}", body, timeout=CALL_TIMEOUT)
+
+    async def check(self, service: str) -> dict[str, Any]:
+        return dict((await self.request("GET", f"/v1/credentials/{path_segment(service)}/check")).data)
+
+    async def verify(self, service: str) -> Reply:
+        return await self.request("POST", f"/v1/credentials/{path_segment(service)}/verify", timeout=CALL_TIMEOUT)
+
+    async def token(self, service: str) -> Reply:
+        return await self.request("GET", f"/v1/tokens/{path_segment(service)}")
+
+
+def transport_message(url: str, exc: BaseException) -> str:
+    tls = _tls_error(exc)
+    if tls is not None:
+        reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or type(tls).__name__
+        return (
+            f"TLS with the team server at {url} failed ({clean(str(reason))}): the server's certificate is not "
+            f"trusted by this machine; if it uses a private CA, set {CA_ENV} to that CA's PEM file in this MCP "
+            "server's environment and restart it"
+        )
+    return (
+        f"cannot reach the team server at {url} ({clean(str(exc)) or type(exc).__name__}): it may be down or "
+        f"the address may be wrong; check {URL_ENV} and try again once the server is up (no restart is needed)"
+    )
+
+
+def _tls_error(exc: BaseException | None) -> BaseException | None:
+    import ssl
+
+    for _ in range(10):
+        if exc is None:
+            return None
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return clean(response.text)
+    detail = data.get("detail", "") if isinstance(data, dict) else data
+    return clean(detail if isinstance(detail, str) else json.dumps(detail))
+
+
+def status_message(url: str, response: httpx.Response, key: Key, now: float | None = None) -> str:
+    """What a refusal means for the person at the MCP client, and the one thing that fixes it."""
+    status, detail = response.status_code, _detail(response)
+    said = f" (the server said: {detail})" if detail else ""
+    if status == 401:
+        return unauthorized_message(url, key, said, now)
+    if status == 403:
+        return f"the team server refused this{said}; ask a team admin if you need it"
+    if status == 429:
+        retry = response.headers.get("Retry-After", "").strip()
+        wait = f"retry in {retry} s" if retry.isdigit() else "retry later"
+        return f"rate-limited (429){said}; {wait}"
+    if status == 404:
+        return f"not found on the team server{said}; list_services shows what you may use"
+    if status in (502, 503, 504):
+        return f"the team server could not complete the request ({status}){said}"
+    if status >= 500:
+        return f"the team server failed ({status}){said}; its log has more"
+    return f"the team server refused the request ({status}){said}"
+
+
+def unauthorized_message(url: str, key: Key, said: str, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    fix = f"run `{login_command(url)}` in a terminal"
+    if key.source == "env":
+        fix += f" and remove {KEY_ENV} from this MCP server's configuration (the login is kept in the keychain)"
+    if key.expires_at is not None and key.expires_at <= now:
+        where = KEY_ENV if key.source == "env" else "your login"
+        return f"the login token in {where} expired {relative(key.expires_at, now)} ({iso(key.expires_at)}); {fix}"
+    if key.expires_at is not None or key.source == "login":
+        return f"the team server refused your login token{said}; {fix}"
+    return (
+        f"the team server refused {KEY_ENV}{said}; ask a team admin for a new key "
+        "(`clavis-mcp team key create`) and put it in this MCP server's configuration"
+    )
