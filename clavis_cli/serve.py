@@ -9,6 +9,7 @@ Desktop keeps in its MCP log. stdout carries JSON-RPC only.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -50,6 +51,11 @@ def mcp_server() -> Iterator[MCPServer[Any]]:
     from clavis_mcp.mcp_front.unavailable import build_unavailable_server
     from clavis_mcp.vault.proxy_config import ProxyConfig
 
+    if os.environ.get("CLAVIS_API_URL", "").strip():  # a team client: no local vault is opened or created
+        from clavis_mcp.mcp_front.team_server import team_server_from_env
+
+        yield team_server_from_env()
+        return
     with ExitStack() as stack:
         try:
             limits = CallLimits.from_env()
