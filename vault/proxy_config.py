@@ -45,6 +45,10 @@ class ProxyConfig:
     """Client name to proxy token, asked on every request so a revocation applies at once."""
     passthrough: tuple[HostRule, ...] = ()
     """Hosts tunnelled opaquely (no interception, no credential) when no service owns them."""
+    pass_other_hosts: bool = False
+    """Tunnel every host no service owns opaquely, as ``passthrough`` does, unless the agent was
+    added with ``--deny-other-hosts`` (the standalone proxy and ``run``: agents keep the rest of
+    the internet); False: refuse them (the MCP gateway, which only makes call_service requests)."""
     resolver: Resolver | None = None
     """Replaces DNS where a secret-carrying connection is checked before it is dialled; None: the system's."""
     max_decoded: int | None = None
