@@ -99,3 +99,9 @@ def require(secrets: Mapping[str, Secret], fields: tuple[str, ...], what: str) -
     missing = [field for field in fields if field not in secrets]
     if missing:
         raise InvalidService(f"{what} needs the secret field(s) {', '.join(missing)}, which are not stored")
+
+
+def credential(vault: Vault, name: str) -> Secret:
+    """The credential of ``name`` as the proxy would inject it (a reference resolved), for the
+    readers outside the proxy (the MCP tools)."""
+    return method_secrets(vault, vault.snapshot(), name)[CREDENTIAL]
