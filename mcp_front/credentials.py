@@ -16,6 +16,7 @@ from clavis_mcp.vault import AuditLog, Secret, Service, Vault
 from clavis_mcp.vault.audit.filters import AuditFilter
 from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS, TIME
+from clavis_mcp.vault.auth.fields import credential
 from clavis_mcp.vault.errors import CredentialExpired
 from clavis_mcp.vault.oauth.refresh import ensure_fresh
 from clavis_mcp.vault.oauth.state import credential_state as oauth_state
@@ -118,7 +119,7 @@ async def fresh_credential(vault: Vault, service: Service, audit: AuditLog) -> S
         return token
     if service.expires_at is not None and service.expires_at <= time.time():
         raise CredentialExpired(f"service {service.name!r}: {detail('expired', service.name)}")
-    return vault.secret(service.name)
+    return credential(vault, service.name)  # a secret reference resolved, as the proxy injects it
 
 
 def _unix(value: object) -> float | None:
