@@ -25,6 +25,7 @@ import click
 import tomli_w
 
 from clavis_mcp.vault import (
+    ClavisError,
     InvalidService,
     Secret,
     Service,
@@ -681,7 +682,8 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
     """Validate one imported table exactly like `add` would; raise InvalidService naming the service."""
     try:
         known = {"connector", "hosts", "auth", "header", "template", "param", "extra_headers", "methods",
-                 "path_prefixes", "reveal", "local", "allow_http", "expires", *METHOD_OPTIONS}  # fmt: skip
+                 "path_prefixes", "reveal", "local", "allow_http", "expires", "secret_refs",
+                 *METHOD_OPTIONS}  # fmt: skip
         unknown = set(table) - known
         if unknown:
             raise InvalidService(f"unknown fields {sorted(unknown)}")
@@ -717,10 +719,13 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML (same tables).")
 def export_services(output: Path | None, as_json: bool) -> None:
-    """Write the service definitions as TOML, without any secret (for backup or another machine)."""
+    """Write the service definitions as TOML, without any secret (for backup or another machine).
+    A secret kept elsewhere is written as its reference (``secret_refs``), which is not secret."""
     with open_runtime() as runtime:
         services = runtime.vault.list_services()
-    tables = {"services": {s.name: definition(s) for s in services}}
+        refs = {s.name: {f: r for f, r in where(runtime.vault, s).items() if "://" in r} for s in services}
+    tables = {"services": {s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {})}
+                          for s in services}}  # fmt: skip
     if as_json:
         text = json.dumps(tables, indent=2) + "\n"
     else:
@@ -745,6 +750,7 @@ def import_services(path: Path, as_json: bool) -> None:
     Each secret is asked for on a terminal, or read from CLAVIS_SECRET_<NAME> (upper case,
     non-alphanumerics as '_'), e.g. CLAVIS_SECRET_MY_OPENAI for my-openai; a method's other
     secret fields from CLAVIS_SECRET_<NAME>__<FIELD>, e.g. CLAVIS_SECRET_AWS__ACCESS_KEY_ID.
+    Fields under a table's ``secret_refs`` (FIELD = "REF") are kept by reference instead.
     """
     try:
         tables = tomllib.loads(path.read_text(encoding="utf-8")).get("services", {})
@@ -753,18 +759,23 @@ def import_services(path: Path, as_json: bool) -> None:
     if not isinstance(tables, dict) or not tables:
         raise InvalidService(f"{path} defines no [services.NAME] tables")
     services = [from_definition(name, table) for name, table in tables.items()]
+    refs = {name: _table_refs(name, table) for name, table in tables.items()}
     with open_runtime() as runtime:
         entries = []
         more: dict[str, dict[str, Secret]] = {}  # each service's other secret fields
         for service in services:
             var = import_env_var(service.name)
-            if var in os.environ:
+            by_ref = {field: stored_ref(ref) for field, ref in refs[service.name].items()}
+            if CREDENTIAL in by_ref:
+                entries.append((service, by_ref.pop(CREDENTIAL)))
+            elif var in os.environ:
                 entries.append((service, validate_secret(os.environ[var])))
             elif sys.stdin.isatty():
                 entries.append((service, read_secret(False, None, f"Secret for {service.name}")))
             else:
                 raise click.UsageError(f"no secret for {service.name}: set {var} or run the import in a terminal")
-            more[service.name] = read_fields(service.auth, {}, prefix=var + "__")
+            fields = read_fields(service.auth, {}, prefix=var + "__", by_ref=frozenset(by_ref))
+            more[service.name] = {**fields, **by_ref}
         runtime.vault.add_services(entries)
         for service, _ in entries:
             store_fields(runtime.vault, service.name, more[service.name])
@@ -772,9 +783,25 @@ def import_services(path: Path, as_json: bool) -> None:
             _audit(runtime, service.name, "add", "added", reason=f"imported from {path.name}")
     emit(
         as_json,
-        [{**service_view(s), "fingerprint": secret.fingerprint} for s, secret in entries],
-        [f"imported {s.name} ({secret.fingerprint})" for s, secret in entries],
+        [{**service_view(s), "fingerprint": _shown(s, secret, refs)} for s, secret in entries],
+        [f"imported {s.name} ({_shown(s, secret, refs)})" for s, secret in entries],
     )
+
+
+def _table_refs(name: str, table: dict[str, Any]) -> dict[str, Any]:
+    """An imported table's ``secret_refs``, each checked as ``add --field-ref`` checks it."""
+    given = table.get("secret_refs", {})
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise InvalidService(f'service {name!r}: secret_refs must be a table of FIELD = "REF"')
+    try:
+        return field_refs(tuple(f"{field}={ref}" for field, ref in given.items()))
+    except (ClavisError, click.BadParameter) as exc:
+        raise InvalidService(f"service {name!r}: {exc}") from None
+
+
+def _shown(service: Service, secret: Secret, refs: dict[str, dict[str, Any]]) -> str:
+    ref = refs[service.name].get(CREDENTIAL)
+    return f"secret at {ref}" if ref is not None else secret.fingerprint
 
 
 COMMANDS = [add, list_services, show, rotate, edit, remove, export_services, import_services]

@@ -116,3 +116,22 @@ def test_doctor_says_which_references_resolve_without_printing_them(
     gone = checks["service gone credential"]
     assert code == 1 and gone["ok"] is False and "REF_CLI_GONE is not set" in gone["detail"]
     assert "--secret-ref" in gone["fix"] and VALUE not in json.dumps(checks)
+
+
+def test_export_writes_the_references_and_import_keeps_them_by_reference(runner: CliRunner, tmp_path: Path) -> None:
+    ok(runner.invoke(main, ["add", "svc", "--host", "api.svc.test", "--secret-ref", "env://REF_CLI_KEY"]))
+    exported = tmp_path / "services.toml"
+    ok(runner.invoke(main, ["export", "-o", str(exported)]))
+    assert 'credential = "env://REF_CLI_KEY"' in exported.read_text()
+    ok(runner.invoke(main, ["remove", "svc", "--yes"]))
+    imported = ok(runner.invoke(main, ["import", str(exported)]))  # no CLAVIS_SECRET_SVC needed
+    assert "imported svc (secret at env://REF_CLI_KEY)" in imported.output
+    shown = json.loads(ok(runner.invoke(main, ["show", "svc", "--json"])).output)
+    assert shown["secret_location"] == {"credential": "env://REF_CLI_KEY"}
+
+
+def test_an_imported_reference_with_a_credential_in_it_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text('[services.svc]\nhosts = ["api.svc.test"]\n'
+                    '[services.svc.secret_refs]\ncredential = "bao://root:hvs.x@secret/a#k"\n')  # fmt: skip
+    fails(runner.invoke(main, ["import", str(path)]), "service 'svc'", "must not carry a credential")
