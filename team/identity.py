@@ -101,8 +101,9 @@ class Tokens:
         now = time.time() if now is None else now
         if claims.get("iss") != self._issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
             return None
-        services = (ALL,)  # a person of the team may use its services; only admins manage them
-        return Principal(f"user/{claims['sub']}", str(claims["role"]), services)
+        role = str(claims["role"])
+        # A member uses services through the keys an admin scoped for them; their login alone uses none.
+        return Principal(f"user/{claims['sub']}", role, (ALL,) if role == "admin" else ())
 
     def _key(self, version: int) -> Ed25519PublicKey | None:
         if version not in self._public:

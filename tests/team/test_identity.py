@@ -88,7 +88,8 @@ def test_a_members_login_cannot_manage(server: TeamServer) -> None:
         token = anon.post("/v1/auth/login", json={"email": "m@example.test", "password": "member-password-123"})
         jwt = token.json()["access_token"]
         member = {"Authorization": f"Bearer {jwt}"}
-        assert anon.get("/v1/services", headers=member).status_code == 200
+        assert anon.get("/v1/services", headers=member).json() == {"services": []}  # keys carry service scopes
+        assert anon.get("/v1/credentials/echo/check", headers=member).status_code == 403
         assert anon.post("/v1/admin/users", headers=member, json={}).status_code == 403
         assert anon.delete("/v1/admin/keys/admin", headers=member).status_code == 403
         assert (
