@@ -26,7 +26,7 @@ from . import admin, calls, oauth
 from .config import ReplicaConfig
 from .egress import Answer
 from .identity import TOKEN_TTL, login
-from .keys import Principal
+from .keys import Principal, refusal
 from .replica import Replica
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def principal_of(request: Request) -> Principal:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     principal = replica_of(request).principal(credential.strip()) if scheme.lower() == "bearer" else None
     if principal is None:
+        if scheme.lower() == "bearer" and credential.strip():  # said only to a holder of the credential
+            raise ApiRefused(401, refusal(replica_of(request).conn, credential.strip()))
         raise ApiRefused(401, "missing, invalid, expired or revoked key; send Authorization: Bearer <key or token>")
     return principal
 
@@ -100,7 +102,8 @@ def _facts(answer: Answer) -> dict[str, str]:
 
 
 async def token_route(request: Request) -> Response:
-    return _json(calls.token(replica_of(request), principal_of(request), request.path_params["svc"]))
+    answer, audit_id = calls.token(replica_of(request), principal_of(request), request.path_params["svc"])
+    return _json(answer, headers={"X-Clavis-Audit-Id": audit_id})
 
 
 async def check_route(request: Request) -> Response:
@@ -108,7 +111,8 @@ async def check_route(request: Request) -> Response:
 
 
 async def verify_route(request: Request) -> Response:
-    return _json(await calls.verify(replica_of(request), principal_of(request), request.path_params["svc"]))
+    result, answer = await calls.verify(replica_of(request), principal_of(request), request.path_params["svc"])
+    return _json(result, headers=_facts(answer))
 
 
 async def login_route(request: Request) -> Response:

@@ -204,8 +204,8 @@ def _expires_in(service: Service) -> int | None:
     return max(int(service.expires_at - time.time()), 0) if service.expires_at is not None else None
 
 
-def token(replica: Replica, principal: Principal, name: str) -> dict[str, Any]:
-    """The credential itself, only under a ``full`` reveal policy (audited); 403 otherwise."""
+def token(replica: Replica, principal: Principal, name: str) -> tuple[dict[str, Any], str]:
+    """The credential itself, only under a ``full`` reveal policy (audited), and its audit id; 403 otherwise."""
     service = service_for(replica, principal, name)
     if service.reveal != "full":
         replica.audit.append(source=principal.name, service=name, action="reveal", decision="refused",
@@ -216,14 +216,14 @@ def token(replica: Replica, principal: Principal, name: str) -> dict[str, Any]:
             f"send the request through POST /v1/call/{name} or /v1/proxy/{name} instead",
         )
     secret = replica.mirror.vault.snapshot().secrets[name]
-    replica.audit.append(source=principal.name, service=name, action="reveal", decision="revealed")
+    audit_id = replica.audit.append(source=principal.name, service=name, action="reveal", decision="revealed")
     return {
         "service_name": name,
         "token_type": "bearer",
         "access_token": secret.reveal(),
         "expires_at": _iso(service.expires_at),
         "rate_limit_remaining": remaining(replica, name),
-    }
+    }, audit_id
 
 
 def check(replica: Replica, principal: Principal, name: str) -> dict[str, Any]:
@@ -244,7 +244,7 @@ def check(replica: Replica, principal: Principal, name: str) -> dict[str, Any]:
     return result
 
 
-async def verify(replica: Replica, principal: Principal, name: str) -> dict[str, Any]:
+async def verify(replica: Replica, principal: Principal, name: str) -> tuple[dict[str, Any], Answer]:
     """A live probe through the pipeline: the connector's probe request, or GET / for generic services."""
     service = service_for(replica, principal, name)
     connector = load_catalog().get(service.connector)
@@ -260,4 +260,4 @@ async def verify(replica: Replica, principal: Principal, name: str) -> dict[str,
         "verified_at": datetime.now(UTC).isoformat(),
         "expires_in": _expires_in(service),
         "rate_limit_remaining": remaining(replica, name),
-    }
+    }, answer

@@ -7,7 +7,9 @@ expiry applies on every replica at the next request.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -105,3 +107,36 @@ def revoke_key(conn: psycopg.Connection[Any], name: str) -> None:
     done = conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,))
     if done.rowcount == 0:
         raise ApiRefused(404, f"no active key named {name!r}; list them with GET /v1/admin/keys")
+
+
+def refusal(conn: psycopg.Connection[Any], credential: str) -> str:
+    """Why a bearer credential was refused, for the one who holds it: revoked, expired or unknown.
+
+    Only a holder of the key (256 random bits) can ask, so naming its state tells no one else
+    anything; a login token's expiry is read from its own (unverified) claims."""
+    if not credential.startswith(PREFIX):
+        exp = token_claims(credential).get("exp")
+        if isinstance(exp, int) and exp <= datetime.now(UTC).timestamp():
+            when = datetime.fromtimestamp(exp, UTC).isoformat(timespec="seconds")
+            return f"the login token expired at {when}; log in again"
+        return "the login token is not valid on this server; log in again"
+    row = conn.execute(
+        "SELECT name, revoked_at, expires_at FROM api_keys WHERE key_hash = %s", (digest(credential),)
+    ).fetchone()
+    if row is None:
+        return "this key is unknown to this server; ask an admin for a key"
+    name, revoked, expires = row
+    if revoked is not None:
+        return f"the key {name!r} was revoked at {revoked.isoformat(timespec='seconds')}; ask an admin for a new key"
+    if expires is not None:
+        return f"the key {name!r} expired at {expires.isoformat(timespec='seconds')}; ask an admin for a new key"
+    return "this key was refused; ask an admin for a new key"
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))) if len(parts) == 3 else {}
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}

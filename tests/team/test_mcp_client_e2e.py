@@ -114,6 +114,7 @@ async def test_the_original_config_verbatim_runs_all_four_tools_on_the_team_serv
     assert not listed.is_error and [s["name"] for s in listed.structured_content["services"]] == ["echo"]
     assert not status.is_error and status.structured_content["state"] == "valid"
     assert not live.is_error and live.structured_content["last_check"]["state"] == "valid"
+    assert "audit id" in text_of(live)
     assert reveal.is_error and "call_service" in text_of(reveal)
     assert not called.is_error, text_of(called)
     result = called.structured_content
@@ -151,7 +152,7 @@ async def test_scope_rate_limit_and_revocation_are_tool_errors_that_say_what_to_
             revoked = await client.call_tool("list_services", {})
     assert outside.is_error and "may not use" in text_of(outside) and "admin" in text_of(outside)
     assert limited.is_error and "429" in text_of(limited) and "retry in" in text_of(limited)
-    assert revoked.is_error and "CLAVIS_API_KEY" in text_of(revoked) and "team key create" in text_of(revoked)
+    assert revoked.is_error and "'scoped' was revoked" in text_of(revoked) and "team key create" in text_of(revoked)
     assert_no_secret(outside, limited, revoked)
 
 
@@ -175,6 +176,20 @@ async def test_a_pasted_login_token_that_expires_mid_session_names_clavis_mcp_lo
     assert not before.is_error, text_of(before)
     for result in after:
         assert result.is_error and "expired" in text_of(result) and "clavis-mcp login" in text_of(result)
+
+
+async def test_an_api_key_that_expires_mid_session_says_so_and_what_to_do(
+    server: TeamServer, front: TlsFront, ca_file: Path, tmp_path: Path
+) -> None:
+    key = new_key(server, "short", ["echo"], expires_in_seconds=3)
+    expires = time.time() + 3
+    async with desktop_session(tmp_path, front.url, key, ca_file) as (client, _):
+        before = await client.call_tool("list_services", {})
+        while time.time() <= expires + 1:
+            await anyio.sleep(0.2)
+        after = await client.call_tool("list_services", {})
+    assert not before.is_error, text_of(before)
+    assert after.is_error and "'short' expired" in text_of(after) and "team key create" in text_of(after)
 
 
 async def test_the_server_going_down_and_back_is_a_clear_error_then_works_again(
