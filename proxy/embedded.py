@@ -20,6 +20,7 @@ from clavis_mcp.vault.errors import ProxyStartError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .base_url import with_base_url
+from .upstream_reuse import KeepUpstreamAddress
 from .upstream_trust import build_upstream_bundle
 
 LISTEN_HOST = "127.0.0.1"
@@ -73,6 +74,7 @@ class EmbeddedProxy:
             proxy_server,
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
+            KeepUpstreamAddress(),
             Pipeline(
                 with_base_url(default_addons(self._vault, self._audit, self._config), self._config.tokens, self._vault)
             ),
