@@ -25,7 +25,7 @@ CATALOG_FILE = "connectors.toml"
 GENERIC = "generic"
 _KEYS = frozenset(
     {"title", "docs", "hosts", "auth", "header", "template", "param", "extra_headers", "probe", "probe_body",
-     "rate_limit_headers", *OPTIONS}
+     "rate_limit_headers", "base_url_env", "base_url_path", "key_env", *OPTIONS}
 )  # fmt: skip
 
 
@@ -48,6 +48,9 @@ class Connector:
     probe: Probe | None
     rate_limit_headers: tuple[str, ...]
     source: str  # "built-in" or the path of the file that defined it
+    base_url_env: str | None = None  # the SDK's base-URL variable (OPENAI_BASE_URL), for base-URL mode
+    base_url_path: str = ""  # what the SDK expects after the host in it ("/v1" for OpenAI)
+    key_env: str | None = None  # the SDK's API-key variable: in base-URL mode it carries the agent key
 
 
 def load_catalog(home: Path | None = None, extra: Path | None = None) -> dict[str, Connector]:
@@ -112,7 +115,25 @@ def _entry(name: str, entry: Any, source: str) -> Connector:
         probe=_probe(entry.get("probe"), entry.get("probe_body")),
         rate_limit_headers=tuple(str(h).lower() for h in entry.get("rate_limit_headers", [])),
         source=source,
+        base_url_env=_variable(entry.get("base_url_env")),
+        base_url_path=_base_path(entry.get("base_url_path", "")),
+        key_env=_variable(entry.get("key_env")),
     )
+
+
+def _variable(value: object) -> str | None:
+    if value is None:
+        return None
+    if not (isinstance(value, str) and value.replace("_", "A").isalnum() and value.isascii() and value[0].isalpha()):
+        raise InvalidService(f"{value!r} is not an environment variable name (letters, digits and '_')")
+    return value
+
+
+def _base_path(value: object) -> str:
+    text = str(value)
+    if text and (not text.startswith("/") or text.endswith("/") or any(c in text for c in "?#% \\")):
+        raise InvalidService(f"base_url_path {text!r} must look like '/v1' (no trailing slash, query or escapes)")
+    return text
 
 
 def _probe(text: object, body: object) -> Probe | None:
