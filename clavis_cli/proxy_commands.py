@@ -54,6 +54,23 @@ def exports_for(runtime: Runtime, proxy_url: str) -> list[tuple[str, str]]:
     return agent_exports(proxy_url, runtime.ca.write_client_bundle(), hosts, os.environ)
 
 
+def base_url_exports_for(runtime: Runtime, token: str, port: int) -> list[tuple[str, str]]:
+    """Base-URL variables of every service whose connector names one, in service-name order."""
+    from clavis_mcp.proxy.agent_env import base_url_exports
+    from clavis_mcp.vault.connectors import load_catalog
+
+    catalog = load_catalog(runtime.vault.home)
+    rows = []
+    for service in sorted(runtime.vault.list_services(), key=lambda s: s.name):
+        known = catalog.get(service.connector)
+        if known is not None and known.base_url_env:
+            rows.append((service.name, known.base_url_env, known.base_url_path, known.key_env))
+    if not rows:
+        click.echo("no service comes from a connector with a base-URL variable (openai, anthropic, github, "
+                   "huggingface); use `clavis-mcp env` for HTTPS_PROXY mode", err=True)  # fmt: skip
+    return base_url_exports(f"http://127.0.0.1:{port}", token, rows)
+
+
 @click.command()
 @click.option(
     "--port",
@@ -108,7 +125,14 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
 @click.option("--agent", "agent", metavar="NAME", help=f"Agent whose token to use (default: {DEFAULT_AGENT!r}).")
 @click.option("--shell", type=click.Choice(["bash", "fish", "powershell"]), default="bash", show_default=True)
 @click.option("--port", default=8899, show_default=True, type=click.IntRange(1, 65535), help="Port of the proxy.")
-def env(agent: str | None, shell: str, port: int) -> None:
+@click.option(
+    "--base-urls",
+    "base_urls",
+    is_flag=True,
+    help="Print instead each SDK's base-URL and API-key variables (OPENAI_BASE_URL, ...) for base-URL mode: "
+    "plain HTTP to the proxy on loopback, no CA to trust.",
+)
+def env(agent: str | None, shell: str, port: int, base_urls: bool) -> None:
     """Print the exports that send an agent's HTTPS through the proxy: eval "$(clavis-mcp env)".
 
     To set them up for one command only, starting the proxy if needed: clavis-mcp run -- COMMAND.
@@ -117,7 +141,10 @@ def env(agent: str | None, shell: str, port: int) -> None:
 
     with open_runtime() as runtime:
         name, token = ensure_agent_token(runtime, agent)
-        exports = exports_for(runtime, f"http://{name}:{token}@127.0.0.1:{port}")
+        if base_urls:
+            exports = base_url_exports_for(runtime, token, port)
+        else:
+            exports = exports_for(runtime, f"http://{name}:{token}@127.0.0.1:{port}")
     click.echo(render(exports, shell), nl=False)  # type: ignore[arg-type]
 
 

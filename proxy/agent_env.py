@@ -88,3 +88,21 @@ def render(exports: list[tuple[str, str]], shell: Shell) -> str:
             case "powershell":
                 lines.append(f"$env:{name} = {quoted}")
     return "\n".join(lines) + "\n"
+
+
+def base_url_exports(
+    proxy_url: str, agent_key: str, services: Iterable[tuple[str, str, str, str | None]]
+) -> list[tuple[str, str]]:
+    """Base-URL mode: ``(service, base_url_env, base_url_path, key_env)`` to each SDK's base-URL
+    variable on the proxy (``http://127.0.0.1:PORT/s/<service><path>``) and its API-key variable
+    holding the agent's key. The first service of a connector wins; no CA, no proxy variable."""
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for service, variable, path, key_variable in services:
+        if variable in seen:
+            continue
+        seen.add(variable)
+        pairs.append((variable, f"{proxy_url}/s/{service}{path}"))
+        if key_variable:
+            pairs.append((key_variable, agent_key))
+    return pairs
