@@ -2,15 +2,18 @@
 
 Reads ``ProxyConfig.approvals`` (:class:`~vault.approvals.ApprovalHold`): its policy says which
 requests wait (by service, agent and method); by default the service's policy in the vault does
-(a service set to confirm writes holds its non-safe methods, for every agent). A waiting request
-goes into the shared queue (:mod:`vault.approvals`) with its method, URL without query values,
-service, agent and a short body preview scrubbed of the service's secrets; the page and the CLI
-show it and decide. Approved: the request goes on to injection, with who approved it in its audit
-record. Denied, or no answer by the deadline: refused (403) with a reason the agent can read, and
-nothing is sent (fail closed). A request like one approved "for N minutes" goes on without waiting.
+(``approvals`` / ``approvals:<agent>``: none, writes or all; a service set to confirm writes holds
+its non-safe methods). A call the MCP user already approved by elicitation (its ``CALL_HEADER``
+id, which only the gateway sets, is one ``ApprovalHold.elicited`` knows) is not asked again. A
+waiting request goes into the shared queue (:mod:`vault.approvals`, in the vault's store) with its
+method, URL without query values, service, agent and a short body preview scrubbed of the
+service's secrets; the page and the CLI show it and decide. Approved: the request goes on to
+injection, with who approved it in its audit record. Denied, or no answer by the deadline: refused
+(403) with a reason the agent can read, and nothing is sent (fail closed). A request like one
+approved "for N minutes" goes on without waiting.
 
-Runs after the policy, budget and expiry stages (a person is never asked about a request that would be
-refused anyway) and before the OAuth refresh and the injection.
+Runs after the policy, budget and expiry stages (a person is never asked about a request that
+would be refused anyway) and before the OAuth refresh and the injection.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import shutil
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.approvals import APPROVED, DENIED, SAFE_METHODS, ApprovalHold, Approvals, Held
+from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held
 from clavis_mcp.vault.audit.log import path_without_query_values
 from clavis_mcp.vault.policy import policies_as_of
+from clavis_mcp.vault.proxy_headers import CALL_HEADER
 from clavis_mcp.vault.redaction.service import ServiceRedactors
 
 from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_settled, refuse
@@ -50,11 +54,11 @@ class HoldForApproval:
         method = flow.request.method
         if not self._needs(flow, hold, service, agent, method):
             return
-        queue = await asyncio.to_thread(Approvals, hold.home)  # per held request: rare, and nothing left open
-        try:
-            await self._held(flow, hold, queue, service, agent, method)
-        finally:
-            queue.close()
+        call = flow.request.headers.get(CALL_HEADER)
+        if call and hold.elicited is not None and hold.elicited(call):
+            flow.metadata[REASON] = "approved by the user when the MCP client asked (elicitation)"
+            return
+        await self._held(flow, hold, Approvals(self._vault.store), service, agent, method)
 
     async def _held(self, flow: http.HTTPFlow, hold: ApprovalHold, queue: Approvals, service: str, agent: str,
                     method: str) -> None:  # fmt: skip
@@ -95,7 +99,7 @@ class HoldForApproval:
         if hold.needs is not None:
             return hold.needs(service, agent, method)
         policy = policies_as_of(self._vault, flow_snapshot(flow, self._vault)).get(service)
-        return policy is not None and policy.confirm_writes and method.upper() not in SAFE_METHODS
+        return policy is not None and policy.needs_approval(agent, method)
 
     def _preview(self, flow: http.HTTPFlow, service: str) -> str:
         raw = flow.request.raw_content or b""

@@ -113,13 +113,43 @@ def _decide(held_id: str, *, approve: bool, minutes: int) -> None:
     from clavis_mcp.vault.approvals import Approvals, decide_and_record
 
     with open_runtime() as runtime:
-        queue = Approvals(clavis_home())
-        try:
-            held = decide_and_record(queue, runtime.audit, held_id, approve=approve, by="cli", minutes=minutes)
-        finally:
-            queue.close()
+        queue = Approvals(runtime.vault.store)
+        held = decide_and_record(queue, runtime.audit, held_id, approve=approve, by="cli", minutes=minutes)
     how = f" (and like requests for {minutes} min)" if minutes else ""
     click.echo(f"{held.state} {held.id}: {held.method} {held.url} from {held.agent}{how}")
 
 
-COMMANDS: list[click.Command] = [ui, approvals, approve, deny]
+@click.command("policy")
+@click.argument("service")
+@click.option("--approvals", "mode", type=click.Choice(["none", "writes", "all", "inherit"]),
+              help="Which requests wait for a person: none, writes (non-safe methods) or all; "
+                   "inherit removes the setting (an agent's: the service's applies).")  # fmt: skip
+@click.option("--agent", help="Set it for this agent only (as named by `clavis-mcp agent`; the MCP server is 'mcp').")
+def policy(service: str, mode: str | None, agent: str | None) -> None:
+    """Show or set which of SERVICE's requests wait for a person's approval, for every agent or one."""
+    from dataclasses import replace
+
+    from clavis_mcp.vault.policy import load_policy, save_policy
+
+    if agent is not None and mode is None:
+        raise click.UsageError("--agent needs --approvals MODE")
+    with open_runtime() as runtime:
+        runtime.vault.get_service(service)  # an unknown service: one line naming the known ones
+        current = load_policy(runtime.vault, service)
+        if mode is not None:
+            if agent is not None:
+                agents = {k: v for k, v in current.agent_approvals.items() if k != agent}
+                current = replace(current, agent_approvals=agents | ({} if mode == "inherit" else {agent: mode}))
+            elif mode == "inherit":
+                current = replace(current, approvals=None)
+            else:  # confirm_writes follows, so `mcp-settings` says the same
+                current = replace(current, approvals=mode, confirm_writes=mode != "none")
+            save_policy(runtime.vault, service, current)
+    every = current.approvals or ("writes" if current.confirm_writes else "none")
+    source = "" if current.approvals is not None else " (from confirm writes)"
+    click.echo(f"{service}: approvals: {every} for every agent{source}")
+    for name, agent_mode in sorted(current.agent_approvals.items()):
+        click.echo(f"{service}: approvals: {agent_mode} for agent {name}")
+
+
+COMMANDS: list[click.Command] = [ui, approvals, approve, deny, policy]

@@ -1,6 +1,6 @@
 """The approval queue on the page: the held requests, and a person's approve or deny.
 
-The queue is the proxy's (``vault/approvals.py``), shared through the vault's home, so the page
+The queue is the proxy's (``vault/approvals.py``), kept in the vault's store, so the page
 sees what any proxy process holds. A decision is a POST that the guard has already checked for
 the token, the Origin and the CSRF header; it is recorded in the audit log as the page's
 (``source`` = ``ui``).
@@ -27,7 +27,7 @@ MAX_MINUTES = 24 * 60
 
 class ApprovalDesk:
     def __init__(self, home: Path, vault: Vault | None, lock: threading.Lock) -> None:
-        self._queue = Approvals(home)
+        self._queue = Approvals(vault.store if vault is not None else home)
         self._audit = AuditLog.for_vault(vault) if vault is not None else None
         self._lock = lock
 

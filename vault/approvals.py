@@ -1,45 +1,37 @@
-"""Requests held for a person's approval: one queue in the vault's home, shared by processes.
+"""Requests held for a person's approval: one queue in the vault's store, shared by processes.
 
 The proxy (``addons/approval.py``) puts a request here and waits; the page (``clavis-mcp ui``)
 and the CLI (``clavis-mcp approvals``/``approve``/``deny``) read the queue and decide, each in its
-own process, through one SQLite file beside the vault (WAL, 0600). A decision is a compare-and-set
-on a pending row, and a timeout is the same compare-and-set from the proxy's side, so a request is
-approved, denied or timed out exactly once: an approval that loses the race to the deadline is
-refused with a message, never half-applied. Nothing here is secret: the method, the URL without
+own process, through the vault's :class:`~.storage.protocol.Store` (records of kind
+``approval`` and ``approval-grant``), so a team server's store shares it as the local SQLite
+vault does. A decision is a compare-and-set on the pending record, and a timeout is the same
+compare-and-set from the proxy's side, so a request is approved, denied or timed out exactly
+once: an approval that loses the race to the deadline is refused with a message, never
+half-applied. The writes are ``quiet`` (they leave the change counter, so holding a request does
+not make every proxy rebuild its snapshot). Nothing here is secret: the method, the URL without
 query values, the service, the agent and a short body preview already redacted by the proxy.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .audit.log import AuditLog
-from .errors import ApprovalError, VaultNotFound
+from .errors import ApprovalError, StoreConflict, VaultNotFound
+from .storage.protocol import Batch, Record, Store, Value
+from .storage.sqlite import SQLiteStore
 
-APPROVALS_FILE = "approvals.sqlite"
+HELD, GRANT = "approval", "approval-grant"
 DEFAULT_TIMEOUT = 120.0
+KEEP_DECIDED = 3600.0  # a decided request stays listed by id this long after its deadline, then goes
 PENDING, APPROVED, DENIED, TIMED_OUT = "pending", "approved", "denied", "timed out"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS held (
-    id TEXT PRIMARY KEY, created REAL NOT NULL, deadline REAL NOT NULL,
-    service TEXT NOT NULL, agent TEXT NOT NULL, method TEXT NOT NULL, host TEXT NOT NULL,
-    url TEXT NOT NULL, preview TEXT NOT NULL,
-    state TEXT NOT NULL, decided_by TEXT, decided_at REAL, minutes INTEGER
-);
-CREATE INDEX IF NOT EXISTS held_by_state ON held (state, created);
-CREATE TABLE IF NOT EXISTS grants (
-    id INTEGER PRIMARY KEY, service TEXT NOT NULL, agent TEXT NOT NULL, method TEXT NOT NULL,
-    host TEXT NOT NULL, until REAL NOT NULL, granted_by TEXT NOT NULL, held_id TEXT NOT NULL
-);
-"""
-_COLUMNS = "id, created, deadline, service, agent, method, host, url, preview, state, decided_by, decided_at, minutes"
+_FIELDS = ("created", "deadline", "service", "agent", "method", "host", "url", "preview", "state", "decided_by",
+           "decided_at", "minutes")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,100 +74,142 @@ def needs_for(mode: str) -> Needs:
     raise ValueError(f"approval policy {mode!r}: use none, writes or all")
 
 
-class Approvals:
-    """The queue; one per process, safe to share between threads."""
+def _held(record: Record) -> Held:
+    f = record.fields
+    return Held(record.key, *(f.get(name) for name in _FIELDS))  # type: ignore[arg-type]
 
-    def __init__(self, home: Path) -> None:
-        if not home.is_dir():
-            raise VaultNotFound(f"no clavis-mcp home at {home}; create one with: clavis-mcp init")
-        self.path = home / APPROVALS_FILE
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+
+def _grant_key(service: str, agent: str, method: str, host: str) -> str:
+    return "\n".join((service, agent, method.upper(), host.lower()))
+
+
+class Approvals:
+    """The queue over a vault's store (``vault.store``); safe to share between threads.
+
+    Given a home folder instead, it opens that local vault's store (no key needed: nothing
+    here is sealed) and closes it with :meth:`close`."""
+
+    def __init__(self, store: Store | Path) -> None:
+        if isinstance(store, Path):
+            db = store / "vault.db"
+            if not db.exists():
+                raise VaultNotFound(f"no clavis-mcp home at {store} (no vault); create one with: clavis-mcp init")
+            self._store: Store = SQLiteStore.open(db)
+            self._owned = True
+        else:
+            self._store, self._owned = store, False
 
     def close(self) -> None:
-        self._conn.close()
+        if self._owned:
+            self._store.close()
 
     def hold(self, *, service: str, agent: str, method: str, host: str, url: str, preview: str,
              timeout: float, now: float | None = None) -> Held:  # fmt: skip
         now = time.time() if now is None else now
-        held_id = os.urandom(4).hex()
-        self._conn.execute(
-            f"INSERT INTO held ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,NULL)",
-            (held_id, now, now + timeout, service, agent, method.upper(), host, url, preview, PENDING),
-        )
+        fields: dict[str, Value] = {
+            "created": now, "deadline": now + timeout, "service": service, "agent": agent,
+            "method": method.upper(), "host": host, "url": url, "preview": preview, "state": PENDING,
+            "decided_by": None, "decided_at": None, "minutes": None,
+        }  # fmt: skip
+        with self._store.atomic() as batch:
+            self._prune(batch, now)
+            while True:
+                held_id = os.urandom(4).hex()
+                if batch.get(HELD, held_id) is None:
+                    break
+            batch.put(HELD, held_id, fields, expect=0, quiet=True)
         return self.get(held_id)
 
     def get(self, held_id: str) -> Held:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM held WHERE id = ?", (held_id,)).fetchone()
-        if row is None:
+        with self._store.read() as batch:
+            record = batch.get(HELD, held_id)
+        if record is None:
             raise ApprovalError(f"no held request {held_id!r}: `clavis-mcp approvals` lists the waiting ones")
-        return Held(*row)
+        return _held(record)
 
     def pending(self, now: float | None = None) -> list[Held]:
         """Requests waiting for a decision, oldest first (those past their deadline are left out)."""
         now = time.time() if now is None else now
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM held WHERE state = ? AND deadline > ? ORDER BY created", (PENDING, now)
-        ).fetchall()
-        return [Held(*row) for row in rows]
+        with self._store.read() as batch:
+            found = [_held(r) for r in batch.records(HELD)]
+        return sorted((h for h in found if h.state == PENDING and h.deadline > now), key=lambda h: h.created)
 
     def decide(self, held_id: str, *, approve: bool, by: str, minutes: int = 0, now: float | None = None) -> Held:
-        """Approve (once, or like requests for ``minutes``) or deny a pending request."""
+        """Approve (once, or like requests for ``minutes``) or deny a pending request: a
+        compare-and-set on its record, so of two deciders (or a decider and the deadline) one wins."""
         now = time.time() if now is None else now
         if minutes < 0:
             raise ApprovalError("minutes must be 0 (this request only) or more")
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            held = self.get(held_id)
-            if held.state != PENDING:
-                raise ApprovalError(f"request {held_id} was already {held.state}" +
-                                    (f" by {held.decided_by}" if held.decided_by else ""))  # fmt: skip
-            if held.deadline <= now:
-                raise ApprovalError(f"request {held_id} waited too long and was refused; the agent may send it again")
-            state = APPROVED if approve else DENIED
-            conn.execute(
-                "UPDATE held SET state = ?, decided_by = ?, decided_at = ?, minutes = ? WHERE id = ?",
-                (state, by, now, minutes if approve else None, held_id),
-            )
-            if approve and minutes:
-                conn.execute(
-                    "INSERT INTO grants (service, agent, method, host, until, granted_by, held_id) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (held.service, held.agent, held.method, held.host, now + minutes * 60, by, held_id),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            with self._store.atomic() as batch:
+                record = batch.get(HELD, held_id)
+                if record is None:
+                    raise ApprovalError(f"no held request {held_id!r}: `clavis-mcp approvals` lists the waiting ones")
+                held = _held(record)
+                if held.state != PENDING:
+                    raise _already(held)
+                if held.deadline <= now:
+                    raise ApprovalError(
+                        f"request {held_id} waited too long and was refused; the agent may send it again"
+                    )
+                fields: dict[str, Value] = dict(record.fields)
+                fields.update(state=APPROVED if approve else DENIED, decided_by=by, decided_at=now,
+                              minutes=minutes if approve else None)  # fmt: skip
+                batch.put(HELD, held_id, fields, expect=record.version, quiet=True)
+                if approve and minutes:
+                    key = _grant_key(held.service, held.agent, held.method, held.host)
+                    grant: dict[str, Value] = {"until": now + minutes * 60, "granted_by": by, "held_id": held_id}
+                    batch.put(GRANT, key, grant, quiet=True)
+        except StoreConflict:  # another process decided between our read and our write
+            raise _already(self.get(held_id)) from None
         return self.get(held_id)
 
     def expire(self, held_id: str, now: float | None = None) -> Held:
         """The proxy's side of the race: time a pending request out, or learn the decision that won."""
         now = time.time() if now is None else now
-        self._conn.execute(
-            "UPDATE held SET state = ?, decided_at = ? WHERE id = ? AND state = ?", (TIMED_OUT, now, held_id, PENDING)
-        )
+        try:
+            with self._store.atomic() as batch:
+                record = batch.get(HELD, held_id)
+                if record is not None and record.fields.get("state") == PENDING:
+                    fields: dict[str, Value] = {**record.fields, "state": TIMED_OUT, "decided_at": now}
+                    batch.put(HELD, held_id, fields, expect=record.version, quiet=True)
+        except StoreConflict:
+            pass  # a decision came first: it stands
         return self.get(held_id)
 
     def granted(self, service: str, agent: str, method: str, host: str, now: float | None = None) -> Grant | None:
         now = time.time() if now is None else now
-        row = self._conn.execute(
-            "SELECT granted_by, until, held_id FROM grants WHERE service = ? AND agent = ? AND method = ? "
-            "AND host = ? AND until > ? ORDER BY until DESC LIMIT 1",
-            (service, agent, method.upper(), host, now),
-        ).fetchone()
-        return Grant(*row) if row else None
+        with self._store.read() as batch:
+            record = batch.get(GRANT, _grant_key(service, agent, method, host))
+        if record is None or not float(record.fields["until"] or 0) > now:
+            return None
+        return Grant(
+            str(record.fields["granted_by"]), float(record.fields["until"] or 0), str(record.fields["held_id"])
+        )
+
+    @staticmethod
+    def _prune(b: Batch, now: float) -> None:
+        """Drop requests decided long ago and grants that ran out, so the queue stays small."""
+        for record in b.records(HELD):
+            if float(record.fields.get("deadline") or 0) + KEEP_DECIDED < now:
+                b.delete(HELD, record.key, quiet=True)
+        for record in b.records(GRANT):
+            if float(record.fields.get("until") or 0) < now:
+                b.delete(GRANT, record.key, quiet=True)
+
+
+def _already(held: Held) -> ApprovalError:
+    by = f" by {held.decided_by}" if held.decided_by else ""
+    return ApprovalError(f"request {held.id} was already {held.state}{by}")
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalHold:
-    """The proxy's approval option (``ProxyConfig.approvals``): which requests wait, in which queue,
-    for how long. ``needs`` None: the service's policy in the vault decides (``vault/policy.py``: a
-    service set to confirm writes holds its non-safe methods). No secret in it."""
+    """The proxy's approval option (``ProxyConfig.approvals``): which requests wait, for how long.
+    The queue is the vault's store. ``needs`` None: the service's policy in the vault decides
+    (``vault/policy.py``: ``approvals`` / ``approvals:<agent>``, or confirm writes). ``elicited``:
+    given a request's call id (``CALL_HEADER``, set only by the MCP gateway), whether the user
+    already approved it by elicitation, so it is not asked twice. No secret in it."""
 
     home: Path
     needs: Needs | None = None
@@ -183,6 +217,7 @@ class ApprovalHold:
     poll: float = 0.2
     notify: bool = False
     """Also raise a desktop notification (``notify-send``, where the desktop has it) when a request starts waiting."""
+    elicited: Callable[[str], bool] | None = None
 
 
 TIMEOUT_ENV = "CLAVIS_APPROVAL_TIMEOUT"

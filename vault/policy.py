@@ -6,24 +6,27 @@ policy with it), written without ``quiet``: a change moves the store's change co
 proxy can read every service's policy once per change (:func:`policies_as_of`). Nothing here is
 secret.
 
-The record's fields are flat and open: :func:`save_policy` keeps fields it does not know. A
-later policy (say approvals: ``"approvals"`` = ``none`` / ``writes`` / ``all`` for every agent,
-``"approvals:<agent>"`` for one) is new fields of the same record and a new member of
-:class:`ServicePolicy`, not a new table.
+The record's fields are flat and open: :func:`save_policy` keeps fields it does not know. The
+approval policy is two kinds of such fields: ``"approvals"`` = ``none`` / ``writes`` / ``all`` for
+every agent, ``"approvals:<agent>"`` for one (set with ``clavis-mcp policy``); without them,
+``confirm_writes`` means ``writes`` (what it meant before approvals were per agent).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .connectors import Probe
 from .errors import InvalidService, UnknownService
 from .storage.protocol import Value
 from .store import Snapshot, Vault
 
-KIND = "policy"  # {"confirm_writes": bool, "probe": "GET /path" or None, ...}
+KIND = "policy"  # {"confirm_writes": bool, "probe": "GET /path" or None, "approvals[:agent]": mode, ...}
+APPROVAL_MODES = ("none", "writes", "all")
+_AGENT_PREFIX = "approvals:"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _PROBE = re.compile(r"^(GET|HEAD|OPTIONS) (/[!-~]*)$")
 
 
@@ -31,6 +34,26 @@ _PROBE = re.compile(r"^(GET|HEAD|OPTIONS) (/[!-~]*)$")
 class ServicePolicy:
     confirm_writes: bool = False
     probe: Probe | None = None  # overrides the connector's probe (and gives a generic service one)
+    approvals: str | None = None  # none / writes / all for every agent; None: confirm_writes says
+    agent_approvals: Mapping[str, str] = field(default_factory=dict)  # agent -> mode, over ``approvals``
+
+    def approval_mode(self, agent: str) -> str:
+        """Which of this service's requests from ``agent`` wait for a person: none, writes or all."""
+        if agent in self.agent_approvals:
+            return self.agent_approvals[agent]
+        if self.approvals is not None:
+            return self.approvals
+        return "writes" if self.confirm_writes else "none"
+
+    def needs_approval(self, agent: str, method: str) -> bool:
+        mode = self.approval_mode(agent)
+        return mode == "all" or (mode == "writes" and method.upper() not in _SAFE)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in APPROVAL_MODES:
+        raise InvalidService(f"approval policy {mode!r}: use none, writes or all")
+    return mode
 
 
 def parse_probe(text: str) -> Probe:
@@ -58,6 +81,12 @@ def save_policy(vault: Vault, service: str, policy: ServicePolicy) -> None:
         current = batch.get(KIND, service)
         fields: dict[str, Value] = dict(current.fields) if current is not None else {}
         fields.update(confirm_writes=policy.confirm_writes, probe=probe_text(policy.probe) if policy.probe else None)
+        for name in [n for n in fields if n == "approvals" or n.startswith(_AGENT_PREFIX)]:
+            del fields[name]
+        if policy.approvals is not None:
+            fields["approvals"] = check_mode(policy.approvals)
+        for agent, mode in policy.agent_approvals.items():
+            fields[_AGENT_PREFIX + agent] = check_mode(mode)
         batch.put(KIND, service, fields, service=service, expect=current.version if current else 0)
 
 
@@ -73,5 +102,17 @@ def policies_as_of(vault: Vault, snapshot: Snapshot) -> dict[str, ServicePolicy]
 
 
 def _policy(fields: Mapping[str, Value]) -> ServicePolicy:
+    """A mode this version does not know reads as ``all``: fail closed, a person is asked."""
     probe = fields.get("probe")
-    return ServicePolicy(confirm_writes=bool(fields.get("confirm_writes")), probe=parse_probe(probe) if probe else None)  # type: ignore[arg-type]
+    mode = fields.get("approvals")
+    agents = {
+        name[len(_AGENT_PREFIX) :]: value if value in APPROVAL_MODES else "all"
+        for name, value in fields.items()
+        if name.startswith(_AGENT_PREFIX) and isinstance(value, str)
+    }
+    return ServicePolicy(
+        confirm_writes=bool(fields.get("confirm_writes")),
+        probe=parse_probe(probe) if isinstance(probe, str) and probe else None,
+        approvals=None if mode is None else mode if mode in APPROVAL_MODES else "all",
+        agent_approvals=agents,
+    )

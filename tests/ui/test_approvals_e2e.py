@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -29,6 +28,7 @@ from clavis_mcp.vault import AuditLog, Service, Vault
 from clavis_mcp.vault.approvals import ApprovalHold, Approvals, needs_for
 from clavis_mcp.vault.policy import ServicePolicy, save_policy
 from clavis_mcp.vault.proxy_config import ProxyConfig
+from clavis_mcp.vault.storage.sqlite import SQLiteStore
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client
 
@@ -167,8 +167,8 @@ async def test_the_cli_lists_approves_for_minutes_and_like_requests_then_pass(
 
 
 def _all_ids(home: Path) -> list[str]:
-    with closing(sqlite3.connect(home / "approvals.sqlite")) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM held")]
+    with closing(SQLiteStore.open(home / "vault.db")) as store, store.read() as batch:
+        return [record.key for record in batch.records("approval")]
 
 
 async def _get(proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, path: str) -> httpx.Response:
@@ -216,3 +216,28 @@ async def test_a_held_request_raises_a_desktop_notification_with_the_agents_text
     lines = seen.read_text().splitlines()
     assert lines[:2] == ["--app-name=clavis-mcp", "clavis-mcp: a request waits for your approval"]
     assert f"{PROXY_USER} -&gt; echo: POST https://127.0.0.1:{upstream.port}/v1/this&amp;that" in lines[2]
+
+
+async def test_a_per_agent_policy_holds_agent_a_and_lets_agent_b_through(
+    vault: Vault, audit: AuditLog, home: Path, local_service: Service, upstream: EchoUpstream
+) -> None:
+    """``approvals:<agent>`` in the vault's policy: one agent's writes wait, another's go out,
+    and a service-wide ``all`` holds even a read of a third agent."""
+    tokens = {PROXY_USER: PROXY_TOKEN, "agent-b": "token-b", "agent-c": "token-c"}
+    config = ProxyConfig(tokens=lambda: tokens, approvals=ApprovalHold(home, timeout=1.0, poll=0.05))
+    policy = ServicePolicy(approvals="none", agent_approvals={PROXY_USER: "writes", "agent-c": "all"})
+    save_policy(vault, "echo", policy)
+    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
+    await proxy.start()
+    url = f"https://127.0.0.1:{upstream.port}"
+    try:
+        held = await send_write(proxy, home, upstream, "/v1/agent-a")
+        async with proxy_client(proxy, home, ("agent-b", "token-b")) as client:
+            passed = await client.post(url + "/v1/agent-b", json={})
+        async with proxy_client(proxy, home, ("agent-c", "token-c")) as client:
+            read = await client.get(url + "/v1/agent-c-read")
+    finally:
+        await proxy.stop()
+    assert held.status_code == 403 and "waited 1 s for a person's approval" in held.text
+    assert passed.status_code == 200 and read.status_code == 403
+    assert [r.path for r in upstream.received] == ["/v1/agent-b"]

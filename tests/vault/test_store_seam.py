@@ -22,7 +22,6 @@ SQL = re.compile(
 STORAGE = "vault/storage/"
 ALLOWED = {
     "vault/audit/index.py": "the audit review index: a rebuildable cache of the log in a file of its own",
-    "vault/approvals.py": "held requests awaiting approval, in a file of their own (to move behind the store)",
     "team/": "the team server: PostgreSQL is its storage backend, beside the protocol's implementations",
 }
 
