@@ -24,7 +24,8 @@ VERBS: dict[str, tuple[str, ...]] = {
     "oauth_commands": ("oauth",),
     "budget_commands": ("budget",),
     "team_commands": ("team",),
-    "ui_commands": ("ui", "approvals", "approve", "deny"),
+    "login_commands": ("login",),
+    "ui_commands": ("ui", "approvals", "approve", "deny", "policy"),
 }  # fmt: skip
 
 
