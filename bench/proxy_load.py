@@ -1,8 +1,9 @@
 """Sections 1 and 2: the proxy's cost on keep-alive HTTPS, against the same requests without it.
 
-Three ways to the same upstream, measured back to back in every round: (a) direct, (b) a
+Four ways to the same upstream, measured back to back in every round: (a) direct, (b) a
 bare mitmproxy (the same engine set-up with none of our addons), (c) the clavis proxy with
-authentication, destination check, injection, redaction and audit. Direct and bare clients
+authentication, destination check, injection, redaction and audit, (d) the same clavis proxy in
+base-URL mode (plain HTTP on loopback to ``/s/<service>/...``, no TLS between agent and proxy). Direct and bare clients
 send the credential themselves; through clavis the proxy injects it. Every answer echoes the
 credential, so through clavis each response really is redacted (and checked to be).
 """
@@ -19,8 +20,11 @@ from .fixture import PROXY_TOKEN, PROXY_USER, SECRET, SERVICE, World
 from .stats import Row, Target
 from .upstream import LARGE, SMALL, SSE
 
-MODES = ("direct", "bare", "clavis")
-SUBJECT = {"direct": "direct", "bare": "bare mitmproxy", "clavis": "clavis proxy"}
+MODES = ("direct", "bare", "clavis", "base-url")
+SUBJECT = {"direct": "direct", "bare": "bare mitmproxy", "clavis": "clavis proxy", "base-url": "clavis base-URL"}
+PAIRS = (("bare", "direct"), ("clavis", "direct"), ("clavis", "bare"), ("base-url", "clavis"), ("base-url", "direct"))
+BASE_OVER_MITM = 1.8  # the fastest peer's margin over our MITM mode (issue 18)
+BASE_OVER_DIRECT = 1 / 1.5  # within 1.5x of direct, for small JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +53,14 @@ def _targets(world: World, proxies: dict[str, int], path: str) -> dict[str, load
         proxy = httpx.Proxy(f"http://127.0.0.1:{port}", auth=(PROXY_USER, PROXY_TOKEN))
         return load.Target(url, world.proxy_trust(), proxy, headers, expect)
 
+    # Base-URL mode: plain HTTP to the same clavis proxy, the agent key as the SDK's API key.
+    base_url = f"http://127.0.0.1:{proxies['clavis']}/s/{SERVICE}{path}"
+    agent_key = {"Authorization": f"Bearer {PROXY_TOKEN}"}
     return {
         "direct": direct,
         "bare": through(proxies["bare"], credential, SECRET.encode()),
         "clavis": through(proxies["clavis"], {}, f"[REDACTED:{SERVICE}]".encode()),
+        "base-url": load.Target(base_url, world.proxy_trust(), None, agent_key, f"[REDACTED:{SERVICE}]".encode()),
     }
 
 
@@ -97,7 +105,7 @@ def _rows(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Row]:
             series = {mode: runs[(workload.title, concurrency, mode)] for mode in MODES}
             for metric, get in workload_metrics:
                 values = {mode: [get(run) for run in series[mode]] for mode in MODES}
-                for subject, baseline in (("bare", "direct"), ("clavis", "direct"), ("clavis", "bare")):
+                for subject, baseline in PAIRS:
                     rows.append(
                         Row.paired(
                             workload.title,
@@ -139,4 +147,25 @@ def _targets_met(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[T
                     f"clavis/bare p50, {where}", f"{row_p50.ratio.median:.2f}×", "≤ 1.2×", row_p50.ratio.median <= 1.2
                 )
             )
+        targets += _base_url_targets(runs, workload)
+    return targets
+
+
+def _base_url_targets(runs: dict[tuple[str, int, str], list[load.LoadRun]], workload: Workload) -> list[Target]:
+    """Base-URL mode: ≥ 1.8× the MITM mode's throughput; for small JSON, within 1.5× of direct."""
+    targets = []
+    for concurrency in CONCURRENCY:
+        rates = {mode: [r.rate for r in runs[(workload.title, concurrency, mode)]] for mode in MODES}
+        where = f"{workload.title}, {_case(concurrency)}"
+        over_mitm = Row.paired(where, "", "req/s", ("base", rates["base-url"]), ("mitm", rates["clavis"])).ratio
+        targets.append(
+            Target(f"base-URL/MITM throughput, {where}", f"{over_mitm.median:.2f}", f"≥ {BASE_OVER_MITM}",
+                   over_mitm.median >= BASE_OVER_MITM)
+        )  # fmt: skip
+        if workload.path == SMALL:
+            over_direct = Row.paired(where, "", "req/s", ("base", rates["base-url"]), ("direct", rates["direct"])).ratio
+            targets.append(
+                Target(f"base-URL/direct throughput, {where}", f"{over_direct.median:.2f}",
+                       f"≥ {BASE_OVER_DIRECT:.2f} (within 1.5×)", over_direct.median >= BASE_OVER_DIRECT)
+            )  # fmt: skip
     return targets
