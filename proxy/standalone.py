@@ -3,7 +3,10 @@
 Same addons and policy as the MCP server's embedded proxy; clients authenticate with their
 per-agent tokens from the vault. Services and agents are re-read whenever any process changes
 the vault, so `clavis-mcp add` or `agent revoke` in another terminal applies at once.
-SIGINT and SIGTERM stop it cleanly: listeners closed, in-flight flows ended, vault closed.
+SIGINT and SIGTERM stop it cleanly: new requests refused, those in flight finished (or, after a
+grace period, failed), every one of them recorded, then the listeners and the vault closed
+(:mod:`.draining`). An upstream that does not answer in time gets the agent a 504
+(:mod:`.upstream_timeout`); a request body over the bound is refused, 413 (:mod:`.body_limit`).
 
 The ready line is the first line on standard output and names the bound URL, so with
 ``--port 0`` scripts and tests read the port the system chose instead of probing for a free
@@ -20,9 +23,13 @@ from dataclasses import replace
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.agents import AgentTokens
+from clavis_mcp.vault.errors import LimitsError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 
+from .body_limit import RequestBodyLimit, limit_bytes
+from .draining import GRACE_SECONDS, Draining
 from .embedded import EmbeddedProxy
+from .upstream_timeout import UpstreamTimeout, timeout_seconds
 
 DEFAULT_PORT = 8899
 
@@ -35,9 +42,16 @@ async def serve_until_signalled(
     *,
     port: int,
     announce: Callable[[str], None],
+    grace: float = GRACE_SECONDS,
 ) -> None:
     """Serve ``config`` to the vault's agents: its ``tokens`` are replaced by their per-agent tokens."""
-    config = replace(config, tokens=AgentTokens(vault))
+    try:
+        bounds = (UpstreamTimeout(timeout_seconds(config.upstream_timeout)),
+                  RequestBodyLimit(limit_bytes(config.max_request_body)))  # fmt: skip
+    except ValueError as exc:
+        raise LimitsError(str(exc)) from None
+    draining = Draining()
+    config = replace(config, tokens=AgentTokens(vault), extra_addons=(*config.extra_addons, *bounds, draining))
     proxy = EmbeddedProxy(vault, audit, ca, config, port=port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -59,7 +73,10 @@ async def serve_until_signalled(
         if config.passthrough:
             announce("passthrough (not intercepted, no credential): " + ", ".join(map(str, config.passthrough)))
         await stop.wait()
-        announce("clavis-mcp proxy stopping")
+        announce(f"clavis-mcp proxy stopping: {draining.in_flight} request(s) in flight, new ones refused")
+        failed = await draining.drain(grace)
+        if failed:
+            announce(f"{failed} request(s) still waiting after {grace:g} s were ended and recorded as errors")
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
