@@ -55,6 +55,7 @@ class Mirror:
         self._synced: dict[str, tuple[str, int]] = {}  # name -> (definition as stored, secret version)
         self._version: int | None = None
         self.definitions: dict[str, dict[str, Any]] = {}  # as stored, with team-only parts (a budget)
+        self.oauth_expiry: dict[str, float] = {}  # OAuth services' access-token expiry, as of the last sync
 
     def sync(self) -> None:
         """Apply every change made since the last sync (by any replica); one query when none."""
@@ -72,6 +73,7 @@ class Mirror:
             self._apply(name, entry.definition)
             self._synced[name] = (text, entry.secret_version)
         self.definitions = {name: entry.definition for name, entry in stored.items()}
+        self.oauth_expiry = {n: e.oauth_expires_at for n, e in stored.items() if e.oauth_expires_at is not None}
         self._version = version
 
     def _apply(self, name: str, definition: dict[str, Any]) -> None:

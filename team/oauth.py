@@ -49,13 +49,15 @@ def register(replica: Replica, name: str, body: dict[str, Any]) -> None:
         "expires_at = 0",
         (name, fields["token_url"], fields["client_id"]),
     )
+    replica.conn.execute("UPDATE team_meta SET value = value + 1 WHERE key = 'services_version'")
 
 
 def due(replica: Replica, name: str, now: float | None = None) -> bool:
-    """Whether ``name`` is an OAuth service whose access token needs a refresh now (one cheap query)."""
+    """Whether ``name`` is an OAuth service whose access token needs a refresh now. Read from the
+    mirror's last sync: every refresh and registration moves the change counter, so no query."""
     now = time.time() if now is None else now
-    row = replica.conn.execute("SELECT expires_at FROM oauth WHERE service = %s", (name,)).fetchone()
-    return row is not None and float(row[0]) - now <= SKEW
+    expires_at = replica.mirror.oauth_expiry.get(name)
+    return expires_at is not None and expires_at - now <= SKEW
 
 
 async def refresh_if_due(replica: Replica, name: str) -> bool | None:

@@ -77,6 +77,7 @@ def service_from_json(data: Any) -> Service:
 class StoredService:
     definition: dict[str, Any]
     secret_version: int
+    oauth_expires_at: float | None = None  # an OAuth service's access-token expiry (epoch seconds)
 
 
 class TeamStore:
@@ -92,8 +93,11 @@ class TeamStore:
         return int(row[0]) if row else 0
 
     def services(self) -> dict[str, StoredService]:
-        rows = self._conn.execute("SELECT name, definition, secret_version FROM services").fetchall()
-        return {name: StoredService(definition, version) for name, definition, version in rows}
+        rows = self._conn.execute(
+            "SELECT s.name, s.definition, s.secret_version, o.expires_at FROM services s "
+            "LEFT JOIN oauth o ON o.service = s.name"
+        ).fetchall()
+        return {name: StoredService(definition, version, expiry) for name, definition, version, expiry in rows}
 
     def secret(self, name: str) -> Secret | None:
         found = self._bao.kv_read(self._names.kv, self._names.secret_path(name))
