@@ -90,9 +90,12 @@ class TeamClient:
         """The key to send: CLAVIS_API_KEY, else the stored login; an expired login is refused here."""
         now = time.time() if now is None else now
         raw = self._env.get(KEY_ENV, "").strip()
-        if raw:
-            return Key(Secret(raw), "env", token_expiry(raw))
         session = load_session(self.url)
+        if raw:
+            expires = token_expiry(raw)
+            if expires is None or expires > now or session is None or session.expires_at <= now:
+                return Key(Secret(raw), "env", expires)
+            return Key(session.token, "login", session.expires_at)  # a pasted token expired; a fresh login wins
         if session is None:
             raise TeamRequestFailed(
                 f"no key for the team server at {self.url}: run `{login_command(self.url)}` in a terminal, "
@@ -217,7 +220,7 @@ def unauthorized_message(url: str, key: Key, said: str, now: float | None = None
     now = time.time() if now is None else now
     fix = f"run `{login_command(url)}` in a terminal"
     if key.source == "env":
-        fix += f" and remove {KEY_ENV} from this MCP server's configuration (the login is kept in the keychain)"
+        fix += f" (it replaces the expired {KEY_ENV} at once, no restart needed)"
     if key.expires_at is not None and key.expires_at <= now:
         where = KEY_ENV if key.source == "env" else "your login"
         return f"the login token in {where} expired {relative(key.expires_at, now)} ({iso(key.expires_at)}); {fix}"

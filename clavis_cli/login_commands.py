@@ -1,0 +1,72 @@
+"""`clavis-mcp login`: log in to a team server once, so no key sits in an MCP client's config file.
+
+The login (a 24-hour token) goes to the OS keychain, or a 0600 file in the clavis-mcp home where
+no keychain is reachable; the MCP server reads it at each request, so logging in again needs no
+restart. The password is never stored: the server has no refresh endpoint, so when the token
+expires every tool says so and names this command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+import httpx
+
+from clavis_mcp.mcp_front.team_client import CONNECT_TIMEOUT, READ_TIMEOUT, Key, status_message, transport_message
+from clavis_mcp.mcp_front.team_session import save_session
+from clavis_mcp.mcp_front.times import iso
+from clavis_mcp.team.admin_client import URL_ENV, check_url, clean, trust
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.errors import TeamRequestFailed
+
+
+def log_in(url: str, email: str, password: Secret) -> tuple[Secret, float]:
+    """The server's token for this address and password, and when it expires."""
+    verify = trust() if url.startswith("https:") else True
+    try:
+        with httpx.Client(
+            verify=verify, trust_env=False, timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        ) as http:
+            response = http.post(f"{url}/v1/auth/login", json={"email": email, "password": password.reveal()})
+    except httpx.TimeoutException:
+        raise TeamRequestFailed(f"the team server at {url} did not answer in time; try again") from None
+    except httpx.TransportError as exc:
+        raise TeamRequestFailed(transport_message(url, exc)) from None
+    if response.status_code == 401:
+        raise TeamRequestFailed(f"the team server at {url} refused the login: wrong e-mail address or password", 401)
+    if response.status_code >= 400:
+        nobody = Key(Secret(""), "login", None)  # the 401 case, the only one that reads it, is handled above
+        raise TeamRequestFailed(f"login failed: {status_message(url, response, nobody)}", response.status_code)
+    try:
+        answer = response.json()
+        token, lifetime = str(answer["access_token"]), float(answer.get("expires_in") or 0)
+    except (ValueError, KeyError, TypeError):
+        raise TeamRequestFailed(f"the server at {url} did not answer as a clavis team server does") from None
+    return Secret(token), time.time() + lifetime
+
+
+@click.command()
+@click.option("--url", help=f"The team server's address (default: ${URL_ENV}).")
+@click.option("--email", help="Your e-mail address on the team server (asked if not given).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of asking.")
+def login(url: str | None, email: str | None, password_stdin: bool) -> None:
+    """Log in to a team server; the MCP server then uses the login, and no key goes in a config file."""
+    url = check_url((url or os.environ.get(URL_ENV, "")).strip() or _missing_url())
+    email = (email or click.prompt("E-mail")).strip()
+    raw = sys.stdin.readline().rstrip("\r\n") if password_stdin else click.prompt("Password", hide_input=True)
+    if not raw:
+        raise TeamRequestFailed("the password is empty; give it on the prompt or on standard input")
+    token, expires_at = log_in(url, email, Secret(raw))
+    where = save_session(url, email, token, expires_at)
+    click.echo(f"logged in to {url} as {clean(email)} until {iso(expires_at)}; the login is kept in {where}")
+    click.echo(f"for Claude Desktop (no key in its config): clavis-mcp install claude-desktop --team {url}")
+
+
+def _missing_url() -> str:
+    raise TeamRequestFailed(f"give the team server's address: clavis-mcp login --url https://... (or set {URL_ENV})")
+
+
+COMMANDS = [login]
