@@ -82,13 +82,20 @@ def install(ctx: click.Context, print_only: bool, command: Path | None) -> None:
 @click.option("--print", "print_only", is_flag=True, help="Print the entry instead of writing it.")
 @COMMAND_OPTION
 @ENV_OPTION
+@click.option(
+    "--team", "team_url", metavar="URL", help="Use this team server (after `clavis-mcp login`); no key in the file."
+)
 def install_claude_desktop(
-    config_path: Path | None, print_only: bool, command: Path | None, env_pairs: tuple[str, ...]
+    config_path: Path | None, print_only: bool, command: Path | None, env_pairs: tuple[str, ...], team_url: str | None
 ) -> None:
     """Add or update the 'clavis' entry in Claude Desktop's config.
 
     Other entries, and environment variables you added to ours, are kept; a backup is written.
     """
+    if team_url is not None:
+        from clavis_mcp.team.admin_client import check_url
+
+        env_pairs = (*env_pairs, f"CLAVIS_API_URL={check_url(team_url)}")
     entry = _entry(command, env_pairs)
     if print_only:
         click.echo(json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2))
