@@ -30,6 +30,7 @@ from .keys import Principal, refusal
 from .replica import Replica
 
 logger = logging.getLogger(__name__)
+MAX_REQUEST_BODY = 10 * 1024 * 1024  # read in chunks and cut here: a caller cannot make a replica hold more
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -56,8 +57,13 @@ def admin_of(request: Request) -> Principal:
 
 
 async def body_of(request: Request) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_REQUEST_BODY:
+            raise ApiRefused(413, f"the request body is larger than {MAX_REQUEST_BODY // (1024 * 1024)} MiB")
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(bytes(raw) or b"{}")
     except ValueError:
         raise ApiRefused(400, "the request body must be JSON") from None
     if not isinstance(body, dict):

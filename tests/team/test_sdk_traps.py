@@ -84,6 +84,8 @@ async def test_every_refusal_is_a_json_detail_the_sdk_can_read(server: TeamServe
             assert answer.status_code in (400, 405), answer.text
             assert answer.headers["content-type"].startswith("application/json")
             assert answer.json()["detail"]
+        huge = raw.post("/v1/call/echo", content=b"[" * (11 * 1024 * 1024))
+        assert huge.status_code == 413 and "larger than" in huge.json()["detail"]
     with pytest.raises(ClavisError) as refused:
         await ClavisClient(key, base_url=server.url).call("echo", "GET", "ftp://127.0.0.1/")
     assert refused.value.status_code == 400
