@@ -5,9 +5,16 @@ later step (injection, audit, dialling) uses it, and the request's own host is r
 it so what was judged is what is sent. The Host header, the CONNECT target and the TLS SNI
 must agree, or the request is refused with 421 before any credential is involved.
 
-Hosts that belong to no service are refused with a reason the agent can read, unless the
-user listed them for passthrough: then their tunnels are forwarded opaquely (TLS is not
-intercepted, no credential is ever added). TLS is intercepted only for service hosts.
+Hosts that belong to no service are forwarded opaquely if the user listed them for passthrough,
+or, on a proxy built with ``pass_other_hosts`` (the standalone proxy agents use), for any agent
+not added with ``--deny-other-hosts``: TLS is not intercepted and no credential is ever added.
+A host some service owns is never passed through, and a private or loopback address is never
+passed through by default (the dial guard also refuses names that resolve to one). Otherwise
+the request is refused with a reason the agent can read. TLS is intercepted only for service hosts.
+
+Several services may share a host (a personal and a work key for one provider). call_service
+names its service; a proxy agent's record says which one it means (``agent use``); a host still
+claimed by several services is refused with a message naming them.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from dataclasses import dataclass
 from mitmproxy import connection, ctx, http, tls
 
 from clavis_mcp.vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_public_address
+from clavis_mcp.vault.agents import Agent, agent_policies
 from clavis_mcp.vault.service import Service
 
 from .flowmeta import (
     BUFFERED,
+    CLIENT,
     DECISION,
     DESTINATION,
     REASON,
@@ -38,6 +47,10 @@ from .flowmeta import (
 from .request_policy import normalise_path
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
+OTHER_HOST_REASON = (
+    "no service owns this host: passed through without interception or credential "
+    "(an agent added with --deny-other-hosts is refused instead)"
+)
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
@@ -94,6 +107,8 @@ def decide(
     path: str | None = None,
     passthrough: Sequence[HostRule] = (),
     proxy_ports: frozenset[int] = frozenset(),
+    pass_other_hosts: bool = False,
+    agent: Agent | None = None,
 ) -> Verdict:
     """The whole destination policy as a pure function of what the proxy saw.
 
@@ -101,8 +116,12 @@ def decide(
     in HTTP/2), empty for origin-form: RFC 9112 §3.2.2 lets it override ``Host``, and shared
     front ends route by it, so it must name the judged destination too. ``path`` (the request
     target, query included) tells apart services that share a host by path prefix; it is judged
-    in its normalised form, as the request policy will send it.
+    in its normalised form, as the request policy will send it. ``pass_other_hosts``: a host no
+    service owns passes untouched unless ``agent`` denies other hosts; the services the agent
+    uses decide among services sharing a host.
     """
+    uses = frozenset(agent.uses) if agent is not None else frozenset()
+    who = agent.name if agent is not None else None
     if method.upper() in REFUSED_METHODS:
         return Verdict(None, 405, f"method {method} is not allowed through clavis-mcp")
     default_port = 443 if scheme == "https" else 80
@@ -127,22 +146,32 @@ def decide(
             return Verdict(None, 403, f"unknown service {selected!r}")
         if not service.owns(host, port, scheme):
             return Verdict(None, 403, f"{scheme}://{host}:{port} is not a host of service {selected!r}")
+        bound = [s.name for s in snapshot.owners(host, port, scheme) if s.name in uses]
+        if bound and selected not in bound:  # the agent's binding is its choice on this host, not the header's
+            return Verdict(None, 403, f"agent {who!r} is bound to service {bound[0]!r} on {host}, not {selected!r}")
     else:
         try:
             normalised = None if path is None else normalise_path(path.partition("?")[0])
         except ValueError as exc:
-            if len(snapshot.owners(host, port, scheme)) > 1:  # the path decides whose credential: unreadable, none
+            if len(snapshot.claimants(host, port, scheme, among=uses)) > 1:  # the path decides whose credential
                 return Verdict(None, 400, f"path refused: {exc}")
             normalised = None  # judged without the path; the request policy refuses what it cannot read
-        owner = snapshot.owner_of(host, port, scheme, path=normalised)
-        if owner is None:
-            if is_passthrough(passthrough, host, port, default_port):
-                return Verdict(None, passthrough=True)
+        found = snapshot.claimants(host, port, scheme, path=normalised, among=uses)
+        if len(found) > 1:
+            return Verdict(None, 403, shared_reason(found, scheme, host, port, who))
+        if not found:
+            if not any(snapshot.owners(host, port, other) for other in ("https", "http")):
+                if is_passthrough(passthrough, host, port, default_port):
+                    return Verdict(None, passthrough=True)
+                if pass_other_hosts and not (agent is not None and agent.deny_other_hosts):
+                    if is_private_host(host):
+                        return Verdict(None, 403, private_passthrough_reason(host))
+                    return Verdict(None, reason=OTHER_HOST_REASON, passthrough=True)
             if snapshot.owners(host, port, scheme):
                 shown = normalised or "this path"
                 return Verdict(None, 403, f"no service on {scheme}://{host}:{port} covers the path {shown}")
-            return Verdict(None, 403, unowned_reason(snapshot, scheme, host, port))
-        service = owner
+            return Verdict(None, 403, unowned_reason(snapshot, scheme, host, port, agent))
+        service = found[0]
     if not service.local and not is_public_address(host):
         return Verdict(
             None, 403, f"{host} is a private or loopback address; only services added with --local may use it"
@@ -150,23 +179,52 @@ def decide(
     return Verdict(service)
 
 
-def unowned_reason(snapshot: Snapshot, scheme: str, host: str, port: int) -> str:
+def unowned_reason(snapshot: Snapshot, scheme: str, host: str, port: int, agent: Agent | None = None) -> str:
     """Why nothing owns this destination, with the hint an agent or its user can act on."""
     if any(snapshot.owners(host, port, other) for other in ("https", "http") if other != scheme):
         other = "https" if scheme == "http" else "http"
         return f"no service is registered for {scheme}://{host}:{port}; its service expects {other}://"
+    if agent is not None and agent.deny_other_hosts:
+        return (
+            f"no service is registered for {scheme}://{host}:{port}, and agent {agent.name!r} was added with "
+            "--deny-other-hosts; add a service with `clavis-mcp add`, or use `clavis-mcp proxy --passthrough HOST`"
+        )
     return (
         f"no service is registered for {scheme}://{host}:{port}; add one with `clavis-mcp add`, "
         "or let it through untouched with `clavis-mcp proxy --passthrough HOST`"
     )
 
 
-class DestinationCheck:
-    """``passthrough``: host rules whose tunnels are forwarded opaquely when no service owns them."""
+def shared_reason(found: Sequence[Service], scheme: str, host: str, port: int, agent: str | None) -> str:
+    """Several services claim this destination and nothing says which one is meant."""
+    names = ", ".join(repr(s.name) for s in found)
+    who = agent or "NAME"
+    return (
+        f"{scheme}://{host}:{port} belongs to several services ({names}) and agent {who!r} is bound to none "
+        f"of them; choose one with `clavis-mcp agent use {who} SERVICE`, or name the service in call_service"
+    )
 
-    def __init__(self, vault: Vault, passthrough: Sequence[HostRule] = ()) -> None:
+
+def is_private_host(host: str) -> bool:
+    """A loopback name or a non-public address literal: never passed through by default."""
+    return is_loopback_host(host) or not is_public_address(host)
+
+
+def private_passthrough_reason(host: str) -> str:
+    return (
+        f"{host} is a private or loopback address, which clavis-mcp does not pass through; "
+        "reach it directly (NO_PROXY) or add it as a service with --local"
+    )
+
+
+class DestinationCheck:
+    """``passthrough``: host rules whose tunnels are forwarded opaquely when no service owns them;
+    ``pass_other_hosts``: so is every other host no service owns, for agents that do not deny it."""
+
+    def __init__(self, vault: Vault, passthrough: Sequence[HostRule] = (), pass_other_hosts: bool = False) -> None:
         self._vault = vault
         self._passthrough = tuple(passthrough)
+        self._pass_other_hosts = pass_other_hosts
         self._opaque: weakref.WeakSet[connection.Client] = weakref.WeakSet()
         self.proxy_ports: frozenset[int] = frozenset()
 
@@ -195,8 +253,25 @@ class DestinationCheck:
             self._opaque.add(flow.client_conn)
             flow.metadata[DECISION] = "passed"
             flow.metadata[REASON] = "passthrough host: tunnelled without interception or credential"
+        elif self._passes_others(agent := self._agent(flow, snapshot)):
+            if is_private_host(host):
+                refuse(flow, 403, private_passthrough_reason(host))
+                return
+            self._opaque.add(flow.client_conn)
+            flow.metadata[DECISION] = "passed"
+            flow.metadata[REASON] = OTHER_HOST_REASON
         else:
-            refuse(flow, 403, unowned_reason(snapshot, "https", host, port))
+            refuse(flow, 403, unowned_reason(snapshot, "https", host, port, agent))
+
+    def _agent(self, flow: http.HTTPFlow, snapshot: Snapshot) -> Agent | None:
+        """The authenticated agent's routing choices; a client with no agent record has none."""
+        client = flow.metadata.get(CLIENT)
+        if client is None:
+            return None
+        return agent_policies(snapshot, self._vault).get(client) or Agent(client, 0.0)
+
+    def _passes_others(self, agent: Agent | None) -> bool:
+        return self._pass_other_hosts and not (agent is not None and agent.deny_other_hosts)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Only service hosts are intercepted; a passthrough tunnel stays end-to-end encrypted."""
@@ -210,8 +285,9 @@ class DestinationCheck:
         request = flow.request
         selected = request.headers.get(SELECT_HEADER)
         request.headers.pop(SELECT_HEADER, None)
+        snapshot = flow_snapshot(flow, self._vault)
         verdict = decide(
-            flow_snapshot(flow, self._vault),
+            snapshot,
             method=request.method,
             scheme=request.scheme,
             host=request.host,
@@ -223,9 +299,13 @@ class DestinationCheck:
             path=request.path,
             passthrough=self._passthrough,
             proxy_ports=self.proxy_ports,
+            pass_other_hosts=self._pass_other_hosts,
+            agent=self._agent(flow, snapshot),
         )
         if verdict.passthrough:
             flow.metadata[DECISION] = "passed"
+            if verdict.reason:
+                flow.metadata[REASON] = verdict.reason
             flow.metadata[DESTINATION] = (request.scheme, canonical_host(request.host), request.port)
             return
         if verdict.service is None:

@@ -31,7 +31,7 @@ from .errors import (
     VaultNotFound,
     WrongKey,
 )
-from .hosts import HostRule, canonical_host, parse_host_rule, rules_overlap
+from .hosts import canonical_host, parse_host_rule
 from .keys.crypto import DataKey, associated_data, wrap_context
 from .keys.keyfile import KeyFileStore
 from .keys.keystore import AskPassphrase, KeyStore, Params, key_store
@@ -105,23 +105,31 @@ class Snapshot:
         found = {s.name: s for s in candidates if s.owns_canonical(host, port, scheme)}
         return tuple(sorted(found.values(), key=lambda s: s.name))
 
-    def owner_of(self, host: str, port: int, scheme: str, path: str | None = None) -> Service | None:
-        """The one service this destination belongs to, or None if none or no single best.
+    def claimants(
+        self, host: str, port: int, scheme: str, path: str | None = None, among: frozenset[str] = frozenset()
+    ) -> tuple[Service, ...]:
+        """The services with the best claim on this destination: one is its owner, several a choice.
 
         With ``path`` (already normalised), services sharing a host are told apart by their path
-        prefixes: the longest covering prefix wins. Then an exact host rule beats a wildcard.
-        Registration refuses two services that could tie, so None here means "no owner".
+        prefixes: the longest covering prefix wins. Several services may share a host and prefix
+        (a personal and a work key for one provider): then the caller must name one (call_service
+        does) or bind one (an agent's ``uses``). ``among`` is such a binding: if any owner of the
+        destination is in it, only those are considered, so a bound agent never falls through to
+        another service's credential on that host, whatever the path.
         """
         owners = self.owners(host, port, scheme)
+        bound = tuple(s for s in owners if s.name in among)
+        owners = bound or owners
         if path is not None:
             ranked = [(len(p), s) for s in owners if (p := s.prefix_for(path)) is not None]
             best = max((rank for rank, _ in ranked), default=-1)
             owners = tuple(s for rank, s in ranked if rank == best)
-        if len(owners) > 1:
-            canonical = canonical_host(host)
-            exact = [s for s in owners if any(not r.wildcard and r.host == canonical for r in s.hosts)]
-            owners = tuple(exact) or owners
-        return owners[0] if len(owners) == 1 else None
+        return owners
+
+    def owner_of(self, host: str, port: int, scheme: str, path: str | None = None) -> Service | None:
+        """The one service this destination belongs to, or None if none or several claim it."""
+        found = self.claimants(host, port, scheme, path)
+        return found[0] if len(found) == 1 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,25 +292,22 @@ class Vault:
     def add_services(self, entries: list[tuple[Service, Secret]]) -> None:
         """Add several services in one transaction: all of them, or (on any refusal) none."""
         with self.store.atomic() as batch:
-            others = _HostIndex([_service_from_json(n, d) for n, d in batch.services().items()])
+            names = set(batch.services())  # hosts may be shared: see Snapshot.claimants
             for entry, secret in entries:
                 service = validated(entry)
-                if service.name in others.names:
+                if service.name in names:
                     raise DuplicateService(
                         f"a service named {service.name!r} already exists; remove it first or pick another name"
                     )
-                _refuse_conflicts(service, others)
                 batch.put_service(service.name, _service_to_json(service))
                 batch.put_secret(service.name, SECRET_FIELD, self._seal_secret(service.name, SECRET_FIELD, secret))
-                others.add(service)
+                names.add(service.name)
 
     def update_service(self, service: Service) -> Service:
         """Replace the non-secret definition of an existing service (its secrets stay)."""
         with self.store.atomic() as batch:
             current = self.get_service(service.name)
             service = replace(validated(service), created_at=current.created_at, rotated_at=current.rotated_at)
-            others = _HostIndex([_service_from_json(n, d) for n, d in batch.services().items() if n != service.name])
-            _refuse_conflicts(service, others)
             batch.put_service(service.name, _service_to_json(service))
         return service
 
@@ -375,52 +380,6 @@ class Vault:
             raise UnknownService(name, list(batch.services()))
         plain = self._key.open(blob, associated_data(self.vault_id, name, field), f"the secret of {name!r}")
         return Secret(plain.decode("utf-8"), self._fingerprint_key)
-
-
-class _HostIndex:
-    """Services by host rule, so a new rule is compared with the few that could overlap it
-    rather than with every service (adding to a vault of 10,000 stays linear)."""
-
-    def __init__(self, services: list[Service]) -> None:
-        self.names: set[str] = set()
-        self._exact: dict[str, list[Service]] = {}
-        self._wild: dict[str, list[Service]] = {}
-        for service in services:
-            self.add(service)
-
-    def add(self, service: Service) -> None:
-        self.names.add(service.name)
-        for rule in service.hosts:
-            (self._wild if rule.wildcard else self._exact).setdefault(rule.host, []).append(service)
-
-    def candidates(self, rule: HostRule) -> list[Service]:
-        labels = rule.host.split(".")
-        suffixes = [".".join(labels[i:]) for i in range(0 if rule.wildcard else 1, len(labels))]
-        found = list(self._exact.get(rule.host, ()))
-        for suffix in suffixes:  # wildcards covering this host (or this wildcard's domain)
-            found.extend(self._wild.get(suffix, ()))
-        if rule.wildcard:  # hosts and wildcards inside this wildcard's domain
-            inside = "." + rule.host
-            for index in (self._exact, self._wild):
-                found.extend(s for host, services in index.items() if host.endswith(inside) for s in services)
-        return found
-
-
-def _refuse_conflicts(service: Service, others: _HostIndex) -> None:
-    """Two services may share a host only if their path prefixes differ (the longest then wins)."""
-    for mine in service.hosts:
-        for other in others.candidates(mine):
-            if other.name == service.name:
-                continue
-            shared = sorted(set(service.effective_prefixes) & set(other.effective_prefixes))
-            if not shared:
-                continue
-            for theirs in other.hosts:
-                if rules_overlap(mine, theirs):
-                    raise DuplicateService(
-                        f"host {mine} overlaps host {theirs} of service {other.name!r} on path prefix {shared[0]}; "
-                        "a destination must belong to one service: use another host, or distinct --path-prefix"
-                    )
 
 
 def _key_rows(key: DataKey, kek: bytes, kind: str, params: Params, vault_id: str) -> dict[str, str]:

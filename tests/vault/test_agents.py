@@ -73,3 +73,42 @@ def test_duplicate_agent_is_refused_and_keeps_the_first_token(memory: Vault) -> 
     with pytest.raises(AgentError, match="already exists"):
         add_agent(memory, "a1")
     assert agent_token(memory, "a1") == token
+
+
+# -- routing choices (issue 16.12, 16.14) --------------------------------------------------------
+
+
+def test_an_agent_keeps_its_routing_choices_and_lists_them(memory: Vault) -> None:
+    from clavis_mcp.vault import validate_secret
+    from tests.conftest import make_service
+
+    memory.add_service(make_service("work", "api.example.com"), validate_secret("sk-work-0123456789abcdef"))
+    add_agent(memory, "strict", deny_other_hosts=True, uses=("work",))
+    add_agent(memory, "open")
+    listed = {a.name: (a.deny_other_hosts, a.uses) for a in list_agents(memory)}
+    assert listed == {"strict": (True, ("work",)), "open": (False, ())}
+
+
+def test_use_replaces_the_binding_that_shares_a_host_and_keeps_the_others(memory: Vault) -> None:
+    from clavis_mcp.vault import validate_secret
+    from clavis_mcp.vault.agents import use_services
+    from tests.conftest import make_service
+
+    for name, host in [("work", "api.example.com"), ("personal", "api.example.com"), ("gh", "api.github.com")]:
+        memory.add_service(make_service(name, host), validate_secret(f"sk-{name}-0123456789abcdef"))
+    add_agent(memory, "dev", uses=("work", "gh"))
+    assert use_services(memory, "dev", ("personal",)).uses == ("gh", "personal")
+    assert use_services(memory, "dev", ()).uses == ()
+
+
+def test_an_unknown_service_or_agent_is_refused_with_the_known_names(memory: Vault) -> None:
+    from clavis_mcp.vault import validate_secret
+    from clavis_mcp.vault.agents import use_services
+    from tests.conftest import make_service
+
+    memory.add_service(make_service("work", "api.example.com"), validate_secret("sk-work-0123456789abcdef"))
+    with pytest.raises(AgentError, match="unknown service 'wrok' for --use; known services: work"):
+        add_agent(memory, "dev", uses=("wrok",))
+    assert list_agents(memory) == []
+    with pytest.raises(AgentError, match="unknown agent 'ghost'"):
+        use_services(memory, "ghost", ("work",))

@@ -63,11 +63,26 @@ def test_duplicate_name_is_refused(vault: Vault) -> None:
         vault.add_service(make_service("a", "other.example.com"), validate_secret(B))
 
 
-def test_overlapping_hosts_are_refused_with_the_other_name(vault: Vault) -> None:
+def test_services_may_share_a_host_and_then_both_claim_it(vault: Vault) -> None:
+    """A personal and a work key for one provider (issue 16.14): both registered, neither the owner."""
     vault.add_service(make_service("wild", "*.example.com"), validate_secret(A))
-    with pytest.raises(DuplicateService, match="'wild'"):
-        vault.add_service(make_service("api", "api.example.com"), validate_secret(B))
-    assert [s.name for s in vault.list_services()] == ["wild"]
+    vault.add_service(make_service("api", "api.example.com"), validate_secret(B))
+    snapshot = vault.snapshot()
+    assert [s.name for s in snapshot.claimants("api.example.com", 443, "https", "/v1")] == ["api", "wild"]
+    assert snapshot.owner_of("api.example.com", 443, "https", "/v1") is None
+    assert snapshot.owner_of("files.example.com", 443, "https", "/v1").name == "wild"  # type: ignore[union-attr]
+
+
+def test_a_binding_decides_among_services_sharing_a_host_and_never_falls_through(vault: Vault) -> None:
+    vault.add_service(make_service("work", "api.example.com", path_prefixes=("/v1",)), validate_secret(A))
+    vault.add_service(make_service("personal", "api.example.com"), validate_secret(B))
+    snapshot = vault.snapshot()
+    work = frozenset({"work"})
+    assert [s.name for s in snapshot.claimants("api.example.com", 443, "https", "/v1/x", among=work)] == ["work"]
+    assert snapshot.claimants("api.example.com", 443, "https", "/v2", among=work) == ()  # not personal's
+    assert [s.name for s in snapshot.claimants("api.example.com", 443, "https", "/v2")] == ["personal"]
+    other = frozenset({"unrelated"})  # a binding to no owner of this host leaves the choice as it was
+    assert [s.name for s in snapshot.claimants("api.example.com", 443, "https", "/v1", among=other)] == ["work"]
 
 
 def test_swapped_ciphertexts_are_detected(vault: Vault, home: Path) -> None:
@@ -211,19 +226,22 @@ TIES = [
 @pytest.mark.parametrize(
     ("first", "second"), TIES, ids=["no-prefixes", "same-prefix-other-spelling", "wildcard-shared", "root-vs-none"]
 )
-def test_a_tie_is_refused_at_registration_naming_the_other_service(
+def test_a_tie_is_registered_and_left_for_the_caller_to_choose(
     vault: Vault, first: tuple[str, tuple[str, ...]], second: tuple[str, tuple[str, ...]]
 ) -> None:
+    """Once refused at registration ("a destination must belong to one service"); now both are kept
+    and the proxy asks the agent's binding, or refuses naming both (tests/proxy/test_shared_hosts.py)."""
     from clavis_mcp.vault.service import normalise_path_prefixes
 
     vault.add_service(
         make_service("one", first[0], path_prefixes=normalise_path_prefixes(first[1])), validate_secret(A)
     )
-    with pytest.raises(DuplicateService, match="service 'one'"):
-        vault.add_service(
-            make_service("two", second[0], path_prefixes=normalise_path_prefixes(second[1])), validate_secret(B)
-        )
-    assert [s.name for s in vault.list_services()] == ["one"]
+    vault.add_service(
+        make_service("two", second[0], path_prefixes=normalise_path_prefixes(second[1])), validate_secret(B)
+    )
+    path = second[1][0].rstrip("/") + "/x" if second[1] else "/x"
+    tied = vault.snapshot().claimants("api.example.com", 443, "https", path)
+    assert [s.name for s in tied] == ["one", "two"]
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
@@ -238,7 +256,7 @@ def test_rotate_replaces_the_secret_and_the_old_ciphertext_is_gone_from_disk(vau
     assert old_blob not in b"".join(p.read_bytes() for p in home.iterdir() if p.is_file())
 
 
-def test_update_service_keeps_the_secret_and_checks_overlaps(vault: Vault) -> None:
+def test_update_service_keeps_the_secret(vault: Vault) -> None:
     vault.add_service(make_service("a", "a.example.com"), validate_secret(A))
     vault.add_service(make_service("b", "b.example.com"), validate_secret(B))
     from dataclasses import replace
@@ -248,8 +266,8 @@ def test_update_service_keeps_the_secret_and_checks_overlaps(vault: Vault) -> No
     updated = vault.update_service(replace(vault.get_service("a"), hosts=parse_hosts(["c.example.com"])))
     assert [str(h) for h in vault.get_service("a").hosts] == ["c.example.com"] == [str(h) for h in updated.hosts]
     assert vault.secret("a").reveal() == A
-    with pytest.raises(DuplicateService, match="service 'b'"):
-        vault.update_service(replace(vault.get_service("a"), hosts=parse_hosts(["b.example.com"])))
+    shared = vault.update_service(replace(vault.get_service("a"), hosts=parse_hosts(["b.example.com"])))
+    assert [str(h) for h in shared.hosts] == ["b.example.com"]  # hosts may be shared now
     with pytest.raises(UnknownService):
         vault.update_service(make_service("ghost", "g.example.com"))
 
@@ -260,7 +278,7 @@ def test_add_services_is_all_or_nothing(vault: Vault) -> None:
         vault.add_services(
             [
                 (make_service("fresh", "f.example.com"), validate_secret(B)),
-                (make_service("clash", "t.example.com"), validate_secret(B)),
+                (make_service("taken", "other.example.com"), validate_secret(B)),
             ]
         )
     assert [s.name for s in vault.list_services()] == ["taken"]
