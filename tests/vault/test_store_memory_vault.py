@@ -36,7 +36,7 @@ def test_a_memory_vault_writes_no_file(memory: Vault, tmp_path: Path) -> None:
 def test_services_secrets_and_snapshots(memory: Vault) -> None:
     memory.add_service(make_service("a", "a.example.com"), validate_secret(A))
     with pytest.raises(DuplicateService):
-        memory.add_service(make_service("b", "a.example.com"), validate_secret(B))
+        memory.add_service(make_service("a", "b.example.com"), validate_secret(B))
     first = memory.snapshot()
     assert first.secrets["a"].reveal() == A and memory.snapshot() is first
     memory.rotate_secret("a", validate_secret(B))
