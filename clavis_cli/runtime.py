@@ -22,6 +22,7 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.vault import AuditLog, Vault, VaultError, clavis_home
 
 NOTHING_CHANGED = "nothing was changed"
+MAX_IMPORT_BYTES = 16 * 1024 * 1024  # an export of thousands of services is a few MB
 
 
 @dataclass
@@ -78,6 +79,22 @@ def explain_failure(exc: OSError | sqlite3.Error) -> str:
         return f"a file in {where} reached the size limit set for this process; {NOTHING_CHANGED}: raise the limit"
     why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return f"cannot use {where} ({why}); {NOTHING_CHANGED}: check the disk and the folder's permissions"
+
+
+def read_bounded_text(path: Path, limit: int = MAX_IMPORT_BYTES) -> str:
+    """The text of a file a verb reads whole (``import``), refused past ``limit`` bytes: a path
+    such as /dev/zero or a wrong multi-GB file must not hang the command or take its memory."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise VaultError(
+            f"{path} is larger than {limit // (1024 * 1024)} MiB (or never ends, like a device); an export "
+            f"file is far smaller: check the path. {NOTHING_CHANGED[0].upper()}{NOTHING_CHANGED[1:]}"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VaultError(f"{path} is not UTF-8 text (an export file is TOML); check the path") from None
 
 
 @contextmanager

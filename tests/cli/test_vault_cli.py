@@ -317,3 +317,9 @@ def test_init_where_clavis_home_is_a_file_says_so(runner: CliRunner, home: Path)
     result = runner.invoke(main, ["init"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "is a file, not a folder" in result.output
+
+
+def test_import_of_a_file_that_never_ends_is_refused_at_a_bound(initialised: CliRunner) -> None:
+    result = initialised.invoke(main, ["import", "/dev/zero"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "larger than 16 MiB (or never ends" in result.output
