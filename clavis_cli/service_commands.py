@@ -55,7 +55,7 @@ from clavis_mcp.vault.service import (
     validate_extra_headers,
 )
 
-from .runtime import Runtime, open_runtime
+from .runtime import Runtime, open_runtime, read_bounded_text
 from .secret_refs import field_refs, where
 
 REVEAL = click.Choice(["never", "masked", "full"])
@@ -753,7 +753,7 @@ def import_services(path: Path, as_json: bool) -> None:
     Fields under a table's ``secret_refs`` (FIELD = "REF") are kept by reference instead.
     """
     try:
-        tables = tomllib.loads(path.read_text(encoding="utf-8")).get("services", {})
+        tables = tomllib.loads(read_bounded_text(path)).get("services", {})
     except tomllib.TOMLDecodeError as exc:
         raise InvalidService(f"{path} is not valid TOML: {exc}") from None
     if not isinstance(tables, dict) or not tables:
