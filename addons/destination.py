@@ -165,7 +165,7 @@ def decide(
                     return Verdict(None, passthrough=True)
                 if pass_other_hosts and not (agent is not None and agent.deny_other_hosts):
                     if is_private_host(host):
-                        return Verdict(None, 403, private_passthrough_reason(host))
+                        return Verdict(None, 403, private_passthrough_reason(scheme, host, port))
                     return Verdict(None, reason=OTHER_HOST_REASON, passthrough=True)
             if snapshot.owners(host, port, scheme):
                 shown = normalised or "this path"
@@ -210,10 +210,10 @@ def is_private_host(host: str) -> bool:
     return is_loopback_host(host) or not is_public_address(host)
 
 
-def private_passthrough_reason(host: str) -> str:
+def private_passthrough_reason(scheme: str, host: str, port: int) -> str:
     return (
-        f"{host} is a private or loopback address, which clavis-mcp does not pass through; "
-        "reach it directly (NO_PROXY) or add it as a service with --local"
+        f"no service is registered for {scheme}://{host}:{port}, and {host} is a private or loopback address, "
+        "which clavis-mcp does not pass through; reach it directly (NO_PROXY) or add it as a service with --local"
     )
 
 
@@ -255,7 +255,7 @@ class DestinationCheck:
             flow.metadata[REASON] = "passthrough host: tunnelled without interception or credential"
         elif self._passes_others(agent := self._agent(flow, snapshot)):
             if is_private_host(host):
-                refuse(flow, 403, private_passthrough_reason(host))
+                refuse(flow, 403, private_passthrough_reason("https", host, port))
                 return
             self._opaque.add(flow.client_conn)
             flow.metadata[DECISION] = "passed"
