@@ -110,7 +110,9 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
             click.echo(line)
             sys.stdout.flush()
 
-        config = ProxyConfig(passthrough=tuple(rules), approvals=approval_hold(runtime.vault.home))
+        config = ProxyConfig(
+            passthrough=tuple(rules), pass_other_hosts=True, approvals=approval_hold(runtime.vault.home)
+        )
         try:
             asyncio.run(
                 serve_until_signalled(runtime.vault, runtime.audit, runtime.ca, config, port=port, announce=announce)
