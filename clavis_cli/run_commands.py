@@ -97,7 +97,7 @@ async def _run_with_own_proxy(runtime: Runtime, agent: str | None, argv: list[st
     token = secrets.token_urlsafe(32)
     tokens = _run_tokens(name, token, AgentTokens(runtime.vault) if agent is not None else None)
     quiet_logging()
-    config = ProxyConfig(tokens=tokens, approvals=approval_hold(runtime.vault.home))
+    config = ProxyConfig(tokens=tokens, pass_other_hosts=True, approvals=approval_hold(runtime.vault.home))
     proxy = EmbeddedProxy(runtime.vault, runtime.audit, runtime.ca, config)
     bound = await proxy.start()
     try:
