@@ -25,6 +25,7 @@ from clavis_mcp.vault.store import read_key_store
 
 from .client_config import INSTALL_DOC, SERVER_NAME, clavis_executable, fragile_reason, read_config
 from .secret_refs import check_refs
+from .team_doctor import team_checks, team_env
 
 CA_WARNING_DAYS = 30
 NEW_CA = "clavis-mcp certs show (creates a new CA; agents that trusted the old one must trust the new one)"
@@ -33,6 +34,8 @@ NEW_CA = "clavis-mcp certs show (creates a new CA; agents that trusted the old o
 def run_checks(home: Path, config_path: Path, ask_passphrase: Callable[[], str]) -> list[Check]:
     ask_once = functools.cache(ask_passphrase)  # the vault is opened twice; ask the user once
     checks = [check_version(), *check_client_config(config_path, home), check_on_path()]
+    if (team := team_env(config_path)) is not None:  # a team client has no local vault, CA or proxy to check
+        return checks + team_checks(*team)
     vault_checks = check_vault(home, ask_passphrase=ask_once)
     checks += vault_checks
     checks.append(check_ca(LocalCA(home / "certs")))
