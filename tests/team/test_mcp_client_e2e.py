@@ -226,3 +226,18 @@ async def test_an_untrusted_server_certificate_is_a_tls_error_naming_clavis_upst
         async with desktop_session(tmp_path, untrusted.url, "clv_not-a-real-key", None) as (client, _):
             result = await client.call_tool("list_services", {})
     assert result.is_error and "TLS" in text_of(result) and "CLAVIS_UPSTREAM_CA" in text_of(result)
+
+
+@pytest.mark.reveals_secret
+async def test_get_credentials_under_a_full_reveal_policy_returns_the_value_with_the_servers_audit_id(
+    server: TeamServer, team: Bootstrap, front: TlsFront, upstream: EchoUpstream, ca_file: Path, tmp_path: Path
+) -> None:
+    add_echo(server, upstream, reveal="full")
+    key = new_key(server, "revealer", ["echo"])
+    async with desktop_session(tmp_path, front.url, key, ca_file) as (client, _):
+        result = await client.call_tool("get_credentials", {"service_name": "echo"})
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["value"] == SECRET and result.structured_content["reveal_policy"] == "full"
+    audit_id = text_of(result).rsplit("audit id ", 1)[1]
+    assert any(audit_id in row and "revealed" in row for row in audit_rows(team))
+    assert SECRET not in (tmp_path / "mcp-stderr.log").read_text()
