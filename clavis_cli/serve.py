@@ -49,6 +49,7 @@ def mcp_server() -> Iterator[MCPServer[Any]]:
     from clavis_mcp.mcp_front import Gateway, build_server
     from clavis_mcp.mcp_front.calls import CallLimits
     from clavis_mcp.mcp_front.unavailable import build_unavailable_server
+    from clavis_mcp.vault.approvals import approval_hold
     from clavis_mcp.vault.proxy_config import ProxyConfig
 
     if os.environ.get("CLAVIS_API_URL", "").strip():  # a team client: no local vault is opened or created
@@ -60,12 +61,14 @@ def mcp_server() -> Iterator[MCPServer[Any]]:
         try:
             limits = CallLimits.from_env()
             runtime = stack.enter_context(open_runtime())
+            hold = approval_hold(runtime.vault.home)  # held when the client cannot ask (elicitation)
         except ClavisError as exc:
             problem = _for_a_client(exc)
             print(f"clavis-mcp: {problem}", file=sys.stderr)
             yield build_unavailable_server(problem)
             return
-        yield build_server(Gateway(runtime.vault, runtime.audit, runtime.ca, config=ProxyConfig(), limits=limits))
+        config = ProxyConfig(approvals=hold)
+        yield build_server(Gateway(runtime.vault, runtime.audit, runtime.ca, config=config, limits=limits))
 
 
 def _for_a_client(exc: ClavisError) -> ClavisError:
