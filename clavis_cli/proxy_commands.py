@@ -12,7 +12,14 @@ from pathlib import Path
 import click
 
 from clavis_mcp.vault import InvalidService, parse_host_rule
-from clavis_mcp.vault.agents import add_agent, agent_token, list_agents, revoke_agent
+from clavis_mcp.vault.agents import (
+    add_agent,
+    agent_token,
+    list_agents,
+    revoke_agent,
+    set_deny_other_hosts,
+    use_services,
+)
 from clavis_mcp.vault.errors import ProxyStartError
 
 from .runtime import Runtime, open_runtime
@@ -201,28 +208,76 @@ def agent() -> None:
 
 @agent.command("add")
 @click.argument("name")
-def agent_add(name: str) -> None:
+@click.option(
+    "--deny-other-hosts",
+    is_flag=True,
+    help="Refuse hosts no service owns (default: they are tunnelled untouched, with no credential).",
+)
+@click.option(
+    "--use",
+    "uses",
+    multiple=True,
+    metavar="SERVICE",
+    help="Where several services share a host, this agent means SERVICE there. Repeatable.",
+)
+def agent_add(name: str, deny_other_hosts: bool, uses: tuple[str, ...]) -> None:
     """Create agent NAME and print its proxy token once."""
     with open_runtime() as runtime:
-        token = add_agent(runtime.vault, name)
+        token = add_agent(runtime.vault, name, deny_other_hosts=deny_other_hosts, uses=uses)
         runtime.audit.append(source="cli", action="agent-add", decision="added", reason=f"agent {name}")
     click.echo(token)
     click.echo(f'agent {name!r} added; its shell setup: eval "$(clavis-mcp env --agent {name})"', err=True)
 
 
+@agent.command("use")
+@click.argument("name")
+@click.argument("services", nargs=-1, metavar="SERVICE...")
+@click.option("--clear", is_flag=True, help="Forget every binding: shared hosts are refused until one is chosen.")
+def agent_use(name: str, services: tuple[str, ...], clear: bool) -> None:
+    """Bind agent NAME to SERVICE on the hosts it shares with other services (replacing the
+    binding it had there); running proxies apply it from the next request on."""
+    if bool(services) == clear:
+        raise click.UsageError("name one or more services, or --clear (not both)")
+    with open_runtime() as runtime:
+        bound = use_services(runtime.vault, name, services)
+        now = ", ".join(bound.uses) or "none"
+        runtime.audit.append(source="cli", action="agent-use", decision="changed", reason=f"agent {name} uses {now}")
+    click.echo(f"agent {name!r} uses: {now}")
+
+
+@agent.command("other-hosts")
+@click.argument("name")
+@click.argument("choice", type=click.Choice(["pass", "deny"]))
+def agent_other_hosts(name: str, choice: str) -> None:
+    """Whether hosts no service owns are tunnelled untouched (pass) or refused (deny) for agent NAME."""
+    with open_runtime() as runtime:
+        set_deny_other_hosts(runtime.vault, name, choice == "deny")
+        runtime.audit.append(
+            source="cli", action="agent-other-hosts", decision="changed", reason=f"agent {name}: {choice}"
+        )
+    click.echo(f"agent {name!r}: hosts no service owns are {'refused' if choice == 'deny' else 'passed through'}")
+
+
 @agent.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def agent_list(as_json: bool) -> None:
-    """List agents (names and creation time, never tokens)."""
+    """List agents (names, creation time and routing choices, never tokens)."""
     with open_runtime() as runtime:
         agents = list_agents(runtime.vault)
     if as_json:
-        click.echo(json.dumps([{"name": a.name, "created_at": a.created_at} for a in agents], indent=2))
+        rows = [
+            {"name": a.name, "created_at": a.created_at, "deny_other_hosts": a.deny_other_hosts, "uses": list(a.uses)}
+            for a in agents
+        ]
+        click.echo(json.dumps(rows, indent=2))
         return
     if not agents:
         click.echo("no agents yet; add one with: clavis-mcp agent add NAME")
     for a in agents:
-        click.echo(f"{a.name:<24} created {time.strftime('%Y-%m-%d %H:%M', time.localtime(a.created_at))}")
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(a.created_at))
+        other = "other hosts refused" if a.deny_other_hosts else "other hosts passed"
+        uses = f", uses {', '.join(a.uses)}" if a.uses else ""
+        click.echo(f"{a.name:<24} created {created}, {other}{uses}")
 
 
 @agent.command("revoke")
