@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from . import core_costs, mcp_roundtrip, proxy_load, startup
+from . import core_costs, curves, mcp_roundtrip, proxy_load, startup
 from .fixture import ROOT, World, world
 from .report import Machine, markdown, print_table, revision
 from .stats import Row, Target
@@ -21,6 +21,7 @@ SECTIONS: dict[str, Section] = {
     "mcp": mcp_roundtrip.measure,
     "startup": startup.measure,
     "core": core_costs.measure,
+    "curves": curves.measure,
 }
 NOTES = Path(__file__).with_name("notes.md")
 
@@ -71,6 +72,7 @@ def main() -> None:
             notes,
             seconds,
             (load_before, os.getloadavg()[0]),
+            curves.FIGURES,
         )
         args.output.write_text(text)
         progress(f"wrote {args.output}")

@@ -89,6 +89,7 @@ def markdown(
     notes: str,
     seconds: float,
     load: tuple[float, float],
+    figures: Sequence[tuple[str, str]] = (),
 ) -> str:
     met = sum(t.met for t in targets)
     lines = [
@@ -117,6 +118,9 @@ def markdown(
         lines += [f"## {section}", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         lines += ["| " + " | ".join(_cells(r)) + " |" for r in members]
         lines.append("")
+    if figures:
+        lines += ["## Curves", "", "Written by the same run as the tables above (`bench/curves.py`).", ""]
+        lines += [f"![{title}]({path})\n" for title, path in figures]
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines)

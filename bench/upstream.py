@@ -20,6 +20,8 @@ import sys
 import h11
 
 SMALL, LARGE, SSE = "/small", "/large", "/sse"
+BYTES = "/bytes/"  # /bytes/N: N bytes, the echo first, written 64 KiB at a time (the body-size curve)
+BLOCK = 64 * 1024
 LARGE_SIZE = 1024 * 1024
 SSE_EVENTS = 200
 
@@ -61,7 +63,17 @@ class Upstream:
         if target == SMALL:
             body = small_body(authorization)
             return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))], [body]
+        if target.startswith(BYTES) and target[len(BYTES) :].isdigit():
+            return self._sized(int(target[len(BYTES) :]), authorization)
         return [(b"content-length", b"0")], []
+
+    def _sized(self, size: int, authorization: str) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        echo = json.dumps({"echo": {"authorization": authorization}}).encode() + b"\n"
+        block = self._filler[:BLOCK]
+        first = (echo + block)[: min(size, BLOCK)]
+        whole, tail = divmod(size - len(first), BLOCK)
+        chunks = [first, *([block] * whole), *([block[:tail]] if tail else [])]
+        return [(b"content-type", b"application/x-ndjson"), (b"content-length", b"%d" % size)], chunks
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -81,7 +93,7 @@ class Upstream:
                     authorization = dict(event.headers).get(b"authorization", b"").decode("latin-1")
                     target = event.target.split(b"?")[0].decode()
                     headers, chunks = self.responses(target, authorization)
-                    status = 200 if target in (SMALL, LARGE, SSE) else 404
+                    status = 200 if chunks else 404  # every known path answers with a body
                     writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
                     for chunk in chunks:
                         writer.write(conn.send(h11.Data(data=chunk)))
