@@ -137,15 +137,12 @@ def test_no_secret_source_without_a_terminal_is_refused_not_blocked(initialised:
     assert result.exit_code == 2 and "--secret-stdin or --secret-env" in result.output
 
 
-def test_overlap_is_refused_naming_the_other_service(initialised: CliRunner) -> None:
+def test_services_may_share_a_host(initialised: CliRunner) -> None:
+    """A personal and a work key for one provider (issue 16.14): agents choose with `agent use`."""
     ok(initialised.invoke(main, ["add", "wild", "--host", "*.x.test", "--secret-stdin"], input=KEY))
+    ok(initialised.invoke(main, ["add", "api", "--host", "api.x.test", "--secret-stdin"], input=NEW_KEY))
     result = initialised.invoke(main, ["add", "api", "--host", "api.x.test", "--secret-stdin"], input=NEW_KEY)
-    assert result.exit_code == 1 and "service 'wild'" in result.output
-    ok(
-        initialised.invoke(
-            main, ["add", "api", "--host", "api.x.test", "--path-prefix", "/v2", "--secret-stdin"], input=NEW_KEY
-        )
-    )
+    assert result.exit_code == 1 and "a service named 'api' already exists" in result.output
 
 
 def test_show_gives_metadata_and_fingerprint_never_the_value(initialised: CliRunner) -> None:
