@@ -104,6 +104,9 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
 
     from .serve import quiet_logging
 
+    if os.environ.get("CLAVIS_API_URL", "").strip():  # the team egress for agents is not built yet (issue 15)
+        warning = "warning: CLAVIS_API_URL is set, but `clavis-mcp proxy` is not a team client yet: it injects "
+        click.echo(warning + "from the local vault; use the MCP tools or the team API for team services", err=True)
     rules = []
     for text in passthrough:
         try:
