@@ -76,6 +76,14 @@ def parse_target(path: str) -> Target | None:
     return Target(key, service, host, rest)
 
 
+def without_key(path: str) -> str:
+    """``path`` with the key of an ``/a/<agent key>/`` prefix blanked, for a malformed one."""
+    if not path.startswith(AGENT_PREFIX):
+        return path
+    _, sep, rest = path[len(AGENT_PREFIX) :].partition("/")
+    return f"{AGENT_PREFIX}-/{rest}" if sep else f"{AGENT_PREFIX}-"
+
+
 def choose_host(service: Service, choice: str) -> tuple[str, int]:
     """The upstream ``(host, port)``: the one chosen (it must be the service's), else its first exact host."""
     if choice:
@@ -144,6 +152,7 @@ class BaseUrlFront:
             target = parse_target(request.path)
         except ValueError as exc:
             request.headers.pop(PROXY_AUTH, None)
+            request.path = without_key(request.path)  # the audit records the path
             refuse(flow, 400, f"{exc}")
             return
         if target is None:

@@ -95,6 +95,17 @@ async def test_missing_or_wrong_agent_key_is_401_and_nothing_is_dialled(
     assert SECRET_A not in (home / "audit.jsonl").read_text()
 
 
+@pytest.mark.parametrize("path", [f"/a/{PROXY_TOKEN}/v1/models", f"/a/{PROXY_TOKEN}", f"/a/{PROXY_TOKEN}/s/"])
+async def test_a_malformed_agent_key_url_is_400_and_the_key_is_not_audited(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream, path: str
+) -> None:
+    async with httpx.AsyncClient(trust_env=False) as c:
+        response = await c.get(f"{routed_proxy.url}{path}")
+    assert response.status_code == 400
+    assert reflector.received == []
+    assert PROXY_TOKEN not in (home / "audit.jsonl").read_text()
+
+
 async def test_unknown_service_is_404_with_a_reason(routed_proxy: EmbeddedProxy, reflector: Upstream) -> None:
     async with client(routed_proxy, service="nope") as c:
         response = await c.get("/v1")
