@@ -160,7 +160,7 @@ def decide(
         if len(found) > 1:
             return Verdict(None, 403, shared_reason(found, scheme, host, port, who))
         if not found:
-            if not any(snapshot.owners(host, port, other) for other in ("https", "http")):
+            if not service_host(snapshot, host, port):
                 if is_passthrough(passthrough, host, port, default_port):
                     return Verdict(None, passthrough=True)
                 if pass_other_hosts and not (agent is not None and agent.deny_other_hosts):
@@ -203,6 +203,12 @@ def shared_reason(found: Sequence[Service], scheme: str, host: str, port: int, a
         f"{scheme}://{host}:{port} belongs to several services ({names}) and agent {who!r} is bound to none "
         f"of them; choose one with `clavis-mcp agent use {who} SERVICE`, or name the service in call_service"
     )
+
+
+def service_host(snapshot: Snapshot, host: str, port: int) -> bool:
+    """A host some service owns, on this port or the default ones: never passed through, so a
+    client that forgot the scheme or port its service uses is told so instead of going without."""
+    return any(snapshot.owners(host, p, scheme) for p in {port, 443, 80} for scheme in ("https", "http"))
 
 
 def is_private_host(host: str) -> bool:
@@ -249,6 +255,8 @@ class DestinationCheck:
             refuse(flow, 403, f"{host}:{port} is clavis-mcp's own proxy port; a request to it would loop")
         elif any(snapshot.owners(host, port, scheme) for scheme in ("https", "http")):
             return
+        elif service_host(snapshot, host, port):
+            refuse(flow, 403, unowned_reason(snapshot, "https", host, port))
         elif is_passthrough(self._passthrough, host, port):
             self._opaque.add(flow.client_conn)
             flow.metadata[DECISION] = "passed"
