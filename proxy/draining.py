@@ -10,6 +10,7 @@ the upstream) before the engine shuts down, so no request that went out is left 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from mitmproxy import http
@@ -20,7 +21,7 @@ from clavis_mcp.vault.audit.log import ERROR
 
 from .stream_events import fail
 
-GRACE_SECONDS = 10.0
+GRACE_SECONDS = float(os.environ.get("CLAVIS_STOP_GRACE_SECONDS") or 10.0)  # how long in-flight requests get
 STOPPED = "the proxy was stopped before the upstream answered; the request may have reached it"
 
 

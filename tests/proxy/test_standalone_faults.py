@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client
 from tests.proxy.conftest import RawClient
+from tests.proxy.proxy_process import EXE, start_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -161,3 +165,33 @@ async def test_stopping_finishes_or_fails_what_is_in_flight_and_records_it(
     assert by_path["/v1/inflight"]["decision"] == "error"
     assert "proxy was stopped" in str(by_path["/v1/inflight"]["reason"])
     assert by_path["/v1/after"]["decision"] == "refused"
+
+
+async def test_sigterm_to_the_standalone_proxy_fails_and_records_what_is_in_flight(
+    vault: Vault, home: Path, hung_upstream: int
+) -> None:
+    vault.add_service(make_service("hung", f"127.0.0.1:{hung_upstream}", local=True), validate_secret(SECRET))
+    env = {**os.environ, "CLAVIS_UPSTREAM_TIMEOUT": "0", "CLAVIS_STOP_GRACE_SECONDS": "0.5"}
+    token = subprocess.run([EXE, "agent", "add", "bot"], env=env, capture_output=True, text=True, check=True)
+    secret_token = token.stdout.strip().splitlines()[-1].split()[-1]
+    running = start_proxy(env)
+    try:
+        trust = ssl.create_default_context(cafile=str(LocalCA(home / "certs").cert_path))
+        proxy = httpx.Proxy(f"http://127.0.0.1:{running.port}", auth=("bot", secret_token))
+        async with httpx.AsyncClient(proxy=proxy, verify=trust, trust_env=False, timeout=30) as client:
+            waiting = asyncio.ensure_future(
+                client.post(f"https://127.0.0.1:{hung_upstream}/v1/inflight", content=b"{}")
+            )
+            await asyncio.sleep(1.0)  # the request is at the hung upstream (no timing is asserted)
+            running.process.send_signal(signal.SIGTERM)
+            answered = await asyncio.wait_for(waiting, 20)
+        code = running.process.wait(timeout=20)
+        said = running.drain()
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+    assert code == 0, said
+    assert answered.status_code == 502 and "proxy was stopped" in answered.text
+    assert "1 request(s) in flight" in said
+    [record] = [r for r in records(home) if r.get("path") == "/v1/inflight"]
+    assert record["decision"] == "error" and "proxy was stopped" in str(record["reason"])
