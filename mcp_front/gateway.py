@@ -19,12 +19,15 @@ import hashlib
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.approvals import ApprovalHold
 from clavis_mcp.vault.errors import CallFailed, CallRefused, DecodedTooLarge, DecodeError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import (
@@ -46,6 +49,8 @@ if TYPE_CHECKING:
     from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
 
 MCP_CLIENT = "mcp"
+HOLD_MARGIN = 5.0  # a held call is refused this long before the call's timeout, so the model reads why
+_ELICITED: ContextVar[bool] = ContextVar("clavis_elicited", default=False)  # the user accepted this call
 CONNECT_TIMEOUT = 10.0
 RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices a closed connection)
 type Record = Mapping[str, Any]
@@ -156,6 +161,7 @@ class Gateway:
         self._lock = asyncio.Lock()
         self._redactors: ServiceRedactors | None = None
         self._pending: dict[str, asyncio.Future[Record]] = {}
+        self._elicited: set[str] = set()  # ids of calls the user accepted by elicitation: not held again
 
     def _recorded(self, call: str, record: Record) -> None:
         """The proxy wrote the audit record of call ``call`` (same process, same event loop)."""
@@ -172,7 +178,8 @@ class Gateway:
 
                 from clavis_mcp.proxy import EmbeddedProxy
 
-                config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token}, on_recorded=self._recorded)
+                config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token}, on_recorded=self._recorded,
+                                 approvals=self._hold())  # fmt: skip
                 self._proxy = EmbeddedProxy(self.vault, self.audit, self.ca, config)
                 await self._proxy.start()
                 trust = ssl.create_default_context(cafile=str(self.ca.cert_path))
@@ -200,6 +207,8 @@ class Gateway:
 
         client = await self.client()
         call = secrets.token_hex(16)
+        if _ELICITED.get():
+            self._elicited.add(call)
         recorded = self._pending[call] = asyncio.get_running_loop().create_future()
         host = httpx.URL(url).host
         cancelled = False
@@ -225,6 +234,24 @@ class Gateway:
         finally:
             if not cancelled:
                 self._pending.pop(call, None)
+
+    def _hold(self) -> ApprovalHold | None:
+        """The proxy's hold for these calls: it refuses before the call's own timeout, and lets a
+        call the user accepted by elicitation through without asking again."""
+        hold = self._config.approvals
+        if hold is None:
+            return None
+        wait = min(hold.timeout, max(1.0, self.limits.timeout - HOLD_MARGIN))
+        return replace(hold, timeout=wait, elicited=self._elicited.__contains__)
+
+    @contextmanager
+    def elicited(self, accepted: bool) -> Iterator[None]:
+        """Calls made in this block were (``accepted``) approved by the user through elicitation."""
+        token = _ELICITED.set(accepted)
+        try:
+            yield
+        finally:
+            _ELICITED.reset(token)
 
     async def _exchange(
         self, client: httpx.AsyncClient, service: str, method: str, url: str, *, call: str = "", **kwargs: Any
