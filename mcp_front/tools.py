@@ -140,7 +140,8 @@ async def call_service(
                              host=call.target.host, port=call.target.port, decision="refused",
                              reason="the user declined")  # fmt: skip
         raise ToolError(f"the user declined this {call.method} request to {service_name!r}; it was not sent")
-    return as_tool_result(await perform_call(gateway, call))
+    with gateway.elicited(outcome(confirmation) is True):  # accepted: the proxy does not hold it again
+        return as_tool_result(await perform_call(gateway, call))
 
 
 def _usage_of(gateway: Gateway, name: str) -> Usage:
