@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from clavis_mcp.vault import Service
 from clavis_mcp.vault.errors import ClavisError
 
-from .calls import SAFE_METHODS, body_preview
-from .gateway import Gateway
+from .calls import body_preview
+from .gateway import MCP_CLIENT, Gateway
 from .service_call import prepare_call
 from .settings import load_settings
 
@@ -103,12 +103,10 @@ async def confirm_write(
     gateway = ctx.request_context.lifespan_context
     if not isinstance(gateway, Gateway):
         return NotAsked(reason="no vault is open")  # the tool body says why
-    if method.upper() in SAFE_METHODS:
-        return NotAsked(reason="not a write")
     try:
         service = gateway.vault.get_service(service_name)
-        if not load_settings(gateway.vault, service_name).confirm_writes:
-            return NotAsked(reason="the service does not ask for confirmation of writes")
+        if not load_settings(gateway.vault, service_name).needs_approval(MCP_CLIENT, method):
+            return NotAsked(reason="the service's approval policy does not ask about this request")
         call = prepare_call(service, method, url, headers, params, json, data, gateway.limits)
     except ClavisError:
         return NotAsked(reason="invalid request")  # the tool body refuses it with the reason
