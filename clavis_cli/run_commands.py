@@ -1,15 +1,16 @@
 """`clavis-mcp run -- COMMAND ARGS...`: one command behind the proxy, with nothing left in the shell.
 
 If a clavis-mcp proxy already listens on ``--port`` the command uses it with the agent's own
-token, as `clavis-mcp env` would set up (a bare probe first asks the listener for its
-challenge: the token goes to a clavis-mcp proxy only, never to another program on the port;
-the probe is audited as a ``challenge``). Otherwise a proxy is started in this process, on a port the
-system chooses, for this command alone: its only credential is a random token made for this
-run, valid until the command exits (so nothing the command leaves behind can use it later).
-That proxy stops when the command exits, and `run` exits with the command's status.
-
-While the command runs, Ctrl-C reaches it directly (same terminal process group) and is
-ignored here, so the proxy outlives the command's own clean-up; SIGTERM is passed on to it.
+token, as `clavis-mcp env` would set up. The token goes only to a listener this user owns (the
+kernel's socket table names its owner: another local user squatting the port and replaying our
+challenge gets nothing) that answers a bare probe with clavis-mcp's challenge (audited as a
+``challenge``). Where the owner cannot be read (no ``/proc/net``), the listener is not trusted.
+Otherwise a proxy is started in this process, on a port the system chooses, for this command
+alone: its only credential is a random token made for this run, valid until the command exits
+(so nothing the command leaves behind can use it later). That proxy stops when the command
+exits, and `run` exits with the command's status. While the command runs, Ctrl-C reaches it
+directly (same terminal process group) and is ignored here, so the proxy outlives the command's
+own clean-up; SIGTERM is passed on to it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import click
 
@@ -35,9 +37,38 @@ CLAVIS_CHALLENGE = b'proxy-authenticate: basic realm="clavis-mcp"'
 PROBE_TIMEOUT = 5.0
 
 
+SOCKET_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+_LISTEN = "0A"
+
+
+def listening_owners(port: int, tables: tuple[Path, ...] = SOCKET_TABLES) -> set[int] | None:
+    """The uids of the sockets listening on ``port`` (any address), from the kernel's socket
+    tables; None where those tables cannot be read (not Linux)."""
+    owners: set[int] = set()
+    readable = False
+    for table in tables:
+        try:
+            rows = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 7 and fields[3] == _LISTEN and int(fields[1].rpartition(":")[2], 16) == port:
+                owners.add(int(fields[7]))
+    return owners if readable else None
+
+
+def owned_by_me(port: int) -> bool:
+    """Whether every socket listening on ``port`` belongs to this user (and there is one)."""
+    owners = listening_owners(port)
+    return bool(owners) and owners == {os.getuid()}
+
+
 def listener_on(port: int) -> str | None:
-    """``"clavis"`` if a clavis-mcp proxy answers on 127.0.0.1:``port``, ``"other"`` for another
-    program, None if nothing listens. The probe carries no credential."""
+    """``"clavis"`` if a clavis-mcp proxy of this user answers on 127.0.0.1:``port``, ``"other"``
+    for another program (or one we cannot prove is ours), None if nothing listens. The probe
+    carries no credential."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as probe:
             probe.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -52,7 +83,8 @@ def listener_on(port: int) -> str | None:
     except OSError:
         return "other"
     lines = head.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
-    return "clavis" if lines[0].startswith(b"http/1.1 407") and CLAVIS_CHALLENGE in lines[1:] else "other"
+    challenged = lines[0].startswith(b"http/1.1 407") and CLAVIS_CHALLENGE in lines[1:]
+    return "clavis" if challenged and owned_by_me(port) else "other"
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -68,7 +100,9 @@ def run(agent: str | None, port: int, command: tuple[str, ...]) -> None:
     with open_runtime() as runtime:
         found = listener_on(port)
         if found == "other":
-            click.echo(f"clavis-mcp run: 127.0.0.1:{port} is not a clavis-mcp proxy; starting one", err=True)
+            click.echo(
+                f"clavis-mcp run: 127.0.0.1:{port} is not a clavis-mcp proxy of this user; starting one", err=True
+            )
         if found == "clavis":
             name, token = ensure_agent_token(runtime, agent)
             env = child_env(runtime, f"http://{name}:{token}@127.0.0.1:{port}")

@@ -180,6 +180,90 @@ def test_another_program_on_the_port_never_gets_the_agents_token(world: World) -
         result = world.cli("run", "--agent", AGENT, "--port", str(other.getsockname()[1]), "--",
                            "curl", "-sS", "--fail-with-body", world.url("/run-beside-other"))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "is not a clavis-mcp proxy; starting one" in result.stderr
+    assert "is not a clavis-mcp proxy of this user; starting one" in result.stderr
     world.assert_injected(result.stdout, "/run-beside-other")
     assert heard and not any(b"proxy-authorization" in h.lower() for h in heard)
+
+
+def squat_as_another_user(uid: int = 65534) -> tuple[int, int, int]:
+    """A forked child that becomes ``uid``, listens on a free loopback port and answers every
+    connection exactly as clavis-mcp's challenge does, writing what it heard to a pipe.
+    Returns (pid, port, read end of the pipe)."""
+    import socket
+
+    ports_r, ports_w = os.pipe()
+    heard_r, heard_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest, no threads of its own
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            server = socket.socket()
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            os.write(ports_w, str(server.getsockname()[1]).encode() + b"\n")
+            while True:
+                conn, _ = server.accept()
+                conn.settimeout(5)
+                head = b""
+                try:
+                    while b"\r\n\r\n" not in head:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        head += chunk
+                except OSError:
+                    pass
+                os.write(heard_w, head)
+                conn.sendall(b'HTTP/1.1 407 Proxy Authentication Required\r\n'
+                             b'Proxy-Authenticate: Basic realm="clavis-mcp"\r\nContent-Length: 0\r\n'
+                             b"Connection: close\r\n\r\n")  # fmt: skip
+                conn.close()
+        finally:
+            os._exit(0)
+    os.close(ports_w)
+    os.close(heard_w)
+    port = int(os.read(ports_r, 64))
+    os.close(ports_r)
+    return pid, port, heard_r
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a listener of another user needs root to start")
+def test_another_user_replaying_the_challenge_on_the_port_never_gets_the_agents_token(world: World) -> None:
+    """A listener of another local user that answers exactly as clavis-mcp does is not trusted:
+    the agent's token would outlive the run (it is the one `env` prints)."""
+    import signal
+
+    world.cli("agent", "add", AGENT)
+    pid, port, heard_pipe = squat_as_another_user()
+    try:
+        result = world.cli("run", "--agent", AGENT, "--port", str(port), "--",
+                           "curl", "-sS", "--fail-with-body", world.url("/run-beside-squatter"))  # fmt: skip
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    with os.fdopen(heard_pipe, "rb") as pipe:
+        heard = pipe.read()
+    assert heard.startswith(b"GET / HTTP/1.1")  # the probe reached it...
+    credential_heard = b"proxy-authorization" in heard.lower()
+    assert not credential_heard, "the other user's listener was handed a proxy credential"  # ...and nothing more
+    assert result.returncode == 0, result.stderr
+    assert "is not a clavis-mcp proxy of this user; starting one" in result.stderr
+    world.assert_injected(result.stdout, "/run-beside-squatter")
+
+
+def test_the_owners_of_a_listening_port_are_read_from_the_socket_tables(tmp_path: Path) -> None:
+    from clavis_mcp.clavis_cli.run_commands import listening_owners
+
+    rows = [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+        "   0: 0100007F:22C3 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000 0 1 1",
+        "   1: 0100007F:22C3 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0 0 2 1",
+        "   2: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0 0 3 1",
+    ]
+    tcp = tmp_path / "tcp"
+    tcp.write_text("\n".join(rows) + "\n")
+    assert listening_owners(0x22C3, (tcp,)) == {1000}  # the established row of uid 0 is not a listener
+    assert listening_owners(0x1F90, (tcp,)) == {0}
+    assert listening_owners(1, (tcp,)) == set()
+    assert listening_owners(0x22C3, (tmp_path / "missing",)) is None
