@@ -217,13 +217,24 @@ def build_team_server(client: TeamClient, limits: CallLimits | None = None) -> C
 
 
 def team_server_from_env() -> ClavisServer[Any]:
-    """The team client's server, or, if its settings are wrong, the server whose tools say so."""
+    """The team client's server, or, if its settings are wrong, one whose tools all say what to fix."""
     import sys
-
-    from .unavailable import build_unavailable_server
 
     try:
         return build_team_server(TeamClient.from_env(), CallLimits.from_env())
     except ClavisError as exc:
-        print(f"clavis-mcp: {exc}", file=sys.stderr)
-        return build_unavailable_server(exc)
+        reason = (
+            f"clavis-mcp cannot use the team server: {exc}. Fix it in this MCP server's configuration, then restart it"
+        )
+    print(f"clavis-mcp: {reason}", file=sys.stderr)
+    server: ClavisServer[None] = ClavisServer(
+        name="clavis-mcp", title="clavis-mcp (team server misconfigured)", version=__version__,
+        instructions=reason, log_level="WARNING",
+    )  # fmt: skip
+
+    async def report(**_: Any) -> Any:
+        raise ToolError(reason)
+
+    for spec in TOOLS:
+        spec.register(server, report)
+    return server

@@ -241,3 +241,13 @@ async def test_get_credentials_under_a_full_reveal_policy_returns_the_value_with
     audit_id = text_of(result).rsplit("audit id ", 1)[1]
     assert any(audit_id in row and "revealed" in row for row in audit_rows(team))
     assert SECRET not in (tmp_path / "mcp-stderr.log").read_text()
+
+
+async def test_a_plain_http_team_url_off_loopback_is_refused_by_every_tool(tmp_path: Path) -> None:
+    async with desktop_session(tmp_path, "http://clavis.example.com", "clv_not-a-real-key", None) as (client, _):
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        results = [await client.call_tool("list_services", {}),
+                   await client.call_tool("get_credentials", {"service_name": "echo"})]  # fmt: skip
+    assert names == TOOLS
+    for result in results:
+        assert result.is_error and "plain http://" in text_of(result) and "vault" not in text_of(result)
