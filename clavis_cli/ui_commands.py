@@ -127,24 +127,16 @@ def _decide(held_id: str, *, approve: bool, minutes: int) -> None:
 @click.option("--agent", help="Set it for this agent only (as named by `clavis-mcp agent`; the MCP server is 'mcp').")
 def policy(service: str, mode: str | None, agent: str | None) -> None:
     """Show or set which of SERVICE's requests wait for a person's approval, for every agent or one."""
-    from dataclasses import replace
-
-    from clavis_mcp.vault.policy import load_policy, save_policy
+    from clavis_mcp.vault.policy import load_policy, set_approvals
 
     if agent is not None and mode is None:
         raise click.UsageError("--agent needs --approvals MODE")
     with open_runtime() as runtime:
         runtime.vault.get_service(service)  # an unknown service: one line naming the known ones
-        current = load_policy(runtime.vault, service)
-        if mode is not None:
-            if agent is not None:
-                agents = {k: v for k, v in current.agent_approvals.items() if k != agent}
-                current = replace(current, agent_approvals=agents | ({} if mode == "inherit" else {agent: mode}))
-            elif mode == "inherit":
-                current = replace(current, approvals=None)
-            else:  # confirm_writes follows, so `mcp-settings` says the same
-                current = replace(current, approvals=mode, confirm_writes=mode != "none")
-            save_policy(runtime.vault, service, current)
+        if mode is None:
+            current = load_policy(runtime.vault, service)
+        else:
+            current = set_approvals(runtime.vault, service, None if mode == "inherit" else mode, agent)
     every = current.approvals or ("writes" if current.confirm_writes else "none")
     source = "" if current.approvals is not None else " (from confirm writes)"
     click.echo(f"{service}: approvals: {every} for every agent{source}")

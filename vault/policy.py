@@ -74,20 +74,35 @@ def load_policy(vault: Vault, service: str) -> ServicePolicy:
 
 
 def save_policy(vault: Vault, service: str, policy: ServicePolicy) -> None:
-    """Set the policy of an existing service (fields of the record this version does not know stay)."""
+    """Set the policy of an existing service (fields of the record this version does not know stay,
+    and so do the approval fields: :func:`set_approvals` writes those)."""
     with vault.store.atomic() as batch:
         if batch.service(service) is None:
             raise UnknownService(service, list(batch.services()))
         current = batch.get(KIND, service)
         fields: dict[str, Value] = dict(current.fields) if current is not None else {}
         fields.update(confirm_writes=policy.confirm_writes, probe=probe_text(policy.probe) if policy.probe else None)
-        for name in [n for n in fields if n == "approvals" or n.startswith(_AGENT_PREFIX)]:
-            del fields[name]
-        if policy.approvals is not None:
-            fields["approvals"] = check_mode(policy.approvals)
-        for agent, mode in policy.agent_approvals.items():
-            fields[_AGENT_PREFIX + agent] = check_mode(mode)
         batch.put(KIND, service, fields, service=service, expect=current.version if current else 0)
+
+
+def set_approvals(vault: Vault, service: str, mode: str | None, agent: str | None = None) -> ServicePolicy:
+    """Set (``mode``: none, writes or all) or remove (None) which of a service's requests wait for a
+    person, for every agent or for ``agent``. For every agent, ``confirm_writes`` follows (writes
+    or all: yes), so the MCP settings say the same. Returns the policy as now stored."""
+    with vault.store.atomic() as batch:
+        if batch.service(service) is None:
+            raise UnknownService(service, list(batch.services()))
+        current = batch.get(KIND, service)
+        fields: dict[str, Value] = dict(current.fields) if current is not None else {}
+        name = "approvals" if agent is None else _AGENT_PREFIX + agent
+        if mode is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = check_mode(mode)
+            if agent is None:
+                fields["confirm_writes"] = mode != "none"
+        batch.put(KIND, service, fields, service=service, expect=current.version if current is not None else 0)
+    return _policy(fields)
 
 
 def policies_as_of(vault: Vault, snapshot: Snapshot) -> dict[str, ServicePolicy]:

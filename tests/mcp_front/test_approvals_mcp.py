@@ -29,7 +29,7 @@ from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.mcp_front.calls import CallLimits
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.approvals import ApprovalHold, Approvals
-from clavis_mcp.vault.policy import ServicePolicy, save_policy
+from clavis_mcp.vault.policy import set_approvals
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET, make_service
@@ -49,7 +49,8 @@ def scripted(vault: Vault, upstream_ca: trustme.CA) -> Iterator[ScriptedUpstream
     server = ScriptedUpstream.start(upstream_ca)
     vault.add_service(make_service("api", f"127.0.0.1:{server.port}", local=True), validate_secret(SECRET))
     # the MCP server's own agent name is "mcp": only its writes wait, other agents' go out
-    save_policy(vault, "api", ServicePolicy(approvals="none", agent_approvals={"mcp": "writes"}))
+    set_approvals(vault, "api", "none")
+    set_approvals(vault, "api", "writes", agent="mcp")
     yield server
     server.stop()
 

@@ -26,7 +26,7 @@ from clavis_mcp.ui.server import running
 from clavis_mcp.ui.source import AuditSource
 from clavis_mcp.vault import AuditLog, Service, Vault
 from clavis_mcp.vault.approvals import ApprovalHold, Approvals, needs_for
-from clavis_mcp.vault.policy import ServicePolicy, save_policy
+from clavis_mcp.vault.policy import ServicePolicy, save_policy, set_approvals
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.storage.sqlite import SQLiteStore
 from demo.echo_upstream import EchoUpstream
@@ -225,8 +225,9 @@ async def test_a_per_agent_policy_holds_agent_a_and_lets_agent_b_through(
     and a service-wide ``all`` holds even a read of a third agent."""
     tokens = {PROXY_USER: PROXY_TOKEN, "agent-b": "token-b", "agent-c": "token-c"}
     config = ProxyConfig(tokens=lambda: tokens, approvals=ApprovalHold(home, timeout=1.0, poll=0.05))
-    policy = ServicePolicy(approvals="none", agent_approvals={PROXY_USER: "writes", "agent-c": "all"})
-    save_policy(vault, "echo", policy)
+    set_approvals(vault, "echo", "none")
+    set_approvals(vault, "echo", "writes", agent=PROXY_USER)
+    set_approvals(vault, "echo", "all", agent="agent-c")
     proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
     await proxy.start()
     url = f"https://127.0.0.1:{upstream.port}"

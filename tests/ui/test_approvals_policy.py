@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.vault import Service, Vault
-from clavis_mcp.vault.policy import ServicePolicy, load_policy, save_policy
+from clavis_mcp.vault.policy import ServicePolicy, load_policy, save_policy, set_approvals
 
 
 def test_modes_resolve_per_agent_then_per_service_then_confirm_writes() -> None:
@@ -55,15 +55,17 @@ def test_bad_input_is_one_clear_line(vault: Vault, local_service: Service, args:
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 
 
-def test_save_policy_keeps_unknown_fields_and_an_unknown_mode_fails_closed(
+def test_save_policy_keeps_unknown_and_approval_fields_and_an_unknown_mode_fails_closed(
     vault: Vault, local_service: Service
 ) -> None:
     with vault.store.atomic() as batch:
         batch.put("policy", "echo", {"future": 1, "approvals:x": "sometimes"}, service="echo")
-    policy = load_policy(vault, "echo")
-    assert policy.approval_mode("x") == "all"  # a mode this version does not know: a person is asked
-    save_policy(vault, "echo", ServicePolicy(approvals="writes"))
+    assert load_policy(vault, "echo").approval_mode("x") == "all"  # a mode this version does not know: asked
+    set_approvals(vault, "echo", "writes")
+    save_policy(vault, "echo", ServicePolicy(confirm_writes=False))  # as `mcp-settings` does: approvals stay
     with vault.store.read() as batch:
         record = batch.get("policy", "echo")
     assert record is not None and record.fields["future"] == 1 and record.fields["approvals"] == "writes"
-    assert "approvals:x" not in record.fields
+    assert record.fields["approvals:x"] == "sometimes"
+    set_approvals(vault, "echo", None, agent="x")
+    assert load_policy(vault, "echo").agent_approvals == {}
