@@ -63,11 +63,23 @@ def missing_audit(home: Path, disk: Path) -> None:
         path.unlink()
 
 
+def missing_key_file(home: Path, disk: Path) -> None:
+    for path in home.glob("vault*.key"):
+        path.unlink()
+
+
+def missing_certs(home: Path, disk: Path) -> None:
+    for path in (home / "certs").glob("*"):
+        path.unlink()
+
+
 FAULTS: dict[str, Callable[[Path, Path], None]] = {
     "full disk": full_disk,
     "read-only folder": read_only,
     "missing vault": missing_vault,
     "missing audit log": missing_audit,
+    "missing key file": missing_key_file,
+    "missing CA files": missing_certs,
 }
 
 
