@@ -152,6 +152,8 @@ async def test_a_call_the_user_accepted_by_elicitation_is_not_held_again(
     assert not result.is_error, result.content
     assert not read.is_error and len(asked) == 1
     assert Approvals(vault.store).pending() == [] and [s.path for s in scripted.received] == ["/elicited", "/r"]
+    (record,) = [r for r in audit.records() if r.get("source") == "mcp" and r.get("path") == "/elicited"]
+    assert record["reason"] == "approved by the user when the MCP client asked (elicitation)"
 
 
 # -- the server as Claude Desktop runs it: `clavis-mcp` over stdio, the CLI in other processes ------
