@@ -9,7 +9,7 @@ review index relies on that. Appends from every process are serialised with ``fl
 holds the sealed checkpoint of the log's end (the vault holds the high-water mark, see
 :mod:`vault.audit_anchor`).
 
-Space for records is reserved before a request leaves: ``audit.jsonl.reserve`` is a file of
+Space for records is reserved before a request leaves: ``.audit.jsonl.reserve`` is a file of
 ``RESERVE_BYTES`` allocated blocks. A record that meets a full disk gives that file's space
 back and is written in it; the next check before a request then cannot allocate the reserve
 again and refuses, so a request that passed the check always finds room for its record.
@@ -45,7 +45,7 @@ class LogFiles:
 
     @property
     def reserve_path(self) -> Path:
-        return self.live.with_name(self.live.name + ".reserve")
+        return self.live.with_name(f".{self.live.name}.reserve")  # zeros only: hidden, and out of log sweeps
 
     def reserve(self) -> None:
         """Hold ``RESERVE_BYTES`` of allocated space for records; OSError (ENOSPC) if the disk
