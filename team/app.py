@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from clavis_mcp.vault.errors import ApiRefused, AuditWriteError, BaoRefused, ClavisError, TeamError
 
-from . import admin, calls, oauth
+from . import admin, calls, oauth, stream
 from .config import ReplicaConfig
 from .egress import Answer
 from .identity import TOKEN_TTL, login
@@ -119,6 +119,10 @@ async def check_route(request: Request) -> Response:
 async def verify_route(request: Request) -> Response:
     result, answer = await calls.verify(replica_of(request), principal_of(request), request.path_params["svc"])
     return _json(result, headers=_facts(answer))
+
+
+async def egress_route(request: Request) -> Response:
+    return await stream.egress(replica_of(request), principal_of(request), request)
 
 
 async def login_route(request: Request) -> Response:
@@ -226,6 +230,7 @@ ROUTES = [
     Route("/v1/tokens/{svc}", token_route, methods=["GET"]),
     Route("/v1/proxy/{svc}", proxy_route, methods=["POST"]),
     Route("/v1/call/{svc}", call_route, methods=["POST"]),
+    Route("/v1/egress", egress_route, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     Route("/v1/credentials/{svc}/check", check_route, methods=["GET"]),
     Route("/v1/credentials/{svc}/verify", verify_route, methods=["POST"]),
     Route("/v1/admin/services", add_service_route, methods=["POST"]),

@@ -95,6 +95,10 @@ class Egress:
             await self._proxy.stop()
             self._proxy = None
 
+    def client_for(self, source: str) -> httpx.AsyncClient:
+        """The client through the embedded proxy for ``source`` (the streaming egress sends with it)."""
+        return self._client(source)
+
     def _client(self, source: str) -> httpx.AsyncClient:
         client = self._clients.get(source)
         if client is None:
