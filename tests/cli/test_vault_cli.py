@@ -320,3 +320,34 @@ def test_import_of_a_file_that_never_ends_is_refused_at_a_bound(initialised: Cli
     result = initialised.invoke(main, ["import", "/dev/zero"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "larger than 16 MiB (or never ends" in result.output
+
+
+def test_export_then_import_carries_write_confirmations_approvals_probes_and_budgets(
+    initialised: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clavis_mcp.vault.limits.budget import budget_of
+    from clavis_mcp.vault.policy import load_policy, set_approvals
+
+    ok(initialised.invoke(main, ["add", "claude", "--connector", "anthropic", "--secret-stdin"], input=KEY))
+    ok(initialised.invoke(main, ["mcp-settings", "claude", "--confirm-writes", "--probe", "GET /v1/models"]))
+    ok(initialised.invoke(main, ["budget", "claude", "--max-requests", "5", "--per", "15m"]))
+    with Vault.open(Path(os.environ["CLAVIS_HOME"])) as vault:
+        set_approvals(vault, "claude", "all", agent="ci-bot")
+        policy, budget = load_policy(vault, "claude"), budget_of(vault, "claude")
+    exported = ok(initialised.invoke(main, ["export"])).stdout
+    (tmp_path / "services.toml").write_text(exported)
+    monkeypatch.setenv("CLAVIS_HOME", str(tmp_path / "second"))
+    ok(initialised.invoke(main, ["init"]))
+    monkeypatch.setenv("CLAVIS_SECRET_CLAUDE", KEY)
+    ok(initialised.invoke(main, ["import", str(tmp_path / "services.toml")]))
+    with Vault.open(tmp_path / "second") as vault:
+        assert load_policy(vault, "claude") == policy and policy.confirm_writes and policy.agent_approvals
+        assert budget_of(vault, "claude") == budget and budget is not None
+
+
+def test_import_of_a_bad_policy_or_budget_adds_nothing(initialised: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[services.good]\nhosts = ["g.test"]\n[services.good.budget]\nmax_requests = 0\n')
+    result = initialised.invoke(main, ["import", str(path)])
+    assert result.exit_code == 1 and "service 'good'" in result.output and "budget" in result.output
+    assert as_json(initialised.invoke(main, ["list", "--json"])) == []

@@ -1,0 +1,87 @@
+"""What a service carries besides its definition, through ``export`` and ``import``: its policy
+(write confirmation, probe, approvals for every agent and per agent) and its budget.
+
+None of it is secret, so it travels in the export file beside the definition (``[services.NAME.policy]``,
+``[services.NAME.budget]``). An import checks every table before anything is written, so a bad
+file changes nothing; it then sets them through the vault's own repositories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.errors import InvalidService
+from clavis_mcp.vault.limits.budget import Budget, budget_of, format_period, parse_period, set_budget
+from clavis_mcp.vault.policy import (
+    ServicePolicy,
+    check_mode,
+    load_policy,
+    parse_probe,
+    probe_text,
+    save_policy,
+    set_approvals,
+)
+
+EXTRA_KEYS = ("policy", "budget")
+
+
+def extras_of(vault: Vault, name: str) -> dict[str, Any]:
+    """The non-default policy and the budget of service ``name``, as export tables."""
+    extras: dict[str, Any] = {}
+    policy = load_policy(vault, name)
+    table: dict[str, Any] = {}
+    if policy.confirm_writes:
+        table["confirm_writes"] = True
+    if policy.probe is not None:
+        table["probe"] = probe_text(policy.probe)
+    if policy.approvals is not None:
+        table["approvals"] = policy.approvals
+    if policy.agent_approvals:
+        table["agent_approvals"] = dict(policy.agent_approvals)
+    if table:
+        extras["policy"] = table
+    budget = budget_of(vault, name)
+    if budget is not None:
+        extras["budget"] = {"max_requests": budget.max_requests, "per": format_period(budget.period)}
+    return extras
+
+
+def check_extras(name: str, table: dict[str, Any]) -> tuple[ServicePolicy | None, dict[str, str], Budget | None]:
+    """The policy (with its per-agent modes) and budget a service's table asks for; InvalidService
+    naming the service if one of them is malformed."""
+    try:
+        policy, agents, budget = None, {}, None
+        raw = table.get("policy")
+        if raw is not None:
+            if not isinstance(raw, dict) or set(raw) - {"confirm_writes", "probe", "approvals", "agent_approvals"}:
+                raise InvalidService("policy takes confirm_writes, probe, approvals and agent_approvals")
+            probe = raw.get("probe")
+            approvals = raw.get("approvals")
+            agents = {str(k): check_mode(str(v)) for k, v in dict(raw.get("agent_approvals", {})).items()}
+            policy = ServicePolicy(
+                confirm_writes=bool(raw.get("confirm_writes", False)),
+                probe=parse_probe(str(probe)) if probe else None,
+                approvals=check_mode(str(approvals)) if approvals is not None else None,
+            )
+        raw = table.get("budget")
+        if raw is not None:
+            if not isinstance(raw, dict) or not isinstance(raw.get("max_requests"), int) or raw["max_requests"] < 1:
+                raise InvalidService("budget needs max_requests (1 or more) and per (30s, 15m, 1h or 1d)")
+            budget = Budget(raw["max_requests"], parse_period(str(raw.get("per", "1h"))))
+        return policy, agents, budget
+    except (InvalidService, ValueError) as exc:
+        raise InvalidService(f"service {name!r}: {exc}") from None
+
+
+def apply_extras(vault: Vault, name: str, table: dict[str, Any]) -> None:
+    """Set the policy and budget ``table`` carries on the (just imported) service ``name``."""
+    policy, agents, budget = check_extras(name, table)
+    if policy is not None:
+        save_policy(vault, name, policy)
+        if policy.approvals is not None:
+            set_approvals(vault, name, policy.approvals)
+        for agent, mode in agents.items():
+            set_approvals(vault, name, mode, agent)
+    if budget is not None:
+        set_budget(vault, name, budget)
