@@ -57,6 +57,7 @@ from clavis_mcp.vault.service import (
 
 from .runtime import Runtime, open_runtime, read_bounded_text
 from .secret_refs import field_refs, where
+from .service_extras import EXTRA_KEYS, apply_extras, check_extras, extras_of
 
 REVEAL = click.Choice(["never", "masked", "full"])
 IMPORT_ENV_PREFIX = "CLAVIS_SECRET_"
@@ -683,10 +684,11 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
     try:
         known = {"connector", "hosts", "auth", "header", "template", "param", "extra_headers", "methods",
                  "path_prefixes", "reveal", "local", "allow_http", "expires", "secret_refs",
-                 *METHOD_OPTIONS}  # fmt: skip
+                 *METHOD_OPTIONS, *EXTRA_KEYS}  # fmt: skip
         unknown = set(table) - known
         if unknown:
             raise InvalidService(f"unknown fields {sorted(unknown)}")
+        check_extras(name, table)
         if table.get("reveal", "masked") not in ("never", "masked", "full"):
             raise InvalidService("reveal must be never, masked or full")
         return Service(
@@ -724,8 +726,9 @@ def export_services(output: Path | None, as_json: bool) -> None:
     with open_runtime() as runtime:
         services = runtime.vault.list_services()
         refs = {s.name: {f: r for f, r in where(runtime.vault, s).items() if "://" in r} for s in services}
-    tables = {"services": {s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {})}
-                          for s in services}}  # fmt: skip
+        extras = {s.name: extras_of(runtime.vault, s.name) for s in services}
+    tables = {"services": {s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {}),
+                                    **extras[s.name]} for s in services}}  # fmt: skip
     if as_json:
         text = json.dumps(tables, indent=2) + "\n"
     else:
@@ -780,6 +783,7 @@ def import_services(path: Path, as_json: bool) -> None:
         for service, _ in entries:
             store_fields(runtime.vault, service.name, more[service.name])
         for service, _ in entries:
+            apply_extras(runtime.vault, service.name, tables[service.name])
             _audit(runtime, service.name, "add", "added", reason=f"imported from {path.name}")
     emit(
         as_json,
