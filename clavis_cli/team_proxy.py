@@ -1,0 +1,138 @@
+"""`clavis-mcp proxy` on a team client: agents' HTTPS through the team server, no secret in this process.
+
+The agent's TLS to a team service's host is terminated here with the local CA, as in local
+mode; each request is then streamed, as it came, to the team server's ``/v1/egress`` with the
+destination in ``X-Clavis-Target`` and the caller's own key, and the answer is streamed back.
+The server injects, redacts and audits. Hosts no team service owns are tunnelled untouched.
+Agents authenticate with a proxy token made at start (loopback is shared by every local user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import click
+from mitmproxy import http, master, options, tls
+from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front.team_client import TeamClient
+from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
+from clavis_mcp.vault.errors import ProxyStartError
+from clavis_mcp.vault.hosts import HostRule, parse_host_rule
+
+TARGET_HEADER = "X-Clavis-Target"
+PROXY_USER = "clavis"
+
+
+class TeamForward:
+    """Intercepted requests go to the team server's egress; everything else is a tunnel."""
+
+    def __init__(self, client: TeamClient, rules: list[HostRule], token: str) -> None:
+        self._client, self._rules, self._token = client, rules, token
+        server = client.url.split("://", 1)
+        self._scheme, authority = server[0], server[1]
+        host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+        self._host = host
+        self._port = int(port) if port else (443 if self._scheme == "https" else 80)
+        self._authority = authority
+        self._trusted: set[str] = set()
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, value = header.partition(" ")
+        try:
+            user, _, given = base64.b64decode(value).decode().partition(":")
+        except ValueError:
+            return False
+        return scheme.lower() == "basic" and user == PROXY_USER and hmac.compare_digest(given, self._token)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if self._authorized(flow.request.headers.get("proxy-authorization", "")):
+            self._trusted.add(flow.client_conn.id)
+            return
+        flow.response = http.Response.make(407, b"clavis-mcp proxy: give the proxy token (see `clavis-mcp proxy`)\n",
+                                           {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'})  # fmt: skip
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        address = data.context.server.address
+        if address is None or not any(rule.matches(address[0], address[1]) for rule in self._rules):
+            data.ignore_connection = True  # no team service here: the agent's own TLS, untouched
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        if flow.client_conn.id not in self._trusted and not self._authorized(
+            flow.request.headers.get("proxy-authorization", "")
+        ):
+            flow.response = http.Response.make(407, b"clavis-mcp proxy: give the proxy token\n",
+                                               {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'})  # fmt: skip
+            return
+        request = flow.request
+        target = f"{request.scheme}://{request.host}:{request.port}{request.path}"
+        try:
+            key = self._client.key().secret.reveal()
+        except Exception as exc:  # an expired login: the agent reads why and what to run
+            flow.response = http.Response.make(401, f"clavis-mcp: {exc}\n".encode())
+            return
+        request.stream = True
+        request.scheme, request.host, request.port = self._scheme, self._host, self._port
+        request.path = "/v1/egress"
+        request.headers.pop("proxy-authorization", None)
+        request.headers[TARGET_HEADER] = target
+        request.headers["Authorization"] = f"Bearer {key}"
+        request.headers["Host"] = self._authority
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            flow.response.stream = True
+
+
+def announce(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+async def serve_team_proxy(home: Path, port: int) -> None:
+    """Run until SIGINT/SIGTERM, after printing the lines an agent's environment needs."""
+    client = TeamClient.from_env()
+    try:
+        rules = [parse_host_rule(h) for s in await client.services() for h in s.get("hosts") or []]
+    finally:
+        await client.aclose()
+    ca = LocalCA(home / "certs")
+    ca.ensure()
+    token = secrets.token_urlsafe(24)
+    opts = options.Options(listen_host="127.0.0.1", listen_port=port, confdir=str(ca.directory),
+                           ssl_verify_upstream_trusted_ca=str(build_upstream_bundle(home / "upstream-ca-bundle.pem")),
+                           upstream_cert=False)  # fmt: skip
+    server = proxyserver.Proxyserver()
+    m = master.Master(opts, event_loop=asyncio.get_running_loop())
+    m.addons.add(core.Core(), disable_h2c.DisableH2C(), server, next_layer.NextLayer(), tlsconfig.TlsConfig(),
+                 TeamForward(client, rules, token))  # fmt: skip
+    opts.update(connection_strategy="lazy")
+    task = asyncio.create_task(m.run())
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    try:
+        for _ in range(200):
+            if server.listen_addrs() or task.done():
+                break
+            await asyncio.sleep(0.05)
+        if not server.listen_addrs():
+            raise ProxyStartError(f"the proxy could not listen on 127.0.0.1:{port}; use --port to choose another")
+        bound = server.listen_addrs()[0][1]
+        announce(f"clavis-mcp proxy (team client of {client.url}) listening on 127.0.0.1:{bound}")
+        announce(f"HTTPS_PROXY=http://{PROXY_USER}:{token}@127.0.0.1:{bound}")
+        announce(f"SSL_CERT_FILE={ca.cert_path}")
+        await stop.wait()
+    finally:
+        await server.servers.update([])
+        m.shutdown()
+        await task
