@@ -104,9 +104,14 @@ def proxy(port: int, passthrough: tuple[str, ...]) -> None:
 
     from .serve import quiet_logging
 
-    if os.environ.get("CLAVIS_API_URL", "").strip():  # the team egress for agents is not built yet (issue 15)
-        warning = "warning: CLAVIS_API_URL is set, but `clavis-mcp proxy` is not a team client yet: it injects "
-        click.echo(warning + "from the local vault; use the MCP tools or the team API for team services", err=True)
+    if os.environ.get("CLAVIS_API_URL", "").strip():  # a team client: the team server injects (team_proxy.py)
+        from clavis_mcp.vault import clavis_home
+
+        from .team_proxy import serve_team_proxy
+
+        quiet_logging()
+        asyncio.run(serve_team_proxy(clavis_home(), port))
+        return
     rules = []
     for text in passthrough:
         try:
