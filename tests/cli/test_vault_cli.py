@@ -351,3 +351,29 @@ def test_import_of_a_bad_policy_or_budget_adds_nothing(initialised: CliRunner, t
     result = initialised.invoke(main, ["import", str(path)])
     assert result.exit_code == 1 and "service 'good'" in result.output and "budget" in result.output
     assert as_json(initialised.invoke(main, ["list", "--json"])) == []
+
+
+def test_export_with_secrets_round_trips_them_encrypted_under_a_passphrase(
+    initialised: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(initialised.invoke(main, ["add", "claude", "--connector", "anthropic", "--secret-stdin"], input=KEY))
+    before = as_json(initialised.invoke(main, ["show", "claude", "--json"]))
+    monkeypatch.setenv("CLAVIS_EXPORT_PASSPHRASE", PASSPHRASE)
+    exported = ok(initialised.invoke(main, ["export", "--with-secrets"])).stdout
+    assert KEY not in exported and "[secrets]" in exported
+    plain = ok(initialised.invoke(main, ["export"])).stdout
+    assert "[secrets]" not in plain  # only with the flag
+    (tmp_path / "all.toml").write_text(exported)
+    monkeypatch.setenv("CLAVIS_HOME", str(tmp_path / "second"))
+    ok(initialised.invoke(main, ["init"]))
+    monkeypatch.setenv("CLAVIS_EXPORT_PASSPHRASE", "not the passphrase")
+    wrong = initialised.invoke(main, ["import", str(tmp_path / "all.toml")])
+    assert wrong.exit_code == 1 and "do not open with this passphrase" in wrong.output
+    assert as_json(initialised.invoke(main, ["list", "--json"])) == []
+    monkeypatch.setenv("CLAVIS_EXPORT_PASSPHRASE", PASSPHRASE)
+    ok(initialised.invoke(main, ["import", str(tmp_path / "all.toml")]))  # no CLAVIS_SECRET_CLAUDE needed
+    after = as_json(initialised.invoke(main, ["show", "claude", "--json"]))
+    assert after["fingerprint"] != "(not stored)"  # type: ignore[index]
+    with Vault.open(tmp_path / "second") as vault:
+        assert vault.secret("claude").reveal() == KEY
+    assert before["hosts"] == after["hosts"]  # type: ignore[index]
