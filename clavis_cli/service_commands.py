@@ -56,6 +56,7 @@ from clavis_mcp.vault.service import (
 )
 
 from .runtime import Runtime, open_runtime, read_bounded_text
+from .secret_export import export_passphrase, export_sealed, open_secrets
 from .secret_refs import field_refs, where
 from .service_extras import EXTRA_KEYS, apply_extras, check_extras, extras_of
 
@@ -720,19 +721,25 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
     "--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="File to write (default: stdout)."
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML (same tables).")
-def export_services(output: Path | None, as_json: bool) -> None:
+@click.option("--with-secrets", is_flag=True, help="Also the secrets, encrypted (CLAVIS_EXPORT_PASSPHRASE).")
+def export_services(output: Path | None, as_json: bool, with_secrets: bool = False) -> None:
     """Write the service definitions as TOML, without any secret (for backup or another machine).
     A secret kept elsewhere is written as its reference (``secret_refs``), which is not secret."""
     with open_runtime() as runtime:
         services = runtime.vault.list_services()
         refs = {s.name: {f: r for f, r in where(runtime.vault, s).items() if "://" in r} for s in services}
         extras = {s.name: extras_of(runtime.vault, s.name) for s in services}
-    tables = {"services": {s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {}),
-                                    **extras[s.name]} for s in services}}  # fmt: skip
+        sealed = export_sealed(runtime, services) if with_secrets else None
+    tables: dict[str, Any] = {"services": {
+        s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {}), **extras[s.name]}
+        for s in services}}  # fmt: skip
+    if sealed is not None:
+        tables["secrets"] = sealed
     if as_json:
         text = json.dumps(tables, indent=2) + "\n"
     else:
-        text = "# clavis-mcp services (no secrets): clavis-mcp import FILE\n" + tomli_w.dumps(tables)
+        what = "secrets encrypted" if sealed is not None else "no secrets"
+        text = f"# clavis-mcp services ({what}): clavis-mcp import FILE\n" + tomli_w.dumps(tables)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -756,13 +763,15 @@ def import_services(path: Path, as_json: bool) -> None:
     Fields under a table's ``secret_refs`` (FIELD = "REF") are kept by reference instead.
     """
     try:
-        tables = tomllib.loads(read_bounded_text(path)).get("services", {})
+        document = tomllib.loads(read_bounded_text(path))
+        tables = document.get("services", {})
     except tomllib.TOMLDecodeError as exc:
         raise InvalidService(f"{path} is not valid TOML: {exc}") from None
     if not isinstance(tables, dict) or not tables:
         raise InvalidService(f"{path} defines no [services.NAME] tables")
     services = [from_definition(name, table) for name, table in tables.items()]
     refs = {name: _table_refs(name, table) for name, table in tables.items()}
+    carried = open_secrets(document["secrets"], export_passphrase(twice=False)) if "secrets" in document else {}
     with open_runtime() as runtime:
         entries = []
         more: dict[str, dict[str, Secret]] = {}  # each service's other secret fields
@@ -771,13 +780,16 @@ def import_services(path: Path, as_json: bool) -> None:
             by_ref = {field: stored_ref(ref) for field, ref in refs[service.name].items()}
             if CREDENTIAL in by_ref:
                 entries.append((service, by_ref.pop(CREDENTIAL)))
+            elif CREDENTIAL in carried.get(service.name, {}):
+                entries.append((service, carried[service.name][CREDENTIAL]))
             elif var in os.environ:
                 entries.append((service, validate_secret(os.environ[var])))
             elif sys.stdin.isatty():
                 entries.append((service, read_secret(False, None, f"Secret for {service.name}")))
             else:
                 raise click.UsageError(f"no secret for {service.name}: set {var} or run the import in a terminal")
-            fields = read_fields(service.auth, {}, prefix=var + "__", by_ref=frozenset(by_ref))
+            kept = {f: v for f, v in carried.get(service.name, {}).items() if f != CREDENTIAL and f not in by_ref}
+            fields = kept or read_fields(service.auth, {}, prefix=var + "__", by_ref=frozenset(by_ref))
             more[service.name] = {**fields, **by_ref}
         runtime.vault.add_services(entries)
         for service, _ in entries:
