@@ -33,7 +33,7 @@ from tests.conftest import SECRET, make_service
 ADMIN_EMAIL = "admin@example.test"
 ADMIN_PASSWORD = "correct horse battery staple"
 READY = re.compile(r"clavis team server listening on (http://\S+)")
-START_TIMEOUT = 60.0
+START_TIMEOUT = 120.0  # under load (2 shared cores) a worker can take long to import and connect
 
 
 @pytest.fixture(scope="session")
