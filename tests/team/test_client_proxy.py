@@ -101,3 +101,15 @@ def test_server_sent_events_flow_through_without_buffering_and_redacted(
     assert gate_seen == [True]  # the first event reached the agent while the upstream was still waiting
     assert "REDACTED" in first and SECRET not in first + "".join(rest)
     assert "data: [DONE]" in rest
+
+
+def test_a_node_agent_works_through_the_team_client_proxy(team_proxy: dict[str, str], upstream: EchoUpstream) -> None:
+    env = {**{k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("CLAVIS_")},
+           "HTTPS_PROXY": team_proxy["HTTPS_PROXY"], "NODE_EXTRA_CA_CERTS": team_proxy["SSL_CERT_FILE"]}  # fmt: skip
+    script = Path(__file__).resolve().parents[1] / "node" / "agents" / "fetch.mjs"
+    done = subprocess.run(["node", str(script), f"https://127.0.0.1:{upstream.port}/v1/node"], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    status, _, body = done.stdout.partition("\n")
+    assert status == "200", done.stdout + done.stderr
+    assert SECRET not in body and "REDACTED" in body
+    assert [v for r in upstream.received for k, v in r.headers if k == "Authorization"] == [f"Bearer {SECRET}"]
