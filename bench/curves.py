@@ -38,6 +38,7 @@ SIZES = (1 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20)
 SERVICE_COUNTS = (10, 1000, 10000)
 SECRET_COUNTS = (1, 100, 1000)
 CURVES = "5. cost as work grows"
+CLOCK: list[Callable[[], float]] = []  # the CPU clock of the clavis proxy process under test
 
 
 def _targets(world: World, proxy_port: int, path: str) -> dict[str, load.Target]:
@@ -82,7 +83,8 @@ async def _load_curve(
             path, count, concurrency = how(point)
             targets = _targets(world, port, path)
             for mode in MODES:
-                runs[mode].setdefault(point, []).append(await load.run(targets[mode], count, concurrency))
+                clock = None if mode == "direct" else CLOCK[0]
+                runs[mode].setdefault(point, []).append(await load.run(targets[mode], count, concurrency, clock))
     return runs
 
 
@@ -92,9 +94,12 @@ def _load_rows(
     rows = []
     for point in points:
         case = f"{_label(point)} {unit}"
-        for metric, get in (("p50 ms", lambda r: r.p(50)), ("req/s", lambda r: r.rate)):
+        metrics = (("p50 ms", lambda r: r.p(50)), ("req/s", lambda r: r.rate), ("proxy CPU µs/req", lambda r: r.cpu_us))
+        for metric, get in metrics:
             values = {mode: [get(run) for run in runs[mode][point]] for mode in MODES}
             for subject, baseline in (("MITM", "direct"), ("base-URL", "direct"), ("base-URL", "MITM")):
+                if metric.startswith("proxy CPU") and baseline == "direct":
+                    continue
                 rows.append(Row.paired(section, case, metric, (subject, values[subject]), (baseline, values[baseline])))
     return rows
 
@@ -139,6 +144,13 @@ async def concurrency_curve(world: World, port: int, rounds: int, scale: float, 
         "p50 ms",
         {mode: (list(CONCURRENCY), _medians(runs[mode], lambda r: r.p(50))) for mode in MODES},
     )
+    _plot(
+        "curve-concurrency-cpu",
+        "Small JSON: proxy CPU per request against clients",
+        "concurrent clients",
+        "proxy CPU µs per request",
+        {mode: (list(CONCURRENCY), _medians(runs[mode], lambda r: r.cpu_us)) for mode in ("MITM", "base-URL")},
+    )
     return _load_rows(f"{CURVES}: concurrency (small JSON)", runs, CONCURRENCY, "clients")
 
 
@@ -153,6 +165,13 @@ async def size_curve(world: World, port: int, rounds: int, scale: float, progres
         "bytes",
         "ms per request",
         {mode: (list(SIZES), _medians(runs[mode], lambda r: r.p(50))) for mode in MODES},
+    )
+    _plot(
+        "curve-body-size-cpu",
+        "Response body: proxy CPU per request against size",
+        "bytes",
+        "proxy CPU µs per request",
+        {mode: (list(SIZES), _medians(runs[mode], lambda r: r.cpu_us)) for mode in ("MITM", "base-URL")},
     )
     return _load_rows(f"{CURVES}: body size (sequential, streamed)", runs, SIZES, "body")
 
@@ -288,6 +307,7 @@ async def measure(
 ) -> tuple[list[Row], list[Target]]:
     child = world.child("bench.proxy_host", "clavis")
     FIGURES.clear()
+    CLOCK[:] = [load.cpu_clock(child.process.pid)]
     try:
         rows = await concurrency_curve(world, child.port, rounds, scale, progress)
         rows += await size_curve(world, child.port, rounds, scale, progress)

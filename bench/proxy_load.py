@@ -70,6 +70,8 @@ async def measure(
     children = {mode: world.child("bench.proxy_host", mode) for mode in ("bare", "clavis")}
     try:
         proxies = {mode: child.port for mode, child in children.items()}
+        clocks = {mode: load.cpu_clock(children["clavis" if mode == "base-url" else mode].process.pid)
+                  for mode in MODES if mode != "direct"}  # fmt: skip
         runs: dict[tuple[str, int, str], list[load.LoadRun]] = {}
         for round_ in range(rounds):
             progress(f"proxy load, round {round_ + 1}/{rounds}")
@@ -78,7 +80,7 @@ async def measure(
                 for concurrency in CONCURRENCY:
                     count = max(concurrency, int(workload.requests[concurrency] * scale))
                     for mode in MODES:
-                        run = await load.run(targets[mode], count, concurrency)
+                        run = await load.run(targets[mode], count, concurrency, clocks.get(mode))
                         runs.setdefault((workload.title, concurrency, mode), []).append(run)
     finally:
         for child in children.values():
@@ -100,12 +102,14 @@ def _rows(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Row]:
     for workload in WORKLOADS:
         workload_metrics = (
             [*metrics, ("first byte p50 ms", lambda r: r.first_byte(50))] if workload.path == SSE else metrics
-        )
+        ) + [("proxy CPU µs/req", lambda r: r.cpu_us)]
         for concurrency in CONCURRENCY:
             series = {mode: runs[(workload.title, concurrency, mode)] for mode in MODES}
             for metric, get in workload_metrics:
                 values = {mode: [get(run) for run in series[mode]] for mode in MODES}
                 for subject, baseline in PAIRS:
+                    if metric.startswith("proxy CPU") and "direct" in (subject, baseline):
+                        continue  # no proxy when direct
                     rows.append(
                         Row.paired(
                             workload.title,
@@ -161,6 +165,12 @@ def _base_url_targets(runs: dict[tuple[str, int, str], list[load.LoadRun]], work
         targets.append(
             Target(f"base-URL/MITM throughput, {where}", f"{over_mitm.median:.2f}", f"≥ {BASE_OVER_MITM}",
                    over_mitm.median >= BASE_OVER_MITM)
+        )  # fmt: skip
+        cpu = {mode: [r.cpu_us for r in runs[(workload.title, concurrency, mode)]] for mode in ("clavis", "base-url")}
+        saved = Row.paired(where, "", "cpu", ("mitm", cpu["clavis"]), ("base", cpu["base-url"])).ratio
+        targets.append(
+            Target(f"base-URL/MITM by proxy CPU per request, {where}", f"{saved.median:.2f}",
+                   f"≥ {BASE_OVER_MITM} (load-independent)", saved.median >= BASE_OVER_MITM)
         )  # fmt: skip
         if workload.path == SMALL:
             over_direct = Row.paired(where, "", "req/s", ("base", rates["base-url"]), ("direct", rates["direct"])).ratio
