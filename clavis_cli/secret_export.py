@@ -25,6 +25,7 @@ from clavis_mcp.vault import InvalidService, Secret, Service, validate_secret
 
 from .runtime import Runtime
 from .secret_refs import IN_VAULT, where
+from .service_extras import oauth_secrets
 
 ENV_VAR = "CLAVIS_EXPORT_PASSPHRASE"
 _AAD = b"clavis-mcp export secrets v1"
@@ -55,8 +56,10 @@ def export_sealed(runtime: Runtime, services: list[Service]) -> dict[str, Any]:
     values: dict[str, dict[str, str]] = {}
     for service in services:
         stored = [field for field, at in where(runtime.vault, service).items() if at == IN_VAULT]
-        if stored:
-            values[service.name] = {field: runtime.vault.secret(service.name, field).reveal() for field in stored}
+        found = {field: runtime.vault.secret(service.name, field).reveal() for field in stored}
+        found.update(oauth_secrets(runtime.vault, service.name))
+        if found:
+            values[service.name] = found
             runtime.audit.append(source="cli", service=service.name, action="export", decision="revealed",
                                  reason="secrets exported, encrypted with a passphrase")  # fmt: skip
     return seal_secrets(values, passphrase)

@@ -1,5 +1,8 @@
 """What a service carries besides its definition, through ``export`` and ``import``: its policy
-(write confirmation, probe, approvals for every agent and per agent) and its budget.
+(write confirmation, probe, approvals for every agent and per agent), its budget, and for an
+OAuth service its OAuth configuration (``[services.NAME.oauth]``; its tokens are secrets, which
+travel only in an export made with ``--with-secrets``: without them it is not imported, and the
+import says how to set it up again).
 
 None of it is secret, so it travels in the export file beside the definition (``[services.NAME.policy]``,
 ``[services.NAME.budget]``). An import checks every table before anything is written, so a bad
@@ -10,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from clavis_mcp.vault import Vault
+from clavis_mcp.vault import Secret, Service, Vault
 from clavis_mcp.vault.errors import InvalidService
 from clavis_mcp.vault.limits.budget import Budget, budget_of, format_period, parse_period, set_budget
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from clavis_mcp.vault.policy import (
     ServicePolicy,
     check_mode,
@@ -23,7 +28,8 @@ from clavis_mcp.vault.policy import (
     set_approvals,
 )
 
-EXTRA_KEYS = ("policy", "budget")
+EXTRA_KEYS = ("policy", "budget", "oauth")
+OAUTH_SECRETS = ("access_token", "refresh_token", "client_secret")  # fields of the sealed export
 
 
 def extras_of(vault: Vault, name: str) -> dict[str, Any]:
@@ -44,7 +50,48 @@ def extras_of(vault: Vault, name: str) -> dict[str, Any]:
     budget = budget_of(vault, name)
     if budget is not None:
         extras["budget"] = {"max_requests": budget.max_requests, "per": format_period(budget.period)}
+    record = oauth_store.load(vault, name) if oauth_store.is_oauth(vault.get_service(name)) else None
+    if record is not None:
+        extras["oauth"] = {"config": record.config.to_json()}
+        if record.expires_at is not None:
+            extras["oauth"]["expires_at"] = record.expires_at
     return extras
+
+
+def oauth_secrets(vault: Vault, name: str) -> dict[str, str]:
+    """An OAuth service's tokens and client secret, for a sealed export; {} for another service."""
+    if not oauth_store.is_oauth(vault.get_service(name)):
+        return {}
+    found = {
+        "access_token": oauth_store.access_token(vault, name),
+        "refresh_token": oauth_store.refresh_token(vault, name),
+        "client_secret": oauth_store.client_secret(vault, name),
+    }
+    return {f"oauth:{field}": secret.reveal() for field, secret in found.items() if secret is not None}
+
+
+def import_oauth(vault: Vault, service: Service, table: dict[str, Any], secrets: dict[str, Secret]) -> None:
+    """Register an exported OAuth service with its tokens (checked by :func:`check_extras` and
+    :func:`require_oauth_tokens` before anything was written)."""
+    raw = table["oauth"]
+    config = OAuthConfig.from_json(str(raw["config"]))
+    expires = raw.get("expires_at")
+    grant = TokenGrant(
+        secrets["oauth:access_token"],
+        float(expires) if expires is not None else None,
+        secrets.get("oauth:refresh_token"),
+        None,
+    )
+    oauth_store.register(vault, service, config, secrets.get("oauth:client_secret"), grant)
+
+
+def require_oauth_tokens(name: str, table: dict[str, Any], secrets: dict[str, Secret]) -> None:
+    if "oauth" in table and "oauth:access_token" not in secrets:
+        raise InvalidService(
+            f"{name!r} is an OAuth service: its tokens are secrets and the file has none for it; export with "
+            f"--with-secrets, or leave it out and set it up again with `clavis-mcp oauth add {name}`; "
+            "nothing was imported"
+        )
 
 
 def check_extras(name: str, table: dict[str, Any]) -> tuple[ServicePolicy | None, dict[str, str], Budget | None]:
@@ -64,13 +111,18 @@ def check_extras(name: str, table: dict[str, Any]) -> tuple[ServicePolicy | None
                 probe=parse_probe(str(probe)) if probe else None,
                 approvals=check_mode(str(approvals)) if approvals is not None else None,
             )
+        raw = table.get("oauth")
+        if raw is not None:
+            if not isinstance(raw, dict) or not isinstance(raw.get("config"), str):
+                raise InvalidService("oauth needs config (the OAuth configuration as JSON)")
+            OAuthConfig.from_json(raw["config"])
         raw = table.get("budget")
         if raw is not None:
             if not isinstance(raw, dict) or not isinstance(raw.get("max_requests"), int) or raw["max_requests"] < 1:
                 raise InvalidService("budget needs max_requests (1 or more) and per (30s, 15m, 1h or 1d)")
             budget = Budget(raw["max_requests"], parse_period(str(raw.get("per", "1h"))))
         return policy, agents, budget
-    except (InvalidService, ValueError) as exc:
+    except (InvalidService, ValueError, KeyError, TypeError) as exc:
         raise InvalidService(f"service {name!r}: {exc}") from None
 
 

@@ -377,3 +377,36 @@ def test_export_with_secrets_round_trips_them_encrypted_under_a_passphrase(
     with Vault.open(tmp_path / "second") as vault:
         assert vault.secret("claude").reveal() == KEY
     assert before["hosts"] == after["hosts"]  # type: ignore[index]
+
+
+def test_an_oauth_service_round_trips_with_its_tokens_only_when_the_secrets_go_too(
+    initialised: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clavis_mcp.vault import Secret
+    from clavis_mcp.vault.oauth import state as oauth_store
+    from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
+    from tests.conftest import make_service
+
+    config = OAuthConfig("https://auth.example.test/token", "client-1", "refresh_token", ("read",),
+                         "https://auth.example.test/authorize")  # fmt: skip
+    grant = TokenGrant(Secret("at-" + KEY), 4102444800.0, Secret("rt-" + NEW_KEY), None)
+    with Vault.open(Path(os.environ["CLAVIS_HOME"])) as vault:
+        oauth_store.register(vault, make_service("acme", "api.acme.test"), config, Secret("cs-" + KEY), grant)
+        before = oauth_store.load(vault, "acme")
+    monkeypatch.setenv("CLAVIS_EXPORT_PASSPHRASE", PASSPHRASE)
+    (tmp_path / "plain.toml").write_text(ok(initialised.invoke(main, ["export"])).stdout)
+    (tmp_path / "all.toml").write_text(ok(initialised.invoke(main, ["export", "--with-secrets"])).stdout)
+    monkeypatch.setenv("CLAVIS_HOME", str(tmp_path / "second"))
+    ok(initialised.invoke(main, ["init"]))
+    refused = initialised.invoke(main, ["import", str(tmp_path / "plain.toml")])
+    assert (
+        refused.exit_code == 1 and "'acme' is an OAuth service" in refused.output and "--with-secrets" in refused.output
+    )
+    ok(initialised.invoke(main, ["import", str(tmp_path / "all.toml")]))
+    with Vault.open(tmp_path / "second") as vault:
+        after = oauth_store.load(vault, "acme")
+        assert after is not None and before is not None
+        assert after.config == before.config and after.expires_at == before.expires_at
+        assert oauth_store.access_token(vault, "acme").reveal() == "at-" + KEY  # type: ignore[union-attr]
+        assert oauth_store.refresh_token(vault, "acme").reveal() == "rt-" + NEW_KEY  # type: ignore[union-attr]
+        assert oauth_store.client_secret(vault, "acme").reveal() == "cs-" + KEY  # type: ignore[union-attr]
