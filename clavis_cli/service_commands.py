@@ -58,7 +58,7 @@ from clavis_mcp.vault.service import (
 from .runtime import Runtime, open_runtime, read_bounded_text
 from .secret_export import export_passphrase, export_sealed, open_secrets
 from .secret_refs import field_refs, where
-from .service_extras import EXTRA_KEYS, apply_extras, check_extras, extras_of
+from .service_extras import EXTRA_KEYS, apply_extras, check_extras, extras_of, import_oauth, require_oauth_tokens
 
 REVEAL = click.Choice(["never", "masked", "full"])
 IMPORT_ENV_PREFIX = "CLAVIS_SECRET_"
@@ -776,6 +776,10 @@ def import_services(path: Path, as_json: bool) -> None:
         entries = []
         more: dict[str, dict[str, Secret]] = {}  # each service's other secret fields
         for service in services:
+            require_oauth_tokens(service.name, tables[service.name], carried.get(service.name, {}))
+            if "oauth" in tables[service.name]:
+                more[service.name] = {}
+                continue  # registered with its tokens below
             var = import_env_var(service.name)
             by_ref = {field: stored_ref(ref) for field, ref in refs[service.name].items()}
             if CREDENTIAL in by_ref:
@@ -792,6 +796,9 @@ def import_services(path: Path, as_json: bool) -> None:
             fields = kept or read_fields(service.auth, {}, prefix=var + "__", by_ref=frozenset(by_ref))
             more[service.name] = {**fields, **by_ref}
         runtime.vault.add_services(entries)
+        for service in (s for s in services if "oauth" in tables[s.name]):
+            import_oauth(runtime.vault, service, tables[service.name], carried[service.name])
+            entries.append((service, carried[service.name]["oauth:access_token"]))
         for service, _ in entries:
             store_fields(runtime.vault, service.name, more[service.name])
         for service, _ in entries:
