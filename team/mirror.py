@@ -63,9 +63,10 @@ class Mirror:
         if version == self._version:
             return
         stored = self._store.services()
-        for name in [n for n in self._synced if n not in stored]:
+        # What the copy holds, not only what a sync put there: check_add puts a service in directly.
+        for name in [s.name for s in self.vault.list_services() if s.name not in stored]:
             self.vault.remove_service(name)
-            del self._synced[name]
+            self._synced.pop(name, None)
         for name, entry in sorted(stored.items()):
             text = json.dumps(entry.definition, sort_keys=True)
             if self._synced.get(name) == (text, entry.secret_version):

@@ -64,3 +64,15 @@ async def test_an_expired_credential_is_reported_by_check(server: TeamServer, up
     add_echo(server, upstream, expires_at=time.time() - 10)
     checked = await ClavisClient(server.admin_key, base_url=server.url).check_credentials("echo")
     assert checked["valid"] is False and checked["status"] == "expired" and "rotate" in checked["error"]
+
+
+def test_a_removed_service_is_gone_from_the_worker_that_added_it(server: TeamServer, upstream: EchoUpstream) -> None:
+    """One worker adds then removes, without a sync in between (found by the CLI's end-to-end test)."""
+    with server.admin() as admin:
+        added = admin.post(
+            "/v1/admin/services", json={"definition": echo_definition("gone", upstream), "secret": SECRET}
+        )
+        assert added.status_code == 201
+        assert admin.delete("/v1/admin/services/gone").status_code == 204
+        assert admin.get("/v1/services").json() == {"services": []}
+        assert admin.get("/v1/credentials/gone/check").status_code == 404
