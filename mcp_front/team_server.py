@@ -17,8 +17,9 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit
 from mcp.types import CallToolResult
 
 from clavis_mcp.team.admin_client import clean
@@ -29,7 +30,7 @@ from . import __version__
 from .arguments import ClavisServer
 from .call_text import as_tool_result, fit_body, sent_size
 from .calls import ALLOWED_METHODS, CallLimits, returned_headers
-from .confirm import Answer
+from .confirm import Answer, Approval, NotAsked, can_ask, outcome
 from .models import (
     CallResult,
     CredentialInfo,
@@ -64,6 +65,32 @@ def _epoch(value: object) -> float | None:
     return None
 
 
+class TeamContext:
+    """The lifespan context of a team client: the tools' questions (``confirm.py``) ask through it."""
+
+    def __init__(self, client: TeamClient) -> None:
+        self.client = client
+
+    async def confirm_reveal(self, service_name: str, ctx: Context[Any, Any]) -> Elicit[Approval] | NotAsked:
+        """Ask the local user before a full reveal, where the server's policy is ``full`` and the client can ask."""
+        if not can_ask(ctx):
+            return NotAsked(reason="the client cannot ask the user")
+        try:
+            rows = await self.client.services()
+        except ClavisError:
+            return NotAsked(reason="the team server did not answer")  # the tool body says why
+        row = next((r for r in rows if r.get("name") == service_name), None)
+        if row is None or row.get("reveal") != "full":
+            return NotAsked(reason="not revealed in full")
+        hosts = ", ".join(str(h) for h in row.get("hosts") or [])
+        return Elicit(
+            f"An AI assistant asks to see the full credential of the team service {service_name!r} "
+            f"({clean(str(row.get('connector') or 'generic'))}, for {clean(hosts)}). It will be able to copy it. "
+            "Reveal it?",
+            Approval,
+        )
+
+
 def _service(row: dict[str, Any], now: float) -> ServiceInfo:
     expires = _epoch(row.get("expires_at"))
     reveal = row.get("reveal")
@@ -89,6 +116,8 @@ async def list_services(client: TeamClient) -> ServiceList:
 
 
 async def get_credentials(client: TeamClient, service_name: str, confirmation: Answer) -> CallToolResult:
+    if outcome(confirmation) is False:  # asked locally: the server was not even asked for the value
+        raise ToolError(f"the user declined to reveal the credential of {service_name!r}; use call_service instead")
     try:
         reply = await client.token(service_name)
     except ClavisError as exc:
@@ -190,18 +219,18 @@ def _tool_errors(fn: Callable[..., Awaitable[Any]]) -> ToolFunction:
     return wrapper
 
 
-def build_team_server(client: TeamClient, limits: CallLimits | None = None) -> ClavisServer[None]:
+def build_team_server(client: TeamClient, limits: CallLimits | None = None) -> ClavisServer[TeamContext]:
     """The four tools over ``client``; nothing is contacted until a tool is called."""
     limits = limits or CallLimits.from_env()
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+    async def lifespan(_: MCPServer[TeamContext]) -> AsyncIterator[TeamContext]:
         try:
-            yield None
+            yield TeamContext(client)
         finally:
             await client.aclose()
 
-    server: ClavisServer[None] = ClavisServer(
+    server: ClavisServer[TeamContext] = ClavisServer(
         name="clavis-mcp", title=f"clavis-mcp (team server {client.url})", version=__version__,
         instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING",
     )  # fmt: skip

@@ -24,7 +24,10 @@ import pytest
 import trustme
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.types import ElicitResult
 
+from clavis_mcp.mcp_front.team_client import TeamClient
+from clavis_mcp.mcp_front.team_server import build_team_server
 from clavis_mcp.team.bao import Bao
 from clavis_mcp.team.bootstrap import Bootstrap
 from clavis_mcp.team.engines import OpenBao
@@ -251,3 +254,32 @@ async def test_a_plain_http_team_url_off_loopback_is_refused_by_every_tool(tmp_p
     assert names == TOOLS
     for result in results:
         assert result.is_error and "plain http://" in text_of(result) and "vault" not in text_of(result)
+
+
+def answering(action: str) -> tuple[Any, list[str]]:
+    asked: list[str] = []
+
+    async def callback(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action=action, content={"approve": True} if action == "accept" else None)
+
+    return callback, asked
+
+
+@pytest.mark.reveals_secret
+@pytest.mark.parametrize("action", ["decline", "accept"])
+async def test_a_full_reveal_on_the_team_server_asks_the_local_user_first(
+    server: TeamServer, team: Bootstrap, upstream: EchoUpstream, action: str
+) -> None:
+    add_echo(server, upstream, reveal="full")
+    key = new_key(server, "asker", ["echo"])
+    callback, asked = answering(action)
+    team_client = TeamClient(server.url, {"CLAVIS_API_KEY": key})
+    async with Client(build_team_server(team_client), elicitation_callback=callback) as client:
+        result = await client.call_tool("get_credentials", {"service_name": "echo"})
+    assert len(asked) == 1 and "'echo'" in asked[0] and SECRET not in asked[0]
+    revealed = [row for row in audit_rows(team) if "revealed" in row]
+    if action == "decline":
+        assert result.is_error and "declined" in text_of(result) and revealed == []
+    else:
+        assert not result.is_error and result.structured_content["value"] == SECRET and len(revealed) == 1
