@@ -76,6 +76,8 @@ def outcome(answer: Answer | AcceptedElicitation[Any]) -> bool | None:
 async def confirm_reveal(service_name: str, ctx: Context[Any, Any]) -> Elicit[Approval] | NotAsked:
     """Ask before a full reveal, where the policy is ``full`` and the client can ask."""
     gateway = ctx.request_context.lifespan_context
+    if hasattr(gateway, "confirm_reveal"):  # a team client (team_server.TeamContext): the server's policy
+        return await gateway.confirm_reveal(service_name, ctx)  # type: ignore[no-any-return]
     if not isinstance(gateway, Gateway):
         return NotAsked(reason="no vault is open")  # the tool body says why
     try:
