@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import ElicitResult
 
-from clavis_mcp.mcp_front.team_client import TeamClient
+from clavis_mcp.mcp_front.team_client import READ_TIMEOUT, TeamClient
 from clavis_mcp.mcp_front.team_server import build_team_server
 from clavis_mcp.team.bao import Bao
 from clavis_mcp.team.bootstrap import Bootstrap
@@ -283,3 +284,15 @@ async def test_a_full_reveal_on_the_team_server_asks_the_local_user_first(
         assert result.is_error and "declined" in text_of(result) and revealed == []
     else:
         assert not result.is_error and result.structured_content["value"] == SECRET and len(revealed) == 1
+
+
+async def test_a_server_that_accepts_but_never_answers_is_a_timeout_error_not_a_hang(tmp_path: Path) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts connections; nothing ever answers
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        async with desktop_session(tmp_path, url, "clv_not-a-real-key", None) as (client, _):
+            with anyio.fail_after(READ_TIMEOUT + 15):
+                result = await client.call_tool("list_services", {})
+    finally:
+        silent.close()
+    assert result.is_error and f"did not answer within {READ_TIMEOUT:.0f} s" in text_of(result)
