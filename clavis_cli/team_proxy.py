@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import click
+import httpx
 from mitmproxy import http, master, options, tls
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 
@@ -36,12 +37,10 @@ class TeamForward:
 
     def __init__(self, client: TeamClient, rules: list[HostRule], token: str) -> None:
         self._client, self._rules, self._token = client, rules, token
-        server = client.url.split("://", 1)
-        self._scheme, authority = server[0], server[1]
-        host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
-        self._host = host
-        self._port = int(port) if port else (443 if self._scheme == "https" else 80)
-        self._authority = authority
+        server = httpx.URL(client.url)
+        self._scheme, self._host = server.scheme, server.host
+        self._port = server.port or (443 if self._scheme == "https" else 80)
+        self._authority = server.netloc.decode("ascii")
         self._trusted: set[str] = set()
 
     def _authorized(self, header: str) -> bool:
