@@ -25,7 +25,7 @@ from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconf
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front.team_client import TeamClient
 from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
-from clavis_mcp.vault.errors import ProxyStartError
+from clavis_mcp.vault.errors import ClavisError, ProxyStartError
 from clavis_mcp.vault.hosts import HostRule, parse_host_rule
 
 TARGET_HEADER = "X-Clavis-Target"
@@ -76,7 +76,7 @@ class TeamForward:
         target = f"{request.scheme}://{request.host}:{request.port}{request.path}"
         try:
             key = self._client.key().secret.reveal()
-        except Exception as exc:  # an expired login: the agent reads why and what to run
+        except ClavisError as exc:  # an expired login: the agent reads why and what to run
             flow.response = http.Response.make(401, f"clavis-mcp: {exc}\n".encode())
             return
         request.stream = True
