@@ -70,6 +70,7 @@ async def serve_until_signalled(
             f"clavis-mcp proxy listening on {proxy.url} for {services} service{'s' * (services != 1)} "
             f"and {agents} agent{'s' * (agents != 1)}; CA {ca.cert_path}"
         )
+        announce(f"base-URL mode on the same port: {proxy.url}/s/<service>/<path> (see `clavis-mcp env --base-urls`)")
         if config.passthrough:
             announce("passthrough (not intercepted, no credential): " + ", ".join(map(str, config.passthrough)))
         await stop.wait()

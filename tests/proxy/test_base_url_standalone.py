@@ -33,6 +33,7 @@ def test_agent_key_from_the_vault_works_until_the_agent_is_revoked(tmp_path: Pat
         cli("add", "echo", "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin", stdin=SECRET)
         token = cli("agent", "add", "sdk").strip()
         proxy = start_proxy(env)
+        announced = proxy.lines.get(timeout=20) or ""
         try:
             base = f"http://127.0.0.1:{proxy.port}/s/echo"
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, trust_env=False) as c:
@@ -42,6 +43,7 @@ def test_agent_key_from_the_vault_works_until_the_agent_is_revoked(tmp_path: Pat
         finally:
             proxy.process.terminate()
             proxy.process.wait(timeout=20)
+    assert f"base-URL mode on the same port: http://127.0.0.1:{proxy.port}/s/<service>/<path>" in announced
     assert ok.status_code == 200, ok.text
     assert ok.json()["headers"]["Authorization"] == "[REDACTED:echo]"
     assert revoked.status_code == 401
