@@ -50,7 +50,11 @@ def canonical(record: dict[str, Any]) -> bytes:
 
 
 def _mac(key: bytes, unsigned: dict[str, Any]) -> str:
-    return hmac.new(key, _DOMAIN + canonical(unsigned), hashlib.sha256).hexdigest()
+    return _mac_of(key, canonical(unsigned))
+
+
+def _mac_of(key: bytes, body: bytes) -> str:
+    return hmac.digest(key, _DOMAIN + body, hashlib.sha256).hex()
 
 
 def seal(key: bytes, previous: Link | None, fields: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +68,23 @@ def seal(key: bytes, previous: Link | None, fields: dict[str, Any]) -> dict[str,
 
 def encode(record: dict[str, Any]) -> bytes:
     return canonical(record) + b"\n"
+
+
+def sealed_line(key: bytes, previous: Link | None, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """``seal`` and ``encode`` in one: the record and its line, serialised once (the proxy writes
+    one per request). The MAC'd form lacks only ``"mac":"..."``, which goes in before the first
+    key that sorts after it: ``,"`` never occurs inside a JSON string (its quotes are escaped),
+    so the first ``,"key":`` is that key's own place."""
+    record = dict(fields)
+    record[SEQ] = previous.seq + 1 if previous else 1
+    record[PREV] = previous.mac if previous else GENESIS
+    body = canonical(record)
+    mac = record[MAC] = _mac_of(key, body)
+    if any(name < MAC for name in fields):
+        at = body.index(b',"' + min(name for name in record if name > MAC).encode() + b'":') + 1
+    else:
+        at = 1  # just after the opening brace
+    return record, b"".join((body[:at], b'"mac":"', mac.encode(), b'",', body[at:], b"\n"))
 
 
 def authentic(key: bytes, record: dict[str, Any]) -> bool:

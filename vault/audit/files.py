@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,11 +40,11 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 class LogFiles:
     live: Path
 
-    @property
+    @cached_property  # built once: the proxy asks for both on every request
     def lock_path(self) -> Path:
         return self.live.with_name(self.live.name + ".lock")
 
-    @property
+    @cached_property
     def reserve_path(self) -> Path:
         return self.live.with_name(f".{self.live.name}.reserve")  # zeros only: hidden, and out of log sweeps
 

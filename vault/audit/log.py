@@ -46,9 +46,8 @@ from .chain import (
     Link,
     VerifyReport,
     authentic,
-    encode,
     link_of,
-    seal,
+    sealed_line,
 )
 from .files import LiveFile, LogFiles, lines_from
 
@@ -405,8 +404,8 @@ class AuditLog:
             if cut:
                 record = {**record, REPAIRED: cut}
                 state = (state[0], state[1] - cut)
-        sealed = seal(self._anchor.key, previous, record)
-        after = self._live.write(encode(sealed), state, self._max_bytes, clean_end=clean_end)
+        sealed, line = sealed_line(self._anchor.key, previous, record)
+        after = self._live.write(line, state, self._max_bytes, clean_end=clean_end)
         link = link_of(sealed)
         self._anchor.advance(link, lock)
         self._tail = (after, link)

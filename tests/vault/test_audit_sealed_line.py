@@ -1,0 +1,29 @@
+"""One serialisation per record: ``sealed_line`` writes exactly the line ``encode(seal(...))`` would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clavis_mcp.vault.audit.chain import GENESIS, Link, authentic, encode, seal, sealed_line
+from clavis_mcp.vault.audit.log import CHAIN_FIELDS, FIELDS
+
+KEY = b"k" * 32
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text())
+_records = st.dictionaries(st.sampled_from(sorted({*FIELDS, *CHAIN_FIELDS} - {"seq", "prev", "mac"})), _values)
+
+
+@given(_records, st.one_of(st.none(), st.builds(Link, st.integers(1, 10**9), st.text("0123456789abcdef"))))
+def test_sealed_line_is_the_encoded_sealed_record(fields: dict[str, Any], previous: Link | None) -> None:
+    record, line = sealed_line(KEY, previous, fields)
+    assert record == seal(KEY, previous, fields)
+    assert line == encode(record)
+    assert authentic(KEY, record)
+
+
+def test_values_that_look_like_keys_do_not_move_the_mac() -> None:
+    tricky = {"id": 'x","method":"GET', "path": '/a\\",\\"prev\\":', "reason": ',"method":', "method": "GET"}
+    record, line = sealed_line(KEY, None, tricky)
+    assert line == encode(record) and record["prev"] == GENESIS
