@@ -44,6 +44,7 @@ from .storage.sqlite import SQLiteStore, read_header
 
 DB_NAME = "vault.db"
 SECRET_FIELD = "credential"
+OWNERS_KEPT = 4096  # destinations whose owners a snapshot keeps
 FINGERPRINT_KEY_CONTEXT = "fingerprint-key"  # HKDF info of the fingerprint key, see docs/vault-format.md
 
 
@@ -61,6 +62,9 @@ class Snapshot:
     _by_name: dict[str, Service] = field(init=False, repr=False, compare=False)
     _by_host: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
     _by_domain: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
+    _owners: dict[tuple[str, int, str], tuple[Service, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         by_host: dict[str, list[Service]] = {}
@@ -93,7 +97,22 @@ class Snapshot:
             raise UnknownService(name, sorted(self._by_name)) from None
 
     def owners(self, host: str, port: int, scheme: str) -> tuple[Service, ...]:
-        """Every service with a host rule covering this destination, whatever the path."""
+        """Every service with a host rule covering this destination, whatever the path.
+
+        Kept per destination for as long as this snapshot (a vault change makes a new one), at
+        most :data:`OWNERS_KEPT` of them, so a stream of made-up hosts cannot grow it."""
+        key = (host, port, scheme)
+        try:
+            return self._owners[key]
+        except KeyError:
+            pass
+        found = self._owners_of(host, port, scheme)
+        if len(self._owners) >= OWNERS_KEPT:
+            self._owners.clear()
+        self._owners[key] = found
+        return found
+
+    def _owners_of(self, host: str, port: int, scheme: str) -> tuple[Service, ...]:
         try:
             host = canonical_host(host)
         except ValueError:
