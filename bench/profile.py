@@ -29,11 +29,13 @@ from .upstream import LARGE, SMALL, SSE
 PATHS = {"small": SMALL, "large": LARGE, "sse": SSE}
 
 
-async def profile_proxy(path: str, requests: int, concurrency: int, out: Path, how: str = "--profile") -> str:
+async def profile_proxy(
+    path: str, requests: int, concurrency: int, out: Path, how: str = "--profile", mode: str = "clavis"
+) -> str:
     with world() as w:
         child = w.child("bench.proxy_host", "clavis", how, str(out))
         try:
-            target = _targets(w, {"bare": child.port, "clavis": child.port}, path)["clavis"]
+            target = _targets(w, {"bare": child.port, "clavis": child.port}, path)[mode]
             await load.run(target, requests, concurrency)
         finally:
             child.stop()
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests (or calls) to profile")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--stages", action="store_true", help="time each stage hook instead of profiling")
+    parser.add_argument("--base-url", action="store_true", help="send in base-URL mode (plain HTTP to /s/bench/...)")
     args = parser.parse_args()
     if args.what == "mcp":
         print(asyncio.run(profile_mcp(args.requests)))
@@ -65,7 +68,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "profile.txt"
         how = "--stages" if args.stages else "--profile"
-        print(asyncio.run(profile_proxy(PATHS[args.what], args.requests, args.concurrency, out, how)))
+        mode = "base-url" if args.base_url else "clavis"
+        print(asyncio.run(profile_proxy(PATHS[args.what], args.requests, args.concurrency, out, how, mode)))
 
 
 if __name__ == "__main__":

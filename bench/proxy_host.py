@@ -16,7 +16,9 @@ each of our stage hooks (:mod:`bench.stages`) and writes that table instead.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from pathlib import Path
 
 from mitmproxy import http
@@ -58,9 +60,9 @@ async def serve(mode: str) -> None:
 
 def serve_with_stage_timer(mode: str, out: Path) -> None:
     """The clavis proxy with each stage hook timed (:mod:`bench.stages`); the table goes to ``out``."""
-    timer = StageTimer()
-    ours = embedded_module.default_addons
-    embedded_module.default_addons = lambda *args, **kwargs: timer.wrap(ours(*args, **kwargs))  # type: ignore[assignment]
+    timer = StageTimer(time.thread_time_ns if os.environ.get("BENCH_STAGE_CLOCK") == "cpu" else time.perf_counter_ns)
+    ours = embedded_module.with_base_url  # the whole stage list, the base-URL front included
+    embedded_module.with_base_url = lambda *args, **kwargs: timer.wrap(ours(*args, **kwargs))  # type: ignore[assignment]
     try:
         asyncio.run(serve(mode))
     finally:

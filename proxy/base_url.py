@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mitmproxy import ctx, http
@@ -39,7 +39,8 @@ from clavis_mcp.vault.service import Service
 SERVICE_PREFIX = "/s/"
 AGENT_PREFIX = "/a/"
 AGENT_HEADER = "X-Clavis-Agent"
-KEY_HEADERS = (AGENT_HEADER, "Authorization", "x-api-key")  # where SDKs put their API key
+KEY_NAMES = (b"x-clavis-agent", b"authorization", b"x-api-key")  # where SDKs put their API key, in order
+DROPPED = frozenset({b"x-clavis-agent", b"proxy-authorization", b"host"})
 KEY_SCHEMES = ("bearer ", "token ")
 MARK = "clavis.base_url"  # flow.metadata: the service the request named in its URL
 
@@ -108,21 +109,29 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
-def presented_key(headers: http.Headers) -> str | None:
-    """The agent key as an SDK sends its API key, or None."""
-    for name in KEY_HEADERS:
-        value: str = headers.get(name) or ""
-        if not value:
-            continue
-        value = value.strip()
-        if name == "Authorization":
-            scheme = next((s for s in KEY_SCHEMES if value.lower().startswith(s)), None)
-            if scheme is None:
-                continue
-            value = value[len(scheme) :].strip()
-        if value:
-            return value
+def presented_key(fields: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The agent key as an SDK sends its API key (``X-Clavis-Agent``, then ``Authorization``
+    with ``Bearer``/``token``, then ``x-api-key``), or None. One pass over the raw header fields:
+    mitmproxy's header lookups scan them once per name."""
+    found: dict[bytes, bytes] = {}
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered in KEY_NAMES and lowered not in found:
+            found[lowered] = value
+    for name in KEY_NAMES:
+        text = found.get(name, b"").strip().decode("latin-1")
+        if name == b"authorization":
+            scheme = next((s for s in KEY_SCHEMES if text.lower().startswith(s)), None)
+            text = text[len(scheme) :].strip() if scheme else ""
+        if text:
+            return text
     return None
+
+
+def _without_keys(fields: Sequence[tuple[bytes, bytes]], key: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """``fields`` without the proxy's own credential headers and without any header carrying
+    ``key`` (the agent's key never reaches the upstream), in one pass."""
+    return tuple((n, v) for n, v in fields if n.lower() not in DROPPED and not (key and key in v))
 
 
 class BaseUrlFront:
@@ -145,7 +154,7 @@ class BaseUrlFront:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
-        if not (request.scheme == "http" and request.port in self.proxy_ports and is_loopback_host(request.host)):
+        if not (request.port in self.proxy_ports and request.scheme == "http" and is_loopback_host(request.host)):
             self._client_auth.requestheaders(flow)
             return
         try:
@@ -163,38 +172,36 @@ class BaseUrlFront:
 
     def _serve(self, flow: http.HTTPFlow, target: Target) -> None:
         request = flow.request
-        key = target.key or presented_key(request.headers)
-        request.headers.pop(PROXY_AUTH, None)
+        fields = request.headers.fields
+        key = target.key or presented_key(fields)
         agent = self._agent(key) if key else None
-        if key:
-            for name in [n for n, v in request.headers.items() if key in v]:
-                request.headers.pop(name, None)  # the key never reaches the upstream
-        request.headers.pop(AGENT_HEADER, None)
-        challenge = {"WWW-Authenticate": 'Bearer realm="clavis-mcp"'}
+        fields = _without_keys(fields, key.encode("latin-1", "replace") if key else b"")
         if agent is None:
+            request.headers.fields = fields
             what = "no agent key" if not key else "an unknown or revoked agent key"
             refuse(flow, 401, f"base-URL request with {what}: send the agent's token as the API key "
-                              "(see `clavis-mcp env --base-urls --agent NAME`)", challenge)  # fmt: skip
+                              "(see `clavis-mcp env --base-urls --agent NAME`)",
+                   {"WWW-Authenticate": 'Bearer realm="clavis-mcp"'})  # fmt: skip
             return
         flow.metadata[CLIENT] = agent
         try:
             service = flow_snapshot(flow, self._vault).service(target.service)
         except UnknownService:
+            request.headers.fields = fields
             refuse(flow, 404, f"no service named {target.service!r}; `clavis-mcp list` shows the services")
             return
         try:
             host, port = choose_host(service, target.host)
-        except ValueError as exc:
-            refuse(flow, 400, str(exc))
+        except (ValueError, LookupError) as exc:
+            request.headers.fields = fields
+            refuse(flow, 400 if isinstance(exc, ValueError) else 403, str(exc))
             return
-        except LookupError as exc:
-            refuse(flow, 403, str(exc))
-            return
+        # The judged destination, set once: Host first, as HTTP/1.1 clients send it.
+        request.headers.fields = ((b"Host", url.hostport("https", host, port).encode("idna")), *fields)
         request.authority = ""
         request.scheme = "https"
-        request.host = host
-        request.port = port
-        request.headers["Host"] = url.hostport("https", host, port)
+        request.data.host = host
+        request.data.port = port
         flow.metadata[MARK] = service.name
 
     def _agent(self, key: str) -> str | None:
