@@ -9,10 +9,12 @@ It runs after the OAuth refresh, right before the injection.
 
 from __future__ import annotations
 
+import asyncio
+
 from mitmproxy import http
 
 from clavis_mcp.vault import ClavisError, Vault
-from clavis_mcp.vault.auth.fields import method_secrets
+from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.dialing import Resolver
 
 from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
@@ -29,6 +31,12 @@ class ExchangeToken:
             return
         snapshot = flow_snapshot(flow, self._vault)
         service = snapshot.service(name)
+        if secret_refs(self._vault, snapshot, name):  # resolve off the loop (`op read` may take seconds)
+            try:
+                await asyncio.to_thread(method_secrets, self._vault, snapshot, name)
+            except ClavisError as exc:
+                refuse(flow, 503, f"service {name!r}: {exc}")
+                return
         if not getattr(service.auth, "exchanges_tokens", False):
             return
         try:
