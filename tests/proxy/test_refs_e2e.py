@@ -353,3 +353,43 @@ async def test_google_secret_manager_reference_through_the_official_client(
     finally:
         server.shutdown()
         server.server_close()
+
+
+SLOW_OP = """#!/bin/sh
+# a stand-in for op that answers only once the test lets it (or gives up after a while)
+i=0
+while [ ! -e "$RELEASE" ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done
+[ -e "$RELEASE" ] || { echo "[ERROR] not released" >&2; exit 1; }
+printf '%s' "$FAKE_VALUE"
+"""
+
+
+async def test_a_slow_backend_does_not_hold_other_requests(
+    vault: Vault, proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """While ``op`` is still answering for one service, a request to another service goes through;
+    only then is ``op`` let to answer (with the resolution on the proxy's loop, the second request
+    would wait behind it, ``op`` would give up after about two seconds, and the first request would
+    be a 503)."""
+    bin_dir, release = tmp_path / "bin", tmp_path / "release"
+    bin_dir.mkdir()
+    (bin_dir / "op").write_text(SLOW_OP)
+    (bin_dir / "op").chmod(0o700)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_VALUE", VALUE)
+    monkeypatch.setenv("RELEASE", str(release))
+    register(vault, upstream, "op://Private/OpenAI/credential")
+    other = make_service("other", f"localhost:{upstream.port}", local=True)
+    vault.add_service(other, stored(parse("env://REF_OTHER_KEY")))
+    monkeypatch.setenv("REF_OTHER_KEY", ROTATED)
+    results: dict[str, int] = {}
+    async with proxy_client(proxy, home) as agent, anyio.create_task_group() as group:
+
+        async def slow() -> None:
+            results["slow"] = (await agent.get(f"https://127.0.0.1:{upstream.port}/v1/slow")).status_code
+
+        group.start_soon(slow)
+        results["other"] = (await agent.get(f"https://localhost:{upstream.port}/v1/other")).status_code
+        release.touch()
+    assert results == {"other": 200, "slow": 200}
