@@ -103,6 +103,8 @@ async def confirm_write(
 ) -> Elicit[Approval] | NotAsked:
     """Ask before a write, where the service asks for it, the request is valid and the client can ask."""
     gateway = ctx.request_context.lifespan_context
+    if hasattr(gateway, "confirm_write"):  # a team client (team_server.TeamContext): the server's policy
+        return await gateway.confirm_write(service_name, method, url, json, data, ctx)  # type: ignore[no-any-return]
     if not isinstance(gateway, Gateway):
         return NotAsked(reason="no vault is open")  # the tool body says why
     try:

@@ -2,15 +2,19 @@
 
 This process then holds no credential of any service: the server injects, redacts and audits.
 What it holds is the caller's own key (``CLAVIS_API_KEY``, or the session ``clavis-mcp login``
-stored), read again at each request so a new login needs no restart. Every failure becomes one
+stored), read again at each request so a new login needs no restart. A stored login with less than
+:data:`REFRESH_BEFORE` left is traded for a new one (``POST /v1/auth/refresh``) at the next
+request, once per process at a time, and the new token is stored where the old one was. Every failure becomes one
 :class:`TeamRequestFailed` (a tool error) that says what happened and what to do; a request never
 waits longer than its timeout. The server's text is shown cut short, without control characters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -23,13 +27,15 @@ from clavis_mcp.team.admin_client import CA_ENV, KEY_ENV, URL_ENV, check_url, cl
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.errors import TeamRequestFailed
 
-from .team_session import load_session
+from .team_session import load_session, save_session
 from .times import iso, relative
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0  # list, check, token
 CALL_TIMEOUT = 45.0  # call and verify: the server's own egress gives up at 30 s
+REFRESH_BEFORE = 3600.0  # a stored login with less than this left is refreshed at the next request
 AUDIT_HEADER = "x-clavis-audit-id"
+logger = logging.getLogger(__name__)
 REDACTIONS_HEADER = "x-clavis-redactions"
 
 
@@ -72,6 +78,7 @@ class TeamClient:
         self.url = check_url(url)
         self._env = os.environ if env is None else env
         self._http: httpx.AsyncClient | None = None
+        self._refreshing: asyncio.Lock | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TeamClient:
@@ -104,7 +111,7 @@ class TeamClient:
         if session.expires_at <= now:
             raise TeamRequestFailed(
                 f"your login to the team server at {self.url} expired {relative(session.expires_at, now)} "
-                f"(the server has no refresh endpoint, so a login lasts its 24 hours); run "
+                "(a login is refreshed while it is in use, but this one was not used in time); run "
                 f"`{login_command(self.url)}` in a terminal; no restart is needed"
             )
         return Key(session.token, "login", session.expires_at)
@@ -118,8 +125,41 @@ class TeamClient:
             )  # fmt: skip
         return self._http
 
-    async def request(self, method: str, path: str, body: object = None, *, timeout: float = READ_TIMEOUT) -> Reply:
+    async def fresh_key(self) -> Key:
+        """:meth:`key`, after refreshing a stored login that is close to its expiry."""
         key = self.key()
+        if key.source != "login" or key.expires_at is None or key.expires_at - time.time() > REFRESH_BEFORE:
+            return key
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        async with self._refreshing:  # single-flight: concurrent tool calls wait for one refresh
+            key = self.key()  # another call may have refreshed it meanwhile
+            if key.source == "login" and key.expires_at is not None and key.expires_at - time.time() <= REFRESH_BEFORE:
+                await self._refresh(key)
+                key = self.key()
+        return key
+
+    async def _refresh(self, key: Key) -> None:
+        """Trade the stored login for a new one; on failure keep the old one while it lasts."""
+        session = load_session(self.url)
+        if session is None:
+            return
+        headers = {"Authorization": f"Bearer {key.secret.reveal()}", "Accept": "application/json"}
+        try:
+            response = await self._client().post("/v1/auth/refresh", headers=headers)
+            data = response.json() if response.status_code == 200 else None
+            token, lasts = (data.get("access_token"), data.get("expires_in")) if isinstance(data, dict) else (0, 0)
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("refreshing the login to %s failed: %s", self.url, type(exc).__name__)
+            return
+        if not isinstance(token, str) or not isinstance(lasts, int) or lasts <= 0:
+            logger.warning("the team server at %s refused to refresh the login (%s)", self.url, response.status_code)
+            return
+        where = save_session(self.url, session.email, Secret(token), token_expiry(token) or time.time() + lasts)
+        logger.info("refreshed the login to %s (stored in %s)", self.url, where)
+
+    async def request(self, method: str, path: str, body: object = None, *, timeout: float = READ_TIMEOUT) -> Reply:
+        key = await self.fresh_key()
         headers = {"Authorization": f"Bearer {key.secret.reveal()}", "Accept": "application/json"}
         try:
             response = await self._client().request(

@@ -11,6 +11,7 @@ while it is down; each tool then says what is wrong.
 from __future__ import annotations
 
 import functools
+import json as json_text
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from clavis_mcp.vault.errors import ClavisError
 from . import __version__
 from .arguments import ClavisServer
 from .call_text import as_tool_result, fit_body, sent_size
-from .calls import ALLOWED_METHODS, CallLimits, returned_headers
+from .calls import ALLOWED_METHODS, SAFE_METHODS, CallLimits, body_preview, returned_headers
 from .confirm import Answer, Approval, NotAsked, can_ask, outcome
 from .models import (
     CallResult,
@@ -90,6 +91,34 @@ class TeamContext:
             Approval,
         )
 
+    async def confirm_write(
+        self, service_name: str, method: str, url: str, body: Any, data: str | None, ctx: Context[Any, Any]
+    ) -> Elicit[Approval] | NotAsked:
+        """Ask the local user before a non-safe method, where the server marks the service ``confirm_writes``."""
+        if method.upper() in SAFE_METHODS:
+            return NotAsked(reason="a safe method")
+        if not can_ask(ctx):
+            return NotAsked(reason="the client cannot ask the user")
+        try:
+            rows = await self.client.services()
+        except ClavisError:
+            return NotAsked(reason="the team server did not answer")  # the tool body says why
+        row = next((r for r in rows if r.get("name") == service_name), None)
+        if row is None or row.get("confirm_writes") is not True:
+            return NotAsked(reason="the service does not ask before writes")
+        preview = body_preview(_raw(body, data))
+        return Elicit(
+            f"An AI assistant wants to send this request with the credential of the team service "
+            f"{service_name!r}:\n\n{clean(method.upper())} {clean(url)}\n\n{preview}\n\nAllow it?",
+            Approval,
+        )
+
+
+def _raw(body: Any, data: str | None) -> bytes:
+    if body is not None:
+        return json_text.dumps(body).encode()
+    return data.encode() if data is not None else b""
+
 
 def _service(row: dict[str, Any], now: float) -> ServiceInfo:
     expires = _epoch(row.get("expires_at"))
@@ -103,7 +132,7 @@ def _service(row: dict[str, Any], now: float) -> ServiceInfo:
         allowed_paths=[str(p) for p in row.get("path_prefixes") or []] or ["/"],
         local=bool(row.get("local")),
         reveal_policy=reveal if reveal in ("never", "masked", "full") else "masked",
-        confirm_writes=False,
+        confirm_writes=row.get("confirm_writes") is True,
         state="expired" if expires is not None and expires <= now else "valid",
         **expiry_fields(expires, now),
     )
@@ -178,6 +207,8 @@ async def call_service(
 ) -> CallToolResult:
     if json is not None and data is not None:
         raise ToolError("give json or data, not both")
+    if outcome(confirmation) is False:  # asked locally: the team server was not called
+        raise ToolError(f"the user declined this {method.upper()} request to {service_name!r}; it was not sent")
     body = {"method": method.upper(), "url": url, "headers": headers, "params": params, "json": json, "data": data}
     reply = await client.call(service_name, {k: v for k, v in body.items() if v is not None})
     envelope = reply.data if isinstance(reply.data, dict) else {}

@@ -2,8 +2,9 @@
 
 Kept in the OS keychain when a real one is reachable (the vault's rule: plaintext and null
 ``keyring`` backends are refused), else in a 0600 file under the clavis-mcp home, as the key
-file store does. The password is never stored: the team server has no refresh endpoint, so a
-login lasts the token's 24 hours and then `clavis-mcp login` is run again.
+file store does. The password is never stored: the team client trades a login close to its expiry for a new
+one (``POST /v1/auth/refresh``, team_client.py) and stores it here in place of the old one; a
+session ends 30 days after the password login, or 24 hours after its last use.
 """
 
 from __future__ import annotations

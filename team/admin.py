@@ -37,14 +37,19 @@ def add_service(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, A
     service = service_from_json(definition)
     assert isinstance(definition, dict)  # service_from_json refused anything else
     budget = parse_budget(definition)
+    confirm = definition.get("confirm_writes", False)
+    if not isinstance(confirm, bool):
+        raise ApiRefused(400, "'confirm_writes' must be true or false")
     secret = _secret(body)
     try:
         replica.mirror.check_add(service, secret)
     except DuplicateService as exc:
         raise ApiRefused(409, str(exc)) from None
     try:
-        extra = {"budget": {"max_requests": budget[0], "period_seconds": budget[1]}} if budget else None
-        replica.store.add(service, secret, extra)
+        extra: dict[str, Any] = {"budget": {"max_requests": budget[0], "period_seconds": budget[1]}} if budget else {}
+        if confirm:  # team-only: the team client asks its user before a non-safe method (team_server.py)
+            extra["confirm_writes"] = True
+        replica.store.add(service, secret, extra or None)
     except BaseException:
         try:
             replica.mirror.vault.remove_service(service.name)

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from clavis_mcp.vault.errors import ApiRefused, AuditWriteError, BaoRefused, ClavisError, TeamError
 
-from . import admin, calls, oauth, stream
+from . import admin, calls, oauth, refresh, stream
 from .config import ReplicaConfig
 from .egress import Answer
 from .identity import TOKEN_TTL, login
@@ -132,8 +132,15 @@ async def login_route(request: Request) -> Response:
         raise ApiRefused(400, "give 'email' and 'password'")
     replica = replica_of(request)
     replica.reconnect_if_broken()
-    token = login(replica.conn, replica.tokens, email, password)
+    token = login(replica.conn, replica.tokens, email, password, request.client.host if request.client else "")
     return _json({"access_token": token, "token_type": "bearer", "expires_in": TOKEN_TTL})
+
+
+async def refresh_route(request: Request) -> Response:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise ApiRefused(401, "send the login token to refresh as Authorization: Bearer <token>")
+    return _json(refresh.refresh(replica_of(request), credential.strip()))
 
 
 async def services_route(request: Request) -> Response:
@@ -150,6 +157,7 @@ async def services_route(request: Request) -> Response:
             "allow_http": s.allow_http,
             "methods": list(s.methods),
             "path_prefixes": list(s.path_prefixes),
+            "confirm_writes": bool(replica.mirror.definitions.get(s.name, {}).get("confirm_writes", False)),
             "expires_at": s.expires_at,
             "rotated_at": s.rotated_at,
         }
@@ -226,6 +234,7 @@ async def audit_verify_route(request: Request) -> Response:
 ROUTES = [
     Route("/healthz", health_route, methods=["GET"]),
     Route("/v1/auth/login", login_route, methods=["POST"]),
+    Route("/v1/auth/refresh", refresh_route, methods=["POST"]),
     Route("/v1/services", services_route, methods=["GET"]),
     Route("/v1/tokens/{svc}", token_route, methods=["GET"]),
     Route("/v1/proxy/{svc}", proxy_route, methods=["POST"]),
