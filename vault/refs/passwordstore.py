@@ -1,5 +1,5 @@
 """``pass://path/to/entry`` (pass, the standard Unix password manager) and ``gopass://...``: the
-first line of ``pass show`` (``gopass show --password``), as their conventions keep the password.
+first line of ``pass show`` / ``gopass show``, where their conventions keep the password.
 
 Trusts the program on the proxy's PATH, the store it reads (``PASSWORD_STORE_DIR``, default
 ``~/.password-store``) and the gpg-agent that decrypts it for the proxy's user.
@@ -22,9 +22,6 @@ def validate(ref: SecretRef) -> None:
 def resolve(ref: SecretRef) -> Secret:
     validate(ref)
     entry = ref.location.strip("/")
-    if ref.scheme == "gopass":
-        argv = ["gopass", "show", "--password", "--", entry]
-    else:
-        argv = ["pass", "show", "--", entry]
+    argv = [ref.scheme, "show", "--", entry]  # both print the password as the first line
     output = run(ref, argv, f"check that `{argv[0]} show {entry}` works as the proxy's user (gpg-agent unlocked)")
     return checked(ref, output.split("\n", 1)[0])
