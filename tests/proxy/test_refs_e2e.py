@@ -92,7 +92,7 @@ async def test_env_reference_is_injected_redacted_and_audited_by_name(
     assert stored(parse("env://REF_TEST_KEY")).reveal() == vault.secret("ref").reveal()  # the vault holds the ref
 
 
-async def test_a_rotation_at_the_source_is_picked_up_after_the_ttl_and_both_values_stay_redacted(
+async def test_a_rotation_at_the_source_is_seen_only_once_the_cached_value_expires(
     vault: Vault, proxy: EmbeddedProxy, home: Path, upstream: EchoUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REF_TEST_KEY", VALUE)

@@ -191,3 +191,29 @@ def test_a_missing_program_says_which_and_that_it_must_be_on_the_proxys_path(mon
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SecretRefUnresolved, match="needs the 'op' program, which is not on the proxy's PATH"):
         resolve_now(parse("op://Private/OpenAI/credential"))
+
+
+def test_after_a_rotation_at_the_source_the_redactors_hold_the_new_and_the_previous_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response to a request sent just before the rotation may still echo the old value."""
+    from clavis_mcp.vault import Vault
+    from clavis_mcp.vault.redaction.service import ServiceRedactors
+    from clavis_mcp.vault.refs import cache
+    from tests.conftest import make_service
+
+    old, new = "sk-before-rotation-Nb7Vc5Xz3Lk1Jh9", "sk-after-rotation-Qa2Ws4Ed6Rf8Tg0"
+    vault = Vault.in_memory(tmp_path)
+    vault.add_service(make_service("svc", "api.svc.test"), stored(parse("env://REF_UNIT_ROT")))
+    monkeypatch.setenv("CLAVIS_REF_TTL", "0")
+    redactors = ServiceRedactors(vault)
+    cache.clear()
+    try:
+        monkeypatch.setenv("REF_UNIT_ROT", old)
+        cache.get(parse("env://REF_UNIT_ROT"))  # what the proxy injected
+        monkeypatch.setenv("REF_UNIT_ROT", new)
+        cache.get(parse("env://REF_UNIT_ROT"))  # resolved again after the lifetime
+        text, count = redactors.for_service(vault.snapshot(), "svc").values.redact_text(f"{old} and {new}")
+        assert count == 2 and old not in text and new not in text
+    finally:
+        cache.clear()
