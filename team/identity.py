@@ -3,13 +3,21 @@
 The signing key is an Ed25519 transit key: it never leaves OpenBao, and each token names the
 key version that signed it (``kid``), so the key can be rotated in OpenBao while older tokens stay
 valid until they expire. Replicas check signatures locally with the public keys, fetched once
-per version. Failed logins are counted per e-mail address in PostgreSQL, so a guesser is slowed
-down on every replica alike.
+per version.
+
+Failed logins are counted in PostgreSQL, so every replica sees the same counts, per account and
+client network (:func:`client_network`) and per client network alone. An attempt is recorded as a
+failure *before* its password is checked, under an advisory lock on the network, so a burst spread
+over replicas gets no more password checks than the limit. A network over its limit is refused
+without a check; other networks still log in to the same account, so a stranger cannot lock the
+real user out (docs/team-mode.md, "Login limits").
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import ipaddress
 import json
 import re
 import threading
@@ -28,8 +36,9 @@ from .bao import Bao
 from .keys import ALL, Principal
 
 TOKEN_TTL = 86400
-MAX_FAILURES = 5  # failed logins per address ...
-FAILURE_WINDOW = 300  # ... within this many seconds, before logins for it are refused
+MAX_FAILURES = 5  # failed logins to one account from one client network ...
+FAILURE_WINDOW = 300  # ... within this many seconds, before that network's logins to it are refused
+MAX_NETWORK_FAILURES = 20  # failed logins from one client network to any accounts in the window
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
@@ -117,18 +126,61 @@ class Tokens:
             return self._public
 
 
-def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: str) -> str:
-    """A JWT for a correct address and password; 401 otherwise, 429 after too many failures."""
-    email = email.lower()
-    failures, oldest = conn.execute(
-        "SELECT count(*), min(at) FROM login_failures WHERE email = %s AND at > now() - make_interval(secs => %s)",
-        (email, FAILURE_WINDOW),
-    ).fetchone() or (0, None)
-    if failures >= MAX_FAILURES:
-        wait = FAILURE_WINDOW - int(time.time() - oldest.timestamp()) if oldest else FAILURE_WINDOW
-        raise ApiRefused(
-            429, "too many failed logins for this address; try again later", {"Retry-After": str(max(wait, 1))}
+def client_network(address: str) -> str:
+    """What a client is limited as: its IPv4 address, or its IPv6 /64 (a host usually holds a
+    whole /64, so a single IPv6 address would be free to change)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100] or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _lock_key(network: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"clavis-login:{network}".encode()).digest()[:8], "big", signed=True)
+
+
+def _too_many(wait: float | None) -> ApiRefused:
+    seconds = max(int(wait or FAILURE_WINDOW) + 1, 1)
+    return ApiRefused(
+        429,
+        "too many failed logins from this network address; try again later",
+        {"Retry-After": str(min(seconds, FAILURE_WINDOW))},
+    )
+
+
+def _reserve(conn: psycopg.Connection[Any], email: str, network: str) -> None:
+    """Count this attempt as a failure before its password is checked, or refuse it (429): the count
+    and the insert are one step for all replicas (an advisory lock on the network)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(network),))
+        conn.execute(
+            "DELETE FROM login_failures WHERE client = %s AND at <= now() - make_interval(secs => %s)",
+            (network, FAILURE_WINDOW),
         )
+        mine, total, mine_wait, total_wait = conn.execute(
+            "SELECT count(*) FILTER (WHERE email = %s), count(*),"
+            " extract(epoch FROM min(at) FILTER (WHERE email = %s) + make_interval(secs => %s) - now()),"
+            " extract(epoch FROM min(at) + make_interval(secs => %s) - now())"
+            " FROM login_failures WHERE client = %s",
+            (email, email, FAILURE_WINDOW, FAILURE_WINDOW, network),
+        ).fetchone() or (0, 0, None, None)
+        if mine >= MAX_FAILURES:
+            raise _too_many(mine_wait)
+        if total >= MAX_NETWORK_FAILURES:
+            raise _too_many(total_wait)
+        conn.execute("INSERT INTO login_failures (email, client) VALUES (%s, %s)", (email, network))
+
+
+def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: str, client: str) -> str:
+    """A JWT for a correct address and password; 401 otherwise; 429, with no password check, once the
+    client's network is over its limit for this account or for all accounts."""
+    email, network = email.lower(), client_network(client)
+    _reserve(conn, email, network)
     row = conn.execute("SELECT password_hash, role FROM users WHERE email = %s", (email,)).fetchone()
     try:
         _hasher.verify(row[0] if row else _DUMMY, password)
@@ -136,7 +188,6 @@ def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: s
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or row is None:
-        conn.execute("INSERT INTO login_failures (email) VALUES (%s)", (email,))
-        raise ApiRefused(401, "wrong e-mail address or password")
-    conn.execute("DELETE FROM login_failures WHERE email = %s", (email,))
+        raise ApiRefused(401, "wrong e-mail address or password")  # the reserved failure stays
+    conn.execute("DELETE FROM login_failures WHERE email = %s AND client = %s", (email, network))
     return tokens.issue(email, row[1])

@@ -63,11 +63,15 @@ CREATE TABLE IF NOT EXISTS oauth (
     refreshes integer NOT NULL DEFAULT 0
 );
 
+-- One row per failed login, and per login whose password is being checked (counted first).
 CREATE TABLE IF NOT EXISTS login_failures (
     email text NOT NULL,
+    client text NOT NULL DEFAULT '',  -- the client's network (team/identity.py client_network)
     at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE login_failures ADD COLUMN IF NOT EXISTS client text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS login_failures_email ON login_failures (email, at);
+CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures (client, email, at);
 
 CREATE TABLE IF NOT EXISTS audit (
     id text PRIMARY KEY,

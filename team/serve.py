@@ -9,6 +9,7 @@ is replaced by the supervisor; the others keep serving meanwhile.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -41,6 +42,9 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         access_log=False,
+        # The client address (login limits) is the peer's unless it is a proxy named here.
+        proxy_headers=bool(os.environ.get("CLAVIS_TEAM_TRUSTED_PROXIES")),
+        forwarded_allow_ips=os.environ.get("CLAVIS_TEAM_TRUSTED_PROXIES") or None,
         log_level="warning",
         lifespan="on",
     )
