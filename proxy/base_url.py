@@ -26,6 +26,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from mitmproxy import ctx, http
 from mitmproxy.net.http import url
@@ -134,6 +135,21 @@ def _without_keys(fields: Sequence[tuple[bytes, bytes]], key: bytes) -> tuple[tu
     return tuple((n, v) for n, v in fields if n.lower() not in DROPPED and not (key and key in v))
 
 
+def query_without_key(path: str, key: str) -> str:
+    """``path`` without the query parameters whose value is the agent's key (an SDK that sends
+    its API key as ``?key=`` sends the agent's token there too; the upstream gets the service's
+    own credential instead). A key anywhere else in the query is refused (ValueError): it would
+    reach the upstream and the audit."""
+    base, mark, query = path.partition("?")
+    if not mark:
+        return path
+    kept = [part for part in query.split("&") if unquote_plus(part.partition("=")[2]) != key]
+    rest = "&".join(kept)
+    if key in unquote_plus(rest):
+        raise ValueError("the agent key appears in the query string; send it as the API key header instead")
+    return f"{base}?{rest}" if kept else base
+
+
 class BaseUrlFront:
     """Takes the place of :class:`ClientAuth` at the head of the pipeline: base-URL requests are
     rewritten and authenticated here, every other request is handed to ``client_auth`` unchanged."""
@@ -184,6 +200,13 @@ class BaseUrlFront:
                    {"WWW-Authenticate": 'Bearer realm="clavis-mcp"'})  # fmt: skip
             return
         flow.metadata[CLIENT] = agent
+        try:
+            request.path = query_without_key(request.path, key)
+        except ValueError as exc:
+            request.headers.fields = fields
+            request.path = request.path.partition("?")[0]  # the audit records the path
+            refuse(flow, 400, str(exc))
+            return
         try:
             service = flow_snapshot(flow, self._vault).service(target.service)
         except UnknownService:

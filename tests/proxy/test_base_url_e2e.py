@@ -240,3 +240,24 @@ async def test_mitm_mode_is_unchanged_for_the_proxy_port_itself(routed_proxy: Em
         response = await c.get(f"{routed_proxy.url}/v1/models")
     assert response.status_code == 407
     assert "Proxy-Authenticate" in response.headers  # a proxy challenge: only /s/ and /a/ are base-URL paths
+
+
+async def test_an_agent_key_sent_as_a_query_parameter_is_dropped_before_the_upstream(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    """SDKs that send their API key as ``?key=`` send the agent's token there (review finding 4)."""
+    async with client(routed_proxy) as c:
+        response = await c.get("/v1/models", params={"key": PROXY_TOKEN, "page": "2"})
+    assert response.status_code == 200
+    assert [r.path for r in reflector.received] == ["/v1/models?page=2"]
+    assert PROXY_TOKEN not in (home / "audit.jsonl").read_text()
+
+
+async def test_an_agent_key_elsewhere_in_the_query_is_refused_and_not_audited(
+    routed_proxy: EmbeddedProxy, home: Path, reflector: Upstream
+) -> None:
+    async with client(routed_proxy) as c:
+        response = await c.get("/v1/models", params={"q": f"x{PROXY_TOKEN}"})
+    assert response.status_code == 400 and "query string" in response.text
+    assert reflector.received == []
+    assert PROXY_TOKEN not in (home / "audit.jsonl").read_text()
