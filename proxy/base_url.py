@@ -192,7 +192,7 @@ class BaseUrlFront:
         key = target.key or presented_key(fields)
         agent = self._agent(key) if key else None
         fields = _without_keys(fields, key.encode("latin-1", "replace") if key else b"")
-        if agent is None:
+        if agent is None or key is None:
             request.headers.fields = fields
             what = "no agent key" if not key else "an unknown or revoked agent key"
             refuse(flow, 401, f"base-URL request with {what}: send the agent's token as the API key "
