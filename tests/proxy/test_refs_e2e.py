@@ -28,6 +28,7 @@ from pathlib import Path
 import anyio
 import hvac
 import keyring
+import keyring.core
 import pytest
 from keyring.backends import SecretService
 
@@ -207,13 +208,12 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     daemon.stdin.write(b"throwaway")
     daemon.stdin.close()
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
-    previous = keyring.get_keyring()
     backend = SecretService.Keyring()
-    keyring.set_keyring(backend)
+    # keyring picks its backend once per process: put back "not chosen yet", not a backend on this bus
+    monkeypatch.setattr(keyring.core, "_keyring_backend", backend)
     try:
         yield backend
     finally:
-        keyring.set_keyring(previous)
         for process in (daemon, bus):
             process.terminate()
             process.wait(timeout=10)
