@@ -28,7 +28,7 @@ from clavis_mcp.team.engines import OpenBao
 from clavis_mcp.team.identity import TOKEN_TTL
 from clavis_mcp.team.refresh import SESSION_MAX, issue
 from clavis_mcp.vault import Secret
-from tests.team.conftest import ADMIN_EMAIL, TeamServer, audit_rows, new_key
+from tests.team.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TeamServer, audit_rows, new_key
 from tests.team.test_mcp_client_e2e import text_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -137,6 +137,10 @@ async def test_refreshing_never_carries_a_login_past_30_days_from_the_password_l
         assert answer.json()["expires_in"] <= 900
     for t in chain[1:]:
         assert claims(t)["sess_start"] == int(started) and claims(t)["exp"] == int(started) + SESSION_MAX
-    # A fresh login (no sess_start claim: its iat starts the session) gets the full 24 hours.
-    fresh = refresh(server, mint(ADMIN_EMAIL, now, now)).json()
+    # A password login's token (no sess_start claim: its iat starts the session) gets the full 24 hours.
+    login = httpx.post(f"{server.url}/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                       timeout=30, trust_env=False).json()["access_token"]  # fmt: skip
+    assert "sess_start" not in claims(login)
+    fresh = refresh(server, login).json()
+    assert claims(fresh["access_token"])["sess_start"] == claims(login)["iat"]
     assert TOKEN_TTL - 60 <= fresh["expires_in"] <= TOKEN_TTL
