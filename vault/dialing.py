@@ -15,7 +15,9 @@ are tried in the resolver's order, each started ``HAPPY_EYEBALLS_DELAY`` after t
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
 from .errors import DialRefused
@@ -86,3 +88,17 @@ async def first_reachable(
     finally:
         for task in pending:
             task.cancel()
+
+
+def upstream_context() -> ssl.SSLContext:
+    """What a direct client of ours (a token endpoint, an app-token exchange) trusts: the system
+    and certifi CAs, plus ``CLAVIS_UPSTREAM_CA`` (a corporate inspector, a test server), as the
+    proxy does for API hosts."""
+    import certifi
+
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_default_certs()
+    extra = os.environ.get("CLAVIS_UPSTREAM_CA")
+    if extra:
+        context.load_verify_locations(cafile=extra)
+    return context

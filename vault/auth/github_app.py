@@ -19,9 +19,7 @@ import asyncio
 import base64
 import binascii
 import json
-import os
 import re
-import ssl
 import time
 import weakref
 from collections.abc import Mapping
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from ..dialing import Resolver, checked_address
+from ..dialing import Resolver, checked_address, upstream_context
 from ..errors import DialRefused, InvalidService, TokenEndpointError
 from ..secret import Secret
 from .base import CONTROL, CREDENTIAL, AuthMethod, OutgoingRequest, stored_extra_headers, validate_extra_headers
@@ -197,8 +195,10 @@ async def exchange(
     headers = {"Authorization": f"Bearer {app_jwt(method.app_id, key, now())}", "Host": url.netloc.decode("ascii"),
                "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}  # fmt: skip
     try:
-        async with httpx.AsyncClient(verify=_trust(), timeout=httpx.Timeout(8.0, connect=5.0), follow_redirects=False,
-                                     trust_env=False) as client:  # fmt: skip
+        timeout = httpx.Timeout(8.0, connect=5.0)
+        async with httpx.AsyncClient(
+            verify=upstream_context(), timeout=timeout, follow_redirects=False, trust_env=False
+        ) as client:
             response = await client.post(url.copy_with(host=address), headers=headers,
                                          extensions={"sni_hostname": url.host})  # fmt: skip
     except httpx.HTTPError as exc:
@@ -217,18 +217,6 @@ def parse_token(name: str, status: int, body: bytes) -> tuple[Secret, float]:
         hint = " (check the App id, installation id and private key)" if status in (401, 403, 404) else ""
         raise TokenEndpointError(f"GitHub refused an installation token for {name!r}: HTTP {status}{hint}")
     return Secret(token), expires
-
-
-def _trust() -> ssl.SSLContext:
-    """System and certifi CAs, plus CLAVIS_UPSTREAM_CA (as the OAuth token endpoint client)."""
-    import certifi
-
-    context = ssl.create_default_context(cafile=certifi.where())
-    context.load_default_certs()
-    extra = os.environ.get("CLAVIS_UPSTREAM_CA")
-    if extra:
-        context.load_verify_locations(cafile=extra)
-    return context
 
 
 def build_github_app(

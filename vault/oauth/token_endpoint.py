@@ -6,13 +6,9 @@ the endpoint (through the same resolve-check-pin rule as the proxy's dial guard)
 
 from __future__ import annotations
 
-import os
-import ssl
 import time
 
-import certifi
-
-from ..dialing import Resolver, checked_address
+from ..dialing import Resolver, checked_address, upstream_context
 from ..errors import DialRefused, TokenEndpointError
 from .flow import TokenGrant, TokenRequest, parse_token_response
 
@@ -42,7 +38,7 @@ async def post_token_request(
     headers = {**request.headers, "Host": url.netloc.decode("ascii")}
     try:
         async with httpx.AsyncClient(
-            verify=_trust(),
+            verify=upstream_context(),
             timeout=httpx.Timeout(TOKEN_TIMEOUT, connect=TOKEN_CONNECT_TIMEOUT),
             follow_redirects=False,
             trust_env=False,
@@ -65,13 +61,3 @@ async def obtain_grant(
     """POST a token request and read the answer: a first login, a code exchange, a client-credentials grant."""
     status, body = await post_token_request(service, request, local=local, resolver=resolver)
     return parse_token_response(service, status, body, time.time())
-
-
-def _trust() -> ssl.SSLContext:
-    """System and certifi CAs, plus CLAVIS_UPSTREAM_CA (a corporate inspector, a test server)."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    context.load_default_certs()
-    extra = os.environ.get("CLAVIS_UPSTREAM_CA")
-    if extra:
-        context.load_verify_locations(cafile=extra)
-    return context
