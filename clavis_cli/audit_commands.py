@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clavis_mcp.vault import VaultNotFound, clavis_home
+from clavis_mcp.vault.audit.display import request_text
 from clavis_mcp.vault.audit.files import LogFiles, lines_from
 from clavis_mcp.vault.audit.filters import AuditFilter, parse_status, record_time
 from clavis_mcp.vault.audit.index import AuditIndex
@@ -303,13 +304,7 @@ def _table(records: Iterable[dict[str, Any]], width: int) -> Table:
 def _cells(record: dict[str, Any]) -> list[str]:
     """One record as display strings, with control characters escaped (fields came from agents)."""
     moment = record_time(record)
-    if record.get("action"):
-        request = str(record["action"])
-    else:
-        port = record.get("port")
-        default = {"https": 443, "http": 80}.get(str(record.get("scheme")))
-        authority = f"{record.get('host', '')}" + (f":{port}" if port and port != default else "")
-        request = f"{record.get('method', '')} {authority}{record.get('path', '')}".strip()
+    request = request_text(record)
     values = [
         moment.astimezone().strftime("%m-%d %H:%M:%S") if moment else "?",
         record.get("source"),

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from clavis_mcp.vault.audit.display import request_text
 from clavis_mcp.vault.audit.filters import record_time
 
 from .charts import bars_svg, legend_html, timeline_svg
@@ -164,13 +165,7 @@ def _limits_html(ov: Overview) -> str:
 def record_cells(record: Mapping[str, Any]) -> list[str]:
     """One record as the table's display strings (:data:`CELL_TITLES`)."""
     moment = record_time(dict(record))
-    if record.get("action"):
-        request = str(record["action"])
-    else:
-        port = record.get("port")
-        default = {"https": 443, "http": 80}.get(str(record.get("scheme")))
-        authority = f"{record.get('host', '')}" + (f":{port}" if port and port != default else "")
-        request = f"{record.get('method', '')} {authority}{record.get('path', '')}".strip()
+    request = request_text(record)
     values = [
         moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "?",
         record.get("source"),
