@@ -79,6 +79,7 @@ class TeamClient:
         self._env = os.environ if env is None else env
         self._http: httpx.AsyncClient | None = None
         self._refreshing: asyncio.Lock | None = None
+        self._final: float | None = None  # the expiry of a login the server would not extend (its 30-day cap)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TeamClient:
@@ -128,16 +129,23 @@ class TeamClient:
     async def fresh_key(self) -> Key:
         """:meth:`key`, after refreshing a stored login that is close to its expiry."""
         key = self.key()
-        if key.source != "login" or key.expires_at is None or key.expires_at - time.time() > REFRESH_BEFORE:
+        if not self._due(key):
             return key
         if self._refreshing is None:
             self._refreshing = asyncio.Lock()
         async with self._refreshing:  # single-flight: concurrent tool calls wait for one refresh
             key = self.key()  # another call may have refreshed it meanwhile
-            if key.source == "login" and key.expires_at is not None and key.expires_at - time.time() <= REFRESH_BEFORE:
+            if self._due(key):
                 await self._refresh(key)
                 key = self.key()
+                if self._due(key):  # not extended (the session's cap, or refused): not asked again for it
+                    self._final = key.expires_at
         return key
+
+    def _due(self, key: Key) -> bool:
+        if key.source != "login" or key.expires_at is None or key.expires_at == self._final:
+            return False
+        return key.expires_at - time.time() <= REFRESH_BEFORE
 
     async def _refresh(self, key: Key) -> None:
         """Trade the stored login for a new one; on failure keep the old one while it lasts."""

@@ -123,7 +123,7 @@ async def test_expired_tokens_api_keys_and_removed_users_cannot_refresh(
 
 
 async def test_refreshing_never_carries_a_login_past_30_days_from_the_password_login(
-    server: TeamServer, mint: Any, client_home: Path
+    server: TeamServer, team: Bootstrap, mint: Any, client_home: Path
 ) -> None:
     now = time.time()
     started = now - SESSION_MAX + 900  # the password login was 30 days less 15 minutes ago
@@ -137,6 +137,12 @@ async def test_refreshing_never_carries_a_login_past_30_days_from_the_password_l
         assert answer.json()["expires_in"] <= 900
     for t in chain[1:]:
         assert claims(t)["sess_start"] == int(started) and claims(t)["exp"] == int(started) + SESSION_MAX
+    # The client refreshes a login at its cap once, then uses it until it expires.
+    save_session(server.url, ADMIN_EMAIL, Secret(token), claims(token)["exp"])
+    async with Client(build_team_server(TeamClient(server.url, {}))) as client:
+        results = [await client.call_tool("list_services", {}) for _ in range(3)]
+    assert all(not r.is_error for r in results), [text_of(r) for r in results]
+    assert len([row for row in audit_rows(team) if "login-refresh" in row]) == 3  # two above, one by the client
     # A password login's token (no sess_start claim: its iat starts the session) gets the full 24 hours.
     login = httpx.post(f"{server.url}/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
                        timeout=30, trust_env=False).json()["access_token"]  # fmt: skip
