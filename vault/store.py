@@ -186,6 +186,11 @@ class Vault:
         key_secrets_made_outside_a_vault(self._fingerprint_key)
         self._lock = threading.Lock()
         self._snapshot: tuple[int, Snapshot] | None = None
+        # Parsed definitions and opened secrets, keyed by the exact stored text or sealed blob, so
+        # listing and snapshots parse and decrypt only what changed since the last time (issue 18.4).
+        # A rotation writes a new blob (fresh nonce): it misses here and is opened at once.
+        self._parsed: dict[str, tuple[str, Service]] = {}
+        self._opened: dict[str, tuple[bytes, Secret]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -295,7 +300,22 @@ class Vault:
     def list_services(self) -> list[Service]:
         with self.store.read() as batch:
             definitions = batch.services()
-        return [_service_from_json(name, definition) for name, definition in definitions.items()]
+        return list(self._parse_all(definitions))
+
+    def _parse_all(self, definitions: dict[str, str]) -> tuple[Service, ...]:
+        """``definitions`` parsed, reusing the last parse of any definition whose text is unchanged
+        (services are immutable); the cache then holds exactly the services listed."""
+        parsed = self._parsed
+        fresh: dict[str, tuple[str, Service]] = {}
+        for name, definition in definitions.items():
+            known = parsed.get(name)
+            fresh[name] = (
+                known
+                if known is not None and known[0] == definition
+                else (definition, _service_from_json(name, definition))
+            )
+        self._parsed = fresh
+        return tuple(service for _, service in fresh.values())
 
     def get_service(self, name: str) -> Service:
         with self.store.read() as batch:
@@ -311,10 +331,10 @@ class Vault:
     def add_services(self, entries: list[tuple[Service, Secret]]) -> None:
         """Add several services in one transaction: all of them, or (on any refusal) none."""
         with self.store.atomic() as batch:
-            names = set(batch.services())  # hosts may be shared: see Snapshot.claimants
+            names: set[str] = set()  # hosts may be shared: see Snapshot.claimants
             for entry, secret in entries:
                 service = validated(entry)
-                if service.name in names:
+                if service.name in names or batch.service(service.name) is not None:
                     raise DuplicateService(
                         f"a service named {service.name!r} already exists; remove it first or pick another name"
                     )
@@ -377,8 +397,8 @@ class Vault:
             if self._snapshot is not None and self._snapshot[0] == counter:
                 return self._snapshot[1]
             with self.store.read() as batch:
-                services = tuple(_service_from_json(n, d) for n, d in batch.services().items())
-                secrets = {s.name: self._open_secret(batch, s.name, SECRET_FIELD) for s in services}
+                services = self._parse_all(batch.services())
+                secrets = self._open_all(batch, services)
             snapshot = Snapshot(services, secrets)
             self._snapshot = (counter, snapshot)
             return snapshot
@@ -393,8 +413,27 @@ class Vault:
     def _seal_secret(self, service: str, field: str, secret: Secret) -> bytes:
         return self._key.seal(secret.reveal().encode("utf-8"), associated_data(self.vault_id, service, field))
 
+    def _open_all(self, batch: Batch, services: tuple[Service, ...]) -> dict[str, Secret]:
+        """Every service's credential, decrypting only the blobs that changed since the last
+        snapshot; the cache then holds exactly these services' credentials."""
+        opened = self._opened
+        fresh: dict[str, tuple[bytes, Secret]] = {}
+        for service in services:
+            name = service.name
+            blob = batch.secret(name, SECRET_FIELD)
+            if blob is None:
+                raise UnknownService(name, list(batch.services()))
+            known = opened.get(name)
+            if known is None or known[0] != blob:
+                known = (blob, self._open_blob(batch, name, SECRET_FIELD, blob))
+            fresh[name] = known
+        self._opened = fresh
+        return {name: secret for name, (_, secret) in fresh.items()}
+
     def _open_secret(self, batch: Batch, name: str, field: str) -> Secret:
-        blob = batch.secret(name, field)
+        return self._open_blob(batch, name, field, batch.secret(name, field))
+
+    def _open_blob(self, batch: Batch, name: str, field: str, blob: bytes | None) -> Secret:
         if blob is None:
             raise UnknownService(name, list(batch.services()))
         plain = self._key.open(blob, associated_data(self.vault_id, name, field), f"the secret of {name!r}")
