@@ -77,6 +77,8 @@ def test_a_service_holds_several_named_secret_fields(store: Store) -> None:
         assert batch.secret("svc", "credential") == b"sealed-3"
         assert batch.secret("svc", "client_secret") == b"sealed-2"
         assert batch.secret("svc", "other") is None
+        assert batch.secrets("credential") == {"svc": b"sealed-3"}
+        assert batch.secrets("other") == {}
     with store.atomic() as batch:
         assert batch.delete_secret("svc", "client_secret") is True
         assert batch.delete_secret("svc", "client_secret") is False

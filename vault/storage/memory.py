@@ -112,6 +112,9 @@ class MemoryBatch:
     def secret(self, service: str, field: str) -> bytes | None:
         return self._s.secrets.get((service, field))
 
+    def secrets(self, field: str) -> dict[str, bytes]:
+        return {service: blob for (service, f), blob in sorted(self._s.secrets.items()) if f == field}
+
     def put_secret(self, service: str, field: str, blob: bytes) -> None:
         if service not in self._s.services:
             raise StoreConflict(f"no service {service!r} to hold the secret field {field!r}")

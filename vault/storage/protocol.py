@@ -106,6 +106,11 @@ class Batch(Protocol):
         """One sealed secret field of a service, or None."""
         ...
 
+    def secrets(self, field: str) -> dict[str, bytes]:
+        """The sealed ``field`` of every service that has one, by service name, in one read (the
+        vault's snapshot reads every credential; one query per service would cost more)."""
+        ...
+
     def put_secret(self, service: str, field: str, blob: bytes) -> None:
         """Store or replace a sealed secret field; StoreConflict if the service does not exist."""
         ...

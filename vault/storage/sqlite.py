@@ -319,6 +319,10 @@ class SQLiteBatch:
         row = self._one("SELECT blob FROM secrets WHERE service = ? AND field = ?", (service, field))
         return None if row is None else bytes(row[0])  # type: ignore[call-overload]
 
+    def secrets(self, field: str) -> dict[str, bytes]:
+        rows = self._conn.execute("SELECT service, blob FROM secrets WHERE field = ? ORDER BY service", (field,))
+        return {str(service): bytes(blob) for service, blob in rows}
+
     def put_secret(self, service: str, field: str, blob: bytes) -> None:
         self._write(quiet=True)
         if self.service(service) is None:
