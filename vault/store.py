@@ -417,18 +417,21 @@ class Vault:
         """Every service's credential, decrypting only the blobs that changed since the last
         snapshot; the cache then holds exactly these services' credentials."""
         opened = self._opened
+        blobs = batch.secrets(SECRET_FIELD)
         fresh: dict[str, tuple[bytes, Secret]] = {}
+        secrets: dict[str, Secret] = {}
         for service in services:
             name = service.name
-            blob = batch.secret(name, SECRET_FIELD)
-            if blob is None:
-                raise UnknownService(name, list(batch.services()))
+            blob = blobs.get(name)
             known = opened.get(name)
             if known is None or known[0] != blob:
+                if blob is None:
+                    raise UnknownService(name, list(batch.services()))
                 known = (blob, self._open_blob(batch, name, SECRET_FIELD, blob))
             fresh[name] = known
+            secrets[name] = known[1]
         self._opened = fresh
-        return {name: secret for name, (_, secret) in fresh.items()}
+        return secrets
 
     def _open_secret(self, batch: Batch, name: str, field: str) -> Secret:
         return self._open_blob(batch, name, field, batch.secret(name, field))
