@@ -2,8 +2,9 @@
 
 The login (a 24-hour token) goes to the OS keychain, or a 0600 file in the clavis-mcp home where
 no keychain is reachable; the MCP server reads it at each request, so logging in again needs no
-restart. The password is never stored: the server has no refresh endpoint, so when the token
-expires every tool says so and names this command.
+restart. The password is never stored: the client renews a stored login before it expires
+(`POST /v1/auth/refresh`, up to 30 days from this login); past that every tool says so and names
+this command.
 """
 
 from __future__ import annotations
