@@ -2,20 +2,23 @@
 
 It holds, per record, the columns a review filters and counts on and the record's position
 ``(file number, offset)``; the records themselves are always read back from the log. The
-index is a cache: it is brought up to date when a review starts (appends never pay for
-it), and rebuilt from the log if the log no longer matches what was indexed. It carries no
-trust: ``audit verify`` reads the log itself.
+index is a cache: an :class:`IndexKeeper` beside each appending log brings it up to date in the
+background a moment after records are appended (the append only sets a flag), and a review
+catches up whatever is left when it starts; it is rebuilt from the log if the log no longer
+matches what was indexed. It carries no trust: ``audit verify`` reads the log itself.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from ..errors import AuditIndexStale
+from ..errors import AuditIndexStale, ClavisError
 from .files import LogFiles, lines_from
 from .filters import AuditFilter
 
@@ -42,6 +45,8 @@ CREATE TABLE IF NOT EXISTS progress (
 """
 _INSERT = "INSERT INTO records (t, source, service, decision, status, host, file, offset) VALUES (?,?,?,?,?,?,?,?)"
 _BATCH = 20_000
+KEEP_EVERY = 2.0  # seconds between two background catch-ups while records are being appended
+_log = logging.getLogger(__name__)
 
 
 class AuditIndex:
@@ -201,3 +206,60 @@ def _row(line: bytes, number: int, offset: int) -> tuple[object, ...] | None:
         return None
     get = record.get
     return (moment, get("source"), get("service"), get("decision"), get("status"), get("host"), number, offset)
+
+
+class IndexKeeper:
+    """Keeps the review index of one log current while records are appended, off the append path.
+
+    :meth:`poke` (after each append) only sets a flag; a daemon thread, started on the first poke
+    after a quiet spell, catches the index up every :data:`KEEP_EVERY` seconds while pokes keep
+    coming and ends after one quiet interval. So a review's first query finds at most a few
+    seconds of records to index, not the whole log. Catching up is what a review would do anyway
+    (:meth:`AuditIndex.refresh`, one transaction, serialised with other processes' by SQLite); a
+    failure (a full disk, a removed folder) is logged and left for the next review to report.
+    """
+
+    def __init__(self, files: LogFiles, every: float | None = None) -> None:
+        self.files = files
+        self.every = KEEP_EVERY if every is None else every
+        self._lock = threading.Lock()
+        self._pending = False
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def poke(self) -> None:
+        with self._lock:
+            self._pending = True
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="clavis-audit-index", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread (a catch-up under way finishes first); the next review catches up."""
+        self._stop.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        index: AuditIndex | None = None  # one connection for this thread's life (ends when quiet)
+        try:
+            while not self._stop.wait(self.every):
+                with self._lock:
+                    if not self._pending:
+                        return
+                    self._pending = False
+                try:
+                    index = index or AuditIndex(self.files)
+                    index.refresh()
+                except (sqlite3.Error, OSError, ClavisError) as exc:
+                    _log.warning(
+                        "the audit review index was not brought up to date (%s); the next review will",
+                        type(exc).__name__,
+                    )
+        finally:
+            with self._lock:
+                self._thread = None
+            if index is not None:
+                index.close()
