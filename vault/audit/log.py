@@ -50,6 +50,7 @@ from .chain import (
     sealed_line,
 )
 from .files import LiveFile, LogFiles, lines_from
+from .index import IndexKeeper
 
 AUDIT_FILE = "audit.jsonl"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # rotate the live file at this size
@@ -192,6 +193,7 @@ class AuditLog:
         self._high: Link | None = None
         self._marked: tuple[int, float | None] | None = None  # (mark's seq, monotonic time we raised it)
         self._vault_file: VaultFile | None = None  # the vault's file as it was opened, if it has one
+        self._index = IndexKeeper(self.files)  # the review index kept current, off the append path
 
     @classmethod
     def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
@@ -224,6 +226,7 @@ class AuditLog:
             if due is not None:
                 with suppress(sqlite3.Error):  # the record is written; the mark is raised by a later one
                     self._raise_mark(due)
+        self._index.poke()
         return record_id
 
     def check_writable(self) -> None:
@@ -258,6 +261,7 @@ class AuditLog:
     def close(self) -> None:
         """On a clean shutdown: raise the vault's mark to this process's last record, so no
         record of it can be cut undetected, and close the live file."""
+        self._index.close()
         with self._lock, self._failing_closed():
             if self._tail is not None and self._marked is not None and self._tail[1].seq > self._marked[0]:
                 with self.files.locked() as lock:
