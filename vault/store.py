@@ -191,6 +191,7 @@ class Vault:
         # A rotation writes a new blob (fresh nonce): it misses here and is opened at once.
         self._parsed: dict[str, tuple[str, Service]] = {}
         self._opened: dict[str, tuple[bytes, Secret]] = {}
+        self._listed: tuple[int, tuple[Service, ...]] | None = None  # (change counter, services)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -298,9 +299,17 @@ class Vault:
     # -- services ------------------------------------------------------------------------------
 
     def list_services(self) -> list[Service]:
+        """Every service, in name order; read again only when the store's change counter moved
+        (read before the definitions, so a change made meanwhile is read at the next call)."""
+        counter = self.store.changes()
+        listed = self._listed
+        if listed is not None and listed[0] == counter:
+            return list(listed[1])
         with self.store.read() as batch:
             definitions = batch.services()
-        return list(self._parse_all(definitions))
+        services = self._parse_all(definitions)
+        self._listed = (counter, services)
+        return list(services)
 
     def _parse_all(self, definitions: dict[str, str]) -> tuple[Service, ...]:
         """``definitions`` parsed, reusing the last parse of any definition whose text is unchanged

@@ -74,3 +74,26 @@ def test_a_change_by_another_connection_is_seen_with_the_cache_warm(vault: Vault
     with Vault.open(home) as other:
         other.rotate_secret("a", validate_secret(B))
     assert vault.snapshot().secrets["a"].reveal() == B
+
+
+def test_a_listing_reads_the_definitions_again_only_after_a_change(
+    vault: Vault, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.add_service(make_service("a", "a.example"), validate_secret(A))
+    assert [s.name for s in vault.list_services()] == ["a"]
+    listed: list[int] = []
+    original = SQLiteBatch.services
+
+    def counting(self: SQLiteBatch) -> dict[str, str]:
+        listed.append(1)
+        return original(self)
+
+    monkeypatch.setattr(SQLiteBatch, "services", counting)
+    assert [s.name for s in vault.list_services()] == ["a"]
+    assert listed == []
+    with Vault.open(home) as other:  # a change by another process is seen at the next listing
+        other.add_service(make_service("b", "b.example"), validate_secret(B))
+        other.update_service(make_service("a", "a.example", methods=("GET",)))
+    listing = vault.list_services()
+    assert [s.name for s in listing] == ["a", "b"] and listing[0].methods == ("GET",)
+    assert listed == [1]
