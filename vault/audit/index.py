@@ -226,6 +226,7 @@ class IndexKeeper:
         self._pending = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._warned = False  # one warning per keeper, not one per interval while it fails
 
     def poke(self) -> None:
         with self._lock:
@@ -243,23 +244,29 @@ class IndexKeeper:
             thread.join()
 
     def _run(self) -> None:
-        index: AuditIndex | None = None  # one connection for this thread's life (ends when quiet)
         try:
             while not self._stop.wait(self.every):
                 with self._lock:
                     if not self._pending:
                         return
                     self._pending = False
-                try:
-                    index = index or AuditIndex(self.files)
-                    index.refresh()
-                except (sqlite3.Error, OSError, ClavisError) as exc:
-                    _log.warning(
-                        "the audit review index was not brought up to date (%s); the next review will",
-                        type(exc).__name__,
-                    )
+                self._catch_up()
         finally:
             with self._lock:
                 self._thread = None
-            if index is not None:
+
+    def _catch_up(self) -> None:
+        """One catch-up on a connection of its own (the sidecar may have been deleted since)."""
+        try:
+            index = AuditIndex(self.files)
+            try:
+                index.refresh()
+            finally:
                 index.close()
+        except (sqlite3.Error, OSError, ClavisError) as exc:
+            if not self._warned:
+                self._warned = True
+                _log.warning(
+                    "the audit review index was not brought up to date (%s); the next review will",
+                    type(exc).__name__,
+                )
