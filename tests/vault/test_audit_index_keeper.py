@@ -14,7 +14,8 @@ import pytest
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.audit import index as index_module
-from clavis_mcp.vault.audit.index import INDEX_SUFFIX, IndexKeeper
+from clavis_mcp.vault.audit.filters import AuditFilter
+from clavis_mcp.vault.audit.index import INDEX_SUFFIX, AuditIndex, IndexKeeper
 
 DEADLINE = 30.0
 
@@ -75,3 +76,25 @@ def test_the_keeper_thread_ends_when_appends_stop_and_on_close(vault: Vault, hom
         assert keeper._thread is None
     finally:
         log.close()
+
+
+def test_a_limited_catch_up_indexes_in_slices_across_rotation(vault: Vault, home: Path) -> None:
+    """A log never indexed is caught up KEEP_LINES at a time by the keeper; each slice resumes
+    where the last stopped, across rotated files, and ends with every record once, in order."""
+    audit = AuditLog.for_vault(vault, max_bytes=700)
+    audit._index.close()  # this test drives the catch-up itself
+    written = [audit.append(source="mcp", service="a") for _ in range(11)]
+    assert len(audit.files.rotated()) >= 2
+    index = AuditIndex(audit.files)
+    try:
+        slices = 0
+        while True:
+            index.refresh(limit=3)
+            slices += 1
+            if not index.behind:
+                break
+        assert slices >= 4
+        assert [r["id"] for r in index.read(index.select(AuditFilter(), None))] == written
+    finally:
+        index.close()
+        audit.close()

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS progress (
 _INSERT = "INSERT INTO records (t, source, service, decision, status, host, file, offset) VALUES (?,?,?,?,?,?,?,?)"
 _BATCH = 20_000
 KEEP_EVERY = 2.0  # seconds between two background catch-ups while records are being appended
+KEEP_LINES = 20_000  # lines per background catch-up: a log never indexed is caught up in slices
 _log = logging.getLogger(__name__)
 
 
@@ -56,6 +57,7 @@ class AuditIndex:
         if not self.path.exists():
             self.path.touch(mode=0o600)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self.behind = False  # whether the last refresh stopped at its limit
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the tail costs a re-read
@@ -67,11 +69,15 @@ class AuditIndex:
     def close(self) -> None:
         self._conn.close()
 
-    def refresh(self) -> tuple[int, int]:
-        """Index what was appended since the last review; return the position reached."""
+    def refresh(self, limit: int | None = None) -> tuple[int, int]:
+        """Index what was appended since the last review; return the position reached.
+
+        With ``limit``, at most that many lines are read (the rest at the next call): then
+        ``behind`` is True, as it may be when exactly ``limit`` lines were left."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            self.behind = False
             position = self._resume_point()
             for number, _ in self.files.numbered():
                 if number < position[0]:
@@ -81,7 +87,13 @@ class AuditIndex:
                     continue
                 with handle:
                     start = position[1] if number == position[0] else 0
-                    position = self._index_file(number, handle, start) or (number, start)
+                    reached, used = self._index_file(number, handle, start, limit)
+                    position = reached or (number, start)
+                if limit is not None:
+                    limit -= used
+                    if limit <= 0:
+                        self.behind = True
+                        break
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -170,26 +182,34 @@ class AuditIndex:
         self._conn.execute("DELETE FROM progress")
         return first, 0
 
-    def _index_file(self, number: int, handle: Any, start: int) -> tuple[int, int] | None:
+    def _index_file(
+        self, number: int, handle: Any, start: int, limit: int | None
+    ) -> tuple[tuple[int, int] | None, int]:
+        """Index one file from ``start`` (at most ``limit`` lines); the position reached (None if
+        no line) and the number of lines read."""
         rows: list[tuple[object, ...]] = []
         last: tuple[int, bytes] | None = None
+        used = 0
         for offset, line in lines_from(handle, start):
             last = (offset, line)
+            used += 1
             row = _row(line, number, offset)
             if row is not None:
                 rows.append(row)
             if len(rows) >= _BATCH:
                 self._conn.executemany(_INSERT, rows)
                 rows.clear()
+            if limit is not None and used >= limit:
+                break
         self._conn.executemany(_INSERT, rows)
         if last is None:
-            return None
+            return None, used
         end = last[0] + len(last[1])
         self._conn.execute(
             "INSERT OR REPLACE INTO progress (id, file, offset, last_offset, last_line) VALUES (1, ?, ?, ?, ?)",
             (number, end, last[0], last[1]),
         )
-        return number, end
+        return (number, end), used
 
 
 def _sort_key(value: Any) -> tuple[int, str]:
@@ -214,7 +234,9 @@ class IndexKeeper:
     :meth:`poke` (after each append) only sets a flag; a daemon thread, started on the first poke
     after a quiet spell, catches the index up every :data:`KEEP_EVERY` seconds while pokes keep
     coming and ends after one quiet interval. So a review's first query finds at most a few
-    seconds of records to index, not the whole log. Catching up is what a review would do anyway
+    seconds of records to index, not the whole log. A catch-up reads at most :data:`KEEP_LINES`
+    lines, so a large log never indexed (written before there was a keeper) is indexed in slices,
+    not in one long stretch that would hold the process's interpreter lock. Catching up is what a review would do anyway
     (:meth:`AuditIndex.refresh`, one transaction, serialised with other processes' by SQLite); a
     failure (a full disk, a removed folder) is logged and left for the next review to report.
     """
@@ -260,7 +282,10 @@ class IndexKeeper:
         try:
             index = AuditIndex(self.files)
             try:
-                index.refresh()
+                index.refresh(KEEP_LINES)
+                if index.behind:
+                    with self._lock:
+                        self._pending = True
             finally:
                 index.close()
         except (sqlite3.Error, OSError, ClavisError) as exc:
