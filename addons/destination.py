@@ -44,6 +44,7 @@ from .flowmeta import (
     is_settled,
     refuse,
 )
+from .internal_headers import strip_internal
 from .request_policy import normalise_path
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
@@ -311,6 +312,7 @@ class DestinationCheck:
             agent=self._agent(flow, snapshot),
         )
         if verdict.passthrough:
+            strip_internal(request.headers)  # the agent's X-Clavis-* headers are for us, not for the host
             flow.metadata[DECISION] = "passed"
             if verdict.reason:
                 flow.metadata[REASON] = verdict.reason

@@ -13,13 +13,19 @@ from __future__ import annotations
 from mitmproxy import http
 
 from clavis_mcp.vault.audit.log import REFUSED
+from clavis_mcp.vault.proxy_headers import is_internal
 
-from .flowmeta import DECISION, INTERNAL_PREFIX
-from .inject import header_key
+from .flowmeta import DECISION
+
+__all__ = ["StripInternalHeaders", "is_internal", "strip_internal"]
 
 
-def is_internal(name: str) -> bool:
-    return header_key(name).startswith(INTERNAL_PREFIX)
+def strip_internal(headers: http.Headers) -> None:
+    """Drop every ``X-Clavis-*`` header (any spelling) from ``headers``: none of ours goes past the proxy."""
+    fields = headers.fields
+    kept = tuple((name, value) for name, value in fields if not is_internal(name.decode("latin-1")))
+    if len(kept) != len(fields):
+        headers.fields = kept
 
 
 class StripInternalHeaders:
@@ -27,7 +33,4 @@ class StripInternalHeaders:
         response = flow.response
         if response is None or flow.metadata.get(DECISION) == REFUSED:
             return  # no response yet, or our own refusal (mitmproxy emulates this hook for it)
-        fields = response.headers.fields
-        kept = tuple((name, value) for name, value in fields if not is_internal(name.decode("latin-1")))
-        if len(kept) != len(fields):
-            response.headers.fields = kept
+        strip_internal(response.headers)

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from clavis_mcp.vault.errors import ApiRefused, InvalidService
 from clavis_mcp.vault.hosts import canonical_host
-from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, INTERNAL_PREFIX, SELECT_HEADER
+from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, SELECT_HEADER, is_internal
 
 from .keys import Principal
 from .oauth import refresh_if_due
@@ -56,7 +56,7 @@ async def egress(replica: Replica, principal: Principal, request: Request) -> Re
     if await refresh_if_due(replica, service.name) is not None:
         replica.mirror.sync()
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
-               and not k.lower().startswith(INTERNAL_PREFIX)]  # fmt: skip
+               and not is_internal(k)]  # fmt: skip
     client = replica.egress.client_for(principal.name)
     outgoing = client.build_request(request.method, target, headers=headers, content=request.stream())
     outgoing.headers[SELECT_HEADER] = service.name
@@ -65,7 +65,7 @@ async def egress(replica: Replica, principal: Principal, request: Request) -> Re
     except httpx.HTTPError as exc:
         raise ApiRefused(502, f"the provider could not be reached ({type(exc).__name__})") from None
     back = [(k, v) for k, v in response.headers.multi_items()
-            if k.lower() not in HOP_BY_HOP and not k.lower().startswith(INTERNAL_PREFIX)]  # fmt: skip
+            if k.lower() not in HOP_BY_HOP and not is_internal(k)]  # fmt: skip
     audit_id = response.headers.get(AUDIT_ID_HEADER)
     if audit_id:
         back.append((AUDIT_ID_HEADER, audit_id))

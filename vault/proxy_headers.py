@@ -7,9 +7,18 @@ the audit id, the redaction count and, when it refuses, the reason.
 
 from __future__ import annotations
 
+import re
+
 SELECT_HEADER = "X-Clavis-Service"  # request: which service a call_service request is for (stripped)
 CALL_HEADER = "X-Clavis-Call"  # request: a call_service request's id, to report its audit record back (stripped)
 AUDIT_ID_HEADER = "X-Clavis-Audit-Id"  # response: the audit record of this request
 REDACTIONS_HEADER = "X-Clavis-Redactions"  # response: how many secrets were scrubbed
 REFUSED_HEADER = "X-Clavis-Refused"  # response: why the proxy answered itself
 INTERNAL_PREFIX = "x-clavis-"  # every header with this prefix is stripped before egress
+
+
+def is_internal(name: str) -> bool:
+    """Whether a header is in our ``X-Clavis-*`` namespace, in any case and any ``-``/``_``/``.``
+    spelling (servers and frameworks read ``X_Clavis.Call`` as ``X-Clavis-Call``): the one test
+    every path uses to strip them, requests before egress and upstream responses alike."""
+    return re.sub(r"[-_.]", "-", name.lower()).startswith(INTERNAL_PREFIX)
