@@ -87,6 +87,23 @@ def test_a_torn_record_the_checkpoint_covers_is_not_repaired_away(audit: AuditLo
     assert not report.ok and "expected record 5, found record 6" in (report.problem or ""), report.summary()
 
 
+@pytest.mark.parametrize("fresh", [True, False], ids=["another process", "the same process"])
+def test_a_whole_genuine_record_whose_newline_was_removed_is_finished_not_cut(
+    audit: AuditLog, vault: Vault, home: Path, fresh: bool
+) -> None:
+    write(audit, 3)
+    audit.append(source="agent-x", service="prod-db", status=200, decision="injected", reason="evidence")
+    log = home / "audit.jsonl"
+    log.write_bytes(log.read_bytes()[:-1])  # only the newline ending the last genuine record
+    write(AuditLog.for_vault(vault) if fresh else audit, 1)
+    records = [json.loads(line) for line in lines(home)]
+    assert all(line.endswith(b"\n") for line in lines(home))
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5] and records[3]["reason"] == "evidence"
+    assert "repaired" not in records[4]  # nothing was cut
+    report = audit.verify()
+    assert report.ok and report.count == 5 and report.repairs == 0, report.summary()
+
+
 def _damage_both_slots(home: Path) -> None:
     with (home / "audit.jsonl.lock").open("r+b") as handle:
         for slot in range(2):

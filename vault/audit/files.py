@@ -24,7 +24,7 @@ import fcntl
 import os
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 8192
+_KEPT_MAX = 1 << 20  # a torn tail longer than this is no record of ours: cut, never read whole
 RESERVE_BYTES = 1024 * 1024  # room for ~2,500 records in flight when the disk fills up
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -180,9 +181,12 @@ class LiveFile:
             return None
         return stat.st_ino, stat.st_size
 
-    def repair(self, state: tuple[int, int] | None) -> int:
+    def repair(self, state: tuple[int, int] | None, keep: Callable[[bytes], bool] | None = None) -> int:
         """Cut a torn last line (a failed append: no newline at the end) off the live file whose
-        ``state`` was just read; return how many bytes were cut (0: the file ends cleanly)."""
+        ``state`` was just read; return how many bytes were cut (0: the file ends cleanly, or the
+        tail is left for :meth:`write` to finish with a newline). ``keep`` is asked about a tail
+        of at most ``_KEPT_MAX`` bytes: true when it is a whole genuine record that only lost its
+        newline (removed on purpose, say), whose content cutting would destroy."""
         if state is None or not state[1]:
             return 0
         fd, _ = self._open(state)
@@ -197,6 +201,8 @@ class LiveFile:
                 end = start + found + 1
                 break
             end = start
+        if keep is not None and size - end <= _KEPT_MAX and keep(os.pread(fd, size - end, end)):
+            return 0
         os.ftruncate(fd, end)
         return size - end
 

@@ -404,7 +404,8 @@ class AuditLog:
         to raise the mark outside the append lock."""
         self._tail = None
         if not clean_end and state is not None:
-            cut = self._live.repair(state)
+            key = self._anchor.key
+            cut = self._live.repair(state, keep=lambda tail: _is_record(key, tail, previous))
             if cut:
                 record = {**record, REPAIRED: cut}
                 state = (state[0], state[1] - cut)
@@ -501,6 +502,18 @@ class AuditLog:
         if tail is not None and (checkpoint is None or tail.seq > checkpoint.seq or tail == checkpoint):
             return tail
         return checkpoint
+
+
+def _is_record(key: bytes, tail: bytes, link: Link | None) -> bool:
+    """Whether a torn tail is the genuine record ``link`` (the one the next record follows) that
+    only lost its newline: it is finished, not cut, so its evidence survives."""
+    if link is None:
+        return False
+    try:
+        record = json.loads(tail)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and authentic(key, record) and link_of(record) == link
 
 
 def _grown(before: tuple[int, int], now: tuple[int, int] | None) -> bool:
