@@ -56,7 +56,7 @@ from clavis_mcp.vault.service import (
 )
 
 from .runtime import Runtime, open_runtime, read_bounded_text
-from .secret_export import export_passphrase, export_sealed, open_secrets
+from .secret_export import export_passphrase, export_sealed, open_secrets, secrets_format
 from .secret_refs import field_refs, where
 from .service_extras import EXTRA_KEYS, apply_extras, check_extras, extras_of, import_oauth, require_oauth_tokens
 
@@ -729,10 +729,11 @@ def export_services(output: Path | None, as_json: bool, with_secrets: bool = Fal
         services = runtime.vault.list_services()
         refs = {s.name: {f: r for f, r in where(runtime.vault, s).items() if "://" in r} for s in services}
         extras = {s.name: extras_of(runtime.vault, s.name) for s in services}
-        sealed = export_sealed(runtime, services) if with_secrets else None
-    tables: dict[str, Any] = {"services": {
-        s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {}), **extras[s.name]}
-        for s in services}}  # fmt: skip
+        tables: dict[str, Any] = {"services": {
+            s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {}), **extras[s.name]}
+            for s in services}}  # fmt: skip
+        # sealed last, bound to every table above: an edited definition no longer opens
+        sealed = export_sealed(runtime, services, tables) if with_secrets else None
     if sealed is not None:
         tables["secrets"] = sealed
     if as_json:
@@ -771,7 +772,11 @@ def import_services(path: Path, as_json: bool) -> None:
         raise InvalidService(f"{path} defines no [services.NAME] tables")
     services = [from_definition(name, table) for name, table in tables.items()]
     refs = {name: _table_refs(name, table) for name, table in tables.items()}
-    carried = open_secrets(document["secrets"], export_passphrase(twice=False)) if "secrets" in document else {}
+    sealed = "secrets" in document
+    carried = open_secrets(document["secrets"], export_passphrase(twice=False), document) if sealed else {}
+    _refuse_refs_over_sealed(refs, carried)
+    if not sealed or secrets_format(document["secrets"]) < 2:
+        _show_unbound(path, tables, refs, sealed)
     with open_runtime() as runtime:
         entries = []
         more: dict[str, dict[str, Secret]] = {}  # each service's other secret fields
@@ -809,6 +814,32 @@ def import_services(path: Path, as_json: bool) -> None:
         [{**service_view(s), "fingerprint": _shown(s, secret, refs)} for s, secret in entries],
         [f"imported {s.name} ({_shown(s, secret, refs)})" for s, secret in entries],
     )
+
+
+def _refuse_refs_over_sealed(refs: dict[str, dict[str, Any]], carried: dict[str, dict[str, Secret]]) -> None:
+    """A ``secret_refs`` entry must never replace a sealed value (it would send a secret of the
+    importer's own environment to the file's hosts)."""
+    for name, fields in refs.items():
+        clash = sorted(set(fields) & set(carried.get(name, {})))
+        if clash:
+            raise InvalidService(
+                f"service {name!r}: secret_refs names {', '.join(clash)}, which the file's sealed secrets "
+                "already hold (was the file edited?); nothing was imported"
+            )
+
+
+def _show_unbound(path: Path, tables: dict[str, Any], refs: dict[str, dict[str, Any]], sealed: bool) -> None:
+    """What an import whose definitions no passphrase vouches for will trust: each service's
+    hosts and references, on stderr, so an edited file is seen before it is used."""
+    if sealed:
+        click.echo(f"warning: {path.name} is an older export whose definitions are not sealed with its "
+                   "secrets; check the hosts below (re-export it to bind them)", err=True)  # fmt: skip
+    for name, table in tables.items():
+        hosts = ", ".join(str(h) for h in table.get("hosts", [])) or "(none)"
+        line = f"{name}: hosts {hosts}"
+        if refs[name]:
+            line += "; secret_refs " + ", ".join(f"{f}={r}" for f, r in sorted(table["secret_refs"].items()))
+        click.echo(line, err=True)
 
 
 def _table_refs(name: str, table: dict[str, Any]) -> dict[str, Any]:
