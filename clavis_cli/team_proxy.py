@@ -3,8 +3,13 @@
 The agent's TLS to a team service's host is terminated here with the local CA, as in local
 mode; each request is then streamed, as it came, to the team server's ``/v1/egress`` with the
 destination in ``X-Clavis-Target`` and the caller's own key, and the answer is streamed back.
-The server injects, redacts and audits. Hosts no team service owns are tunnelled untouched.
-Agents authenticate with a proxy token made at start (loopback is shared by every local user).
+The server injects, redacts and audits. Hosts no team service owns are tunnelled untouched,
+but never to a private destination: a loopback name or a non-public address literal is refused
+at CONNECT (as local mode's default passthrough does), and :class:`TeamDialGuard` resolves every
+other tunnel's name itself and refuses it if any address is private, loopback, link-local or
+metadata, then dials the checked address (so no agent pivots into the LAN or cloud metadata).
+Each refusal is a line on stderr with the destination only. Agents authenticate with a proxy
+token made at start (loopback is shared by every local user).
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ from pathlib import Path
 
 import click
 import httpx
-from mitmproxy import http, master, options, tls
+from mitmproxy import ctx, http, master, options, tls
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+from mitmproxy.proxy import server_hooks
 
+from clavis_mcp.addons.destination import is_loopback_host, is_private_host
+from clavis_mcp.addons.dial_guard import REFUSAL_PREFIX
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front.team_client import TeamClient
 from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
+from clavis_mcp.vault import canonical_host
+from clavis_mcp.vault.dialing import Resolver, private_address_among, system_resolver
 from clavis_mcp.vault.errors import ClavisError, ProxyStartError
 from clavis_mcp.vault.hosts import HostRule, parse_host_rule
 
@@ -41,6 +51,7 @@ class TeamForward:
         self._scheme, self._host = server.scheme, server.host
         self._port = server.port or (443 if self._scheme == "https" else 80)
         self._authority = server.netloc.decode("ascii")
+        self.server_host, self.server_port = self._host, self._port
         self._trusted: set[str] = set()
 
     def _authorized(self, header: str) -> bool:
@@ -54,9 +65,27 @@ class TeamForward:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if self._authorized(flow.request.headers.get("proxy-authorization", "")):
             self._trusted.add(flow.client_conn.id)
+            self._check_tunnel(flow)
             return
         flow.response = http.Response.make(407, b"clavis-mcp proxy: give the proxy token (see `clavis-mcp proxy`)\n",
                                            {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'})  # fmt: skip
+
+    def _check_tunnel(self, flow: http.HTTPFlow) -> None:
+        """A host no team service owns is tunnelled only if it is not a loopback name or private literal."""
+        try:
+            host = canonical_host(flow.request.host)
+        except ValueError as exc:
+            flow.response = http.Response.make(400, f"clavis-mcp: malformed destination: {exc}\n".encode())
+            return
+        port = flow.request.port
+        if any(rule.matches(host, port) for rule in self._rules) or not is_private_host(host):
+            return
+        reason = (
+            f"{REFUSAL_PREFIX} {host}:{port}: no team service owns it, and it is a private or loopback address, "
+            "which the team client's proxy does not pass through; reach it directly (NO_PROXY)"
+        )
+        note_refusal(reason)
+        flow.response = http.Response.make(403, f"{reason}\n".encode())
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         address = data.context.server.address
@@ -92,6 +121,63 @@ class TeamForward:
             flow.response.stream = True
 
 
+class TeamDialGuard:
+    """Every dial but the team server's is resolved here, refused if any address is not public,
+    and pinned to the checked address (a name that passed at CONNECT may resolve to 127.0.0.1).
+    ``resolver`` is injectable so tests can stand in for DNS."""
+
+    def __init__(self, team_server: tuple[str, int], resolver: Resolver | None = None) -> None:
+        self._team_server = team_server
+        self._resolve = resolver or system_resolver
+        self._proxy_ports: frozenset[int] = frozenset()
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        if server is not None:
+            self._proxy_ports = frozenset(address[1] for address in server.listen_addrs())
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.error or data.server.address is None:
+            return
+        name, port = str(data.server.address[0]), int(data.server.address[1])
+        if (name, port) == self._team_server:
+            return  # the egress itself: the user configured it, and the server checks its own dials
+        try:
+            addresses = await self._resolve(name, port)
+        except (OSError, UnicodeError) as exc:
+            data.server.error = f"{REFUSAL_PREFIX} {name}: it does not resolve ({type(exc).__name__})"
+        except Exception as exc:  # an unchecked dial must not go ahead (mitmproxy would carry on)
+            data.server.error = f"{REFUSAL_PREFIX} {name}: the check failed ({type(exc).__name__})"
+        else:
+            private = private_address_among(addresses, local_allowed=False)
+            if not addresses:
+                data.server.error = f"{REFUSAL_PREFIX} {name}: it resolves to no address"
+            elif port in self._proxy_ports and any(is_loopback_host(a) for a in addresses):
+                data.server.error = f"{REFUSAL_PREFIX} {name}:{port}: it is clavis-mcp's own proxy port"
+            elif private is not None:
+                data.server.error = (
+                    f"{REFUSAL_PREFIX} {name}:{port}: it resolves to the private or loopback address {private}, "
+                    "which the team client's proxy does not pass through"
+                )
+            else:
+                data.server.address = (addresses[0], port)
+        if data.server.error:
+            note_refusal(data.server.error)
+
+
+def note_refusal(reason: str) -> None:
+    """A refused tunnel on stderr: the destination and why, never a header or token."""
+    click.echo(f"clavis-mcp proxy: {reason}", err=True)
+
+
+def team_addons(
+    client: TeamClient, rules: list[HostRule], token: str, resolver: Resolver | None = None
+) -> list[object]:
+    """The team client's own addons, in hook order: forward or refuse, then guard the dial."""
+    forward = TeamForward(client, rules, token)
+    return [forward, TeamDialGuard((forward.server_host, forward.server_port), resolver)]
+
+
 def announce(line: str) -> None:
     click.echo(line)
     sys.stdout.flush()
@@ -113,7 +199,7 @@ async def serve_team_proxy(home: Path, port: int) -> None:
     server = proxyserver.Proxyserver()
     m = master.Master(opts, event_loop=asyncio.get_running_loop())
     m.addons.add(core.Core(), disable_h2c.DisableH2C(), server, next_layer.NextLayer(), tlsconfig.TlsConfig(),
-                 TeamForward(client, rules, token))  # fmt: skip
+                 *team_addons(client, rules, token))  # fmt: skip
     opts.update(connection_strategy="lazy")
     task = asyncio.create_task(m.run())
     stop = asyncio.Event()
