@@ -119,11 +119,6 @@ def test_team_bootstrap_never_takes_the_root_token_from_argv(monkeypatch: pytest
     assert os.environ.get("BAO_TOKEN") is None
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS once team/mirror.py is fixed: then drop this marker
-    reason="team/mirror.py: check_add puts the new service in the worker's mirror without recording it as "
-    "synced, so a removal that worker has not synced before is never applied to its mirror (H2a's server)",
-)
 def test_a_removed_service_is_no_longer_listed_by_the_worker_that_added_it(stack: DevStack) -> None:
     from clavis_mcp.clavis_cli.team_commands import service_from_options
     from clavis_mcp.team.admin_client import AdminClient, service_definition

@@ -89,10 +89,19 @@ def mirrors(dev: Dev) -> set[Path]:
     return {d for w in proc_tree.workers(dev.process.pid) for d in proc_tree.open_dirs(w.pid, SHM, "clavis-replica-")}
 
 
+def wait_for_mirrors(dev: Dev, count: int, seconds: float = 60.0) -> set[Path]:
+    """The workers' mirrors once ``count`` are open: the ready line means one worker answers, and
+    the others may still be opening theirs on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while len(held := mirrors(dev)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return held
+
+
 @pytest.fixture
 def dev() -> Iterator[Dev]:
     running = start_dev()
-    held = mirrors(running)
+    held = wait_for_mirrors(running, 3)
     yield running
     if running.process.poll() is None:
         running.process.send_signal(signal.SIGTERM)
