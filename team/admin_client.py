@@ -23,7 +23,7 @@ import httpx
 
 from clavis_mcp.vault import Secret, Service
 from clavis_mcp.vault.errors import TeamRequestFailed
-from clavis_mcp.vault.store import _service_to_json as service_to_json
+from clavis_mcp.vault.service import service_definition as stored_form
 
 URL_ENV = "CLAVIS_API_URL"
 KEY_ENV = "CLAVIS_API_KEY"
@@ -233,4 +233,4 @@ def clean(text: str) -> str:
 
 def service_definition(service: Service) -> dict[str, Any]:
     """A service as the local vault serialises it, with its name: what the server stores."""
-    return {"name": service.name, **json.loads(service_to_json(service))}
+    return {"name": service.name, **stored_form(service)}

@@ -20,7 +20,7 @@ from clavis_mcp.vault.auth.registry import from_json as auth_from_json
 from clavis_mcp.vault.errors import ApiRefused, InvalidService
 from clavis_mcp.vault.hosts import parse_host_rule
 from clavis_mcp.vault.secret import Secret
-from clavis_mcp.vault.service import Service, validated
+from clavis_mcp.vault.service import Service, service_definition, validated
 
 from .bao import Bao
 from .config import Names
@@ -29,21 +29,8 @@ SECRET_FIELD = "credential"
 
 
 def service_to_json(service: Service) -> dict[str, Any]:
-    """The local vault's stored form of a service (vault/store.py), with its name."""
-    return {
-        "name": service.name,
-        "connector": service.connector,
-        "auth": service.auth.to_json(),
-        "hosts": [str(rule) for rule in service.hosts],
-        "local": service.local,
-        "allow_http": service.allow_http,
-        "reveal": service.reveal,
-        "methods": list(service.methods),
-        "path_prefixes": list(service.path_prefixes),
-        "created_at": service.created_at,
-        "expires_at": service.expires_at,
-        "rotated_at": service.rotated_at,
-    }
+    """The local vault's stored form of a service, with its name."""
+    return {"name": service.name, **service_definition(service)}
 
 
 def service_from_json(data: Any) -> Service:

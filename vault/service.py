@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from .auth.base import CONTROL as _CONTROL
 from .auth.base import PLACEHOLDER as PLACEHOLDER
@@ -176,3 +176,21 @@ def validated(service: Service) -> Service:
         methods=normalise_methods(service.methods),
         path_prefixes=normalise_path_prefixes(service.path_prefixes),
     )
+
+
+def service_definition(service: Service) -> dict[str, Any]:
+    """A service as the vault stores it (JSON-ready, without its name, which is the key): the one
+    form the local store, exports and the team server's definitions share."""
+    return {
+        "connector": service.connector,
+        "auth": service.auth.to_json(),
+        "hosts": [str(rule) for rule in service.hosts],
+        "local": service.local,
+        "allow_http": service.allow_http,
+        "reveal": service.reveal,
+        "methods": list(service.methods),
+        "path_prefixes": list(service.path_prefixes),
+        "created_at": service.created_at,
+        "expires_at": service.expires_at,
+        "rotated_at": service.rotated_at,
+    }

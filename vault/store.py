@@ -37,7 +37,7 @@ from .keys.keyfile import KeyFileStore
 from .keys.keystore import AskPassphrase, KeyStore, Params, key_store
 from .paths import ensure_private, make_private_dir
 from .secret import FingerprintKey, Secret, key_secrets_made_outside_a_vault
-from .service import Service, validated
+from .service import Service, service_definition, validated
 from .storage.memory import MemoryStore
 from .storage.protocol import Batch, Store
 from .storage.sqlite import SQLiteStore, read_header
@@ -481,22 +481,7 @@ def _unwrap(meta: dict[str, str], kek: bytes, kind: str, vault_id: str) -> DataK
 
 
 def _service_to_json(service: Service) -> str:
-    return json.dumps(
-        {
-            "connector": service.connector,
-            "auth": service.auth.to_json(),
-            "hosts": [str(rule) for rule in service.hosts],
-            "local": service.local,
-            "allow_http": service.allow_http,
-            "reveal": service.reveal,
-            "methods": list(service.methods),
-            "path_prefixes": list(service.path_prefixes),
-            "created_at": service.created_at,
-            "expires_at": service.expires_at,
-            "rotated_at": service.rotated_at,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(service_definition(service), sort_keys=True)
 
 
 def _service_from_json(name: str, definition: str) -> Service:
