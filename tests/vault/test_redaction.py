@@ -310,7 +310,8 @@ def test_hyperscan_is_installed_and_used_wherever_pyproject_declares_it() -> Non
 
 def test_the_re_engine_is_used_when_hyperscan_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "hyperscan", None)  # makes `import hyperscan` raise ImportError
-    spec = importlib.util.spec_from_file_location("clavis_mcp.vault.redaction._redactor_without_hyperscan", redaction.__file__)
+    name = "clavis_mcp.vault.redaction._redactor_without_hyperscan"
+    spec = importlib.util.spec_from_file_location(name, redaction.__file__)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
