@@ -56,6 +56,8 @@ def summary(result: CallResult) -> str:
     if result.rate_limit is not None and result.rate_limit.remaining is not None:
         resets = f", {result.rate_limit.resets}" if result.rate_limit.resets else ""
         parts.append(f"rate limit: {result.rate_limit.remaining} left{resets}")
+    if result.approved_by:
+        parts.append(f"approved by {result.approved_by}")
     parts.append(f"{result.redactions} secret(s) redacted")
     if result.audit_id:
         parts.append(f"audit id {result.audit_id}")

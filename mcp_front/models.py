@@ -117,6 +117,11 @@ class CallResult(BaseModel):
     rate_limit: RateLimit | None = Field(None, description="Rate-limit figures from this response's headers.")
     redactions: int = Field(description="How many occurrences of the service's secret were scrubbed.")
     audit_id: str | None = Field(None, description="Id of the audit record of this request.")
+    approved_by: str | None = Field(
+        None,
+        description="Who approved this request when it waited for a person (cli, the page, or the user when "
+        "the MCP client asked), as the audit record says; null when it needed no approval.",
+    )
     ignored_headers: list[str] = Field(
         default_factory=list, description="Request headers dropped because the proxy controls them."
     )

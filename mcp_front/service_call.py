@@ -8,6 +8,8 @@ binary summary), filtered (header allowlist) and scrubbed once more as the model
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,11 @@ from .failures import audit_note, failure_message
 from .gateway import Fetched, Gateway
 from .models import CallResult, Redirect
 from .ratelimit import rate_limit_of
+
+# the approval stage's reasons (addons/approval.py): "approved by cli for 10 min (request …)",
+# "approved by page (like request …, for a while)", "approved by the user when the MCP client asked …"
+_APPROVED = re.compile(r"approved by (.+?)(?: for \d+ min)? \((?:like )?request ")
+_ELICITED = "approved by the user when the MCP client asked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +83,10 @@ async def perform_call(gateway: Gateway, call: PreparedCall) -> CallResult:
     limits = gateway.limits
     target, method, body, params = call.target, call.method, call.body, call.params
     unfollowed: str | None = None  # the location of a redirect not followed
+    approved_by: str | None = None  # who let a held request go, from the first hop that waited
     for _ in range(limits.max_redirects + 1):
         fetched = await _send(gateway, call, method, target, params, body)
+        approved_by = approved_by or approver(fetched.record)
         location = fetched.header("location")
         following = redirect_target(call.service, target, fetched.status, location)
         if following is None:
@@ -89,7 +98,18 @@ async def perform_call(gateway: Gateway, call: PreparedCall) -> CallResult:
             method, body = "GET", {}
     else:
         unfollowed = location or ""
-    return _result(fetched, limits, unfollowed, call.ignored_headers)
+    return _result(fetched, limits, unfollowed, call.ignored_headers).model_copy(update={"approved_by": approved_by})
+
+
+def approver(record: Mapping[str, Any] | None) -> str | None:
+    """Who approved the request of ``record`` (its reason, as the approval stage wrote it), if anyone."""
+    reason = (record or {}).get("reason")
+    if not isinstance(reason, str):
+        return None
+    if reason.startswith(_ELICITED):
+        return "the user (the MCP client asked)"
+    match = _APPROVED.match(reason)
+    return match[1] if match else None
 
 
 async def _send(

@@ -110,6 +110,24 @@ async def test_a_client_that_cannot_ask_is_held_until_the_cli_approves_then_it_g
     assert f"approved by cli (request {held_id})" in str(record.get("reason"))
 
 
+async def test_an_approved_call_names_its_approver_in_the_summary_and_the_structured_result(
+    vault: Vault, audit: AuditLog, home: Path, mode: str, scripted: ScriptedUpstream
+) -> None:
+    """The model can tell the user who let the write go (the audit record's approver), not only that it went."""
+    async with connect(vault, audit, home, mode)() as client:
+        call = asyncio.create_task(post(client, scripted, "/named"))
+        held_id = await waiting(vault)
+        assert (await cli("approve", held_id)).exit_code == 0
+        result = await call
+        read = await client.call_tool(
+            "call_service", {"service_name": "api", "method": "GET", "url": scripted.url("/r")}
+        )
+    assert not result.is_error, result.content
+    assert result.structured_content["approved_by"] == "cli"
+    assert "approved by cli" in result.content[0].text
+    assert read.structured_content["approved_by"] is None and "approved by" not in read.content[0].text
+
+
 async def test_a_denied_call_is_a_tool_error_that_says_it_was_denied_and_not_sent(
     vault: Vault, audit: AuditLog, home: Path, mode: str, scripted: ScriptedUpstream
 ) -> None:
