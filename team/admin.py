@@ -16,6 +16,7 @@ from . import audit as team_audit
 from .budgets import parse_budget
 from .identity import create_user
 from .keys import NAME, create_key, list_keys, revoke_key
+from .refs_guard import REFUSED, carries_ref
 from .replica import Replica
 from .storage import service_from_json
 
@@ -24,6 +25,8 @@ MAX_AUDIT = 1000
 
 def _secret(body: dict[str, Any]) -> Any:
     value = body.get("secret")
+    if carries_ref(value):
+        raise ApiRefused(400, REFUSED)
     if not isinstance(value, str):
         raise ApiRefused(400, "'secret' must be the credential, as a string")
     try:
@@ -34,6 +37,8 @@ def _secret(body: dict[str, Any]) -> Any:
 
 def add_service(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
     definition = body.get("definition")
+    if carries_ref(definition):
+        raise ApiRefused(400, REFUSED)
     service = service_from_json(definition)
     assert isinstance(definition, dict)  # service_from_json refused anything else
     budget = parse_budget(definition)

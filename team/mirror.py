@@ -25,6 +25,7 @@ from typing import Any
 from clavis_mcp.vault import Secret, Service, Vault
 from clavis_mcp.vault.errors import TeamError, UnknownService
 
+from .refs_guard import REFUSED, carries_ref
 from .storage import TeamStore, service_from_json
 
 SHM = Path("/dev/shm")
@@ -81,6 +82,8 @@ class Mirror:
         secret = self._store.secret(name)
         if secret is None:
             raise TeamError(f"the credential of {name!r} is missing from OpenBao; set it again (PUT .../secret)")
+        if carries_ref(definition) or carries_ref(secret.reveal()):  # fail closed: calls read it unresolved
+            raise TeamError(f"service {name!r} was not loaded: {REFUSED}")
         service = service_from_json({**definition, "name": name})
         with suppress(UnknownService):
             self.vault.remove_service(name)

@@ -6,12 +6,20 @@ from __future__ import annotations
 import json
 import time
 
+import psycopg
 import pytest
 from clavis import ClavisClient
 
+from clavis_mcp.team.bao import Bao
 from clavis_mcp.team.bootstrap import Bootstrap
+from clavis_mcp.team.config import ReplicaConfig
+from clavis_mcp.team.mirror import Mirror
+from clavis_mcp.team.storage import TeamStore
+from clavis_mcp.vault import Secret
+from clavis_mcp.vault.errors import TeamError
+from clavis_mcp.vault.refs.base import MARKER
 from demo.echo_upstream import EchoUpstream
-from tests.conftest import SECRET
+from tests.conftest import SECRET, make_service
 
 from .conftest import TeamServer, add_echo, audit_rows, echo_definition, new_key
 
@@ -76,3 +84,56 @@ def test_a_removed_service_is_gone_from_the_worker_that_added_it(server: TeamSer
         assert admin.delete("/v1/admin/services/gone").status_code == 204
         assert admin.get("/v1/services").json() == {"services": []}
         assert admin.get("/v1/credentials/gone/check").status_code == 404
+
+
+REF = MARKER + "op://Private/Echo/credential"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"secret": REF},
+        {"secret": SECRET, "definition_change": {"secret_refs": {"credential": "op://Private/Echo/credential"}}},
+        {"secret": SECRET, "definition_change": {"description": REF}},
+    ],
+    ids=["marked-secret", "refs-table", "marked-definition"],
+)
+def test_a_secret_reference_is_refused_since_team_mode_keeps_secrets_in_openbao(
+    server: TeamServer, upstream: EchoUpstream, body: dict[str, object]
+) -> None:
+    definition = {**echo_definition("echo", upstream), **body.get("definition_change", {})}  # type: ignore[dict-item]
+    with server.admin() as admin:
+        added = admin.post("/v1/admin/services", json={"definition": definition, "secret": body["secret"]})
+        assert added.status_code == 400 and "local-vault feature" in added.json()["detail"], added.text
+        assert admin.get("/v1/services").json() == {"services": []}
+
+
+def test_a_rotation_to_a_secret_reference_is_refused(server: TeamServer, upstream: EchoUpstream) -> None:
+    add_echo(server, upstream)
+    with server.admin() as admin:
+        rotated = admin.put("/v1/admin/services/echo/secret", json={"secret": REF})
+    assert rotated.status_code == 400 and "OpenBao" in rotated.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "extra"),
+    [(REF, None), (SECRET, {"secret_refs": {"credential": "op://Private/Echo/credential"}})],
+    ids=["marked-secret", "refs-table"],
+)
+def test_the_mirror_refuses_to_load_a_reference_that_reached_the_stores(
+    team: Bootstrap, upstream: EchoUpstream, secret: str, extra: dict[str, object] | None
+) -> None:
+    """Written past the admin endpoints (an older server, a hand edit): the mirror fails closed."""
+    config = ReplicaConfig.from_env(team.env)
+    bao = Bao(config.bao_addr, approle=(config.names.approle, config.role_id, config.secret_id))
+    with psycopg.connect(config.database_url, autocommit=True) as conn:
+        store = TeamStore(conn, bao, config.names)
+        store.add(make_service("echo", f"127.0.0.1:{upstream.port}", local=True), Secret(secret), extra)
+        mirror = Mirror(store)
+        try:
+            with pytest.raises(TeamError, match="local-vault feature"):
+                mirror.sync()
+            assert mirror.vault.list_services() == []
+        finally:
+            mirror.close()
+            bao.close()
