@@ -202,24 +202,29 @@ def _serve_http(port: int) -> None:
 )
 @click.option("--probe", help="Request for check_credential_status live=true, e.g. 'GET /v1/models'; '' clears it.")
 def mcp_settings(name: str, confirm_writes: bool | None, probe: str | None) -> None:
-    """Show or change how the MCP tools treat service NAME (write confirmation, live-check probe)."""
+    """Show or change how the MCP tools treat service NAME (write confirmation, live-check probe).
+
+    --[no-]confirm-writes sets the service-wide approval mode (writes or none) that the proxy
+    holds requests by, so what is shown is what is in force (see also `clavis-mcp policy`)."""
     from dataclasses import replace
 
     from clavis_mcp.mcp_front.settings import load_settings, parse_probe, probe_text, save_settings
+    from clavis_mcp.vault.policy import set_confirm_writes
 
     from .runtime import open_runtime
 
     with open_runtime() as runtime:
         runtime.vault.get_service(name)
         settings = load_settings(runtime.vault, name)
-        if confirm_writes is not None:
-            settings = replace(settings, confirm_writes=confirm_writes)
         if probe is not None:
             settings = replace(settings, probe=parse_probe(probe) if probe else None)
-        if confirm_writes is not None or probe is not None:
             save_settings(runtime.vault, name, settings)
+        if confirm_writes is not None:
+            settings = set_confirm_writes(runtime.vault, name, confirm_writes)
+    mode = settings.service_mode
+    agents = "".join(f", agent {agent}: {m}" for agent, m in sorted(settings.agent_approvals.items()))
     click.echo(
-        f"{name}: confirm writes: {'yes' if settings.confirm_writes else 'no'}; "
+        f"{name}: confirm writes: {'no' if mode == 'none' else 'yes'}; approvals: {mode}{agents}; "
         f"probe: {probe_text(settings.probe) if settings.probe else "the connector's, if any"}"
     )
 

@@ -39,8 +39,11 @@ class ServicePolicy:
 
     def approval_mode(self, agent: str) -> str:
         """Which of this service's requests from ``agent`` wait for a person: none, writes or all."""
-        if agent in self.agent_approvals:
-            return self.agent_approvals[agent]
+        return self.agent_approvals.get(agent, self.service_mode)
+
+    @property
+    def service_mode(self) -> str:
+        """The mode of every agent without one of its own: ``approvals``, else what ``confirm_writes`` says."""
         if self.approvals is not None:
             return self.approvals
         return "writes" if self.confirm_writes else "none"
@@ -101,6 +104,32 @@ def set_approvals(vault: Vault, service: str, mode: str | None, agent: str | Non
             fields[name] = check_mode(mode)
             if agent is None:
                 fields["confirm_writes"] = mode != "none"
+        batch.put(KIND, service, fields, service=service, expect=current.version if current is not None else 0)
+    return _policy(fields)
+
+
+def set_confirm_writes(vault: Vault, service: str, confirm: bool) -> ServicePolicy:
+    """``mcp-settings --[no-]confirm-writes``: make writes wait for a person (or not) for every agent.
+
+    The service-wide ``approvals`` field goes, so ``confirm_writes`` is what holds (a stored
+    ``writes`` or ``none`` would otherwise outrank it and the two would disagree). A service whose
+    every request waits (``all``) keeps it: asking for writes changes nothing, and turning writes
+    off would also turn reads off, which is ``clavis-mcp policy``'s to say, so that is refused.
+    Per-agent modes stay. Returns the policy as now stored."""
+    with vault.store.atomic() as batch:
+        if batch.service(service) is None:
+            raise UnknownService(service, list(batch.services()))
+        current = batch.get(KIND, service)
+        fields: dict[str, Value] = dict(current.fields) if current is not None else {}
+        if _policy(fields).approvals == "all":
+            if confirm:
+                return _policy(fields)
+            raise InvalidService(
+                f"every request of {service} waits for approval (approvals: all); "
+                f"change that with `clavis-mcp policy {service} --approvals writes` or `--approvals none`"
+            )
+        fields.pop("approvals", None)
+        fields["confirm_writes"] = confirm
         batch.put(KIND, service, fields, service=service, expect=current.version if current is not None else 0)
     return _policy(fields)
 

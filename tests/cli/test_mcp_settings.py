@@ -39,9 +39,10 @@ def stored(home: Path) -> ServiceSettings:
 
 
 def test_settings_are_stored_shown_and_cleared(registered: Path) -> None:
-    assert run("mcp-settings", "api")[1].strip() == "api: confirm writes: no; probe: the connector's, if any"
+    shown = run("mcp-settings", "api")[1].strip()
+    assert shown == "api: confirm writes: no; approvals: none; probe: the connector's, if any"
     code, output = run("mcp-settings", "api", "--confirm-writes", "--probe", "GET /v1/me")
-    assert code == 0 and output.strip() == "api: confirm writes: yes; probe: GET /v1/me"
+    assert code == 0 and output.strip() == "api: confirm writes: yes; approvals: writes; probe: GET /v1/me"
     assert stored(registered) == ServiceSettings(confirm_writes=True, probe=parse_probe("GET /v1/me"))
     assert run("mcp-settings", "api", "--no-confirm-writes", "--probe", "")[0] == 0
     assert stored(registered) == ServiceSettings()
@@ -68,3 +69,31 @@ def test_settings_go_with_the_service_when_it_is_removed(vault: Vault) -> None:
     assert load_settings(vault, "api") == ServiceSettings()
     with pytest.raises(InvalidService):
         parse_probe("DELETE /")
+
+
+def test_no_confirm_writes_clears_the_policy_of_writes_so_what_is_shown_is_in_force(registered: Path) -> None:
+    """`policy --approvals writes` then `mcp-settings --no-confirm-writes`: writes no longer wait (they
+    did, while mcp-settings said "confirm writes: no"); an agent's own mode stays and is shown."""
+    assert run("policy", "api", "--approvals", "writes")[0] == 0
+    assert run("policy", "api", "--approvals", "all", "--agent", "ci")[0] == 0
+    code, output = run("mcp-settings", "api", "--no-confirm-writes")
+    assert code == 0 and output.strip() == (
+        "api: confirm writes: no; approvals: none, agent ci: all; probe: the connector's, if any"
+    )
+    policy = stored(registered)
+    assert not policy.needs_approval("mcp", "POST") and policy.needs_approval("ci", "GET")
+    assert run("mcp-settings", "api")[1] == output
+    code, output = run("mcp-settings", "api", "--confirm-writes")
+    assert code == 0 and "confirm writes: yes; approvals: writes" in output
+    assert stored(registered).needs_approval("mcp", "POST")
+    assert run("policy", "api", "--approvals", "none")[0] == 0
+    assert "confirm writes: no; approvals: none" in run("mcp-settings", "api")[1]
+
+
+def test_no_confirm_writes_under_approvals_all_is_refused_and_points_to_the_policy_command(registered: Path) -> None:
+    assert run("policy", "api", "--approvals", "all")[0] == 0
+    code, output = run("mcp-settings", "api", "--no-confirm-writes")
+    assert code == 1 and "approvals: all" in output and "clavis-mcp policy api --approvals" in output
+    assert "Traceback" not in output and stored(registered).service_mode == "all"
+    code, output = run("mcp-settings", "api", "--confirm-writes")  # all already asks for writes: unchanged
+    assert code == 0 and "confirm writes: yes; approvals: all" in output and stored(registered).service_mode == "all"

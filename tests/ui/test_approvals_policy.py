@@ -34,7 +34,7 @@ def test_the_cli_sets_and_shows_the_policy_and_confirm_writes_follows(vault: Vau
         {"ci-bot": "all"},
         True,
     )
-    assert "confirm writes: yes" in run(main, ["mcp-settings", "echo"]).output
+    assert "confirm writes: yes; approvals: writes, agent ci-bot: all" in run(main, ["mcp-settings", "echo"]).output
     run(main, ["policy", "echo", "--approvals", "inherit", "--agent", "ci-bot"])
     run(main, ["policy", "echo", "--approvals", "none"])
     policy = load_policy(vault, "echo")
@@ -69,3 +69,13 @@ def test_save_policy_keeps_unknown_and_approval_fields_and_an_unknown_mode_fails
     assert record.fields["approvals:x"] == "sometimes"
     set_approvals(vault, "echo", None, agent="x")
     assert load_policy(vault, "echo").agent_approvals == {}
+
+
+def test_mcp_settings_and_the_policy_agree_after_no_confirm_writes(vault: Vault, local_service: Service) -> None:
+    """The proxy holds by the policy: after `--no-confirm-writes` a write from any agent goes out."""
+    run = CliRunner().invoke
+    assert run(main, ["policy", "echo", "--approvals", "writes"]).exit_code == 0
+    assert run(main, ["mcp-settings", "echo", "--no-confirm-writes"]).exit_code == 0
+    policy = load_policy(vault, "echo")
+    assert (policy.approvals, policy.confirm_writes, policy.needs_approval("agent", "POST")) == (None, False, False)
+    assert "echo: approvals: none for every agent" in run(main, ["policy", "echo"]).output
