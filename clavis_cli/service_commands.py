@@ -58,7 +58,18 @@ from clavis_mcp.vault.service import (
 from .runtime import Runtime, open_runtime, read_bounded_text
 from .secret_export import export_passphrase, export_sealed, open_secrets, secrets_format
 from .secret_refs import field_refs, where
-from .service_extras import EXTRA_KEYS, apply_extras, check_extras, extras_of, import_oauth, require_oauth_tokens
+from .service_extras import (
+    EXTRA_KEYS,
+    agents_table,
+    apply_extras,
+    check_agents,
+    check_extras,
+    extras_of,
+    import_agents,
+    import_oauth,
+    refuse_existing_agents,
+    require_oauth_tokens,
+)
 
 REVEAL = click.Choice(["never", "masked", "full"])
 IMPORT_ENV_PREFIX = "CLAVIS_SECRET_"
@@ -724,7 +735,8 @@ def from_definition(name: str, table: dict[str, Any]) -> Service:
 @click.option("--with-secrets", is_flag=True, help="Also the secrets, encrypted (CLAVIS_EXPORT_PASSPHRASE).")
 def export_services(output: Path | None, as_json: bool, with_secrets: bool = False) -> None:
     """Write the service definitions as TOML, without any secret (for backup or another machine).
-    A secret kept elsewhere is written as its reference (``secret_refs``), which is not secret."""
+    A secret kept elsewhere is written as its reference (``secret_refs``), which is not secret.
+    The agents travel as ``[agents.NAME]`` (routing choices only, never a proxy token)."""
     with open_runtime() as runtime:
         services = runtime.vault.list_services()
         refs = {s.name: {f: r for f, r in where(runtime.vault, s).items() if "://" in r} for s in services}
@@ -732,6 +744,9 @@ def export_services(output: Path | None, as_json: bool, with_secrets: bool = Fal
         tables: dict[str, Any] = {"services": {
             s.name: {**definition(s), **({"secret_refs": refs[s.name]} if refs[s.name] else {}), **extras[s.name]}
             for s in services}}  # fmt: skip
+        agents = agents_table(runtime.vault)
+        if agents:
+            tables["agents"] = agents  # names and routing choices, never a token
         # sealed last, bound to every table above: an edited definition no longer opens
         sealed = export_sealed(runtime, services, tables) if with_secrets else None
     if sealed is not None:
@@ -762,6 +777,8 @@ def import_services(path: Path, as_json: bool) -> None:
     non-alphanumerics as '_'), e.g. CLAVIS_SECRET_MY_OPENAI for my-openai; a method's other
     secret fields from CLAVIS_SECRET_<NAME>__<FIELD>, e.g. CLAVIS_SECRET_AWS__ACCESS_KEY_ID.
     Fields under a table's ``secret_refs`` (FIELD = "REF") are kept by reference instead.
+    Each ``[agents.NAME]`` is re-created with a NEW token (`clavis-mcp env --agent NAME`); an
+    agent that already exists here is refused, and nothing is imported.
     """
     try:
         document = tomllib.loads(read_bounded_text(path))
@@ -778,6 +795,9 @@ def import_services(path: Path, as_json: bool) -> None:
     if not sealed or secrets_format(document["secrets"]) < 2:
         _show_unbound(path, tables, refs, sealed)
     with open_runtime() as runtime:
+        known = {s.name for s in services} | {s.name for s in runtime.vault.list_services()}
+        agents = check_agents(document.get("agents"), known)
+        refuse_existing_agents(runtime.vault, agents)
         entries = []
         more: dict[str, dict[str, Secret]] = {}  # each service's other secret fields
         for service in services:
@@ -809,10 +829,15 @@ def import_services(path: Path, as_json: bool) -> None:
         for service, _ in entries:
             apply_extras(runtime.vault, service.name, tables[service.name])
             _audit(runtime, service.name, "add", "added", reason=f"imported from {path.name}")
+        for name in import_agents(runtime.vault, agents):
+            runtime.audit.append(source="cli", action="agent-add", decision="added",
+                                 reason=f"agent {name} imported from {path.name}, with a new token")  # fmt: skip
     emit(
         as_json,
-        [{**service_view(s), "fingerprint": _shown(s, secret, refs)} for s, secret in entries],
-        [f"imported {s.name} ({_shown(s, secret, refs)})" for s, secret in entries],
+        [{**service_view(s), "fingerprint": _shown(s, secret, refs)} for s, secret in entries]
+        + [{"agent": name, "new_token_from": f"clavis-mcp env --agent {name}"} for name in agents],
+        [f"imported {s.name} ({_shown(s, secret, refs)})" for s, secret in entries]
+        + [f"imported agent {name} (new token: clavis-mcp env --agent {name})" for name in agents],
     )
 
 

@@ -7,6 +7,10 @@ import says how to set it up again).
 None of it is secret, so it travels in the export file beside the definition (``[services.NAME.policy]``,
 ``[services.NAME.budget]``). An import checks every table before anything is written, so a bad
 file changes nothing; it then sets them through the vault's own repositories.
+
+The file's ``[agents.NAME]`` tables carry each agent's routing choices (``deny_other_hosts``,
+``uses``), never its proxy token: an import makes every agent a new token, and an agent that
+already exists in the target vault is refused (like a service), so nothing is imported.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from clavis_mcp.vault import Secret, Service, Vault
-from clavis_mcp.vault.errors import InvalidService
+from clavis_mcp.vault.agents import add_agent, list_agents, validate_agent_name
+from clavis_mcp.vault.errors import AgentError, InvalidService
 from clavis_mcp.vault.limits.budget import Budget, budget_of, format_period, parse_period, set_budget
 from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
@@ -137,3 +142,49 @@ def apply_extras(vault: Vault, name: str, table: dict[str, Any]) -> None:
             set_approvals(vault, name, mode, agent)
     if budget is not None:
         set_budget(vault, name, budget)
+
+
+def agents_table(vault: Vault) -> dict[str, Any]:
+    """Every agent's name and routing choices as the export's ``[agents]`` table (never a token)."""
+    return {a.name: {"deny_other_hosts": a.deny_other_hosts, "uses": list(a.uses)} for a in list_agents(vault)}
+
+
+def check_agents(raw: object, services: set[str]) -> dict[str, tuple[bool, tuple[str, ...]]]:
+    """The agents an import file asks for, each checked against ``services`` (those of the file
+    and of the vault); InvalidService naming the agent if one is malformed."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidService("[agents] must hold one [agents.NAME] table per agent; nothing was imported")
+    wanted: dict[str, tuple[bool, tuple[str, ...]]] = {}
+    for name, table in raw.items():
+        try:
+            validate_agent_name(str(name))
+            if not isinstance(table, dict) or set(table) - {"deny_other_hosts", "uses"}:
+                raise InvalidService("an agent takes deny_other_hosts and uses (its token is never exported)")
+            uses = table.get("uses", [])
+            if not isinstance(uses, list) or not all(isinstance(u, str) for u in uses):
+                raise InvalidService("uses must be a list of service names")
+            unknown = sorted(set(uses) - services)
+            if unknown:
+                raise InvalidService(f"uses unknown service {unknown[0]!r}")
+            wanted[str(name)] = (bool(table.get("deny_other_hosts", False)), tuple(uses))
+        except (InvalidService, AgentError) as exc:
+            raise InvalidService(f"agent {name!r}: {exc}; nothing was imported") from None
+    return wanted
+
+
+def refuse_existing_agents(vault: Vault, wanted: dict[str, tuple[bool, tuple[str, ...]]]) -> None:
+    clash = sorted(set(wanted) & {a.name for a in list_agents(vault)})
+    if clash:
+        raise InvalidService(
+            f"agent {clash[0]!r} already exists in this vault; revoke it (clavis-mcp agent revoke {clash[0]}) "
+            "or remove its [agents] table from the file; nothing was imported"
+        )
+
+
+def import_agents(vault: Vault, wanted: dict[str, tuple[bool, tuple[str, ...]]]) -> list[str]:
+    """Create each agent with its routing choices and a NEW token (read it with `env --agent`)."""
+    for name, (deny, uses) in wanted.items():
+        add_agent(vault, name, deny_other_hosts=deny, uses=uses)
+    return list(wanted)
