@@ -5,6 +5,10 @@ The method does the exchange (single-flight, in the vault layer); this stage onl
 the proxy's loop, refuses the request (503, with the method's reason) when no token can be had,
 and renews the flow's view of the vault so the injection and the redaction use the new token.
 It runs after the OAuth refresh, right before the injection.
+
+Each exchange the method makes is one audit record, ``action`` ``token-exchange``, ``decision``
+``exchanged`` or ``failed`` (with the reason): never the token or the key. A request that waited
+on another's exchange writes none.
 """
 
 from __future__ import annotations
@@ -13,17 +17,26 @@ import asyncio
 
 from mitmproxy import http
 
-from clavis_mcp.vault import ClavisError, Vault
+from clavis_mcp.vault import AuditLog, ClavisError, Vault
 from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.dialing import Resolver
 
-from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
+from .flowmeta import CLIENT, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
+
+ACTION, EXCHANGED, FAILED = "token-exchange", "exchanged", "failed"
 
 
 class ExchangeToken:
-    def __init__(self, vault: Vault, resolver: Resolver | None = None) -> None:
+    def __init__(self, vault: Vault, resolver: Resolver | None = None, audit: AuditLog | None = None) -> None:
         self._vault = vault
         self._resolver = resolver
+        self._audit = audit
+
+    def _record(self, flow: http.HTTPFlow, name: str, failure: str | None) -> None:
+        """One record per exchange; a log that cannot take it raises, and the request is refused."""
+        if self._audit is not None:
+            self._audit.append(source=flow.metadata.get(CLIENT, "unauthenticated"), service=name, action=ACTION,
+                               decision=EXCHANGED if failure is None else FAILED, reason=failure)  # fmt: skip
 
     async def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
@@ -42,7 +55,7 @@ class ExchangeToken:
         try:
             changed = await service.auth.refresh(  # type: ignore[attr-defined]
                 self._vault, name, method_secrets(self._vault, snapshot, name), local=service.local,
-                resolver=self._resolver,
+                resolver=self._resolver, on_exchange=lambda failure: self._record(flow, name, failure),
             )  # fmt: skip
         except ClavisError as exc:
             refuse(flow, 503, str(exc))

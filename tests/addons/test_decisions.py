@@ -14,6 +14,8 @@ from pathlib import Path
 
 from clavis_mcp.addons.client_auth import CHALLENGE
 from clavis_mcp.addons.failures import CAUSES
+from clavis_mcp.addons.token_exchange import ACTION as EXCHANGE
+from clavis_mcp.addons.token_exchange import EXCHANGED, FAILED
 from clavis_mcp.mcp_front.tools import MASKED, REVEALED
 from clavis_mcp.vault.audit.log import ERROR, INJECTED, PASSED, REFUSED
 
@@ -41,7 +43,8 @@ def documented(cells: list[str]) -> set[str]:
 DECISIONS = documented(table_after("### Decisions of the request path")) - {
     "action",
     "check",
-}  # "with `action` `check`"
+    EXCHANGE,
+}  # "with `action` `check`", "with `action` `token-exchange`"
 DOCUMENTED_CAUSES = documented(table_after("| cause | what happened |"))
 
 
@@ -61,12 +64,14 @@ def literal_decisions(folder: str) -> set[str]:
 
 def test_every_decision_the_request_path_writes_is_documented() -> None:
     written = literal_decisions("addons") | literal_decisions("mcp_front")
-    written |= {INJECTED, PASSED, REFUSED, ERROR, CHALLENGE, REVEALED, MASKED} | CHECK_STATES
+    written |= {INJECTED, PASSED, REFUSED, ERROR, CHALLENGE, REVEALED, MASKED, EXCHANGED, FAILED} | CHECK_STATES
     assert written <= DECISIONS, written - DECISIONS
 
 
 def test_the_documented_set_is_no_larger_than_what_is_written() -> None:
-    assert DECISIONS == {INJECTED, PASSED, REFUSED, ERROR, CHALLENGE, REVEALED, MASKED} | CHECK_STATES
+    assert (
+        DECISIONS == {INJECTED, PASSED, REFUSED, ERROR, CHALLENGE, REVEALED, MASKED, EXCHANGED, FAILED} | CHECK_STATES
+    )
 
 
 def test_every_cause_of_an_error_is_documented() -> None:

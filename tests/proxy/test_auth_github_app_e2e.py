@@ -157,3 +157,37 @@ async def test_a_refused_exchange_refuses_the_request_with_what_to_check(
         response = await agent.get(f"https://127.0.0.1:{upstream.port}/installation/repositories")
     assert response.status_code == 503 and "HTTP 401" in response.text and "private key" in response.text
     assert [r.path for r in upstream.received] == [f"/app/installations/{INSTALLATION}/access_tokens"]
+
+
+def exchange_records(home: Path) -> list[dict[str, object]]:
+    lines = (home / "audit.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("action") == "token-exchange"]
+
+
+async def test_each_exchange_is_one_audit_record_naming_the_service_and_never_the_token(
+    app_vault: Vault, proxy: EmbeddedProxy, home: Path, upstream: AuthUpstream, github: GitHub
+) -> None:
+    async with proxy_client(proxy, home) as agent:
+        async with anyio.create_task_group() as group:  # twelve requests, one exchange, one record
+            for _ in range(12):
+                group.start_soon(agent.get, f"https://127.0.0.1:{upstream.port}/installation/repositories")
+        github.lifetime = github_app.REFRESH_MARGIN - 60
+        app_vault.set_secret("gh-app", github_app.TOKEN, validate_secret("ghs_staleTokenNotExchangedHere0123456789"))
+        await agent.get(f"https://127.0.0.1:{upstream.port}/installation/repositories")  # a second exchange
+    records = exchange_records(home)
+    assert github.exchanges == 2 and len(records) == 2
+    assert all(r["decision"] == "exchanged" and r["service"] == "gh-app" and "reason" not in r for r in records)
+    everything = (home / "audit.jsonl").read_text()
+    assert not any(secret in everything for secret in [*github.tokens, STORED_KEY, "ghs_"])
+
+
+async def test_a_failed_exchange_is_one_audit_record_with_its_reason(
+    app_vault: Vault, proxy: EmbeddedProxy, home: Path, upstream: AuthUpstream, github: GitHub
+) -> None:
+    github.refuse = True
+    async with proxy_client(proxy, home) as agent:
+        response = await agent.get(f"https://127.0.0.1:{upstream.port}/installation/repositories")
+    assert response.status_code == 503
+    [record] = exchange_records(home)
+    assert record["decision"] == "failed" and record["service"] == "gh-app"
+    assert "HTTP 401" in str(record["reason"]) and STORED_KEY not in str(record)

@@ -22,13 +22,13 @@ import json
 import re
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ..dialing import Resolver, checked_address, upstream_context
-from ..errors import DialRefused, InvalidService, TokenEndpointError
+from ..errors import ClavisError, DialRefused, InvalidService, TokenEndpointError
 from ..secret import Secret
 from .base import CONTROL, CREDENTIAL, AuthMethod, OutgoingRequest, stored_extra_headers, validate_extra_headers
 from .fields import require
@@ -141,18 +141,35 @@ class GitHubAppAuth(AuthMethod):
                    api_url=str(data["api_url"]), extra_headers=stored_extra_headers(data))  # fmt: skip
 
     async def refresh(
-        self, vault: Vault, name: str, secrets: Mapping[str, Secret], *, local: bool, resolver: Resolver | None = None
+        self,
+        vault: Vault,
+        name: str,
+        secrets: Mapping[str, Secret],
+        *,
+        local: bool,
+        resolver: Resolver | None = None,
+        on_exchange: Callable[[str | None], None] | None = None,
     ) -> bool:
-        """Exchange for a new installation token if the current one is due; True if one was stored."""
+        """Exchange for a new installation token if the current one is due; True if one was stored.
+
+        ``on_exchange`` hears of each exchange this call made: None once the token is stored, or
+        the reason it failed (never the token); the proxy audits it."""
         if not _due(vault, name, secrets.get(TOKEN)):
             return False
         async with _lock(name):
             current = _current_token(vault, name)
             if not _due(vault, name, current):
                 return True  # another request of this process exchanged while we waited
-            token, expires = await exchange(self, name, secrets[CREDENTIAL], local=local, resolver=resolver)
+            try:
+                token, expires = await exchange(self, name, secrets[CREDENTIAL], local=local, resolver=resolver)
+            except ClavisError as exc:
+                if on_exchange is not None:
+                    on_exchange(str(exc))
+                raise
             vault.set_secret(name, TOKEN, token)
             _expiry.setdefault(vault, {})[name] = (vault.keyed(token).fingerprint, expires)
+            if on_exchange is not None:
+                on_exchange(None)
             return True
 
 
