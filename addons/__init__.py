@@ -37,7 +37,7 @@ def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[o
         RefuseExpired(vault),
         HoldForApproval(vault, config.approvals),
         RefreshOAuthToken(vault, audit, config.resolver),
-        ExchangeToken(vault, config.resolver),
+        ExchangeToken(vault, config.resolver, audit),
         InjectCredential(vault),
         StripInternalHeaders(),
         RedactResponse(vault, config.max_decoded),
