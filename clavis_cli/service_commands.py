@@ -785,8 +785,8 @@ def import_services(path: Path, as_json: bool) -> None:
         tables = document.get("services", {})
     except tomllib.TOMLDecodeError as exc:
         raise InvalidService(f"{path} is not valid TOML: {exc}") from None
-    if not isinstance(tables, dict) or not tables:
-        raise InvalidService(f"{path} defines no [services.NAME] tables")
+    if not isinstance(tables, dict) or not (tables or document.get("agents")):
+        raise InvalidService(f"{path} defines no [services.NAME] or [agents.NAME] tables")
     services = [from_definition(name, table) for name, table in tables.items()]
     refs = {name: _table_refs(name, table) for name, table in tables.items()}
     sealed = "secrets" in document

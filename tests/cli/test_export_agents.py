@@ -107,3 +107,15 @@ def test_an_agent_that_already_exists_is_refused_and_nothing_is_imported(
     assert _agents(tmp_path / "second") == {"reader": (False, ())}
     with Vault.open(tmp_path / "second") as vault:
         assert vault.list_services() == []
+
+
+def test_a_vault_with_agents_and_no_services_round_trips(
+    runner: CliRunner, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(runner.invoke(main, ["remove", "github", "--yes"]))
+    ok(runner.invoke(main, ["agent", "add", "lonely", "--deny-other-hosts"]))
+    (tmp_path / "agents.toml").write_text(ok(runner.invoke(main, ["export"])).stdout)
+    monkeypatch.setenv("CLAVIS_HOME", str(tmp_path / "second"))
+    ok(runner.invoke(main, ["init"]))
+    ok(runner.invoke(main, ["import", str(tmp_path / "agents.toml")]))
+    assert _agents(tmp_path / "second") == {"lonely": (True, ())}
