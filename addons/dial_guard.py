@@ -26,11 +26,18 @@ __all__ = ["DialGuard", "Resolver"]
 
 
 class DialGuard:
-    """``resolver`` is injectable so tests can stand in for DNS; production uses the system's."""
+    """``resolver`` is injectable so tests can stand in for DNS; production uses the system's.
 
-    def __init__(self, vault: Vault, resolver: Resolver | None = None) -> None:
+    ``vault`` says which destinations belong to ``--local`` services (without one, none does:
+    the team client's proxy); ``exempt`` is one address the user configured and that is dialled
+    as it is (the team server the team client's proxy forwards to)."""
+
+    def __init__(
+        self, vault: Vault | None, resolver: Resolver | None = None, *, exempt: tuple[str, int] | None = None
+    ) -> None:
         self._vault = vault
         self._resolve = resolver or system_resolver
+        self._exempt = exempt
         self._proxy_ports: frozenset[int] = frozenset()
 
     def running(self) -> None:
@@ -40,6 +47,8 @@ class DialGuard:
 
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         if data.server.error or data.server.address is None:
+            return
+        if self._exempt is not None and tuple(data.server.address) == self._exempt:
             return
         try:
             await self._check_and_pin(data)
@@ -55,7 +64,7 @@ class DialGuard:
             data.server.error = f"{REFUSAL_PREFIX} {name!r}: not a valid host name"
             return
         scheme = "https" if data.server.tls else "http"
-        owners = self._vault.snapshot().owners(host, port, scheme)
+        owners = self._vault.snapshot().owners(host, port, scheme) if self._vault is not None else ()
         local_allowed = bool(owners) and all(owner.local for owner in owners)
         try:
             addresses = await self._resolve(host, port)
@@ -71,8 +80,12 @@ class DialGuard:
         private = private_address_among(addresses, local_allowed)
         if private is not None:
             data.server.error = (
-                f"{REFUSAL_PREFIX} {host}: it resolves to the private or loopback address {private}; "
-                "only services added with --local may reach such addresses"
+                f"{REFUSAL_PREFIX} {host}:{port}: it resolves to the private or loopback address {private}; "
+                + (
+                    "only services added with --local may reach such addresses"
+                    if self._vault is not None
+                    else "this proxy does not pass such addresses through"
+                )
             )
             return
         reachable = await first_reachable(addresses, port)

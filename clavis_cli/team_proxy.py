@@ -24,17 +24,17 @@ from pathlib import Path
 
 import click
 import httpx
-from mitmproxy import ctx, http, master, options, tls
+from mitmproxy import http, master, options, tls
 from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 from mitmproxy.proxy import server_hooks
 
-from clavis_mcp.addons.destination import is_loopback_host, is_private_host
-from clavis_mcp.addons.dial_guard import REFUSAL_PREFIX
+from clavis_mcp.addons.destination import is_private_host
+from clavis_mcp.addons.dial_guard import REFUSAL_PREFIX, DialGuard
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front.team_client import TeamClient
 from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
 from clavis_mcp.vault import canonical_host
-from clavis_mcp.vault.dialing import Resolver, private_address_among, system_resolver
+from clavis_mcp.vault.dialing import Resolver
 from clavis_mcp.vault.errors import ClavisError, ProxyStartError
 from clavis_mcp.vault.hosts import HostRule, parse_host_rule
 
@@ -121,46 +121,16 @@ class TeamForward:
             flow.response.stream = True
 
 
-class TeamDialGuard:
-    """Every dial but the team server's is resolved here, refused if any address is not public,
-    and pinned to the checked address (a name that passed at CONNECT may resolve to 127.0.0.1).
-    ``resolver`` is injectable so tests can stand in for DNS."""
+class TeamDialGuard(DialGuard):
+    """The proxy's dial guard with no ``--local`` service and the team server exempt: every
+    other tunnel's name is resolved here, refused if any address is not public, and pinned to
+    the checked address; each refusal is also a line on stderr."""
 
     def __init__(self, team_server: tuple[str, int], resolver: Resolver | None = None) -> None:
-        self._team_server = team_server
-        self._resolve = resolver or system_resolver
-        self._proxy_ports: frozenset[int] = frozenset()
-
-    def running(self) -> None:
-        server = ctx.master.addons.get("proxyserver")
-        if server is not None:
-            self._proxy_ports = frozenset(address[1] for address in server.listen_addrs())
+        super().__init__(None, resolver, exempt=team_server)
 
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        if data.server.error or data.server.address is None:
-            return
-        name, port = str(data.server.address[0]), int(data.server.address[1])
-        if (name, port) == self._team_server:
-            return  # the egress itself: the user configured it, and the server checks its own dials
-        try:
-            addresses = await self._resolve(name, port)
-        except (OSError, UnicodeError) as exc:
-            data.server.error = f"{REFUSAL_PREFIX} {name}: it does not resolve ({type(exc).__name__})"
-        except Exception as exc:  # an unchecked dial must not go ahead (mitmproxy would carry on)
-            data.server.error = f"{REFUSAL_PREFIX} {name}: the check failed ({type(exc).__name__})"
-        else:
-            private = private_address_among(addresses, local_allowed=False)
-            if not addresses:
-                data.server.error = f"{REFUSAL_PREFIX} {name}: it resolves to no address"
-            elif port in self._proxy_ports and any(is_loopback_host(a) for a in addresses):
-                data.server.error = f"{REFUSAL_PREFIX} {name}:{port}: it is clavis-mcp's own proxy port"
-            elif private is not None:
-                data.server.error = (
-                    f"{REFUSAL_PREFIX} {name}:{port}: it resolves to the private or loopback address {private}, "
-                    "which the team client's proxy does not pass through"
-                )
-            else:
-                data.server.address = (addresses[0], port)
+        await super().server_connect(data)
         if data.server.error:
             note_refusal(data.server.error)
 
