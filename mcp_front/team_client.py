@@ -23,7 +23,17 @@ from typing import Any
 
 import httpx
 
-from clavis_mcp.team.admin_client import CA_ENV, KEY_ENV, URL_ENV, check_url, clean, path_segment, trust
+from clavis_mcp.team.admin_client import (
+    CA_ENV,
+    KEY_ENV,
+    URL_ENV,
+    check_url,
+    clean,
+    find_tls_error,
+    path_segment,
+    response_detail,
+    trust,
+)
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.errors import TeamRequestFailed
 
@@ -208,7 +218,7 @@ class TeamClient:
 
 
 def transport_message(url: str, exc: BaseException) -> str:
-    tls = _tls_error(exc)
+    tls = find_tls_error(exc)
     if tls is not None:
         reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or type(tls).__name__
         return (
@@ -222,30 +232,9 @@ def transport_message(url: str, exc: BaseException) -> str:
     )
 
 
-def _tls_error(exc: BaseException | None) -> BaseException | None:
-    import ssl
-
-    for _ in range(10):
-        if exc is None:
-            return None
-        if isinstance(exc, ssl.SSLError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return clean(response.text)
-    detail = data.get("detail", "") if isinstance(data, dict) else data
-    return clean(detail if isinstance(detail, str) else json.dumps(detail))
-
-
 def status_message(url: str, response: httpx.Response, key: Key, now: float | None = None) -> str:
     """What a refusal means for the person at the MCP client, and the one thing that fixes it."""
-    status, detail = response.status_code, _detail(response)
+    status, detail = response.status_code, response_detail(response)
     said = f" (the server said: {detail})" if detail else ""
     if status == 401:
         return unauthorized_message(url, key, said, now)

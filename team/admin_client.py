@@ -171,7 +171,7 @@ class AdminClient:
 
 
 def _transport_message(url: str, exc: BaseException) -> str:
-    tls = _find_tls_error(exc)
+    tls = find_tls_error(exc)
     if tls is not None:
         reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or type(tls).__name__
         return (
@@ -184,7 +184,8 @@ def _transport_message(url: str, exc: BaseException) -> str:
     )
 
 
-def _find_tls_error(exc: BaseException | None) -> ssl.SSLError | None:
+def find_tls_error(exc: BaseException | None) -> ssl.SSLError | None:
+    """The TLS error under an httpx transport error (its cause chain), if there is one."""
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, ssl.SSLError):
@@ -203,7 +204,7 @@ _HINTS = {
 
 def _status_message(response: httpx.Response) -> str:
     status = response.status_code
-    detail = _detail(response)
+    detail = response_detail(response)
     if status == 429:
         retry = response.headers.get("Retry-After", "").strip()
         wait = f"retry in {retry} s" if retry.isdigit() else "retry later"
@@ -216,7 +217,8 @@ def _status_message(response: httpx.Response) -> str:
     return f"the team server refused the request ({status}{': ' + detail if detail else ''})"
 
 
-def _detail(response: httpx.Response) -> str:
+def response_detail(response: httpx.Response) -> str:
+    """The server's ``detail`` (or body) as one short printable line."""
     try:
         data = response.json()
     except ValueError:
