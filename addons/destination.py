@@ -32,7 +32,6 @@ from clavis_mcp.vault.agents import Agent, agent_policies
 from clavis_mcp.vault.service import Service
 
 from .flowmeta import (
-    BUFFERED,
     CLIENT,
     DECISION,
     DESTINATION,
@@ -328,4 +327,3 @@ class DestinationCheck:
             request.authority = ""  # origin-form upstream: the judged Host is the only authority sent
         flow.metadata[SERVICE] = verdict.service.name
         flow.metadata[DESTINATION] = (request.scheme, host, request.port)
-        flow.metadata[BUFFERED] = selected is not None

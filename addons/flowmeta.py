@@ -22,7 +22,6 @@ REASON = "clavis.reason"  # why, in words an agent can act on (no secret)
 REDACTIONS = "clavis.redactions"  # count of secrets scrubbed from the response
 STARTED = "clavis.started"  # monotonic time the request arrived
 DESTINATION = "clavis.destination"  # canonical (scheme, host, port) the decision was taken on
-BUFFERED = "clavis.buffered"  # the client named its service (call_service): keep the response whole
 
 # Not in flow.metadata: a snapshot holds decrypted secrets, and metadata is what flows serialise.
 _snapshots: weakref.WeakKeyDictionary[http.HTTPFlow, Snapshot] = weakref.WeakKeyDictionary()

@@ -49,7 +49,7 @@ from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
 from clavis_mcp.vault.redaction.views import escape_starts, redact_decoded
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
-from .flowmeta import BUFFERED, DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
+from .flowmeta import DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
 
 STREAM_THRESHOLD = 1024 * 1024
 Decoder = Callable[[bytes], bytes]
@@ -82,10 +82,10 @@ def scrub_whole(
     return redact_decoded(redactor, body, charset)
 
 
-def should_stream(content_type: str, content_length: str | None, buffered_client: bool) -> bool:
-    """Stream server-sent events, large bodies and unknown lengths. call_service (``buffered_client``)
-    is streamed too: its audit record reaches the gateway in process, not in headers, and a body of
-    unknown length held whole could be endless (issue 20.8)."""
+def should_stream(content_type: str, content_length: str | None) -> bool:
+    """Stream server-sent events, large bodies and unknown lengths, for every client: call_service's
+    audit record reaches the gateway in process, not in headers, and a body of unknown length held
+    whole could be endless (issue 20.8)."""
     if content_type.split(";")[0].strip().lower() == "text/event-stream":
         return True
     if content_length is None:
@@ -290,9 +290,7 @@ class RedactResponse:
             coded = ", ".join(codings)
             _refuse_before_the_body(flow, f"the upstream's body came under a transfer coding not scanned ({coded})")
             return
-        if not should_stream(
-            headers.get("content-type", ""), headers.get("content-length"), flow.metadata.get(BUFFERED, False)
-        ):
+        if not should_stream(headers.get("content-type", ""), headers.get("content-length")):
             return
         decode = incremental_decoder(headers.get("content-encoding", ""), self._max_decoded)
         if decode is None:

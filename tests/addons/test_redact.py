@@ -24,21 +24,19 @@ from clavis_mcp.vault.redaction.redactor import Redactor
 
 
 @pytest.mark.parametrize(
-    ("content_type", "length", "buffered", "streamed"),
+    ("content_type", "length", "streamed"),
     [
-        ("text/event-stream", "10", True, True),
-        ("text/event-stream; charset=utf-8", None, False, True),
-        ("application/json", "100", False, False),
-        ("application/json", None, False, True),
-        ("application/json", None, True, True),
-        ("application/json", str(STREAM_THRESHOLD + 1), True, True),
-        ("application/json", "not-a-number", False, True),
+        ("text/event-stream", "10", True),
+        ("text/event-stream; charset=utf-8", None, True),
+        ("application/json", "100", False),
+        ("application/json", None, True),
+        ("application/json", str(STREAM_THRESHOLD + 1), True),
+        ("application/json", "not-a-number", True),
     ],
-    ids=["sse", "sse-unknown-length", "small-known", "unknown-length-agent", "unknown-length-call-service",
-         "large", "bad-length"],
+    ids=["sse", "sse-unknown-length", "small-known", "unknown-length", "large", "bad-length"],
 )  # fmt: skip
-def test_which_responses_stream(content_type: str, length: str | None, buffered: bool, streamed: bool) -> None:
-    assert should_stream(content_type, length, buffered) is streamed
+def test_which_responses_stream(content_type: str, length: str | None, streamed: bool) -> None:
+    assert should_stream(content_type, length) is streamed
 
 
 BODY = b'{"echo": "sk-secret-value"}' * 50
