@@ -232,6 +232,7 @@ class Gateway:
             recorded.add_done_callback(lambda _: self._pending.pop(call, None))
             raise
         finally:
+            self._elicited.discard(call)  # the call is over: its id is never presented again
             if not cancelled:
                 self._pending.pop(call, None)
 
