@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,6 +58,7 @@ class Snapshot:
 
     services: tuple[Service, ...]
     secrets: dict[str, Secret]
+    update: InitVar[SnapshotUpdate | None] = None
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _by_name: dict[str, Service] = field(init=False, repr=False, compare=False)
     _by_host: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
@@ -66,7 +67,10 @@ class Snapshot:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, update: SnapshotUpdate | None) -> None:
+        if update is not None:
+            self._index_from(update)
+            return
         by_host: dict[str, list[Service]] = {}
         by_domain: dict[str, list[Service]] = {}
         for service in self.services:
@@ -78,6 +82,32 @@ class Snapshot:
         object.__setattr__(self, "_by_name", {s.name: s for s in self.services})
         object.__setattr__(self, "_by_host", {h: tuple(v) for h, v in by_host.items()})
         object.__setattr__(self, "_by_domain", {d: tuple(v) for d, v in by_domain.items()})
+
+    def _index_from(self, update: SnapshotUpdate) -> None:
+        """The indexes of ``update.previous`` with only the changed services moved: a change costs
+        what it touches, not a pass over every service (issue 18.4)."""
+        previous = update.previous
+        by_host, by_domain = dict(previous._by_host), dict(previous._by_domain)
+        for name in update.changed:
+            old = previous._by_name.get(name)
+            for rule in old.hosts if old is not None else ():
+                index = by_domain if rule.wildcard else by_host
+                others = tuple(s for s in index.get(rule.host, ()) if s.name != name)
+                if others:
+                    index[rule.host] = others
+                else:
+                    index.pop(rule.host, None)
+            new = update.by_name.get(name)
+            if new is None:
+                continue
+            for rule in new.hosts:
+                index = by_domain if rule.wildcard else by_host
+                bucket = index.get(rule.host, ())
+                if all(s.name != name for s in bucket):  # a service with two rules on one host
+                    index[rule.host] = (*bucket, new)
+        object.__setattr__(self, "_by_name", update.by_name)
+        object.__setattr__(self, "_by_host", by_host)
+        object.__setattr__(self, "_by_domain", by_domain)
 
     def derived[T](self, key: str, build: Callable[[], T]) -> T:
         """A view of a repository's records written without ``quiet`` (budgets, OAuth state, service
@@ -152,6 +182,26 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotUpdate:
+    """How a snapshot differs from ``previous``: the services ``changed`` (added, replaced or
+    removed), and every service now by name, in name order."""
+
+    previous: Snapshot
+    by_name: dict[str, Service]
+    changed: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """The services as one reader last read them: at change counter ``counter`` and change-feed
+    position ``position``, by name in name order."""
+
+    counter: int
+    position: int
+    services: dict[str, Service]
+
+
+@dataclass(frozen=True, slots=True)
 class KeyStoreInfo:
     """Which key store protects a vault, for `doctor` and `init`; holds no secret."""
 
@@ -185,13 +235,15 @@ class Vault:
         self._fingerprint_key = FingerprintKey(key.derive(associated_data(vault_id, "", FINGERPRINT_KEY_CONTEXT)))
         key_secrets_made_outside_a_vault(self._fingerprint_key)
         self._lock = threading.Lock()
-        self._snapshot: tuple[int, Snapshot] | None = None
-        # Parsed definitions and opened secrets, keyed by the exact stored text or sealed blob, so
-        # listing and snapshots parse and decrypt only what changed since the last time (issue 18.4).
+        # The listing and the snapshot each keep what they read, and read again only the services
+        # the store's change feed names (issue 18.4). Beneath both, parsed definitions and opened
+        # secrets keyed by the exact stored text or sealed blob: a full read (the first, or after
+        # more changes than the feed keeps) parses and decrypts only what the other did not.
         # A rotation writes a new blob (fresh nonce): it misses here and is opened at once.
+        self._snapshot: tuple[_Read, Snapshot] | None = None
+        self._listed: _Read | None = None
         self._parsed: dict[str, tuple[str, Service]] = {}
         self._opened: dict[str, tuple[bytes, Secret]] = {}
-        self._listed: tuple[int, tuple[Service, ...]] | None = None  # (change counter, services)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -300,20 +352,40 @@ class Vault:
 
     def list_services(self) -> list[Service]:
         """Every service, in name order; read again only when the store's change counter moved
-        (read before the definitions, so a change made meanwhile is read at the next call)."""
+        (read before the definitions, so a change made meanwhile is read at the next call), and
+        then only the services changed since."""
         counter = self.store.changes()
         listed = self._listed
-        if listed is not None and listed[0] == counter:
-            return list(listed[1])
-        with self.store.read() as batch:
-            definitions = batch.services()
-        services = self._parse_all(definitions)
-        self._listed = (counter, services)
-        return list(services)
+        if listed is None or listed.counter != counter:
+            with self.store.read() as batch:
+                position, services, _ = self._read_services(batch, listed)
+            listed = self._listed = _Read(counter, position, services)
+        return list(listed.services.values())
 
-    def _parse_all(self, definitions: dict[str, str]) -> tuple[Service, ...]:
+    def _read_services(
+        self, batch: Batch, known: _Read | None
+    ) -> tuple[int, dict[str, Service], frozenset[str] | None]:
+        """(feed position, every service by name in name order, the names read again), from
+        ``known`` and the services the feed names since; None for the names when every
+        definition was read (no ``known``, the feed does not reach back, or most changed)."""
+        position, changed = batch.changed_services(known.position if known is not None else 0)
+        if known is None or changed is None or len(changed) > len(known.services) // 4 + 16:
+            return position, self._parse_all(batch.services()), None
+        services = dict(known.services)
+        added = False
+        for name in changed:
+            definition = batch.service(name)
+            if definition is None:
+                services.pop(name, None)
+                self._parsed.pop(name, None)
+            else:
+                added = added or name not in services
+                services[name] = self._parse(name, definition)
+        return position, dict(sorted(services.items())) if added else services, frozenset(changed)
+
+    def _parse_all(self, definitions: dict[str, str]) -> dict[str, Service]:
         """``definitions`` parsed, reusing the last parse of any definition whose text is unchanged
-        (services are immutable); the cache then holds exactly the services listed."""
+        (services are immutable); the cache then holds exactly these services."""
         parsed = self._parsed
         fresh: dict[str, tuple[str, Service]] = {}
         for name, definition in definitions.items():
@@ -324,7 +396,15 @@ class Vault:
                 else (definition, _service_from_json(name, definition))
             )
         self._parsed = fresh
-        return tuple(service for _, service in fresh.values())
+        return {name: service for name, (_, service) in fresh.items()}
+
+    def _parse(self, name: str, definition: str) -> Service:
+        known = self._parsed.get(name)
+        if known is not None and known[0] == definition:
+            return known[1]
+        service = _service_from_json(name, definition)
+        self._parsed[name] = (definition, service)
+        return service
 
     def get_service(self, name: str) -> Service:
         with self.store.read() as batch:
@@ -403,13 +483,24 @@ class Vault:
         removed meanwhile never leaves a snapshot with a service and no secret."""
         with self._lock:
             counter = self.store.changes()
-            if self._snapshot is not None and self._snapshot[0] == counter:
-                return self._snapshot[1]
+            known = self._snapshot
+            if known is not None and known[0].counter == counter:
+                return known[1]
             with self.store.read() as batch:
-                services = self._parse_all(batch.services())
-                secrets = self._open_all(batch, services)
-            snapshot = Snapshot(services, secrets)
-            self._snapshot = (counter, snapshot)
+                position, services, changed = self._read_services(batch, known[0] if known else None)
+                if known is None or changed is None:
+                    snapshot = Snapshot(tuple(services.values()), self._open_all(batch, services))
+                else:
+                    secrets = dict(known[1].secrets)
+                    for name in changed:
+                        if name in services:
+                            secrets[name] = self._open_credential(batch, name)
+                        else:
+                            secrets.pop(name, None)
+                            self._opened.pop(name, None)
+                    update = SnapshotUpdate(known[1], services, changed)
+                    snapshot = Snapshot(tuple(services.values()), secrets, update)
+            self._snapshot = (_Read(counter, position, services), snapshot)
             return snapshot
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
@@ -422,15 +513,14 @@ class Vault:
     def _seal_secret(self, service: str, field: str, secret: Secret) -> bytes:
         return self._key.seal(secret.reveal().encode("utf-8"), associated_data(self.vault_id, service, field))
 
-    def _open_all(self, batch: Batch, services: tuple[Service, ...]) -> dict[str, Secret]:
+    def _open_all(self, batch: Batch, services: dict[str, Service]) -> dict[str, Secret]:
         """Every service's credential, decrypting only the blobs that changed since the last
         snapshot; the cache then holds exactly these services' credentials."""
         opened = self._opened
         blobs = batch.secrets(SECRET_FIELD)
         fresh: dict[str, tuple[bytes, Secret]] = {}
         secrets: dict[str, Secret] = {}
-        for service in services:
-            name = service.name
+        for name in services:
             blob = blobs.get(name)
             known = opened.get(name)
             if known is None or known[0] != blob:
@@ -441,6 +531,14 @@ class Vault:
             secrets[name] = known[1]
         self._opened = fresh
         return secrets
+
+    def _open_credential(self, batch: Batch, name: str) -> Secret:
+        """One service's credential, decrypted unless the cache holds this very blob."""
+        blob = batch.secret(name, SECRET_FIELD)
+        known = self._opened.get(name)
+        if known is None or known[0] != blob:
+            known = self._opened[name] = (blob or b"", self._open_blob(batch, name, SECRET_FIELD, blob))
+        return known[1]
 
     def _open_secret(self, batch: Batch, name: str, field: str) -> Secret:
         return self._open_blob(batch, name, field, batch.secret(name, field))

@@ -227,6 +227,58 @@ def test_the_change_counter_moves_on_services_secrets_and_loud_records_only(pair
     assert mine.changes() > before
 
 
+def changed_since(store: Store, since: int) -> tuple[int, set[str] | None]:
+    with store.read() as batch:
+        return batch.changed_services(since)
+
+
+def test_the_change_feed_names_each_service_changed_since_a_position(pair: tuple[Store, Store]) -> None:
+    mine, theirs = pair
+    assert changed_since(mine, 0) == (0, set())
+    with_service(theirs, "a")
+    with_service(theirs, "b")
+    start, changed = changed_since(mine, 0)
+    assert changed == {"a", "b"}
+    with theirs.atomic() as batch:
+        batch.put("budget", "a", {"n": 1}, service="a")  # a record is no change to the service
+        batch.put_secret("b", "credential", b"x")
+    position, changed = changed_since(mine, start)
+    assert changed == {"b"} and position > start
+    with theirs.atomic() as batch:
+        batch.put_service("c", "C")
+        batch.put_service("a", "A2")
+    after_writes, changed = changed_since(mine, position)
+    assert changed == {"a", "c"}
+    with theirs.atomic() as batch:
+        batch.delete_service("c")
+        batch.delete_secret("b", "credential")
+    last, changed = changed_since(mine, after_writes)
+    assert changed == {"b", "c"}
+    assert changed_since(mine, last) == (last, set())
+
+
+def test_a_change_rolled_back_is_not_in_the_feed(store: Store) -> None:
+    with_service(store, "a")
+    position, _ = changed_since(store, 0)
+    with pytest.raises(RuntimeError), store.atomic() as batch:
+        batch.put_service("b", "B")
+        raise RuntimeError("abort")
+    assert changed_since(store, position) == (position, set())
+
+
+def test_a_position_the_feed_no_longer_reaches_reads_everything_again(pair: tuple[Store, Store]) -> None:
+    mine, theirs = pair
+    with_service(theirs, "a")
+    first, _ = changed_since(mine, 0)
+    with theirs.atomic() as batch:
+        for i in range(1100):  # more changes than a store keeps: both keep 1024
+            batch.put_service(f"s{i % 3}", str(i))
+    position, changed = changed_since(mine, first)
+    assert changed is None and position > first
+    assert changed_since(mine, position + 1)[1] is None  # a position from the future: another store's
+    assert changed_since(mine, position) == (position, set())
+
+
 # -- atomic batches ----------------------------------------------------------------------------
 
 

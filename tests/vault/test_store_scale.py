@@ -76,24 +76,32 @@ def test_a_change_by_another_connection_is_seen_with_the_cache_warm(vault: Vault
     assert vault.snapshot().secrets["a"].reveal() == B
 
 
-def test_a_listing_reads_the_definitions_again_only_after_a_change(
+def test_a_listing_reads_again_only_the_definitions_changed_since(
     vault: Vault, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vault.add_service(make_service("a", "a.example"), validate_secret(A))
-    assert [s.name for s in vault.list_services()] == ["a"]
-    listed: list[int] = []
-    original = SQLiteBatch.services
+    vault.add_service(make_service("c", "c.example"), validate_secret(C))
+    assert [s.name for s in vault.list_services()] == ["a", "c"]
+    read: list[str] = []
+    every, one = SQLiteBatch.services, SQLiteBatch.service
 
-    def counting(self: SQLiteBatch) -> dict[str, str]:
-        listed.append(1)
-        return original(self)
+    def counting_every(self: SQLiteBatch) -> dict[str, str]:
+        read.append("*")
+        return every(self)
 
-    monkeypatch.setattr(SQLiteBatch, "services", counting)
-    assert [s.name for s in vault.list_services()] == ["a"]
-    assert listed == []
+    def counting_one(self: SQLiteBatch, name: str) -> str | None:
+        read.append(name)
+        return one(self, name)
+
+    monkeypatch.setattr(SQLiteBatch, "services", counting_every)
+    monkeypatch.setattr(SQLiteBatch, "service", counting_one)
+    assert [s.name for s in vault.list_services()] == ["a", "c"]
+    assert read == []
     with Vault.open(home) as other:  # a change by another process is seen at the next listing
         other.add_service(make_service("b", "b.example"), validate_secret(B))
         other.update_service(make_service("a", "a.example", methods=("GET",)))
+        other.remove_service("c")
+    read.clear()
     listing = vault.list_services()
     assert [s.name for s in listing] == ["a", "b"] and listing[0].methods == ("GET",)
-    assert listed == [1]
+    assert sorted(read) == ["a", "b", "c"]

@@ -17,6 +17,7 @@ from ..errors import StoreConflict
 from .protocol import ANY, Fields, Record, Value, copy_fields
 
 KEEP_ENTRIES = 16  # the entries of a stream kept (the contract asks for at least the last)
+FEED_KEPT = 1024  # the newest entries of the change feed kept
 
 
 @dataclass
@@ -27,6 +28,8 @@ class _State:
     streams: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     changes: int = 0
+    feed: list[str] = field(default_factory=list)  # the newest changed service names
+    feed_start: int = 0  # the feed's position before feed[0]
 
 
 class MemoryStore:
@@ -86,6 +89,14 @@ class MemoryBatch:
         if not quiet:
             self._s.changes += 1
 
+    def _changed(self, service: str) -> None:
+        self._write()
+        feed = self._s.feed
+        feed.append(service)
+        if len(feed) > FEED_KEPT:
+            del feed[0]
+            self._s.feed_start += 1
+
     # -- services and secrets ------------------------------------------------------------------
 
     def services(self) -> dict[str, str]:
@@ -95,13 +106,13 @@ class MemoryBatch:
         return self._s.services.get(name)
 
     def put_service(self, name: str, definition: str) -> None:
-        self._write()
+        self._changed(name)
         self._s.services[name] = definition
 
     def delete_service(self, name: str) -> bool:
         if name not in self._s.services:
             return False
-        self._write()
+        self._changed(name)
         del self._s.services[name]
         for key in [k for k in self._s.secrets if k[0] == name]:
             del self._s.secrets[key]
@@ -118,15 +129,22 @@ class MemoryBatch:
     def put_secret(self, service: str, field: str, blob: bytes) -> None:
         if service not in self._s.services:
             raise StoreConflict(f"no service {service!r} to hold the secret field {field!r}")
-        self._write()
+        self._changed(service)
         self._s.secrets[service, field] = bytes(blob)
 
     def delete_secret(self, service: str, field: str) -> bool:
         if (service, field) not in self._s.secrets:
             return False
-        self._write()
+        self._changed(service)
         del self._s.secrets[service, field]
         return True
+
+    def changed_services(self, since: int) -> tuple[int, set[str] | None]:
+        start, feed = self._s.feed_start, self._s.feed
+        position = start + len(feed)
+        if not start <= since <= position:
+            return position, None
+        return position, set(feed[since - start :])
 
     # -- records -------------------------------------------------------------------------------
 

@@ -27,6 +27,14 @@ without ``quiet`` changes, by this process or any other. Snapshots (what the pro
 from) are rebuilt when it moved, so it must be cheap to read. ``quiet`` writes (rate limits seen
 per response, the audit mark) do not move it, so that traffic does not make every process reload.
 
+The change feed
+---------------
+Every change to a service's definition or secrets (added, replaced, removed) is also written to
+a feed of service names, numbered from 1; :meth:`Batch.changed_services` reads it since a
+position, so a reader that keeps what it read (the vault's listing and snapshot) reads again
+only the services that changed, not all of them (issue 18.4). A store keeps only the newest part
+of its feed; a reader further behind reads everything again.
+
 Batches
 -------
 Every read and write happens in a :class:`Batch`: ``with store.atomic() as b:`` commits every
@@ -49,9 +57,9 @@ One class with the four methods of :class:`Store`, and a batch class with the me
 local vault). Then add it to ``STORES`` and the ``pair`` fixture of
 ``tests/vault/test_store_contract.py`` (two handles on one storage, as two processes would have)
 and make that suite pass: it checks compare-and-set conflicts, the change counter, cascades,
-all-or-nothing and nested batches, read views, streams and the value types. Backends that keep records as JSON use
-:func:`encode_fields` / :func:`decode_fields` for the bytes values. Nothing above the storage
-layer changes: build ``Vault(home, store, key, vault_id)`` over the new store.
+all-or-nothing and nested batches, read views, streams, the change feed and the value types.
+Backends that keep records as JSON use :func:`encode_fields` / :func:`decode_fields` for the
+bytes values. Nothing above the storage layer changes: build ``Vault(home, store, key, vault_id)`` over the new store.
 """
 
 from __future__ import annotations
@@ -116,6 +124,13 @@ class Batch(Protocol):
         ...
 
     def delete_secret(self, service: str, field: str) -> bool: ...
+
+    def changed_services(self, since: int) -> tuple[int, set[str] | None]:
+        """(the feed's position now, the services changed after position ``since``), where a
+        change is a definition or secret field written or removed, by any process; 0 is the
+        position before the first change. The set is None when the feed no longer reaches back to
+        ``since`` (or never did: a position from another store): read every service again."""
+        ...
 
     # -- records -------------------------------------------------------------------------------
 

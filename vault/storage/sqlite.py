@@ -35,6 +35,7 @@ BUSY_TIMEOUT_MS = 10000  # readers and the connection set-up: how long SQLite it
 WRITE_WAIT = 30.0  # seconds a write batch waits for the write lock before VaultBusy
 RETRY_FIRST, RETRY_MAX = 0.001, 0.02  # pause between two tries for the write lock (doubling, jittered)
 KEEP_ENTRIES = 16  # entries kept per stream (the contract asks for at least the last)
+FEED_KEPT = 1024  # the newest entries of the change feed kept
 
 _SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -74,6 +75,19 @@ _SCHEMA += tuple(
     for table in ("services", "secrets")
     for event in ("INSERT", "UPDATE", "DELETE")
 )
+# The change feed (protocol.py) is the stream ``service-changes`` (entries: service names, UTF-8),
+# written by triggers again, so that every writer feeds it, an older clavis-mcp's too.
+FEED_STREAM = "service-changes"
+_FEED_TAIL = f"(SELECT MAX(seq) FROM streams WHERE stream = '{FEED_STREAM}')"
+_FEED: tuple[str, ...] = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS feed_{table}_{event.lower()} AFTER {event} ON {table} BEGIN "
+    f"INSERT INTO streams (stream, seq, entry) VALUES "
+    f"('{FEED_STREAM}', COALESCE({_FEED_TAIL}, 0) + 1, CAST({row}.{column} AS BLOB)); "
+    f"DELETE FROM streams WHERE stream = '{FEED_STREAM}' AND seq <= {_FEED_TAIL} - {FEED_KEPT}; END"
+    for table, column in (("services", "name"), ("secrets", "service"))
+    for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
+)
+_SCHEMA += _FEED
 
 # Format 2 kept a table per repository: (table, record kind, key column, bound to the service).
 _FORMAT2_TABLES = (
@@ -137,6 +151,8 @@ class SQLiteStore:
         try:
             if _read_meta(conn, path, accept=("2", FORMAT))["schema_version"] != FORMAT:
                 _migrate_from_2(conn, path)
+            elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'feed_services_insert'").fetchone():
+                _add_feed(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise unreadable(path, exc) from None
@@ -341,6 +357,19 @@ class SQLiteBatch:
         self.scrub = self.scrub or deleted
         return deleted
 
+    def changed_services(self, since: int) -> tuple[int, set[str] | None]:
+        low, high = self._conn.execute(
+            "SELECT MIN(seq), MAX(seq) FROM streams WHERE stream = ?", (FEED_STREAM,)
+        ).fetchone()
+        if high is None:
+            return 0, set() if since == 0 else None
+        if not low - 1 <= since <= high:
+            return int(high), None
+        rows = self._conn.execute(
+            "SELECT DISTINCT entry FROM streams WHERE stream = ? AND seq > ?", (FEED_STREAM, since)
+        )
+        return int(high), {bytes(entry).decode() for (entry,) in rows}
+
     # -- records -------------------------------------------------------------------------------
 
     def get(self, kind: str, key: str) -> Record | None:
@@ -470,6 +499,19 @@ def _migrate_from_2(conn: sqlite3.Connection, db_path: Path) -> None:
             conn.execute("DROP TABLE audit_anchor")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (FORMAT,))
         conn.execute(_BUMP)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def _add_feed(conn: sqlite3.Connection) -> None:
+    """Give a format-3 vault made before the change feed its triggers (an addition that older
+    clavis-mcp versions ignore and, through the triggers, keep fed)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _FEED:
+            conn.execute(statement)
     except BaseException:
         conn.rollback()
         raise
