@@ -1,12 +1,15 @@
 """Base-URL mode: plain HTTP on loopback, addressed to a service by name, sent on as HTTPS.
 
 An SDK whose base URL is ``http://127.0.0.1:PORT/s/<service>/v1`` sends its requests to the
-proxy itself, with no TLS hop and no CA to trust. The first stage of the pipeline rewrites such a
-request to the absolute upstream URL (``https://<service's host>/v1/...``) and authenticates the
-agent by its key, before any other stage looks at it. Every later stage then judges the rewritten
-request exactly as it judges one from a CONNECT tunnel: the destination check sees the upstream,
-injection, redaction, rate limits and audit are unchanged, and mitmproxy keeps the upstream
-connection alive per client connection as it does in MITM mode.
+proxy itself, with no TLS hop and no CA to trust. Such a connection is served by the base-URL
+front (:mod:`.base_url_front`, chosen per connection by :mod:`.peek`), not by mitmproxy's engine,
+but through the same pipeline: its first stage, here, rewrites the request to the absolute
+upstream URL (``https://<service's host>/v1/...``) and authenticates the agent by its key, before
+any other stage looks at it. Every later stage then judges the rewritten request exactly as it
+judges one from a CONNECT tunnel: the destination check sees the upstream, injection,
+redaction, rate limits and audit are unchanged. A request that reaches the engine instead (a
+``/s/`` path on a connection that began as a proxy connection) is not base-URL: it goes to
+:class:`ClientAuth` as any other request.
 
 Request forms (the service's host is its first exact host; ``@host[:port]`` picks another of its
 hosts, for services with several or with only wildcard hosts):
@@ -44,6 +47,7 @@ KEY_NAMES = (b"x-clavis-agent", b"authorization", b"x-api-key")  # where SDKs pu
 DROPPED = frozenset({b"x-clavis-agent", b"proxy-authorization", b"host"})
 KEY_SCHEMES = ("bearer ", "token ")
 MARK = "clavis.base_url"  # flow.metadata: the service the request named in its URL
+FRONT = "clavis.base_url_front"  # flow.metadata: the flow came from the base-URL front
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +155,8 @@ def query_without_key(path: str, key: str) -> str:
 
 
 class BaseUrlFront:
-    """Takes the place of :class:`ClientAuth` at the head of the pipeline: base-URL requests are
-    rewritten and authenticated here, every other request is handed to ``client_auth`` unchanged."""
+    """Takes the place of :class:`ClientAuth` at the head of the pipeline: requests of the base-URL
+    front are rewritten and authenticated here, every other request is handed to ``client_auth``."""
 
     def __init__(self, client_auth: ClientAuth, tokens: Callable[[], Mapping[str, str]], vault: Vault) -> None:
         self._client_auth = client_auth
@@ -169,21 +173,26 @@ class BaseUrlFront:
         self._client_auth.http_connect(flow)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        request = flow.request
-        if not (request.port in self.proxy_ports and request.scheme == "http" and is_loopback_host(request.host)):
+        if not flow.metadata.get(FRONT):
             self._client_auth.requestheaders(flow)
             return
+        request = flow.request
+        request.headers.pop(PROXY_AUTH, None)
         try:
             target = parse_target(request.path)
         except ValueError as exc:
-            request.headers.pop(PROXY_AUTH, None)
             request.path = without_key(request.path)  # the audit records the path
             refuse(flow, 400, f"{exc}")
             return
         if target is None:
-            self._client_auth.requestheaders(flow)  # to the proxy's own port, not base-URL: the usual answers
+            refuse(flow, 400, "not a base-URL request: this connection carries /s/<service>/<path> requests only; "
+                              "send proxy requests on a connection of their own")  # fmt: skip
             return
         request.path = target.path  # the path form of the key is gone before anything records the path
+        if not (request.port in self.proxy_ports and is_loopback_host(request.host)):
+            refuse(flow, 421, "a base-URL request must name the proxy on loopback in its Host header "
+                              f"(127.0.0.1:{min(self.proxy_ports, default=0)})")  # fmt: skip
+            return
         self._serve(flow, target)
 
     def _serve(self, flow: http.HTTPFlow, target: Target) -> None:

@@ -4,7 +4,8 @@ The body of an intercepted request is held in memory until it is complete: the c
 injected, and the method and path judged, in the ``request`` hook, which mitmproxy runs only
 then, and signing methods hash the body. So instead of streaming an upload past those checks,
 its size is bounded: a ``Content-Length`` above the bound is refused as soon as the headers are
-read, and a chunked body is watched while it arrives and refused when it passes the bound. The
+read, and a chunked body is watched while it arrives and refused when it passes the bound (by
+the base-URL front after each chunk it reads, :func:`~clavis_mcp.proxy.stream_events.watch_body`). The
 refusal goes through mitmproxy's own error path (:func:`~clavis_mcp.proxy.stream_events.fail`):
 the client gets 413 with the reason, the audit an ``error`` record, and the connection closes.
 """
@@ -20,7 +21,7 @@ from mitmproxy.proxy.layers.http._events import ErrorCode
 from clavis_mcp.addons.flowmeta import DECISION, REASON
 from clavis_mcp.vault.audit.log import REFUSED
 
-from .stream_events import fail, stream_of
+from .stream_events import fail, stream_of, watch_body
 
 DEFAULT_BYTES = 100 * 1024 * 1024
 ENV_VAR = "CLAVIS_MAX_REQUEST_BYTES"
@@ -53,7 +54,9 @@ class RequestBodyLimit:
             if int(length) > self._limit:
                 self._refuse(flow, f"its Content-Length of {int(length)} bytes")
             return
-        if "chunked" in flow.request.headers.get("transfer-encoding", "").lower():
+        if "chunked" not in flow.request.headers.get("transfer-encoding", "").lower():
+            return
+        if not watch_body(flow, lambda size: self._check(flow, size)):
             flow.metadata[_WATCH] = asyncio.ensure_future(self._watch(flow))
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -71,6 +74,10 @@ class RequestBodyLimit:
                 self._refuse(flow, f"its chunked body, past {self._limit} bytes so far")
                 return
             await asyncio.sleep(WATCH_SECONDS)
+
+    def _check(self, flow: http.HTTPFlow, size: int) -> None:
+        if size > self._limit:
+            self._refuse(flow, f"its chunked body, past {self._limit} bytes so far")
 
     def _stop(self, flow: http.HTTPFlow) -> None:
         watch = flow.metadata.pop(_WATCH, None)

@@ -2,7 +2,8 @@
 
 Only the engine's own addons that a forward proxy needs are loaded (no onboarding page, no
 scripts, no flow saving): less to configure, less to attack. mitmproxy keeps global state,
-so there is one embedded proxy per process.
+so there is one embedded proxy per process. Base-URL connections on the same port are served
+by the base-URL front (:mod:`.base_url_front`) through the very same pipeline instance.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from clavis_mcp.vault.errors import ProxyStartError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .base_url import with_base_url
+from .base_url_front import BaseUrlServer
+from .peek import SamePortDispatch
+from .upstream_pool import UpstreamPool, upstream_tls
 from .upstream_reuse import KeepUpstreamAddress
 from .upstream_trust import build_upstream_bundle
 
@@ -50,6 +54,8 @@ class EmbeddedProxy:
         self._master: master.Master | None = None
         self._server: proxyserver.Proxyserver | None = None
         self._task: asyncio.Task[None] | None = None
+        self._front: BaseUrlServer | None = None
+        self._dispatch: SamePortDispatch | None = None
         self.port: int | None = None
 
     async def start(self) -> int:
@@ -67,6 +73,11 @@ class EmbeddedProxy:
         )
         ready = _Ready()
         proxy_server = proxyserver.Proxyserver()
+        pipeline = Pipeline(
+            with_base_url(default_addons(self._vault, self._audit, self._config), self._config.tokens, self._vault)
+        )
+        self._front = BaseUrlServer(pipeline, self._config.extra_addons, UpstreamPool(upstream_tls(bundle)))
+        self._dispatch = SamePortDispatch(proxy_server.servers, self._front.serve)
         m = master.Master(opts, event_loop=asyncio.get_running_loop())
         m.addons.add(
             core.Core(),
@@ -75,9 +86,7 @@ class EmbeddedProxy:
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
             KeepUpstreamAddress(),
-            Pipeline(
-                with_base_url(default_addons(self._vault, self._audit, self._config), self._config.tokens, self._vault)
-            ),
+            pipeline,
             *self._config.extra_addons,
             ready,
         )
@@ -105,10 +114,13 @@ class EmbeddedProxy:
             return
         if self._server is not None:
             await self._server.servers.update([])  # mitmproxy leaves its listeners open at shutdown
+        if self._front is not None:
+            self._front.close()
         self._master.shutdown()
         if self._task is not None:
             await self._task
         self._master = self._server = self._task = None
+        self._front = self._dispatch = None
         self.port = None
 
     @property

@@ -7,13 +7,18 @@ mitmproxy's layers stay in charge of every byte the client receives. mitmproxy r
 the flow's stream (through a CONNECT tunnel and its TLS layers) is told that a wakeup of ours
 comes from the child leading there, and the innermost one that it comes from a one-shot layer
 yielding the events we hand it, as if the upstream had sent them.
+
+A flow served by the base-URL front (:mod:`.base_url_front`) has no mitmproxy stream: the front
+registers it here (:func:`serve_by_front`), and the same calls reach the front instead, so the
+stages that act between hooks work under either front unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from mitmproxy import ctx, http
 from mitmproxy.proxy import commands, events, layer
@@ -31,6 +36,30 @@ Route = list[tuple[HttpLayer, Any]]  # each HTTP layer down to the flow's, and t
 _pending: set[asyncio.Future[None]] = set()
 
 
+class FrontExchange(Protocol):
+    """What the base-URL front offers for a flow it serves."""
+
+    def answer(self, response: http.Response) -> bool: ...
+    def fail(self, message: str, code: ErrorCode) -> bool: ...
+    def watch_body(self, check: Callable[[int], None]) -> None: ...
+
+
+_front: weakref.WeakKeyDictionary[http.HTTPFlow, FrontExchange] = weakref.WeakKeyDictionary()
+
+
+def serve_by_front(flow: http.HTTPFlow, exchange: FrontExchange) -> None:
+    _front[flow] = exchange
+
+
+def watch_body(flow: http.HTTPFlow, check: Callable[[int], None]) -> bool:
+    """Have the base-URL front call ``check`` with the request body's size so far after each
+    chunk it reads; False for a flow of mitmproxy's (watch :func:`stream_of` instead)."""
+    exchange = _front.get(flow)
+    if exchange is not None:
+        exchange.watch_body(check)
+    return exchange is not None
+
+
 class _OneShot(layer.Layer):
     def __init__(self, context: Any, made: Sequence[HttpEvent], close: Any) -> None:
         super().__init__(context)
@@ -46,6 +75,8 @@ class _OneShot(layer.Layer):
 def answer(flow: http.HTTPFlow, response: http.Response) -> bool:
     """Give the client ``response`` for ``flow`` (the response hooks run on it, as on any), and
     close the upstream connection the real answer would have come on. False if the flow is gone."""
+    if (exchange := _front.get(flow)) is not None:
+        return exchange.answer(response)
     body = response.raw_content or b""
 
     def made(sid: int) -> list[HttpEvent]:
@@ -57,6 +88,8 @@ def answer(flow: http.HTTPFlow, response: http.Response) -> bool:
 def fail(flow: http.HTTPFlow, message: str, code: ErrorCode) -> bool:
     """Fail ``flow`` as mitmproxy fails one (the ``error`` hook runs; HTTP/1 clients get the
     status of ``code`` with ``message``, and the connection is closed)."""
+    if (exchange := _front.get(flow)) is not None:
+        return exchange.fail(message, code)
 
     def made(sid: int) -> list[HttpEvent]:
         return [ResponseProtocolError(sid, message, code)]

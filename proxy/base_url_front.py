@@ -1,0 +1,550 @@
+"""Base-URL mode without mitmproxy's engine: a lean HTTP/1.1 front that runs the same stages.
+
+A base-URL request is plain HTTP on loopback, so none of the engine's layers (proxy modes, TLS
+interception, HTTP/2, the sans-io event machinery) has anything to do; they cost about as much
+per request as all our stages together. This front reads the request with h11 (strict: a
+smuggling shape is answered 400 and nothing is sent), builds a real ``HTTPFlow`` and runs the
+proxy's own :class:`~clavis_mcp.addons.Pipeline` on it, then the config's extra addons, in
+mitmproxy's order: ``requestheaders``, the body (bounded), ``request``, ``server_connect`` (the
+dial guard checks and pins the address; a test routes names to loopback), the dial,
+``responseheaders``, the body streamed through ``flow.response.stream`` or buffered, ``response``;
+on failure ``error``. A response a stage set is sent as it is. The stages do not know which front
+runs them: the base-URL stage (:mod:`.base_url`) only takes flows this front marks.
+
+What the engine needed patches for holds here by construction: trailers are never forwarded,
+a transfer coding other than chunked is refused, upgrades (WebSocket) are refused (MITM mode
+relays them), error texts are ours and never quote upstream bytes, hop-by-hop headers are
+dropped both ways. The stages that act between hooks (head timeout, body bound, draining) reach
+a flow of this front through :mod:`.stream_events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import h11
+from mitmproxy import connection, flow, http
+from mitmproxy.net.http import status_codes, url
+from mitmproxy.proxy import server_hooks
+from mitmproxy.proxy.layers.http._events import ErrorCode
+
+from clavis_mcp.addons import Pipeline
+from clavis_mcp.addons.flowmeta import SERVICE, refuse
+from clavis_mcp.addons.redact import has_body
+
+from .base_url import FRONT, MARK
+from .stream_events import serve_by_front
+from .upstream_pool import Upstream, UpstreamPool
+
+HEAD_MAX = 64 * 1024
+READ = 64 * 1024
+IDLE_SECONDS = 300.0  # a client's keep-alive connection waiting for its next request
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
+     b"content-length", b"expect", b"proxy-authenticate", b"proxy-authorization"}
+)  # fmt: skip
+FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+logger = logging.getLogger(__name__)
+UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
+
+
+class _Failed(Exception):
+    """The flow failed: ``message`` (ours, never upstream bytes) goes to the error hook and the client."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def smuggling_shape(head: bytes) -> str | None:
+    """Why a request head is refused before h11 sees it: h11 merges equal duplicate lengths and
+    lets ``Transfer-Encoding`` override ``Content-Length``, where an upstream may read otherwise."""
+    names = [m.lower() for m in FRAMING.findall(head)]
+    if names.count(b"content-length") > 1:
+        return "more than one Content-Length header"
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return "both Content-Length and Transfer-Encoding"
+    return None
+
+
+def without_hop_by_hop(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``fields`` without the connection's own headers (and those its ``Connection`` names), and
+    without any field a CR, LF or NUL would split."""
+    named = {t.strip().lower() for n, v in fields if n.lower() == b"connection" for t in v.split(b",")}
+    return [
+        (n, v)
+        for n, v in fields
+        if (low := n.lower()) not in HOP_BY_HOP and low not in named and not any(c in v for c in b"\r\n\0")
+    ]
+
+
+def connect_failure(host: str, port: int, exc: BaseException) -> str:
+    """A failed dial in the audit's words (``addons/failures.py``), naming what to check."""
+    where = f"{host}:{port}"
+    match exc:
+        case ssl.SSLCertVerificationError():
+            return f"TLS certificate of {where} not trusted: {exc.verify_message}"
+        case ssl.SSLError():
+            return f"TLS handshake with {where} failed ({exc.reason})"
+        case ConnectionRefusedError():
+            return f"cannot connect to {where}: connection refused"
+        case TimeoutError():
+            return f"cannot connect to {where}: timed out"
+        case OSError():
+            return f"cannot connect to {where}: {exc.strerror or type(exc).__name__}"
+    return f"cannot connect to {where}: {type(exc).__name__}"
+
+
+class BaseUrlServer:
+    """Serves base-URL connections handed over by :mod:`.peek`; one task per client connection."""
+
+    def __init__(self, pipeline: Pipeline, extra_addons: Sequence[object], pool: UpstreamPool) -> None:
+        self.pipeline = pipeline
+        self.extras = Pipeline(extra_addons)
+        self.connected: tuple[Callable[[server_hooks.ServerConnectionHookData], object], ...] = tuple(
+            hook for addon in extra_addons if callable(hook := getattr(addon, "server_connected", None))
+        )
+        self.pool = pool
+        self._clients: set[asyncio.StreamWriter] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        client = connection.Client(
+            peername=writer.get_extra_info("peername"),
+            sockname=writer.get_extra_info("sockname"),
+            state=connection.ConnectionState.OPEN,
+        )
+        pending: bytes | None = b""
+        try:
+            while pending is not None:
+                async with asyncio.timeout(IDLE_SECONDS):
+                    head = await _read_head(reader, pending)
+                if head is None:
+                    return
+                pending = await _Exchange(self, client, reader, writer).run(head)
+        except (ConnectionError, TimeoutError, _ClientGone):
+            pass
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    def close(self) -> None:
+        """Close every client connection and idle upstream connection at once (the proxy is stopping)."""
+        for writer in list(self._clients):
+            writer.transport.abort()
+        self.pool.close()
+
+
+async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | None:
+    """``pending`` extended until it holds a whole request head; None if the client closed first."""
+    pending = pending.lstrip(b"\r\n")
+    while not HEAD_END.search(pending):
+        if len(pending) > HEAD_MAX:
+            return pending  # h11 refuses it (431)
+        data = await reader.read(READ)
+        if not data:
+            return None
+        pending = (pending + data).lstrip(b"\r\n")
+    return pending
+
+
+class _Exchange:
+    """One request on a client connection, from its head to the last byte of its response."""
+
+    def __init__(
+        self,
+        front: BaseUrlServer,
+        client: connection.Client,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.front, self.reader, self.writer = front, reader, writer
+        self.client = client
+        self.flow: http.HTTPFlow | None = None
+        self.interrupt: tuple[int, str] | http.Response | None = None
+        self.waiting = False
+        self.done = False
+        self.head_sent = False
+        self.body_check: Callable[[int], None] | None = None
+        self.keep_client = False
+        self.task = asyncio.current_task()
+
+    # -- what stages reach through stream_events ---------------------------------------------------
+
+    def answer(self, response: http.Response) -> bool:
+        return self._interrupt(response)
+
+    def fail(self, message: str, code: ErrorCode) -> bool:
+        return self._interrupt((code.http_status_code() or 502, message))
+
+    def watch_body(self, check: Callable[[int], None]) -> None:
+        self.body_check = check
+
+    def _interrupted(self) -> bool:
+        return self.interrupt is not None
+
+    def _interrupt(self, what: tuple[int, str] | http.Response) -> bool:
+        if self.done or self.interrupt is not None:
+            return False
+        self.interrupt = what
+        if self.waiting and self.task is not None:
+            self.task.cancel()
+        return True
+
+    async def _wait[T](self, awaitable: Awaitable[T]) -> T:
+        """Await something a stage between hooks may cut short (a timeout, the body bound, a stop)."""
+        if self.interrupt is not None:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise _Failed("interrupted")
+        self.waiting = True
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if not self._interrupted() or self.task is None:
+                raise
+            self.task.uncancel()
+            raise _Failed("interrupted") from None
+        finally:
+            self.waiting = False
+
+    # -- the exchange --------------------------------------------------------------------------------
+
+    async def run(self, head: bytes) -> bytes | None:
+        """Serve one request; return what the client sent after it, or None to close."""
+        if (shape := smuggling_shape(head)) is not None:
+            await self._bare_error(400, f"request refused: {shape}")
+            return None
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_MAX)
+        conn.receive_data(head)
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            await self._bare_error(exc.error_status_hint, "malformed request head")
+            return None
+        assert isinstance(event, h11.Request)
+        f = self.flow = self._make_flow(event)
+        serve_by_front(f, self)
+        try:
+            await self._serve(f, conn)
+        except _Failed as failure:
+            await self._failed(f, failure)
+        except _ClientGone:
+            self._gone(f)
+        except Exception as exc:  # a fault of ours: fail the flow (recorded), never leave it half done
+            logger.error("clavis-mcp base-URL front failed: %s", type(exc).__name__)
+            self.keep_client = False
+            await self._failed(f, _Failed(f"internal error ({type(exc).__name__})"))
+        finally:
+            self.done = True
+        if not self.keep_client or conn.their_state is not h11.DONE:
+            return None
+        return bytes(conn.trailing_data[0])
+
+    def _make_flow(self, event: h11.Request) -> http.HTTPFlow:
+        fields = tuple(event.headers.raw_items())
+        host_header = next((v for n, v in fields if n.lower() == b"host"), b"")
+        try:
+            host, port = url.parse_authority(host_header.decode("latin-1"), check=False)
+        except (ValueError, UnicodeError):
+            host, port = "", None
+        now = time.time()
+        request = http.Request(
+            host, port or 80, event.method, b"http", b"", event.target, b"HTTP/" + event.http_version,
+            http.Headers(fields), None, None, now, None,
+        )  # fmt: skip
+        f = http.HTTPFlow(self.client, connection.Server(address=None), live=True)
+        f.request = request
+        f.metadata[FRONT] = True
+        return f
+
+    async def _serve(self, f: http.HTTPFlow, conn: h11.Connection) -> None:
+        front = self.front
+        front.pipeline.requestheaders(f)
+        front.extras.requestheaders(f)
+        if self.interrupt is not None:
+            raise _Failed("interrupted")
+        request = f.request
+        if f.response is None and f.error is None:
+            if f.metadata.get(MARK) is None:
+                refuse(f, 400, "not a base-URL request: this connection carries /s/<service>/<path> requests only")
+            elif "upgrade" in request.headers:
+                refuse(f, 400, UPGRADE_REFUSAL)
+        expects = request.headers.pop("expect", "").lower() == "100-continue"
+        if expects and f.response is not None:
+            await self._answer(f, close=True)  # the client waits for word before its body
+            return
+        if expects:
+            await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.data.content = await self._request_body(f, conn)
+        request.timestamp_end = time.time()
+        await front.pipeline.request(f)
+        await front.extras.request(f)
+        if f.error is not None:
+            raise _Failed(f.error.msg)
+        if f.response is not None:
+            await self._answer(f, close=False)
+        else:
+            await self._forward(f)
+
+    async def _request_body(self, f: http.HTTPFlow, conn: h11.Connection) -> bytes:
+        body = bytearray()
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                raise _Failed("malformed request body (bad chunked framing or a short body)", 400) from None
+            if event is h11.NEED_DATA:
+                data = await self._wait(self.reader.read(READ))
+                if not data:
+                    raise _ClientGone
+                conn.receive_data(data)
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if self.body_check is not None:
+                    self.body_check(len(body))
+                if self.interrupt is not None:
+                    raise _Failed("interrupted")
+            else:
+                return bytes(body)  # EndOfMessage: its trailers are dropped
+
+    # -- upstream ------------------------------------------------------------------------------------
+
+    async def _forward(self, f: http.HTTPFlow) -> None:
+        request = f.request
+        service = f.metadata.get(SERVICE)
+        key = (service, request.host, request.port) if isinstance(service, str) else None
+        upstream = self.front.pool.take(key) if key is not None else None
+        if upstream is None:
+            upstream = await self._dial(f, key)
+        f.server_conn = upstream.server
+        kept = False
+        try:
+            kept = await self._exchange_upstream(f, upstream)
+        finally:
+            if kept and key is not None:
+                self.front.pool.give_back(upstream)
+            else:
+                upstream.close()
+
+    async def _dial(self, f: http.HTTPFlow, key: tuple[str, str, int] | None) -> Upstream:
+        request = f.request
+        server = connection.Server(address=(request.host, request.port), tls=True)
+        data = server_hooks.ServerConnectionHookData(server=server, client=self.client)
+        await self._wait(self.front.pipeline.server_connect(data))
+        await self._wait(self.front.extras.server_connect(data))
+        if server.error:
+            raise _Failed(server.error)
+        try:
+            upstream = await self._wait(self.front.pool.dial(server, key or ("", request.host, request.port)))
+        except (OSError, TimeoutError) as exc:
+            raise _Failed(connect_failure(request.host, request.port, exc)) from None
+        for hook in self.front.connected:
+            hook(data)
+        return upstream
+
+    async def _exchange_upstream(self, f: http.HTTPFlow, upstream: Upstream) -> bool:
+        """Send the request, relay the response; True if ``upstream`` may carry another request."""
+        request = f.request
+        up = h11.Connection(h11.CLIENT)
+        fields = without_hop_by_hop(request.headers.fields)
+        body = request.raw_content or b""
+        if body or request.method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            fields.append((b"Content-Length", b"%d" % len(body)))
+        try:
+            parts = [up.send(h11.Request(method=request.data.method, target=request.data.path, headers=fields))]
+            if body:
+                parts.append(up.send(h11.Data(data=body)))
+            parts.append(up.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:
+            raise _Failed("the request cannot be sent as HTTP/1.1 (a header or the path is malformed)", 400) from None
+        out = b"".join(part for part in parts if part)
+        upstream.writer.write(out)
+        try:
+            await self._wait(upstream.writer.drain())
+            event = await self._next(up, upstream)
+            while isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    refuse(f, 502, f"the upstream switched protocols (101); {UPGRADE_REFUSAL}")
+                    await self._answer(f, close=True)
+                    return False  # its bytes after the 101 are never read
+                event = await self._next(up, upstream)
+        except _Failed:
+            if isinstance(self.interrupt, http.Response):  # the head timeout answered for the upstream
+                f.response = self.interrupt
+                self.interrupt = None
+                await self._answer(f, close=True)
+                return False
+            raise
+        assert isinstance(event, h11.Response)
+        head = tuple(event.headers.raw_items())
+        f.response = http.Response(
+            b"HTTP/" + event.http_version, event.status_code, event.reason, http.Headers(head),
+            None, None, time.time(), None,
+        )  # fmt: skip
+        self.front.pipeline.responseheaders(f)
+        self.front.extras.responseheaders(f)
+        response = f.response
+        assert response is not None
+        if f.error is not None:
+            raise _Failed(f.error.msg)
+        if response.stream and has_body(request.method, response.status_code):
+            await self._stream(f, up, upstream)
+        else:
+            content = bytearray()
+            while not isinstance(event := await self._next(up, upstream), h11.EndOfMessage):
+                if isinstance(event, h11.Data):
+                    content += event.data
+            response.data.content = bytes(content)
+            await self._answer(f, close=False, headers_done=True)
+        clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]
+        return clean and f.error is None
+
+    async def _next(self, up: h11.Connection, upstream: Upstream) -> h11.Event:
+        while True:
+            try:
+                event = up.next_event()
+            except h11.RemoteProtocolError as exc:
+                if "Transfer-Encoding" in str(exc):
+                    raise _Failed("the upstream's body came under a transfer coding other than chunked, "
+                                  "which clavis-mcp does not scan; refused") from None  # fmt: skip
+                if up.their_state is h11.ERROR and "closed" in str(exc):
+                    raise _Failed("server disconnected: the upstream closed the connection mid-response") from None
+                raise _Failed("bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)") from None
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:  # bytes after the response's end: no request asked for them
+                raise _Failed("bad response: the upstream sent bytes past the end of its response")
+            try:
+                data = await self._wait(upstream.reader.read(READ))
+            except (ConnectionError, ssl.SSLError):
+                raise _Failed("connection reset by the upstream") from None
+            up.receive_data(data)
+
+    async def _stream(self, f: http.HTTPFlow, up: h11.Connection, upstream: Upstream) -> None:
+        response = f.response
+        assert response is not None
+        stream = response.stream
+        chunked = f.request.http_version == "HTTP/1.1"
+        self.keep_client = chunked and self._client_keeps(f)
+        await self._send_head(f, response, length=None, chunked=chunked, close=not self.keep_client)
+        while True:
+            event = await self._next(up, upstream)
+            end = isinstance(event, h11.EndOfMessage)
+            data = b"" if end else bytes(event.data) if isinstance(event, h11.Data) else None
+            if data is None:
+                continue
+            out = stream(data) if callable(stream) else [data] if data else []
+            for chunk in [out] if isinstance(out, bytes) else out:
+                if chunk:
+                    await self._write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if end:
+                break
+        response.timestamp_end = time.time()
+        await self.front.pipeline.response(f)
+        await self.front.extras.response(f)
+        if f.error is not None:  # killed after the headers had gone: the client sees a cut body
+            self.writer.transport.abort()
+            raise _ClientGone
+        if chunked:
+            await self._write(b"0\r\n\r\n")
+
+    # -- to the client -------------------------------------------------------------------------------
+
+    def _client_keeps(self, f: http.HTTPFlow) -> bool:
+        return f.request.http_version == "HTTP/1.1" and "close" not in f.request.headers.get("connection", "").lower()
+
+    async def _answer(self, f: http.HTTPFlow, close: bool, headers_done: bool = False) -> None:
+        """Run the response hooks on a response not streamed (``responseheaders`` too, unless it ran
+        on the upstream's head, as mitmproxy does for a response a stage made), and send it whole."""
+        if not headers_done:
+            self.front.pipeline.responseheaders(f)
+            self.front.extras.responseheaders(f)
+        response = f.response
+        assert response is not None
+        response.timestamp_end = time.time()
+        await self.front.pipeline.response(f)
+        await self.front.extras.response(f)
+        response = f.response
+        assert response is not None
+        if f.error is not None:
+            raise _Failed(f.error.msg)
+        self.keep_client = not close and self._client_keeps(f)
+        content = response.raw_content or b""
+        sends_body = has_body(f.request.method, response.status_code)
+        length = len(content) if sends_body else None
+        await self._send_head(f, response, length=length, chunked=False, close=not self.keep_client)
+        if sends_body and content:
+            await self._write(content)
+
+    async def _send_head(
+        self, f: http.HTTPFlow, response: http.Response, *, length: int | None, chunked: bool, close: bool
+    ) -> None:
+        fields = without_hop_by_hop(response.headers.fields)
+        if length is not None:
+            fields.append((b"Content-Length", b"%d" % length))
+        elif not has_body(f.request.method, response.status_code) and "content-length" in response.headers:
+            fields.append((b"Content-Length", response.headers["content-length"].encode()))
+        if chunked:
+            fields.append((b"Transfer-Encoding", b"chunked"))
+        if close:
+            fields.append((b"Connection", b"close"))
+        reason = response.data.reason.replace(b"\r", b"").replace(b"\n", b"")
+        head = b"HTTP/1.1 %d %s\r\n" % (response.status_code, reason)
+        self.head_sent = True
+        await self._write(head + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n")
+
+    async def _write(self, data: bytes) -> None:
+        self.writer.write(data)
+        try:
+            await self._wait(self.writer.drain())
+        except ConnectionError:
+            raise _ClientGone from None
+
+    async def _failed(self, f: http.HTTPFlow, failure: _Failed) -> None:
+        """The flow failed: the error hooks run (the audit records why), the client is told why."""
+        self.keep_client = False
+        status, message = failure.status, str(failure)
+        if isinstance(self.interrupt, tuple):
+            status, message = self.interrupt
+        if f.error is None:
+            f.error = flow.Error(message)
+        f.live = False
+        self.front.pipeline.error(f)
+        self.front.extras.error(f)
+        if self.head_sent:
+            self.writer.transport.abort()  # a cut body, not one that looks whole
+            return
+        await self._bare_error(status, f"clavis-mcp could not complete this request: {f.error.msg}")
+
+    def _gone(self, f: http.HTTPFlow) -> None:
+        self.keep_client = False
+        if f.error is None:
+            f.error = flow.Error("client disconnected")
+            f.live = False
+            self.front.pipeline.error(f)
+            self.front.extras.error(f)
+
+    async def _bare_error(self, status: int, text: str) -> None:
+        body = f"{text}\n".encode()
+        head = (
+            f"HTTP/1.1 {status} {status_codes.RESPONSES.get(status, 'Error')}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        self.head_sent = True
+        try:
+            self.writer.write(head.encode() + body)
+            await self.writer.drain()
+        except ConnectionError:
+            pass
