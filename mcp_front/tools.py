@@ -38,7 +38,7 @@ def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: b
     return ServiceInfo(
         name=service.name,
         connector=service.connector,
-        auth_method=oauth_store.describe_auth(vault, service),
+        auth_method=service.auth.describe(),
         hosts=[str(rule) for rule in service.hosts],
         allowed_methods=list(allowed_methods(service)),
         allowed_paths=list(service.path_prefixes) or ["/"],
@@ -53,7 +53,10 @@ def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: b
 
 
 async def list_services(gateway: Gateway) -> ServiceList:
+    """Read from the listing, not the proxy's snapshot: listing decrypts no secret. The upgrade of
+    services stored before OAuth was an auth method runs first, so each method reads as it will."""
     vault = gateway.vault
+    oauth_store.ensure_schema(vault)
     services = vault.list_services()
     usage = usage_by_service(gateway.audit, [s.name for s in services])
     return ServiceList(
