@@ -451,10 +451,8 @@ class Vault:
         """Remove the service with its secrets and every record bound to it (OAuth state, budget,
         policy)."""
         with self.store.atomic() as batch:
-            deleted = batch.delete_service(name)
-            known = list(batch.services())
-        if not deleted:
-            raise UnknownService(name, known)
+            if not batch.delete_service(name):
+                raise UnknownService(name, list(batch.services()))
 
     def secret(self, name: str, field: str = SECRET_FIELD) -> Secret:
         with self.store.read() as batch:

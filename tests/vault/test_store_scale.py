@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from clavis_mcp.vault import DuplicateService, Vault, validate_secret
+from clavis_mcp.vault import DuplicateService, UnknownService, Vault, validate_secret
 from clavis_mcp.vault.storage.sqlite import SQLiteBatch
 from tests.conftest import make_service
 
 A, B, C = "sk-aaaaaaaaaaaaaaaaaaaaaaaa", "sk-bbbbbbbbbbbbbbbbbbbbbbbb", "sk-cccccccccccccccccccccccc"
 
 
-def test_adding_a_service_reads_no_other_definition(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adding_or_removing_a_service_reads_no_other_definition(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     vault.add_service(make_service("a", "a.example"), validate_secret(A))
+    vault.add_service(make_service("gone", "gone.example"), validate_secret(A))
     listed: list[int] = []
     original = SQLiteBatch.services
 
@@ -26,7 +27,10 @@ def test_adding_a_service_reads_no_other_definition(vault: Vault, monkeypatch: p
 
     monkeypatch.setattr(SQLiteBatch, "services", counting)
     vault.add_service(make_service("b", "b.example"), validate_secret(B))
+    vault.remove_service("gone")
     assert listed == []
+    with pytest.raises(UnknownService, match="'gone'"):  # the error names the services there are
+        vault.remove_service("gone")
     with pytest.raises(DuplicateService):
         vault.add_service(make_service("a", "other.example"), validate_secret(C))
     with pytest.raises(DuplicateService):
