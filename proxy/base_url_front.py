@@ -45,6 +45,7 @@ from .upstream_pool import Upstream, UpstreamPool
 HEAD_MAX = 64 * 1024
 READ = 64 * 1024
 IDLE_SECONDS = 300.0  # a client's keep-alive connection waiting for its next request
+LINGER_SECONDS = 2.0  # after an error answer, how long the rest of a refused body is read and dropped
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
      b"content-length", b"expect", b"proxy-authenticate", b"proxy-authorization"}
@@ -374,11 +375,7 @@ class _Exchange:
         try:
             await self._wait(upstream.writer.drain())
             event = await self._next(up, upstream)
-            while isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    refuse(f, 502, f"the upstream switched protocols (101); {UPGRADE_REFUSAL}")
-                    await self._answer(f, close=True)
-                    return False  # its bytes after the 101 are never read
+            while isinstance(event, h11.InformationalResponse):  # 100, 103: not relayed
                 event = await self._next(up, upstream)
         except _Failed:
             if isinstance(self.interrupt, http.Response):  # the head timeout answered for the upstream
@@ -416,6 +413,8 @@ class _Exchange:
             try:
                 event = up.next_event()
             except h11.RemoteProtocolError as exc:
+                if "_SWITCH_UPGRADE" in str(exc):  # a 101 to a request that proposed no upgrade
+                    raise _Failed(f"the upstream switched protocols (101); {UPGRADE_REFUSAL}") from None
                 if "Transfer-Encoding" in str(exc):
                     raise _Failed("the upstream's body came under a transfer coding other than chunked, "
                                   "which clavis-mcp does not scan; refused") from None  # fmt: skip
@@ -546,5 +545,18 @@ class _Exchange:
         try:
             self.writer.write(head.encode() + body)
             await self.writer.drain()
+            await self._linger()
         except ConnectionError:
+            pass
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends (a body we refused) for a moment before closing:
+        closing on unread bytes resets the connection, and the client could lose our answer."""
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                while await self.reader.read(READ):
+                    pass
+        except TimeoutError:
             pass
