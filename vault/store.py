@@ -381,7 +381,9 @@ class Vault:
             else:
                 added = added or name not in services
                 services[name] = self._parse(name, definition)
-        return position, dict(sorted(services.items())) if added else services, frozenset(changed)
+        if added:
+            services = {name: services[name] for name in sorted(services)}
+        return position, services, frozenset(changed)
 
     def _parse_all(self, definitions: dict[str, str]) -> dict[str, Service]:
         """``definitions`` parsed, reusing the last parse of any definition whose text is unchanged
