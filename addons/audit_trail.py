@@ -34,6 +34,8 @@ from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, CALL_HEADER, REDACTI
 from .failures import classify
 from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
 
+ID_FIELD, COUNT_FIELD = AUDIT_ID_HEADER.encode(), REDACTIONS_HEADER.encode()
+OURS = frozenset({ID_FIELD.lower(), COUNT_FIELD.lower()})  # set in one pass over the fields, replacing any copy
 CALL = "clavis.call"  # the call_service id the request carried (its header is stripped before egress)
 AUDIT_ID = "clavis.audit_id"  # the id of the flow's record, once written
 
@@ -78,8 +80,9 @@ class AuditTrail:
                 refuse(flow, 502, str(exc))  # withhold what came back: no unrecorded use
             return
         assert flow.response is not None
-        flow.response.headers[AUDIT_ID_HEADER] = audit_id
-        flow.response.headers[REDACTIONS_HEADER] = str(flow.metadata.get(REDACTIONS, 0))
+        headers = flow.response.headers
+        ours = ((ID_FIELD, audit_id.encode()), (COUNT_FIELD, str(flow.metadata.get(REDACTIONS, 0)).encode()))
+        headers.fields = (*(field for field in headers.fields if field[0].lower() not in OURS), *ours)
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The flow failed: record what happened, overriding whatever was decided before."""

@@ -23,8 +23,10 @@ from collections.abc import Callable, Mapping
 from mitmproxy import connection, http
 
 from .flowmeta import CLIENT, DECISION, refuse
+from .header_fields import drop_headers, header_values
 
 PROXY_AUTH = "Proxy-Authorization"
+PROXY_AUTH_FIELD = PROXY_AUTH.lower().encode()
 CHALLENGE = "challenge"  # audit decision: a bare first request, answered with the 407 that asks for the credential
 
 
@@ -95,18 +97,18 @@ class ClientAuth:
         elif client not in self._tokens():
             # Revoked while its tunnel was open: the next request inside it is refused.
             del self._tunnels[flow.client_conn]
-            flow.request.headers.pop(PROXY_AUTH, None)
+            drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
             refuse(
                 flow, 407, f"agent {client!r} was revoked; create or choose another agent (`clavis-mcp agent add NAME`)"
             )
             flow.metadata[CLIENT] = client  # authenticated when its tunnel opened: the record names it
         else:
             flow.metadata[CLIENT] = client
-            flow.request.headers.pop(PROXY_AUTH, None)
+            drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
 
     def _check(self, flow: http.HTTPFlow) -> str | None:
-        header = flow.request.headers.get(PROXY_AUTH, "")
-        flow.request.headers.pop(PROXY_AUTH, None)
+        header = header_values(flow.request.headers, PROXY_AUTH_FIELD).get(PROXY_AUTH_FIELD, "")
+        drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
         client = self.authenticate(header)
         if client is None:
             challenge = {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'}

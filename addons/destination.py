@@ -43,6 +43,7 @@ from .flowmeta import (
     is_settled,
     refuse,
 )
+from .header_fields import drop_headers, header_values
 from .internal_headers import strip_internal
 from .request_policy import normalise_path
 
@@ -52,6 +53,11 @@ OTHER_HOST_REASON = (
     "(an agent added with --deny-other-hosts is refused instead)"
 )
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+# decide() is a pure function of the snapshot and what the proxy saw: its verdicts are kept per
+# snapshot (a vault change makes a new one), so a repeated request is judged by one lookup.
+VERDICTS = "destination:verdicts"
+SELECT_FIELD = SELECT_HEADER.lower().encode()
+VERDICTS_KEPT = 4096  # distinct requests judged per snapshot before the kept verdicts are dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,25 +297,38 @@ class DestinationCheck:
         if is_settled(flow):
             return
         request = flow.request
-        selected = request.headers.get(SELECT_HEADER)
-        request.headers.pop(SELECT_HEADER, None)
+        selected = header_values(request.headers, SELECT_FIELD).get(SELECT_FIELD)
+        if selected is not None:
+            drop_headers(request.headers, SELECT_FIELD)
         snapshot = flow_snapshot(flow, self._vault)
-        verdict = decide(
-            snapshot,
-            method=request.method,
-            scheme=request.scheme,
-            host=request.host,
-            port=request.port,
-            host_header=request.host_header,
-            sni=flow.client_conn.sni if flow.client_conn.tls else None,
-            selected=selected,
-            authority=request.authority,
-            path=request.path,
-            passthrough=self._passthrough,
-            proxy_ports=self.proxy_ports,
-            pass_other_hosts=self._pass_other_hosts,
-            agent=self._agent(flow, snapshot),
-        )
+        method, scheme, host, port = request.method, request.scheme, request.host, request.port
+        host_header, authority, path = request.host_header, request.authority, request.path
+        sni = flow.client_conn.sni if flow.client_conn.tls else None
+        agent = self._agent(flow, snapshot)
+        # decide() judges the path without its query: requests differing only there share a verdict
+        key = (method, scheme, host, port, host_header, sni, selected, authority, path.partition("?")[0], agent)
+        verdicts = snapshot.derived(VERDICTS, dict[tuple[object, ...], Verdict])
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = decide(
+                snapshot,
+                method=method,
+                scheme=scheme,
+                host=host,
+                port=port,
+                host_header=host_header,
+                sni=sni,
+                selected=selected,
+                authority=authority,
+                path=path,
+                passthrough=self._passthrough,
+                proxy_ports=self.proxy_ports,
+                pass_other_hosts=self._pass_other_hosts,
+                agent=agent,
+            )
+            if len(verdicts) >= VERDICTS_KEPT:
+                verdicts.clear()
+            verdicts[key] = verdict
         if verdict.passthrough:
             strip_internal(request.headers)  # the agent's X-Clavis-* headers are for us, not for the host
             flow.metadata[DECISION] = "passed"

@@ -22,6 +22,7 @@ from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.errors import CannotInject, InvalidSecretRef, InvalidService, SecretRefUnresolved
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
+from .header_fields import header_values
 
 ALWAYS_STRIPPED = (
     "authorization",
@@ -103,8 +104,9 @@ class InjectCredential:
         credentials = sorted({h for h in stripped if header_key(h) in own})
         if credentials:  # names only, for the audit record: the agent brought its own credential
             flow.metadata[REASON] = "removed the client's own " + ", ".join(credentials)
-        ours = [("Accept-Encoding", decodable_accept_encoding(request.headers.get("Accept-Encoding")))]
-        te = trailers_only(request.headers.get("TE"))
+        values = header_values(request.headers, b"accept-encoding", b"te")
+        ours = [("Accept-Encoding", decodable_accept_encoding(values.get(b"accept-encoding")))]
+        te = trailers_only(values.get(b"te"))
         if te is not None:
             ours.append(("TE", te))
         else:

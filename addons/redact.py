@@ -50,8 +50,11 @@ from clavis_mcp.vault.redaction.views import escape_starts, redact_decoded
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
+from .header_fields import drop_headers, header_values
 
 STREAM_THRESHOLD = 1024 * 1024
+CONTENT_TYPE, CONTENT_LENGTH = b"content-type", b"content-length"
+CONTENT_ENCODING, TRANSFER_ENCODING = b"content-encoding", b"transfer-encoding"
 Decoder = Callable[[bytes], bytes]
 SPLIT_PREFIX_MIN = 4  # a WebSocket message ending with this much of the start of a form has it replaced
 CONTROL_PAYLOAD_MAX = 125  # RFC 6455 5.5: a control frame's payload; a close reason has 2 bytes less
@@ -286,17 +289,17 @@ class RedactResponse:
         headers = response.headers
         if not has_body(flow.request.method, response.status_code):
             return
-        if codings := unscanned_transfer_codings(headers.get("transfer-encoding", "")):
+        values = header_values(headers, TRANSFER_ENCODING, CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING)
+        if codings := unscanned_transfer_codings(values.get(TRANSFER_ENCODING, "")):
             coded = ", ".join(codings)
             _refuse_before_the_body(flow, f"the upstream's body came under a transfer coding not scanned ({coded})")
             return
-        if not should_stream(headers.get("content-type", ""), headers.get("content-length")):
+        if not should_stream(values.get(CONTENT_TYPE, ""), values.get(CONTENT_LENGTH)):
             return
-        decode = incremental_decoder(headers.get("content-encoding", ""), self._max_decoded)
+        decode = incremental_decoder(values.get(CONTENT_ENCODING, ""), self._max_decoded)
         if decode is None:
             return  # left buffered: the response hook refuses what it cannot decode
-        headers.pop("content-encoding", None)
-        headers.pop("content-length", None)
+        drop_headers(headers, CONTENT_ENCODING, CONTENT_LENGTH)
         if response.http_version == "HTTP/1.1" and flow.client_conn.alpn != b"h2":
             headers["transfer-encoding"] = "chunked"
         response.stream = _StreamedBody(redactor.stream(), decode)
@@ -392,15 +395,16 @@ class RedactResponse:
             return
         if count:
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
-            response.headers.pop("content-encoding", None)  # re-encoding 64 MiB would hold the loop again
+            drop_headers(response.headers, CONTENT_ENCODING)  # re-encoding 64 MiB would hold the loop again
             response.set_content(clean_body)
 
     async def _scrub(self, redactor: Redactor, headers: http.Headers, raw: bytes) -> tuple[bytes, int]:
         """A body scrubbed as bytes and as its readers decode it, whatever its declared type: on the
         event loop if it decodes to at most :data:`INLINE_SCAN_MAX` bytes, else in a worker thread, so
         that a body of megabytes of escapes holds up no other flow, nor the MCP server on the loop."""
-        encoding = headers.get("content-encoding", "")
-        charset = declared_charset(headers.get("content-type", ""))
+        values = header_values(headers, CONTENT_ENCODING, CONTENT_TYPE)
+        encoding = values.get(CONTENT_ENCODING, "")
+        charset = declared_charset(values.get(CONTENT_TYPE, ""))
         body = decoded_if_small(encoding, raw, min(INLINE_SCAN_MAX, self._max_decoded))
         if body is not None:
             return redact_decoded(redactor, body, charset)

@@ -10,7 +10,9 @@ wrapper of the same kind (sync or async), so the pipeline runs exactly as in pro
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -19,14 +21,18 @@ from typing import Any
 from clavis_mcp.addons.pipeline import HOOKS
 
 PER_REQUEST_HOOK = ("AuditTrail", "response")  # called once for every proxied request
+GC_ENV = "BENCH_STAGE_GC"  # "off": the proxy runs without the garbage collector while it is timed
 
 
 class StageTimer:
     """``clock`` is wall time by default; ``time.thread_time_ns`` counts only this thread's CPU,
-    which other load on the machine does not inflate (a preempted hook is not charged)."""
+    which other load on the machine does not inflate (a preempted hook is not charged). With
+    ``BENCH_STAGE_GC=off`` the collector is off, so each stage is charged its own work only."""
 
     def __init__(self, clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self._clock = clock
+        if os.environ.get(GC_ENV) == "off":
+            gc.disable()  # its passes would land in whichever stage allocates when one is due
         self.nanoseconds: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.calls: defaultdict[tuple[str, str], int] = defaultdict(int)
 

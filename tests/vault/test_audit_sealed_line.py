@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clavis_mcp.vault.audit.chain import GENESIS, Link, authentic, encode, seal, sealed_line
+from clavis_mcp.vault.audit.anchor import checkpoint_text
+from clavis_mcp.vault.audit.chain import GENESIS, MAC, Link, authentic, canonical, encode, seal, sealed_line
 from clavis_mcp.vault.audit.log import CHAIN_FIELDS, FIELDS
 
 KEY = b"k" * 32
@@ -27,3 +31,16 @@ def test_values_that_look_like_keys_do_not_move_the_mac() -> None:
     tricky = {"id": 'x","method":"GET', "path": '/a\\",\\"prev\\":', "reason": ',"method":', "method": "GET"}
     record, line = sealed_line(KEY, None, tricky)
     assert line == encode(record) and record["prev"] == GENESIS
+
+
+@given(_records)
+def test_the_mac_is_the_keyed_hash_of_the_domain_and_the_canonical_record(fields: dict[str, Any]) -> None:
+    record = seal(KEY, None, fields)  # the key's hash state is kept between records: same MAC as from scratch
+    unsigned = {k: v for k, v in record.items() if k != MAC}
+    expected = hmac.digest(KEY, b"clavis-mcp audit v1\n" + canonical(unsigned), hashlib.sha256).hex()
+    assert record[MAC] == expected and seal(b"j" * 32, None, fields)[MAC] != expected
+
+
+@given(st.builds(Link, st.integers(0, 10**12), st.text()))
+def test_the_checkpoint_text_is_its_json(link: Link) -> None:
+    assert checkpoint_text(link) == json.dumps({"seq": link.seq, "mac": link.mac}).encode()

@@ -24,6 +24,7 @@ last genuine record and writes a record carrying ``reanchored`` (that record's n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -54,7 +55,14 @@ def _mac(key: bytes, unsigned: dict[str, Any]) -> str:
 
 
 def _mac_of(key: bytes, body: bytes) -> str:
-    return hmac.digest(key, _DOMAIN + body, hashlib.sha256).hex()
+    mac = _keyed(key).copy()  # the key's pads and the domain, hashed once per key, not per record
+    mac.update(body)
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, _DOMAIN, hashlib.sha256)
 
 
 def seal(key: bytes, previous: Link | None, fields: dict[str, Any]) -> dict[str, Any]:

@@ -207,10 +207,13 @@ class AuditLog:
         """Write one record; return its id. Unknown fields or non-scalar values are programming errors."""
         if not _GIVEN.issuperset(fields):
             raise ValueError(f"unknown audit fields: {sorted(set(fields) - _GIVEN)}")
+        record: dict[str, Any] = {}
         for name, value in fields.items():
-            if value is not None and not isinstance(value, _SCALARS):
+            if value is None:
+                continue
+            if not isinstance(value, _SCALARS):
                 raise ValueError(f"audit field {name!r} must be a plain value, not {type(value).__name__}")
-        record: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+            record[name] = value
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
         record[ID] = record_id = os.urandom(8).hex()
