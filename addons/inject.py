@@ -46,15 +46,21 @@ def header_key(name: str) -> str:
 
 def headers_to_strip(names: list[str], credential_headers: tuple[str, ...]) -> list[str]:
     """Names among ``names`` that must not reach the upstream, whatever their case or spelling."""
+    return list(_to_strip(tuple(names), credential_headers))
+
+
+@functools.lru_cache(maxsize=256)  # a client sends the same header names request after request
+def _to_strip(names: tuple[str, ...], credential_headers: tuple[str, ...]) -> tuple[str, ...]:
     targets = {header_key(header) for header in credential_headers}
     stripped = []
     for name in names:
         key = header_key(name)
         if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key in targets:
             stripped.append(name)
-    return stripped
+    return tuple(stripped)
 
 
+@functools.lru_cache(maxsize=256)  # pure, and a client sends the same value every time
 def decodable_accept_encoding(value: str | None) -> str:
     """The client's ``Accept-Encoding`` narrowed to what the response redaction can decode."""
     if not value:
@@ -63,6 +69,7 @@ def decodable_accept_encoding(value: str | None) -> str:
     return ", ".join(kept) or "identity"
 
 
+@functools.lru_cache(maxsize=256)
 def trailers_only(value: str | None) -> str | None:
     """The client's ``TE`` narrowed to ``trailers``: any transfer coding it offers (``gzip``)
     would let the upstream send a body the response redaction refuses to read."""

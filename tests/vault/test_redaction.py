@@ -415,3 +415,12 @@ def test_held_back_is_the_longest_tail_that_could_begin_a_form(secrets: list[str
         default=0,
     )  # fmt: skip
     assert redactor.held_back(data) == expected
+
+
+def test_every_form_alone_is_scrubbed_and_shorter_data_is_left_unscanned() -> None:
+    secret = Secret("sk-live-0123456789abcdefXYZ")
+    r = Redactor("svc", [secret])
+    shortest = min(forms_of(secret.reveal()), key=len)
+    assert r.redact(shortest) == (r.marker, 1)  # the shortest form is as long as data can be and still hold one
+    assert all(r.redact(form)[1] == 1 for form in forms_of(secret.reveal()))
+    assert r.redact(shortest[:-1]) == (shortest[:-1], 0)

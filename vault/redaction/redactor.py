@@ -236,6 +236,7 @@ class Redactor:
             forms |= forms_of(value)
         self.scanner: Scanner | None = scanner(forms) if forms else None
         self.longest = max(map(len, forms), default=0)
+        self.shortest = min(map(len, forms), default=0)  # data shorter than this holds no form: not scanned
         self._sorted = sorted(forms)
         # Where a form could begin: a C scan finds them, where a Python loop over every byte of the
         # window cost 3-4 us per streamed chunk (most of an event stream's cost, bench/notes.md).
@@ -263,7 +264,7 @@ class Redactor:
         return index < len(self._sorted) and self._sorted[index].startswith(data)
 
     def redact(self, data: bytes) -> tuple[bytes, int]:
-        if self.scanner is None or not data:
+        if self.scanner is None or len(data) < self.shortest or not data:
             return data, 0
         spans = self.scanner.spans(data)
         return (splice(data, spans, self.marker), len(spans)) if spans else (data, 0)
