@@ -49,7 +49,8 @@ class Upstream:
         return fresh and not self.writer.is_closing() and not self.reader.at_eof()
 
     def close(self) -> None:
-        self.writer.close()
+        """Drop the connection at once: after an error or a refusal no TLS goodbye is owed to it."""
+        self.writer.transport.abort()
 
 
 class UpstreamPool:
@@ -102,6 +103,6 @@ class UpstreamPool:
         """Close every idle connection at once (the proxy is stopping: no TLS goodbye is waited for)."""
         for idle in self._idle.values():
             for upstream in idle:
-                upstream.writer.transport.abort()
+                upstream.close()
         self._idle.clear()
         self._count = 0

@@ -18,6 +18,7 @@ import trustme
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.proxy.body_limit import RequestBodyLimit
+from clavis_mcp.proxy.draining import STOPPED, Draining
 from clavis_mcp.proxy.upstream_timeout import UpstreamTimeout
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
@@ -303,3 +304,20 @@ async def test_a_request_to_another_host_on_a_base_url_connection_is_refused(
         response = await client.get("/v1/models", headers={"Host": "evil.test"})
     assert response.status_code == 421
     assert upstream.seen == []
+
+
+async def test_stopping_fails_a_request_in_flight_and_records_it(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    draining = Draining()
+    async with front(services, audit, home, upstream.port, draining) as proxy, base(proxy) as client:
+        pending = asyncio.create_task(client.get("/slow"))
+        while draining.in_flight == 0:
+            await asyncio.sleep(0.01)
+        failed = await draining.drain(grace=0.1)
+        response = await pending
+    upstream.release.set()
+    assert failed == 1
+    assert response.status_code == 502 and "the proxy was stopped" in response.text
+    record = last_record(services)
+    assert (record["decision"], record["reason"]) == ("error", STOPPED)
