@@ -72,9 +72,10 @@ def _redact_text(redactor: Redactor, data: bytes) -> tuple[bytes, int]:
     (a form that begins or ends inside an escape would leave half of it, and break a JSON string)."""
     assert redactor.scanner is not None
     spans = redactor.scanner.spans(data)
-    if spans and _pattern(data):
-        spans = _Escapes(data).widened(spans)
-    spans = _merged(spans + _hidden_spans(redactor, data))
+    pattern = _pattern(data)  # looked for once per text: four scans of the whole body
+    if spans and pattern:
+        spans = _Escapes(data, pattern).widened(spans)
+    spans = _merged(spans + _hidden_spans(redactor, data, pattern))
     return (splice(data, spans, redactor.marker), len(spans)) if spans else (data, 0)
 
 
@@ -100,10 +101,10 @@ def _combined(introducers: tuple[bytes, ...]) -> re.Pattern[bytes]:
     return re.compile(b"|".join(pattern for introducer, pattern in _KINDS if introducer in introducers))
 
 
-def _decoded(data: bytes) -> bytes | None:
-    """``data`` with every escape decoded; None if it has none. No escape holds another kind's
-    introducer, so the kinds never overlap, and an ampersand that names no character stays one."""
-    pattern = _pattern(data)
+def _decoded(data: bytes, pattern: re.Pattern[bytes] | None) -> bytes | None:
+    """``data`` (whose escapes ``pattern`` finds: ``_pattern(data)``) with every escape decoded; None
+    if it has none. No escape holds another kind's introducer, so the kinds never overlap, and an
+    ampersand that names no character stays one."""
     if pattern is None:
         return None
     text, count = pattern.subn(_unescape_match, data)
@@ -114,9 +115,7 @@ class _Escapes:
     """Where the escapes of a text are, in it and in its decoded text: to map a span found in either
     back onto whole escapes of the text. Built only when a span is found, which is almost never."""
 
-    def __init__(self, data: bytes) -> None:
-        pattern = _pattern(data)
-        assert pattern is not None
+    def __init__(self, data: bytes, pattern: re.Pattern[bytes]) -> None:
         self._source: list[Span] = []
         self._decoded: list[Span] = []
         shift = 0
@@ -180,20 +179,23 @@ def _unescape(unit: bytes) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _hidden_spans(redactor: Redactor, data: bytes) -> list[Span]:
-    """Where in ``data`` some decoded text (each decoded from the one before) holds a form."""
+def _hidden_spans(redactor: Redactor, data: bytes, pattern: re.Pattern[bytes] | None) -> list[Span]:
+    """Where in ``data`` (whose escapes ``pattern`` finds) some decoded text (each decoded from the
+    one before) holds a form."""
     assert redactor.scanner is not None
     found: list[Span] = []
-    texts = [data]
+    texts: list[tuple[bytes, re.Pattern[bytes]]] = []  # each text with escapes, and its pattern
     for _ in range(DEPTH):
-        text = _decoded(texts[-1])
+        text = _decoded(data, pattern)
         if text is None:
             break
+        assert pattern is not None
+        texts.append((data, pattern))
         spans = redactor.scanner.spans(text)
-        for source in reversed(texts if spans else []):
-            spans = _Escapes(source).sources(spans)
+        for source, its_pattern in reversed(texts if spans else []):
+            spans = _Escapes(source, its_pattern).sources(spans)
         found += spans
-        texts.append(text)
+        data, pattern = text, _pattern(text)
     return found
 
 
