@@ -477,10 +477,12 @@ class Vault:
 
     def snapshot(self) -> Snapshot:
         """Services and secrets, decrypted once and reloaded only when the store's change counter
-        moved (a service, a secret or a versioned record changed, in any process).
+        moved (a service, a secret or a versioned record changed, in any process); then only the
+        services the change feed names are read and decrypted again, and the new snapshot shares
+        everything else with the last one.
 
-        The services and all their secrets are read in one read view, so a service added or
-        removed meanwhile never leaves a snapshot with a service and no secret."""
+        What is read, is read in one read view, so a service added or removed meanwhile never
+        leaves a snapshot with a service and no secret."""
         with self._lock:
             counter = self.store.changes()
             known = self._snapshot
