@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from clavis_mcp.vault import Service, canonical_host
 from clavis_mcp.vault.errors import CallRefused, LimitsError
+from clavis_mcp.vault.proxy_headers import is_internal
 from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
 from clavis_mcp.vault.redaction.spellings import MIN_FORM_LENGTH
 
@@ -37,6 +39,8 @@ RETURNED_HEADERS = frozenset(
 )  # fmt: skip
 RETURNED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
+_FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*|")  # visible ASCII, inner spaces and tabs
 
 
 LIMIT_ENV = {
@@ -140,15 +144,22 @@ def check_target(service: Service, method: str, url: str) -> Target:
 
 
 def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], list[str]]:
-    """Keep the model's headers except those the proxy controls; report the ignored ones."""
+    """Keep the model's headers except those the proxy controls; report the ignored ones.
+
+    A kept header must be one HTTP field as it goes on the wire: a token for a name, printable
+    ASCII for a value (surrounding spaces dropped, as HTTP parsers drop them)."""
     kept: dict[str, str] = {}
     ignored: list[str] = []
     for name, value in (headers or {}).items():
         key = name.lower()
-        if key in CONTROLLED_HEADERS or key.startswith(CONTROLLED_PREFIXES):
+        if key in CONTROLLED_HEADERS or key.startswith(CONTROLLED_PREFIXES) or is_internal(key):
             ignored.append(name)
         elif any(c in name + value for c in "\r\n\0") or not name.strip() or ":" in name:
             raise CallRefused(f"header {name!r} contains a line break, NUL or colon; send one plain header per entry")
+        elif not _TOKEN.fullmatch(name):
+            raise CallRefused(f"header name {name!r} is not an HTTP token; use letters, digits and - only")
+        elif not _FIELD_VALUE.fullmatch(value := value.strip(" \t")):
+            raise CallRefused(f"the value of header {name!r} is not printable ASCII; encode it (e.g. percent-encoding)")
         else:
             kept[name] = value
     return kept, ignored

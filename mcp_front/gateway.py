@@ -1,34 +1,39 @@
 """The MCP server's side of the proxy: start it on first use, and send calls through it.
 
-The proxy is started lazily so it never delays the MCP ``initialize`` handshake. Calls use
-one long-lived httpx client whose proxy is the embedded mitmproxy (with this process's own
-proxy credential) and whose only trusted CA is ours: nothing bypasses the proxy. Responses
-are streamed and read only up to a bound, so a huge body cannot exhaust the process. Each
-response carries the redactors of the secrets that may be in it (the service's secret as it was
-from the moment the request left until its answer was read), for scrubbing what the model
-finally reads.
+The proxy is started lazily so it never delays the MCP ``initialize`` handshake. Calls reach it
+in base-URL mode: plain HTTP on loopback to ``/s/<service>@<host:port>/<path>`` with this
+process's own agent key, so there is no TLS and no CONNECT between the gateway and the proxy
+(that hop was three quarters of a call), and the proxy runs the same stages as for any request:
+the service named in the URL must own the destination, the credential is injected, the answer
+redacted and recorded. A plain ``http://`` target (a local service that allows it) cannot be
+named that way (base-URL mode always sends HTTPS): it goes to the proxy as to a forward proxy,
+in absolute form with this process's proxy credential, on connections of its own. Both kinds
+travel on :class:`~.proxy_link.ProxyLink` connections, which keep no cookies and follow no
+redirects. Responses are read raw and decoded here within a bound, so a huge body cannot exhaust
+the process. Each response carries the redactors of the secrets that may be in it (the service's
+secret as it was from the moment the request left until its answer was read), for scrubbing what
+the model finally reads.
 
-httpx is imported with the proxy, on the first call, and its exceptions are translated here
-into the few the tools report: nothing before the handshake pays for either.
+The proxy (mitmproxy), h11 and httpx (whose URL type parses and normalises the model's URL, as
+before) are imported on the first call: nothing before the handshake pays for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import secrets
-import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.approvals import ApprovalHold
-from clavis_mcp.vault.errors import CallFailed, CallRefused, DecodedTooLarge, DecodeError
+from clavis_mcp.vault.errors import CallFailed, DecodedTooLarge, DecodeError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import (
     AUDIT_ID_HEADER,
@@ -38,6 +43,7 @@ from clavis_mcp.vault.proxy_headers import (
     SELECT_HEADER,
 )
 
+from . import __version__
 from .calls import CallLimits, Scrubber
 from .failures import failure_message, timeout_message
 
@@ -48,10 +54,21 @@ if TYPE_CHECKING:
     from clavis_mcp.proxy import EmbeddedProxy
     from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
 
+    from .proxy_link import ProxyLink
+
 MCP_CLIENT = "mcp"
 HOLD_MARGIN = 5.0  # a held call is refused this long before the call's timeout, so the model reads why
 _ELICITED: ContextVar[bool] = ContextVar("clavis_elicited", default=False)  # the user accepted this call
 CONNECT_TIMEOUT = 10.0
+AGENT_HEADER = "X-Clavis-Agent"  # base-URL mode's agent key header (proxy/base_url.py)
+# What every request asks for unless the model's headers say otherwise: the content codings the
+# gateway decodes itself (vault/redaction/decoding.py), and a name for the client.
+DEFAULT_HEADERS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate, br, zstd",
+    "user-agent": f"clavis-mcp/{__version__}",
+}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # sent with Content-Length: 0 when they carry no body
 RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices a closed connection)
 type Record = Mapping[str, Any]
 # How far past the model's cut a body is kept, in lengths of the longest listed spelling, so a
@@ -87,14 +104,18 @@ class Fetched:
         return self.record is not None and self.record.get("decision") == "error" and self.complete
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        return _header(self.headers, name)
 
 
-def no_cookies() -> CookieJar:
-    """A jar that keeps nothing: one client serves every service, and a cookie one upstream sets
-    must never reach another (or come back to it on a later call the model did not ask for)."""
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+class Answer(Protocol):
+    """An answer's head, and its body as sent (content coding left in place): what the gateway reads."""
+
+    status: int
+    headers: list[tuple[str, str]]
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class _Download:
@@ -157,7 +178,8 @@ class Gateway:
         self._config = config or ProxyConfig()
         self._token = secrets.token_urlsafe(32)
         self._proxy: EmbeddedProxy | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._base_url: ProxyLink | None = None  # https:// targets, in base-URL mode
+        self._forward: ProxyLink | None = None  # http:// targets, the proxy as a forward proxy
         self._lock = asyncio.Lock()
         self._redactors: ServiceRedactors | None = None
         self._pending: dict[str, asyncio.Future[Record]] = {}
@@ -169,32 +191,31 @@ class Gateway:
         if waiting is not None and not waiting.done():
             waiting.set_result(record)
 
-    async def client(self) -> httpx.AsyncClient:
+    async def _links(self) -> tuple[ProxyLink, ProxyLink]:
+        """The connections to the proxy, base-URL and forward (the proxy is started on first use)."""
         async with self._lock:
-            if self._client is None:
+            if self._base_url is None or self._forward is None:
                 # mitmproxy and httpx are imported here, not at module load: together they cost
                 # over half a second, which would otherwise delay the MCP handshake (DESIGN.md §9).
-                import httpx
-
                 from clavis_mcp.proxy import EmbeddedProxy
+                from clavis_mcp.proxy.embedded import LISTEN_HOST
+
+                from .proxy_link import ProxyLink
 
                 config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token}, on_recorded=self._recorded,
                                  approvals=self._hold())  # fmt: skip
                 self._proxy = EmbeddedProxy(self.vault, self.audit, self.ca, config)
-                await self._proxy.start()
-                trust = ssl.create_default_context(cafile=str(self.ca.cert_path))
-                self._client = httpx.AsyncClient(
-                    cookies=no_cookies(),
-                    proxy=httpx.Proxy(self._proxy.url, auth=(MCP_CLIENT, self._token)),
-                    verify=trust,
-                    follow_redirects=False,
-                    timeout=httpx.Timeout(self.limits.timeout, connect=min(CONNECT_TIMEOUT, self.limits.timeout)),
-                    trust_env=False,
-                )
-            return self._client
+                port = await self._proxy.start()
+                connect = min(CONNECT_TIMEOUT, self.limits.timeout)
+                self._base_url = ProxyLink(LISTEN_HOST, port, connect_timeout=connect)
+                self._forward = ProxyLink(LISTEN_HOST, port, connect_timeout=connect)
+            return self._base_url, self._forward
 
-    async def fetch(self, service: str, method: str, url: str, **kwargs: Any) -> Fetched:
+    async def fetch(self, service: str, method: str, url: str, **request: Any) -> Fetched:
         """Send one request for ``service``; keep the body's first bytes, hash and count up to the download bound.
+
+        ``request`` holds its ``headers``, ``params`` (merged into the URL's query) and ``content``
+        (the body's bytes), the keywords httpx took.
 
         The proxy decides, injects, redacts and records, and hands this gateway the audit record
         of the request (marked with a fresh id in ``CALL_HEADER``): the result carries it, so the
@@ -203,26 +224,31 @@ class Gateway:
         and the audit id. The result carries the redactors of the service's secret as it was when the
         request left, when the answer's head arrived and once its body was read.
         """
-        import httpx  # already loaded by client(); the name is needed for the translation below
+        headers: Mapping[str, str] = request.pop("headers", None) or {}
+        params: Mapping[str, str] | None = request.pop("params", None)
+        content: bytes | None = request.pop("content", None)
+        if request:
+            raise TypeError(f"fetch() takes headers, params and content, not {', '.join(request)}")
+        links = await self._links()
+        import httpx  # loaded with the proxy: its URL type reads the model's URL as httpx always did
 
-        client = await self.client()
+        target = httpx.URL(url)
+        if params:
+            target = target.copy_merge_params(dict(params))
         call = secrets.token_hex(16)
         if _ELICITED.get():
             self._elicited.add(call)
         recorded = self._pending[call] = asyncio.get_running_loop().create_future()
-        host = httpx.URL(url).host
         cancelled = False
         try:
             try:
-                fetched = await self._exchange(client, service, method, url, call=call, **kwargs)
-            except httpx.ProxyError as exc:  # the tunnel was refused: no request inside it to record
-                raise CallRefused(
-                    f"the clavis proxy refused the connection ({exc}); check the service's hosts"
+                fetched = await self._exchange(links, service, method, target, call, headers, content)
+            except TimeoutError:
+                raise CallFailed(
+                    timeout_message(target.host, self.limits.timeout, await _record_of(recorded))
                 ) from None
-            except (TimeoutError, httpx.TimeoutException):
-                raise CallFailed(timeout_message(host, self.limits.timeout, await _record_of(recorded))) from None
-            except (httpx.HTTPError, DecodeError):  # the record says why: TLS, DNS, connect, reset, a body cut
-                raise CallFailed(failure_message(service, host, await _record_of(recorded))) from None
+            except (OSError, DecodeError):  # the record says why: TLS, DNS, connect, reset, a body cut
+                raise CallFailed(failure_message(service, target.host, await _record_of(recorded))) from None
             if recorded.done():  # written before the response, or before a streamed body's end
                 return _with_record(fetched, recorded.result())
             # a body this gateway stopped reading at its bound is recorded once the proxy sees it go
@@ -255,52 +281,89 @@ class Gateway:
             _ELICITED.reset(token)
 
     async def _exchange(
-        self, client: httpx.AsyncClient, service: str, method: str, url: str, *, call: str = "", **kwargs: Any
+        self,
+        links: tuple[ProxyLink, ProxyLink],
+        service: str,
+        method: str,
+        target: httpx.URL,
+        call: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
     ) -> Fetched:
-
-        request = client.build_request(method, url, **kwargs)
-        request.headers[SELECT_HEADER] = service
-        if call:
-            request.headers[CALL_HEADER] = call
-        keep, bound = self.limits.max_response_body, self.limits.max_download
+        method = method.upper()
+        link, request_target, fields = self._addressed(links, service, target)
+        fields += [(SELECT_HEADER, service), (CALL_HEADER, call)]
+        given = {name.lower() for name in headers}
+        fields += [(name, value) for name, value in DEFAULT_HEADERS.items() if name not in given]
+        fields += headers.items()
+        if content or method in BODY_METHODS:
+            fields.append(("Content-Length", str(len(content or b""))))
         leaving = self.redactor(service)  # the service's secret as the request leaves
-        lookahead = LOOKAHEAD_SPELLINGS * leaving.values.longest if leaving is not None else 0
         async with asyncio.timeout(self.limits.timeout):
-            response = await client.send(request, stream=True)
-            answered = self.redactor(service)  # an OAuth token the proxy refreshed before injecting it
-            try:
-                body = _Download(response.headers.get("content-encoding", ""), keep, bound, lookahead)
-                await body.read(response.aiter_raw())
-            finally:
-                await response.aclose()
+            answer = await link.send(method, request_target, [(n.encode(), v.encode()) for n, v in fields], content)
+            return await self.read_answer(service, str(target), answer, leaving)
+
+    async def read_answer(
+        self, service: str, url: str, answer: Answer, leaving: ServiceRedactor | None = None
+    ) -> Fetched:
+        """Read ``answer`` (to a request for ``service`` to ``url``) within the download bound, and close it.
+
+        ``leaving`` is the service's secret as the request left; the secret is looked up again
+        here, as the head has come and once the body is read."""
+        keep, bound = self.limits.max_response_body, self.limits.max_download
+        lookahead = LOOKAHEAD_SPELLINGS * leaving.values.longest if leaving is not None else 0
+        answered = self.redactor(service)  # an OAuth token the proxy refreshed before injecting it
+        try:
+            body = _Download(_header(answer.headers, "content-encoding") or "", keep, bound, lookahead)
+            await body.read(answer.chunks())
+        finally:
+            await answer.aclose()
         read = self.redactor(service)  # one a 401 refreshed, or a rotation made, while the answer came
         return Fetched(
-            status=response.status_code,
-            url=str(response.url),
-            headers=list(response.headers.items()),
+            status=answer.status,
+            url=url,
+            headers=answer.headers,
             head=bytes(body.head),
             beyond=bytes(body.beyond),
             size=body.size,
             complete=body.complete,
             sha256=body.digest.hexdigest(),
-            audit_id=response.headers.get(AUDIT_ID_HEADER),
-            redactions=int(response.headers.get(REDACTIONS_HEADER, "0") or 0),
-            refused=response.headers.get(REFUSED_HEADER),
+            audit_id=_header(answer.headers, AUDIT_ID_HEADER),
+            redactions=int(_header(answer.headers, REDACTIONS_HEADER) or 0),
+            refused=_header(answer.headers, REFUSED_HEADER),
             received_at=time.time(),
             scrubber=Scrubber.of(*(r for r in (leaving, answered, read) if r is not None)),
         )
 
+    def _addressed(
+        self, links: tuple[ProxyLink, ProxyLink], service: str, target: httpx.URL
+    ) -> tuple[ProxyLink, str, list[tuple[str, str]]]:
+        """Where and how a request for ``target`` goes to the proxy: the connections, the request
+        target and the headers that address it. An https:// target in base-URL mode (the path names
+        the service, the upstream host and port; this process's agent key rides in its header); an
+        http:// one in absolute form, as to a forward proxy, with this process's proxy credential."""
+        base_url, forward = links
+        host = target.raw_host.decode("ascii")
+        if target.scheme == "https":
+            authority = f"[{host}]:{target.port or 443}" if ":" in host else f"{host}:{target.port or 443}"
+            path = f"/s/{service}@{authority}{target.raw_path.decode('ascii')}"
+            return base_url, path, [("Host", f"{base_url.host}:{base_url.port}"), (AGENT_HEADER, self._token)]
+        credential = base64.b64encode(f"{MCP_CLIENT}:{self._token}".encode()).decode()
+        netloc = target.netloc.decode("ascii")
+        absolute = f"http://{netloc}{target.raw_path.decode('ascii')}"
+        return forward, absolute, [("Host", netloc), ("Proxy-Authorization", f"Basic {credential}")]
+
     async def aclose(self) -> None:
-        """Close the client (cutting any call still in flight), let the proxy record each call it
+        """Close the connections (cutting any call still in flight), let the proxy record each call it
         was carrying (bounded by ``RECORD_WAIT``), then stop the proxy: no call goes unrecorded."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for link in (self._base_url, self._forward):
+            if link is not None:
+                await link.aclose()
         if self._pending:
             await asyncio.wait(list(self._pending.values()), timeout=RECORD_WAIT)
         if self._proxy is not None:
             await self._proxy.stop()
-            self._proxy = None
+        self._proxy = self._base_url = self._forward = None
 
     def redactor(self, service: str) -> ServiceRedactor | None:
         """The redactors of the service's secret as the vault holds it now; None once the service is gone.
@@ -318,7 +381,12 @@ class Gateway:
 
     @property
     def proxy_running(self) -> bool:
-        return self._client is not None
+        return self._proxy is not None
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    name = name.lower()
+    return next((v for k, v in headers if k.lower() == name), None)
 
 
 def _with_record(fetched: Fetched, record: Record | None) -> Fetched:

@@ -58,7 +58,7 @@ class PreparedCall:
             return self.target.url
         import httpx  # loaded by the gateway before any call is shown; kept off the start-up path
 
-        return str(httpx.URL(self.target.url, params=self.params))
+        return str(httpx.URL(self.target.url).copy_merge_params(self.params))  # as the request is sent
 
 
 def prepare_call(
