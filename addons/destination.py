@@ -82,6 +82,31 @@ def split_authority(authority: str, default_port: int) -> tuple[str, int]:
     return canonical_host(host), int(port_text) if port_text else default_port
 
 
+def origin_form(method: str, target: str, scheme: str) -> tuple[str, str]:
+    """The request target as ``(authority, origin-form)``; the authority is empty unless the target
+    was an absolute URL. ValueError for a target that is neither (``OPTIONS *`` aside) or holds a
+    fragment.
+
+    HTTP/2 carries the target in ``:path`` as the client wrote it (curl's ``--request-target``
+    writes an absolute URL there), and an HTTP/1 upstream reads an absolute URL's authority over
+    ``Host`` (RFC 9112 §3.2.2). A ``#`` is never sent in a request: servers and WHATWG parsers cut
+    the path there (``/v1/public/..#/admin`` is ``/v1/`` to them), so the policy would judge
+    another path than the one served."""
+    if "#" in target:
+        raise ValueError("the request target holds a fragment ('#'), which is never sent in a request and which "
+                         "servers cut the path at; leave the fragment out or write '#' as '%23'")  # fmt: skip
+    if target.startswith("/") or (target == "*" and method.upper() == "OPTIONS"):
+        return "", target
+    given_scheme, separator, rest = target.partition("://")
+    if not separator or given_scheme.lower() != scheme:
+        raise ValueError(f"the request target must be a path starting with '/' or an absolute {scheme}:// URL")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    path = rest[len(authority) :]
+    if not authority:
+        raise ValueError("the request target is an absolute URL without a host")
+    return authority, path if path.startswith("/") else "/" + path
+
+
 def is_loopback_host(host: str) -> bool:
     """``localhost`` and friends, 127.0.0.0/8, ::1, 0.0.0.0 and ::: where the proxy itself listens."""
     if host in LOOPBACK_NAMES or host.endswith(".localhost"):
@@ -120,17 +145,24 @@ def decide(
 
     ``authority`` is the request target's own authority (absolute-form in HTTP/1, ``:authority``
     in HTTP/2), empty for origin-form: RFC 9112 §3.2.2 lets it override ``Host``, and shared
-    front ends route by it, so it must name the judged destination too. ``path`` (the request
-    target, query included) tells apart services that share a host by path prefix; it is judged
-    in its normalised form, as the request policy will send it. ``pass_other_hosts``: a host no
-    service owns passes untouched unless ``agent`` denies other hosts; the services the agent
-    uses decide among services sharing a host.
+    front ends route by it, so it must name the judged destination too, as must an absolute URL
+    in ``path`` (see :func:`origin_form`). ``path`` (the request target, query included) tells
+    apart services that share a host by path prefix; it is judged in its normalised form, as the
+    request policy will send it. ``pass_other_hosts``: a host no service owns passes untouched
+    unless ``agent`` denies other hosts; the services the agent uses decide among services
+    sharing a host.
     """
     uses = frozenset(agent.uses) if agent is not None else frozenset()
     who = agent.name if agent is not None else None
     if method.upper() in REFUSED_METHODS:
         return Verdict(None, 405, f"method {method} is not allowed through clavis-mcp")
     default_port = 443 if scheme == "https" else 80
+    target_authority = ""
+    if path is not None:
+        try:
+            target_authority, path = origin_form(method, path, scheme)
+        except ValueError as exc:
+            return Verdict(None, 400, f"request target refused: {exc}")
     try:
         host = canonical_host(host)
         if host_header is not None:
@@ -139,8 +171,9 @@ def decide(
                 return Verdict(None, 421, f"Host header {host_header!r} does not match the destination {host}")
         if sni is not None and canonical_host(sni) != host:
             return Verdict(None, 421, f"TLS server name {sni!r} does not match the destination {host}")
-        if authority and split_authority(authority, default_port) != (host, port):
-            return Verdict(None, 421, f"request target authority {authority!r} does not match the destination {host}")
+        for given in (authority, target_authority):
+            if given and split_authority(given, default_port) != (host, port):
+                return Verdict(None, 421, f"request target authority {given!r} does not match the destination {host}")
     except ValueError as exc:
         return Verdict(None, 400, f"malformed destination: {exc}")
     if port in proxy_ports and is_loopback_host(host):
@@ -344,5 +377,7 @@ class DestinationCheck:
             request.host = host  # the canonical spelling is what is dialled and sent as Host
         if request.authority and request.http_version.startswith("HTTP/1"):
             request.authority = ""  # origin-form upstream: the judged Host is the only authority sent
+        if not request.path.startswith("/"):
+            request.path = origin_form(method, request.path, scheme)[1]  # judged above; "*" stays itself
         flow.metadata[SERVICE] = verdict.service.name
         flow.metadata[DESTINATION] = (request.scheme, host, request.port)
