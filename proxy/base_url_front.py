@@ -40,10 +40,11 @@ from clavis_mcp.addons.redact import has_body
 
 from .base_url import FRONT, MARK
 from .stream_events import serve_by_front
-from .upstream_pool import Upstream, UpstreamPool
+from .upstream_pool import UPSTREAM_BUFFER, Upstream, UpstreamPool
 
 HEAD_MAX = 64 * 1024
 READ = 64 * 1024
+READ_UPSTREAM = UPSTREAM_BUFFER  # a 1 MiB body in a few reads, not sixteen
 IDLE_SECONDS = 300.0  # a client's keep-alive connection waiting for its next request
 LINGER_SECONDS = 2.0  # after an error answer, how long the rest of a refused body is read and dropped
 HOP_BY_HOP = frozenset(
@@ -418,11 +419,11 @@ class _Exchange:
         if response.stream and has_body(request.method, response.status_code):
             await self._stream(f, up, upstream)
         else:
-            content = bytearray()
+            content: list[bytes] = []
             while not isinstance(event := await self._next(up, upstream), h11.EndOfMessage):
                 if isinstance(event, h11.Data):
-                    content += event.data
-            response.data.content = bytes(content)
+                    content.append(event.data)
+            response.data.content = b"".join(content)
             await self._answer(f, close=False, headers_done=True)
         clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]
         return clean and f.error is None
@@ -445,7 +446,7 @@ class _Exchange:
             if event is h11.PAUSED:  # bytes after the response's end: no request asked for them
                 raise _Failed("bad response: the upstream sent bytes past the end of its response")
             try:
-                data = await self._wait(upstream.reader.read(READ))
+                data = await self._wait(upstream.reader.read(READ_UPSTREAM))
             except (ConnectionError, ssl.SSLError):
                 raise _Failed("connection reset by the upstream") from None
             up.receive_data(data)
@@ -500,7 +501,7 @@ class _Exchange:
         sends_body = has_body(f.request.method, response.status_code)
         length = len(content) if sends_body else None
         head = self._head(f, response, length=length, chunked=False, close=not self.keep_client)
-        await self._write(head + content if sends_body else head)  # one write: one send on the socket
+        await self._write(head, content if sends_body else b"")  # one write: one send on the socket
 
     def _head(
         self, f: http.HTTPFlow, response: http.Response, *, length: int | None, chunked: bool, close: bool
@@ -519,8 +520,11 @@ class _Exchange:
         self.head_sent = True
         return head + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n"
 
-    async def _write(self, data: bytes) -> None:
-        self.writer.write(data)
+    async def _write(self, data: bytes, more: bytes = b"") -> None:
+        if more:
+            self.writer.writelines((data, more))  # one sendmsg, no copy of a large body
+        else:
+            self.writer.write(data)
         try:
             await self._wait(self.writer.drain())
         except ConnectionError:

@@ -25,6 +25,7 @@ IDLE_SECONDS = 30.0  # below the idle timeouts of common API front ends (60 s an
 PER_KEY = 16
 TOTAL = 128
 DIAL_SECONDS = 30.0  # TCP connect and TLS handshake
+UPSTREAM_BUFFER = 1024 * 1024  # a connection's read buffer (its transport pauses at twice this)
 
 
 def upstream_tls(bundle: Path) -> ssl.SSLContext:
@@ -65,7 +66,7 @@ class UpstreamPool:
         assert server.address is not None
         host, port = server.address
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=self._context, server_hostname=server.sni),
+            asyncio.open_connection(host, port, ssl=self._context, server_hostname=server.sni, limit=UPSTREAM_BUFFER),
             DIAL_SECONDS,
         )
         return Upstream(reader, writer, server, key)
