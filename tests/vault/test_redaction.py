@@ -424,3 +424,9 @@ def test_every_form_alone_is_scrubbed_and_shorter_data_is_left_unscanned() -> No
     assert r.redact(shortest) == (r.marker, 1)  # the shortest form is as long as data can be and still hold one
     assert all(r.redact(form)[1] == 1 for form in forms_of(secret.reveal()))
     assert r.redact(shortest[:-1]) == (shortest[:-1], 0)
+
+
+def test_a_chunk_ending_in_a_byte_no_form_has_holds_nothing_back() -> None:
+    redactor = Redactor("svc", [Secret(SECRET)])
+    assert redactor.held_back(b"data: " + SECRET.encode()[:10]) == 10  # could be the secret's beginning
+    assert redactor.held_back(b"data: " + SECRET.encode()[:10] + b"\n\n") == 0  # an event's end: no form has "\n"

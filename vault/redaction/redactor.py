@@ -241,9 +241,19 @@ class Redactor:
         # Where a form could begin: a C scan finds them, where a Python loop over every byte of the
         # window cost 3-4 us per streamed chunk (most of an event stream's cost, bench/notes.md).
         self._starts = _start_windows(forms, self.longest - 1)
+        self._alphabet = bytes(sorted({byte for form in forms for byte in form}))  # every byte some form has
 
     def held_back(self, data: bytes) -> int:
-        """How many bytes at the end of ``data`` could be the beginning of a form (0 if none)."""
+        """How many bytes at the end of ``data`` could be the beginning of a form (0 if none).
+
+        Only the end made of bytes that occur in some form can be one: an event stream's chunk
+        ends with a newline no form has, and is passed on whole after one C scan of its end."""
+        if self.longest < 2:
+            return 0
+        end = data[1 - self.longest :]
+        data = end[len(end.rstrip(self._alphabet)) :]
+        if not data:
+            return 0
         earliest = len(data)
         for reach, starts in self._starts:  # widest window first; then only before what it found
             for start in starts.finditer(data, max(0, len(data) - reach), earliest):
