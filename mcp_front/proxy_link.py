@@ -56,6 +56,8 @@ class _Connection:
     def abort(self) -> None:
         """Close with a reset, not a FIN: on plain HTTP a FIN may be a client's half-close, after which
         the proxy would wait for the upstream's answer; a reset tells it the request was given up."""
+        if self.writer.transport.is_closing():  # already closed (the link was closed under it)
+            return
         sock = self.writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
