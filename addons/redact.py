@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import weakref
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ from clavis_mcp.vault.redaction.decoding import (
     MAX_DECODED_ENV,
     BoundedDecoder,
     decode_body,
+    is_identity,
     max_decoded_from_env,
 )
 from clavis_mcp.vault.redaction.redactor import Redactor, StreamRedactor
@@ -201,6 +203,8 @@ def incremental_decoder(encoding: str, limit: int = DEFAULT_MAX_DECODED) -> Deco
     No chunk decodes to more than ``limit`` bytes (:class:`~vault.decoding.DecodedTooLarge`):
     mitmproxy sends what one read decoded to before it reads again, so this is the bound on
     what a bomb can put in memory. ``b""`` ends the body, and raises if it was cut short."""
+    if is_identity(encoding):
+        return functools.partial(_as_sent, limit=limit)
     try:
         decoder = BoundedDecoder(encoding)
     except DecodeError:
@@ -213,6 +217,13 @@ def incremental_decoder(encoding: str, limit: int = DEFAULT_MAX_DECODED) -> Deco
         return b"".join(decoder.decode(chunk, limit))
 
     return decode
+
+
+def _as_sent(chunk: bytes, limit: int) -> bytes:
+    """An identity body's chunk, within the same bound a decoder keeps (every chunk of an event stream)."""
+    if len(chunk) > limit:
+        raise DecodedTooLarge("identity", limit)
+    return chunk
 
 
 class _StreamedBody:

@@ -20,6 +20,7 @@ from clavis_mcp.addons.redact import (
     unscanned_transfer_codings,
 )
 from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.errors import DecodedTooLarge
 from clavis_mcp.vault.redaction.redactor import Redactor
 
 
@@ -57,6 +58,15 @@ def test_incremental_decoders_decode_byte_by_byte(encoding: str, payload: bytes)
     decode = incremental_decoder(encoding)
     assert decode is not None
     assert b"".join(decode(payload[i : i + 1]) for i in range(len(payload))) == BODY
+
+
+@pytest.mark.parametrize("encoding", ["", "identity", " Identity "])
+def test_an_identity_stream_passes_its_chunks_within_the_bound(encoding: str) -> None:
+    decode = incremental_decoder(encoding, limit=8)
+    assert decode is not None
+    assert (decode(b"12345678"), decode(b"")) == (b"12345678", b"")
+    with pytest.raises(DecodedTooLarge):
+        decode(b"123456789")
 
 
 def test_unknown_encoding_has_no_decoder() -> None:
