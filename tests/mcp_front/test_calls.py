@@ -73,6 +73,23 @@ def test_controlled_headers_are_dropped_and_reported() -> None:
     assert sorted(ignored) == ["Authorization", "Host", "Proxy-Authorization", "X-Clavis-Service", "X-Forwarded-For"]
 
 
+def test_internal_headers_are_ignored_in_any_spelling_and_values_lose_surrounding_spaces() -> None:
+    kept, ignored = split_headers({"X_Clavis_Agent": "k", "x.clavis.call": "c", "Accept": " application/json "})
+    assert kept == {"Accept": "application/json"}
+    assert sorted(ignored) == ["X_Clavis_Agent", "x.clavis.call"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [({"X Note": "a"}, "not an HTTP token"), ({"X-Note(": "a"}, "not an HTTP token"),
+     ({"X-Note": "café"}, "printable ASCII"), ({"X-Note": "a\x01b"}, "printable ASCII")],
+    ids=["space-in-name", "separator-in-name", "non-ascii-value", "control-character-value"],
+)  # fmt: skip
+def test_header_that_is_not_one_plain_field_is_refused(headers: dict[str, str], problem: str) -> None:
+    with pytest.raises(CallRefused, match=problem):
+        split_headers(headers)
+
+
 def test_header_with_line_break_is_refused() -> None:
     with pytest.raises(CallRefused):
         split_headers({"X-Note": "a\r\nAuthorization: Bearer x"})
