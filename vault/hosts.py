@@ -168,9 +168,19 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address that a gateway or the host itself reaches:
+# NAT64's well-known prefix (RFC 6052), IPv4-compatible (RFC 4291) and IPv4-translated
+# (RFC 2765, ``::ffff:0:a.b.c.d``).
+_EMBEDDING_IPV4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# Relayed to an IPv4 address through a gateway, at places that vary: local-use NAT64 (RFC 8215),
+# 6to4 (RFC 3056) and Teredo (RFC 4380). Never public, whatever Python's tables say.
+_RELAYED_TO_IPV4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "2002::/16", "2001::/32"))
+
+
 @functools.lru_cache(maxsize=4096)
 def is_public_address(host: str) -> bool:
     """True for a global unicast IP; False for loopback, private, link-local, CGNAT, metadata, ...
+    and for an IPv6 address that carries one of those as an IPv4 address (judged as that address).
 
     Cached like :func:`canonical_host`: a name makes ``ipaddress`` raise, which is slow, and the
     proxy asks for every request."""
@@ -178,8 +188,13 @@ def is_public_address(host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return True  # a name; its resolved address is checked at dial time
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            address = address.ipv4_mapped
+        elif any(address in network for network in _RELAYED_TO_IPV4):
+            return False
+        elif any(address in network for network in _EMBEDDING_IPV4):
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.is_global and not address.is_multicast
 
 
