@@ -15,7 +15,7 @@ every agent, ``"approvals:<agent>"`` for one (set with ``clavis-mcp policy``); w
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .connectors import Probe
@@ -74,6 +74,14 @@ def load_policy(vault: Vault, service: str) -> ServicePolicy:
     with vault.store.read() as batch:
         record = batch.get(KIND, service)
     return ServicePolicy() if record is None else _policy(record.fields)
+
+
+def load_policies(vault: Vault, services: Iterable[str]) -> dict[str, ServicePolicy]:
+    """The policies of ``services`` in one read (the default for a service without one): a listing
+    pays one transaction for its page, not one per service."""
+    with vault.store.read() as batch:
+        records = {name: batch.get(KIND, name) for name in services}
+    return {name: ServicePolicy() if r is None else _policy(r.fields) for name, r in records.items()}
 
 
 def save_policy(vault: Vault, service: str, policy: ServicePolicy) -> None:
