@@ -149,6 +149,7 @@ class BaseUrlServer:
             sockname=writer.get_extra_info("sockname"),
             state=connection.ConnectionState.OPEN,
         )
+        unconnected = connection.Server(address=None)  # a flow's until it has its own (as in mitmproxy)
         pending: bytes | None = b""
         try:
             while pending is not None:
@@ -156,7 +157,7 @@ class BaseUrlServer:
                     head = await _read_head(reader, pending)
                 if head is None:
                     return
-                pending = await _Exchange(self, client, reader, writer).run(head)
+                pending = await _Exchange(self, (client, unconnected), reader, writer).run(head)
         except (ConnectionError, TimeoutError, _ClientGone):
             pass
         finally:
@@ -189,12 +190,12 @@ class _Exchange:
     def __init__(
         self,
         front: BaseUrlServer,
-        client: connection.Client,
+        ends: tuple[connection.Client, connection.Server],
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
         self.front, self.reader, self.writer = front, reader, writer
-        self.client = client
+        self.client, self.unconnected = ends
         self.flow: http.HTTPFlow | None = None
         self.interrupt: tuple[int, str] | http.Response | None = None
         self.waiting = False
@@ -257,7 +258,9 @@ class _Exchange:
         except h11.RemoteProtocolError as exc:
             await self._bare_error(exc.error_status_hint, "malformed request head")
             return None
-        assert isinstance(event, h11.Request)
+        if not isinstance(event, h11.Request):  # a head h11 does not see complete where we did
+            await self._bare_error(400, "malformed request head")
+            return None
         f = self.flow = self._make_flow(event)
         serve_by_front(f, self)
         try:
@@ -289,7 +292,7 @@ class _Exchange:
             content=None, trailers=None, timestamp_start=now, timestamp_end=None, host=host, port=port or 80,
             method=bytes(event.method), scheme=b"http", authority=b"", path=bytes(event.target),
         )  # fmt: skip
-        f = http.HTTPFlow(self.client, connection.Server(address=None), live=True)
+        f = http.HTTPFlow(self.client, self.unconnected, live=True)
         f.request = request
         f.metadata[FRONT] = True
         return f
