@@ -5,10 +5,11 @@ event loop) and over stdio with ``clavis-mcp`` as a subprocess, the way Claude D
 it. The baseline is the same GET sent straight to the upstream by a keep-alive httpx client
 carrying the credential itself. Calls are sequential: this is the latency a model waits for.
 
-``python -m bench.mcp_roundtrip`` runs the section alone and adds two load-independent figures:
-the stdio server process's CPU per call (all its threads, from ``/proc``), and with ``--stages``
-where an in-memory call spends its time, stage by stage (timing hooks put in here, not in the
-product).
+``python -m bench.mcp_roundtrip`` runs the section alone. Beside the latencies it reports the
+stdio server process's CPU per call (all its threads, from ``/proc``: load-independent), and the
+floor any MCP tool call over stdio pays (the minimal server of the start-up section, one echo);
+with ``--stages`` where an in-memory call spends its time, stage by stage (timing hooks put in
+here, not in the product).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
@@ -92,7 +94,7 @@ async def measure(
     url = world.base_url + SMALL
     arguments: dict[str, object] = {"service_name": SERVICE, "method": "GET", "url": url}
     count = max(10, int(CALLS * scale))
-    samples: dict[str, list[float]] = {"direct": [], "memory": [], "stdio": [], "stdio-cpu": []}
+    samples: dict[str, list[float]] = {"direct": [], "memory": [], "stdio": [], "floor": [], "stdio-cpu": []}
     async with AsyncExitStack() as stack:
         runtime = stack.enter_context(open_runtime())
         gateway = Gateway(runtime.vault, runtime.audit, runtime.ca)
@@ -103,6 +105,8 @@ async def measure(
         before = set(_children())
         stdio = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog)))
         server_pid = next(iter(set(_children()) - before), None)
+        floor_params = StdioServerParameters(command=sys.executable, args=["-m", "bench.minimal_server"], env=world.env)
+        floor = await stack.enter_async_context(Client(stdio_client(floor_params, errlog=errlog)))
         direct = await stack.enter_async_context(httpx.AsyncClient(verify=world.upstream_trust(), trust_env=False))
 
         async def direct_call() -> None:
@@ -110,10 +114,15 @@ async def measure(
             if response.status_code != 200 or SECRET not in response.text:
                 raise RuntimeError(f"direct GET answered {response.status_code}")
 
+        async def floor_call() -> None:  # what any MCP tool call over stdio costs: one echo, no I/O
+            if (await floor.call_tool("echo", {"text": "hi"})).is_error:
+                raise RuntimeError("the minimal server's echo failed")
+
         calls = {
             "direct": direct_call,
             "memory": _checked_tool_call(memory, arguments),
             "stdio": _checked_tool_call(stdio, arguments),
+            "floor": floor_call,
         }
         for round_ in range(rounds):
             progress(f"call_service round trip, round {round_ + 1}/{rounds}")
@@ -153,7 +162,16 @@ async def measure(
             f"{ratio:.2f}×",
             f"≤ {TARGET_RATIO:g}×",
             ratio <= TARGET_RATIO,
-        )  # fmt: skip
+        )
+    )
+    rows.append(
+        Row.paired(
+            SECTION,
+            "sequential",
+            "p50 ms",
+            ("minimal MCPServer over stdio, one echo tool", samples["floor"]),
+            ("direct httpx", samples["direct"]),
+        )
     )
     if samples["stdio-cpu"]:
         rows.append(
@@ -163,7 +181,7 @@ async def measure(
                 "server CPU µs/call",
                 ("clavis-mcp over stdio, all threads", samples["stdio-cpu"]),
                 ("direct httpx p50 µs", [v * 1000 for v in samples["direct"]]),
-            )  # fmt: skip
+            )
         )
     return rows, targets
 
