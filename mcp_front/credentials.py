@@ -8,14 +8,12 @@ check_credential_status never disagree, and so token refresh (OAuth) plugs in he
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from clavis_mcp.vault import AuditLog, Secret, Service, Vault
-from clavis_mcp.vault.audit.filters import AuditFilter
 from clavis_mcp.vault.audit.index import AuditIndex
-from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS, TIME
+from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS
 from clavis_mcp.vault.auth.fields import credential
 from clavis_mcp.vault.errors import CredentialExpired
 from clavis_mcp.vault.oauth.refresh import ensure_fresh
@@ -46,34 +44,37 @@ class Usage:
     last_check: LastCheck | None = None
 
 
-def usage_by_service(audit: AuditLog, services: Iterable[str]) -> dict[str, Usage]:
+def usage_by_service(audit: AuditLog, services: Sequence[str]) -> dict[str, Usage]:
     """Last injection and last live check of each service, from the audit log's review index.
 
-    The index (a cache beside the log, brought up to date incrementally) answers each question
-    with one indexed lookup instead of a read of the whole log.
+    The index (a cache beside the log, brought up to date incrementally) keeps the newest record
+    of each service and decision: one query answers for every service asked, and only the
+    newest check records are read back from the log (for their status and reason).
     """
     index = AuditIndex(audit.files)
     try:
         index.refresh()
-        return {name: Usage(_last_used(index, name), _last_check(index, name)) for name in services}
+        used: dict[str, float] = {}
+        checks: dict[str, LastCheck] = {}
+        for service, decision, when, position in sorted(index.latest(services), key=lambda row: row[3]):
+            if decision == INJECTED:
+                used[service] = when
+            elif decision in STATES:  # the newest of each state; the last in the log wins
+                check = _check(index, position, decision, when)
+                if check is not None:
+                    checks[service] = check
+        return {name: Usage(used.get(name), checks.get(name)) for name in services}
     finally:
         index.close()
 
 
-def _last_used(index: AuditIndex, service: str) -> float | None:
-    record = index.newest(AuditFilter(service=service, decision=INJECTED))
-    return _unix(record.get(TIME)) if record else None
-
-
-def _last_check(index: AuditIndex, service: str) -> LastCheck | None:
-    checks = []
-    for state in STATES:
-        record = index.newest(AuditFilter(service=service, decision=state))
-        when = _unix(record.get(TIME)) if record else None
-        if record is not None and when is not None and record.get(ACTION) == CHECK_ACTION:
-            checks.append(LastCheck(checked_at=iso(when) or "", state=state, status=record.get(STATUS),
-                                    detail=record.get(REASON, "")))  # fmt: skip
-    return max(checks, key=lambda check: check.checked_at, default=None)  # ISO 8601 in UTC sorts as time
+def _check(index: AuditIndex, position: tuple[int, int], state: CredentialState, when: float) -> LastCheck | None:
+    """The live check recorded at ``position``; None if the record there is not one."""
+    for record in index.read([position]):
+        if record.get(ACTION) == CHECK_ACTION:
+            return LastCheck(checked_at=iso(when) or "", state=state, status=record.get(STATUS),
+                             detail=record.get(REASON, ""))  # fmt: skip
+    return None
 
 
 def credential_state(
@@ -88,7 +89,7 @@ def credential_state(
     now = time.time() if now is None else now
     if service.expires_at is not None and service.expires_at <= now:
         return "expired", detail("expired", service.name)
-    oauth = oauth_state(vault, service.name, now)
+    oauth = oauth_state(vault, service.name, now) if is_oauth(service) else None  # no record for other methods
     if oauth is not None and oauth[0] != "unknown":
         return oauth
     check = usage.last_check
@@ -120,12 +121,3 @@ async def fresh_credential(vault: Vault, service: Service, audit: AuditLog) -> S
     if service.expires_at is not None and service.expires_at <= time.time():
         raise CredentialExpired(f"service {service.name!r}: {detail('expired', service.name)}")
     return credential(vault, service.name)  # a secret reference resolved, as the proxy injects it
-
-
-def _unix(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
