@@ -50,7 +50,11 @@ class ServiceInfo(BaseModel):
 
 
 class ServiceList(BaseModel):
-    services: list[ServiceInfo] = Field(description="Every registered service, sorted by name.")
+    services: list[ServiceInfo] = Field(
+        description="This page of the registered services (those whose name contains match), sorted by name."
+    )
+    total: int = Field(description="How many services match, over all pages.")
+    next_cursor: str | None = Field(None, description="Pass it as cursor to get the next page; null on the last page.")
 
 
 class CredentialInfo(BaseModel):

@@ -42,6 +42,7 @@ from .models import (
     ServiceInfo,
     ServiceList,
 )
+from .paging import page
 from .ratelimit import rate_limit_of
 from .team_client import AUDIT_HEADER, REDACTIONS_HEADER, TeamClient
 from .times import expiry_fields
@@ -138,10 +139,16 @@ def _service(row: dict[str, Any], now: float) -> ServiceInfo:
     )
 
 
-async def list_services(client: TeamClient) -> ServiceList:
+async def list_services(client: TeamClient, limit: int, cursor: str | None, match: str | None) -> ServiceList:
+    """The team API sends every service the key may use: paged here, as the local server pages."""
     now = time.time()
-    rows = sorted(await client.services(), key=lambda row: str(row.get("name")))
-    return ServiceList(services=[_service(row, now) for row in rows])
+    rows = sorted(await client.services(), key=_row_name)
+    chosen, total, next_cursor = page(rows, _row_name, limit, cursor, match)
+    return ServiceList(services=[_service(row, now) for row in chosen], total=total, next_cursor=next_cursor)
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    return str(row.get("name"))
 
 
 async def get_credentials(client: TeamClient, service_name: str, confirmation: Answer) -> CallToolResult:

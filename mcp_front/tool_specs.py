@@ -27,6 +27,7 @@ from pydantic import Field
 
 from .confirm import Answer, confirm_reveal, confirm_write
 from .models import CallResult, CredentialInfo, CredentialStatus, ServiceList
+from .paging import DEFAULT_LIMIT, MAX_LIMIT
 
 type ToolFunction = Callable[..., Awaitable[Any]]
 
@@ -89,9 +90,27 @@ def tool_spec(
 
 
 @tool_spec("List services", read_only=True, destructive=False, idempotent=True, open_world=False)
-async def list_services() -> ServiceList:
+async def list_services(
+    limit: Annotated[
+        int, Field(description="Most services to return in this page (1-1000).", ge=1, le=MAX_LIMIT)
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Field(
+            description="next_cursor from the previous page, unchanged; leave out for the first page.", max_length=100
+        ),
+    ] = None,
+    match: Annotated[
+        str | None,
+        Field(description="Only services whose name contains this text (any case).", max_length=64),
+    ] = None,
+) -> ServiceList:
     """List the services whose credentials this vault holds: names, hosts, allowed methods, state,
-    expiry and last use. Never a credential value."""
+    expiry and last use. Never a credential value.
+
+    Sorted by name, in pages of up to limit (default 100): while next_cursor is set, call again
+    with cursor=next_cursor for the next page; total counts every match. To find one service,
+    pass part of its name as match."""
     raise NotImplementedError  # a specification: each server registers its own body
 
 

@@ -17,6 +17,7 @@ from mcp.types import CallToolResult
 from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.errors import CallRefused
 from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.policy import load_policies
 
 from .call_text import as_tool_result
 from .calls import allowed_methods
@@ -25,9 +26,9 @@ from .credentials import CHECK_ACTION, Usage, credential_state, expires_at, fres
 from .gateway import Gateway
 from .live_check import live_check, probe_for
 from .models import CredentialInfo, CredentialStatus, ServiceInfo, ServiceList
+from .paging import page
 from .ratelimit import recorded_rate_limit
 from .service_call import perform_call, prepare_call
-from .settings import load_settings
 from .times import expiry_fields, iso, relative
 from .tool_specs import ToolFunction
 
@@ -52,16 +53,24 @@ def service_info(vault: Vault, service: Service, usage: Usage, confirm_writes: b
     )
 
 
-async def list_services(gateway: Gateway) -> ServiceList:
+async def list_services(gateway: Gateway, limit: int, cursor: str | None, match: str | None) -> ServiceList:
     """Read from the listing, not the proxy's snapshot: listing decrypts no secret. The upgrade of
-    services stored before OAuth was an auth method runs first, so each method reads as it will."""
+    services stored before OAuth was an auth method runs first, so each method reads as it will.
+    Only the page's services are looked up: their policies in one read, their use in one query."""
     vault = gateway.vault
     oauth_store.ensure_schema(vault)
-    services = vault.list_services()
-    usage = usage_by_service(gateway.audit, [s.name for s in services])
+    services, total, next_cursor = page(vault.list_services(), _name, limit, cursor, match)
+    names = [s.name for s in services]
+    usage, policies = usage_by_service(gateway.audit, names), load_policies(vault, names)
     return ServiceList(
-        services=[service_info(vault, s, usage[s.name], load_settings(vault, s.name).confirm_writes) for s in services]
+        services=[service_info(vault, s, usage[s.name], policies[s.name].confirm_writes) for s in services],
+        total=total,
+        next_cursor=next_cursor,
     )
+
+
+def _name(service: Service) -> str:
+    return service.name
 
 
 async def get_credentials(gateway: Gateway, service_name: str, confirmation: Answer) -> CredentialInfo:
