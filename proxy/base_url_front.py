@@ -204,6 +204,8 @@ class _Exchange:
         self.body_check: Callable[[int], None] | None = None
         self.keep_client = False
         self.task = asyncio.current_task()
+        self.watch: asyncio.Future[bytes] | None = None
+        self.early = b""  # what the client sent while its request was in flight (a pipelined request)
 
     # -- what stages reach through stream_events ---------------------------------------------------
 
@@ -215,6 +217,22 @@ class _Exchange:
 
     def watch_body(self, check: Callable[[int], None]) -> None:
         self.body_check = check
+
+    def _watch_client(self) -> None:
+        """Notice the client going away while its request is in flight (a call given up), as
+        mitmproxy does: the flow fails as ``client disconnected`` and nothing more is sent."""
+        self.watch = asyncio.ensure_future(self.reader.read(READ))
+
+        def seen(watch: asyncio.Future[bytes]) -> None:
+            if watch.cancelled():
+                return
+            data = b"" if watch.exception() is not None else watch.result()
+            if data:
+                self.early = data
+            else:
+                self._interrupt((0, "client disconnected"))
+
+        self.watch.add_done_callback(seen)
 
     def _interrupted(self) -> bool:
         return self.interrupt is not None
@@ -275,9 +293,11 @@ class _Exchange:
             await self._failed(f, _Failed(f"internal error ({type(exc).__name__})"))
         finally:
             self.done = True
+            if self.watch is not None:
+                self.watch.cancel()  # a read not done takes nothing from the buffer
         if not self.keep_client or conn.their_state is not h11.DONE:
             return None
-        return bytes(conn.trailing_data[0])
+        return bytes(conn.trailing_data[0]) + self.early
 
     def _make_flow(self, event: h11.Request) -> http.HTTPFlow:
         fields = tuple(event.headers.raw_items())
@@ -315,6 +335,7 @@ class _Exchange:
             await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.data.content = await self._request_body(f, conn)
         request.timestamp_end = time.time()
+        self._watch_client()
         await self.front.hook_async("request", f)
         if f.error is not None:
             raise _Failed(f.error.msg)
@@ -524,6 +545,8 @@ class _Exchange:
         return head + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n"
 
     async def _write(self, data: bytes, more: bytes = b"") -> None:
+        if self.writer.is_closing():  # (writelines on a lost connection raises AttributeError)
+            raise _ClientGone
         if more:
             self.writer.writelines((data, more))  # one sendmsg, no copy of a large body
         else:
@@ -539,6 +562,11 @@ class _Exchange:
         status, message = failure.status, str(failure)
         if isinstance(self.interrupt, tuple):
             status, message = self.interrupt
+        if status == 0:  # the client is gone: no one to answer
+            f.error = f.error or flow.Error(message)
+            f.live = False
+            self.front.hook("error", f)
+            return
         if f.error is None:
             f.error = flow.Error(message)
         f.live = False

@@ -321,3 +321,22 @@ async def test_stopping_fails_a_request_in_flight_and_records_it(
     assert response.status_code == 502 and "the proxy was stopped" in response.text
     record = last_record(services)
     assert (record["decision"], record["reason"]) == ("error", STOPPED)
+
+
+async def test_a_client_that_gives_up_mid_request_is_recorded_as_such(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        raw.writer.write(f"GET /s/alpha/slow HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n".encode()
+                         + f"Authorization: Bearer {PROXY_TOKEN}\r\n\r\n".encode())  # fmt: skip
+        await raw.writer.drain()
+        while not upstream.seen:
+            await asyncio.sleep(0.01)
+        await raw.close()
+        async with asyncio.timeout(10):
+            while not list(AuditLog.for_vault(services).records()):
+                await asyncio.sleep(0.02)
+    upstream.release.set()
+    record = last_record(services)
+    assert record["decision"] == "error" and record["reason"].startswith("client gave up")
