@@ -13,6 +13,10 @@
   connection into a raw pipe as soon as it reads the ``101``, before any hook, and the bytes that
   follow reach the flow even after the ``response`` hook refused it (the engine then crashes with
   them in its error log). Here the upstream connection is closed instead, its bytes unread.
+- **Informational responses.** The engine reads an HTTP/1 upstream's ``103 Early Hints`` or
+  unsolicited ``100 Continue`` as the final response: the client gets the 1xx (with our headers
+  on it) and never the real one. The engine answers ``Expect: 100-continue`` itself and drops an
+  HTTP/2 upstream's 1xx, so here every 1xx head but ``101`` is dropped before it is parsed.
 - **The engine's own error texts.** They quote the bytes the engine could not parse or did not
   expect (a response head cut short, a bad status line, a body sent after the end or to a HEAD),
   in the error page the client gets and in the log. Here the quote and what follows are withheld
@@ -48,6 +52,8 @@ _engine_websocket_connection = websocket.WebsocketConnection
 _engine_http1_client = _http1.Http1Client
 _engine_format_error = _http1.format_error
 ERROR_PAGE_MODULES = (_http1, _http2, _http3)
+# A whole 1xx response head but 101's: the status line, header lines, the blank line (h11 accepts bare \n).
+INTERIM_HEAD = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9]{2}(?:[ \t][^\n]*)?\n(?:[^\r\n][^\n]*\n)*\r?\n")
 QUOTED = re.compile(r"""(?<!\w)(?:b(?=['"]))?['"].*""", re.DOTALL)  # b'…', '…' or "…" to the end, not it's
 WITHHELD = "[bytes withheld]"
 
@@ -107,7 +113,19 @@ class _GuardedHttp1Client(_engine_http1_client):
             yield commands.Log("Unexpected data from server; connection closed, the bytes withheld.")
             yield commands.CloseConnection(self.conn)
         else:
+            if isinstance(event, events.DataReceived):
+                self._drop_interim_heads()
             yield from super().read_headers(event)
+
+    def _drop_interim_heads(self) -> None:
+        """Remove the whole 1xx heads (but 101) at the front of the buffer, unread: the final head follows."""
+        data = bytes(self.buf)
+        start = 0
+        while (head := INTERIM_HEAD.match(data, start)) is not None:
+            start = head.end()
+        if start:
+            self.buf = ReceiveBuffer()
+            self.buf += data[start:]
 
     def make_pipe(self) -> layer.CommandGenerator[None]:
         request, response = self.request, self.response
