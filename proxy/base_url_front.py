@@ -234,6 +234,14 @@ class _Exchange:
 
         self.watch.add_done_callback(seen)
 
+    async def _stop_watch(self) -> None:
+        """End the watch on the client before anything else reads from it (a read not done takes
+        nothing from the buffer; it must have ended, not only been told to, for the next read)."""
+        watch, self.watch = self.watch, None
+        if watch is not None and not watch.done():
+            watch.cancel()
+            await asyncio.wait([watch])
+
     def _interrupted(self) -> bool:
         return self.interrupt is not None
 
@@ -293,8 +301,7 @@ class _Exchange:
             await self._failed(f, _Failed(f"internal error ({type(exc).__name__})"))
         finally:
             self.done = True
-            if self.watch is not None:
-                self.watch.cancel()  # a read not done takes nothing from the buffer
+            await self._stop_watch()
         if not self.keep_client or conn.their_state is not h11.DONE:
             return None
         return bytes(conn.trailing_data[0]) + self.early
@@ -600,6 +607,7 @@ class _Exchange:
     async def _linger(self) -> None:
         """Read and drop what the client still sends (a body we refused) for a moment before closing:
         closing on unread bytes resets the connection, and the client could lose our answer."""
+        await self._stop_watch()
         if self.writer.can_write_eof():
             self.writer.write_eof()
         try:
