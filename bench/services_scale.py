@@ -3,8 +3,9 @@ proxy's vault snapshot cost with N services (default 10,000), in a throwaway vau
 
 The services are filled with one ``add_services`` call; then three of each operation are timed.
 The first ``list_services`` after ``Vault.open`` is what every one-shot CLI command pays; the MCP
-tool's body (``mcp_front.tools.list_services``: the listing plus each service's state, policy and
-last use, as pydantic models) is what Claude Desktop waits for, first in a process and again.
+tool's body (``mcp_front.tools.list_services``: the listing, then a page of it with each
+service's state, policy and last use, as pydantic models) is what Claude Desktop waits for, first
+in a process and again, for the default page, a page of 1,000, the last page and a name filter.
 A snapshot is brought up to date by the proxy on its next request after any service or secret
 changes, on the event loop, so its time is a stall of every request in flight (issue 18.4).
 """
@@ -83,9 +84,23 @@ def _tool(vault: Vault, home: Path) -> Vault:
     vault = Vault.open(home)
     audit = AuditLog.for_vault(vault)
     gateway = Gateway(vault, audit, LocalCA(home / "certs"))
+
+    def body(limit: int, cursor: str | None, match: str | None) -> str:
+        wall, cpu = time.perf_counter(), time.process_time()
+        asyncio.run(list_services(gateway, limit, cursor, match))
+        return f"{(time.perf_counter() - wall) * 1000:.1f} ms ({(time.process_time() - cpu) * 1000:.1f} ms CPU)"
+
     for when in ("first in a process", "again", "again"):
-        ms = _ms(lambda: asyncio.run(list_services(gateway)))
-        print(f"list_services MCP tool body, {when}: {ms:.1f} ms (target < 25 ms)")
+        print(f"list_services MCP tool body, a page of 100, {when}: {body(100, None, None)} (target < 25 ms)")
+    for _ in range(3):
+        print(f"list_services MCP tool body, a page of 1,000: {body(1000, None, None)}")
+    cursor = last = asyncio.run(list_services(gateway, 1000, None, None)).next_cursor
+    while last is not None:  # the cursor of the last page of 1,000
+        cursor, last = last, asyncio.run(list_services(gateway, 1000, last, None)).next_cursor
+    for _ in range(3):
+        print(f"list_services MCP tool body, a page by cursor near the end: {body(100, cursor, None)} (target < 25 ms)")
+    for _ in range(3):
+        print(f"list_services MCP tool body, match='s-99': {body(100, None, 's-99')} (target < 25 ms)")
     audit.close()
     return vault
 
