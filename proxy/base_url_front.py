@@ -150,6 +150,7 @@ class BaseUrlServer:
             state=connection.ConnectionState.OPEN,
         )
         unconnected = connection.Server(address=None)  # a flow's until it has its own (as in mitmproxy)
+        gone = _ClientWatch(reader)
         pending: bytes | None = b""
         try:
             while pending is not None:
@@ -157,7 +158,9 @@ class BaseUrlServer:
                     head = await _read_head(reader, pending)
                 if head is None:
                     return
-                pending = await _Exchange(self, (client, unconnected), reader, writer).run(head)
+                exchange = _Exchange(self, (client, unconnected), reader, writer)
+                gone.exchange = exchange
+                pending = await exchange.run(head)
         except (ConnectionError, TimeoutError, _ClientGone):
             pass
         finally:
@@ -184,6 +187,31 @@ async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | No
     return pending
 
 
+class _ClientWatch:
+    """Tells the exchange in progress when its client closes or resets the connection, without
+    reading from it: the reader's own end-of-stream and error calls (from its protocol) are
+    wrapped, once per connection, so a request in flight costs nothing to watch."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.exchange: _Exchange | None = None
+        feed_eof, set_exception = reader.feed_eof, reader.set_exception
+
+        def eof() -> None:
+            feed_eof()
+            self._tell()
+
+        def failed(exc: Exception) -> None:
+            set_exception(exc)
+            self._tell()
+
+        reader.feed_eof = eof  # type: ignore[method-assign]
+        reader.set_exception = failed  # type: ignore[method-assign]
+
+    def _tell(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client_gone()
+
+
 class _Exchange:
     """One request on a client connection, from its head to the last byte of its response."""
 
@@ -204,8 +232,7 @@ class _Exchange:
         self.body_check: Callable[[int], None] | None = None
         self.keep_client = False
         self.task = asyncio.current_task()
-        self.watch: asyncio.Future[bytes] | None = None
-        self.early = b""  # what the client sent while its request was in flight (a pipelined request)
+        self.in_flight = False  # the request is read whole: the client's going away now fails it
 
     # -- what stages reach through stream_events ---------------------------------------------------
 
@@ -218,29 +245,11 @@ class _Exchange:
     def watch_body(self, check: Callable[[int], None]) -> None:
         self.body_check = check
 
-    def _watch_client(self) -> None:
-        """Notice the client going away while its request is in flight (a call given up), as
-        mitmproxy does: the flow fails as ``client disconnected`` and nothing more is sent."""
-        self.watch = asyncio.ensure_future(self.reader.read(READ))
-
-        def seen(watch: asyncio.Future[bytes]) -> None:
-            if watch.cancelled():
-                return
-            data = b"" if watch.exception() is not None else watch.result()
-            if data:
-                self.early = data
-            else:
-                self._interrupt((0, "client disconnected"))
-
-        self.watch.add_done_callback(seen)
-
-    async def _stop_watch(self) -> None:
-        """End the watch on the client before anything else reads from it (a read not done takes
-        nothing from the buffer; it must have ended, not only been told to, for the next read)."""
-        watch, self.watch = self.watch, None
-        if watch is not None and not watch.done():
-            watch.cancel()
-            await asyncio.wait([watch])
+    def client_gone(self) -> None:
+        """The client closed or reset its connection: a request in flight fails as ``client
+        disconnected`` (the audit says the client gave up), as under mitmproxy."""
+        if self.in_flight:
+            self._interrupt((0, "client disconnected"))
 
     def _interrupted(self) -> bool:
         return self.interrupt is not None
@@ -301,10 +310,9 @@ class _Exchange:
             await self._failed(f, _Failed(f"internal error ({type(exc).__name__})"))
         finally:
             self.done = True
-            await self._stop_watch()
         if not self.keep_client or conn.their_state is not h11.DONE:
             return None
-        return bytes(conn.trailing_data[0]) + self.early
+        return bytes(conn.trailing_data[0])
 
     def _make_flow(self, event: h11.Request) -> http.HTTPFlow:
         fields = tuple(event.headers.raw_items())
@@ -342,7 +350,7 @@ class _Exchange:
             await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.data.content = await self._request_body(f, conn)
         request.timestamp_end = time.time()
-        self._watch_client()
+        self.in_flight = True
         await self.front.hook_async("request", f)
         if f.error is not None:
             raise _Failed(f.error.msg)
@@ -607,7 +615,6 @@ class _Exchange:
     async def _linger(self) -> None:
         """Read and drop what the client still sends (a body we refused) for a moment before closing:
         closing on unread bytes resets the connection, and the client could lose our answer."""
-        await self._stop_watch()
         if self.writer.can_write_eof():
             self.writer.write_eof()
         try:
