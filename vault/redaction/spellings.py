@@ -8,6 +8,11 @@ with a few distinct escapable characters (a base64 key has ``/``, ``+`` and ``=`
 into every mixture of escaped classes; one with more is expanded as the encoders in the tables
 below write it. A mixture chosen per *character* (one ``\\u002d`` among plain ``-``) has too many
 spellings to list: :mod:`vault.redaction_views` finds those in bodies by decoding them.
+
+Escapes outside the web's encodings are listed too, since an upstream quotes a key it rejects in
+whatever text it writes: a backslash before punctuation (``re.escape``, Markdown, Lucene), C and
+Perl octal (``\\055``), Python's ``\\U0000002d``, quoted-printable (``=2D``) and zero-padded
+character references (``&#x000002d;``: a few paddings, of one class or all punctuation).
 """
 
 from __future__ import annotations
@@ -57,9 +62,30 @@ HTML_ESCAPERS: Mapping[str, Mapping[str, str]] = {
     "PHP htmlspecialchars ENT_HTML5, XML attributes": {**_BASIC, '"': "&quot;", "'": "&apos;"},
 }
 NUMERIC_STYLES = ("&#{};", "&#x{:x};", "&#x{:X};")  # decimal, hex, upper-case hex character references
+# Zero-padded references (XML writers, hand-rolled escapers): listed for one class or every character only.
+PADDED_STYLES = ("&#x{:04x};", "&#x{:04X};", "&#x{:07x};", "&#x{:08x};", "&#{:04};", "&#{:08};")
 ESAPI_LITERALS = ALPHANUMERIC | frozenset(",.-_ ")  # OWASP ESAPI encodeForHTML: &#xhh; for the rest
 
 Escape = Callable[[str], str]
+
+# What backslash escapers put a backslash before (every punctuation character too: JavaScript
+# identity escapes, shells).
+BACKSLASHED: Mapping[str, str] = {
+    "Python re.escape (3.7 and later)": "()[]{}?*+-|^$\\.&~# \t\n\r\v\f",
+    "Markdown escapers (python-markdown, turndown)": "\\`*_{}[]()#+-.!",
+    "Lucene QueryParser.escape, Elasticsearch": '\\+-!():^[]"{}~*?|&/',
+}
+# Escapes of a class of characters in program text and mail: (escape, what its encoders escape).
+TEXT_ESCAPES: Mapping[str, tuple[Escape, Iterable[str]]] = {
+    "a backslash before the character": (lambda c: "\\" + c, BACKSLASHED.values()),
+    "C and Perl octal, per byte": (lambda c: "".join(f"\\{b:03o}" for b in c.encode()), ()),
+    "Python \\U, lower-case hex": (lambda c: f"\\U{ord(c):08x}", ()),
+    "Python \\U, upper-case hex": (lambda c: f"\\U{ord(c):08X}", ()),
+    "quoted-printable, per byte (Python quopri escapes '=')": (
+        lambda c: "".join(f"={b:02X}" for b in c.encode()),
+        ("=",),
+    ),
+}
 
 
 def forms_of(value: str) -> set[bytes]:
@@ -67,6 +93,7 @@ def forms_of(value: str) -> set[bytes]:
     raw = value.encode("utf-8")
     texts = {value} | _percent_forms(value) | _json_forms(value) | _html_forms(value)
     texts |= {text.replace("/", "\\/") for text in texts if "/" in text}  # PHP json_encode escapes every /
+    texts |= _text_escape_forms(value)
     forms = {text.encode("utf-8") for text in texts}
     forms |= {raw.hex().encode(), raw.hex().upper().encode()}
     forms |= _base64_forms(raw) | _base32_forms(raw)
@@ -141,6 +168,20 @@ def _html_forms(value: str) -> set[str]:
     return forms | {
         _spell(value, mixture, _numeric_reference(style)) for mixture in mixtures for style in NUMERIC_STYLES
     }
+
+
+def _text_escape_forms(value: str) -> set[str]:
+    """Program-text and mail escapes of punctuation: every mixture of escaped classes (or what the
+    known escapers escape); zero-padded references for one class or all punctuation (never every
+    character: the longest form sets the window a stream scan holds back)."""
+    chars = set(value) - ALPHANUMERIC
+    forms = {
+        _spell(value, escaped, escape)
+        for escape, known in TEXT_ESCAPES.values()
+        for escaped in _mixtures(chars, [frozenset(k) for k in known])
+    }
+    padded = [frozenset(chars)] + [frozenset(c) for c in chars if len(chars) <= MAX_CLASSES]
+    return forms | {_spell(value, escaped, _numeric_reference(style)) for escaped in padded for style in PADDED_STYLES}
 
 
 def _esapi(c: str) -> str:
