@@ -3,9 +3,11 @@
 ``small``/``large``/``sse`` start the clavis proxy under pyinstrument (the ``bench`` extra)
 and send the benchmark's load for that response through it; with ``--stages`` the proxy runs
 without a profiler and times each of our stage hooks instead (microseconds per request, the
-figures bench/notes.md quotes). ``mcp`` profiles sequential call_service calls through an
-in-memory MCP session (client, server and embedded proxy all in this process). The result is
-printed.
+figures bench/notes.md quotes; ``BENCH_STAGE_CLOCK=cpu`` charges each hook its thread's CPU time,
+which other load on the machine inflates less, and ``BENCH_STAGE_GC=off`` keeps the collector's
+passes out of whichever stage allocates when one is due). ``mcp`` profiles sequential
+call_service calls through an in-memory MCP session (client, server and embedded proxy all in
+this process). The result is printed.
 """
 
 from __future__ import annotations
