@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,11 @@ from clavis_mcp.mcp_front.credentials import CHECK_ACTION
 from clavis_mcp.mcp_front.paging import BAD_CURSOR
 from clavis_mcp.mcp_front.team_client import TeamClient
 from clavis_mcp.mcp_front.team_server import build_team_server
-from clavis_mcp.vault import AuditLog, Vault, validate_secret
+from clavis_mcp.vault import AuditLog, Secret, Vault, validate_secret
 from clavis_mcp.vault.audit.log import INJECTED
+from clavis_mcp.vault.auth import HeaderAuth
+from clavis_mcp.vault.oauth import state as oauth_store
+from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from tests.conftest import SECRET, make_service
 
 pytestmark = pytest.mark.anyio
@@ -211,3 +216,26 @@ async def test_a_page_shows_each_services_own_last_use_and_last_check(
 
 def names_and_services(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [service for page in listed for service in page["services"]]
+
+
+async def test_an_oauth_service_stored_by_an_older_version_lists_its_dead_grant(
+    vault: Vault, audit: AuditLog, home: Path
+) -> None:
+    """OAuth state is read only for OAuth services: one stored before OAuth was an auth method (a
+    bearer header beside its OAuth record) is upgraded before the listing reads it, so its state
+    still shows."""
+    fill(vault, ["plain"])
+    config = OAuthConfig("https://auth.acme.example/token", "client-id", "refresh_token")
+    grant = TokenGrant(Secret("at-listing-0123456789abcdef"), time.time() + 3600, Secret("rt-listing-0123456789"), None)
+    oauth_store.register(vault, make_service("acme", "api.acme.example"), config, None, grant)
+    record = oauth_store.load(vault, "acme")
+    assert record is not None and oauth_store.mark_dead(vault, "acme", "invalid_grant", record.access_fp)
+    vault.update_service(replace(vault.get_service("acme"), auth=HeaderAuth("Authorization", "Bearer {secret}")))
+    reopened = Vault.open(home)  # another process: nothing upgraded yet
+    try:
+        async with local(reopened, audit, home) as client:
+            listed = names_and_services(await pages(client))
+    finally:
+        reopened.close()
+    assert [(s["name"], s["state"]) for s in listed] == [("acme", "reauth_required"), ("plain", "unknown")]
+    assert listed[0]["expires_at"] is not None and listed[0]["auth_method"].startswith("oauth2")
