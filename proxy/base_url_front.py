@@ -224,7 +224,6 @@ class _Exchange:
     ) -> None:
         self.front, self.reader, self.writer = front, reader, writer
         self.client, self.unconnected = ends
-        self.flow: http.HTTPFlow | None = None
         self.interrupt: tuple[int, str] | http.Response | None = None
         self.waiting = False
         self.done = False
@@ -296,7 +295,7 @@ class _Exchange:
         if not isinstance(event, h11.Request):  # a head h11 does not see complete where we did
             await self._bare_error(400, "malformed request head")
             return None
-        f = self.flow = self._make_flow(event)
+        f = self._make_flow(event)
         serve_by_front(f, self)
         try:
             await self._serve(f, conn)
