@@ -97,7 +97,7 @@ async def list_services(
     cursor: Annotated[
         str | None,
         Field(
-            description="next_cursor from the previous page, unchanged; leave out for the first page.", max_length=100
+            description="next_cursor from the previous page, unchanged; leave out for the first page.", max_length=400
         ),
     ] = None,
     match: Annotated[

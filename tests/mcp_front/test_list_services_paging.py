@@ -148,8 +148,8 @@ async def test_match_keeps_the_names_that_contain_it_in_any_case(vault: Vault, a
 
 @pytest.mark.parametrize(
     "cursor",
-    ["not a cursor!", base64.urlsafe_b64encode(b"Not A Name").decode(), base64.b64encode(b"svc-001").decode(), "x"],
-    ids=["not-base64", "not-a-name", "padded", "truncated"],
+    ["not a cursor!", base64.urlsafe_b64encode(b"\xff\xfe").decode(), base64.b64encode(b"svc-001").decode(), "x"],
+    ids=["not-base64", "not-utf-8", "padded", "truncated"],
 )
 async def test_a_cursor_the_tool_did_not_give_is_a_one_sentence_tool_error(
     vault: Vault, audit: AuditLog, home: Path, cursor: str
