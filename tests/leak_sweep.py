@@ -111,6 +111,13 @@ def log_text(records: Iterable[logging.LogRecord]) -> str:
     return "\n".join(formatter.format(r) for r in kept)
 
 
+def captured_log(caplog: pytest.LogCaptureFixture) -> str:
+    """What ``caplog`` captured of the test so far (set-up, call, and the teardown of the fixtures
+    already torn down), as :func:`log_text` formats it. (``caplog.text`` in a fixture's teardown
+    holds only the teardown's records: the handler is reset per phase.)"""
+    return log_text(r for when in ("setup", "call", "teardown") for r in caplog.get_records(when))
+
+
 @functools.lru_cache(maxsize=64)
 def _redactor(secrets: frozenset[str]) -> Redactor:
     return Redactor("sweep", [], derived=sorted(secrets))
