@@ -22,7 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ["vault", "certs", "addons", "proxy", "mcp_front", "clavis_cli"]
 ERRORS_FILE = REPO / "vault" / "errors.py"
 # Sentinels raised and caught inside one module, never crossing a boundary (named in the errors docstring).
-PRIVATE = {("vault/audit/log.py", "_ChainCut"), ("vault/redaction/decoding.py", "_Full")}
+PRIVATE = {
+    ("vault/audit/log.py", "_ChainCut"),
+    ("vault/redaction/decoding.py", "_Full"),
+    ("proxy/base_url_front.py", "_Failed"),
+    ("proxy/base_url_front.py", "_ClientGone"),
+}
 BUILTIN_EXCEPTIONS = {
     name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
 }

@@ -59,7 +59,9 @@ Where the boundaries map them, each in one place:
 
 Private sentinels that never leave the module that raises them stay there: ``_ChainCut``
 (vault/audit/log.py, a cut in the audit chain found under the append lock) and ``_Full``
-(vault/redaction/decoding.py, stops zstandard's writer once the budget is passed).
+(vault/redaction/decoding.py, stops zstandard's writer once the budget is passed), ``_Failed``
+and ``_ClientGone`` (proxy/base_url_front.py: one exchange failed, with the front's own message
+and status for the client; the client went away mid-exchange).
 
 Messages say what went wrong and what to do, and never contain a secret value. This module
 imports nothing: the context a message needs travels on the exception.
