@@ -2,8 +2,9 @@
 
 mitmproxy reuses an upstream connection when its address equals the next request's
 ``(host, port)``. The dial guard (and a test's router) replace the address by the checked IP
-before dialling, so no later request ever matched: every request, in a CONNECT tunnel or in
-base-URL mode, opened a new TCP and TLS connection to the upstream. This addon notes the
+before dialling, so no later request ever matched: every request in a CONNECT tunnel opened a
+new TCP and TLS connection to the upstream (base-URL mode has its own pool,
+:mod:`.upstream_pool`). This addon notes the
 address as the request named it before anything rewrites it, and puts it back once the
 connection is open. The socket stays connected to the address that was checked for that name,
 so reusing it for the same name is what keep-alive to that name means; nothing is re-resolved.
