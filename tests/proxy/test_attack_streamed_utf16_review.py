@@ -1,0 +1,49 @@
+"""Re-attack of issue 12 points 1 and 10 on the streamed path (review F3): a JSON body over the
+streaming threshold in UTF-16 or UTF-32. ``requests``' ``resp.json()`` and httpx's ``.json()``
+detect the encoding from the first bytes, so the agent reads the secret; the streamed scan looks
+for the listed spellings only, whose UTF-16/32 forms would hold NUL bytes (which the Hyperscan
+binding cannot take). The fix belongs in ``addons/redact.py``: detect the encoding of a streamed
+JSON or text body from its first bytes (as ``json.detect_encoding`` does) and scan it transcoded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trustme
+
+from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.vault import Vault, validate_secret
+from demo.echo_upstream import LoopbackHandler, serve_https
+from tests.conftest import SECRET, make_service, proxy_client
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+@pytest.mark.xfail(strict=True, reason="review F3: the streamed scan does not read UTF-16/32 (addons/redact.py)")
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-16"])
+async def test_a_streamed_json_body_in_utf16_or_utf32_never_shows_the_secret(
+    vault: Vault, proxy: EmbeddedProxy, home: Path, upstream_ca: trustme.CA, encoding: str
+) -> None:
+    class Reflecting(LoopbackHandler):
+        def do_GET(self) -> None:
+            secret = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+            body = json.dumps({"pad": "x" * (2 << 20), "echo": secret}).encode(encoding)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server, _ = serve_https(upstream_ca, Reflecting, ("127.0.0.1",))
+    port = server.server_address[1]
+    vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
+    try:
+        async with proxy_client(proxy, home) as client:
+            response = await client.get(f"https://127.0.0.1:{port}/x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.json()["echo"] != SECRET
