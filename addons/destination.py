@@ -338,8 +338,8 @@ class DestinationCheck:
         host_header, authority, path = request.host_header, request.authority, request.path
         sni = flow.client_conn.sni if flow.client_conn.tls else None
         agent = self._agent(flow, snapshot)
-        # decide() judges the path without its query: requests differing only there share a verdict
-        key = (method, scheme, host, port, host_header, sni, selected, authority, path.partition("?")[0], agent)
+        # every input of decide(), the whole request target included (it judges the query too: a '#')
+        key = (method, scheme, host, port, host_header, sni, selected, authority, path, agent)
         verdicts = snapshot.derived(VERDICTS, dict[tuple[object, ...], Verdict])
         verdict = verdicts.get(key)
         if verdict is None:

@@ -42,7 +42,15 @@ def test_a_kept_verdict_does_not_answer_a_request_that_names_another_service(vau
         assert judged(check, flow_to("api.example.com", "api.example.com", select="other")) == 403
 
 
-def test_requests_differing_only_in_the_query_share_the_verdict_of_their_path(vault: Vault) -> None:
+def test_a_kept_verdict_does_not_answer_a_request_whose_query_holds_a_fragment(vault: Vault) -> None:
+    vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
+    check = DestinationCheck(vault)
+    with taddons.context(check):
+        assert judged(check, flow_to("api.example.com", "api.example.com", b"/v1/x?a=1")) == "api"
+        assert judged(check, flow_to("api.example.com", "api.example.com", b"/v1/x?a=1#/admin")) == 400
+
+
+def test_requests_differing_only_in_the_query_are_judged_alike(vault: Vault) -> None:
     vault.add_service(make_service("api", "api.example.com", path_prefixes=("/v1",)), validate_secret(SECRET))
     check = DestinationCheck(vault)
     with taddons.context(check):
