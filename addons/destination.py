@@ -24,6 +24,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mitmproxy import connection, ctx, http, tls
 
@@ -334,31 +335,27 @@ class DestinationCheck:
         if selected is not None:
             drop_headers(request.headers, SELECT_FIELD)
         snapshot = flow_snapshot(flow, self._vault)
-        method, scheme, host, port = request.method, request.scheme, request.host, request.port
-        host_header, authority, path = request.host_header, request.authority, request.path
-        sni = flow.client_conn.sni if flow.client_conn.tls else None
-        agent = self._agent(flow, snapshot)
-        # every input of decide(), the whole request target included (it judges the query too: a '#')
-        key = (method, scheme, host, port, host_header, sni, selected, authority, path, agent)
+        method = request.method
+        judged: dict[str, Any] = dict(
+            method=method,
+            scheme=request.scheme,
+            host=request.host,
+            port=request.port,
+            host_header=request.host_header,
+            sni=flow.client_conn.sni if flow.client_conn.tls else None,
+            selected=selected,
+            authority=request.authority,
+            path=request.path,
+            passthrough=self._passthrough,
+            proxy_ports=self.proxy_ports,
+            pass_other_hosts=self._pass_other_hosts,
+            agent=self._agent(flow, snapshot),
+        )
+        key = tuple(judged.values())  # everything decide() is given: a verdict answers only its own inputs
         verdicts = snapshot.derived(VERDICTS, dict[tuple[object, ...], Verdict])
         verdict = verdicts.get(key)
         if verdict is None:
-            verdict = decide(
-                snapshot,
-                method=method,
-                scheme=scheme,
-                host=host,
-                port=port,
-                host_header=host_header,
-                sni=sni,
-                selected=selected,
-                authority=authority,
-                path=path,
-                passthrough=self._passthrough,
-                proxy_ports=self.proxy_ports,
-                pass_other_hosts=self._pass_other_hosts,
-                agent=agent,
-            )
+            verdict = decide(snapshot, **judged)
             if len(verdicts) >= VERDICTS_KEPT:
                 verdicts.clear()
             verdicts[key] = verdict
@@ -378,6 +375,6 @@ class DestinationCheck:
         if request.authority and request.http_version.startswith("HTTP/1"):
             request.authority = ""  # origin-form upstream: the judged Host is the only authority sent
         if not request.path.startswith("/"):
-            request.path = origin_form(method, request.path, scheme)[1]  # judged above; "*" stays itself
+            request.path = origin_form(method, request.path, request.scheme)[1]  # judged above; "*" stays itself
         flow.metadata[SERVICE] = verdict.service.name
         flow.metadata[DESTINATION] = (request.scheme, host, request.port)

@@ -67,3 +67,15 @@ def test_a_removed_service_is_refused_on_the_next_request(vault: Vault) -> None:
         vault.remove_service("api")
         refused = flow_to("api.example.com", "api.example.com")
         assert judged(check, refused) == 403 and refused.metadata[DECISION] == "refused"
+
+
+def test_checks_with_other_settings_on_one_vault_do_not_share_verdicts(vault: Vault) -> None:
+    vault.add_service(make_service("api", "api.example.com"), validate_secret(SECRET))
+    passing, refusing = DestinationCheck(vault, pass_other_hosts=True), DestinationCheck(vault)
+    with taddons.context(passing):
+        passed = flow_to("cdn.example.org", "cdn.example.org")
+        passing.requestheaders(passed)
+        refused = flow_to("cdn.example.org", "cdn.example.org")
+        refusing.requestheaders(refused)
+    assert passed.response is None and passed.metadata[DECISION] == "passed"
+    assert refused.response is not None and refused.response.status_code == 403
