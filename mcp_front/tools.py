@@ -59,18 +59,14 @@ async def list_services(gateway: Gateway, limit: int, cursor: str | None, match:
     Only the page's services are looked up: their policies in one read, their use in one query."""
     vault = gateway.vault
     oauth_store.ensure_schema(vault)
-    services, total, next_cursor = page(vault.list_services(), _name, limit, cursor, match)
-    names = [s.name for s in services]
+    names, total, next_cursor = page(vault.service_names(), str, limit, cursor, match)
+    services = vault.services(names)  # a service removed meanwhile is left out
     usage, policies = usage_by_service(gateway.audit, names), load_policies(vault, names)
     return ServiceList(
         services=[service_info(vault, s, usage[s.name], policies[s.name].confirm_writes) for s in services],
         total=total,
         next_cursor=next_cursor,
     )
-
-
-def _name(service: Service) -> str:
-    return service.name
 
 
 async def get_credentials(gateway: Gateway, service_name: str, confirmation: Answer) -> CredentialInfo:

