@@ -8,7 +8,8 @@ the shared fixtures' credentials and the test module's own constants named for a
 of the test from any logger (non-propagating ones too; the tests' own httpx agents from WARNING,
 as the product keeps httpx), audit and log files under its temporary folder, every tool result
 an MCP client received, what ``capsys``/``capfd`` returned to the test and what they kept, and
-what a subprocess's ``communicate()`` returned; each in every spelling redaction knows, also as
+what ``communicate()`` returned to the test from its subprocesses (not the product's reads of a
+secret reference's program); each in every spelling redaction knows, also as
 readers decode it (``redact_decoded``). A test that reveals a secret on purpose (get_credentials
 under a ``full`` policy, a CLI that prints it when asked) says so with
 ``@pytest.mark.reveals_secret``: its tool results and outputs are not swept; logs and audit
@@ -48,6 +49,7 @@ NOT_SWEPT = frozenset({"PROXY_TOKEN"})  # the agent's proxy credential: `env` an
 AGENT_LOGGERS = ("httpx", "httpcore")  # the tests' own agents log the URLs they send, secrets included
 CAPTURED_OUTPUT = ("Captured stdout", "Captured stderr")  # report sections; the captured log is swept as records
 SWEPT_FILES = ("audit*", "*.log", "*.jsonl", "*.out", "*.err")
+STDLIB = str(Path(subprocess.__file__).parent)
 KEPT_OUTPUT = pytest.StashKey[dict[str, str]]()
 
 
@@ -118,6 +120,15 @@ def captured_log(caplog: pytest.LogCaptureFixture) -> str:
     return log_text(r for when in ("setup", "call", "teardown") for r in caplog.get_records(when))
 
 
+def started_by_a_test() -> bool:
+    """Whether the ``communicate()`` being recorded was called, through the standard library, from
+    anything but the product: it reads secrets from programs itself (``op``, ``pass``: references)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(STDLIB):
+        frame = frame.f_back
+    return frame is None or not str(frame.f_globals.get("__name__", "")).startswith("clavis_mcp.")
+
+
 @functools.lru_cache(maxsize=64)
 def _redactor(secrets: frozenset[str]) -> Redactor:
     return Redactor("sweep", [], derived=sorted(secrets))
@@ -157,12 +168,14 @@ def leak_sweep(request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.Lo
 
     def recording_communicate(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> Any:
         out = original_communicate(self, *args, **kwargs)
-        outputs.extend(_as_text(part) for part in out)
+        if started_by_a_test():
+            outputs.extend(_as_text(part) for part in out)
         return out
 
     async def recording_async_communicate(self: asyncio.subprocess.Process, *args: Any, **kwargs: Any) -> Any:
         out = await original_async_communicate(self, *args, **kwargs)
-        outputs.extend(_as_text(part) for part in out)
+        if started_by_a_test():
+            outputs.extend(_as_text(part) for part in out)
         return out
 
     monkeypatch.setattr(Secret, "__init__", remembering_init)
