@@ -7,29 +7,30 @@ process's own agent key, so there is no TLS and no CONNECT between the gateway a
 the service named in the URL must own the destination, the credential is injected, the answer
 redacted and recorded. A plain ``http://`` target (a local service that allows it) cannot be
 named that way (base-URL mode always sends HTTPS): it goes to the proxy as to a forward proxy,
-in absolute form with this process's proxy credential, on connections of its own. Both kinds
-travel on :class:`~.proxy_link.ProxyLink` connections, which keep no cookies and follow no
-redirects. Responses are read raw and decoded here within a bound, so a huge body cannot exhaust
-the process. Each response carries the redactors of the secrets that may be in it (the service's
-secret as it was from the moment the request left until its answer was read), for scrubbing what
-the model finally reads.
+in absolute form with this process's proxy credential, on connections of its own. Both kinds go
+through long-lived httpx clients (one per kind, keep-alive HTTP/1.1 to the proxy's port), which
+keep no cookies, follow no redirects and decode nothing. Responses are read raw and decoded here
+within a bound, so a huge body cannot exhaust the process. Each response carries the redactors of
+the secrets that may be in it (the service's secret as it was from the moment the request left
+until its answer was read), for scrubbing what the model finally reads.
 
-The proxy (mitmproxy), h11 and httpx (whose URL type parses and normalises the model's URL, as
-before) are imported on the first call: nothing before the handshake pays for them.
+The proxy (mitmproxy) and httpx are imported on the first call: nothing before the handshake
+pays for them. httpx's exceptions are translated here, into the product's own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import secrets
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.approvals import ApprovalHold
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
     from clavis_mcp.proxy import EmbeddedProxy
     from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
 
-    from .proxy_link import ProxyLink
-
 MCP_CLIENT = "mcp"
 HOLD_MARGIN = 5.0  # a held call is refused this long before the call's timeout, so the model reads why
 _ELICITED: ContextVar[bool] = ContextVar("clavis_elicited", default=False)  # the user accepted this call
@@ -68,7 +67,8 @@ DEFAULT_HEADERS = {
     "accept-encoding": "gzip, deflate, br, zstd",
     "user-agent": f"clavis-mcp/{__version__}",
 }
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # sent with Content-Length: 0 when they carry no body
+IDLE_CONNECTIONS = 8  # kept open to the proxy between calls; more calls at once open more, closed after use
+KEEPALIVE_SECONDS = 120.0  # an idle connection's life: well inside the base-URL front's own (300 s)
 RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices a closed connection)
 type Record = Mapping[str, Any]
 # How far past the model's cut a body is kept, in lengths of the longest listed spelling, so a
@@ -107,15 +107,16 @@ class Fetched:
         return _header(self.headers, name)
 
 
-class Answer(Protocol):
-    """An answer's head, and its body as sent (content coding left in place): what the gateway reads."""
+def no_cookies() -> CookieJar:
+    """A jar that keeps nothing: one client serves every service, and a cookie one upstream sets
+    must never reach another (or come back to it on a later call the model did not ask for)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
-    status: int
-    headers: list[tuple[str, str]]
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
-
-    async def aclose(self) -> None: ...
+def no_tls() -> ssl.SSLContext:
+    """The trust of a client that only ever speaks plain HTTP to loopback: verification on, no CA
+    trusted, so a TLS handshake on this hop could only fail."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class _Download:
@@ -178,8 +179,9 @@ class Gateway:
         self._config = config or ProxyConfig()
         self._token = secrets.token_urlsafe(32)
         self._proxy: EmbeddedProxy | None = None
-        self._base_url: ProxyLink | None = None  # https:// targets, in base-URL mode
-        self._forward: ProxyLink | None = None  # http:// targets, the proxy as a forward proxy
+        self._base_url: httpx.AsyncClient | None = None  # https:// targets, in base-URL mode
+        self._forward: httpx.AsyncClient | None = None  # http:// targets, the proxy as a forward proxy
+        self._origin = ""  # the proxy's base URL, http://127.0.0.1:<port>
         self._lock = asyncio.Lock()
         self._redactors: ServiceRedactors | None = None
         self._pending: dict[str, asyncio.Future[Record]] = {}
@@ -191,25 +193,43 @@ class Gateway:
         if waiting is not None and not waiting.done():
             waiting.set_result(record)
 
-    async def _links(self) -> tuple[ProxyLink, ProxyLink]:
-        """The connections to the proxy, base-URL and forward (the proxy is started on first use)."""
+    async def _clients(self) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+        """The clients to the proxy, base-URL and forward (the proxy is started on first use)."""
         async with self._lock:
             if self._base_url is None or self._forward is None:
                 # mitmproxy and httpx are imported here, not at module load: together they cost
                 # over half a second, which would otherwise delay the MCP handshake (DESIGN.md §9).
-                from clavis_mcp.proxy import EmbeddedProxy
-                from clavis_mcp.proxy.embedded import LISTEN_HOST
+                import httpx
 
-                from .proxy_link import ProxyLink
+                from clavis_mcp.proxy import EmbeddedProxy
 
                 config = replace(self._config, tokens=lambda: {MCP_CLIENT: self._token}, on_recorded=self._recorded,
                                  approvals=self._hold())  # fmt: skip
                 self._proxy = EmbeddedProxy(self.vault, self.audit, self.ca, config)
-                port = await self._proxy.start()
-                connect = min(CONNECT_TIMEOUT, self.limits.timeout)
-                self._base_url = ProxyLink(LISTEN_HOST, port, connect_timeout=connect)
-                self._forward = ProxyLink(LISTEN_HOST, port, connect_timeout=connect)
+                await self._proxy.start()
+                self._origin = self._proxy.url
+                self._base_url = self._client(headers={AGENT_HEADER: self._token})
+                self._forward = self._client(proxy=httpx.Proxy(self._origin, auth=(MCP_CLIENT, self._token)))
             return self._base_url, self._forward
+
+    def _client(
+        self, *, headers: Mapping[str, str] | None = None, proxy: httpx.Proxy | None = None
+    ) -> httpx.AsyncClient:
+        """A client for the hop to the proxy: plain HTTP/1.1 on loopback, keep-alive, no cookies, no
+        redirects followed, no environment read (no proxy, no CA), ``DEFAULT_HEADERS`` on every request."""
+        import httpx
+
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=IDLE_CONNECTIONS,
+                              keepalive_expiry=KEEPALIVE_SECONDS)  # fmt: skip
+        transport = httpx.AsyncHTTPTransport(verify=no_tls(), trust_env=False, limits=limits, proxy=proxy)
+        return httpx.AsyncClient(
+            transport=transport,
+            cookies=no_cookies(),
+            headers={**DEFAULT_HEADERS, **(headers or {})},
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.limits.timeout, connect=min(CONNECT_TIMEOUT, self.limits.timeout)),
+            trust_env=False,
+        )
 
     async def fetch(self, service: str, method: str, url: str, **request: Any) -> Fetched:
         """Send one request for ``service``; keep the body's first bytes, hash and count up to the download bound.
@@ -229,8 +249,8 @@ class Gateway:
         content: bytes | None = request.pop("content", None)
         if request:
             raise TypeError(f"fetch() takes headers, params and content, not {', '.join(request)}")
-        links = await self._links()
-        import httpx  # loaded with the proxy: its URL type reads the model's URL as httpx always did
+        clients = await self._clients()
+        import httpx  # loaded by _clients(); the name is needed for the URL and the translation below
 
         target = httpx.URL(url)
         if params:
@@ -242,12 +262,12 @@ class Gateway:
         cancelled = False
         try:
             try:
-                fetched = await self._exchange(links, service, method, target, call, headers, content)
-            except TimeoutError:
+                fetched = await self._exchange(clients, service, method, target, call, headers, content)
+            except (TimeoutError, httpx.TimeoutException):
                 raise CallFailed(
                     timeout_message(target.host, self.limits.timeout, await _record_of(recorded))
                 ) from None
-            except (OSError, DecodeError):  # the record says why: TLS, DNS, connect, reset, a body cut
+            except (httpx.HTTPError, DecodeError):  # the record says why: TLS, DNS, connect, reset, a body cut
                 raise CallFailed(failure_message(service, target.host, await _record_of(recorded))) from None
             if recorded.done():  # written before the response, or before a streamed body's end
                 return _with_record(fetched, recorded.result())
@@ -282,7 +302,7 @@ class Gateway:
 
     async def _exchange(
         self,
-        links: tuple[ProxyLink, ProxyLink],
+        clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
         service: str,
         method: str,
         target: httpx.URL,
@@ -290,75 +310,68 @@ class Gateway:
         headers: Mapping[str, str],
         content: bytes | None,
     ) -> Fetched:
-        method = method.upper()
-        link, request_target, fields = self._addressed(links, service, target)
-        fields += [(SELECT_HEADER, service), (CALL_HEADER, call)]
-        given = {name.lower() for name in headers}
-        fields += [(name, value) for name, value in DEFAULT_HEADERS.items() if name not in given]
-        fields += headers.items()
-        if content or method in BODY_METHODS:
-            fields.append(("Content-Length", str(len(content or b""))))
+        client, addressed = self._addressed(clients, service, target)
+        fields = [(SELECT_HEADER, service), (CALL_HEADER, call), *headers.items()]
+        request = client.build_request(method.upper(), addressed, headers=fields, content=content)
         leaving = self.redactor(service)  # the service's secret as the request leaves
         async with asyncio.timeout(self.limits.timeout):
-            answer = await link.send(method, request_target, [(n.encode(), v.encode()) for n, v in fields], content)
-            return await self.read_answer(service, str(target), answer, leaving)
+            response = await client.send(request, stream=True)
+            return await self.read_answer(service, str(target), response, leaving)
 
     async def read_answer(
-        self, service: str, url: str, answer: Answer, leaving: ServiceRedactor | None = None
+        self, service: str, url: str, response: httpx.Response, leaving: ServiceRedactor | None = None
     ) -> Fetched:
-        """Read ``answer`` (to a request for ``service`` to ``url``) within the download bound, and close it.
+        """Read ``response`` (to a request for ``service`` to ``url``) raw, within the download bound,
+        and close it: a body left unread closes its connection, so the proxy records the call given up.
 
         ``leaving`` is the service's secret as the request left; the secret is looked up again
         here, as the head has come and once the body is read."""
         keep, bound = self.limits.max_response_body, self.limits.max_download
         lookahead = LOOKAHEAD_SPELLINGS * leaving.values.longest if leaving is not None else 0
         answered = self.redactor(service)  # an OAuth token the proxy refreshed before injecting it
+        headers = response.headers.multi_items()
         try:
-            body = _Download(_header(answer.headers, "content-encoding") or "", keep, bound, lookahead)
-            await body.read(answer.chunks())
+            body = _Download(_header(headers, "content-encoding") or "", keep, bound, lookahead)
+            await body.read(response.aiter_raw())
         finally:
-            await answer.aclose()
+            await response.aclose()
         read = self.redactor(service)  # one a 401 refreshed, or a rotation made, while the answer came
         return Fetched(
-            status=answer.status,
+            status=response.status_code,
             url=url,
-            headers=answer.headers,
+            headers=headers,
             head=bytes(body.head),
             beyond=bytes(body.beyond),
             size=body.size,
             complete=body.complete,
             sha256=body.digest.hexdigest(),
-            audit_id=_header(answer.headers, AUDIT_ID_HEADER),
-            redactions=int(_header(answer.headers, REDACTIONS_HEADER) or 0),
-            refused=_header(answer.headers, REFUSED_HEADER),
+            audit_id=_header(headers, AUDIT_ID_HEADER),
+            redactions=int(_header(headers, REDACTIONS_HEADER) or 0),
+            refused=_header(headers, REFUSED_HEADER),
             received_at=time.time(),
             scrubber=Scrubber.of(*(r for r in (leaving, answered, read) if r is not None)),
         )
 
     def _addressed(
-        self, links: tuple[ProxyLink, ProxyLink], service: str, target: httpx.URL
-    ) -> tuple[ProxyLink, str, list[tuple[str, str]]]:
-        """Where and how a request for ``target`` goes to the proxy: the connections, the request
-        target and the headers that address it. An https:// target in base-URL mode (the path names
-        the service, the upstream host and port; this process's agent key rides in its header); an
-        http:// one in absolute form, as to a forward proxy, with this process's proxy credential."""
-        base_url, forward = links
+        self, clients: tuple[httpx.AsyncClient, httpx.AsyncClient], service: str, target: httpx.URL
+    ) -> tuple[httpx.AsyncClient, str | httpx.URL]:
+        """Which client takes a request for ``target``, and the URL it sends to. An https:// target in
+        base-URL mode: the path names the service, the upstream host and port (this process's agent
+        key rides in its header); an http:// one as it is, to the proxy as a forward proxy (absolute
+        form, with this process's proxy credential)."""
+        base_url, forward = clients
+        if target.scheme != "https":
+            return forward, target
         host = target.raw_host.decode("ascii")
-        if target.scheme == "https":
-            authority = f"[{host}]:{target.port or 443}" if ":" in host else f"{host}:{target.port or 443}"
-            path = f"/s/{service}@{authority}{target.raw_path.decode('ascii')}"
-            return base_url, path, [("Host", f"{base_url.host}:{base_url.port}"), (AGENT_HEADER, self._token)]
-        credential = base64.b64encode(f"{MCP_CLIENT}:{self._token}".encode()).decode()
-        netloc = target.netloc.decode("ascii")
-        absolute = f"http://{netloc}{target.raw_path.decode('ascii')}"
-        return forward, absolute, [("Host", netloc), ("Proxy-Authorization", f"Basic {credential}")]
+        authority = f"[{host}]:{target.port or 443}" if ":" in host else f"{host}:{target.port or 443}"
+        return base_url, f"{self._origin}/s/{service}@{authority}{target.raw_path.decode('ascii')}"
 
     async def aclose(self) -> None:
-        """Close the connections (cutting any call still in flight), let the proxy record each call it
+        """Close the clients (cutting any call still in flight), let the proxy record each call it
         was carrying (bounded by ``RECORD_WAIT``), then stop the proxy: no call goes unrecorded."""
-        for link in (self._base_url, self._forward):
-            if link is not None:
-                await link.aclose()
+        for client in (self._base_url, self._forward):
+            if client is not None:
+                await client.aclose()
         if self._pending:
             await asyncio.wait(list(self._pending.values()), timeout=RECORD_WAIT)
         if self._proxy is not None:

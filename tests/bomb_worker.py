@@ -63,7 +63,8 @@ async def gateway_reading(vault: Vault, home: Path, urls: list[str]) -> list[dic
     seen = []
     async with httpx.AsyncClient(verify=trust, trust_env=False) as direct:
         for url in urls:
-            fetched = await gateway._exchange(direct, "api", "GET", url)  # the reading, without the proxy
+            response = await direct.send(direct.build_request("GET", url), stream=True)
+            fetched = await gateway.read_answer("api", url, response)  # the reading, without the proxy
             seen.append({"peak": peak_mib(), "size": fetched.size, "complete": fetched.complete,
                          "head": len(fetched.head), "status": fetched.status})  # fmt: skip
     return seen
