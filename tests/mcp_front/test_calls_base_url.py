@@ -4,20 +4,25 @@ proxy. Real embedded proxy, real upstreams on 127.0.0.1, real MCP sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mitmproxy import http
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.proxy import base_url_front
+from clavis_mcp.proxy.base_url_front import BaseUrlServer
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream, LoopbackHandler, Received
@@ -124,3 +129,61 @@ async def test_headers_that_are_not_one_plain_http_field_are_refused_before_anyt
     assert accented.is_error and "printable ASCII" in accented.content[0].text  # httpx crashed on it
     assert spaced.is_error and "not an HTTP token" in spaced.content[0].text
     assert upstream.received == []
+
+
+@dataclass
+class FrontConnections:
+    """The connections the proxy's base-URL front has served: opened, and closed since."""
+
+    opened: int = 0
+    closed: int = 0
+
+
+@pytest.fixture
+def front_connections(monkeypatch: pytest.MonkeyPatch) -> FrontConnections:
+    counts = FrontConnections()
+    serve = BaseUrlServer.serve
+
+    async def counted(self: BaseUrlServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        counts.opened += 1
+        try:
+            await serve(self, reader, writer)
+        finally:
+            counts.closed += 1
+
+    monkeypatch.setattr(BaseUrlServer, "serve", counted)
+    return counts
+
+
+async def test_sequential_calls_share_one_keep_alive_connection_to_the_proxy(
+    vault: Vault, audit: AuditLog, home: Path, upstream: EchoUpstream, front_connections: FrontConnections
+) -> None:
+    vault.add_service(make_service("echo", f"127.0.0.1:{upstream.port}", local=True), validate_secret(SECRET))
+    async with session(vault, audit, home, CountTunnels()) as client:
+        results = [await call(client, "echo", f"https://127.0.0.1:{upstream.port}/v1/{n}") for n in range(3)]
+    assert not any(result.is_error for result in results)
+    assert front_connections.opened == 1
+
+
+async def test_a_connection_the_proxy_closed_while_idle_is_not_reused(
+    vault: Vault,
+    audit: AuditLog,
+    home: Path,
+    upstream: EchoUpstream,
+    front_connections: FrontConnections,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base_url_front, "IDLE_SECONDS", 0.05)  # the front closes an idle connection at once
+    vault.add_service(make_service("echo", f"127.0.0.1:{upstream.port}", local=True), validate_secret(SECRET))
+    gateway = Gateway(vault, audit, LocalCA(home / "certs"))
+    try:
+        first = await gateway.fetch("echo", "GET", f"https://127.0.0.1:{upstream.port}/v1/first")
+        with anyio.fail_after(5):
+            while front_connections.closed < 1:  # the front has closed the idle connection
+                await asyncio.sleep(0.02)
+        second = await gateway.fetch("echo", "GET", f"https://127.0.0.1:{upstream.port}/v1/second")
+    finally:
+        await gateway.aclose()
+    assert (first.status, second.status) == (200, 200)
+    assert front_connections.opened == 2
+    assert [r.path for r in upstream.received] == ["/v1/first", "/v1/second"]
