@@ -7,7 +7,9 @@ known length are buffered and scrubbed whole, as bytes and as their readers deco
 ignores ``Content-Type`` and detects UTF-16/32 itself. Server-sent events, bodies above
 :data:`STREAM_THRESHOLD` and, for HTTPS_PROXY agents, bodies of unknown length are streamed
 through a :class:`~vault.redaction.StreamRedactor` that carries a window across chunks, so
-nothing is held in memory but a chunk and the window. A streamed body, and a buffered one that
+nothing is held in memory but a chunk and the window. A streamed text body whose first bytes show
+UTF-16 or UTF-32 (a BOM or the NULs of ASCII text, as JSON readers detect it) is scanned as UTF-8
+and sent back in its own encoding (:class:`_Transcoded`). A streamed body, and a buffered one that
 was scrubbed, is sent decoded. A body that cannot be decoded is not passed on (fail closed).
 
 The work on a buffered body is bounded, because the event loop it would run on also carries
@@ -26,6 +28,7 @@ but WebSocket, after which the engine would relay raw bytes no hook sees.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import dataclasses
 import functools
 import weakref
@@ -37,7 +40,7 @@ from mitmproxy import http
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.audit.log import ERROR
 from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError, TooManyEscapes
-from clavis_mcp.vault.redaction.content_types import declared_charset
+from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
 from clavis_mcp.vault.redaction.decoding import (
     DEFAULT_MAX_DECODED,
     MAX_DECODED_ENV,
@@ -226,6 +229,76 @@ def _as_sent(chunk: bytes, limit: int) -> bytes:
     return chunk
 
 
+def wide_encoding(head: bytes) -> str | None:
+    """The UTF-16/32 codec the first four bytes of a text show (BOM, else where ASCII's NULs are:
+    RFC 4627 §3, what ``json.detect_encoding`` and ``requests`` do), or None for an 8-bit text."""
+    for bom, name in ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+                      (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):  # fmt: skip
+        if head.startswith(bom):
+            return name
+    if len(head) < 4 or all(head[:4]):
+        return None
+    if not head[0]:
+        return "utf-16-be" if head[1] else "utf-32-be"
+    return "utf-16-le" if head[2] or head[3] else "utf-32-le"
+
+
+class _Transcoded:
+    """A streamed text body scanned in UTF-8 whatever its first bytes show, and sent in its own
+    encoding: the listed spellings are UTF-8 bytes, and readers of JSON detect UTF-16/32 by
+    themselves. Lossless for valid text (lone surrogates kept); invalid text raises DecodeError."""
+
+    HEAD = 4  # bytes that show the encoding; held until they have all come
+
+    def __init__(self, scrubber: StreamRedactor) -> None:
+        self.scrubber = scrubber
+        self._head: bytes | None = b""
+        self._encoding: str | None = None
+        self._codecs: tuple[codecs.IncrementalDecoder, codecs.IncrementalDecoder, codecs.IncrementalEncoder] | None
+        self._codecs = None
+
+    @property
+    def count(self) -> int:
+        return self.scrubber.count
+
+    def feed(self, data: bytes) -> bytes:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+            if len(data) < self.HEAD:
+                self._head = data
+                return b""
+            self._start(wide_encoding(data))
+        return self._through(data, final=False)
+
+    def flush(self) -> bytes:
+        data, self._head = self._head or b"", None
+        return self._through(data, final=True)
+
+    def _start(self, encoding: str | None) -> None:
+        if encoding is not None:
+            self._encoding = encoding
+            wide, utf8 = codecs.getincrementaldecoder(encoding), codecs.getincrementaldecoder("utf-8")
+            self._codecs = (
+                wide("surrogatepass"),
+                utf8("surrogatepass"),
+                codecs.getincrementalencoder(encoding)("surrogatepass"),
+            )
+
+    def _through(self, data: bytes, final: bool) -> bytes:
+        if self._codecs is None:
+            return self.scrubber.feed(data) + (self.scrubber.flush() if final else b"")
+        wide, utf8, encoder = self._codecs
+        try:
+            out = self.scrubber.feed(wide.decode(data, final).encode("utf-8", "surrogatepass"))
+            out += self.scrubber.flush() if final else b""
+            return encoder.encode(utf8.decode(out, final), final)
+        except UnicodeError as exc:
+            raise DecodeError(f"the body is not the {self._encoding} text its first bytes show") from exc
+
+
+type Scrubber = StreamRedactor | _Transcoded
+
+
 class _StreamedBody:
     """The ``flow.response.stream`` callable: decode, scrub, pass on; ``b""`` marks the end.
 
@@ -233,7 +306,7 @@ class _StreamedBody:
     is read and dropped, and the response hook cuts the connection, so the client sees a broken
     body rather than a short one that looks whole (the headers have gone: no refusal can)."""
 
-    def __init__(self, scrubber: StreamRedactor, decode: Decoder) -> None:
+    def __init__(self, scrubber: Scrubber, decode: Decoder) -> None:
         self.scrubber = scrubber
         self._decode = decode
         self.failure: str | None = None
@@ -313,7 +386,10 @@ class RedactResponse:
         drop_headers(headers, CONTENT_ENCODING, CONTENT_LENGTH)
         if response.http_version == "HTTP/1.1" and flow.client_conn.alpn != b"h2":
             headers["transfer-encoding"] = "chunked"
-        response.stream = _StreamedBody(redactor.stream(), decode)
+        scrubber = redactor.stream()
+        content_type = values.get(CONTENT_TYPE, "")
+        text = is_text(content_type) and not content_type.lower().startswith("text/event-stream")  # always UTF-8
+        response.stream = _StreamedBody(_Transcoded(scrubber) if text else scrubber, decode)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         """A WebSocket opened with a credential: each message from the server is scrubbed as it
