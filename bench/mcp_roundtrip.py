@@ -54,7 +54,7 @@ def _checked_tool_call(client: Client, arguments: dict[str, object]) -> Callable
 
 
 async def _timed(call: Callable[[], Awaitable[None]], count: int) -> list[float]:
-    await call()  # warm: the proxy starts and the tunnel opens on the first call
+    await call()  # warm: the proxy starts and the connection to it opens on the first call
     latencies = []
     for _ in range(count):
         started = time.perf_counter()
