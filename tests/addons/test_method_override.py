@@ -55,7 +55,7 @@ BODIES = [
     ("multipart-name-after-other-header", MULTIPART,
      multipart(('Content-Type: text/plain\r\nContent-Disposition: form-data; name="_method"', "DELETE")), ["DELETE"]),
     ("multipart-other-fields", MULTIPART, multipart(('Content-Disposition: form-data; name="method"', "DELETE")), []),
-    ("other-media-type", "text/plain", b"_method=DELETE", []),
+    ("other-media-type", "application/xml", b"_method=DELETE", []),
     ("no-body", FORM, b"", []),
 ]  # fmt: skip
 

@@ -99,7 +99,13 @@ async def test_real_mcp_client_with_the_token_uses_every_tool_and_sees_no_secret
     assert SECRET not in json.dumps(called.model_dump())
 
 
-@pytest.mark.parametrize(("action", "revealed"), [("accept", True), ("decline", False)], ids=["accepted", "declined"])
+@pytest.mark.parametrize(
+    ("action", "revealed"),
+    [
+        pytest.param("accept", True, id="accepted", marks=pytest.mark.reveals_secret),
+        pytest.param("decline", False, id="declined"),
+    ],
+)
 async def test_full_reveal_over_http_asks_the_user_first(served: HttpServer, action: str, revealed: bool) -> None:
     asked: list[str] = []
 
