@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clavis_mcp.vault import AuditLog, Vault
-from clavis_mcp.vault.audit.files import LogFiles
 from clavis_mcp.vault.audit.filters import AuditFilter
 from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.errors import AuditIndexStale
 from tests.vault.test_audit_filter import rec, write_log
 
 EVERYTHING = AuditFilter()
-
-
-@pytest.fixture
-def log_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit.jsonl"
-
-
-@pytest.fixture
-def index(log_path: Path) -> Iterator[AuditIndex]:
-    built = AuditIndex(LogFiles(log_path))
-    yield built
-    built.close()
 
 
 def ids(index: AuditIndex, limit: int | None = None) -> str:

@@ -6,27 +6,12 @@ the records from the log."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from clavis_mcp.vault.audit.files import LogFiles
 from clavis_mcp.vault.audit.filters import AuditFilter
 from clavis_mcp.vault.audit.index import AuditIndex
 from tests.vault.test_audit_filter import RECORDS, rec, write_log
-
-
-@pytest.fixture
-def log_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit.jsonl"
-
-
-@pytest.fixture
-def index(log_path: Path) -> Iterator[AuditIndex]:
-    built = AuditIndex(LogFiles(log_path))
-    yield built
-    built.close()
 
 
 def newest_ids(index: AuditIndex, services: list[str]) -> dict[tuple[str, str], str]:
