@@ -174,8 +174,14 @@ def audit(world: World, rounds: int, scale: float, progress: Callable[[str], Non
         appends = max(50, int(APPENDS * scale))
         ours, plain, durable = [], [], []
         for round_ in range(rounds):
-            log = AuditLog.for_vault(vault, folder / f"append-{round_}.jsonl")
-            ours.append(appends / _timed(lambda log=log: [log.append(**_record(i)) for i in range(appends)]))
+            # a vault of its own per round: the vault keeps its log's high-water mark, so a second
+            # log of the same vault would read as the first one cut (and refuse every append)
+            round_vault = Vault.create(folder / f"vault-{round_}")
+            try:
+                log = AuditLog.for_vault(round_vault, folder / f"append-{round_}.jsonl")
+                ours.append(appends / _timed(lambda log=log: [log.append(**_record(i)) for i in range(appends)]))
+            finally:
+                round_vault.close()
             line = log.path.read_bytes().splitlines(keepends=True)[0]
             plain.append(appends / _timed(lambda r=round_, x=line: _raw_writes(folder / f"raw-{r}", x, appends, False)))
             durable.append(
