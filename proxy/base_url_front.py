@@ -39,6 +39,7 @@ from clavis_mcp.addons.flowmeta import SERVICE, refuse
 from clavis_mcp.addons.redact import has_body
 
 from .base_url import FRONT, MARK
+from .body_limit import limit_bytes, too_large
 from .stream_events import serve_by_front
 from .upstream_pool import UPSTREAM_BUFFER, Upstream, UpstreamPool
 
@@ -47,6 +48,7 @@ READ = 64 * 1024
 READ_UPSTREAM = UPSTREAM_BUFFER  # a 1 MiB body in a few reads, not sixteen
 IDLE_SECONDS = 300.0  # a client's keep-alive connection waiting for its next request
 LINGER_SECONDS = 2.0  # after an error answer, how long the rest of a refused body is read and dropped
+LINGER_BYTES = 8 * 1024 * 1024  # and how much of it at most, before the connection is simply closed
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
      b"content-length", b"expect", b"proxy-authenticate", b"proxy-authorization"}
@@ -122,8 +124,11 @@ def connect_failure(host: str, port: int, exc: BaseException) -> str:
 class BaseUrlServer:
     """Serves base-URL connections handed over by :mod:`.peek`; one task per client connection."""
 
-    def __init__(self, pipeline: Pipeline, extra_addons: Sequence[object], pool: UpstreamPool) -> None:
+    def __init__(
+        self, pipeline: Pipeline, extra_addons: Sequence[object], pool: UpstreamPool, max_body: int | None = None
+    ) -> None:
         self.pipeline = pipeline
+        self.max_body = limit_bytes(max_body)  # the front's own bound, whatever stages are configured
         self.extras = Pipeline(extra_addons) if extra_addons else None
         self.connected: tuple[Callable[[server_hooks.ServerConnectionHookData], object], ...] = tuple(
             hook for addon in extra_addons if callable(hook := getattr(addon, "server_connected", None))
@@ -185,6 +190,22 @@ async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | No
             return None
         pending = (pending + data).lstrip(b"\r\n")
     return pending
+
+
+def _buffered_body(conn: h11.Connection) -> bytes | None:
+    """The request's body if it came whole with its head (already in memory); None if more is due."""
+    body = bytearray()
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:
+            return None
+        if event is h11.NEED_DATA:
+            return None
+        if isinstance(event, h11.Data):
+            body += event.data
+        else:
+            return bytes(body)
 
 
 class _ClientWatch:
@@ -335,6 +356,8 @@ class _Exchange:
         self.front.hook("requestheaders", f)
         if self.interrupt is not None:
             raise _Failed("interrupted")
+        if f.error is not None:
+            raise _Failed(f.error.msg)
         request = f.request
         if f.response is None and f.error is None:
             if f.metadata.get(MARK) is None:
@@ -342,12 +365,17 @@ class _Exchange:
             elif "upgrade" in request.headers:
                 refuse(f, 400, UPGRADE_REFUSAL)
         expects = request.headers.pop("expect", "").lower() == "100-continue"
-        if expects and f.response is not None:
-            await self._answer(f, close=True)  # the client waits for word before its body
-            return
-        if expects:
-            await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.data.content = await self._request_body(f, conn)
+        if f.response is not None:  # answered on the head: a body not already here is never read
+            body = _buffered_body(conn)
+            if body is None:
+                await self._answer(f, close=True)
+                await self._linger()
+                return
+            request.data.content = body
+        else:
+            if expects:
+                await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.data.content = await self._request_body(f, conn)
         request.timestamp_end = time.time()
         self.in_flight = True
         await self.front.hook_async("request", f)
@@ -359,6 +387,10 @@ class _Exchange:
             await self._forward(f)
 
     async def _request_body(self, f: http.HTTPFlow, conn: h11.Connection) -> bytes:
+        limit = self.front.max_body
+        declared = f.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _Failed(too_large(limit, f"its Content-Length of {int(declared)} bytes"), 413)
         body = bytearray()
         while True:
             try:
@@ -372,6 +404,8 @@ class _Exchange:
                 conn.receive_data(data)
             elif isinstance(event, h11.Data):
                 body += event.data
+                if len(body) > limit:
+                    raise _Failed(too_large(limit, f"its body, past {limit} bytes so far"), 413)
                 if self.body_check is not None:
                     self.body_check(len(body))
                 if self.interrupt is not None:
@@ -616,9 +650,10 @@ class _Exchange:
         closing on unread bytes resets the connection, and the client could lose our answer."""
         if self.writer.can_write_eof():
             self.writer.write_eof()
+        dropped = 0
         try:
             async with asyncio.timeout(LINGER_SECONDS):
-                while await self.reader.read(READ):
-                    pass
+                while dropped < LINGER_BYTES and (data := await self.reader.read(READ)):
+                    dropped += len(data)
         except TimeoutError:
             pass

@@ -42,6 +42,14 @@ def limit_bytes(configured: int | None) -> int:
     return value
 
 
+def too_large(limit: int, what: str) -> str:
+    """Why a body is refused, and what to do."""
+    return (
+        f"request body too large: {what} is over the proxy's limit of {limit} bytes "
+        f"({ENV_VAR}); send a smaller body, or raise the limit"
+    )
+
+
 class RequestBodyLimit:
     def __init__(self, limit: int = DEFAULT_BYTES) -> None:
         self._limit = limit
@@ -85,9 +93,6 @@ class RequestBodyLimit:
             watch.cancel()
 
     def _refuse(self, flow: http.HTTPFlow, what: str) -> None:
-        message = (
-            f"request body too large: {what} is over the proxy's limit of {self._limit} bytes "
-            f"({ENV_VAR}); send a smaller body, or raise the limit"
-        )
+        message = too_large(self._limit, what)
         flow.metadata[DECISION], flow.metadata[REASON] = REFUSED, message
         fail(flow, message, ErrorCode.REQUEST_TOO_LARGE)

@@ -1,0 +1,87 @@
+"""The base-URL front against the attacks of its review (/tmp/rev18, F1-F10): each test is named
+for the attack and failed on the front before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from clavis_mcp.vault import AuditLog, Vault
+from tests.conftest import PROXY_TOKEN
+from tests.proxy.conftest import RawClient
+from tests.proxy.front_upstream import MIB, FrontUpstream, front_upstream
+from tests.proxy.test_base_url_front import front, last_record
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+KEY = f"Authorization: Bearer {PROXY_TOKEN}\r\n"
+
+
+@pytest.fixture
+def upstream(routed_leaf: trustme.LeafCert) -> Iterator[FrontUpstream]:
+    with front_upstream(routed_leaf) as up:
+        yield up
+
+
+def head(port: int | None, target: str = "/s/alpha/v1", extra: str = "", method: str = "POST") -> bytes:
+    return f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}".encode()
+
+
+async def closed_by_proxy(raw: RawClient) -> bool:
+    """Whether the proxy closes the connection (what it still sends is read and dropped)."""
+    async with asyncio.timeout(10):
+        while await raw.reader.read(65536):
+            pass
+    return True
+
+
+async def test_a_refused_requests_large_body_is_never_read_the_answer_comes_first(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F1: no agent key and a 200 MiB Content-Length: the 401 comes on the head, with the
+    connection closed after it, while nearly all of the body is still unsent."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            raw.writer.write(head(proxy.port, extra=f"Content-Length: {200 * MIB}\r\n\r\n") + b"a" * 65536)
+            response = await raw.read()
+            assert await closed_by_proxy(raw)
+        finally:
+            await raw.close()
+    assert response.status == 401 and response.headers["connection"] == "close"
+    assert upstream.seen == []
+
+
+async def test_a_refused_request_whose_small_body_came_with_it_keeps_the_connection(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            first = await raw.send(head(proxy.port, extra="Content-Length: 2\r\n\r\n") + b"{}")
+            second = await raw.send(head(proxy.port, extra=KEY + "Content-Length: 2\r\n\r\n") + b"{}")
+        finally:
+            await raw.close()
+    assert (first.status, second.status) == (401, 200)
+    assert "connection" not in first.headers
+
+
+async def test_the_front_bounds_a_chunked_body_with_no_body_limit_stage(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F1: the embedded proxy has no RequestBodyLimit stage; the front's own bound holds."""
+    monkeypatch.setenv("CLAVIS_MAX_REQUEST_BYTES", "1000")
+    chunk = b"a" * 600
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, extra=KEY + "Transfer-Encoding: chunked\r\n\r\n") + body)
+        finally:
+            await raw.close()
+    assert response.status == 413 and b"CLAVIS_MAX_REQUEST_BYTES" in response.body
+    assert upstream.seen == []
+    assert last_record(services)["decision"] == "error"
