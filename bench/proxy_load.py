@@ -122,8 +122,13 @@ def _rows(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Row]:
     return rows
 
 
+MITM_RATE = 0.9  # clavis/bare throughput, at least
+MITM_P50 = 1.1  # clavis/bare p50, at most
+
+
 def _targets_met(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Target]:
-    """(c) vs (b): ≥ 0.85 of bare mitmproxy's throughput and ≤ 1.2× its p50, for every workload."""
+    """(c) vs (b): ≥ 0.9 of bare mitmproxy's throughput and ≤ 1.1× its p50, for every workload (issue
+    18.2: clear of the line, where issue 8 had drawn it at 0.85 and 1.2×)."""
     targets = []
     for workload in WORKLOADS:
         for concurrency in CONCURRENCY:
@@ -142,13 +147,16 @@ def _targets_met(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[T
                 Target(
                     f"clavis/bare throughput, {where}",
                     f"{row_rate.ratio.median:.2f}",
-                    "≥ 0.85",
-                    row_rate.ratio.median >= 0.85,
+                    f"≥ {MITM_RATE}",
+                    row_rate.ratio.median >= MITM_RATE,
                 )
             )
             targets.append(
                 Target(
-                    f"clavis/bare p50, {where}", f"{row_p50.ratio.median:.2f}×", "≤ 1.2×", row_p50.ratio.median <= 1.2
+                    f"clavis/bare p50, {where}",
+                    f"{row_p50.ratio.median:.2f}×",
+                    f"≤ {MITM_P50}×",
+                    row_p50.ratio.median <= MITM_P50,
                 )
             )
         targets += _base_url_targets(runs, workload)
