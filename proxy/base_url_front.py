@@ -36,7 +36,7 @@ from mitmproxy.proxy.layers.http._events import ErrorCode
 
 from clavis_mcp.addons import Pipeline
 from clavis_mcp.addons.flowmeta import SERVICE, refuse
-from clavis_mcp.addons.redact import has_body
+from clavis_mcp.addons.redact import STREAM_THRESHOLD, has_body
 
 from .base_url import FRONT, MARK
 from .body_limit import limit_bytes, too_large
@@ -78,6 +78,14 @@ def smuggling_shape(head: bytes) -> str | None:
     if names.count(b"content-length") > 1:
         return "more than one Content-Length header"
     if b"content-length" in names and b"transfer-encoding" in names:
+        return "both Content-Length and Transfer-Encoding"
+    return None
+
+
+def _response_framing(event: h11.Response) -> str | None:
+    """A response head framed two ways (h11 lets ``Transfer-Encoding`` win, as mitmproxy refuses)."""
+    names = [name for name, _ in event.headers]
+    if b"transfer-encoding" in names and b"content-length" in names:
         return "both Content-Length and Transfer-Encoding"
     return None
 
@@ -477,6 +485,8 @@ class _Exchange:
                 return False
             raise
         assert isinstance(event, h11.Response)
+        if (shape := _response_framing(event)) is not None:
+            raise _Failed(f"bad response: the upstream sent {shape}; refused")
         head = tuple(event.headers.raw_items())
         f.response = _message(
             http.Response, http.ResponseData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(head),
@@ -491,10 +501,16 @@ class _Exchange:
         if response.stream and has_body(request.method, response.status_code):
             await self._stream(f, up, upstream)
         else:
+            declared = response.headers.get("content-length", "")
+            cap = int(declared) if declared.isdigit() else STREAM_THRESHOLD
             content: list[bytes] = []
+            size = 0
             while not isinstance(event := await self._next(up, upstream), h11.EndOfMessage):
                 if isinstance(event, h11.Data):
                     content.append(event.data)
+                    size += len(event.data)
+                    if size > cap:
+                        raise _Failed(f"bad response: the upstream's body is longer than the {cap} bytes buffered")
             response.data.content = b"".join(content)
             await self._answer(f, close=False, headers_done=True)
         clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]

@@ -1,7 +1,9 @@
 """A loopback HTTPS upstream for the base-URL front's tests: it records which TCP connection each
 request came on (the client's port), and answers with the shapes the front must handle: a
 secret split across SSE chunks, a 1 MiB body of known length, a brotli bomb, a transfer coding
-other than chunked, trailers, a 101, headers in our namespace, and a head that never comes."""
+other than chunked, trailers, a 101, headers in our namespace, and a head that never comes; and
+the shapes of the front's review (F2-F7): a response framed two ways, bytes after a whole response
+(once the connection is idle), a ``Connection`` header naming our headers."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +21,8 @@ import brotli
 import trustme
 
 MIB = 1024 * 1024
+LATE = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+LATE_AFTER = 0.3  # long enough for the front to have pooled the connection
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class FrontUpstream:
     port: int
     seen: list[Seen]
     release: threading.Event = field(default_factory=threading.Event)
+    late_sent: threading.Event = field(default_factory=threading.Event)
 
     def connections(self) -> set[int]:
         return {s.port for s in self.seen}
@@ -51,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: list[Seen]
     release: threading.Event
+    late_sent: threading.Event
 
     def setup(self) -> None:
         super().setup()
@@ -92,13 +99,25 @@ class _Handler(BaseHTTPRequestHandler):
             case "/upgrade":
                 self._raw(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: upgrade\r\n\r\n" + secret)
                 self.close_connection = True
+            case "/cl-te":
+                self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = b"a" * MIB
+                self._raw(b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2 + b"0\r\n\r\n")
+            case "/late" | "/head-late":
+                self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + (b"" if self.command == "HEAD" else b"ok"))
+                time.sleep(LATE_AFTER)
+                self._raw(LATE)
+                self.late_sent.set()
+            case "/connection-named":
+                named = [("Connection", "keep-alive, X-Clavis-Redactions, X-Clavis-Audit-Id")]
+                self._send(200, b'{"t": "' + secret + b'"}', [("Content-Type", "application/json"), *named])
             case "/ours":
                 self._send(200, b"{}", [("X-Clavis-Audit-Id", "forged"), ("X-Clavis-Redactions", "0")])
             case _:
                 payload = json.dumps({"path": self.path, "headers": headers}).encode()
                 self._send(200, payload, [("Content-Type", "application/json")])
 
-    do_POST = do_PUT = do_GET
+    do_POST = do_PUT = do_HEAD = do_GET
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
         self.send_response(status)
@@ -116,8 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def front_upstream(leaf: trustme.LeafCert) -> Iterator[FrontUpstream]:
     seen: list[Seen] = []
-    release = threading.Event()
-    handler = type("Handler", (_Handler,), {"seen": seen, "release": release})
+    release, late_sent = threading.Event(), threading.Event()
+    handler = type("Handler", (_Handler,), {"seen": seen, "release": release, "late_sent": late_sent})
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -126,7 +145,7 @@ def front_upstream(leaf: trustme.LeafCert) -> Iterator[FrontUpstream]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield FrontUpstream(server.server_address[1], seen, release)
+        yield FrontUpstream(server.server_address[1], seen, release, late_sent)
     finally:
         release.set()
         server.shutdown()

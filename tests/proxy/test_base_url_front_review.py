@@ -85,3 +85,18 @@ async def test_the_front_bounds_a_chunked_body_with_no_body_limit_stage(
     assert response.status == 413 and b"CLAVIS_MAX_REQUEST_BYTES" in response.body
     assert upstream.seen == []
     assert last_record(services)["decision"] == "error"
+
+
+async def test_a_response_framed_by_both_length_and_chunks_is_refused_not_buffered(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F3: "Content-Length: 5" and 2 MiB chunked: h11 reads the chunks, the redaction stage
+    chose to buffer by the small length; the front now refuses the response on its head."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, "/s/alpha/cl-te", KEY + "\r\n", method="GET"))
+        finally:
+            await raw.close()
+    assert response.status == 502 and b"both Content-Length and Transfer-Encoding" in response.body
+    assert last_record(services)["decision"] == "error"
