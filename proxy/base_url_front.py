@@ -21,6 +21,7 @@ a flow of this front through :mod:`.stream_events`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
@@ -35,13 +36,13 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers.http._events import ErrorCode
 
 from clavis_mcp.addons import Pipeline
-from clavis_mcp.addons.flowmeta import SERVICE, refuse
+from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, refuse
 from clavis_mcp.addons.redact import STREAM_THRESHOLD, has_body
 
 from .base_url import FRONT, MARK
 from .body_limit import limit_bytes, too_large
 from .stream_events import serve_by_front
-from .upstream_pool import UPSTREAM_BUFFER, Upstream, UpstreamPool
+from .upstream_pool import UPSTREAM_BUFFER, PoolKey, Upstream, UpstreamPool
 
 HEAD_MAX = 64 * 1024
 READ = 64 * 1024
@@ -93,12 +94,19 @@ def _response_framing(event: h11.Response) -> str | None:
 def without_hop_by_hop(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """``fields`` without the connection's own headers (and those its ``Connection`` names), and
     without any field a CR, LF or NUL would split."""
-    named = {t.strip().lower() for n, v in fields if n.lower() == b"connection" for t in v.split(b",")}
+    named = {_name_key(t.strip()) for n, v in fields if _name_key(n) == b"connection" for t in v.split(b",")}
     return [
         (n, v)
         for n, v in fields
-        if (low := n.lower()) not in HOP_BY_HOP and low not in named and not any(c in v for c in b"\r\n\0")
+        if (key := _name_key(n)) not in HOP_BY_HOP and key not in named and not any(c in v for c in b"\r\n\0")
     ]
+
+
+@functools.lru_cache(maxsize=512)  # a client sends the same names request after request
+def _name_key(name: bytes) -> bytes:
+    """A header name as servers that read ``_`` or ``.`` as ``-`` see it (``Transfer_Encoding``,
+    ``Keep-Alive_``), as :func:`~clavis_mcp.addons.inject.header_key` compares names."""
+    return re.sub(rb"[-_.]+", b"-", name.lower()).strip(b"-")
 
 
 def _message[M: (http.Request, http.Response)](kind: type[M], data_kind: type[object], **fields: object) -> M:
@@ -425,8 +433,10 @@ class _Exchange:
 
     async def _forward(self, f: http.HTTPFlow) -> None:
         request = f.request
-        service = f.metadata.get(SERVICE)
-        key = (service, request.host, request.port) if isinstance(service, str) else None
+        service, agent = f.metadata.get(SERVICE), f.metadata.get(CLIENT)
+        key: PoolKey | None = None
+        if isinstance(service, str) and isinstance(agent, str):
+            key = (agent, service, request.host, request.port)
         upstream = self.front.pool.take(key) if key is not None else None
         if upstream is None:
             upstream = await self._dial(f, key)
@@ -440,7 +450,7 @@ class _Exchange:
             else:
                 upstream.close()
 
-    async def _dial(self, f: http.HTTPFlow, key: tuple[str, str, int] | None) -> Upstream:
+    async def _dial(self, f: http.HTTPFlow, key: PoolKey | None) -> Upstream:
         request = f.request
         server = connection.Server(address=(request.host, request.port), tls=True)
         data = server_hooks.ServerConnectionHookData(server=server, client=self.client)
@@ -448,7 +458,7 @@ class _Exchange:
         if server.error:
             raise _Failed(server.error)
         try:
-            upstream = await self._wait(self.front.pool.dial(server, key or ("", request.host, request.port)))
+            upstream = await self._wait(self.front.pool.dial(server, key or ("", "", request.host, request.port)))
         except (OSError, TimeoutError) as exc:
             raise _Failed(connect_failure(request.host, request.port, exc)) from None
         for hook in self.front.connected:
@@ -487,6 +497,7 @@ class _Exchange:
         assert isinstance(event, h11.Response)
         if (shape := _response_framing(event)) is not None:
             raise _Failed(f"bad response: the upstream sent {shape}; refused")
+        status = event.status_code
         head = tuple(event.headers.raw_items())
         f.response = _message(
             http.Response, http.ResponseData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(head),
@@ -514,6 +525,7 @@ class _Exchange:
             response.data.content = b"".join(content)
             await self._answer(f, close=False, headers_done=True)
         clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]
+        clean = clean and has_body(request.method, status)  # after HEAD, 204, 304 the framing is unsure
         return clean and f.error is None
 
     async def _next(self, up: h11.Connection, upstream: Upstream) -> h11.Event:

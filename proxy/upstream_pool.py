@@ -1,17 +1,20 @@
 """Keep-alive connections to upstreams for the base-URL front, never shared across services.
 
-A connection is kept per ``(service, host, port)``: the TLS server name is the host, and the
-address it was dialled to is the one the dial guard checked for that name when it was opened
-(as mitmproxy reuses a connection per name, :mod:`.upstream_reuse`). The service is part of the
-key so that no connection opened for one service ever carries another's request (a keep-alive
-connection is state an upstream can tie to whoever used it first). A connection goes back to the
-pool only after a response read whole with nothing after it and no ``Connection: close``;
-anything else closes it. The pool is bounded in size and idle time.
+A connection is kept per ``(agent, service, host, port)``: the TLS server name is the host, and
+the address it was dialled to is the one the dial guard checked for that name when it was opened
+(as mitmproxy reuses a connection per name, :mod:`.upstream_reuse`). The service and the agent are
+part of the key so that no connection opened for one service or one agent ever carries another's
+request (a keep-alive connection is state an upstream can tie to whoever used it first, and bytes
+it sends late would answer the next request on it). A connection goes back to the pool only after
+a response read whole with nothing after it and no ``Connection: close``; one that has anything
+to read when it is taken again (bytes no request asked for, or its end) is closed, not used. The
+pool is bounded in size and idle time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections import OrderedDict
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from mitmproxy import connection
 
-type PoolKey = tuple[str, str, int]  # service, host (the TLS server name), port
+type PoolKey = tuple[str, str, str, int]  # agent, service, host (the TLS server name), port
 IDLE_SECONDS = 30.0  # below the idle timeouts of common API front ends (60 s and more)
 PER_KEY = 16
 TOTAL = 128
@@ -47,7 +50,18 @@ class Upstream:
 
     def usable(self) -> bool:
         fresh = time.monotonic() - self.idle_since < IDLE_SECONDS
-        return fresh and not self.writer.is_closing() and not self.reader.at_eof()
+        return fresh and not self.writer.is_closing() and self._quiet()
+
+    def _quiet(self) -> bool:
+        """Nothing to read, neither buffered nor on the socket: an idle connection says nothing."""
+        if self.reader.at_eof() or len(getattr(self.reader, "_buffer", b"")) > 0:
+            return False
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        poll = select.poll()
+        poll.register(sock.fileno(), select.POLLIN)
+        return not poll.poll(0)
 
     def close(self) -> None:
         """Drop the connection at once: after an error or a refusal no TLS goodbye is owed to it."""

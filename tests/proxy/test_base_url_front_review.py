@@ -100,3 +100,37 @@ async def test_a_response_framed_by_both_length_and_chunks_is_refused_not_buffer
             await raw.close()
     assert response.status == 502 and b"both Content-Length and Transfer-Encoding" in response.body
     assert last_record(services)["decision"] == "error"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_bytes_an_upstream_sends_after_a_whole_response_never_answer_the_next_request(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, method: str
+) -> None:
+    """F4: the upstream answers, then, once the connection is idle, sends a second response no
+    request asked for: the next request (another client connection) must not receive it."""
+    path = "/s/alpha/late" if method == "GET" else "/s/alpha/head-late"
+    async with front(services, audit, home, upstream.port) as proxy:
+        for target, verb in ((path, method), ("/s/alpha/next", "GET")):
+            raw = await RawClient.connect(proxy)
+            try:
+                response = await raw.send(head(proxy.port, target, KEY + "\r\n", method=verb), head=verb == "HEAD")
+            finally:
+                await raw.close()
+            await asyncio.to_thread(upstream.late_sent.wait, 10)
+    assert response.status == 200 and b"SMUGGLED" not in response.body
+    assert b'"/next"' in response.body
+
+
+@pytest.mark.parametrize("name", ["Transfer_Encoding", "Content_Length", "Keep-Alive_", "Proxy.Connection"])
+async def test_look_alike_framing_header_names_are_never_forwarded(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, name: str
+) -> None:
+    """F4: an upstream that reads '_' as '-' would frame the request by the agent's look-alike."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, extra=KEY + f"{name}: 1\r\nContent-Length: 2\r\n\r\n") + b"{}")
+        finally:
+            await raw.close()
+    assert response.status == 200
+    assert [s.headers for s in upstream.seen if name.lower() in s.headers] == []
