@@ -48,6 +48,9 @@ HEAD_MAX = 64 * 1024
 READ = 64 * 1024
 READ_UPSTREAM = UPSTREAM_BUFFER  # a 1 MiB body in a few reads, not sixteen
 IDLE_SECONDS = 300.0  # a client's keep-alive connection waiting for its next request
+HEAD_SECONDS = 30.0  # from a head's first byte to its end
+BODY_READ_SECONDS = 30.0  # the longest a request body may pause between two reads
+MAX_CLIENTS = 512  # client connections served at once; past it a new one is answered 503
 LINGER_SECONDS = 2.0  # after an error answer, how long the rest of a refused body is read and dropped
 LINGER_BYTES = 8 * 1024 * 1024  # and how much of it at most, before the connection is simply closed
 HOP_BY_HOP = frozenset(
@@ -164,6 +167,10 @@ class BaseUrlServer:
             await getattr(self.extras, name)(arg)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._clients) >= MAX_CLIENTS:
+            writer.write(_bare(503, f"clavis-mcp is serving {MAX_CLIENTS} base-URL connections; retry shortly"))
+            writer.close()
+            return
         self._clients.add(writer)
         client = connection.Client(
             peername=writer.get_extra_info("peername"),
@@ -175,8 +182,7 @@ class BaseUrlServer:
         pending: bytes | None = b""
         try:
             while pending is not None:
-                async with asyncio.timeout(IDLE_SECONDS):
-                    head = await _read_head(reader, pending)
+                head = await _read_head(reader, pending)
                 if head is None:
                     return
                 exchange = _Exchange(self, (client, unconnected), reader, writer)
@@ -196,16 +202,36 @@ class BaseUrlServer:
 
 
 async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | None:
-    """``pending`` extended until it holds a whole request head; None if the client closed first."""
-    pending = pending.lstrip(b"\r\n")
-    while not HEAD_END.search(pending):
-        if len(pending) > HEAD_MAX:
-            return pending  # h11 refuses it (431)
-        data = await reader.read(READ)
+    """``pending`` extended until it holds a whole request head; None if the client closed first.
+    The first byte may take ``IDLE_SECONDS``, the whole head ``HEAD_SECONDS`` (TimeoutError);
+    each read's bytes are searched once (with the 3 before them); a head longer than ``HEAD_MAX``
+    is cut there, so that h11 refuses it (431) whether or not its end came."""
+    loop = asyncio.get_running_loop()
+    buffer = bytearray(pending.lstrip(b"\r\n"))
+    deadline = loop.time() + HEAD_SECONDS if buffer else None
+    searched = 0
+    while (end := HEAD_END.search(buffer, max(0, searched - 3))) is None:
+        if len(buffer) > HEAD_MAX:
+            return bytes(buffer[: HEAD_MAX + 1])
+        searched = len(buffer)
+        async with asyncio.timeout_at(deadline or loop.time() + IDLE_SECONDS):
+            data = await reader.read(READ)
         if not data:
             return None
-        pending = (pending + data).lstrip(b"\r\n")
-    return pending
+        buffer += data if buffer else data.lstrip(b"\r\n")
+        if deadline is None and buffer:
+            deadline = loop.time() + HEAD_SECONDS
+    return bytes(buffer[: HEAD_MAX + 1] if end.end() > HEAD_MAX + 1 else buffer)
+
+
+def _bare(status: int, text: str) -> bytes:
+    """A whole answer of ours, closing the connection: no stage made it."""
+    body = f"{text}\n".encode()
+    head = (
+        f"HTTP/1.1 {status} {status_codes.RESPONSES.get(status, 'Error')}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 def _buffered_body(conn: h11.Connection) -> bytes | None:
@@ -414,7 +440,10 @@ class _Exchange:
             except h11.RemoteProtocolError:
                 raise _Failed("malformed request body (bad chunked framing or a short body)", 400) from None
             if event is h11.NEED_DATA:
-                data = await self._wait(self.reader.read(READ))
+                try:
+                    data = await self._wait(self._read_body())
+                except TimeoutError:
+                    raise _Failed(f"the client sent no part of its body for {BODY_READ_SECONDS:.0f} s", 408) from None
                 if not data:
                     raise _ClientGone
                 conn.receive_data(data)
@@ -428,6 +457,10 @@ class _Exchange:
                     raise _Failed("interrupted")
             else:
                 return bytes(body)  # EndOfMessage: its trailers are dropped
+
+    async def _read_body(self) -> bytes:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            return await self.reader.read(READ)
 
     # -- upstream ------------------------------------------------------------------------------------
 
@@ -660,14 +693,9 @@ class _Exchange:
             self.front.hook("error", f)
 
     async def _bare_error(self, status: int, text: str) -> None:
-        body = f"{text}\n".encode()
-        head = (
-            f"HTTP/1.1 {status} {status_codes.RESPONSES.get(status, 'Error')}\r\n"
-            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        )
         self.head_sent = True
         try:
-            self.writer.write(head.encode() + body)
+            self.writer.write(_bare(status, text))
             await self.writer.drain()
             await self._linger()
         except ConnectionError:

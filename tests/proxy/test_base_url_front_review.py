@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from clavis_mcp.proxy import base_url_front
 from clavis_mcp.vault import AuditLog, Vault
 from tests.conftest import PROXY_TOKEN
 from tests.proxy.conftest import RawClient
@@ -134,3 +135,75 @@ async def test_look_alike_framing_header_names_are_never_forwarded(
             await raw.close()
     assert response.status == 200
     assert [s.headers for s in upstream.seen if name.lower() in s.headers] == []
+
+
+async def test_a_client_that_stops_sending_its_body_is_answered_408(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F5: a whole head with a Content-Length and no body held the connection for ever."""
+    monkeypatch.setattr(base_url_front, "BODY_READ_SECONDS", 0.3)
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, extra=KEY + "Content-Length: 10\r\n\r\n") + b"abc")
+        finally:
+            await raw.close()
+    assert response.status == 408 and upstream.seen == []
+
+
+async def test_a_head_sent_a_few_bytes_at_a_time_is_cut_off_at_its_deadline(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F5: a head trickled in stays open while each read comes within the idle time; the head
+    as a whole now has a deadline."""
+    monkeypatch.setattr(base_url_front, "HEAD_SECONDS", 0.3)
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            raw.writer.write(head(proxy.port, method="GET"))
+            async with asyncio.timeout(10):
+                while not raw.reader.at_eof():  # the proxy closes the connection, saying nothing
+                    raw.writer.write(b"X-Drip: 1\r\n")
+                    await asyncio.sleep(0.05)
+        finally:
+            await raw.close()
+    assert upstream.seen == []
+
+
+async def test_a_head_longer_than_the_limit_is_refused_even_when_it_came_whole(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F5: the 64 KiB bound held only while the head's end had not been seen."""
+    padding = f"X-Pad: {'p' * 70000}\r\n"
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, extra=KEY + padding + "Content-Length: 0\r\n\r\n"))
+        finally:
+            await raw.close()
+    assert response.status == 431 and b"malformed request head" in response.body  # ours, not the upstream's
+
+
+async def test_past_the_connection_cap_a_new_base_url_connection_is_answered_503(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F5: connections holding half a head each took a file descriptor, without limit."""
+    monkeypatch.setattr(base_url_front, "MAX_CLIENTS", 2)
+    async with front(services, audit, home, upstream.port) as proxy:
+        held = [await RawClient.connect(proxy) for _ in range(2)]
+        try:
+            for raw in held:
+                raw.writer.write(head(proxy.port, method="GET"))
+                await raw.writer.drain()
+            async with asyncio.timeout(10):
+                while len(proxy._front._clients) < 2:  # both are being served
+                    await asyncio.sleep(0.01)
+            extra = await RawClient.connect(proxy)
+            try:
+                response = await extra.send(head(proxy.port, method="GET", extra=KEY + "\r\n"))
+            finally:
+                await extra.close()
+        finally:
+            for raw in held:
+                await raw.close()
+    assert response.status == 503 and upstream.seen == []
