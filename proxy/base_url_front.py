@@ -537,11 +537,15 @@ class _Exchange:
             content=None, trailers=None, timestamp_start=time.time(), timestamp_end=None,
             status_code=event.status_code, reason=bytes(event.reason),
         )  # fmt: skip
+        built = f.response
         self.front.hook("responseheaders", f)
         response = f.response
         assert response is not None
         if f.error is not None:
             raise _Failed(f.error.msg)
+        if response is not built:  # a stage answered instead: the upstream's body is never read
+            await self._answer(f, close=False, headers_done=True)
+            return False
         if response.stream and has_body(request.method, response.status_code):
             await self._stream(f, up, upstream)
         else:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import trustme
+from mitmproxy import http
 
+from clavis_mcp.addons.flowmeta import refuse
 from clavis_mcp.proxy import base_url_front
 from clavis_mcp.vault import AuditLog, Vault
 from tests.conftest import PROXY_TOKEN
@@ -207,3 +209,26 @@ async def test_past_the_connection_cap_a_new_base_url_connection_is_answered_503
             for raw in held:
                 await raw.close()
     assert response.status == 503 and upstream.seen == []
+
+
+class RefuseOnHeaders:
+    """A stage that refuses a response on its head (as redaction does what it cannot scan)."""
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and flow.request.path.endswith("/buffered"):
+            refuse(flow, 502, "refused on the response's head")
+
+
+async def test_a_refusal_made_on_the_response_head_never_carries_the_upstreams_body(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F2: the upstream's body was read into the stage's refusal and sent under its headers
+    (a gzip body then went out unscanned)."""
+    async with front(services, audit, home, upstream.port, RefuseOnHeaders()) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, "/s/alpha/buffered", KEY + "\r\n", method="GET"))
+        finally:
+            await raw.close()
+    assert response.status == 502
+    assert response.body == b"clavis-mcp refused this request: refused on the response's head\n"
