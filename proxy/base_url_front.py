@@ -57,7 +57,7 @@ HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
      b"content-length", b"expect", b"proxy-authenticate", b"proxy-authorization"}
 )  # fmt: skip
-FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)
+FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)  # h11 takes bare LF
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 logger = logging.getLogger(__name__)
 UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
@@ -78,7 +78,8 @@ class _ClientGone(Exception):
 def smuggling_shape(head: bytes) -> str | None:
     """Why a request head is refused before h11 sees it: h11 merges equal duplicate lengths and
     lets ``Transfer-Encoding`` override ``Content-Length``, where an upstream may read otherwise."""
-    names = [m.lower() for m in FRAMING.findall(head)]
+    end = HEAD_END.search(head)
+    names = [m.lower() for m in FRAMING.findall(head, 0, end.end() if end else len(head))]
     if names.count(b"content-length") > 1:
         return "more than one Content-Length header"
     if b"content-length" in names and b"transfer-encoding" in names:

@@ -4,10 +4,11 @@ The body of an intercepted request is held in memory until it is complete: the c
 injected, and the method and path judged, in the ``request`` hook, which mitmproxy runs only
 then, and signing methods hash the body. So instead of streaming an upload past those checks,
 its size is bounded: a ``Content-Length`` above the bound is refused as soon as the headers are
-read, and a chunked body is watched while it arrives and refused when it passes the bound (by
-the base-URL front after each chunk it reads, :func:`~clavis_mcp.proxy.stream_events.watch_body`). The
-refusal goes through mitmproxy's own error path (:func:`~clavis_mcp.proxy.stream_events.fail`):
-the client gets 413 with the reason, the audit an ``error`` record, and the connection closes.
+read, and a body with a ``Transfer-Encoding`` (whatever a ``Content-Length`` beside it says) is
+watched while it arrives and refused when it passes the bound (by the base-URL front after each
+chunk it reads, :func:`~clavis_mcp.proxy.stream_events.watch_body`). The refusal goes through
+mitmproxy's own error path (:func:`~clavis_mcp.proxy.stream_events.fail`): the client gets 413
+with the reason, the audit an ``error`` record, and the connection closes.
 """
 
 from __future__ import annotations
@@ -57,12 +58,10 @@ class RequestBodyLimit:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or flow.error is not None:
             return
-        length = flow.request.headers.get("content-length")
-        if length is not None and length.strip().isdigit():
-            if int(length) > self._limit:
+        if "transfer-encoding" not in flow.request.headers:  # else the body's length is not the header's
+            length = flow.request.headers.get("content-length", "").strip()
+            if length.isdigit() and int(length) > self._limit:
                 self._refuse(flow, f"its Content-Length of {int(length)} bytes")
-            return
-        if "chunked" not in flow.request.headers.get("transfer-encoding", "").lower():
             return
         if not watch_body(flow, lambda size: self._check(flow, size)):
             flow.metadata[_WATCH] = asyncio.ensure_future(self._watch(flow))

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import trustme
 from mitmproxy import http
+from mitmproxy.test import tflow
 
 from clavis_mcp.addons.flowmeta import refuse
 from clavis_mcp.proxy import base_url_front
+from clavis_mcp.proxy.body_limit import RequestBodyLimit
 from clavis_mcp.vault import AuditLog, Vault
 from tests.conftest import PROXY_TOKEN
 from tests.proxy.conftest import RawClient
@@ -232,3 +234,35 @@ async def test_a_refusal_made_on_the_response_head_never_carries_the_upstreams_b
             await raw.close()
     assert response.status == 502
     assert response.body == b"clavis-mcp refused this request: refused on the response's head\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    ["Content-Length: 3\nTransfer-Encoding: chunked\n\n0\r\n\r\n", "Content-Length: 2\nContent-Length: 2\n\n{}"],
+    ids=["cl-and-te", "duplicate-cl"],
+)
+async def test_a_bare_lf_head_framed_two_ways_is_refused_like_a_crlf_one(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, framing: str
+) -> None:
+    """F9: the pre-check looked for names after CRLF only; h11 reads heads split by bare LF."""
+    request = f"POST /s/alpha/v1 HTTP/1.1\nHost: 127.0.0.1:PORT\n{KEY.strip()}\n{framing}"
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(request.replace("PORT", str(proxy.port)).encode())
+        finally:
+            await raw.close()
+    assert response.status == 400 and upstream.seen == []
+
+
+async def test_the_body_limit_watches_a_chunked_body_whatever_its_content_length_says() -> None:
+    """F9: a numeric Content-Length beside Transfer-Encoding stopped the watch of the body."""
+    flow = tflow.tflow()
+    flow.request.headers["content-length"] = "1"
+    flow.request.headers["transfer-encoding"] = "chunked"
+    limit = RequestBodyLimit(1000)
+    limit.requestheaders(flow)
+    try:
+        assert "clavis.body_watch" in flow.metadata
+    finally:
+        limit.error(flow)
