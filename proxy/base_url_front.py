@@ -57,6 +57,7 @@ HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
      b"content-length", b"expect", b"proxy-authenticate", b"proxy-authorization"}
 )  # fmt: skip
+FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})  # h11 framed the body by them
 FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)  # h11 takes bare LF
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 logger = logging.getLogger(__name__)
@@ -104,6 +105,14 @@ def without_hop_by_hop(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[byte
         for n, v in fields
         if (key := _name_key(n)) not in HOP_BY_HOP and key not in named and not any(c in v for c in b"\r\n\0")
     ]
+
+
+def _without_connection_named(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An upstream head without ``Connection`` and what it names, before the stages see it: named
+    at send time, a name would also remove the headers our stages add (``X-Clavis-Audit-Id``)."""
+    named = {_name_key(t.strip()) for n, v in fields if _name_key(n) == b"connection" for t in v.split(b",")}
+    named = (named | {b"connection"}) - FRAMING_NAMES
+    return [(n, v) for n, v in fields if _name_key(n) not in named]
 
 
 @functools.lru_cache(maxsize=512)  # a client sends the same names request after request
@@ -532,7 +541,7 @@ class _Exchange:
         if (shape := _response_framing(event)) is not None:
             raise _Failed(f"bad response: the upstream sent {shape}; refused")
         status = event.status_code
-        head = tuple(event.headers.raw_items())
+        head = tuple(_without_connection_named(event.headers.raw_items()))
         f.response = _message(
             http.Response, http.ResponseData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(head),
             content=None, trailers=None, timestamp_start=time.time(), timestamp_end=None,

@@ -266,3 +266,19 @@ async def test_the_body_limit_watches_a_chunked_body_whatever_its_content_length
         assert "clavis.body_watch" in flow.metadata
     finally:
         limit.error(flow)
+
+
+async def test_an_upstream_connection_header_naming_our_headers_does_not_remove_them(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F7: "Connection: keep-alive, X-Clavis-Redactions, X-Clavis-Audit-Id" from the upstream
+    removed the headers our stages had added, at send time."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, "/s/alpha/connection-named", KEY + "\r\n", method="GET"))
+        finally:
+            await raw.close()
+    assert response.headers["x-clavis-audit-id"] == last_record(services)["id"]
+    assert response.headers["x-clavis-redactions"] == "1"
+    assert b"[REDACTED:alpha]" in response.body
