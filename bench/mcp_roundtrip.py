@@ -269,7 +269,7 @@ def stage_hooks() -> Iterator[StageTimer]:
         (arguments.ClavisServer, "call_tool", "server: SDK call_tool (validation, tool, result)"),
         (FuncMetadata, "validate_arguments", "  SDK: argument validation"),
         (base, "resolve_arguments", "  SDK: Resolve (confirm_write)"),
-        (confirm, "load_settings", "    load_settings"),
+        (confirm, "approval_policy", "    approval_policy (the snapshot's)"),
         (Vault, "get_service", "  Vault.get_service (all callers)"),
         (FuncMetadata, "convert_result", "  SDK: convert_result"),
         (tools.BODIES, "call_service", "tool body: call_service"),

@@ -20,13 +20,13 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit
 from pydantic import BaseModel, Field
 
-from clavis_mcp.vault import Service
+from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.policy import ServicePolicy, policies_as_of
 
 from .calls import body_preview
 from .gateway import MCP_CLIENT, Gateway
 from .service_call import prepare_call
-from .settings import load_settings
 
 
 class Approval(BaseModel):
@@ -62,6 +62,13 @@ def write_question(service: Service, method: str, url: str, preview: str) -> str
         f"An AI assistant wants to send this request with the credential of {service.name!r}:\n\n"
         f"{method} {url}\n\n{preview}\n\nAllow it?"
     )
+
+
+def approval_policy(vault: Vault, service_name: str) -> ServicePolicy:
+    """The service's policy as of the proxy's snapshot, the one its approval stage reads: read once
+    per vault change, not once per call (a policy change moves the change counter). A service
+    without one, or none of that name (the tool body names the known ones), asks nothing."""
+    return policies_as_of(vault, vault.snapshot()).get(service_name) or ServicePolicy()
 
 
 def outcome(answer: Answer | AcceptedElicitation[Any]) -> bool | None:
@@ -108,9 +115,9 @@ async def confirm_write(
     if not isinstance(gateway, Gateway):
         return NotAsked(reason="no vault is open")  # the tool body says why
     try:
-        service = gateway.vault.get_service(service_name)
-        if not load_settings(gateway.vault, service_name).needs_approval(MCP_CLIENT, method):
+        if not approval_policy(gateway.vault, service_name).needs_approval(MCP_CLIENT, method):
             return NotAsked(reason="the service's approval policy does not ask about this request")
+        service = gateway.vault.get_service(service_name)
         call = prepare_call(service, method, url, headers, params, json, data, gateway.limits)
     except ClavisError:
         return NotAsked(reason="invalid request")  # the tool body refuses it with the reason

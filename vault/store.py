@@ -430,12 +430,23 @@ class Vault:
         return [self._parse(name, definition) for name, definition in found if definition is not None]
 
     def get_service(self, name: str) -> Service:
+        """The service as committed: from the snapshot or the listing when the store's change
+        counter says it is current (a change in any process moves it), so call_service's lookups
+        cost no read and no parse; else read, through the parse cache. Inside a write batch, after
+        the batch's own writes, read the batch instead: the counter may not have moved yet."""
+        counter = self.store.changes()
+        for known in (self._snapshot[0] if self._snapshot is not None else None, self._listed):
+            if known is not None and known.counter == counter:
+                service = known.services.get(name)
+                if service is None:
+                    raise UnknownService(name, list(known.services))
+                return service
         with self.store.read() as batch:
             definition = batch.service(name)
-            known = None if definition is not None else list(batch.services())
+            names = None if definition is not None else list(batch.services())
         if definition is None:
-            raise UnknownService(name, known or [])
-        return _service_from_json(name, definition)
+            raise UnknownService(name, names or [])
+        return self._parse(name, definition)
 
     def add_service(self, service: Service, secret: Secret) -> None:
         self.add_services([(service, secret)])
