@@ -17,11 +17,18 @@ Writing a record is one append (about 0.1 ms: a locked write and a sealed checkp
 lock file, no fsync, no vault write but the rare high-water mark), done on the event loop:
 handing it to a worker thread cost more in thread switches and GIL contention than it saved
 (16 concurrent clients: 458 req/s threaded, 853 inline).
+
+No agent's token is recorded: base-URL mode puts it in URLs (``/a/<token>/...``), and a client
+that sends such a URL to the wrong place, or an agent that puts its token elsewhere in a URL,
+would write it into the path or the reason of a record that is kept and replicated. Given the
+current tokens (``tokens``), every one is replaced in those fields, in any letter case.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mitmproxy import http
@@ -38,12 +45,19 @@ ID_FIELD, COUNT_FIELD = AUDIT_ID_HEADER.encode(), REDACTIONS_HEADER.encode()
 OURS = frozenset({ID_FIELD.lower(), COUNT_FIELD.lower()})  # set in one pass over the fields, replacing any copy
 CALL = "clavis.call"  # the call_service id the request carried (its header is stripped before egress)
 AUDIT_ID = "clavis.audit_id"  # the id of the flow's record, once written
+AGENT_KEY_MARK = "[REDACTED:agent-key]"
 
 
 class AuditTrail:
-    def __init__(self, log: AuditLog, on_recorded: OnRecorded | None = None) -> None:
+    def __init__(
+        self,
+        log: AuditLog,
+        on_recorded: OnRecorded | None = None,
+        tokens: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
         self._log = log
         self._on_recorded = on_recorded
+        self.tokens = tokens
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A refused tunnel, or one passed through opaquely: no inner request will be recorded."""
@@ -107,12 +121,12 @@ class AuditTrail:
             scheme=scheme,
             host=host,
             port=port,
-            path=request.path if request.method != "CONNECT" else None,
+            path=self._without_tokens(request.path) if request.method != "CONNECT" else None,
             status=response.status_code if response else None,
             bytes=_body_bytes(flow),
             duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,
             decision=flow.metadata.get(DECISION, PASSED),
-            reason=flow.metadata.get(REASON),
+            reason=self._without_tokens(flow.metadata.get(REASON)),
             redactions=flow.metadata.get(REDACTIONS),
         )
         audit_id = self._log.append(**fields)
@@ -120,6 +134,14 @@ class AuditTrail:
         if self._on_recorded is not None and (call := flow.metadata.get(CALL)):
             self._on_recorded(call, {**fields, ID: audit_id})
         return audit_id
+
+    def _without_tokens(self, text: str | None) -> str | None:
+        if not text or self.tokens is None:
+            return text
+        for token in self.tokens().values():
+            if token and token.lower() in text.lower():
+                text = re.sub(re.escape(token), AGENT_KEY_MARK, text, flags=re.IGNORECASE)
+        return text
 
 
 def _body_bytes(flow: http.HTTPFlow) -> int | None:

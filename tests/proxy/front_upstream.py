@@ -128,8 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _raw(self, data: bytes) -> None:
-        self.wfile.write(data)
-        self.wfile.flush()
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except ConnectionError:  # the front closed the connection on a shape it refuses
+            self.close_connection = True
 
 
 @contextmanager

@@ -282,3 +282,29 @@ async def test_an_upstream_connection_header_naming_our_headers_does_not_remove_
     assert response.headers["x-clavis-audit-id"] == last_record(services)["id"]
     assert response.headers["x-clavis-redactions"] == "1"
     assert b"[REDACTED:alpha]" in response.body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"http://127.0.0.1:PORT/a/{PROXY_TOKEN}/s/alpha/v1",  # absolute form: to mitmproxy's engine
+        f"/{PROXY_TOKEN}/s/alpha/v1",  # a typo: not a base-URL path, to the engine too
+        f"/s/alpha/v1/{PROXY_TOKEN.upper()}",  # the agent's own doing, forwarded, never recorded
+    ],
+    ids=["absolute-form", "no-a-prefix", "in-a-path-segment"],
+)
+async def test_an_agent_key_in_a_url_is_never_written_into_the_audit(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, target: str
+) -> None:
+    """F6: the engine's records kept /a/<key>/... as it came (records are replicated)."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            request = head(proxy.port, target.replace("PORT", str(proxy.port)), KEY + "\r\n", method="GET")
+            response = await raw.send(request)
+        finally:
+            await raw.close()
+    record = last_record(services)
+    assert response.status in (200, 400, 403, 404, 407)
+    assert PROXY_TOKEN.lower() not in repr(record).lower()
+    assert "[REDACTED:agent-key]" in record["path"]
