@@ -36,8 +36,9 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers.http._events import ErrorCode
 
 from clavis_mcp.addons import Pipeline
-from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, refuse
+from clavis_mcp.addons.flowmeta import CLIENT, DECISION, REASON, SERVICE, refuse
 from clavis_mcp.addons.redact import STREAM_THRESHOLD, has_body
+from clavis_mcp.vault.audit.log import REFUSED
 
 from .base_url import FRONT, MARK
 from .body_limit import limit_bytes, too_large
@@ -355,9 +356,6 @@ class _Exchange:
 
     async def run(self, head: bytes) -> bytes | None:
         """Serve one request; return what the client sent after it, or None to close."""
-        if (shape := smuggling_shape(head)) is not None:
-            await self._bare_error(400, f"request refused: {shape}")
-            return None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_MAX)
         conn.receive_data(head)
         try:
@@ -371,6 +369,10 @@ class _Exchange:
         f = self._make_flow(event)
         serve_by_front(f, self)
         try:
+            if (shape := smuggling_shape(head)) is not None:  # recorded, as a refusal of ours
+                f.metadata[DECISION] = REFUSED
+                f.metadata[REASON] = reason = f"request refused: {shape}"
+                raise _Failed(reason, 400)
             await self._serve(f, conn)
         except _Failed as failure:
             await self._failed(f, failure)

@@ -308,3 +308,22 @@ async def test_an_agent_key_in_a_url_is_never_written_into_the_audit(
     assert response.status in (200, 400, 403, 404, 407)
     assert PROXY_TOKEN.lower() not in repr(record).lower()
     assert "[REDACTED:agent-key]" in record["path"]
+
+
+async def test_a_request_framed_two_ways_is_refused_with_an_audit_record(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F10: the framing refusal left no record."""
+    framing = "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, extra=KEY + framing))
+        finally:
+            await raw.close()
+    record = last_record(services)
+    assert response.status == 400 and upstream.seen == []
+    assert (record["decision"], record["reason"]) == (
+        "refused",
+        "request refused: both Content-Length and Transfer-Encoding",
+    )
