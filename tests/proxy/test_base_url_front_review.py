@@ -13,12 +13,15 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from clavis_mcp.addons.flowmeta import refuse
-from clavis_mcp.proxy import base_url_front
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.proxy import EmbeddedProxy, base_url_front
 from clavis_mcp.proxy.body_limit import RequestBodyLimit
 from clavis_mcp.vault import AuditLog, Vault
-from tests.conftest import PROXY_TOKEN
-from tests.proxy.conftest import RawClient
+from clavis_mcp.vault.proxy_config import ProxyConfig
+from tests.conftest import PROXY_TOKEN, PROXY_USER
+from tests.proxy.conftest import ROUTED, RawClient
 from tests.proxy.front_upstream import MIB, FrontUpstream, front_upstream
+from tests.proxy.routing import LoopbackRoutes
 from tests.proxy.test_base_url_front import front, last_record
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -327,3 +330,28 @@ async def test_a_request_framed_two_ways_is_refused_with_an_audit_record(
         "refused",
         "request refused: both Content-Length and Transfer-Encoding",
     )
+
+
+OTHER_AGENT, OTHER_TOKEN = "other-agent", "other-agent-token-for-tests-98765"
+
+
+async def test_two_agents_never_share_an_upstream_connection(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F4: an idle connection one agent used answered the next agent's request."""
+    routes = LoopbackRoutes(dict.fromkeys(ROUTED, upstream.port))
+    tokens = {PROXY_USER: PROXY_TOKEN, OTHER_AGENT: OTHER_TOKEN}
+    config = ProxyConfig(tokens=lambda: tokens, extra_addons=(routes,), resolver=routes.resolve)
+    proxy = EmbeddedProxy(services, audit, LocalCA(home / "certs"), config)
+    await proxy.start()
+    try:
+        for token in (PROXY_TOKEN, OTHER_TOKEN, PROXY_TOKEN, OTHER_TOKEN):
+            raw = await RawClient.connect(proxy)
+            try:
+                key = f"Authorization: Bearer {token}\r\n\r\n"
+                assert (await raw.send(head(proxy.port, "/s/alpha/v1", key, method="GET"))).status == 200
+            finally:
+                await raw.close()
+    finally:
+        await proxy.stop()
+    assert len(upstream.seen) == 4 and len(upstream.connections()) == 2
