@@ -5,17 +5,19 @@ that escapes single characters of its choosing (``sk\\u002dlive-…``, ``sk%2Dli
 ``sk&#45;live-…``, or all three at once) has more spellings than any list. Its readers undo
 them: ``json.loads`` turns ``\\u002d`` into ``-``, a browser (or a model) reads ``&#45;`` as
 ``-``. So a body with escapes is also read as they would read it: every JSON/JavaScript escape,
+program-text escape (C octal ``\\055``, Python's ``\\U0000002d``, a backslash before punctuation),
 percent escape, HTML character reference and run of NUL bytes (UTF-16 and UTF-32 text read as
 if the NULs were not there) is decoded, and the result decoded again (JSON inside JSON,
-``%252D``, ``&amp;#45;``), :data:`DEPTH` times at most, each view scanned by the same redactor.
+``%252D``, ``&amp;#45;``), :data:`DEPTH` times at most; each of these texts is also read as
+quoted-printable (``sk=2Dlive-…``), and every view is scanned by the same redactor.
 A secret found in a view is replaced in the body at the bytes that spell it, so the rest of the
 body (its JSON structure, its HTML) stays as the upstream wrote it. A body in a text encoding
 other than UTF-8 (UTF-16/32, which ``json.loads`` detects by itself, or a declared charset) is
 transcoded first, scrubbed the same way and, only if something was found, encoded back.
 
-Cost: four ``in`` tests on a body without escapes (0.05 ms per MiB); with them, a regex pass for
-each kind present (about 3 ms per MiB) and under a microsecond per escape. Callers bound the
-size of what they pass.
+Cost: five ``in`` tests on a body without escapes (0.06 ms per MiB); with them, a regex pass for
+each kind present (about 3 ms per MiB) and under a microsecond per escape (each ``=`` counts as
+one: ``escape_starts``). Callers bound the size of what they pass.
 """
 
 from __future__ import annotations
@@ -33,14 +35,25 @@ DEPTH = 3  # views decoded from views: JSON inside JSON inside a URL
 UTF8_FAMILY = ("utf-8", "ascii")  # codecs whose text the byte scan has already seen as it is
 
 # Each kind of escape, with the byte that introduces it: a body without that byte is not searched for it.
+# Backslash: JSON, JavaScript (\u{…}, \x), Python's \U, C and Perl octal, and a backslash before any
+# ASCII punctuation (JavaScript identity escapes, re.escape, Markdown, Lucene; JSON's \" \\ \/).
+# Character references may be zero-padded (HTML readers accept any width; no encoder writes more
+# than 8 digits): up to 64 zeros, and NULs are taken 64 at a time, so that no escape is longer than
+# 80 bytes, and the cache of what each one stands for holds at most 4096 such keys.
 _KINDS = (
     (b"\\", rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}"
-              rb"|u\{[0-9a-fA-F]{1,6}\}|x[0-9a-fA-F]{2}|[\\/\"'bfnrt])"),
+              rb"|u\{[0-9a-fA-F]{1,6}\}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[0-3][0-7]{2}|[bfnrt]|[!-/:-@\[-`{-~])"),
     (b"%", rb"%(?:u[0-9a-fA-F]{4}|[0-9a-fA-F]{2})"),
-    (b"&", rb"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};?)"),
-    (b"\x00", rb"\x00+"),
+    (b"&", rb"&(?:#0{0,64}[0-9]{1,7};?|#[xX]0{0,64}[0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};?)"),
+    (b"\x00", rb"\x00{1,64}"),
 )  # fmt: skip
-ESCAPE_INTRODUCERS = tuple(introducer for introducer, _ in _KINDS)
+# Quoted-printable is read in a view of its own, and only where it is unambiguous: "=" and two hex
+# digits is also how a query string or a .env file writes a value ("key=12ab…"). Decoded beside the
+# kinds above, it would cut the first two characters off a secret written after an "=" in every
+# view; decoded where it stands for a letter or a digit (which no encoder escapes), it would do so
+# in this view too. So: space, punctuation and bytes past ASCII, and the soft line breaks readers remove.
+_QUOTED_PRINTABLE = re.compile(rb"=(?:2[0-9A-F]|3[A-F]|40|5[B-F]|60|7[B-E]|[89A-F][0-9A-F]|\r?\n)")
+ESCAPE_INTRODUCERS = (*(introducer for introducer, _ in _KINDS), b"=")
 
 
 def escape_starts(body: bytes) -> int:
@@ -103,12 +116,13 @@ def _combined(introducers: tuple[bytes, ...]) -> re.Pattern[bytes]:
 
 def _decoded(data: bytes, pattern: re.Pattern[bytes] | None) -> bytes | None:
     """``data`` (whose escapes ``pattern`` finds: ``_pattern(data)``) with every escape decoded; None
-    if it has none. No escape holds another kind's introducer, so the kinds never overlap, and an
-    ampersand that names no character stays one."""
+    if that changes nothing. Escapes are taken whole from left to right (``\\%41`` is a backslash
+    before ``%``, then ``41``), and an ampersand that names no character stays one: a text of those
+    alone decodes to itself, and is not read again, DEPTH times over."""
     if pattern is None:
         return None
     text, count = pattern.subn(_unescape_match, data)
-    return text if count else None
+    return text if count and text != data else None
 
 
 class _Escapes:
@@ -158,19 +172,27 @@ def _unescape_match(match: re.Match[bytes]) -> bytes:
 
 @functools.lru_cache(maxsize=4096)  # a body repeats a few escapes (&amp; \n %2F) many times
 def _unescape(unit: bytes) -> bytes:
-    """What one escape stands for, in UTF-8 (the byte itself for ``%XX`` and ``\\xXX``)."""
+    """What one escape stands for, in UTF-8 (the byte itself for ``%XX``, ``\\xXX``, octal and ``=XX``)."""
     match unit[:1], unit[1:2]:
         case b"\\", b"u" if unit[2:3] == b"{":
             text = chr(min(int(unit[3:-1], 16), 0x10FFFF))  # JavaScript's \u{1F600}
         case b"\\", b"u":
             text = json.loads(b'"' + unit + b'"')
+        case b"\\", b"U":
+            text = chr(min(int(unit[2:], 16), 0x10FFFF))  # Python's \U0001F600
         case b"\\", b"x":
             return bytes([int(unit[2:], 16)])
+        case b"\\", digit if digit.isdigit():
+            return bytes([int(unit[1:], 8)])  # C and Perl's \055
         case b"\\", escaped:
             return _BACKSLASH.get(escaped, escaped)
         case b"%", b"u":
             text = chr(int(unit[2:], 16))
         case b"%", _:
+            return bytes([int(unit[1:], 16)])
+        case b"=", b"\r" | b"\n":
+            return b""  # a soft line break
+        case b"=", _:
             return bytes([int(unit[1:], 16)])
         case b"&", _:
             text = html.unescape(unit.decode("ascii"))
@@ -181,20 +203,23 @@ def _unescape(unit: bytes) -> bytes:
 
 def _hidden_spans(redactor: Redactor, data: bytes, pattern: re.Pattern[bytes] | None) -> list[Span]:
     """Where in ``data`` (whose escapes ``pattern`` finds) some decoded text (each decoded from the
-    one before) holds a form."""
+    one before), or the quoted-printable view of one of them, holds a form."""
     assert redactor.scanner is not None
     found: list[Span] = []
     texts: list[tuple[bytes, re.Pattern[bytes]]] = []  # each text with escapes, and its pattern
     for _ in range(DEPTH):
         text = _decoded(data, pattern)
+        quoted = _decoded(data, _QUOTED_PRINTABLE) if b"=" in data else None
+        for view, escapes in ((text, pattern), (quoted, _QUOTED_PRINTABLE)):
+            if view is not None and (spans := redactor.scanner.spans(view)):
+                assert escapes is not None
+                for source, its_pattern in reversed([*texts, (data, escapes)]):
+                    spans = _Escapes(source, its_pattern).sources(spans)
+                found += spans
         if text is None:
             break
         assert pattern is not None
         texts.append((data, pattern))
-        spans = redactor.scanner.spans(text)
-        for source, its_pattern in reversed(texts if spans else []):
-            spans = _Escapes(source, its_pattern).sources(spans)
-        found += spans
         data, pattern = text, _pattern(text)
     return found
 
