@@ -52,13 +52,18 @@ ENCODERS = {
 }
 
 
+ESCAPED = [  # (encoder, secret name): only pairs the escaper changes; the others prove nothing
+    pytest.param(encoder, secret, id=f"{name}-{encoder}")
+    for encoder, escape in ENCODERS.items()
+    for name, secret in SECRETS.items()
+    if escape(secret) != secret  # type: ignore[operator]
+]
+
+
 @engines
-@pytest.mark.parametrize("secret", list(SECRETS.values()), ids=list(SECRETS))
-@pytest.mark.parametrize("encoder", list(ENCODERS), ids=list(ENCODERS))
+@pytest.mark.parametrize(("encoder", "secret"), ESCAPED)
 def test_a_secret_reflected_through_an_escaper_is_redacted(engine: type, secret: str, encoder: str) -> None:
     spelled = ENCODERS[encoder](secret)  # type: ignore[operator]
-    if spelled == secret:
-        pytest.skip("this escaper leaves this secret as it is")
     redactor = Redactor("svc", [Secret(secret)], scanner=engine)
     clean, count = redactor.redact(b"key: " + spelled.encode() + b" end")
     assert (clean, count) == (b"key: [REDACTED:svc] end", 1)
