@@ -214,24 +214,26 @@ class BaseUrlServer:
 
 async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | None:
     """``pending`` extended until it holds a whole request head; None if the client closed first.
-    The first byte may take ``IDLE_SECONDS``, the whole head ``HEAD_SECONDS`` (TimeoutError);
+    The first byte may take ``IDLE_SECONDS``, the rest of the head ``HEAD_SECONDS`` (TimeoutError);
     each read's bytes are searched once (with the 3 before them); a head longer than ``HEAD_MAX``
     is cut there, so that h11 refuses it (431) whether or not its end came."""
-    loop = asyncio.get_running_loop()
     buffer = bytearray(pending.lstrip(b"\r\n"))
-    deadline = loop.time() + HEAD_SECONDS if buffer else None
-    searched = 0
-    while (end := HEAD_END.search(buffer, max(0, searched - 3))) is None:
-        if len(buffer) > HEAD_MAX:
-            return bytes(buffer[: HEAD_MAX + 1])
-        searched = len(buffer)
-        async with asyncio.timeout_at(deadline or loop.time() + IDLE_SECONDS):
-            data = await reader.read(READ)
-        if not data:
-            return None
-        buffer += data if buffer else data.lstrip(b"\r\n")
-        if deadline is None and buffer:
-            deadline = loop.time() + HEAD_SECONDS
+    if not buffer:
+        async with asyncio.timeout(IDLE_SECONDS):
+            while not buffer:  # (blank lines between requests are skipped)
+                if not (data := await reader.read(READ)):
+                    return None
+                buffer += data.lstrip(b"\r\n")
+    if (end := HEAD_END.search(buffer)) is None:
+        async with asyncio.timeout(HEAD_SECONDS):
+            while end is None:
+                if len(buffer) > HEAD_MAX:
+                    return bytes(buffer[: HEAD_MAX + 1])
+                searched = len(buffer)
+                if not (data := await reader.read(READ)):
+                    return None
+                buffer += data
+                end = HEAD_END.search(buffer, max(0, searched - 3))
     return bytes(buffer[: HEAD_MAX + 1] if end.end() > HEAD_MAX + 1 else buffer)
 
 
