@@ -359,14 +359,38 @@ def _common_prefix(a: bytes, b: bytes) -> int:
 
 
 def _scrub_json(value: Any, scrubber: Scrubber) -> tuple[Any, int]:
-    """``value`` with every string (keys too) scrubbed as the model will read it; and the count."""
+    """``value`` with every string (keys too) scrubbed as the model will read it; and the count.
+
+    All the strings are scanned first as one text: every spelling is a literal, so one found in
+    any string is found there too. Almost always nothing is, and ``value`` is returned as it is
+    instead of being rebuilt a string at a time."""
+    strings: list[str] = []
+    _collect_strings(value, strings)
+    if not scrubber.text("\n".join(strings))[1]:
+        return value, 0
+    return _scrub_each(value, scrubber)
+
+
+def _collect_strings(value: Any, into: list[str]) -> None:
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_strings(item, into)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            into.append(key)
+            _collect_strings(item, into)
+
+
+def _scrub_each(value: Any, scrubber: Scrubber) -> tuple[Any, int]:
     if isinstance(value, str):
         return scrubber.text(value)
     if isinstance(value, list):
-        items = [_scrub_json(item, scrubber) for item in value]
+        items = [_scrub_each(item, scrubber) for item in value]
         return [item for item, _ in items], sum(count for _, count in items)
     if isinstance(value, dict):
-        pairs = [(_scrub_json(k, scrubber), _scrub_json(v, scrubber)) for k, v in value.items()]
+        pairs = [(_scrub_each(k, scrubber), _scrub_each(v, scrubber)) for k, v in value.items()]
         return {k: v for (k, _), (v, _) in pairs}, sum(kc + vc for (_, kc), (_, vc) in pairs)
     return value, 0
 

