@@ -563,16 +563,15 @@ class _Exchange:
         if response.stream and has_body(request.method, response.status_code):
             await self._stream(f, up, upstream)
         else:
-            declared = response.headers.get("content-length", "")
-            cap = int(declared) if declared.isdigit() else STREAM_THRESHOLD
             content: list[bytes] = []
-            size = 0
+            size = 0  # redaction streams what is larger; what it leaves whole past this it would refuse
             while not isinstance(event := await self._next(up, upstream), h11.EndOfMessage):
                 if isinstance(event, h11.Data):
                     content.append(event.data)
                     size += len(event.data)
-                    if size > cap:
-                        raise _Failed(f"bad response: the upstream's body is longer than the {cap} bytes buffered")
+                    if size > STREAM_THRESHOLD:
+                        raise _Failed(f"the upstream's body is over {STREAM_THRESHOLD} bytes and clavis-mcp cannot "
+                                      "scan it as a stream (a content coding it cannot decode?); refused")  # fmt: skip
             response.data.content = b"".join(content)
             await self._answer(f, close=False, headers_done=True)
         clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]

@@ -103,6 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
                 chunk = b"a" * MIB
                 self._raw(b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2 + b"0\r\n\r\n")
+            case "/unknown-coding":
+                self._raw(b"HTTP/1.1 200 OK\r\nContent-Encoding: xyz\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = b"a" * MIB
+                self._raw(b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2 + b"0\r\n\r\n")
             case "/late" | "/head-late":
                 self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + (b"" if self.command == "HEAD" else b"ok"))
                 time.sleep(LATE_AFTER)

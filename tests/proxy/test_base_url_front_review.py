@@ -355,3 +355,17 @@ async def test_two_agents_never_share_an_upstream_connection(
     finally:
         await proxy.stop()
     assert len(upstream.seen) == 4 and len(upstream.connections()) == 2
+
+
+async def test_a_body_redaction_leaves_whole_is_cut_at_the_streaming_threshold(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """F3: a body in an encoding redaction cannot decode, of no declared length, is left whole
+    for the response hook to refuse: it was held whole first, however long."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        raw = await RawClient.connect(proxy)
+        try:
+            response = await raw.send(head(proxy.port, "/s/alpha/unknown-coding", KEY + "\r\n", method="GET"))
+        finally:
+            await raw.close()
+    assert response.status == 502 and b"cannot scan it as a stream" in response.body
