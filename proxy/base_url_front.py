@@ -14,8 +14,14 @@ runs them: the base-URL stage (:mod:`.base_url`) only takes flows this front mar
 What the engine needed patches for holds here by construction: trailers are never forwarded,
 a transfer coding other than chunked is refused, upgrades (WebSocket) are refused (MITM mode
 relays them), error texts are ours and never quote upstream bytes, hop-by-hop headers are
-dropped both ways. The stages that act between hooks (head timeout, body bound, draining) reach
-a flow of this front through :mod:`.stream_events`.
+dropped both ways (in any spelling a server may read as one: ``Transfer_Encoding``), a response
+framed by both a length and chunks is refused. The stages that act between hooks (head timeout,
+body bound, draining) reach a flow of this front through :mod:`.stream_events`.
+
+Whatever a client sends costs it a bounded share: a head has ``HEAD_SECONDS`` and ``HEAD_MAX``
+bytes, a body pauses at most ``BODY_READ_SECONDS`` and holds at most the body limit, at most
+``MAX_CLIENTS`` connections are served at once, and a request a stage answered on its head
+(no agent key, say) never has its body read: the answer closes the connection.
 """
 
 from __future__ import annotations
