@@ -298,9 +298,10 @@ def render_body(
     again as their readers decode them (escapes of every kind, UTF-16/32, the declared charset:
     :func:`~vault.redaction_views.redact_decoded`), text is decoded only as UTF-8 (no UTF-16/32
     detection, no NUL-laced text), and the result is scrubbed once more in its final form: JSON
-    strings after their escapes are resolved, text as it is shown. JSON is parsed when it is JSON and
-    whole; text is returned up to ``limit`` bytes (cut as :func:`cut_body` says); anything else is
-    summarised by type, size and SHA-256. ``beyond`` is what follows ``head`` in a longer body.
+    strings after their escapes are resolved, text as it is shown. JSON is parsed when it is JSON,
+    whole and every string of it has a UTF-8 form; text is returned up to ``limit`` bytes (cut as
+    :func:`cut_body` says); anything else is summarised by type, size and SHA-256. ``beyond`` is
+    what follows ``head`` in a longer body.
     """
     charset = declared_charset(content_type)
     truncated = size > limit
@@ -312,11 +313,10 @@ def render_body(
         return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, count
     if "json" in content_type.lower() and not truncated:
         try:
-            parsed = json.loads(head.decode("utf-8"))
-        except ValueError:
+            body, rescrubbed = _scrub_json(json.loads(head.decode("utf-8")), scrubber)
+        except ValueError:  # not JSON, or a string with a lone surrogate escape (it has no UTF-8 form)
             pass
         else:
-            body, rescrubbed = _scrub_json(parsed, scrubber)
             return body, None, False, count + rescrubbed
     text, rescrubbed = scrubber.text(head[:limit].decode("utf-8", errors="replace"))
     return text, None, truncated, count + rescrubbed

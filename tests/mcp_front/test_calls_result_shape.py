@@ -4,15 +4,22 @@ optional fields a client's validator checks for null before it resolves an objec
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from jsonschema import Draft202012Validator
+from mcp import Client
 
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.mcp_front.calls import _scrub_json
 from clavis_mcp.mcp_front.models import CallResult
-from tests.conftest import SECRET
-from tests.mcp_front.test_calls import MARKER, SCRUBBER
+from clavis_mcp.vault import AuditLog, Vault, validate_secret
+from demo.echo_upstream import LoopbackHandler, serve_https
+from tests.conftest import SECRET, make_service
+from tests.mcp_front.test_calls import MARKER, SCRUBBER, render
 
 RESULT: dict[str, Any] = {
     "status": 200, "url": "https://api.example.com/v1/x", "headers": {"content-type": "application/json"},
@@ -78,3 +85,44 @@ def _null_last(field: dict[str, Any]) -> dict[str, Any]:
     if "anyOf" not in field:
         return field
     return {**field, "anyOf": sorted(field["anyOf"], key=lambda option: option.get("type") == "null")}
+
+
+def test_json_whose_string_has_a_lone_surrogate_escape_is_shown_as_its_text() -> None:
+    """``"\\ud800"`` parses to a string with no UTF-8 form: scrubbing it raised, and no JSON could
+    carry it to the model, so every call to such an endpoint failed. It is shown as text instead."""
+    content = b'{"a": "\\ud800 half of a pair", "b": 1}'
+    shown, binary, truncated = render(content, "application/json")
+    assert (shown, binary, truncated) == (content.decode(), None, False)
+    CallResult.model_validate({**RESULT, "body": shown}).model_dump_json()
+
+
+LONE_SURROGATE = b'{"a": "\\ud800 half of a pair"}'
+
+
+class LoneSurrogate(LoopbackHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(LONE_SURROGATE)))
+        self.end_headers()
+        self.wfile.write(LONE_SURROGATE)
+
+
+@pytest.mark.anyio
+async def test_call_service_answers_json_with_a_lone_surrogate_escape_with_its_text(
+    vault: Vault, audit: AuditLog, home: Path, upstream_ca: trustme.CA
+) -> None:
+    server, _ = serve_https(upstream_ca, LoneSurrogate, ("127.0.0.1",))
+    try:
+        port = server.server_address[1]
+        vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
+        gateway = Gateway(vault, audit, LocalCA(home / "certs"))
+        async with Client(build_server(gateway)) as client:
+            result = await client.call_tool(
+                "call_service", {"service_name": "api", "method": "GET", "url": f"https://127.0.0.1:{port}/x"}
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.is_error, result.content
+    assert result.structured_content["body"] == LONE_SURROGATE.decode()
