@@ -34,7 +34,6 @@ from urllib.parse import unquote_plus
 from mitmproxy import ctx, http
 from mitmproxy.net.http import url
 
-from clavis_mcp.addons.audit_trail import AuditTrail
 from clavis_mcp.addons.client_auth import PROXY_AUTH, ClientAuth
 from clavis_mcp.addons.destination import is_loopback_host
 from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, flow_snapshot, refuse
@@ -264,15 +263,12 @@ class BaseUrlOwner:
 
 def with_base_url(stages: list[object], tokens: Callable[[], Mapping[str, str]], vault: Vault) -> list[object]:
     """``stages`` (from ``default_addons``) with base-URL mode: the front in place of ClientAuth,
-    the owner check right after the destination check, and the audit told the agents' tokens,
-    which this mode puts in URLs, so that no record holds one."""
+    the owner check right after the destination check."""
     out: list[object] = []
     for stage in stages:
         if isinstance(stage, ClientAuth):
             out.append(BaseUrlFront(stage, tokens, vault))
             continue
-        if isinstance(stage, AuditTrail) and stage.tokens is None:
-            stage.tokens = tokens
         out.append(stage)
         if type(stage).__name__ == "DestinationCheck":
             out.append(BaseUrlOwner())

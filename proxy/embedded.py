@@ -76,7 +76,9 @@ class EmbeddedProxy:
         pipeline = Pipeline(
             with_base_url(default_addons(self._vault, self._audit, self._config), self._config.tokens, self._vault)
         )
-        self._front = BaseUrlServer(pipeline, self._config.extra_addons, UpstreamPool(upstream_tls(bundle)))
+        self._front = BaseUrlServer(
+            pipeline, self._config.extra_addons, UpstreamPool(upstream_tls(bundle)), self._config.max_request_body
+        )
         self._dispatch = SamePortDispatch(proxy_server.servers, self._front.serve)
         m = master.Master(opts, event_loop=asyncio.get_running_loop())
         m.addons.add(
