@@ -6,6 +6,8 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from demo.echo_upstream import EchoUpstream, write_ca
+from demo.echo_upstream import EchoUpstream, serve_https, write_ca
 
 pytest_plugins = ["tests.leak_sweep"]
 
@@ -64,6 +66,22 @@ def make_service(name: str, *hosts: str, header: str = "Authorization: Bearer {s
         created_at=time.time(),
         **kw,  # type: ignore[arg-type]
     )
+
+
+@contextmanager
+def local_upstream(
+    ca: trustme.CA, handler: type[BaseHTTPRequestHandler], vault: Vault, name: str = "api"
+) -> Iterator[int]:
+    """An HTTPS upstream on 127.0.0.1 answering with ``handler``, registered as the local service
+    ``name`` holding SECRET; yields its port and stops it afterwards."""
+    server, _ = serve_https(ca, handler, ("127.0.0.1",))
+    port = server.server_address[1]
+    try:
+        vault.add_service(make_service(name, f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from mcp import Client
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front import Gateway, build_server
-from clavis_mcp.vault import AuditLog, Vault, validate_secret
-from demo.echo_upstream import serve_https
-from tests.conftest import SECRET, make_service
+from clavis_mcp.vault import AuditLog, Vault
+from tests.conftest import local_upstream
 from tests.proxy.test_attack_views_review import ONE_ESCAPED, Reflecting
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -25,14 +24,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 @pytest.fixture
 def upstream(upstream_ca: trustme.CA, vault: Vault) -> Iterator[int]:
-    server, _ = serve_https(upstream_ca, Reflecting, ("127.0.0.1",))
-    port = server.server_address[1]
-    vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
-    try:
+    with local_upstream(upstream_ca, Reflecting, vault) as port:
         yield port
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.mcp_front.calls import _scrub_json
 from clavis_mcp.mcp_front.models import CallResult
-from clavis_mcp.vault import AuditLog, Vault, validate_secret
-from demo.echo_upstream import LoopbackHandler, serve_https
-from tests.conftest import SECRET, make_service
+from clavis_mcp.vault import AuditLog, Vault
+from demo.echo_upstream import LoopbackHandler
+from tests.conftest import SECRET, local_upstream
 from tests.mcp_front.test_calls import MARKER, SCRUBBER, render
 
 RESULT: dict[str, Any] = {
@@ -112,17 +112,11 @@ class LoneSurrogate(LoopbackHandler):
 async def test_call_service_answers_json_with_a_lone_surrogate_escape_with_its_text(
     vault: Vault, audit: AuditLog, home: Path, upstream_ca: trustme.CA
 ) -> None:
-    server, _ = serve_https(upstream_ca, LoneSurrogate, ("127.0.0.1",))
-    try:
-        port = server.server_address[1]
-        vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
+    with local_upstream(upstream_ca, LoneSurrogate, vault) as port:
         gateway = Gateway(vault, audit, LocalCA(home / "certs"))
         async with Client(build_server(gateway)) as client:
             result = await client.call_tool(
                 "call_service", {"service_name": "api", "method": "GET", "url": f"https://127.0.0.1:{port}/x"}
             )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert not result.is_error, result.content
     assert result.structured_content["body"] == LONE_SURROGATE.decode()

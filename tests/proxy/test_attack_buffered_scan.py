@@ -28,9 +28,9 @@ import trustme
 from clavis_mcp.addons import redact
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import Vault, validate_secret
-from demo.echo_upstream import LoopbackHandler, serve_https
-from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client
+from clavis_mcp.vault import Vault
+from demo.echo_upstream import LoopbackHandler
+from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, local_upstream, proxy_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -80,14 +80,8 @@ class Handler(LoopbackHandler):
 
 @pytest.fixture
 def upstream(upstream_ca: trustme.CA, vault: Vault) -> Iterator[int]:
-    server, _ = serve_https(upstream_ca, Handler, ("127.0.0.1",))
-    port = server.server_address[1]
-    vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
-    try:
+    with local_upstream(upstream_ca, Handler, vault) as port:
         yield port
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def requests_get(proxy: EmbeddedProxy, home: Path, url: str) -> requests.Response:

@@ -16,9 +16,9 @@ import pytest
 import trustme
 
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import Vault, validate_secret
-from demo.echo_upstream import LoopbackHandler, serve_https
-from tests.conftest import SECRET, make_service, proxy_client
+from clavis_mcp.vault import Vault
+from demo.echo_upstream import LoopbackHandler
+from tests.conftest import local_upstream, proxy_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -37,15 +37,9 @@ async def test_a_streamed_json_body_in_utf16_or_utf32_never_shows_the_secret(
             self.end_headers()
             self.wfile.write(body)
 
-    server, _ = serve_https(upstream_ca, Reflecting, ("127.0.0.1",))
-    port = server.server_address[1]
-    vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
-    try:
+    with local_upstream(upstream_ca, Reflecting, vault) as port:
         async with proxy_client(proxy, home) as client:
             response = await client.get(f"https://127.0.0.1:{port}/x")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert response.json()["echo"] == "[REDACTED:api]"
     assert response.content.decode(encoding).startswith('{"pad": "xxx')  # still in its own encoding
 
@@ -65,13 +59,7 @@ async def test_a_streamed_text_body_in_utf16_that_is_not_valid_text_is_cut(
             self.end_headers()
             self.wfile.write(body)
 
-    server, _ = serve_https(upstream_ca, Broken, ("127.0.0.1",))
-    port = server.server_address[1]
-    vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
-    try:
+    with local_upstream(upstream_ca, Broken, vault) as port:
         async with proxy_client(proxy, home) as client:
             with pytest.raises(httpx.HTTPError):
                 await client.get(f"https://127.0.0.1:{port}/x")
-    finally:
-        server.shutdown()
-        server.server_close()

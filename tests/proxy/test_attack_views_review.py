@@ -17,9 +17,9 @@ import pytest
 import trustme
 
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import Vault, validate_secret
-from demo.echo_upstream import LoopbackHandler, serve_https
-from tests.conftest import SECRET, make_service, proxy_client
+from clavis_mcp.vault import Vault
+from demo.echo_upstream import LoopbackHandler
+from tests.conftest import local_upstream, proxy_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -47,14 +47,8 @@ class Reflecting(LoopbackHandler):
 
 @pytest.fixture
 def upstream(upstream_ca: trustme.CA, vault: Vault) -> Iterator[int]:
-    server, _ = serve_https(upstream_ca, Reflecting, ("127.0.0.1",))
-    port = server.server_address[1]
-    vault.add_service(make_service("api", f"127.0.0.1:{port}", local=True), validate_secret(SECRET))
-    try:
+    with local_upstream(upstream_ca, Reflecting, vault) as port:
         yield port
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_a_buffered_reflection_with_one_character_in_a_program_text_or_mail_escape_reaches_the_agent_redacted(
