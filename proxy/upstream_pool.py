@@ -25,8 +25,8 @@ from mitmproxy import connection
 
 type PoolKey = tuple[str, str, str, int]  # agent, service, host (the TLS server name), port
 IDLE_SECONDS = 30.0  # below the idle timeouts of common API front ends (60 s and more)
-PER_KEY = 16
-TOTAL = 128
+PER_KEY = 512  # as many as the front serves clients at once: fewer made busy clients dial anew
+TOTAL = 1024  # idle connections in all; each goes after IDLE_SECONDS
 DIAL_SECONDS = 30.0  # TCP connect and TLS handshake
 UPSTREAM_BUFFER = 1024 * 1024  # a connection's read buffer (its transport pauses at twice this)
 

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import trustme
@@ -125,6 +126,36 @@ async def test_keep_alive_reuses_one_upstream_connection_across_requests_and_cli
                     assert (await client.get("/v1/models")).status_code == 200
     assert len(upstream.seen) == 8
     assert len(upstream.connections()) == 1
+
+
+async def test_a_burst_of_clients_finds_its_upstream_connections_again_on_the_next_burst(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    """Every connection a burst opened is kept for the next one: a pool capped below the number of
+    busy clients closed the rest, and each later request dialled a new TLS connection (at 256
+    clients base-URL mode cost more CPU per request than MITM mode)."""
+    clients = 24
+
+    async def burst(proxy: EmbeddedProxy, seen_before: int) -> None:
+        upstream.release.clear()  # /slow holds every request until the whole burst is upstream
+        async with anyio.create_task_group() as tasks:
+            for _ in range(clients):
+                tasks.start_soon(_get_slow, proxy)
+            with anyio.fail_after(10):
+                while len(upstream.seen) < seen_before + clients:
+                    await anyio.sleep(0.01)
+            upstream.release.set()
+
+    async with front(services, audit, home, upstream.port) as proxy:
+        await burst(proxy, 0)
+        await burst(proxy, clients)
+    assert len(upstream.seen) == 2 * clients
+    assert len(upstream.connections()) == clients
+
+
+async def _get_slow(proxy: EmbeddedProxy) -> None:
+    async with base(proxy) as client:
+        assert (await client.get("/slow", timeout=10)).status_code == 200
 
 
 async def test_sse_is_streamed_with_a_secret_split_across_chunks_redacted(
