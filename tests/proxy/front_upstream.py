@@ -8,17 +8,18 @@ the shapes of the front's review (F2-F7): a response framed two ways, bytes afte
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import brotli
 import trustme
+
+from demo.echo_upstream import LoopbackHandler
 
 MIB = 1024 * 1024
 LATE = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
@@ -53,18 +54,10 @@ def _secret(headers: dict[str, str]) -> str:
     return value.removeprefix("Bearer ")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     seen: list[Seen]
     release: threading.Event
     late_sent: threading.Event
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

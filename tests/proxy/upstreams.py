@@ -14,14 +14,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import quote
 
 import brotli
 import trustme
 import zstandard
 
-from demo.echo_upstream import Received
+from demo.echo_upstream import LoopbackHandler, Received
 
 
 def _credential(headers: list[tuple[str, str]]) -> str:
@@ -44,18 +44,10 @@ def _compress(encoding: str, data: bytes) -> bytes:
     return data
 
 
-class Reflector(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Reflector(LoopbackHandler):
     received: list[Received]
     gate: threading.Event  # set by a test once it has read the first event of /sse-gated
     gate_seen: list[bool]  # whether the gate was open when the upstream went on
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
