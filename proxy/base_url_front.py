@@ -27,17 +27,15 @@ bytes, a body pauses at most ``BODY_READ_SECONDS`` and holds at most the body li
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
-import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import h11
 from mitmproxy import connection, flow, http
-from mitmproxy.net.http import status_codes, url
+from mitmproxy.net.http import url
 from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers.http._events import ErrorCode
 
@@ -48,6 +46,15 @@ from clavis_mcp.vault.audit.log import REFUSED
 
 from .base_url import FRONT, MARK
 from .body_limit import limit_bytes, too_large
+from .http1_framing import (
+    HEAD_END,
+    bare_answer,
+    connect_failure,
+    response_framing,
+    smuggling_shape,
+    without_connection_named,
+    without_hop_by_hop,
+)
 from .stream_events import serve_by_front
 from .upstream_pool import UPSTREAM_BUFFER, PoolKey, Upstream, UpstreamPool
 
@@ -60,13 +67,6 @@ BODY_READ_SECONDS = 30.0  # the longest a request body may pause between two rea
 MAX_CLIENTS = 512  # client connections served at once; past it a new one is answered 503
 LINGER_SECONDS = 2.0  # after an error answer, how long the rest of a refused body is read and dropped
 LINGER_BYTES = 8 * 1024 * 1024  # and how much of it at most, before the connection is simply closed
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
-     b"content-length", b"expect", b"proxy-authenticate", b"proxy-authorization"}
-)  # fmt: skip
-FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})  # h11 framed the body by them
-FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)  # h11 takes bare LF
-HEAD_END = re.compile(rb"\r?\n\r?\n")
 logger = logging.getLogger(__name__)
 UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
 
@@ -83,52 +83,6 @@ class _ClientGone(Exception):
     pass
 
 
-def smuggling_shape(head: bytes) -> str | None:
-    """Why a request head is refused before h11 sees it: h11 merges equal duplicate lengths and
-    lets ``Transfer-Encoding`` override ``Content-Length``, where an upstream may read otherwise."""
-    end = HEAD_END.search(head)
-    names = [m.lower() for m in FRAMING.findall(head, 0, end.end() if end else len(head))]
-    if names.count(b"content-length") > 1:
-        return "more than one Content-Length header"
-    if b"content-length" in names and b"transfer-encoding" in names:
-        return "both Content-Length and Transfer-Encoding"
-    return None
-
-
-def _response_framing(event: h11.Response) -> str | None:
-    """A response head framed two ways (h11 lets ``Transfer-Encoding`` win, as mitmproxy refuses)."""
-    names = [name for name, _ in event.headers]
-    if b"transfer-encoding" in names and b"content-length" in names:
-        return "both Content-Length and Transfer-Encoding"
-    return None
-
-
-def without_hop_by_hop(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``fields`` without the connection's own headers (and those its ``Connection`` names), and
-    without any field a CR, LF or NUL would split."""
-    named = {_name_key(t.strip()) for n, v in fields if _name_key(n) == b"connection" for t in v.split(b",")}
-    return [
-        (n, v)
-        for n, v in fields
-        if (key := _name_key(n)) not in HOP_BY_HOP and key not in named and not any(c in v for c in b"\r\n\0")
-    ]
-
-
-def _without_connection_named(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """An upstream head without ``Connection`` and what it names, before the stages see it: named
-    at send time, a name would also remove the headers our stages add (``X-Clavis-Audit-Id``)."""
-    named = {_name_key(t.strip()) for n, v in fields if _name_key(n) == b"connection" for t in v.split(b",")}
-    named = (named | {b"connection"}) - FRAMING_NAMES
-    return [(n, v) for n, v in fields if _name_key(n) not in named]
-
-
-@functools.lru_cache(maxsize=512)  # a client sends the same names request after request
-def _name_key(name: bytes) -> bytes:
-    """A header name as servers that read ``_`` or ``.`` as ``-`` see it (``Transfer_Encoding``,
-    ``Keep-Alive_``), as :func:`~clavis_mcp.addons.inject.header_key` compares names."""
-    return re.sub(rb"[-_.]+", b"-", name.lower()).strip(b"-")
-
-
 def _message[M: (http.Request, http.Response)](kind: type[M], data_kind: type[object], **fields: object) -> M:
     """A request or response with these fields, as its constructor makes it. The constructor
     type-checks every field at run time (about 25 µs a message, twice per request, as much as the
@@ -138,23 +92,6 @@ def _message[M: (http.Request, http.Response)](kind: type[M], data_kind: type[ob
     message = kind.__new__(kind)
     message.data = data  # type: ignore[assignment]
     return message
-
-
-def connect_failure(host: str, port: int, exc: BaseException) -> str:
-    """A failed dial in the audit's words (``addons/failures.py``), naming what to check."""
-    where = f"{host}:{port}"
-    match exc:
-        case ssl.SSLCertVerificationError():
-            return f"TLS certificate of {where} not trusted: {exc.verify_message}"
-        case ssl.SSLError():
-            return f"TLS handshake with {where} failed ({exc.reason})"
-        case ConnectionRefusedError():
-            return f"cannot connect to {where}: connection refused"
-        case TimeoutError():
-            return f"cannot connect to {where}: timed out"
-        case OSError():
-            return f"cannot connect to {where}: {exc.strerror or type(exc).__name__}"
-    return f"cannot connect to {where}: {type(exc).__name__}"
 
 
 class BaseUrlServer:
@@ -185,7 +122,7 @@ class BaseUrlServer:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._clients) >= MAX_CLIENTS:
-            writer.write(_bare(503, f"clavis-mcp is serving {MAX_CLIENTS} base-URL connections; retry shortly"))
+            writer.write(bare_answer(503, f"clavis-mcp is serving {MAX_CLIENTS} base-URL connections; retry shortly"))
             writer.close()
             return
         self._clients.add(writer)
@@ -241,16 +178,6 @@ async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | No
                 buffer += data
                 end = HEAD_END.search(buffer, max(0, searched - 3))
     return bytes(buffer[: HEAD_MAX + 1] if end.end() > HEAD_MAX + 1 else buffer)
-
-
-def _bare(status: int, text: str) -> bytes:
-    """A whole answer of ours, closing the connection: no stage made it."""
-    body = f"{text}\n".encode()
-    head = (
-        f"HTTP/1.1 {status} {status_codes.RESPONSES.get(status, 'Error')}\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 def _buffered_body(conn: h11.Connection) -> bytes | None:
@@ -548,10 +475,10 @@ class _Exchange:
                 return False
             raise
         assert isinstance(event, h11.Response)
-        if (shape := _response_framing(event)) is not None:
+        if (shape := response_framing(event)) is not None:
             raise _Failed(f"bad response: the upstream sent {shape}; refused")
         status = event.status_code
-        head = tuple(_without_connection_named(event.headers.raw_items()))
+        head = tuple(without_connection_named(event.headers.raw_items()))
         f.response = _message(
             http.Response, http.ResponseData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(head),
             content=None, trailers=None, timestamp_start=time.time(), timestamp_end=None,
@@ -718,7 +645,7 @@ class _Exchange:
     async def _bare_error(self, status: int, text: str) -> None:
         self.head_sent = True
         try:
-            self.writer.write(_bare(status, text))
+            self.writer.write(bare_answer(status, text))
             await self.writer.drain()
             await self._linger()
         except ConnectionError:
