@@ -228,8 +228,10 @@ class BaseUrlFront:
             request.headers.fields = fields
             refuse(flow, 400 if isinstance(exc, ValueError) else 403, str(exc))
             return
-        # The judged destination, set once: Host first, as HTTP/1.1 clients send it.
-        request.headers.fields = ((b"Host", url.hostport("https", host, port).encode("idna")), *fields)
+        # The judged destination, set once: Host first, as HTTP/1.1 clients send it (an IPv6
+        # literal in brackets, as RFC 9110 writes an authority).
+        named = f"[{host}]" if ":" in host else host
+        request.headers.fields = ((b"Host", url.hostport("https", named, port).encode("idna")), *fields)
         request.authority = ""
         request.scheme = "https"
         request.data.host = host
