@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mitmproxy import http
@@ -57,7 +57,7 @@ class AuditTrail:
     ) -> None:
         self._log = log
         self._on_recorded = on_recorded
-        self.tokens = tokens
+        self._tokens = tokens
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A refused tunnel, or one passed through opaquely: no inner request will be recorded."""
@@ -114,6 +114,7 @@ class AuditTrail:
         request, response = flow.request, flow.response
         scheme, host, port = flow.metadata.get(DESTINATION, (request.scheme, request.host, request.port))
         started = flow.metadata.get(STARTED)
+        tokens = self._tokens().values() if self._tokens is not None else ()
         fields: dict[str, Any] = dict(
             source=flow.metadata.get(CLIENT, "unauthenticated"),
             service=flow.metadata.get(SERVICE),
@@ -121,12 +122,12 @@ class AuditTrail:
             scheme=scheme,
             host=host,
             port=port,
-            path=self._without_tokens(request.path) if request.method != "CONNECT" else None,
+            path=_without_tokens(request.path, tokens) if request.method != "CONNECT" else None,
             status=response.status_code if response else None,
             bytes=_body_bytes(flow),
             duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,
             decision=flow.metadata.get(DECISION, PASSED),
-            reason=self._without_tokens(flow.metadata.get(REASON)),
+            reason=_without_tokens(flow.metadata.get(REASON), tokens),
             redactions=flow.metadata.get(REDACTIONS),
         )
         audit_id = self._log.append(**fields)
@@ -135,13 +136,15 @@ class AuditTrail:
             self._on_recorded(call, {**fields, ID: audit_id})
         return audit_id
 
-    def _without_tokens(self, text: str | None) -> str | None:
-        if not text or self.tokens is None:
-            return text
-        for token in self.tokens().values():
-            if token and token.lower() in text.lower():
-                text = re.sub(re.escape(token), AGENT_KEY_MARK, text, flags=re.IGNORECASE)
+
+def _without_tokens(text: str | None, tokens: Iterable[str]) -> str | None:
+    """``text`` with every agent token in it, in any letter case, replaced by a mark."""
+    if not text:
         return text
+    for token in tokens:
+        if token and token.lower() in text.lower():
+            text = re.sub(re.escape(token), AGENT_KEY_MARK, text, flags=re.IGNORECASE)
+    return text
 
 
 def _body_bytes(flow: http.HTTPFlow) -> int | None:
