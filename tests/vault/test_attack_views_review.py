@@ -169,6 +169,25 @@ def test_new_escapes_mixed_per_character_with_old_ones_are_redacted(
     assert redact_decoded(redactor, clean) == (clean, 0)  # nothing left for it to find
 
 
+# A secret that itself holds "=20" (a space to a quoted-printable reader), beside characters escaped
+# one by one, some as quoted-printable (found by the property test above in CI).
+HOLDS_AN_ESCAPE = {  # (secret, spelling)
+    "backslashes-and-qp": ("000000/=200/", "000000\\/\\=200=2F"),
+    "literal-equals-and-qp": ("000000/=200/", "000000\\/=200=2F"),
+    "qp-only-where-needed": ("000000/=200/", "000000/=200=2F"),
+    "two-held-escapes": ("000000=2F=200/", "000000=3D2F=200=2F"),
+}
+
+
+@engines
+@pytest.mark.parametrize("parts", list(HOLDS_AN_ESCAPE.values()), ids=list(HOLDS_AN_ESCAPE))
+def test_a_secret_holding_a_quoted_printable_escape_is_found_beside_quoted_printable_ones(
+    engine: type, parts: tuple[str, str]
+) -> None:
+    secret, spelling = parts
+    assert _redacted(engine, f" {spelling} ".encode(), secret) == (b" " + MARKER + b" ", 1)
+
+
 @needs_hyperscan
 @settings(max_examples=200, deadline=None)
 @given(

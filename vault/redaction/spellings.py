@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from itertools import combinations
@@ -68,6 +69,10 @@ ESAPI_LITERALS = ALPHANUMERIC | frozenset(",.-_ ")  # OWASP ESAPI encodeForHTML:
 
 Escape = Callable[[str], str]
 
+# What a quoted-printable reader takes for an escape, where that is unambiguous (space, punctuation,
+# bytes past ASCII, soft line breaks; never a letter or a digit): read in a view of its own.
+QUOTED_PRINTABLE_ESCAPE = re.compile(rb"=(?:2[0-9A-F]|3[A-F]|40|5[B-F]|60|7[B-E]|[89A-F][0-9A-F]|\r?\n)")
+
 # What backslash escapers put a backslash before (every punctuation character too: JavaScript
 # identity escapes, shells).
 BACKSLASHED: Mapping[str, str] = {
@@ -98,6 +103,7 @@ def forms_of(value: str) -> set[bytes]:
     forms |= {raw.hex().encode(), raw.hex().upper().encode()}
     forms |= _base64_forms(raw) | _base32_forms(raw)
     forms |= {form.replace(b"/", b"\\/") for form in _base64_forms(raw) if b"/" in form}
+    forms |= _quoted_printable_readings(raw)
     return {form for form in forms if len(form) >= MIN_FORM_LENGTH}
 
 
@@ -182,6 +188,26 @@ def _text_escape_forms(value: str) -> set[str]:
     }
     padded = [frozenset(chars)] + [frozenset(c) for c in chars if len(chars) <= MAX_CLASSES]
     return forms | {_spell(value, escaped, _numeric_reference(style)) for escaped in padded for style in PADDED_STYLES}
+
+
+def _quoted_printable_readings(raw: bytes) -> set[bytes]:
+    """A secret that itself holds "=" and two hex digits (``…/=200/``), written as it is beside
+    characters escaped one by one (``…\\/\\=200=2F``), is what a quoted-printable reader turns into
+    ``…/ 0/``: each such reading, for every mixture of its "=XX" taken as escapes (or all of them)."""
+    escapes = [match.span() for match in QUOTED_PRINTABLE_ESCAPE.finditer(raw)]
+    if len(escapes) > MAX_CLASSES:
+        chosen: list[tuple[tuple[int, int], ...]] = [tuple(escapes)]
+    else:
+        chosen = [mixture for size in range(1, len(escapes) + 1) for mixture in combinations(escapes, size)]
+    readings = set()
+    for mixture in chosen:
+        parts, last = [], 0
+        for start, end in mixture:
+            digits = raw[start + 1 : end]
+            parts += [raw[last:start], b"" if digits.strip() == b"" else bytes([int(digits, 16)])]
+            last = end
+        readings.add(b"".join(parts) + raw[last:])
+    return readings
 
 
 def _esapi(c: str) -> str:

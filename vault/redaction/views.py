@@ -30,6 +30,7 @@ import json
 import re
 
 from .redactor import Redactor, Span, splice
+from .spellings import QUOTED_PRINTABLE_ESCAPE
 
 DEPTH = 3  # views decoded from views: JSON inside JSON inside a URL
 UTF8_FAMILY = ("utf-8", "ascii")  # codecs whose text the byte scan has already seen as it is
@@ -52,7 +53,7 @@ _KINDS = (
 # kinds above, it would cut the first two characters off a secret written after an "=" in every
 # view; decoded where it stands for a letter or a digit (which no encoder escapes), it would do so
 # in this view too. So: space, punctuation and bytes past ASCII, and the soft line breaks readers remove.
-_QUOTED_PRINTABLE = re.compile(rb"=(?:2[0-9A-F]|3[A-F]|40|5[B-F]|60|7[B-E]|[89A-F][0-9A-F]|\r?\n)")
+# A secret holding such an "=XX" itself is also looked for as this view reads it (spellings.py).
 ESCAPE_INTRODUCERS = (*(introducer for introducer, _ in _KINDS), b"=")
 
 
@@ -209,8 +210,8 @@ def _hidden_spans(redactor: Redactor, data: bytes, pattern: re.Pattern[bytes] | 
     texts: list[tuple[bytes, re.Pattern[bytes]]] = []  # each text with escapes, and its pattern
     for _ in range(DEPTH):
         text = _decoded(data, pattern)
-        quoted = _decoded(data, _QUOTED_PRINTABLE) if b"=" in data else None
-        for view, escapes in ((text, pattern), (quoted, _QUOTED_PRINTABLE)):
+        quoted = _decoded(data, QUOTED_PRINTABLE_ESCAPE) if b"=" in data else None
+        for view, escapes in ((text, pattern), (quoted, QUOTED_PRINTABLE_ESCAPE)):
             if view is not None and (spans := redactor.scanner.spans(view)):
                 assert escapes is not None
                 for source, its_pattern in reversed([*texts, (data, escapes)]):
