@@ -6,12 +6,21 @@ base-URL front; anything else (a CONNECT, an absolute-form request, a TLS Client
 path) goes to mitmproxy as it came. The bytes read are put back into the connection's reader
 before either front reads it, so neither sees a difference. This costs one read per connection,
 not per request: a keep-alive connection stays with the front it started with.
+
+One repair is made on the way: a CONNECT to a bare IPv6 address and port (``CONNECT ::1:8443``,
+as httpcore 1.0, under httpx and the Python SDKs, writes it) is handed on with the address in
+brackets (``CONNECT [::1]:8443``, RFC 9110's authority form), which is the only reading a CONNECT
+target allows (it must end in a port); mitmproxy refuses the bare form outright (400, "Bad HTTP
+request line"), before any stage or audit record. Nothing else changes: the destination check
+then judges, and the dial guard dials, that one address and port. A zone id (``fe80::1%eth0``)
+or anything else that is not a plain IPv6 address is left as it came, for the engine to refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 from mitmproxy.addons.proxyserver import Servers
@@ -21,6 +30,8 @@ BASE_URL_TARGETS = (b"/s/", b"/a/")
 METHOD_MAX = 32  # no method we serve is longer; past it the connection is not base-URL
 READ_ALL = 1 << 20  # more than a StreamReader ever buffers (it pauses its transport at 128 KiB)
 PEEK_SECONDS = 60.0  # a connection that says nothing for this long is closed
+CONNECT = b"CONNECT "
+CONNECT_LINE_MAX = 8 * 1024  # a CONNECT line is read whole up to this; a longer one goes on unrepaired
 
 
 def starts_base_url(first: bytes) -> bool | None:
@@ -35,14 +46,40 @@ def starts_base_url(first: bytes) -> bool | None:
     return bool(method) and rest.startswith(BASE_URL_TARGETS)
 
 
+def bracketed_connect(first: bytes) -> bytes:
+    """``first`` with a bare IPv6 CONNECT target written in brackets; any other bytes unchanged.
+
+    The port is what follows the last colon: a CONNECT target must end in one, so no other split
+    is a valid request. The address must be a plain IPv6 address (no zone id)."""
+    if not first.startswith(CONNECT):
+        return first
+    line, newline, rest = first.partition(b"\n")
+    parts = line.split(b" ")
+    if not newline or len(parts) != 3:
+        return first
+    host, colon, port = parts[1].rpartition(b":")
+    if not colon or b":" not in host or b"%" in host or not port.isdigit():
+        return first
+    try:
+        ipaddress.IPv6Address(host.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return first
+    return b"CONNECT [%b]:%b %b\n%b" % (host, port, parts[2], rest)
+
+
 async def _peek(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
     first = b""
-    while (verdict := starts_base_url(first)) is None:
+    while (verdict := starts_base_url(first)) is None or _connect_line_unread(first):
         data = await reader.read(READ_ALL)
         if not data:
             return first, False
         first += data
-    return first, verdict
+    return first, bool(verdict)
+
+
+def _connect_line_unread(first: bytes) -> bool:
+    """A CONNECT whose first line has not all arrived yet (it is repaired whole or not at all)."""
+    return first.startswith(CONNECT) and b"\n" not in first and len(first) < CONNECT_LINE_MAX
 
 
 def _put_back(reader: asyncio.StreamReader, first: bytes) -> asyncio.StreamReader:
@@ -84,5 +121,5 @@ class SamePortDispatch:
         if not first:
             writer.close()
             return
-        reader = _put_back(reader, first)
+        reader = _put_back(reader, first if base_url else bracketed_connect(first))
         await (self._base_url if base_url else engine)(reader, writer)
