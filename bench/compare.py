@@ -3,8 +3,9 @@
 An A/B for a change to the proxy: bare mitmproxy (this tree), the clavis proxy from
 ``OTHER_TREE`` (e.g. ``git worktree add /tmp/before HEAD~3``) and the clavis proxy from this
 tree serve the same upstream, measured back to back in every round, so both are compared with
-the same bare baseline under the same machine load. Prints each proxy's median rate and p50
-over the rounds and its median ratio to bare, the figures bench/notes.md quotes.
+the same bare baseline under the same machine load. Prints each proxy's median rate, p50 and CPU
+per request (the proxy process's own, which other load on the machine moves least) over the
+rounds and its median ratio to bare, the figures bench/notes.md quotes.
 """
 
 from __future__ import annotations
@@ -80,17 +81,20 @@ async def compare(other: Path, path: str, rounds: int, requests: int, concurrenc
                     mode = "bare" if name == "bare" else "clavis"
                     target = _targets(w, {"bare": child.port, "clavis": child.port}, path)[mode]
                     await load.run(target, max(concurrency, requests // 10), concurrency)  # warm up
-                    runs[name].append(await load.run(target, requests, concurrency))
+                    cpu = load.cpu_clock(child.process.pid)
+                    runs[name].append(await load.run(target, requests, concurrency, cpu))
         finally:
             for child in proxies.values():
                 child.stop()
     bare = runs.pop("bare")
     print(f"bare mitmproxy: {Spread.of([r.rate for r in bare]).show(0)} req/s, "
-          f"p50 {Spread.of([r.p(50) for r in bare]).show(2)} ms")  # fmt: skip
+          f"p50 {Spread.of([r.p(50) for r in bare]).show(2)} ms, "
+          f"CPU {Spread.of([r.cpu_us for r in bare]).show(0)} us/request")  # fmt: skip
     for name, series in runs.items():
         rate = Spread.of([r.rate / b.rate for r, b in zip(series, bare, strict=True)])
         p50 = Spread.of([r.p(50) / b.p(50) for r, b in zip(series, bare, strict=True)])
-        print(f"clavis, {name}: {Spread.of([r.rate for r in series]).show(0)} req/s; "
+        print(f"clavis, {name}: {Spread.of([r.rate for r in series]).show(0)} req/s, "
+              f"CPU {Spread.of([r.cpu_us for r in series]).show(0)} us/request; "
               f"vs bare: throughput {rate.show(2)}, p50 {p50.show(2)}x")  # fmt: skip
 
 
