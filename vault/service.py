@@ -99,6 +99,11 @@ def parse_hosts(rules: list[str] | tuple[str, ...]) -> tuple[HostRule, ...]:
             parsed.append(parse_host_rule(rule))
         except ValueError as exc:
             raise InvalidService(str(exc)) from None
+        if "%" in parsed[-1].host:  # kept loadable in stored definitions: such a service never dialled
+            raise InvalidService(
+                f"host rule {rule!r} names an IPv6 zone id ('%...'), which a request's host never carries; "
+                "register the address without it"
+            )
     return tuple(dict.fromkeys(parsed))
 
 

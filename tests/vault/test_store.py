@@ -159,6 +159,18 @@ def test_secrets_that_would_split_a_header_are_refused(value: str) -> None:
     assert not value.strip() or value.strip() not in str(caught.value)
 
 
+@pytest.mark.parametrize("rule", ["[fe80::1%25eth0]:443", "[fe80::1%eth0]", "fe80::1%eth0"])
+def test_a_host_with_an_ipv6_zone_id_is_refused_at_registration_with_the_fix(rule: str) -> None:
+    """A request's host never carries a zone id, so such a service could never be reached; a
+    definition stored before this check still loads (parse_host_rule takes it)."""
+    from clavis_mcp.vault import parse_hosts
+    from clavis_mcp.vault.hosts import parse_host_rule
+
+    with pytest.raises(InvalidService, match=r"zone id .*register the address without it"):
+        parse_hosts([rule])
+    assert "%" in parse_host_rule(rule).host
+
+
 def test_garbage_vault_file_is_reported_not_crashed_on(vault: Vault, home: Path) -> None:
     vault.close()
     (home / "vault.db").write_bytes(b"this is not a database" * 100)
