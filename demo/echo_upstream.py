@@ -11,6 +11,8 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,18 +41,42 @@ class LoopbackHandler(BaseHTTPRequestHandler):
         pass
 
 
-def serve_https(
-    ca: trustme.CA, handler: type[BaseHTTPRequestHandler], hostnames: tuple[str, ...]
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def serve_tls(
+    leaf: trustme.LeafCert, handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1"
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """A threaded HTTPS server on an ephemeral 127.0.0.1 port, its certificate issued by ``ca``."""
+    """A threaded HTTPS server on an ephemeral port of ``address`` (127.0.0.1 or ::1) with ``leaf``'s certificate."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*hostnames).configure_cert(context)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    leaf.configure_cert(context)
+    server = (_IPv6Server if ":" in address else ThreadingHTTPServer)((address, 0), handler)
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return server, thread
+
+
+def serve_https(
+    ca: trustme.CA, handler: type[BaseHTTPRequestHandler], hostnames: tuple[str, ...]
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threaded HTTPS server on an ephemeral 127.0.0.1 port, its certificate issued by ``ca``."""
+    return serve_tls(ca.issue_cert(*hostnames), handler)
+
+
+@contextmanager
+def running_tls(
+    leaf: trustme.LeafCert, handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1"
+) -> Iterator[int]:
+    """:func:`serve_tls` for the length of a ``with`` block; yields its port."""
+    server, _ = serve_tls(leaf, handler, address)
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass

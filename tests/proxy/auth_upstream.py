@@ -8,12 +8,9 @@ through :class:`~tests.proxy.routing.LoopbackRoutes`.
 
 from __future__ import annotations
 
-import ssl
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import trustme
@@ -22,7 +19,7 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from demo.echo_upstream import LoopbackHandler, Received
+from demo.echo_upstream import LoopbackHandler, Received, running_tls
 from tests.conftest import PROXY_TOKEN, PROXY_USER
 from tests.proxy.routing import LoopbackRoutes
 
@@ -70,19 +67,9 @@ def auth_upstream(ca: trustme.CA, names: tuple[str, ...], respond: Responder) ->
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(context)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    upstream.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running_tls(ca.issue_cert(*names), Handler) as port:
+        upstream.port = port
         yield upstream
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @asynccontextmanager

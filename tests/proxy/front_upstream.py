@@ -8,18 +8,16 @@ the shapes of the front's review (F2-F7): a response framed two ways, bytes afte
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 
 import brotli
 import trustme
 
-from demo.echo_upstream import LoopbackHandler
+from demo.echo_upstream import LoopbackHandler, running_tls
 
 MIB = 1024 * 1024
 LATE = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
@@ -137,16 +135,8 @@ def front_upstream(leaf: trustme.LeafCert) -> Iterator[FrontUpstream]:
     seen: list[Seen] = []
     release, late_sent = threading.Event(), threading.Event()
     handler = type("Handler", (_Handler,), {"seen": seen, "release": release, "late_sent": late_sent})
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    leaf.configure_cert(context)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield FrontUpstream(server.server_address[1], seen, release, late_sent)
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
+    with running_tls(leaf, handler) as port:
+        try:
+            yield FrontUpstream(port, seen, release, late_sent)
+        finally:
+            release.set()

@@ -4,11 +4,7 @@ read `::1:PORT` as a malformed authority and refused every request (400)."""
 
 from __future__ import annotations
 
-import socket
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -16,14 +12,10 @@ import trustme
 
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import Vault, validate_secret
-from demo.echo_upstream import LoopbackHandler
+from demo.echo_upstream import LoopbackHandler, running_tls
 from tests.conftest import PROXY_TOKEN, SECRET, make_service
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-
-
-class _Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
 
 
 class _Echo(LoopbackHandler):
@@ -42,18 +34,8 @@ class _Echo(LoopbackHandler):
 @pytest.fixture
 def ipv6_upstream(upstream_ca: trustme.CA) -> Iterator[tuple[int, list[tuple[str, str]]]]:
     seen: list[tuple[str, str]] = []
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    upstream_ca.issue_cert("::1").configure_cert(context)
-    server = _Server(("::1", 0), type("Echo", (_Echo,), {"seen": seen}))
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_tls(upstream_ca.issue_cert("::1"), type("Echo", (_Echo,), {"seen": seen}), "::1") as port:
+        yield port, seen
 
 
 async def test_a_service_on_an_ipv6_literal_is_reached_in_base_url_mode(

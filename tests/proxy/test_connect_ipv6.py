@@ -13,12 +13,8 @@ on a proxy that passes other hosts, a zone id, a bare ``Host`` inside the tunnel
 from __future__ import annotations
 
 import json
-import socket
-import ssl
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -30,7 +26,7 @@ from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.proxy.peek import bracketed_connect
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from demo.echo_upstream import LoopbackHandler
+from demo.echo_upstream import LoopbackHandler, running_tls
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client
 from tests.proxy.conftest import RawClient
 
@@ -41,10 +37,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 class V6Upstream:
     port: int
     seen: list[tuple[str, str]] = field(default_factory=list)  # (Host, Authorization) of each request
-
-
-class _Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
 
 
 class _Echo(LoopbackHandler):
@@ -66,20 +58,10 @@ class _Echo(LoopbackHandler):
 @pytest.fixture
 def v6(upstream_ca: trustme.CA) -> Iterator[V6Upstream]:
     """An HTTPS upstream on ::1 whose certificate names the IP address ::1."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    upstream_ca.issue_cert("::1").configure_cert(context)
     upstream = V6Upstream(0)
-    server = _Server(("::1", 0), type("Echo", (_Echo,), {"upstream": upstream}))
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    upstream.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running_tls(upstream_ca.issue_cert("::1"), type("Echo", (_Echo,), {"upstream": upstream}), "::1") as port:
+        upstream.port = port
         yield upstream
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def add_v6_service(vault: Vault, port: int, *, local: bool = True) -> None:

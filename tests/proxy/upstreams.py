@@ -8,20 +8,18 @@ import base64
 import gzip
 import json
 import socket
-import ssl
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
 from urllib.parse import quote
 
 import brotli
 import trustme
 import zstandard
 
-from demo.echo_upstream import LoopbackHandler, Received
+from demo.echo_upstream import LoopbackHandler, Received, running_tls
 
 
 def _credential(headers: list[tuple[str, str]]) -> str:
@@ -163,15 +161,5 @@ def reflecting_upstream(
         "gate_seen": [] if gate_seen is None else gate_seen,
     }
     handler = type("Handler", (Reflector,), attributes)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    leaf.configure_cert(context)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_tls(leaf, handler) as port:
+        yield port, received
