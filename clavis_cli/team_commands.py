@@ -232,12 +232,80 @@ def user() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_add(email: str, role: str, password_stdin: bool, as_json: bool) -> None:
     """Create a user; the password comes from a hidden prompt or --password-stdin, never argv."""
-    if "@" not in email or any(c.isspace() for c in email):
-        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    email = _email(email)
     password = _read_password(password_stdin)
     with _client() as client:
         client.add_user(email, password, role)
     emit(as_json, {"email": email, "role": role}, [f"added {role} {email}"])
+
+
+def _email(text: str) -> str:
+    if "@" not in text or any(c.isspace() for c in text):
+        raise click.BadParameter(f"{text!r} is not an email address", param_hint="EMAIL")
+    return text.lower()  # as the server stores it
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_list(as_json: bool) -> None:
+    """The people who can log in: e-mail, role, when added; never a password hash."""
+    with _client() as client:
+        rows = client.users()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row.get('email', '?'):<40} {row.get('role', ''):<7} added {row.get('created_at', '')}")
+
+
+@user.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_remove(email: str, yes: bool, as_json: bool) -> None:
+    """Remove user EMAIL: they cannot log in, and their logins stop working at once on every replica."""
+    email = _email(email)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"removing {email} needs confirmation: run it in a terminal or pass --yes")
+        click.confirm(f"remove {email} from the team server and end their logins?", abort=True, err=True)
+    with _client() as client:
+        client.remove_user(email)
+    emit(as_json, {"removed": email}, [f"removed {email}; their logins no longer work"])
+
+
+@user.command("role")
+@click.argument("email")
+@click.argument("role", type=ROLES)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_role(email: str, role: str, as_json: bool) -> None:
+    """Make user EMAIL a member or an admin; their logins end (they log in again with the new role)."""
+    with _client() as client:
+        changed = client.change_user(_email(email), role=role)
+    emit(as_json, changed, [f"{changed.get('email', email)} is now {role}; their logins ended"])
+
+
+@user.command("sign-out")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_sign_out(email: str, as_json: bool) -> None:
+    """End every login of user EMAIL at once, on every replica; their password still works."""
+    with _client() as client:
+        changed = client.change_user(_email(email), sign_out=True)
+    emit(as_json, changed, [f"signed {changed.get('email', email)} out everywhere"])
+
+
+@user.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def user_password(email: str, password_stdin: bool, as_json: bool) -> None:
+    """Set a new password for user EMAIL (hidden prompt or --password-stdin, never argv); their logins end."""
+    email = _email(email)
+    password = _read_password(password_stdin)
+    with _client() as client:
+        changed = client.change_user(email, password=password)
+    emit(as_json, changed, [f"set a new password for {email}; their logins ended"])
 
 
 def _read_password(from_stdin: bool) -> Secret:

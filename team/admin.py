@@ -13,6 +13,7 @@ from clavis_mcp.vault.errors import ApiRefused, DuplicateService, InvalidService
 from clavis_mcp.vault.service import validate_secret
 
 from . import audit as team_audit
+from . import identity
 from .budgets import parse_budget
 from .identity import create_user
 from .keys import NAME, create_key, list_keys, revoke_key
@@ -83,6 +84,41 @@ def add_user(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]
     create_user(replica.conn, email, password, role)
     replica.audit.append(source=who, action="user-add", decision="done", reason=f"{email.lower()} as {role}")
     return {"email": email.lower(), "role": role}
+
+
+def users(replica: Replica) -> dict[str, Any]:
+    return {"users": identity.list_users(replica.conn)}
+
+
+def remove_user(replica: Replica, who: str, email: str) -> None:
+    identity.remove_user(replica.conn, email)
+    replica.audit.append(source=who, action="user-remove", decision="done", reason=email.lower())
+
+
+_CHANGES = {"role", "password", "sign_out"}
+
+
+def change_user(replica: Replica, who: str, email: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A new role and/or password, or only a sign-out; each ends every login of the user."""
+    role, password, sign_out = body.get("role"), body.get("password"), body.get("sign_out", False)
+    unknown = sorted(set(body) - _CHANGES)
+    if unknown:
+        raise ApiRefused(400, f"unknown fields {', '.join(unknown)}: give 'role', 'password' or 'sign_out'")
+    if role is not None and not isinstance(role, str):
+        raise ApiRefused(400, "'role' must be admin or member")
+    if password is not None and not isinstance(password, str):
+        raise ApiRefused(400, "'password' must be a string")
+    if not isinstance(sign_out, bool):
+        raise ApiRefused(400, "'sign_out' must be true or false")
+    if role is None and password is None and not sign_out:
+        raise ApiRefused(400, "nothing to change: give 'role' (admin or member), 'password', or 'sign_out': true")
+    email = email.lower()
+    role_now = identity.change_user(replica.conn, email, role, password)
+    done = [("user-role", f"{email} as {role}")] if role is not None else []
+    done += [("user-password", email)] if password is not None else []
+    for action, reason in done or [("user-sign-out", email)]:
+        replica.audit.append(source=who, action=action, decision="done", reason=reason)
+    return {"email": email, "role": role_now, "signed_out": True}
 
 
 def add_key(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -126,6 +126,23 @@ class AdminClient:
         body = {"email": email, "password": password.reveal(), "role": role}
         return self.request("POST", "/v1/admin/users", body)
 
+    def users(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/v1/admin/users").get("users", []))
+
+    def remove_user(self, email: str) -> Any:
+        return self.request("DELETE", f"/v1/admin/users/{path_segment(email)}")
+
+    def change_user(
+        self, email: str, *, role: str | None = None, password: Secret | None = None, sign_out: bool = False
+    ) -> dict[str, Any]:
+        """A new role and/or password, or only a sign-out; the server ends every login of the user."""
+        body: dict[str, Any] = {"sign_out": True} if sign_out else {}
+        if role is not None:
+            body["role"] = role
+        if password is not None:
+            body["password"] = password.reveal()
+        return dict(self.request("PATCH", f"/v1/admin/users/{path_segment(email)}", body))
+
     def create_key(self, name: str, services: list[str], expires_in: int | None, role: str) -> dict[str, Any]:
         body = {"name": name, "services": services, "expires_in_seconds": expires_in, "role": role}
         return dict(self.request("POST", "/v1/admin/keys", body))

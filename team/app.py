@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,10 +23,11 @@ from starlette.routing import Route
 
 from clavis_mcp.vault.errors import ApiRefused, AuditWriteError, BaoRefused, ClavisError, TeamError
 
-from . import admin, calls, oauth, refresh, stream
+from . import admin, calls, identity, oauth, refresh, stream
 from .config import ReplicaConfig
 from .egress import Answer
 from .identity import TOKEN_TTL, login
+from .keys import PREFIX as KEY_PREFIX
 from .keys import Principal, refusal
 from .replica import Replica
 
@@ -41,10 +43,12 @@ def replica_of(request: Request) -> Replica:
 
 def principal_of(request: Request) -> Principal:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    principal = replica_of(request).principal(credential.strip()) if scheme.lower() == "bearer" else None
+    replica, credential = replica_of(request), credential.strip()
+    principal = replica.principal(credential) if scheme.lower() == "bearer" else None
     if principal is None:
-        if scheme.lower() == "bearer" and credential.strip():  # said only to a holder of the credential
-            raise ApiRefused(401, refusal(replica_of(request).conn, credential.strip()))
+        if scheme.lower() == "bearer" and credential:  # said only to a holder of the credential
+            ended = not credential.startswith(KEY_PREFIX) and replica.tokens.claims(credential) is not None
+            raise ApiRefused(401, identity.ENDED if ended else refusal(replica.conn, credential))
         raise ApiRefused(401, "missing, invalid, expired or revoked key; send Authorization: Bearer <key or token>")
     return principal
 
@@ -143,6 +147,16 @@ async def refresh_route(request: Request) -> Response:
     return _json(refresh.refresh(replica_of(request), credential.strip()))
 
 
+async def logout_route(request: Request) -> Response:
+    """Sign the caller out everywhere: every login token of theirs stops working, on every replica."""
+    principal, replica = principal_of(request), replica_of(request)
+    if not principal.name.startswith("user/"):
+        raise ApiRefused(400, "an API key cannot log out; an admin revokes it (`clavis-mcp team key revoke NAME`)")
+    identity.change_user(replica.conn, principal.name.removeprefix("user/"))
+    replica.audit.append(source=principal.name, action="logout", decision="done")
+    return Response(status_code=204)
+
+
 async def services_route(request: Request) -> Response:
     principal, replica = principal_of(request), replica_of(request)
     replica.mirror.sync()
@@ -206,6 +220,22 @@ async def add_user_route(request: Request) -> Response:
     return _json(admin.add_user(replica_of(request), who, await body_of(request)), 201)
 
 
+async def users_route(request: Request) -> Response:
+    admin_of(request)
+    return _json(admin.users(replica_of(request)))
+
+
+async def remove_user_route(request: Request) -> Response:
+    admin.remove_user(replica_of(request), admin_of(request).name, request.path_params["email"])
+    return Response(status_code=204)
+
+
+async def change_user_route(request: Request) -> Response:
+    who = admin_of(request).name
+    body = await body_of(request)
+    return _json(admin.change_user(replica_of(request), who, request.path_params["email"], body))
+
+
 async def add_key_route(request: Request) -> Response:
     who = admin_of(request).name
     return _json(admin.add_key(replica_of(request), who, await body_of(request)), 201)
@@ -235,6 +265,7 @@ ROUTES = [
     Route("/healthz", health_route, methods=["GET"]),
     Route("/v1/auth/login", login_route, methods=["POST"]),
     Route("/v1/auth/refresh", refresh_route, methods=["POST"]),
+    Route("/v1/auth/logout", logout_route, methods=["POST"]),
     Route("/v1/services", services_route, methods=["GET"]),
     Route("/v1/tokens/{svc}", token_route, methods=["GET"]),
     Route("/v1/proxy/{svc}", proxy_route, methods=["POST"]),
@@ -247,6 +278,9 @@ ROUTES = [
     Route("/v1/admin/services/{name}/oauth", oauth_route, methods=["PUT"]),
     Route("/v1/admin/services/{name}", remove_service_route, methods=["DELETE"]),
     Route("/v1/admin/users", add_user_route, methods=["POST"]),
+    Route("/v1/admin/users", users_route, methods=["GET"]),
+    Route("/v1/admin/users/{email:path}", remove_user_route, methods=["DELETE"]),
+    Route("/v1/admin/users/{email:path}", change_user_route, methods=["PATCH"]),
     Route("/v1/admin/keys", add_key_route, methods=["POST"]),
     Route("/v1/admin/keys", keys_route, methods=["GET"]),
     Route("/v1/admin/keys/{name}", revoke_route, methods=["DELETE"]),
@@ -275,10 +309,16 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has no more"}, 500)
 
 
+def _database(replica: Replica) -> psycopg.Connection[Any]:
+    replica.reconnect_if_broken()
+    return replica.conn
+
+
 def build_app(config: ReplicaConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         replica = Replica(config)
+        replica.tokens.check_users_in(lambda: _database(replica))
         await replica.start()
         app.state.replica = replica
         try:

@@ -5,6 +5,14 @@ key version that signed it (``kid``), so the key can be rotated in OpenBao while
 valid until they expire. Replicas check signatures locally with the public keys, fetched once
 per version.
 
+Every token also names its user's *session epoch* (``users.session_epoch``): removing the user,
+changing their role or password, or signing them out bumps it, and :meth:`Tokens.principal`
+accepts a token only while its user exists with that epoch, taking the role from the row, not
+the token. That is one primary-key lookup per request in the PostgreSQL every replica shares, so
+it applies on every replica at the next request. A removed user's epoch is remembered as a floor
+for users created later (``team_meta``), so removing and adding an address again never revives
+the old tokens.
+
 Failed logins are counted in PostgreSQL, so every replica sees the same counts, per account and
 client network (:func:`client_network`) and per client network alone. An attempt is recorded as a
 failure *before* its password is checked, under an advisory lock on the network, so a burst spread
@@ -22,6 +30,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -44,22 +53,104 @@ MIN_PASSWORD = 12
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 # A hash to check against when the address is unknown, so the answer takes as long either way.
 _DUMMY = _hasher.hash("not a password of anyone")
+EPOCH_FLOOR = "removed_user_epoch_floor"  # team_meta: above the epoch of every user ever removed
+_ADMINS_LOCK = 7478202  # serialises removals and role changes, so two cannot remove the last two admins
+ENDED = (
+    "this login has ended on the server: you were signed out, your role or password changed, or your "
+    "account was removed; log in again (`clavis-mcp login`) or ask a team admin"
+)
+
+
+def _check_role(role: str) -> None:
+    if role not in ("admin", "member"):
+        raise ApiRefused(400, f"invalid role {role!r}: use admin or member")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ApiRefused(400, f"the password is too short: use at least {MIN_PASSWORD} characters")
 
 
 def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: str) -> None:
     if not EMAIL.match(email):
         raise ApiRefused(400, f"invalid e-mail address {email!r}")
-    if role not in ("admin", "member"):
-        raise ApiRefused(400, f"invalid role {role!r}: use admin or member")
-    if len(password) < MIN_PASSWORD:
-        raise ApiRefused(400, f"the password is too short: use at least {MIN_PASSWORD} characters")
+    _check_role(role)
+    _check_password(password)
     try:
         conn.execute(
-            "INSERT INTO users (email, password_hash, role) VALUES (%s, %s, %s)",
-            (email.lower(), _hasher.hash(password), role),
+            "INSERT INTO users (email, password_hash, role, session_epoch) VALUES (%s, %s, %s,"
+            " COALESCE((SELECT value FROM team_meta WHERE key = %s), 0))",
+            (email.lower(), _hasher.hash(password), role, EPOCH_FLOOR),
         )
     except psycopg.errors.UniqueViolation:
         raise ApiRefused(409, f"a user {email!r} already exists") from None
+
+
+def list_users(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT email, role, created_at FROM users ORDER BY email").fetchall()
+    return [{"email": email, "role": role, "created_at": created.isoformat()} for email, role, created in rows]
+
+
+def session_of(conn: psycopg.Connection[Any], email: str) -> tuple[str, int] | None:
+    """The user's role and session epoch; None if there is no such user."""
+    row = conn.execute("SELECT role, session_epoch FROM users WHERE email = %s", (email,)).fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+def token_epoch(claims: dict[str, Any]) -> int | None:
+    """The session epoch a token was issued under (0 for a token from before epochs); None if malformed."""
+    epoch = claims.get("epoch", 0)
+    return epoch if type(epoch) is int else None
+
+
+def _locked_user(conn: psycopg.Connection[Any], email: str, last_admin_may_not: str | None) -> tuple[str, int]:
+    """Inside a transaction: the user's role and epoch, with removals and role changes serialised;
+    409 if the user is the last admin and ``last_admin_may_not`` (what is asked) would end that."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMINS_LOCK,))
+    found = session_of(conn, email)
+    if found is None:
+        raise ApiRefused(404, f"no user {email!r}; list them with `clavis-mcp team user list`")
+    if found[0] == "admin" and last_admin_may_not is not None:
+        (admins,) = conn.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone() or (0,)
+        if admins <= 1:
+            raise ApiRefused(
+                409,
+                f"cannot {last_admin_may_not} {email!r}: they are the last admin user. Make another user admin first "
+                "(`clavis-mcp team user role EMAIL admin`); admin API keys do not count, so that a person "
+                "can always log in and manage the team",
+            )
+    return found
+
+
+def remove_user(conn: psycopg.Connection[Any], email: str) -> None:
+    """Delete the user; every token of theirs fails at its next use, on every replica."""
+    email = email.lower()
+    with conn.transaction():
+        _, epoch = _locked_user(conn, email, "remove")
+        conn.execute("DELETE FROM users WHERE email = %s", (email,))
+        conn.execute(
+            "INSERT INTO team_meta (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = GREATEST(team_meta.value, EXCLUDED.value)",
+            (EPOCH_FLOOR, epoch + 1),
+        )
+
+
+def change_user(conn: psycopg.Connection[Any], email: str, role: str | None = None, password: str | None = None) -> str:
+    """Set a new role and/or password, and end every login of the user (the epoch moves on);
+    with neither, only the latter. Returns the user's role now."""
+    if role is not None:
+        _check_role(role)
+    if password is not None:
+        _check_password(password)
+    email, hashed = email.lower(), _hasher.hash(password) if password is not None else None  # slow: unlocked
+    with conn.transaction():
+        current, _ = _locked_user(conn, email, "demote" if role == "member" else None)
+        conn.execute(
+            "UPDATE users SET role = COALESCE(%s, role), password_hash = COALESCE(%s, password_hash),"
+            " session_epoch = session_epoch + 1 WHERE email = %s",
+            (role, hashed, email),
+        )
+    return role or current
 
 
 def _b64(data: bytes) -> str:
@@ -77,10 +168,19 @@ class Tokens:
         self._bao, self._transit, self._issuer = bao, transit, issuer
         self._public: dict[int, Ed25519PublicKey] = {}
         self._lock = threading.Lock()
+        self._users: Callable[[], psycopg.Connection[Any]] | None = None
 
-    def issue(self, email: str, role: str, now: float | None = None) -> str:
+    def check_users_in(self, connection: Callable[[], psycopg.Connection[Any]]) -> None:
+        """Accept a token only while its user exists with the token's session epoch, and take the
+        role from that row; ``connection`` gives the database connection to ask (reconnected if
+        it broke). Until this is called only signature, issuer and expiry are checked: a replica
+        calls it as it starts (team/app.py)."""
+        self._users = connection
+
+    def issue(self, email: str, role: str, now: float | None = None, epoch: int = 0) -> str:
         now = time.time() if now is None else now
-        claims = {"iss": self._issuer, "sub": email, "role": role, "iat": int(now), "exp": int(now) + TOKEN_TTL}
+        claims = {"iss": self._issuer, "sub": email, "role": role, "iat": int(now), "exp": int(now) + TOKEN_TTL,
+                  "epoch": epoch}  # fmt: skip
         # The kid is known only once transit has signed; sign with the latest version and name it.
         version = max(self._public_keys())
         header = {"alg": "EdDSA", "typ": "JWT", "kid": f"jwt:v{version}"}
@@ -93,7 +193,33 @@ class Tokens:
         return f"{signing_input}.{_b64(signature)}"
 
     def principal(self, token: str, now: float | None = None) -> Principal | None:
-        """The person a valid, unexpired token of ours names; None for anything else."""
+        """The person a valid, unexpired token of ours names, if their login has not ended; None for
+        anything else."""
+        claims = self.claims(token, now)
+        if claims is None:
+            return None
+        role = str(claims.get("role")) if self._users is None else self._current_role(claims)
+        if role is None:
+            return None
+        # A member uses services through the keys an admin scoped for them; their login alone uses none.
+        return Principal(f"user/{claims['sub']}", role, (ALL,) if role == "admin" else ())
+
+    def _current_role(self, claims: dict[str, Any]) -> str | None:
+        """The role of the token's user if they exist with its epoch: one primary-key lookup."""
+        assert self._users is not None
+        email, epoch = claims.get("sub"), token_epoch(claims)
+        if not isinstance(email, str) or epoch is None:
+            return None
+        query = "SELECT role FROM users WHERE email = %s AND session_epoch = %s"
+        try:
+            row = self._users().execute(query, (email, epoch)).fetchone()
+        except psycopg.OperationalError:  # the server dropped the connection since the last request: once more
+            row = self._users().execute(query, (email, epoch)).fetchone()
+        return str(row[0]) if row else None
+
+    def claims(self, token: str, now: float | None = None) -> dict[str, Any] | None:
+        """The claims of a token of ours whose signature, issuer and expiry are good; None otherwise.
+        Says nothing about whether its login has ended: :meth:`principal` does."""
         try:
             head, body, sig = token.split(".")
             header = json.loads(_unb64(head))
@@ -108,11 +234,11 @@ class Tokens:
         except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature):
             return None
         now = time.time() if now is None else now
-        if claims.get("iss") != self._issuer or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+        if not isinstance(claims, dict) or claims.get("iss") != self._issuer or not isinstance(claims.get("sub"), str):
             return None
-        role = str(claims["role"])
-        # A member uses services through the keys an admin scoped for them; their login alone uses none.
-        return Principal(f"user/{claims['sub']}", role, (ALL,) if role == "admin" else ())
+        if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            return None
+        return claims
 
     def _key(self, version: int) -> Ed25519PublicKey | None:
         if version not in self._public:
@@ -181,7 +307,7 @@ def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: s
     client's network is over its limit for this account or for all accounts."""
     email, network = email.lower(), client_network(client)
     _reserve(conn, email, network)
-    row = conn.execute("SELECT password_hash, role FROM users WHERE email = %s", (email,)).fetchone()
+    row = conn.execute("SELECT password_hash, role, session_epoch FROM users WHERE email = %s", (email,)).fetchone()
     try:
         _hasher.verify(row[0] if row else _DUMMY, password)
         ok = row is not None
@@ -190,4 +316,4 @@ def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: s
     if not ok or row is None:
         raise ApiRefused(401, "wrong e-mail address or password")  # the reserved failure stays
     conn.execute("DELETE FROM login_failures WHERE email = %s AND client = %s", (email, network))
-    return tokens.issue(email, row[1])
+    return tokens.issue(email, row[1], epoch=row[2])

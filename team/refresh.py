@@ -1,10 +1,11 @@
 """Refreshing a login: a valid, unexpired login JWT buys a new one for the same person.
 
 `clavis-mcp login` keeps a 24-hour JWT and no password, so the client trades it for a new one
-before it expires (``POST /v1/auth/refresh``). The person must still exist (their role is read
-again, so a demotion applies at the next refresh). A refresh cannot stretch a login forever:
-every token carries ``sess_start``, the time of the password login it descends from (a token
-without it counts from its ``iat``), and no token is issued past ``sess_start`` +
+before it expires (``POST /v1/auth/refresh``). The person must still exist and the token's session
+epoch must still be theirs (team/identity.py: a removal, a sign-out, a new role or password ends
+every login), and the new token carries the role read from their row. A refresh cannot stretch a
+login forever: every token carries ``sess_start``, the time of the password login it descends
+from (a token without it counts from its ``iat``), and no token is issued past ``sess_start`` +
 :data:`SESSION_MAX`; after that only the password logs in again. API keys are not refreshed:
 they have their own expiry, set by an admin.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from clavis_mcp.vault.errors import ApiRefused
 
 from .bao import Bao
-from .identity import TOKEN_TTL
+from .identity import ENDED, TOKEN_TTL, session_of, token_epoch
 from .keys import PREFIX as KEY_PREFIX
 from .replica import Replica
 
@@ -30,23 +31,22 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _claims(token: str) -> dict[str, Any]:
-    """The claims of a token whose signature, issuer and expiry were already checked."""
-    body = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    assert isinstance(claims, dict)
-    return claims
-
-
 def issue(
-    bao: Bao, transit: str, issuer: str, email: str, role: str, sess_start: int, now: float | None = None
+    bao: Bao,
+    transit: str,
+    issuer: str,
+    email: str,
+    role: str,
+    sess_start: int,
+    now: float | None = None,
+    epoch: int = 0,
 ) -> tuple[str, int]:
     """A login JWT for ``email`` signed by transit key ``jwt`` (as identity.Tokens signs), within the session cap."""
     now = time.time() if now is None else now
     exp = min(int(now) + TOKEN_TTL, sess_start + SESSION_MAX)
     claims = {
         "iss": issuer, "sub": email, "role": role, "iat": int(now), "exp": exp,
-        "sess_start": sess_start,
+        "sess_start": sess_start, "epoch": epoch,
     }  # fmt: skip
     body = _b64(json.dumps(claims).encode())
     for _ in range(2):  # the kid is known once transit has signed: sign again if it rotated in between
@@ -63,20 +63,24 @@ def refresh(replica: Replica, token: str, now: float | None = None) -> dict[str,
     now = time.time() if now is None else now
     if token.startswith(KEY_PREFIX):
         raise ApiRefused(400, "an API key cannot be refreshed: it lasts until the expiry an admin gave it")
-    if replica.tokens.principal(token, now) is None:
+    claims = replica.tokens.claims(token, now)
+    if claims is None:
         raise ApiRefused(401, "the login token is invalid or expired; log in again with `clavis-mcp login`")
-    claims = _claims(token)
     email = str(claims["sub"])
     started = claims.get("sess_start", claims.get("iat"))
     if not isinstance(started, int) or started + SESSION_MAX <= now:
         raise ApiRefused(401, "this login is older than 30 days; log in again with your password (`clavis-mcp login`)")
     replica.reconnect_if_broken()
-    row = replica.conn.execute("SELECT role FROM users WHERE email = %s", (email,)).fetchone()
-    if row is None:
+    session = session_of(replica.conn, email)
+    if session is None:
         replica.audit.append(source=f"user/{email}", action="login-refresh", decision="refused", reason="no such user")
         raise ApiRefused(401, "this user no longer exists on the team server; ask a team admin")
+    role, epoch = session
+    if token_epoch(claims) != epoch:
+        replica.audit.append(source=f"user/{email}", action="login-refresh", decision="refused", reason="login ended")
+        raise ApiRefused(401, ENDED)
     issuer = f"clavis-team:{replica.names.prefix}"
-    fresh, expires_in = issue(replica.bao, replica.names.transit, issuer, email, str(row[0]), started, now)
+    fresh, expires_in = issue(replica.bao, replica.names.transit, issuer, email, role, started, now, epoch)
     replica.audit.append(source=f"user/{email}", action="login-refresh", decision="done")
     return {
         "access_token": fresh,

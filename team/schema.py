@@ -3,6 +3,7 @@
 The schema is made by the bootstrap with the database owner's login; the replicas connect with a
 role of their own that owns nothing (:func:`create_replica_role`). No secret is stored here:
 credentials live in OpenBao, API keys and passwords only as hashes.
+Run again by the owner (:func:`create_schema`), it brings an existing database up to date.
 The audit tables refuse UPDATE, DELETE and TRUNCATE by trigger; a database owner can still drop
 the trigger, which is why each record is also chained by an HMAC whose key is in OpenBao and the
 chain heads are signed by OpenBao transit (team/audit.py).
@@ -23,6 +24,9 @@ CREATE TABLE IF NOT EXISTS users (
     role text NOT NULL CHECK (role IN ('admin', 'member')),
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- Bumped to end every login of the user at once: a JWT names the epoch it was issued under
+-- (team/identity.py). Added here, not above, so that an existing database gains it too.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS session_epoch bigint NOT NULL DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS api_keys (
     name text PRIMARY KEY,
