@@ -93,6 +93,30 @@ def bootstrap(bao_addr: str, admin_email: str, prefix: str, password_stdin: bool
     click.echo("the lines above are the replicas' environment and an admin key, shown once: keep them", err=True)
 
 
+@team.command("migrate")
+def migrate() -> None:
+    """Bring the team database's schema up to this version (safe to run again), with the database
+    owner's URL in CLAVIS_TEAM_DATABASE_URL: once before starting upgraded replicas."""
+    import os
+
+    import psycopg
+
+    from clavis_mcp.team.schema import create_schema
+
+    dsn = os.environ.get("CLAVIS_TEAM_DATABASE_URL", "")
+    if not dsn:
+        raise click.UsageError("set CLAVIS_TEAM_DATABASE_URL to the database owner's URL; never on argv")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            create_schema(conn)
+    except psycopg.Error as exc:
+        raise click.ClickException(
+            f"the schema could not be brought up to date ({type(exc).__name__}); is CLAVIS_TEAM_DATABASE_URL the "
+            "owner's URL (the replicas' role may not change tables)?"
+        ) from None
+    click.echo("the team database's schema is up to date", err=True)
+
+
 def _team_add(**options: Any) -> None:
     service = service_from_options(**options)
     secret = read_secret(options["secret_stdin"], options["secret_env"])

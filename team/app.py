@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -309,16 +308,10 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has no more"}, 500)
 
 
-def _database(replica: Replica) -> psycopg.Connection[Any]:
-    replica.reconnect_if_broken()
-    return replica.conn
-
-
 def build_app(config: ReplicaConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         replica = Replica(config)
-        replica.tokens.check_users_in(lambda: _database(replica))
         await replica.start()
         app.state.replica = replica
         try:

@@ -174,7 +174,7 @@ class Tokens:
         """Accept a token only while its user exists with the token's session epoch, and take the
         role from that row; ``connection`` gives the database connection to ask (reconnected if
         it broke). Until this is called only signature, issuer and expiry are checked: a replica
-        calls it as it starts (team/app.py)."""
+        calls it as it is built (team/replica.py)."""
         self._users = connection
 
     def issue(self, email: str, role: str, now: float | None = None, epoch: int = 0) -> str:

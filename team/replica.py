@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from clavis_mcp.vault.errors import TeamError
+
 from .audit import TeamAuditLog
 from .bao import Bao
 from .config import ReplicaConfig
@@ -33,10 +35,16 @@ class Replica:
         self.config = config
         self.names = config.names
         self.conn: psycopg.Connection[Any] = psycopg.connect(config.database_url, autocommit=True)
+        try:
+            _check_schema(self.conn)
+        except TeamError:
+            self.conn.close()
+            raise
         self.bao = Bao(config.bao_addr, approle=(config.names.approle, config.role_id, config.secret_id))
         self.store = TeamStore(self.conn, self.bao, self.names)
         self.audit = TeamAuditLog(self.conn, self.bao, self.names)
         self.tokens = Tokens(self.bao, self.names.transit, issuer=f"clavis-team:{self.names.prefix}")
+        self.tokens.check_users_in(self._connection)
         self.mirror = Mirror(self.store)
         self.egress = Egress(self.mirror, self.audit, self.store)
         self._checkpoints: asyncio.Task[None] | None = None
@@ -67,6 +75,10 @@ class Replica:
             self.store.use(self.conn)
             self.audit.use(self.conn)
 
+    def _connection(self) -> psycopg.Connection[Any]:
+        self.reconnect_if_broken()
+        return self.conn
+
     def principal(self, credential: str) -> Principal | None:
         """Who a bearer credential names: a live API key, or a valid JWT of ours; None otherwise."""
         self.reconnect_if_broken()
@@ -85,3 +97,15 @@ class Replica:
                 self.audit.checkpoint()
             except Exception as exc:  # a missed checkpoint is retried at the next tick
                 logger.warning("audit checkpoint failed: %s", type(exc).__name__)
+
+
+def _check_schema(conn: psycopg.Connection[Any]) -> None:
+    """Refuse to start on a database an older version set up: every login check needs the users'
+    session epochs, and the replicas' role may not add the column itself."""
+    try:
+        conn.execute("SELECT session_epoch FROM users LIMIT 0")
+    except psycopg.errors.UndefinedColumn:
+        raise TeamError(
+            "the team database's schema is older than this replica (users.session_epoch is missing): run "
+            "`clavis-mcp team migrate` once with the database owner's URL in CLAVIS_TEAM_DATABASE_URL, then start it"
+        ) from None

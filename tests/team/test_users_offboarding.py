@@ -4,6 +4,7 @@ the last admin user is kept; the admin verbs do it from the command line."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -21,10 +22,12 @@ from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.team import identity
 from clavis_mcp.team.bao import Bao
 from clavis_mcp.team.bootstrap import Bootstrap
+from clavis_mcp.team.config import ReplicaConfig
 from clavis_mcp.team.engines import OpenBao
 from clavis_mcp.team.identity import TOKEN_TTL
+from clavis_mcp.team.replica import Replica
 from clavis_mcp.team.schema import create_schema
-from clavis_mcp.vault.errors import ApiRefused
+from clavis_mcp.vault.errors import ApiRefused, TeamError
 
 from .conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TeamServer, audit_rows, new_key, start_server, stop_server
 
@@ -86,6 +89,22 @@ def test_the_schema_adds_the_session_epoch_to_an_existing_users_table(team_dsn: 
         create_schema(conn)  # and again: safe
         row = conn.execute("SELECT role, session_epoch FROM users").fetchone()
     assert row == ("admin", 0)
+
+
+def test_a_replica_refuses_to_start_on_an_older_schema_and_team_migrate_brings_it_up_to_date(
+    team: Bootstrap, team_dsn: str
+) -> None:
+    """Without the column every login check would fail (500) on every request: the replica says
+    what to run instead, and starts once it has been run with the owner's URL."""
+    with psycopg.connect(team_dsn, autocommit=True) as owner:
+        owner.execute("ALTER TABLE users DROP COLUMN session_epoch")
+    with pytest.raises(TeamError, match=r"schema is older .*clavis-mcp team migrate"):
+        Replica(ReplicaConfig.from_env(team.env))
+    replicas_role = CliRunner().invoke(main, ["team", "migrate"], env=team.env)
+    assert replicas_role.exit_code == 1 and "owner's URL" in replicas_role.output
+    migrated = CliRunner().invoke(main, ["team", "migrate"], env={"CLAVIS_TEAM_DATABASE_URL": team_dsn})
+    assert migrated.exit_code == 0, migrated.output
+    asyncio.run(Replica(ReplicaConfig.from_env(team.env)).stop())
 
 
 def test_a_removed_users_login_is_refused_at_once_on_every_replica_and_they_cannot_log_in_or_refresh(
