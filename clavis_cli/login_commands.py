@@ -1,4 +1,4 @@
-"""`clavis-mcp login`: log in to a team server once, so no key sits in an MCP client's config file.
+"""`clavis-mcp login` and `logout`: log in to a team server once, so no key sits in an MCP client's config file.
 
 The login (a 24-hour token) goes to the OS keychain, or a 0600 file in the clavis-mcp home where
 no keychain is reachable; the MCP server reads it at each request, so logging in again needs no
@@ -17,7 +17,7 @@ import click
 import httpx
 
 from clavis_mcp.mcp_front.team_client import CONNECT_TIMEOUT, READ_TIMEOUT, Key, status_message, transport_message
-from clavis_mcp.mcp_front.team_session import save_session
+from clavis_mcp.mcp_front.team_session import forget_session, load_session, save_session
 from clavis_mcp.mcp_front.times import iso
 from clavis_mcp.team.admin_client import URL_ENV, check_url, clean, trust
 from clavis_mcp.vault import Secret
@@ -66,8 +66,38 @@ def login(url: str | None, email: str | None, password_stdin: bool) -> None:
     click.echo(f"for Claude Desktop (no key in its config): clavis-mcp install claude-desktop --team {url}")
 
 
+@click.command()
+@click.option("--url", help=f"The team server's address (default: ${URL_ENV}).")
+def logout(url: str | None) -> None:
+    """End your login on a team server (every one of yours: the server ends them together) and forget it here."""
+    url = check_url((url or os.environ.get(URL_ENV, "")).strip() or _missing_url())
+    session = load_session(url)
+    if session is None:
+        raise TeamRequestFailed(f"no login to {url} is kept here; nothing to end (log in with `clavis-mcp login`)")
+    told = _end_on_server(url, session.token)
+    forget_session(url)
+    click.echo(f"logged out of {url} ({clean(session.email)}): {told}; the login is no longer kept here")
+
+
+def _end_on_server(url: str, token: Secret) -> str:
+    """Ask the server to end every login of this person; say what came of it (the local copy goes either way)."""
+    verify = trust() if url.startswith("https:") else True
+    try:
+        with httpx.Client(
+            verify=verify, trust_env=False, timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        ) as http:
+            response = http.post(f"{url}/v1/auth/logout", headers={"Authorization": f"Bearer {token.reveal()}"})
+    except httpx.HTTPError:
+        return "the server could not be reached, so logins elsewhere may still work until they expire"
+    if response.status_code == 401:
+        return "the server had already ended it"
+    if response.status_code >= 400:
+        return f"the server refused to end it ({response.status_code}); logins elsewhere may still work"
+    return "every login of yours on that server has ended"
+
+
 def _missing_url() -> str:
     raise TeamRequestFailed(f"give the team server's address: clavis-mcp login --url https://... (or set {URL_ENV})")
 
 
-COMMANDS = [login]
+COMMANDS = [login, logout]

@@ -24,7 +24,7 @@ VERBS: dict[str, tuple[str, ...]] = {
     "oauth_commands": ("oauth",),
     "budget_commands": ("budget",),
     "team_commands": ("team",),
-    "login_commands": ("login",),
+    "login_commands": ("login", "logout"),
     "ui_commands": ("ui", "approvals", "approve", "deny", "policy"),
 }  # fmt: skip
 

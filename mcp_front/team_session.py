@@ -77,6 +77,11 @@ def save_session(url: str, email: str, token: Secret, expires_at: float) -> str:
         pass
     sessions = _read_file()
     sessions[url] = record
+    return _write_file(sessions)
+
+
+def _write_file(sessions: dict[str, dict[str, object]]) -> str:
+    """Replace the file with ``sessions`` (0600, in one rename); return its path."""
     path = _file()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_suffix(".tmp")
@@ -85,3 +90,18 @@ def save_session(url: str, email: str, token: Secret, expires_at: float) -> str:
         json.dump(sessions, out)
     os.replace(temp, path)
     return str(path)
+
+
+def forget_session(url: str) -> bool:
+    """Remove the stored login for ``url`` from the keychain and the file; whether there was one."""
+    found = False
+    try:
+        real_keychain().delete_password(KEYCHAIN_SERVICE, url)
+        found = True
+    except (KeyStoreUnavailable, keyring.errors.KeyringError):  # none there (PasswordDeleteError), or no keychain
+        pass
+    sessions = _read_file()
+    if sessions.pop(url, None) is not None:
+        found = True
+        _write_file(sessions)
+    return found

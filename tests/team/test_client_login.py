@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from mcp import Client
@@ -84,6 +85,31 @@ async def test_login_then_install_team_writes_no_secret_and_the_server_uses_the_
     assert not listed.is_error, text_of(listed)
     assert not called.is_error and called.structured_content["status"] == 200, text_of(called)
     assert SECRET not in json.dumps(called.structured_content)
+
+
+def test_logout_ends_the_login_on_the_server_and_forgets_it_here(server: TeamServer, desktop_home: Path) -> None:
+    code, output = login(server.url)
+    assert code == 0, output
+    session = load_session(server.url)
+    assert session is not None
+    token = session.token.reveal()
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, trust_env=False) as client:
+        assert client.get("/v1/services").status_code == 200
+        logged_out = CliRunner().invoke(main, ["logout", "--url", server.url])
+        assert logged_out.exit_code == 0 and "every login of yours on that server has ended" in logged_out.output
+        assert client.get("/v1/services").status_code == 401  # ended on the server, not only forgotten here
+    assert load_session(server.url) is None
+    assert server.url not in (desktop_home / "team-sessions.json").read_text()
+    again = CliRunner().invoke(main, ["logout", "--url", server.url])
+    assert again.exit_code == 1 and "no login to" in again.output and "clavis-mcp login" in again.output
+
+
+def test_logout_from_an_unreachable_server_still_forgets_the_login_and_says_so(desktop_home: Path) -> None:
+    url = "http://127.0.0.1:9"  # discard: nothing answers
+    save_session(url, ADMIN_EMAIL, Secret("a.b.c"), time.time() + 60)
+    logged_out = CliRunner().invoke(main, ["logout", "--url", url])
+    assert logged_out.exit_code == 0 and "could not be reached" in logged_out.output
+    assert load_session(url) is None
 
 
 def test_a_wrong_password_is_one_line_and_stores_nothing(server: TeamServer, desktop_home: Path) -> None:
