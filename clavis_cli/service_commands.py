@@ -307,6 +307,15 @@ def _audit(runtime: Runtime, name: str, action: str, decision: str, reason: str 
     runtime.audit.append(source="cli", service=name, action=action, decision=decision, reason=reason)
 
 
+def confirm(yes: bool, what: str, question: str) -> None:
+    """Ask ``question`` unless --yes; with no terminal to ask on, refuse and name --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"{what} needs confirmation: run it in a terminal or pass --yes")
+    click.confirm(question, abort=True, err=True)
+
+
 def emit(as_json: bool, data: object, text: list[str]) -> None:
     """Every verb's output: the JSON document for scripts, or the lines for people."""
     if as_json:
@@ -663,10 +672,7 @@ def remove(name: str, yes: bool, as_json: bool) -> None:
     """Remove service NAME and destroy its secret (asks first unless --yes)."""
     with open_runtime() as runtime:
         runtime.vault.get_service(name)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise click.UsageError(f"removing {name} needs confirmation: run it in a terminal or pass --yes")
-            click.confirm(f"remove {name} and its secret?", abort=True, err=True)
+        confirm(yes, f"removing {name}", f"remove {name} and its secret?")
         runtime.vault.remove_service(name)
         _audit(runtime, name, "remove", "removed")
     emit(as_json, {"removed": name}, [f"removed {name}"])

@@ -29,7 +29,7 @@ from clavis_mcp.vault.service import normalise_methods, normalise_path_prefixes,
 
 from . import service_commands as local_add
 from .audit_commands import FilterOptions, _filter_options, build_filter
-from .service_commands import emit, parse_expiry, read_secret
+from .service_commands import confirm, emit, parse_expiry, read_secret
 
 ROLES = click.Choice(["member", "admin"])
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -235,10 +235,7 @@ def rotate(name: str, secret_stdin: bool, secret_env: str | None, as_json: bool)
 def remove(name: str, yes: bool, as_json: bool) -> None:
     """Remove service NAME and destroy its secret on the team server (asks first unless --yes)."""
     validate_name(name)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise click.UsageError(f"removing {name} needs confirmation: run it in a terminal or pass --yes")
-        click.confirm(f"remove {name} and its secret from the team server?", abort=True, err=True)
+    confirm(yes, f"removing {name}", f"remove {name} and its secret from the team server?")
     with _client() as client:
         client.remove(name)
     emit(as_json, {"removed": name}, [f"removed {name}"])
@@ -289,10 +286,7 @@ def user_list(as_json: bool) -> None:
 def user_remove(email: str, yes: bool, as_json: bool) -> None:
     """Remove user EMAIL: they cannot log in, and their logins stop working at once on every replica."""
     email = _email(email)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise click.UsageError(f"removing {email} needs confirmation: run it in a terminal or pass --yes")
-        click.confirm(f"remove {email} from the team server and end their logins?", abort=True, err=True)
+    confirm(yes, f"removing {email}", f"remove {email} from the team server and end their logins?")
     with _client() as client:
         client.remove_user(email)
     emit(as_json, {"removed": email}, [f"removed {email}; their logins no longer work"])

@@ -27,7 +27,7 @@ from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import Received
 from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service
 from tests.proxy.routing import LoopbackRoutes
-from tests.proxy.upstreams import reflecting_upstream
+from tests.proxy.upstreams import V6Upstream, ipv6_echo, reflecting_upstream
 
 SECRET_A = "sk-alpha-7Qm2xV9pL4tR8sW1yZ3nB6cD0fG5hJ"
 SECRET_B = "beta_key_N4vX8qP2mK7wR1tY5uI9oE3aS6dF0"
@@ -72,6 +72,12 @@ def reflector(routed_leaf: trustme.LeafCert) -> Iterator[Upstream]:
     gate, gate_seen = threading.Event(), []
     with reflecting_upstream(routed_leaf, gate, gate_seen) as (port, received):
         yield Upstream(port, received, gate, gate_seen)
+
+
+@pytest.fixture
+def v6(upstream_ca: trustme.CA) -> Iterator[V6Upstream]:
+    with ipv6_echo(upstream_ca) as upstream:
+        yield upstream
 
 
 @pytest.fixture

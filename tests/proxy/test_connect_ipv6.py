@@ -12,56 +12,22 @@ on a proxy that passes other hosts, a zone id, a bare ``Host`` inside the tunnel
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.proxy.peek import bracketed_connect
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from demo.echo_upstream import LoopbackHandler, running_tls
 from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client
 from tests.proxy.conftest import RawClient
+from tests.proxy.upstreams import V6Upstream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-
-
-@dataclass
-class V6Upstream:
-    port: int
-    seen: list[tuple[str, str]] = field(default_factory=list)  # (Host, Authorization) of each request
-
-
-class _Echo(LoopbackHandler):
-    """Answers with the Authorization it received, so the response carries the injected key."""
-
-    upstream: V6Upstream
-
-    def do_GET(self) -> None:
-        authorization = self.headers.get("Authorization", "")
-        self.upstream.seen.append((self.headers.get("Host", ""), authorization))
-        body = json.dumps({"authorization": authorization}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def v6(upstream_ca: trustme.CA) -> Iterator[V6Upstream]:
-    """An HTTPS upstream on ::1 whose certificate names the IP address ::1."""
-    upstream = V6Upstream(0)
-    with running_tls(upstream_ca.issue_cert("::1"), type("Echo", (_Echo,), {"upstream": upstream}), "::1") as port:
-        upstream.port = port
-        yield upstream
 
 
 def add_v6_service(vault: Vault, port: int, *, local: bool = True) -> None:

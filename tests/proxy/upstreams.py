@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import brotli
@@ -163,3 +164,35 @@ def reflecting_upstream(
     handler = type("Handler", (Reflector,), attributes)
     with running_tls(leaf, handler) as port:
         yield port, received
+
+
+@dataclass
+class V6Upstream:
+    port: int
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (Host, Authorization) of each request
+
+
+class _AuthorizationEcho(LoopbackHandler):
+    """Answers with the Authorization it received, so the response carries the injected key."""
+
+    upstream: V6Upstream
+
+    def do_GET(self) -> None:
+        authorization = self.headers.get("Authorization", "")
+        self.upstream.seen.append((self.headers.get("Host", ""), authorization))
+        body = json.dumps({"authorization": authorization}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def ipv6_echo(ca: trustme.CA) -> Iterator[V6Upstream]:
+    """An HTTPS upstream on ::1 (its certificate names the IP address ::1) that echoes Authorization."""
+    upstream = V6Upstream(0)
+    handler = type("Echo", (_AuthorizationEcho,), {"upstream": upstream})
+    with running_tls(ca.issue_cert("::1"), handler, "::1") as port:
+        upstream.port = port
+        yield upstream
