@@ -43,15 +43,24 @@ def quiet_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _sdk_logging_setup_skipped(level: str = "INFO") -> None:
+    """In place of the SDK's ``configure_logging``, which every ``MCPServer()`` calls: it imports
+    rich (15 ms of start-up, before ``initialize`` is answered) to build a handler that
+    ``logging.basicConfig`` then drops, since :func:`quiet_logging` gave the root logger one."""
+
+
 @contextmanager
 def mcp_server() -> Iterator[MCPServer[Any]]:
     """The real server over the vault, or, if the vault cannot be opened, the one that explains why."""
+    from mcp.server.mcpserver import server as sdk_server
+
     from clavis_mcp.mcp_front import Gateway, build_server
     from clavis_mcp.mcp_front.calls import CallLimits
     from clavis_mcp.mcp_front.unavailable import build_unavailable_server
     from clavis_mcp.vault.approvals import approval_hold
     from clavis_mcp.vault.proxy_config import ProxyConfig
 
+    sdk_server.configure_logging = _sdk_logging_setup_skipped  # type: ignore[attr-defined]  # its name there
     if os.environ.get("CLAVIS_API_URL", "").strip():  # a team client: no local vault is opened or created
         from clavis_mcp.mcp_front.team_server import team_server_from_env
 
