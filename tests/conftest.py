@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -96,14 +96,26 @@ def audit(vault: Vault) -> AuditLog:
     return AuditLog.for_vault(vault)
 
 
-@pytest.fixture
-async def proxy(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[EmbeddedProxy]:
-    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}))
+@asynccontextmanager
+async def running_proxy(
+    vault: Vault, audit: AuditLog, home: Path, config: ProxyConfig | None = None
+) -> AsyncIterator[EmbeddedProxy]:
+    """The embedded proxy over ``vault`` for the length of a ``with`` block; agents authenticate
+    as PROXY_USER/PROXY_TOKEN unless ``config`` says otherwise."""
+    p = EmbeddedProxy(
+        vault, audit, LocalCA(home / "certs"), config or ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN})
+    )
     await p.start()
     try:
         yield p
     finally:
         await p.stop()
+
+
+@pytest.fixture
+async def proxy(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[EmbeddedProxy]:
+    async with running_proxy(vault, audit, home) as p:
+        yield p
 
 
 def proxy_client(

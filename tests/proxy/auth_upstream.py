@@ -15,12 +15,11 @@ from pathlib import Path
 
 import trustme
 
-from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import LoopbackHandler, Received, running_tls
-from tests.conftest import PROXY_TOKEN, PROXY_USER
+from tests.conftest import PROXY_TOKEN, PROXY_USER, running_proxy
 from tests.proxy.routing import LoopbackRoutes
 
 type Answer = tuple[int, list[tuple[str, str]], bytes]
@@ -79,12 +78,8 @@ async def routed_proxy(
     """The real embedded proxy over ``vault``, every name in ``names`` reaching loopback ``port``."""
     routes = LoopbackRoutes({name: port for name in names})
     config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, extra_addons=(routes,), resolver=routes.resolve)
-    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
-    await proxy.start()
-    try:
+    async with running_proxy(vault, audit, home, config) as proxy:
         yield proxy
-    finally:
-        await proxy.stop()
 
 
 def proxy_url_with_credentials(proxy: EmbeddedProxy) -> str:

@@ -25,7 +25,7 @@ from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, HostRule, Vault, parse_host_rule, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import Received
-from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service
+from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service, running_proxy
 from tests.proxy.routing import LoopbackRoutes
 from tests.proxy.upstreams import V6Upstream, ipv6_echo, reflecting_upstream
 
@@ -101,12 +101,8 @@ async def proxy_to(
     config = ProxyConfig(
         tokens=tokens or (lambda: {PROXY_USER: PROXY_TOKEN}), extra_addons=(routes,), resolver=routes.resolve
     )
-    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
-    await p.start()
-    try:
+    async with running_proxy(vault, audit, home, config) as p:
         yield p
-    finally:
-        await p.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from clavis_mcp.proxy.draining import STOPPED, Draining
 from clavis_mcp.proxy.upstream_timeout import UpstreamTimeout
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service, proxy_client
+from tests.conftest import PROXY_TOKEN, PROXY_USER, make_service, proxy_client, running_proxy
 from tests.proxy.conftest import A_HOST, ROUTED, SECRET_A, SECRET_B, SHARED_HOST, RawClient
 from tests.proxy.front_upstream import MIB, FrontUpstream, front_upstream
 from tests.proxy.routing import LoopbackRoutes
@@ -46,12 +46,8 @@ async def front(
     config = ProxyConfig(
         tokens=lambda: {PROXY_USER: PROXY_TOKEN}, extra_addons=(routes, *extra), resolver=routes.resolve
     )
-    proxy = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
-    await proxy.start()
-    try:
+    async with running_proxy(vault, audit, home, config) as proxy:
         yield proxy
-    finally:
-        await proxy.stop()
 
 
 def base(proxy: EmbeddedProxy, service: str = "alpha") -> httpx.AsyncClient:

@@ -18,12 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.proxy.peek import bracketed_connect
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
-from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client
+from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, make_service, proxy_client, running_proxy
 from tests.proxy.conftest import RawClient
 from tests.proxy.upstreams import V6Upstream
 
@@ -100,12 +99,8 @@ async def test_an_ipv6_loopback_service_not_added_with_local_is_refused(
 async def passing_proxy(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[EmbeddedProxy]:
     """The standalone proxy's setting: hosts no service owns are tunnelled untouched."""
     config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, pass_other_hosts=True)
-    p = EmbeddedProxy(vault, audit, LocalCA(home / "certs"), config)
-    await p.start()
-    try:
+    async with running_proxy(vault, audit, home, config) as p:
         yield p
-    finally:
-        await p.stop()
 
 
 async def test_an_ipv6_loopback_no_service_owns_is_not_passed_through(

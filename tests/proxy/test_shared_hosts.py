@@ -21,7 +21,7 @@ from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.agents import AgentTokens, add_agent, use_services
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import SELECT_HEADER
-from tests.conftest import make_service
+from tests.conftest import make_service, running_proxy
 from tests.proxy.conftest import SHARED_HOST, Upstream, routes_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -43,12 +43,8 @@ async def proxy(shared: Vault, audit: AuditLog, home: Path, reflector: Upstream)
     config = ProxyConfig(
         tokens=AgentTokens(shared), extra_addons=(routes,), resolver=routes.resolve, pass_other_hosts=True
     )
-    p = EmbeddedProxy(shared, audit, LocalCA(home / "certs"), config)
-    await p.start()
-    try:
+    async with running_proxy(shared, audit, home, config) as p:
         yield p
-    finally:
-        await p.stop()
 
 
 def client(proxy: EmbeddedProxy, home: Path, name: str, token: str) -> httpx.AsyncClient:
