@@ -51,7 +51,7 @@ from clavis_mcp.vault.redaction.decoding import (
 )
 from clavis_mcp.vault.redaction.redactor import Redactor, StreamRedactor
 from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
-from clavis_mcp.vault.redaction.views import ESCAPE_INTRODUCERS, escape_starts, redact_decoded
+from clavis_mcp.vault.redaction.views import ESCAPE_INTRODUCERS, escape_starts, redact_decoded, text_encodings
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
@@ -83,9 +83,12 @@ def decoded_if_small(encoding: str, raw: bytes, limit: int) -> bytes | None:
         return None
 
 
-def _plain(encoding: str, raw: bytes, limit: int) -> bool:
-    """Whether ``raw`` is at most ``limit`` bytes sent as they are, none of which could begin an escape."""
-    return is_identity(encoding) and len(raw) <= limit and not any(i in raw for i in ESCAPE_INTRODUCERS)
+def _plain(encoding: str, raw: bytes, charset: str | None, limit: int) -> bool:
+    """Whether ``raw`` is at most ``limit`` bytes sent as they are, none of which could begin an escape,
+    in no text encoding but UTF-8's family (no transcoding: a decoder may cost far more than the scan)."""
+    if not is_identity(encoding) or len(raw) > limit or any(i in raw for i in ESCAPE_INTRODUCERS):
+        return False
+    return not text_encodings(raw, charset)
 
 
 def scrub_whole(
@@ -502,7 +505,7 @@ class RedactResponse:
         encoding = values.get(CONTENT_ENCODING, "")
         charset = declared_charset(values.get(CONTENT_TYPE, ""))
         body = decoded_if_small(encoding, raw, min(INLINE_SCAN_MAX, self._max_decoded))
-        if body is None and _plain(encoding, raw, min(INLINE_PLAIN_MAX, self._max_decoded)):
+        if body is None and _plain(encoding, raw, charset, min(INLINE_PLAIN_MAX, self._max_decoded)):
             body = raw
         if body is not None:
             return redact_decoded(redactor, body, charset)

@@ -72,7 +72,7 @@ class Handler(LoopbackHandler):
                 headers["Content-Encoding"] = "br"
                 body = escapes(int(query["count"]))
             case "/large":
-                headers["Content-Type"] = "text/plain"
+                headers["Content-Type"] = "text/plain" + (f"; charset={query['charset']}" if "charset" in query else "")
                 body = query["filler"].encode() * LARGE + secret.encode()
             case _:
                 body = b"{}"
@@ -169,12 +169,21 @@ async def test_a_body_of_more_escapes_than_the_bound_is_refused(
     assert f"holds {count} bytes that may begin an escape" in reason and "Ask for less" in reason
 
 
-@pytest.mark.parametrize(("filler", "in_a_thread"), [("x", False), ("%", True)], ids=["plain", "with-escapes"])
+LARGE_BODIES = {  # query, and whether the scan goes to a worker thread
+    "plain": ("filler=x", False),
+    "with-escapes": ("filler=%25", True),
+    "declared-utf-16": ("filler=x&charset=utf-16", True),  # transcoded first: a decoder may cost more
+    "declared-punycode": ("filler=x&charset=punycode", False),  # keeps ASCII as it is: not transcoded
+}
+
+
+@pytest.mark.parametrize(("query", "in_a_thread"), list(LARGE_BODIES.values()), ids=list(LARGE_BODIES))
 async def test_a_large_body_without_escapes_is_scanned_on_the_loop_and_one_with_them_in_a_thread(
-    proxy: EmbeddedProxy, home: Path, upstream: int, monkeypatch: pytest.MonkeyPatch, filler: str, in_a_thread: bool
+    proxy: EmbeddedProxy, home: Path, upstream: int, monkeypatch: pytest.MonkeyPatch, query: str, in_a_thread: bool
 ) -> None:
-    """Only escapes make a scan dear (up to a microsecond each): a body without any byte that could
-    begin one costs a byte scan (0.2 ms per MiB), less than a worker thread. Either way, redacted."""
+    """Only escapes and transcoding make a scan dear (up to a microsecond per escape; a quadratic
+    decoder such as punycode's took 42 s for 1 MiB on the loop): a body without either costs a byte
+    scan (0.2 ms per MiB), less than a worker thread. Either way, redacted."""
     threaded: list[int] = []
     in_thread = redact.scrub_whole
 
@@ -185,7 +194,7 @@ async def test_a_large_body_without_escapes_is_scanned_on_the_loop_and_one_with_
     monkeypatch.setattr(redact, "scrub_whole", scrub_whole)
     with anyio.fail_after(60):
         async with proxy_client(proxy, home) as client:
-            response = await client.get(f"https://127.0.0.1:{upstream}/large?filler={filler}")
+            response = await client.get(f"https://127.0.0.1:{upstream}/large?{query}")
     assert response.status_code == 200
     assert response.content.endswith(b"[REDACTED:api]") and len(response.content) == LARGE + len(b"[REDACTED:api]")
     assert bool(threaded) is in_a_thread

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.redaction.redactor import HyperscanScanner, Redactor, TrieScanner
-from clavis_mcp.vault.redaction.views import escape_starts, redact_decoded
+from clavis_mcp.vault.redaction.views import escape_starts, redact_decoded, text_encodings
 
 from .test_redaction import engines, needs_hyperscan
 
@@ -224,3 +224,15 @@ def test_long_runs_of_nuls_or_padding_zeros_are_not_kept_after_the_scan() -> Non
     finally:
         tracemalloc.stop()
     assert kept < 65536
+
+
+@pytest.mark.parametrize("charset", ["punycode", "idna", "PUNYCODE"])
+def test_a_body_declared_in_a_quadratic_codec_is_not_transcoded_since_it_keeps_ascii_as_it_is(charset: str) -> None:
+    """Python's punycode decoder is quadratic (1 MiB: 42 s of CPU), and neither it nor idna is an
+    HTTP charset; both keep ASCII as it is, so the byte scan has already seen an ASCII secret."""
+    assert text_encodings(b"a" * 64, charset) == []
+    body = b"x" * 64 + SECRET.encode()
+    assert redact_decoded(Redactor("svc", [Secret(SECRET)], scanner=TrieScanner), body, charset) == (
+        b"x" * 64 + MARKER,
+        1,
+    )

@@ -34,6 +34,9 @@ from .spellings import QUOTED_PRINTABLE_ESCAPE
 
 DEPTH = 3  # views decoded from views: JSON inside JSON inside a URL
 UTF8_FAMILY = ("utf-8", "ascii")  # codecs whose text the byte scan has already seen as it is
+# Codecs that are no HTTP charset (WHATWG has neither) and whose Python decoders are quadratic (1 MiB
+# of punycode: 42 s of CPU): they keep ASCII as it is, so the byte scan has seen an ASCII secret.
+ASCII_AS_IS = frozenset({"punycode", "idna"})
 
 # Each kind of escape, with the byte that introduces it: a body without that byte is not searched for it.
 # Backslash: JSON, JavaScript (\u{…}, \x), Python's \U, C and Perl octal, and a backslash before any
@@ -74,7 +77,7 @@ def redact_decoded(redactor: Redactor, data: bytes, charset: str | None = None) 
     if redactor.scanner is None:
         return data, 0
     count = 0
-    for encoding in _text_encodings(data, charset):  # first, so a marker is written in the body's encoding
+    for encoding in text_encodings(data, charset):  # first, so a marker is written in the body's encoding
         data, found = _redact_transcoded(redactor, data, encoding)
         count += found
     data, found = _redact_text(redactor, data)
@@ -225,7 +228,7 @@ def _hidden_spans(redactor: Redactor, data: bytes, pattern: re.Pattern[bytes] | 
     return found
 
 
-def _text_encodings(data: bytes, charset: str | None) -> list[str]:
+def text_encodings(data: bytes, charset: str | None) -> list[str]:
     """Encodings other than UTF-8 a reader may decode ``data`` with: the one JSON detects, the declared one."""
     encodings: list[str] = []
     for name in (json.detect_encoding(data), charset):
@@ -233,6 +236,8 @@ def _text_encodings(data: bytes, charset: str | None) -> list[str]:
             encoding = codecs.lookup(name).name if name else ""
         except LookupError:
             continue  # a charset no reader here can decode
+        if encoding in ASCII_AS_IS:
+            continue
         if encoding and not encoding.startswith(UTF8_FAMILY) and encoding not in encodings:
             encodings.append(encoding)
     return encodings
