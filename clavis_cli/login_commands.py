@@ -17,11 +17,13 @@ import click
 import httpx
 
 from clavis_mcp.mcp_front.team_client import CONNECT_TIMEOUT, READ_TIMEOUT, Key, status_message, transport_message
-from clavis_mcp.mcp_front.team_session import forget_session, load_session, save_session
+from clavis_mcp.mcp_front.team_session import Session, forget_session, load_session, save_session
 from clavis_mcp.mcp_front.times import iso
 from clavis_mcp.team.admin_client import URL_ENV, check_url, clean, trust
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.errors import TeamRequestFailed
+
+ENDED_ON_SERVER = "this login has ended on the server"  # how team/identity.py's ENDED begins
 
 
 def log_in(url: str, email: str, password: Secret) -> tuple[Secret, float]:
@@ -74,26 +76,37 @@ def logout(url: str | None) -> None:
     session = load_session(url)
     if session is None:
         raise TeamRequestFailed(f"no login to {url} is kept here; nothing to end (log in with `clavis-mcp login`)")
-    told = _end_on_server(url, session.token)
+    ended, told = _end_on_server(url, session)
     forget_session(url)
     click.echo(f"logged out of {url} ({clean(session.email)}): {told}; the login is no longer kept here")
+    if not ended:
+        click.echo(
+            "to end the logins elsewhere (a copy of the token, another machine): log in again and log out, "
+            "or ask a team admin to run `clavis-mcp team user sign-out EMAIL`",
+            err=True,
+        )
+        sys.exit(1)
 
 
-def _end_on_server(url: str, token: Secret) -> str:
-    """Ask the server to end every login of this person; say what came of it (the local copy goes either way)."""
+def _end_on_server(url: str, session: Session) -> tuple[bool, str]:
+    """Ask the server to end every login of this person: whether it is sure they have ended, and what
+    to say. The local copy goes either way."""
+    if session.expires_at <= time.time():
+        return False, "the login kept here had expired, so the server could not be asked to end the others"
     verify = trust() if url.startswith("https:") else True
     try:
         with httpx.Client(
             verify=verify, trust_env=False, timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         ) as http:
-            response = http.post(f"{url}/v1/auth/logout", headers={"Authorization": f"Bearer {token.reveal()}"})
+            bearer = {"Authorization": f"Bearer {session.token.reveal()}"}
+            response = http.post(f"{url}/v1/auth/logout", headers=bearer)
     except httpx.HTTPError:
-        return "the server could not be reached, so logins elsewhere may still work until they expire"
-    if response.status_code == 401:
-        return "the server had already ended it"
+        return False, "the server could not be reached, so logins elsewhere may still work until they expire"
+    if response.status_code == 401 and ENDED_ON_SERVER in response.text:  # signed out, removed, new role or password
+        return True, "the server had already ended it"
     if response.status_code >= 400:
-        return f"the server refused to end it ({response.status_code}); logins elsewhere may still work"
-    return "every login of yours on that server has ended"
+        return False, f"the server did not end it ({response.status_code}), so logins elsewhere may still work"
+    return True, "every login of yours on that server has ended"
 
 
 def _missing_url() -> str:

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 from mcp import Client
 from mcp.client.stdio import stdio_client
 
+from clavis_mcp.clavis_cli.login_commands import ENDED_ON_SERVER
 from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.mcp_front.team_session import load_session, save_session
+from clavis_mcp.team import identity
 from clavis_mcp.team.bao import Bao
 from clavis_mcp.team.bootstrap import Bootstrap
 from clavis_mcp.team.engines import OpenBao
@@ -104,12 +106,33 @@ def test_logout_ends_the_login_on_the_server_and_forgets_it_here(server: TeamSer
     assert again.exit_code == 1 and "no login to" in again.output and "clavis-mcp login" in again.output
 
 
-def test_logout_from_an_unreachable_server_still_forgets_the_login_and_says_so(desktop_home: Path) -> None:
+def test_logout_from_an_unreachable_server_forgets_the_login_and_fails_saying_others_may_live(
+    desktop_home: Path,
+) -> None:
     url = "http://127.0.0.1:9"  # discard: nothing answers
     save_session(url, ADMIN_EMAIL, Secret("a.b.c"), time.time() + 60)
     logged_out = CliRunner().invoke(main, ["logout", "--url", url])
-    assert logged_out.exit_code == 0 and "could not be reached" in logged_out.output
+    assert logged_out.exit_code == 1 and "could not be reached" in logged_out.output
+    assert "team user sign-out" in logged_out.output
     assert load_session(url) is None
+
+
+def test_logout_with_an_expired_login_never_says_the_others_ended(server: TeamServer, desktop_home: Path) -> None:
+    """The review's case: a stolen copy kept fresh by refresh outlives the user's own expired copy;
+    the server's 401 for an expired token is not "already ended"."""
+    save_session(server.url, ADMIN_EMAIL, Secret("expired.login.token"), time.time() - 60)
+    logged_out = CliRunner().invoke(main, ["logout", "--url", server.url])
+    assert logged_out.exit_code == 1 and "had expired" in logged_out.output and "already ended" not in logged_out.output
+    assert load_session(server.url) is None
+
+
+def test_logout_after_an_admin_signed_the_user_out_says_it_had_ended(server: TeamServer, desktop_home: Path) -> None:
+    assert login(server.url)[0] == 0
+    with server.admin() as admin:
+        assert admin.patch(f"/v1/admin/users/{ADMIN_EMAIL}", json={"sign_out": True}).status_code == 200
+    logged_out = CliRunner().invoke(main, ["logout", "--url", server.url])
+    assert logged_out.exit_code == 0 and "already ended" in logged_out.output
+    assert identity.ENDED.startswith(ENDED_ON_SERVER)  # what the client recognises is what the server says
 
 
 def test_a_wrong_password_is_one_line_and_stores_nothing(server: TeamServer, desktop_home: Path) -> None:
