@@ -54,7 +54,7 @@ _hasher = PasswordHasher()  # Argon2id with the library's current recommended pa
 # A hash to check against when the address is unknown, so the answer takes as long either way.
 _DUMMY = _hasher.hash("not a password of anyone")
 EPOCH_FLOOR = "removed_user_epoch_floor"  # team_meta: above the epoch of every user ever removed
-_ADMINS_LOCK = 7478202  # serialises removals and role changes, so two cannot remove the last two admins
+_ADMINS_LOCK = 7478202  # serialises user changes: two cannot remove the last two admins, nor re-add under a stale floor
 ENDED = (
     "this login has ended on the server: you were signed out, your role or password changed, or your "
     "account was removed; log in again (`clavis-mcp login`) or ask a team admin"
@@ -76,12 +76,15 @@ def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: 
         raise ApiRefused(400, f"invalid e-mail address {email!r}")
     _check_role(role)
     _check_password(password)
+    hashed = _hasher.hash(password)  # slow: before the lock
     try:
-        conn.execute(
-            "INSERT INTO users (email, password_hash, role, session_epoch) VALUES (%s, %s, %s,"
-            " COALESCE((SELECT value FROM team_meta WHERE key = %s), 0))",
-            (email.lower(), _hasher.hash(password), role, EPOCH_FLOOR),
-        )
+        with conn.transaction():  # after any removal in flight has committed, so its floor is read
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMINS_LOCK,))
+            conn.execute(
+                "INSERT INTO users (email, password_hash, role, session_epoch) VALUES (%s, %s, %s,"
+                " COALESCE((SELECT value FROM team_meta WHERE key = %s), 0))",
+                (email.lower(), hashed, role, EPOCH_FLOOR),
+            )
     except psycopg.errors.UniqueViolation:
         raise ApiRefused(409, f"a user {email!r} already exists") from None
 

@@ -107,6 +107,34 @@ def test_a_replica_refuses_to_start_on_an_older_schema_and_team_migrate_brings_i
     asyncio.run(Replica(ReplicaConfig.from_env(team.env)).stop())
 
 
+def test_an_address_re_added_while_its_removal_commits_does_not_revive_the_old_tokens(
+    team: Bootstrap, team_dsn: str
+) -> None:
+    """The review's race: the re-add read the epoch floor before the removal committed, and its
+    row (epoch 0) matched the removed user's old tokens again. Now it waits for the removal."""
+    with psycopg.connect(team_dsn, autocommit=True) as setup:
+        identity.create_user(setup, "race@example.test", PASSWORD, "member")
+        (old_epoch,) = setup.execute("SELECT session_epoch FROM users WHERE email = 'race@example.test'").fetchone()
+        with psycopg.connect(team_dsn, autocommit=True) as remover, psycopg.connect(team_dsn, autocommit=True) as adder:
+            readd = threading.Thread(target=identity.create_user, args=(adder, "race@example.test", PASSWORD, "member"))
+            with remover.transaction():  # the removal, not yet committed, while the re-add starts
+                identity.remove_user(remover, "race@example.test")
+                readd.start()
+                deadline = time.monotonic() + 20
+                while not _waiting_on_a_lock(setup) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert _waiting_on_a_lock(setup), "the re-add never reached the removal's locks"
+            readd.join(20)
+        (epoch,) = setup.execute("SELECT session_epoch FROM users WHERE email = 'race@example.test'").fetchone()
+    assert epoch > old_epoch  # the old tokens carry old_epoch: refused
+
+
+def _waiting_on_a_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    (waiting,) = conn.execute(query).fetchone() or (0,)
+    return bool(waiting)
+
+
 def test_a_removed_users_login_is_refused_at_once_on_every_replica_and_they_cannot_log_in_or_refresh(
     tmp_path: Path, team: Bootstrap, upstream_ca: trustme.CA
 ) -> None:
