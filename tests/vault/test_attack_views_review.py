@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from clavis_mcp.vault import Secret
 from clavis_mcp.vault.redaction.redactor import HyperscanScanner, Redactor, TrieScanner
+from clavis_mcp.vault.redaction.spellings import forms_of
 from clavis_mcp.vault.redaction.views import escape_starts, redact_decoded, text_encodings
 
 from .test_redaction import engines, needs_hyperscan
@@ -236,3 +237,9 @@ def test_a_body_declared_in_a_quadratic_codec_is_not_transcoded_since_it_keeps_a
         b"x" * 64 + MARKER,
         1,
     )
+
+
+def test_a_secret_made_of_quoted_printable_escapes_does_not_scrub_runs_of_spaces() -> None:
+    """Its reading (eight spaces) would scrub every run of spaces the service sends back."""
+    assert b" " * 8 not in forms_of("=20" * 8)
+    assert _redacted(TrieScanner, b"a        b", "=20" * 8) == (b"a        b", 0)

@@ -193,7 +193,8 @@ def _text_escape_forms(value: str) -> set[str]:
 def _quoted_printable_readings(raw: bytes) -> set[bytes]:
     """A secret that itself holds "=" and two hex digits (``…/=200/``), written as it is beside
     characters escaped one by one (``…\\/\\=200=2F``), is what a quoted-printable reader turns into
-    ``…/ 0/``: each such reading, for every mixture of its "=XX" taken as escapes (or all of them)."""
+    ``…/ 0/``: each such reading, for every mixture of its "=XX" taken as escapes (or all of them),
+    if at least half as long as the secret (``=20=20=20…`` would read as a run of spaces)."""
     escapes = [match.span() for match in QUOTED_PRINTABLE_ESCAPE.finditer(raw)]
     if len(escapes) > MAX_CLASSES:
         chosen: list[tuple[tuple[int, int], ...]] = [tuple(escapes)]
@@ -206,7 +207,9 @@ def _quoted_printable_readings(raw: bytes) -> set[bytes]:
             digits = raw[start + 1 : end]
             parts += [raw[last:start], b"" if digits.strip() == b"" else bytes([int(digits, 16)])]
             last = end
-        readings.add(b"".join(parts) + raw[last:])
+        reading = b"".join(parts) + raw[last:]
+        if 2 * len(reading) >= len(raw):
+            readings.add(reading)
     return readings
 
 
