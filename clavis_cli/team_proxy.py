@@ -32,6 +32,7 @@ from clavis_mcp.addons.destination import is_private_host
 from clavis_mcp.addons.dial_guard import REFUSAL_PREFIX, DialGuard
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front.team_client import TeamClient
+from clavis_mcp.proxy.peek import SamePortDispatch
 from clavis_mcp.proxy.upstream_trust import build_upstream_bundle
 from clavis_mcp.vault import canonical_host
 from clavis_mcp.vault.dialing import Resolver
@@ -167,6 +168,9 @@ async def serve_team_proxy(home: Path, port: int) -> None:
                            ssl_verify_upstream_trusted_ca=str(build_upstream_bundle(home / "upstream-ca-bundle.pem")),
                            upstream_cert=False)  # fmt: skip
     server = proxyserver.Proxyserver()
+    # No base-URL front here: only the CONNECT repair (proxy/peek.py). Kept in a name while the
+    # proxy runs: the servers' signal holds it weakly.
+    _dispatch = SamePortDispatch(server.servers, None)
     m = master.Master(opts, event_loop=asyncio.get_running_loop())
     m.addons.add(core.Core(), disable_h2c.DisableH2C(), server, next_layer.NextLayer(), tlsconfig.TlsConfig(),
                  *team_addons(client, rules, token))  # fmt: skip

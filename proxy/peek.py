@@ -94,13 +94,14 @@ def _put_back(reader: asyncio.StreamReader, first: bytes) -> asyncio.StreamReade
 
 
 class SamePortDispatch:
-    """Hands each connection of mitmproxy's regular-mode listener to ``base_url`` or to the engine.
+    """Hands each connection of mitmproxy's regular-mode listener to ``base_url`` or to the engine
+    (always to the engine, with its CONNECT repaired, where there is no base-URL front: None).
 
     Connected to the proxy server's ``changed`` signal, which fires after a listener's server
     instance is made and before it listens: its ``handle_stream`` (what its asyncio server calls
     per connection) is wrapped then, for that instance only."""
 
-    def __init__(self, servers: Servers, base_url: Handler) -> None:
+    def __init__(self, servers: Servers, base_url: Handler | None) -> None:
         self._servers = servers
         self._base_url = base_url
         servers.changed.connect(self._wrap)
@@ -121,5 +122,7 @@ class SamePortDispatch:
         if not first:
             writer.close()
             return
-        reader = _put_back(reader, first if base_url else bracketed_connect(first))
-        await (self._base_url if base_url else engine)(reader, writer)
+        if base_url and self._base_url is not None:
+            await self._base_url(_put_back(reader, first), writer)
+        else:
+            await engine(_put_back(reader, bracketed_connect(first)), writer)
