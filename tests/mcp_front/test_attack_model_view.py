@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
 import trustme
 from mcp import Client
 
-from clavis_mcp.certs import LocalCA
-from clavis_mcp.mcp_front import Gateway, build_server
-from clavis_mcp.vault import AuditLog, Secret, Vault, validate_secret
+from clavis_mcp.vault import Secret, Vault, validate_secret
 from clavis_mcp.vault.oauth import state as oauth_store
 from clavis_mcp.vault.oauth.flow import OAuthConfig, TokenGrant
 from clavis_mcp.vault.redaction.redactor import Redactor
@@ -48,14 +45,6 @@ def upstreams(vault: Vault, upstream_ca: trustme.CA) -> Iterator[tuple[Hostile, 
     for server in (a, b):
         server.server.shutdown()
         server.server.server_close()
-
-
-@pytest.fixture
-async def client(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[Client]:
-    gateway = Gateway(vault, audit, LocalCA(home / "certs"))
-    async with Client(build_server(gateway), raise_exceptions=True) as session:
-        yield session
-    await gateway.aclose()
 
 
 async def call(client: Client, service: str, url: str) -> Any:

@@ -6,16 +6,13 @@ reads the body in did not decode those escapes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 import trustme
 from mcp import Client
 
-from clavis_mcp.certs import LocalCA
-from clavis_mcp.mcp_front import Gateway, build_server
-from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault import Vault
 from tests.conftest import local_upstream
 from tests.proxy.test_attack_views_review import ONE_ESCAPED, Reflecting
 
@@ -26,14 +23,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 def upstream(upstream_ca: trustme.CA, vault: Vault) -> Iterator[int]:
     with local_upstream(upstream_ca, Reflecting, vault) as port:
         yield port
-
-
-@pytest.fixture
-async def client(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[Client]:
-    gateway = Gateway(vault, audit, LocalCA(home / "certs"))
-    async with Client(build_server(gateway), raise_exceptions=True) as session:
-        yield session
-    await gateway.aclose()
 
 
 async def test_call_service_shows_the_model_no_secret_with_one_character_in_a_program_text_or_mail_escape(

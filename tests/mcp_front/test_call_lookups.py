@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from mcp import Client
 
 from clavis_mcp.certs import LocalCA
@@ -24,14 +23,6 @@ from tests.mcp_front.scripted_upstream import ScriptedUpstream
 from tests.mcp_front.test_server import answering, text_of
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def scripted(vault: Vault, upstream_ca: trustme.CA) -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream.start(upstream_ca)
-    vault.add_service(make_service("api", f"127.0.0.1:{server.port}", local=True), validate_secret(SECRET))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

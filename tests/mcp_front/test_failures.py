@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,6 @@ from tests.proxy.routing import LoopbackRoutes
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 AUDIT_ID = re.compile(r"\(audit id ([0-9a-f]+)\)")
 ROUTES = LoopbackRoutes({}, {"intranet.example": "127.0.0.1"})  # every other name resolves nowhere
-
-
-@pytest.fixture
-def scripted(vault: Vault, upstream_ca: trustme.CA) -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream.start(upstream_ca)
-    vault.add_service(make_service("api", f"127.0.0.1:{server.port}", local=True), validate_secret(SECRET))
-    yield server
-    server.stop()
 
 
 @asynccontextmanager

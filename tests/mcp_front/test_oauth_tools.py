@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 import trustme
 from mcp import Client
 
-from clavis_mcp.certs import LocalCA
-from clavis_mcp.mcp_front import Gateway, build_server
 from clavis_mcp.mcp_front.settings import ServiceSettings, parse_probe, save_settings
-from clavis_mcp.vault import AuditLog, Secret, Vault
+from clavis_mcp.vault import Secret, Vault
 from tests.oauth_server import OAuthServer, register_expired
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -27,12 +24,6 @@ def server(upstream_ca: trustme.CA) -> Iterator[OAuthServer]:
 @pytest.fixture
 def expired(vault: Vault, server: OAuthServer) -> Secret:
     return register_expired(vault, server)
-
-
-@pytest.fixture
-async def client(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[Client]:
-    async with Client(build_server(Gateway(vault, audit, LocalCA(home / "certs")))) as session:
-        yield session
 
 
 def text_of(result: object) -> str:

@@ -6,36 +6,17 @@ sent before their record existed."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from mcp import Client
 
-from clavis_mcp.certs import LocalCA
-from clavis_mcp.mcp_front import Gateway, build_server
-from clavis_mcp.vault import AuditLog, Vault, validate_secret
-from tests.conftest import SECRET, make_service
+from clavis_mcp.vault import AuditLog
+from tests.conftest import SECRET
 from tests.mcp_front.scripted_upstream import ScriptedUpstream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 THREE_MB = 3 * 1000 * 1000
-
-
-@pytest.fixture
-def scripted(vault: Vault, upstream_ca: trustme.CA) -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream.start(upstream_ca)
-    vault.add_service(make_service("api", f"127.0.0.1:{server.port}", local=True), validate_secret(SECRET))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[Client]:
-    async with Client(build_server(Gateway(vault, audit, LocalCA(home / "certs")))) as session:
-        yield session
 
 
 async def call(client: Client, url: str) -> dict[str, Any]:

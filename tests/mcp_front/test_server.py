@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,14 +59,6 @@ def connect(gateway: Gateway, mode: str) -> Callable[..., Any]:
 async def client(connect: Callable[..., Any]) -> AsyncIterator[Client]:
     async with connect() as session:
         yield session
-
-
-@pytest.fixture
-def scripted(vault: Vault, upstream_ca: trustme.CA) -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream.start(upstream_ca)
-    vault.add_service(make_service("api", f"127.0.0.1:{server.port}", local=True), validate_secret(SECRET))
-    yield server
-    server.stop()
 
 
 def answering(action: str, approve: bool = True) -> tuple[Elicitation, list[str]]:
