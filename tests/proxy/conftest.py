@@ -151,6 +151,16 @@ class RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         return cls(reader, writer)
 
+    @classmethod
+    @asynccontextmanager
+    async def connected(cls, proxy: EmbeddedProxy) -> AsyncIterator[RawClient]:
+        """:meth:`connect` for the length of an ``async with`` block, closed after it."""
+        raw = await cls.connect(proxy)
+        try:
+            yield raw
+        finally:
+            await raw.close()
+
     async def tunnel(self, target: str, home: Path, sni: str | None, auth: str | None = PROXY_AUTH) -> RawResponse:
         """CONNECT to ``target``; on 200, TLS to the proxy with ``sni`` (trusting our CA)."""
         extra = f"Proxy-Authorization: {auth}\r\n" if auth else ""

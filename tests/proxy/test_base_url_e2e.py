@@ -146,12 +146,9 @@ async def test_host_choice_cannot_leave_the_service(
 async def test_traversal_and_absolute_urls_in_the_path_stay_on_the_service_host(
     routed_proxy: EmbeddedProxy, reflector: Upstream, tail: str
 ) -> None:
-    raw = await RawClient.connect(routed_proxy)
-    try:
+    async with RawClient.connected(routed_proxy) as raw:
         head = f"GET /s/alpha{tail} HTTP/1.1\r\nHost: 127.0.0.1:{routed_proxy.port}\r\n"
         response = await raw.send(f"{head}X-Clavis-Agent: {PROXY_TOKEN}\r\n\r\n".encode())
-    finally:
-        await raw.close()
     assert response.status in (200, 400, 403)
     for received in reflector.received:
         assert dict(received.headers)["Host"] == A_HOST

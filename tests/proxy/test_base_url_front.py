@@ -84,11 +84,8 @@ async def test_smuggling_shapes_are_refused_and_nothing_goes_upstream(
     services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, shape: str
 ) -> None:
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send((HEAD.format(port=proxy.port) + shape).encode())
-        finally:
-            await raw.close()
     assert response.status in (400, 501)
     assert response.headers.get("connection") == "close"
     assert upstream.seen == []
@@ -287,14 +284,11 @@ async def test_trailers_are_never_forwarded(
     services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
 ) -> None:
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             raw.writer.write(f"GET /s/alpha/trailers HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n".encode()
                              + f"Authorization: Bearer {PROXY_TOKEN}\r\n\r\n".encode())  # fmt: skip
             await raw.writer.drain()
             data = await asyncio.wait_for(raw.reader.readuntil(b"ok\r\n0\r\n\r\n"), 10)
-        finally:
-            await raw.close()
     assert data.endswith(b"\r\n2\r\nok\r\n0\r\n\r\n")
     assert SECRET_A.encode() not in data and b"X-Token" not in data
 

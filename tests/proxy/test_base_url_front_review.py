@@ -52,13 +52,10 @@ async def test_a_refused_requests_large_body_is_never_read_the_answer_comes_firs
     """F1: no agent key and a 200 MiB Content-Length: the 401 comes on the head, with the
     connection closed after it, while nearly all of the body is still unsent."""
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             raw.writer.write(head(proxy.port, extra=f"Content-Length: {200 * MIB}\r\n\r\n") + b"a" * 65536)
             response = await raw.read()
             assert await closed_by_proxy(raw)
-        finally:
-            await raw.close()
     assert response.status == 401 and response.headers["connection"] == "close"
     assert upstream.seen == []
 
@@ -67,12 +64,9 @@ async def test_a_refused_request_whose_small_body_came_with_it_keeps_the_connect
     services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
 ) -> None:
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             first = await raw.send(head(proxy.port, extra="Content-Length: 2\r\n\r\n") + b"{}")
             second = await raw.send(head(proxy.port, extra=KEY + "Content-Length: 2\r\n\r\n") + b"{}")
-        finally:
-            await raw.close()
     assert (first.status, second.status) == (401, 200)
     assert "connection" not in first.headers
 
@@ -85,11 +79,8 @@ async def test_the_front_bounds_a_chunked_body_with_no_body_limit_stage(
     chunk = b"a" * 600
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, extra=KEY + "Transfer-Encoding: chunked\r\n\r\n") + body)
-        finally:
-            await raw.close()
     assert response.status == 413 and b"CLAVIS_MAX_REQUEST_BYTES" in response.body
     assert upstream.seen == []
     assert last_record(services)["decision"] == "error"
@@ -101,11 +92,8 @@ async def test_a_response_framed_by_both_length_and_chunks_is_refused_not_buffer
     """F3: "Content-Length: 5" and 2 MiB chunked: h11 reads the chunks, the redaction stage
     chose to buffer by the small length; the front now refuses the response on its head."""
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, "/s/alpha/cl-te", KEY + "\r\n", method="GET"))
-        finally:
-            await raw.close()
     assert response.status == 502 and b"both Content-Length and Transfer-Encoding" in response.body
     assert last_record(services)["decision"] == "error"
 
@@ -119,11 +107,8 @@ async def test_bytes_an_upstream_sends_after_a_whole_response_never_answer_the_n
     path = "/s/alpha/late" if method == "GET" else "/s/alpha/head-late"
     async with front(services, audit, home, upstream.port) as proxy:
         for target, verb in ((path, method), ("/s/alpha/next", "GET")):
-            raw = await RawClient.connect(proxy)
-            try:
+            async with RawClient.connected(proxy) as raw:
                 response = await raw.send(head(proxy.port, target, KEY + "\r\n", method=verb), head=verb == "HEAD")
-            finally:
-                await raw.close()
             await asyncio.to_thread(upstream.late_sent.wait, 10)
     assert response.status == 200 and b"SMUGGLED" not in response.body
     assert b'"/next"' in response.body
@@ -135,11 +120,8 @@ async def test_look_alike_framing_header_names_are_never_forwarded(
 ) -> None:
     """F4: an upstream that reads '_' as '-' would frame the request by the agent's look-alike."""
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, extra=KEY + f"{name}: 1\r\nContent-Length: 2\r\n\r\n") + b"{}")
-        finally:
-            await raw.close()
     assert response.status == 200
     assert [s.headers for s in upstream.seen if name.lower() in s.headers] == []
 
@@ -150,11 +132,8 @@ async def test_a_client_that_stops_sending_its_body_is_answered_408(
     """F5: a whole head with a Content-Length and no body held the connection for ever."""
     monkeypatch.setattr(base_url_front, "BODY_READ_SECONDS", 0.3)
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, extra=KEY + "Content-Length: 10\r\n\r\n") + b"abc")
-        finally:
-            await raw.close()
     assert response.status == 408 and upstream.seen == []
 
 
@@ -165,15 +144,12 @@ async def test_a_head_sent_a_few_bytes_at_a_time_is_cut_off_at_its_deadline(
     as a whole now has a deadline."""
     monkeypatch.setattr(base_url_front, "HEAD_SECONDS", 0.3)
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             raw.writer.write(head(proxy.port, method="GET"))
             async with asyncio.timeout(10):
                 while not raw.reader.at_eof():  # the proxy closes the connection, saying nothing
                     raw.writer.write(b"X-Drip: 1\r\n")
                     await asyncio.sleep(0.05)
-        finally:
-            await raw.close()
     assert upstream.seen == []
 
 
@@ -183,11 +159,8 @@ async def test_a_head_longer_than_the_limit_is_refused_even_when_it_came_whole(
     """F5: the 64 KiB bound held only while the head's end had not been seen."""
     padding = f"X-Pad: {'p' * 70000}\r\n"
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, extra=KEY + padding + "Content-Length: 0\r\n\r\n"))
-        finally:
-            await raw.close()
     assert response.status == 431 and b"malformed request head" in response.body  # ours, not the upstream's
 
 
@@ -230,11 +203,8 @@ async def test_a_refusal_made_on_the_response_head_never_carries_the_upstreams_b
     """F2: the upstream's body was read into the stage's refusal and sent under its headers
     (a gzip body then went out unscanned)."""
     async with front(services, audit, home, upstream.port, RefuseOnHeaders()) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, "/s/alpha/buffered", KEY + "\r\n", method="GET"))
-        finally:
-            await raw.close()
     assert response.status == 502
     assert response.body == b"clavis-mcp refused this request: refused on the response's head\n"
 
@@ -250,11 +220,8 @@ async def test_a_bare_lf_head_framed_two_ways_is_refused_like_a_crlf_one(
     """F9: the pre-check looked for names after CRLF only; h11 reads heads split by bare LF."""
     request = f"POST /s/alpha/v1 HTTP/1.1\nHost: 127.0.0.1:PORT\n{KEY.strip()}\n{framing}"
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(request.replace("PORT", str(proxy.port)).encode())
-        finally:
-            await raw.close()
     assert response.status == 400 and upstream.seen == []
 
 
@@ -277,11 +244,8 @@ async def test_an_upstream_connection_header_naming_our_headers_does_not_remove_
     """F7: "Connection: keep-alive, X-Clavis-Redactions, X-Clavis-Audit-Id" from the upstream
     removed the headers our stages had added, at send time."""
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, "/s/alpha/connection-named", KEY + "\r\n", method="GET"))
-        finally:
-            await raw.close()
     assert response.headers["x-clavis-audit-id"] == last_record(services)["id"]
     assert response.headers["x-clavis-redactions"] == "1"
     assert b"[REDACTED:alpha]" in response.body
@@ -301,12 +265,9 @@ async def test_an_agent_key_in_a_url_is_never_written_into_the_audit(
 ) -> None:
     """F6: the engine's records kept /a/<key>/... as it came (records are replicated)."""
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             request = head(proxy.port, target.replace("PORT", str(proxy.port)), KEY + "\r\n", method="GET")
             response = await raw.send(request)
-        finally:
-            await raw.close()
     record = last_record(services)
     assert response.status in (200, 400, 403, 404, 407)
     assert PROXY_TOKEN.lower() not in repr(record).lower()
@@ -319,11 +280,8 @@ async def test_a_request_framed_two_ways_is_refused_with_an_audit_record(
     """F10: the framing refusal left no record."""
     framing = "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, extra=KEY + framing))
-        finally:
-            await raw.close()
     record = last_record(services)
     assert response.status == 400 and upstream.seen == []
     assert (record["decision"], record["reason"]) == (
@@ -346,12 +304,9 @@ async def test_two_agents_never_share_an_upstream_connection(
     await proxy.start()
     try:
         for token in (PROXY_TOKEN, OTHER_TOKEN, PROXY_TOKEN, OTHER_TOKEN):
-            raw = await RawClient.connect(proxy)
-            try:
+            async with RawClient.connected(proxy) as raw:
                 key = f"Authorization: Bearer {token}\r\n\r\n"
                 assert (await raw.send(head(proxy.port, "/s/alpha/v1", key, method="GET"))).status == 200
-            finally:
-                await raw.close()
     finally:
         await proxy.stop()
     assert len(upstream.seen) == 4 and len(upstream.connections()) == 2
@@ -363,9 +318,6 @@ async def test_a_body_redaction_leaves_whole_is_cut_at_the_streaming_threshold(
     """F3: a body in an encoding redaction cannot decode, of no declared length, is left whole
     for the response hook to refuse: it was held whole first, however long."""
     async with front(services, audit, home, upstream.port) as proxy:
-        raw = await RawClient.connect(proxy)
-        try:
+        async with RawClient.connected(proxy) as raw:
             response = await raw.send(head(proxy.port, "/s/alpha/unknown-coding", KEY + "\r\n", method="GET"))
-        finally:
-            await raw.close()
     assert response.status == 502 and b"cannot scan it as a stream" in response.body

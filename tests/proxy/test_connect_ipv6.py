@@ -121,12 +121,9 @@ async def test_a_bare_host_header_inside_the_tunnel_is_not_the_service(
     """The bare CONNECT opens the tunnel; a bare ``Host: ::1:PORT`` inside it reads as another
     address (or none) and is refused before any credential, never matched to ``[::1]:PORT``."""
     add_v6_service(vault, v6.port)
-    raw = await RawClient.connect(proxy)
-    try:
+    async with RawClient.connected(proxy) as raw:
         assert (await raw.tunnel(f"::1:{v6.port}", home, sni=None)).status == 200
         response = await raw.send(f"GET /x HTTP/1.1\r\nHost: ::1:{v6.port}\r\n\r\n".encode())
-    finally:
-        await raw.close()
     assert response.status in (400, 421)
     assert v6.seen == []
     assert only_record(audit)["decision"] == "refused"
@@ -139,11 +136,8 @@ async def test_a_zone_id_spelling_is_not_the_service(
     """A zone id is not dropped to find a service: bracketed, it names no service (403); bare,
     it is left as it came and the engine refuses the request line (400)."""
     add_v6_service(vault, v6.port)
-    raw = await RawClient.connect(proxy)
-    try:
+    async with RawClient.connected(proxy) as raw:
         response = await raw.tunnel(target.format(port=v6.port), home, sni=None)
-    finally:
-        await raw.close()
     assert response.status == (403 if target.startswith("[") else 400)
     assert v6.seen == []
     assert all(record.get("service") is None for record in audit.records())
