@@ -141,8 +141,9 @@ def _without_tokens(text: str | None, tokens: Iterable[str]) -> str | None:
     """``text`` with every agent token in it, in any letter case, replaced by a mark."""
     if not text:
         return text
+    lowered = text.lower()  # once per record, not once per agent
     for token in tokens:
-        if token and token.lower() in text.lower():
+        if token and token.lower() in lowered:
             text = re.sub(re.escape(token), AGENT_KEY_MARK, text, flags=re.IGNORECASE)
     return text
 
