@@ -36,7 +36,7 @@ class Replica:
         self.names = config.names
         self.conn: psycopg.Connection[Any] = psycopg.connect(config.database_url, autocommit=True)
         try:
-            _check_schema(self.conn)
+            check_schema(self.conn)
         except TeamError:
             self.conn.close()
             raise
@@ -99,7 +99,7 @@ class Replica:
                 logger.warning("audit checkpoint failed: %s", type(exc).__name__)
 
 
-def _check_schema(conn: psycopg.Connection[Any]) -> None:
+def check_schema(conn: psycopg.Connection[Any]) -> None:
     """Refuse to start on a database an older version set up: every login check needs the users'
     session epochs, and the replicas' role may not add the column itself."""
     try:

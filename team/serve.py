@@ -15,12 +15,14 @@ import threading
 import time
 
 import httpx
+import psycopg
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 from .app import build_app
 from .config import ReplicaConfig
+from .replica import check_schema
 
 READY_TIMEOUT = 60.0
 READY_LINE = "clavis team server listening on http://{host}:{port}"
@@ -32,7 +34,8 @@ def app_from_env() -> Starlette:
 
 
 def serve(host: str, port: int, workers: int) -> None:
-    ReplicaConfig.from_env()  # a missing variable is one clear line, before any worker starts
+    replica = ReplicaConfig.from_env()  # a missing variable is one clear line, before any worker starts
+    _check_schema(replica.database_url)  # so is a database an older version set up
     for noisy in ("mitmproxy", "httpx", "httpcore", "hpack", "h2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = uvicorn.Config(
@@ -55,6 +58,16 @@ def serve(host: str, port: int, workers: int) -> None:
         Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
+
+
+def _check_schema(database_url: str) -> None:
+    """The replicas' own check, made once here: each worker would otherwise fail its start-up with
+    a traceback in the log. A database that cannot be reached now is left for the workers to say."""
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+            check_schema(conn)
+    except psycopg.Error:
+        pass
 
 
 def _announce(host: str, port: int) -> None:

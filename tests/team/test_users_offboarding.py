@@ -100,6 +100,9 @@ def test_a_replica_refuses_to_start_on_an_older_schema_and_team_migrate_brings_i
         owner.execute("ALTER TABLE users DROP COLUMN session_epoch")
     with pytest.raises(TeamError, match=r"schema is older .*clavis-mcp team migrate"):
         Replica(ReplicaConfig.from_env(team.env))
+    served = CliRunner().invoke(main, ["team", "serve", "--port", "0"], env=team.env)  # before any worker starts
+    assert served.exit_code == 1 and "clavis-mcp team migrate" in served.output
+    assert "Traceback" not in served.output
     replicas_role = CliRunner().invoke(main, ["team", "migrate"], env=team.env)
     assert replicas_role.exit_code == 1 and "owner's URL" in replicas_role.output
     migrated = CliRunner().invoke(main, ["team", "migrate"], env={"CLAVIS_TEAM_DATABASE_URL": team_dsn})
