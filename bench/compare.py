@@ -3,9 +3,11 @@
 An A/B for a change to the proxy: bare mitmproxy (this tree), the clavis proxy from
 ``OTHER_TREE`` (e.g. ``git worktree add /tmp/before HEAD~3``) and the clavis proxy from this
 tree serve the same upstream, measured back to back in every round, so both are compared with
-the same bare baseline under the same machine load. Prints each proxy's median rate, p50 and CPU
-per request (the proxy process's own, which other load on the machine moves least) over the
-rounds and its median ratio to bare, the figures bench/notes.md quotes.
+the same bare baseline under the same machine load. ``--workload mcp`` compares the two trees'
+``clavis-mcp`` over stdio instead (call_service, ``--requests / 10`` calls per round).
+Prints each proxy's median rate, p50 and CPU per request (the proxy process's own, which other
+load on the machine moves least) over the rounds and its median ratio to bare, the figures
+bench/notes.md quotes.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-from . import load
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+from . import load, mcp_roundtrip
 from .fixture import ROOT, SECRET, SERVICE, Child, World, world
 from .proxy_load import _targets
-from .stats import Spread
+from .stats import Spread, percentile
 from .upstream import LARGE, SMALL, SSE
 
 PATHS = {"small": SMALL, "large": LARGE, "sse": SSE}
@@ -46,27 +52,36 @@ def importable(tree: Path, into: Path) -> Path:
     return into
 
 
-def clavis_from(tree: Path, w: World) -> Child:
-    """The clavis proxy host of ``tree``, importing that tree's code (not this one's).
+def run_from(tree: Path, w: World, into: Path) -> tuple[list[str], dict[str, str]]:
+    """``tree``'s ``clavis-mcp`` as a command, and an environment whose ``PYTHONPATH`` imports
+    that tree's code (not the installed package's) and whose vault is this world's."""
+    path = importable(tree, into)
+    env = dict(w.env, PYTHONPATH=os.pathsep.join([str(path), str(tree)]))
+    cli = "clavis_mcp.clavis_cli.main" if path != tree else "clavis_cli.main"
+    return [sys.executable, "-c", f"import sys; from {cli} import main; sys.argv[0] = 'clavis-mcp'; main()"], env
 
-    It gets a vault of its own, made by that tree's CLI, so a change of the vault format between
-    the two trees does not matter; the CA is this world's, so the agent trusts both proxies alike.
-    """
-    path = importable(tree, w.root / "other-code")
+
+def other_tree(tree: Path, w: World) -> tuple[list[str], dict[str, str]]:
+    """:func:`run_from` for ``tree`` with a vault of its own, made by that tree's CLI, so a change
+    of the vault format between the two trees does not matter; the CA is this world's, so the
+    agent trusts both trees' proxies alike."""
+    command, env = run_from(tree, w, w.root / "other-code")
     home = w.root / "other-home"
     shutil.copytree(w.home / "certs", home / "certs")
-    env = dict(w.env, PYTHONPATH=os.pathsep.join([str(path), str(tree)]), CLAVIS_HOME=str(home))
-    cli = "clavis_mcp.clavis_cli.main" if path != tree else "clavis_cli.main"
-    run = f"import sys; from {cli} import main; sys.argv[0] = 'clavis-mcp'; main()"
+    env["CLAVIS_HOME"] = str(home)
     for args, stdin in (
         (["init"], None),
         (["add", SERVICE, "--host", f"127.0.0.1:{w.upstream.port}", "--local", "--secret-stdin"], SECRET),
     ):
-        done = subprocess.run(
-            [sys.executable, "-c", run, *args], input=stdin, capture_output=True, text=True, env=env, cwd=tree
-        )
+        done = subprocess.run([*command, *args], input=stdin, capture_output=True, text=True, env=env, cwd=tree)
         if done.returncode != 0:
             raise RuntimeError(f"{tree}: clavis-mcp {args[0]} failed: {done.stderr.strip()}")
+    return command, env
+
+
+def clavis_from(tree: Path, w: World) -> Child:
+    """The clavis proxy host of ``tree``, importing that tree's code."""
+    _, env = other_tree(tree, w)
     return Child([sys.executable, "-m", "bench.proxy_host", "clavis"], env, cwd=tree)
 
 
@@ -98,10 +113,40 @@ async def compare(other: Path, path: str, rounds: int, requests: int, concurrenc
               f"vs bare: throughput {rate.show(2)}, p50 {p50.show(2)}x")  # fmt: skip
 
 
+async def compare_mcp(other: Path, rounds: int, calls: int) -> None:
+    """call_service over stdio: ``other``'s ``clavis-mcp`` and this tree's, as Claude Desktop runs
+    them, alternating in every round; p50 per round and each server's CPU per call (all threads)."""
+    with world() as w:
+        trees = {str(other): other_tree(other, w), "this tree": run_from(ROOT, w, w.root / "code")}
+        servers = {name: StdioServerParameters(command=c[0], args=c[1:], env=env) for name, (c, env) in trees.items()}
+        arguments: dict[str, object] = {"service_name": SERVICE, "method": "GET", "url": w.base_url + SMALL}
+        p50s: dict[str, list[float]] = {name: [] for name in servers}
+        cpus: dict[str, list[float]] = {name: [] for name in servers}
+        async with AsyncExitStack() as stack:
+            started = {}
+            for name, params in servers.items():
+                before = set(mcp_roundtrip.children())
+                client = await stack.enter_async_context(Client(stdio_client(params, errlog=sys.stderr)))
+                (pid,) = set(mcp_roundtrip.children()) - before
+                started[name] = (mcp_roundtrip.checked_tool_call(client, arguments), pid)
+            for _ in range(rounds):
+                for name, (call, pid) in started.items():
+                    await call()  # the first call starts the proxy and opens its connection: not counted
+                    cpu = mcp_roundtrip.cpu_seconds(pid)
+                    latencies = await mcp_roundtrip.timed(call, calls)
+                    cpus[name].append((mcp_roundtrip.cpu_seconds(pid) - cpu) * 1e6 / (calls + 1))
+                    p50s[name].append(percentile(latencies, 50))
+    base = str(other)
+    for name in servers:
+        ratio = Spread.of([new / old for new, old in zip(p50s[name], p50s[base], strict=True)])
+        print(f"call_service over stdio, {name}: p50 {Spread.of(p50s[name]).show(2)} ms, "
+              f"server CPU {Spread.of(cpus[name]).show(0)} us/call; p50 vs {base}: {ratio.show(2)}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     parser.add_argument("other", type=Path, help="another checkout of this repository")
-    parser.add_argument("--workload", choices=list(PATHS), default="small")
+    parser.add_argument("--workload", choices=[*PATHS, "mcp"], default="small", help="mcp: call_service over stdio")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=600, help="requests per proxy and round")
     parser.add_argument("--concurrency", type=int, default=1)
@@ -110,7 +155,10 @@ def main() -> None:
         parser.error(f"{args.other} is not a checkout of this repository")
     if args.other.resolve() == ROOT:
         parser.error("compare against another checkout, e.g. git worktree add /tmp/before HEAD~1")
-    asyncio.run(compare(args.other.resolve(), PATHS[args.workload], args.rounds, args.requests, args.concurrency))
+    if args.workload == "mcp":
+        asyncio.run(compare_mcp(args.other.resolve(), args.rounds, max(10, args.requests // 10)))
+    else:
+        asyncio.run(compare(args.other.resolve(), PATHS[args.workload], args.rounds, args.requests, args.concurrency))
 
 
 if __name__ == "__main__":

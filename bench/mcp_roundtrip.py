@@ -43,7 +43,7 @@ REDACTED = f"[REDACTED:{SERVICE}]"
 TARGET_RATIO = 3.0  # issue 18, point 3: call_service over stdio within 3x direct httpx, p50
 
 
-def _checked_tool_call(client: Client, arguments: dict[str, object]) -> Callable[[], Awaitable[None]]:
+def checked_tool_call(client: Client, arguments: dict[str, object]) -> Callable[[], Awaitable[None]]:
     async def call() -> None:
         result = await client.call_tool("call_service", arguments)
         text = json.dumps(result.model_dump(mode="json"))
@@ -53,7 +53,7 @@ def _checked_tool_call(client: Client, arguments: dict[str, object]) -> Callable
     return call
 
 
-async def _timed(call: Callable[[], Awaitable[None]], count: int) -> list[float]:
+async def timed(call: Callable[[], Awaitable[None]], count: int) -> list[float]:
     await call()  # warm: the proxy starts and the connection to it opens on the first call
     latencies = []
     for _ in range(count):
@@ -63,7 +63,7 @@ async def _timed(call: Callable[[], Awaitable[None]], count: int) -> list[float]
     return latencies
 
 
-def _children() -> list[int]:
+def children() -> list[int]:
     """This process's child processes (the stdio server), from /proc."""
     me, found = os.getpid(), []
     for entry in Path("/proc").iterdir():
@@ -102,9 +102,9 @@ async def measure(
         errlog = stack.enter_context((world.root / "bench-stdio.log").open("w"))
         params = StdioServerParameters(command=EXE, args=[], env=world.env)
         memory = await stack.enter_async_context(Client(build_server(gateway)))
-        before = set(_children())
+        before = set(children())
         stdio = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog)))
-        server_pid = next(iter(set(_children()) - before), None)
+        server_pid = next(iter(set(children()) - before), None)
         floor_params = StdioServerParameters(command=sys.executable, args=["-m", "bench.minimal_server"], env=world.env)
         floor = await stack.enter_async_context(Client(stdio_client(floor_params, errlog=errlog)))
         direct = await stack.enter_async_context(httpx.AsyncClient(verify=world.upstream_trust(), trust_env=False))
@@ -120,8 +120,8 @@ async def measure(
 
         calls = {
             "direct": direct_call,
-            "memory": _checked_tool_call(memory, arguments),
-            "stdio": _checked_tool_call(stdio, arguments),
+            "memory": checked_tool_call(memory, arguments),
+            "stdio": checked_tool_call(stdio, arguments),
             "floor": floor_call,
         }
         for round_ in range(rounds):
@@ -131,7 +131,7 @@ async def measure(
                 if counted:
                     await call()  # the first call starts the proxy: not counted
                 cpu = cpu_seconds(server_pid) if server_pid is not None else 0.0
-                latencies = await _timed(call, count)
+                latencies = await timed(call, count)
                 if counted and server_pid is not None:  # _timed warms up with one more call: count + 1 calls
                     samples["stdio-cpu"].append((cpu_seconds(server_pid) - cpu) * 1e6 / (count + 1))
                 samples[name].append(percentile(latencies, 50))
@@ -298,7 +298,7 @@ async def stages(calls: int) -> str:
         url = w.base_url + SMALL
         arguments: dict[str, object] = {"service_name": SERVICE, "method": "GET", "url": url}
         async with Client(build_server(gateway)) as client:
-            call = _checked_tool_call(client, arguments)
+            call = checked_tool_call(client, arguments)
             await call()
             timer.clear()
             started, used = time.perf_counter(), time.thread_time()
