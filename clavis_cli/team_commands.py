@@ -281,15 +281,24 @@ def user_list(as_json: bool) -> None:
 
 @user.command("remove")
 @click.argument("email")
+@click.option("--keep-keys", is_flag=True, help="Keep the API keys EMAIL made working (they are listed).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def user_remove(email: str, yes: bool, as_json: bool) -> None:
-    """Remove user EMAIL: they cannot log in, and their logins stop working at once on every replica."""
+def user_remove(email: str, keep_keys: bool, yes: bool, as_json: bool) -> None:
+    """Remove user EMAIL: they cannot log in, their logins stop working at once on every replica,
+    and the API keys they made are revoked (a departed person may hold a copy), unless --keep-keys."""
     email = _email(email)
-    confirm(yes, f"removing {email}", f"remove {email} from the team server and end their logins?")
+    keys = "" if keep_keys else " and revoke the API keys they made"
+    confirm(yes, f"removing {email}", f"remove {email} from the team server, end their logins{keys}?")
     with _client() as client:
-        client.remove_user(email)
-    emit(as_json, {"removed": email}, [f"removed {email}; their logins no longer work"])
+        done = client.remove_user(email, keep_keys=keep_keys)
+    revoked, kept = done.get("revoked_keys") or [], done.get("kept_keys") or []
+    lines = [f"removed {email}; their logins no longer work"]
+    if revoked:
+        lines.append(f"revoked the API keys they made: {', '.join(revoked)}")
+    if kept:
+        lines.append(f"kept the API keys they made: {', '.join(kept)} (revoke with `clavis-mcp team key revoke NAME`)")
+    emit(as_json, {"removed": email, "revoked_keys": revoked, "kept_keys": kept}, lines)
 
 
 @user.command("role")

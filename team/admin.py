@@ -6,6 +6,7 @@ key is shown once, at creation).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -90,9 +91,20 @@ def users(replica: Replica) -> dict[str, Any]:
     return {"users": identity.list_users(replica.conn)}
 
 
-def remove_user(replica: Replica, who: str, email: str) -> None:
-    identity.remove_user(replica.conn, email)
-    replica.audit.append(source=who, action="user-remove", decision="done", reason=email.lower())
+def remove_user(replica: Replica, who: str, email: str, args: Mapping[str, str]) -> dict[str, Any]:
+    """Remove a user and revoke the API keys they made (``keep_keys=true``: keep them, listed)."""
+    keep = args.get("keep_keys", "false").lower()
+    if keep not in ("true", "false"):
+        raise ApiRefused(400, "'keep_keys' must be true or false")
+    email = email.lower()
+    keys = identity.remove_user(replica.conn, email, keep_keys=keep == "true")
+    kept = f"; kept the keys they made: {', '.join(keys)}" if keep == "true" and keys else ""
+    replica.audit.append(source=who, action="user-remove", decision="done", reason=email + kept)
+    if keep == "true":
+        return {"email": email, "revoked_keys": [], "kept_keys": keys}
+    for name in keys:
+        replica.audit.append(source=who, action="key-revoke", decision="done", reason=f"{name} (made by {email})")
+    return {"email": email, "revoked_keys": keys, "kept_keys": []}
 
 
 _CHANGES = {"role", "password", "sign_out"}

@@ -129,8 +129,10 @@ class AdminClient:
     def users(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/v1/admin/users").get("users", []))
 
-    def remove_user(self, email: str) -> Any:
-        return self.request("DELETE", f"/v1/admin/users/{path_segment(email)}")
+    def remove_user(self, email: str, *, keep_keys: bool = False) -> dict[str, Any]:
+        """Remove the user; the server revokes the API keys they made unless ``keep_keys``, and names them."""
+        params = {"keep_keys": "true"} if keep_keys else None
+        return dict(self.request("DELETE", f"/v1/admin/users/{path_segment(email)}", params=params))
 
     def change_user(
         self, email: str, *, role: str | None = None, password: Secret | None = None, sign_out: bool = False

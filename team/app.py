@@ -225,8 +225,8 @@ async def users_route(request: Request) -> Response:
 
 
 async def remove_user_route(request: Request) -> Response:
-    admin.remove_user(replica_of(request), admin_of(request).name, request.path_params["email"])
-    return Response(status_code=204)
+    who, args = admin_of(request).name, dict(request.query_params)
+    return _json(admin.remove_user(replica_of(request), who, request.path_params["email"], args))
 
 
 async def change_user_route(request: Request) -> Response:

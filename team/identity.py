@@ -125,8 +125,10 @@ def _locked_user(conn: psycopg.Connection[Any], email: str, last_admin_may_not: 
     return found
 
 
-def remove_user(conn: psycopg.Connection[Any], email: str) -> None:
-    """Delete the user; every token of theirs fails at its next use, on every replica."""
+def remove_user(conn: psycopg.Connection[Any], email: str, *, keep_keys: bool = False) -> list[str]:
+    """Delete the user; every token of theirs fails at its next use, on every replica. The API keys
+    they made (and that still work) are revoked with them, in the same transaction, unless
+    ``keep_keys``: a departed person may hold a copy of each. Returns those keys' names."""
     email = email.lower()
     with conn.transaction():
         _, epoch = _locked_user(conn, email, "remove")
@@ -136,6 +138,14 @@ def remove_user(conn: psycopg.Connection[Any], email: str) -> None:
             " ON CONFLICT (key) DO UPDATE SET value = GREATEST(team_meta.value, EXCLUDED.value)",
             (EPOCH_FLOOR, epoch + 1),
         )
+        live = "lower(created_by) = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+        if keep_keys:
+            rows = conn.execute(f"SELECT name FROM api_keys WHERE {live}", (f"user/{email}",)).fetchall()
+        else:
+            rows = conn.execute(
+                f"UPDATE api_keys SET revoked_at = now() WHERE {live} RETURNING name", (f"user/{email}",)
+            ).fetchall()
+    return sorted(name for (name,) in rows)
 
 
 def change_user(conn: psycopg.Connection[Any], email: str, role: str | None = None, password: str | None = None) -> str:

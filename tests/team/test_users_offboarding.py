@@ -147,7 +147,8 @@ def test_a_removed_users_login_is_refused_at_once_on_every_replica_and_they_cann
         token = token_of(server, "bob@example.test")
         assert get(server, token, "/v1/services").status_code == 200
         with server.admin() as admin:
-            assert admin.delete("/v1/admin/users/Bob@Example.test").status_code == 204  # addresses are lower-case
+            removed = admin.delete("/v1/admin/users/Bob@Example.test")  # addresses are lower-case
+            assert removed.status_code == 200 and removed.json()["email"] == "bob@example.test", removed.text
         answers = answers_from_every_worker(server, token)
         assert {a.status_code for a in answers.values()} == {401}, {w: a.text for w, a in answers.items()}
         assert all("log in again" in a.json()["detail"] for a in answers.values())
@@ -163,6 +164,48 @@ def test_a_removed_users_login_is_refused_at_once_on_every_replica_and_they_cann
         assert removed["source"] == "key/admin" and removed["reason"] == "bob@example.test"
     finally:
         stop_server(server.process)
+
+
+def test_removing_a_user_revokes_the_api_keys_they_made_and_keep_keys_keeps_them_listed(
+    server: TeamServer, team: Bootstrap
+) -> None:
+    """A departed person may hold a copy of every key they made: offboarding revokes those too."""
+    shared = new_key(server, "shared", [])  # made by the admin key: nobody's
+    for email in ("dora@example.test", "eve@example.test"):
+        add_user(server, email, "admin")
+    made: dict[str, str] = {}
+    for email, names in (
+        ("dora@example.test", ("dora-ci", "dora-laptop", "dora-old")),
+        ("eve@example.test", ("eve-ci",)),
+    ):
+        with as_bearer(server, token_of(server, email)) as person:
+            for name in names:
+                answer = person.post("/v1/admin/keys", json={"name": name, "services": []})
+                assert answer.status_code == 201, answer.text
+                made[name] = answer.json()["key"]
+    with server.admin() as admin:
+        assert admin.delete("/v1/admin/keys/dora-old").status_code in (200, 204)  # already revoked: not listed
+        bad = admin.delete("/v1/admin/users/dora@example.test", params={"keep_keys": "maybe"})
+        assert bad.status_code == 400 and "keep_keys" in bad.json()["detail"]
+        removed = admin.delete("/v1/admin/users/Dora@example.test")
+        assert removed.status_code == 200, removed.text
+        assert removed.json() == {
+            "email": "dora@example.test",
+            "revoked_keys": ["dora-ci", "dora-laptop"],
+            "kept_keys": [],
+        }
+        kept = admin.delete("/v1/admin/users/eve@example.test", params={"keep_keys": "true"})
+        assert kept.json() == {"email": "eve@example.test", "revoked_keys": [], "kept_keys": ["eve-ci"]}
+    assert get(server, made["dora-ci"], "/v1/services").status_code == 401
+    assert get(server, made["dora-laptop"], "/v1/services").status_code == 401
+    assert get(server, made["eve-ci"], "/v1/services").status_code == 200
+    assert get(server, shared, "/v1/services").status_code == 200
+    revoked = [r["reason"] for r in audited(team, "key-revoke")]
+    assert "dora-ci (made by dora@example.test)" in revoked and "dora-laptop (made by dora@example.test)" in revoked
+    assert [r["reason"] for r in audited(team, "user-remove")] == [
+        "dora@example.test",
+        "eve@example.test; kept the keys they made: eve-ci",
+    ]
 
 
 def answers_from_every_worker(server: TeamServer, bearer: str) -> dict[str, httpx.Response]:
@@ -379,10 +422,13 @@ def test_the_cli_user_verbs_offboard_a_person_end_to_end(
     ok(team_cli(server, "password", "frank@example.test", "--password-stdin", input=NEW_PASSWORD))
     assert login(server, "frank@example.test").status_code == 401
     token = token_of(server, "frank@example.test", NEW_PASSWORD)
+    with as_bearer(server, token) as frank:
+        assert frank.post("/v1/admin/keys", json={"name": "frank-ci", "services": []}).status_code == 201
 
     unconfirmed = team_cli(server, "remove", "frank@example.test")  # no terminal, no --yes
     assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.output
-    assert "removed frank@example.test" in ok(team_cli(server, "remove", "frank@example.test", "--yes")).stdout
+    removed = ok(team_cli(server, "remove", "frank@example.test", "--yes")).stdout
+    assert "removed frank@example.test" in removed and "revoked the API keys they made: frank-ci" in removed
     assert get(server, token, "/v1/services").status_code == 401
     assert login(server, "frank@example.test", NEW_PASSWORD).status_code == 401
 
