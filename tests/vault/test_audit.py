@@ -354,3 +354,18 @@ def test_records_from_another_writer_that_rotated_the_log_keep_one_chain(vault: 
         write_records(theirs, 3)
     report = mine.verify()
     assert report.ok and report.count == 30 and report.files >= 3, report.summary()
+
+
+def test_a_lock_file_replaced_between_records_is_the_one_locked_and_checkpointed_next(
+    audit: AuditLog, vault: Vault, home: Path
+) -> None:
+    """The lock file stays open between records: the one at the lock path is still the one used."""
+    write_records(audit, 2)
+    lock = home / "audit.jsonl.lock"
+    replacement = home / "replacement"
+    replacement.write_bytes(lock.read_bytes())
+    os.replace(replacement, lock)
+    write_records(audit, 1)
+    last = json.loads((home / "audit.jsonl").read_bytes().splitlines()[-1])
+    assert VaultAnchor(vault, lock).head() == Link(3, last["mac"])
+    assert audit.verify().ok

@@ -45,9 +45,12 @@ class Link:
     mac: str
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # one, not one per record
+
+
 def canonical(record: dict[str, Any]) -> bytes:
     """The one byte form a record is MAC'd and stored in: sorted keys, no spaces, ASCII only."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(record).encode()
 
 
 def _mac(key: bytes, unsigned: dict[str, Any]) -> str:

@@ -121,17 +121,6 @@ class LogFiles:
         return handle
 
     @contextmanager
-    def locked(self) -> Iterator[int]:
-        """Hold the cross-process append lock; yields the lock file's descriptor (the checkpoint
-        is kept in that file, see :mod:`vault.audit_anchor`)."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield fd
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    @contextmanager
     def probed(self) -> Iterator[int]:
         """Raise OSError if the live file or the lock file cannot be opened as an append opens
         them; yields the lock file's descriptor, unlocked, to read the checkpoint from."""
@@ -153,6 +142,53 @@ class LogFiles:
             if line is not None:
                 return line
         return None
+
+
+class AppendLock:
+    """This process's handle on the cross-process append lock, kept open between records; as a
+    context manager it holds the lock and gives the lock file's descriptor (the checkpoint is
+    kept in that file, see :mod:`vault.audit_anchor`). Use it under the log's thread lock:
+    ``flock`` on one open file keeps other processes out, not this process's other threads.
+
+    Opening and closing the file for each record cost a path lookup and two system calls on the
+    proxy's path; holding it open costs one ``stat`` once locked, to be sure the path still names
+    the file held: a lock file deleted or replaced meanwhile is one another process may lock at
+    the same time, so it is then opened again and locked anew. A forked child drops the handle
+    it inherited: one open file is one ``flock`` holder, so parent and child would not exclude
+    each other through it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._handle: list[int] = []  # [fd, device, inode] while open; a list so the finalizer can close it
+        handle = self._handle
+        weakref.finalize(self, _close, handle)
+        os.register_at_fork(after_in_child=lambda: _close(handle))
+
+    def __enter__(self) -> int:
+        while True:
+            if not self._handle:
+                fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                opened = os.fstat(fd)
+                self._handle[:] = [fd, opened.st_dev, opened.st_ino]
+            fd = self._handle[0]
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                found = os.stat(self._path)
+            except FileNotFoundError:
+                found = None
+            except BaseException:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                raise
+            if found is not None and found.st_dev == self._handle[1] and found.st_ino == self._handle[2]:
+                return fd
+            _close(self._handle)  # closing releases the lock on a file that is no longer the lock file
+
+    def __exit__(self, *exc_info: object) -> None:
+        fcntl.flock(self._handle[0], fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        _close(self._handle)
 
 
 class LiveFile:

@@ -19,6 +19,7 @@ requests fail closed, until ``clavis-mcp audit acknowledge-loss`` records the lo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -49,7 +50,7 @@ from .chain import (
     link_of,
     sealed_line,
 )
-from .files import LiveFile, LogFiles, lines_from
+from .files import AppendLock, LiveFile, LogFiles, lines_from
 from .index import IndexKeeper
 
 AUDIT_FILE = "audit.jsonl"
@@ -165,6 +166,18 @@ class VaultFile:
             )
 
 
+def _now() -> str:
+    """``datetime.now(UTC).isoformat(timespec="milliseconds")``, the date and time of day
+    formatted once a second rather than once a record."""
+    second, milli = divmod(time.time_ns() // 1_000_000, 1000)
+    return f"{_second_text(second)}.{milli:03d}+00:00"
+
+
+@functools.lru_cache(maxsize=2)
+def _second_text(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+
+
 class _ChainCut(Exception):
     """The chain ends below what is known to have existed (raised under the append lock)."""
 
@@ -181,6 +194,7 @@ class AuditLog:
         self.path = path
         self.files = LogFiles(path)
         self._live = LiveFile(self.files)
+        self._append_lock = AppendLock(self.files.lock_path)
         self._anchor = anchor
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -219,9 +233,9 @@ class AuditLog:
         record[ID] = record_id = os.urandom(8).hex()
         with self._lock, self._failing_closed():
             self._known_mark()
-            with self.files.locked() as lock:
+            with self._append_lock as lock:
                 # The time is taken under the lock, so the log is in time order across processes.
-                record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                record[TIME] = _now()
                 state = self._live.state()
                 ours = self._tail if self._tail is not None and self._tail[0] == state else None
                 previous = ours[1] if ours is not None else self._continued_end(lock)
@@ -258,7 +272,7 @@ class AuditLog:
                 if self._tail is not None and _grown(self._tail[0], state) and self._checkpoint_reaches_high(fd):
                     return
             self._known_mark()
-            with self.files.locked() as lock:
+            with self._append_lock as lock:
                 self._continued_end(lock)
 
     def close(self) -> None:
@@ -267,17 +281,18 @@ class AuditLog:
         self._index.close()
         with self._lock, self._failing_closed():
             if self._tail is not None and self._marked is not None and self._tail[1].seq > self._marked[0]:
-                with self.files.locked() as lock:
+                with self._append_lock as lock:
                     self._live.sync(folder=False)
                     os.fsync(lock)
                 self._raise_mark(self._tail[1])
             self._live.close()
+            self._append_lock.close()
 
     def pending_loss(self) -> Loss | None:
         """The records lost from the end of the log, if any: what :meth:`acknowledge_loss` would record."""
         with self._lock:
             self._read_mark()
-            with self.files.locked() as lock:
+            with self._append_lock as lock:
                 return pending_loss(self._last_genuine(), self._anchor.head(lock), self._high)
 
     def acknowledge_loss(self, *, source: str) -> dict[str, Any] | None:
@@ -289,11 +304,11 @@ class AuditLog:
         record: dict[str, Any] = {ID: os.urandom(8).hex(), SOURCE: source, ACTION: ACKNOWLEDGE_LOSS, DECISION: LOST}
         with self._lock, self._failing_closed():
             self._read_mark()
-            with self.files.locked() as lock:
+            with self._append_lock as lock:
                 loss = pending_loss(self._last_genuine(), self._anchor.head(lock), self._high)
                 if loss is None:
                     return None
-                record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                record[TIME] = _now()
                 record[REASON] = f"{loss.describe()} were lost from the end of the log; acknowledged"
                 record[LOST_FROM] = loss.first
                 sealed, due = self._put(record, loss.after, self._live.state(), lock, clean_end=False, mark=True)
@@ -344,7 +359,7 @@ class AuditLog:
         only for a chain that is whole up to where it re-anchors."""
         with self._lock, self._failing_closed():
             self._read_mark()
-            with self.files.locked() as lock:
+            with self._append_lock as lock:
                 try:
                     self._anchor.head(lock)
                     return None
@@ -361,7 +376,7 @@ class AuditLog:
                     raise OSError("short write of the audit log checkpoint")
                 at = kept.seq if kept else 0
                 record: dict[str, Any] = {ID: os.urandom(8).hex(), SOURCE: source, ACTION: REPAIR, DECISION: REANCHOR}
-                record[TIME] = datetime.now(UTC).isoformat(timespec="milliseconds")
+                record[TIME] = _now()
                 record[REANCHORED] = at
                 record[REASON] = (
                     f"both checkpoint slots in {self.files.lock_path.name} were damaged; "
