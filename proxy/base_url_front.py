@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -68,6 +69,8 @@ MAX_CLIENTS = 512  # client connections served at once; past it a new one is ans
 LINGER_SECONDS = 2.0  # after an error answer, how long the rest of a refused body is read and dropped
 LINGER_BYTES = 8 * 1024 * 1024  # and how much of it at most, before the connection is simply closed
 logger = logging.getLogger(__name__)
+# What an unreadable head's first line says, when it says it plainly (printable ASCII, bounded).
+_REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) ([\x21-\x7e]{1,2048}) HTTP/")
 UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
 
 
@@ -296,10 +299,10 @@ class _Exchange:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            await self._bare_error(exc.error_status_hint, "malformed request head")
+            await self._refuse_unreadable(head, exc.error_status_hint)
             return None
         if not isinstance(event, h11.Request):  # a head h11 does not see complete where we did
-            await self._bare_error(400, "malformed request head")
+            await self._refuse_unreadable(head, 400)
             return None
         f = self._make_flow(event)
         serve_by_front(f, self)
@@ -323,6 +326,26 @@ class _Exchange:
             return None
         return bytes(conn.trailing_data[0])
 
+    async def _refuse_unreadable(self, head: bytes, status: int) -> None:
+        """A head h11 cannot read is refused and recorded like any refusal (one record per decision):
+        its method and target as far as its first line shows them plainly, else ``-``."""
+        line = _REQUEST_LINE.match(head)
+        method, target = (line[1], line[2]) if line else (b"-", b"-")
+        f = self._flow(_message(
+            http.Request, http.RequestData, http_version=b"HTTP/1.1", headers=http.Headers(), content=None,
+            trailers=None, timestamp_start=time.time(), timestamp_end=None, host="", port=80, method=method,
+            scheme=b"http", authority=b"", path=target,
+        ))  # fmt: skip
+        f.metadata[DECISION] = REFUSED
+        f.metadata[REASON] = "request refused: malformed request head"
+        await self._failed(f, _Failed(f.metadata[REASON], status))
+
+    def _flow(self, request: http.Request) -> http.HTTPFlow:
+        f = http.HTTPFlow(self.client, self.unconnected, live=True)
+        f.request = request
+        f.metadata[FRONT] = True
+        return f
+
     def _make_flow(self, event: h11.Request) -> http.HTTPFlow:
         fields = tuple(event.headers.raw_items())
         host_header = next((v for n, v in fields if n.lower() == b"host"), b"")
@@ -336,10 +359,7 @@ class _Exchange:
             content=None, trailers=None, timestamp_start=now, timestamp_end=None, host=host, port=port or 80,
             method=bytes(event.method), scheme=b"http", authority=b"", path=bytes(event.target),
         )  # fmt: skip
-        f = http.HTTPFlow(self.client, self.unconnected, live=True)
-        f.request = request
-        f.metadata[FRONT] = True
-        return f
+        return self._flow(request)
 
     async def _serve(self, f: http.HTTPFlow, conn: h11.Connection) -> None:
         self.front.hook("requestheaders", f)

@@ -91,6 +91,37 @@ async def test_smuggling_shapes_are_refused_and_nothing_goes_upstream(
     assert upstream.seen == []
 
 
+@pytest.mark.parametrize(
+    ("first", "rest", "status", "method", "path"),
+    [
+        ("GET /s/alpha/v1?key=v HTTP/1.1", "Bad Header Line\r\n\r\n", 400, "GET", "/s/alpha/v1?key="),
+        ("GET /s/alpha/v1 HTTP/1.1", f"X-Pad: {'p' * 70000}\r\n\r\n", 431, "GET", "/s/alpha/v1"),
+        (
+            f"GET /a/{PROXY_TOKEN}/s/alpha/v1 HTTP/1.1",
+            "Bad Header Line\r\n\r\n",
+            400,
+            "GET",
+            "/a/[REDACTED:agent-key]/s/alpha/v1",
+        ),
+        ("GET /s/alpha/\x01\x02 HTTP/1.1", "\r\n", 400, "-", "-"),
+    ],
+    ids=["bad-header-line", "head-too-long", "agent-key-in-path", "control-bytes-in-target"],
+)
+async def test_an_unreadable_head_is_refused_and_recorded_without_values_or_agent_keys(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream,
+    first: str, rest: str, status: int, method: str, path: str,
+) -> None:  # fmt: skip
+    """One record per decision: a head h11 cannot read was refused with no record at all."""
+    async with front(services, audit, home, upstream.port) as proxy:
+        async with RawClient.connected(proxy) as raw:
+            response = await raw.send(f"{first}\r\nHost: 127.0.0.1:{proxy.port}\r\n{rest}".encode())
+    assert response.status == status and b"malformed request head" in response.body
+    record = last_record(services)
+    assert record["decision"] == "refused" and record["reason"] == "request refused: malformed request head"
+    assert (record["method"], record["path"], record["source"]) == (method, path, "unauthenticated")
+    assert PROXY_TOKEN not in str(record) and upstream.seen == []
+
+
 async def test_two_services_on_one_host_never_share_an_upstream_connection(
     services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
 ) -> None:
