@@ -25,6 +25,7 @@ audit. A request without a valid key is answered 401 here; nothing is dialled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
@@ -94,7 +95,7 @@ def choose_host(service: Service, choice: str) -> tuple[str, int]:
     """The upstream ``(host, port)``: the one chosen (it must be the service's), else its first exact host."""
     if choice:
         try:
-            host, port = url.parse_authority(choice, check=True)
+            host, port = _checked_authority(choice)
         except ValueError:
             raise ValueError(f"{choice!r} is not a host[:port]") from None
         port = port or 443
@@ -108,6 +109,21 @@ def choose_host(service: Service, choice: str) -> tuple[str, int]:
     raise LookupError(
         f"service {service.name!r} has only wildcard hosts; name one in the URL: /s/{service.name}@<host>/..."
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_authority(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` as mitmproxy checks an authority (ValueError if malformed); cached, as the
+    gateway names the same destination in call after call and the IDNA checks are the cost."""
+    return url.parse_authority(text, check=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_field(host: str, port: int) -> bytes:
+    """The Host header for an upstream (an IPv6 literal in brackets, as RFC 9110 writes an
+    authority); cached, as the IDNA encoding costs more than the rest of the rewrite."""
+    named = f"[{host}]" if ":" in host else host
+    return url.hostport("https", named, port).encode("idna")
 
 
 def _digest(value: str) -> bytes:
@@ -230,8 +246,7 @@ class BaseUrlFront:
             return
         # The judged destination, set once: Host first, as HTTP/1.1 clients send it (an IPv6
         # literal in brackets, as RFC 9110 writes an authority).
-        named = f"[{host}]" if ":" in host else host
-        request.headers.fields = ((b"Host", url.hostport("https", named, port).encode("idna")), *fields)
+        request.headers.fields = ((b"Host", _host_field(host, port)), *fields)
         request.authority = ""
         request.scheme = "https"
         request.data.host = host

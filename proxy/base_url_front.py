@@ -27,6 +27,7 @@ bytes, a body pauses at most ``BODY_READ_SECONDS`` and holds at most the body li
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
@@ -72,6 +73,17 @@ logger = logging.getLogger(__name__)
 # What an unreadable head's first line says, when it says it plainly (printable ASCII, bounded).
 _REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) ([\x21-\x7e]{1,2048}) HTTP/")
 UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
+
+
+@functools.lru_cache(maxsize=64)
+def _authority(host_header: bytes) -> tuple[str, int | None]:
+    """The Host header's host and port, as mitmproxy reads an authority. Cached: an agent names
+    the proxy the same way in every request, and the reading (IDNA checks) cost as much as the
+    rest of building the flow."""
+    try:
+        return url.parse_authority(host_header.decode("latin-1"), check=False)
+    except (ValueError, UnicodeError):
+        return "", None
 
 
 class _Failed(Exception):
@@ -348,11 +360,7 @@ class _Exchange:
 
     def _make_flow(self, event: h11.Request) -> http.HTTPFlow:
         fields = tuple(event.headers.raw_items())
-        host_header = next((v for n, v in fields if n.lower() == b"host"), b"")
-        try:
-            host, port = url.parse_authority(host_header.decode("latin-1"), check=False)
-        except (ValueError, UnicodeError):
-            host, port = "", None
+        host, port = _authority(next((v for n, v in fields if n.lower() == b"host"), b""))
         now = time.time()
         request = _message(
             http.Request, http.RequestData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(fields),
