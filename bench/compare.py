@@ -3,7 +3,8 @@
 An A/B for a change to the proxy: bare mitmproxy (this tree), the clavis proxy from
 ``OTHER_TREE`` (e.g. ``git worktree add /tmp/before HEAD~3``) and the clavis proxy from this
 tree serve the same upstream, measured back to back in every round, so both are compared with
-the same bare baseline under the same machine load. ``--workload mcp`` compares the two trees'
+the same bare baseline under the same machine load (``--base-url``: the clavis proxies are sent
+base-URL requests, bare mitmproxy proxied ones as always). ``--workload mcp`` compares the two trees'
 ``clavis-mcp`` over stdio instead (call_service, ``--requests / 10`` calls per round).
 Prints each proxy's median rate, p50 and CPU per request (the proxy process's own, which other
 load on the machine moves least) over the rounds and its median ratio to bare, the figures
@@ -85,15 +86,16 @@ def clavis_from(tree: Path, w: World) -> Child:
     return Child([sys.executable, "-m", "bench.proxy_host", "clavis"], env, cwd=tree)
 
 
-async def compare(other: Path, path: str, rounds: int, requests: int, concurrency: int) -> None:
+async def compare(other: Path, path: str, rounds: int, requests: int, concurrency: int, base_url: bool) -> None:
     with world() as w:
         proxies = {"bare": w.child("bench.proxy_host", "bare"), str(other): clavis_from(other, w)}
-        proxies["this tree"] = w.child("bench.proxy_host", "clavis")
+        _, env = run_from(ROOT, w, w.root / "code")  # this tree's code, even where another is installed
+        proxies["this tree"] = Child([sys.executable, "-m", "bench.proxy_host", "clavis"], env, cwd=ROOT)
         runs: dict[str, list[load.LoadRun]] = {name: [] for name in proxies}
         try:
             for _ in range(rounds):
                 for name, child in proxies.items():
-                    mode = "bare" if name == "bare" else "clavis"
+                    mode = "bare" if name == "bare" else "base-url" if base_url else "clavis"
                     target = _targets(w, {"bare": child.port, "clavis": child.port}, path)[mode]
                     await load.run(target, max(concurrency, requests // 10), concurrency)  # warm up
                     cpu = load.cpu_clock(child.process.pid)
@@ -150,6 +152,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=600, help="requests per proxy and round")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--base-url", action="store_true", help="the clavis proxies in base-URL mode (plain HTTP)")
     args = parser.parse_args()
     if not (args.other / "bench" / "proxy_host.py").exists():
         parser.error(f"{args.other} is not a checkout of this repository")
@@ -158,7 +161,8 @@ def main() -> None:
     if args.workload == "mcp":
         asyncio.run(compare_mcp(args.other.resolve(), args.rounds, max(10, args.requests // 10)))
     else:
-        asyncio.run(compare(args.other.resolve(), PATHS[args.workload], args.rounds, args.requests, args.concurrency))
+        path = PATHS[args.workload]
+        asyncio.run(compare(args.other.resolve(), path, args.rounds, args.requests, args.concurrency, args.base_url))
 
 
 if __name__ == "__main__":
