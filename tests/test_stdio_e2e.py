@@ -235,6 +235,20 @@ def test_sigint_exits_promptly_and_quietly(raw: RawServer) -> None:
     assert code == 0 and "Traceback" not in stderr, stderr
 
 
+def test_a_script_read_from_a_file_is_answered_into_a_file(registered: EchoUpstream, tmp_path: Path) -> None:
+    """A replayed session (stdin and stdout are files, not pipes): every request answered before the exit."""
+    script, answers = tmp_path / "session.jsonl", tmp_path / "answers.jsonl"
+    lines = [INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]  # fmt: skip
+    script.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with script.open("rb") as stdin, answers.open("wb") as stdout:
+        done = subprocess.run([EXE], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, timeout=60)
+    assert done.returncode == 0, done.stderr
+    replies = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [reply["id"] for reply in replies] == [1, 2]
+    assert "call_service" in [tool["name"] for tool in replies[1]["result"]["tools"]]
+
+
 def test_sigterm_lets_the_call_in_flight_finish_and_records_it(
     home: Path, upstream_ca: trustme.CA, tmp_path: Path
 ) -> None:
