@@ -9,11 +9,13 @@ data, and may be long).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 TYPE_WORDS = {"dict": "a JSON object", "string": "a string", "int": "an integer", "bool": "true or false",
@@ -47,11 +49,34 @@ def sentence(tool: str, exc: ValidationError) -> str:
 
 
 class ClavisServer[T](MCPServer[T]):
-    """MCPServer whose argument errors are one plain sentence."""
+    """MCPServer whose argument errors are one plain sentence.
+
+    Given ``add_tools``, it adds its tools when they are first listed or called rather than when
+    it is built: their schemas (and the modules that declare them) cost some 30 ms that the
+    answer to ``initialize``, which shows no tool, need not wait for (bench/notes.md)."""
+
+    def __init__(self, *, add_tools: Callable[[ClavisServer[T]], None] | None = None, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._add_tools = add_tools
+
+    def _tools_added(self) -> None:
+        if self._add_tools is not None:
+            self._add_tools(self)
+            self._add_tools = None
+
+    async def list_tools(self) -> list[MCPTool]:
+        self._tools_added()
+        return await super().list_tools()
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        """The SDK's lookup of a tool's schema before a call (it bound this method when built)."""
+        self._tools_added()
+        return super()._tool_input_schema(name)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Any = None
     ) -> CallToolResult | InputRequiredResult:
+        self._tools_added()
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

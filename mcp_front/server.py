@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -21,9 +22,9 @@ from clavis_mcp.vault.errors import ClavisError
 
 from . import __version__
 from .arguments import ClavisServer
-from .gateway import Gateway
-from .tool_specs import TOOLS
-from .tools import BODIES
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
 
 INSTRUCTIONS = """\
 clavis-mcp holds API credentials so you never need to see them. To call an API, use
@@ -66,7 +67,16 @@ def build_server(gateway: Gateway) -> ClavisServer[Gateway]:
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",
+        add_tools=functools.partial(_add_tools, gateway=gateway),
     )
+    return server
+
+
+def _add_tools(server: ClavisServer[Gateway], gateway: Gateway) -> None:
+    """The tools bound to ``gateway``, added when first listed or called (``ClavisServer``): their
+    declarations and bodies are imported here, after the handshake."""
+    from .tool_specs import TOOLS
+    from .tools import BODIES
+
     for spec in TOOLS:
         spec.register(server, _tool_errors(functools.partial(BODIES[spec.name], gateway)))
-    return server

@@ -18,9 +18,6 @@ from clavis_mcp.vault.errors import ClavisError, VaultLocked
 
 from . import __version__
 from .arguments import ClavisServer
-from .credentials import detail
-from .models import CredentialStatus
-from .tool_specs import TOOLS, check_credential_status
 
 INSTRUCTIONS = """\
 clavis-mcp could not open its credential vault, so no service can be used yet. Every tool
@@ -36,8 +33,16 @@ def build_unavailable_server(problem: ClavisError) -> ClavisServer[None]:
     reason = f"clavis-mcp cannot open its vault: {problem}. Then restart the MCP server (or Claude Desktop)."
     server: ClavisServer[None] = ClavisServer(
         name="clavis-mcp", title="clavis-mcp credential vault (unavailable)", version=__version__,
-        instructions=INSTRUCTIONS, log_level="WARNING",
+        instructions=INSTRUCTIONS, log_level="WARNING", add_tools=lambda server: _add_tools(server, problem, reason),
     )  # fmt: skip
+    return server
+
+
+def _add_tools(server: ClavisServer[None], problem: ClavisError, reason: str) -> None:
+    """Added when first listed or called (``ClavisServer``), as the real server's are."""
+    from .credentials import detail
+    from .models import CredentialStatus
+    from .tool_specs import TOOLS, check_credential_status
 
     async def report(**_: Any) -> NoReturn:
         raise ToolError(reason)
@@ -50,4 +55,3 @@ def build_unavailable_server(problem: ClavisError) -> ClavisServer[None]:
             spec.register(server, locked)
         else:
             spec.register(server, report)
-    return server
