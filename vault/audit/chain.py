@@ -91,8 +91,8 @@ def sealed_line(key: bytes, previous: Link | None, fields: dict[str, Any]) -> tu
     record[PREV] = previous.mac if previous else GENESIS
     body = canonical(record)
     mac = record[MAC] = _mac_of(key, body)
-    if any(name < MAC for name in fields):
-        at = body.index(b',"' + min(name for name in record if name > MAC).encode() + b'":') + 1
+    if min(record) < MAC:  # (``seq`` and ``prev`` sort after it: some key does)
+        at = body.index(b',"' + min(filter(MAC.__lt__, record)).encode() + b'":') + 1
     else:
         at = 1  # just after the opening brace
     return record, b"".join((body[:at], b'"mac":"', mac.encode(), b'",', body[at:], b"\n"))

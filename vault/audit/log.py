@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -473,26 +473,9 @@ class AuditLog:
             raise _ChainCut(end, self._high)
         return end
 
-    @contextmanager
-    def _failing_closed(self) -> Iterator[None]:
+    def _failing_closed(self) -> _FailingClosed:
         """Every failure to write, or to trust where the chain ends, as AuditWriteError."""
-        try:
-            yield
-        except _ChainCut as cut:
-            self._tail = None  # no shortcut past a cut: every check finds the chain's end until it is whole
-            if self._marked is None or cut.high.seq > self._marked[0]:
-                # A record this process wrote is above the vault's mark: put it there, so that the
-                # acknowledgement (by another process) names every lost record.
-                with suppress(sqlite3.Error, ClavisError):  # the refusal below says what matters
-                    self._raise_mark(cut.high)
-            raise AuditWriteError(_cut_message(self.path, cut)) from None
-        except AuditWriteError:
-            raise
-        except (OSError, sqlite3.Error, ClavisError) as exc:
-            raise AuditWriteError(
-                f"cannot write the audit log {self.path} ({_why(exc)}); "
-                "requests are refused until it is writable (check disk space and permissions)"
-            ) from None
+        return _FailingClosed(self)
 
     def _last_genuine(self) -> Link | None:
         """The log's last record, if it is genuine (its MAC matches)."""
@@ -520,6 +503,35 @@ class AuditLog:
         if tail is not None and (checkpoint is None or tail.seq > checkpoint.seq or tail == checkpoint):
             return tail
         return checkpoint
+
+
+class _FailingClosed:
+    """:meth:`AuditLog._failing_closed`: a class rather than a generator, as it is entered twice
+    for every proxied request."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        log = self._log
+        if isinstance(exc, _ChainCut):
+            log._tail = None  # no shortcut past a cut: every check finds the chain's end until it is whole
+            if log._marked is None or exc.high.seq > log._marked[0]:
+                # A record this process wrote is above the vault's mark: put it there, so that the
+                # acknowledgement (by another process) names every lost record.
+                with suppress(sqlite3.Error, ClavisError):  # the refusal below says what matters
+                    log._raise_mark(exc.high)
+            raise AuditWriteError(_cut_message(log.path, exc)) from None
+        if isinstance(exc, (OSError, sqlite3.Error, ClavisError)) and not isinstance(exc, AuditWriteError):
+            raise AuditWriteError(
+                f"cannot write the audit log {log.path} ({_why(exc)}); "
+                "requests are refused until it is writable (check disk space and permissions)"
+            ) from None
 
 
 def _is_record(key: bytes, tail: bytes, link: Link | None) -> bool:
