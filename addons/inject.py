@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Set as AbstractSet
 
 from mitmproxy import http
-from mitmproxy.utils.strutils import always_str
 
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.auth import OutgoingRequest
@@ -44,20 +44,23 @@ def header_key(name: str) -> str:
     return re.sub(r"[-_.]", "-", name.lower())
 
 
-def headers_to_strip(names: list[str], credential_headers: tuple[str, ...]) -> list[str]:
-    """Names among ``names`` that must not reach the upstream, whatever their case or spelling."""
-    return list(_to_strip(tuple(names), credential_headers))
-
-
 @functools.lru_cache(maxsize=256)  # a client sends the same header names request after request
-def _to_strip(names: tuple[str, ...], credential_headers: tuple[str, ...]) -> tuple[str, ...]:
+def strip_plan(
+    names: tuple[str, ...], credential_headers: tuple[str, ...]
+) -> tuple[frozenset[str], frozenset[str], str]:
+    """What a request with these header ``names`` loses: the names stripped when our ``TE`` replaces
+    the client's, the names stripped when the client's goes (its ``TE`` fields too), and the
+    client's own credential headers as the audit reason names them ("" for none)."""
     targets = {header_key(header) for header in credential_headers}
     stripped = []
     for name in names:
         key = header_key(name)
         if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key in targets:
             stripped.append(name)
-    return tuple(stripped)
+    own = {"authorization", *targets}
+    credentials = ", ".join(sorted({name for name in stripped if header_key(name) in own}))
+    te = [name for name in names if name.lower() == "te"]
+    return frozenset(stripped), frozenset((*stripped, *te)), credentials
 
 
 @functools.lru_cache(maxsize=256)  # pure, and a client sends the same value every time
@@ -79,7 +82,7 @@ def trailers_only(value: str | None) -> str | None:
 
 
 def replaced_fields(
-    fields: tuple[tuple[bytes, bytes], ...], names: list[str], stripped: set[str], ours: list[tuple[str, str]]
+    fields: tuple[tuple[bytes, bytes], ...], names: list[str], stripped: AbstractSet[str], ours: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
     """``fields`` (their ``names`` decoded) without the ``stripped`` names and without any copy (in
     any case) of a header we set, followed by ours: the headers an auth method is handed."""
@@ -105,20 +108,17 @@ class InjectCredential:
         if request.scheme != "https" and not service.allow_http:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
-        names = [always_str(name, "utf-8", "surrogateescape") for name, _ in request.headers.fields]
-        stripped = headers_to_strip(names, service.auth.credential_headers())
-        own = {"authorization", *(header_key(h) for h in service.auth.credential_headers())}
-        credentials = sorted({h for h in stripped if header_key(h) in own})
+        names = [name.decode("utf-8", "surrogateescape") for name, _ in request.headers.fields]
+        our_te_strips, no_te_strips, credentials = strip_plan(tuple(names), service.auth.credential_headers())
         if credentials:  # names only, for the audit record: the agent brought its own credential
-            flow.metadata[REASON] = "removed the client's own " + ", ".join(credentials)
+            flow.metadata[REASON] = "removed the client's own " + credentials
         values = header_values(request.headers, b"accept-encoding", b"te")
         ours = [("Accept-Encoding", decodable_accept_encoding(values.get(b"accept-encoding")))]
         te = trailers_only(values.get(b"te"))
         if te is not None:
             ours.append(("TE", te))
-        else:
-            stripped += [h for h in names if h.lower() == "te"]
-        outgoing = outgoing_request(request, replaced_fields(request.headers.fields, names, set(stripped), ours))
+        stripped = our_te_strips if te is not None else no_te_strips
+        outgoing = outgoing_request(request, replaced_fields(request.headers.fields, names, stripped, ours))
         try:
             service.auth.apply(outgoing, method_secrets(self._vault, snapshot, name))
         except CannotInject as exc:

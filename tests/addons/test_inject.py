@@ -6,7 +6,7 @@ import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
 from clavis_mcp.addons.flowmeta import SERVICE
-from clavis_mcp.addons.inject import InjectCredential, headers_to_strip, replaced_fields
+from clavis_mcp.addons.inject import InjectCredential, replaced_fields, strip_plan
 from clavis_mcp.vault import AuthSpec, Service, Vault, parse_hosts, validate_secret
 from tests.conftest import make_service
 
@@ -25,7 +25,14 @@ SECRET = "sk-inject-0123456789abcdef"
     ids=["authorization-case-variants", "key-header-spellings", "proxy-and-forwarding", "ordinary-headers-kept"],
 )  # fmt: skip
 def test_headers_to_strip(names: list[str], credential: str | None, stripped: list[str]) -> None:
-    assert headers_to_strip(names, (credential,) if credential else ()) == stripped
+    assert strip_plan(tuple(names), (credential,) if credential else ())[0] == frozenset(stripped)
+
+
+def test_the_strip_plan_drops_the_clients_te_only_when_ours_does_not_replace_it() -> None:
+    ours_replaces, client_te_goes, credentials = strip_plan(("Authorization", "TE", "X_Api_Key"), ("x-api-key",))
+    assert ours_replaces == {"Authorization", "X_Api_Key"}
+    assert client_te_goes == {"Authorization", "X_Api_Key", "TE"}
+    assert credentials == "Authorization, X_Api_Key"
 
 
 def flow_for(service: str, headers: list[tuple[bytes, bytes]], path: bytes = b"/v1") -> object:
