@@ -96,17 +96,11 @@ def test_a_new_record_arrives_live(tab: tuple[Tab, ConsoleProblems], page: Page,
 
 
 def write_a_busy_day(log: AuditLog, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> int:
-    """A day of traffic from three agents, at the times it happened (the log takes its clock from
-    its module's ``datetime``): what the screenshot in docs/ui.md shows."""
+    """A day of traffic from three agents, at the times it happened (the log takes a record's time
+    from its module's ``_now``): what the screenshot in docs/ui.md shows."""
     now = datetime.now(UTC)
     moments: list[datetime] = []
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: object = None) -> Clock:  # type: ignore[override]
-            return moments.pop(0)  # type: ignore[return-value]
-
-    monkeypatch.setattr(audit_log_module, "datetime", Clock)
+    monkeypatch.setattr(audit_log_module, "_now", lambda: moments.pop(0).isoformat(timespec="milliseconds"))
     rng = random.Random(17)
     plan = []
     for _ in range(420):
@@ -119,7 +113,7 @@ def write_a_busy_day(log: AuditLog, vault: Vault, monkeypatch: pytest.MonkeyPatc
     reasons = ["method DELETE not allowed", "Host differs from the CONNECT target", "budget exhausted for today",
                "path /admin not allowed"]  # fmt: skip
     for moment, agent, service, decision in plan:
-        moments.append(Clock.fromtimestamp(moment.timestamp(), UTC))
+        moments.append(moment)
         host = f"api.{service}.com"
         log.append(source=agent, service=None if decision == "passed" else service, method="GET",
                    scheme="https", host="pypi.org" if decision == "passed" else host, port=443, path="/v1/x",
