@@ -28,3 +28,25 @@ def drop_headers(headers: http.Headers, *names: bytes) -> None:
     kept = tuple(field for field in fields if field[0].lower() not in names)
     if len(kept) != len(fields):
         headers.fields = kept
+
+
+def set_identity_body(message: http.Message, body: bytes) -> None:
+    """Send ``body`` as it is: what dropping ``Content-Encoding`` and then ``message.set_content``
+    do (``Content-Length`` set to its length, in the first such field's place, unless there is a
+    ``Transfer-Encoding``), in one pass over the fields; the scrubbed body of every response that
+    held a secret goes this way."""
+    fields = message.headers.fields
+    length = None if any(name.lower() == b"transfer-encoding" for name, _ in fields) else str(len(body)).encode()
+    kept: list[tuple[bytes, bytes]] = []
+    placed = False
+    for name, value in fields:
+        key = name.lower()
+        if key == b"content-encoding" or (key == b"content-length" and length is not None and placed):
+            continue
+        if key == b"content-length" and length is not None:
+            value, placed = length, True
+        kept.append((name, value))
+    if length is not None and not placed:
+        kept.append((b"content-length", length))
+    message.headers.fields = tuple(kept)
+    message.raw_content = body

@@ -55,7 +55,7 @@ from clavis_mcp.vault.redaction.views import ESCAPE_INTRODUCERS, escape_starts, 
 
 from .engine_gaps import install, scrub_control_frames, without_quoted_bytes
 from .flowmeta import DECISION, REASON, REDACTIONS, SERVICE, flow_snapshot, refuse
-from .header_fields import drop_headers, header_values
+from .header_fields import drop_headers, header_values, set_identity_body
 
 STREAM_THRESHOLD = 1024 * 1024
 CONTENT_TYPE, CONTENT_LENGTH = b"content-type", b"content-length"
@@ -494,8 +494,7 @@ class RedactResponse:
             return
         if count:
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
-            drop_headers(response.headers, CONTENT_ENCODING)  # re-encoding 64 MiB would hold the loop again
-            response.set_content(clean_body)
+            set_identity_body(response, clean_body)  # not re-encoded: 64 MiB would hold the loop again
 
     async def _scrub(self, redactor: Redactor, headers: http.Headers, raw: bytes) -> tuple[bytes, int]:
         """A body scrubbed as bytes and as its readers decode it, whatever its declared type: on the
