@@ -1,18 +1,19 @@
 """The MCP server's side of the proxy: start it on first use, and send calls through it.
 
 The proxy is started lazily so it never delays the MCP ``initialize`` handshake. Calls reach it
-in base-URL mode: plain HTTP on loopback to ``/s/<service>@<host:port>/<path>`` with this
-process's own agent key, so there is no TLS and no CONNECT between the gateway and the proxy
-(that hop was three quarters of a call), and the proxy runs the same stages as for any request:
-the service named in the URL must own the destination, the credential is injected, the answer
-redacted and recorded. A plain ``http://`` target (a local service that allows it) cannot be
-named that way (base-URL mode always sends HTTPS): it goes to the proxy as to a forward proxy,
-in absolute form with this process's proxy credential, on connections of its own. Both kinds go
-through long-lived httpx clients (one per kind, keep-alive HTTP/1.1 to the proxy's port), which
-keep no cookies, follow no redirects and decode nothing. Responses are read raw and decoded here
-within a bound, so a huge body cannot exhaust the process. Each response carries the redactors of
-the secrets that may be in it (the service's secret as it was from the moment the request left
-until its answer was read), for scrubbing what the model finally reads.
+in base-URL mode, ``/s/<service>@<host:port>/<path>`` with this process's own agent key, handed
+to the proxy's base-URL front in this process (``proxy/in_process.py``): no socket, TLS, CONNECT
+or HTTP parser between the gateway and the proxy (those hops were three quarters, then a third,
+of a call), and the proxy runs the same stages as for any request: the service named in the URL
+must own the destination, the credential is injected, the answer redacted and recorded. A plain
+``http://`` target (a local service that allows it) cannot be named that way (base-URL mode
+always sends HTTPS): it goes to the proxy as to a forward proxy, in absolute form with this
+process's proxy credential, on keep-alive HTTP/1.1 connections of its own. Both kinds go through
+long-lived httpx clients (one per kind), which keep no cookies, follow no redirects and decode
+nothing. Responses are read raw and decoded here within a bound, so a huge body cannot exhaust
+the process. Each response carries the redactors of the secrets that may be in it (the service's
+secret as it was from the moment the request left until its answer was read), for scrubbing
+what the model finally reads.
 
 The proxy (mitmproxy) and httpx are imported on the first call: nothing before the handshake
 pays for them. httpx's exceptions are translated here, into the product's own.
@@ -67,8 +68,8 @@ DEFAULT_HEADERS = {
     "accept-encoding": "gzip, deflate, br, zstd",
     "user-agent": f"clavis-mcp/{__version__}",
 }
-IDLE_CONNECTIONS = 8  # kept open to the proxy between calls; more calls at once open more, closed after use
-KEEPALIVE_SECONDS = 120.0  # an idle connection's life: well inside the base-URL front's own (300 s)
+IDLE_CONNECTIONS = 8  # http:// calls: kept open to the proxy between calls; more at once open more
+KEEPALIVE_SECONDS = 120.0  # an idle connection's life: well inside the proxy's own
 RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices a closed connection)
 type Record = Mapping[str, Any]
 # How far past the model's cut a body is kept, in lengths of the longest listed spelling, so a
@@ -208,20 +209,30 @@ class Gateway:
                 self._proxy = EmbeddedProxy(self.vault, self.audit, self.ca, config)
                 await self._proxy.start()
                 self._origin = self._proxy.url
-                self._base_url = self._client(headers={AGENT_HEADER: self._token})
+                from clavis_mcp.proxy.in_process import InProcessTransport
+
+                self._base_url = self._client(
+                    headers={AGENT_HEADER: self._token}, transport=InProcessTransport(self._proxy.front)
+                )
                 self._forward = self._client(proxy=httpx.Proxy(self._origin, auth=(MCP_CLIENT, self._token)))
             return self._base_url, self._forward
 
     def _client(
-        self, *, headers: Mapping[str, str] | None = None, proxy: httpx.Proxy | None = None
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        proxy: httpx.Proxy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> httpx.AsyncClient:
-        """A client for the hop to the proxy: plain HTTP/1.1 on loopback, keep-alive, no cookies, no
-        redirects followed, no environment read (no proxy, no CA), ``DEFAULT_HEADERS`` on every request."""
+        """A client for the hop to the proxy: ``transport`` (in process), else plain HTTP/1.1 on
+        loopback, keep-alive; no cookies, no redirects followed, no environment read (no proxy, no
+        CA), ``DEFAULT_HEADERS`` on every request."""
         import httpx
 
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=IDLE_CONNECTIONS,
-                              keepalive_expiry=KEEPALIVE_SECONDS)  # fmt: skip
-        transport = httpx.AsyncHTTPTransport(verify=no_tls(), trust_env=False, limits=limits, proxy=proxy)
+        if transport is None:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=IDLE_CONNECTIONS,
+                                  keepalive_expiry=KEEPALIVE_SECONDS)  # fmt: skip
+            transport = httpx.AsyncHTTPTransport(verify=no_tls(), trust_env=False, limits=limits, proxy=proxy)
         return httpx.AsyncClient(
             transport=transport,
             cookies=no_cookies(),

@@ -34,6 +34,7 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import h11
 from mitmproxy import connection, flow, http
@@ -49,9 +50,12 @@ from clavis_mcp.vault.audit.log import REFUSED
 from .base_url import FRONT, MARK
 from .body_limit import limit_bytes, too_large
 from .http1_framing import (
+    FRAMING_NAMES,
     HEAD_END,
     bare_answer,
+    bare_parts,
     connect_failure,
+    framing_shape,
     response_framing,
     smuggling_shape,
     without_connection_named,
@@ -61,6 +65,8 @@ from .stream_events import serve_by_front
 from .upstream_pool import UPSTREAM_BUFFER, PoolKey, Upstream, UpstreamPool
 
 HEAD_MAX = 64 * 1024
+DIRECT_PIECES = 16  # body pieces queued for an in-process caller before the exchange waits for it
+IN_PROCESS = ("127.0.0.1", 0)  # the "address" of a caller in this process
 READ = 64 * 1024
 READ_UPSTREAM = UPSTREAM_BUFFER  # a 1 MiB body in a few reads, not sixteen
 IDLE_SECONDS = 300.0  # a client's keep-alive connection waiting for its next request
@@ -154,7 +160,7 @@ class BaseUrlServer:
                 head = await _read_head(reader, pending)
                 if head is None:
                     return
-                exchange = _Exchange(self, (client, unconnected), reader, writer)
+                exchange = _SocketExchange(self, (client, unconnected), reader, writer)
                 gone.exchange = exchange
                 pending = await exchange.run(head)
         except (ConnectionError, TimeoutError, _ClientGone):
@@ -162,6 +168,21 @@ class BaseUrlServer:
         finally:
             self._clients.discard(writer)
             writer.close()
+
+    async def serve_direct(self, request: DirectRequest, answer: DirectAnswer) -> None:
+        """Serve a base-URL request handed over by a caller in this process (the MCP gateway): the
+        same stages, checks and records as for a connection, without a socket or an HTTP parser
+        between the two. Its fields are validated as h11 validates a head read from a connection."""
+        exchange = answer.exchange = DirectExchange(self, answer)
+        method, target, fields = request.method, request.target, request.fields
+        try:
+            h11.Request(method=method, target=target, headers=list(fields))
+        except h11.LocalProtocolError:
+            await exchange.refuse_unreadable(_REQUEST_LINE.match(b"%s %s HTTP/" % (method, target)), 400)
+            return
+        f = exchange._flow(_request(method, target, fields, b"1.1"))
+        f.request.data.content = request.body
+        await exchange.serve_flow(f, None, framing_shape([n.lower() for n, _ in fields if n.lower() in FRAMING_NAMES]))
 
     def close(self) -> None:
         """Close every client connection and idle upstream connection at once (the proxy is stopping)."""
@@ -193,6 +214,16 @@ async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | No
                 buffer += data
                 end = HEAD_END.search(buffer, max(0, searched - 3))
     return bytes(buffer[: HEAD_MAX + 1] if end.end() > HEAD_MAX + 1 else buffer)
+
+
+def _request(method: bytes, target: bytes, fields: tuple[tuple[bytes, bytes], ...], version: bytes) -> http.Request:
+    """The flow's request, as the front read it (the Host header gives its host and port)."""
+    host, port = _authority(next((v for n, v in fields if n.lower() == b"host"), b""))
+    return _message(
+        http.Request, http.RequestData, http_version=b"HTTP/" + version, headers=http.Headers(fields), content=None,
+        trailers=None, timestamp_start=time.time(), timestamp_end=None, host=host, port=port or 80,
+        method=bytes(method), scheme=b"http", authority=b"", path=bytes(target),
+    )  # fmt: skip
 
 
 def _buffered_body(conn: h11.Connection) -> bytes | None:
@@ -237,16 +268,12 @@ class _ClientWatch:
 
 
 class _Exchange:
-    """One request on a client connection, from its head to the last byte of its response."""
+    """One request, from its read head to the last byte of its response. How the request came and
+    how the answer goes back is the subclass's: a client connection (:class:`_SocketExchange`), or
+    the caller's own objects in this process (:class:`DirectExchange`)."""
 
-    def __init__(
-        self,
-        front: BaseUrlServer,
-        ends: tuple[connection.Client, connection.Server],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        self.front, self.reader, self.writer = front, reader, writer
+    def __init__(self, front: BaseUrlServer, ends: tuple[connection.Client, connection.Server]) -> None:
+        self.front = front
         self.client, self.unconnected = ends
         self.interrupt: tuple[int, str] | http.Response | None = None
         self.waiting = False
@@ -304,22 +331,12 @@ class _Exchange:
 
     # -- the exchange --------------------------------------------------------------------------------
 
-    async def run(self, head: bytes) -> bytes | None:
-        """Serve one request; return what the client sent after it, or None to close."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_MAX)
-        conn.receive_data(head)
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            await self._refuse_unreadable(head, exc.error_status_hint)
-            return None
-        if not isinstance(event, h11.Request):  # a head h11 does not see complete where we did
-            await self._refuse_unreadable(head, 400)
-            return None
-        f = self._make_flow(event)
+    async def serve_flow(self, f: http.HTTPFlow, conn: h11.Connection | None, shape: str | None) -> None:
+        """Serve a request whose head is read: ``conn`` holds its body still to come (None: the
+        body is the flow's already); ``shape``: the request-smuggling shape its head has."""
         serve_by_front(f, self)
         try:
-            if (shape := smuggling_shape(head)) is not None:  # recorded, as a refusal of ours
+            if shape is not None:  # recorded, as a refusal of ours
                 f.metadata[DECISION] = REFUSED
                 f.metadata[REASON] = reason = f"request refused: {shape}"
                 raise _Failed(reason, 400)
@@ -334,20 +351,12 @@ class _Exchange:
             await self._failed(f, _Failed(f"internal error ({type(exc).__name__})"))
         finally:
             self.done = True
-        if not self.keep_client or conn.their_state is not h11.DONE:
-            return None
-        return bytes(conn.trailing_data[0])
 
-    async def _refuse_unreadable(self, head: bytes, status: int) -> None:
-        """A head h11 cannot read is refused and recorded like any refusal (one record per decision):
-        its method and target as far as its first line shows them plainly, else ``-``."""
-        line = _REQUEST_LINE.match(head)
+    async def refuse_unreadable(self, line: re.Match[bytes] | None, status: int) -> None:
+        """A head that cannot be read is refused and recorded like any refusal (one record per
+        decision): its method and target as far as its request ``line`` shows them plainly, else ``-``."""
         method, target = (line[1], line[2]) if line else (b"-", b"-")
-        f = self._flow(_message(
-            http.Request, http.RequestData, http_version=b"HTTP/1.1", headers=http.Headers(), content=None,
-            trailers=None, timestamp_start=time.time(), timestamp_end=None, host="", port=80, method=method,
-            scheme=b"http", authority=b"", path=target,
-        ))  # fmt: skip
+        f = self._flow(_request(method, target, (), b"1.1"))
         f.metadata[DECISION] = REFUSED
         f.metadata[REASON] = "request refused: malformed request head"
         await self._failed(f, _Failed(f.metadata[REASON], status))
@@ -358,18 +367,7 @@ class _Exchange:
         f.metadata[FRONT] = True
         return f
 
-    def _make_flow(self, event: h11.Request) -> http.HTTPFlow:
-        fields = tuple(event.headers.raw_items())
-        host, port = _authority(next((v for n, v in fields if n.lower() == b"host"), b""))
-        now = time.time()
-        request = _message(
-            http.Request, http.RequestData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(fields),
-            content=None, trailers=None, timestamp_start=now, timestamp_end=None, host=host, port=port or 80,
-            method=bytes(event.method), scheme=b"http", authority=b"", path=bytes(event.target),
-        )  # fmt: skip
-        return self._flow(request)
-
-    async def _serve(self, f: http.HTTPFlow, conn: h11.Connection) -> None:
+    async def _serve(self, f: http.HTTPFlow, conn: h11.Connection | None) -> None:
         self.front.hook("requestheaders", f)
         if self.interrupt is not None:
             raise _Failed("interrupted")
@@ -382,17 +380,10 @@ class _Exchange:
             elif "upgrade" in request.headers:
                 refuse(f, 400, UPGRADE_REFUSAL)
         expects = request.headers.pop("expect", "").lower() == "100-continue"
-        if f.response is not None:  # answered on the head: a body not already here is never read
-            body = _buffered_body(conn)
-            if body is None:
-                await self._answer(f, close=True)
-                await self._linger()
-                return
-            request.data.content = body
-        else:
-            if expects:
-                await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.data.content = await self._request_body(f, conn)
+        if conn is None:  # handed over in process, with its body
+            self._body_grew(len(request.raw_content or b""))
+        elif not await self._read_body_of(f, conn, expects):
+            return  # answered on its head, and its body never read
         request.timestamp_end = time.time()
         self.in_flight = True
         await self.front.hook_async("request", f)
@@ -402,40 +393,6 @@ class _Exchange:
             await self._answer(f, close=False)
         else:
             await self._forward(f)
-
-    async def _request_body(self, f: http.HTTPFlow, conn: h11.Connection) -> bytes:
-        limit = self.front.max_body
-        declared = f.request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise _Failed(too_large(limit, f"its Content-Length of {int(declared)} bytes"), 413)
-        body = bytearray()
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError:
-                raise _Failed("malformed request body (bad chunked framing or a short body)", 400) from None
-            if event is h11.NEED_DATA:
-                try:
-                    data = await self._wait(self._read_body())
-                except TimeoutError:
-                    raise _Failed(f"the client sent no part of its body for {BODY_READ_SECONDS:.0f} s", 408) from None
-                if not data:
-                    raise _ClientGone
-                conn.receive_data(data)
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > limit:
-                    raise _Failed(too_large(limit, f"its body, past {limit} bytes so far"), 413)
-                if self.body_check is not None:
-                    self.body_check(len(body))
-                if self.interrupt is not None:
-                    raise _Failed("interrupted")
-            else:
-                return bytes(body)  # EndOfMessage: its trailers are dropped
-
-    async def _read_body(self) -> bytes:
-        async with asyncio.timeout(BODY_READ_SECONDS):
-            return await self.reader.read(READ)
 
     # -- upstream ------------------------------------------------------------------------------------
 
@@ -568,7 +525,7 @@ class _Exchange:
         stream = response.stream
         chunked = f.request.http_version == "HTTP/1.1"
         self.keep_client = chunked and self._client_keeps(f)
-        await self._write(self._head(f, response, length=None, chunked=chunked, close=not self.keep_client))
+        await self._send_head(f, response, chunked)
         while True:
             event = await self._next(up, upstream)
             end = isinstance(event, h11.EndOfMessage)
@@ -578,16 +535,15 @@ class _Exchange:
             out = stream(data) if callable(stream) else [data] if data else []
             for chunk in [out] if isinstance(out, bytes) else out:
                 if chunk:
-                    await self._write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                    await self._send_chunk(chunk, chunked)
             if end:
                 break
         response.timestamp_end = time.time()
         await self.front.hook_async("response", f)
         if f.error is not None:  # killed after the headers had gone: the client sees a cut body
-            self.writer.transport.abort()
+            self._abort()
             raise _ClientGone
-        if chunked:
-            await self._write(b"0\r\n\r\n")
+        await self._send_end(chunked)
 
     # -- to the client -------------------------------------------------------------------------------
 
@@ -611,12 +567,22 @@ class _Exchange:
         content = response.raw_content or b""
         sends_body = has_body(f.request.method, response.status_code)
         length = len(content) if sends_body else None
-        head = self._head(f, response, length=length, chunked=False, close=not self.keep_client)
-        await self._write(head, content if sends_body else b"")  # one write: one send on the socket
+        await self._send_whole(f, response, length, content if sends_body else b"")
 
-    def _head(
+    def _body_grew(self, size: int) -> None:
+        """The request body has ``size`` bytes so far: past the front's bound, or a stage's, it is refused."""
+        if size > self.front.max_body:
+            raise _Failed(too_large(self.front.max_body, f"its body, past {self.front.max_body} bytes so far"), 413)
+        if self.body_check is not None:
+            self.body_check(size)
+        if self.interrupt is not None:
+            raise _Failed("interrupted")
+
+    def _head_fields(
         self, f: http.HTTPFlow, response: http.Response, *, length: int | None, chunked: bool, close: bool
-    ) -> bytes:
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The reason phrase and header fields the client is sent: never a hop-by-hop field of the
+        upstream's, framing of our own."""
         fields = without_hop_by_hop(response.headers.fields)
         if length is not None:
             fields.append((b"Content-Length", b"%d" % length))
@@ -626,22 +592,34 @@ class _Exchange:
             fields.append((b"Transfer-Encoding", b"chunked"))
         if close:
             fields.append((b"Connection", b"close"))
-        reason = response.data.reason.replace(b"\r", b"").replace(b"\n", b"")
-        head = b"HTTP/1.1 %d %s\r\n" % (response.status_code, reason)
         self.head_sent = True
-        return head + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n"
+        return response.data.reason.replace(b"\r", b"").replace(b"\n", b""), fields
 
-    async def _write(self, data: bytes, more: bytes = b"") -> None:
-        if self.writer.is_closing():  # (writelines on a lost connection raises AttributeError)
-            raise _ClientGone
-        if more:
-            self.writer.writelines((data, more))  # one sendmsg, no copy of a large body
-        else:
-            self.writer.write(data)
-        try:
-            await self._wait(self.writer.drain())
-        except ConnectionError:
-            raise _ClientGone from None
+    # -- the client side, the subclass's ---------------------------------------------------------------
+
+    async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
+        """Read the request's body into the flow; False if the request was answered on its head."""
+        raise NotImplementedError
+
+    async def _send_whole(self, f: http.HTTPFlow, response: http.Response, length: int | None, body: bytes) -> None:
+        raise NotImplementedError
+
+    async def _send_head(self, f: http.HTTPFlow, response: http.Response, chunked: bool) -> None:
+        raise NotImplementedError
+
+    async def _send_chunk(self, chunk: bytes, chunked: bool) -> None:
+        raise NotImplementedError
+
+    async def _send_end(self, chunked: bool) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        """Cut the answer whose head has gone: the client must see a broken body, not a whole one."""
+        raise NotImplementedError
+
+    async def _bare_error(self, status: int, text: str) -> None:
+        """Answer with an error of ours (no head has gone yet)."""
+        raise NotImplementedError
 
     async def _failed(self, f: http.HTTPFlow, failure: _Failed) -> None:
         """The flow failed: the error hooks run (the audit records why), the client is told why."""
@@ -659,7 +637,7 @@ class _Exchange:
         f.live = False
         self.front.hook("error", f)
         if self.head_sent:
-            self.writer.transport.abort()  # a cut body, not one that looks whole
+            self._abort()  # a cut body, not one that looks whole
             return
         await self._bare_error(status, f"clavis-mcp could not complete this request: {f.error.msg}")
 
@@ -669,6 +647,118 @@ class _Exchange:
             f.error = flow.Error("client disconnected")
             f.live = False
             self.front.hook("error", f)
+
+
+class _SocketExchange(_Exchange):
+    """A request on a client connection: its head and body read from it, its answer written to it."""
+
+    def __init__(
+        self,
+        front: BaseUrlServer,
+        ends: tuple[connection.Client, connection.Server],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        super().__init__(front, ends)
+        self.reader, self.writer = reader, writer
+
+    async def run(self, head: bytes) -> bytes | None:
+        """Serve one request; return what the client sent after it, or None to close."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_MAX)
+        conn.receive_data(head)
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            await self.refuse_unreadable(_REQUEST_LINE.match(head), exc.error_status_hint)
+            return None
+        if not isinstance(event, h11.Request):  # a head h11 does not see complete where we did
+            await self.refuse_unreadable(_REQUEST_LINE.match(head), 400)
+            return None
+        f = self._flow(_request(event.method, event.target, tuple(event.headers.raw_items()), event.http_version))
+        await self.serve_flow(f, conn, smuggling_shape(head))
+        if not self.keep_client or conn.their_state is not h11.DONE:
+            return None
+        return bytes(conn.trailing_data[0])
+
+    async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
+        request = f.request
+        if f.response is not None:  # answered on the head: a body not already here is never read
+            body = _buffered_body(conn)
+            if body is None:
+                await self._answer(f, close=True)
+                await self._linger()
+                return False
+            request.data.content = body
+            return True
+        if expects:
+            await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.data.content = await self._request_body(f, conn)
+        return True
+
+    async def _request_body(self, f: http.HTTPFlow, conn: h11.Connection) -> bytes:
+        limit = self.front.max_body
+        declared = f.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _Failed(too_large(limit, f"its Content-Length of {int(declared)} bytes"), 413)
+        body = bytearray()
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                raise _Failed("malformed request body (bad chunked framing or a short body)", 400) from None
+            if event is h11.NEED_DATA:
+                try:
+                    data = await self._wait(self._read_body())
+                except TimeoutError:
+                    raise _Failed(f"the client sent no part of its body for {BODY_READ_SECONDS:.0f} s", 408) from None
+                if not data:
+                    raise _ClientGone
+                conn.receive_data(data)
+            elif isinstance(event, h11.Data):
+                body += event.data
+                self._body_grew(len(body))
+            else:
+                return bytes(body)  # EndOfMessage: its trailers are dropped
+
+    async def _read_body(self) -> bytes:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            return await self.reader.read(READ)
+
+    async def _send_whole(self, f: http.HTTPFlow, response: http.Response, length: int | None, body: bytes) -> None:
+        head = self._head(f, response, length=length, chunked=False, close=not self.keep_client)
+        await self._write(head, body)  # one write: one send on the socket
+
+    async def _send_head(self, f: http.HTTPFlow, response: http.Response, chunked: bool) -> None:
+        await self._write(self._head(f, response, length=None, chunked=chunked, close=not self.keep_client))
+
+    async def _send_chunk(self, chunk: bytes, chunked: bool) -> None:
+        await self._write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+
+    async def _send_end(self, chunked: bool) -> None:
+        if chunked:
+            await self._write(b"0\r\n\r\n")
+
+    def _abort(self) -> None:
+        self.writer.transport.abort()
+
+    def _head(
+        self, f: http.HTTPFlow, response: http.Response, *, length: int | None, chunked: bool, close: bool
+    ) -> bytes:
+        reason, fields = self._head_fields(f, response, length=length, chunked=chunked, close=close)
+        head = b"HTTP/1.1 %d %s\r\n" % (response.status_code, reason)
+        return head + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n"
+
+    async def _write(self, data: bytes, more: bytes = b"") -> None:
+        if self.writer.is_closing():  # (writelines on a lost connection raises AttributeError)
+            raise _ClientGone
+        if more:
+            self.writer.writelines((data, more))  # one sendmsg, no copy of a large body
+        else:
+            self.writer.write(data)
+        try:
+            await self._wait(self.writer.drain())
+        except ConnectionError:
+            raise _ClientGone from None
 
     async def _bare_error(self, status: int, text: str) -> None:
         self.head_sent = True
@@ -691,3 +781,92 @@ class _Exchange:
                     dropped += len(data)
         except TimeoutError:
             pass
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRequest:
+    """A base-URL request as a caller in this process hands it over: its head already split."""
+
+    method: bytes
+    target: bytes
+    fields: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+class DirectAnswer:
+    """The answer to a :class:`DirectRequest`, as its exchange makes it: the head (status, reason,
+    fields) once, then the body's pieces, then None at its end, or an exception where it was cut.
+    At most ``DIRECT_PIECES`` pieces wait to be read (``room``): the exchange waits for a caller
+    slow to read, as it would for a client's full socket; the end or the cut always fits."""
+
+    def __init__(self) -> None:
+        self.head: asyncio.Future[tuple[int, bytes, list[tuple[bytes, bytes]]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.body: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
+        self.room = asyncio.Semaphore(DIRECT_PIECES)
+        self.exchange: DirectExchange | None = None
+
+    async def piece(self) -> bytes | None:
+        """The body's next piece, None at its end; raises where the exchange cut it."""
+        piece = await self.body.get()
+        if isinstance(piece, Exception):
+            raise piece
+        if piece is not None:
+            self.room.release()
+        return piece
+
+    def caller_gone(self) -> None:
+        """The caller stopped waiting or reading (its timeout, its download bound): as a client that
+        closed its connection, the request in flight fails and is recorded as given up."""
+        if self.exchange is not None:
+            self.exchange.client_gone()
+
+
+class DirectExchange(_Exchange):
+    """A request handed over in process: its answer goes to a :class:`DirectAnswer`."""
+
+    def __init__(self, front: BaseUrlServer, answer: DirectAnswer) -> None:
+        client = connection.Client(peername=IN_PROCESS, sockname=IN_PROCESS, state=connection.ConnectionState.OPEN)
+        super().__init__(front, (client, connection.Server(address=None)))
+        self._answer_to = answer
+
+    async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
+        raise AssertionError("a request handed over in process comes with its body")
+
+    def _send_head_now(self, status: int, reason: bytes, fields: list[tuple[bytes, bytes]]) -> None:
+        if not self._answer_to.head.done():
+            self._answer_to.head.set_result((status, reason, fields))
+
+    async def _send_whole(self, f: http.HTTPFlow, response: http.Response, length: int | None, body: bytes) -> None:
+        reason, fields = self._head_fields(f, response, length=length, chunked=False, close=False)
+        self._send_head_now(response.status_code, reason, fields)
+        if body:
+            await self._put(body)
+        await self._put(None)
+
+    async def _send_head(self, f: http.HTTPFlow, response: http.Response, chunked: bool) -> None:
+        reason, fields = self._head_fields(f, response, length=None, chunked=False, close=False)
+        self._send_head_now(response.status_code, reason, fields)
+
+    async def _send_chunk(self, chunk: bytes, chunked: bool) -> None:
+        await self._put(chunk)
+
+    async def _send_end(self, chunked: bool) -> None:
+        await self._put(None)
+
+    def _abort(self) -> None:
+        self._answer_to.body.put_nowait(ConnectionResetError("clavis-mcp cut the answer short (see its audit record)"))
+
+    async def _bare_error(self, status: int, text: str) -> None:
+        self.head_sent = True
+        reason, fields, body = bare_parts(status, text)
+        self._send_head_now(status, reason, fields)
+        await self._answer_to.room.acquire()  # at once: nothing of this answer was queued before it
+        self._answer_to.body.put_nowait(body)
+        self._answer_to.body.put_nowait(None)
+
+    async def _put(self, piece: bytes | None) -> None:
+        if piece is not None:
+            await self._wait(self._answer_to.room.acquire())
+        self._answer_to.body.put_nowait(piece)

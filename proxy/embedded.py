@@ -126,6 +126,13 @@ class EmbeddedProxy:
         self.port = None
 
     @property
+    def front(self) -> BaseUrlServer:
+        """The base-URL front, for callers in this process (:mod:`.in_process`)."""
+        if self._front is None:
+            raise ProxyStartError("the proxy is not running")
+        return self._front
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise ProxyStartError("the proxy is not running")

@@ -29,7 +29,11 @@ def smuggling_shape(head: bytes) -> str | None:
     """Why a request head is refused before h11 sees it: h11 merges equal duplicate lengths and
     lets ``Transfer-Encoding`` override ``Content-Length``, where an upstream may read otherwise."""
     end = HEAD_END.search(head)
-    names = [m.lower() for m in FRAMING.findall(head, 0, end.end() if end else len(head))]
+    return framing_shape([m.lower() for m in FRAMING.findall(head, 0, end.end() if end else len(head))])
+
+
+def framing_shape(names: Sequence[bytes]) -> str | None:
+    """:func:`smuggling_shape` of a head whose framing fields are ``names`` (lower-case)."""
     if names.count(b"content-length") > 1:
         return "more than one Content-Length header"
     if b"content-length" in names and b"transfer-encoding" in names:
@@ -88,11 +92,15 @@ def connect_failure(host: str, port: int, exc: BaseException) -> str:
     return f"cannot connect to {where}: {type(exc).__name__}"
 
 
+def bare_parts(status: int, text: str) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
+    """The reason phrase, header fields and body of an answer of ours that no stage made."""
+    body = f"{text}\n".encode()
+    fields = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", b"%d" % len(body))]
+    return status_codes.RESPONSES.get(status, "Error").encode(), fields, body
+
+
 def bare_answer(status: int, text: str) -> bytes:
     """A whole answer of ours, closing the connection: no stage made it."""
-    body = f"{text}\n".encode()
-    head = (
-        f"HTTP/1.1 {status} {status_codes.RESPONSES.get(status, 'Error')}\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+    reason, fields, body = bare_parts(status, text)
+    head = b"HTTP/1.1 %d %s\r\n" % (status, reason) + b"".join(n + b": " + v + b"\r\n" for n, v in fields)
+    return head + b"Connection: close\r\n\r\n" + body

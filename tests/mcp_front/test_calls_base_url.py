@@ -1,6 +1,6 @@
-"""call_service reaches the embedded proxy in base-URL mode: plain HTTP on loopback, no CONNECT, no
-TLS between the gateway and the proxy; a plain-http:// local service through the proxy as a forward
-proxy. Real embedded proxy, real upstreams on 127.0.0.1, real MCP sessions."""
+"""call_service reaches the embedded proxy in base-URL mode, handed over in process: no CONNECT,
+no TLS, no socket between the gateway and the proxy; a plain-http:// local service through the
+proxy as a forward proxy. Real embedded proxy, real upstreams on 127.0.0.1, real MCP sessions."""
 
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 from mitmproxy import http
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.mcp_front import Gateway, build_server
-from clavis_mcp.proxy import base_url_front
 from clavis_mcp.proxy.base_url_front import BaseUrlServer
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
@@ -155,35 +153,16 @@ def front_connections(monkeypatch: pytest.MonkeyPatch) -> FrontConnections:
     return counts
 
 
-async def test_sequential_calls_share_one_keep_alive_connection_to_the_proxy(
+async def test_calls_are_handed_to_the_front_in_process_without_a_connection_to_the_proxy(
     vault: Vault, audit: AuditLog, home: Path, upstream: EchoUpstream, front_connections: FrontConnections
 ) -> None:
+    """The gateway's base-URL requests go to the front as objects (proxy/in_process.py): no socket,
+    no HTTP client or parser between the two, the same stages and records."""
     vault.add_service(make_service("echo", f"127.0.0.1:{upstream.port}", local=True), validate_secret(SECRET))
     async with session(vault, audit, home, CountTunnels()) as client:
         results = [await call(client, "echo", f"https://127.0.0.1:{upstream.port}/v1/{n}") for n in range(3)]
     assert not any(result.is_error for result in results)
-    assert front_connections.opened == 1
-
-
-async def test_a_connection_the_proxy_closed_while_idle_is_not_reused(
-    vault: Vault,
-    audit: AuditLog,
-    home: Path,
-    upstream: EchoUpstream,
-    front_connections: FrontConnections,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(base_url_front, "IDLE_SECONDS", 0.05)  # the front closes an idle connection at once
-    vault.add_service(make_service("echo", f"127.0.0.1:{upstream.port}", local=True), validate_secret(SECRET))
-    gateway = Gateway(vault, audit, LocalCA(home / "certs"))
-    try:
-        first = await gateway.fetch("echo", "GET", f"https://127.0.0.1:{upstream.port}/v1/first")
-        with anyio.fail_after(5):
-            while front_connections.closed < 1:  # the front has closed the idle connection
-                await asyncio.sleep(0.02)
-        second = await gateway.fetch("echo", "GET", f"https://127.0.0.1:{upstream.port}/v1/second")
-    finally:
-        await gateway.aclose()
-    assert (first.status, second.status) == (200, 200)
-    assert front_connections.opened == 2
-    assert [r.path for r in upstream.received] == ["/v1/first", "/v1/second"]
+    assert front_connections.opened == 0
+    assert [r.path for r in upstream.received] == ["/v1/0", "/v1/1", "/v1/2"]
+    records = {r["id"]: r for r in audit.records()}
+    assert [records[r.structured_content["audit_id"]]["decision"] for r in results] == ["injected"] * 3

@@ -20,6 +20,7 @@ from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.proxy.body_limit import RequestBodyLimit
 from clavis_mcp.proxy.draining import STOPPED, Draining
+from clavis_mcp.proxy.in_process import InProcessTransport
 from clavis_mcp.proxy.upstream_timeout import UpstreamTimeout
 from clavis_mcp.vault import AuditLog, Vault, validate_secret
 from clavis_mcp.vault.proxy_config import ProxyConfig
@@ -392,3 +393,43 @@ async def test_a_client_that_gives_up_mid_request_is_recorded_as_such(
     upstream.release.set()
     record = last_record(services)
     assert record["decision"] == "error" and record["reason"].startswith("client gave up")
+
+
+# -- handed over in process (proxy/in_process.py): what the MCP gateway uses -----------------------
+
+
+def in_process(proxy: EmbeddedProxy, service: str = "alpha") -> httpx.AsyncClient:
+    transport = InProcessTransport(proxy.front)
+    return httpx.AsyncClient(transport=transport, base_url=f"{proxy.url}/s/{service}", headers=AGENT)
+
+
+async def test_in_process_requests_get_the_same_injection_redaction_and_record(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream
+) -> None:
+    async with front(services, audit, home, upstream.port) as proxy, in_process(proxy) as client:
+        answer = await client.post("/v1/echo?q=1", content=b"hello")
+    assert answer.status_code == 200 and SECRET_A not in answer.text and "[REDACTED:alpha]" in answer.text
+    assert [(s.path, s.headers["authorization"]) for s in upstream.seen] == [("/v1/echo?q=1", f"Bearer {SECRET_A}")]
+    record = last_record(services)
+    assert (record["decision"], record["service"], record["path"]) == ("injected", "alpha", "/v1/echo?q=")
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"X-Split": "a\r\nInjected: 1"}, "request refused: malformed request head"),
+        ({"Transfer-Encoding": "chunked"}, "request refused: both Content-Length and Transfer-Encoding"),
+    ],
+    ids=["crlf-in-a-field", "length-and-chunked"],
+)
+async def test_in_process_heads_are_judged_as_one_read_from_a_socket(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, headers: dict[str, str], reason: str
+) -> None:
+    """No h11 parses a head handed over in process: the front validates it as h11 would, and
+    checks its framing fields for the smuggling shapes, before any stage runs."""
+    async with front(services, audit, home, upstream.port) as proxy, in_process(proxy) as client:
+        answer = await client.post("/v1/echo", content=b"body", headers=headers)
+    assert answer.status_code == 400 and reason in answer.text
+    assert upstream.seen == []
+    record = last_record(services)
+    assert (record["decision"], record["reason"]) == ("refused", reason)
