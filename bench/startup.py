@@ -63,6 +63,12 @@ class StdioServer:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
+    def cpu_ms(self) -> float:
+        """CPU time the server's live threads have run, from /proc (nanoseconds, unlike the 10 ms ticks of
+        getrusage): the work it did, which other load on the machine moves far less than the wall time."""
+        tasks = Path(f"/proc/{self.process.pid}/task").iterdir()
+        return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e6
+
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -80,12 +86,15 @@ class StdioServer:
         self._err.close()
 
 
-def _handshake(server: StdioServer) -> tuple[float, float]:
+def _handshake(server: StdioServer) -> tuple[float, float, float]:
+    """Milliseconds from spawn to the answer to ``initialize``, and to ``tools/list``; the server's
+    CPU milliseconds when ``initialize`` was answered."""
     init_params = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
     _, initialized = server.request("initialize", init_params)
+    cpu = server.cpu_ms()
     server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
     _, listed = server.request("tools/list", {})
-    return initialized * 1000, listed * 1000
+    return initialized * 1000, listed * 1000, cpu
 
 
 CLI_RUNS = 10
@@ -136,6 +145,7 @@ async def measure(
     commands = {"clavis": [EXE], "minimal": [sys.executable, "-m", "bench.minimal_server"]}
     init: dict[str, list[float]] = {"clavis": [], "minimal": []}
     listed: dict[str, list[float]] = {"clavis": [], "minimal": []}
+    init_cpu: dict[str, list[float]] = {"clavis": [], "minimal": []}
     rss: dict[str, list[float]] = {"clavis": [], "minimal": []}
     call = {
         "name": "call_service",
@@ -153,9 +163,10 @@ async def measure(
         for name, args in commands.items():
             server = StdioServer(args, env, errlog)
             try:
-                initialized, tools = _handshake(server)
+                initialized, tools, cpu = _handshake(server)
                 init[name].append(initialized)
                 listed[name].append(tools)
+                init_cpu[name].append(cpu)
                 if name == "clavis":
                     answer, _ = server.request("tools/call", call)
                     if answer.get("result", {}).get("isError"):  # type: ignore[union-attr]
@@ -169,6 +180,9 @@ async def measure(
         Row.paired(SECTION, "spawn → initialize answered", "ms", (clavis, init["clavis"]), (minimal, init["minimal"])),
         Row.paired(
             SECTION, "spawn → tools/list answered", "ms", (clavis, listed["clavis"]), (minimal, listed["minimal"])
+        ),
+        Row.paired(
+            SECTION, "CPU until initialize answered", "ms", (clavis, init_cpu["clavis"]), (minimal, init_cpu["minimal"])
         ),
         Row.paired(
             SECTION,
