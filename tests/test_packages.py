@@ -109,6 +109,14 @@ def test_vault_public_names_are_pinned() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("package", ["vault", "mcp_front"])
+def test_every_public_name_loads(package: str) -> None:
+    """Both packages load their names on first use (PEP 562): a name listed but not found would
+    fail only where it is first used."""
+    module = importlib.import_module(f"clavis_mcp.{package}")
+    assert all(getattr(module, name) is not None for name in module.__all__)
+
+
 def test_the_version_the_server_reports_is_the_package_version() -> None:
 
     from clavis_mcp import mcp_front
