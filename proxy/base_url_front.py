@@ -47,7 +47,7 @@ from clavis_mcp.addons.flowmeta import CLIENT, DECISION, REASON, SERVICE, refuse
 from clavis_mcp.addons.redact import STREAM_THRESHOLD, has_body
 from clavis_mcp.vault.audit.log import REFUSED
 
-from .base_url import FRONT, MARK
+from .base_url import FRONT, MARK, without_key
 from .body_limit import limit_bytes, too_large
 from .http1_framing import (
     FRAMING_NAMES,
@@ -129,6 +129,7 @@ class BaseUrlServer:
         )
         self.pool = pool
         self._clients: set[asyncio.StreamWriter] = set()
+        self._direct: set[DirectExchange] = set()  # requests handed over in process, being served
 
     def hook(self, name: str, arg: object) -> None:
         """Run hook ``name`` of our stages, then of the extra addons, as mitmproxy orders them."""
@@ -171,18 +172,32 @@ class BaseUrlServer:
 
     async def serve_direct(self, request: DirectRequest, answer: DirectAnswer) -> None:
         """Serve a base-URL request handed over by a caller in this process (the MCP gateway): the
-        same stages, checks and records as for a connection, without a socket or an HTTP parser
-        between the two. Its fields are validated as h11 validates a head read from a connection."""
+        same stages, checks, bounds and records as for a connection, without a socket or an HTTP
+        parser between the two. Its fields are validated as h11 validates a head read from a
+        connection; a head over ``HEAD_MAX`` is refused (431), and past ``MAX_CLIENTS`` requests
+        at once a new one is answered 503, as a new connection would be."""
         exchange = answer.exchange = DirectExchange(self, answer)
+        if len(self._direct) >= MAX_CLIENTS:
+            await exchange._bare_error(503, f"clavis-mcp is serving {MAX_CLIENTS} requests in process; retry shortly")
+            return
         method, target, fields = request.method, request.target, request.fields
+        line = _REQUEST_LINE.match(b"%s %s HTTP/" % (method, target))
+        if len(target) + sum(len(name) + len(value) + 4 for name, value in fields) > HEAD_MAX:
+            await exchange.refuse_unreadable(line, 431)  # as a socket's head is cut at HEAD_MAX and refused
+            return
         try:
             h11.Request(method=method, target=target, headers=list(fields))
         except h11.LocalProtocolError:
-            await exchange.refuse_unreadable(_REQUEST_LINE.match(b"%s %s HTTP/" % (method, target)), 400)
+            await exchange.refuse_unreadable(line, 400)
             return
         f = exchange._flow(_request(method, target, fields, b"1.1"))
         f.request.data.content = request.body
-        await exchange.serve_flow(f, None, framing_shape([n.lower() for n, _ in fields if n.lower() in FRAMING_NAMES]))
+        shape = framing_shape([name.lower() for name, _ in fields if name.lower() in FRAMING_NAMES])
+        self._direct.add(exchange)
+        try:
+            await exchange.serve_flow(f, None, shape)
+        finally:
+            self._direct.discard(exchange)
 
     def close(self) -> None:
         """Close every client connection and idle upstream connection at once (the proxy is stopping)."""
@@ -356,6 +371,7 @@ class _Exchange:
         """A head that cannot be read is refused and recorded like any refusal (one record per
         decision): its method and target as far as its request ``line`` shows them plainly, else ``-``."""
         method, target = (line[1], line[2]) if line else (b"-", b"-")
+        target = without_key(target.decode("ascii")).encode("ascii")  # a readable head loses it too
         f = self._flow(_request(method, target, (), b"1.1"))
         f.metadata[DECISION] = REFUSED
         f.metadata[REASON] = "request refused: malformed request head"

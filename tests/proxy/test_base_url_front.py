@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from clavis_mcp.certs import LocalCA
-from clavis_mcp.proxy import EmbeddedProxy
+from clavis_mcp.proxy import EmbeddedProxy, base_url_front
 from clavis_mcp.proxy.body_limit import RequestBodyLimit
 from clavis_mcp.proxy.draining import STOPPED, Draining
 from clavis_mcp.proxy.in_process import InProcessTransport
@@ -92,21 +92,21 @@ async def test_smuggling_shapes_are_refused_and_nothing_goes_upstream(
     assert upstream.seen == []
 
 
+REVOKED = "revoked-agent-token-aaaabbbbcccc"
+ENCODED = f"%{ord(PROXY_TOKEN[0]):02x}{PROXY_TOKEN[1:]}"  # the current key, one letter percent-encoded
+
+
 @pytest.mark.parametrize(
     ("first", "rest", "status", "method", "path"),
     [
         ("GET /s/alpha/v1?key=v HTTP/1.1", "Bad Header Line\r\n\r\n", 400, "GET", "/s/alpha/v1?key="),
         ("GET /s/alpha/v1 HTTP/1.1", f"X-Pad: {'p' * 70000}\r\n\r\n", 431, "GET", "/s/alpha/v1"),
-        (
-            f"GET /a/{PROXY_TOKEN}/s/alpha/v1 HTTP/1.1",
-            "Bad Header Line\r\n\r\n",
-            400,
-            "GET",
-            "/a/[REDACTED:agent-key]/s/alpha/v1",
-        ),
+        (f"GET /a/{PROXY_TOKEN}/s/alpha/v1 HTTP/1.1", "Bad\r\n\r\n", 400, "GET", "/a/-/s/alpha/v1"),
+        (f"GET /a/{REVOKED}/s/alpha/v1 HTTP/1.1", "Bad\r\n\r\n", 400, "GET", "/a/-/s/alpha/v1"),
+        (f"GET /a/{ENCODED}/s/alpha/v1 HTTP/1.1", "Bad\r\n\r\n", 400, "GET", "/a/-/s/alpha/v1"),
         ("GET /s/alpha/\x01\x02 HTTP/1.1", "\r\n", 400, "-", "-"),
     ],
-    ids=["bad-header-line", "head-too-long", "agent-key-in-path", "control-bytes-in-target"],
+    ids=["bad-header-line", "head-too-long", "agent-key", "revoked-agent-key", "encoded-agent-key", "control-bytes"],
 )
 async def test_an_unreadable_head_is_refused_and_recorded_without_values_or_agent_keys(
     services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream,
@@ -120,7 +120,7 @@ async def test_an_unreadable_head_is_refused_and_recorded_without_values_or_agen
     record = last_record(services)
     assert record["decision"] == "refused" and record["reason"] == "request refused: malformed request head"
     assert (record["method"], record["path"], record["source"]) == (method, path, "unauthenticated")
-    assert PROXY_TOKEN not in str(record) and upstream.seen == []
+    assert PROXY_TOKEN[1:] not in str(record) and REVOKED not in str(record) and upstream.seen == []
 
 
 async def test_two_services_on_one_host_never_share_an_upstream_connection(
@@ -433,3 +433,17 @@ async def test_in_process_heads_are_judged_as_one_read_from_a_socket(
     assert upstream.seen == []
     record = last_record(services)
     assert (record["decision"], record["reason"]) == ("refused", reason)
+
+
+async def test_in_process_requests_keep_the_fronts_bounds_on_heads_and_requests_at_once(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head handed over in process is never read from a socket, so its size and the number being
+    served are bounded where it is handed over: over 64 KiB of head is 431, past the cap is 503."""
+    async with front(services, audit, home, upstream.port) as proxy, in_process(proxy) as client:
+        big = await client.get("/v1/echo", headers={"X-Pad": "p" * 70_000})
+        assert big.status_code == 431 and last_record(services)["reason"] == "request refused: malformed request head"
+        monkeypatch.setattr(base_url_front, "MAX_CLIENTS", 0)
+        busy = await client.get("/v1/echo")
+    assert busy.status_code == 503 and "retry shortly" in busy.text
+    assert upstream.seen == []
