@@ -143,7 +143,9 @@ def add_key(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(s for s in services if not NAME.match(s))
     if unknown:
         raise ApiRefused(400, f"invalid service names: {', '.join(unknown)}")
-    key, expires_at = create_key(replica.conn, name, services, str(role), expires, created_by=who)
+    with replica.conn.transaction():
+        identity.hold_key_maker(replica.conn, who)
+        key, expires_at = create_key(replica.conn, name, services, str(role), expires, created_by=who)
     replica.audit.append(source=who, action="key-create", decision="done", reason=name)
     return {
         "name": name,

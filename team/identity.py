@@ -127,8 +127,9 @@ def _locked_user(conn: psycopg.Connection[Any], email: str, last_admin_may_not: 
 
 def remove_user(conn: psycopg.Connection[Any], email: str, *, keep_keys: bool = False) -> list[str]:
     """Delete the user; every token of theirs fails at its next use, on every replica. The API keys
-    they made (and that still work) are revoked with them, in the same transaction, unless
-    ``keep_keys``: a departed person may hold a copy of each. Returns those keys' names."""
+    they made, and the keys made with those, and so on (that still work), are revoked with them in
+    the same transaction, unless ``keep_keys``: a departed person may hold a copy of each. Returns
+    those keys' names. Keys being made meanwhile wait for this (:func:`hold_key_maker`)."""
     email = email.lower()
     with conn.transaction():
         _, epoch = _locked_user(conn, email, "remove")
@@ -138,14 +139,32 @@ def remove_user(conn: psycopg.Connection[Any], email: str, *, keep_keys: bool = 
             " ON CONFLICT (key) DO UPDATE SET value = GREATEST(team_meta.value, EXCLUDED.value)",
             (EPOCH_FLOOR, epoch + 1),
         )
-        live = "lower(created_by) = %s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+        made = (
+            "WITH RECURSIVE made(name) AS (SELECT name FROM api_keys WHERE lower(created_by) = %s"
+            " UNION SELECT k.name FROM api_keys k JOIN made m ON k.created_by = 'key/' || m.name)"
+        )
+        live = "name IN (SELECT name FROM made) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
         if keep_keys:
-            rows = conn.execute(f"SELECT name FROM api_keys WHERE {live}", (f"user/{email}",)).fetchall()
+            rows = conn.execute(f"{made} SELECT name FROM api_keys WHERE {live}", (f"user/{email}",)).fetchall()
         else:
             rows = conn.execute(
-                f"UPDATE api_keys SET revoked_at = now() WHERE {live} RETURNING name", (f"user/{email}",)
+                f"{made} UPDATE api_keys SET revoked_at = now() WHERE {live} RETURNING name", (f"user/{email}",)
             ).fetchall()
     return sorted(name for (name,) in rows)
+
+
+def hold_key_maker(conn: psycopg.Connection[Any], maker: str) -> None:
+    """Inside the transaction that makes a key: wait for a removal of users under way, then refuse
+    (401) if ``maker`` (``user/<email>`` or ``key/<name>``) is gone, so that a key cannot be made
+    by someone whose removal has just revoked everything they made."""
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_ADMINS_LOCK,))
+    kind, _, name = maker.partition("/")
+    if kind == "user":
+        found = conn.execute("SELECT 1 FROM users WHERE email = %s", (name,)).fetchone()
+    else:
+        found = conn.execute("SELECT 1 FROM api_keys WHERE name = %s AND revoked_at IS NULL", (name,)).fetchone()
+    if found is None:
+        raise ApiRefused(401, f"{maker} no longer exists (removed or revoked): log in again or use another key")
 
 
 def change_user(conn: psycopg.Connection[Any], email: str, role: str | None = None, password: str | None = None) -> str:

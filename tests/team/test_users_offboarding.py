@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import threading
 import time
@@ -206,6 +207,50 @@ def test_removing_a_user_revokes_the_api_keys_they_made_and_keep_keys_keeps_them
         "dora@example.test",
         "eve@example.test; kept the keys they made: eve-ci",
     ]
+
+
+def test_keys_made_with_a_key_the_user_made_are_revoked_with_the_user(server: TeamServer, team: Bootstrap) -> None:
+    """Review: a key made by the person's key (and so on) is theirs too; only the first was revoked."""
+    add_user(server, "mallory@example.test", "admin")
+    with as_bearer(server, token_of(server, "mallory@example.test")) as person:
+        first = person.post("/v1/admin/keys", json={"name": "m-first", "services": [], "role": "admin"})
+    with as_bearer(server, first.json()["key"]) as via_key:
+        second = via_key.post("/v1/admin/keys", json={"name": "m-second", "services": [], "role": "admin"})
+    with as_bearer(server, second.json()["key"]) as via_second:
+        third = via_second.post("/v1/admin/keys", json={"name": "m-third", "services": []})
+    with server.admin() as admin:
+        removed = admin.delete("/v1/admin/users/mallory@example.test")
+    assert removed.json()["revoked_keys"] == ["m-first", "m-second", "m-third"]
+    for made in (first, second, third):
+        assert get(server, made.json()["key"], "/v1/services").status_code == 401
+
+
+def test_no_key_made_while_the_removal_commits_outlives_it(server: TeamServer, team: Bootstrap) -> None:
+    """Review: a key whose request was authenticated just before the removal was inserted after its
+    revocation ran. Keys are now made under the removal's lock, by a maker that must still exist."""
+    add_user(server, "racer@example.test", "admin")
+    token = token_of(server, "racer@example.test")
+    made: list[str] = []
+    stop = threading.Event()
+
+    def make_keys(worker: int) -> None:
+        with as_bearer(server, token) as person:
+            for n in itertools.count():
+                answer = person.post("/v1/admin/keys", json={"name": f"race-{worker}-{n}", "services": []})
+                if answer.status_code != 201 or stop.is_set():
+                    return
+                made.append(answer.json()["key"])
+
+    makers = [threading.Thread(target=make_keys, args=(worker,)) for worker in range(4)]
+    for maker in makers:
+        maker.start()
+    time.sleep(0.5)
+    with server.admin() as admin:
+        assert admin.delete("/v1/admin/users/racer@example.test").status_code == 200
+    stop.set()
+    for maker in makers:
+        maker.join()
+    assert made and all(get(server, key, "/v1/services").status_code == 401 for key in made)
 
 
 def answers_from_every_worker(server: TeamServer, bearer: str) -> dict[str, httpx.Response]:
