@@ -19,11 +19,11 @@ from clavis_mcp.vault.proxy_headers import is_internal
 from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
 from clavis_mcp.vault.redaction.spellings import MIN_FORM_LENGTH
 
-from .models import BinaryBody
-
-if TYPE_CHECKING:  # loaded with the proxy, off the start-up path
+if TYPE_CHECKING:  # loaded with the proxy, or with the first call, off the start-up path
     from clavis_mcp.vault.redaction.redactor import Redactor
     from clavis_mcp.vault.redaction.service import ServiceRedactor
+
+    from .models import BinaryBody
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -310,6 +310,8 @@ def render_body(
     else:
         head, count = scrubber.scan(head, charset)
     if size and not _readable_text(head[:limit], content_type):
+        from .models import BinaryBody  # pydantic models: ~8 ms that CallLimits.from_env() would pay before serving
+
         return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, count
     if "json" in content_type.lower() and not truncated:
         try:

@@ -11,7 +11,8 @@ from clavis_mcp.vault import Vault
 # Loaded when a tool is first listed or called, or by the first call: never before the handshake.
 AFTER_THE_HANDSHAKE = ("clavis_mcp.mcp_front.tool_specs", "clavis_mcp.mcp_front.tools",
                        "clavis_mcp.mcp_front.confirm", "clavis_mcp.mcp_front.credentials",
-                       "clavis_mcp.vault.oauth", "clavis_mcp.proxy", "mitmproxy", "httpx")  # fmt: skip
+                       "clavis_mcp.mcp_front.models", "clavis_mcp.vault.oauth", "clavis_mcp.proxy", "mitmproxy",
+                       "httpx")  # fmt: skip
 BUILT = """
 import sys
 from clavis_mcp.clavis_cli.serve import mcp_server
