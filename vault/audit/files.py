@@ -154,23 +154,23 @@ class AppendLock:
     proxy's path; holding it open costs one ``stat`` once locked, to be sure the path still names
     the file held: a lock file deleted or replaced meanwhile is one another process may lock at
     the same time, so it is then opened again and locked anew. A forked child drops the handle
-    it inherited: one open file is one ``flock`` holder, so parent and child would not exclude
-    each other through it.
+    it inherited (the process id it was opened in is kept): one open file is one ``flock``
+    holder, so parent and child would not exclude each other through it.
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._handle: list[int] = []  # [fd, device, inode] while open; a list so the finalizer can close it
-        handle = self._handle
-        weakref.finalize(self, _close, handle)
-        os.register_at_fork(after_in_child=lambda: _close(handle))
+        self._handle: list[int] = []  # [fd, device, inode, pid] while open; a list so the finalizer can close it
+        weakref.finalize(self, _close, self._handle)
 
     def __enter__(self) -> int:
+        if self._handle and self._handle[3] != os.getpid():
+            _close(self._handle)  # inherited through a fork: this process opens its own
         while True:
             if not self._handle:
                 fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
                 opened = os.fstat(fd)
-                self._handle[:] = [fd, opened.st_dev, opened.st_ino]
+                self._handle[:] = [fd, opened.st_dev, opened.st_ino, os.getpid()]
             fd = self._handle[0]
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
