@@ -249,6 +249,30 @@ def test_a_script_read_from_a_file_is_answered_into_a_file(registered: EchoUpstr
     assert "call_service" in [tool["name"] for tool in replies[1]["result"]["tools"]]
 
 
+def test_pipes_are_served_without_blocking_and_left_as_they_were_for_whoever_shares_them(
+    registered: EchoUpstream,
+) -> None:
+    """The server reads and writes its pipes on the event loop (non-blocking), and puts their
+    blocking mode back at the exit: that mode belongs to the pipe, which others may hold too."""
+    child_in, to_child = os.pipe()
+    from_child, child_out = os.pipe()
+    proc = subprocess.Popen([EXE], stdin=child_in, stdout=child_out, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        os.write(to_child, json.dumps(INITIALIZE).encode() + b"\n")
+        ready, _, _ = select.select([from_child], [], [], 60)
+        assert ready and json.loads(os.read(from_child, 65536).splitlines()[0])["id"] == 1
+        assert not os.get_blocking(child_in) and not os.get_blocking(child_out)  # shared with our copies
+        os.close(to_child)  # end of input: the server exits
+        assert proc.wait(timeout=60) == 0
+        assert os.get_blocking(child_in) and os.get_blocking(child_out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for fd in (child_in, from_child, child_out):
+            os.close(fd)
+
+
 def test_sigterm_lets_the_call_in_flight_finish_and_records_it(
     home: Path, upstream_ca: trustme.CA, tmp_path: Path
 ) -> None:
