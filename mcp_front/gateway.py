@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from clavis_mcp.certs import LocalCA
     from clavis_mcp.proxy import EmbeddedProxy
+    from clavis_mcp.proxy.in_process import InProcessTransport
     from clavis_mcp.vault.redaction.service import ServiceRedactor, ServiceRedactors
 
 MCP_CLIENT = "mcp"
@@ -180,7 +181,8 @@ class Gateway:
         self._config = config or ProxyConfig()
         self._token = secrets.token_urlsafe(32)
         self._proxy: EmbeddedProxy | None = None
-        self._base_url: httpx.AsyncClient | None = None  # https:// targets, in base-URL mode
+        self._base_url: httpx.AsyncClient | None = None  # https:// targets, in base-URL mode, in process
+        self._in_process: InProcessTransport | None = None  # its transport
         self._forward: httpx.AsyncClient | None = None  # http:// targets, the proxy as a forward proxy
         self._origin = ""  # the proxy's base URL, http://127.0.0.1:<port>
         self._lock = asyncio.Lock()
@@ -211,9 +213,8 @@ class Gateway:
                 self._origin = self._proxy.url
                 from clavis_mcp.proxy.in_process import InProcessTransport
 
-                self._base_url = self._client(
-                    headers={AGENT_HEADER: self._token}, transport=InProcessTransport(self._proxy.front)
-                )
+                self._in_process = InProcessTransport(self._proxy.front)
+                self._base_url = self._client(headers={AGENT_HEADER: self._token}, transport=self._in_process)
                 self._forward = self._client(proxy=httpx.Proxy(self._origin, auth=(MCP_CLIENT, self._token)))
             return self._base_url, self._forward
 
@@ -326,7 +327,13 @@ class Gateway:
         request = client.build_request(method.upper(), addressed, headers=fields, content=content)
         leaving = self.redactor(service)  # the service's secret as the request leaves
         async with asyncio.timeout(self.limits.timeout):
-            response = await client.send(request, stream=True)
+            if client is self._base_url and self._in_process is not None:
+                # Straight to the transport: the client's send would extract cookies from each answer
+                # (building urllib objects, ~5% of a call) and run auth and redirect steps, for a hop
+                # that keeps no cookies, authenticates in a header and follows no redirect.
+                response = await self._in_process.handle_async_request(request)
+            else:
+                response = await client.send(request, stream=True)
             return await self.read_answer(service, str(target), response, leaving)
 
     async def read_answer(
@@ -387,7 +394,7 @@ class Gateway:
             await asyncio.wait(list(self._pending.values()), timeout=RECORD_WAIT)
         if self._proxy is not None:
             await self._proxy.stop()
-        self._proxy = self._base_url = self._forward = None
+        self._proxy = self._base_url = self._forward = self._in_process = None
 
     def redactor(self, service: str) -> ServiceRedactor | None:
         """The redactors of the service's secret as the vault holds it now; None once the service is gone.

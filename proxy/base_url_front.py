@@ -130,6 +130,11 @@ class BaseUrlServer:
         self.pool = pool
         self._clients: set[asyncio.StreamWriter] = set()
         self._direct: set[DirectExchange] = set()  # requests handed over in process, being served
+        # their client and unconnected server, as one connection's requests share them
+        self.direct_ends = (
+            connection.Client(peername=IN_PROCESS, sockname=IN_PROCESS, state=connection.ConnectionState.OPEN),
+            connection.Server(address=None),
+        )
 
     def hook(self, name: str, arg: object) -> None:
         """Run hook ``name`` of our stages, then of the extra addons, as mitmproxy orders them."""
@@ -843,8 +848,7 @@ class DirectExchange(_Exchange):
     """A request handed over in process: its answer goes to a :class:`DirectAnswer`."""
 
     def __init__(self, front: BaseUrlServer, answer: DirectAnswer) -> None:
-        client = connection.Client(peername=IN_PROCESS, sockname=IN_PROCESS, state=connection.ConnectionState.OPEN)
-        super().__init__(front, (client, connection.Server(address=None)))
+        super().__init__(front, front.direct_ends)
         self._answer_to = answer
 
     async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
