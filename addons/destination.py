@@ -19,6 +19,7 @@ claimed by several services is refused with a message naming them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 import weakref
@@ -108,8 +109,10 @@ def origin_form(method: str, target: str, scheme: str) -> tuple[str, str]:
     return authority, path if path.startswith("/") else "/" + path
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_host(host: str) -> bool:
-    """``localhost`` and friends, 127.0.0.0/8, ::1, 0.0.0.0 and ::: where the proxy itself listens."""
+    """``localhost`` and friends, 127.0.0.0/8, ::1, 0.0.0.0 and ::: where the proxy itself listens.
+    Cached: a base-URL request asks it of the proxy's own address every time."""
     if host in LOOPBACK_NAMES or host.endswith(".localhost"):
         return True
     try:
