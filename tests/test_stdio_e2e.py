@@ -230,6 +230,16 @@ def test_a_lone_surrogate_in_an_argument_is_answered_with_a_tool_error(raw: RawS
     assert "service_name must be" in answer["result"]["content"][0]["text"]
 
 
+def test_a_line_longer_than_one_read_of_the_pipe_is_read_whole(raw: RawServer) -> None:
+    """The pipe is read 64 KiB at a time on the event loop: a long line is assembled across reads."""
+    long_line = {"jsonrpc": "2.0", "id": 31, "method": "tools/call",
+                 "params": {"name": "list_services", "arguments": {"cursor": "x" * 300_000}}}  # fmt: skip
+    raw.send(long_line)
+    assert raw.reply()["id"] == 31
+    raw.send({"jsonrpc": "2.0", "id": 32, "method": "ping"})
+    assert raw.reply()["id"] == 32
+
+
 def test_sigint_exits_promptly_and_quietly(raw: RawServer) -> None:
     code, stderr = raw.stop(signal.SIGINT)
     assert code == 0 and "Traceback" not in stderr, stderr
