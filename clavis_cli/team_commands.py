@@ -14,6 +14,7 @@ import json
 import re
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any, Unpack
 
 import click
@@ -260,6 +261,26 @@ def user_add(email: str, role: str, password_stdin: bool, as_json: bool) -> None
     emit(as_json, {"email": email, "role": role}, [f"added {role} {email}"])
 
 
+def _keys_made_by(keys: list[dict[str, Any]], maker: str) -> list[str]:
+    """The working keys ``maker`` made, and those made with them, and so on: what removing a user
+    revokes (the server decides; this is what the confirmation names beforehand)."""
+    makers, found = {maker}, True
+    while found:
+        found = False
+        for key in keys:
+            if str(key.get("created_by", "")).lower() in makers and f"key/{key['name']}" not in makers:
+                makers.add(f"key/{key['name']}")
+                found = True
+    now = datetime.now(UTC)
+    return sorted(
+        str(key["name"])
+        for key in keys
+        if f"key/{key['name']}" in makers
+        and not key.get("revoked")
+        and not (key.get("expires_at") and datetime.fromisoformat(key["expires_at"]) <= now)
+    )
+
+
 def _email(text: str) -> str:
     if "@" not in text or any(c.isspace() for c in text):
         raise click.BadParameter(f"{text!r} is not an email address", param_hint="EMAIL")
@@ -288,9 +309,10 @@ def user_remove(email: str, keep_keys: bool, yes: bool, as_json: bool) -> None:
     """Remove user EMAIL: they cannot log in, their logins stop working at once on every replica,
     and the API keys they made are revoked (a departed person may hold a copy), unless --keep-keys."""
     email = _email(email)
-    keys = "" if keep_keys else " and revoke the API keys they made"
-    confirm(yes, f"removing {email}", f"remove {email} from the team server, end their logins{keys}?")
     with _client() as client:
+        made = [] if keep_keys else _keys_made_by(client.keys().get("keys", []), f"user/{email}")
+        also = f" and revoke the {len(made)} API key(s) they made ({', '.join(made)})" if made else ""
+        confirm(yes, f"removing {email}{also}", f"remove {email} from the team server, end their logins{also}?")
         done = client.remove_user(email, keep_keys=keep_keys)
     revoked, kept = done.get("revoked_keys") or [], done.get("kept_keys") or []
     lines = [f"removed {email}; their logins no longer work"]

@@ -472,6 +472,7 @@ def test_the_cli_user_verbs_offboard_a_person_end_to_end(
 
     unconfirmed = team_cli(server, "remove", "frank@example.test")  # no terminal, no --yes
     assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.output
+    assert "revoke the 1 API key(s) they made (frank-ci)" in unconfirmed.output  # named before anything is done
     removed = ok(team_cli(server, "remove", "frank@example.test", "--yes")).stdout
     assert "removed frank@example.test" in removed and "revoked the API keys they made: frank-ci" in removed
     assert get(server, token, "/v1/services").status_code == 401
