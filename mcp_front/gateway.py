@@ -71,7 +71,7 @@ DEFAULT_HEADERS = {
 }
 IDLE_CONNECTIONS = 8  # http:// calls: kept open to the proxy between calls; more at once open more
 KEEPALIVE_SECONDS = 120.0  # an idle connection's life: well inside the proxy's own
-RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices a closed connection)
+RECORD_WAIT = 5.0  # how long a failed call waits for the proxy to record it (it notices the call given up)
 type Record = Mapping[str, Any]
 # How far past the model's cut a body is kept, in lengths of the longest listed spelling, so a
 # spelling begun before the cut is scanned whole: room for every character escaped twice over

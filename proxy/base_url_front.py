@@ -129,7 +129,7 @@ class BaseUrlServer:
         )
         self.pool = pool
         self._clients: set[asyncio.StreamWriter] = set()
-        self._direct: set[DirectExchange] = set()  # requests handed over in process, being served
+        self._direct = 0  # requests handed over in process, being served
         # their client and unconnected server, as one connection's requests share them
         self.direct_ends = (
             connection.Client(peername=IN_PROCESS, sockname=IN_PROCESS, state=connection.ConnectionState.OPEN),
@@ -182,27 +182,27 @@ class BaseUrlServer:
         connection; a head over ``HEAD_MAX`` is refused (431), and past ``MAX_CLIENTS`` requests
         at once a new one is answered 503, as a new connection would be."""
         exchange = answer.exchange = DirectExchange(self, answer)
-        if len(self._direct) >= MAX_CLIENTS:
+        if self._direct >= MAX_CLIENTS:
             await exchange._bare_error(503, f"clavis-mcp is serving {MAX_CLIENTS} requests in process; retry shortly")
             return
         method, target, fields = request.method, request.target, request.fields
-        line = _REQUEST_LINE.match(b"%s %s HTTP/" % (method, target))
-        if len(target) + sum(len(name) + len(value) + 4 for name, value in fields) > HEAD_MAX:
-            await exchange.refuse_unreadable(line, 431)  # as a socket's head is cut at HEAD_MAX and refused
-            return
-        try:
-            h11.Request(method=method, target=target, headers=list(fields))
-        except h11.LocalProtocolError:
-            await exchange.refuse_unreadable(line, 400)
+        status = 431 if len(target) + sum(len(name) + len(value) + 4 for name, value in fields) > HEAD_MAX else 0
+        if not status:  # (a socket's head is cut at HEAD_MAX and refused 431)
+            try:
+                h11.Request(method=method, target=target, headers=list(fields))
+            except h11.LocalProtocolError:
+                status = 400
+        if status:
+            await exchange.refuse_unreadable(_REQUEST_LINE.match(b"%s %s HTTP/" % (method, target)), status)
             return
         f = exchange._flow(_request(method, target, fields, b"1.1"))
         f.request.data.content = request.body
-        shape = framing_shape([name.lower() for name, _ in fields if name.lower() in FRAMING_NAMES])
-        self._direct.add(exchange)
+        framing = [key for name, _ in fields if (key := name.lower()) in FRAMING_NAMES]
+        self._direct += 1
         try:
-            await exchange.serve_flow(f, None, shape)
+            await exchange.serve_flow(f, None, framing_shape(framing))
         finally:
-            self._direct.discard(exchange)
+            self._direct -= 1
 
     def close(self) -> None:
         """Close every client connection and idle upstream connection at once (the proxy is stopping)."""
@@ -850,9 +850,6 @@ class DirectExchange(_Exchange):
     def __init__(self, front: BaseUrlServer, answer: DirectAnswer) -> None:
         super().__init__(front, front.direct_ends)
         self._answer_to = answer
-
-    async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
-        raise AssertionError("a request handed over in process comes with its body")
 
     def _send_head_now(self, status: int, reason: bytes, fields: list[tuple[bytes, bytes]]) -> None:
         if not self._answer_to.head.done():
