@@ -25,7 +25,6 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from mitmproxy import connection, ctx, http, tls
 
@@ -59,6 +58,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 # snapshot (a vault change makes a new one), so a repeated request is judged by one lookup.
 VERDICTS = "destination:verdicts"
 SELECT_FIELD = SELECT_HEADER.lower().encode()
+HOST_FIELD = b"host"
 VERDICTS_KEPT = 4096  # distinct requests judged per snapshot before the kept verdicts are dropped
 
 
@@ -122,6 +122,14 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     return address.is_loopback or address.is_unspecified
+
+
+@functools.lru_cache(maxsize=256)
+def unlisted_agent(client: str) -> Agent:
+    """A client with no agent record (call_service's, a token map's) chooses nothing. Cached, as
+    a pure function of the name: it is asked on every request, and one object per name also makes
+    a kept verdict's key compare by identity."""
+    return Agent(client, 0.0)
 
 
 def is_passthrough(rules: Sequence[HostRule], host: str, port: int, default_port: int = 443) -> bool:
@@ -319,7 +327,7 @@ class DestinationCheck:
         client = flow.metadata.get(CLIENT)
         if client is None:
             return None
-        return agent_policies(snapshot, self._vault).get(client) or Agent(client, 0.0)
+        return agent_policies(snapshot, self._vault).get(client) or unlisted_agent(client)
 
     def _passes_others(self, agent: Agent | None) -> bool:
         return self._pass_other_hosts and not (agent is not None and agent.deny_other_hosts)
@@ -334,31 +342,30 @@ class DestinationCheck:
         if is_settled(flow):
             return
         request = flow.request
-        selected = header_values(request.headers, SELECT_FIELD).get(SELECT_FIELD)
+        fields = header_values(request.headers, SELECT_FIELD, HOST_FIELD)
+        selected = fields.get(SELECT_FIELD)
         if selected is not None:
             drop_headers(request.headers, SELECT_FIELD)
         snapshot = flow_snapshot(flow, self._vault)
-        method = request.method
-        judged: dict[str, Any] = dict(
-            method=method,
-            scheme=request.scheme,
-            host=request.host,
-            port=request.port,
-            host_header=request.host_header,
-            sni=flow.client_conn.sni if flow.client_conn.tls else None,
-            selected=selected,
-            authority=request.authority,
-            path=request.path,
-            passthrough=self._passthrough,
-            proxy_ports=self.proxy_ports,
-            pass_other_hosts=self._pass_other_hosts,
-            agent=self._agent(flow, snapshot),
-        )
-        key = tuple(judged.values())  # everything decide() is given: a verdict answers only its own inputs
+        method, scheme, host, port, path = request.method, request.scheme, request.host, request.port, request.path
+        authority = request.authority
+        # request.host_header from the scan above: HTTP/2 and 3 name the host in :authority first.
+        http2 = request.is_http2 or request.is_http3
+        host_header = authority if http2 and authority else fields.get(HOST_FIELD)
+        sni = flow.client_conn.sni if flow.client_conn.tls else None
+        agent = self._agent(flow, snapshot)
+        # Everything decide() is given: a verdict answers only its own inputs. This check's own
+        # settings are fixed at construction (``self``, held by the key, stands for them) but for
+        # the proxy ports, which are learnt when the proxy runs.
+        key = (self, self.proxy_ports, method, scheme, host, port, host_header, sni, selected, authority, path, agent)
         verdicts = snapshot.derived(VERDICTS, dict[tuple[object, ...], Verdict])
         verdict = verdicts.get(key)
         if verdict is None:
-            verdict = decide(snapshot, **judged)
+            verdict = decide(
+                snapshot, method=method, scheme=scheme, host=host, port=port, host_header=host_header, sni=sni,
+                selected=selected, authority=authority, path=path, passthrough=self._passthrough,
+                proxy_ports=self.proxy_ports, pass_other_hosts=self._pass_other_hosts, agent=agent,
+            )  # fmt: skip
             if len(verdicts) >= VERDICTS_KEPT:
                 verdicts.clear()
             verdicts[key] = verdict
@@ -367,17 +374,17 @@ class DestinationCheck:
             flow.metadata[DECISION] = "passed"
             if verdict.reason:
                 flow.metadata[REASON] = verdict.reason
-            flow.metadata[DESTINATION] = (request.scheme, canonical_host(request.host), request.port)
+            flow.metadata[DESTINATION] = (scheme, canonical_host(host), port)
             return
         if verdict.service is None:
             refuse(flow, verdict.status, verdict.reason)
             return
-        host = canonical_host(request.host)
-        if request.host != host:
-            request.host = host  # the canonical spelling is what is dialled and sent as Host
-        if request.authority and request.http_version.startswith("HTTP/1"):
+        canonical = canonical_host(host)
+        if host != canonical:
+            request.host = canonical  # the canonical spelling is what is dialled and sent as Host
+        if authority and request.http_version.startswith("HTTP/1"):
             request.authority = ""  # origin-form upstream: the judged Host is the only authority sent
-        if not request.path.startswith("/"):
-            request.path = origin_form(method, request.path, request.scheme)[1]  # judged above; "*" stays itself
+        if not path.startswith("/"):
+            request.path = origin_form(method, path, scheme)[1]  # judged above; "*" stays itself
         flow.metadata[SERVICE] = verdict.service.name
-        flow.metadata[DESTINATION] = (request.scheme, host, request.port)
+        flow.metadata[DESTINATION] = (scheme, canonical, port)
