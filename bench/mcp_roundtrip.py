@@ -268,7 +268,7 @@ def stage_hooks() -> Iterator[StageTimer]:
         (ClientSession, "validate_tool_result", "client: output schema validation"),
         (arguments.ClavisServer, "call_tool", "server: SDK call_tool (validation, tool, result)"),
         (FuncMetadata, "validate_arguments", "  SDK: argument validation"),
-        (base, "resolve_arguments", "  SDK: Resolve (confirm_write)"),
+        (base, "resolve_arguments", "  SDK: Resolve (confirm_write), where it may ask"),
         (confirm, "approval_policy", "    approval_policy (the snapshot's)"),
         (Vault, "get_service", "  Vault.get_service (all callers)"),
         (FuncMetadata, "convert_result", "  SDK: convert_result"),

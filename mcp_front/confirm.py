@@ -9,10 +9,15 @@ through it.
 
 The resolvers are part of the tools' specifications (``tool_specs.py``), which the server
 without a vault shares: there they find no gateway and ask nothing.
+
+Most calls ask nothing (a GET, a service that does not confirm writes, a client that cannot
+ask), and that is known from the raw arguments: ``write_unasked`` says so, and the server then
+runs call_service with ``UNASKED`` as its answer instead of through the SDK's resolution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -40,6 +45,8 @@ class NotAsked(BaseModel):
 
 
 Answer = ElicitationResult[Approval]
+UNASKED: Answer = AcceptedElicitation[Any].model_construct(data=NotAsked(reason="nothing to ask"))
+"""The answer of a question not asked, as the SDK hands a resolver's ``NotAsked`` to the tool."""
 
 
 def can_ask(ctx: Context[Any, Any]) -> bool:
@@ -78,6 +85,21 @@ def outcome(answer: Answer | AcceptedElicitation[Any]) -> bool | None:
             return None
         return isinstance(answer.data, Approval) and answer.data.approve
     return False
+
+
+def write_unasked(arguments: Mapping[str, Any], ctx: Context[Any, Any]) -> bool:
+    """Whether :func:`confirm_write` would certainly not ask about this call, judged from its raw
+    arguments as it would judge them validated: the client cannot ask, or the policy does not ask
+    about this method. Anything else (a team client, an argument of the wrong type, a vault that
+    cannot answer) is left to the resolver, which decides as it always did."""
+    try:
+        gateway = ctx.request_context.lifespan_context
+        service_name, method = arguments.get("service_name"), arguments.get("method")
+        if not isinstance(gateway, Gateway) or not isinstance(service_name, str) or not isinstance(method, str):
+            return False
+        return not can_ask(ctx) or not approval_policy(gateway.vault, service_name).needs_approval(MCP_CLIENT, method)
+    except Exception:  # the resolver meets it again, and handles it as it always did
+        return False
 
 
 async def confirm_reveal(service_name: str, ctx: Context[Any, Any]) -> Elicit[Approval] | NotAsked:

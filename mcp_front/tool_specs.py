@@ -8,9 +8,10 @@ declares, must not see the tools change because the vault was locked when the se
 A specification is written as MCPServer reads a tool: a signature whose parameters (with
 their ``Field`` constraints) are the input schema, whose docstring is the description and
 whose return type is the output schema. Its ``Resolve`` parameters are the questions the tool
-may put to the user first (``confirm.py``); they are filled by the SDK and never shown. A
-server registers a body for each specification; the body is called with the arguments by
-name and cannot change what the client sees.
+may put to the user first (``confirm.py``); they are filled by the SDK and never shown, and
+skipped where ``unasked`` tells from the raw arguments that nothing would be asked. A server
+registers a body for each specification; the body is called with the arguments by name and
+cannot change what the client sees.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resolve import Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from .confirm import Answer, confirm_reveal, confirm_write
+from .arguments import ClavisServer, Unasked
+from .confirm import Answer, confirm_reveal, confirm_write, write_unasked
 from .models import CallResult, CredentialInfo, CredentialStatus, ServiceList
 from .paging import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -58,12 +59,13 @@ class ToolSpec:
     signature: ToolFunction
     title: str
     annotations: ToolAnnotations
+    unasked: Unasked | None = None  # True when none of the tool's questions would be asked
 
     @property
     def name(self) -> str:
         return self.signature.__name__
 
-    def register(self, server: MCPServer[Any], body: ToolFunction) -> None:
+    def register(self, server: ClavisServer[Any], body: ToolFunction) -> None:
         """Add ``body`` to ``server`` as this tool, shown with this specification's signature."""
 
         @functools.wraps(self.signature)  # MCPServer reads the schemas through __wrapped__
@@ -71,10 +73,18 @@ class ToolSpec:
             return await body(**arguments)
 
         server.add_tool(tool, name=self.name, title=self.title, annotations=self.annotations)
+        if self.unasked is not None:
+            server.ask_only_when_needed(self.name, self.unasked)
 
 
 def tool_spec(
-    title: str, *, read_only: bool, destructive: bool, idempotent: bool, open_world: bool
+    title: str,
+    *,
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    open_world: bool,
+    unasked: Unasked | None = None,
 ) -> Callable[[ToolFunction], ToolSpec]:
     """Declare a specification from a signature. The annotations repeat the title: clients older than
     the 2025-06-18 protocol read it there."""
@@ -84,7 +94,7 @@ def tool_spec(
             title=title, read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
             open_world_hint=open_world,
         )  # fmt: skip
-        return ToolSpec(signature, title, annotations)
+        return ToolSpec(signature, title, annotations, unasked)
 
     return declare
 
@@ -140,7 +150,9 @@ async def check_credential_status(
     raise NotImplementedError
 
 
-@tool_spec("Call a service", read_only=False, destructive=True, idempotent=False, open_world=True)
+@tool_spec(
+    "Call a service", read_only=False, destructive=True, idempotent=False, open_world=True, unasked=write_unasked
+)
 async def call_service(
     service_name: ServiceName,
     method: Method,
