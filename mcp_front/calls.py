@@ -40,6 +40,7 @@ RETURNED_HEADERS = frozenset(
 RETURNED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # spaces and control characters, refused in a URL
 _FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*|")  # visible ASCII, inner spaces and tabs
 
 
@@ -115,12 +116,12 @@ def check_method(service: Service, method: str) -> str:
 def check_target(service: Service, method: str, url: str) -> Target:
     """Refuse anything but an absolute http(s) URL on one of the service's hosts."""
     check_method(service, method)
-    hosts = ", ".join(str(rule) for rule in service.hosts)
 
     def refused(problem: str) -> CallRefused:
+        hosts = ", ".join(str(rule) for rule in service.hosts)
         return CallRefused(f"{problem}; service {service.name!r} accepts https:// URLs on: {hosts}")
 
-    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+    if _CONTROL.search(url):
         raise refused("malformed URL (spaces or control characters)")
     try:
         parts = urlsplit(url)

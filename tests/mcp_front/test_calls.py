@@ -54,6 +54,18 @@ def test_urls_refused_before_any_traffic(url: str, message: str) -> None:
     assert str(caught.value).endswith("accepts https:// URLs on: api.openai.com")
 
 
+@pytest.mark.parametrize("code", [*range(0x21), 0x7F], ids=lambda code: f"U+{code:04X}")
+def test_a_space_or_control_character_anywhere_in_the_url_is_refused(code: int) -> None:
+    with pytest.raises(CallRefused, match="control characters"):
+        check_target(SERVICE, "GET", f"https://api.openai.com/v1?q=a{chr(code)}b")
+
+
+def test_visible_and_non_ascii_characters_are_not_taken_for_control_characters() -> None:
+    printable = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "#?/\\")
+    target = check_target(SERVICE, "GET", f"https://api.openai.com/v1?q={printable}\u00e9\u0080\u00a0")
+    assert target.url.endswith("\u00e9\u0080\u00a0")
+
+
 def test_accepted_url_is_canonical() -> None:
     target = check_target(SERVICE, "get", "https://API.OpenAI.com/v1/models?x=1#frag")
     assert (target.host, target.port, target.url) == ("api.openai.com", 443, "https://API.OpenAI.com/v1/models?x=1")
