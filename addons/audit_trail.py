@@ -112,17 +112,19 @@ class AuditTrail:
 
     def _record(self, flow: http.HTTPFlow) -> str:
         request, response = flow.request, flow.response
-        scheme, host, port = flow.metadata.get(DESTINATION, (request.scheme, request.host, request.port))
+        # The destination a stage settled on; the request's own (three properties, each one decoded) only without it.
+        scheme, host, port = flow.metadata.get(DESTINATION) or (request.scheme, request.host, request.port)
+        method = request.method
         started = flow.metadata.get(STARTED)
         tokens = self._tokens().values() if self._tokens is not None else ()
         fields: dict[str, Any] = dict(
             source=flow.metadata.get(CLIENT, "unauthenticated"),
             service=flow.metadata.get(SERVICE),
-            method=request.method,
+            method=method,
             scheme=scheme,
             host=host,
             port=port,
-            path=_without_tokens(request.path, tokens) if request.method != "CONNECT" else None,
+            path=_without_tokens(request.path, tokens) if method != "CONNECT" else None,
             status=response.status_code if response else None,
             bytes=_body_bytes(flow),
             duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clavis_mcp.vault import AuditLog, AuditWriteError, Vault
 from clavis_mcp.vault.audit import anchor as audit_anchor
@@ -31,6 +34,13 @@ PATHS = [
 @pytest.mark.parametrize(("path", "recorded"), PATHS, ids=[p[0] or "empty" for p in PATHS])
 def test_query_values_never_reach_the_log(path: str, recorded: str) -> None:
     assert path_without_query_values(path) == recorded
+
+
+@given(st.text(alphabet="ab=&+%2F;?#é \x00", max_size=24))
+def test_query_names_are_read_as_parse_qsl_reads_them(query: str) -> None:
+    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    expected = "/x?" + "&".join(f"{name}=" for name in names) if query else "/x"
+    assert path_without_query_values("/x?" + query) == expected
 
 
 def write_records(audit: AuditLog, count: int) -> list[str]:

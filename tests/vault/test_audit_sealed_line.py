@@ -44,3 +44,10 @@ def test_the_mac_is_the_keyed_hash_of_the_domain_and_the_canonical_record(fields
 @given(st.builds(Link, st.integers(0, 10**12), st.text()))
 def test_the_checkpoint_text_is_its_json(link: Link) -> None:
     assert checkpoint_text(link) == json.dumps({"seq": link.seq, "mac": link.mac}).encode()
+
+
+@given(_records)
+def test_the_canonical_form_is_sorted_compact_ascii_json(fields: dict[str, Any]) -> None:
+    """The encoder made once gives exactly what ``json.dumps`` gives with the same options."""
+    expected = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    assert canonical(fields) == expected

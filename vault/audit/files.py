@@ -49,11 +49,15 @@ class LogFiles:
     def reserve_path(self) -> Path:
         return self.live.with_name(f".{self.live.name}.reserve")  # zeros only: hidden, and out of log sweeps
 
+    @cached_property
+    def _reserve_name(self) -> str:  # what ``reserve`` stats for every request: no Path conversion each time
+        return os.fspath(self.reserve_path)
+
     def reserve(self) -> None:
         """Hold ``RESERVE_BYTES`` of allocated space for records; OSError (ENOSPC) if the disk
         cannot give it. One ``stat`` while the reserve is whole."""
         try:
-            if os.stat(self.reserve_path).st_size >= RESERVE_BYTES:
+            if os.stat(self._reserve_name).st_size >= RESERVE_BYTES:
                 return
         except FileNotFoundError:
             pass
@@ -144,6 +148,10 @@ class LogFiles:
         return None
 
 
+_process = [os.getpid()]  # this process's id, set again in a forked child by the one hook below
+os.register_at_fork(after_in_child=lambda: _process.__setitem__(0, os.getpid()))
+
+
 class AppendLock:
     """This process's handle on the cross-process append lock, kept open between records; as a
     context manager it holds the lock and gives the lock file's descriptor (the checkpoint is
@@ -154,23 +162,24 @@ class AppendLock:
     proxy's path; holding it open costs one ``stat`` once locked, to be sure the path still names
     the file held: a lock file deleted or replaced meanwhile is one another process may lock at
     the same time, so it is then opened again and locked anew. A forked child drops the handle
-    it inherited (the process id it was opened in is kept): one open file is one ``flock``
-    holder, so parent and child would not exclude each other through it.
+    it inherited (the process id it was opened in is kept, and compared with :data:`_process`,
+    which one fork hook for the whole module keeps current: no ``getpid`` system call per record):
+    one open file is one ``flock`` holder, so parent and child would not exclude each other through it.
     """
 
     def __init__(self, path: Path) -> None:
-        self._path = path
+        self._path = os.fspath(path)
         self._handle: list[int] = []  # [fd, device, inode, pid] while open; a list so the finalizer can close it
         weakref.finalize(self, _close, self._handle)
 
     def __enter__(self) -> int:
-        if self._handle and self._handle[3] != os.getpid():
+        if self._handle and self._handle[3] != _process[0]:
             _close(self._handle)  # inherited through a fork: this process opens its own
         while True:
             if not self._handle:
                 fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
                 opened = os.fstat(fd)
-                self._handle[:] = [fd, opened.st_dev, opened.st_ino, os.getpid()]
+                self._handle[:] = [fd, opened.st_dev, opened.st_ino, _process[0]]
             fd = self._handle[0]
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -206,13 +215,14 @@ class LiveFile:
 
     def __init__(self, files: LogFiles) -> None:
         self._files = files
+        self._path = os.fspath(files.live)  # stat'ed twice per request: converted once
         self._handle: list[int] = []  # [fd, inode] while open; a list so the finalizer can close it
         weakref.finalize(self, _close, self._handle)
 
     def state(self) -> tuple[int, int] | None:
         """``(inode, size)`` of the live file now, or None if there is none."""
         try:
-            stat = os.stat(self._files.live)
+            stat = os.stat(self._path)
         except FileNotFoundError:
             return None
         return stat.st_ino, stat.st_size

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from ..errors import AuditWriteError, ClavisError, VaultCorrupted
 from ..store import Vault
@@ -82,11 +82,14 @@ _SCALARS = (str, int, float, bool)
 def path_without_query_values(path: str) -> str:
     """``/v1/x?key=abc&b=2`` becomes ``/v1/x?key=&b=``: names help a review, values may be secrets.
 
-    The path is kept as sent (a URL parser would read ``//host/x`` as a host and a path)."""
+    The path is kept as sent (a URL parser would read ``//host/x`` as a host and a path). The
+    names are read as ``parse_qsl(query, keep_blank_values=True)`` reads them (fields split at
+    ``&``, empty ones skipped, each name up to its first ``=``, ``+`` and ``%XX`` decoded), without
+    decoding the values it would throw away: one request's whole query, on the proxy's path."""
     path, sep, query = path.partition("?")
     if not sep or not query:
         return path or "/"
-    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    names = [unquote_plus(field.partition("=")[0]) for field in query.split("&") if field]
     return (path or "/") + "?" + "&".join(f"{name}=" for name in names)
 
 
@@ -142,6 +145,7 @@ class VaultFile:
 
     path: Path
     identity: tuple[int, int]  # (device, inode)
+    name: str  # the path as ``stat`` takes it, converted once rather than once per request
 
     @classmethod
     def of(cls, path: Path) -> VaultFile | None:
@@ -149,11 +153,11 @@ class VaultFile:
             found = os.stat(path)
         except OSError:
             return None  # a vault without a file of its own (in memory, or a team server's)
-        return cls(path, (found.st_dev, found.st_ino))
+        return cls(path, (found.st_dev, found.st_ino), os.fspath(path))
 
     def check(self) -> None:
         try:
-            found = os.stat(self.path)
+            found = os.stat(self.name)
             now: tuple[int, int] | None = (found.st_dev, found.st_ino)
         except FileNotFoundError:
             now = None
