@@ -67,9 +67,9 @@ class ClientAuth:
         user, token = parsed
         expected = self._tokens().get(user)
         # Digests make both sides the same length, so the comparison time says nothing.
-        ok = hmac.compare_digest(_digest(token), _digest(expected or ""))
-        if ok and expected:
-            self._seen[user] = _digest(token)
+        given = _digest(token)
+        if hmac.compare_digest(given, _digest(expected or "")) and expected:
+            self._seen[user] = given
             return user
         return None
 

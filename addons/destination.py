@@ -358,7 +358,7 @@ class DestinationCheck:
         # settings are fixed at construction (``self``, held by the key, stands for them) but for
         # the proxy ports, which are learnt when the proxy runs.
         key = (self, self.proxy_ports, method, scheme, host, port, host_header, sni, selected, authority, path, agent)
-        verdicts = snapshot.derived(VERDICTS, dict[tuple[object, ...], Verdict])
+        verdicts: dict[tuple[object, ...], Verdict] = snapshot.derived(VERDICTS, dict)
         verdict = verdicts.get(key)
         if verdict is None:
             verdict = decide(

@@ -25,7 +25,7 @@ def strip_internal(headers: http.Headers) -> None:
     fields = headers.fields
     # Every spelling is_internal accepts has "clavis" (ASCII, any case) in its name; a latin-1
     # letter never lower-cases to ASCII, so one byte search clears a header block in the usual case.
-    if b"clavis" not in b"\n".join(name for name, _ in fields).lower():
+    if b"clavis" not in b"\n".join([name for name, _ in fields]).lower():
         return
     kept = tuple((name, value) for name, value in fields if not is_internal(name.decode("latin-1")))
     if len(kept) != len(fields):

@@ -25,7 +25,7 @@ class RecordRateLimits:
         name = flow.metadata.get(SERVICE)
         if name is None or flow.response is None or flow.metadata.get(DECISION) != "injected":
             return
-        names = b"\n".join(name for name, _ in flow.response.headers.fields).lower()
+        names = b"\n".join([name for name, _ in flow.response.headers.fields]).lower()
         if b"rate" not in names and b"retry" not in names:
             return  # every name rate_limit_headers keeps holds one of them: most responses end here
         found = rate_limit_headers(list(flow.response.headers.items(multi=True)))

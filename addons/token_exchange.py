@@ -24,6 +24,9 @@ from clavis_mcp.vault.dialing import Resolver
 from .flowmeta import CLIENT, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 
 ACTION, EXCHANGED, FAILED = "token-exchange", "exchanged", "failed"
+# Per snapshot, by service: whether it has references to resolve and whether its method
+# exchanges tokens (both fixed by the snapshot), so a service with neither costs one lookup.
+WORK = "token-exchange:work"
 
 
 class ExchangeToken:
@@ -43,15 +46,20 @@ class ExchangeToken:
         if is_settled(flow) or name is None:
             return
         snapshot = flow_snapshot(flow, self._vault)
-        service = snapshot.service(name)
-        if secret_refs(self._vault, snapshot, name):  # resolve off the loop (`op read` may take seconds)
+        work: dict[str, tuple[bool, bool]] = snapshot.derived(WORK, dict)
+        if (needs := work.get(name)) is None:
+            exchanges = bool(getattr(snapshot.service(name).auth, "exchanges_tokens", False))
+            needs = work[name] = (bool(secret_refs(self._vault, snapshot, name)), exchanges)
+        resolves, exchanges = needs
+        if resolves:  # resolve off the loop (`op read` may take seconds)
             try:
                 await asyncio.to_thread(method_secrets, self._vault, snapshot, name)
             except ClavisError as exc:
                 refuse(flow, 503, f"service {name!r}: {exc}")
                 return
-        if not getattr(service.auth, "exchanges_tokens", False):
+        if not exchanges:
             return
+        service = snapshot.service(name)
         try:
             changed = await service.auth.refresh(  # type: ignore[attr-defined]
                 self._vault, name, method_secrets(self._vault, snapshot, name), local=service.local,
