@@ -11,18 +11,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Set as AbstractSet
+from typing import NamedTuple
 
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.auth import OutgoingRequest
-from clavis_mcp.vault.auth.base import with_headers
 from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.errors import CannotInject, InvalidSecretRef, InvalidService, SecretRefUnresolved
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
-from .header_fields import header_values
 
 ALWAYS_STRIPPED = (
     "authorization",
@@ -44,23 +42,44 @@ def header_key(name: str) -> str:
     return re.sub(r"[-_.]", "-", name.lower())
 
 
+class StripPlan(NamedTuple):
+    """What becomes of a request's header fields, by position: a pure function of their names."""
+
+    kept: tuple[int, ...]  # the fields sent on as they came, in order
+    accept_encoding: tuple[int, ...]  # the client's Accept-Encoding fields: ours, narrowed from them, replaces them
+    te: tuple[int, ...]  # the client's TE fields: ours, narrowed to trailers, replaces them (or none is sent)
+    credentials: str  # the client's own credential headers as the audit reason names them ("" for none)
+
+
 @functools.lru_cache(maxsize=256)  # a client sends the same header names request after request
-def strip_plan(
-    names: tuple[str, ...], credential_headers: tuple[str, ...]
-) -> tuple[frozenset[str], frozenset[str], str]:
-    """What a request with these header ``names`` loses: the names stripped when our ``TE`` replaces
-    the client's, the names stripped when the client's goes (its ``TE`` fields too), and the
-    client's own credential headers as the audit reason names them ("" for none)."""
+def strip_plan(names: tuple[str, ...], credential_headers: tuple[str, ...]) -> StripPlan:
+    """What a request with these header ``names`` keeps: no field stripped, and no copy (in any case)
+    of a header we set, Accept-Encoding and TE, whose values ours are narrowed from."""
     targets = {header_key(header) for header in credential_headers}
-    stripped = []
-    for name in names:
+    own = {"authorization", *targets}
+    kept: list[int] = []
+    credentials: set[str] = set()
+    for i, name in enumerate(names):
         key = header_key(name)
         if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key in targets:
-            stripped.append(name)
-    own = {"authorization", *targets}
-    credentials = ", ".join(sorted({name for name in stripped if header_key(name) in own}))
-    te = [name for name in names if name.lower() == "te"]
-    return frozenset(stripped), frozenset((*stripped, *te)), credentials
+            if key in own:
+                credentials.add(name)
+        elif name.lower() not in ("accept-encoding", "te"):
+            kept.append(i)
+    lowered = [name.lower() for name in names]
+    return StripPlan(
+        tuple(kept),
+        tuple(i for i, name in enumerate(lowered) if name == "accept-encoding"),
+        tuple(i for i, name in enumerate(lowered) if name == "te"),
+        ", ".join(sorted(credentials)),
+    )
+
+
+def joined_value(fields: tuple[tuple[bytes, bytes], ...], positions: tuple[int, ...]) -> str | None:
+    """The value of the fields at ``positions``, as ``headers.get`` gives a repeated header's (None if none)."""
+    if not positions:
+        return None
+    return b", ".join(fields[i][1] for i in positions).decode("utf-8", "surrogateescape")
 
 
 @functools.lru_cache(maxsize=256)  # pure, and a client sends the same value every time
@@ -81,16 +100,6 @@ def trailers_only(value: str | None) -> str | None:
     return "trailers" if any(part.split(";")[0].strip().lower() == "trailers" for part in value.split(",")) else None
 
 
-def replaced_fields(
-    fields: tuple[tuple[bytes, bytes], ...], names: list[str], stripped: AbstractSet[str], ours: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """``fields`` (their ``names`` decoded) without the ``stripped`` names and without any copy (in
-    any case) of a header we set, followed by ours: the headers an auth method is handed."""
-    kept = [(name, value.decode("utf-8", "surrogateescape"))
-            for name, (_, value) in zip(names, fields, strict=True) if name not in stripped]  # fmt: skip
-    return with_headers(kept, ours)
-
-
 SHOWN_PATH = "clavis.shown_path"  # the path as records show it, when the credential is in the path
 
 
@@ -108,17 +117,17 @@ class InjectCredential:
         if request.scheme != "https" and not service.allow_http:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
-        names = [name.decode("utf-8", "surrogateescape") for name, _ in request.headers.fields]
-        our_te_strips, no_te_strips, credentials = strip_plan(tuple(names), service.auth.credential_headers())
-        if credentials:  # names only, for the audit record: the agent brought its own credential
-            flow.metadata[REASON] = "removed the client's own " + credentials
-        values = header_values(request.headers, b"accept-encoding", b"te")
-        ours = [("Accept-Encoding", decodable_accept_encoding(values.get(b"accept-encoding")))]
-        te = trailers_only(values.get(b"te"))
+        fields = request.headers.fields
+        names = tuple(name.decode("utf-8", "surrogateescape") for name, _ in fields)
+        plan = strip_plan(names, service.auth.credential_headers())
+        if plan.credentials:  # names only, for the audit record: the agent brought its own credential
+            flow.metadata[REASON] = "removed the client's own " + plan.credentials
+        headers = [(names[i], fields[i][1].decode("utf-8", "surrogateescape")) for i in plan.kept]
+        headers.append(("Accept-Encoding", decodable_accept_encoding(joined_value(fields, plan.accept_encoding))))
+        te = trailers_only(joined_value(fields, plan.te))
         if te is not None:
-            ours.append(("TE", te))
-        stripped = our_te_strips if te is not None else no_te_strips
-        outgoing = outgoing_request(request, replaced_fields(request.headers.fields, names, stripped, ours))
+            headers.append(("TE", te))
+        outgoing = outgoing_request(request, headers)  # the headers an auth method is handed
         try:
             service.auth.apply(outgoing, method_secrets(self._vault, snapshot, name))
         except CannotInject as exc:
