@@ -9,11 +9,11 @@ Building one compiles a scanner, so each is kept until what went into it changes
 by the fingerprints of every value in it, so a refresh that rotates only the refresh token, or a
 new basic-auth user name, rebuilds it as surely as a new credential does. Those values are read
 once per vault snapshot (every table they come from makes a new snapshot when it changes), so a
-response costs one lookup. A service with a field kept as a secret reference (``vault/refs``)
-is read on every response instead, from the references' memory cache and without resolving
-again (a response is never left unredacted because a backend went away meanwhile): the values
-this process injected, the one before the last resolution included (a rotation at the source
-while a request was in flight).
+response costs one lookup, and the redactors built from them are kept with the snapshot. A
+service with a field kept as a secret reference (``vault/refs``) is read on every response
+instead, from the references' memory cache and without resolving again (a response is never
+left unredacted because a backend went away meanwhile): the values this process injected, the
+one before the last resolution included (a rotation at the source while a request was in flight).
 """
 
 from __future__ import annotations
@@ -82,11 +82,18 @@ class ServiceRedactors:
         self._lock = threading.Lock()
 
     def for_service(self, snapshot: Snapshot, name: str) -> ServiceRedactor:
-        """The redactors for ``name``'s secrets as ``snapshot`` holds them (rebuilt when any changes)."""
+        """The redactors for ``name``'s secrets as ``snapshot`` holds them (rebuilt when any changes).
+
+        Kept with the snapshot too, which every reader of the vault in this process shares: the
+        proxy and call_service's second look find one redactor per snapshot, built once."""
         if secret_refs(self._vault, snapshot, name):
-            values = in_play(self._vault, snapshot, name)
-        else:
-            values = snapshot.derived(f"redaction:{name}", lambda: in_play(self._vault, snapshot, name))
+            return self._redactors(name, in_play(self._vault, snapshot, name))
+        return snapshot.derived(
+            f"redactors:{name}", lambda: self._redactors(name, in_play(self._vault, snapshot, name))
+        )
+
+    def _redactors(self, name: str, values: InPlay) -> ServiceRedactor:
+        """The redactors for ``values``: those built for the same values (in an earlier snapshot), else new ones."""
         cached = self._cache.get(name)
         if cached is not None and cached[0] == values.key:
             return cached[1]

@@ -117,7 +117,10 @@ def _mixtures(chars: Iterable[str], known: Iterable[Iterable[str]]) -> set[froze
 
 
 def _spell(value: str, escaped: frozenset[str], escape: Escape, plain: Escape = str) -> str:
-    return "".join(escape(c) if c in escaped else plain(c) for c in value)
+    """``value`` with ``escaped`` characters escaped, the others written plain: each distinct character
+    is spelled once (a key repeats its few characters, and a service's redactor is built from ~60 spellings)."""
+    spelled = {c: escape(c) if c in escaped else plain(c) for c in set(value)}
+    return "".join([spelled[c] for c in value])
 
 
 def _percent(upper: bool) -> Escape:

@@ -90,6 +90,8 @@ def _redact_text(redactor: Redactor, data: bytes) -> tuple[bytes, int]:
     assert redactor.scanner is not None
     spans = redactor.scanner.spans(data)
     pattern = _pattern(data)  # looked for once per text: four scans of the whole body
+    if pattern is None and b"=" not in data:  # no escape at all: no view but the bytes, whose spans are disjoint
+        return (splice(data, spans, redactor.marker), len(spans)) if spans else (data, 0)
     if spans and pattern:
         spans = _Escapes(data, pattern).widened(spans)
     spans = _merged(spans + _hidden_spans(redactor, data, pattern))
@@ -232,15 +234,21 @@ def text_encodings(data: bytes, charset: str | None) -> list[str]:
     """Encodings other than UTF-8 a reader may decode ``data`` with: the one JSON detects, the declared one."""
     encodings: list[str] = []
     for name in (json.detect_encoding(data), charset):
-        try:
-            encoding = codecs.lookup(name).name if name else ""
-        except LookupError:
-            continue  # a charset no reader here can decode
-        if encoding in ASCII_AS_IS:
-            continue
-        if encoding and not encoding.startswith(UTF8_FAMILY) and encoding not in encodings:
+        encoding = _other_encoding(name) if name else None
+        if encoding is not None and encoding not in encodings:
             encodings.append(encoding)
     return encodings
+
+
+@functools.lru_cache(maxsize=64)  # the names bodies come with (utf-8 nearly always), not a lookup per body
+def _other_encoding(name: str) -> str | None:
+    """The codec ``name`` stands for, unless no reader here can decode with it or the byte scan has
+    already seen its text (UTF-8's family, :data:`ASCII_AS_IS`)."""
+    try:
+        encoding = codecs.lookup(name).name
+    except LookupError:
+        return None  # a charset no reader here can decode
+    return None if encoding in ASCII_AS_IS or encoding.startswith(UTF8_FAMILY) else encoding
 
 
 def _redact_transcoded(redactor: Redactor, data: bytes, encoding: str) -> tuple[bytes, int]:
