@@ -386,7 +386,7 @@ class RedactResponse:
         if not has_body(flow.request.method, response.status_code):
             return
         values = header_values(headers, TRANSFER_ENCODING, CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING)
-        if codings := unscanned_transfer_codings(values.get(TRANSFER_ENCODING, "")):
+        if TRANSFER_ENCODING in values and (codings := unscanned_transfer_codings(values[TRANSFER_ENCODING])):
             coded = ", ".join(codings)
             _refuse_before_the_body(flow, f"the upstream's body came under a transfer coding not scanned ({coded})")
             return
@@ -504,8 +504,8 @@ class RedactResponse:
         encoding = values.get(CONTENT_ENCODING, "")
         charset = declared_charset(values.get(CONTENT_TYPE, ""))
         body = decoded_if_small(encoding, raw, min(INLINE_SCAN_MAX, self._max_decoded))
-        if body is None and _plain(encoding, raw, charset, min(INLINE_PLAIN_MAX, self._max_decoded)):
-            body = raw
         if body is not None:
             return redact_decoded(redactor, body, charset)
+        if _plain(encoding, raw, charset, min(INLINE_PLAIN_MAX, self._max_decoded)):
+            return redactor.redact(raw)  # what redact_decoded finds in it, without looking for escapes again
         return await asyncio.to_thread(scrub_whole, redactor, encoding, raw, charset, self._max_decoded)
