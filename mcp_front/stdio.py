@@ -61,7 +61,9 @@ class _Wire:
 
     def __init__(self, fd: int, on_loop: bool) -> None:
         self._fd, self._on_loop = fd, on_loop
-        self._lock = anyio.Lock()
+        # fast_acquire: an uncontended write goes out at once; anyio's default first yields to the
+        # loop, which ran whatever else was ready (the proxy's work after an answer) before the reply
+        self._lock = anyio.Lock(fast_acquire=True)
         self.in_flight: set[str] = set()  # ids of requests handed to the server and not yet answered
         self.idle = asyncio.Event()
         self.idle.set()
