@@ -123,8 +123,8 @@ def scrub_headers(headers: http.Headers, redactor: Redactor, names: Redactor | N
     would show it in the joined scan too. ``names`` holds the secrets in lower case: a name's case
     means nothing, and an HTTP/2 hop lower-cases it, so a name is judged in lower case as well."""
     fields = headers.fields
-    in_names = names is not None and names.redact(b"\n".join(name for name, _ in fields).lower())[1]
-    if not in_names and not redactor.redact(b"\n".join(part for field in fields for part in field))[1]:
+    in_names = names is not None and names.redact(b"\n".join([name for name, _ in fields]).lower())[1]
+    if not in_names and not redactor.redact(b"\n".join([part for field in fields for part in field]))[1]:
         return 0
     kept, count = [], 0
     for name, value in fields:
