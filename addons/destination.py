@@ -124,14 +124,6 @@ def is_loopback_host(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
-@functools.lru_cache(maxsize=256)
-def unlisted_agent(client: str) -> Agent:
-    """A client with no agent record (call_service's, a token map's) chooses nothing. Cached, as
-    a pure function of the name: it is asked on every request, and one object per name also makes
-    a kept verdict's key compare by identity."""
-    return Agent(client, 0.0)
-
-
 def is_passthrough(rules: Sequence[HostRule], host: str, port: int, default_port: int = 443) -> bool:
     return any(rule.matches(host, port, default_port) for rule in rules)
 
@@ -327,7 +319,7 @@ class DestinationCheck:
         client = flow.metadata.get(CLIENT)
         if client is None:
             return None
-        return agent_policies(snapshot, self._vault).get(client) or unlisted_agent(client)
+        return agent_policies(snapshot, self._vault).get(client) or Agent(client, 0.0)
 
     def _passes_others(self, agent: Agent | None) -> bool:
         return self._pass_other_hosts and not (agent is not None and agent.deny_other_hosts)
@@ -353,18 +345,20 @@ class DestinationCheck:
         http2 = request.is_http2 or request.is_http3
         host_header = authority if http2 and authority else fields.get(HOST_FIELD)
         sni = flow.client_conn.sni if flow.client_conn.tls else None
-        agent = self._agent(flow, snapshot)
+        client = flow.metadata.get(CLIENT)
         # Everything decide() is given: a verdict answers only its own inputs. This check's own
         # settings are fixed at construction (``self``, held by the key, stands for them) but for
-        # the proxy ports, which are learnt when the proxy runs.
-        key = (self, self.proxy_ports, method, scheme, host, port, host_header, sni, selected, authority, path, agent)
+        # the proxy ports, which are learnt when the proxy runs; the agent is the client's record
+        # in this snapshot, so within the snapshot's verdicts the client's name stands for it.
+        key = (self, self.proxy_ports, method, scheme, host, port, host_header, sni, selected, authority, path, client)
         verdicts: dict[tuple[object, ...], Verdict] = snapshot.derived(VERDICTS, dict)
         verdict = verdicts.get(key)
         if verdict is None:
             verdict = decide(
                 snapshot, method=method, scheme=scheme, host=host, port=port, host_header=host_header, sni=sni,
                 selected=selected, authority=authority, path=path, passthrough=self._passthrough,
-                proxy_ports=self.proxy_ports, pass_other_hosts=self._pass_other_hosts, agent=agent,
+                proxy_ports=self.proxy_ports, pass_other_hosts=self._pass_other_hosts,
+                agent=self._agent(flow, snapshot),
             )  # fmt: skip
             if len(verdicts) >= VERDICTS_KEPT:
                 verdicts.clear()

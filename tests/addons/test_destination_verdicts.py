@@ -7,8 +7,9 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow, tutils
 
 from clavis_mcp.addons.destination import DestinationCheck
-from clavis_mcp.addons.flowmeta import DECISION, SERVICE
+from clavis_mcp.addons.flowmeta import CLIENT, DECISION, SERVICE
 from clavis_mcp.vault import Vault, validate_secret
+from clavis_mcp.vault.agents import add_agent, use_services
 from tests.conftest import SECRET, make_service
 
 
@@ -79,3 +80,32 @@ def test_checks_with_other_settings_on_one_vault_do_not_share_verdicts(vault: Va
         refusing.requestheaders(refused)
     assert passed.response is None and passed.metadata[DECISION] == "passed"
     assert refused.response is not None and refused.response.status_code == 403
+
+
+def from_client(flow: http.HTTPFlow, client: str) -> http.HTTPFlow:
+    flow.metadata[CLIENT] = client
+    return flow
+
+
+def test_a_kept_verdict_does_not_answer_another_agent(vault: Vault) -> None:
+    vault.add_service(make_service("personal", "api.example.com"), validate_secret(SECRET))
+    vault.add_service(make_service("work", "api.example.com"), validate_secret(SECRET))
+    add_agent(vault, "dev", uses=("personal",))
+    add_agent(vault, "ci", uses=("work",))
+    check = DestinationCheck(vault)
+    with taddons.context(check):
+        assert judged(check, from_client(flow_to("api.example.com", "api.example.com"), "dev")) == "personal"
+        assert judged(check, from_client(flow_to("api.example.com", "api.example.com"), "ci")) == "work"
+        assert judged(check, from_client(flow_to("api.example.com", "api.example.com"), "other")) == 403
+        assert judged(check, from_client(flow_to("api.example.com", "api.example.com"), "dev")) == "personal"
+
+
+def test_an_agent_bound_to_another_service_is_judged_anew(vault: Vault) -> None:
+    vault.add_service(make_service("personal", "api.example.com"), validate_secret(SECRET))
+    vault.add_service(make_service("work", "api.example.com"), validate_secret(SECRET))
+    add_agent(vault, "dev", uses=("personal",))
+    check = DestinationCheck(vault)
+    with taddons.context(check):
+        assert judged(check, from_client(flow_to("api.example.com", "api.example.com"), "dev")) == "personal"
+        use_services(vault, "dev", ("work",))
+        assert judged(check, from_client(flow_to("api.example.com", "api.example.com"), "dev")) == "work"
