@@ -91,14 +91,16 @@ def sealed_line(key: bytes, previous: Link | None, fields: dict[str, Any]) -> tu
     """``seal`` and ``encode`` in one: the record and its line, serialised once (the proxy writes
     one per request). The MAC'd form lacks only ``"mac":"..."``, which goes in before the first
     key that sorts after it: ``,"`` never occurs inside a JSON string (its quotes are escaped),
-    so the first ``,"key":`` is that key's own place."""
+    so the first ``,"key":`` is that key's own place. (The keys after it are picked with a plain
+    comparison: ``min(filter(MAC.__lt__, record))`` cost a method call per key, 6% of an append.)"""
     record = dict(fields)
     record[SEQ] = previous.seq + 1 if previous else 1
     record[PREV] = previous.mac if previous else GENESIS
+    after = [name for name in record if name > MAC]  # never empty: ``seq`` and ``prev`` are among them
     body = canonical(record)
     mac = record[MAC] = _mac_of(key, body)
-    if min(record) < MAC:  # (``seq`` and ``prev`` sort after it: some key does)
-        at = body.index(b',"' + min(filter(MAC.__lt__, record)).encode() + b'":') + 1
+    if len(after) < len(record) - 1:  # some key sorts before it
+        at = body.index(b',"' + min(after).encode() + b'":') + 1
     else:
         at = 1  # just after the opening brace
     return record, b"".join((body[:at], b'"mac":"', mac.encode(), b'",', body[at:], b"\n"))

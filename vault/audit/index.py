@@ -28,6 +28,7 @@ from .files import LogFiles, lines_from
 from .filters import AuditFilter
 
 INDEX_SUFFIX = ".index.sqlite"
+Fields = tuple[object, ...]  # a record's time and indexed columns (``indexed_fields``)
 DIMENSIONS = ("service", "source", "status", "decision")
 
 _SCHEMA = """
@@ -66,6 +67,7 @@ _VERSION = 1  # PRAGMA user_version: 1 = ``latest`` is kept (an index made befor
 _BATCH = 20_000
 KEEP_EVERY = 2.0  # seconds between two background catch-ups while records are being appended
 KEEP_LINES = 20_000  # lines per background catch-up: a log never indexed is caught up in slices
+KNOWN_LINES = 10_000  # appended lines a keeper holds with their fields until a catch-up (~5 MB at most)
 _log = logging.getLogger(__name__)
 
 
@@ -104,11 +106,13 @@ class AuditIndex:
             conn.execute("ROLLBACK")
             raise
 
-    def refresh(self, limit: int | None = None) -> tuple[int, int]:
+    def refresh(self, limit: int | None = None, known: dict[bytes, Fields] | None = None) -> tuple[int, int]:
         """Index what was appended since the last review; return the position reached.
 
         With ``limit``, at most that many lines are read (the rest at the next call): then
-        ``behind`` is True, as it may be when exactly ``limit`` lines were left."""
+        ``behind`` is True, as it may be when exactly ``limit`` lines were left. ``known``: the
+        indexed fields of lines the caller wrote (see :class:`IndexKeeper`), taken out as their
+        lines are met, so those lines are not parsed again."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -122,7 +126,7 @@ class AuditIndex:
                     continue
                 with handle:
                     start = position[1] if number == position[0] else 0
-                    reached, used = self._index_file(number, handle, start, limit)
+                    reached, used = self._index_file(number, handle, start, limit, known)
                     position = reached or (number, start)
                 if limit is not None:
                     limit -= used
@@ -228,10 +232,11 @@ class AuditIndex:
         return first, 0
 
     def _index_file(
-        self, number: int, handle: Any, start: int, limit: int | None
+        self, number: int, handle: Any, start: int, limit: int | None, known: dict[bytes, Fields] | None
     ) -> tuple[tuple[int, int] | None, int]:
         """Index one file from ``start`` (at most ``limit`` lines); the position reached (None if
         no line) and the number of lines read."""
+        known = known or {}
         rows: list[tuple[object, ...]] = []
         newest: dict[tuple[object, object], tuple[object, ...]] = {}  # (service, decision) -> its last row
         last: tuple[int, bytes] | None = None
@@ -239,7 +244,8 @@ class AuditIndex:
         for offset, line in lines_from(handle, start):
             last = (offset, line)
             used += 1
-            row = _row(line, number, offset)
+            fields = known.pop(line, None)
+            row = _row(line, number, offset) if fields is None else _row_of(fields, number, offset)
             if row is not None:
                 rows.append(row)
                 if isinstance(row[2], str) and isinstance(row[3], str):
@@ -268,15 +274,29 @@ def _sort_key(value: Any) -> tuple[int, str]:
     return (0, "") if value is None else (1, f"{value:>12}" if isinstance(value, int) else str(value))
 
 
+def indexed_fields(record: dict[str, Any]) -> Fields:
+    """What the index keeps of a record, its position aside: the time as written, then the columns."""
+    get = record.get
+    return get("time"), get("source"), get("service"), get("decision"), get("status"), get("host")
+
+
 def _row(line: bytes, number: int, offset: int) -> tuple[object, ...] | None:
     """The index columns of one log line; None for a line that is not a record (verify reports it)."""
     try:
         record = json.loads(line)
-        moment = datetime.fromisoformat(record["time"]).timestamp()
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         return None
-    get = record.get
-    return (moment, get("source"), get("service"), get("decision"), get("status"), get("host"), number, offset)
+    return _row_of(indexed_fields(record), number, offset) if isinstance(record, dict) else None
+
+
+def _row_of(fields: Fields, number: int, offset: int) -> tuple[object, ...] | None:
+    if not isinstance(fields[0], str):
+        return None
+    try:
+        moment = datetime.fromisoformat(fields[0]).timestamp()
+    except ValueError:
+        return None
+    return (moment, *fields[1:], number, offset)
 
 
 class IndexKeeper:
@@ -290,6 +310,12 @@ class IndexKeeper:
     not in one long stretch that would hold the process's interpreter lock. Catching up is what a review would do anyway
     (:meth:`AuditIndex.refresh`, one transaction, serialised with other processes' by SQLite); a
     failure (a full disk, a removed folder) is logged and left for the next review to report.
+
+    The appender hands over each line it wrote with the fields the index keeps of it (pure
+    functions of that line), so a catch-up that meets exactly that line in the log takes them
+    rather than parsing it again (a JSON parse per record, which this process's CPU paid on top
+    of writing it). Other processes' lines, and any that are not byte for byte what was handed
+    over, are parsed as before. At most :data:`KNOWN_LINES` are held; lines past that are parsed.
     """
 
     def __init__(self, files: LogFiles, every: float | None = None) -> None:
@@ -300,10 +326,14 @@ class IndexKeeper:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._warned = False  # one warning per keeper, not one per interval while it fails
+        self._known: dict[bytes, Fields] = {}  # lines appended since the last catch-up, and their fields
 
-    def poke(self) -> None:
+    def poke(self, line: bytes | None = None, record: dict[str, Any] | None = None) -> None:
+        """Records were appended; ``line`` (written as ``record``) among them."""
         with self._lock:
             self._pending = True
+            if line is not None and record is not None and len(self._known) < KNOWN_LINES:
+                self._known[line] = indexed_fields(record)
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="clavis-audit-index", daemon=True)
                 self._thread.start()
@@ -331,9 +361,11 @@ class IndexKeeper:
     def _catch_up(self) -> None:
         """One catch-up on a connection of its own (the sidecar may have been deleted since)."""
         try:
+            with self._lock:
+                known, self._known = self._known, {}
             index = AuditIndex(self.files)
             try:
-                index.refresh(KEEP_LINES)
+                index.refresh(KEEP_LINES, known)
                 if index.behind:
                     with self._lock:
                         self._pending = True

@@ -243,11 +243,11 @@ class AuditLog:
                 state = self._live.state()
                 ours = self._tail if self._tail is not None and self._tail[0] == state else None
                 previous = ours[1] if ours is not None else self._continued_end(lock)
-                _, due = self._put(record, previous, state, lock, clean_end=ours is not None)
+                sealed, line, due = self._put(record, previous, state, lock, clean_end=ours is not None)
             if due is not None:
                 with suppress(sqlite3.Error):  # the record is written; the mark is raised by a later one
                     self._raise_mark(due)
-        self._index.poke()
+        self._index.poke(line, sealed)
         return record_id
 
     def check_writable(self) -> None:
@@ -315,7 +315,7 @@ class AuditLog:
                 record[TIME] = _now()
                 record[REASON] = f"{loss.describe()} were lost from the end of the log; acknowledged"
                 record[LOST_FROM] = loss.first
-                sealed, due = self._put(record, loss.after, self._live.state(), lock, clean_end=False, mark=True)
+                sealed, _, due = self._put(record, loss.after, self._live.state(), lock, clean_end=False, mark=True)
             assert due is not None
             self._raise_mark(due)
         return sealed
@@ -391,7 +391,7 @@ class AuditLog:
                     record[LOST_FROM], record[DECISION] = loss.first, LOST
                     record[REASON] += f"; {loss.describe()} were lost from the end of the log"
                 previous = loss.after if loss is not None else kept
-                sealed, due = self._put(record, previous, self._live.state(), lock, clean_end=False, mark=True)
+                sealed, _, due = self._put(record, previous, self._live.state(), lock, clean_end=False, mark=True)
             assert due is not None
             self._raise_mark(due)
         return sealed
@@ -420,10 +420,10 @@ class AuditLog:
         *,
         clean_end: bool,
         mark: bool = False,
-    ) -> tuple[dict[str, Any], Link | None]:
-        """Seal ``record`` after ``previous``, write it and its checkpoint; return it as written, and
-        its link if the vault's mark is due (or ``mark``): the files are then synced, for the caller
-        to raise the mark outside the append lock."""
+    ) -> tuple[dict[str, Any], bytes, Link | None]:
+        """Seal ``record`` after ``previous``, write it and its checkpoint; return it as written, its
+        line, and its link if the vault's mark is due (or ``mark``): the files are then synced, for
+        the caller to raise the mark outside the append lock."""
         self._tail = None
         if not clean_end and state is not None:
             key = self._anchor.key
@@ -442,10 +442,10 @@ class AuditLog:
         new_file = state is None or state[0] != after[0]
         since = None if self._marked[1] is None else time.monotonic() - self._marked[1]
         if not (mark or mark_due(link.seq, self._marked[0], since, new_file)):
-            return sealed, None
+            return sealed, line, None
         self._live.sync(folder=new_file)
         os.fsync(lock)
-        return sealed, link
+        return sealed, line, link
 
     def _known_mark(self) -> None:
         """Read the vault's mark once per process (a query and an unseal), before the first record."""
