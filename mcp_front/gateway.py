@@ -274,17 +274,17 @@ class Gateway:
         cancelled = False
         try:
             try:
-                fetched = await self._exchange(clients, service, method, target, call, headers, content)
+                fetched = await self._exchange(clients, service, method, target, call, headers, content, recorded)
             except (TimeoutError, httpx.TimeoutException):
                 raise CallFailed(
                     timeout_message(target.host, self.limits.timeout, await _record_of(recorded))
                 ) from None
             except (httpx.HTTPError, DecodeError):  # the record says why: TLS, DNS, connect, reset, a body cut
                 raise CallFailed(failure_message(service, target.host, await _record_of(recorded))) from None
-            if recorded.done():  # written before the response, or before a streamed body's end
-                return _with_record(fetched, recorded.result())
+            if fetched.record is not None or fetched.complete:
+                return fetched
             # a body this gateway stopped reading at its bound is recorded once the proxy sees it go
-            return _with_record(fetched, None if fetched.complete else await _record_of(recorded))
+            return _with_record(fetched, await _record_of(recorded))
         except asyncio.CancelledError:  # a signal stopped the server: aclose waits for the proxy to record it
             cancelled = True
             recorded.add_done_callback(lambda _: self._pending.pop(call, None))
@@ -321,6 +321,7 @@ class Gateway:
         call: str,
         headers: Mapping[str, str],
         content: bytes | None,
+        recorded: asyncio.Future[Record],
     ) -> Fetched:
         client, addressed = self._addressed(clients, service, target)
         fields = [(SELECT_HEADER, service), (CALL_HEADER, call), *headers.items()]
@@ -334,16 +335,23 @@ class Gateway:
                 response = await self._in_process.handle_async_request(request)
             else:
                 response = await client.send(request, stream=True)
-            return await self.read_answer(service, str(target), response, leaving)
+            return await self.read_answer(service, str(target), response, leaving, recorded)
 
     async def read_answer(
-        self, service: str, url: str, response: httpx.Response, leaving: ServiceRedactor | None = None
+        self,
+        service: str,
+        url: str,
+        response: httpx.Response,
+        leaving: ServiceRedactor | None = None,
+        recorded: asyncio.Future[Record] | None = None,
     ) -> Fetched:
         """Read ``response`` (to a request for ``service`` to ``url``) raw, within the download bound,
         and close it: a body left unread closes its connection, so the proxy records the call given up.
 
         ``leaving`` is the service's secret as the request left; the secret is looked up again
-        here, as the head has come and once the body is read."""
+        here, as the head has come and once the body is read. ``recorded`` is the proxy's audit
+        record of the request: written before the response or a streamed body's end, so almost
+        always there once the body is read, and its figures are the answer's."""
         keep, bound = self.limits.max_response_body, self.limits.max_download
         lookahead = LOOKAHEAD_SPELLINGS * leaving.values.longest if leaving is not None else 0
         answered = self.redactor(service)  # an OAuth token the proxy refreshed before injecting it
@@ -354,6 +362,11 @@ class Gateway:
         finally:
             await response.aclose()
         read = self.redactor(service)  # one a 401 refreshed, or a rotation made, while the answer came
+        record = recorded.result() if recorded is not None and recorded.done() else None
+        if record is None:
+            audit_id, redactions = _header(headers, AUDIT_ID_HEADER), int(_header(headers, REDACTIONS_HEADER) or 0)
+        else:  # the log's own figures, also where the headers left before the record existed (a streamed body)
+            audit_id, redactions = record.get("id"), record.get("redactions") or 0
         return Fetched(
             status=response.status_code,
             url=url,
@@ -363,11 +376,12 @@ class Gateway:
             size=body.size,
             complete=body.complete,
             sha256=body.digest.hexdigest(),
-            audit_id=_header(headers, AUDIT_ID_HEADER),
-            redactions=int(_header(headers, REDACTIONS_HEADER) or 0),
+            audit_id=audit_id,
+            redactions=redactions,
             refused=_header(headers, REFUSED_HEADER),
             received_at=time.time(),
             scrubber=Scrubber.of(*(r for r in (leaving, answered, read) if r is not None)),
+            record=record,
         )
 
     def _addressed(
