@@ -316,7 +316,7 @@ class StreamRedactor:
         if redactor.scanner is None or not data:
             self._pending = b""
             return data
-        spans = redactor.scanner.spans(data)
+        spans = redactor.scanner.spans(data) if len(data) >= redactor.shortest else []  # else no form fits in it
         while spans and redactor.could_grow(data, spans[-1][0]):
             spans.pop()  # held back with the rest: the next chunk may make it a longer form
         self.count += len(spans)
