@@ -118,7 +118,7 @@ class InjectCredential:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
         fields = request.headers.fields
-        names = tuple(name.decode("utf-8", "surrogateescape") for name, _ in fields)
+        names = tuple([name.decode("utf-8", "surrogateescape") for name, _ in fields])
         plan = strip_plan(names, service.auth.credential_headers())
         if plan.credentials:  # names only, for the audit record: the agent brought its own credential
             flow.metadata[REASON] = "removed the client's own " + plan.credentials
@@ -189,6 +189,8 @@ def write_back(request: http.Request, outgoing: OutgoingRequest) -> None:
     if outgoing.body_changed:
         request.raw_content = outgoing.body()
     request.headers.fields = tuple(
-        (name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape"))
-        for name, value in outgoing.headers
+        [
+            (name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape"))
+            for name, value in outgoing.headers
+        ]
     )
