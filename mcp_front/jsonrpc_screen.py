@@ -27,7 +27,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 @dataclass(frozen=True, slots=True)
 class Screened:
-    forward: str | None = None  # the line to hand the SDK
+    forward: types.JSONRPCMessage | None = None  # the message to hand the SDK, validated as its transport does
     reply: str | None = None  # the error reply to write instead
     request_id: str | None = None  # a forwarded request's id as JSON text, to know when it is answered
 
@@ -42,10 +42,9 @@ def screen(line: str) -> Screened:
         if forward is None:
             return Screened(reply=reply)
         message = types.jsonrpc_message_adapter.validate_json(forward, by_name=False)
-        line = forward
     if isinstance(message, types.JSONRPCRequest):
-        return Screened(forward=line, request_id=json.dumps(message.id, ensure_ascii=False))
-    return Screened(forward=line)
+        return Screened(forward=message, request_id=json.dumps(message.id, ensure_ascii=False))
+    return Screened(forward=message)
 
 
 def reply_id_of(line: str) -> str | None:

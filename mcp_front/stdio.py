@@ -12,9 +12,13 @@ Two things the SDK's ``MCPServer.run("stdio")`` does not do (mcp 2.3):
   requests are unanswered), then end the input, which makes the server refuse the rest; the
   gateway waits for the proxy to record each one (``Gateway.aclose``) before the proxy stops.
 
-The SDK's own transport (``stdio_server``) still frames the messages; it is handed our reader
-and writer. As it does, fd 0 is pointed at the null device and fd 1 at stderr while serving,
-so nothing a library prints can corrupt the wire.
+The framing is the SDK's (``stdio_server``), less a task and a stream on the way in: the server
+takes each screened message from the lines themselves (``_Lines`` is its read stream), already
+validated, where the SDK's transport put a reader task and a memory stream between (two more
+turns of the event loop a request) and validated every line a second time. Replies go through a
+memory stream to a writer task, as there: a handler cancelled mid-reply never leaves half a line
+on the wire. As the SDK's transport does, fd 0 is pointed at the null device and fd 1 at stderr
+while serving, so nothing a library prints can corrupt the wire.
 
 Where stdin and stdout are pipes or sockets (as Claude Desktop and every MCP client start a
 server), they are read and written on the event loop, non-blocking: handing each message to a
@@ -33,11 +37,14 @@ import signal
 import stat
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp.server.mcpserver import MCPServer
-from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
 
 from .jsonrpc_screen import reply_id_of, screen
 
@@ -102,14 +109,15 @@ class _Wire:
 
 
 class _Lines:
-    """stdin as screened lines: read on the loop (a pipe) or by a daemon thread (a blocked read must
-    never hold up the exit), ended by EOF or by :meth:`close` (a signal)."""
+    """stdin as the server's stream of screened messages: read on the loop (a pipe) or by a daemon
+    thread (a blocked read must never hold up the exit), ended by EOF or by :meth:`close` (a signal)."""
 
     def __init__(self, fd: int, wire: _Wire, on_loop: bool) -> None:
         self._fd, self._wire = fd, wire
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUED_LINES)
         self._loop = asyncio.get_running_loop()
         self._reading: asyncio.Task[None] | None = None
+        self._ended = False
         if on_loop:
             self._reading = self._loop.create_task(self._read_on_loop())
         else:
@@ -156,22 +164,43 @@ class _Lines:
         except asyncio.QueueFull:
             self._ending = self._loop.create_task(self._queue.put(None))
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[str]:
-        while (line := await self._queue.get()) is not None:
+    async def receive(self) -> SessionMessage:
+        """The next message for the server; ``EndOfStream`` once the input has ended."""
+        while not self._ended and (line := await self._queue.get()) is not None:
             screened = screen(line)
             if screened.reply is not None:
                 await self._wire.write(screened.reply + "\n")
             if screened.forward is not None:
                 if screened.request_id is not None:
                     self._wire.sent_on(screened.request_id)
-                yield screened.forward
-        if self._reading is not None:
-            self._reading.cancel()  # stopped by a signal: nothing more is read
-        with anyio.move_on_after(GRACE):  # stopped by a signal: the calls in flight may finish first
-            await self._wire.idle.wait()
+                return SessionMessage(screened.forward)
+        if not self._ended:
+            self._ended = True
+            if self._reading is not None:
+                self._reading.cancel()  # stopped by a signal: nothing more is read
+            with anyio.move_on_after(GRACE):  # stopped by a signal: the calls in flight may finish first
+                await self._wire.idle.wait()
+        raise anyio.EndOfStream
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        return None  # the reader ends with the input, or with the server's task group
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 def _claim_standard_streams() -> tuple[int, int]:
@@ -202,9 +231,25 @@ async def _serve_on(server: MCPServer[Any], wire_in: int, wire_out: int, on_loop
     lowlevel = server._lowlevel_server  # what MCPServer.run_stdio_async runs; there is no public name for it
     async with anyio.create_task_group() as group:
         group.start_soon(_stop_on_signal, lines, group.cancel_scope)
-        async with stdio_server(stdin=lines, stdout=wire) as (read, write):  # type: ignore[arg-type]
-            await lowlevel.run(read, write, lowlevel.create_initialization_options())
+        async with _replies(wire) as write:
+            await lowlevel.run(lines, write, lowlevel.create_initialization_options())
         group.cancel_scope.cancel()  # served to the end: stop waiting for a signal
+
+
+@asynccontextmanager
+async def _replies(wire: _Wire) -> AsyncIterator[MemoryObjectSendStream[SessionMessage]]:
+    """The server's write stream: each message serialized and written whole by a task of its own,
+    as the SDK's stdio transport writes them; it ends once the server closes the stream."""
+    send, receive = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def write_each() -> None:
+        async with receive:
+            async for message in receive:
+                await wire.write(message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(write_each)
+        yield send
 
 
 async def _stop_on_signal(lines: _Lines, scope: anyio.CancelScope) -> None:

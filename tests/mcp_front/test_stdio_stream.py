@@ -1,0 +1,72 @@
+"""stdin as the server's read stream (``stdio._Lines``): each screened line reaches the server as a
+message validated once, by the task that asks for it; a line the SDK would drop is answered on
+the wire instead; the end of input ends the stream."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import anyio
+import mcp_types as types
+import pytest
+
+from clavis_mcp.mcp_front import jsonrpc_screen
+from clavis_mcp.mcp_front.stdio import _Lines, _Wire
+
+pytestmark = pytest.mark.anyio
+CALL = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "list_services", "arguments": {}}}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the stream reads a pipe on asyncio's loop
+
+
+@pytest.fixture
+def pipes() -> Iterator[tuple[int, int, int, int]]:
+    """(stdin read end, its write end, stdout read end, its write end), non-blocking where served."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    for fd in (stdin_r, stdout_w):
+        os.set_blocking(fd, False)
+    yield stdin_r, stdin_w, stdout_r, stdout_w
+    for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+async def test_each_line_reaches_the_server_as_a_message_validated_once(
+    pipes: tuple[int, int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdin_r, stdin_w, stdout_r, stdout_w = pipes
+    validated: list[str] = []
+    adapter = types.jsonrpc_message_adapter
+
+    class Counting:
+        def validate_json(self, data: str, **kwargs: object) -> types.JSONRPCMessage:
+            validated.append(data)
+            return adapter.validate_json(data, **kwargs)  # type: ignore[arg-type]
+
+        def validate_python(self, data: object, **kwargs: object) -> types.JSONRPCMessage:
+            return adapter.validate_python(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jsonrpc_screen.types, "jsonrpc_message_adapter", Counting())
+    wire = _Wire(stdout_w, on_loop=True)
+    lines = _Lines(stdin_r, wire, on_loop=True)
+    os.write(stdin_w, (json.dumps(CALL) + "\n" + "not json\n").encode())
+    os.close(stdin_w)
+    with anyio.fail_after(5):
+        first = await lines.receive()
+        assert first.message == types.JSONRPCRequest(**CALL)  # type: ignore[arg-type]
+        assert wire.in_flight == {"7"}  # handed to the server, not yet answered
+        await wire.write('{"jsonrpc":"2.0","id":7,"result":{}}\n')  # as the server answers it
+        assert [message async for message in lines] == []  # the broken line is answered here
+        with pytest.raises(anyio.EndOfStream):
+            await lines.receive()
+    assert len(validated) == 2  # the call once, and the broken line
+    replies = [json.loads(line) for line in os.read(stdout_r, 4096).splitlines()]
+    assert replies[1]["id"] is None and replies[1]["error"]["code"] == jsonrpc_screen.PARSE_ERROR
