@@ -36,7 +36,7 @@ def set_identity_body(message: http.Message, body: bytes) -> None:
     ``Transfer-Encoding``), in one pass over the fields; the scrubbed body of every response that
     held a secret goes this way."""
     fields = message.headers.fields
-    length = None if any(name.lower() == b"transfer-encoding" for name, _ in fields) else str(len(body)).encode()
+    length = None if b"transfer-encoding" in [name.lower() for name, _ in fields] else str(len(body)).encode()
     kept: list[tuple[bytes, bytes]] = []
     placed = False
     for name, value in fields:

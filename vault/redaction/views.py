@@ -111,7 +111,7 @@ def _merged(spans: list[Span]) -> list[Span]:
 
 def _pattern(data: bytes) -> re.Pattern[bytes] | None:
     """One regex for the kinds of escape whose introducer ``data`` holds; None if it holds none."""
-    present = tuple(introducer for introducer, _ in _KINDS if introducer in data)
+    present = tuple([introducer for introducer, _ in _KINDS if introducer in data])
     return _combined(present) if present else None
 
 
