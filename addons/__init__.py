@@ -29,7 +29,7 @@ def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[o
 
     This is the one place a :class:`ProxyConfig` field is handed to the addon that reads it."""
     return [
-        ClientAuth(config.tokens),
+        ClientAuth(config.tokens, vault),
         DestinationCheck(vault, config.passthrough, config.pass_other_hosts),
         DialGuard(vault, config.resolver),
         RequestPolicy(vault),

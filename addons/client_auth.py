@@ -18,11 +18,14 @@ import binascii
 import hashlib
 import hmac
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from mitmproxy import connection, http
 
-from .flowmeta import CLIENT, DECISION, refuse
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.proxy_config import Tokens
+
+from .flowmeta import CLIENT, DECISION, flow_tokens, refuse
 from .header_fields import drop_headers, header_values
 
 PROXY_AUTH = "Proxy-Authorization"
@@ -55,17 +58,24 @@ class ClientAuth:
     """``tokens`` maps a client name to its token; it is called on every request, so a revocation
     in the vault takes effect at once, even inside a tunnel that was opened before it."""
 
-    def __init__(self, tokens: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(self, tokens: Tokens, vault: Vault | None = None) -> None:
         self._tokens = tokens
+        self._vault = vault  # given: tokens kept in it are read as of the flow's snapshot (flowmeta.flow_tokens)
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
         self._seen: dict[str, bytes] = {}  # digest of every token accepted, by agent: names a revoked one
 
     def authenticate(self, header: str) -> str | None:
+        return self._admit(header, self._tokens())
+
+    def _current(self, flow: http.HTTPFlow) -> Mapping[str, str]:
+        return self._tokens() if self._vault is None else flow_tokens(flow, self._vault, self._tokens)
+
+    def _admit(self, header: str, tokens: Mapping[str, str]) -> str | None:
         parsed = parse_basic(header)
         if parsed is None:
             return None
         user, token = parsed
-        expected = self._tokens().get(user)
+        expected = tokens.get(user)
         # Digests make both sides the same length, so the comparison time says nothing.
         given = _digest(token)
         if hmac.compare_digest(given, _digest(expected or "")) and expected:
@@ -73,14 +83,14 @@ class ClientAuth:
             return user
         return None
 
-    def _why_refused(self, header: str) -> tuple[str | None, str]:
+    def _why_refused(self, header: str, tokens: Mapping[str, str]) -> tuple[str | None, str]:
         """The agent a failed credential proves to be (a revoked one), if any, and the reason in words."""
         parsed = parse_basic(header)
         if parsed is None:
             return None, "proxy authentication failed: the Proxy-Authorization header is not Basic user:token"
         user, token = parsed
         former = self._seen.get(user)
-        if former is not None and user not in self._tokens() and hmac.compare_digest(former, _digest(token)):
+        if former is not None and user not in tokens and hmac.compare_digest(former, _digest(token)):
             return user, _revoked(user)
         return None, (f"proxy authentication failed for agent {user!r}: unknown agent, revoked, or a wrong token; "
                       "use the proxy URL from `clavis-mcp env`")  # fmt: skip
@@ -94,7 +104,7 @@ class ClientAuth:
         client = self._tunnels.get(flow.client_conn)
         if client is None:
             self._check(flow)
-        elif client not in self._tokens():
+        elif client not in self._current(flow):
             # Revoked while its tunnel was open: the next request inside it is refused.
             del self._tunnels[flow.client_conn]
             drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
@@ -109,14 +119,15 @@ class ClientAuth:
     def _check(self, flow: http.HTTPFlow) -> str | None:
         header = header_values(flow.request.headers, PROXY_AUTH_FIELD).get(PROXY_AUTH_FIELD, "")
         drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
-        client = self.authenticate(header)
+        tokens = self._current(flow)
+        client = self._admit(header, tokens)
         if client is None:
             challenge = {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'}
             if not header:
                 refuse(flow, 407, "proxy authentication required: use the proxy URL from `clavis-mcp env`", challenge)
                 flow.metadata[DECISION] = CHALLENGE
                 return None
-            revoked, reason = self._why_refused(header)
+            revoked, reason = self._why_refused(header, tokens)
             refuse(flow, 407, reason, challenge)
             if revoked is not None:
                 flow.metadata[CLIENT] = revoked

@@ -7,10 +7,13 @@ can read and a header that says which addon refused and why.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 
 from mitmproxy import http
 
 from clavis_mcp.vault import Snapshot, Vault
+from clavis_mcp.vault.agents import AgentTokens
+from clavis_mcp.vault.proxy_config import Tokens
 from clavis_mcp.vault.proxy_headers import INTERNAL_PREFIX, REFUSED_HEADER, SELECT_HEADER
 
 __all__ = ["INTERNAL_PREFIX", "REFUSED_HEADER", "SELECT_HEADER"]  # re-exported: the addons' vocabulary
@@ -34,6 +37,14 @@ def flow_snapshot(flow: http.HTTPFlow, vault: Vault) -> Snapshot:
     if snapshot is None:
         snapshot = _snapshots[flow] = vault.snapshot()
     return snapshot
+
+
+def flow_tokens(flow: http.HTTPFlow, vault: Vault, tokens: Tokens) -> Mapping[str, str]:
+    """The proxy clients' tokens for this flow: from its snapshot when they live in the vault
+    (:class:`AgentTokens`), so the stages that ask share the flow's one look at the store."""
+    if isinstance(tokens, AgentTokens):
+        return tokens.as_of(flow_snapshot(flow, vault))
+    return tokens()
 
 
 def renew_flow_snapshot(flow: http.HTTPFlow) -> None:

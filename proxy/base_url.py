@@ -37,7 +37,7 @@ from mitmproxy.net.http import url
 
 from clavis_mcp.addons.client_auth import PROXY_AUTH, ClientAuth
 from clavis_mcp.addons.destination import is_loopback_host
-from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, flow_snapshot, refuse
+from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, flow_snapshot, flow_tokens, refuse
 from clavis_mcp.vault import UnknownService, Vault
 from clavis_mcp.vault.service import Service
 
@@ -218,7 +218,7 @@ class BaseUrlFront:
         request = flow.request
         fields = request.headers.fields
         key = target.key or presented_key(fields)
-        agent = self._agent(key) if key else None
+        agent = self._agent(key, flow_tokens(flow, self._vault, self._tokens)) if key else None
         fields = _without_keys(fields, key.encode("latin-1", "replace") if key else b"")
         if agent is None or key is None:
             request.headers.fields = fields
@@ -256,11 +256,11 @@ class BaseUrlFront:
         request.data.port = port
         flow.metadata[MARK] = service.name
 
-    def _agent(self, key: str) -> str | None:
+    def _agent(self, key: str, tokens: Mapping[str, str]) -> str | None:
         """The agent whose token is ``key``, compared in constant time against each."""
         wanted = _digest(key)
         found = None
-        for name, token in self._tokens().items():
+        for name, token in tokens.items():
             if hmac.compare_digest(wanted, _token_digest(token)) and token:
                 found = name
         return found

@@ -178,8 +178,16 @@ class AgentTokens:
     def __call__(self) -> dict[str, str]:
         counter = self._vault.store.changes()
         if self._cache is None or self._cache[0] != counter:
-            with self._vault.store.read() as batch:
-                records = batch.records(KIND)
-            tokens = {r.key: _open(self._vault, r.key, r.fields.get("token")) for r in records}
-            self._cache = (counter, tokens)
+            self._cache = (counter, self._read())
         return self._cache[1]
+
+    def as_of(self, snapshot: Snapshot) -> dict[str, str]:
+        """The tokens as ``snapshot`` knows them: the proxy's stages share the one snapshot a
+        request takes, so a request asks the store whether it changed once, not once per stage
+        (a revocation still makes the next request's snapshot a new one)."""
+        return snapshot.derived(f"{KIND}:tokens", self._read)
+
+    def _read(self) -> dict[str, str]:
+        with self._vault.store.read() as batch:
+            records = batch.records(KIND)
+        return {r.key: _open(self._vault, r.key, r.fields.get("token")) for r in records}

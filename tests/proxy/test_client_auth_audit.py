@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.agents import AgentTokens, add_agent, revoke_agent
 from tests.conftest import PROXY_TOKEN, PROXY_USER, proxy_client
 from tests.proxy.conftest import A_HOST, PROXY_AUTH, RawClient, Upstream, proxy_to
 
@@ -67,3 +68,28 @@ async def test_a_revoked_agent_is_named_in_the_record_on_a_new_connection_and_in
         assert record["decision"] == "refused" and record["source"] == PROXY_USER
         assert f"agent {PROXY_USER!r} was revoked" in str(record["reason"])
     assert [r.path for r in reflector.received] == ["/one"]
+
+
+async def test_an_agent_revoked_in_the_vault_by_another_process_is_refused_inside_its_tunnel_and_by_base_url(
+    services: Vault, audit: AuditLog, home: Path, reflector: Upstream
+) -> None:
+    """The standalone proxy's agents live in the vault (``AgentTokens``), read as of each request's
+    snapshot: a revocation through another connection (another process) is seen by the next request."""
+    token = add_agent(services, "sdk")
+    async with proxy_to(services, audit, home, reflector, AgentTokens(services)) as proxy:
+        base_url = httpx.AsyncClient(
+            base_url=f"{proxy.url}/s/alpha", headers={"Authorization": f"Bearer {token}"}, trust_env=False
+        )
+        async with proxy_client(proxy, home, ("sdk", token)) as open_tunnel, base_url:
+            assert (await open_tunnel.get(f"https://{A_HOST}/one")).status_code == 200
+            assert (await base_url.get("/two")).status_code == 200
+            other = Vault.open(home)  # `clavis-mcp agent revoke sdk` in another terminal
+            try:
+                revoke_agent(other, "sdk")
+            finally:
+                other.close()
+            assert (await open_tunnel.get(f"https://{A_HOST}/three")).status_code == 407
+            assert (await base_url.get("/four")).status_code == 401
+    assert [r.path for r in reflector.received] == ["/one", "/two"]
+    inside = next(r for r in records(home) if r.get("path") == "/three")
+    assert inside["decision"] == "refused" and inside["source"] == "sdk"
