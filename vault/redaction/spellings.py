@@ -18,6 +18,7 @@ character references (``&#x000002d;``: a few paddings, of one class or all punct
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import string
@@ -116,6 +117,12 @@ def _mixtures(chars: Iterable[str], known: Iterable[Iterable[str]]) -> set[froze
     return {chars & frozenset(escaped) for escaped in known} | {chars, frozenset()}
 
 
+def _each_once(escape: Escape) -> Escape:
+    """``escape`` remembering what it wrote for each character, for the many mixtures of one secret
+    spelled with it (kept as long as the caller keeps it: one secret's forms)."""
+    return functools.cache(escape)
+
+
 def _spell(value: str, escaped: frozenset[str], escape: Escape, plain: Escape = str) -> str:
     """``value`` with ``escaped`` characters escaped, the others written plain: each distinct character
     is spelled once (a key repeats its few characters, and a service's redactor is built from ~60 spellings)."""
@@ -133,8 +140,9 @@ def _percent_forms(value: str) -> set[str]:
     chars = set(value) - URL_NEVER_ESCAPED
     known = [frozenset(chars - set(literal)) for literal in URL_LITERALS.values()]
     mixtures = _mixtures(chars, known) | {frozenset(value)}  # and every byte, letters too
-    forms = {_spell(value, escaped, _percent(upper)) for escaped in mixtures for upper in (True, False)}
-    forms |= {_spell(value, escaped, _percent(True)).replace("%", "%25") for escaped in known if escaped}
+    upper, lower = _each_once(_percent(True)), _each_once(_percent(False))
+    forms = {_spell(value, escaped, escape) for escaped in mixtures for escape in (upper, lower)}
+    forms |= {_spell(value, escaped, upper).replace("%", "%25") for escaped in known if escaped}
     return forms | {form.replace("%20", "+") for form in forms if "%20" in form}
 
 
@@ -155,12 +163,9 @@ def _json_char(ensure_ascii: bool) -> Escape:
 def _json_forms(value: str) -> set[str]:
     """JSON string contents: standard escapes (ASCII-only or not) plus every mixture of \\uXXXX-escaped classes."""
     mixtures = _mixtures(set(value) - ALPHANUMERIC, JSON_HEX_ESCAPED.values()) | {frozenset(value)}
-    return {
-        _spell(value, escaped, _u_escape(upper), _json_char(ensure_ascii))
-        for escaped in mixtures
-        for upper in (False, True)
-        for ensure_ascii in (True, False)
-    }
+    escapes = [_each_once(_u_escape(upper)) for upper in (False, True)]
+    plains = [_each_once(_json_char(ensure_ascii)) for ensure_ascii in (True, False)]
+    return {_spell(value, escaped, escape, plain) for escaped in mixtures for escape in escapes for plain in plains}
 
 
 def _numeric_reference(style: str) -> Escape:
@@ -174,9 +179,8 @@ def _html_forms(value: str) -> set[str]:
     chars = set(value) - ALPHANUMERIC
     known = [table.keys() for table in HTML_ESCAPERS.values()]
     mixtures = _mixtures(chars, known) | {frozenset(value)}
-    return forms | {
-        _spell(value, mixture, _numeric_reference(style)) for mixture in mixtures for style in NUMERIC_STYLES
-    }
+    references = [_each_once(_numeric_reference(style)) for style in NUMERIC_STYLES]
+    return forms | {_spell(value, mixture, reference) for mixture in mixtures for reference in references}
 
 
 def _text_escape_forms(value: str) -> set[str]:
