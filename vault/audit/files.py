@@ -152,6 +152,11 @@ _process = [os.getpid()]  # this process's id, set again in a forked child by th
 os.register_at_fork(after_in_child=lambda: _process.__setitem__(0, os.getpid()))
 
 
+def process_id() -> int:
+    """This process's id without a ``getpid`` system call (the fork hook above keeps it)."""
+    return _process[0]
+
+
 class AppendLock:
     """This process's handle on the cross-process append lock, kept open between records; as a
     context manager it holds the lock and gives the lock file's descriptor (the checkpoint is
