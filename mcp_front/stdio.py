@@ -15,10 +15,11 @@ Two things the SDK's ``MCPServer.run("stdio")`` does not do (mcp 2.3):
 The framing is the SDK's (``stdio_server``), less a task and a stream on the way in: the server
 takes each screened message from the lines themselves (``_Lines`` is its read stream), already
 validated, where the SDK's transport put a reader task and a memory stream between (two more
-turns of the event loop a request) and validated every line a second time. Replies go through a
-memory stream to a writer task, as there: a handler cancelled mid-reply never leaves half a line
-on the wire. As the SDK's transport does, fd 0 is pointed at the null device and fd 1 at stderr
-while serving, so nothing a library prints can corrupt the wire.
+turns of the event loop a request) and validated every line a second time. Replies go to a
+writer task, as there, so a handler cancelled mid-reply never leaves half a line on the wire;
+but through a queue that takes no turn of the loop when it has room (an anyio memory stream
+takes one to send and one to receive). As the SDK's transport does, fd 0 is pointed at the null
+device and fd 1 at stderr while serving, so nothing a library prints can corrupt the wire.
 
 Where stdin and stdout are pipes or sockets (as Claude Desktop and every MCP client start a
 server), they are read and written on the event loop, non-blocking: handing each message to a
@@ -42,7 +43,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 
@@ -236,20 +236,46 @@ async def _serve_on(server: MCPServer[Any], wire_in: int, wire_out: int, on_loop
         group.cancel_scope.cancel()  # served to the end: stop waiting for a signal
 
 
+class _Replies:
+    """The server's write stream: each message handed to :meth:`write_each`, which writes it whole."""
+
+    def __init__(self, wire: _Wire) -> None:
+        self._wire = wire
+        self._queue: asyncio.Queue[SessionMessage | None] = asyncio.Queue(1)  # a slow reader holds the server up
+        self._closed = False
+
+    async def send(self, message: SessionMessage) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        await self._queue.put(message)
+
+    async def aclose(self) -> None:
+        """No more messages: the writer ends once those sent are written."""
+        if not self._closed:
+            self._closed = True
+            await self._queue.put(None)
+
+    async def write_each(self) -> None:
+        while (message := await self._queue.get()) is not None:
+            await self._wire.write(message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
 @asynccontextmanager
-async def _replies(wire: _Wire) -> AsyncIterator[MemoryObjectSendStream[SessionMessage]]:
-    """The server's write stream: each message serialized and written whole by a task of its own,
-    as the SDK's stdio transport writes them; it ends once the server closes the stream."""
-    send, receive = anyio.create_memory_object_stream[SessionMessage](0)
-
-    async def write_each() -> None:
-        async with receive:
-            async for message in receive:
-                await wire.write(message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
-
+async def _replies(wire: _Wire) -> AsyncIterator[_Replies]:
+    """The server's write stream, written by a task of its own until the server closes it."""
+    replies = _Replies(wire)
     async with anyio.create_task_group() as group:
-        group.start_soon(write_each)
-        yield send
+        group.start_soon(replies.write_each)
+        yield replies
+        await replies.aclose()  # (the server closes it as it stops; this is for a server that did not)
 
 
 async def _stop_on_signal(lines: _Lines, scope: anyio.CancelScope) -> None:

@@ -1,6 +1,7 @@
-"""stdin as the server's read stream (``stdio._Lines``): each screened line reaches the server as a
-message validated once, by the task that asks for it; a line the SDK would drop is answered on
-the wire instead; the end of input ends the stream."""
+"""The server's streams over stdio: stdin (``stdio._Lines``), each screened line reaching the server
+as a message validated once, by the task that asks for it, a line the SDK would drop answered on
+the wire instead, the end of input ending the stream; and stdout (``stdio._Replies``), each reply
+written whole, in order, by a writer task of its own."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from collections.abc import Iterator
 import anyio
 import mcp_types as types
 import pytest
+from mcp.shared.message import SessionMessage
 
 from clavis_mcp.mcp_front import jsonrpc_screen
-from clavis_mcp.mcp_front.stdio import _Lines, _Wire
+from clavis_mcp.mcp_front.stdio import _Lines, _replies, _Wire
 
 pytestmark = pytest.mark.anyio
 CALL = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "list_services", "arguments": {}}}
@@ -70,3 +72,20 @@ async def test_each_line_reaches_the_server_as_a_message_validated_once(
     assert len(validated) == 2  # the call once, and the broken line
     replies = [json.loads(line) for line in os.read(stdout_r, 4096).splitlines()]
     assert replies[1]["id"] is None and replies[1]["error"]["code"] == jsonrpc_screen.PARSE_ERROR
+
+
+async def test_replies_are_written_whole_in_order_and_end_when_the_server_closes_them(
+    pipes: tuple[int, int, int, int],
+) -> None:
+    _, _, stdout_r, stdout_w = pipes
+    wire = _Wire(stdout_w, on_loop=True)
+    results = [types.JSONRPCResponse(jsonrpc="2.0", id=n, result={"n": n}) for n in range(3)]
+    with anyio.fail_after(5):
+        async with _replies(wire) as replies:
+            for result in results:
+                await replies.send(SessionMessage(result))
+            await replies.aclose()  # as the server does when it stops
+            with pytest.raises(anyio.ClosedResourceError):
+                await replies.send(SessionMessage(results[0]))
+    written = os.read(stdout_r, 4096).decode().splitlines()
+    assert [json.loads(line) for line in written] == [{"jsonrpc": "2.0", "id": n, "result": {"n": n}} for n in range(3)]
