@@ -50,28 +50,40 @@ class LogFiles:
         return self.live.with_name(f".{self.live.name}.reserve")  # zeros only: hidden, and out of log sweeps
 
     @cached_property
-    def _reserve_name(self) -> str:  # what ``reserve`` stats for every request: no Path conversion each time
-        return os.fspath(self.reserve_path)
+    def _held_reserve(self) -> list[int]:
+        """[fd] of the reserve file while this object holds it whole; a list so the finalizer can close it."""
+        held: list[int] = []
+        weakref.finalize(self, _close, held)
+        return held
 
     def reserve(self) -> None:
         """Hold ``RESERVE_BYTES`` of allocated space for records; OSError (ENOSPC) if the disk
-        cannot give it. One ``stat`` while the reserve is whole."""
-        try:
-            if os.stat(self._reserve_name).st_size >= RESERVE_BYTES:
-                return
-        except FileNotFoundError:
-            pass
+        cannot give it.
+
+        The reserve file is kept open once whole, so the check before each request is one
+        ``fstat`` of the file held, not a path lookup. Given back by any process (the same file,
+        truncated), it reads as such at once; deleted or replaced meanwhile, the file held still
+        holds its blocks, which :meth:`release_reserve` gives back through it."""
+        held = self._held_reserve
+        if held and os.fstat(held[0]).st_size >= RESERVE_BYTES:
+            return
+        _close(held)
         fd = os.open(self.reserve_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             os.posix_fallocate(fd, 0, RESERVE_BYTES)
         except OSError:
             os.ftruncate(fd, 0)  # a half-allocated reserve must not read as whole
-            raise
-        finally:
             os.close(fd)
+            raise
+        held.append(fd)
 
     def release_reserve(self) -> bool:
-        """Give the reserved space back to the file system, for a record that met a full disk."""
+        """Give the reserved space back to the file system, for a record that met a full disk:
+        the file held, else the one the path names now."""
+        held = self._held_reserve
+        if held and os.fstat(held[0]).st_size:
+            os.ftruncate(held[0], 0)
+            return True
         try:
             if os.stat(self.reserve_path).st_size == 0:
                 return False
@@ -79,6 +91,10 @@ class LogFiles:
         except FileNotFoundError:
             return False
         return True
+
+    def close(self) -> None:
+        """Let go of the reserve file (its space stays reserved on disk)."""
+        _close(self._held_reserve)
 
     def rotated(self) -> list[tuple[int, Path]]:
         """Rotated files, oldest first."""

@@ -311,6 +311,7 @@ class AuditLog:
                 self._raise_mark(self._tail[1])
             self._live.close()
             self._append_lock.close()
+            self.files.close()
 
     def pending_loss(self) -> Loss | None:
         """The records lost from the end of the log, if any: what :meth:`acknowledge_loss` would record."""
