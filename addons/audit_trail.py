@@ -96,7 +96,7 @@ class AuditTrail:
         assert flow.response is not None
         headers = flow.response.headers
         ours = ((ID_FIELD, audit_id.encode()), (COUNT_FIELD, str(flow.metadata.get(REDACTIONS, 0)).encode()))
-        headers.fields = (*(field for field in headers.fields if field[0].lower() not in OURS), *ours)
+        headers.fields = (*[field for field in headers.fields if field[0].lower() not in OURS], *ours)
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The flow failed: record what happened, overriding whatever was decided before."""
