@@ -12,10 +12,11 @@ Two things the SDK's ``MCPServer.run("stdio")`` does not do (mcp 2.3):
   requests are unanswered), then end the input, which makes the server refuse the rest; the
   gateway waits for the proxy to record each one (``Gateway.aclose``) before the proxy stops.
 
-The framing is the SDK's (``stdio_server``), less a task and a stream on the way in: the server
-takes each screened message from the lines themselves (``_Lines`` is its read stream), already
-validated, where the SDK's transport put a reader task and a memory stream between (two more
-turns of the event loop a request) and validated every line a second time. Replies go to a
+The framing is the SDK's (``stdio_server``), less the tasks and a stream on the way in: the
+server takes each screened message from the lines themselves (``_Lines`` is its read stream,
+and on a pipe the task that asks reads it), already validated, where a reader task of ours and
+the SDK's with a memory stream stood between (three more turns of the event loop a request) and
+every line was validated a second time. Replies go to a
 writer task, as there, so a handler cancelled mid-reply never leaves half a line on the wire;
 but through a queue that takes no turn of the loop when it has room (an anyio memory stream
 takes one to send and one to receive). As the SDK's transport does, fd 0 is pointed at the null
@@ -108,43 +109,60 @@ class _Wire:
         return None  # every write is complete when it returns
 
 
+class _Pipe:
+    """A pipe's (or socket's) lines, read on the loop by the task that asks for the next one: no
+    reader task between it and the server, whose hand-over cost a turn of the event loop a request.
+    After :meth:`close` (a signal) nothing more is read; the whole lines already read are served."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer, self._searched = bytearray(), 0
+        self._eof = self._closed = False
+        self._waiting: anyio.CancelScope | None = None
+
+    async def next_line(self) -> str | None:
+        while True:
+            if (end := self._buffer.find(b"\n", self._searched)) >= 0:
+                line = self._buffer[: end + 1].decode("utf-8", "replace")
+                del self._buffer[: end + 1]
+                self._searched = 0
+                return line
+            self._searched = len(self._buffer)
+            if self._closed:
+                return None
+            if self._eof:  # a last line without its newline is handed on, as the thread's reader does
+                rest, self._buffer = self._buffer, bytearray()
+                return rest.decode("utf-8", "replace") if rest else None
+            try:
+                data = os.read(self._fd, READ)
+            except BlockingIOError:
+                with anyio.CancelScope() as self._waiting:
+                    await anyio.wait_readable(self._fd)
+                self._waiting = None
+                continue
+            except OSError:  # the client's end is broken: as the end of input
+                data = b""
+            self._buffer += data
+            self._eof = not data
+
+    def close(self) -> None:
+        self._closed = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+
 class _Lines:
     """stdin as the server's stream of screened messages: read on the loop (a pipe) or by a daemon
     thread (a blocked read must never hold up the exit), ended by EOF or by :meth:`close` (a signal)."""
 
     def __init__(self, fd: int, wire: _Wire, on_loop: bool) -> None:
         self._fd, self._wire = fd, wire
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUED_LINES)
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUED_LINES)  # the thread's lines
         self._loop = asyncio.get_running_loop()
-        self._reading: asyncio.Task[None] | None = None
+        self._pipe = _Pipe(fd) if on_loop else None
         self._ended = False
-        if on_loop:
-            self._reading = self._loop.create_task(self._read_on_loop())
-        else:
+        if not on_loop:
             threading.Thread(target=self._read, name="clavis-mcp stdin", daemon=True).start()
-
-    async def _read_on_loop(self) -> None:
-        buffer, searched = bytearray(), 0
-        while True:
-            try:
-                data = os.read(self._fd, READ)
-            except BlockingIOError:
-                await anyio.wait_readable(self._fd)
-                continue
-            except OSError:  # the client's end is broken: as the end of input
-                data = b""
-            if not data:
-                break
-            buffer += data
-            while (end := buffer.find(b"\n", searched)) >= 0:
-                line = buffer[: end + 1].decode("utf-8", "replace")
-                del buffer[: end + 1]
-                searched = 0
-                await self._queue.put(line)
-            searched = len(buffer)
-        if buffer:  # a last line without its newline, handed on as the thread's reader does
-            await self._queue.put(buffer.decode("utf-8", "replace"))
-        await self._queue.put(None)
 
     def _read(self) -> None:
         with os.fdopen(self._fd, "rb", closefd=False) as source:
@@ -159,6 +177,9 @@ class _Lines:
             pass
 
     def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            return
         try:
             self._queue.put_nowait(None)
         except asyncio.QueueFull:
@@ -166,7 +187,7 @@ class _Lines:
 
     async def receive(self) -> SessionMessage:
         """The next message for the server; ``EndOfStream`` once the input has ended."""
-        while not self._ended and (line := await self._queue.get()) is not None:
+        while not self._ended and (line := await self._next_line()) is not None:
             screened = screen(line)
             if screened.reply is not None:
                 await self._wire.write(screened.reply + "\n")
@@ -176,11 +197,12 @@ class _Lines:
                 return SessionMessage(screened.forward)
         if not self._ended:
             self._ended = True
-            if self._reading is not None:
-                self._reading.cancel()  # stopped by a signal: nothing more is read
             with anyio.move_on_after(GRACE):  # stopped by a signal: the calls in flight may finish first
                 await self._wire.idle.wait()
         raise anyio.EndOfStream
+
+    async def _next_line(self) -> str | None:
+        return await (self._queue.get() if self._pipe is None else self._pipe.next_line())
 
     def __aiter__(self) -> Self:
         return self

@@ -89,3 +89,33 @@ async def test_replies_are_written_whole_in_order_and_end_when_the_server_closes
                 await replies.send(SessionMessage(results[0]))
     written = os.read(stdout_r, 4096).decode().splitlines()
     assert [json.loads(line) for line in written] == [{"jsonrpc": "2.0", "id": n, "result": {"n": n}} for n in range(3)]
+
+
+async def test_a_signal_stops_the_reading_and_the_whole_lines_already_read_are_still_served(
+    pipes: tuple[int, int, int, int],
+) -> None:
+    stdin_r, stdin_w, _, stdout_w = pipes
+    lines = _Lines(stdin_r, _Wire(stdout_w, on_loop=True), on_loop=True)
+    notification = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    os.write(stdin_w, f'{notification}\n{notification}\n{{"jsonrpc":'.encode())
+    with anyio.fail_after(5):
+        await lines.receive()  # one read takes in both lines and the start of a third
+        lines.close()
+        assert isinstance((await lines.receive()).message, types.JSONRPCNotification)
+        with pytest.raises(anyio.EndOfStream):
+            await lines.receive()
+
+
+async def test_a_signal_while_the_stream_waits_for_input_ends_it(pipes: tuple[int, int, int, int]) -> None:
+    stdin_r, _, _, stdout_w = pipes
+    lines = _Lines(stdin_r, _Wire(stdout_w, on_loop=True), on_loop=True)
+
+    async def signalled() -> None:
+        await anyio.sleep(0.05)
+        lines.close()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(signalled)
+            with pytest.raises(anyio.EndOfStream):
+                await lines.receive()
