@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import gzip
 import zlib
 
@@ -121,7 +122,7 @@ def test_scrub_headers(fields: list[tuple[bytes, bytes]], scrubbed: list[tuple[b
 
 NAME_SECRET = "sk-Name-0123456789ABCdefGHI"
 NAME_VALUES = Redactor("svc", [validate_secret(NAME_SECRET)])
-NAMES = Redactor("svc", [], [NAME_SECRET.lower()])
+NAMES = Redactor("svc", [validate_secret(NAME_SECRET)], [NAME_SECRET.lower()], lower_case=True)
 
 
 @pytest.mark.parametrize(
@@ -131,9 +132,13 @@ NAMES = Redactor("svc", [], [NAME_SECRET.lower()])
         ([(f"x-key-{NAME_SECRET.lower()}".encode(), b"1"), (b"X-Kept", b"2")], [(b"X-Kept", b"2")], 1),
         ([(f"X-{NAME_SECRET}".encode(), NAME_SECRET.encode()), (b"X-Echo", NAME_SECRET.encode())],
          [(b"X-Echo", b"[REDACTED:svc]")], 2),
+        ([(b"x-" + base64.b32encode(NAME_SECRET.encode()).lower(), b"1"), (b"X-Kept", b"2")], [(b"X-Kept", b"2")], 1),
+        ([(b"x-" + NAME_SECRET.encode().hex().lower().encode(), b"1"), (b"X-Kept", b"2")], [(b"X-Kept", b"2")], 1),
+        ([(b"x-" + base64.b64encode(NAME_SECRET.encode()).lower(), b"1"), (b"X-Kept", b"2")], [(b"X-Kept", b"2")], 1),
         ([(b"X-Kept", b"2")], [(b"X-Kept", b"2")], 0),
     ],
-    ids=["secret-in-a-name", "lower-cased-secret-in-a-name", "name-and-values", "clean-names-untouched"],
+    ids=["secret-in-a-name", "lower-cased-secret-in-a-name", "name-and-values", "base32-lower-cased-by-http2",
+         "hex-lower-cased", "base64-lower-cased", "clean-names-untouched"],
 )  # fmt: skip
 def test_a_field_whose_name_holds_a_secret_is_dropped(
     fields: list[tuple[bytes, bytes]], scrubbed: list[tuple[bytes, bytes]], count: int

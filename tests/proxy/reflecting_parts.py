@@ -46,10 +46,12 @@ def reason_phrase(secret: str) -> bytes:
 
 
 def header_name(secret: str) -> bytes:
-    """The secret as it is, and lower-cased as an HTTP/2 hop would send it, each in a header name."""
+    """The secret as it is, and lower-cased as an HTTP/2 hop would send it, each in a header name;
+    and its base32 and hex lower-cased, which still decode to it."""
+    b32, hexed = base64.b32encode(secret.encode()).decode().lower().rstrip("="), secret.encode().hex()
     return (
-        f"HTTP/1.1 200 OK\r\nX-Key-{secret}: 1\r\nx-lower-{secret.lower()}: 2\r\nX-Kept: 3\r\n"
-        "Content-Length: 2\r\n\r\nok"
+        f"HTTP/1.1 200 OK\r\nX-Key-{secret}: 1\r\nx-lower-{secret.lower()}: 2\r\nx-b32-{b32}: 4\r\n"
+        f"x-hex-{hexed}: 5\r\nX-Kept: 3\r\nContent-Length: 2\r\n\r\nok"
     ).encode()
 
 

@@ -220,7 +220,9 @@ class Redactor:
     """Scrubs the given secrets (and any extra derived values, such as a basic-auth pair).
 
     ``scanner`` builds the scanner from the forms: :func:`default_scanner` unless a test asks
-    for a given engine. Safe to use from several threads at once.
+    for a given engine. With ``lower_case`` every form is looked for in lower case, for text
+    that was lower-cased (a header name after an HTTP/2 hop: base32 or hex in lower case still
+    decodes to the secret). Safe to use from several threads at once.
     """
 
     def __init__(
@@ -230,6 +232,7 @@ class Redactor:
         derived: Iterable[str] = (),
         *,
         scanner: Callable[[set[bytes]], Scanner] = default_scanner,
+        lower_case: bool = False,
     ) -> None:
         self.marker = marker(service)
         forms: set[bytes] = set()
@@ -237,6 +240,8 @@ class Redactor:
             forms |= forms_of(secret.reveal())
         for value in derived:
             forms |= forms_of(value)
+        if lower_case:
+            forms = {form.lower() for form in forms}
         self.scanner: Scanner | None = scanner(forms) if forms else None
         self.longest = max(map(len, forms), default=0)
         self.shortest = min(map(len, forms), default=0)  # data shorter than this holds no form: not scanned

@@ -71,7 +71,8 @@ def _fields(vault: Vault, snapshot: Snapshot, name: str) -> tuple[dict[str, Secr
 
 def _build(name: str, values: InPlay) -> ServiceRedactor:
     lowered = [value.lower() for value in (*(s.reveal() for s in values.secrets), *values.derived)]
-    return ServiceRedactor(Redactor(name, values.secrets, values.derived), Redactor(name, (), lowered))
+    names = Redactor(name, values.secrets, (*values.derived, *lowered), lower_case=True)
+    return ServiceRedactor(Redactor(name, values.secrets, values.derived), names)
 
 
 class ServiceRedactors:
