@@ -42,7 +42,7 @@ def default_addons(vault: Vault, audit: AuditLog, config: ProxyConfig) -> list[o
         StripInternalHeaders(),
         RedactResponse(vault, config.max_decoded),
         RecordRateLimits(vault),
-        AuditTrail(audit, config.on_recorded, config.tokens),
+        AuditTrail(audit, config.on_recorded, config.tokens, vault),
     ]
 
 

@@ -28,18 +28,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from mitmproxy import http
 
-from clavis_mcp.vault import AuditLog, AuditWriteError
+from clavis_mcp.vault import AuditLog, AuditWriteError, Vault
 from clavis_mcp.vault.audit.log import ERROR, ID, PASSED, REFUSED
-from clavis_mcp.vault.proxy_config import OnRecorded
+from clavis_mcp.vault.proxy_config import OnRecorded, Tokens
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, CALL_HEADER, REDACTIONS_HEADER
 
 from .failures import classify
-from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, refuse
+from .flowmeta import CLIENT, DECISION, DESTINATION, REASON, REDACTIONS, SERVICE, STARTED, flow_tokens, refuse
 
 ID_FIELD, COUNT_FIELD = AUDIT_ID_HEADER.encode(), REDACTIONS_HEADER.encode()
 OURS = frozenset({ID_FIELD.lower(), COUNT_FIELD.lower()})  # set in one pass over the fields, replacing any copy
@@ -53,11 +53,13 @@ class AuditTrail:
         self,
         log: AuditLog,
         on_recorded: OnRecorded | None = None,
-        tokens: Callable[[], Mapping[str, str]] | None = None,
+        tokens: Tokens | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self._log = log
         self._on_recorded = on_recorded
         self._tokens = tokens
+        self._vault = vault  # given: tokens kept in it are read as of the flow's snapshot (flowmeta.flow_tokens)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A refused tunnel, or one passed through opaquely: no inner request will be recorded."""
@@ -116,7 +118,7 @@ class AuditTrail:
         scheme, host, port = flow.metadata.get(DESTINATION) or (request.scheme, request.host, request.port)
         method = request.method
         started = flow.metadata.get(STARTED)
-        tokens = self._tokens().values() if self._tokens is not None else ()
+        tokens = self._current_tokens(flow)
         fields: dict[str, Any] = dict(
             source=flow.metadata.get(CLIENT, "unauthenticated"),
             service=flow.metadata.get(SERVICE),
@@ -137,6 +139,13 @@ class AuditTrail:
         if self._on_recorded is not None and (call := flow.metadata.get(CALL)):
             self._on_recorded(call, {**fields, ID: audit_id})
         return audit_id
+
+    def _current_tokens(self, flow: http.HTTPFlow) -> Iterable[str]:
+        if self._tokens is None:
+            return ()
+        if self._vault is None:
+            return self._tokens().values()
+        return flow_tokens(flow, self._vault, self._tokens).values()
 
 
 def _without_tokens(text: str | None, tokens: Iterable[str]) -> str | None:

@@ -83,6 +83,7 @@ async def test_an_agent_revoked_in_the_vault_by_another_process_is_refused_insid
         async with proxy_client(proxy, home, ("sdk", token)) as open_tunnel, base_url:
             assert (await open_tunnel.get(f"https://{A_HOST}/one")).status_code == 200
             assert (await base_url.get("/two")).status_code == 200
+            assert (await base_url.get(f"/pasted/{token}")).status_code == 200  # recorded without it
             other = Vault.open(home)  # `clavis-mcp agent revoke sdk` in another terminal
             try:
                 revoke_agent(other, "sdk")
@@ -90,6 +91,8 @@ async def test_an_agent_revoked_in_the_vault_by_another_process_is_refused_insid
                 other.close()
             assert (await open_tunnel.get(f"https://{A_HOST}/three")).status_code == 407
             assert (await base_url.get("/four")).status_code == 401
-    assert [r.path for r in reflector.received] == ["/one", "/two"]
+    assert [r.path for r in reflector.received] == ["/one", "/two", f"/pasted/{token}"]
     inside = next(r for r in records(home) if r.get("path") == "/three")
     assert inside["decision"] == "refused" and inside["source"] == "sdk"
+    assert "/pasted/[REDACTED:agent-key]" in [r.get("path") for r in records(home)]
+    assert token not in (home / "audit.jsonl").read_text()
