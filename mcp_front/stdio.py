@@ -151,7 +151,22 @@ class _Pipe:
             self._waiting.cancel()
 
 
-class _Lines:
+class _ClosedOnExit:
+    """A stream the SDK enters as a context manager: leaving it closes it."""
+
+    async def aclose(self) -> None:
+        return None  # the lines end with the input, or with the server's task group
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class _Lines(_ClosedOnExit):
     """stdin as the server's stream of screened messages: read on the loop (a pipe) or by a daemon
     thread (a blocked read must never hold up the exit), ended by EOF or by :meth:`close` (a signal)."""
 
@@ -213,17 +228,6 @@ class _Lines:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        return None  # the reader ends with the input, or with the server's task group
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
 
 def _claim_standard_streams() -> tuple[int, int]:
     """Private copies of fds 0 and 1 for the wire; fd 0 then reads nothing and fd 1 writes to stderr."""
@@ -258,7 +262,7 @@ async def _serve_on(server: MCPServer[Any], wire_in: int, wire_out: int, on_loop
         group.cancel_scope.cancel()  # served to the end: stop waiting for a signal
 
 
-class _Replies:
+class _Replies(_ClosedOnExit):
     """The server's write stream: each message handed to :meth:`write_each`, which writes it whole."""
 
     def __init__(self, wire: _Wire) -> None:
@@ -280,14 +284,6 @@ class _Replies:
     async def write_each(self) -> None:
         while (message := await self._queue.get()) is not None:
             await self._wire.write(message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 @asynccontextmanager
