@@ -23,10 +23,11 @@ import errno
 import fcntl
 import os
 import re
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +41,8 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 @dataclass(frozen=True)
 class LogFiles:
     live: Path
+    # Guards the held reserve: threads that check, give back and close share one handle.
+    _reserve_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @cached_property  # built once: the proxy asks for both on every request
     def lock_path(self) -> Path:
@@ -65,25 +68,27 @@ class LogFiles:
         truncated), it reads as such at once; deleted or replaced meanwhile, the file held still
         holds its blocks, which :meth:`release_reserve` gives back through it."""
         held = self._held_reserve
-        if held and os.fstat(held[0]).st_size >= RESERVE_BYTES:
-            return
-        _close(held)
-        fd = os.open(self.reserve_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, RESERVE_BYTES)
-        except OSError:
-            os.ftruncate(fd, 0)  # a half-allocated reserve must not read as whole
-            os.close(fd)
-            raise
-        held.append(fd)
+        with self._reserve_lock:
+            if held and os.fstat(held[0]).st_size >= RESERVE_BYTES:
+                return
+            _close(held)
+            fd = os.open(self.reserve_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            except OSError:
+                os.ftruncate(fd, 0)  # a half-allocated reserve must not read as whole
+                os.close(fd)
+                raise
+            held.append(fd)
 
     def release_reserve(self) -> bool:
         """Give the reserved space back to the file system, for a record that met a full disk:
         the file held, else the one the path names now."""
         held = self._held_reserve
-        if held and os.fstat(held[0]).st_size:
-            os.ftruncate(held[0], 0)
-            return True
+        with self._reserve_lock:
+            if held and os.fstat(held[0]).st_size:
+                os.ftruncate(held[0], 0)
+                return True
         try:
             if os.stat(self.reserve_path).st_size == 0:
                 return False
@@ -94,7 +99,8 @@ class LogFiles:
 
     def close(self) -> None:
         """Let go of the reserve file (its space stays reserved on disk)."""
-        _close(self._held_reserve)
+        with self._reserve_lock:
+            _close(self._held_reserve)
 
     def rotated(self) -> list[tuple[int, Path]]:
         """Rotated files, oldest first."""
