@@ -58,21 +58,18 @@ def strip_plan(names: tuple[str, ...], credential_headers: tuple[str, ...]) -> S
     targets = {header_key(header) for header in credential_headers}
     own = {"authorization", *targets}
     kept: list[int] = []
+    ours: dict[str, list[int]] = {"accept-encoding": [], "te": []}
     credentials: set[str] = set()
     for i, name in enumerate(names):
         key = header_key(name)
+        if (replaced := ours.get(name.lower())) is not None:
+            replaced.append(i)
         if key in ALWAYS_STRIPPED or key.startswith(STRIPPED_PREFIXES) or key in targets:
             if key in own:
                 credentials.add(name)
-        elif name.lower() not in ("accept-encoding", "te"):
+        elif replaced is None:
             kept.append(i)
-    lowered = [name.lower() for name in names]
-    return StripPlan(
-        tuple(kept),
-        tuple(i for i, name in enumerate(lowered) if name == "accept-encoding"),
-        tuple(i for i, name in enumerate(lowered) if name == "te"),
-        ", ".join(sorted(credentials)),
-    )
+    return StripPlan(tuple(kept), tuple(ours["accept-encoding"]), tuple(ours["te"]), ", ".join(sorted(credentials)))
 
 
 def joined_value(fields: tuple[tuple[bytes, bytes], ...], positions: tuple[int, ...]) -> str | None:
