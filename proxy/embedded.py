@@ -22,6 +22,7 @@ from clavis_mcp.vault.proxy_config import ProxyConfig
 
 from .base_url import with_base_url
 from .base_url_front import BaseUrlServer
+from .header_lookup import install as install_header_lookup
 from .message_types import install as install_message_check
 from .peek import SamePortDispatch
 from .upstream_pool import UpstreamPool, upstream_tls
@@ -65,6 +66,7 @@ class EmbeddedProxy:
             raise ProxyStartError("the proxy is already running")
         self._ca.ensure()
         install_message_check()
+        install_header_lookup()
         bundle = build_upstream_bundle(self._vault.home / "upstream-ca-bundle.pem")
         opts = options.Options(
             listen_host=LISTEN_HOST,
