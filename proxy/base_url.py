@@ -28,14 +28,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_plus
 
 from mitmproxy import ctx, http
 from mitmproxy.net.http import url
 
-from clavis_mcp.addons.client_auth import PROXY_AUTH, ClientAuth
+from clavis_mcp.addons.client_auth import PROXY_AUTH_FIELD, ClientAuth
 from clavis_mcp.addons.destination import is_loopback_host
 from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, flow_snapshot, flow_tokens, refuse
 from clavis_mcp.vault import UnknownService, Vault
@@ -45,14 +46,13 @@ SERVICE_PREFIX = "/s/"
 AGENT_PREFIX = "/a/"
 AGENT_HEADER = "X-Clavis-Agent"
 KEY_NAMES = (b"x-clavis-agent", b"authorization", b"x-api-key")  # where SDKs put their API key, in order
-DROPPED = frozenset({b"x-clavis-agent", b"proxy-authorization", b"host"})
+DROPPED = frozenset({b"x-clavis-agent", PROXY_AUTH_FIELD, b"host"})
 KEY_SCHEMES = ("bearer ", "token ")
 MARK = "clavis.base_url"  # flow.metadata: the service the request named in its URL
 FRONT = "clavis.base_url_front"  # flow.metadata: the flow came from the base-URL front
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """What a base-URL path names: the agent key in the path (if any), the service, a host choice
     (``host[:port]`` or empty) and the upstream path with its query."""
 
@@ -60,6 +60,9 @@ class Target:
     service: str
     host: str
     path: str
+
+
+_NAME_END = re.compile("[/?]")  # what ends the ``<service>[@<host>]`` of a base-URL path
 
 
 def parse_target(path: str) -> Target | None:
@@ -73,7 +76,8 @@ def parse_target(path: str) -> Target | None:
     elif not path.startswith(SERVICE_PREFIX):
         return None
     rest = path[len(SERVICE_PREFIX) :]
-    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    end = _NAME_END.search(rest)
+    cut = end.start() if end else len(rest)
     name, rest = rest[:cut], rest[cut:]
     service, _, host = name.partition("@")
     if not service:
@@ -133,15 +137,24 @@ def _digest(value: str) -> bytes:
 _token_digest = functools.lru_cache(maxsize=64)(_digest)  # the agents' own tokens: the same in every request
 
 
-def presented_key(fields: Sequence[tuple[bytes, bytes]]) -> str | None:
-    """The agent key as an SDK sends its API key (``X-Clavis-Agent``, then ``Authorization``
-    with ``Bearer``/``token``, then ``x-api-key``), or None. One pass over the raw header fields:
-    mitmproxy's header lookups scan them once per name."""
+def read_fields(fields: Sequence[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]]]:
+    """One pass over the raw header fields (mitmproxy's lookups scan them once per name): the first
+    value of each header an SDK puts its API key in, and the fields without the proxy's own
+    credential headers."""
     found: dict[bytes, bytes] = {}
-    for name, value in fields:
-        lowered = name.lower()
+    kept: list[tuple[bytes, bytes]] = []
+    for field in fields:
+        lowered = field[0].lower()
         if lowered in KEY_NAMES and lowered not in found:
-            found[lowered] = value
+            found[lowered] = field[1]
+        if lowered not in DROPPED:
+            kept.append(field)
+    return found, kept
+
+
+def presented_key(found: Mapping[bytes, bytes]) -> str | None:
+    """The agent key as an SDK sends its API key (``X-Clavis-Agent``, then ``Authorization``
+    with ``Bearer``/``token``, then ``x-api-key``) among the ``found`` values (:func:`read_fields`), or None."""
     for name in KEY_NAMES:
         text = found.get(name, b"").strip().decode("latin-1")
         if name == b"authorization":
@@ -152,10 +165,19 @@ def presented_key(fields: Sequence[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def _without_keys(fields: Sequence[tuple[bytes, bytes]], key: bytes) -> tuple[tuple[bytes, bytes], ...]:
-    """``fields`` without the proxy's own credential headers and without any header carrying
-    ``key`` (the agent's key never reaches the upstream), in one pass."""
-    return tuple((n, v) for n, v in fields if n.lower() not in DROPPED and not (key and key in v))
+def _without_key(fields: list[tuple[bytes, bytes]], key: bytes) -> list[tuple[bytes, bytes]]:
+    """``fields`` without any header carrying ``key``: the agent's key never reaches the upstream.
+    (``find``, not ``in``: a bytes ``in`` first tries its operand as an integer and catches the
+    TypeError, ten times the cost of the search in a header value.)"""
+    return [field for field in fields if field[1].find(key) < 0] if key else fields
+
+
+def _without_proxy_auth(request: http.Request) -> None:
+    """Drop ``Proxy-Authorization`` from a request refused before its fields are rewritten."""
+    fields = request.headers.fields
+    kept = tuple(field for field in fields if field[0].lower() != PROXY_AUTH_FIELD)
+    if len(kept) != len(fields):
+        request.headers.fields = kept
 
 
 def query_without_key(path: str, key: str) -> str:
@@ -196,32 +218,37 @@ class BaseUrlFront:
             self._client_auth.requestheaders(flow)
             return
         request = flow.request
-        request.headers.pop(PROXY_AUTH, None)
+        path = request.path
         try:
-            target = parse_target(request.path)
+            target = parse_target(path)
         except ValueError as exc:
-            request.path = without_key(request.path)  # the audit records the path
+            _without_proxy_auth(request)
+            request.path = without_key(path)  # the audit records the path
             refuse(flow, 400, f"{exc}")
             return
         if target is None:
+            _without_proxy_auth(request)
             refuse(flow, 400, "not a base-URL request: this connection carries /s/<service>/<path> requests only; "
                               "send proxy requests on a connection of their own")  # fmt: skip
             return
         request.path = target.path  # the path form of the key is gone before anything records the path
         if not (request.port in self.proxy_ports and is_loopback_host(request.host)):
+            _without_proxy_auth(request)
             refuse(flow, 421, "a base-URL request must name the proxy on loopback in its Host header "
                               f"(127.0.0.1:{min(self.proxy_ports, default=0)})")  # fmt: skip
             return
         self._serve(flow, target)
 
     def _serve(self, flow: http.HTTPFlow, target: Target) -> None:
+        """Authenticate, then find the service and its host; every exit leaves the fields without
+        the proxy's credential headers and without the key."""
         request = flow.request
-        fields = request.headers.fields
-        key = target.key or presented_key(fields)
+        found, fields = read_fields(request.headers.fields)
+        key = target.key or presented_key(found)
         agent = self._agent(key, flow_tokens(flow, self._vault, self._tokens)) if key else None
-        fields = _without_keys(fields, key.encode("latin-1", "replace") if key else b"")
+        fields = _without_key(fields, key.encode("latin-1", "replace") if key else b"")
         if agent is None or key is None:
-            request.headers.fields = fields
+            request.headers.fields = tuple(fields)
             what = "no agent key" if not key else "an unknown or revoked agent key"
             refuse(flow, 401, f"base-URL request with {what}: send the agent's token as the API key "
                               "(see `clavis-mcp env --base-urls --agent NAME`)",
@@ -229,31 +256,35 @@ class BaseUrlFront:
             return
         flow.metadata[CLIENT] = agent
         try:
-            request.path = query_without_key(request.path, key)
+            path = query_without_key(target.path, key)
         except ValueError as exc:
-            request.headers.fields = fields
-            request.path = request.path.partition("?")[0]  # the audit records the path
+            request.headers.fields = tuple(fields)
+            request.path = target.path.partition("?")[0]  # the audit records the path
             refuse(flow, 400, str(exc))
             return
+        if path != target.path:
+            request.path = path
         try:
             service = flow_snapshot(flow, self._vault).service(target.service)
         except UnknownService:
-            request.headers.fields = fields
+            request.headers.fields = tuple(fields)
             refuse(flow, 404, f"no service named {target.service!r}; `clavis-mcp list` shows the services")
             return
         try:
             host, port = choose_host(service, target.host)
         except (ValueError, LookupError) as exc:
-            request.headers.fields = fields
+            request.headers.fields = tuple(fields)
             refuse(flow, 400 if isinstance(exc, ValueError) else 403, str(exc))
             return
         # The judged destination, set once: Host first, as HTTP/1.1 clients send it (an IPv6
-        # literal in brackets, as RFC 9110 writes an authority).
+        # literal in brackets, as RFC 9110 writes an authority). The request's own fields are
+        # written as its setters would write them, without their encoders.
         request.headers.fields = ((b"Host", _host_field(host, port)), *fields)
-        request.authority = ""
-        request.scheme = "https"
-        request.data.host = host
-        request.data.port = port
+        data = request.data
+        data.authority = b""
+        data.scheme = b"https"
+        data.host = host
+        data.port = port
         flow.metadata[MARK] = service.name
 
     def _agent(self, key: str, tokens: Mapping[str, str]) -> str | None:
