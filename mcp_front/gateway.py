@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import ssl
 import time
@@ -77,6 +78,7 @@ type Record = Mapping[str, Any]
 # spelling begun before the cut is scanned whole: room for every character escaped twice over
 # (JSON inside a URL, HTML inside JSON). NUL bytes, which the decoded views skip, are not kept.
 LOOKAHEAD_SPELLINGS = 16
+PLAIN_NAME = re.compile(r"[a-z0-9._-]+")  # a service name httpx leaves as it is in a URL's path
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,7 @@ class Gateway:
         self._proxy: EmbeddedProxy | None = None
         self._base_url: httpx.AsyncClient | None = None  # https:// targets, in base-URL mode, in process
         self._in_process: InProcessTransport | None = None  # its transport
+        self._client_fields: tuple[tuple[bytes, bytes], ...] = ()  # its Host field and default headers
         self._forward: httpx.AsyncClient | None = None  # http:// targets, the proxy as a forward proxy
         self._origin = ""  # the proxy's base URL, http://127.0.0.1:<port>
         self._lock = asyncio.Lock()
@@ -215,6 +218,7 @@ class Gateway:
 
                 self._in_process = InProcessTransport(self._proxy.front)
                 self._base_url = self._client(headers={AGENT_HEADER: self._token}, transport=self._in_process)
+                self._client_fields = ((b"Host", httpx.URL(self._origin).netloc), *self._base_url.headers.raw)
                 self._forward = self._client(proxy=httpx.Proxy(self._origin, auth=(MCP_CLIENT, self._token)))
             return self._base_url, self._forward
 
@@ -258,7 +262,7 @@ class Gateway:
         """
         headers: Mapping[str, str] = request.pop("headers", None) or {}
         params: Mapping[str, str] | None = request.pop("params", None)
-        content: bytes | None = request.pop("content", None)
+        content: bytes | str | None = request.pop("content", None)  # (a connector's probe body is text)
         if request:
             raise TypeError(f"fetch() takes headers, params and content, not {', '.join(request)}")
         clients = await self._clients()
@@ -320,19 +324,24 @@ class Gateway:
         target: httpx.URL,
         call: str,
         headers: Mapping[str, str],
-        content: bytes | None,
+        content: bytes | str | None,
         recorded: asyncio.Future[Record],
     ) -> Fetched:
         client, addressed = self._addressed(clients, service, target)
         fields = [(SELECT_HEADER, service), (CALL_HEADER, call), *headers.items()]
-        request = client.build_request(method.upper(), addressed, headers=fields, content=content)
+        if isinstance(addressed, bytes):  # to the front in process: the fields as the client would build them
+            body = content.encode() if isinstance(content, str) else content or b""
+            built = built_fields(self._client_fields, method.upper(), fields, body)
+        else:
+            request = client.build_request(method.upper(), addressed, headers=fields, content=content)
         leaving = self.redactor(service)  # the service's secret as the request leaves
         async with asyncio.timeout(self.limits.timeout):
-            if client is self._base_url and self._in_process is not None:
-                # Straight to the transport: the client's send would extract cookies from each answer
-                # (building urllib objects, ~5% of a call) and run auth and redirect steps, for a hop
-                # that keeps no cookies, authenticates in a header and follows no redirect.
-                response = await self._in_process.handle_async_request(request)
+            if isinstance(addressed, bytes) and self._in_process is not None:
+                # Straight to the front: the client's build_request would parse the URL again and
+                # build a request only for the transport to take it apart, and its send would extract
+                # cookies from each answer (building urllib objects) and run auth and redirect steps,
+                # for a hop that keeps no cookies, authenticates in a header and follows no redirect.
+                response = await self._in_process.send(method.upper().encode("ascii"), addressed, built, body)
             else:
                 response = await client.send(request, stream=True)
             return await self.read_answer(service, str(target), response, leaving, recorded)
@@ -386,17 +395,20 @@ class Gateway:
 
     def _addressed(
         self, clients: tuple[httpx.AsyncClient, httpx.AsyncClient], service: str, target: httpx.URL
-    ) -> tuple[httpx.AsyncClient, str | httpx.URL]:
+    ) -> tuple[httpx.AsyncClient, bytes | str | httpx.URL]:
         """Which client takes a request for ``target``, and the URL it sends to. An https:// target in
         base-URL mode: the path names the service, the upstream host and port (this process's agent
-        key rides in its header); an http:// one as it is, to the proxy as a forward proxy (absolute
-        form, with this process's proxy credential)."""
+        key rides in its header), given as the path alone (bytes) where it is the path httpx would
+        parse out of the whole URL: the service's name in plain characters (``PLAIN_NAME``), and the
+        rest, taken from a parsed URL, parses to itself. An http:// target goes as it is, to the
+        proxy as a forward proxy (absolute form, with this process's proxy credential)."""
         base_url, forward = clients
         if target.scheme != "https":
             return forward, target
         host = target.raw_host.decode("ascii")
         authority = f"[{host}]:{target.port or 443}" if ":" in host else f"{host}:{target.port or 443}"
-        return base_url, f"{self._origin}/s/{service}@{authority}{target.raw_path.decode('ascii')}"
+        path = f"/s/{service}@{authority}{target.raw_path.decode('ascii')}"
+        return base_url, path.encode("ascii") if PLAIN_NAME.fullmatch(service) else self._origin + path
 
     async def aclose(self) -> None:
         """Close the clients (cutting any call still in flight), let the proxy record each call it
@@ -427,6 +439,27 @@ class Gateway:
     @property
     def proxy_running(self) -> bool:
         return self._proxy is not None
+
+
+def built_fields(
+    client: tuple[tuple[bytes, bytes], ...], method: str, fields: list[tuple[str, str]], body: bytes
+) -> tuple[tuple[bytes, bytes], ...]:
+    """A request's header fields as httpx's client builds them (``build_request``), from the
+    ``client``'s Host field and default headers, the request's ``fields`` and body: a field of the
+    request replaces the defaults of its name; a body gives a Content-Length unless one is set, and
+    a POST, PUT or PATCH without one says 0; the Host field and that 0 lead, as httpx puts them."""
+    host, *defaults = client
+    own = [(name.encode("ascii"), value.encode("ascii")) for name, value in fields]
+    replaced = {name.lower() for name, _ in own}
+    merged = [field for field in defaults if field[0].lower() not in replaced] + own
+    names = {name.lower() for name, _ in merged}
+    if body and b"content-length" not in names:
+        merged.append((b"Content-Length", b"%d" % len(body)))
+        names.add(b"content-length")
+    leading = [] if b"host" in names else [host]
+    if method in ("POST", "PUT", "PATCH") and not names & {b"content-length", b"transfer-encoding"}:
+        leading.append((b"Content-Length", b"0"))
+    return (*leading, *merged)
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:

@@ -3,9 +3,8 @@
 The MCP gateway's calls are base-URL requests to the embedded proxy. Sent over loopback, each
 one paid for an HTTP client (httpx's connection pool, httpcore, h11), a socket each way and the
 front's HTTP parser: about a third of a call's CPU. This transport hands the request to the front
-as it is (:meth:`BaseUrlServer.serve_direct`), which validates its head as h11 validates one read
-from a connection and runs the same stages, checks and audit record, and turns the answer back
-into an httpx response. What the gateway reads is what a client on a socket reads: the same
+as it is (:meth:`BaseUrlServer.serve_direct`), which judges its head as h11 judges one and runs
+the same stages, checks and audit record, and turns the answer back into an httpx response. What the gateway reads is what a client on a socket reads: the same
 status, header fields and body; a body the proxy cut is a read error; and a call the gateway
 abandons (its timeout, its download bound) fails and is recorded as given up by the client.
 """
@@ -27,18 +26,31 @@ class InProcessTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        direct = DirectRequest(request.method.encode("ascii"), request.url.raw_path, tuple(request.headers.raw), body)
+        return await self.send(request.method.encode("ascii"), request.url.raw_path, tuple(request.headers.raw),
+                               body, request)  # fmt: skip
+
+    async def send(
+        self,
+        method: bytes,
+        target: bytes,
+        fields: tuple[tuple[bytes, bytes], ...],
+        body: bytes,
+        request: httpx.Request | None = None,
+    ) -> httpx.Response:
+        """Hand over a request given by its parts, as an ``httpx.Request`` (``request``) would give
+        them: the MCP gateway builds its requests' fields itself, without a URL to parse again."""
+        direct = DirectRequest(method, target, fields, body)
         answer = DirectAnswer()
         task = asyncio.create_task(self._front.serve_direct(direct, answer), name="clavis in-process request")
         self._serving[task] = answer
         task.add_done_callback(self._finished)
         try:
-            status, reason, fields = await answer.head
+            status, reason, answered = await answer.head
         except asyncio.CancelledError:
             answer.caller_gone()
             raise
         extensions = {"reason_phrase": reason, "http_version": b"HTTP/1.1"}
-        return httpx.Response(status, headers=fields, stream=_Body(answer), extensions=extensions, request=request)
+        return httpx.Response(status, headers=answered, stream=_Body(answer), extensions=extensions, request=request)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         answer = self._serving.pop(task)
