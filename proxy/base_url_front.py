@@ -49,8 +49,8 @@ from clavis_mcp.vault.audit.log import REFUSED
 
 from .base_url import FRONT, MARK, without_key
 from .body_limit import limit_bytes, too_large
+from .direct_head import framing_of
 from .http1_framing import (
-    FRAMING_NAMES,
     HEAD_END,
     bare_answer,
     bare_parts,
@@ -178,26 +178,22 @@ class BaseUrlServer:
     async def serve_direct(self, request: DirectRequest, answer: DirectAnswer) -> None:
         """Serve a base-URL request handed over by a caller in this process (the MCP gateway): the
         same stages, checks, bounds and records as for a connection, without a socket or an HTTP
-        parser between the two. Its fields are validated as h11 validates a head read from a
-        connection; a head over ``HEAD_MAX`` is refused (431), and past ``MAX_CLIENTS`` requests
-        at once a new one is answered 503, as a new connection would be."""
+        parser between the two. Its head is judged as h11 judges one (:mod:`.direct_head`); one
+        over ``HEAD_MAX`` is refused (431), and past ``MAX_CLIENTS`` requests at once a new one is
+        answered 503, as a new connection would be."""
         exchange = answer.exchange = DirectExchange(self, answer)
         if self._direct >= MAX_CLIENTS:
             await exchange._bare_error(503, f"clavis-mcp is serving {MAX_CLIENTS} requests in process; retry shortly")
             return
         method, target, fields = request.method, request.target, request.fields
-        status = 431 if len(target) + sum(len(name) + len(value) + 4 for name, value in fields) > HEAD_MAX else 0
-        if not status:  # (a socket's head is cut at HEAD_MAX and refused 431)
-            try:
-                h11.Request(method=method, target=target, headers=list(fields))
-            except h11.LocalProtocolError:
-                status = 400
-        if status:
-            await exchange.refuse_unreadable(_REQUEST_LINE.match(b"%s %s HTTP/" % (method, target)), status)
+        too_long = len(target) + sum(len(name) + len(value) + 4 for name, value in fields) > HEAD_MAX
+        framing = None if too_long else framing_of(method, target, fields)  # (a socket's is cut there: 431)
+        if framing is None:
+            line = _REQUEST_LINE.match(b"%s %s HTTP/" % (method, target))
+            await exchange.refuse_unreadable(line, 431 if too_long else 400)
             return
         f = exchange._flow(_request(method, target, fields, b"1.1"))
         f.request.data.content = request.body
-        framing = [key for name, _ in fields if (key := name.lower()) in FRAMING_NAMES]
         self._direct += 1
         try:
             await exchange.serve_flow(f, None, framing_shape(framing))
