@@ -260,6 +260,7 @@ def stage_hooks() -> Iterator[StageTimer]:
     from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 
     from clavis_mcp.mcp_front import arguments, confirm, gateway, service_call, tools
+    from clavis_mcp.proxy.in_process import InProcessTransport
     from clavis_mcp.vault import Vault
 
     timer = StageTimer()
@@ -276,7 +277,7 @@ def stage_hooks() -> Iterator[StageTimer]:
         (tools, "prepare_call", "  prepare_call (URL, headers, body checks)"),
         (tools, "perform_call", "  perform_call"),
         (gateway.Gateway, "fetch", "    Gateway.fetch (one hop)"),
-        (httpx.AsyncClient, "send", "      httpx send: proxy + upstream to head"),
+        (InProcessTransport, "send", "      in-process hop: proxy + upstream to head"),
         (gateway._Download, "read", "      body read and decode"),
         (gateway.Gateway, "redactor", "      Gateway.redactor (x3)"),
         (service_call, "_result", "    _result (render, scrub, headers)"),
