@@ -156,10 +156,12 @@ def presented_key(found: Mapping[bytes, bytes]) -> str | None:
     """The agent key as an SDK sends its API key (``X-Clavis-Agent``, then ``Authorization``
     with ``Bearer``/``token``, then ``x-api-key``) among the ``found`` values (:func:`read_fields`), or None."""
     for name in KEY_NAMES:
-        text = found.get(name, b"").strip().decode("latin-1")
-        if name == b"authorization":
-            scheme = next((s for s in KEY_SCHEMES if text.lower().startswith(s)), None)
-            text = text[len(scheme) :].strip() if scheme else ""
+        value = found.get(name)
+        if value is None:
+            continue
+        text = value.strip().decode("latin-1")
+        if name == b"authorization":  # after the scheme and its space (each scheme ends with one)
+            text = text[text.index(" ") + 1 :].strip() if text.lower().startswith(KEY_SCHEMES) else ""
         if text:
             return text
     return None
