@@ -480,8 +480,12 @@ class RedactResponse:
         raw = response.raw_content or b""
         if not raw:
             return
+        values = header_values(response.headers, CONTENT_ENCODING, CONTENT_TYPE)
+        encoding, charset = values.get(CONTENT_ENCODING, ""), declared_charset(values.get(CONTENT_TYPE, ""))
         try:
-            clean_body, count = await self._scrub(redactor, response.headers, raw)
+            scrubbed = self._scrub_here(redactor, encoding, raw, charset)
+            if scrubbed is None:
+                scrubbed = await asyncio.to_thread(scrub_whole, redactor, encoding, raw, charset, self._max_decoded)
         except DecodedTooLarge as exc:
             reason = f"{exc} ({len(raw)} bytes as sent), more than clavis-mcp decodes of one response"
             refuse(flow, 502, f"{reason}; withheld. Ask for less, or raise {MAX_DECODED_ENV}")
@@ -492,20 +496,21 @@ class RedactResponse:
         except TooManyEscapes as exc:
             refuse(flow, 502, f"{exc}; withheld. Ask for less (a smaller page or range)")
             return
+        clean_body, count = scrubbed
         if count:
             flow.metadata[REDACTIONS] = flow.metadata.get(REDACTIONS, 0) + count
             set_identity_body(response, clean_body)  # not re-encoded: 64 MiB would hold the loop again
 
-    async def _scrub(self, redactor: Redactor, headers: http.Headers, raw: bytes) -> tuple[bytes, int]:
-        """A body scrubbed as bytes and as its readers decode it, whatever its declared type: on the
-        event loop if it decodes to at most :data:`INLINE_SCAN_MAX` bytes, else in a worker thread, so
-        that a body of megabytes of escapes holds up no other flow, nor the MCP server on the loop."""
-        values = header_values(headers, CONTENT_ENCODING, CONTENT_TYPE)
-        encoding = values.get(CONTENT_ENCODING, "")
-        charset = declared_charset(values.get(CONTENT_TYPE, ""))
+    def _scrub_here(
+        self, redactor: Redactor, encoding: str, raw: bytes, charset: str | None
+    ) -> tuple[bytes, int] | None:
+        """A body scrubbed as bytes and as its readers decode it, whatever its declared type, on the
+        event loop if it decodes to at most :data:`INLINE_SCAN_MAX` bytes; None if it is for a worker
+        thread (:func:`scrub_whole`), so that a body of megabytes of escapes holds up no other flow,
+        nor the MCP server on the loop. Not a coroutine: nearly every body is scrubbed here."""
         body = decoded_if_small(encoding, raw, min(INLINE_SCAN_MAX, self._max_decoded))
         if body is not None:
             return redact_decoded(redactor, body, charset)
         if _plain(encoding, raw, charset, min(INLINE_PLAIN_MAX, self._max_decoded)):
             return redactor.redact(raw)  # what redact_decoded finds in it, without looking for escapes again
-        return await asyncio.to_thread(scrub_whole, redactor, encoding, raw, charset, self._max_decoded)
+        return None

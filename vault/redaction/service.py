@@ -86,12 +86,16 @@ class ServiceRedactors:
         """The redactors for ``name``'s secrets as ``snapshot`` holds them (rebuilt when any changes).
 
         Kept with the snapshot too, which every reader of the vault in this process shares: the
-        proxy and call_service's second look find one redactor per snapshot, built once."""
+        proxy and call_service's second look find one redactor per snapshot, built once. A service
+        with a secret reference is kept as None (whether it has one is the snapshot's, too): its
+        values are read again on every response."""
+        kept = snapshot.derived(f"redactors:{name}", lambda: self._kept(snapshot, name))
+        return kept if kept is not None else self._redactors(name, in_play(self._vault, snapshot, name))
+
+    def _kept(self, snapshot: Snapshot, name: str) -> ServiceRedactor | None:
         if secret_refs(self._vault, snapshot, name):
-            return self._redactors(name, in_play(self._vault, snapshot, name))
-        return snapshot.derived(
-            f"redactors:{name}", lambda: self._redactors(name, in_play(self._vault, snapshot, name))
-        )
+            return None
+        return self._redactors(name, in_play(self._vault, snapshot, name))
 
     def _redactors(self, name: str, values: InPlay) -> ServiceRedactor:
         """The redactors for ``values``: those built for the same values (in an earlier snapshot), else new ones."""

@@ -90,7 +90,7 @@ def _redact_text(redactor: Redactor, data: bytes) -> tuple[bytes, int]:
     assert redactor.scanner is not None
     spans = redactor.scanner.spans(data)
     pattern = _pattern(data)  # looked for once per text: four scans of the whole body
-    if pattern is None and b"=" not in data:  # no escape at all: no view but the bytes, whose spans are disjoint
+    if pattern is None and data.find(b"=") < 0:  # no escape at all: no view but the bytes, whose spans are disjoint
         return (splice(data, spans, redactor.marker), len(spans)) if spans else (data, 0)
     if spans and pattern:
         spans = _Escapes(data, pattern).widened(spans)
@@ -110,8 +110,11 @@ def _merged(spans: list[Span]) -> list[Span]:
 
 
 def _pattern(data: bytes) -> re.Pattern[bytes] | None:
-    """One regex for the kinds of escape whose introducer ``data`` holds; None if it holds none."""
-    present = tuple([introducer for introducer, _ in _KINDS if introducer in data])
+    """One regex for the kinds of escape whose introducer ``data`` holds; None if it holds none.
+
+    ``find``, not ``in``: a bytes ``in`` first tries its operand as an integer, and the TypeError it
+    raises and clears costs ten times the search of a small body (CPython 3.13)."""
+    present = tuple([introducer for introducer, _ in _KINDS if data.find(introducer) >= 0])
     return _combined(present) if present else None
 
 
@@ -215,7 +218,7 @@ def _hidden_spans(redactor: Redactor, data: bytes, pattern: re.Pattern[bytes] | 
     texts: list[tuple[bytes, re.Pattern[bytes]]] = []  # each text with escapes, and its pattern
     for _ in range(DEPTH):
         text = _decoded(data, pattern)
-        quoted = _decoded(data, QUOTED_PRINTABLE_ESCAPE) if b"=" in data else None
+        quoted = _decoded(data, QUOTED_PRINTABLE_ESCAPE) if data.find(b"=") >= 0 else None
         for view, escapes in ((text, pattern), (quoted, QUOTED_PRINTABLE_ESCAPE)):
             if view is not None and (spans := redactor.scanner.spans(view)):
                 assert escapes is not None
