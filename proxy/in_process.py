@@ -4,9 +4,10 @@ The MCP gateway's calls are base-URL requests to the embedded proxy. Sent over l
 one paid for an HTTP client (httpx's connection pool, httpcore, h11), a socket each way and the
 front's HTTP parser: about a third of a call's CPU. This transport hands the request to the front
 as it is (:meth:`BaseUrlServer.serve_direct`), which judges its head as h11 judges one and runs
-the same stages, checks and audit record, and turns the answer back into an httpx response. What the gateway reads is what a client on a socket reads: the same
-status, header fields and body; a body the proxy cut is a read error; and a call the gateway
-abandons (its timeout, its download bound) fails and is recorded as given up by the client.
+the same stages, checks and audit record, and turns the answer back into an httpx response.
+What the gateway reads is what a client on a socket reads: the same status, header fields and
+body; a body the proxy cut is a read error; and a call the gateway abandons (its timeout, its
+download bound) fails and is recorded as given up by the client.
 """
 
 from __future__ import annotations
