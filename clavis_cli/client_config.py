@@ -153,7 +153,7 @@ def parse_env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not ENV_NAME.match(key):
+        if not sep or not ENV_NAME.fullmatch(key):
             raise ConfigError(f"--env {key if sep else pair!r}: expected KEY=VALUE with KEY a variable name, "
                               "e.g. --env CLAVIS_CALL_TIMEOUT=45")  # fmt: skip
         env[key] = value

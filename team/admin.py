@@ -140,7 +140,7 @@ def add_key(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
         raise ApiRefused(400, "give 'name' (a string) and 'services' (a list of service names)")
     if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
         raise ApiRefused(400, "'expires_in_seconds' must be an integer or null")
-    unknown = sorted(s for s in services if not NAME.match(s))
+    unknown = sorted(s for s in services if not NAME.fullmatch(s))
     if unknown:
         raise ApiRefused(400, f"invalid service names: {', '.join(unknown)}")
     with replica.conn.transaction():

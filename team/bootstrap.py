@@ -49,7 +49,7 @@ class Bootstrap:
 def bootstrap(
     bao_addr: str, root_token: str, dsn: str, *, admin_email: str, admin_password: str, prefix: str = "clavis"
 ) -> Bootstrap:
-    if not PREFIX.match(prefix):
+    if not PREFIX.fullmatch(prefix):
         raise TeamError(f"invalid prefix {prefix!r}: use lower-case letters, digits and '-', starting with a letter")
     names = Names(prefix)
     bao = Bao(bao_addr, root_token)

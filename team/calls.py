@@ -37,7 +37,7 @@ SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 def service_for(replica: Replica, principal: Principal, name: str) -> Service:
     """The service if the caller may use it: 403 outside its scope, 404 if unknown."""
-    if not SERVICE_NAME.match(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise ApiRefused(400, f"invalid service name {name!r}")
     if not principal.may_use(name):
         replica.audit.append(source=principal.name, service=name, decision="refused", reason="outside the key's scope")

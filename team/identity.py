@@ -72,7 +72,7 @@ def _check_password(password: str) -> None:
 
 
 def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: str) -> None:
-    if not EMAIL.match(email):
+    if not EMAIL.fullmatch(email):
         raise ApiRefused(400, f"invalid e-mail address {email!r}")
     _check_role(role)
     _check_password(password)

@@ -55,7 +55,7 @@ def create_key(
     created_by: str | None = None,
 ) -> tuple[str, datetime | None]:
     """Store a new key; return it (the only time it is seen) and its expiry."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ApiRefused(400, f"invalid key name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
     if role not in ROLES:
         raise ApiRefused(400, f"invalid role {role!r}: use admin or member")

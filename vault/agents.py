@@ -59,7 +59,7 @@ def _context(name: str) -> str:
 
 
 def validate_agent_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise AgentError(
             f"invalid agent name {name!r}: use 1-64 characters of a-z, 0-9, '.', '_' or '-', "
             "starting with a letter or digit"

@@ -44,7 +44,7 @@ def canonical_host(host: str) -> str:
     except UnicodeError as exc:
         raise ValueError(f"host {host!r} is not a valid domain name") from exc
     labels = ascii_host.split(".")
-    if not all(_LABEL.match(label) for label in labels):
+    if not all(_LABEL.fullmatch(label) for label in labels):
         raise ValueError(f"host {host!r} is not a valid domain name")
     if _looks_numeric(labels[-1]):
         raise ValueError(f"host {host!r} is a numeric address in a non-standard spelling")

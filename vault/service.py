@@ -82,7 +82,7 @@ def prefix_covers(prefix: str, path: str) -> bool:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidService(
             f"invalid service name {name!r}: use 1-64 characters of a-z, 0-9, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -112,7 +112,7 @@ def normalise_methods(methods: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     result = []
     for method in methods:
         upper = method.strip().upper()
-        if not _METHOD.match(upper):
+        if not _METHOD.fullmatch(upper):
             raise InvalidService(f"invalid HTTP method {method!r}; use names such as GET or POST")
         if upper in ("CONNECT", "TRACE", "TRACK"):
             raise InvalidService(f"method {upper} cannot be allowed for a service")

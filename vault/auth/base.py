@@ -38,7 +38,7 @@ def validate_template(template: str) -> str:
 
 
 def validate_header_name(name: str) -> str:
-    if not HEADER_NAME.match(name):
+    if not HEADER_NAME.fullmatch(name):
         raise InvalidService(f"invalid header name {name!r}")
     return name
 
@@ -47,7 +47,7 @@ def validate_extra_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str],
     """Fixed non-secret headers: valid names, no control characters, no credential placeholder."""
     result = []
     for name, value in headers.items():
-        if not HEADER_NAME.match(name) or CONTROL.search(value) or PLACEHOLDER in value:
+        if not HEADER_NAME.fullmatch(name) or CONTROL.search(value) or PLACEHOLDER in value:
             raise InvalidService(f"fixed header {name!r} must be a valid name with a plain value (no {{secret}})")
         if name.lower() in ("authorization", "proxy-authorization", "host", "cookie"):
             raise InvalidService(f"{name} cannot be a fixed header; it is set by the auth method or the proxy")

@@ -69,7 +69,7 @@ class BodyAuth(AuthMethod):
         return {"auth": "body", "body_field": self.field, "body_format": self.format}
 
     def validate(self) -> Self:
-        if not FIELD_NAME.match(self.field):
+        if not FIELD_NAME.fullmatch(self.field):
             raise InvalidService(f"body field name {self.field!r} must be 1-64 characters of A-Z, a-z, 0-9, _ . ~ -")
         if self.format not in FORMATS:
             raise InvalidService(f"body format must be json or form, not {self.format!r}")

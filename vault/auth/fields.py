@@ -51,7 +51,7 @@ def fill(template: str, secrets: Mapping[str, Secret]) -> str:
 
 
 def validate_field_name(name: str) -> str:
-    if not FIELD_NAME.match(name):
+    if not FIELD_NAME.fullmatch(name):
         raise InvalidService(f"secret field {name!r} must be 1-32 characters of a-z, 0-9 and _, starting with a letter")
     return name
 

@@ -122,9 +122,9 @@ class GitHubAppAuth(AuthMethod):
                 "api_url": self.api_url}  # fmt: skip
 
     def validate(self) -> Self:
-        if not NUMBER.match(self.app_id) or not self.installation_id.isdigit() or len(self.installation_id) > 20:
+        if not NUMBER.fullmatch(self.app_id) or not self.installation_id.isdigit() or len(self.installation_id) > 20:
             raise InvalidService("a GitHub App needs its numeric App id (or client id) and installation id")
-        if not API_URL.match(self.api_url):
+        if not API_URL.fullmatch(self.api_url):
             raise InvalidService(
                 f"GitHub API URL {self.api_url!r} must be https://host[/path], e.g. https://api.github.com"
             )

@@ -75,7 +75,7 @@ def parse_header_template(text: str) -> HeaderAuth:
     """Parse ``'Name: value with {secret}'`` into a header method, or raise InvalidService."""
     name, sep, template = text.partition(":")
     name, template = name.strip(), template.strip()
-    if not sep or not HEADER_NAME.match(name):
+    if not sep or not HEADER_NAME.fullmatch(name):
         raise InvalidService(f"header template {text!r} must look like 'Authorization: Bearer {{secret}}'")
     validate_template(template)
     return HeaderAuth(name=name, template=template)

@@ -69,7 +69,7 @@ class PathAuth(AuthMethod):
     def validate(self) -> Self:
         if self.template.count(PLACEHOLDER) != 1 or CONTROL.search(self.template):
             raise InvalidService("a path template holds {secret} once, e.g. /bot{secret}/")
-        if not PLAIN_PATH.match(self.prefix + self.suffix) or "//" in self.template:
+        if not PLAIN_PATH.fullmatch(self.prefix + self.suffix) or "//" in self.template:
             raise InvalidService(
                 f"path template {self.template!r} must be a plain absolute path such as /bot{{secret}}/"
             )

@@ -44,7 +44,7 @@ class QueryAuth(AuthMethod):
         return {"auth": "query", "param": self.name}
 
     def validate(self) -> Self:
-        if not QUERY_PARAM.match(self.name):
+        if not QUERY_PARAM.fullmatch(self.name):
             raise InvalidService(f"invalid query parameter name {self.name!r}")
         validate_extra_headers(dict(self.extra_headers))
         return self
@@ -59,6 +59,6 @@ class QueryAuth(AuthMethod):
 
 
 def build_query(*, param: str | None = None, **_: object) -> QueryAuth:
-    if not param or not QUERY_PARAM.match(param):
+    if not param or not QUERY_PARAM.fullmatch(param):
         raise InvalidService(f"query auth needs a parameter name such as 'key' or 'api_key', not {param!r}")
     return QueryAuth(name=param)

@@ -274,9 +274,9 @@ class SigV4Auth(AuthMethod):
         return options
 
     def validate(self) -> Self:
-        if self.region and not REGION.match(self.region):
+        if self.region and not REGION.fullmatch(self.region):
             raise InvalidService(f"AWS region {self.region!r} does not look like eu-west-1")
-        if self.service and not NAME.match(self.service):
+        if self.service and not NAME.fullmatch(self.service):
             raise InvalidService(f"AWS service signing name {self.service!r} must be like s3, sts or execute-api")
         validate_extra_headers(dict(self.extra_headers))
         return self

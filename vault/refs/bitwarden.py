@@ -20,7 +20,7 @@ UUID = re.compile(r"^[0-9a-fA-F-]{36}$")
 
 
 def validate(ref: SecretRef) -> None:
-    if ref.scheme == "bws" and not UUID.match(ref.location.strip("/")):
+    if ref.scheme == "bws" and not UUID.fullmatch(ref.location.strip("/")):
         raise InvalidSecretRef(f"{ref} must be bws://SECRET-ID (the secret's UUID)")
     if ref.scheme == "bw" and "/" in ref.location.strip("/"):
         raise InvalidSecretRef(f"{ref} must be bw://ITEM or bw://ITEM#FIELD (ITEM: an id or an exact name)")

@@ -16,7 +16,7 @@ VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def validate(ref: SecretRef) -> None:
-    if not VARIABLE.match(ref.rest):
+    if not VARIABLE.fullmatch(ref.rest):
         raise InvalidSecretRef(f"env://{ref.rest} must name one environment variable, e.g. env://OPENAI_API_KEY")
 
 

@@ -25,7 +25,7 @@ def version_name(ref: SecretRef) -> str:
     parts = ref.location.strip("/").split("/")
     if len(parts) == 2:
         parts.append("latest")
-    if len(parts) != 3 or not all(NAME.match(p) for p in parts) or ref.fragment or "?" in ref.rest:
+    if len(parts) != 3 or not all(NAME.fullmatch(p) for p in parts) or ref.fragment or "?" in ref.rest:
         raise InvalidSecretRef(f"{ref} must be gcp-sm://PROJECT/SECRET or gcp-sm://PROJECT/SECRET/VERSION")
     project, secret, version = parts
     return f"projects/{project}/secrets/{secret}/versions/{version}"
