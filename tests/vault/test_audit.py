@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -75,6 +76,12 @@ def test_fields_the_log_does_not_define_are_refused(audit: AuditLog, fields: dic
     with pytest.raises(ValueError, match=message):
         audit.append(**fields)
     assert list(audit.records()) == []
+
+
+def test_subclasses_of_plain_values_are_recorded_as_their_values(audit: AuditLog) -> None:
+    audit.append(status=HTTPStatus.OK, method=type("Method", (str,), {})("GET"), redactions=False)
+    (record,) = audit.records()
+    assert (record["status"], record["method"], record["redactions"]) == (200, "GET", False)
 
 
 def test_fresh_log_verifies_with_its_count(audit: AuditLog) -> None:

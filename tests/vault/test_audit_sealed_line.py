@@ -7,11 +7,12 @@ import hmac
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clavis_mcp.vault.audit.anchor import checkpoint_text
-from clavis_mcp.vault.audit.chain import GENESIS, MAC, Link, authentic, canonical, encode, seal, sealed_line
+from clavis_mcp.vault.audit.chain import GENESIS, MAC, Link, _mac_of, authentic, canonical, encode, seal, sealed_line
 from clavis_mcp.vault.audit.log import CHAIN_FIELDS, FIELDS
 
 KEY = b"k" * 32
@@ -39,6 +40,14 @@ def test_the_mac_is_the_keyed_hash_of_the_domain_and_the_canonical_record(fields
     unsigned = {k: v for k, v in record.items() if k != MAC}
     expected = hmac.digest(KEY, b"clavis-mcp audit v1\n" + canonical(unsigned), hashlib.sha256).hex()
     assert record[MAC] == expected and seal(b"j" * 32, None, fields)[MAC] != expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 32, 63, 64, 65, 200], ids=lambda size: f"{size}-byte key")
+@given(body=st.binary(max_size=2000))
+def test_the_mac_is_hmac_sha256_for_keys_of_any_length(size: int, body: bytes) -> None:
+    key = bytes(range(size))
+    expected = hmac.new(key, b"clavis-mcp audit v1\n" + body, hashlib.sha256).hexdigest()
+    assert _mac_of(key, body) == expected
 
 
 @given(st.builds(Link, st.integers(0, 10**12), st.text()))

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import hmac
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
@@ -36,6 +37,7 @@ SEQ, PREV, MAC, LOST_FROM = "seq", "prev", "mac", "lost_from"
 REPAIRED, REANCHORED = "repaired", "reanchored"  # bytes of a torn tail cut; record re-anchored at
 GENESIS = "0" * 64  # the ``prev`` of record 1
 _DOMAIN = b"clavis-mcp audit v1\n"
+_BLOCK = 64  # SHA-256's block size: HMAC pads the key to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +66,25 @@ def _mac(key: bytes, unsigned: dict[str, Any]) -> str:
 
 
 def _mac_of(key: bytes, body: bytes) -> str:
-    mac = _keyed(key).copy()  # the key's pads and the domain, hashed once per key, not per record
-    mac.update(body)
-    return mac.hexdigest()
+    """HMAC-SHA256 (RFC 2104) of ``_DOMAIN + body``, from the key's two pads hashed once per key:
+    five calls into hashlib, where ``hmac.HMAC``'s copy, update and hexdigest are Python methods
+    (seven frames per record on the proxy's path). A test holds it equal to ``hmac.new``."""
+    inner_pad, outer_pad = _keyed(key)
+    inner, outer = inner_pad.copy(), outer_pad.copy()
+    inner.update(body)
+    outer.update(inner.digest())
+    return outer.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
-def _keyed(key: bytes) -> hmac.HMAC:
-    return hmac.new(key, _DOMAIN, hashlib.sha256)
+def _keyed(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states after ``key XOR ipad`` with the domain, and after ``key XOR opad``."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+    inner.update(_DOMAIN)
+    return inner, hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
 
 
 def seal(key: bytes, previous: Link | None, fields: dict[str, Any]) -> dict[str, Any]:
@@ -91,18 +104,16 @@ def sealed_line(key: bytes, previous: Link | None, fields: dict[str, Any]) -> tu
     """``seal`` and ``encode`` in one: the record and its line, serialised once (the proxy writes
     one per request). The MAC'd form lacks only ``"mac":"..."``, which goes in before the first
     key that sorts after it: ``,"`` never occurs inside a JSON string (its quotes are escaped),
-    so the first ``,"key":`` is that key's own place. (The keys after it are picked with a plain
-    comparison: ``min(filter(MAC.__lt__, record))`` cost a method call per key, 6% of an append.)"""
+    so the first ``,"key":`` is that key's own place. That key is found by bisecting the sorted
+    names (two calls into C; a comprehension comparing each name cost a tenth of an append)."""
     record = dict(fields)
     record[SEQ] = previous.seq + 1 if previous else 1
     record[PREV] = previous.mac if previous else GENESIS
-    after = [name for name in record if name > MAC]  # never empty: ``seq`` and ``prev`` are among them
+    names = sorted(record)
+    after = bisect_right(names, MAC)  # names[after] exists: ``seq`` and ``prev`` sort after it
     body = canonical(record)
     mac = record[MAC] = _mac_of(key, body)
-    if len(after) < len(record) - 1:  # some key sorts before it
-        at = body.index(b',"' + min(after).encode() + b'":') + 1
-    else:
-        at = 1  # just after the opening brace
+    at = body.index(b',"' + names[after].encode() + b'":') + 1 if after else 1  # else: after the brace
     return record, b"".join((body[:at], b'"mac":"', mac.encode(), b'",', body[at:], b"\n"))
 
 

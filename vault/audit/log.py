@@ -78,6 +78,7 @@ _IDS_AT_ONCE = 256  # record ids drawn from the system at once (see ``_Ids``)
 _SET_BY_LOG = {ID, TIME}
 _GIVEN = frozenset(FIELDS) - _SET_BY_LOG
 _SCALARS = (str, int, float, bool)
+_PLAIN_TYPES = frozenset(_SCALARS)
 
 
 def path_without_query_values(path: str) -> str:
@@ -245,13 +246,11 @@ class AuditLog:
         """Write one record; return its id. Unknown fields or non-scalar values are programming errors."""
         if not _GIVEN.issuperset(fields):
             raise ValueError(f"unknown audit fields: {sorted(set(fields) - _GIVEN)}")
-        record: dict[str, Any] = {}
-        for name, value in fields.items():
-            if value is None:
-                continue
-            if not isinstance(value, _SCALARS):
-                raise ValueError(f"audit field {name!r} must be a plain value, not {type(value).__name__}")
-            record[name] = value
+        record: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
+        if not _PLAIN_TYPES.issuperset(map(type, record.values())):  # one pass in C; subclasses asked below
+            for name, value in record.items():
+                if not isinstance(value, _SCALARS):
+                    raise ValueError(f"audit field {name!r} must be a plain value, not {type(value).__name__}")
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
         with self._lock, self._failing_closed():
@@ -543,6 +542,8 @@ class _FailingClosed:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        if exc is None:
+            return
         log = self._log
         if isinstance(exc, _ChainCut):
             log._tail = None  # no shortcut past a cut: every check finds the chain's end until it is whole
