@@ -22,6 +22,7 @@ import asyncio
 import html
 import re
 import shutil
+from collections.abc import Awaitable, Callable
 
 from mitmproxy import http
 
@@ -40,12 +41,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class HoldForApproval:
+    request: Callable[[http.HTTPFlow], Awaitable[None]]  # a hook only when a request may wait
+
     def __init__(self, vault: Vault, hold: ApprovalHold | None) -> None:
         self._vault = vault
         self._hold = hold
         self._redactors: ServiceRedactors | None = None
+        if hold is not None:  # without a hold none waits: no hook, and no coroutine made per request for it
+            self.request = self._request
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    async def _request(self, flow: http.HTTPFlow) -> None:
         hold = self._hold
         service = flow.metadata.get(SERVICE)
         if hold is None or is_settled(flow) or not service:

@@ -28,14 +28,24 @@ DESTINATION = "clavis.destination"  # canonical (scheme, host, port) the decisio
 
 # Not in flow.metadata: a snapshot holds decrypted secrets, and metadata is what flows serialise.
 _snapshots: weakref.WeakKeyDictionary[http.HTTPFlow, Snapshot] = weakref.WeakKeyDictionary()
+# The flow asked about last and its view, as in _snapshots: a request's stages ask one after
+# another (about ten times a request), and checking one weak reference costs less than a lookup
+# in _snapshots, which makes a weak reference of the flow every time. Weak: a flow it names is
+# never kept alive by it, and a dead one is never taken for another.
+_last: tuple[weakref.ref[http.HTTPFlow], Snapshot] | None = None
 
 
 def flow_snapshot(flow: http.HTTPFlow, vault: Vault) -> Snapshot:
     """The vault as this flow first saw it: every addon decides, injects and redacts on one view
     (no change of secret between the decision and the injection), and the vault is asked once."""
+    global _last
+    last = _last
+    if last is not None and last[0]() is flow:
+        return last[1]
     snapshot = _snapshots.get(flow)
     if snapshot is None:
         snapshot = _snapshots[flow] = vault.snapshot()
+    _last = (weakref.ref(flow), snapshot)
     return snapshot
 
 
@@ -50,7 +60,9 @@ def flow_tokens(flow: http.HTTPFlow, vault: Vault, tokens: Tokens) -> Mapping[st
 def renew_flow_snapshot(flow: http.HTTPFlow) -> None:
     """Forget this flow's view after the vault changed on its behalf (an OAuth token refreshed
     for it), so the injection that follows uses the new credential."""
+    global _last
     _snapshots.pop(flow, None)
+    _last = None
 
 
 def refuse(flow: http.HTTPFlow, status: int, reason: str, extra: dict[str, str] | None = None) -> None:

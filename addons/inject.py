@@ -46,15 +46,18 @@ class StripPlan(NamedTuple):
     """What becomes of a request's header fields, by position: a pure function of their names."""
 
     kept: tuple[int, ...]  # the fields sent on as they came, in order
+    names: tuple[str, ...]  # their names, decoded as mitmproxy decodes them
     accept_encoding: tuple[int, ...]  # the client's Accept-Encoding fields: ours, narrowed from them, replaces them
     te: tuple[int, ...]  # the client's TE fields: ours, narrowed to trailers, replaces them (or none is sent)
     credentials: str  # the client's own credential headers as the audit reason names them ("" for none)
 
 
 @functools.lru_cache(maxsize=256)  # a client sends the same header names request after request
-def strip_plan(names: tuple[str, ...], credential_headers: tuple[str, ...]) -> StripPlan:
-    """What a request with these header ``names`` keeps: no field stripped, and no copy (in any case)
-    of a header we set, Accept-Encoding and TE, whose values ours are narrowed from."""
+def strip_plan(raw_names: tuple[bytes, ...], credential_headers: tuple[str, ...]) -> StripPlan:
+    """What a request with header fields so named keeps: no field stripped, and no copy (in any case)
+    of a header we set, Accept-Encoding and TE, whose values ours are narrowed from. Keyed by the
+    names as they came, so a request that repeats them is not decoded again."""
+    names = [name.decode("utf-8", "surrogateescape") for name in raw_names]
     targets = {header_key(header) for header in credential_headers}
     own = {"authorization", *targets}
     kept: list[int] = []
@@ -69,7 +72,8 @@ def strip_plan(names: tuple[str, ...], credential_headers: tuple[str, ...]) -> S
                 credentials.add(name)
         elif replaced is None:
             kept.append(i)
-    return StripPlan(tuple(kept), tuple(ours["accept-encoding"]), tuple(ours["te"]), ", ".join(sorted(credentials)))
+    return StripPlan(tuple(kept), tuple(names[i] for i in kept), tuple(ours["accept-encoding"]), tuple(ours["te"]),
+                     ", ".join(sorted(credentials)))  # fmt: skip
 
 
 def joined_value(fields: tuple[tuple[bytes, bytes], ...], positions: tuple[int, ...]) -> str | None:
@@ -115,11 +119,13 @@ class InjectCredential:
             refuse(flow, 403, f"service {name!r} is HTTPS only; its credential is never sent over plain http://")
             return
         fields = request.headers.fields
-        names = tuple([name.decode("utf-8", "surrogateescape") for name, _ in fields])
-        plan = strip_plan(names, service.auth.credential_headers())
+        plan = strip_plan(tuple([name for name, _ in fields]), service.auth.credential_headers())
         if plan.credentials:  # names only, for the audit record: the agent brought its own credential
             flow.metadata[REASON] = "removed the client's own " + plan.credentials
-        headers = [(names[i], fields[i][1].decode("utf-8", "surrogateescape")) for i in plan.kept]
+        headers = [
+            (name, fields[i][1].decode("utf-8", "surrogateescape"))
+            for i, name in zip(plan.kept, plan.names, strict=True)
+        ]
         headers.append(("Accept-Encoding", decodable_accept_encoding(joined_value(fields, plan.accept_encoding))))
         te = trailers_only(joined_value(fields, plan.te))
         if te is not None:

@@ -24,8 +24,9 @@ def strip_internal(headers: http.Headers) -> None:
     """Drop every ``X-Clavis-*`` header (any spelling) from ``headers``: none of ours goes past the proxy."""
     fields = headers.fields
     # Every spelling is_internal accepts has "clavis" (ASCII, any case) in its name; a latin-1
-    # letter never lower-cases to ASCII, so one byte search clears a header block in the usual case.
-    if b"clavis" not in b"\n".join([name for name, _ in fields]).lower():
+    # letter never lower-cases to ASCII, so one byte search clears a header block in the usual case
+    # (find, not `in`: a bytes `in` first tries its operand as an integer and catches a TypeError).
+    if b"\n".join([name for name, _ in fields]).lower().find(b"clavis") < 0:
         return
     kept = tuple((name, value) for name, value in fields if not is_internal(name.decode("latin-1")))
     if len(kept) != len(fields):

@@ -40,7 +40,7 @@ class RecordRateLimits:
         if name is None or flow.response is None or flow.metadata.get(DECISION) != "injected":
             return
         names = b"\n".join([name for name, _ in flow.response.headers.fields]).lower()
-        if b"rate" not in names and b"retry" not in names:
+        if names.find(b"rate") < 0 and names.find(b"retry") < 0:  # find: a bytes `in` tries an integer first
             return  # every name rate_limit_headers keeps holds one of them: most responses end here
         found = rate_limit_headers(list(flow.response.headers.items(multi=True)))
         if not found:

@@ -27,12 +27,12 @@ SECRET = "sk-inject-0123456789abcdef"
          "every-copy-of-a-header-we-set"],
 )  # fmt: skip
 def test_headers_kept(names: list[str], credential: str | None, kept: list[str]) -> None:
-    plan = strip_plan(tuple(names), (credential,) if credential else ())
-    assert [names[i] for i in plan.kept] == kept
+    plan = strip_plan(tuple(name.encode() for name in names), (credential,) if credential else ())
+    assert [names[i] for i in plan.kept] == kept == list(plan.names)
 
 
 def test_the_strip_plan_finds_the_clients_accept_encoding_te_and_credentials() -> None:
-    names = ("Authorization", "TE", "X_Api_Key", "accept-encoding", "te", "Accept-Encoding", "Accept")
+    names = (b"Authorization", b"TE", b"X_Api_Key", b"accept-encoding", b"te", b"Accept-Encoding", b"Accept")
     plan = strip_plan(names, ("x-api-key",))
     assert (plan.kept, plan.accept_encoding, plan.te) == ((6,), (3, 5), (1, 4))
     assert plan.credentials == "Authorization, X_Api_Key"
