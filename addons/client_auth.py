@@ -62,6 +62,11 @@ class ClientAuth:
         self._tokens = tokens
         self._vault = vault  # given: tokens kept in it are read as of the flow's snapshot (flowmeta.flow_tokens)
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
+        # The connection asked about last and its entry in _tunnels (None: none): a keep-alive
+        # tunnel's requests follow one another, and a lookup in _tunnels hashes and compares the
+        # connection in Python, several times this check. Weak: it never keeps a connection alive
+        # nor takes a new one for a dead one. Every change of _tunnels forgets it.
+        self._last: tuple[weakref.ref[connection.Client], str | None] | None = None
         self._seen: dict[str, bytes] = {}  # digest of every token accepted, by agent: names a revoked one
 
     def authenticate(self, header: str) -> str | None:
@@ -99,14 +104,25 @@ class ClientAuth:
         client = self._check(flow)
         if client is not None:
             self._tunnels[flow.client_conn] = client
+            self._last = None
+
+    def _tunnel(self, conn: connection.Client) -> str | None:
+        """The agent whose CONNECT opened this connection's tunnel, if one did."""
+        last = self._last
+        if last is not None and last[0]() is conn:
+            return last[1]
+        client = self._tunnels.get(conn)
+        self._last = (weakref.ref(conn), client)
+        return client
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        client = self._tunnels.get(flow.client_conn)
+        client = self._tunnel(flow.client_conn)
         if client is None:
             self._check(flow)
         elif client not in self._current(flow):
             # Revoked while its tunnel was open: the next request inside it is refused.
             del self._tunnels[flow.client_conn]
+            self._last = None
             drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
             refuse(
                 flow, 407, f"agent {client!r} was revoked; create or choose another agent (`clavis-mcp agent add NAME`)"

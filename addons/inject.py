@@ -76,28 +76,35 @@ def strip_plan(raw_names: tuple[bytes, ...], credential_headers: tuple[str, ...]
                      ", ".join(sorted(credentials)))  # fmt: skip
 
 
-def joined_value(fields: tuple[tuple[bytes, bytes], ...], positions: tuple[int, ...]) -> str | None:
-    """The value of the fields at ``positions``, as ``headers.get`` gives a repeated header's (None if none)."""
+def joined_value(fields: tuple[tuple[bytes, bytes], ...], positions: tuple[int, ...]) -> bytes | None:
+    """The raw value of the fields at ``positions``, joined as ``headers.get`` joins a repeated
+    header's (None if none)."""
     if not positions:
         return None
-    return b", ".join(fields[i][1] for i in positions).decode("utf-8", "surrogateescape")
+    if len(positions) == 1:
+        return fields[positions[0]][1]
+    return b", ".join([fields[i][1] for i in positions])
 
 
-@functools.lru_cache(maxsize=256)  # pure, and a client sends the same value every time
-def decodable_accept_encoding(value: str | None) -> str:
+# These two are pure, and a client sends the same value every time: kept by the raw value, which
+# is decoded (as mitmproxy decodes header values) only when it is new.
+@functools.lru_cache(maxsize=256)
+def decodable_accept_encoding(raw: bytes | None) -> str:
     """The client's ``Accept-Encoding`` narrowed to what the response redaction can decode."""
-    if not value:
+    if not raw:
         return "identity"
+    value = raw.decode("utf-8", "surrogateescape")
     kept = [part.strip() for part in value.split(",") if part.split(";")[0].strip().lower() in DECODABLE_ENCODINGS]
     return ", ".join(kept) or "identity"
 
 
 @functools.lru_cache(maxsize=256)
-def trailers_only(value: str | None) -> str | None:
+def trailers_only(raw: bytes | None) -> str | None:
     """The client's ``TE`` narrowed to ``trailers``: any transfer coding it offers (``gzip``)
     would let the upstream send a body the response redaction refuses to read."""
-    if value is None:
+    if raw is None:
         return None
+    value = raw.decode("utf-8", "surrogateescape")
     return "trailers" if any(part.split(";")[0].strip().lower() == "trailers" for part in value.split(",")) else None
 
 

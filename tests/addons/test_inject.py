@@ -94,7 +94,7 @@ def test_fixed_headers_are_set_replacing_client_copies(vault: Vault) -> None:
 def test_accept_encoding_is_narrowed_to_what_redaction_decodes(client: str | None, sent: str) -> None:
     from clavis_mcp.addons.inject import decodable_accept_encoding
 
-    assert decodable_accept_encoding(client) == sent
+    assert decodable_accept_encoding(None if client is None else client.encode()) == sent
 
 
 @pytest.mark.parametrize(
