@@ -113,30 +113,30 @@ class AuditTrail:
             pass  # the flow already failed; nothing reached the client to withhold
 
     def _record(self, flow: http.HTTPFlow) -> str:
-        request, response = flow.request, flow.response
+        request, response, get = flow.request, flow.response, flow.metadata.get
         # The destination a stage settled on; the request's own (three properties, each one decoded) only without it.
-        scheme, host, port = flow.metadata.get(DESTINATION) or (request.scheme, request.host, request.port)
+        scheme, host, port = get(DESTINATION) or (request.scheme, request.host, request.port)
         method = request.method
-        started = flow.metadata.get(STARTED)
+        started = get(STARTED)
         tokens = self._current_tokens(flow)
-        fields: dict[str, Any] = dict(
-            source=flow.metadata.get(CLIENT, "unauthenticated"),
-            service=flow.metadata.get(SERVICE),
-            method=method,
-            scheme=scheme,
-            host=host,
-            port=port,
-            path=_without_tokens(request.path, tokens) if method != "CONNECT" else None,
-            status=response.status_code if response else None,
-            bytes=_body_bytes(flow),
-            duration_ms=round((time.monotonic() - started) * 1000, 2) if started else None,
-            decision=flow.metadata.get(DECISION, PASSED),
-            reason=_without_tokens(flow.metadata.get(REASON), tokens),
-            redactions=flow.metadata.get(REDACTIONS),
-        )
+        fields: dict[str, Any] = {  # a literal: dict(name=...) built the keywords and then copied them
+            "source": get(CLIENT, "unauthenticated"),
+            "service": get(SERVICE),
+            "method": method,
+            "scheme": scheme,
+            "host": host,
+            "port": port,
+            "path": _without_tokens(request.path, tokens) if method != "CONNECT" else None,
+            "status": response.status_code if response else None,
+            "bytes": _body_bytes(flow),
+            "duration_ms": round((time.monotonic() - started) * 1000, 2) if started else None,
+            "decision": get(DECISION, PASSED),
+            "reason": _without_tokens(get(REASON), tokens),
+            "redactions": get(REDACTIONS),
+        }
         audit_id = self._log.append(**fields)
         flow.metadata[AUDIT_ID] = audit_id
-        if self._on_recorded is not None and (call := flow.metadata.get(CALL)):
+        if self._on_recorded is not None and (call := get(CALL)):
             self._on_recorded(call, {**fields, ID: audit_id})
         return audit_id
 

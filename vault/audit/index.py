@@ -67,7 +67,7 @@ _VERSION = 1  # PRAGMA user_version: 1 = ``latest`` is kept (an index made befor
 _BATCH = 20_000
 KEEP_EVERY = 2.0  # seconds between two background catch-ups while records are being appended
 KEEP_LINES = 20_000  # lines per background catch-up: a log never indexed is caught up in slices
-KNOWN_LINES = 10_000  # appended lines a keeper holds with their fields until a catch-up (~5 MB at most)
+KNOWN_LINES = 10_000  # appended lines a keeper holds with their records until a catch-up (~15 MB at most)
 _log = logging.getLogger(__name__)
 
 
@@ -311,11 +311,13 @@ class IndexKeeper:
     (:meth:`AuditIndex.refresh`, one transaction, serialised with other processes' by SQLite); a
     failure (a full disk, a removed folder) is logged and left for the next review to report.
 
-    The appender hands over each line it wrote with the fields the index keeps of it (pure
-    functions of that line), so a catch-up that meets exactly that line in the log takes them
-    rather than parsing it again (a JSON parse per record, which this process's CPU paid on top
-    of writing it). Other processes' lines, and any that are not byte for byte what was handed
-    over, are parsed as before. At most :data:`KNOWN_LINES` are held; lines past that are parsed.
+    The appender hands over each line it wrote with the record it holds (the fields the index
+    keeps are pure functions of that line), so a catch-up that meets exactly that line in the log
+    takes them from the record rather than parsing it again (a JSON parse per record, which this
+    process's CPU paid on top of writing it). The fields are picked out in the catch-up, all at
+    once, not on each request's path. Other processes' lines, and any that are not byte for byte
+    what was handed over, are parsed as before. At most :data:`KNOWN_LINES` are held; lines past
+    that are parsed.
     """
 
     def __init__(self, files: LogFiles, every: float | None = None) -> None:
@@ -326,14 +328,14 @@ class IndexKeeper:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._warned = False  # one warning per keeper, not one per interval while it fails
-        self._known: dict[bytes, Fields] = {}  # lines appended since the last catch-up, and their fields
+        self._known: dict[bytes, dict[str, Any]] = {}  # lines appended since the last catch-up, as records
 
     def poke(self, line: bytes | None = None, record: dict[str, Any] | None = None) -> None:
         """Records were appended; ``line`` (written as ``record``) among them."""
         with self._lock:
             self._pending = True
             if line is not None and record is not None and len(self._known) < KNOWN_LINES:
-                self._known[line] = indexed_fields(record)
+                self._known[line] = record  # its fields are taken in the catch-up, off the request's path
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="clavis-audit-index", daemon=True)
                 self._thread.start()
@@ -362,7 +364,8 @@ class IndexKeeper:
         """One catch-up on a connection of its own (the sidecar may have been deleted since)."""
         try:
             with self._lock:
-                known, self._known = self._known, {}
+                records, self._known = self._known, {}
+            known = {line: indexed_fields(record) for line, record in records.items()}
             index = AuditIndex(self.files)
             try:
                 index.refresh(KEEP_LINES, known)

@@ -186,27 +186,28 @@ def _second_text(second: int) -> str:
 
 class _Ids:
     """Record ids, 8 bytes of ``os.urandom`` each, drawn :data:`_IDS_AT_ONCE` at a time: one
-    ``getrandom`` system call per record cost a proxied request about 4 us of CPU. A forked child
+    ``getrandom`` system call per record cost a proxied request about 4 us of CPU. They are
+    written out in hex once per draw from the system, so a record only pops one. A forked child
     draws afresh, so it never hands out the ids left in the pool it inherited from its parent."""
 
-    __slots__ = ("_pool", "_at", "_process")
+    __slots__ = ("_pool", "_process")
 
     def __init__(self) -> None:
-        self._pool, self._at, self._process = b"", 0, 0
+        self._pool: list[str] = []
+        self._process = 0
 
     def draw(self) -> str:
-        if self._at == len(self._pool) or self._process != process_id():
-            self._pool, self._at, self._process = os.urandom(8 * _IDS_AT_ONCE), 0, process_id()
-        at = self._at
-        self._at = at + 8
-        return self._pool[at : at + 8].hex()
+        if not self._pool or self._process != process_id():
+            drawn = os.urandom(8 * _IDS_AT_ONCE).hex()
+            self._pool, self._process = [drawn[at : at + 16] for at in range(0, len(drawn), 16)], process_id()
+        return self._pool.pop()
 
 
 class _ChainCut(Exception):
-    """The chain ends below what is known to have existed (raised under the append lock)."""
+    """The chain ends below what is known to have existed (raised under ``log``'s append lock)."""
 
-    def __init__(self, end: Link | None, high: Link) -> None:
-        self.end, self.high = end, high
+    def __init__(self, log: AuditLog, end: Link | None, high: Link) -> None:
+        self.log, self.end, self.high = log, end, high
 
 
 class AuditLog:
@@ -233,6 +234,7 @@ class AuditLog:
         self._vault_file: VaultFile | None = None  # the vault's file as it was opened, if it has one
         self._index = IndexKeeper(self.files)  # the review index kept current, off the append path
         self._ids = _Ids()  # record ids, drawn under ``_lock``
+        self._failing_closed = _FailingClosed(path)  # every failure to write, or to trust the chain's end
 
     @classmethod
     def for_vault(cls, vault: Vault, path: Path | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditLog:
@@ -253,7 +255,7 @@ class AuditLog:
                     raise ValueError(f"audit field {name!r} must be a plain value, not {type(value).__name__}")
         if PATH in record:
             record[PATH] = path_without_query_values(record[PATH])
-        with self._lock, self._failing_closed():
+        with self._lock, self._failing_closed:
             record[ID] = record_id = self._ids.draw()
             self._known_mark()
             with self._append_lock as lock:
@@ -285,12 +287,12 @@ class AuditLog:
         disk refuses the request here, before it leaves, not its record after the response."""
         if self._vault_file is not None:
             self._vault_file.check()
-        with self._failing_closed():
+        with self._failing_closed:
             self.files.reserve()  # room for this request's record even if the disk fills meanwhile
         state = self._live.state()
         if self._tail is not None and self._tail[0] == state:
             return
-        with self._lock, self._failing_closed():
+        with self._lock, self._failing_closed:
             with self.files.probed() as fd:
                 if self._tail is not None and _grown(self._tail[0], state) and self._checkpoint_reaches_high(fd):
                     return
@@ -302,7 +304,7 @@ class AuditLog:
         """On a clean shutdown: raise the vault's mark to this process's last record, so no
         record of it can be cut undetected, and close the live file."""
         self._index.close()
-        with self._lock, self._failing_closed():
+        with self._lock, self._failing_closed:
             if self._tail is not None and self._marked is not None and self._tail[1].seq > self._marked[0]:
                 with self._append_lock as lock:
                     self._live.sync(folder=False)
@@ -326,7 +328,7 @@ class AuditLog:
         The record follows the highest record known (so sequence numbers never repeat) and carries
         ``lost_from``; ``verify`` accepts the gap it names and reports it ever after."""
         record: dict[str, Any] = {ID: os.urandom(8).hex(), SOURCE: source, ACTION: ACKNOWLEDGE_LOSS, DECISION: LOST}
-        with self._lock, self._failing_closed():
+        with self._lock, self._failing_closed:
             self._read_mark()
             with self._append_lock as lock:
                 loss = pending_loss(self._last_genuine(), self._anchor.head(lock), self._high)
@@ -381,7 +383,7 @@ class AuditLog:
 
         Refuses (AuditWriteError) when the records themselves do not verify: a repair vouches
         only for a chain that is whole up to where it re-anchors."""
-        with self._lock, self._failing_closed():
+        with self._lock, self._failing_closed:
             self._read_mark()
             with self._append_lock as lock:
                 try:
@@ -494,12 +496,8 @@ class AuditLog:
         """The chain's end, unless it lost records the vault's mark or this process knows of."""
         end = self._chain_end(lock)
         if self._high is not None and cut_below(end, self._high):
-            raise _ChainCut(end, self._high)
+            raise _ChainCut(self, end, self._high)
         return end
-
-    def _failing_closed(self) -> _FailingClosed:
-        """Every failure to write, or to trust where the chain ends, as AuditWriteError."""
-        return _FailingClosed(self)
 
     def _last_genuine(self) -> Link | None:
         """The log's last record, if it is genuine (its MAC matches)."""
@@ -530,13 +528,14 @@ class AuditLog:
 
 
 class _FailingClosed:
-    """:meth:`AuditLog._failing_closed`: a class rather than a generator, as it is entered twice
-    for every proxied request."""
+    """Turns every failure to write the log at ``path``, or to trust where its chain ends, into
+    AuditWriteError. One per log, entered twice for every proxied request: it holds only the path
+    (a cut names its log), so it keeps no cycle with the log."""
 
-    __slots__ = ("_log",)
+    __slots__ = ("_path",)
 
-    def __init__(self, log: AuditLog) -> None:
-        self._log = log
+    def __init__(self, path: Path) -> None:
+        self._path = path
 
     def __enter__(self) -> None:
         return None
@@ -544,18 +543,18 @@ class _FailingClosed:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
         if exc is None:
             return
-        log = self._log
         if isinstance(exc, _ChainCut):
+            log = exc.log
             log._tail = None  # no shortcut past a cut: every check finds the chain's end until it is whole
             if log._marked is None or exc.high.seq > log._marked[0]:
                 # A record this process wrote is above the vault's mark: put it there, so that the
                 # acknowledgement (by another process) names every lost record.
                 with suppress(sqlite3.Error, ClavisError):  # the refusal below says what matters
                     log._raise_mark(exc.high)
-            raise AuditWriteError(_cut_message(log.path, exc)) from None
+            raise AuditWriteError(_cut_message(self._path, exc)) from None
         if isinstance(exc, (OSError, sqlite3.Error, ClavisError)) and not isinstance(exc, AuditWriteError):
             raise AuditWriteError(
-                f"cannot write the audit log {log.path} ({_why(exc)}); "
+                f"cannot write the audit log {self._path} ({_why(exc)}); "
                 "requests are refused until it is writable (check disk space and permissions)"
             ) from None
 
