@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from mitmproxy import http
 
-from clavis_mcp.vault import Vault
+from clavis_mcp.vault import Secret, Snapshot, Vault
 from clavis_mcp.vault.auth import OutgoingRequest
 from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.errors import CannotInject, InvalidSecretRef, InvalidService, SecretRefUnresolved
@@ -109,11 +110,26 @@ def trailers_only(raw: bytes | None) -> str | None:
 
 
 SHOWN_PATH = "clavis.shown_path"  # the path as records show it, when the credential is in the path
+# Per snapshot, by service: the secrets its method is handed when none of them is a reference (a
+# reference is resolved for each request, through the references' short-lived cache), and the
+# audit reason's words for its references ("" for none). Both are the snapshot's to give.
+SECRETS = "inject:secrets"
 
 
 class InjectCredential:
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
+
+    def _secrets(self, snapshot: Snapshot, name: str) -> tuple[Mapping[str, Secret], str]:
+        """What :func:`method_secrets` gives (raising as it raises), and which references it read."""
+        kept: dict[str, tuple[Mapping[str, Secret] | None, str]] = snapshot.derived(SECRETS, dict)
+        entry = kept.get(name)
+        if entry is None:
+            refs = secret_refs(self._vault, snapshot, name)
+            said = "; ".join(f"{field} from {ref}" for field, ref in refs.items())
+            entry = kept[name] = (None if refs else method_secrets(self._vault, snapshot, name), said)
+        secrets, said = entry
+        return (method_secrets(self._vault, snapshot, name) if secrets is None else secrets), said
 
     def request(self, flow: http.HTTPFlow) -> None:
         name = flow.metadata.get(SERVICE)
@@ -139,7 +155,8 @@ class InjectCredential:
             headers.append(("TE", te))
         outgoing = outgoing_request(request, headers)  # the headers an auth method is handed
         try:
-            service.auth.apply(outgoing, method_secrets(self._vault, snapshot, name))
+            secrets, said = self._secrets(snapshot, name)
+            service.auth.apply(outgoing, secrets)
         except CannotInject as exc:
             refuse(flow, 400, f"service {name!r}: {exc}")
             return
@@ -149,9 +166,7 @@ class InjectCredential:
         except (SecretRefUnresolved, InvalidSecretRef) as exc:  # never sent without its credential
             refuse(flow, 503, f"service {name!r}: {exc}")
             return
-        refs = secret_refs(self._vault, snapshot, name)
-        if refs:  # which reference, never its value
-            said = "; ".join(f"{field} from {ref}" for field, ref in refs.items())
+        if said:  # which reference, never its value
             flow.metadata[REASON] = f"{flow.metadata[REASON]}; {said}" if REASON in flow.metadata else said
         write_back(request, outgoing)
         if outgoing.shown_path is not None:  # the key is in the path: records show the template instead
