@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -20,6 +19,7 @@ from clavis_mcp.vault import Secret, Snapshot, Vault
 from clavis_mcp.vault.auth import OutgoingRequest
 from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.errors import CannotInject, InvalidSecretRef, InvalidService, SecretRefUnresolved
+from clavis_mcp.vault.proxy_headers import header_key
 
 from .flowmeta import DECISION, INTERNAL_PREFIX, REASON, SERVICE, flow_snapshot, is_settled, refuse
 
@@ -35,12 +35,6 @@ ALWAYS_STRIPPED = (
 STRIPPED_PREFIXES = ("x-forwarded-", INTERNAL_PREFIX)
 # What redaction can decode; anything else could hide a reflected secret from it.
 DECODABLE_ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
-
-
-@functools.lru_cache(maxsize=1024)
-def header_key(name: str) -> str:
-    """``X_Api.Key`` and ``x-api-key`` are the same header to many servers: compare them as one."""
-    return re.sub(r"[-_.]", "-", name.lower())
 
 
 class StripPlan(NamedTuple):

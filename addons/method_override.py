@@ -32,7 +32,7 @@ from urllib.parse import unquote_plus
 
 from mitmproxy import http
 
-from .inject import header_key
+from clavis_mcp.vault.proxy_headers import header_key
 
 OVERRIDE_HEADERS = frozenset(header_key(n) for n in ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"))
 FIELD = "_method"

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from clavis_mcp.vault import Service, canonical_host
 from clavis_mcp.vault.errors import CallRefused, LimitsError
-from clavis_mcp.vault.proxy_headers import is_internal
+from clavis_mcp.vault.proxy_headers import header_key, is_internal
 from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
 from clavis_mcp.vault.redaction.spellings import MIN_FORM_LENGTH
 
@@ -152,7 +152,7 @@ def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], li
     kept: dict[str, str] = {}
     ignored: list[str] = []
     for name, value in (headers or {}).items():
-        key = name.lower()
+        key = header_key(name)  # as a server may read it: ``Authorization_`` and ``Host.`` are controlled too
         if key in CONTROLLED_HEADERS or key.startswith(CONTROLLED_PREFIXES) or is_internal(key):
             ignored.append(name)
         elif any(c in name + value for c in "\r\n\0") or not name.strip() or ":" in name:

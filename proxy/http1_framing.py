@@ -71,7 +71,7 @@ def without_connection_named(fields: Sequence[tuple[bytes, bytes]]) -> list[tupl
 @functools.lru_cache(maxsize=512)  # a client sends the same names request after request
 def name_key(name: bytes) -> bytes:
     """A header name as servers that read ``_`` or ``.`` as ``-`` see it (``Transfer_Encoding``,
-    ``Keep-Alive_``), as :func:`~clavis_mcp.addons.inject.header_key` compares names."""
+    ``Keep-Alive_``), as :func:`~clavis_mcp.vault.proxy_headers.header_key` compares names."""
     return re.sub(rb"[-_.]+", b"-", name.lower()).strip(b"-")
 
 

@@ -7,6 +7,7 @@ the audit id, the redaction count and, when it refuses, the reason.
 
 from __future__ import annotations
 
+import functools
 import re
 
 SELECT_HEADER = "X-Clavis-Service"  # request: which service a call_service request is for (stripped)
@@ -17,8 +18,16 @@ REFUSED_HEADER = "X-Clavis-Refused"  # response: why the proxy answered itself
 INTERNAL_PREFIX = "x-clavis-"  # every header with this prefix is stripped before egress
 
 
+@functools.lru_cache(maxsize=1024)
+def header_key(name: str) -> str:
+    """A header name as servers and frameworks that read ``_`` and ``.`` as ``-`` may see it:
+    ``X_Api.Key``, ``x-api-key`` and ``Authorization_`` compare as one (runs of separators are one,
+    and those at either end are dropped, as ``proxy/http1_framing.name_key`` compares names)."""
+    return re.sub(r"[-_.]+", "-", name.lower()).strip("-")
+
+
 def is_internal(name: str) -> bool:
     """Whether a header is in our ``X-Clavis-*`` namespace, in any case and any ``-``/``_``/``.``
     spelling (servers and frameworks read ``X_Clavis.Call`` as ``X-Clavis-Call``): the one test
     every path uses to strip them, requests before egress and upstream responses alike."""
-    return re.sub(r"[-_.]", "-", name.lower()).startswith(INTERNAL_PREFIX)
+    return header_key(name).startswith(INTERNAL_PREFIX)

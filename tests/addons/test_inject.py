@@ -22,9 +22,11 @@ SECRET = "sk-inject-0123456789abcdef"
          ["Accept"]),
         (["Accept", "Content-Type"], "Authorization", ["Accept", "Content-Type"]),
         (["Accept-Encoding", "accept-encoding", "TE", "te", "Accept"], None, ["Accept"]),
+        (["Authorization_", "_authorization", "Authorization.", "X__Api--Key", "Proxy_Authorization_", "Accept"],
+         "x-api-key", ["Accept"]),
     ],
     ids=["authorization-case-variants", "key-header-spellings", "proxy-and-forwarding", "ordinary-headers-kept",
-         "every-copy-of-a-header-we-set"],
+         "every-copy-of-a-header-we-set", "separators-at-the-ends-and-in-runs"],
 )  # fmt: skip
 def test_headers_kept(names: list[str], credential: str | None, kept: list[str]) -> None:
     plan = strip_plan(tuple(name.encode() for name in names), (credential,) if credential else ())

@@ -85,6 +85,14 @@ def test_controlled_headers_are_dropped_and_reported() -> None:
     assert sorted(ignored) == ["Authorization", "Host", "Proxy-Authorization", "X-Clavis-Service", "X-Forwarded-For"]
 
 
+def test_controlled_headers_are_ignored_whatever_separators_end_or_repeat_in_their_names() -> None:
+    """A server may read ``Authorization_`` as ``Authorization`` and ``Host.`` as ``Host``."""
+    names = ["Authorization_", "_Host", "Host.", "Proxy_Authorization_", "Content__Length", "X--Clavis-Call"]
+    kept, ignored = split_headers({**dict.fromkeys(names, "x"), "Accept": "application/json"})
+    assert kept == {"Accept": "application/json"}
+    assert sorted(ignored) == sorted(names)
+
+
 def test_internal_headers_are_ignored_in_any_spelling_and_values_lose_surrounding_spaces() -> None:
     kept, ignored = split_headers({"X_Clavis_Agent": "k", "x.clavis.call": "c", "Accept": " application/json "})
     assert kept == {"Accept": "application/json"}
