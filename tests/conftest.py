@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from hypothesis import settings
 
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
@@ -21,6 +22,11 @@ from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream, serve_https, write_ca
 
 pytest_plugins = ["tests.leak_sweep"]
+
+# No time limit per example: tests check behaviour, never speed (bench/ measures that), and a
+# cold first example on a loaded 2-core machine can take longer than Hypothesis's 200 ms default.
+settings.register_profile("clavis", deadline=None)
+settings.load_profile("clavis")
 
 SECRET = "sk-test-5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f12"
 OTHER_SECRET = "ghp_other0123456789abcdefABCDEF012345"
