@@ -39,6 +39,7 @@ from mitmproxy.net.http import url
 from clavis_mcp.addons.client_auth import PROXY_AUTH_FIELD, ClientAuth
 from clavis_mcp.addons.destination import is_loopback_host
 from clavis_mcp.addons.flowmeta import CLIENT, SERVICE, flow_snapshot, flow_tokens, refuse
+from clavis_mcp.addons.header_fields import drop_headers
 from clavis_mcp.vault import UnknownService, Vault
 from clavis_mcp.vault.service import Service
 
@@ -174,14 +175,6 @@ def _without_key(fields: list[tuple[bytes, bytes]], key: bytes) -> list[tuple[by
     return [field for field in fields if field[1].find(key) < 0] if key else fields
 
 
-def _without_proxy_auth(request: http.Request) -> None:
-    """Drop ``Proxy-Authorization`` from a request refused before its fields are rewritten."""
-    fields = request.headers.fields
-    kept = tuple(field for field in fields if field[0].lower() != PROXY_AUTH_FIELD)
-    if len(kept) != len(fields):
-        request.headers.fields = kept
-
-
 def query_without_key(path: str, key: str) -> str:
     """``path`` without the query parameters whose value is the agent's key (an SDK that sends
     its API key as ``?key=`` sends the agent's token there too; the upstream gets the service's
@@ -224,18 +217,18 @@ class BaseUrlFront:
         try:
             target = parse_target(path)
         except ValueError as exc:
-            _without_proxy_auth(request)
+            drop_headers(request.headers, PROXY_AUTH_FIELD)
             request.path = without_key(path)  # the audit records the path
             refuse(flow, 400, f"{exc}")
             return
         if target is None:
-            _without_proxy_auth(request)
+            drop_headers(request.headers, PROXY_AUTH_FIELD)
             refuse(flow, 400, "not a base-URL request: this connection carries /s/<service>/<path> requests only; "
                               "send proxy requests on a connection of their own")  # fmt: skip
             return
         request.path = target.path  # the path form of the key is gone before anything records the path
         if not (request.port in self.proxy_ports and is_loopback_host(request.host)):
-            _without_proxy_auth(request)
+            drop_headers(request.headers, PROXY_AUTH_FIELD)
             refuse(flow, 421, "a base-URL request must name the proxy on loopback in its Host header "
                               f"(127.0.0.1:{min(self.proxy_ports, default=0)})")  # fmt: skip
             return
