@@ -8,7 +8,7 @@ what its schema cannot carry.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,17 +106,37 @@ class Redirect(BaseModel):
     followed: bool = Field(description="False: another origin, not followed; call it yourself if you trust it.")
 
 
-def null_first(schema: dict[str, Any]) -> None:
-    """Each optional field's schema lists null first. Most results leave them null, and a client
-    validator tries the options in order: one that tried the object's ``$ref`` first resolved it
-    for nothing (the Python SDK's client check of a call_service result: ~160 -> ~95 µs)."""
-    for field in schema.get("properties", {}).values():
-        if options := field.get("anyOf"):
-            options.sort(key=lambda option: option.get("type") != "null")
+def lean_optionals(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Each optional field of ``model``'s ``schema`` as one schema that also allows null: a nested
+    model written out in place, ``{"type": ["null", "integer"]}`` for ``int | None``, where pydantic
+    writes ``anyOf`` of null and the type or a ``$ref``. It accepts exactly what they accept (the
+    nested models' keywords check only objects, so null passes them), and each ``anyOf`` branch and
+    ``$ref`` is a schema a client's validator enters per result, the ``$ref`` resolved each time:
+    the Python SDK's client check of a call_service result, 95 -> 74 µs (its cached validator, in a
+    loop). A nested model's description follows the field's."""
+    for name, field in schema["properties"].items():
+        options = field.get("anyOf")
+        if options is None:
+            continue
+        nested = next((a for a in get_args(model.model_fields[name].annotation) if _is_model(a)), None)
+        if nested is None:
+            if all(option.keys() == {"type"} for option in options):  # else a type's own keywords: left as is
+                del field["anyOf"]
+                field["type"] = ["null", *(option["type"] for option in options if option != {"type": "null"})]
+            continue
+        del field["anyOf"]
+        inline = nested.model_json_schema()
+        lean_optionals(inline, nested)
+        description = " ".join(d for d in (field.pop("description", None), inline.pop("description", None)) if d)
+        field.update({**inline, "type": ["null", inline["type"]], "description": description})
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 class CallResult(BaseModel):
-    model_config = ConfigDict(json_schema_extra=null_first)
+    model_config = ConfigDict(json_schema_extra=lean_optionals)
 
     status: int = Field(description="HTTP status of the final response.")
     url: str = Field(description="The URL that gave the final response (differs after a same-origin redirect).")
