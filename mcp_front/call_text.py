@@ -15,10 +15,13 @@ from mcp.types import CallToolResult, TextContent
 
 from .models import CallResult
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without an encoder made per call."""
+
 
 def sent_size(value: Any) -> int:
     """Bytes ``value`` takes in the JSON the model receives (a string's own quotes not counted)."""
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    size = len(_COMPACT(value).encode())
     return size - 2 if isinstance(value, str) else size
 
 
@@ -29,7 +32,7 @@ def fit_body(body: Any, limit: int) -> tuple[Any, bool]:
     characters grows six-fold); parsed JSON that does not fit is sent as its compact text, cut."""
     if body is None or sent_size(body) <= limit:
         return body, False
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = body if isinstance(body, str) else _COMPACT(body)
     low, high = 0, len(text)
     while low < high:  # the longest prefix that fits
         middle = (low + high + 1) // 2
