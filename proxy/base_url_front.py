@@ -9,7 +9,9 @@ mitmproxy's order: ``requestheaders``, the body (bounded), ``request``, ``server
 dial guard checks and pins the address; a test routes names to loopback), the dial,
 ``responseheaders``, the body streamed through ``flow.response.stream`` or buffered, ``response``;
 on failure ``error``. A response a stage set is sent as it is. The stages do not know which front
-runs them: the base-URL stage (:mod:`.base_url`) only takes flows this front marks.
+runs them: the base-URL stage (:mod:`.base_url`) only takes flows this front marks. The
+upstream is spoken to by :mod:`.upstream_http1`: h11's verdicts without h11's state machine,
+which cost as much per request as the rest of the front's own parsing.
 
 What the engine needed patches for holds here by construction: trailers are never forwarded,
 a transfer coding other than chunked is refused, upgrades (WebSocket) are refused (MITM mode
@@ -62,6 +64,7 @@ from .http1_framing import (
     without_hop_by_hop,
 )
 from .stream_events import serve_by_front
+from .upstream_http1 import UPGRADE_REFUSAL, ResponseError, ResponseHead, ResponseReader, request_head
 from .upstream_pool import UPSTREAM_BUFFER, PoolKey, Upstream, UpstreamPool
 
 HEAD_MAX = 64 * 1024
@@ -78,7 +81,6 @@ LINGER_BYTES = 8 * 1024 * 1024  # and how much of it at most, before the connect
 logger = logging.getLogger(__name__)
 # What an unreadable head's first line says, when it says it plainly (printable ASCII, bounded).
 _REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) ([\x21-\x7e]{1,2048}) HTTP/")
-UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
 
 
 @functools.lru_cache(maxsize=64)
@@ -450,25 +452,19 @@ class _Exchange:
     async def _exchange_upstream(self, f: http.HTTPFlow, upstream: Upstream) -> bool:
         """Send the request, relay the response; True if ``upstream`` may carry another request."""
         request = f.request
-        up = h11.Connection(h11.CLIENT)
         fields = without_hop_by_hop(request.headers.fields)
         body = request.raw_content or b""
         if body or request.method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             fields.append((b"Content-Length", b"%d" % len(body)))
         try:
-            parts = [up.send(h11.Request(method=request.data.method, target=request.data.path, headers=fields))]
-            if body:
-                parts.append(up.send(h11.Data(data=body)))
-            parts.append(up.send(h11.EndOfMessage()))
-        except h11.LocalProtocolError:
+            out = request_head(request.data.method, request.data.path, fields)
+        except ValueError:
             raise _Failed("the request cannot be sent as HTTP/1.1 (a header or the path is malformed)", 400) from None
-        out = b"".join(part for part in parts if part)
-        upstream.writer.write(out)
+        upstream.writer.write(out + body if body else out)
+        reader = ResponseReader(request.data.method)
         try:
             await self._wait(upstream.writer.drain())
-            event = await self._next(up, upstream)
-            while isinstance(event, h11.InformationalResponse):  # 100, 103: not relayed
-                event = await self._next(up, upstream)
+            event = await self._response_head(reader, upstream)
         except _Failed:
             if isinstance(self.interrupt, http.Response):  # the head timeout answered for the upstream
                 f.response = self.interrupt
@@ -476,15 +472,14 @@ class _Exchange:
                 await self._answer(f, close=True)
                 return False
             raise
-        assert isinstance(event, h11.Response)
         if (shape := response_framing(event)) is not None:
             raise _Failed(f"bad response: the upstream sent {shape}; refused")
         status = event.status_code
-        head = tuple(without_connection_named(event.headers.raw_items()))
+        head = tuple(without_connection_named(event.fields))
         f.response = _message(
             http.Response, http.ResponseData, http_version=b"HTTP/" + event.http_version, headers=http.Headers(head),
             content=None, trailers=None, timestamp_start=time.time(), timestamp_end=None,
-            status_code=event.status_code, reason=bytes(event.reason),
+            status_code=event.status_code, reason=event.reason,
         )  # fmt: skip
         built = f.response
         self.front.hook("responseheaders", f)
@@ -496,47 +491,47 @@ class _Exchange:
             await self._answer(f, close=False, headers_done=True)
             return False
         if response.stream and has_body(request.method, response.status_code):
-            await self._stream(f, up, upstream)
+            await self._stream(f, reader, upstream)
         else:
             content: list[bytes] = []
             size = 0  # redaction streams what is larger; what it leaves whole past this it would refuse
-            while not isinstance(event := await self._next(up, upstream), h11.EndOfMessage):
-                if isinstance(event, h11.Data):
-                    content.append(event.data)
-                    size += len(event.data)
-                    if size > STREAM_THRESHOLD:
-                        raise _Failed(f"the upstream's body is over {STREAM_THRESHOLD} bytes and clavis-mcp cannot "
-                                      "scan it as a stream (a content coding it cannot decode?); refused")  # fmt: skip
+            while piece := await self._next(reader, upstream):
+                content.append(piece)
+                size += len(piece)
+                if size > STREAM_THRESHOLD:
+                    raise _Failed(f"the upstream's body is over {STREAM_THRESHOLD} bytes and clavis-mcp cannot "
+                                  "scan it as a stream (a content coding it cannot decode?); refused")  # fmt: skip
             response.data.content = b"".join(content)
             await self._answer(f, close=False, headers_done=True)
-        clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]
-        clean = clean and has_body(request.method, status)  # after HEAD, 204, 304 the framing is unsure
+        clean = reader.reusable and has_body(request.method, status)  # after HEAD, 204, 304 the framing is unsure
         return clean and f.error is None
 
-    async def _next(self, up: h11.Connection, upstream: Upstream) -> h11.Event:
-        while True:
-            try:
-                event = up.next_event()
-            except h11.RemoteProtocolError as exc:
-                if "_SWITCH_UPGRADE" in str(exc):  # a 101 to a request that proposed no upgrade
-                    raise _Failed(f"the upstream switched protocols (101); {UPGRADE_REFUSAL}") from None
-                if "Transfer-Encoding" in str(exc):
-                    raise _Failed("the upstream's body came under a transfer coding other than chunked, "
-                                  "which clavis-mcp does not scan; refused") from None  # fmt: skip
-                if up.their_state is h11.ERROR and "closed" in str(exc):
-                    raise _Failed("server disconnected: the upstream closed the connection mid-response") from None
-                raise _Failed("bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)") from None
-            if isinstance(event, h11.Event):
-                return event
-            if event is h11.PAUSED:  # bytes after the response's end: no request asked for them
-                raise _Failed("bad response: the upstream sent bytes past the end of its response")
-            try:
-                data = await self._wait(upstream.reader.read(READ_UPSTREAM))
-            except (ConnectionError, ssl.SSLError):
-                raise _Failed("connection reset by the upstream") from None
-            up.receive_data(data)
+    async def _response_head(self, reader: ResponseReader, upstream: Upstream) -> ResponseHead:
+        """The upstream's final response head (its 1xx ones are not relayed)."""
+        try:
+            while (head := reader.head()) is None:
+                await self._read_upstream(reader, upstream)
+        except ResponseError as exc:
+            raise _Failed(str(exc)) from None
+        return head
 
-    async def _stream(self, f: http.HTTPFlow, up: h11.Connection, upstream: Upstream) -> None:
+    async def _next(self, reader: ResponseReader, upstream: Upstream) -> bytes:
+        """The response body's next piece, ``b""`` at its end."""
+        try:
+            while (piece := reader.piece()) is None:
+                await self._read_upstream(reader, upstream)
+        except ResponseError as exc:
+            raise _Failed(str(exc)) from None
+        return piece
+
+    async def _read_upstream(self, reader: ResponseReader, upstream: Upstream) -> None:
+        try:
+            data = await self._wait(upstream.reader.read(READ_UPSTREAM))
+        except (ConnectionError, ssl.SSLError):
+            raise _Failed("connection reset by the upstream") from None
+        reader.feed(data)
+
+    async def _stream(self, f: http.HTTPFlow, reader: ResponseReader, upstream: Upstream) -> None:
         response = f.response
         assert response is not None
         stream = response.stream
@@ -544,16 +539,12 @@ class _Exchange:
         self.keep_client = chunked and self._client_keeps(f)
         await self._send_head(f, response, chunked)
         while True:
-            event = await self._next(up, upstream)
-            end = isinstance(event, h11.EndOfMessage)
-            data = b"" if end else bytes(event.data) if isinstance(event, h11.Data) else None
-            if data is None:
-                continue
+            data = await self._next(reader, upstream)
             out = stream(data) if callable(stream) else [data] if data else []
             for chunk in [out] if isinstance(out, bytes) else out:
                 if chunk:
                     await self._send_chunk(chunk, chunked)
-            if end:
+            if not data:
                 break
         response.timestamp_end = time.time()
         await self.front.hook_async("response", f)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-import h11
 from mitmproxy.net.http import status_codes
 
 HOP_BY_HOP = frozenset(
@@ -41,9 +41,14 @@ def framing_shape(names: Sequence[bytes]) -> str | None:
     return None
 
 
-def response_framing(event: h11.Response) -> str | None:
+class _Head(Protocol):
+    @property
+    def headers(self) -> Iterable[tuple[bytes, bytes]]: ...  # lower-case names, as h11's ``Response``
+
+
+def response_framing(head: _Head) -> str | None:
     """A response head framed two ways (h11 lets ``Transfer-Encoding`` win, as mitmproxy refuses)."""
-    names = [name for name, _ in event.headers]
+    names = [name for name, _ in head.headers]
     if b"transfer-encoding" in names and b"content-length" in names:
         return "both Content-Length and Transfer-Encoding"
     return None
