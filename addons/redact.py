@@ -118,13 +118,16 @@ def should_stream(content_type: str, content_length: str | None) -> bool:
 
 def scrub_headers(headers: http.Headers, redactor: Redactor, names: Redactor | None = None) -> int:
     """Scrub every header value in place and drop every field whose name holds a secret (a marker
-    is no valid name, and such a field carries nothing a client needs); return the count. One scan
-    of all names and values joined finds nothing in the usual case, and a field holding a secret
-    would show it in the joined scan too. ``names`` holds the secrets in lower case: a name's case
-    means nothing, and an HTTP/2 hop lower-cases it, so a name is judged in lower case as well."""
+    is no valid name, and such a field carries nothing a client needs); return the count.
+
+    ``names`` holds the secrets in lower case: a name's case means nothing, and an HTTP/2 hop
+    lower-cases it, so a name is judged in lower case as well. It holds every form of ``redactor``
+    in lower case too (:class:`~vault.redaction.service.ServiceRedactor`), so one scan of all names
+    and values joined and lower-cased finds nothing in the usual case, and would find any form
+    either redactor finds in a field: the fields are then judged one by one, as before."""
     fields = headers.fields
-    in_names = names is not None and names.redact(b"\n".join([name for name, _ in fields]).lower())[1]
-    if not in_names and not redactor.redact(b"\n".join([part for field in fields for part in field]))[1]:
+    joined = b"\n".join([part for field in fields for part in field])
+    if not (names.redact(joined.lower()) if names is not None else redactor.redact(joined))[1]:
         return 0
     kept, count = [], 0
     for name, value in fields:

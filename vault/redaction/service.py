@@ -31,7 +31,9 @@ from .redactor import Redactor
 
 class ServiceRedactor(NamedTuple):
     values: Redactor  # every spelling of the secrets in play
-    names: Redactor  # the same secrets in lower case, for header names (an HTTP/2 hop lower-cases them)
+    # The same secrets in lower case, for header names (an HTTP/2 hop lower-cases them): every form
+    # of ``values`` lower-cased among them, so one scan of a lower-cased header block finds both's.
+    names: Redactor
 
 
 class InPlay(NamedTuple):
