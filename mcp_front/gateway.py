@@ -27,12 +27,12 @@ import re
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.approvals import ApprovalHold
@@ -143,7 +143,7 @@ class _Download:
         self.digest, self.size, self.complete = hashlib.sha256(), 0, True
         self.head, self.beyond = bytearray(), bytearray()
 
-    async def read(self, chunks: AsyncIterator[bytes]) -> None:
+    async def read(self, chunks: AsyncIterable[bytes]) -> None:
         try:
             async for raw in chunks:
                 for piece in self._decoder.decode(raw, self._bound - self.size):
@@ -367,7 +367,9 @@ class Gateway:
         headers = response.headers.multi_items()
         try:
             body = _Download(_header(headers, "content-encoding") or "", keep, bound, lookahead)
-            await body.read(response.aiter_raw())
+            # the stream as the transport gives it (an AsyncClient's is async), not through
+            # aiter_raw, whose chunker, byte count and error context this reading has no use for
+            await body.read(cast("AsyncIterable[bytes]", response.stream))
         finally:
             await response.aclose()
         read = self.redactor(service)  # one a 401 refreshed, or a rotation made, while the answer came
