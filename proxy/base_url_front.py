@@ -2,16 +2,16 @@
 
 A base-URL request is plain HTTP on loopback, so none of the engine's layers (proxy modes, TLS
 interception, HTTP/2, the sans-io event machinery) has anything to do; they cost about as much
-per request as all our stages together. This front reads the request with h11 (strict: a
-smuggling shape is answered 400 and nothing is sent), builds a real ``HTTPFlow`` and runs the
+per request as all our stages together. This front reads the request as h11 reads one (strict:
+a smuggling shape is answered 400 and nothing is sent), builds a real ``HTTPFlow`` and runs the
 proxy's own :class:`~clavis_mcp.addons.Pipeline` on it, then the config's extra addons, in
 mitmproxy's order: ``requestheaders``, the body (bounded), ``request``, ``server_connect`` (the
 dial guard checks and pins the address; a test routes names to loopback), the dial,
 ``responseheaders``, the body streamed through ``flow.response.stream`` or buffered, ``response``;
 on failure ``error``. A response a stage set is sent as it is. The stages do not know which front
-runs them: the base-URL stage (:mod:`.base_url`) only takes flows this front marks. The
-upstream is spoken to by :mod:`.upstream_http1`: h11's verdicts without h11's state machine,
-which cost as much per request as the rest of the front's own parsing.
+runs them: the base-URL stage (:mod:`.base_url`) only takes flows this front marks. Both
+sides' HTTP/1.1 is :mod:`.http1_messages`: h11's verdicts, held equal to h11's by tests,
+without the state machine per request that h11 is (a tenth of the front's CPU per request).
 
 What the engine needed patches for holds here by construction: trailers are never forwarded,
 a transfer coding other than chunked is refused, upgrades (WebSocket) are refused (MITM mode
@@ -38,7 +38,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import h11
 from mitmproxy import connection, flow, http
 from mitmproxy.net.http import url
 from mitmproxy.proxy import server_hooks
@@ -63,8 +62,15 @@ from .http1_framing import (
     without_connection_named,
     without_hop_by_hop,
 )
+from .http1_messages import (
+    UPGRADE_REFUSAL,
+    ReadError,
+    RequestReader,
+    ResponseHead,
+    ResponseReader,
+    request_head,
+)
 from .stream_events import serve_by_front
-from .upstream_http1 import UPGRADE_REFUSAL, ResponseError, ResponseHead, ResponseReader, request_head
 from .upstream_pool import UPSTREAM_BUFFER, PoolKey, Upstream, UpstreamPool
 
 HEAD_MAX = 64 * 1024
@@ -109,7 +115,8 @@ class _ClientGone(Exception):
 def _message[M: (http.Request, http.Response)](kind: type[M], data_kind: type[object], **fields: object) -> M:
     """A request or response with these fields, as its constructor makes it. The constructor
     type-checks every field at run time (about 25 µs a message, twice per request, as much as the
-    rest of the front's parsing); the fields here come from h11 with their types already right."""
+    rest of the front's parsing); the fields here come from :mod:`.http1_messages` with their types
+    already right."""
     data = data_kind.__new__(data_kind)
     vars(data).update(fields)
     message = kind.__new__(kind)
@@ -213,7 +220,7 @@ async def _read_head(reader: asyncio.StreamReader, pending: bytes) -> bytes | No
     """``pending`` extended until it holds a whole request head; None if the client closed first.
     The first byte may take ``IDLE_SECONDS``, the rest of the head ``HEAD_SECONDS`` (TimeoutError);
     each read's bytes are searched once (with the 3 before them); a head longer than ``HEAD_MAX``
-    is cut there, so that h11 refuses it (431) whether or not its end came."""
+    is cut there, so that its reading refuses it (431, as h11 did) whether or not its end came."""
     buffer = bytearray(pending.lstrip(b"\r\n"))
     if not buffer:
         async with asyncio.timeout(IDLE_SECONDS):
@@ -244,20 +251,19 @@ def _request(method: bytes, target: bytes, fields: tuple[tuple[bytes, bytes], ..
     )  # fmt: skip
 
 
-def _buffered_body(conn: h11.Connection) -> bytes | None:
+def _buffered_body(reader: RequestReader) -> bytes | None:
     """The request's body if it came whole with its head (already in memory); None if more is due."""
     body = bytearray()
     while True:
         try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError:
+            piece = reader.piece()
+        except ReadError:
             return None
-        if event is h11.NEED_DATA:
+        if piece is None:
             return None
-        if isinstance(event, h11.Data):
-            body += event.data
-        else:
+        if not piece:
             return bytes(body)
+        body += piece
 
 
 class _ClientWatch:
@@ -349,8 +355,8 @@ class _Exchange:
 
     # -- the exchange --------------------------------------------------------------------------------
 
-    async def serve_flow(self, f: http.HTTPFlow, conn: h11.Connection | None, shape: str | None) -> None:
-        """Serve a request whose head is read: ``conn`` holds its body still to come (None: the
+    async def serve_flow(self, f: http.HTTPFlow, parser: RequestReader | None, shape: str | None) -> None:
+        """Serve a request whose head is read: ``parser`` reads its body still to come (None: the
         body is the flow's already); ``shape``: the request-smuggling shape its head has."""
         serve_by_front(f, self)
         try:
@@ -358,7 +364,7 @@ class _Exchange:
                 f.metadata[DECISION] = REFUSED
                 f.metadata[REASON] = reason = f"request refused: {shape}"
                 raise _Failed(reason, 400)
-            await self._serve(f, conn)
+            await self._serve(f, parser)
         except _Failed as failure:
             await self._failed(f, failure)
         except _ClientGone:
@@ -386,7 +392,7 @@ class _Exchange:
         f.metadata[FRONT] = True
         return f
 
-    async def _serve(self, f: http.HTTPFlow, conn: h11.Connection | None) -> None:
+    async def _serve(self, f: http.HTTPFlow, parser: RequestReader | None) -> None:
         self.front.hook("requestheaders", f)
         if self.interrupt is not None:
             raise _Failed("interrupted")
@@ -399,9 +405,9 @@ class _Exchange:
             elif "upgrade" in request.headers:
                 refuse(f, 400, UPGRADE_REFUSAL)
         expects = request.headers.pop("expect", "").lower() == "100-continue"
-        if conn is None:  # handed over in process, with its body
+        if parser is None:  # handed over in process, with its body
             self._body_grew(len(request.raw_content or b""))
-        elif not await self._read_body_of(f, conn, expects):
+        elif not await self._read_body_of(f, parser, expects):
             return  # answered on its head, and its body never read
         request.timestamp_end = time.time()
         self.in_flight = True
@@ -511,7 +517,7 @@ class _Exchange:
         try:
             while (head := reader.head()) is None:
                 await self._read_upstream(reader, upstream)
-        except ResponseError as exc:
+        except ReadError as exc:
             raise _Failed(str(exc)) from None
         return head
 
@@ -520,7 +526,7 @@ class _Exchange:
         try:
             while (piece := reader.piece()) is None:
                 await self._read_upstream(reader, upstream)
-        except ResponseError as exc:
+        except ReadError as exc:
             raise _Failed(str(exc)) from None
         return piece
 
@@ -605,7 +611,7 @@ class _Exchange:
 
     # -- the client side, the subclass's ---------------------------------------------------------------
 
-    async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
+    async def _read_body_of(self, f: http.HTTPFlow, parser: RequestReader, expects: bool) -> bool:
         """Read the request's body into the flow; False if the request was answered on its head."""
         raise NotImplementedError
 
@@ -672,26 +678,22 @@ class _SocketExchange(_Exchange):
 
     async def run(self, head: bytes) -> bytes | None:
         """Serve one request; return what the client sent after it, or None to close."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_MAX)
-        conn.receive_data(head)
+        parser = RequestReader(head, HEAD_MAX)
         try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            await self.refuse_unreadable(_REQUEST_LINE.match(head), exc.error_status_hint)
+            head_read = parser.head()
+        except ReadError as exc:
+            await self.refuse_unreadable(_REQUEST_LINE.match(head), exc.status)
             return None
-        if not isinstance(event, h11.Request):  # a head h11 does not see complete where we did
-            await self.refuse_unreadable(_REQUEST_LINE.match(head), 400)
+        f = self._flow(_request(head_read.method, head_read.target, tuple(head_read.fields), head_read.http_version))
+        await self.serve_flow(f, parser, smuggling_shape(head))
+        if not self.keep_client or not parser.reusable:
             return None
-        f = self._flow(_request(event.method, event.target, tuple(event.headers.raw_items()), event.http_version))
-        await self.serve_flow(f, conn, smuggling_shape(head))
-        if not self.keep_client or conn.their_state is not h11.DONE:
-            return None
-        return bytes(conn.trailing_data[0])
+        return parser.rest
 
-    async def _read_body_of(self, f: http.HTTPFlow, conn: h11.Connection, expects: bool) -> bool:
+    async def _read_body_of(self, f: http.HTTPFlow, parser: RequestReader, expects: bool) -> bool:
         request = f.request
         if f.response is not None:  # answered on the head: a body not already here is never read
-            body = _buffered_body(conn)
+            body = _buffered_body(parser)
             if body is None:
                 await self._answer(f, close=True)
                 await self._linger()
@@ -700,10 +702,10 @@ class _SocketExchange(_Exchange):
             return True
         if expects:
             await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.data.content = await self._request_body(f, conn)
+        request.data.content = await self._request_body(f, parser)
         return True
 
-    async def _request_body(self, f: http.HTTPFlow, conn: h11.Connection) -> bytes:
+    async def _request_body(self, f: http.HTTPFlow, parser: RequestReader) -> bytes:
         limit = self.front.max_body
         declared = f.request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -711,22 +713,22 @@ class _SocketExchange(_Exchange):
         body = bytearray()
         while True:
             try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError:
+                piece = parser.piece()
+            except ReadError:
                 raise _Failed("malformed request body (bad chunked framing or a short body)", 400) from None
-            if event is h11.NEED_DATA:
+            if piece is None:
                 try:
                     data = await self._wait(self._read_body())
                 except TimeoutError:
                     raise _Failed(f"the client sent no part of its body for {BODY_READ_SECONDS:.0f} s", 408) from None
                 if not data:
                     raise _ClientGone
-                conn.receive_data(data)
-            elif isinstance(event, h11.Data):
-                body += event.data
+                parser.feed(data)
+            elif piece:
+                body += piece
                 self._body_grew(len(body))
             else:
-                return bytes(body)  # EndOfMessage: its trailers are dropped
+                return bytes(body)  # its end: a chunked body's trailers are dropped
 
     async def _read_body(self) -> bytes:
         async with asyncio.timeout(BODY_READ_SECONDS):

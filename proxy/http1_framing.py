@@ -26,8 +26,9 @@ HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 def smuggling_shape(head: bytes) -> str | None:
-    """Why a request head is refused before h11 sees it: h11 merges equal duplicate lengths and
-    lets ``Transfer-Encoding`` override ``Content-Length``, where an upstream may read otherwise."""
+    """Why a request head is refused before it is read: h11's rules (:mod:`.http1_messages`) merge
+    equal duplicate lengths and let ``Transfer-Encoding`` override ``Content-Length``, where an
+    upstream may read otherwise."""
     end = HEAD_END.search(head)
     return framing_shape([m.lower() for m in FRAMING.findall(head, 0, end.end() if end else len(head))])
 

@@ -1,18 +1,27 @@
-"""The base-URL front's own HTTP/1.1 client side (proxy/upstream_http1.py) against h11 driven as the
-front drove it: the same request bytes or the same refusal, and for a response split across reads
-anywhere, the same head, the same body pieces, the same refusal in the front's words and the same
-verdict on keeping the connection."""
+"""The base-URL front's own HTTP/1.1 (proxy/http1_messages.py) against h11 driven as the front drove
+it. Upstream: the same request bytes or the same refusal; for a response split across reads
+anywhere, the same head, body pieces, refusal in the front's words and verdict on keeping the
+connection. Client: for a request, the same head or the same refused status, the same body
+pieces or refusal, the same verdict on keeping the connection and the same bytes after it."""
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 
 import h11
 import pytest
 
 from clavis_mcp.proxy.http1_framing import response_framing, without_hop_by_hop
-from clavis_mcp.proxy.upstream_http1 import INCOMPLETE_MAX, UPGRADE_REFUSAL, ResponseError, ResponseReader, request_head
+from clavis_mcp.proxy.http1_messages import (
+    INCOMPLETE_MAX,
+    UPGRADE_REFUSAL,
+    ReadError,
+    RequestReader,
+    ResponseReader,
+    request_head,
+)
 
 type Trace = list[tuple[object, ...]]
 
@@ -44,11 +53,11 @@ def h11_trace(method: bytes, reads: list[bytes]) -> Trace:
             try:
                 event = up.next_event()
             except h11.RemoteProtocolError as exc:
-                raise ResponseError(h11_words(exc, up)) from None
+                raise ReadError(h11_words(exc, up), 400) from None
             if isinstance(event, h11.Event):
                 return event
             if event is h11.PAUSED:
-                raise ResponseError("bad response: the upstream sent bytes past the end of its response")
+                raise ReadError("bad response: the upstream sent bytes past the end of its response", 400)
             up.receive_data(next(pending, b""))
 
     try:
@@ -64,7 +73,7 @@ def h11_trace(method: bytes, reads: list[bytes]) -> Trace:
             trace.append(("data", bytes(event.data)))
         clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]
         trace.append(("end", clean))
-    except ResponseError as exc:
+    except ReadError as exc:
         trace.append(("refused", str(exc)))
     return trace
 
@@ -85,7 +94,7 @@ def our_trace(method: bytes, reads: list[bytes]) -> Trace:
                 break
             trace.append(("data", piece))
         trace.append(("end", reader.reusable))
-    except ResponseError as exc:
+    except ReadError as exc:
         trace.append(("refused", str(exc)))
     return trace
 
@@ -271,3 +280,139 @@ def test_a_request_is_written_or_refused_as_h11_does_for_20000_random_heads() ->
         assert ours == h11_request(method, target, fields, body), (method, target, fields)
         sent += ours is not None
     assert 2_000 < sent < 18_000  # both verdicts well exercised
+
+
+# -- a client's request, read by the front ---------------------------------------------------------------
+
+
+def h11_request_trace(bound: int, first: bytes, reads: list[bytes]) -> Trace:
+    """h11 as proxy/base_url_front.py used it at 4350766: the head from what the front read first,
+    then the body read by ``reads`` (the client sends nothing more after them)."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=bound)
+    conn.receive_data(first)
+    try:
+        event = conn.next_event()
+    except h11.RemoteProtocolError as exc:
+        return [("refused", exc.error_status_hint)]
+    if not isinstance(event, h11.Request):
+        return [("refused", 400)]
+    fields = [(bytes(n), bytes(v)) for n, v in event.headers.raw_items()]
+    trace: Trace = [("head", bytes(event.method), bytes(event.target), fields, bytes(event.http_version))]
+    pending = iter(reads)
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:
+            return [*trace, ("malformed body",)]
+        if event is h11.NEED_DATA:
+            if (data := next(pending, None)) is None:
+                return [*trace, ("waiting",)]
+            conn.receive_data(data)
+        elif isinstance(event, h11.Data):
+            trace.append(("data", bytes(event.data)))
+        else:
+            return [*trace, ("end", conn.their_state is h11.DONE, bytes(conn.trailing_data[0]))]
+
+
+def our_request_trace(bound: int, first: bytes, reads: list[bytes]) -> Trace:
+    reader = RequestReader(first, bound)
+    try:
+        head = reader.head()
+    except ReadError as exc:
+        return [("refused", exc.status)]
+    trace: Trace = [("head", head.method, head.target, head.fields, head.http_version)]
+    pending = iter(reads)
+    while True:
+        try:
+            piece = reader.piece()
+        except ReadError:
+            return [*trace, ("malformed body",)]
+        if piece is None:
+            if (data := next(pending, None)) is None:
+                return [*trace, ("waiting",)]
+            reader.feed(data)
+        elif piece:
+            trace.append(("data", piece))
+        else:
+            return [*trace, ("end", reader.reusable, reader.rest)]
+
+
+R_METHODS = [b"POST", b"GET", b"HEAD", b"PUT", None, b"CONNECT", b"M-SEARCH", b"G\x00T", b""]
+R_TARGETS = [b"/s/alpha/v1", b"/s/alpha/v1?a=b%20c", b"*", None, b"/a b", b"", b"/\x7f", b"/\xc3\xa9"]
+R_VERSIONS = [b"1.1", b"1.1", b"1.0", None, b"2.0", b"0.9", b"1", b"1.1 ", b"11"]
+R_FIELDS = [b"Accept: */*", b"Authorization: Bearer k", b"Connection: keep-alive", b"Connection: close",
+            b"Expect: 100-continue", b"Content-Type: application/json", b"X-A: a\tb", None,
+            b"Connection: Close, Upgrade", b"Upgrade: websocket", b"Upgrade: , ", b"Upgrade:", b"Host: second",
+            b"Content-Length: 3", b"Content-Length: 3, 3", b"Content-Length: 3,4", b"Content-Length: x",
+            b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked", b"Transfer-Encoding : chunked", b"Bad Line",
+            b" folded", b"X: a\x00b", b"X-Big: " + b"b" * 400]  # fmt: skip
+
+
+def request(rng: random.Random) -> bytes:
+    eol = rng.choice([b"\r\n", b"\r\n", b"\n"])
+    version = draw(rng, R_VERSIONS)
+    line = draw(rng, R_METHODS) + b" " + draw(rng, R_TARGETS) + b" HTTP/" + version
+    fields = [draw(rng, R_FIELDS) for _ in range(rng.randrange(4))]
+    if rng.random() < 0.9:
+        fields.insert(rng.randrange(len(fields) + 1), rng.choice([b"Host: 127.0.0.1:8899", b"host:127.0.0.1"]))
+    body = rng.randbytes(rng.choice([0, 1, 5, 30]))
+    framing = rng.random()
+    if framing < 0.4:
+        fields.append(b"Content-Length: %d" % (len(body) + rng.choice([0, 0, 0, 3])))
+    elif framing < 0.8:
+        fields.append(rng.choice([b"Transfer-Encoding: chunked", b"transfer-encoding: Chunked"]))
+        body = chunked_body(rng, eol)
+    rng.shuffle(fields)
+    head = line + eol + b"".join(f + eol for f in fields) + eol
+    after = rng.choice([b"", b"", b"", b"GET /s/alpha/next HTTP/1.1\r\nHost: h\r\n\r\n", b"\r\n", b"junk"])
+    return head + body + after
+
+
+def test_a_request_is_read_as_h11_reads_it_for_30000_random_requests_split_at_random() -> None:
+    rng = random.Random(11)
+    verdicts: dict[str, int] = {}
+    for _ in range(30_000):
+        data, bound = request(rng), rng.choice([64 * 1024, 64 * 1024, 300])
+        first, *reads = splits(rng, data)
+        end = re.search(rb"\n\r?\n", data)
+        if end is not None and rng.random() < 0.7:  # as the front reads it: the head whole, and perhaps more
+            cut = end.end() + rng.randrange(8)
+            first, reads = data[:cut], splits(rng, data[cut:]) if data[cut:] else []
+        expected = h11_request_trace(bound, first, reads)
+        assert our_request_trace(bound, first, reads) == expected, (bound, first, reads)
+        verdicts[str(expected[-1][0])] = verdicts.get(str(expected[-1][0]), 0) + 1
+    assert min(verdicts.values()) > 1_000, verdicts  # every kind of verdict is well exercised
+
+
+H = b"POST /s/alpha/v1 HTTP/1.1\r\nHost: h\r\n"
+ADVERSARIAL_REQUESTS = [
+    H + b"Content-Length: 5\r\n\r\nhelloGET /s/alpha/next HTTP/1.1\r\nHost: h\r\n\r\n",
+    H + b"Transfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\nnext",
+    H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+    H + b"Transfer-Encoding: chunked\r\n\r\n" + b"1;" + b"e" * 500 + b"\r\nx\r\n0\r\n\r\n",
+    H + b"Transfer-Encoding: gzip\r\n\r\n",
+    H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    H + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+    H + b"Content-Length: 2, 3\r\n\r\nok",
+    H + b"Connection: close\r\nContent-Length: 2\r\n\r\nok",
+    H + b"Upgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+    H + b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+    b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /s/alpha/v1 HTTP/1.0\r\n\r\n",
+    b"GET /s/alpha/v1 HTTP/1.1\r\n\r\n",
+    b"GET /s/alpha/v1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /s/alpha/v1 HTTP/1.1\nHost: h\n folded\n\n",
+    b"GET /s/alpha/v1 HTTP/1.1\r\n folded\r\nHost: h\r\n\r\n",
+    b"GET /s/alpha/v1 HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"p" * 700 + b"\r\n\r\n",
+    b" GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", ADVERSARIAL_REQUESTS, ids=range(len(ADVERSARIAL_REQUESTS)))
+@pytest.mark.parametrize("bound", [64 * 1024, 600])
+def test_a_request_is_read_as_h11_reads_it_whatever_two_reads_it_comes_in(data: bytes, bound: int) -> None:
+    for cut in range(1, len(data) + 1):
+        first, rest = data[:cut], data[cut:]
+        for reads in ([rest] if rest else [], [rest[i : i + 1] for i in range(len(rest))]):
+            assert our_request_trace(bound, first, reads) == h11_request_trace(bound, first, reads), (first, reads)

@@ -1,15 +1,23 @@
-"""The base-URL front's HTTP/1.1 client side: a request written, the upstream's response read.
+"""HTTP/1.1 messages for the base-URL front, read and written with h11's verdicts in one pass.
 
-h11 did this job, strictly and correctly, but a fresh ``h11.Connection`` per request (its state
-machine, event objects, header normalisation and writer/reader dispatch) cost about a twentieth
-of the proxy's CPU per base-URL request, and the in-process path (call_service) paid it too.
-This is the same grammar and the same verdicts in one pass (``h11/_abnf.py``, ``_readers.py``,
-``_headers.py``): a request h11 would not send is refused (``ValueError``); a response is read
-as h11 reads one (obs-fold, bare LF, 1xx skipped, 101 refused, framing by HEAD/204/304, one
-``chunked`` or a checked ``Content-Length`` or the connection's close, a head, chunk line or
-trailer section still incomplete past 16 KiB refused), and a refusal is worded as the front
-worded h11's (:func:`_refusal`), so an agent and the audit read what they read before. A test
-holds the two readers equal on random and adversarial responses split at every offset.
+h11 did this job, strictly and correctly, but a fresh ``h11.Connection`` per message exchange
+(its state machine, event objects, header normalisation, writer and reader dispatch) cost about
+a tenth of the proxy's CPU per base-URL request, on both sides, and the in-process path
+(call_service) paid the upstream side too. This is the same grammar and the same verdicts
+(``h11/_abnf.py``, ``_readers.py``, ``_headers.py``, ``_connection.py``):
+
+- a request h11 would not send upstream is refused (``ValueError``);
+- a response is read as h11 reads one (obs-fold, bare LF, 1xx dropped, 101 refused, framing by
+  HEAD/204/304, one ``chunked`` or a checked ``Content-Length`` or the connection's close, a
+  head, chunk line or trailer section still incomplete past 16 KiB refused), and a refusal is
+  worded as the front worded h11's (:func:`_refusal`), so an agent and the audit read what they
+  read before;
+- a client's request head gets h11's verdict and the status h11 hinted (400, 431, 501), its
+  body is read by the same chunked and length rules, and what follows it (a pipelined request)
+  is left as h11 left it.
+
+Whether a connection may carry another exchange is h11's answer too. Tests hold each reader
+equal to h11 on random and adversarial messages split across reads at every offset.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import NamedTuple
 UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
 INCOMPLETE_MAX = 16 * 1024  # h11's bound on an event (head, chunk line, trailers) still incomplete
 LENGTH_DIGITS = 20  # h11's longest Content-Length
-END = b""  # what :meth:`ResponseReader.piece` returns at the body's end (a piece is never empty)
+END = b""  # what :meth:`_MessageReader.piece` returns at the body's end (a piece is never empty)
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
@@ -33,28 +41,35 @@ _FIELD_LINE_END = re.compile(
     rb"^([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*((?:[^\x00\s](?:[^\x00\r\n\x0b\x0c]*[^\x00\s])?)?)[ \t]*\r?\n",
     re.MULTILINE,
 )
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: ((?:[ \t]|[^\x00\s])*))?")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _DIGITS = re.compile(rb"[0-9]+")
 
 
-class ResponseError(Exception):
-    """The upstream's response cannot be relayed; the text is the front's, never upstream bytes."""
+class ReadError(Exception):
+    """What came breaks HTTP/1.1 as h11 reads it. The text is what the front says of an upstream's
+    response (never upstream bytes); ``status``, the answer h11 hinted for a client's request."""
+
+    def __init__(self, text: str, status: int) -> None:
+        super().__init__(text)
+        self.status = status
 
 
-def _refusal(h11_words: str) -> ResponseError:
-    """h11's complaint in the words the front gave it (upstream bytes h11 quoted go no further)."""
+def _refusal(h11_words: str, status: int = 400) -> ReadError:
+    """h11's complaint in the words the front gave it (the bytes h11 quoted go no further)."""
     if "_SWITCH_UPGRADE" in h11_words:  # a 101 to a request that proposed no upgrade
-        return ResponseError(f"the upstream switched protocols (101); {UPGRADE_REFUSAL}")
+        return ReadError(f"the upstream switched protocols (101); {UPGRADE_REFUSAL}", status)
     if "Transfer-Encoding" in h11_words:
-        return ResponseError(
+        return ReadError(
             "the upstream's body came under a transfer coding other than chunked, which clavis-mcp does not scan; "
-            "refused"
+            "refused",
+            status,
         )
     if "closed" in h11_words:
-        return ResponseError("server disconnected: the upstream closed the connection mid-response")
-    return ResponseError("bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)")
+        return ReadError("server disconnected: the upstream closed the connection mid-response", status)
+    return ReadError("bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)", status)
 
 
 def request_head(method: bytes, target: bytes, fields: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -115,10 +130,10 @@ def _fields(block: bytes) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, 
             length = value
         elif key == b"transfer-encoding":
             if chunked:
-                raise _refusal("multiple Transfer-Encoding headers")
+                raise _refusal("multiple Transfer-Encoding headers", 501)
             value = value.lower()
             if value != b"chunked":
-                raise _refusal("Only Transfer-Encoding: chunked is supported")
+                raise _refusal("Only Transfer-Encoding: chunked is supported", 501)
             chunked = True
         elif key == b"connection":
             close = close or b"close" in [token.strip() for token in value.lower().split(b",")]
@@ -150,14 +165,12 @@ def _field(line: bytes) -> tuple[bytes, bytes]:
     return match[1], match[2]
 
 
-class ResponseReader:
-    """The response to one request, read as bytes arrive (:meth:`feed`): its head, then its body's
-    pieces; None from either means it needs more bytes. :attr:`reusable` says, at the end,
-    whether the connection may carry another request (h11's rules: a persistent HTTP/1.1 response
-    with nothing after it)."""
+class _MessageReader:
+    """A message's body read as bytes arrive (:meth:`feed`), after its head: :meth:`piece` gives
+    its pieces, None when it needs more bytes, :data:`END` at its end."""
 
-    def __init__(self, method: bytes) -> None:
-        self._method = method
+    def __init__(self, bound: int) -> None:
+        self._bound = bound  # the most bytes an incomplete head, chunk line or trailers may hold
         self._buffer = b""
         self._closed = False
         self._searched = 0  # where the search for a head's end resumes
@@ -169,45 +182,14 @@ class ResponseReader:
         self._discard = b""  # the rest of a chunk's CRLF
         self._trailer = False
 
-    @property
-    def reusable(self) -> bool:
-        return self._done and self._keep_alive and not self._buffer
-
     def feed(self, data: bytes) -> None:
-        """Bytes read from the upstream; ``b""`` when it closed the connection."""
+        """Bytes read from the peer; ``b""`` when it closed the connection."""
         if not data:
             self._closed = True
         elif self._buffer:
             self._buffer += data
         else:
             self._buffer = data
-
-    def head(self) -> ResponseHead | None:
-        """The final response's head (1xx heads are read and dropped), or None for more bytes."""
-        while True:
-            section = self._section()
-            if section is None:
-                if self._buffer and self._buffer[0] < 0x21:
-                    raise _refusal("illegal request line")
-                self._need()
-                return None
-            if not section:
-                raise _refusal("no response line received")
-            cut = section.index(b"\n")
-            line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
-            status_line = _STATUS_LINE.fullmatch(line)
-            if status_line is None:
-                raise _refusal(f"illegal status line: {bytearray(line)!r}")
-            fields, headers, length, chunked, close = _fields(section[cut + 1 :])
-            version, status = status_line[1], int(status_line[2])
-            if status >= 200:
-                head = ResponseHead(version, status, status_line[3] or b"", fields, headers)
-                self._frame(head, length, chunked, close)
-                return head
-            if status < 100:
-                raise _refusal(f"InformationalResponse status_code should be in range [100, 200), not {status}")
-            if status == 101:
-                raise _refusal("Received server _SWITCH_UPGRADE event without a pending proposal")
 
     def piece(self) -> bytes | None:
         """The body's next piece, :data:`END` at its end, or None for more bytes."""
@@ -218,15 +200,9 @@ class ResponseReader:
             self._done = True
         return data
 
-    def _frame(self, head: ResponseHead, length: bytes | None, chunked: bool, close: bool) -> None:
-        """How the body after ``head`` ends, and whether the connection persists, as h11 rules."""
+    def _frame(self, length: bytes | None, chunked: bool) -> None:
         self._in_body = True
-        self._keep_alive = head.http_version >= b"1.1" and not close
-        if self._method == b"CONNECT" and 200 <= head.status_code < 300:
-            self._read = self._switched
-        elif head.status_code in (204, 304) or self._method == b"HEAD":
-            self._read = self._by_length
-        elif chunked:
+        if chunked:
             self._read = self._chunked
         elif length is not None:
             self._remaining = int(length)
@@ -240,8 +216,8 @@ class ResponseReader:
             if self._in_body:
                 raise _refusal("peer closed connection without sending complete message body")
             raise _refusal("can't handle event type ConnectionClosed when state=SEND_RESPONSE")
-        if len(self._buffer) > INCOMPLETE_MAX:
-            raise _refusal("Receive buffer too long")
+        if len(self._buffer) > self._bound:
+            raise _refusal("Receive buffer too long", 431)
         if self._closed:
             raise _refusal("peer unexpectedly closed connection")
 
@@ -273,7 +249,7 @@ class ResponseReader:
 
     def _switched(self) -> bytes | None:
         """After a 2xx to CONNECT, h11 gives the connection up: nothing may be read as this body."""
-        raise ResponseError("bad response: the upstream sent bytes past the end of its response")
+        raise ReadError("bad response: the upstream sent bytes past the end of its response", 400)
 
     def _by_length(self) -> bytes | None:
         if self._remaining == 0:
@@ -325,3 +301,105 @@ class ResponseReader:
         if self._remaining == 0:
             self._discard = b"\r\n"
         return data
+
+
+class ResponseReader(_MessageReader):
+    """The response to one request: its head, then its body's pieces; None from either means it
+    needs more bytes. :attr:`reusable` says, at the end, whether the connection may carry another
+    request (h11's rules: a persistent HTTP/1.1 response with nothing after it)."""
+
+    def __init__(self, method: bytes) -> None:
+        super().__init__(INCOMPLETE_MAX)
+        self._method = method
+
+    @property
+    def reusable(self) -> bool:
+        return self._done and self._keep_alive and not self._buffer
+
+    def head(self) -> ResponseHead | None:
+        """The final response's head (1xx heads are read and dropped), or None for more bytes."""
+        while True:
+            section = self._section()
+            if section is None:
+                if self._buffer and self._buffer[0] < 0x21:
+                    raise _refusal("illegal request line")
+                self._need()
+                return None
+            if not section:
+                raise _refusal("no response line received")
+            cut = section.index(b"\n")
+            line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
+            status_line = _STATUS_LINE.fullmatch(line)
+            if status_line is None:
+                raise _refusal(f"illegal status line: {bytearray(line)!r}")
+            fields, headers, length, chunked, close = _fields(section[cut + 1 :])
+            version, status = status_line[1], int(status_line[2])
+            if status >= 200:
+                self._keep_alive = version >= b"1.1" and not close
+                if self._method == b"CONNECT" and 200 <= status < 300:
+                    self._in_body = True  # (and _switched reads it)
+                elif status in (204, 304) or self._method == b"HEAD":
+                    self._frame(b"0", False)
+                else:
+                    self._frame(length, chunked)
+                return ResponseHead(version, status, status_line[3] or b"", fields, headers)
+            if status < 100:
+                raise _refusal(f"InformationalResponse status_code should be in range [100, 200), not {status}")
+            if status == 101:
+                raise _refusal("Received server _SWITCH_UPGRADE event without a pending proposal")
+
+
+class RequestHead(NamedTuple):
+    """A client's request head: ``fields`` as sent (a ``Content-Length`` as h11 normalises it)."""
+
+    method: bytes
+    target: bytes
+    fields: list[tuple[bytes, bytes]]
+    http_version: bytes
+
+
+class RequestReader(_MessageReader):
+    """A client's request: its head from what the front read (:meth:`head`), then its body's
+    pieces. At the end, :attr:`reusable` says whether the connection may carry another request,
+    and :attr:`rest` holds what the client sent after this one."""
+
+    def __init__(self, data: bytes, bound: int) -> None:
+        super().__init__(bound)
+        self._buffer = data
+        self._switching = False
+
+    @property
+    def reusable(self) -> bool:
+        return self._done and self._keep_alive and not self._switching
+
+    @property
+    def rest(self) -> bytes:
+        return self._buffer
+
+    def head(self) -> RequestHead:
+        """The request's head; :class:`ReadError` with h11's hinted status where h11 refuses it
+        (or where the head is not whole: cut at the front's bound, 431, else 400)."""
+        section = self._section()
+        if section is None:
+            if self._buffer and self._buffer[0] < 0x21:
+                raise _refusal("illegal request line")
+            self._need()
+            raise _refusal("no whole request head")
+        if not section:
+            raise _refusal("no request line received")
+        cut = section.index(b"\n")
+        line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
+        request_line = _REQUEST_LINE.fullmatch(line)
+        if request_line is None:
+            raise _refusal("illegal request line")
+        fields, headers, length, chunked, close = _fields(section[cut + 1 :])
+        method, target, version = request_line.groups()
+        hosts = [value for key, value in headers if key == b"host"]
+        if len(hosts) > 1 or (not hosts and version == b"1.1"):
+            raise _refusal("Missing mandatory Host: header, or several")
+        self._keep_alive = version >= b"1.1" and not close
+        self._switching = method == b"CONNECT" or any(
+            part.strip() for key, value in headers if key == b"upgrade" for part in value.split(b",")
+        )
+        self._frame(length or b"0", chunked)
+        return RequestHead(method, target, fields, version)
