@@ -23,6 +23,7 @@ PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS = -32700, -32600, -32602
 MAX_DEPTH = 128  # far below what any tool needs, and below the SDK's parser's limit
 _LEADING_ID = re.compile(r'\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False), one encoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ def screen(line: str) -> Screened:
             return Screened(reply=reply)
         message = types.jsonrpc_message_adapter.validate_json(forward, by_name=False)
     if isinstance(message, types.JSONRPCRequest):
-        return Screened(forward=message, request_id=json.dumps(message.id, ensure_ascii=False))
+        return Screened(forward=message, request_id=_JSON_TEXT(message.id))
     return Screened(forward=message)
 
 
