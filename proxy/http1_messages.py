@@ -102,7 +102,9 @@ class ResponseHead(NamedTuple):
     headers: list[tuple[bytes, bytes]]
 
 
-def _fields(block: bytes) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes | None, bool, bool]:
+def _fields(
+    block: bytes | bytearray,
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], bytes | None, bool, bool]:
     """Header lines (each ending in LF or CRLF) read as h11 reads them (obs-fold, grammar,
     ``Content-Length`` and ``Transfer-Encoding`` checks): the fields as sent, the same with
     lower-case names, the body's length if one is given, whether it is chunked, whether
@@ -142,10 +144,10 @@ def _fields(block: bytes) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, 
     return fields, headers, length, chunked, close
 
 
-def _unfolded(block: bytes) -> list[bytes]:
+def _unfolded(block: bytes | bytearray) -> list[bytes | bytearray]:
     """The block's lines, without their ends, a line that begins with whitespace (obs-fold)
     joined to the one before with one space."""
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     for line in block.split(b"\n")[:-1]:
         if line[-1:] == b"\r":
             line = line[:-1]
@@ -158,7 +160,7 @@ def _unfolded(block: bytes) -> list[bytes]:
     return lines
 
 
-def _field(line: bytes) -> tuple[bytes, bytes]:
+def _field(line: bytes | bytearray) -> tuple[bytes, bytes]:
     match = _FIELD_LINE.fullmatch(line)
     if match is None:
         raise _refusal(f"illegal header line: {bytearray(line)!r}")
@@ -166,14 +168,18 @@ def _field(line: bytes) -> tuple[bytes, bytes]:
 
 
 class _MessageReader:
-    """A message's body read as bytes arrive (:meth:`feed`), after its head: :meth:`piece` gives
-    its pieces, None when it needs more bytes, :data:`END` at its end."""
+    """A message read as bytes arrive (:meth:`feed`): after its head, :meth:`piece` gives its
+    body's pieces, None when it needs more bytes, :data:`END` at its end. What is read is taken
+    from the buffer by moving an offset, and an incomplete event grows in a ``bytearray``: each
+    byte is copied a bounded number of times however the peer cuts its reads (many tiny chunks
+    in one read, a long line a byte a read), as in h11."""
 
     def __init__(self, bound: int) -> None:
         self._bound = bound  # the most bytes an incomplete head, chunk line or trailers may hold
-        self._buffer = b""
+        self._buffer: bytes | bytearray = b""
+        self._at = 0  # where the bytes not read yet begin in the buffer
         self._closed = False
-        self._searched = 0  # where the search for a head's end resumes
+        self._searched = 0  # how far past ``_at`` no head's end (or chunk line's end) is to be found
         self._keep_alive = False
         self._done = False
         self._in_body = False
@@ -186,10 +192,17 @@ class _MessageReader:
         """Bytes read from the peer; ``b""`` when it closed the connection."""
         if not data:
             self._closed = True
-        elif self._buffer:
-            self._buffer += data
+            return
+        buffer, at = self._buffer, self._at
+        if at == len(buffer):
+            self._buffer, self._at = data, 0
+            return
+        if isinstance(buffer, bytes):
+            buffer = bytearray(memoryview(buffer)[at:])
         else:
-            self._buffer = data
+            del buffer[:at]  # (a bytearray drops its head without moving the rest)
+        buffer += data
+        self._buffer, self._at = buffer, 0
 
     def piece(self) -> bytes | None:
         """The body's next piece, :data:`END` at its end, or None for more bytes."""
@@ -210,42 +223,49 @@ class _MessageReader:
         else:
             self._read = self._to_close
 
+    def _unread(self) -> int:
+        return len(self._buffer) - self._at
+
     def _need(self) -> None:
         """Before asking for more bytes: refuse what h11 refuses at that point."""
-        if not self._buffer and self._closed:  # (the words' gist is all the front reads of them)
+        unread = self._unread()
+        if not unread and self._closed:  # (the words' gist is all the front reads of them)
             if self._in_body:
                 raise _refusal("peer closed connection without sending complete message body")
             raise _refusal("can't handle event type ConnectionClosed when state=SEND_RESPONSE")
-        if len(self._buffer) > self._bound:
+        if unread > self._bound:
             raise _refusal("Receive buffer too long", 431)
         if self._closed:
             raise _refusal("peer unexpectedly closed connection")
 
     def _take(self, count: int) -> bytes | None:
-        """At most ``count`` bytes from the buffer; None if it is empty."""
-        buffer = self._buffer
-        if not buffer:
+        """At most ``count`` bytes from the buffer; None if it holds none."""
+        buffer, at = self._buffer, self._at
+        end = min(len(buffer), at + count)
+        if end == at:
             return None
-        if count >= len(buffer):
-            self._buffer = b""
-            return buffer
-        self._buffer = buffer[count:]
-        return buffer[:count]
+        if end == len(buffer):
+            self._buffer, self._at = b"", 0
+            if at == 0 and isinstance(buffer, bytes):
+                return buffer
+        else:
+            self._at = end
+        return buffer[at:end] if isinstance(buffer, bytes) else bytes(memoryview(buffer)[at:end])
 
-    def _section(self) -> bytes | None:
+    def _section(self) -> bytes | bytearray | None:
         """The lines before the next blank line, each with its LF or CRLF, taken from the buffer
         with that blank line: b"" if the buffer begins with one, None if it holds none yet."""
-        buffer = self._buffer
-        if buffer[:1] == b"\n" or buffer[:2] == b"\r\n":
-            self._buffer = buffer[1 if buffer[:1] == b"\n" else 2 :]
+        buffer, at = self._buffer, self._at
+        if buffer[at : at + 1] == b"\n" or buffer[at : at + 2] == b"\r\n":
+            self._at = at + (1 if buffer[at : at + 1] == b"\n" else 2)
             return b""
-        end = _BLANK_LINE.search(buffer, self._searched)
+        end = _BLANK_LINE.search(buffer, at + self._searched)
         if end is None:
-            self._searched = max(0, len(buffer) - 2)
+            self._searched = max(0, len(buffer) - at - 2)
             return None
         self._searched = 0
-        self._buffer = buffer[end.end() :]
-        return buffer[: end.start() + 1]
+        self._at = end.end()
+        return buffer[at : end.start() + 1]
 
     def _switched(self) -> bytes | None:
         """After a 2xx to CONNECT, h11 gives the connection up: nothing may be read as this body."""
@@ -260,7 +280,7 @@ class _MessageReader:
         return data
 
     def _to_close(self) -> bytes | None:
-        data = self._take(len(self._buffer))
+        data = self._take(self._unread())
         if data is None and self._closed:
             return END
         return data
@@ -282,10 +302,12 @@ class _MessageReader:
             if self._discard:
                 return None
         if self._remaining == 0:
-            end = self._buffer.find(b"\r\n")
+            end = self._buffer.find(b"\r\n", self._at + self._searched)
             if end < 0:
+                self._searched = max(0, self._unread() - 1)
                 return None
-            line = self._take(end + 2)
+            self._searched = 0
+            line = self._take(end + 2 - self._at)
             assert line is not None
             size = _CHUNK_LINE.fullmatch(line)
             if size is None:
@@ -314,14 +336,14 @@ class ResponseReader(_MessageReader):
 
     @property
     def reusable(self) -> bool:
-        return self._done and self._keep_alive and not self._buffer
+        return self._done and self._keep_alive and not self._unread()
 
     def head(self) -> ResponseHead | None:
         """The final response's head (1xx heads are read and dropped), or None for more bytes."""
         while True:
             section = self._section()
             if section is None:
-                if self._buffer and self._buffer[0] < 0x21:
+                if self._unread() and self._buffer[self._at] < 0x21:
                     raise _refusal("illegal request line")
                 self._need()
                 return None
@@ -374,14 +396,14 @@ class RequestReader(_MessageReader):
 
     @property
     def rest(self) -> bytes:
-        return self._buffer
+        return bytes(self._buffer[self._at :])
 
     def head(self) -> RequestHead:
         """The request's head; :class:`ReadError` with h11's hinted status where h11 refuses it
         (or where the head is not whole: cut at the front's bound, 431, else 400)."""
         section = self._section()
         if section is None:
-            if self._buffer and self._buffer[0] < 0x21:
+            if self._unread() and self._buffer[self._at] < 0x21:
                 raise _refusal("illegal request line")
             self._need()
             raise _refusal("no whole request head")
