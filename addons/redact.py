@@ -124,10 +124,13 @@ def scrub_headers(headers: http.Headers, redactor: Redactor, names: Redactor | N
     lower-cases it, so a name is judged in lower case as well. It holds every form of ``redactor``
     in lower case too (:class:`~vault.redaction.service.ServiceRedactor`), so one scan of all names
     and values joined and lower-cased finds nothing in the usual case, and would find any form
-    either redactor finds in a field: the fields are then judged one by one, as before."""
+    either redactor finds in a field: the fields are then judged one by one, as before. A name or
+    value shorter than every form holds none, and is left out of that scan (most are, in a small
+    response's head: then there is no scan at all, which costs more than the rest of the head's work)."""
     fields = headers.fields
-    joined = b"\n".join([part for field in fields for part in field])
-    if not (names.redact(joined.lower()) if names is not None else redactor.redact(joined))[1]:
+    scan = names if names is not None else redactor
+    joined = b"\n".join([part for field in fields for part in field if len(part) >= scan.shortest])
+    if not joined or not scan.redact(joined.lower() if names is not None else joined)[1]:
         return 0
     kept, count = [], 0
     for name, value in fields:

@@ -90,8 +90,13 @@ class ServiceRedactors:
         Kept with the snapshot too, which every reader of the vault in this process shares: the
         proxy and call_service's second look find one redactor per snapshot, built once. A service
         with a secret reference is kept as None (whether it has one is the snapshot's, too): its
-        values are read again on every response."""
-        kept = snapshot.derived(f"redactors:{name}", lambda: self._kept(snapshot, name))
+        values are read again on every response. (One table by name per snapshot: a key made and a
+        closure built for each lookup cost more than the lookup, twice a response.)"""
+        by_name: dict[str, ServiceRedactor | None] = snapshot.derived("redactors", dict)
+        try:
+            kept = by_name[name]
+        except KeyError:
+            kept = by_name[name] = self._kept(snapshot, name)
         return kept if kept is not None else self._redactors(name, in_play(self._vault, snapshot, name))
 
     def _kept(self, snapshot: Snapshot, name: str) -> ServiceRedactor | None:
