@@ -23,6 +23,7 @@ HOP_BY_HOP = frozenset(
 FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})  # h11 framed the body by them
 FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)  # h11 takes bare LF
 HEAD_END = re.compile(rb"\r?\n\r?\n")
+_CR, _LF, _NUL = b"\r\n\0"  # as ints: a byte's presence is found faster than a one-byte string's
 
 
 def smuggling_shape(head: bytes) -> str | None:
@@ -62,7 +63,11 @@ def without_hop_by_hop(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[byte
     return [
         (n, v)
         for n, v in fields
-        if (key := name_key(n)) not in HOP_BY_HOP and key not in named and not any(c in v for c in b"\r\n\0")
+        if (key := name_key(n)) not in HOP_BY_HOP
+        and key not in named
+        and _CR not in v
+        and _LF not in v
+        and _NUL not in v
     ]
 
 
