@@ -233,10 +233,16 @@ def _hidden_spans(redactor: Redactor, data: bytes, pattern: re.Pattern[bytes] | 
     return found
 
 
+# What ``json.detect_encoding`` needs to see to answer other than UTF-8 (with or without its BOM):
+# a first byte of a UTF-16/32 BOM or a NUL, or a NUL second. Other texts are not handed to it.
+_WIDE_FIRST = frozenset({0x00, 0xFE, 0xFF})
+
+
 def text_encodings(data: bytes, charset: str | None) -> list[str]:
     """Encodings other than UTF-8 a reader may decode ``data`` with: the one JSON detects, the declared one."""
     encodings: list[str] = []
-    for name in (json.detect_encoding(data), charset):
+    wide = bool(data) and (data[0] in _WIDE_FIRST or data[1:2] == b"\0")
+    for name in (json.detect_encoding(data) if wide else None, charset):
         encoding = _other_encoding(name) if name else None
         if encoding is not None and encoding not in encodings:
             encodings.append(encoding)
