@@ -9,9 +9,10 @@ a tenth of the proxy's CPU per base-URL request, on both sides, and the in-proce
 - a request h11 would not send upstream is refused (``ValueError``);
 - a response is read as h11 reads one (obs-fold, bare LF, 1xx dropped, 101 refused, framing by
   HEAD/204/304, one ``chunked`` or a checked ``Content-Length`` or the connection's close, a
-  head, chunk line or trailer section still incomplete past 16 KiB refused), and a refusal is
-  worded as the front worded h11's (:func:`_refusal`), so an agent and the audit read what they
-  read before;
+  head, chunk line or trailer section still incomplete past 16 KiB refused), and a refusal says
+  which of five things broke (:func:`_refusal`): the front no longer reads a cause out of h11's
+  text, where the bytes of a bad line it quoted could change the answer (a header line holding
+  "closed" read as a disconnection);
 - a client's request head gets h11's verdict and the status h11 hinted (400, 431, 501), its
   body is read by the same chunked and length rules, and what follows it (a pipelined request)
   is left as h11 left it.
@@ -57,19 +58,17 @@ class ReadError(Exception):
         self.status = status
 
 
-def _refusal(h11_words: str, status: int = 400) -> ReadError:
-    """h11's complaint in the words the front gave it (the bytes h11 quoted go no further)."""
-    if "_SWITCH_UPGRADE" in h11_words:  # a 101 to a request that proposed no upgrade
-        return ReadError(f"the upstream switched protocols (101); {UPGRADE_REFUSAL}", status)
-    if "Transfer-Encoding" in h11_words:
-        return ReadError(
-            "the upstream's body came under a transfer coding other than chunked, which clavis-mcp does not scan; "
-            "refused",
-            status,
-        )
-    if "closed" in h11_words:
-        return ReadError("server disconnected: the upstream closed the connection mid-response", status)
-    return ReadError("bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)", status)
+BAD = "bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)"
+CODING = "the upstream's body came under a transfer coding other than chunked, which clavis-mcp does not scan; refused"
+CUT = "server disconnected: the upstream closed the connection mid-response"
+SILENT = "server disconnected: the upstream closed the connection without answering"
+SWITCHED = f"the upstream switched protocols (101); {UPGRADE_REFUSAL}"
+
+
+def _refusal(why: str = BAD, status: int = 400) -> ReadError:
+    """A refusal in one of the front's own words (above), chosen by what broke, never by what the
+    peer sent: the bytes of a bad line go no further."""
+    return ReadError(why, status)
 
 
 def request_head(method: bytes, target: bytes, fields: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -121,21 +120,21 @@ def _fields(
         if key == b"content-length":
             lengths = {part.strip() for part in value.split(b",")}
             if len(lengths) != 1:
-                raise _refusal("conflicting Content-Length headers")
+                raise _refusal()
             value = lengths.pop()
             if not _DIGITS.fullmatch(value) or len(value) > LENGTH_DIGITS:
-                raise _refusal("bad Content-Length")
+                raise _refusal()
             if length is not None:
                 if length != value:
-                    raise _refusal("conflicting Content-Length headers")
+                    raise _refusal()
                 continue
             length = value
         elif key == b"transfer-encoding":
             if chunked:
-                raise _refusal("multiple Transfer-Encoding headers", 501)
+                raise _refusal(CODING, 501)
             value = value.lower()
             if value != b"chunked":
-                raise _refusal("Only Transfer-Encoding: chunked is supported", 501)
+                raise _refusal(CODING, 501)
             chunked = True
         elif key == b"connection":
             close = close or b"close" in [token.strip() for token in value.lower().split(b",")]
@@ -153,7 +152,7 @@ def _unfolded(block: bytes | bytearray) -> list[bytes | bytearray]:
             line = line[:-1]
         if line[:1] == b" " or line[:1] == b"\t":
             if not lines:
-                raise _refusal("continuation line at start of headers")
+                raise _refusal()
             lines[-1] += b" " + line.lstrip(b" \t")
         else:
             lines.append(line)
@@ -163,7 +162,7 @@ def _unfolded(block: bytes | bytearray) -> list[bytes | bytearray]:
 def _field(line: bytes | bytearray) -> tuple[bytes, bytes]:
     match = _FIELD_LINE.fullmatch(line)
     if match is None:
-        raise _refusal(f"illegal header line: {bytearray(line)!r}")
+        raise _refusal()
     return match[1], match[2]
 
 
@@ -229,14 +228,14 @@ class _MessageReader:
     def _need(self) -> None:
         """Before asking for more bytes: refuse what h11 refuses at that point."""
         unread = self._unread()
-        if not unread and self._closed:  # (the words' gist is all the front reads of them)
+        if not unread and self._closed:
             if self._in_body:
-                raise _refusal("peer closed connection without sending complete message body")
-            raise _refusal("can't handle event type ConnectionClosed when state=SEND_RESPONSE")
+                raise _refusal(CUT)
+            raise _refusal(SILENT)
         if unread > self._bound:
-            raise _refusal("Receive buffer too long", 431)
+            raise _refusal(BAD, 431)
         if self._closed:
-            raise _refusal("peer unexpectedly closed connection")
+            raise _refusal(CUT)
 
     def _take(self, count: int) -> bytes | None:
         """At most ``count`` bytes from the buffer; None if it holds none."""
@@ -297,7 +296,7 @@ class _MessageReader:
             if data is None:
                 return None
             if data != self._discard[: len(data)]:
-                raise _refusal(f"malformed chunk footer: {bytearray(data)!r} (expected {self._discard!r})")
+                raise _refusal()
             self._discard = self._discard[len(data) :]
             if self._discard:
                 return None
@@ -311,7 +310,7 @@ class _MessageReader:
             assert line is not None
             size = _CHUNK_LINE.fullmatch(line)
             if size is None:
-                raise _refusal(f"illegal chunk header: {bytearray(line)!r}")
+                raise _refusal()
             self._remaining = int(size[1], 16)
             if self._remaining == 0:
                 self._trailer = True
@@ -344,16 +343,16 @@ class ResponseReader(_MessageReader):
             section = self._section()
             if section is None:
                 if self._unread() and self._buffer[self._at] < 0x21:
-                    raise _refusal("illegal request line")
+                    raise _refusal()
                 self._need()
                 return None
             if not section:
-                raise _refusal("no response line received")
+                raise _refusal()
             cut = section.index(b"\n")
             line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
             status_line = _STATUS_LINE.fullmatch(line)
             if status_line is None:
-                raise _refusal(f"illegal status line: {bytearray(line)!r}")
+                raise _refusal()
             fields, headers, length, chunked, close = _fields(section[cut + 1 :])
             version, status = status_line[1], int(status_line[2])
             if status >= 200:
@@ -366,9 +365,9 @@ class ResponseReader(_MessageReader):
                     self._frame(length, chunked)
                 return ResponseHead(version, status, status_line[3] or b"", fields, headers)
             if status < 100:
-                raise _refusal(f"InformationalResponse status_code should be in range [100, 200), not {status}")
+                raise _refusal()
             if status == 101:
-                raise _refusal("Received server _SWITCH_UPGRADE event without a pending proposal")
+                raise _refusal(SWITCHED)
 
 
 class RequestHead(NamedTuple):
@@ -404,21 +403,21 @@ class RequestReader(_MessageReader):
         section = self._section()
         if section is None:
             if self._unread() and self._buffer[self._at] < 0x21:
-                raise _refusal("illegal request line")
+                raise _refusal()
             self._need()
-            raise _refusal("no whole request head")
+            raise _refusal()
         if not section:
-            raise _refusal("no request line received")
+            raise _refusal()
         cut = section.index(b"\n")
         line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
         request_line = _REQUEST_LINE.fullmatch(line)
         if request_line is None:
-            raise _refusal("illegal request line")
+            raise _refusal()
         fields, headers, length, chunked, close = _fields(section[cut + 1 :])
         method, target, version = request_line.groups()
         hosts = [value for key, value in headers if key == b"host"]
         if len(hosts) > 1 or (not hosts and version == b"1.1"):
-            raise _refusal("Missing mandatory Host: header, or several")
+            raise _refusal()
         self._keep_alive = version >= b"1.1" and not close
         self._switching = method == b"CONNECT" or any(
             part.strip() for key, value in headers if key == b"upgrade" for part in value.split(b",")

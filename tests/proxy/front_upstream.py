@@ -3,7 +3,8 @@ request came on (the client's port), and answers with the shapes the front must 
 secret split across SSE chunks, a 1 MiB body of known length, a brotli bomb, a transfer coding
 other than chunked, trailers, a 101, headers in our namespace, and a head that never comes; and
 the shapes of the front's review (F2-F7): a response framed two ways, bytes after a whole response
-(once the connection is idle), a ``Connection`` header naming our headers."""
+(once the connection is idle), a ``Connection`` header naming our headers; no answer at all, and an
+illegal header line holding the words of other failures."""
 
 from __future__ import annotations
 
@@ -106,6 +107,11 @@ class _Handler(LoopbackHandler):
             case "/connection-named":
                 named = [("Connection", "keep-alive, X-Clavis-Redactions, X-Clavis-Audit-Id")]
                 self._send(200, b'{"t": "' + secret + b'"}', [("Content-Type", "application/json"), *named])
+            case "/silent":  # the connection closed with no answer at all
+                self.close_connection = True
+            case "/closed-line":  # an illegal header line that happens to hold words of other failures
+                self._raw(b"HTTP/1.1 200 OK\r\nX-Why: closed Transfer-Encoding\x00\r\n\r\n")
+                self.close_connection = True
             case "/ours":
                 self._send(200, b"{}", [("X-Clavis-Audit-Id", "forged"), ("X-Clavis-Redactions", "0")])
             case _:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trustme
 
+from clavis_mcp.addons.failures import BAD_RESPONSE, RESET
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy, base_url_front
 from clavis_mcp.proxy.body_limit import RequestBodyLimit
@@ -310,6 +311,26 @@ async def test_what_cannot_be_scanned_is_refused_and_never_relayed(
         response = await client.get(path)
     assert response.status_code == 502 and said in response.text
     assert SECRET_A not in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "said", "cause"),
+    [
+        ("/silent", "the upstream closed the connection without answering", RESET),
+        ("/closed-line", "invalid HTTP/1.1 from the upstream", BAD_RESPONSE),
+    ],
+    ids=["no-answer", "illegal-line-with-other-words"],
+)
+async def test_a_bad_answer_is_named_by_what_broke_not_by_the_words_in_it(
+    services: Vault, audit: AuditLog, home: Path, upstream: FrontUpstream, path: str, said: str, cause: str
+) -> None:
+    """The upstream's bytes never choose the message: a header line holding "closed" and
+    "Transfer-Encoding" is an illegal line, not a disconnection or a transfer coding."""
+    async with front(services, audit, home, upstream.port) as proxy, base(proxy) as client:
+        response = await client.get(path)
+    assert response.status_code == 502 and said in response.text
+    record = last_record(services)
+    assert record["decision"] == "error" and record["reason"].startswith(f"{cause}: ")
 
 
 async def test_trailers_are_never_forwarded(

@@ -15,8 +15,12 @@ import pytest
 
 from clavis_mcp.proxy.http1_framing import response_framing, without_hop_by_hop
 from clavis_mcp.proxy.http1_messages import (
+    BAD,
+    CODING,
+    CUT,
     INCOMPLETE_MAX,
-    UPGRADE_REFUSAL,
+    SILENT,
+    SWITCHED,
     ReadError,
     RequestReader,
     ResponseReader,
@@ -29,16 +33,18 @@ type Trace = list[tuple[object, ...]]
 
 
 def h11_words(exc: h11.RemoteProtocolError, up: h11.Connection) -> str:
-    if "_SWITCH_UPGRADE" in str(exc):
-        return f"the upstream switched protocols (101); {UPGRADE_REFUSAL}"
-    if "Transfer-Encoding" in str(exc):
-        return (
-            "the upstream's body came under a transfer coding other than chunked, which clavis-mcp does not scan; "
-            "refused"
-        )
-    if up.their_state is h11.ERROR and "closed" in str(exc):
-        return "server disconnected: the upstream closed the connection mid-response"
-    return "bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)"
+    """The front's words for h11's complaint, chosen by the complaint's fixed text, never by the
+    peer's bytes h11 quotes in it (an illegal line holding "closed" is still an illegal line)."""
+    text = str(exc)
+    if text.startswith("Received server _SWITCH_UPGRADE"):
+        return SWITCHED
+    if text.startswith(("multiple Transfer-Encoding", "Only Transfer-Encoding")):
+        return CODING
+    if text.startswith("can't handle event type ConnectionClosed"):
+        return SILENT
+    if text.startswith(("peer closed connection", "peer unexpectedly closed")):
+        return CUT
+    return BAD
 
 
 def h11_trace(method: bytes, reads: list[bytes]) -> Trace:
