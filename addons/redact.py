@@ -60,6 +60,7 @@ from .header_fields import drop_headers, header_values, set_identity_body
 STREAM_THRESHOLD = 1024 * 1024
 CONTENT_TYPE, CONTENT_LENGTH = b"content-type", b"content-length"
 CONTENT_ENCODING, TRANSFER_ENCODING = b"content-encoding", b"transfer-encoding"
+FRAMING = (TRANSFER_ENCODING, CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING)  # what the hooks read of a head
 Decoder = Callable[[bytes], bytes]
 SPLIT_PREFIX_MIN = 4  # a WebSocket message ending with this much of the start of a form has it replaced
 CONTROL_PAYLOAD_MAX = 125  # RFC 6455 5.5: a control frame's payload; a close reason has 2 bytes less
@@ -373,6 +374,10 @@ class RedactResponse:
         self._max_decoded = max_decoded_from_env() if max_decoded is None else max_decoded
         self._redactors = ServiceRedactors(vault)
         self._windows: weakref.WeakKeyDictionary[http.HTTPFlow, MessageWindow] = weakref.WeakKeyDictionary()
+        # The framing fields read from the last head, with the fields they were read from: the body's
+        # hook finds them there when its head is that very tuple (held here, so no other can take
+        # its identity), as it is for a sequential exchange whose head nothing changed since.
+        self._head: tuple[tuple[tuple[bytes, bytes], ...], dict[bytes, str]] | None = None
 
     def redactors_for(self, flow: http.HTTPFlow, name: str) -> ServiceRedactor:
         """The redactors for the secret this flow carried (and the service's other secrets)."""
@@ -391,7 +396,8 @@ class RedactResponse:
         headers = response.headers
         if not has_body(flow.request.method, response.status_code):
             return
-        values = header_values(headers, TRANSFER_ENCODING, CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING)
+        values = header_values(headers, *FRAMING)
+        self._head = (headers.fields, values)
         if TRANSFER_ENCODING in values and (codings := unscanned_transfer_codings(values[TRANSFER_ENCODING])):
             coded = ", ".join(codings)
             _refuse_before_the_body(flow, f"the upstream's body came under a transfer coding not scanned ({coded})")
@@ -486,7 +492,11 @@ class RedactResponse:
         raw = response.raw_content or b""
         if not raw:
             return
-        values = header_values(response.headers, CONTENT_ENCODING, CONTENT_TYPE)
+        fields, head = response.headers.fields, self._head
+        if head is not None and head[0] is fields:
+            values = head[1]
+        else:
+            values = header_values(response.headers, CONTENT_ENCODING, CONTENT_TYPE)
         encoding, charset = values.get(CONTENT_ENCODING, ""), declared_charset(values.get(CONTENT_TYPE, ""))
         try:
             scrubbed = self._scrub_here(redactor, encoding, raw, charset)

@@ -385,3 +385,31 @@ def test_a_large_body_past_the_escape_bound_is_refused_not_scanned() -> None:
     assert scrub_whole(FRAMES, "br", within, None, 64 << 20)[1] == 0
     with pytest.raises(TooManyEscapes, match=f"holds {MAX_ESCAPE_STARTS + 1} bytes that may begin an escape"):
         scrub_whole(FRAMES, "br", brotli.compress(b"%41" * (MAX_ESCAPE_STARTS + 1)), None, 64 << 20)
+
+
+def test_a_head_changed_between_the_hooks_is_read_again(vault: Vault) -> None:
+    """The body's hook reuses the framing fields its head's hook read only for that very head: a
+    Content-Encoding set in between still decodes the body before it is scanned."""
+    import asyncio
+
+    from mitmproxy.test import taddons, tflow
+
+    from clavis_mcp.addons.flowmeta import REDACTIONS, SERVICE
+    from clavis_mcp.addons.redact import RedactResponse
+    from tests.conftest import make_service
+
+    secret = "sk-head-changed-0123456789abcdef"
+    vault.add_service(make_service("hc", "api.example.com"), validate_secret(secret))
+    addon = RedactResponse(vault)
+    body = f'{{"echo": "{secret}"}}'.encode()
+    with taddons.context(addon):
+        flow = tflow.tflow(resp=True)
+        flow.metadata[SERVICE] = "hc"
+        assert flow.response is not None
+        flow.response.headers = http.Headers(content_type="application/json", content_length=str(len(body)))
+        addon.responseheaders(flow)
+        flow.response.headers["content-encoding"] = "gzip"
+        flow.response.raw_content = gzip.compress(body)
+        asyncio.run(addon.response(flow))
+        assert flow.response.content == b'{"echo": "[REDACTED:hc]"}'
+        assert flow.metadata[REDACTIONS] == 1
