@@ -11,7 +11,7 @@ requests, against 95 with this check (``gc.callbacks`` in the proxy process, 202
 
 :func:`install` puts in the same check (every field an instance of its declared type, an ``int``
 taking the place of a ``float`` as before; the same TypeError text), with the types resolved once.
-The base-URL front builds its messages without the check (its fields come typed from h11); this is
+The base-URL front builds its messages without the check (its own parser gives them typed); this is
 for the messages the engine itself builds. A field type this cannot resolve (a newer mitmproxy)
 stops the start, so the check is never silently lost.
 """
