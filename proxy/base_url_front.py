@@ -47,6 +47,7 @@ from clavis_mcp.addons import Pipeline
 from clavis_mcp.addons.flowmeta import CLIENT, DECISION, REASON, SERVICE, refuse
 from clavis_mcp.addons.redact import STREAM_THRESHOLD, has_body
 from clavis_mcp.vault.audit.log import REFUSED
+from clavis_mcp.vault.errors import UnreadableMessage
 
 from .base_url import FRONT, MARK, without_key
 from .body_limit import limit_bytes, too_large
@@ -64,7 +65,6 @@ from .http1_framing import (
 )
 from .http1_messages import (
     UPGRADE_REFUSAL,
-    ReadError,
     RequestReader,
     ResponseHead,
     ResponseReader,
@@ -265,7 +265,7 @@ def _buffered_body(reader: RequestReader) -> bytes | None:
     while True:
         try:
             piece = reader.piece()
-        except ReadError:
+        except UnreadableMessage:
             return None
         if piece is None:
             return None
@@ -525,7 +525,7 @@ class _Exchange:
         try:
             while (head := reader.head()) is None:
                 await self._read_upstream(reader, upstream)
-        except ReadError as exc:
+        except UnreadableMessage as exc:
             raise _Failed(str(exc)) from None
         return head
 
@@ -534,7 +534,7 @@ class _Exchange:
         try:
             while (piece := reader.piece()) is None:
                 await self._read_upstream(reader, upstream)
-        except ReadError as exc:
+        except UnreadableMessage as exc:
             raise _Failed(str(exc)) from None
         return piece
 
@@ -689,7 +689,7 @@ class _SocketExchange(_Exchange):
         parser = RequestReader(head, HEAD_MAX)
         try:
             head_read = parser.head()
-        except ReadError as exc:
+        except UnreadableMessage as exc:
             await self.refuse_unreadable(_REQUEST_LINE.match(head), exc.status)
             return None
         headers = _headers(tuple(head_read.fields))
@@ -723,7 +723,7 @@ class _SocketExchange(_Exchange):
         while True:
             try:
                 piece = parser.piece()
-            except ReadError:
+            except UnreadableMessage:
                 raise _Failed("malformed request body (bad chunked framing or a short body)", 400) from None
             if piece is None:
                 try:

@@ -27,6 +27,8 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from clavis_mcp.vault.errors import UnreadableMessage
+
 UPGRADE_REFUSAL = "base-URL mode does not relay protocol upgrades (WebSocket); use MITM mode (HTTPS_PROXY) for them"
 INCOMPLETE_MAX = 16 * 1024  # h11's bound on an event (head, chunk line, trailers) still incomplete
 LENGTH_DIGITS = 20  # h11's longest Content-Length
@@ -49,15 +51,6 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _DIGITS = re.compile(rb"[0-9]+")
 
 
-class ReadError(Exception):
-    """What came breaks HTTP/1.1 as h11 reads it. The text is what the front says of an upstream's
-    response (never upstream bytes); ``status``, the answer h11 hinted for a client's request."""
-
-    def __init__(self, text: str, status: int) -> None:
-        super().__init__(text)
-        self.status = status
-
-
 BAD = "bad response: invalid HTTP/1.1 from the upstream (clavis-mcp cannot parse it)"
 CODING = "the upstream's body came under a transfer coding other than chunked, which clavis-mcp does not scan; refused"
 CUT = "server disconnected: the upstream closed the connection mid-response"
@@ -65,10 +58,10 @@ SILENT = "server disconnected: the upstream closed the connection without answer
 SWITCHED = f"the upstream switched protocols (101); {UPGRADE_REFUSAL}"
 
 
-def _refusal(why: str = BAD, status: int = 400) -> ReadError:
+def _refusal(why: str = BAD, status: int = 400) -> UnreadableMessage:
     """A refusal in one of the front's own words (above), chosen by what broke, never by what the
     peer sent: the bytes of a bad line go no further."""
-    return ReadError(why, status)
+    return UnreadableMessage(why, status)
 
 
 def request_head(method: bytes, target: bytes, fields: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -268,7 +261,7 @@ class _MessageReader:
 
     def _switched(self) -> bytes | None:
         """After a 2xx to CONNECT, h11 gives the connection up: nothing may be read as this body."""
-        raise ReadError("bad response: the upstream sent bytes past the end of its response", 400)
+        raise UnreadableMessage("bad response: the upstream sent bytes past the end of its response", 400)
 
     def _by_length(self) -> bytes | None:
         if self._remaining == 0:
@@ -398,7 +391,7 @@ class RequestReader(_MessageReader):
         return bytes(self._buffer[self._at :])
 
     def head(self) -> RequestHead:
-        """The request's head; :class:`ReadError` with h11's hinted status where h11 refuses it
+        """The request's head; :class:`UnreadableMessage` with h11's hinted status where h11 refuses it
         (or where the head is not whole: cut at the front's bound, 431, else 400)."""
         section = self._section()
         if section is None:

@@ -32,6 +32,7 @@
      │    │    └── LoginFailed       the browser step gave no usable authorization code
      │    ├── TooManyEscapes         a response body holds too many escapes to scan (addons)
      │    ├── ProxyStartError        the proxy could not listen (also a RuntimeError)
+     │    ├── UnreadableMessage      a peer's HTTP/1.1 breaks the grammar (proxy/http1_messages.py)
      │    ├── CallRefused            call_service refused a request before it left (mcp_front)
      │    ├── CallFailed             clavis could not complete a call (TLS, DNS, connect, timeout) (mcp_front)
      │    ├── LimitsError            a CLAVIS_* call limit is not a usable number
@@ -226,6 +227,16 @@ class TooManyEscapes(ClavisError):
 
 class ProxyStartError(ClavisError, RuntimeError):
     """The proxy could not listen (port in use, bad configuration)."""
+
+
+class UnreadableMessage(ClavisError):
+    """What a peer sent breaks HTTP/1.1 as h11 reads it (the base-URL front's reader). The text is
+    what the front says of an upstream's answer, never the peer's bytes; ``status`` is the answer
+    h11 hinted for a client's request (400, 431, 501)."""
+
+    def __init__(self, text: str, status: int) -> None:
+        super().__init__(text)
+        self.status = status
 
 
 class CallRefused(ClavisError):

@@ -21,11 +21,11 @@ from clavis_mcp.proxy.http1_messages import (
     INCOMPLETE_MAX,
     SILENT,
     SWITCHED,
-    ReadError,
     RequestReader,
     ResponseReader,
     request_head,
 )
+from clavis_mcp.vault.errors import UnreadableMessage
 
 type Trace = list[tuple[object, ...]]
 
@@ -59,11 +59,11 @@ def h11_trace(method: bytes, reads: list[bytes]) -> Trace:
             try:
                 event = up.next_event()
             except h11.RemoteProtocolError as exc:
-                raise ReadError(h11_words(exc, up), 400) from None
+                raise UnreadableMessage(h11_words(exc, up), 400) from None
             if isinstance(event, h11.Event):
                 return event
             if event is h11.PAUSED:
-                raise ReadError("bad response: the upstream sent bytes past the end of its response", 400)
+                raise UnreadableMessage("bad response: the upstream sent bytes past the end of its response", 400)
             up.receive_data(next(pending, b""))
 
     try:
@@ -79,7 +79,7 @@ def h11_trace(method: bytes, reads: list[bytes]) -> Trace:
             trace.append(("data", bytes(event.data)))
         clean = up.our_state is h11.DONE and up.their_state is h11.DONE and not up.trailing_data[0]
         trace.append(("end", clean))
-    except ReadError as exc:
+    except UnreadableMessage as exc:
         trace.append(("refused", str(exc)))
     return trace
 
@@ -100,7 +100,7 @@ def our_trace(method: bytes, reads: list[bytes]) -> Trace:
                 break
             trace.append(("data", piece))
         trace.append(("end", reader.reusable))
-    except ReadError as exc:
+    except UnreadableMessage as exc:
         trace.append(("refused", str(exc)))
     return trace
 
@@ -324,14 +324,14 @@ def our_request_trace(bound: int, first: bytes, reads: list[bytes]) -> Trace:
     reader = RequestReader(first, bound)
     try:
         head = reader.head()
-    except ReadError as exc:
+    except UnreadableMessage as exc:
         return [("refused", exc.status)]
     trace: Trace = [("head", head.method, head.target, head.fields, head.http_version)]
     pending = iter(reads)
     while True:
         try:
             piece = reader.piece()
-        except ReadError:
+        except UnreadableMessage:
             return [*trace, ("malformed body",)]
         if piece is None:
             if (data := next(pending, None)) is None:
