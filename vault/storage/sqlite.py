@@ -28,6 +28,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from ..errors import StoreConflict, VaultBusy, VaultCorrupted
+from . import walindex
 from .protocol import ANY, Fields, Record, copy_fields, decode_fields, encode_fields
 
 FORMAT = "3"
@@ -124,6 +125,10 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._batch: SQLiteBatch | None = None  # the batch open on the thread holding the lock
         self._seen: tuple[int, int] | None = None  # (data_version, change counter) last read
+        # (WAL-index header, change counter): the counter holds while the header reads the same
+        self._quiet: tuple[bytes, int] | None = None
+        wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        self._wal_index = walindex.attach(path) if wal else None
 
     @classmethod
     def create(cls, path: Path, header: Mapping[str, str]) -> SQLiteStore:
@@ -210,7 +215,7 @@ class SQLiteStore:
             finally:
                 self._batch = None
                 # Our own commits leave data_version as it is: read the counter again next time.
-                self._seen = None
+                self._seen = self._quiet = None
             if batch.scrub:
                 self._checkpoint()
 
@@ -229,16 +234,25 @@ class SQLiteStore:
                 self._conn.rollback()
 
     def changes(self) -> int:
-        """``PRAGMA data_version`` (free) says whether another connection wrote anything; only
-        then is the counter row read."""
+        """While the WAL-index header reads as it did around the last answer, nothing was committed
+        since (``walindex.py``): that answer, without a statement. Else ``PRAGMA data_version`` says
+        whether another connection wrote anything; only then is the counter row read."""
         with self._lock:
+            wal_index, quiet = self._wal_index, self._quiet
+            if quiet is not None and wal_index is not None and wal_index.reads(quiet[0]):
+                return quiet[1]
+            before = None if wal_index is None else wal_index.header()
             data_version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
             if self._seen is not None and self._seen[0] == data_version:
-                return self._seen[1]
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'services_version'").fetchone()
-            counter = int(row[0]) if row else 0
+                counter = self._seen[1]
+            else:
+                row = self._conn.execute("SELECT value FROM meta WHERE key = 'services_version'").fetchone()
+                counter = int(row[0]) if row else 0
             if self._batch is None:
                 self._seen = (data_version, counter)
+                self._quiet = None
+                if wal_index is not None and before is not None and wal_index.header() == before:
+                    self._quiet = (before, counter)
             return counter
 
     def check(self) -> str:
@@ -248,6 +262,9 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            wal_index, self._wal_index = self._wal_index, None
+            if wal_index is not None:
+                walindex.detach(wal_index)  # after the connection: see walindex.py
 
     def _begin_immediate(self) -> None:
         """Take the write lock: try, and while another process holds it, try again (see above)."""

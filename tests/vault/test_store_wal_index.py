@@ -1,0 +1,206 @@
+"""The store's "nothing changed" answer from the WAL-index header: every commit by another process
+is seen by the next ``changes()``, whoever wrote it and however the writer ended.
+
+Real files and real child processes (spawned), as the proxy, the MCP server and the CLI share a vault.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clavis_mcp.vault.storage import walindex
+from clavis_mcp.vault.storage.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.e2e
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "vault.db"
+    SQLiteStore.create(path, {"vault_id": "test"}).close()
+    return path
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore.open(db)
+    yield opened
+    opened.close()
+
+
+def quiet(store: SQLiteStore) -> int:
+    """The counter, after checking that the store now answers from the header (no statement)."""
+    counter = store.changes()
+    assert store._quiet is not None and store._quiet[1] == counter
+    return store.changes()
+
+
+def bump(db: str, how: str) -> None:
+    """One committed change by another process: through a store, or by hand with plain sqlite3."""
+    if how == "store":
+        store = SQLiteStore.open(Path(db))
+        with store.atomic() as batch:
+            batch.put("agent", "a", {"n": 1})
+        store.close()
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT OR REPLACE INTO services (name, definition, updated_at) VALUES ('s', '{}', 0)")
+
+
+def run(target: object, *args: object) -> int | None:
+    child = SPAWN.Process(target=target, args=args)
+    child.start()
+    child.join(timeout=60)
+    return child.exitcode
+
+
+@pytest.mark.parametrize("how", ["store", "sqlite3"], ids=["clavis-writer", "hand-made-change"])
+def test_a_commit_by_another_process_is_seen_by_the_next_changes(store: SQLiteStore, db: Path, how: str) -> None:
+    for _ in range(3):
+        before = quiet(store)
+        assert run(bump, str(db), how) == 0
+        assert store.changes() == before + 1
+
+
+def killed_before_commit(db: str) -> None:
+    store = SQLiteStore.open(Path(db))
+    with store.atomic() as batch:
+        batch.put("agent", "a", {"n": 2})
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def killed_after_commit(db: str) -> None:
+    store = SQLiteStore.open(Path(db))
+    with store.atomic() as batch:
+        batch.put("agent", "a", {"n": 3})
+    os._exit(0)  # no close, no checkpoint
+
+
+def test_a_writer_killed_before_its_commit_changes_nothing_and_the_next_one_is_seen(
+    store: SQLiteStore, db: Path
+) -> None:
+    before = quiet(store)
+    assert run(killed_before_commit, str(db)) == -signal.SIGKILL
+    assert store.changes() == before
+    assert run(bump, str(db), "store") == 0
+    assert store.changes() == before + 1
+
+
+def test_a_writer_that_dies_right_after_its_commit_is_seen(store: SQLiteStore, db: Path) -> None:
+    before = quiet(store)
+    assert run(killed_after_commit, str(db)) == 0
+    assert store.changes() == before + 1
+    assert quiet(store) == before + 1
+
+
+def test_own_commits_are_seen_at_once(store: SQLiteStore) -> None:
+    before = quiet(store)
+    with store.atomic() as batch:
+        batch.put("agent", "a", {"n": 4})
+    assert store.changes() == before + 1
+
+
+def test_a_vault_whose_files_others_could_read_gets_no_view_and_still_sees_every_change(tmp_path: Path) -> None:
+    path = tmp_path / "vault.db"
+    path.touch(mode=0o640)  # SQLite gives the -shm file the database's mode
+    SQLiteStore.create(path, {"vault_id": "test"}).close()
+    store = SQLiteStore.open(path)
+    try:
+        assert store._wal_index is not None and store._wal_index.map is None
+        before = store.changes()
+        assert run(bump, str(path), "store") == 0
+        assert store.changes() == before + 1
+        assert store._quiet is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda shm: None,
+        lambda shm: shm.mkdir(),
+        lambda shm: shm.symlink_to(shm.with_name("elsewhere")),
+        lambda shm: shm.write_bytes(b"\0" * 95),
+        lambda shm: (shm.write_bytes(b"\0" * 32768), shm.chmod(0o644)),
+    ],
+    ids=["missing", "folder", "symlink", "truncated", "readable-by-others"],
+)
+def test_a_doubtful_wal_index_file_gives_no_mapping(tmp_path: Path, make: object) -> None:
+    db = tmp_path / "vault.db"
+    db.touch(mode=0o600)
+    shm = tmp_path / "vault.db-shm"
+    shm.with_name("elsewhere").write_bytes(b"\0" * 32768)
+    make(shm)  # type: ignore[operator]
+    view = walindex.attach(db)
+    try:
+        assert view is None or view.map is None
+        assert view is None or (view.header() is None and not view.reads(b"\0" * walindex.HEADER))
+    finally:
+        if view is not None:
+            walindex.detach(view)
+
+
+def test_a_replaced_wal_index_file_is_not_mapped_by_a_later_store(store: SQLiteStore, db: Path) -> None:
+    shm = db.with_name("vault.db-shm")
+    copy = db.with_name("copy")
+    copy.write_bytes(shm.read_bytes())
+    copy.chmod(0o600)
+    copy.rename(shm)  # this process's SQLite keeps using the file it opened, and so does the view
+    other = SQLiteStore.open(db)
+    try:
+        assert other._wal_index is None and store._wal_index is not None
+        assert store._wal_index.file != (shm.stat().st_dev, shm.stat().st_ino)
+    finally:
+        other.close()
+
+
+def test_stores_sharing_a_view_keep_it_until_the_last_one_closes(store: SQLiteStore, db: Path) -> None:
+    other = SQLiteStore.open(db)
+    view = store._wal_index
+    assert view is not None and other._wal_index is view and view.users == 2
+    other.close()
+    assert view.map is not None and view.fd is not None
+    before = quiet(store)
+    assert run(bump, str(db), "store") == 0
+    assert store.changes() == before + 1
+
+
+def forked(db: str) -> None:
+    """In a spawned (single-threaded) process: a store in use, then a fork that uses it too."""
+    store = SQLiteStore.open(Path(db))
+    before = quiet(store)
+    pid = os.fork()
+    if pid == 0:  # the child: any failure is its exit code
+        code = 1
+        try:
+            assert store._wal_index is not None and store._wal_index.map is None
+            bump(db, "store")
+            assert store.changes() == before + 1
+            own = SQLiteStore.open(Path(db))
+            assert quiet(own) == before + 1
+            bump(db, "sqlite3")
+            assert own.changes() == before + 2
+            own.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.changes() == before + 2
+    assert quiet(store) == before + 2
+    store.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_a_forked_child_answers_with_statements_and_sees_every_change(db: Path) -> None:
+    assert run(forked, str(db)) == 0

@@ -1,0 +1,133 @@
+"""Whether the vault changed, read from SQLite's WAL-index header instead of asked with a statement.
+
+In WAL mode every commit, by any connection of any process and any clavis-mcp version (a hand-made
+change with the ``sqlite3`` shell too), is published in the header of the WAL index, the ``-shm``
+file beside the database (https://www.sqlite.org/walformat.html): readers elsewhere find the new
+frames only through it, and its change counter moves with each commit. So while its 48 bytes read
+the same (counter, frame count, salts, checksum), nothing was committed, and the store may answer
+"no change" from a read-only shared mapping (~0.1 us) instead of ``PRAGMA data_version``, whose
+read transaction costs a statement and two ``fcntl`` calls (20-25 us a call in the running proxy).
+
+A view is only a hint: the store caches an answer only when the header read the same before and
+after the statement that gave it, and anything unusual here (no such file, not a regular private
+file of ours, too short, no ``mmap``, a header in a form this code does not know, a forked child)
+means no view, and the statement every time, as before.
+
+POSIX record locks belong to the process and the file: closing *any* descriptor of the ``-shm``
+file drops every lock SQLite holds on it in this process (its readers' marks, the lock that stops
+another process from re-initialising the file). So a descriptor opened here stays open while any
+store of this process uses the file: one view per file, shared, closed after the last store's
+connection closed; a forked child never closes an inherited one.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import sys
+import threading
+from pathlib import Path
+
+HEADER = 48  # one copy of the WAL-index header; SQLite keeps two and writes the second first
+_KNOWN = (3007000).to_bytes(4, sys.byteorder)  # iVersion, in the native order SQLite writes
+
+
+class WalIndex:
+    """A read-only mapping of one ``-shm`` file's headers, shared by this process's stores on it."""
+
+    def __init__(self, key: tuple[int, int], fd: int, shm: os.stat_result) -> None:
+        self.key = key  # the database file's, as SQLite shares one WAL index per database in a process
+        self.fd: int | None = fd
+        self.users = 0
+        self.map: mmap.mmap | None = None
+        info = os.fstat(fd)
+        self.file = (info.st_dev, info.st_ino)
+        if (
+            self.file == (shm.st_dev, shm.st_ino)
+            and stat.S_ISREG(info.st_mode)
+            and info.st_uid == os.geteuid()
+            and not info.st_mode & 0o077
+            and info.st_size >= 2 * HEADER
+        ):
+            try:
+                self.map = mmap.mmap(fd, 2 * HEADER, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, trackfd=False)
+            except (OSError, ValueError):
+                pass
+
+    def header(self) -> bytes | None:
+        """The header, or None while a commit is writing it or in a form this code does not know."""
+        view = self.map
+        if view is None:
+            return None
+        both = view[: 2 * HEADER]
+        first = both[:HEADER]
+        if first != both[HEADER:] or first[:4] != _KNOWN or first[12] != 1:  # iVersion, isInit
+            return None
+        return first
+
+    def reads(self, header: bytes) -> bool:
+        """Whether the header still reads ``header`` (the copy a commit writes last)."""
+        view = self.map
+        return view is not None and view[:HEADER] == header
+
+
+_views: dict[tuple[int, int], WalIndex] = {}
+_views_lock = threading.Lock()
+
+
+def attach(db_path: Path) -> WalIndex | None:
+    """The view of ``db_path``'s WAL index, for a store whose connection has it open in WAL mode
+    (its shared lock then keeps the file from being re-initialised while the view is in use)."""
+    if os.name != "posix" or not hasattr(mmap, "MAP_SHARED"):
+        return None
+    path = db_path.with_name(db_path.name + "-shm")
+    with _views_lock:
+        try:
+            db = os.stat(db_path)
+            shm = os.lstat(path)
+        except OSError:
+            return None
+        view = _views.get((db.st_dev, db.st_ino))
+        if view is None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                return None
+            view = WalIndex((db.st_dev, db.st_ino), fd, shm)  # kept even unmapped: see above
+            _views[view.key] = view
+        elif view.file != (shm.st_dev, shm.st_ino):
+            return None  # the file was replaced, or a store left open held a database gone since
+        view.users += 1
+        return view
+
+
+def detach(view: WalIndex) -> None:
+    """Called after the store's connection closed: the last user closes the mapping and descriptor."""
+    with _views_lock:
+        view.users -= 1
+        if view.users:
+            return
+        if _views.get(view.key) is view:
+            del _views[view.key]
+        if view.map is not None:
+            view.map.close()
+            view.map = None
+        if view.fd is not None:
+            os.close(view.fd)
+            view.fd = None
+
+
+def _forget_in_child() -> None:
+    """A forked child answers with statements: it holds none of its parent's SQLite locks (so the
+    file may be re-initialised under an inherited mapping), and closing an inherited descriptor
+    could drop a lock one of its own connections takes."""
+    global _views_lock
+    _views_lock = threading.Lock()  # another thread may have held it at the fork
+    for view in _views.values():
+        view.map = None
+        view.fd = None
+    _views.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
