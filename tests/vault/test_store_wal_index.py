@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,32 @@ def forked(db: str) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="fork")
 def test_a_forked_child_answers_with_statements_and_sees_every_change(db: Path) -> None:
     assert run(forked, str(db)) == 0
+
+
+def commit_and_tell(db: str, commits: int, told: Connection) -> None:
+    store = SQLiteStore.open(Path(db))
+    for i in range(1, commits + 1):
+        with store.atomic() as batch:
+            batch.put("agent", "a", {"n": i})
+        told.send(i)  # after the commit returned: from here on every reader must see it
+    store.close()
+
+
+def test_a_reader_polling_while_another_process_commits_never_answers_behind_a_finished_commit(
+    store: SQLiteStore, db: Path
+) -> None:
+    base, commits = quiet(store), 300
+    ours, theirs = SPAWN.Pipe(duplex=False)
+    child = SPAWN.Process(target=commit_and_tell, args=(str(db), commits, theirs))
+    child.start()
+    done, last, polls = 0, base, 0
+    while done < commits:
+        while ours.poll():
+            done = ours.recv()
+            assert store.changes() >= base + done  # the next answer after a finished commit
+        counter = store.changes()
+        assert last <= counter <= base + commits
+        last, polls = counter, polls + 1
+    child.join(timeout=60)
+    assert child.exitcode == 0 and store.changes() == base + commits
+    assert polls > commits
