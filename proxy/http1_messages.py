@@ -215,6 +215,20 @@ class _MessageReader:
         else:
             self._read = self._to_close
 
+    def _head_lines(self) -> tuple[bytes | bytearray, bytes | bytearray] | None:
+        """A whole head's first line (without its end) and its header lines; None while it is not
+        whole, after refusing what h11 refuses before its end comes."""
+        section = self._section()
+        if section is None:
+            if self._unread() and self._buffer[self._at] < 0x21:
+                raise _refusal()
+            self._need()
+            return None
+        if not section:
+            raise _refusal()
+        cut = section.index(b"\n")
+        return section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut], section[cut + 1 :]
+
     def _unread(self) -> int:
         return len(self._buffer) - self._at
 
@@ -333,20 +347,14 @@ class ResponseReader(_MessageReader):
     def head(self) -> ResponseHead | None:
         """The final response's head (1xx heads are read and dropped), or None for more bytes."""
         while True:
-            section = self._section()
-            if section is None:
-                if self._unread() and self._buffer[self._at] < 0x21:
-                    raise _refusal()
-                self._need()
+            lines = self._head_lines()
+            if lines is None:
                 return None
-            if not section:
-                raise _refusal()
-            cut = section.index(b"\n")
-            line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
+            line, block = lines
             status_line = _STATUS_LINE.fullmatch(line)
             if status_line is None:
                 raise _refusal()
-            fields, headers, length, chunked, close = _fields(section[cut + 1 :])
+            fields, headers, length, chunked, close = _fields(block)
             version, status = status_line[1], int(status_line[2])
             if status >= 200:
                 self._keep_alive = version >= b"1.1" and not close
@@ -393,20 +401,14 @@ class RequestReader(_MessageReader):
     def head(self) -> RequestHead:
         """The request's head; :class:`UnreadableMessage` with h11's hinted status where h11 refuses it
         (or where the head is not whole: cut at the front's bound, 431, else 400)."""
-        section = self._section()
-        if section is None:
-            if self._unread() and self._buffer[self._at] < 0x21:
-                raise _refusal()
-            self._need()
+        lines = self._head_lines()
+        if lines is None:
             raise _refusal()
-        if not section:
-            raise _refusal()
-        cut = section.index(b"\n")
-        line = section[: cut - 1] if section[cut - 1 : cut] == b"\r" else section[:cut]
+        line, block = lines
         request_line = _REQUEST_LINE.fullmatch(line)
         if request_line is None:
             raise _refusal()
-        fields, headers, length, chunked, close = _fields(section[cut + 1 :])
+        fields, headers, length, chunked, close = _fields(block)
         method, target, version = request_line.groups()
         hosts = [value for key, value in headers if key == b"host"]
         if len(hosts) > 1 or (not hosts and version == b"1.1"):

@@ -7,6 +7,7 @@ take the port between the check and the bind.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import subprocess
@@ -15,7 +16,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
+
+import trustme
+
+from demo.echo_upstream import write_ca
+from tests.conftest import SECRET
 
 EXE = str(Path(sys.executable).parent / "clavis-mcp")
 READY = re.compile(r"clavis-mcp proxy listening on http://127\.0\.0\.1:(\d+) ")
@@ -35,6 +41,30 @@ class ProxyProcess:
         while (line := self.lines.get(timeout=20)) is not None:
             text.append(line)
         return "".join(text)
+
+
+class Cli(Protocol):
+    def __call__(self, *args: str, stdin: str | None = None) -> str: ...
+
+
+def vault_home(tmp_path: Path, upstream_ca: trustme.CA, upstream_port: int) -> tuple[dict[str, str], Cli]:
+    """A fresh vault (key file) in ``tmp_path`` with one service, ``echo``, on the loopback upstream
+    (secret ``SECRET``): the environment a `clavis-mcp` process of the test runs in (no proxy
+    variables of the test's own), and the CLI run in it (its standard output; it must succeed)."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env |= {
+        "CLAVIS_HOME": str(tmp_path / "home"),
+        "CLAVIS_UPSTREAM_CA": str(write_ca(upstream_ca, tmp_path / "ca.pem")),
+    }
+
+    def cli(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([EXE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("init", "--key-store", "keyfile")
+    cli("add", "echo", "--host", f"127.0.0.1:{upstream_port}", "--local", "--secret-stdin", stdin=SECRET)
+    return env, cli
 
 
 def bound_port(line: str) -> int | None:

@@ -3,34 +3,23 @@ taking effect at once, a real HTTPS upstream on loopback."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
 
-from demo.echo_upstream import EchoUpstream, write_ca
+from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET
-from tests.proxy.proxy_process import EXE, start_proxy
+from tests.proxy.proxy_process import start_proxy, vault_home
 
 pytestmark = pytest.mark.e2e
 
 
 def test_agent_key_from_the_vault_works_until_the_agent_is_revoked(tmp_path: Path, upstream_ca: trustme.CA) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env |= {"CLAVIS_HOME": str(home), "CLAVIS_UPSTREAM_CA": str(write_ca(upstream_ca, tmp_path / "ca.pem"))}
-
-    def cli(*args: str, stdin: str | None = None) -> str:
-        done = subprocess.run([EXE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
     with EchoUpstream.start(upstream_ca) as upstream:
-        cli("init", "--key-store", "keyfile")
-        cli("add", "echo", "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin", stdin=SECRET)
+        env, cli = vault_home(tmp_path, upstream_ca, upstream.port)
         token = cli("agent", "add", "sdk").strip()
         proxy = start_proxy(env)
         announced = proxy.lines.get(timeout=20) or ""

@@ -4,9 +4,7 @@ SQLite's WAL-index header between changes, and must never miss one."""
 
 from __future__ import annotations
 
-import os
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -14,9 +12,9 @@ import pytest
 import trustme
 
 from clavis_mcp.certs.ca import LocalCA
-from demo.echo_upstream import EchoUpstream, write_ca
+from demo.echo_upstream import EchoUpstream
 from tests.conftest import SECRET
-from tests.proxy.proxy_process import EXE, start_proxy
+from tests.proxy.proxy_process import start_proxy, vault_home
 
 pytestmark = pytest.mark.e2e
 ROTATED = "sk-rotated-0123456789abcdefghijklmnop"
@@ -26,17 +24,8 @@ def test_an_agent_revoked_by_the_cli_is_refused_on_its_next_request_through_the_
     tmp_path: Path, upstream_ca: trustme.CA
 ) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env |= {"CLAVIS_HOME": str(home), "CLAVIS_UPSTREAM_CA": str(write_ca(upstream_ca, tmp_path / "ca.pem"))}
-
-    def cli(*args: str, stdin: str | None = None) -> str:
-        done = subprocess.run([EXE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
     with EchoUpstream.start(upstream_ca) as upstream:
-        cli("init", "--key-store", "keyfile")
-        cli("add", "echo", "--host", f"127.0.0.1:{upstream.port}", "--local", "--secret-stdin", stdin=SECRET)
+        env, cli = vault_home(tmp_path, upstream_ca, upstream.port)
         token = cli("agent", "add", "ci").strip()
         other = cli("agent", "add", "ok").strip()
         proxy = start_proxy(env)
