@@ -11,6 +11,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from clavis_mcp.vault.storage import walindex
-from clavis_mcp.vault.storage.sqlite import SQLiteStore
+from clavis_mcp.vault.storage.sqlite import QUIET_SECONDS, SQLiteStore
 
 pytestmark = pytest.mark.e2e
 SPAWN = multiprocessing.get_context("spawn")
@@ -234,3 +235,81 @@ def test_a_reader_polling_while_another_process_commits_never_answers_behind_a_f
     child.join(timeout=60)
     assert child.exitcode == 0 and store.changes() == base + commits
     assert polls > commits
+
+
+def write_at(path: str, data: bytes) -> None:
+    """Write ``data`` at the start of ``path``, in a process of its own: closing a descriptor of a
+    -shm file drops every SQLite lock on it in the process that closes it."""
+    with open(path, "r+b") as file:
+        file.write(data)
+
+
+def test_a_header_torn_by_a_writer_killed_between_its_two_copies_is_not_taken_for_no_change(
+    store: SQLiteStore, db: Path
+) -> None:
+    """A writer writes copy [1] of the header, then copy [0]; killed in between, it leaves copy [0]
+    as before while its commit is in the WAL (every other reader finds the copies unequal and
+    recovers it). The torn state is made here from a real commit by putting the old copy [0] back."""
+    shm = str(db) + "-shm"
+    before = quiet(store)
+    old = Path(shm).read_bytes()[: walindex.HEADER]
+    assert run(bump, str(db), "store") == 0
+    assert run(write_at, shm, old) == 0
+    assert Path(shm).read_bytes()[: walindex.HEADER] == old  # copy [0] as the store last saw it
+    assert store.changes() == before + 1
+
+
+def test_through_a_link_to_the_database_the_view_is_of_sqlites_own_wal_index(tmp_path: Path) -> None:
+    """SQLite follows a link to the database and keeps its -shm beside the target; a leftover -shm
+    beside the link (an unclean exit before the vault moved) is no one's, and its header never
+    changes: it must not be mapped, or every later change would go unseen."""
+    real = tmp_path / "real"
+    real.mkdir()
+    SQLiteStore.create(real / "vault.db", {"vault_id": "test"}).close()
+    link = tmp_path / "vault.db"
+    link.symlink_to(real / "vault.db")
+    with_leftover = SQLiteStore.open(real / "vault.db")
+    with_leftover.changes()
+    (tmp_path / "vault.db-shm").write_bytes((real / "vault.db-shm").read_bytes())  # a valid-looking header
+    (tmp_path / "vault.db-shm").chmod(0o600)
+    with_leftover.close()
+    store = SQLiteStore.open(link)
+    try:
+        before = quiet(store)  # the fast path works through the link, on the real file
+        for _ in range(3):
+            assert run(bump, str(real / "vault.db"), "store") == 0
+            before += 1
+            assert store.changes() == before
+    finally:
+        store.close()
+
+
+def test_a_file_no_sqlite_connection_uses_gives_no_view(tmp_path: Path) -> None:
+    path = tmp_path / "vault.db"
+    SQLiteStore.create(path, {"vault_id": "test"}).close()
+    opened = SQLiteStore.open(path)
+    opened.changes()
+    copy = (tmp_path / "vault.db-shm").read_bytes()
+    opened.close()
+    other = tmp_path / "other.db"
+    other.write_bytes(path.read_bytes())
+    (tmp_path / "other.db-shm").write_bytes(copy)  # a header SQLite would accept, locked by no one
+    (tmp_path / "other.db-shm").chmod(0o600)
+    view = walindex.attach(other)
+    assert view is not None and view.header() is None  # opened (kept, as any view), never mapped
+    walindex.detach(view)
+
+
+def test_a_change_the_header_check_missed_is_seen_within_the_bound(
+    store: SQLiteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defence in depth: were the header check to miss a commit (none is known), the statement
+    asks SQLite again once the cached answer is QUIET_SECONDS old, so nothing stays unseen for
+    the life of the process."""
+    before = quiet(store)
+    monkeypatch.setattr(walindex.WalIndex, "reads", lambda self, header: True)  # a check that misses all
+    assert run(bump, str(db), "store") == 0
+    deadline = time.monotonic() + 10 * QUIET_SECONDS + 5
+    while store.changes() == before and time.monotonic() < deadline:
+        time.sleep(QUIET_SECONDS / 5)
+    assert store.changes() == before + 1

@@ -32,6 +32,10 @@ from . import walindex
 from .protocol import ANY, Fields, Record, copy_fields, decode_fields, encode_fields
 
 FORMAT = "3"
+# The longest the WAL-index header alone answers "nothing changed": past it, the statement asks
+# SQLite again, so a case the header check misses (none is known) leaves a change unseen for at
+# most this long, not for the life of the process. About one statement in a hundred requests.
+QUIET_SECONDS = 0.25
 BUSY_TIMEOUT_MS = 10000  # readers and the connection set-up: how long SQLite itself waits for a lock
 WRITE_WAIT = 30.0  # seconds a write batch waits for the write lock before VaultBusy
 RETRY_FIRST, RETRY_MAX = 0.001, 0.02  # pause between two tries for the write lock (doubling, jittered)
@@ -125,8 +129,9 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._batch: SQLiteBatch | None = None  # the batch open on the thread holding the lock
         self._seen: tuple[int, int] | None = None  # (data_version, change counter) last read
-        # (WAL-index header, change counter): the counter holds while the header reads the same
-        self._quiet: tuple[bytes, int] | None = None
+        # (WAL-index header, change counter, until when): the counter holds while the header reads
+        # the same, and at most QUIET_SECONDS
+        self._quiet: tuple[bytes, int, float] | None = None
         wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         self._wal_index = walindex.attach(path) if wal else None
 
@@ -239,7 +244,12 @@ class SQLiteStore:
         whether another connection wrote anything; only then is the counter row read."""
         with self._lock:
             wal_index, quiet = self._wal_index, self._quiet
-            if quiet is not None and wal_index is not None and wal_index.reads(quiet[0]):
+            if (
+                quiet is not None
+                and wal_index is not None
+                and time.monotonic() < quiet[2]
+                and wal_index.reads(quiet[0])
+            ):
                 return quiet[1]
             before = None if wal_index is None else wal_index.header()
             data_version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
@@ -252,7 +262,7 @@ class SQLiteStore:
                 self._seen = (data_version, counter)
                 self._quiet = None
                 if wal_index is not None and before is not None and wal_index.header() == before:
-                    self._quiet = (before, counter)
+                    self._quiet = (before, counter, time.monotonic() + QUIET_SECONDS)
             return counter
 
     def check(self) -> str:

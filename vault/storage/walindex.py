@@ -8,29 +8,41 @@ the same (counter, frame count, salts, checksum), nothing was committed, and the
 "no change" from a read-only shared mapping (~0.1 us) instead of ``PRAGMA data_version``, whose
 read transaction costs a statement and two ``fcntl`` calls (20-25 us a call in the running proxy).
 
-A view is only a hint: the store caches an answer only when the header read the same before and
-after the statement that gave it, and anything unusual here (no such file, not a regular private
-file of ours, too short, no ``mmap``, a header in a form this code does not know, a forked child)
-means no view, and the statement every time, as before.
+A view is only a hint: the store caches an answer only when the header (both copies) read the
+same before and after the statement that gave it, takes it while both copies still read so (a
+writer killed between its two copies leaves copy [0] as it was: every other reader then recovers
+its commit, and so does the statement), and for at most ``QUIET_SECONDS`` (sqlite.py) whatever
+the header says. The file is found as SQLite finds it (beside the database's real path, a link
+followed) and must be in use by some SQLite connection (a lock on its dead-man byte): a leftover
+file beside a link is no one's, and its unchanging header would hide every change. Anything
+unusual here (no such file, not a regular private file of ours, too short, locked by no one, no
+``mmap`` or open-file-description locks, a header in a form this code does not know, a forked
+child) means no view, and the statement every time, as before.
 
 POSIX record locks belong to the process and the file: closing *any* descriptor of the ``-shm``
 file drops every lock SQLite holds on it in this process (its readers' marks, the lock that stops
 another process from re-initialising the file). So a descriptor opened here stays open while any
 store of this process uses the file: one view per file, shared, closed after the last store's
-connection closed; a forked child never closes an inherited one.
+connection closed; a forked child never closes an inherited one. (A plain ``sqlite3`` connection
+to the vault still open in this process when its last store closes loses its locks on the file
+then: ``read_header`` (``doctor``, ``init``) is the only such reader, and holds its connection
+for one query.)
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import stat
+import struct
 import sys
 import threading
 from pathlib import Path
 
 HEADER = 48  # one copy of the WAL-index header; SQLite keeps two and writes the second first
 _KNOWN = (3007000).to_bytes(4, sys.byteorder)  # iVersion, in the native order SQLite writes
+_DEAD_MAN = 128  # the byte of the -shm file every connection using it holds a shared lock on (os_unix.c)
 
 
 class WalIndex:
@@ -49,6 +61,7 @@ class WalIndex:
             and info.st_uid == os.geteuid()
             and not info.st_mode & 0o077
             and info.st_size >= 2 * HEADER
+            and _in_use(fd)
         ):
             try:
                 self.map = mmap.mmap(fd, 2 * HEADER, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, trackfd=False)
@@ -56,7 +69,8 @@ class WalIndex:
                 pass
 
     def header(self) -> bytes | None:
-        """The header, or None while a commit is writing it or in a form this code does not know."""
+        """Both copies of the header, or None while a commit is writing them or in a form this code
+        does not know."""
         view = self.map
         if view is None:
             return None
@@ -64,12 +78,29 @@ class WalIndex:
         first = both[:HEADER]
         if first != both[HEADER:] or first[:4] != _KNOWN or first[12] != 1:  # iVersion, isInit
             return None
-        return first
+        return both
 
     def reads(self, header: bytes) -> bool:
-        """Whether the header still reads ``header`` (the copy a commit writes last)."""
+        """Whether both copies still read ``header``. Both: a writer killed after it wrote part of
+        copy [1] leaves copy [0] as it was, and every other reader then finds the copies unequal
+        and recovers the commit from the WAL; so must this one (the statement does)."""
         view = self.map
-        return view is not None and view[:HEADER] == header
+        return view is not None and view[: 2 * HEADER] == header
+
+
+def _in_use(fd: int) -> bool:
+    """Whether some SQLite connection holds this file as its WAL index: each keeps a shared lock
+    on its dead-man byte while it has the file open. A leftover file beside a link to the
+    database, or any other file nobody's SQLite uses, holds none, and its unchanging header would
+    otherwise read as "nothing changed" for ever. Asked with an open-file-description lock test
+    (Linux), which sees this process's own POSIX locks too."""
+    probe = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, _DEAD_MAN, 1, 0)
+    try:
+        found = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe)
+    except OSError:
+        return False
+    held: int = struct.unpack("hhqqi4x", found)[0]
+    return held != fcntl.F_UNLCK
 
 
 _views: dict[tuple[int, int], WalIndex] = {}
@@ -79,8 +110,9 @@ _views_lock = threading.Lock()
 def attach(db_path: Path) -> WalIndex | None:
     """The view of ``db_path``'s WAL index, for a store whose connection has it open in WAL mode
     (its shared lock then keeps the file from being re-initialised while the view is in use)."""
-    if os.name != "posix" or not hasattr(mmap, "MAP_SHARED"):
+    if os.name != "posix" or not hasattr(mmap, "MAP_SHARED") or not hasattr(fcntl, "F_OFD_GETLK"):
         return None
+    db_path = Path(os.path.realpath(db_path))  # SQLite resolves a link to the database: its -shm is the target's
     path = db_path.with_name(db_path.name + "-shm")
     with _views_lock:
         try:
