@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import weakref
@@ -54,6 +55,9 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
+_token_digest = functools.lru_cache(maxsize=64)(_digest)  # the agents' own tokens: the same in every request
+
+
 class ClientAuth:
     """``tokens`` maps a client name to its token; it is called on every request, so a revocation
     in the vault takes effect at once, even inside a tunnel that was opened before it."""
@@ -61,21 +65,26 @@ class ClientAuth:
     def __init__(self, tokens: Tokens, vault: Vault | None = None) -> None:
         self._tokens = tokens
         self._vault = vault  # given: tokens kept in it are read as of the flow's snapshot (flowmeta.flow_tokens)
-        self._tunnels: weakref.WeakKeyDictionary[connection.Client, str] = weakref.WeakKeyDictionary()
+        # Each tunnel's agent and the digest of the token its CONNECT presented: a request inside it
+        # is admitted only while that agent's token is still that one, so an agent revoked and added
+        # again under its name (a new token) does not keep a tunnel the old token opened.
+        self._tunnels: weakref.WeakKeyDictionary[connection.Client, tuple[str, bytes]] = weakref.WeakKeyDictionary()
         # The connection asked about last and its entry in _tunnels (None: none): a keep-alive
         # tunnel's requests follow one another, and a lookup in _tunnels hashes and compares the
         # connection in Python, several times this check. Weak: it never keeps a connection alive
         # nor takes a new one for a dead one. Every change of _tunnels forgets it.
-        self._last: tuple[weakref.ref[connection.Client], str | None] | None = None
+        self._last: tuple[weakref.ref[connection.Client], tuple[str, bytes] | None] | None = None
         self._seen: dict[str, bytes] = {}  # digest of every token accepted, by agent: names a revoked one
 
     def authenticate(self, header: str) -> str | None:
-        return self._admit(header, self._tokens())
+        admitted = self._admit(header, self._tokens())
+        return admitted[0] if admitted else None
 
     def _current(self, flow: http.HTTPFlow) -> Mapping[str, str]:
         return self._tokens() if self._vault is None else flow_tokens(flow, self._vault, self._tokens)
 
-    def _admit(self, header: str, tokens: Mapping[str, str]) -> str | None:
+    def _admit(self, header: str, tokens: Mapping[str, str]) -> tuple[str, bytes] | None:
+        """The agent ``header`` authenticates and the digest of the token it presented, or None."""
         parsed = parse_basic(header)
         if parsed is None:
             return None
@@ -83,9 +92,9 @@ class ClientAuth:
         expected = tokens.get(user)
         # Digests make both sides the same length, so the comparison time says nothing.
         given = _digest(token)
-        if hmac.compare_digest(given, _digest(expected or "")) and expected:
+        if hmac.compare_digest(given, _token_digest(expected or "")) and expected:
             self._seen[user] = given
-            return user
+            return user, given
         return None
 
     def _why_refused(self, header: str, tokens: Mapping[str, str]) -> tuple[str | None, str]:
@@ -101,26 +110,30 @@ class ClientAuth:
                       "use the proxy URL from `clavis-mcp env`")  # fmt: skip
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
-        client = self._check(flow)
-        if client is not None:
-            self._tunnels[flow.client_conn] = client
+        admitted = self._check(flow)
+        if admitted is not None:
+            self._tunnels[flow.client_conn] = admitted
             self._last = None
 
-    def _tunnel(self, conn: connection.Client) -> str | None:
-        """The agent whose CONNECT opened this connection's tunnel, if one did."""
+    def _tunnel(self, conn: connection.Client) -> tuple[str, bytes] | None:
+        """The agent whose CONNECT opened this connection's tunnel, and its token's digest, if one did."""
         last = self._last
         if last is not None and last[0]() is conn:
             return last[1]
-        client = self._tunnels.get(conn)
-        self._last = (weakref.ref(conn), client)
-        return client
+        tunnel = self._tunnels.get(conn)
+        self._last = (weakref.ref(conn), tunnel)
+        return tunnel
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        client = self._tunnel(flow.client_conn)
-        if client is None:
+        tunnel = self._tunnel(flow.client_conn)
+        if tunnel is None:
             self._check(flow)
-        elif client not in self._current(flow):
-            # Revoked while its tunnel was open: the next request inside it is refused.
+            return
+        client, presented = tunnel
+        current = self._current(flow).get(client)
+        if current is None or not hmac.compare_digest(presented, _token_digest(current)):
+            # Revoked while its tunnel was open (or revoked and added again: another token): the
+            # next request inside it is refused.
             del self._tunnels[flow.client_conn]
             self._last = None
             drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
@@ -132,12 +145,12 @@ class ClientAuth:
             flow.metadata[CLIENT] = client
             drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
 
-    def _check(self, flow: http.HTTPFlow) -> str | None:
+    def _check(self, flow: http.HTTPFlow) -> tuple[str, bytes] | None:
         header = header_values(flow.request.headers, PROXY_AUTH_FIELD).get(PROXY_AUTH_FIELD, "")
         drop_headers(flow.request.headers, PROXY_AUTH_FIELD)
         tokens = self._current(flow)
-        client = self._admit(header, tokens)
-        if client is None:
+        admitted = self._admit(header, tokens)
+        if admitted is None:
             challenge = {"Proxy-Authenticate": 'Basic realm="clavis-mcp"'}
             if not header:
                 refuse(flow, 407, "proxy authentication required: use the proxy URL from `clavis-mcp env`", challenge)
@@ -148,5 +161,5 @@ class ClientAuth:
             if revoked is not None:
                 flow.metadata[CLIENT] = revoked
             return None
-        flow.metadata[CLIENT] = client
-        return client
+        flow.metadata[CLIENT] = admitted[0]
+        return admitted

@@ -501,6 +501,20 @@ async def test_case27_revoking_a_client_takes_effect_inside_an_open_tunnel(
     assert [r.path for r in reflector.received] == ["/one"]
 
 
+async def test_case27_an_agent_revoked_and_added_again_under_its_name_does_not_keep_its_old_tunnel(
+    services: Vault, audit: AuditLog, home: Path, reflector: Upstream
+) -> None:
+    """Replacing a leaked token is `agent revoke ci` then `agent add ci`: the name comes back with a
+    new token, and a tunnel the old token opened must not carry on under it."""
+    tokens = {PROXY_USER: PROXY_TOKEN}
+    async with proxy_to(services, audit, home, reflector, lambda: tokens) as proxy, proxy_client(proxy, home) as client:
+        assert (await client.get(f"https://{A_HOST}/one")).status_code == 200
+        tokens[PROXY_USER] = PROXY_TOKEN + "-replaced"
+        refused = await client.get(f"https://{A_HOST}/two")
+    assert refused.status_code == 407 and "was revoked" in refused.text
+    assert [r.path for r in reflector.received] == ["/one"]
+
+
 @pytest.mark.parametrize("problem", ["self-signed", "wrong-name", "expired"])
 async def test_case31_bad_upstream_certificates_give_502_and_no_injection(
     services: Vault, audit: AuditLog, home: Path, upstream_ca: trustme.CA, problem: str
