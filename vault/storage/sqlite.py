@@ -133,7 +133,8 @@ class SQLiteStore:
         # the same, and at most QUIET_SECONDS
         self._quiet: tuple[bytes, int, float] | None = None
         wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        self._wal_index = walindex.attach(path) if wal else None
+        opened = conn.execute("PRAGMA database_list").fetchone()[2]  # the file SQLite opened: a link followed
+        self._wal_index = walindex.attach(Path(opened)) if wal and opened else None
 
     @classmethod
     def create(cls, path: Path, header: Mapping[str, str]) -> SQLiteStore:
@@ -251,6 +252,7 @@ class SQLiteStore:
                 and wal_index.reads(quiet[0])
             ):
                 return quiet[1]
+            started = time.monotonic()  # the bound counts from before the statement's read
             before = None if wal_index is None else wal_index.header()
             data_version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
             if self._seen is not None and self._seen[0] == data_version:
@@ -262,7 +264,7 @@ class SQLiteStore:
                 self._seen = (data_version, counter)
                 self._quiet = None
                 if wal_index is not None and before is not None and wal_index.header() == before:
-                    self._quiet = (before, counter, time.monotonic() + QUIET_SECONDS)
+                    self._quiet = (before, counter, started + QUIET_SECONDS)
             return counter
 
     def check(self) -> str:

@@ -109,10 +109,12 @@ _views_lock = threading.Lock()
 
 def attach(db_path: Path) -> WalIndex | None:
     """The view of ``db_path``'s WAL index, for a store whose connection has it open in WAL mode
-    (its shared lock then keeps the file from being re-initialised while the view is in use)."""
+    (its shared lock then keeps the file from being re-initialised while the view is in use).
+    ``db_path`` is the file the connection opened, as SQLite names it (``PRAGMA database_list``):
+    a link repointed between the connection and this call cannot send the view elsewhere."""
     if os.name != "posix" or not hasattr(mmap, "MAP_SHARED") or not hasattr(fcntl, "F_OFD_GETLK"):
         return None
-    db_path = Path(os.path.realpath(db_path))  # SQLite resolves a link to the database: its -shm is the target's
+    db_path = Path(os.path.realpath(db_path))  # (the store gives the file SQLite opened: a link already followed)
     path = db_path.with_name(db_path.name + "-shm")
     with _views_lock:
         try:
