@@ -138,7 +138,9 @@ def _fields(
 
 def _unfolded(block: bytes | bytearray) -> list[bytes | bytearray]:
     """The block's lines, without their ends, a line that begins with whitespace (obs-fold)
-    joined to the one before with one space."""
+    joined to the one before with one space. A folded line grows in a ``bytearray``, as in h11:
+    joined as ``bytes``, each fold copied the whole line so far, and a head of many folds (an
+    upstream's, up to a read's 1 MiB when it comes whole) cost quadratic time."""
     lines: list[bytes | bytearray] = []
     for line in block.split(b"\n")[:-1]:
         if line[-1:] == b"\r":
@@ -146,7 +148,11 @@ def _unfolded(block: bytes | bytearray) -> list[bytes | bytearray]:
         if line[:1] == b" " or line[:1] == b"\t":
             if not lines:
                 raise _refusal()
-            lines[-1] += b" " + line.lstrip(b" \t")
+            folded = lines[-1]
+            if not isinstance(folded, bytearray):
+                folded = lines[-1] = bytearray(folded)
+            folded += b" "
+            folded += line.lstrip(b" \t")
         else:
             lines.append(line)
     return lines
