@@ -522,28 +522,24 @@ class _Exchange:
 
     async def _response_head(self, reader: ResponseReader, upstream: Upstream) -> ResponseHead:
         """The upstream's final response head (its 1xx ones are not relayed)."""
-        try:
-            while (head := reader.head()) is None:
-                await self._read_upstream(reader, upstream)
-        except UnreadableMessage as exc:
-            raise _Failed(str(exc)) from None
-        return head
+        return await self._read_until(reader.head, reader, upstream)
 
     async def _next(self, reader: ResponseReader, upstream: Upstream) -> bytes:
         """The response body's next piece, ``b""`` at its end."""
+        return await self._read_until(reader.piece, reader, upstream)
+
+    async def _read_until[T](self, step: Callable[[], T | None], reader: ResponseReader, upstream: Upstream) -> T:
+        """``step()``'s answer, reading from the upstream while it needs more bytes."""
         try:
-            while (piece := reader.piece()) is None:
-                await self._read_upstream(reader, upstream)
+            while (answer := step()) is None:
+                try:
+                    data = await self._wait(upstream.reader.read(READ_UPSTREAM))
+                except (ConnectionError, ssl.SSLError):
+                    raise _Failed("connection reset by the upstream") from None
+                reader.feed(data)
         except UnreadableMessage as exc:
             raise _Failed(str(exc)) from None
-        return piece
-
-    async def _read_upstream(self, reader: ResponseReader, upstream: Upstream) -> None:
-        try:
-            data = await self._wait(upstream.reader.read(READ_UPSTREAM))
-        except (ConnectionError, ssl.SSLError):
-            raise _Failed("connection reset by the upstream") from None
-        reader.feed(data)
+        return answer
 
     async def _stream(self, f: http.HTTPFlow, reader: ResponseReader, upstream: Upstream) -> None:
         response = f.response
