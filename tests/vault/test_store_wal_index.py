@@ -6,13 +6,16 @@ Real files and real child processes (spawned), as the proxy, the MCP server and 
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
 import sqlite3
+import struct
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -171,7 +174,7 @@ def test_stores_sharing_a_view_keep_it_until_the_last_one_closes(store: SQLiteSt
     view = store._wal_index
     assert view is not None and other._wal_index is view and view.users == 2
     other.close()
-    assert view.map is not None and view.fd is not None
+    assert view.map is not None
     before = quiet(store)
     assert run(bump, str(db), "store") == 0
     assert store.changes() == before + 1
@@ -313,3 +316,75 @@ def test_a_change_the_header_check_missed_is_seen_within_the_bound(
     while store.changes() == before and time.monotonic() < deadline:
         time.sleep(QUIET_SECONDS / 5)
     assert store.changes() == before + 1
+
+
+def report_locks(shm: str, told: Connection) -> None:
+    """In a process of its own: which lock bytes of the -shm file (120-127, and 128, the dead-man
+    byte: os_unix.c) some other process holds a lock on. Its own descriptor, closed here, can drop
+    no lock but its own process's."""
+    fd = os.open(shm, os.O_RDONLY)
+    try:
+        held = []
+        for byte in range(120, 129):
+            probe = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, byte, 1, 0)
+            if struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))[0] != fcntl.F_UNLCK:
+                held.append(byte)
+        told.send(held)
+    finally:
+        os.close(fd)
+
+
+def locked_bytes(shm: Path) -> list[int]:
+    ours, theirs = SPAWN.Pipe(duplex=False)
+    assert run(report_locks, str(shm), theirs) == 0
+    held: list[int] = ours.recv()
+    return held
+
+
+def test_a_store_closing_leaves_the_locks_of_another_connection_of_the_process_in_place(db: Path) -> None:
+    """A plain ``sqlite3`` connection to the vault (``read_header``, or any later code) inside a
+    read transaction keeps its read mark and dead-man lock on the -shm file after a store opened
+    and closed beside it: another process must not be able to re-initialise the file, nor a
+    checkpoint overwrite the frames that reader is reading."""
+    shm = db.with_name("vault.db-shm")
+    with closing(sqlite3.connect(db, isolation_level=None)) as plain:
+        plain.execute("BEGIN")
+        plain.execute("SELECT count(*) FROM meta").fetchone()
+        held = locked_bytes(shm)
+        assert held
+        store = SQLiteStore.open(db)
+        try:
+            quiet(store)  # the view is in use
+        finally:
+            store.close()
+        assert locked_bytes(shm) == held
+        plain.execute("COMMIT")
+
+
+def descriptors_of(file: tuple[int, int]) -> int:
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            info = os.fstat(int(name))
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+        count += (info.st_dev, info.st_ino) == file
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux /proc")
+def test_the_view_holds_no_descriptor_of_the_wal_index_file_of_its_own(db: Path) -> None:
+    shm = db.with_name("vault.db-shm")
+    with closing(sqlite3.connect(db)) as plain:
+        plain.execute("SELECT count(*) FROM meta").fetchone()
+        file = (shm.stat().st_dev, shm.stat().st_ino)
+        sqlites = descriptors_of(file)  # SQLite's own: one for the file, whatever its connections
+        first, second = SQLiteStore.open(db), SQLiteStore.open(db)
+        try:
+            assert quiet(first) == quiet(second)  # both answer from the view
+            assert descriptors_of(file) == sqlites
+        finally:
+            first.close()
+            second.close()
+        assert descriptors_of(file) == sqlites
+    assert descriptors_of(file) == 0

@@ -15,18 +15,18 @@ its commit, and so does the statement), and for at most ``QUIET_SECONDS`` (sqlit
 the header says. The file is found as SQLite finds it (beside the database's real path, a link
 followed) and must be in use by some SQLite connection (a lock on its dead-man byte): a leftover
 file beside a link is no one's, and its unchanging header would hide every change. Anything
-unusual here (no such file, not a regular private file of ours, too short, locked by no one, no
-``mmap`` or open-file-description locks, a header in a form this code does not know, a forked
-child) means no view, and the statement every time, as before.
+unusual here (no such file, not a regular private file of ours, too short, locked by no one, not
+open in this process's SQLite, no ``/proc/self/fd``, ``mmap`` or open-file-description locks, a
+header in a form this code does not know, a forked child) means no view, and the statement every
+time, as before.
 
 POSIX record locks belong to the process and the file: closing *any* descriptor of the ``-shm``
 file drops every lock SQLite holds on it in this process (its readers' marks, the lock that stops
-another process from re-initialising the file). So a descriptor opened here stays open while any
-store of this process uses the file: one view per file, shared, closed after the last store's
-connection closed; a forked child never closes an inherited one. (A plain ``sqlite3`` connection
-to the vault still open in this process when its last store closes loses its locks on the file
-then: ``read_header`` (``doctor``, ``init``) is the only such reader, and holds its connection
-for one query.)
+another process from re-initialising the file), a plain ``sqlite3`` connection's as much as a
+store's. So this module opens and closes no descriptor of it: the mapping is made through the one
+SQLite's own connection holds (found in ``/proc/self/fd``), which stays open while the store that
+attached uses the file, and a mapping made with ``trackfd=False`` needs no descriptor afterwards.
+One view per file, shared by this process's stores, unmapped after the last one detached.
 """
 
 from __future__ import annotations
@@ -48,25 +48,11 @@ _DEAD_MAN = 128  # the byte of the -shm file every connection using it holds a s
 class WalIndex:
     """A read-only mapping of one ``-shm`` file's headers, shared by this process's stores on it."""
 
-    def __init__(self, key: tuple[int, int], fd: int, shm: os.stat_result) -> None:
+    def __init__(self, key: tuple[int, int], shm: os.stat_result) -> None:
         self.key = key  # the database file's, as SQLite shares one WAL index per database in a process
-        self.fd: int | None = fd
+        self.file = (shm.st_dev, shm.st_ino)
         self.users = 0
-        self.map: mmap.mmap | None = None
-        info = os.fstat(fd)
-        self.file = (info.st_dev, info.st_ino)
-        if (
-            self.file == (shm.st_dev, shm.st_ino)
-            and stat.S_ISREG(info.st_mode)
-            and info.st_uid == os.geteuid()
-            and not info.st_mode & 0o077
-            and info.st_size >= 2 * HEADER
-            and _in_use(fd)
-        ):
-            try:
-                self.map = mmap.mmap(fd, 2 * HEADER, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, trackfd=False)
-            except (OSError, ValueError):
-                pass
+        self.map = _map(self.file)
 
     def header(self) -> bytes | None:
         """Both copies of the header, or None while a commit is writing them or in a form this code
@@ -86,6 +72,35 @@ class WalIndex:
         and recovers the commit from the WAL; so must this one (the statement does)."""
         view = self.map
         return view is not None and view[: 2 * HEADER] == header
+
+
+def _map(file: tuple[int, int]) -> mmap.mmap | None:
+    """The file's two headers mapped through SQLite's own descriptor of it: one of ours would,
+    once closed, drop the process's SQLite locks on the file."""
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                fd = int(name)
+                info = os.fstat(fd)
+            except OSError:  # closed since the listing (the listing's own, for one)
+                continue
+            if (info.st_dev, info.st_ino) != file:
+                continue
+            if (
+                not stat.S_ISREG(info.st_mode)
+                or info.st_uid != os.geteuid()
+                or info.st_mode & 0o077
+                or info.st_size < 2 * HEADER
+                or not _in_use(fd)
+            ):
+                return None
+            again = os.fstat(fd)  # a number closed and reused since the checks names another file
+            if (again.st_dev, again.st_ino) != file:
+                return None
+            return mmap.mmap(fd, 2 * HEADER, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, trackfd=False)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _in_use(fd: int) -> bool:
@@ -124,11 +139,8 @@ def attach(db_path: Path) -> WalIndex | None:
             return None
         view = _views.get((db.st_dev, db.st_ino))
         if view is None:
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                return None
-            view = WalIndex((db.st_dev, db.st_ino), fd, shm)  # kept even unmapped: see above
+            # kept even unmapped: a later store must not map a file other than the one judged here
+            view = WalIndex((db.st_dev, db.st_ino), shm)
             _views[view.key] = view
         elif view.file != (shm.st_dev, shm.st_ino):
             return None  # the file was replaced, or a store left open held a database gone since
@@ -137,7 +149,7 @@ def attach(db_path: Path) -> WalIndex | None:
 
 
 def detach(view: WalIndex) -> None:
-    """Called after the store's connection closed: the last user closes the mapping and descriptor."""
+    """Called after the store's connection closed: the last user unmaps the file."""
     with _views_lock:
         view.users -= 1
         if view.users:
@@ -147,20 +159,15 @@ def detach(view: WalIndex) -> None:
         if view.map is not None:
             view.map.close()
             view.map = None
-        if view.fd is not None:
-            os.close(view.fd)
-            view.fd = None
 
 
 def _forget_in_child() -> None:
-    """A forked child answers with statements: it holds none of its parent's SQLite locks (so the
-    file may be re-initialised under an inherited mapping), and closing an inherited descriptor
-    could drop a lock one of its own connections takes."""
+    """A forked child answers with statements: it holds none of its parent's SQLite locks, so the
+    file may be re-initialised under an inherited mapping."""
     global _views_lock
     _views_lock = threading.Lock()  # another thread may have held it at the fork
     for view in _views.values():
         view.map = None
-        view.fd = None
     _views.clear()
 
 
