@@ -6,6 +6,10 @@ authentication, destination check, injection, redaction and audit, (d) the same 
 base-URL mode (plain HTTP on loopback to ``/s/<service>/...``, no TLS between agent and proxy). Direct and bare clients
 send the credential themselves; through clavis the proxy injects it. Every answer echoes the
 credential, so through clavis each response really is redacted (and checked to be).
+
+For small JSON, a fifth: (e) the floor, the least an asyncio forwarder does in base-URL mode's place
+(``floor_forwarder``): what no pipeline's cost is in, so the rows against it show what base-URL
+mode's pipeline costs and what any forwarder in this runtime reaches against (a) and (c).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from .stats import Row, Target
 from .upstream import LARGE, SMALL, SSE
 
 MODES = ("direct", "bare", "clavis", "base-url")
-SUBJECT = {"direct": "direct", "bare": "bare mitmproxy", "clavis": "clavis proxy", "base-url": "clavis base-URL"}
+FLOOR = "floor"  # small JSON only: the floor forwarder handles Content-Length bodies only
+SUBJECT = {"direct": "direct", "bare": "bare mitmproxy", "clavis": "clavis proxy", "base-url": "clavis base-URL",
+           FLOOR: "floor forwarder"}  # fmt: skip
 PAIRS = (("bare", "direct"), ("clavis", "direct"), ("clavis", "bare"), ("base-url", "clavis"), ("base-url", "direct"))
+FLOOR_PAIRS = ((FLOOR, "direct"), (FLOOR, "clavis"), ("base-url", FLOOR))
 BASE_OVER_MITM = 1.8  # the fastest peer's margin over our MITM mode (issue 18)
 BASE_OVER_DIRECT = 1 / 1.5  # within 1.5x of direct, for small JSON
 
@@ -56,12 +63,17 @@ def _targets(world: World, proxies: dict[str, int], path: str) -> dict[str, load
     # Base-URL mode: plain HTTP to the same clavis proxy, the agent key as the SDK's API key.
     base_url = f"http://127.0.0.1:{proxies['clavis']}/s/{SERVICE}{path}"
     agent_key = {"Authorization": f"Bearer {PROXY_TOKEN}"}
-    return {
+    redacted = f"[REDACTED:{SERVICE}]".encode()
+    targets = {
         "direct": direct,
         "bare": through(proxies["bare"], credential, SECRET.encode()),
-        "clavis": through(proxies["clavis"], {}, f"[REDACTED:{SERVICE}]".encode()),
-        "base-url": load.Target(base_url, world.proxy_trust(), None, agent_key, f"[REDACTED:{SERVICE}]".encode()),
+        "clavis": through(proxies["clavis"], {}, redacted),
+        "base-url": load.Target(base_url, world.proxy_trust(), None, agent_key, redacted),
     }
+    if FLOOR in proxies:
+        floor_url = f"http://127.0.0.1:{proxies[FLOOR]}/s/{SERVICE}{path}"
+        targets[FLOOR] = load.Target(floor_url, world.proxy_trust(), None, {}, redacted)
+    return targets
 
 
 async def measure(
@@ -69,9 +81,10 @@ async def measure(
 ) -> tuple[list[Row], list[Target]]:
     children = {mode: world.child("bench.proxy_host", mode) for mode in ("bare", "clavis")}
     try:
+        children[FLOOR] = world.child("bench.floor_forwarder", str(world.upstream.port), str(world.upstream_ca_file))
         proxies = {mode: child.port for mode, child in children.items()}
         clocks = {mode: load.cpu_clock(children["clavis" if mode == "base-url" else mode].process.pid)
-                  for mode in MODES if mode != "direct"}  # fmt: skip
+                  for mode in (*MODES, FLOOR) if mode != "direct"}  # fmt: skip
         runs: dict[tuple[str, int, str], list[load.LoadRun]] = {}
         for round_ in range(rounds):
             progress(f"proxy load, round {round_ + 1}/{rounds}")
@@ -79,13 +92,17 @@ async def measure(
                 targets = _targets(world, proxies, workload.path)
                 for concurrency in CONCURRENCY:
                     count = max(concurrency, int(workload.requests[concurrency] * scale))
-                    for mode in MODES:
+                    for mode in _modes(workload):
                         run = await load.run(targets[mode], count, concurrency, clocks.get(mode))
                         runs.setdefault((workload.title, concurrency, mode), []).append(run)
     finally:
         for child in children.values():
             child.stop()
     return _rows(runs), _targets_met(runs)
+
+
+def _modes(workload: Workload) -> tuple[str, ...]:
+    return (*MODES, FLOOR) if workload.path == SMALL else MODES
 
 
 def _case(concurrency: int) -> str:
@@ -104,10 +121,10 @@ def _rows(runs: dict[tuple[str, int, str], list[load.LoadRun]]) -> list[Row]:
             [*metrics, ("first byte p50 ms", lambda r: r.first_byte(50))] if workload.path == SSE else metrics
         ) + [("proxy CPU µs/req", lambda r: r.cpu_us)]
         for concurrency in CONCURRENCY:
-            series = {mode: runs[(workload.title, concurrency, mode)] for mode in MODES}
+            series = {mode: runs[(workload.title, concurrency, mode)] for mode in _modes(workload)}
             for metric, get in workload_metrics:
-                values = {mode: [get(run) for run in series[mode]] for mode in MODES}
-                for subject, baseline in PAIRS:
+                values = {mode: [get(run) for run in series[mode]] for mode in series}
+                for subject, baseline in PAIRS + (FLOOR_PAIRS if FLOOR in series else ()):
                     if metric.startswith("proxy CPU") and "direct" in (subject, baseline):
                         continue  # no proxy when direct
                     rows.append(
