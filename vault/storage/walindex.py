@@ -94,10 +94,12 @@ def _map(file: tuple[int, int]) -> mmap.mmap | None:
                 or not _in_use(fd)
             ):
                 return None
+            view = mmap.mmap(fd, 2 * HEADER, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, trackfd=False)
             again = os.fstat(fd)  # a number closed and reused since the checks names another file
             if (again.st_dev, again.st_ino) != file:
+                view.close()
                 return None
-            return mmap.mmap(fd, 2 * HEADER, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, trackfd=False)
+            return view
     except (OSError, ValueError):
         pass
     return None
