@@ -7,13 +7,15 @@ figures bench/notes.md quotes; ``BENCH_STAGE_CLOCK=cpu`` charges each hook its t
 which other load on the machine inflates less, and ``BENCH_STAGE_GC=off`` keeps the collector's
 passes out of whichever stage allocates when one is due). ``mcp`` profiles sequential
 call_service calls through an in-memory MCP session (client, server and embedded proxy all in
-this process). The result is printed.
+this process, which imports the installed package). The proxy child imports this checkout's code,
+so a worktree profiles its own. The result is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from clavis_mcp.clavis_cli.runtime import open_runtime
 from clavis_mcp.mcp_front import Gateway, build_server
 
 from . import load
-from .fixture import SERVICE, world
+from .compare import run_from
+from .fixture import ROOT, SERVICE, Child, world
 from .proxy_load import _targets
 from .upstream import LARGE, SMALL, SSE
 
@@ -35,7 +38,8 @@ async def profile_proxy(
     path: str, requests: int, concurrency: int, out: Path, how: str = "--profile", mode: str = "clavis"
 ) -> str:
     with world() as w:
-        child = w.child("bench.proxy_host", "clavis", how, str(out))
+        _, env = run_from(ROOT, w, w.root / "code")  # this tree's code, even where another is installed
+        child = Child([sys.executable, "-m", "bench.proxy_host", "clavis", how, str(out)], env, cwd=ROOT)
         try:
             target = _targets(w, {"bare": child.port, "clavis": child.port}, path)[mode]
             await load.run(target, requests, concurrency)
