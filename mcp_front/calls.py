@@ -302,7 +302,8 @@ def render_body(
     strings after their escapes are resolved, text as it is shown. JSON is parsed when it is JSON,
     whole and every string of it has a UTF-8 form; text is returned up to ``limit`` bytes (cut as
     :func:`cut_body` says); anything else is summarised by type, size and SHA-256. ``beyond`` is
-    what follows ``head`` in a longer body.
+    what follows ``head`` in a longer body. A binary body's summary quotes ``content_type``
+    scrubbed as a header value is (and counted): the upstream wrote it.
     """
     charset = declared_charset(content_type)
     truncated = size > limit
@@ -313,7 +314,8 @@ def render_body(
     if size and not _readable_text(head[:limit], content_type):
         from .models import BinaryBody  # pydantic models: ~8 ms that CallLimits.from_env() would pay before serving
 
-        return None, BinaryBody(content_type=content_type or "unknown", size=size, sha256=digest), False, count
+        shown_type, in_type = scrubber.value(content_type or "unknown")  # the upstream's text, as the header is
+        return None, BinaryBody(content_type=shown_type, size=size, sha256=digest), False, count + in_type
     if "json" in content_type.lower() and not truncated:
         try:
             body, rescrubbed = _scrub_json(json.loads(head.decode("utf-8")), scrubber)
