@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from clavis_mcp.vault import AuditLog, Secret, Service, Vault
 from clavis_mcp.vault.audit.index import AuditIndex
 from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS
-from clavis_mcp.vault.auth.fields import credential
+from clavis_mcp.vault.auth.base import CREDENTIAL
+from clavis_mcp.vault.auth.fields import credential, method_secrets
 from clavis_mcp.vault.errors import CredentialExpired
 from clavis_mcp.vault.oauth.refresh import ensure_fresh
 from clavis_mcp.vault.oauth.state import credential_state as oauth_state
@@ -25,6 +26,7 @@ from .models import CredentialState, LastCheck
 from .times import iso
 
 CHECK_ACTION = "check"
+EXCHANGE_ACTION = "token-exchange"  # addons/token_exchange.py writes the same records
 STATES: tuple[CredentialState, ...] = ("valid", "invalid", "expired", "reauth_required", "locked", "unknown")
 DETAILS: dict[CredentialState, str] = {
     "valid": "the provider accepted the credential at the last live check",
@@ -114,10 +116,32 @@ def detail(state: CredentialState, service: str) -> str:
 
 async def fresh_credential(vault: Vault, service: Service, audit: AuditLog) -> Secret:
     """The secret, ready for use: an OAuth access token is refreshed first if it is due (raising
-    ``ReauthRequired`` with the fix when the grant is dead); an expired static key is refused."""
+    ``ReauthRequired`` with the fix when the grant is dead); an expired static key is refused.
+
+    A method that trades its stored key for a short-lived token (a GitHub App) gives that token,
+    exchanged first if due, as the proxy would inject it: never the key that mints the tokens."""
     token = await ensure_fresh(vault, service.name, audit=audit)  # a token-endpoint call is audited
     if token is not None:
         return token
     if service.expires_at is not None and service.expires_at <= time.time():
         raise CredentialExpired(f"service {service.name!r}: {detail('expired', service.name)}")
+    field = service.auth.revealed_field
+    if field is not None and field != CREDENTIAL:
+        return await _token(vault, service, field, audit)
     return credential(vault, service.name)  # a secret reference resolved, as the proxy injects it
+
+
+async def _token(vault: Vault, service: Service, field: str, audit: AuditLog) -> Secret:
+    """The token in ``field``, exchanged first if the method exchanges and it is due; each exchange
+    is audited as the proxy's are."""
+    name = service.name
+    if not getattr(service.auth, "exchanges_tokens", False):
+        return vault.secret(name, field)
+
+    def record(failure: str | None) -> None:
+        audit.append(source="mcp", service=name, action=EXCHANGE_ACTION,
+                     decision="exchanged" if failure is None else "failed", reason=failure)  # fmt: skip
+
+    secrets = method_secrets(vault, vault.snapshot(), name)
+    await service.auth.refresh(vault, name, secrets, local=service.local, on_exchange=record)  # type: ignore[attr-defined]
+    return vault.secret(name, field)

@@ -78,7 +78,14 @@ async def get_credentials(gateway: Gateway, service_name: str, confirmation: Ans
         raise ToolError(
             f"the credential of {service_name!r} is never revealed; use call_service to make requests with it"
         )
-    secret = await fresh_credential(vault, service, audit)
+    if service.reveal == "full" and service.auth.revealed_field is None:
+        audit.append(source="mcp", service=service_name, action="reveal", decision="refused",
+                     reason="a signing key is never revealed")  # fmt: skip
+        raise ToolError(
+            f"{service_name!r} signs each request with its stored key ({service.auth.describe()}): no token exists "
+            "to show, and the key itself is never revealed; use call_service to make requests with it"
+        )
+    secret = await fresh_credential(vault, service, audit)  # what goes on the wire: never a key that mints tokens
     value = None
     if service.reveal == "full":
         if outcome(confirmation) is False:

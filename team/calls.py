@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from clavis_mcp.vault import Service
+from clavis_mcp.vault.auth.base import CREDENTIAL
 from clavis_mcp.vault.connectors import load_catalog
 from clavis_mcp.vault.errors import ApiRefused, InvalidService, UnknownService
 from clavis_mcp.vault.hosts import canonical_host
@@ -205,7 +206,11 @@ def _expires_in(service: Service) -> int | None:
 
 
 def token(replica: Replica, principal: Principal, name: str) -> tuple[dict[str, Any], str]:
-    """The credential itself, only under a ``full`` reveal policy (audited), and its audit id; 403 otherwise."""
+    """The credential itself, only under a ``full`` reveal policy (audited), and its audit id; 403 otherwise.
+
+    Only a credential that goes on the wire as stored is handed out: a GitHub App's private key
+    (which mints installation tokens) or a signing key (AWS SigV4, HMAC) never is. The installation
+    token is exchanged on the replica's loop, which this synchronous route does not reach."""
     service = service_for(replica, principal, name)
     if service.reveal != "full":
         replica.audit.append(source=principal.name, service=name, action="reveal", decision="refused",
@@ -214,6 +219,14 @@ def token(replica: Replica, principal: Principal, name: str) -> tuple[dict[str, 
             403,
             f"the credential of {name!r} is not handed out (reveal policy: {service.reveal}); "
             f"send the request through POST /v1/call/{name} or /v1/proxy/{name} instead",
+        )
+    if service.auth.revealed_field != CREDENTIAL:
+        replica.audit.append(source=principal.name, service=name, action="reveal", decision="refused",
+                             reason="the stored key is not what is sent")  # fmt: skip
+        raise ApiRefused(
+            403,
+            f"the stored key of {name!r} is never handed out: it signs requests or mints short-lived tokens "
+            f"({service.auth.describe()}); send the request through POST /v1/call/{name} or /v1/proxy/{name} instead",
         )
     secret = replica.mirror.vault.snapshot().secrets[name]
     audit_id = replica.audit.append(source=principal.name, service=name, action="reveal", decision="revealed")

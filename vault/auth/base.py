@@ -163,6 +163,12 @@ class AuthMethod(ABC):
     __slots__ = ()
     kind: ClassVar[str]
     extra_headers: tuple[tuple[str, str], ...]
+    revealed_field: ClassVar[str | None] = CREDENTIAL
+    """The secret field get_credentials may show: the value that goes on the wire. A method that
+    trades its stored key for a short-lived token names the token; one whose key only signs (what
+    is sent is derived from the key, which is worth every future request) names none."""
+    revealed_as: ClassVar[str] = "the full credential"
+    """What a full reveal hands out, in the words of the question put to the user."""
 
     @abstractmethod
     def describe(self) -> str:

@@ -89,6 +89,8 @@ def app_jwt(app_id: str, key: Secret, moment: float) -> str:
 class GitHubAppAuth(AuthMethod):
     kind: ClassVar[str] = "github-app"
     exchanges_tokens: ClassVar[bool] = True
+    revealed_field: ClassVar[str | None] = TOKEN  # the private key can mint tokens for every installation
+    revealed_as: ClassVar[str] = "a 1-hour installation token (never the App's private key)"
     app_id: str
     installation_id: str
     api_url: str = "https://api.github.com"

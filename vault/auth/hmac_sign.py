@@ -81,6 +81,7 @@ def key_bytes(secret: Secret, form: str) -> bytes:
 @dataclass(frozen=True, slots=True)
 class HmacAuth(AuthMethod):
     kind: ClassVar[str] = "hmac"
+    revealed_field: ClassVar[str | None] = None  # the key signs; no token exists to show
     header: str = "X-Signature"
     template: str = "{signature}"
     parts: tuple[str, ...] = DEFAULT_PARTS

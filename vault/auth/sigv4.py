@@ -190,6 +190,7 @@ class SigV4Auth(AuthMethod):
     instead of hashing the body (only where the service accepts it, as S3 does over HTTPS)."""
 
     kind: ClassVar[str] = "sigv4"
+    revealed_field: ClassVar[str | None] = None  # the key signs; no token exists to show
     region: str = ""
     service: str = ""
     unsigned_payload: bool = False
