@@ -18,12 +18,14 @@ import asyncio
 from mitmproxy import http
 
 from clavis_mcp.vault import AuditLog, ClavisError, Vault
+from clavis_mcp.vault.audit.log import EXCHANGE_FAILED as FAILED
+from clavis_mcp.vault.audit.log import EXCHANGED
+from clavis_mcp.vault.audit.log import TOKEN_EXCHANGE as ACTION
 from clavis_mcp.vault.auth.fields import method_secrets, secret_refs
 from clavis_mcp.vault.dialing import Resolver
 
 from .flowmeta import CLIENT, SERVICE, flow_snapshot, is_settled, refuse, renew_flow_snapshot
 
-ACTION, EXCHANGED, FAILED = "token-exchange", "exchanged", "failed"
 # Per snapshot, by service: whether it has references to resolve and whether its method
 # exchanges tokens (both fixed by the snapshot), so a service with neither costs one lookup.
 WORK = "token-exchange:work"

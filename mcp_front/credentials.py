@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from clavis_mcp.vault import AuditLog, Secret, Service, Vault
 from clavis_mcp.vault.audit.index import AuditIndex
-from clavis_mcp.vault.audit.log import ACTION, INJECTED, REASON, STATUS
+from clavis_mcp.vault.audit.log import ACTION, EXCHANGE_FAILED, EXCHANGED, INJECTED, REASON, STATUS, TOKEN_EXCHANGE
 from clavis_mcp.vault.auth.base import CREDENTIAL
 from clavis_mcp.vault.auth.fields import credential, method_secrets
 from clavis_mcp.vault.errors import CredentialExpired
@@ -26,7 +26,6 @@ from .models import CredentialState, LastCheck
 from .times import iso
 
 CHECK_ACTION = "check"
-EXCHANGE_ACTION = "token-exchange"  # addons/token_exchange.py writes the same records
 STATES: tuple[CredentialState, ...] = ("valid", "invalid", "expired", "reauth_required", "locked", "unknown")
 DETAILS: dict[CredentialState, str] = {
     "valid": "the provider accepted the credential at the last live check",
@@ -139,8 +138,8 @@ async def _token(vault: Vault, service: Service, field: str, audit: AuditLog) ->
         return vault.secret(name, field)
 
     def record(failure: str | None) -> None:
-        audit.append(source="mcp", service=name, action=EXCHANGE_ACTION,
-                     decision="exchanged" if failure is None else "failed", reason=failure)  # fmt: skip
+        audit.append(source="mcp", service=name, action=TOKEN_EXCHANGE,
+                     decision=EXCHANGED if failure is None else EXCHANGE_FAILED, reason=failure)  # fmt: skip
 
     secrets = method_secrets(vault, vault.snapshot(), name)
     await service.auth.refresh(vault, name, secrets, local=service.local, on_exchange=record)  # type: ignore[attr-defined]

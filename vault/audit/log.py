@@ -70,6 +70,8 @@ CHAIN_FIELDS = (SEQ, PREV, MAC, LOST_FROM, REPAIRED, REANCHORED)  # written by t
 INJECTED, REFUSED, PASSED, ERROR, LOST = "injected", "refused", "passed", "error", "lost"
 ACKNOWLEDGE_LOSS = "acknowledge-loss"  # the action of the record that acknowledges lost records
 REPAIR = "repair"  # the action of the record that re-anchors a damaged checkpoint
+# A signing key traded for a short-lived token (the proxy before a request, get_credentials before a reveal).
+TOKEN_EXCHANGE, EXCHANGED, EXCHANGE_FAILED = "token-exchange", "exchanged", "failed"
 REANCHOR = "reanchored"  # its decision (LOST when it also acknowledges lost records)
 MARK_EVERY = 1000  # records one process writes between two raises of the vault's mark ...
 MARK_SECONDS = 10.0  # ... or seconds, whichever comes first
