@@ -82,11 +82,18 @@ class Bao:
 
     # -- KV v2 -------------------------------------------------------------------------------------
 
-    def kv_read(self, mount: str, path: str) -> tuple[dict[str, str], int] | None:
-        answer = self.request("GET", f"{mount}/data/{path}", ok404=True)
+    def kv_read(self, mount: str, path: str, version: int | None = None) -> tuple[dict[str, str], int] | None:
+        """The latest version, or exactly ``version``; None if it was never written, deleted or destroyed."""
+        query = f"?version={int(version)}" if version is not None else ""
+        answer = self.request("GET", f"{mount}/data/{path}{query}", ok404=True)
         if answer is None or answer["data"]["data"] is None:
             return None
         return answer["data"]["data"], int(answer["data"]["metadata"]["version"])
+
+    def kv_version(self, mount: str, path: str) -> int:
+        """The current version number (0 if there is none): what a check-and-set write must name."""
+        answer = self.request("GET", f"{mount}/metadata/{path}", ok404=True)
+        return int(answer["data"]["current_version"]) if answer else 0
 
     def kv_write(self, mount: str, path: str, data: dict[str, str], cas: int | None = None) -> int:
         """Write a new version; with ``cas`` only if the current version is that one (0: only if absent)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from clavis_mcp.vault import Secret, Service, Vault
-from clavis_mcp.vault.errors import TeamError, UnknownService
+from clavis_mcp.vault.errors import ApiRefused, DuplicateService, UnknownService
 
 from .refs_guard import REFUSED, carries_ref
-from .storage import TeamStore, service_from_json
+from .storage import StoredService, TeamStore, service_from_json
 
 SHM = Path("/dev/shm")
 PREFIX = "clavis-replica-"
+logger = logging.getLogger(__name__)
 
 
 def sweep(base: Path) -> None:
@@ -57,9 +59,16 @@ class Mirror:
         self._version: int | None = None
         self.definitions: dict[str, dict[str, Any]] = {}  # as stored, with team-only parts (a budget)
         self.oauth_expiry: dict[str, float] = {}  # OAuth services' access-token expiry, as of the last sync
+        self.unavailable: dict[str, str] = {}  # services left out of the copy: name -> why (no secret)
+        self._failed: dict[str, tuple[str, int]] = {}  # their state when they failed: logged once per state
 
     def sync(self) -> None:
-        """Apply every change made since the last sync (by any replica); one query when none."""
+        """Apply every change made since the last sync (by any replica); one query when none.
+
+        A service that cannot be loaded (its credential's version is gone, the reference guard
+        refuses it, its definition is invalid) is left out of the copy and listed in
+        :attr:`unavailable`, logged once: one bad service must not stop every other one. OpenBao
+        or PostgreSQL being unreachable still fails the whole sync, which the next request retries."""
         version = self._store.version()
         if version == self._version:
             return
@@ -68,26 +77,46 @@ class Mirror:
         for name in [s.name for s in self.vault.list_services() if s.name not in stored]:
             self.vault.remove_service(name)
             self._synced.pop(name, None)
+        for name in [n for n in self._failed if n not in stored]:
+            del self._failed[name], self.unavailable[name]
         for name, entry in sorted(stored.items()):
-            text = json.dumps(entry.definition, sort_keys=True)
-            if self._synced.get(name) == (text, entry.secret_version):
+            state = (json.dumps(entry.definition, sort_keys=True), entry.secret_version)
+            if self._synced.get(name) == state:
                 continue
-            self._apply(name, entry.definition)
-            self._synced[name] = (text, entry.secret_version)
+            reason = self._apply(name, entry)
+            if reason is None:
+                self._synced[name] = state
+                self._failed.pop(name, None)
+                self.unavailable.pop(name, None)
+                continue
+            self._synced.pop(name, None)
+            with suppress(UnknownService):  # fail closed: never the previous credential instead
+                self.vault.remove_service(name)
+            if self._failed.get(name) != state:
+                logger.warning("team service %r is not loaded: %s", name, reason)
+            self._failed[name], self.unavailable[name] = state, reason
         self.definitions = {name: entry.definition for name, entry in stored.items()}
         self.oauth_expiry = {n: e.oauth_expires_at for n, e in stored.items() if e.oauth_expires_at is not None}
         self._version = version
 
-    def _apply(self, name: str, definition: dict[str, Any]) -> None:
-        secret = self._store.secret(name)
+    def _apply(self, name: str, entry: StoredService) -> str | None:
+        """Load one service into the copy; None, or why it cannot be used (no secret in the text)."""
+        secret = self._store.secret(name, entry.secret_version)
         if secret is None:
-            raise TeamError(f"the credential of {name!r} is missing from OpenBao; set it again (PUT .../secret)")
-        if carries_ref(definition) or carries_ref(secret.reveal()):  # fail closed: calls read it unresolved
-            raise TeamError(f"service {name!r} was not loaded: {REFUSED}")
-        service = service_from_json({**definition, "name": name})
-        with suppress(UnknownService):
-            self.vault.remove_service(name)
-        self.vault.add_service(service, secret)
+            return (
+                f"the credential of {name!r} (version {entry.secret_version}) is missing from OpenBao; "
+                f"an admin sets it again with PUT /v1/admin/services/{name}/secret"
+            )
+        if carries_ref(entry.definition) or carries_ref(secret.reveal()):  # calls would read it unresolved
+            return f"service {name!r} was not loaded: {REFUSED}"
+        try:
+            service = service_from_json({**entry.definition, "name": name})
+            with suppress(UnknownService):
+                self.vault.remove_service(name)
+            self.vault.add_service(service, secret)
+        except (ApiRefused, DuplicateService) as exc:
+            return f"service {name!r} was not loaded: {exc}; an admin removes it and adds it again"
+        return None
 
     def check_add(self, service: Service, secret: Secret) -> None:
         """Refuse, as the local vault does, a service whose hosts overlap another's (DuplicateService)."""

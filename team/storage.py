@@ -4,20 +4,25 @@ A definition is the JSON the local vault stores for a service (plus its name); i
 one KV v2 entry whose version PostgreSQL records beside the definition. Every change bumps one
 counter (``services_version``), which replicas compare before each request to know when to
 reload. Writes go to OpenBao first, then PostgreSQL in one transaction: a crash between the two
-leaves a newer KV version nobody points at, never a definition without its credential.
+leaves a newer KV version nobody points at, never a definition without its credential; and
+replicas read exactly the version the row records, so such a version is never injected. The
+writers of one name (add, rotate, remove) take a PostgreSQL advisory lock on it and write to
+OpenBao with check-and-set, so concurrent admins on different replicas cannot mix their changes.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from clavis_mcp.vault.auth.registry import from_json as auth_from_json
-from clavis_mcp.vault.errors import ApiRefused, InvalidService
+from clavis_mcp.vault.errors import ApiRefused, BaoRefused, InvalidService
 from clavis_mcp.vault.hosts import parse_host_rule
 from clavis_mcp.vault.secret import Secret
 from clavis_mcp.vault.service import Service, service_definition, validated
@@ -86,50 +91,85 @@ class TeamStore:
         ).fetchall()
         return {name: StoredService(definition, version, expiry) for name, definition, version, expiry in rows}
 
-    def secret(self, name: str) -> Secret | None:
-        found = self._bao.kv_read(self._names.kv, self._names.secret_path(name))
+    def secret(self, name: str, version: int) -> Secret | None:
+        """Exactly the KV version a row records, never "latest": a version no row points at (a lost
+        race's write, a crash between OpenBao and PostgreSQL) is never injected."""
+        found = self._bao.kv_read(self._names.kv, self._names.secret_path(name), version)
         return Secret(found[0][SECRET_FIELD]) if found and SECRET_FIELD in found[0] else None
 
-    def add(self, service: Service, secret: Secret, extra: dict[str, Any] | None = None) -> None:
-        """``extra``: team-only parts of the definition the local vault has no field for (a budget)."""
-        if self._conn.execute("SELECT 1 FROM services WHERE name = %s", (service.name,)).fetchone():
-            raise ApiRefused(
-                409, f"a service named {service.name!r} already exists; remove it first or pick another name"
-            )
-        version = self._bao.kv_write(
-            self._names.kv, self._names.secret_path(service.name), {SECRET_FIELD: secret.reveal()}
-        )
+    @contextmanager
+    def _name_lock(self, name: str) -> Iterator[None]:
+        """Serialise, across every replica, the writers of one service: add, rotate and remove each
+        check PostgreSQL, write or destroy in OpenBao and write PostgreSQL again, and two of them
+        interleaved would mix one admin's definition with another's secret. A session lock, so it
+        also spans the OpenBao step that follows remove's transaction."""
+        key = (f"clavis-service:{name}",)
+        self._conn.execute("SELECT pg_advisory_lock(hashtext(%s))", key)
         try:
+            yield
+        finally:
+            with suppress(psycopg.Error):  # a broken connection has released the lock already
+                self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
+
+    def _write_secret(self, name: str, secret: Secret, cas: int) -> int:
+        """A check-and-set write: a writer outside the lock (an OAuth refresh) turns it into a 409."""
+        try:
+            return self._bao.kv_write(
+                self._names.kv, self._names.secret_path(name), {SECRET_FIELD: secret.reveal()}, cas=cas
+            )
+        except BaoRefused as exc:
+            if exc.status != 400:  # OpenBao's answer to a check-and-set mismatch
+                raise
+            raise ApiRefused(409, f"the credential of {name!r} changed while it was being written; try again") from None
+
+    def add(self, service: Service, secret: Secret, extra: dict[str, Any] | None = None) -> None:
+        """``extra``: team-only parts of the definition the local vault has no field for (a budget).
+
+        All or nothing per name across replicas: the loser of two concurrent adds gets a 409 and its
+        secret is written nowhere. Versions left at the path with no row (a crash after the write)
+        are destroyed first, so the new service starts at version 1 with cas=0."""
+        with self._name_lock(service.name):
+            if self._conn.execute("SELECT 1 FROM services WHERE name = %s", (service.name,)).fetchone():
+                raise ApiRefused(
+                    409, f"a service named {service.name!r} already exists; remove it first or pick another name"
+                )
+            self._bao.kv_destroy(self._names.kv, self._names.secret_path(service.name))
+            version = self._write_secret(service.name, secret, cas=0)
             with self._conn.transaction():
                 self._conn.execute(
                     "INSERT INTO services (name, definition, secret_version) VALUES (%s, %s, %s)",
                     (service.name, json.dumps({**service_to_json(service), **(extra or {})}), version),
                 )
                 self._bump()
-        except psycopg.errors.UniqueViolation:
-            raise ApiRefused(409, f"a service named {service.name!r} already exists") from None
 
     def rotate(self, name: str, secret: Secret) -> None:
-        row = self._conn.execute("SELECT definition FROM services WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            raise ApiRefused(404, f"unknown service {name!r}")
-        version = self._bao.kv_write(self._names.kv, self._names.secret_path(name), {SECRET_FIELD: secret.reveal()})
-        definition = {**row[0], "rotated_at": time.time()}
-        with self._conn.transaction():
-            self._conn.execute(
-                "UPDATE services SET definition = %s, secret_version = %s, updated_at = now() WHERE name = %s",
-                (json.dumps(definition), version, name),
-            )
-            self._bump()
+        """The check-and-set names the version current under the lock, not the row's: a version a
+        crash left behind would otherwise refuse every rotation from then on."""
+        with self._name_lock(name):
+            row = self._conn.execute("SELECT definition FROM services WHERE name = %s", (name,)).fetchone()
+            if row is None:
+                raise ApiRefused(404, f"unknown service {name!r}")
+            current = self._bao.kv_version(self._names.kv, self._names.secret_path(name))
+            version = self._write_secret(name, secret, cas=current)
+            definition = {**row[0], "rotated_at": time.time()}
+            with self._conn.transaction():
+                self._conn.execute(
+                    "UPDATE services SET definition = %s, secret_version = %s, updated_at = now() WHERE name = %s",
+                    (json.dumps(definition), version, name),
+                )
+                self._bump()
 
     def remove(self, name: str) -> None:
-        with self._conn.transaction():
-            if self._conn.execute("DELETE FROM services WHERE name = %s", (name,)).rowcount == 0:
-                raise ApiRefused(404, f"unknown service {name!r}")
-            self._conn.execute("DELETE FROM rate_limits WHERE service = %s", (name,))
-            self._bump()
-        self._bao.kv_destroy(self._names.kv, self._names.secret_path(name))
-        self._bao.kv_destroy(self._names.kv, f"oauth/{name}")
+        """Under the name's lock until the secrets are destroyed: an add of the same name waits, so
+        this destroy cannot reach the new service's credential."""
+        with self._name_lock(name):
+            with self._conn.transaction():
+                if self._conn.execute("DELETE FROM services WHERE name = %s", (name,)).rowcount == 0:
+                    raise ApiRefused(404, f"unknown service {name!r}")
+                self._conn.execute("DELETE FROM rate_limits WHERE service = %s", (name,))
+                self._bump()
+            self._bao.kv_destroy(self._names.kv, self._names.secret_path(name))
+            self._bao.kv_destroy(self._names.kv, f"oauth/{name}")
 
     def _bump(self) -> None:
         self._conn.execute("UPDATE team_meta SET value = value + 1 WHERE key = 'services_version'")
