@@ -17,7 +17,9 @@ runs call_service with ``UNASKED`` as its answer instead of through the SDK's re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json as json_text
+import unicodedata
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -28,8 +30,8 @@ from pydantic import BaseModel, Field
 from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.errors import ClavisError
 from clavis_mcp.vault.policy import ServicePolicy, policies_as_of
+from clavis_mcp.vault.proxy_headers import header_key
 
-from .calls import body_preview
 from .gateway import MCP_CLIENT, Gateway
 from .service_call import prepare_call
 
@@ -64,11 +66,68 @@ def reveal_question(service: Service) -> str:
     )
 
 
-def write_question(service: Service, method: str, url: str, preview: str) -> str:
+BODY_SHOWN = 600  # characters of a body shown in the question
+
+
+def write_question(credential: str, method: str, url: str, headers: list[str], body: str | None, size: int) -> str:
+    """The question before a write: the request as it will be sent, every part the assistant chose
+    shown :func:`quoted`, so nothing in it can pass for this text; the body's size before the body,
+    whose end is cut (with the count) rather than pushed out of sight."""
+    listed = "\n".join(f"- {header}" for header in headers) if headers else "- none"
+    if body is None:
+        shown = "Body: none"
+    elif len(body) > BODY_SHOWN:
+        cut = f"its first {BODY_SHOWN} of {len(body)} characters, the rest not shown"
+        shown = f"Body, {size} bytes; {cut}: {quoted(body[:BODY_SHOWN])}"
+    else:
+        shown = f"Body, {size} bytes: {quoted(body)}"
     return (
-        f"An AI assistant wants to send this request with the credential of {service.name!r}:\n\n"
-        f"{method} {url}\n\n{preview}\n\nAllow it?"
+        f"An AI assistant wants to send this request with {credential}. What the assistant chose is "
+        "between backquotes, with line breaks, invisible characters and backquotes written as \\ escapes.\n\n"
+        f"Request: {quoted(f'{method} {url}')}\nHeaders:\n{listed}\n{shown}\n\nAllow it?"
     )
+
+
+def quoted(text: str) -> str:
+    """``text`` between backquotes, with everything that could end the quote, break the line,
+    reorder or hide text written as a ``\\`` escape: backslash, backquote, controls, format
+    characters (bidi, zero-width), line and paragraph separators, spaces other than U+0020."""
+    return "`" + "".join(_ESCAPES.get(c) or (_escape(c) if _hidden(c) else c) for c in text) + "`"
+
+
+_ESCAPES = {"\\": "\\\\", "`": "\\`", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+
+
+def _hidden(c: str) -> bool:
+    return c != " " and unicodedata.category(c) in _HIDDEN
+
+
+def _escape(c: str) -> str:
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+
+def wire_url(url: str, params: Mapping[str, str] | None) -> str:
+    """The URL as httpx sends it (``params`` merged into the query, percent-encoded, no fragment),
+    as the gateway and the team server build it; one httpx cannot read is shown as given, with
+    its parameters, since the user is asked all the same."""
+    import httpx  # loaded by the gateway before any call is sent; kept off the start-up path
+
+    try:
+        target = httpx.URL(url)
+        if params:
+            target = target.copy_merge_params(dict(params))
+        return str(target.copy_with(fragment=None))
+    except (httpx.InvalidURL, ValueError):  # UnicodeError among them
+        return f"{url} with the query parameters {json_text.dumps(params, ensure_ascii=False)}" if params else url
+
+
+def header_lines(headers: Mapping[str, str], replaced: Callable[[str], bool] = lambda _: False) -> list[str]:
+    """Each header quoted as ``Name: value``; one that ``replaced`` says clavis-mcp sets is marked so."""
+    return [
+        quoted(f"{name}: {value}") + (" (clavis-mcp replaces it)" if replaced(name) else "")
+        for name, value in headers.items()
+    ]
 
 
 def approval_policy(vault: Vault, service_name: str) -> ServicePolicy:
@@ -133,7 +192,7 @@ async def confirm_write(
     """Ask before a write, where the service asks for it, the request is valid and the client can ask."""
     gateway = ctx.request_context.lifespan_context
     if hasattr(gateway, "confirm_write"):  # a team client (team_server.TeamContext): the server's policy
-        return await gateway.confirm_write(service_name, method, url, json, data, ctx)  # type: ignore[no-any-return]
+        return await gateway.confirm_write(service_name, method, url, headers, params, json, data, ctx)  # type: ignore[no-any-return]
     if not isinstance(gateway, Gateway):
         return NotAsked(reason="no vault is open")  # the tool body says why
     try:
@@ -145,4 +204,17 @@ async def confirm_write(
         return NotAsked(reason="invalid request")  # the tool body refuses it with the reason
     if not can_ask(ctx):
         return NotAsked(reason="the client cannot ask the user")
-    return Elicit(write_question(service, call.method, call.display_url, body_preview(call.raw_body)), Approval)
+    body = None if call.raw_body is None else call.raw_body.decode("utf-8", "replace")
+    url_shown = wire_url(call.target.url, call.params)
+    headers_shown = header_lines(call.headers, sets_header(service))
+    question = write_question(f"the credential of {service.name!r}", call.method, url_shown, headers_shown, body,
+                              len(call.raw_body or b""))  # fmt: skip
+    return Elicit(question, Approval)
+
+
+def sets_header(service: Service) -> Callable[[str], bool]:
+    """Whether the proxy replaces a header of this name: the credential's, in any spelling (as its
+    strip plan reads them), or a fixed header of the service's (any case)."""
+    credential = {header_key(name) for name in service.auth.credential_headers()}
+    fixed = {name.lower() for name, _ in service.auth.extra_headers}
+    return lambda name: header_key(name) in credential or name.lower() in fixed

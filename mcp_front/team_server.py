@@ -30,8 +30,8 @@ from clavis_mcp.vault.errors import ClavisError
 from . import __version__
 from .arguments import ClavisServer
 from .call_text import as_tool_result, fit_body, sent_size
-from .calls import ALLOWED_METHODS, SAFE_METHODS, CallLimits, body_preview, returned_headers
-from .confirm import Answer, Approval, NotAsked, can_ask, outcome
+from .calls import ALLOWED_METHODS, SAFE_METHODS, CallLimits, returned_headers
+from .confirm import Answer, Approval, NotAsked, can_ask, header_lines, outcome, wire_url, write_question
 from .models import (
     CallResult,
     CredentialInfo,
@@ -93,9 +93,19 @@ class TeamContext:
         )
 
     async def confirm_write(
-        self, service_name: str, method: str, url: str, body: Any, data: str | None, ctx: Context[Any, Any]
+        self,
+        service_name: str,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None,
+        params: dict[str, str] | None,
+        body: Any,
+        data: str | None,
+        ctx: Context[Any, Any],
     ) -> Elicit[Approval] | NotAsked:
-        """Ask the local user before a non-safe method, where the server marks the service ``confirm_writes``."""
+        """Ask the local user before a non-safe method, where the server marks the service
+        ``confirm_writes``: the request as the server is asked to send it (URL with its parameters,
+        the headers as given, since the server strips credential headers itself, the body)."""
         if method.upper() in SAFE_METHODS:
             return NotAsked(reason="a safe method")
         if not can_ask(ctx):
@@ -107,18 +117,13 @@ class TeamContext:
         row = next((r for r in rows if r.get("name") == service_name), None)
         if row is None or row.get("confirm_writes") is not True:
             return NotAsked(reason="the service does not ask before writes")
-        preview = body_preview(_raw(body, data))
-        return Elicit(
-            f"An AI assistant wants to send this request with the credential of the team service "
-            f"{service_name!r}:\n\n{clean(method.upper())} {clean(url)}\n\n{preview}\n\nAllow it?",
-            Approval,
-        )
-
-
-def _raw(body: Any, data: str | None) -> bytes:
-    if body is not None:
-        return json_text.dumps(body).encode()
-    return data.encode() if data is not None else b""
+        text = json_text.dumps(body, ensure_ascii=False) if body is not None else data
+        size = len(text.encode("utf-8", "surrogatepass")) if text is not None else 0
+        question = write_question(
+            f"the credential of the team service {service_name!r}", method.upper(), wire_url(url, params),
+            header_lines(headers or {}), text, size,
+        )  # fmt: skip
+        return Elicit(question, Approval)
 
 
 def _service(row: dict[str, Any], now: float) -> ServiceInfo:
