@@ -91,11 +91,13 @@ def write_question(credential: str, method: str, url: str, headers: list[str], b
 def quoted(text: str) -> str:
     """``text`` between backquotes, with everything that could end the quote, break the line,
     reorder or hide text written as a ``\\`` escape: backslash, backquote, controls, format
-    characters (bidi, zero-width), line and paragraph separators, spaces other than U+0020."""
+    characters (bidi, zero-width), line and paragraph separators, spaces other than U+0020. A
+    backquote becomes ``\\u0060``: where a client renders Markdown, any backquote (even one after
+    a backslash) would end the code span."""
     return "`" + "".join(_ESCAPES.get(c) or (_escape(c) if _hidden(c) else c) for c in text) + "`"
 
 
-_ESCAPES = {"\\": "\\\\", "`": "\\`", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {"\\": "\\\\", "`": "\\u0060", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
 
 

@@ -26,7 +26,7 @@ INTRO = (
     "An AI assistant wants to send this request with the credential of {name}. What the assistant chose is "
     "between backquotes, with line breaks, invisible characters and backquotes written as \\ escapes."
 )
-_QUOTED = re.compile(r"`(?:[^`\\\n]|\\.)*`")
+_QUOTED = re.compile(r"`[^`\n]*`")
 
 
 def outline(question: str) -> list[str]:
@@ -114,7 +114,7 @@ async def test_the_models_copy_of_the_credential_header_is_listed_as_replaced(
         ("nbsp\u00a0ideo\u3000thin\u2009", "`nbsp\\u00a0ideo\\u3000thin\\u2009`"),
         ("\x1b[2J\x00\x7f", "`\\u001b[2J\\u0000\\u007f`"),
         ("tag\U000e0041 private\ue000 lone\ud800", "`tag\\U000e0041 private\\ue000 lone\\ud800`"),
-        ("close` quote \\` too", "`close\\` quote \\\\\\` too`"),
+        ("close` quote \\` too", "`close\\u0060 quote \\\\\\u0060 too`"),
     ],
     ids=["visible", "controls", "separators", "bidi", "zero-width", "spaces", "terminal", "tags-private-surrogate",
          "backquote-backslash"],
