@@ -60,7 +60,7 @@ def can_ask(ctx: Context[Any, Any]) -> bool:
 
 def reveal_question(service: Service) -> str:
     return (
-        f"An AI assistant asks to see the full credential of service {service.name!r} "
+        f"An AI assistant asks to see {service.auth.revealed_as} of service {service.name!r} "
         f"({service.connector}, for {', '.join(str(h) for h in service.hosts)}). It will be able to copy it. "
         "Reveal it?"
     )
@@ -176,6 +176,8 @@ async def confirm_reveal(service_name: str, ctx: Context[Any, Any]) -> Elicit[Ap
         return NotAsked(reason="unknown service")  # the tool body reports it
     if service.reveal != "full":
         return NotAsked(reason=f"reveal policy {service.reveal}")
+    if service.auth.revealed_field is None:
+        return NotAsked(reason="a signing key is never revealed")  # the tool refuses: no question to ask
     if not can_ask(ctx):
         return NotAsked(reason="the client cannot ask the user")
     return Elicit(reveal_question(service), Approval)

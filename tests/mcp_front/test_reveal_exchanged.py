@@ -11,14 +11,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
+from mcp.types import ElicitResult
 
-from clavis_mcp.vault import Secret, Vault, validate_secret
+from clavis_mcp.certs import LocalCA
+from clavis_mcp.mcp_front import Gateway, build_server
+from clavis_mcp.vault import AuditLog, Secret, Vault, validate_secret
 from clavis_mcp.vault.auth.base import AuthMethod
 from clavis_mcp.vault.auth.github_app import GitHubAppAuth
 from clavis_mcp.vault.auth.hmac_sign import HmacAuth
@@ -153,3 +157,43 @@ async def test_a_key_sent_as_stored_is_still_revealed_in_full(client: Client, va
     vault.add_service(make_service("plain", "api.plain.test", reveal="full"), validate_secret(SECRET))
     result = await client.call_tool("get_credentials", {"service_name": "plain"})
     assert not result.is_error and result.structured_content["value"] == SECRET
+
+
+def asking() -> tuple[Any, list[str]]:
+    """An elicitation callback that approves and remembers the questions it was asked."""
+    asked: list[str] = []
+
+    async def callback(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    return callback, asked
+
+
+@pytest.mark.reveals_secret
+async def test_the_reveal_question_of_a_github_app_names_the_installation_token_not_the_full_credential(
+    vault: Vault, audit: AuditLog, home: Path, upstream: AuthUpstream, github: TokenEndpoint
+) -> None:
+    add_app(vault, upstream, "full")
+    callback, asked = asking()
+    gateway = Gateway(vault, audit, LocalCA(home / "certs"))
+    async with Client(build_server(gateway), elicitation_callback=callback) as session:
+        result = await session.call_tool("get_credentials", {"service_name": "ghapp"})
+    await gateway.aclose()
+    assert not result.is_error and result.structured_content["value"] == github.tokens[-1]
+    assert len(asked) == 1 and "installation token" in asked[0] and "private key" in asked[0]
+    assert "full credential" not in asked[0]
+
+
+async def test_a_signing_key_is_refused_without_asking_the_user_first(
+    vault: Vault, audit: AuditLog, home: Path
+) -> None:
+    service = replace(make_service("signed", "api.signed.test", reveal="full"), auth=HmacAuth(key_id="k1").validate())
+    vault.add_service(service, validate_secret(SIGNING_KEY))
+    callback, asked = asking()
+    gateway = Gateway(vault, audit, LocalCA(home / "certs"))
+    async with Client(build_server(gateway), elicitation_callback=callback) as session:
+        result = await session.call_tool("get_credentials", {"service_name": "signed"})
+    await gateway.aclose()
+    assert result.is_error and "signs each request" in text_of(result)
+    assert asked == []  # a question whose yes cannot be honoured is not asked
