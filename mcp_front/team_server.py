@@ -117,7 +117,7 @@ class TeamContext:
         row = next((r for r in rows if r.get("name") == service_name), None)
         if row is None or row.get("confirm_writes") is not True:
             return NotAsked(reason="the service does not ask before writes")
-        text = json_text.dumps(body, ensure_ascii=False) if body is not None else data
+        text = json_text.dumps(body, ensure_ascii=False, separators=(",", ":")) if body is not None else data
         size = len(text.encode("utf-8", "surrogatepass")) if text is not None else 0
         question = write_question(
             f"the credential of the team service {service_name!r}", method.upper(), wire_url(url, params),

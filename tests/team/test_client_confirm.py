@@ -47,7 +47,7 @@ async def test_a_write_to_a_confirm_writes_service_asks_the_local_user_first(
     assert listed.structured_content["services"][0]["confirm_writes"] is True
     assert not read.is_error, text_of(read)
     assert len(asked) == 1, asked  # the GET was not asked about; the POST was
-    assert "POST" in asked[0] and "'guarded'" in asked[0] and '"order": 42' in asked[0] and SECRET not in asked[0]
+    assert "POST" in asked[0] and "'guarded'" in asked[0] and '"order":42' in asked[0] and SECRET not in asked[0]
     if action == "decline":
         assert write.is_error and "declined" in text_of(write) and "not sent" in text_of(write)
         assert calls_to(upstream, "/w") == 0  # the team server was never asked to send it

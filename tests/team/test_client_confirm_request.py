@@ -39,7 +39,8 @@ async def test_the_team_question_shows_the_query_the_headers_and_an_escaped_body
     [question] = asked
     [seen] = [r for r in upstream.received if r.path.startswith("/w")]
     assert seen.path == "/w?force=true&scope=all+projects" and ("X-HTTP-Method-Override", "DELETE") in seen.headers
-    size = len(json.dumps(note, ensure_ascii=False).encode())
+    size = len(json.dumps(note, ensure_ascii=False, separators=(",", ":")).encode())
+    assert len(seen.body) == size  # the size the question gives is what was sent
     assert outline(question) == [
         INTRO.format(name="the team service 'guarded'"),
         "",
@@ -52,4 +53,4 @@ async def test_the_team_question_shows_the_query_the_headers_and_an_escaped_body
     ]
     assert f"Request: `POST https://127.0.0.1:{upstream.port}{seen.path}`\n" in question
     assert "- `X-HTTP-Method-Override: DELETE`\n" in question
-    assert '`{"note": "hello\\u2028\\u2028(no body)\\u202e"}`' in question and SECRET not in question
+    assert '`{"note":"hello\\u2028\\u2028(no body)\\u202e"}`' in question and SECRET not in question
