@@ -17,7 +17,7 @@ from . import audit as team_audit
 from . import identity
 from .budgets import parse_budget
 from .identity import create_user
-from .keys import NAME, create_key, list_keys, revoke_key
+from .keys import NAME, Principal, create_key, list_keys, revoke_key
 from .refs_guard import REFUSED, carries_ref
 from .replica import Replica
 from .storage import service_from_json
@@ -102,16 +102,21 @@ def remove_user(replica: Replica, who: str, email: str, args: Mapping[str, str])
     replica.audit.append(source=who, action="user-remove", decision="done", reason=email + kept)
     if keep == "true":
         return {"email": email, "revoked_keys": [], "kept_keys": keys}
-    for name in keys:
-        replica.audit.append(source=who, action="key-revoke", decision="done", reason=f"{name} (made by {email})")
+    audit_revoked(replica, who, keys, f"made by {email}")
     return {"email": email, "revoked_keys": keys, "kept_keys": []}
+
+
+def audit_revoked(replica: Replica, who: str, keys: list[str], why: str) -> None:
+    for name in keys:
+        replica.audit.append(source=who, action="key-revoke", decision="done", reason=f"{name} ({why})")
 
 
 _CHANGES = {"role", "password", "sign_out"}
 
 
 def change_user(replica: Replica, who: str, email: str, body: dict[str, Any]) -> dict[str, Any]:
-    """A new role and/or password, or only a sign-out; each ends every login of the user."""
+    """A new role and/or password, or only a sign-out; each ends every login of the user and revokes
+    the keys made with their authority, named in ``revoked_keys`` (present when there are any)."""
     role, password, sign_out = body.get("role"), body.get("password"), body.get("sign_out", False)
     unknown = sorted(set(body) - _CHANGES)
     if unknown:
@@ -125,15 +130,17 @@ def change_user(replica: Replica, who: str, email: str, body: dict[str, Any]) ->
     if role is None and password is None and not sign_out:
         raise ApiRefused(400, "nothing to change: give 'role' (admin or member), 'password', or 'sign_out': true")
     email = email.lower()
-    role_now = identity.change_user(replica.conn, email, role, password)
+    role_now, revoked = identity.change_user(replica.conn, email, role, password)
     done = [("user-role", f"{email} as {role}")] if role is not None else []
     done += [("user-password", email)] if password is not None else []
     for action, reason in done or [("user-sign-out", email)]:
         replica.audit.append(source=who, action=action, decision="done", reason=reason)
-    return {"email": email, "role": role_now, "signed_out": True}
+    audit_revoked(replica, who, revoked, f"made by {email}, whose logins ended")
+    answer: dict[str, Any] = {"email": email, "role": role_now, "signed_out": True}
+    return answer | {"revoked_keys": revoked} if revoked else answer
 
 
-def add_key(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
+def add_key(replica: Replica, maker: Principal, body: dict[str, Any]) -> dict[str, Any]:
     name, services = body.get("name"), body.get("services") or []
     role, expires = body.get("role", "member"), body.get("expires_in_seconds")
     if not isinstance(name, str) or not isinstance(services, list) or not all(isinstance(s, str) for s in services):
@@ -144,9 +151,9 @@ def add_key(replica: Replica, who: str, body: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ApiRefused(400, f"invalid service names: {', '.join(unknown)}")
     with replica.conn.transaction():
-        identity.hold_key_maker(replica.conn, who)
-        key, expires_at = create_key(replica.conn, name, services, str(role), expires, created_by=who)
-    replica.audit.append(source=who, action="key-create", decision="done", reason=name)
+        identity.hold_key_maker(replica.conn, maker)
+        key, expires_at = create_key(replica.conn, name, services, str(role), expires, created_by=maker.name)
+    replica.audit.append(source=maker.name, action="key-create", decision="done", reason=name)
     return {
         "name": name,
         "key": key,
@@ -177,7 +184,9 @@ def audit_records(replica: Replica, args: dict[str, str]) -> dict[str, Any]:
     try:
         limit = min(int(args.get("limit") or 100), MAX_AUDIT)
     except ValueError:
-        raise ApiRefused(400, "'limit' must be a number") from None
+        limit = 0
+    if limit < 1:
+        raise ApiRefused(400, f"'limit' must be a whole number from 1 to {MAX_AUDIT}")
     filters = {
         "service": args.get("service"),
         "agent": args.get("agent"),

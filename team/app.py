@@ -32,6 +32,7 @@ from .replica import Replica
 
 logger = logging.getLogger(__name__)
 MAX_REQUEST_BODY = 10 * 1024 * 1024  # read in chunks and cut here: a caller cannot make a replica hold more
+MAX_LOGIN_BODY = 4096  # anyone may post a login: an address and a password fit, a costly parse does not
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -43,11 +44,15 @@ def replica_of(request: Request) -> Replica:
 def principal_of(request: Request) -> Principal:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     replica, credential = replica_of(request), credential.strip()
-    principal = replica.principal(credential) if scheme.lower() == "bearer" else None
+    bearer, claims, principal = scheme.lower() == "bearer", None, None
+    if bearer and credential.startswith(KEY_PREFIX):
+        principal = replica.principal(credential)
+    elif bearer:  # a login token: its claims also word the refusal, with no second check
+        replica.reconnect_if_broken()
+        claims, principal = replica.tokens.check(credential)
     if principal is None:
-        if scheme.lower() == "bearer" and credential:  # said only to a holder of the credential
-            ended = not credential.startswith(KEY_PREFIX) and replica.tokens.claims(credential) is not None
-            raise ApiRefused(401, identity.ENDED if ended else refusal(replica.conn, credential))
+        if bearer and credential:  # said only to a holder of the credential
+            raise ApiRefused(401, identity.ENDED if claims is not None else refusal(replica.conn, credential))
         raise ApiRefused(401, "missing, invalid, expired or revoked key; send Authorization: Bearer <key or token>")
     return principal
 
@@ -59,16 +64,19 @@ def admin_of(request: Request) -> Principal:
     return principal
 
 
-async def body_of(request: Request) -> dict[str, Any]:
+async def body_of(request: Request, limit: int = MAX_REQUEST_BODY) -> dict[str, Any]:
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_REQUEST_BODY:
-            raise ApiRefused(413, f"the request body is larger than {MAX_REQUEST_BODY // (1024 * 1024)} MiB")
+        if len(raw) > limit:
+            size = f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+            raise ApiRefused(413, f"the request body is larger than {size}")
     try:
         body = json.loads(bytes(raw) or b"{}")
     except ValueError:
         raise ApiRefused(400, "the request body must be JSON") from None
+    except RecursionError:
+        raise ApiRefused(400, "the request body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiRefused(400, "the request body must be a JSON object")
     return body
@@ -129,7 +137,7 @@ async def egress_route(request: Request) -> Response:
 
 
 async def login_route(request: Request) -> Response:
-    body = await body_of(request)
+    body = await body_of(request, MAX_LOGIN_BODY)
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         raise ApiRefused(400, "give 'email' and 'password'")
@@ -151,8 +159,10 @@ async def logout_route(request: Request) -> Response:
     principal, replica = principal_of(request), replica_of(request)
     if not principal.name.startswith("user/"):
         raise ApiRefused(400, "an API key cannot log out; an admin revokes it (`clavis-mcp team key revoke NAME`)")
-    identity.change_user(replica.conn, principal.name.removeprefix("user/"))
+    email = principal.name.removeprefix("user/")
+    _, revoked = identity.change_user(replica.conn, email)
     replica.audit.append(source=principal.name, action="logout", decision="done")
+    admin.audit_revoked(replica, principal.name, revoked, f"made by {email}, who signed out")
     return Response(status_code=204)
 
 
@@ -236,8 +246,8 @@ async def change_user_route(request: Request) -> Response:
 
 
 async def add_key_route(request: Request) -> Response:
-    who = admin_of(request).name
-    return _json(admin.add_key(replica_of(request), who, await body_of(request)), 201)
+    maker = admin_of(request)
+    return _json(admin.add_key(replica_of(request), maker, await body_of(request)), 201)
 
 
 async def keys_route(request: Request) -> Response:

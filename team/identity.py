@@ -13,6 +13,10 @@ it applies on every replica at the next request. A removed user's epoch is remem
 for users created later (``team_meta``), so removing and adding an address again never revives
 the old tokens.
 
+Whatever ends a person's logins (removal, a new role or password, a sign-out) also revokes the API
+keys made with their authority, in the same transaction (:func:`_revoke_made_by`): a key minted
+with a stolen or since-demoted admin login must not outlive that login.
+
 Failed logins are counted in PostgreSQL, so every replica sees the same counts, per account and
 client network (:func:`client_network`) and per client network alone. An attempt is recorded as a
 failure *before* its password is checked, under an advisory lock on the network, so a burst spread
@@ -31,6 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -42,14 +47,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from clavis_mcp.vault.errors import ApiRefused
 
 from .bao import Bao
-from .keys import ALL, Principal
+from .keys import ALL, FIRST_ADMIN_KEY, Principal
 
 TOKEN_TTL = 86400
 MAX_FAILURES = 5  # failed logins to one account from one client network ...
 FAILURE_WINDOW = 300  # ... within this many seconds, before that network's logins to it are refused
 MAX_NETWORK_FAILURES = 20  # failed logins from one client network to any accounts in the window
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+# No control characters (PostgreSQL cannot store NUL) and no ':': ``user/<email>`` is the embedded
+# proxy's Basic-auth user name, which ends at the first colon.
+EMAIL = re.compile(r"^[^@\s:\x00-\x1f\x7f-\x9f]{1,64}@[^@\s:\x00-\x1f\x7f-\x9f]{1,255}$")
 MIN_PASSWORD = 12
+KEY_REFETCH_SECONDS = 10.0  # an unknown, newer JWT key version is looked up in OpenBao at most this often
+KEY_FETCH_WAIT = 2.0  # seconds a request (on the event loop) waits for that look-up
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 # A hash to check against when the address is unknown, so the answer takes as long either way.
 _DUMMY = _hasher.hash("not a password of anyone")
@@ -66,14 +75,21 @@ def _check_role(role: str) -> None:
         raise ApiRefused(400, f"invalid role {role!r}: use admin or member")
 
 
+def _check_email(email: str) -> None:
+    if not EMAIL.fullmatch(email):
+        raise ApiRefused(
+            400,
+            f"invalid e-mail address {email!r}: use NAME@DOMAIN without spaces, control characters or ':'",
+        )
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise ApiRefused(400, f"the password is too short: use at least {MIN_PASSWORD} characters")
 
 
 def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: str) -> None:
-    if not EMAIL.fullmatch(email):
-        raise ApiRefused(400, f"invalid e-mail address {email!r}")
+    _check_email(email)
     _check_role(role)
     _check_password(password)
     hashed = _hasher.hash(password)  # slow: before the lock
@@ -110,7 +126,7 @@ def _locked_user(conn: psycopg.Connection[Any], email: str, last_admin_may_not: 
     """Inside a transaction: the user's role and epoch, with removals and role changes serialised;
     409 if the user is the last admin and ``last_admin_may_not`` (what is asked) would end that."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMINS_LOCK,))
-    found = session_of(conn, email)
+    found = None if "\x00" in email else session_of(conn, email)  # no row can hold a NUL
     if found is None:
         raise ApiRefused(404, f"no user {email!r}; list them with `clavis-mcp team user list`")
     if found[0] == "admin" and last_admin_may_not is not None:
@@ -139,37 +155,58 @@ def remove_user(conn: psycopg.Connection[Any], email: str, *, keep_keys: bool = 
             " ON CONFLICT (key) DO UPDATE SET value = GREATEST(team_meta.value, EXCLUDED.value)",
             (EPOCH_FLOOR, epoch + 1),
         )
-        made = (
-            "WITH RECURSIVE made(name) AS (SELECT name FROM api_keys WHERE lower(created_by) = %s"
-            " UNION SELECT k.name FROM api_keys k JOIN made m ON k.created_by = 'key/' || m.name)"
-        )
-        live = "name IN (SELECT name FROM made) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
-        if keep_keys:
-            rows = conn.execute(f"{made} SELECT name FROM api_keys WHERE {live}", (f"user/{email}",)).fetchall()
-        else:
-            rows = conn.execute(
-                f"{made} UPDATE api_keys SET revoked_at = now() WHERE {live} RETURNING name", (f"user/{email}",)
-            ).fetchall()
-    return sorted(name for (name,) in rows)
+        return _revoke_made_by(conn, email, revoke=not keep_keys, first_admin_key=True)
 
 
-def hold_key_maker(conn: psycopg.Connection[Any], maker: str) -> None:
-    """Inside the transaction that makes a key: wait for a removal of users under way, then refuse
-    (401) if ``maker`` (``user/<email>`` or ``key/<name>``) is gone, so that a key cannot be made
-    by someone whose removal has just revoked everything they made."""
+def _revoke_made_by(conn: psycopg.Connection[Any], email: str, *, revoke: bool, first_admin_key: bool) -> list[str]:
+    """Inside the transaction that ends the user's logins: revoke the live keys they made, the keys
+    made with those, and so on (only list them, unless ``revoke``); their names, sorted.
+
+    Revoked then, rather than checked against their maker at each use: a revocation is durable
+    and visible (the key list shows it, the answer and the audit name each key), a later promotion
+    cannot revive a key minted with a login that was ended for cause, and a request made with a
+    key still costs one lookup. ``first_admin_key=False`` leaves out the key the bootstrap printed
+    (and what was made with it): the deployment's own key, made with the owner's credentials
+    rather than with a login, which only a revocation or the first admin's removal ends."""
+    made = (
+        "WITH RECURSIVE made(name) AS (SELECT name FROM api_keys WHERE lower(created_by) = %s AND name <> %s"
+        " UNION SELECT k.name FROM api_keys k JOIN made m ON k.created_by = 'key/' || m.name)"
+    )
+    live = "name IN (SELECT name FROM made) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+    args = (f"user/{email}", "" if first_admin_key else FIRST_ADMIN_KEY)
+    if revoke:
+        query = f"{made} UPDATE api_keys SET revoked_at = now() WHERE {live} RETURNING name"
+    else:
+        query = f"{made} SELECT name FROM api_keys WHERE {live}"
+    return sorted(name for (name,) in conn.execute(query, args).fetchall())
+
+
+def hold_key_maker(conn: psycopg.Connection[Any], maker: Principal) -> None:
+    """Inside the transaction that makes a key: wait for a change of users under way, then refuse
+    (401) if ``maker`` is gone (a removed user, a login that has ended since it was checked, a
+    revoked key), so that no key is made by someone whose removal, sign-out or new role or
+    password has just revoked everything they made."""
     conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_ADMINS_LOCK,))
-    kind, _, name = maker.partition("/")
+    kind, _, name = maker.name.partition("/")
     if kind == "user":
-        found = conn.execute("SELECT 1 FROM users WHERE email = %s", (name,)).fetchone()
+        query = "SELECT 1 FROM users WHERE email = %s AND session_epoch = %s"
+        found = conn.execute(query, (name, maker.epoch)).fetchone()
     else:
         found = conn.execute("SELECT 1 FROM api_keys WHERE name = %s AND revoked_at IS NULL", (name,)).fetchone()
     if found is None:
-        raise ApiRefused(401, f"{maker} no longer exists (removed or revoked): log in again or use another key")
+        raise ApiRefused(
+            401,
+            f"{maker.name} can no longer make keys (removed, signed out, role or password changed, or revoked):"
+            " log in again or use another key",
+        )
 
 
-def change_user(conn: psycopg.Connection[Any], email: str, role: str | None = None, password: str | None = None) -> str:
+def change_user(
+    conn: psycopg.Connection[Any], email: str, role: str | None = None, password: str | None = None
+) -> tuple[str, list[str]]:
     """Set a new role and/or password, and end every login of the user (the epoch moves on);
-    with neither, only the latter. Returns the user's role now."""
+    with neither, only the latter. The keys made with their authority are revoked with those
+    logins (:func:`_revoke_made_by`). Returns the user's role now and the revoked keys' names."""
     if role is not None:
         _check_role(role)
     if password is not None:
@@ -182,7 +219,8 @@ def change_user(conn: psycopg.Connection[Any], email: str, role: str | None = No
             " session_epoch = session_epoch + 1 WHERE email = %s",
             (role, hashed, email),
         )
-    return role or current
+        revoked = _revoke_made_by(conn, email, revoke=True, first_admin_key=False)
+    return role or current, revoked
 
 
 def _b64(data: bytes) -> str:
@@ -196,10 +234,12 @@ def _unb64(text: str) -> bytes:
 class Tokens:
     """Issue and check JWTs (EdDSA) whose key is the transit key ``jwt`` of this deployment."""
 
-    def __init__(self, bao: Bao, transit: str, issuer: str) -> None:
+    def __init__(self, bao: Bao, transit: str, issuer: str, *, refetch_every: float = KEY_REFETCH_SECONDS) -> None:
         self._bao, self._transit, self._issuer = bao, transit, issuer
         self._public: dict[int, Ed25519PublicKey] = {}
         self._lock = threading.Lock()
+        self._refetch_every, self._next_fetch = refetch_every, 0.0
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clavis-jwt-keys")
         self._users: Callable[[], psycopg.Connection[Any]] | None = None
 
     def check_users_in(self, connection: Callable[[], psycopg.Connection[Any]]) -> None:
@@ -227,14 +267,19 @@ class Tokens:
     def principal(self, token: str, now: float | None = None) -> Principal | None:
         """The person a valid, unexpired token of ours names, if their login has not ended; None for
         anything else."""
+        return self.check(token, now)[1]
+
+    def check(self, token: str, now: float | None = None) -> tuple[dict[str, Any] | None, Principal | None]:
+        """The token's claims if its signature, issuer and expiry are good, and its :meth:`principal`:
+        one check serves both the answer and the wording of a refusal."""
         claims = self.claims(token, now)
         if claims is None:
-            return None
+            return None, None
         role = str(claims.get("role")) if self._users is None else self._current_role(claims)
         if role is None:
-            return None
+            return claims, None
         # A member uses services through the keys an admin scoped for them; their login alone uses none.
-        return Principal(f"user/{claims['sub']}", role, (ALL,) if role == "admin" else ())
+        return claims, Principal(f"user/{claims['sub']}", role, (ALL,) if role == "admin" else (), token_epoch(claims))
 
     def _current_role(self, claims: dict[str, Any]) -> str | None:
         """The role of the token's user if they exist with its epoch: one primary-key lookup."""
@@ -273,8 +318,21 @@ class Tokens:
         return claims
 
     def _key(self, version: int) -> Ed25519PublicKey | None:
-        if version not in self._public:
-            self._public_keys()
+        """The public key of ``version``. A version not seen yet is looked up in OpenBao only if it is
+        newer than every known one (a rotation), at most once every ``refetch_every`` seconds, and
+        a request waits at most KEY_FETCH_WAIT for it: anyone may send a token naming made-up
+        versions, and this runs on the event loop."""
+        key = self._public.get(version)
+        if key is not None or version <= max(self._public, default=0):
+            return key
+        with self._lock:
+            if time.monotonic() < self._next_fetch:
+                return None
+            self._next_fetch = time.monotonic() + self._refetch_every
+        try:
+            self._fetcher.submit(self._public_keys).result(timeout=KEY_FETCH_WAIT)
+        except TimeoutError:  # the keys are kept when they come, for the next request
+            return None
         return self._public.get(version)
 
     def _public_keys(self) -> dict[int, Ed25519PublicKey]:
@@ -336,7 +394,9 @@ def _reserve(conn: psycopg.Connection[Any], email: str, network: str) -> None:
 
 def login(conn: psycopg.Connection[Any], tokens: Tokens, email: str, password: str, client: str) -> str:
     """A JWT for a correct address and password; 401 otherwise; 429, with no password check, once the
-    client's network is over its limit for this account or for all accounts."""
+    client's network is over its limit for this account or for all accounts; 400 for an address no
+    user can have."""
+    _check_email(email)
     email, network = email.lower(), client_network(client)
     _reserve(conn, email, network)
     row = conn.execute("SELECT password_hash, role, session_epoch FROM users WHERE email = %s", (email,)).fetchone()

@@ -24,6 +24,8 @@ PREFIX = "clv_"
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ROLES = ("admin", "member")
 ALL = "*"  # an admin key's scope: every service
+FIRST_ADMIN_KEY = "admin"  # the key the bootstrap prints (team/bootstrap.py ADMIN_KEY_NAME); names are never reused
+MAX_EXPIRES_IN = 10 * 366 * 86400  # seconds: a key that should outlive ten years has no expiry (null)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Principal:
     name: str  # "key/NAME" or "user/EMAIL": the audit's source (no colon: it is a proxy user name)
     role: str
     services: tuple[str, ...]
+    epoch: int | None = None  # a login's session epoch: a key is made only while it is current
 
     def may_use(self, service: str) -> bool:
         return ALL in self.services or service in self.services
@@ -59,8 +62,10 @@ def create_key(
         raise ApiRefused(400, f"invalid key name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
     if role not in ROLES:
         raise ApiRefused(400, f"invalid role {role!r}: use admin or member")
-    if expires_in is not None and expires_in <= 0:
-        raise ApiRefused(400, "expires_in_seconds must be a positive number of seconds, or null for no expiry")
+    if expires_in is not None and not 0 < expires_in <= MAX_EXPIRES_IN:
+        raise ApiRefused(
+            400, f"expires_in_seconds must be between 1 and {MAX_EXPIRES_IN} (ten years), or null for no expiry"
+        )
     scope = [ALL] if role == "admin" else sorted(set(services))
     key = PREFIX + secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + timedelta(seconds=expires_in) if expires_in else None
@@ -76,7 +81,11 @@ def create_key(
 
 
 def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | None:
-    """The key's principal if it exists, is not revoked and has not expired; None otherwise."""
+    """The key's principal if it exists, is not revoked and has not expired; None otherwise.
+
+    Its maker's standing is not looked up here: whatever lowers it (removal, a new role or
+    password, a sign-out) revokes the keys made with it in the same transaction
+    (team/identity.py, ``_revoke_made_by``), so one lookup still answers."""
     row = conn.execute(
         "SELECT name, role, services FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL "
         "AND (expires_at IS NULL OR expires_at > now())",
@@ -127,7 +136,11 @@ def refusal(conn: psycopg.Connection[Any], credential: str) -> str:
         return "this key is unknown to this server; ask an admin for a key"
     name, revoked, expires = row
     if revoked is not None:
-        return f"the key {name!r} was revoked at {revoked.isoformat(timespec='seconds')}; ask an admin for a new key"
+        return (
+            f"the key {name!r} was revoked at {revoked.isoformat(timespec='seconds')}, by an admin or because the"
+            " person who made it (or made the key it was made with) was removed, signed out, or had their role or"
+            " password changed; ask an admin for a new key"
+        )
     if expires is not None:
         return f"the key {name!r} expired at {expires.isoformat(timespec='seconds')}; ask an admin for a new key"
     return "this key was refused; ask an admin for a new key"
