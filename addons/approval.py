@@ -3,11 +3,17 @@
 Reads ``ProxyConfig.approvals`` (:class:`~vault.approvals.ApprovalHold`): its policy says which
 requests wait (by service, agent and method); by default the service's policy in the vault does
 (``approvals`` / ``approvals:<agent>``: none, writes or all; a service set to confirm writes holds
-its non-safe methods). A call the MCP user already approved by elicitation (its ``CALL_HEADER``
-id, which only the gateway sets, is one ``ApprovalHold.elicited`` knows) is not asked again. A
-waiting request goes into the shared queue (:mod:`vault.approvals`, in the vault's store) with its
-method, URL without query values, service, agent and a short body preview scrubbed of the
-service's secrets; the page and the CLI show it and decide. Approved: the request goes on to
+its non-safe methods). The method judged is the most dangerous of the request line's and of every
+override the request carries (``X-HTTP-Method-Override`` and friends, ``_method`` fields: servers
+obey them, :mod:`.method_override`), so a GET that says DELETE waits as a write; one whose
+overrides cannot be read is judged as ``*``, a write. A call the MCP user already approved by
+elicitation (its ``CALL_HEADER`` id, which only the gateway sets, is one ``ApprovalHold.elicited``
+knows) is not asked again. A waiting request goes into the shared queue (:mod:`vault.approvals`,
+in the vault's store) showing what will be sent: the method with its overrides (``POST
+(X-HTTP-Method-Override: DELETE)``), the URL with its query values, the body's length, and its
+first characters decoded from its content coding (bounded) and with whitespace runs collapsed,
+so padding cannot push the content out of sight; the URL and the body scrubbed of the service's
+secrets. The page and the CLI show it and decide. Approved: the request goes on to
 injection, with who approved it in its audit record. Denied, or no answer by the deadline: refused
 (403) with a reason the agent can read, and nothing is sent (fail closed). A request like one
 approved "for N minutes" goes on without waiting.
@@ -23,21 +29,26 @@ import html
 import re
 import shutil
 from collections.abc import Awaitable, Callable
+from itertools import chain
 
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held
-from clavis_mcp.vault.audit.log import path_without_query_values
+from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held, most_dangerous, printable
+from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError
 from clavis_mcp.vault.policy import policies_as_of
 from clavis_mcp.vault.proxy_headers import CALL_HEADER
+from clavis_mcp.vault.redaction.decoding import BoundedDecoder, is_identity
+from clavis_mcp.vault.redaction.redactor import Redactor
 from clavis_mcp.vault.redaction.service import ServiceRedactors
 
 from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_settled, refuse
+from .method_override import requested_overrides
 
 PREVIEW_CHARS = 300
-SCANNED_BYTES = 64 * 1024
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SCANNED_BYTES = 64 * 1024  # of the decoded body: the decoder's output bound (SECURITY-CASES 44)
+UNREADABLE = "*"  # the method judged when the overrides cannot be read: any, so a write
+_BLANKS = re.compile(r"\s{2,}")
 
 
 class HoldForApproval:
@@ -56,26 +67,32 @@ class HoldForApproval:
         if hold is None or is_settled(flow) or not service:
             return
         agent = str(flow.metadata.get(CLIENT, "unauthenticated"))
-        method = flow.request.method
-        if not self._needs(flow, hold, service, agent, method):
+        if not self._needs(flow, hold, service, agent, UNREADABLE):
+            return  # nothing of this service's waits for this agent: its overrides need no reading
+        shown, judged = requested_method(flow.request)
+        if not self._needs(flow, hold, service, agent, judged):
             return
         call = flow.request.headers.get(CALL_HEADER)
         if call and hold.elicited is not None and hold.elicited(call):
             flow.metadata[REASON] = "approved by the user when the MCP client asked (elicitation)"
             return
-        await self._held(flow, hold, Approvals(self._vault.store), service, agent, method)
+        await self._held(flow, hold, Approvals(self._vault.store), service, agent, shown, judged)
 
     async def _held(self, flow: http.HTTPFlow, hold: ApprovalHold, queue: Approvals, service: str, agent: str,
-                    method: str) -> None:  # fmt: skip
+                    shown: str, judged: str) -> None:  # fmt: skip
         scheme, host, port = flow.metadata.get(DESTINATION, (flow.request.scheme, flow.request.host, flow.request.port))
-        grant = await asyncio.to_thread(queue.granted, service, agent, method, host)
+        grant = await asyncio.to_thread(queue.granted, service, agent, judged, host)
         if grant is not None:
             flow.metadata[REASON] = f"approved by {grant.granted_by} (like request {grant.held_id}, for a while)"
             return
         default = {"https": 443, "http": 80}.get(scheme)
-        url = f"{scheme}://{host}{'' if port == default else f':{port}'}{path_without_query_values(flow.request.path)}"
-        held = await asyncio.to_thread(queue.hold, service=service, agent=agent, method=method, host=host, url=url,
-                                       preview=self._preview(flow, service), timeout=hold.timeout)  # fmt: skip
+        redactor = self._redactor(flow, service)
+        path = redactor.redact(flow.request.data.path)[0].decode("utf-8", "backslashreplace")
+        url = f"{scheme}://{host}{'' if port == default else f':{port}'}{path}"
+        size, preview = _body(flow.request, redactor)
+        held = await asyncio.to_thread(queue.hold, service=service, agent=agent, method=shown, judged=judged,
+                                       host=host, url=url, size=size, preview=preview,
+                                       timeout=hold.timeout)  # fmt: skip
         if hold.notify:
             await notify(held)
         decided = await self._wait(queue, held, hold)
@@ -106,16 +123,47 @@ class HoldForApproval:
         policy = policies_as_of(self._vault, flow_snapshot(flow, self._vault)).get(service)
         return policy is not None and policy.needs_approval(agent, method)
 
-    def _preview(self, flow: http.HTTPFlow, service: str) -> str:
-        raw = flow.request.raw_content or b""
-        if not raw:
-            return ""
+    def _redactor(self, flow: http.HTTPFlow, service: str) -> Redactor:
         self._redactors = self._redactors or ServiceRedactors(self._vault)
-        redactor = self._redactors.for_service(flow_snapshot(flow, self._vault), service).values
-        clean, _ = redactor.redact(raw[:SCANNED_BYTES])
-        text = clean.decode("utf-8", "replace")
-        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-        return text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS or len(raw) > SCANNED_BYTES else "")
+        return self._redactors.for_service(flow_snapshot(flow, self._vault), service).values
+
+
+def requested_method(request: http.Request) -> tuple[str, str]:
+    """What a person is shown of the method (the request line's and every override, as in ``POST
+    (X-HTTP-Method-Override: DELETE)``), and the method judged: the most dangerous of them."""
+    line = request.method.upper()
+    try:
+        overrides = requested_overrides(request)
+    except ValueError as exc:
+        return f"{line} ({exc})", UNREADABLE
+    if not overrides:
+        return line, line
+    named = ", ".join(f"{where.removeprefix('the header ')}: {method}" for where, method in overrides)
+    return f"{line} ({named})", most_dangerous(chain([line], (method for _, method in overrides)))
+
+
+def _body(request: http.Request, redactor: Redactor) -> tuple[str, str]:
+    """The body's length as sent (and its content coding), and a preview of its first characters:
+    decoded (at most :data:`SCANNED_BYTES`), scrubbed, whitespace runs collapsed, controls escaped.
+    A body that cannot be decoded is named, not shown."""
+    raw = request.raw_content or b""
+    if not raw:
+        return "", ""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    size = f"{len(raw)} bytes" if is_identity(coding) else f"{coding}, {len(raw)} bytes"
+    size = printable(redactor.redact(size.encode())[0].decode("utf-8", "replace"))[:PREVIEW_CHARS]
+    pieces: list[bytes] = []
+    cut = False
+    try:
+        for piece in BoundedDecoder(coding).decode(raw, SCANNED_BYTES):
+            pieces.append(piece)
+    except DecodedTooLarge:
+        cut = True  # the first SCANNED_BYTES came out: enough for a preview
+    except DecodeError:
+        return size, f"encoded body ({size}), not shown"
+    clean, _ = redactor.redact(b"".join(pieces))
+    text = printable(_BLANKS.sub(" ", clean.decode("utf-8", "replace")))
+    return size, text[:PREVIEW_CHARS] + ("…" if cut or len(text) > PREVIEW_CHARS else "")
 
 
 async def notify(held: Held) -> None:

@@ -8,19 +8,23 @@ vault does. A decision is a compare-and-set on the pending record, and a timeout
 compare-and-set from the proxy's side, so a request is approved, denied or timed out exactly
 once: an approval that loses the race to the deadline is refused with a message, never
 half-applied. The writes are ``quiet`` (they leave the change counter, so holding a request does
-not make every proxy rebuild its snapshot). Nothing here is secret: the method, the URL without
-query values, the service, the agent and a short body preview already redacted by the proxy.
+not make every proxy rebuild its snapshot). Nothing here is secret: the method (as the request
+line and its overrides give it), the URL with its query values and a short body preview already
+scrubbed by the proxy's redactor, the service and the agent. What an agent chose is stored with
+its control and bidi/format characters escaped (:func:`printable`), so no reader's terminal or page
+runs them.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audit.log import AuditLog
+from .audit.log import AuditLog, path_without_query_values
 from .errors import ApprovalError, StoreConflict, VaultNotFound
 from .storage.protocol import Batch, Record, Store, Value
 from .storage.sqlite import SQLiteStore
@@ -30,8 +34,10 @@ DEFAULT_TIMEOUT = 120.0
 KEEP_DECIDED = 3600.0  # a decided request stays listed by id this long after its deadline, then goes
 PENDING, APPROVED, DENIED, TIMED_OUT = "pending", "approved", "denied", "timed out"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_DANGER = dict.fromkeys(SAFE_METHODS, 0) | {"POST": 1, "PUT": 2, "PATCH": 2}  # DELETE and unknown ones: 3
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, bidi/format, lone surrogates, line breaks
 _FIELDS = ("created", "deadline", "service", "agent", "method", "host", "url", "preview", "state", "decided_by",
-           "decided_at", "minutes")  # fmt: skip
+           "decided_at", "minutes", "judged", "size")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,10 @@ class Held:
     decided_by: str | None
     decided_at: float | None
     minutes: int | None
+    judged: str
+    """The method the approval judged and a grant is keyed on (``method`` is what the person is shown)."""
+    size: str
+    """The body's length as sent, and its content coding if any (``gzip, 60 bytes``); "" without a body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +70,9 @@ class Grant:
     held_id: str
 
 
-Needs = Callable[[str, str, str], bool]  # (service, agent, method) -> does a person have to approve?
+# (service, agent, method) -> does a person have to approve? The method is the most dangerous one the
+# request names; "*" (overrides that cannot be read) stands for any, so it must be asked as the strictest.
+Needs = Callable[[str, str, str], bool]
 
 
 def needs_for(mode: str) -> Needs:
@@ -74,9 +86,28 @@ def needs_for(mode: str) -> Needs:
     raise ValueError(f"approval policy {mode!r}: use none, writes or all")
 
 
+def most_dangerous(methods: Iterable[str]) -> str:
+    """Of the methods a request names (its line first, then its overrides), the one a person must
+    judge: a write over a read, DELETE or a method not known here over the other writes."""
+    return max((m.upper() for m in methods), key=lambda m: _DANGER.get(m, 3))
+
+
+def printable(text: str) -> str:
+    """``text`` with control, bidi/format and line-separator characters written as ``\\x1b``,
+    ``\\u202e``: agent-chosen text that a terminal or a page shows as it is, nothing it runs."""
+    return "".join(_escaped(ch) if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def _held(record: Record) -> Held:
     f = record.fields
-    return Held(record.key, *(f.get(name) for name in _FIELDS))  # type: ignore[arg-type]
+    values = [f.get(name) for name in _FIELDS]
+    values[-2:] = values[-2] or f.get("method"), values[-1] or ""  # a request held before these were stored
+    return Held(record.key, *values)  # type: ignore[arg-type]
 
 
 def _grant_key(service: str, agent: str, method: str, host: str) -> str:
@@ -104,12 +135,15 @@ class Approvals:
             self._store.close()
 
     def hold(self, *, service: str, agent: str, method: str, host: str, url: str, preview: str,
-             timeout: float, now: float | None = None) -> Held:  # fmt: skip
+             timeout: float, judged: str | None = None, size: str = "", now: float | None = None) -> Held:  # fmt: skip
+        """Queue a request; ``method`` is what the person is shown (e.g. ``POST (X-HTTP-Method-Override:
+        DELETE)``), ``judged`` the method decided on (default: ``method``). Text is stored printable."""
         now = time.time() if now is None else now
         fields: dict[str, Value] = {
-            "created": now, "deadline": now + timeout, "service": service, "agent": agent,
-            "method": method.upper(), "host": host, "url": url, "preview": preview, "state": PENDING,
-            "decided_by": None, "decided_at": None, "minutes": None,
+            "created": now, "deadline": now + timeout, "service": printable(service), "agent": printable(agent),
+            "method": printable(method), "host": host, "url": printable(url), "preview": printable(preview),
+            "state": PENDING, "decided_by": None, "decided_at": None, "minutes": None,
+            "judged": printable((judged or method).upper()), "size": printable(size),
         }  # fmt: skip
         with self._store.atomic() as batch:
             self._prune(batch, now)
@@ -157,7 +191,7 @@ class Approvals:
                               minutes=minutes if approve else None)  # fmt: skip
                 batch.put(HELD, held_id, fields, expect=record.version, quiet=True)
                 if approve and minutes:
-                    key = _grant_key(held.service, held.agent, held.method, held.host)
+                    key = _grant_key(held.service, held.agent, held.judged, held.host)
                     grant: dict[str, Value] = {"until": now + minutes * 60, "granted_by": by, "held_id": held_id}
                     batch.put(GRANT, key, grant, quiet=True)
         except StoreConflict:  # another process decided between our read and our write
@@ -244,8 +278,8 @@ def decide_and_record(queue: Approvals, audit: AuditLog, held_id: str, *, approv
     held = queue.decide(held_id, approve=approve, by=by, minutes=minutes)
     how = ("for " + str(minutes) + " min" if minutes else "once") if approve else ""
     scheme, _, rest = held.url.partition("://")
-    audit.append(source=by, service=held.service, method=held.method, scheme=scheme, host=held.host,
-                 path="/" + rest.partition("/")[2], action="approve" if approve else "deny",
+    audit.append(source=by, service=held.service, method=held.judged, scheme=scheme, host=held.host,
+                 path=path_without_query_values("/" + rest.partition("/")[2]), action="approve" if approve else "deny",
                  decision="approved" if approve else "denied",
                  reason=f"request {held.id} of agent {held.agent} {held.state} by {by} {how}".strip())  # fmt: skip
     return held
