@@ -76,6 +76,8 @@ def approvals(as_json: bool) -> None:
     """Requests held by the proxy for a person's approval (approve or deny each by its id)."""
     from clavis_mcp.vault.approvals import Approvals
 
+    from .audit_commands import _safe  # agent-chosen text: escaped again, whoever wrote the queue
+
     queue = Approvals(clavis_home())
     try:
         waiting = queue.pending()
@@ -86,9 +88,9 @@ def approvals(as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps({**asdict(held), "remaining": round(held.deadline - now, 1)}, sort_keys=True))
         else:
-            preview = f"  body: {held.preview}" if held.preview else ""
-            click.echo(f"{held.id}  {held.agent} -> {held.service}  {held.method} {held.url}  "
-                       f"({held.deadline - now:.0f} s left){preview}")  # fmt: skip
+            body = f"  body ({_safe(held.size)}): {_safe(held.preview)}" if held.preview else ""
+            click.echo(f"{_safe(held.id)}  {_safe(held.agent)} -> {_safe(held.service)}  {_safe(held.method)} "
+                       f"{_safe(held.url)}  ({held.deadline - now:.0f} s left){body}")  # fmt: skip
     if not waiting and not as_json:
         click.echo("no request is waiting for approval", err=True)
 
@@ -112,11 +114,13 @@ def deny(held_id: str) -> None:
 def _decide(held_id: str, *, approve: bool, minutes: int) -> None:
     from clavis_mcp.vault.approvals import Approvals, decide_and_record
 
+    from .audit_commands import _safe
+
     with open_runtime() as runtime:
         queue = Approvals(runtime.vault.store)
         held = decide_and_record(queue, runtime.audit, held_id, approve=approve, by="cli", minutes=minutes)
-    how = f" (and like requests for {minutes} min)" if minutes else ""
-    click.echo(f"{held.state} {held.id}: {held.method} {held.url} from {held.agent}{how}")
+    how = f" (and like requests, on any path of {_safe(held.host)}, for {minutes} min)" if minutes else ""
+    click.echo(f"{held.state} {held.id}: {_safe(held.method)} {_safe(held.url)} from {_safe(held.agent)}{how}")
 
 
 @click.command("policy")
