@@ -28,7 +28,8 @@ from .runtime import open_runtime
 def ui(port: int, no_browser: bool) -> None:
     """Serve the audit review page on 127.0.0.1; the printed URL carries its access token."""
     from clavis_mcp.ui.approvals import ApprovalDesk
-    from clavis_mcp.ui.server import bind, new_token, server_for
+    from clavis_mcp.ui.guard import LaunchCodes
+    from clavis_mcp.ui.server import Page, bind, new_token, server_for
     from clavis_mcp.ui.source import AuditSource
 
     with open_runtime() as runtime:
@@ -36,16 +37,16 @@ def ui(port: int, no_browser: bool) -> None:
             sock = bind(port)
         except OSError as exc:
             raise click.ClickException(str(exc)) from None
-        token = new_token()
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={token}"
-        click.echo(f"clavis-mcp ui: open {url}")
+        page = Page(sock.getsockname()[1], new_token(), LaunchCodes())
+        click.echo(f"clavis-mcp ui: open {page.url}")
         click.echo("(the address holds the page's access token: do not share it; Ctrl-C stops the page)", err=True)
         if not no_browser:
-            webbrowser.open(url)
+            # Any local user can read a command line: the browser gets a one-time code, not the token.
+            webbrowser.open(page.launch_url())
         source = AuditSource(clavis_home(), runtime.vault)
         desk = ApprovalDesk(source.home, source.vault, source.vault_lock)
         try:
-            server_for(source, token, desk).run(sockets=[sock])
+            server_for(page, source, desk).run(sockets=[sock])
         finally:
             desk.close()
 

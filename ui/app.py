@@ -19,7 +19,7 @@ from clavis_mcp.vault.errors import AuditQueryError
 
 from .approvals import ApprovalDesk, approvals_html
 from .figures import PERIODS
-from .guard import Guard, csrf_token
+from .guard import Guard, LaunchCodes, csrf_token
 from .pages import e, overview_html, record_cells, records_html, shell
 from .source import AuditSource, Position, RecordQuery
 
@@ -41,7 +41,7 @@ def period_window(period: str, now: datetime) -> tuple[datetime, datetime, timed
     return end - span, end, width
 
 
-def build_app(source: AuditSource, token: str, desk: ApprovalDesk | None = None) -> Guard:
+def build_app(source: AuditSource, token: str, codes: LaunchCodes, desk: ApprovalDesk | None = None) -> Guard:
     csrf = csrf_token(token)
 
     async def overview(request: Request) -> Response:
@@ -91,7 +91,7 @@ def build_app(source: AuditSource, token: str, desk: ApprovalDesk | None = None)
             Route("/approvals.json", desk.list_route),
             Route("/approvals/{held_id:str}", desk.decide_route, methods=["POST"]),
         ]
-    return Guard(Starlette(routes=routes), token)
+    return Guard(Starlette(routes=routes), token, codes)
 
 
 async def _tail(source: AuditSource, query: RecordQuery, position: Position) -> AsyncIterator[str]:

@@ -70,13 +70,16 @@ class ApprovalDesk:
 
 
 def approvals_html() -> str:
-    """The queue's frame; ui.js fills it from /approvals.json and posts the decisions."""
+    """The queue's frame; ui.js fills it from /approvals.json and posts the decisions.
+
+    "nothing is waiting" comes after the table, so showing or hiding it never moves a row.
+    """
     return (
         '<section id="approvals"><h2>Waiting for your approval</h2>'
         '<p class="hint">A request an agent sent that its service\'s policy holds for a person. '
         "Unanswered, it is refused when its time runs out.</p>"
-        '<p id="queue-empty" class="empty">nothing is waiting</p>'
         '<table id="queue" class="records"><thead><tr><th>id</th><th>agent</th><th>service</th><th>request</th>'
         "<th>body</th><th>time left</th><th>decision</th></tr></thead><tbody></tbody></table>"
+        '<p id="queue-empty" class="empty">nothing is waiting</p>'
         '<p id="queue-message" class="error"></p></section>'
     )

@@ -1,4 +1,4 @@
-"""The page's door: loopback peers, our own Host and Origin, the access token, CSRF, strict headers.
+"""The page's door: loopback peers, our own Host and Origin, the session token, CSRF, strict headers.
 
 A pure ASGI middleware in front of every route (static files and the event stream included):
 
@@ -6,11 +6,16 @@ A pure ASGI middleware in front of every route (static files and the event strea
 - ``Host`` must name the loopback on the page's port, so a DNS-rebinding site (a name of its own
   that resolves to 127.0.0.1) is refused; an ``Origin``, when sent, must be the page's own, and
   ``Sec-Fetch-Site`` must not say another site made the request;
-- the token (``?token=`` once, as printed, then an HttpOnly SameSite=Strict cookie) is required
-  on every request and compared in constant time; the first visit is redirected to drop it from
-  the address bar;
-- a state change (any method but GET/HEAD) also needs the CSRF token in ``X-CSRF-Token`` (a
-  cross-site form cannot set a header) and an ``Origin``;
+- the session token travels only in the ``X-Clavis-Session`` header, compared in constant time.
+  It is never a cookie: cookies ignore ports, so any listener on another 127.0.0.1 port could
+  have a same-site bounce hand it over. The browser learns it from the URL's fragment (never sent
+  in a request) and keeps it in sessionStorage, which is per origin, port included;
+- a navigation without the header gets only the shell (no data), whose script then fetches the
+  page with the header; anything else without it is refused;
+- ``POST /session`` trades a one-time launch code (what a browser's command line may show, which
+  any local user can read) for the session token: once, within a minute, with our Origin;
+- a state change (any method but GET/HEAD) also needs the CSRF token in ``X-CSRF-Token`` and an
+  ``Origin``;
 - every answer carries a Content-Security-Policy that allows only this origin's script and style
   and no framing, with ``no-store`` and ``no-referrer``.
 """
@@ -20,10 +25,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
+import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,16 +54,24 @@ SECURITY_HEADERS = [
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 CSRF_HEADER = "x-csrf-token"
+SESSION_HEADER = "x-clavis-session"
+LAUNCH_HEADER = "x-clavis-launch"
+EXCHANGE_PATH = "/session"
+STATIC_PREFIX = "/static/"
+LAUNCH_SECONDS = 60.0
+NEEDS_TOKEN = "this page needs its access token: open the URL that `clavis-mcp ui` printed"
+# What a navigation without the header gets: no data, only the script that fetches the page with it.
+SHELL = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>clavis-mcp</title>'
+    '<link rel="stylesheet" href="/static/ui.css"><script src="/static/ui.js" defer></script></head>'
+    '<body data-shell><main><p id="opening" class="hint">opening the page…</p></main></body></html>'
+)
 
 
 def csrf_token(token: str) -> str:
     """Derived from the access token, so it needs no state and changes with each run of the page."""
     return hmac.new(token.encode(), b"clavis-ui csrf", hashlib.sha256).hexdigest()
-
-
-def cookie_name(port: int) -> str:
-    """Cookies ignore ports: one name per port keeps two pages on one machine apart."""
-    return f"clavis_ui_{port}"
 
 
 def same(given: str | None, expected: str) -> bool:
@@ -70,11 +85,37 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+class LaunchCodes:
+    """One-time codes for a browser's command line: seen there later (``ps``), a code is spent or stale."""
+
+    def __init__(self, lifetime: float = LAUNCH_SECONDS) -> None:
+        self._lifetime = lifetime
+        self._codes: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            self._codes[code] = time.monotonic() + self._lifetime
+        return code
+
+    def redeem(self, given: str | None) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            self._codes = {code: until for code, until in self._codes.items() if until > now}
+            for code in self._codes:
+                if same(given, code):
+                    del self._codes[code]
+                    return True
+        return False
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, codes: LaunchCodes) -> None:
         self.app = app
         self.token = token
         self.csrf = csrf_token(token)
+        self.codes = codes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,19 +126,21 @@ class Guard:
         port = int(scope["server"][1]) if scope.get("server") else 0
         refusal = self._refusal(scope, headers, port)
         if refusal is not None:
-            await _plain(send, *refusal)
+            await _answer(send, *refusal)
             return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        if not same(self._cookie(headers, port), self.token):
-            if same(query.get("token"), self.token) and scope["method"] in SAFE_METHODS:
-                await self._welcome(send, scope, query, port)
+        method, path = scope["method"], scope.get("path", "")
+        if path == EXCHANGE_PATH:
+            await self._exchange(send, method, headers)
+            return
+        public = method in SAFE_METHODS and path.startswith(STATIC_PREFIX)  # our script and style: no data
+        if not public and not same(headers.get(SESSION_HEADER), self.token):
+            if method in SAFE_METHODS and "text/html" in headers.get("accept", ""):
+                await _answer(send, 200, SHELL, "text/html")
             else:
-                await _plain(send, 401, "this page needs its access token: open the URL that `clavis-mcp ui` printed")
+                await _answer(send, 401, NEEDS_TOKEN)
             return
-        if scope["method"] not in SAFE_METHODS and not (
-            "origin" in headers and same(headers.get(CSRF_HEADER), self.csrf)
-        ):
-            await _plain(send, 403, "refused: a change needs this page's CSRF token and Origin")
+        if method not in SAFE_METHODS and not ("origin" in headers and same(headers.get(CSRF_HEADER), self.csrf)):
+            await _answer(send, 403, "refused: a change needs this page's CSRF token and Origin")
             return
 
         async def secured(message: Message) -> None:
@@ -122,35 +165,22 @@ class Guard:
             return 403, "refused: a request made by another site"
         return None
 
-    def _cookie(self, headers: dict[str, str], port: int) -> str | None:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(headers.get("cookie", ""))
-        except Exception:  # a malformed Cookie header is simply no cookie
-            return None
-        morsel = jar.get(cookie_name(port))
-        return morsel.value if morsel is not None else None
-
-    async def _welcome(self, send: Send, scope: Scope, query: dict[str, str], port: int) -> None:
-        """The first visit: set the cookie and send the browser to the same page without the token."""
-        rest = urlencode({k: v for k, v in query.items() if k != "token"})
-        location = scope.get("path", "/") + (f"?{rest}" if rest else "")
-        cookie = f"{cookie_name(port)}={self.token}; HttpOnly; SameSite=Strict; Path=/"
-        await send({
-            "type": "http.response.start",
-            "status": 303,
-            "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
-                        (b"content-length", b"0"), *SECURITY_HEADERS],
-        })  # fmt: skip
-        await send({"type": "http.response.body", "body": b""})
+    async def _exchange(self, send: Send, method: str, headers: dict[str, str]) -> None:
+        """The launch code for the session token; the code rides in a header, so no form can post it."""
+        if method != "POST" or "origin" not in headers:
+            await _answer(send, 403, "refused: the launch code is exchanged by the page's own POST")
+        elif not self.codes.redeem(headers.get(LAUNCH_HEADER)):
+            await _answer(send, 401, "this launch code is spent or expired: open the URL that `clavis-mcp ui` printed")
+        else:
+            await _answer(send, 200, json.dumps({"token": self.token, "csrf": self.csrf}), "application/json")
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
+async def _answer(send: Send, status: int, text: str, kind: str = "text/plain") -> None:
     body = (text + "\n").encode()
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+        "headers": [(b"content-type", f"{kind}; charset=utf-8".encode()), (b"content-length", str(len(body)).encode()),
                     *SECURITY_HEADERS],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})

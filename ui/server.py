@@ -1,6 +1,7 @@
 """Serving the page: a socket on 127.0.0.1 only, a fresh token per run, uvicorn without access logs.
 
-The access log is off because the first URL carries the token in its query string.
+The token reaches the browser in a URL's fragment, which no request carries; the access log stays
+off all the same (a page's query holds what the user filters on).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uvicorn
 
 from .app import build_app
 from .approvals import ApprovalDesk
+from .guard import LaunchCodes
 from .source import AuditSource
 
 HOST = "127.0.0.1"
@@ -38,20 +40,25 @@ def bind(port: int) -> socket.socket:
 class Page:
     port: int
     token: str
+    codes: LaunchCodes
 
     @property
     def url(self) -> str:
-        """What the user opens: the token in the query, once (the page then sets a cookie)."""
-        return f"http://{HOST}:{self.port}/?token={self.token}"
+        """What the user opens (again, for a new tab): the token in the fragment, never sent to the server."""
+        return f"http://{HOST}:{self.port}/#token={self.token}"
+
+    def launch_url(self) -> str:
+        """What a browser's command line gets: a code good once, for a minute, instead of the token."""
+        return f"http://{HOST}:{self.port}/#code={self.codes.issue()}"
 
     @property
     def origin(self) -> str:
         return f"http://{HOST}:{self.port}"
 
 
-def server_for(source: AuditSource, token: str, desk: ApprovalDesk | None = None) -> uvicorn.Server:
+def server_for(page: Page, source: AuditSource, desk: ApprovalDesk | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
-        build_app(source, token, desk),
+        build_app(source, page.token, page.codes, desk),
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -69,15 +76,15 @@ def new_token() -> str:
 def running(source: AuditSource, port: int = 0) -> Iterator[Page]:
     """The page served from a thread until the block ends (tests, and anything embedding it)."""
     sock = bind(port)
-    token = new_token()
+    page = Page(sock.getsockname()[1], new_token(), LaunchCodes())
     desk = ApprovalDesk(source.home, source.vault, source.vault_lock)
-    server = server_for(source, token, desk)
+    server = server_for(page, source, desk)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         while not server.started and thread.is_alive():
             threading.Event().wait(0.02)
-        yield Page(sock.getsockname()[1], token)
+        yield page
     finally:
         server.should_exit = True
         thread.join(10)

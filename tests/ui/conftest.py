@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clavis_mcp.ui.guard import SESSION_HEADER
 from clavis_mcp.ui.server import Page, running
 from clavis_mcp.ui.source import AuditSource
 from clavis_mcp.vault import AuditLog, Vault
@@ -61,8 +62,6 @@ def page(home: Path, vault: Vault, known_log: AuditLog) -> Iterator[Page]:
 
 @pytest.fixture
 def client(page: Page) -> Iterator[httpx.Client]:
-    """A browser-like client that has visited the printed URL (so it holds the cookie)."""
-    with httpx.Client(base_url=page.origin, trust_env=False) as c:
-        first = c.get(f"/?token={page.token}")
-        assert first.status_code == 303
+    """A client that sends the page's session header, as the page's script does."""
+    with httpx.Client(base_url=page.origin, headers={SESSION_HEADER: page.token}, trust_env=False) as c:
         yield c

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clavis_mcp.ui.guard import SESSION_HEADER
 from clavis_mcp.ui.server import running
 from clavis_mcp.ui.source import AuditSource
 from clavis_mcp.vault import AuditLog, Vault
@@ -121,8 +122,10 @@ def test_the_live_tail_streams_new_matching_records(client: httpx.Client, known_
 
 
 def test_a_fresh_vault_with_no_records_shows_empty_sections(home: Path, vault: Vault) -> None:
-    with running(AuditSource(home, vault)) as served, httpx.Client(base_url=served.origin, trust_env=False) as c:
-        assert c.get(f"/?token={served.token}").status_code == 303
+    with (
+        running(AuditSource(home, vault)) as served,
+        httpx.Client(base_url=served.origin, headers={SESSION_HEADER: served.token}, trust_env=False) as c,
+    ):
         overview, records = c.get("/"), c.get("/records")
     assert overview.status_code == 200 and 'data-total="0"' in overview.text
     assert "no requests in this period" in overview.text and "no rate-limit headers seen yet" in overview.text

@@ -1,4 +1,4 @@
-"""The page's door, with a plain HTTP client: token, cookie, Host, Origin, CSRF, CSP, loopback."""
+"""The page's door, with a plain HTTP client: session header, Host, Origin, CSRF, CSP, loopback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clavis_mcp.ui.guard import CSP, cookie_name, csrf_token
+from clavis_mcp.ui.guard import CSP, SESSION_HEADER, SHELL, csrf_token
 from clavis_mcp.ui.server import Page
 from clavis_mcp.vault.approvals import Approvals
 
@@ -24,33 +24,32 @@ def test_the_page_listens_on_the_loopback_only(page: Page) -> None:
 
 
 def test_a_request_without_the_token_is_refused(page: Page) -> None:
-    for path in ("/", "/records", "/events", "/static/ui.css", "/static/ui.js"):
+    for path in ("/", "/records", "/events", "/approvals.json"):
         response = httpx.get(page.origin + path, trust_env=False)
         assert response.status_code == 401, path
         assert "access token" in response.text
         assert "<" not in response.text  # nothing of the page, not even its shell
 
 
-def test_a_wrong_token_is_refused_in_the_query_and_in_the_cookie(page: Page) -> None:
+def test_a_wrong_token_is_refused_in_the_header_and_the_query_is_no_key(page: Page) -> None:
     wrong = page.token[:-1] + ("A" if page.token[-1] != "A" else "B")
-    assert httpx.get(f"{page.origin}/?token={wrong}", trust_env=False).status_code == 401
-    cookies = {cookie_name(page.port): wrong}
-    assert httpx.get(page.origin + "/", cookies=cookies, trust_env=False).status_code == 401
-    cookies = {cookie_name(page.port + 1): page.token}  # another page's cookie name
-    assert httpx.get(page.origin + "/", cookies=cookies, trust_env=False).status_code == 401
+    assert httpx.get(page.origin + "/", headers={SESSION_HEADER: wrong}, trust_env=False).status_code == 401
+    assert httpx.get(f"{page.origin}/?token={page.token}", trust_env=False).status_code == 401
 
 
-def test_the_first_visit_sets_a_strict_httponly_cookie_and_drops_the_token_from_the_address(page: Page) -> None:
-    response = httpx.get(f"{page.origin}/records?service=openai&token={page.token}", trust_env=False)
-    assert response.status_code == 303
-    assert response.headers["location"] == "/records?service=openai"
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{cookie_name(page.port)}={page.token};")
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+def test_a_navigation_without_the_token_gets_only_the_shell(page: Page) -> None:
+    response = httpx.get(page.origin + "/records", headers={"Accept": "text/html"}, trust_env=False)
+    assert response.status_code == 200 and response.text == SHELL + "\n"
+    assert "set-cookie" not in response.headers and "csrf" not in response.text
 
 
-def test_the_cookie_opens_every_page(client: httpx.Client) -> None:
-    for path in ("/", "/records", "/static/ui.css", "/static/ui.js"):
+def test_the_pages_script_and_style_hold_no_data_and_need_no_token(page: Page) -> None:
+    for path in ("/static/ui.css", "/static/ui.js"):
+        assert httpx.get(page.origin + path, trust_env=False).status_code == 200, path
+
+
+def test_the_session_header_opens_every_page(client: httpx.Client) -> None:
+    for path in ("/", "/records", "/approvals", "/static/ui.css", "/static/ui.js"):
         assert client.get(path).status_code == 200, path
 
 
@@ -86,7 +85,7 @@ def test_a_request_another_site_made_is_refused_by_fetch_metadata(client: httpx.
 
 
 def test_a_cross_site_form_post_is_refused(client: httpx.Client, page: Page) -> None:
-    # What a form on another site sends: the cookie (were it not SameSite), its own Origin, no CSRF header.
+    # What a form on another site sends: its own Origin, no CSRF header.
     form = {"csrf": "guess"}
     assert client.post("/records", data=form, headers={"Origin": "http://evil.example"}).status_code == 403
     # Same origin but no CSRF token (a form cannot set the header): refused too.

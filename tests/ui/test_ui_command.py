@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clavis_mcp.ui.guard import SESSION_HEADER
 from clavis_mcp.vault import AuditLog
 
 from .conftest import TOTAL
@@ -27,11 +28,12 @@ def test_the_command_prints_a_tokened_loopback_url_and_serves_the_page(known_log
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        match = re.fullmatch(r"clavis-mcp ui: open (http://127\.0\.0\.1:([0-9]+)/\?token=([A-Za-z0-9_-]{43}))\n", line)
+        match = re.fullmatch(r"clavis-mcp ui: open (http://127\.0\.0\.1:([0-9]+)/#token=([A-Za-z0-9_-]{43}))\n", line)
         assert match, line
-        url, port = match.group(1), int(match.group(2))
+        port, token = int(match.group(2)), match.group(3)
         with httpx.Client(trust_env=False) as client:
-            page = client.get(url, follow_redirects=True)  # the socket listens before the URL is printed
+            # The socket listens before the URL is printed; the page's script sends the fragment's token.
+            page = client.get(f"http://127.0.0.1:{port}/", headers={SESSION_HEADER: token})
             assert page.status_code == 200 and f'data-total="{TOTAL}"' in page.text
             assert httpx.get(f"http://127.0.0.1:{port}/", trust_env=False).status_code == 401
     finally:

@@ -1,131 +1,241 @@
 // clavis-mcp ui: part of clavis-mcp, Apache-2.0. No third-party code.
-// The live tail: new records arrive as server-sent events and are added at the top of the
-// table. Rows are built with textContent: audit fields come from agents and are never markup.
+// The session: the token is never a cookie (cookies ignore ports, so another 127.0.0.1 port could
+// have it bounced to it). It arrives in the URL's fragment, which no request carries: as the
+// token itself (the printed URL) or as a one-time launch code (a browser's command line), traded
+// once for the token. It is kept in sessionStorage (this origin, port included, this tab) and sent
+// in a header. A navigation gets only a shell; this script fetches the page with the header.
 "use strict";
 (function () {
-  const tail = document.getElementById("tail");
-  const table = document.getElementById("records");
-  if (!tail || !table || !document.body.hasAttribute("data-live")) return;
-  const params = new URLSearchParams(window.location.search);
-  params.delete("page");
-  params.set("from", tail.dataset.from);
-  const titles = ["time", "agent", "service", "request", "status", "decision", "reason"];
-  const badge = document.getElementById("live");
-  const source = new EventSource("/events?" + params.toString());
-  source.onopen = function () { if (badge) { badge.classList.add("on"); badge.textContent = "live"; } };
-  source.onerror = function () { if (badge) { badge.classList.remove("on"); badge.textContent = "reconnecting"; } };
-  source.addEventListener("record", function (event) {
-    const data = JSON.parse(event.data);
-    const row = document.createElement("tr");
-    row.className = "rec fresh d-row-" + String(data.record.decision || "");
-    row.dataset.id = String(data.record.id || "");
-    data.cells.forEach(function (text, i) {
+  const KEY = "clavis-session";
+  const SETTLE_MS = 500;  // a click this soon after a queue row left (rows moved) is not trusted
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  if (fragment.has("token") || fragment.has("code")) {
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+
+  function say(text) {
+    const main = document.querySelector("main");
+    const p = document.createElement("p");
+    p.className = "error";
+    p.textContent = text;
+    main.replaceChildren(p);
+  }
+
+  async function session() {
+    if (fragment.has("token")) {
+      sessionStorage.setItem(KEY, fragment.get("token"));
+    } else if (fragment.has("code")) {
+      const response = await fetch("/session", { method: "POST", headers: { "X-Clavis-Launch": fragment.get("code") } });
+      if (response.ok) sessionStorage.setItem(KEY, (await response.json()).token);
+    }
+    return sessionStorage.getItem(KEY);
+  }
+
+  async function open() {
+    const token = await session();
+    const again = "this tab has no access token: open the URL that `clavis-mcp ui` printed";
+    if (!token) { say(again); return; }
+    const response = await fetch(window.location.pathname + window.location.search, {
+      headers: { "X-Clavis-Session": token, "Accept": "text/html" },
+    });
+    if (response.status === 401) { sessionStorage.removeItem(KEY); say(again); return; }
+    // The server's own page (every audit field in it escaped there); its scripts are dropped, not run.
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    page.querySelectorAll("script").forEach(function (s) { s.remove(); });
+    document.title = page.title;
+    const csrf = page.querySelector('meta[name="csrf-token"]');
+    if (csrf) document.head.appendChild(document.adoptNode(csrf));
+    document.body.replaceWith(document.adoptNode(page.body));
+    tail(token);
+    queue(token, csrf ? csrf.content : "");
+  }
+
+  // The live tail: new records arrive as server-sent events read from a fetch (an EventSource
+  // cannot send the header) and are added at the top of the table. Rows are built with
+  // textContent: audit fields come from agents and are never markup.
+  function tail(token) {
+    const mark = document.getElementById("tail");
+    const table = document.getElementById("records");
+    if (!mark || !table || !document.body.hasAttribute("data-live")) return;
+    const params = new URLSearchParams(window.location.search);
+    params.delete("page");
+    params.set("from", mark.dataset.from);
+    const titles = ["time", "agent", "service", "request", "status", "decision", "reason"];
+    const badge = document.getElementById("live");
+    function live(on) {
+      if (!badge) return;
+      badge.classList.toggle("on", on);
+      badge.textContent = on ? "live" : "reconnecting";
+    }
+
+    function add(data) {
+      const row = document.createElement("tr");
+      row.className = "rec fresh d-row-" + String(data.record.decision || "");
+      row.dataset.id = String(data.record.id || "");
+      data.cells.forEach(function (text, i) {
+        const td = document.createElement("td");
+        td.className = "c-" + titles[i];
+        td.textContent = text;
+        row.appendChild(td);
+      });
       const td = document.createElement("td");
-      td.className = "c-" + titles[i];
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = "#" + String(data.record.seq || "");
+      const dl = document.createElement("dl");
+      Object.keys(data.record).forEach(function (key) {
+        const dt = document.createElement("dt");
+        dt.textContent = key;
+        const dd = document.createElement("dd");
+        const value = data.record[key];
+        dd.textContent = typeof value === "string" ? value : JSON.stringify(value);
+        dl.appendChild(dt);
+        dl.appendChild(dd);
+      });
+      details.appendChild(summary);
+      details.appendChild(dl);
+      td.appendChild(details);
+      row.appendChild(td);
+      table.tBodies[0].insertBefore(row, table.tBodies[0].firstChild);
+      const empty = document.querySelector("p.empty");
+      if (empty) empty.remove();
+    }
+
+    function dispatch(block) {
+      let kind = "message";
+      const data = [];
+      block.split("\n").forEach(function (line) {
+        if (line.startsWith("event: ")) kind = line.slice(7);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+      });
+      if (kind === "record" && data.length) add(JSON.parse(data.join("\n")));
+    }
+
+    async function follow() {
+      for (;;) {
+        try {
+          const response = await fetch("/events?" + params.toString(), { headers: { "X-Clavis-Session": token } });
+          if (response.ok) {
+            live(true);
+            const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+            let buffer = "";
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) break;
+              buffer += value;
+              let end;
+              while ((end = buffer.indexOf("\n\n")) >= 0) {
+                dispatch(buffer.slice(0, end));
+                buffer = buffer.slice(end + 2);
+              }
+            }
+          }
+        } catch (e) { /* the page stopped; try again */ }
+        live(false);
+        await new Promise(function (resolve) { setTimeout(resolve, 2000); });
+      }
+    }
+    follow();
+  }
+
+  // The approval queue: polled every half second; decisions are POSTed with the CSRF header, each
+  // naming the request it decides. Rows stay where they are while the pointer may be on them: a
+  // request decided or timed out is marked and its buttons disabled, and leaves the table only
+  // when the pointer and the focus are elsewhere; a click just after a row left (the rows below
+  // it moved up) is ignored. New rows are added at the bottom, which moves none.
+  function queue(token, csrf) {
+    const table = document.getElementById("queue");
+    if (!table) return;
+    const body = table.tBodies[0];
+    const empty = document.getElementById("queue-empty");
+    const message = document.getElementById("queue-message");
+    const rows = new Map();
+    let changed = -SETTLE_MS;
+
+    function cell(row, text, name) {
+      const td = document.createElement("td");
+      td.className = name;
       td.textContent = text;
       row.appendChild(td);
-    });
-    const td = document.createElement("td");
-    const details = document.createElement("details");
-    const summary = document.createElement("summary");
-    summary.textContent = "#" + String(data.record.seq || "");
-    const dl = document.createElement("dl");
-    Object.keys(data.record).forEach(function (key) {
-      const dt = document.createElement("dt");
-      dt.textContent = key;
-      const dd = document.createElement("dd");
-      const value = data.record[key];
-      dd.textContent = typeof value === "string" ? value : JSON.stringify(value);
-      dl.appendChild(dt);
-      dl.appendChild(dd);
-    });
-    details.appendChild(summary);
-    details.appendChild(dl);
-    td.appendChild(details);
-    row.appendChild(td);
-    table.tBodies[0].insertBefore(row, table.tBodies[0].firstChild);
-    const empty = document.querySelector("p.empty");
-    if (empty) empty.remove();
-  });
-})();
-
-// The approval queue: polled every half second; decisions are POSTed with the CSRF header.
-(function () {
-  const table = document.getElementById("queue");
-  if (!table) return;
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const body = table.tBodies[0];
-  const empty = document.getElementById("queue-empty");
-  const message = document.getElementById("queue-message");
-  let shown = "";
-
-  function cell(row, text, name) {
-    const td = document.createElement("td");
-    td.className = name;
-    td.textContent = text;
-    row.appendChild(td);
-    return td;
-  }
-
-  function button(label, name, onClick) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.name = name;
-    b.textContent = label;
-    b.addEventListener("click", onClick);
-    return b;
-  }
-
-  async function decide(id, decision, minutes) {
-    const form = new URLSearchParams({ decision: decision, minutes: String(minutes || 0) });
-    const response = await fetch("/approvals/" + encodeURIComponent(id), {
-      method: "POST", headers: { "X-CSRF-Token": csrf }, body: form, credentials: "same-origin",
-    });
-    const answer = await response.json();
-    message.textContent = response.ok ? "" : answer.error;
-    refresh();
-  }
-
-  function render(pending) {
-    const ids = pending.map(function (h) { return h.id; }).join(",");
-    empty.hidden = pending.length > 0;
-    table.hidden = pending.length === 0;
-    if (ids !== shown) {
-      shown = ids;
-      body.replaceChildren();
-      pending.forEach(function (h) {
-        const row = document.createElement("tr");
-        row.dataset.id = h.id;
-        cell(row, h.id, "c-id");
-        cell(row, h.agent, "c-agent");
-        cell(row, h.service, "c-service");
-        cell(row, h.method + " " + h.url, "c-request");
-        cell(row, h.preview, "c-preview");
-        cell(row, "", "c-left");
-        const actions = cell(row, "", "c-actions");
-        const minutes = document.createElement("input");
-        minutes.type = "number"; minutes.min = "1"; minutes.max = "1440"; minutes.value = "10";
-        minutes.name = "minutes";
-        actions.appendChild(button("approve once", "approve", function () { decide(h.id, "approve", 0); }));
-        actions.appendChild(button("approve for", "approve-for", function () { decide(h.id, "approve", minutes.value); }));
-        actions.appendChild(minutes);
-        actions.appendChild(document.createTextNode(" min "));
-        actions.appendChild(button("deny", "deny", function () { decide(h.id, "deny", 0); }));
-        body.appendChild(row);
-      });
+      return td;
     }
-    pending.forEach(function (h) {
-      const row = body.querySelector('tr[data-id="' + CSS.escape(h.id) + '"]');
-      if (row) row.querySelector(".c-left").textContent = Math.max(0, Math.round(h.remaining)) + " s";
-    });
+
+    function button(label, name, id, onClick) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.name = name;
+      b.textContent = label;
+      b.title = label + " " + id;
+      b.addEventListener("click", function () { if (performance.now() - changed >= SETTLE_MS) onClick(); });
+      return b;
+    }
+
+    async function decide(id, decision, minutes) {
+      const form = new URLSearchParams({ decision: decision, minutes: String(minutes || 0) });
+      const response = await fetch("/approvals/" + encodeURIComponent(id), {
+        method: "POST", headers: { "X-Clavis-Session": token, "X-CSRF-Token": csrf }, body: form,
+      });
+      const answer = await response.json();
+      message.textContent = response.ok ? "" : id + ": " + answer.error;
+      refresh();
+    }
+
+    function add(h) {
+      const row = document.createElement("tr");
+      row.dataset.id = h.id;
+      cell(row, h.id, "c-id");
+      cell(row, h.agent, "c-agent");
+      cell(row, h.service, "c-service");
+      cell(row, h.method + " " + h.url, "c-request");
+      cell(row, h.preview, "c-preview");
+      cell(row, "", "c-left");
+      const actions = cell(row, "", "c-actions");
+      const minutes = document.createElement("input");
+      minutes.type = "number"; minutes.min = "1"; minutes.max = "1440"; minutes.value = "10";
+      minutes.name = "minutes";
+      actions.appendChild(button("approve once", "approve", h.id, function () { decide(h.id, "approve", 0); }));
+      actions.appendChild(button("approve for", "approve-for", h.id, function () { decide(h.id, "approve", minutes.value); }));
+      actions.appendChild(minutes);
+      actions.appendChild(document.createTextNode(" min "));
+      actions.appendChild(button("deny", "deny", h.id, function () { decide(h.id, "deny", 0); }));
+      body.appendChild(row);
+      rows.set(h.id, row);
+    }
+
+    function render(pending) {
+      const now = new Map(pending.map(function (h) { return [h.id, h]; }));
+      const away = !table.matches(":hover") && !table.contains(document.activeElement);
+      let moved = false;
+      rows.forEach(function (row, id) {
+        if (now.has(id)) return;
+        if (away) {
+          row.remove();
+          rows.delete(id);
+          moved = true;
+        } else if (!row.classList.contains("gone")) {
+          row.classList.add("gone");
+          row.querySelectorAll("button, input").forEach(function (b) { b.disabled = true; });
+          row.querySelector(".c-left").textContent = "decided or timed out";
+        }
+      });
+      now.forEach(function (h, id) {
+        if (!rows.has(id)) add(h);
+        rows.get(id).querySelector(".c-left").textContent = Math.max(0, Math.round(h.remaining)) + " s";
+      });
+      if (moved) changed = performance.now();
+      empty.hidden = pending.length > 0;
+      table.hidden = rows.size === 0;
+    }
+
+    async function refresh() {
+      try {
+        const response = await fetch("/approvals.json", { headers: { "X-Clavis-Session": token } });
+        if (response.ok) render((await response.json()).pending);
+      } catch (e) { /* the page stopped; keep polling */ }
+    }
+    refresh();
+    setInterval(refresh, 500);
   }
 
-  async function refresh() {
-    try {
-      const response = await fetch("/approvals.json", { credentials: "same-origin" });
-      if (response.ok) render((await response.json()).pending);
-    } catch (e) { /* the page stopped; keep polling */ }
-  }
-  refresh();
-  setInterval(refresh, 500);
+  if (document.body.hasAttribute("data-shell")) open();
 })();
