@@ -8,6 +8,11 @@ the client waits until its own timeout. JSON-RPC 2.0 wants an error for each of 
 line is screened first: a valid message goes on unchanged; lone surrogates are replaced by
 U+FFFD and the message goes on (the tool then says what is wrong with the argument); anything
 else gets its error reply here, with the request's id when one can be read.
+
+A request whose id is neither a string nor an integer (``3.5``, ``true``, ``null``, an object)
+passes the SDK's validation as a notification (pydantic drops the id), so the server would run
+nothing and answer nothing: it gets ``-32600`` with id null here, as JSON-RPC 2.0 asks for an
+invalid request whose id cannot be used.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS = -32700, -32600, -32602
 MAX_DEPTH = 128  # far below what any tool needs, and below the SDK's parser's limit
 _LEADING_ID = re.compile(r'\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False), one encoder
+_BAD_ID = "Invalid Request: a request's id must be a string or an integer; send it again with one"
 
 
 @dataclass(frozen=True, slots=True)
 class Screened:
     forward: types.JSONRPCMessage | None = None  # the message to hand the SDK, validated as its transport does
     reply: str | None = None  # the error reply to write instead
-    request_id: str | None = None  # a forwarded request's id as JSON text, to know when it is answered
+    request_id: types.RequestId | None = None  # a forwarded request's id, to know when it is answered
 
 
 def screen(line: str) -> Screened:
@@ -39,20 +44,15 @@ def screen(line: str) -> Screened:
     try:
         message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValueError:
-        forward, reply = _screen_invalid(line)
+        forward, answer = _screen_invalid(line)
         if forward is None:
-            return Screened(reply=reply)
+            return Screened(reply=answer)
         message = types.jsonrpc_message_adapter.validate_json(forward, by_name=False)
     if isinstance(message, types.JSONRPCRequest):
-        return Screened(forward=message, request_id=_JSON_TEXT(message.id))
+        return Screened(forward=message, request_id=message.id)
+    if isinstance(message, types.JSONRPCNotification) and "id" in json.loads(line):
+        return Screened(reply=reply(None, INVALID_REQUEST, _BAD_ID))  # a request with an id the SDK dropped
     return Screened(forward=message)
-
-
-def reply_id_of(line: str) -> str | None:
-    """The id of the reply ``line`` carries, as JSON text (``31``, ``"a"``): the SDK writes it right
-    after ``jsonrpc``, as do the replies here; None for a notification."""
-    found = _LEADING_ID.match(line)
-    return found.group(1) if found else None
 
 
 def _screen_invalid(line: str) -> tuple[str | None, str | None]:
@@ -64,6 +64,8 @@ def _screen_invalid(line: str) -> tuple[str | None, str | None]:
         return None, reply(None, INVALID_REQUEST, "Invalid Request: a message is one JSON-RPC object")
     request_id = message.get("id")
     if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+        if "method" in message and "id" in message:
+            return None, reply(None, INVALID_REQUEST, _BAD_ID)
         request_id = None
     if "method" not in message and request_id is None:
         return None, None if ("result" in message or "error" in message) else reply(

@@ -8,9 +8,13 @@ Two things the SDK's ``MCPServer.run("stdio")`` does not do (mcp 2.3):
 - **Stop on a signal.** SIGINT was ignored until stdin closed, then ended in a traceback;
   SIGTERM killed the process with calls in flight, after their requests had left with the
   credential and before their records were written. Here SIGTERM and SIGINT stop reading new
-  requests, give the calls in flight ``GRACE`` seconds to be answered (the writer knows which
-  requests are unanswered), then end the input, which makes the server refuse the rest; the
-  gateway waits for the proxy to record each one (``Gateway.aclose``) before the proxy stops.
+  requests, give the calls in flight ``GRACE`` seconds to be answered, then end the input, which
+  makes the server refuse the rest; the gateway waits for the proxy to record each one
+  (``Gateway.aclose``) before the proxy stops. The end of input waits the same way. Which calls
+  are in flight is kept by their parsed ids (a pattern over the text missed long ids, and every
+  stop then waited the whole grace): each reply the server writes names the request it answers,
+  and a request the client cancelled, which gets no reply, is settled by the SDK's
+  ``on_request_unanswered`` hook.
 
 The framing is the SDK's (``stdio_server``), less the tasks and a stream on the way in: the
 server takes each screened message from the lines themselves (``_Lines`` is its read stream,
@@ -40,14 +44,16 @@ import stat
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.shared.message import SessionMessage
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from mcp_types import JSONRPCError, JSONRPCResponse, RequestId
 
-from .jsonrpc_screen import reply_id_of, screen
+from .jsonrpc_screen import screen
 
 GRACE = 10.0  # seconds the calls in flight get to finish after SIGTERM or SIGINT
 STOP_MARGIN = 10.0  # then how long the server may take to record and stop before it is cancelled
@@ -72,25 +78,35 @@ class _Wire:
         # fast_acquire: an uncontended write goes out at once; anyio's default first yields to the
         # loop, which ran whatever else was ready (the proxy's work after an answer) before the reply
         self._lock = anyio.Lock(fast_acquire=True)
-        self.in_flight: set[str] = set()  # ids of requests handed to the server and not yet answered
+        # ids (as parsed, of any length or size) of requests handed to the server and not yet settled
+        self.in_flight: set[RequestId] = set()
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def sent_on(self, request_id: str) -> None:
+    def sent_on(self, request_id: RequestId) -> None:
         self.in_flight.add(request_id)
         self.idle.clear()
 
-    async def write(self, text: str) -> None:
+    def settled(self, request_id: RequestId) -> None:
+        """``request_id`` is answered, or will never be (the client cancelled it)."""
+        self.in_flight.discard(request_id)
+        if not self.in_flight:
+            self.idle.set()
+
+    async def unanswered(self, request_id: RequestId) -> None:
+        """The server's hook for a request it settles without a reply (the client cancelled it)."""
+        self.settled(request_id)
+
+    async def write(self, text: str, answers: RequestId | None = None) -> None:
+        """Write ``text``; when it is the reply to request ``answers``, that request is settled."""
         data = text.encode("utf-8", "replace")
         async with self._lock:
             if self._on_loop:
                 await self._write_on_loop(data)
             else:
                 await anyio.to_thread.run_sync(self._write_all, data)
-        if (answered := reply_id_of(text)) is not None:
-            self.in_flight.discard(answered)
-            if not self.in_flight:
-                self.idle.set()
+        if answers is not None:
+            self.settled(answers)
 
     async def _write_on_loop(self, data: bytes) -> None:
         view = memoryview(data)
@@ -207,9 +223,11 @@ class _Lines(_ClosedOnExit):
             if screened.reply is not None:
                 await self._wire.write(screened.reply + "\n")
             if screened.forward is not None:
-                if screened.request_id is not None:
-                    self._wire.sent_on(screened.request_id)
-                return SessionMessage(screened.forward)
+                if screened.request_id is None:
+                    return SessionMessage(screened.forward)
+                self._wire.sent_on(screened.request_id)
+                unanswered = partial(self._wire.unanswered, screened.request_id)
+                return SessionMessage(screened.forward, ServerMessageMetadata(on_request_unanswered=unanswered))
         if not self._ended:
             self._ended = True
             with anyio.move_on_after(GRACE):  # stopped by a signal: the calls in flight may finish first
@@ -283,7 +301,9 @@ class _Replies(_ClosedOnExit):
 
     async def write_each(self) -> None:
         while (message := await self._queue.get()) is not None:
-            await self._wire.write(message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
+            reply = message.message
+            answers = reply.id if isinstance(reply, JSONRPCResponse | JSONRPCError) else None
+            await self._wire.write(reply.model_dump_json(by_alias=True, exclude_unset=True) + "\n", answers)
 
 
 @asynccontextmanager

@@ -64,8 +64,8 @@ async def test_each_line_reaches_the_server_as_a_message_validated_once(
     with anyio.fail_after(5):
         first = await lines.receive()
         assert first.message == types.JSONRPCRequest(**CALL)  # type: ignore[arg-type]
-        assert wire.in_flight == {"7"}  # handed to the server, not yet answered
-        await wire.write('{"jsonrpc":"2.0","id":7,"result":{}}\n')  # as the server answers it
+        assert wire.in_flight == {7}  # handed to the server, not yet answered
+        await wire.write('{"jsonrpc":"2.0","id":7,"result":{}}\n', answers=7)  # as the server answers it
         assert [message async for message in lines] == []  # the broken line is answered here
         with pytest.raises(anyio.EndOfStream):
             await lines.receive()
@@ -119,3 +119,24 @@ async def test_a_signal_while_the_stream_waits_for_input_ends_it(pipes: tuple[in
             group.start_soon(signalled)
             with pytest.raises(anyio.EndOfStream):
                 await lines.receive()
+
+
+async def test_a_request_of_the_server_to_the_client_does_not_settle_a_client_request_of_the_same_id(
+    pipes: tuple[int, int, int, int],
+) -> None:
+    """Only a response or an error answers a request: the server's own requests (an elicitation)
+    number their ids from 1 too, and one must not make a call still running look answered."""
+    _, _, stdout_r, stdout_w = pipes
+    wire = _Wire(stdout_w, on_loop=True)
+    wire.sent_on(1)
+    asked = types.JSONRPCRequest(jsonrpc="2.0", id=1, method="elicitation/create", params={})
+    with anyio.fail_after(5):
+        async with _replies(wire) as replies:
+            await replies.send(SessionMessage(asked))
+            await replies.aclose()
+        assert wire.in_flight == {1} and not wire.idle.is_set()
+        async with _replies(wire) as replies:
+            await replies.send(SessionMessage(types.JSONRPCResponse(jsonrpc="2.0", id=1, result={})))
+            await replies.aclose()
+    assert wire.in_flight == set() and wire.idle.is_set()
+    assert [json.loads(line)["id"] for line in os.read(stdout_r, 4096).splitlines()] == [1, 1]
