@@ -3,18 +3,22 @@
 A service's definition may carry ``"budget": {"max_requests": N, "period_seconds": S}``. Each call
 takes one unit with a single atomic upsert, so N requests per window hold across any number of
 replicas; a call beyond it is refused before it leaves, with the whole seconds until the window
-turns (the SDK reads ``Retry-After`` only as an integer).
+turns (the SDK reads ``Retry-After`` only as an integer). Every route that sends with a service's
+credential goes through `charge`, so an entry point cannot skip the budget.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from clavis_mcp.vault.errors import ApiRefused
+
+if TYPE_CHECKING:
+    from .replica import Replica
 
 _TAKE = """
 INSERT INTO budget_usage (service, window_start, count) VALUES (%(service)s, %(window)s, 1)
@@ -51,3 +55,14 @@ def take(conn: psycopg.Connection[Any], service: str, budget: tuple[int, float],
             f"the team budget of {service!r} ({limit} requests per {period:g} s) is used up; retry in {wait} s",
             {"Retry-After": str(wait)},
         )
+
+
+def charge(replica: Replica, service: str) -> None:
+    """Take one unit of ``service``'s budget, if its definition has one; ApiRefused(429) when used up.
+
+    Called by each route after the caller's scope check and before anything goes to the provider,
+    with the definition the route's own mirror sync just read.
+    """
+    budget = parse_budget(replica.mirror.definitions.get(service, {}))
+    if budget is not None:
+        take(replica.conn, service, budget)

@@ -3,9 +3,11 @@
 `clavis-mcp proxy` on a team client terminates the agent's TLS locally and sends each request
 here (any method on ``/v1/egress``, the destination in ``X-Clavis-Target``), holding no secret.
 The service is the one that owns the destination (host, port, path), as for an HTTPS_PROXY
-agent; the caller's scope is checked before anything leaves; the embedded proxy injects,
-redacts (streamed bodies and event streams included) and audits. Neither body is buffered here,
-so server-sent events and large uploads flow as they are produced.
+agent; the caller's scope and the service's team budget are checked before anything leaves (a
+service outside the scope is answered as a host no service owns, so the refusal does not name
+what /v1/services hides); the embedded proxy injects, redacts (streamed bodies and event streams
+included) and audits. Neither body is buffered here, so server-sent events and large uploads
+flow as they are produced.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from clavis_mcp.vault.errors import ApiRefused, InvalidService
 from clavis_mcp.vault.hosts import canonical_host
 from clavis_mcp.vault.proxy_headers import AUDIT_ID_HEADER, SELECT_HEADER, is_internal
 
+from .budgets import charge
 from .keys import Principal
 from .oauth import refresh_if_due
 from .replica import Replica
 
 TARGET_HEADER = "X-Clavis-Target"
+NOT_YOURS = (
+    f"no service this key may use owns the {TARGET_HEADER} URL; if the team has a credential for it, "
+    "ask an admin for a key scoped to that service"
+)
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "authorization",
      "proxy-authorization", "proxy-connection"}
@@ -47,12 +54,13 @@ async def egress(replica: Replica, principal: Principal, request: Request) -> Re
     target, scheme, port, host, path = _target(request)
     replica.mirror.sync()
     service = replica.mirror.vault.snapshot().owner_of(host, port, scheme, path)
-    if service is None:
-        raise ApiRefused(403, f"no team service owns {scheme}://{host}:{port}{path}; the team has no credential for it")
-    if not principal.may_use(service.name):
+    if service is not None and not principal.may_use(service.name):
         replica.audit.append(source=principal.name, service=service.name, decision="refused",
                              reason="outside the key's scope")  # fmt: skip
-        raise ApiRefused(403, f"this key may not use the service {service.name!r}; ask an admin for a key scoped to it")
+        service = None
+    if service is None:
+        raise ApiRefused(403, NOT_YOURS)
+    charge(replica, service.name)
     if await refresh_if_due(replica, service.name) is not None:
         replica.mirror.sync()
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
