@@ -44,7 +44,7 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers.http._events import ErrorCode
 
 from clavis_mcp.addons import Pipeline
-from clavis_mcp.addons.flowmeta import CLIENT, DECISION, REASON, SERVICE, refuse
+from clavis_mcp.addons.flowmeta import CLIENT, DECISION, REASON, REFUSED_HEADER, SERVICE, refuse
 from clavis_mcp.addons.redact import STREAM_THRESHOLD, has_body
 from clavis_mcp.vault.audit.log import REFUSED
 from clavis_mcp.vault.errors import UnreadableMessage
@@ -87,6 +87,11 @@ LINGER_BYTES = 8 * 1024 * 1024  # and how much of it at most, before the connect
 logger = logging.getLogger(__name__)
 # What an unreadable head's first line says, when it says it plainly (printable ASCII, bounded).
 _REQUEST_LINE = re.compile(rb"([A-Z]{1,20}) ([\x21-\x7e]{1,2048}) HTTP/")
+
+
+def _refused_field(reason: str) -> tuple[bytes, bytes]:
+    """The ``REFUSED_HEADER`` field of a refusal of ours, its value printable ASCII."""
+    return REFUSED_HEADER.encode(), re.sub(rb"[^\x20-\x7e]", b"?", reason.encode("ascii", "replace"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -635,8 +640,10 @@ class _Exchange:
         """Cut the answer whose head has gone: the client must see a broken body, not a whole one."""
         raise NotImplementedError
 
-    async def _bare_error(self, status: int, text: str) -> None:
-        """Answer with an error of ours (no head has gone yet)."""
+    async def _bare_error(self, status: int, text: str, refused: str | None = None) -> None:
+        """Answer with an error of ours (no head has gone yet); ``refused``: the reason of a refusal,
+        sent in ``REFUSED_HEADER`` as a stage's refusal is, so that a client (call_service) tells
+        the front's own answer from the provider's even where the front could not read the head."""
         raise NotImplementedError
 
     async def _failed(self, f: http.HTTPFlow, failure: _Failed) -> None:
@@ -657,7 +664,8 @@ class _Exchange:
         if self.head_sent:
             self._abort()  # a cut body, not one that looks whole
             return
-        await self._bare_error(status, f"clavis-mcp could not complete this request: {f.error.msg}")
+        refused = f.metadata.get(REASON) if f.metadata.get(DECISION) == REFUSED else None
+        await self._bare_error(status, f"clavis-mcp could not complete this request: {f.error.msg}", refused)
 
     def _gone(self, f: http.HTTPFlow) -> None:
         self.keep_client = False
@@ -775,10 +783,14 @@ class _SocketExchange(_Exchange):
         except ConnectionError:
             raise _ClientGone from None
 
-    async def _bare_error(self, status: int, text: str) -> None:
+    async def _bare_error(self, status: int, text: str, refused: str | None = None) -> None:
         self.head_sent = True
+        answer = bare_answer(status, text)
+        if refused is not None:  # after the status line
+            line, _, rest = answer.partition(b"\r\n")
+            answer = b"%s\r\n%s: %s\r\n%s" % (line, *_refused_field(refused), rest)
         try:
-            self.writer.write(bare_answer(status, text))
+            self.writer.write(answer)
             await self.writer.drain()
             await self._linger()
         except ConnectionError:
@@ -869,10 +881,10 @@ class DirectExchange(_Exchange):
     def _abort(self) -> None:
         self._answer_to.body.put_nowait(ConnectionResetError("clavis-mcp cut the answer short (see its audit record)"))
 
-    async def _bare_error(self, status: int, text: str) -> None:
+    async def _bare_error(self, status: int, text: str, refused: str | None = None) -> None:
         self.head_sent = True
         reason, fields, body = bare_parts(status, text)
-        self._send_head_now(status, reason, fields)
+        self._send_head_now(status, reason, fields if refused is None else [*fields, _refused_field(refused)])
         await self._answer_to.room.acquire()  # at once: nothing of this answer was queued before it
         self._answer_to.body.put_nowait(body)
         self._answer_to.body.put_nowait(None)
