@@ -39,6 +39,8 @@ def problem(error: Any) -> str:
         return f"{field} must be one of {ctx.get('expected', '')}"
     if kind in ("string_too_short", "too_short"):
         return f"{field} must be at least {ctx.get('min_length')} characters long"
+    if kind == "too_long" and ctx.get("field_type") == "Dictionary":
+        return f"{field} must have at most {ctx.get('max_length')} entries"
     if kind in ("string_too_long", "too_long"):
         return f"{field} must be at most {ctx.get('max_length')} characters long"
     if kind.endswith(("_type", "_parsing")):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -20,6 +20,8 @@ from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
 from clavis_mcp.vault.redaction.spellings import MIN_FORM_LENGTH
 
 if TYPE_CHECKING:  # loaded with the proxy, or with the first call, off the start-up path
+    import httpx
+
     from clavis_mcp.vault.redaction.redactor import Redactor
     from clavis_mcp.vault.redaction.service import ServiceRedactor
 
@@ -42,6 +44,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")  # spaces and control characters, refused in a URL
 _FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*|")  # visible ASCII, inner spaces and tabs
+# What the model may put in a request's head, below the proxy front's bound on a head
+# (proxy/base_url_front.HEAD_MAX, 64 KiB) with room for the fields clavis-mcp adds, so that no
+# request passes these checks only for the front to refuse it unread (431) as it leaves.
+MAX_HEADER_BYTES = 16 * 1024  # the model's headers: names, values and a separator each
+MAX_TARGET_BYTES = 40 * 1024  # the URL's path and query as sent: percent-encoded, ``params`` merged
 
 
 LIMIT_ENV = {
@@ -139,16 +146,78 @@ def check_target(service: Service, method: str, url: str) -> Target:
     except ValueError as exc:
         raise refused(f"malformed host in URL ({exc})") from None
     port = port or (443 if parts.scheme == "https" else 80)
+    if _as_sent(url, refused) != (host, port):
+        raise refused(
+            f"the url's host {parts.hostname!r} is read as another host by the HTTP client that sends it; "
+            "write it in ASCII letters, digits, '-' and '.' (an international name as punycode, xn--…)"
+        )
     if not service.owns(host, port, parts.scheme):
         raise refused(f"{parts.scheme}://{host}:{port} is not a host of service {service.name!r}")
     return Target(url=url.split("#", 1)[0], scheme=parts.scheme, host=host, port=port)
+
+
+def _as_sent(url: str, refused: Callable[[str], CallRefused]) -> tuple[str | None, int]:
+    """The canonical host and port of ``url`` as httpx reads it when it sends the request.
+
+    What is judged must be what is sent: Python's IDNA codec (2003) and httpx's (2008) map some
+    hosts differently (``ß``, full-width letters, a soft hyphen), and httpx refuses some URLs our
+    parse accepts, which would otherwise fail only as the request leaves."""
+    import httpx  # loaded with the gateway's first call; kept off the start-up path
+
+    try:
+        sent = httpx.URL(url)
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        problem = str(exc).split(":", 1)[0]  # httpx's kind of problem, without the URL it quotes
+        raise refused(
+            f"the url cannot be sent as written ({problem}): write its host in ASCII letters, digits, '-' and '.' "
+            "(an international name as punycode, xn--…)"
+        ) from None
+    _check_length(sent)
+    try:
+        host: str | None = canonical_host(sent.raw_host.decode("ascii"))
+    except ValueError:
+        host = None
+    return host, sent.port or (443 if sent.scheme == "https" else 80)
+
+
+def check_query(target: Target, params: Mapping[str, str] | None) -> None:
+    """Refuse ``params`` that, merged into the query of ``target`` (checked alone by check_target)
+    as httpx sends it, make it exceed ``MAX_TARGET_BYTES`` or unsendable."""
+    if not params:
+        return
+    import httpx  # loaded by check_target
+
+    try:
+        sent = httpx.URL(target.url).copy_merge_params(dict(params))
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        problem = str(exc).split(":", 1)[0]
+        raise CallRefused(
+            f"the url and params cannot be sent together ({problem}); their path and query may take "
+            f"{MAX_TARGET_BYTES} bytes as sent: send fewer or shorter params, or put the data in the body"
+        ) from None
+    _check_length(sent)
+
+
+def _check_length(sent: httpx.URL) -> None:
+    if len(sent.raw_path) > MAX_TARGET_BYTES:
+        raise CallRefused(
+            f"the url's path and query take {len(sent.raw_path)} bytes as sent (percent-encoded, params merged); "
+            f"the limit is {MAX_TARGET_BYTES}: send fewer or shorter params, or put the data in the body"
+        )
 
 
 def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], list[str]]:
     """Keep the model's headers except those the proxy controls; report the ignored ones.
 
     A kept header must be one HTTP field as it goes on the wire: a token for a name, printable
-    ASCII for a value (surrounding spaces dropped, as HTTP parsers drop them)."""
+    ASCII for a value (surrounding spaces dropped, as HTTP parsers drop them). Together they take
+    at most ``MAX_HEADER_BYTES``."""
+    size = sum(len(name) + len(value) + 4 for name, value in (headers or {}).items())
+    if size > MAX_HEADER_BYTES:
+        raise CallRefused(
+            f"the headers take {size} bytes; the limit is {MAX_HEADER_BYTES}: send fewer or shorter headers, "
+            "or put the data in the body"
+        )
     kept: dict[str, str] = {}
     ignored: list[str] = []
     for name, value in (headers or {}).items():

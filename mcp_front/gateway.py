@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.approvals import ApprovalHold
-from clavis_mcp.vault.errors import CallFailed, DecodedTooLarge, DecodeError
+from clavis_mcp.vault.errors import CallFailed, CallRefused, DecodedTooLarge, DecodeError
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from clavis_mcp.vault.proxy_headers import (
     AUDIT_ID_HEADER,
@@ -268,9 +268,12 @@ class Gateway:
         clients = await self._clients()
         import httpx  # loaded by _clients(); the name is needed for the URL and the translation below
 
-        target = httpx.URL(url)
-        if params:
-            target = target.copy_merge_params(dict(params))
+        try:  # call_service checked its URL as httpx reads it; a connector's probe URL was not
+            target = httpx.URL(url)
+            if params:
+                target = target.copy_merge_params(dict(params))
+        except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+            raise CallRefused(f"the URL cannot be sent ({str(exc).split(':', 1)[0]}); nothing was sent") from None
         call = secrets.token_hex(16)
         if _ELICITED.get():
             self._elicited.add(call)

@@ -21,6 +21,7 @@ from .calls import (
     SAFE_METHODS,
     CallLimits,
     Target,
+    check_query,
     check_target,
     redirect_target,
     render_body,
@@ -72,6 +73,7 @@ def prepare_call(
     limits: CallLimits,
 ) -> PreparedCall:
     target = check_target(service, method, url)
+    check_query(target, params)
     kept, ignored = split_headers(headers)
     body, raw = request_body(json_body, data, limits)
     if "headers" in body:

@@ -51,6 +51,13 @@ Method = Annotated[
     ),
 ]
 
+# Per-item bounds on call_service's headers and params, so a schema-checking client refuses a huge
+# one before it is sent; their totals are checked by calls.split_headers and calls.check_query.
+HeaderName = Annotated[str, Field(min_length=1, max_length=256)]
+HeaderValue = Annotated[str, Field(max_length=8192)]
+ParamName = Annotated[str, Field(max_length=1024)]
+ParamValue = Annotated[str, Field(max_length=16384)]
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
@@ -166,10 +173,20 @@ async def call_service(
     ],
     confirmation: Annotated[Answer, Resolve(confirm_write)],
     headers: Annotated[
-        dict[str, str] | None,
-        Field(description="Extra request headers. Authorization, Host, Cookie and proxy headers are ignored."),
+        dict[HeaderName, HeaderValue] | None,
+        Field(
+            description="Extra request headers, at most 16 KiB in all. Authorization, Host, Cookie and proxy "
+            "headers are ignored.",
+            max_length=64,
+        ),
     ] = None,
-    params: Annotated[dict[str, str] | None, Field(description="Query parameters added to the URL.")] = None,
+    params: Annotated[
+        dict[ParamName, ParamValue] | None,
+        Field(
+            description="Query parameters added to the URL; the URL's path and query, percent-encoded, at most 40 KiB.",
+            max_length=256,
+        ),
+    ] = None,
     json: Annotated[Any, Field(description="JSON request body (do not combine with data).")] = None,
     data: Annotated[str | None, Field(description="Raw text request body (do not combine with json).")] = None,
 ) -> CallResult:
