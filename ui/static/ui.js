@@ -215,7 +215,7 @@
         } else if (!row.classList.contains("gone")) {
           row.classList.add("gone");
           row.querySelectorAll("button, input").forEach(function (b) { b.disabled = true; });
-          row.querySelector(".c-left").textContent = "decided or timed out";
+          row.querySelector(".c-left").textContent = "ended";
         }
       });
       now.forEach(function (h, id) {
