@@ -65,7 +65,9 @@ SHELL = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width, initial-scale=1"><title>clavis-mcp</title>'
     '<link rel="stylesheet" href="/static/ui.css"><script src="/static/ui.js" defer></script></head>'
-    '<body data-shell><main><p id="opening" class="hint">opening the page…</p></main></body></html>'
+    '<body data-shell><main><p id="opening" class="hint">opening the page…</p>'
+    "<noscript><p>This page needs JavaScript: its access token travels in a header, never a cookie.</p></noscript>"
+    "</main></body></html>"
 )
 
 
