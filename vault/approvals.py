@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audit.log import AuditLog, path_without_query_values
+from .audit.log import AuditLog
 from .errors import ApprovalError, StoreConflict, VaultNotFound
 from .storage.protocol import Batch, Record, Store, Value
 from .storage.sqlite import SQLiteStore
@@ -68,6 +68,11 @@ class Grant:
     granted_by: str
     until: float
     held_id: str
+    """The request whose approval made it: the grant's name in ``clavis-mcp approvals`` and ``revoke-grant``."""
+    service: str
+    agent: str
+    method: str
+    host: str
 
 
 # (service, agent, method) -> does a person have to approve? The method is the most dangerous one the
@@ -112,6 +117,12 @@ def _held(record: Record) -> Held:
 
 def _grant_key(service: str, agent: str, method: str, host: str) -> str:
     return "\n".join((service, agent, method.upper(), host.lower()))
+
+
+def _grant(record: Record) -> Grant:
+    service, agent, method, host = record.key.split("\n")
+    f = record.fields
+    return Grant(str(f["granted_by"]), float(f["until"] or 0), str(f["held_id"]), service, agent, method, host)
 
 
 class Approvals:
@@ -217,9 +228,26 @@ class Approvals:
             record = batch.get(GRANT, _grant_key(service, agent, method, host))
         if record is None or not float(record.fields["until"] or 0) > now:
             return None
-        return Grant(
-            str(record.fields["granted_by"]), float(record.fields["until"] or 0), str(record.fields["held_id"])
-        )
+        return _grant(record)
+
+    def grants(self, now: float | None = None) -> list[Grant]:
+        """The live approve-for-N-minutes grants, the soonest to end first."""
+        now = time.time() if now is None else now
+        with self._store.read() as batch:
+            found = [_grant(r) for r in batch.records(GRANT)]
+        return sorted((g for g in found if g.until > now), key=lambda g: g.until)
+
+    def revoke_grant(self, held_id: str, now: float | None = None) -> Grant:
+        """End the live grant that approving ``held_id`` for a while made: like requests wait again
+        (one that already read the grant goes on)."""
+        now = time.time() if now is None else now
+        with self._store.atomic() as batch:
+            for record in batch.records(GRANT):
+                grant = _grant(record)
+                if grant.held_id == held_id and grant.until > now:
+                    batch.delete(GRANT, record.key, quiet=True)
+                    return grant
+        raise ApprovalError(f"no live grant from request {held_id!r}: `clavis-mcp approvals` lists them")
 
     @staticmethod
     def _prune(b: Batch, now: float) -> None:
@@ -279,7 +307,16 @@ def decide_and_record(queue: Approvals, audit: AuditLog, held_id: str, *, approv
     how = ("for " + str(minutes) + " min" if minutes else "once") if approve else ""
     scheme, _, rest = held.url.partition("://")
     audit.append(source=by, service=held.service, method=held.judged, scheme=scheme, host=held.host,
-                 path=path_without_query_values("/" + rest.partition("/")[2]), action="approve" if approve else "deny",
+                 path="/" + rest.partition("/")[2], action="approve" if approve else "deny",
                  decision="approved" if approve else "denied",
                  reason=f"request {held.id} of agent {held.agent} {held.state} by {by} {how}".strip())  # fmt: skip
     return held
+
+
+def revoke_and_record(queue: Approvals, audit: AuditLog, held_id: str, *, by: str) -> Grant:
+    """End a grant early (:meth:`Approvals.revoke_grant`), audited with who did (``source``)."""
+    grant = queue.revoke_grant(held_id)
+    reason = f"grant from request {held_id} for agent {grant.agent} revoked by {by}"
+    audit.append(source=by, service=grant.service, method=grant.method, host=grant.host, action="grant-revoke",
+                 decision="revoked", reason=reason)  # fmt: skip
+    return grant
