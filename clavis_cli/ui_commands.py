@@ -7,6 +7,7 @@ and `check_credential_status` do) and serves on 127.0.0.1 with a token printed i
 from __future__ import annotations
 
 import json
+import math
 import time
 import webbrowser
 from dataclasses import asdict
@@ -71,27 +72,41 @@ def report(html_file: Path, since: str, until: str | None) -> None:
     click.echo(f"wrote the audit report to {html_file}")
 
 
-@click.command("approvals")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per waiting request.")
-def approvals(as_json: bool) -> None:
-    """Requests held by the proxy for a person's approval (approve or deny each by its id)."""
+@click.group("approvals", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per waiting request (kind held) and per live grant (kind grant).")  # fmt: skip
+@click.pass_context
+def approvals(ctx: click.Context, as_json: bool) -> None:
+    """Requests held by the proxy for a person's approval (approve or deny each by its id), and the
+    live approve-for-N-minutes grants (end one early with `clavis-mcp approvals revoke-grant ID`)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from clavis_mcp.vault.approvals import Approvals
 
     from .audit_commands import _safe  # agent-chosen text: escaped again, whoever wrote the queue
 
     queue = Approvals(clavis_home())
     try:
-        waiting = queue.pending()
+        waiting, grants = queue.pending(), queue.grants()
     finally:
         queue.close()
     now = time.time()
     for held in waiting:
         if as_json:
-            click.echo(json.dumps({**asdict(held), "remaining": round(held.deadline - now, 1)}, sort_keys=True))
+            click.echo(json.dumps({"kind": "held", **asdict(held), "remaining": round(held.deadline - now, 1)},
+                                  sort_keys=True))  # fmt: skip
         else:
             body = f"  body ({_safe(held.size)}): {_safe(held.preview)}" if held.preview else ""
             click.echo(f"{_safe(held.id)}  {_safe(held.agent)} -> {_safe(held.service)}  {_safe(held.method)} "
                        f"{_safe(held.url)}  ({held.deadline - now:.0f} s left){body}")  # fmt: skip
+    for grant in grants:
+        left = math.ceil((grant.until - now) / 60)
+        if as_json:
+            click.echo(json.dumps({"kind": "grant", **asdict(grant), "minutes_left": left}, sort_keys=True))
+        else:
+            click.echo(f"grant {_safe(grant.held_id)}  {_safe(grant.agent)} -> {_safe(grant.service)}  "
+                       f"{_safe(grant.method)} on any path of {_safe(grant.host)}  ({left} min left, "
+                       f"approved by {_safe(grant.granted_by)})")  # fmt: skip
     if not waiting and not as_json:
         click.echo("no request is waiting for approval", err=True)
 
@@ -99,7 +114,7 @@ def approvals(as_json: bool) -> None:
 @click.command("approve")
 @click.argument("held_id", metavar="ID")
 @click.option("--minutes", type=click.IntRange(0, 24 * 60), default=0, show_default=True,
-              help="Also let like requests (same agent, service, method and host) through for this long.")  # fmt: skip
+              help="Also let like requests (same agent, service, method, host; any path) pass that long.")  # fmt: skip
 def approve(held_id: str, minutes: int) -> None:
     """Let a held request go out (see `clavis-mcp approvals`); the decision is audited as the CLI's."""
     _decide(held_id, approve=True, minutes=minutes)
@@ -122,6 +137,21 @@ def _decide(held_id: str, *, approve: bool, minutes: int) -> None:
         held = decide_and_record(queue, runtime.audit, held_id, approve=approve, by="cli", minutes=minutes)
     how = f" (and like requests, on any path of {_safe(held.host)}, for {minutes} min)" if minutes else ""
     click.echo(f"{held.state} {held.id}: {_safe(held.method)} {_safe(held.url)} from {_safe(held.agent)}{how}")
+
+
+@approvals.command("revoke-grant")
+@click.argument("held_id", metavar="ID")
+def revoke_grant(held_id: str) -> None:
+    """End an approve-for-N-minutes grant now (ID: the request it came from, as `clavis-mcp approvals`
+    lists it): like requests wait for a person again. Audited as the CLI's."""
+    from clavis_mcp.vault.approvals import Approvals, revoke_and_record
+
+    from .audit_commands import _safe
+
+    with open_runtime() as runtime:
+        grant = revoke_and_record(Approvals(runtime.vault.store), runtime.audit, held_id, by="cli")
+    click.echo(f"revoked grant {_safe(held_id)}: {_safe(grant.agent)} -> {_safe(grant.service)} {_safe(grant.method)} "
+               f"on {_safe(grant.host)} waits for a person again")  # fmt: skip
 
 
 @click.command("policy")
