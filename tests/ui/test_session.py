@@ -144,3 +144,17 @@ def test_no_answer_redirects_and_none_sets_a_cookie(page: Page) -> None:
             assert answer.status_code in (200, 401), (path, accept)
             assert "location" not in answer.headers and "set-cookie" not in answer.headers
             assert page.token not in answer.text
+
+
+def test_the_token_lasts_for_its_tab_and_a_new_tab_needs_the_printed_address(page: Page) -> None:
+    with chromium() as browser:
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.goto(page.url)
+        assert tab.url == page.origin + "/"  # out of the address bar, so out of history too
+        tab.reload()
+        tab.wait_for_selector("#chain")  # a reload keeps it
+        other = context.new_page()
+        other.goto(page.origin + "/records")
+        other.wait_for_selector("text=open the URL that `clavis-mcp ui` printed")
+        assert other.locator("#records").count() == 0
