@@ -26,7 +26,7 @@ from clavis_mcp.vault.errors import ApiRefused, InvalidService, UnknownService
 from clavis_mcp.vault.hosts import canonical_host
 from clavis_mcp.vault.limits.ratelimit_parse import parse_rate_limits
 
-from .budgets import parse_budget, take
+from .budgets import charge
 from .egress import Answer
 from .keys import Principal
 from .oauth import refresh_if_due
@@ -44,6 +44,8 @@ def service_for(replica: Replica, principal: Principal, name: str) -> Service:
         replica.audit.append(source=principal.name, service=name, decision="refused", reason="outside the key's scope")
         raise ApiRefused(403, f"this key may not use the service {name!r}; ask an admin for a key scoped to it")
     replica.mirror.sync()
+    if name in replica.mirror.unavailable:  # after the scope check: said only to who may use it
+        raise ApiRefused(503, replica.mirror.unavailable[name])
     try:
         return replica.mirror.vault.snapshot().service(name)
     except UnknownService as exc:
@@ -129,12 +131,9 @@ async def _send(
         kwargs["data"] = {str(k): str(v) for k, v in data.items()}
     elif isinstance(data, str):
         kwargs["content"] = data.encode()
+    charge(replica, service.name)  # before a refresh: a used-up budget sends nothing, not even to the token endpoint
     if await refresh_if_due(replica, service.name) is not None:
         replica.mirror.sync()  # the new access token (this replica's refresh or another's), before injection
-    definition = replica.mirror.definitions.get(service.name, {})
-    budget = parse_budget(definition)
-    if budget is not None:
-        take(replica.conn, service.name, budget)
     answer = await replica.egress.send(principal.name, service.name, method, url, **kwargs)
     if answer.refused is not None:
         raise refusal(answer)
@@ -263,6 +262,7 @@ async def verify(replica: Replica, principal: Principal, name: str) -> tuple[dic
     connector = load_catalog().get(service.connector)
     probe = connector.probe if connector is not None else None
     method, path = (probe.method, probe.path) if probe is not None else ("GET", "/")
+    charge(replica, name)  # a probe uses the credential against the provider: the budget counts it
     answer = await replica.egress.send(principal.name, name, method, base_url(service) + path)
     if answer.refused is not None:
         raise refusal(answer)

@@ -73,3 +73,18 @@ def test_a_target_of_a_service_outside_the_scope_is_answered_as_one_no_service_o
     }
     assert upstream.received == []
     assert any('"service":"pb"' in row and "outside the key's scope" in row for row in audit_rows(team))
+
+
+def test_a_live_check_takes_from_the_budget_it_uses_the_credential_for(
+    server: TeamServer, upstream: EchoUpstream
+) -> None:
+    add_echo(server, upstream, budget={"max_requests": 2, "period_seconds": 3600})
+    key = new_key(server, "agent", ["echo"])
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
+        checks = [
+            http.post("/v1/credentials/echo/verify", headers={"Authorization": f"Bearer {key}"}) for _ in range(3)
+        ]
+        after = _egress(http, key, f"https://127.0.0.1:{upstream.port}/after")
+    assert [c.status_code for c in checks] == [200, 200, 429], [c.text for c in checks]
+    assert USED_UP.fullmatch(checks[2].json()["detail"]) and after.status_code == 429
+    assert len(upstream.received) == 2  # the two probes; nothing once the budget was used up

@@ -120,3 +120,24 @@ def test_an_unloadable_service_is_logged_once_by_name_and_listed_without_its_sec
     warnings = [r.getMessage() for r in caplog.records if "'ghost'" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert "ghost-secret" not in caplog.text + mirror.unavailable["ghost"]
+
+
+def test_a_call_to_an_unloadable_service_is_a_503_naming_it_only_for_keys_that_may_use_it(
+    server: TeamServer, upstream: EchoUpstream, team: Bootstrap, root: Bao
+) -> None:
+    add_echo(server, upstream)
+    outsider, insider = new_key(server, "a", ["echo"]), new_key(server, "g", ["ghost"])
+    definition = service_to_json(make_service("ghost", "ghost.example.test"))
+    with server.admin() as admin:
+        answer = admin.post("/v1/admin/services", json={"definition": definition, "secret": "ghost-secret-0123456789"})
+        assert answer.status_code == 201, answer.text
+    destroyed(root, Names(team.env["CLAVIS_TEAM_BAO_PREFIX"]))
+    with server.admin() as client:
+        url = "https://ghost.example.test/x"
+        client.headers["Authorization"] = f"Bearer {insider}"
+        mine = client.post("/v1/call/ghost", json={"method": "GET", "url": url})
+        client.headers["Authorization"] = f"Bearer {outsider}"
+        theirs = client.post("/v1/call/ghost", json={"method": "GET", "url": url})
+    assert mine.status_code == 503
+    assert "'ghost'" in mine.json()["detail"] and "PUT /v1/admin/services/ghost/secret" in mine.json()["detail"]
+    assert theirs.status_code == 403 and "missing" not in theirs.text
