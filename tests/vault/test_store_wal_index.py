@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -158,7 +159,7 @@ def test_a_doubtful_wal_index_file_gives_no_header(tmp_path: Path, make: object)
 def test_a_replaced_wal_index_file_is_not_mapped_by_a_later_store(store: SQLiteStore, db: Path) -> None:
     shm = db.with_name("vault.db-shm")
     copy = db.with_name("copy")
-    copy.write_bytes(shm.read_bytes())
+    copy.write_bytes(shm_bytes(shm))
     copy.chmod(0o600)
     copy.rename(shm)  # this process's SQLite keeps using the file it opened, and so does the view
     other = SQLiteStore.open(db)
@@ -240,6 +241,13 @@ def test_a_reader_polling_while_another_process_commits_never_answers_behind_a_f
     assert polls > commits
 
 
+def shm_bytes(path: str | Path) -> bytes:
+    """The bytes of a -shm file, read in a process of its own: opening and closing it in this one
+    would drop this process's SQLite locks on it (those of the stores under test)."""
+    read = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    return subprocess.run([sys.executable, "-c", read, str(path)], capture_output=True, check=True).stdout
+
+
 def write_at(path: str, data: bytes) -> None:
     """Write ``data`` at the start of ``path``, in a process of its own: closing a descriptor of a
     -shm file drops every SQLite lock on it in the process that closes it."""
@@ -255,10 +263,10 @@ def test_a_header_torn_by_a_writer_killed_between_its_two_copies_is_not_taken_fo
     recovers it). The torn state is made here from a real commit by putting the old copy [0] back."""
     shm = str(db) + "-shm"
     before = quiet(store)
-    old = Path(shm).read_bytes()[: walindex.HEADER]
+    old = shm_bytes(shm)[: walindex.HEADER]
     assert run(bump, str(db), "store") == 0
     assert run(write_at, shm, old) == 0
-    assert Path(shm).read_bytes()[: walindex.HEADER] == old  # copy [0] as the store last saw it
+    assert shm_bytes(shm)[: walindex.HEADER] == old  # copy [0] as the store last saw it
     assert store.changes() == before + 1
 
 
@@ -273,7 +281,7 @@ def test_through_a_link_to_the_database_the_view_is_of_sqlites_own_wal_index(tmp
     link.symlink_to(real / "vault.db")
     with_leftover = SQLiteStore.open(real / "vault.db")
     with_leftover.changes()
-    (tmp_path / "vault.db-shm").write_bytes((real / "vault.db-shm").read_bytes())  # a valid-looking header
+    (tmp_path / "vault.db-shm").write_bytes(shm_bytes(real / "vault.db-shm"))  # a valid-looking header
     (tmp_path / "vault.db-shm").chmod(0o600)
     with_leftover.close()
     store = SQLiteStore.open(link)
@@ -292,7 +300,7 @@ def test_a_file_no_sqlite_connection_uses_gives_no_view(tmp_path: Path) -> None:
     SQLiteStore.create(path, {"vault_id": "test"}).close()
     opened = SQLiteStore.open(path)
     opened.changes()
-    copy = (tmp_path / "vault.db-shm").read_bytes()
+    copy = shm_bytes(tmp_path / "vault.db-shm")
     opened.close()
     other = tmp_path / "other.db"
     other.write_bytes(path.read_bytes())

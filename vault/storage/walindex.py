@@ -17,8 +17,9 @@ followed) and must be in use by some SQLite connection (a lock on its dead-man b
 file beside a link is no one's, and its unchanging header would hide every change. Anything
 unusual here (no such file, not a regular private file of ours, too short, locked by no one, not
 open in this process's SQLite, no ``/proc/self/fd``, ``mmap`` or open-file-description locks, a
-header in a form this code does not know, a forked child) means no view, and the statement every
-time, as before.
+header in a form this code does not know, a store a forked child inherited) means no view, and the
+statement every time, as before. (A store the child opens itself gets a view as any store does: what
+SQLite inherits across a fork is already unsafe to use, SQLite's own docs say, view or no view.)
 
 POSIX record locks belong to the process and the file: closing *any* descriptor of the ``-shm``
 file drops every lock SQLite holds on it in this process (its readers' marks, the lock that stops
@@ -164,7 +165,7 @@ def detach(view: WalIndex) -> None:
 
 
 def _forget_in_child() -> None:
-    """A forked child answers with statements: it holds none of its parent's SQLite locks, so the
+    """A forked child's inherited stores answer with statements: it holds none of its parent's SQLite locks, so the
     file may be re-initialised under an inherited mapping."""
     global _views_lock
     _views_lock = threading.Lock()  # another thread may have held it at the fork
