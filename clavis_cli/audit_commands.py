@@ -11,7 +11,6 @@ records were lost from the end of the log: until it runs, appends (and so reques
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -23,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clavis_mcp.vault import VaultNotFound, clavis_home
+from clavis_mcp.vault.approvals import printable
 from clavis_mcp.vault.audit.display import request_text
 from clavis_mcp.vault.audit.files import LogFiles, lines_from
 from clavis_mcp.vault.audit.filters import AuditFilter, parse_status, record_time
@@ -35,7 +35,6 @@ from .ui_commands import report
 
 FOLLOW_POLL_SECONDS = 0.25
 WIDE_TABLE = 130  # terminal columns from which the table shows duration, redactions and id too
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DECISION_STYLE = {"injected": "green", "passed": "cyan", "refused": "red", "error": "magenta"}
 
 
@@ -321,9 +320,11 @@ def _cells(record: dict[str, Any]) -> list[str]:
 
 
 def _safe(value: object) -> str:
+    """A record's text as the terminal shows it, nothing it runs: control, bidi/format and line-separator
+    characters escaped (a U+202E in an agent's path would otherwise draw the rest reversed)."""
     if value is None:
         return ""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return printable(str(value))
 
 
 def _label(value: object) -> str:
