@@ -26,18 +26,35 @@ from .replica import check_schema
 
 READY_TIMEOUT = 60.0
 READY_LINE = "clavis team server listening on http://{host}:{port}"
+STDERR_HANDLER = "clavis-team-stderr"
 
 
 def app_from_env() -> Starlette:
-    """The ASGI app of one replica, configured from CLAVIS_TEAM_* (uvicorn's factory)."""
+    """The ASGI app of one replica, configured from CLAVIS_TEAM_* (uvicorn's factory). Called in
+    each worker process, so that is where logging is set up: uvicorn spawns its workers afresh."""
+    log_to_stderr()
     return build_app(ReplicaConfig.from_env())
+
+
+def log_to_stderr() -> None:
+    """Our own warnings and errors go to stderr, once each: mitmproxy puts a handler on the root
+    logger that keeps what reaches it, so without one of ours an admin never reads that a service
+    is not loaded or a request failed unexpectedly. Only our loggers, whose messages are written to
+    hold no secret; the libraries that log URLs at INFO stay at WARNING and off this handler."""
+    ours = logging.getLogger("clavis_mcp")
+    if not any(h.get_name() == STDERR_HANDLER for h in ours.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(STDERR_HANDLER)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("clavis-mcp %(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+    for noisy in ("mitmproxy", "httpx", "httpcore", "hpack", "h2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def serve(host: str, port: int, workers: int) -> None:
     replica = ReplicaConfig.from_env()  # a missing variable is one clear line, before any worker starts
     _check_schema(replica.database_url)  # so is a database an older version set up
-    for noisy in ("mitmproxy", "httpx", "httpcore", "hpack", "h2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = uvicorn.Config(
         "clavis_mcp.team.serve:app_from_env",
         factory=True,
