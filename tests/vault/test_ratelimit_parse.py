@@ -187,3 +187,41 @@ def test_go_durations(text: str, seconds: float | None) -> None:
 )  # fmt: skip
 def test_rfc3339_times(text: str, epoch: float | None) -> None:
     assert parse_rfc3339(text) == epoch
+
+
+DAY = 86400
+GH, OA, AN = (
+    {"x-ratelimit-remaining": "59"},
+    {"x-ratelimit-remaining-requests": "59"},
+    {"anthropic-ratelimit-requests-remaining": "59"},
+)
+# Each row: one reset form, and the resets parse_all believes. A reset not finite, before the
+# epoch or more than about a year after observation is dropped (the remaining figure stays);
+# a Retry-After, which carries nothing else, is then dropped whole.
+RESET_BOUNDS = [
+    ("github-epoch-within-a-year", {**GH, "x-ratelimit-reset": str(int(NOW) + 365 * DAY)}, [NOW + 365 * DAY]),
+    ("github-epoch-far-future", {**GH, "x-ratelimit-reset": "99999999999999"}, [None]),
+    ("github-epoch-in-milliseconds", {**GH, "x-ratelimit-reset": str(int(NOW) * 1000)}, [None]),
+    ("github-beyond-int-conversion", {**GH, "x-ratelimit-reset": "9" * 5000}, [None]),
+    ("github-superscript-digit", {**GH, "x-ratelimit-reset": "1²"}, [None]),
+    ("openai-duration-within-a-year", {**OA, "x-ratelimit-reset-requests": "8760h"}, [NOW + 365 * DAY]),
+    ("openai-duration-two-years", {**OA, "x-ratelimit-reset-requests": "17520h"}, [None]),
+    ("openai-duration-infinite", {**OA, "x-ratelimit-reset-requests": "9" * 400 + "h"}, [None]),
+    ("anthropic-year-9999", {**AN, "anthropic-ratelimit-requests-reset": "9999-12-31T23:59:59Z"}, [None]),
+    ("anthropic-before-the-epoch", {**AN, "anthropic-ratelimit-requests-reset": "1969-12-31T00:00:00Z"}, [None]),
+    ("ietf-list-negative", {"ratelimit": '"default";r=5;t=-30'}, [None]),
+    ("ietf-list-far", {"ratelimit": '"default";r=5;t=999999999999999'}, [None]),
+    ("ietf-dictionary-far", {"ratelimit": "limit=100, remaining=50, reset=999999999999"}, [None]),
+    ("ietf-separate-far", {"ratelimit-remaining": "5", "ratelimit-reset": "99999999999999"}, [None]),
+    ("retry-after-seconds-within", {"retry-after": "3600"}, [NOW + 3600]),
+    ("retry-after-seconds-far", {"retry-after": "99999999999999"}, []),
+    ("retry-after-date-far", {"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, []),
+    ("retry-after-superscript-digit", {"retry-after": "3²"}, []),
+]
+
+
+@pytest.mark.parametrize(("headers", "resets"), [r[1:] for r in RESET_BOUNDS], ids=[r[0] for r in RESET_BOUNDS])
+def test_a_reset_beyond_a_year_or_out_of_range_is_not_believed(
+    headers: dict[str, str], resets: list[float | None]
+) -> None:
+    assert [r.reset_at for r in parse_all(headers, NOW)] == resets

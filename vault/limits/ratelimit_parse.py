@@ -5,6 +5,13 @@ times; GitHub: epoch seconds; the IETF draft: structured fields; ``Retry-After``
 or an HTTP date). The model only needs one answer: how many calls are left, out of how
 many, and when that resets. Pure functions of (headers, time observed), so each format is
 table-tested against the provider's documented examples.
+
+A reset is only believed when it lies between the epoch and about a year after the headers
+were seen (:data:`HORIZON`): the longest windows providers document are monthly quotas, so
+anything later is noise or hostile, and a far value (``x-ratelimit-reset: 99999999999999``)
+would otherwise reach every page and tool that formats it as a date beyond ``datetime``'s
+range. Such a reset is dropped like an unreadable one: the remaining figure still counts, and a
+``Retry-After`` (which says nothing else) is ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from email.utils import parsedate_to_datetime
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|h|m|s)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SCOPES = ("requests", "tokens", "input-tokens", "output-tokens")
+HORIZON = 366 * 86400.0  # seconds after observation beyond which a reset is not believed
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -46,8 +54,8 @@ def parse_all(headers: Headers, observed_at: float) -> list[RateLimit]:
     lower = _lower(headers)
     limits: list[RateLimit] = []
     limits += _openai(lower, observed_at)
-    limits += _anthropic(lower)
-    limits += _github(lower)
+    limits += _anthropic(lower, observed_at)
+    limits += _github(lower, observed_at)
     limits += _ietf(lower, observed_at)
     retry = _retry_after(lower, observed_at)
     if retry is not None:
@@ -70,7 +78,7 @@ def _openai(h: dict[str, str], now: float) -> list[RateLimit]:
             RateLimit(
                 remaining=remaining,
                 limit=_int(h.get(f"x-ratelimit-limit-{scope}")),
-                reset_at=None if delay is None else now + delay,
+                reset_at=_reset_in(delay, now),
                 source=f"x-ratelimit-remaining-{scope}",
                 scope=scope,
             )
@@ -78,7 +86,7 @@ def _openai(h: dict[str, str], now: float) -> list[RateLimit]:
     return found
 
 
-def _anthropic(h: dict[str, str]) -> list[RateLimit]:
+def _anthropic(h: dict[str, str], now: float) -> list[RateLimit]:
     """``anthropic-ratelimit-{scope}-{limit,remaining,reset}``, reset as an RFC 3339 time."""
     found = []
     for scope in _SCOPES:
@@ -90,7 +98,7 @@ def _anthropic(h: dict[str, str]) -> list[RateLimit]:
             RateLimit(
                 remaining=remaining,
                 limit=_int(h.get(prefix + "limit")),
-                reset_at=parse_rfc3339(h.get(prefix + "reset", "")),
+                reset_at=_reset_at(parse_rfc3339(h.get(prefix + "reset", "")), now),
                 source=prefix + "remaining",
                 scope=scope,
             )
@@ -98,17 +106,16 @@ def _anthropic(h: dict[str, str]) -> list[RateLimit]:
     return found
 
 
-def _github(h: dict[str, str]) -> list[RateLimit]:
+def _github(h: dict[str, str], now: float) -> list[RateLimit]:
     """``x-ratelimit-{limit,remaining,reset}``, reset in epoch seconds; the resource names the scope."""
     remaining = _int(h.get("x-ratelimit-remaining"))
     if remaining is None:
         return []
-    reset = _int(h.get("x-ratelimit-reset"))
     return [
         RateLimit(
             remaining=remaining,
             limit=_int(h.get("x-ratelimit-limit")),
-            reset_at=None if reset is None else float(reset),
+            reset_at=_reset_at(_int(h.get("x-ratelimit-reset")), now),
             source="x-ratelimit-remaining",
             scope=h.get("x-ratelimit-resource", "requests"),
         )
@@ -129,9 +136,9 @@ def _ietf(h: dict[str, str], now: float) -> list[RateLimit]:
         found += _ietf_list(value, h.get("ratelimit-policy", ""), now) or _ietf_dictionary(value, now)
     remaining = _int(h.get("ratelimit-remaining"))
     if not found and remaining is not None:
-        reset = _int(h.get("ratelimit-reset"))
+        reset = _reset_in(_int(h.get("ratelimit-reset")), now)
         limit = _int((h.get("ratelimit-limit") or "").split(",")[0].split(";")[0])
-        found.append(RateLimit(remaining, limit, None if reset is None else now + reset, "ratelimit-remaining"))
+        found.append(RateLimit(remaining, limit, reset, "ratelimit-remaining"))
     return found
 
 
@@ -153,7 +160,7 @@ def _ietf_list(value: str, policy: str, now: float) -> list[RateLimit]:
             RateLimit(
                 remaining=params["r"],
                 limit=quotas.get(str(name)),
-                reset_at=now + reset if isinstance(reset, int) else None,
+                reset_at=_reset_in(reset, now) if isinstance(reset, int) else None,
                 source="ratelimit",
                 scope=str(name),
             )
@@ -173,7 +180,7 @@ def _ietf_dictionary(value: str, now: float) -> list[RateLimit]:
         RateLimit(
             remaining=remaining,
             limit=limit if isinstance(limit, int) else None,
-            reset_at=now + reset if isinstance(reset, int) else None,
+            reset_at=_reset_in(reset, now) if isinstance(reset, int) else None,
             source="ratelimit",
         )
     ]
@@ -184,15 +191,15 @@ def _retry_after(h: dict[str, str], now: float) -> RateLimit | None:
     value = h.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
-        return RateLimit(0, None, now + int(value), "retry-after")
+    if _digits(value):
+        reset = _reset_in(int(value), now)
+        return None if reset is None else RateLimit(0, None, reset, "retry-after")
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        return None
-    return RateLimit(0, None, when.timestamp(), "retry-after")
+    reset = _reset_at(when.timestamp(), now) if when.tzinfo is not None else None
+    return None if reset is None else RateLimit(0, None, reset, "retry-after")
 
 
 # -- value parsers -----------------------------------------------------------------------------
@@ -217,11 +224,30 @@ def parse_rfc3339(text: str) -> float | None:
     return when.timestamp() if when.tzinfo is not None else None
 
 
+def _reset_in(delay: float | None, now: float) -> float | None:
+    """``now + delay`` if that is a believable reset (see the module docstring), else None."""
+    if delay is None or not 0 <= delay <= HORIZON:  # also false for NaN; int/float compare exactly
+        return None
+    return now + delay
+
+
+def _reset_at(when: float | None, now: float) -> float | None:
+    """``when`` (epoch seconds) if it is a believable reset (see the module docstring), else None."""
+    if when is None or not 0 <= when <= now + HORIZON:
+        return None
+    return float(when)
+
+
 def _int(text: str | None) -> int | None:
     if text is None:
         return None
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if _digits(text) else None
+
+
+def _digits(text: str) -> bool:
+    """A count or time ``int()`` accepts: ``str.isdigit`` also passes ``²`` and 5,000 digits, which it refuses."""
+    return len(text) <= 30 and text.isascii() and text.isdigit()
 
 
 def _sf(value: str, kind: str) -> object:
