@@ -2,20 +2,27 @@
 
 A model handed ``1764872400.0`` has to do arithmetic it gets wrong; handed
 ``2025-12-04T18:20:00Z`` and "in 34 minutes" it can answer the user directly.
+
+The times come from recorded data (an upstream's headers, a token's expiry), so one that no
+date can hold is shown as its raw figure or as unknown rather than failing the whole tool.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from typing import TypedDict
 
 
 def iso(when: float | None) -> str | None:
-    """``2026-12-04T22:15:03Z`` (UTC, whole seconds), or None."""
+    """``2026-12-04T22:15:03Z`` (UTC, whole seconds), the raw figure beyond ``datetime``'s range, or None."""
     if when is None:
         return None
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return str(when)
 
 
 def duration(seconds: float) -> str:
@@ -34,8 +41,10 @@ def duration(seconds: float) -> str:
 
 
 def relative(when: float, now: float | None = None) -> str:
-    """``in 34 minutes`` or ``34 minutes ago``."""
+    """``in 34 minutes``, ``34 minutes ago``, or ``at an unknown time`` for an infinite or NaN time."""
     delta = when - (time.time() if now is None else now)
+    if not math.isfinite(delta):
+        return "at an unknown time"
     return f"in {duration(delta)}" if delta >= 0 else f"{duration(delta)} ago"
 
 

@@ -37,9 +37,14 @@ def human_bytes(n: int) -> str:
 
 
 def local_time(epoch: float | None) -> str:
+    """The local time of ``epoch``, or its raw figure when no date has it: the value comes from
+    recorded data, and one odd figure must not take the whole page or report down."""
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):
+        return str(epoch)
 
 
 def shell(title: str, body: str, *, css: str | None = None, csrf: str = "", live: bool = False) -> str:
