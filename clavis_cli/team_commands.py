@@ -328,20 +328,22 @@ def user_remove(email: str, keep_keys: bool, yes: bool, as_json: bool) -> None:
 @click.argument("role", type=ROLES)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_role(email: str, role: str, as_json: bool) -> None:
-    """Make user EMAIL a member or an admin; their logins end (they log in again with the new role)."""
+    """Make user EMAIL a member or an admin; their logins end (they log in again with the new role) and
+    the API keys those logins made are revoked."""
     with _client() as client:
         changed = client.change_user(_email(email), role=role)
-    emit(as_json, changed, [f"{changed.get('email', email)} is now {role}; their logins ended"])
+    emit(as_json, changed, _logins_ended(changed, f"{changed.get('email', email)} is now {role}; their logins ended"))
 
 
 @user.command("sign-out")
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_sign_out(email: str, as_json: bool) -> None:
-    """End every login of user EMAIL at once, on every replica; their password still works."""
+    """End every login of user EMAIL at once, on every replica, and revoke the API keys those logins made;
+    their password still works."""
     with _client() as client:
         changed = client.change_user(_email(email), sign_out=True)
-    emit(as_json, changed, [f"signed {changed.get('email', email)} out everywhere"])
+    emit(as_json, changed, _logins_ended(changed, f"signed {changed.get('email', email)} out everywhere"))
 
 
 @user.command("password")
@@ -349,12 +351,20 @@ def user_sign_out(email: str, as_json: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_password(email: str, password_stdin: bool, as_json: bool) -> None:
-    """Set a new password for user EMAIL (hidden prompt or --password-stdin, never argv); their logins end."""
+    """Set a new password for user EMAIL (hidden prompt or --password-stdin, never argv); their logins end
+    and the API keys those logins made are revoked."""
     email = _email(email)
     password = _read_password(password_stdin)
     with _client() as client:
         changed = client.change_user(email, password=password)
-    emit(as_json, changed, [f"set a new password for {email}; their logins ended"])
+    emit(as_json, changed, _logins_ended(changed, f"set a new password for {email}; their logins ended"))
+
+
+def _logins_ended(changed: dict[str, Any], done: str) -> list[str]:
+    """``done``, and the keys the server revoked with the logins (a copy of an admin's login could
+    have made them), by name, so the admin knows which agents lose access."""
+    revoked = changed.get("revoked_keys") or []
+    return [done, *([f"revoked the API keys their logins made: {', '.join(revoked)}"] if revoked else [])]
 
 
 def _read_password(from_stdin: bool) -> Secret:

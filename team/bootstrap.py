@@ -21,11 +21,10 @@ from clavis_mcp.vault.errors import TeamError
 from .bao import Bao
 from .config import Names
 from .identity import create_user
-from .keys import create_key
+from .keys import FIRST_ADMIN_KEY, create_key
 from .schema import create_replica_role, create_schema
 
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-ADMIN_KEY_NAME = "admin"
 
 _POLICY = """
 path "{kv}/data/*" {{ capabilities = ["create", "read", "update", "delete"] }}
@@ -62,7 +61,7 @@ def bootstrap(
         create_schema(conn)
         create_replica_role(conn, role, role_password)
         create_user(conn, admin_email, admin_password, "admin")
-        admin_key, _ = create_key(conn, ADMIN_KEY_NAME, [], role="admin", created_by=f"user/{admin_email.lower()}")
+        admin_key, _ = create_key(conn, FIRST_ADMIN_KEY, [], role="admin", created_by=f"user/{admin_email.lower()}")
     env = {
         "CLAVIS_TEAM_BAO_ADDR": bao_addr,
         "CLAVIS_TEAM_BAO_ROLE_ID": role_id,

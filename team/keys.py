@@ -24,7 +24,7 @@ PREFIX = "clv_"
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ROLES = ("admin", "member")
 ALL = "*"  # an admin key's scope: every service
-FIRST_ADMIN_KEY = "admin"  # the key the bootstrap prints (team/bootstrap.py ADMIN_KEY_NAME); names are never reused
+FIRST_ADMIN_KEY = "admin"  # the key team/bootstrap.py makes and prints; names are never reused
 MAX_EXPIRES_IN = 10 * 366 * 86400  # seconds: a key that should outlive ten years has no expiry (null)
 
 

@@ -468,6 +468,11 @@ def test_the_cli_user_verbs_offboard_a_person_end_to_end(
     assert login(server, "frank@example.test").status_code == 401
     token = token_of(server, "frank@example.test", NEW_PASSWORD)
     with as_bearer(server, token) as frank:
+        assert frank.post("/v1/admin/keys", json={"name": "frank-side", "services": []}).status_code == 201
+    signed_out = ok(team_cli(server, "sign-out", "frank@example.test")).stdout  # a copy of his login made a key
+    assert "revoked the API keys their logins made: frank-side" in signed_out
+    token = token_of(server, "frank@example.test", NEW_PASSWORD)
+    with as_bearer(server, token) as frank:
         assert frank.post("/v1/admin/keys", json={"name": "frank-ci", "services": []}).status_code == 201
 
     unconfirmed = team_cli(server, "remove", "frank@example.test")  # no terminal, no --yes
