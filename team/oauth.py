@@ -31,6 +31,7 @@ from clavis_mcp.vault.errors import ApiRefused, BaoRefused
 from .bao import Bao
 from .config import ReplicaConfig
 from .replica import Replica
+from .storage import service_lock_key
 
 SKEW = 60.0  # refresh this long before the access token expires
 TIMEOUT = 15.0
@@ -125,7 +126,7 @@ def _same_registration(conn: psycopg.Connection[Any], name: str, registration: s
 def _lock_name(conn: psycopg.Connection[Any], name: str) -> None:
     """The advisory lock TeamStore takes on a service's name for add, rotate and remove (same key),
     held to the end of the caller's transaction."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"clavis-service:{name}",))
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (service_lock_key(name),))
 
 
 def _write(bao: Bao, mount: str, path: str, data: dict[str, str], cas: int, name: str) -> int:

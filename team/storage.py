@@ -65,6 +65,12 @@ def service_from_json(data: Any) -> Service:
         raise ApiRefused(400, f"invalid service definition: {exc}") from None
 
 
+def service_lock_key(name: str) -> str:
+    """The PostgreSQL advisory lock key (through ``hashtext``) of one service's writers: TeamStore's
+    add, rotate and remove, and an OAuth refresh's writes (team/oauth.py), so they exclude each other."""
+    return f"clavis-service:{name}"
+
+
 @dataclass(frozen=True, slots=True)
 class StoredService:
     definition: dict[str, Any]
@@ -103,7 +109,7 @@ class TeamStore:
         check PostgreSQL, write or destroy in OpenBao and write PostgreSQL again, and two of them
         interleaved would mix one admin's definition with another's secret. A session lock, so it
         also spans the OpenBao step that follows remove's transaction."""
-        key = (f"clavis-service:{name}",)
+        key = (service_lock_key(name),)
         self._conn.execute("SELECT pg_advisory_lock(hashtext(%s))", key)
         try:
             yield
