@@ -29,9 +29,11 @@ if TYPE_CHECKING:  # loaded with the proxy, or with the first call, off the star
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# x-real-ip and true-client-ip: the proxy strips them too (addons/inject.py ALWAYS_STRIPPED); ignored, and said so.
 CONTROLLED_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "host", "cookie", "forwarded", "via", "connection",
-     "transfer-encoding", "content-length", "te", "upgrade", "trailer", "keep-alive", "expect"}
+     "transfer-encoding", "content-length", "te", "upgrade", "trailer", "keep-alive", "expect",
+     "x-real-ip", "true-client-ip"}
 )  # fmt: skip
 CONTROLLED_PREFIXES = ("x-clavis-", "x-forwarded-", "proxy-")
 RETURNED_HEADERS = frozenset(
@@ -253,14 +255,6 @@ def request_body(json_body: Any, data: str | None, limits: CallLimits) -> tuple[
             "(set CLAVIS_MAX_REQUEST_BYTES to change it)"
         )
     return keyword, raw
-
-
-def body_preview(raw: bytes | None, limit: int = 600) -> str:
-    """What the user is shown of a body before approving a write: the start, and its size."""
-    if not raw:
-        return "(no body)"
-    text = raw[:limit].decode("utf-8", errors="replace")
-    return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"
 
 
 def returned_headers(headers: list[tuple[str, str]]) -> dict[str, str]:

@@ -53,14 +53,6 @@ class PreparedCall:
     body: dict[str, Any]
     raw_body: bytes | None
 
-    @property
-    def display_url(self) -> str:
-        if not self.params:
-            return self.target.url
-        import httpx  # loaded by the gateway before any call is shown; kept off the start-up path
-
-        return str(httpx.URL(self.target.url).copy_merge_params(self.params))  # as the request is sent
-
 
 def prepare_call(
     service: Service,

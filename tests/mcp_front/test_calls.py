@@ -8,7 +8,6 @@ from clavis_mcp.mcp_front.calls import (
     CallLimits,
     Scrubber,
     Target,
-    body_preview,
     check_method,
     check_target,
     cut_body,
@@ -83,6 +82,11 @@ def test_controlled_headers_are_dropped_and_reported() -> None:
     )  # fmt: skip
     assert kept == {"Accept": "application/json"}
     assert sorted(ignored) == ["Authorization", "Host", "Proxy-Authorization", "X-Clavis-Service", "X-Forwarded-For"]
+
+
+def test_client_address_headers_the_proxy_strips_are_reported_as_ignored_not_listed_as_sent() -> None:
+    kept, ignored = split_headers({"X-Real-IP": "10.0.0.1", "True-Client-IP": "10.0.0.2", "Accept": "*/*"})
+    assert kept == {"Accept": "*/*"} and sorted(ignored) == ["True-Client-IP", "X-Real-IP"]
 
 
 def test_controlled_headers_are_ignored_whatever_separators_end_or_repeat_in_their_names() -> None:
@@ -287,11 +291,6 @@ def test_json_body_is_sent_as_json() -> None:
     keyword, raw = request_body({"a": [1, "é"]}, None, CallLimits())
     assert raw == '{"a":[1,"é"]}'.encode()
     assert keyword["headers"] == {"Content-Type": "application/json"}
-
-
-def test_body_preview_shows_the_start_and_the_size() -> None:
-    assert body_preview(None) == "(no body)"
-    assert body_preview(b"a" * 700, limit=5) == "aaaaa… (700 bytes in all)"
 
 
 ENV_LIMITS = [
