@@ -90,6 +90,7 @@ def build_app(source: AuditSource, token: str, codes: LaunchCodes, desk: Approva
         routes += [
             Route("/approvals.json", desk.list_route),
             Route("/approvals/{held_id:str}", desk.decide_route, methods=["POST"]),
+            Route("/grants/{held_id:str}/revoke", desk.revoke_route, methods=["POST"]),
         ]
     return Guard(Starlette(routes=routes), token, codes)
 

@@ -138,72 +138,17 @@
     follow();
   }
 
-  // The approval queue: polled every half second; decisions are POSTed with the CSRF header, each
-  // naming the request it decides. Rows stay where they are while the pointer may be on them: a
-  // request decided or timed out is marked and its buttons disabled, and leaves the table only
-  // when the pointer and the focus are elsewhere; a click just after a row left (the rows below
-  // it moved up) is ignored. New rows are added at the bottom, which moves none.
-  function queue(token, csrf) {
-    const table = document.getElementById("queue");
-    if (!table) return;
-    const body = table.tBodies[0];
-    const empty = document.getElementById("queue-empty");
-    const message = document.getElementById("queue-message");
+  // Rows that stay where they are while the pointer may be on them, so a click acts on what the
+  // person read: an item no longer listed is marked "ended" and its controls disabled, and leaves
+  // the table only when the pointer and the focus are elsewhere; a click just after rows moved (one
+  // left, or the section above changed height) is ignored. New rows are added at the bottom, which
+  // moves none. Cells are text: every value came from an agent and is never markup.
+  function steady(table, empty, key, build, update) {
     const rows = new Map();
     let changed = -SETTLE_MS;
 
-    function cell(row, text, name) {
-      const td = document.createElement("td");
-      td.className = name;
-      td.textContent = text;
-      row.appendChild(td);
-      return td;
-    }
-
-    function button(label, name, id, onClick) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.name = name;
-      b.textContent = label;
-      b.title = label + " " + id;
-      b.addEventListener("click", function () { if (performance.now() - changed >= SETTLE_MS) onClick(); });
-      return b;
-    }
-
-    async function decide(id, decision, minutes) {
-      const form = new URLSearchParams({ decision: decision, minutes: String(minutes || 0) });
-      const response = await fetch("/approvals/" + encodeURIComponent(id), {
-        method: "POST", headers: { "X-Clavis-Session": token, "X-CSRF-Token": csrf }, body: form,
-      });
-      const answer = await response.json();
-      message.textContent = response.ok ? "" : id + ": " + answer.error;
-      refresh();
-    }
-
-    function add(h) {
-      const row = document.createElement("tr");
-      row.dataset.id = h.id;
-      cell(row, h.id, "c-id");
-      cell(row, h.agent, "c-agent");
-      cell(row, h.service, "c-service");
-      cell(row, h.method + " " + h.url, "c-request");
-      cell(row, h.preview, "c-preview");
-      cell(row, "", "c-left");
-      const actions = cell(row, "", "c-actions");
-      const minutes = document.createElement("input");
-      minutes.type = "number"; minutes.min = "1"; minutes.max = "1440"; minutes.value = "10";
-      minutes.name = "minutes";
-      actions.appendChild(button("approve once", "approve", h.id, function () { decide(h.id, "approve", 0); }));
-      actions.appendChild(button("approve for", "approve-for", h.id, function () { decide(h.id, "approve", minutes.value); }));
-      actions.appendChild(minutes);
-      actions.appendChild(document.createTextNode(" min "));
-      actions.appendChild(button("deny", "deny", h.id, function () { decide(h.id, "deny", 0); }));
-      body.appendChild(row);
-      rows.set(h.id, row);
-    }
-
-    function render(pending) {
-      const now = new Map(pending.map(function (h) { return [h.id, h]; }));
+    function render(items) {
+      const now = new Map(items.map(function (item) { return [key(item), item]; }));
       const away = !table.matches(":hover") && !table.contains(document.activeElement);
       let moved = false;
       rows.forEach(function (row, id) {
@@ -218,19 +163,131 @@
           row.querySelector(".c-left").textContent = "ended";
         }
       });
-      now.forEach(function (h, id) {
-        if (!rows.has(id)) add(h);
-        rows.get(id).querySelector(".c-left").textContent = Math.max(0, Math.round(h.remaining)) + " s";
+      now.forEach(function (item, id) {
+        if (!rows.has(id)) {
+          const row = build(item);
+          row.dataset.id = id;
+          table.tBodies[0].appendChild(row);
+          rows.set(id, row);
+        }
+        update(rows.get(id), item);
       });
       if (moved) changed = performance.now();
-      empty.hidden = pending.length > 0;
+      empty.hidden = items.length > 0;
       table.hidden = rows.size === 0;
+    }
+    return {
+      render: render,
+      moved: function () { changed = performance.now(); },
+      settled: function () { return performance.now() - changed >= SETTLE_MS; },
+    };
+  }
+
+  function cell(row, text, name) {
+    const td = document.createElement("td");
+    td.className = name;
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  function button(label, name, id, rows, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.name = name;
+    b.textContent = label;
+    b.title = label + " " + id;
+    b.addEventListener("click", function () { if (rows.settled()) onClick(); });
+    return b;
+  }
+
+  // The approval queue and the live grants: polled every half second; decisions and revocations
+  // are POSTed with the CSRF header, each naming the request it is about. A held request shows its
+  // method as sent (overrides included), the method judged (what a grant is keyed on) and the
+  // body's size before its preview. The grants sit below the queue, so a change of the queue's
+  // height counts as their rows moving.
+  function queue(token, csrf) {
+    const table = document.getElementById("queue");
+    if (!table) return;
+    const section = document.getElementById("approvals");
+    let height = section.offsetHeight;
+
+    async function post(path, form, id, message) {
+      const response = await fetch(path, {
+        method: "POST", headers: { "X-Clavis-Session": token, "X-CSRF-Token": csrf }, body: form,
+      });
+      const answer = await response.json();
+      message.textContent = response.ok ? "" : id + ": " + answer.error;
+      refresh();
+    }
+
+    function decide(id, decision, minutes) {
+      const form = new URLSearchParams({ decision: decision, minutes: String(minutes || 0) });
+      post("/approvals/" + encodeURIComponent(id), form, id, document.getElementById("queue-message"));
+    }
+
+    const held = steady(table, document.getElementById("queue-empty"), function (h) { return h.id; }, function (h) {
+      const row = document.createElement("tr");
+      cell(row, h.id, "c-id");
+      cell(row, h.agent, "c-agent");
+      cell(row, h.service, "c-service");
+      cell(row, h.method + " " + h.url, "c-request");
+      cell(row, h.judged, "c-judged");
+      cell(row, h.size, "c-size");
+      cell(row, h.preview, "c-preview");
+      cell(row, "", "c-left");
+      const actions = cell(row, "", "c-actions");
+      const minutes = document.createElement("input");
+      minutes.type = "number"; minutes.min = "1"; minutes.max = "1440"; minutes.value = "10";
+      minutes.name = "minutes";
+      const covers = "this agent, service and " + h.judged + ", on any path of " + h.host;
+      const forMinutes = button("approve for", "approve-for", h.id, held, function () { decide(h.id, "approve", minutes.value); });
+      forMinutes.title = "approve " + h.id + ", and for that many minutes every request of " + covers;
+      actions.appendChild(button("approve once", "approve", h.id, held, function () { decide(h.id, "approve", 0); }));
+      actions.appendChild(forMinutes);
+      actions.appendChild(minutes);
+      actions.appendChild(document.createTextNode(" min "));
+      actions.appendChild(button("deny", "deny", h.id, held, function () { decide(h.id, "deny", 0); }));
+      const note = document.createElement("div");
+      note.className = "covers";
+      note.textContent = "approve for: " + covers;
+      actions.appendChild(note);
+      return row;
+    }, function (row, h) {
+      row.querySelector(".c-left").textContent = Math.max(0, Math.round(h.remaining)) + " s";
+    });
+
+    const grants = steady(document.getElementById("grants"), document.getElementById("grants-empty"),
+      function (g) { return g.held_id; }, function (g) {
+        const row = document.createElement("tr");
+        cell(row, g.agent, "c-agent");
+        cell(row, g.service, "c-service");
+        cell(row, g.method, "c-method");
+        cell(row, g.host, "c-host");
+        cell(row, "", "c-left");
+        cell(row, g.granted_by, "c-by");
+        cell(row, "", "c-actions").appendChild(button("revoke", "revoke", g.held_id, grants, function () {
+          post("/grants/" + encodeURIComponent(g.held_id) + "/revoke", null, g.held_id,
+               document.getElementById("grants-message"));
+        }));
+        return row;
+      }, function (row, g) {
+        row.querySelector(".c-left").textContent = g.minutes_left + " min";
+      });
+
+    function render(answer) {
+      held.render(answer.pending);
+      if (section.offsetHeight !== height) {
+        height = section.offsetHeight;
+        grants.moved();
+      }
+      grants.render(answer.grants);
     }
 
     async function refresh() {
       try {
         const response = await fetch("/approvals.json", { headers: { "X-Clavis-Session": token } });
-        if (response.ok) render((await response.json()).pending);
+        if (response.ok) render(await response.json());
       } catch (e) { /* the page stopped; keep polling */ }
     }
     refresh();
