@@ -336,10 +336,13 @@ class Tokens:
         return self._public.get(version)
 
     def _public_keys(self) -> dict[int, Ed25519PublicKey]:
+        """Fetch without the lock and swap the dict in: :meth:`_key` takes the lock on the event loop,
+        so a slow OpenBao must never hold it."""
+        fetched = self._bao.public_keys(self._transit, "jwt")
+        public = {v: Ed25519PublicKey.from_public_bytes(k) for v, k in fetched.items()}
         with self._lock:
-            fetched = self._bao.public_keys(self._transit, "jwt")
-            self._public = {v: Ed25519PublicKey.from_public_bytes(k) for v, k in fetched.items()}
-            return self._public
+            self._public = public
+        return public
 
 
 def client_network(address: str) -> str:
