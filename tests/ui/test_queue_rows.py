@@ -46,23 +46,41 @@ def test_a_row_that_timed_out_under_the_pointer_stays_there_and_its_click_approv
     queue.close()
 
 
+# Clicks the second row's approve button in the same turn of the page's loop as the first row
+# leaves (a MutationObserver callback): "just after" whatever the machine's load, not a race
+# between the test's click and the page's 500 ms.
+CLICK_AS_ROW_LEAVES = """([first, second]) => {
+  window.clickedAsRowLeft = new Promise((resolve) => {
+    const observer = new MutationObserver(() => {
+      if (document.querySelector(`#queue tr[data-id="${first}"]`)) return;
+      observer.disconnect();
+      document.querySelector(`#queue tr[data-id="${second}"] button[name=approve]`).click();
+      resolve(true);
+    });
+    observer.observe(document.querySelector("#queue"), {childList: true, subtree: true});
+  });
+}"""
+
+
 def test_a_click_just_after_a_row_left_is_ignored_and_a_later_one_counts(page: Page, home: Path) -> None:
     queue = Approvals(home)
-    first = queue.hold(service="openai", agent="ci-bot", method="POST", host="api.openai.com",
-                       url="https://api.openai.com/v1/a", preview="", timeout=120)  # fmt: skip
-    second = queue.hold(service="openai", agent="ci-bot", method="DELETE", host="api.openai.com",
-                        url="https://api.openai.com/v1/b", preview="", timeout=120)  # fmt: skip
-    with chromium() as browser:
-        tab = browser.new_page()
-        tab.goto(page.url)
-        tab.goto(page.origin + "/approvals")
-        tab.wait_for_selector(f'#queue tr[data-id="{second.id}"]')
-        queue.decide(first.id, approve=False, by="cli")  # decided elsewhere; the pointer is off the table
-        tab.wait_for_selector(f'#queue tr[data-id="{first.id}"]', state="detached")
-        tab.locator(f'#queue tr[data-id="{second.id}"] button[name=approve]').click()  # the row just moved up
-        time.sleep(1)
-        assert queue.get(second.id).state == "pending"
-        tab.locator(f'#queue tr[data-id="{second.id}"] button[name=approve]').click()
-        expect(tab.locator(f'#queue tr[data-id="{second.id}"]')).to_have_class("gone")
-    assert queue.get(second.id).state == "approved"
-    queue.close()
+    try:
+        first = queue.hold(service="openai", agent="ci-bot", method="POST", host="api.openai.com",
+                           url="https://api.openai.com/v1/a", preview="", timeout=120)  # fmt: skip
+        second = queue.hold(service="openai", agent="ci-bot", method="DELETE", host="api.openai.com",
+                            url="https://api.openai.com/v1/b", preview="", timeout=120)  # fmt: skip
+        with chromium() as browser:
+            tab = browser.new_page()
+            tab.goto(page.url)
+            tab.goto(page.origin + "/approvals")
+            tab.wait_for_selector(f'#queue tr[data-id="{second.id}"]')
+            tab.evaluate(CLICK_AS_ROW_LEAVES, [first.id, second.id])
+            queue.decide(first.id, approve=False, by="cli")  # decided elsewhere; the pointer is off the table
+            assert tab.evaluate("window.clickedAsRowLeft")  # the row moved up under that click
+            time.sleep(1)
+            assert queue.get(second.id).state == "pending"
+            tab.locator(f'#queue tr[data-id="{second.id}"] button[name=approve]').click()
+            expect(tab.locator(f'#queue tr[data-id="{second.id}"]')).to_have_class("gone")
+        assert queue.get(second.id).state == "approved"
+    finally:
+        queue.close()
