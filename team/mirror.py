@@ -32,6 +32,15 @@ from .storage import StoredService, TeamStore, service_from_json
 SHM = Path("/dev/shm")
 PREFIX = "clavis-replica-"
 logger = logging.getLogger(__name__)
+SYNC_PASSES = 3
+CHANGED = "service {name!r} changed while this replica was loading it; try again"
+
+
+def _state(entry: StoredService) -> tuple[str, int]:
+    """What a loaded service was loaded from. The definition carries the generation an add stamps
+    (team/storage.py), so a name removed and added again with the same definition and the same KV
+    version number still differs."""
+    return json.dumps(entry.definition, sort_keys=True), entry.secret_version
 
 
 def sweep(base: Path) -> None:
@@ -68,10 +77,22 @@ class Mirror:
         A service that cannot be loaded (its credential's version is gone, the reference guard
         refuses it, its definition is invalid) is left out of the copy and listed in
         :attr:`unavailable`, logged once: one bad service must not stop every other one. OpenBao
-        or PostgreSQL being unreachable still fails the whole sync, which the next request retries."""
+        or PostgreSQL being unreachable still fails the whole sync, which the next request retries.
+
+        The rows and the credentials are read one after the other, not atomically: a service
+        removed and added again in between would pair the new secret with the old definition.
+        So the rows are read again afterwards, and a service whose row moved is loaded again
+        (a few passes at most, then left out until the next sync)."""
+        for attempt in range(SYNC_PASSES):
+            if self._sync_pass(last=attempt == SYNC_PASSES - 1):
+                return
+
+    def _sync_pass(self, *, last: bool) -> bool:
+        """One pass of :meth:`sync`; False if a row moved while its credential was read (a credential
+        gone meanwhile included: the next pass loads what replaced it rather than answering 503)."""
         version = self._store.version()
         if version == self._version:
-            return
+            return True
         stored = self._store.services()
         # What the copy holds, not only what a sync put there: check_add puts a service in directly.
         for name in [s.name for s in self.vault.list_services() if s.name not in stored]:
@@ -79,25 +100,37 @@ class Mirror:
             self._synced.pop(name, None)
         for name in [n for n in self._failed if n not in stored]:
             del self._failed[name], self.unavailable[name]
+        tried: dict[str, tuple[tuple[str, int], str | None]] = {}  # name -> (state, why it is not loaded)
         for name, entry in sorted(stored.items()):
-            state = (json.dumps(entry.definition, sort_keys=True), entry.secret_version)
-            if self._synced.get(name) == state:
-                continue
-            reason = self._apply(name, entry)
-            if reason is None:
+            state = _state(entry)
+            if self._synced.get(name) != state:
+                tried[name] = state, self._apply(name, entry)
+        again = self._store.services() if tried else stored
+        moved = {name for name, (state, _) in tried.items() if name not in again or _state(again[name]) != state}
+        for name, (state, reason) in tried.items():
+            if name in moved:  # what was read may pair one lifetime's secret with another's definition
+                self._leave_out(name, state, CHANGED.format(name=name), log=last)
+            elif reason is not None:
+                self._leave_out(name, state, reason)
+            else:
                 self._synced[name] = state
                 self._failed.pop(name, None)
                 self.unavailable.pop(name, None)
-                continue
-            self._synced.pop(name, None)
-            with suppress(UnknownService):  # fail closed: never the previous credential instead
-                self.vault.remove_service(name)
-            if self._failed.get(name) != state:
-                logger.warning("team service %r is not loaded: %s", name, reason)
-            self._failed[name], self.unavailable[name] = state, reason
         self.definitions = {name: entry.definition for name, entry in stored.items()}
         self.oauth_expiry = {n: e.oauth_expires_at for n, e in stored.items() if e.oauth_expires_at is not None}
+        if moved:
+            return False  # the change counter has moved too: the next pass reloads them
         self._version = version
+        return True
+
+    def _leave_out(self, name: str, state: tuple[str, int], reason: str, *, log: bool = True) -> None:
+        """Fail closed: never the previous credential instead."""
+        self._synced.pop(name, None)
+        with suppress(UnknownService):
+            self.vault.remove_service(name)
+        if log and self._failed.get(name) != state:
+            logger.warning("team service %r is not loaded: %s", name, reason)
+        self._failed[name], self.unavailable[name] = state, reason
 
     def _apply(self, name: str, entry: StoredService) -> str | None:
         """Load one service into the copy; None, or why it cannot be used (no secret in the text)."""

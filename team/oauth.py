@@ -31,7 +31,7 @@ from clavis_mcp.vault.errors import ApiRefused, BaoRefused
 from .bao import Bao
 from .config import ReplicaConfig
 from .replica import Replica
-from .storage import service_lock_key
+from .storage import service_lock_key, take_name_lock
 
 SKEW = 60.0  # refresh this long before the access token expires
 TIMEOUT = 15.0
@@ -49,7 +49,8 @@ def register(replica: Replica, name: str, body: dict[str, Any]) -> None:
         raise ApiRefused(404, f"unknown service {name!r}; add it first")
     secrets = {"client_secret": str(fields["client_secret"]), "refresh_token": str(fields["refresh_token"])}
     with replica.conn.transaction():
-        _lock_name(replica.conn, name)  # a refresh's writes come wholly before or after this grant
+        # A refresh's writes come wholly before or after this grant. Bounded: this runs on the loop.
+        take_name_lock(replica.conn, name, transaction=True)
         replica.bao.kv_write(replica.names.kv, f"oauth/{name}", secrets)
         replica.conn.execute(
             "INSERT INTO oauth (service, token_url, client_id, expires_at) VALUES (%s, %s, %s, 0) "
@@ -125,7 +126,7 @@ def _same_registration(conn: psycopg.Connection[Any], name: str, registration: s
 
 def _lock_name(conn: psycopg.Connection[Any], name: str) -> None:
     """The advisory lock TeamStore takes on a service's name for add, rotate and remove (same key),
-    held to the end of the caller's transaction."""
+    held to the end of the caller's transaction. An unbounded wait: a refresh runs in a thread."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (service_lock_key(name),))
 
 

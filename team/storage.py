@@ -8,11 +8,17 @@ leaves a newer KV version nobody points at, never a definition without its crede
 replicas read exactly the version the row records, so such a version is never injected. The
 writers of one name (add, rotate, remove) take a PostgreSQL advisory lock on it and write to
 OpenBao with check-and-set, so concurrent admins on different replicas cannot mix their changes.
+
+KV versions start again at 1 when a name is removed and added again (remove destroys the KV
+metadata: the replicas' OpenBao policy may not destroy single versions), so each add stamps a
+fresh ``generation`` into the definition: (definition, version) then names one lifetime's secret,
+which is what a replica's mirror compares to know what to reload and to check what it read.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -31,6 +37,9 @@ from .bao import Bao
 from .config import Names
 
 SECRET_FIELD = "credential"
+GENERATION = "generation"  # the definition's key for the lifetime an add starts (see the module docstring)
+LOCK_WAIT = 0.5  # seconds a writer waits for a name another writer holds before a 503
+LOCK_POLL = 0.02
 
 
 def service_to_json(service: Service) -> dict[str, Any]:
@@ -71,6 +80,25 @@ def service_lock_key(name: str) -> str:
     return f"clavis-service:{name}"
 
 
+def take_name_lock(conn: psycopg.Connection[Any], name: str, *, transaction: bool = False) -> None:
+    """Take ``name``'s lock (to the end of the transaction with ``transaction``, else until unlocked),
+    waiting at most LOCK_WAIT: the writers run on the replica's event loop, and a lock held for long
+    elsewhere (a remove waiting on a slow OpenBao) would stall every request of this worker. A busy
+    name is a 503 the admin retries."""
+    key = (service_lock_key(name),)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        if transaction:
+            row = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", key).fetchone()
+        else:
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", key).fetchone()
+        if row is not None and row[0]:
+            return
+        if time.monotonic() >= deadline:
+            raise ApiRefused(503, f"another change to {name!r} is under way; try again")
+        time.sleep(LOCK_POLL)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredService:
     definition: dict[str, Any]
@@ -109,13 +137,12 @@ class TeamStore:
         check PostgreSQL, write or destroy in OpenBao and write PostgreSQL again, and two of them
         interleaved would mix one admin's definition with another's secret. A session lock, so it
         also spans the OpenBao step that follows remove's transaction."""
-        key = (service_lock_key(name),)
-        self._conn.execute("SELECT pg_advisory_lock(hashtext(%s))", key)
+        take_name_lock(self._conn, name)
         try:
             yield
         finally:
             with suppress(psycopg.Error):  # a broken connection has released the lock already
-                self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
+                self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (service_lock_key(name),))
 
     def _write_secret(self, name: str, secret: Secret, cas: int) -> int:
         """A check-and-set write: a writer outside the lock (an OAuth refresh) turns it into a 409."""
@@ -133,7 +160,8 @@ class TeamStore:
 
         All or nothing per name across replicas: the loser of two concurrent adds gets a 409 and its
         secret is written nowhere. Versions left at the path with no row (a crash after the write)
-        are destroyed first, so the new service starts at version 1 with cas=0."""
+        are destroyed first, so the new service starts at version 1 with cas=0, under a generation no
+        earlier service of that name had (whatever the posted definition says)."""
         with self._name_lock(service.name):
             if self._conn.execute("SELECT 1 FROM services WHERE name = %s", (service.name,)).fetchone():
                 raise ApiRefused(
@@ -144,7 +172,11 @@ class TeamStore:
             with self._conn.transaction():
                 self._conn.execute(
                     "INSERT INTO services (name, definition, secret_version) VALUES (%s, %s, %s)",
-                    (service.name, json.dumps({**service_to_json(service), **(extra or {})}), version),
+                    (
+                        service.name,
+                        json.dumps({**service_to_json(service), **(extra or {}), GENERATION: secrets.token_hex(16)}),
+                        version,
+                    ),
                 )
                 self._bump()
 
