@@ -5,7 +5,7 @@ requests wait (by service, agent and method); by default the service's policy in
 (``approvals`` / ``approvals:<agent>``: none, writes or all; a service set to confirm writes holds
 its non-safe methods). The method judged is the most dangerous of the request line's and of every
 override the request carries (``X-HTTP-Method-Override`` and friends, ``_method`` fields: servers
-obey them, :mod:`.method_override`), so a GET that says DELETE waits as a write; one whose
+obey them, :mod:`vault.method_overrides`), so a GET that says DELETE waits as a write; one whose
 overrides cannot be read is judged as ``*``, a write. A call the MCP user already approved by
 elicitation (its ``CALL_HEADER`` id, which only the gateway sets, is one ``ApprovalHold.elicited``
 knows) is not asked again. A waiting request goes into the shared queue (:mod:`vault.approvals`,
@@ -29,13 +29,13 @@ import html
 import re
 import shutil
 from collections.abc import Awaitable, Callable
-from itertools import chain
 
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
-from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held, most_dangerous, printable
+from clavis_mcp.vault.approvals import APPROVED, DENIED, ApprovalHold, Approvals, Held, printable
 from clavis_mcp.vault.errors import DecodedTooLarge, DecodeError
+from clavis_mcp.vault.method_overrides import UNREADABLE, judged_method
 from clavis_mcp.vault.policy import policies_as_of
 from clavis_mcp.vault.proxy_headers import CALL_HEADER
 from clavis_mcp.vault.redaction.decoding import BoundedDecoder, is_identity
@@ -43,11 +43,9 @@ from clavis_mcp.vault.redaction.redactor import Redactor
 from clavis_mcp.vault.redaction.service import ServiceRedactors
 
 from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_settled, refuse
-from .method_override import requested_overrides
 
 PREVIEW_CHARS = 300
 SCANNED_BYTES = 64 * 1024  # of the decoded body: the decoder's output bound (SECURITY-CASES 44)
-UNREADABLE = "*"  # the method judged when the overrides cannot be read: any, so a write
 _BLANKS = re.compile(r"\s{2,}")
 
 
@@ -129,17 +127,11 @@ class HoldForApproval:
 
 
 def requested_method(request: http.Request) -> tuple[str, str]:
-    """What a person is shown of the method (the request line's and every override, as in ``POST
-    (X-HTTP-Method-Override: DELETE)``), and the method judged: the most dangerous of them."""
-    line = request.method.upper()
-    try:
-        overrides = requested_overrides(request)
-    except ValueError as exc:
-        return f"{line} ({exc})", UNREADABLE
-    if not overrides:
-        return line, line
-    named = ", ".join(f"{where.removeprefix('the header ')}: {method}" for where, method in overrides)
-    return f"{line} ({named})", most_dangerous(chain([line], (method for _, method in overrides)))
+    """What a person is shown of the method and the method judged (:func:`judged_method`)."""
+    return judged_method(
+        request.method, request.headers.items(multi=True), request.path.partition("?")[2],
+        request.headers.get("content-type", ""), request.headers.get("content-encoding", ""), request.raw_content,
+    )  # fmt: skip
 
 
 def _body(request: http.Request, redactor: Redactor) -> tuple[str, str]:

@@ -11,7 +11,7 @@ half-applied. The writes are ``quiet`` (they leave the change counter, so holdin
 not make every proxy rebuild its snapshot). Nothing here is secret: the method (as the request
 line and its overrides give it), the URL with its query values and a short body preview already
 scrubbed by the proxy's redactor, the service and the agent. What an agent chose is stored with
-its control and bidi/format characters escaped (:func:`printable`), so no reader's terminal or page
+every character outside printable ASCII escaped (:func:`printable`), so no reader's terminal or page
 runs them.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from .audit.log import AuditLog
 from .errors import ApprovalError, StoreConflict, VaultNotFound
 from .storage.protocol import Batch, Record, Store, Value
 from .storage.sqlite import SQLiteStore
+from .visible_text import visible
 
 HELD, GRANT = "approval", "approval-grant"
 DEFAULT_TIMEOUT = 120.0
@@ -35,7 +35,6 @@ KEEP_DECIDED = 3600.0  # a decided request stays listed by id this long after it
 PENDING, APPROVED, DENIED, TIMED_OUT = "pending", "approved", "denied", "timed out"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _DANGER = dict.fromkeys(SAFE_METHODS, 0) | {"POST": 1, "PUT": 2, "PATCH": 2}  # DELETE and unknown ones: 3
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, bidi/format, lone surrogates, line breaks
 _FIELDS = ("created", "deadline", "service", "agent", "method", "host", "url", "preview", "state", "decided_by",
            "decided_at", "minutes", "judged", "size")  # fmt: skip
 
@@ -98,14 +97,10 @@ def most_dangerous(methods: Iterable[str]) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` with control, bidi/format and line-separator characters written as ``\\x1b``,
-    ``\\u202e``: agent-chosen text that a terminal or a page shows as it is, nothing it runs."""
-    return "".join(_escaped(ch) if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in text)
-
-
-def _escaped(ch: str) -> str:
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    """``text`` as :func:`~vault.visible_text.visible` shows it (everything but printable ASCII
+    escaped, as ``\\x1b``, ``\\u202e``): agent-chosen text that a terminal or a page shows as it
+    is, nothing it runs or hides, and as the MCP client's question shows it."""
+    return visible(text)
 
 
 def _held(record: Record) -> Held:

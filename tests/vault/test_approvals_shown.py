@@ -21,7 +21,7 @@ NOW = 1_800_000_000.0
         ("a\u202eb\u202a\u2066c\u2069", "a\\u202eb\\u202a\\u2066c\\u2069"),
         ("zero\u200bwidth\u200f\u2028\u2029\ufeff", "zero\\u200bwidth\\u200f\\u2028\\u2029\\ufeff"),
         ("tag\U000e0041", "tag\\U000e0041"),
-        ("plain /v1/x?q=é 東京 ok", "plain /v1/x?q=é 東京 ok"),
+        ("plain /v1/x?q=é 東京 ok", "plain /v1/x?q=\\xe9 \\u6771\\u4eac ok"),  # every non-ASCII (review 7b, M2)
     ],
 )
 def test_control_bidi_and_format_characters_are_written_out(text: str, shown: str) -> None:
