@@ -18,9 +18,11 @@ runs call_service with ``UNASKED`` as its answer instead of through the SDK's re
 from __future__ import annotations
 
 import json as json_text
-import unicodedata
+import re
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
@@ -29,8 +31,11 @@ from pydantic import BaseModel, Field
 
 from clavis_mcp.vault import Service, Vault
 from clavis_mcp.vault.errors import ClavisError
+from clavis_mcp.vault.method_overrides import OVERRIDE_HEADERS, UNREADABLE, judged_method
 from clavis_mcp.vault.policy import ServicePolicy, policies_as_of
 from clavis_mcp.vault.proxy_headers import header_key
+from clavis_mcp.vault.request_path import normalise_path
+from clavis_mcp.vault.visible_text import visible
 
 from .gateway import MCP_CLIENT, Gateway
 from .service_call import prepare_call
@@ -66,47 +71,97 @@ def reveal_question(service: Service) -> str:
     )
 
 
-BODY_SHOWN = 600  # characters of a body shown in the question
+QUESTION_BOUND = 8 * 1024  # characters: the question's length whatever the request (LOW-2)
+METHOD_SHOWN = 40  # characters of the judged method, in the summary
+HOST_SHOWN = 100
+OVERRIDES_SHOWN = 200  # of the method with its overrides
+URL_SHOWN = 1000
+HEADERS_SHOWN = 16  # headers listed; the rest are counted
+HEADER_SHOWN = 160
+BODY_SHOWN = 600
+# Each bound counts escaped characters, so text that escapes long (\U000e0041) cannot exceed it.
 
 
-def write_question(credential: str, method: str, url: str, headers: list[str], body: str | None, size: int) -> str:
-    """The question before a write: the request as it will be sent, every part the assistant chose
-    shown :func:`quoted`, so nothing in it can pass for this text; the body's size before the body,
-    whose end is cut (with the count) rather than pushed out of sight."""
-    listed = "\n".join(f"- {header}" for header in headers) if headers else "- none"
-    if body is None:
-        shown = "Body: none"
-    elif len(body) > BODY_SHOWN:
-        cut = f"its first {BODY_SHOWN} of {len(body)} characters, the rest not shown"
-        shown = f"Body, {size} bytes; {cut}: {quoted(body[:BODY_SHOWN])}"
-    else:
-        shown = f"Body, {size} bytes: {quoted(body)}"
-    return (
-        f"An AI assistant wants to send this request with {credential}. What the assistant chose is "
-        "between backquotes, with line breaks, invisible characters and backquotes written as \\ escapes.\n\n"
-        f"Request: {quoted(f'{method} {url}')}\nHeaders:\n{listed}\n{shown}\n\nAllow it?"
-    )
+def write_question(
+    credential: str, method: str, judged: str, url: str, headers: list[str], body: str | None, size: int
+) -> str:
+    """The question before a write, of bounded length (:data:`QUESTION_BOUND`): a summary first
+    (the method judged, as the proxy judges it, the host and the sizes), then the request as it will
+    be sent, every part the assistant chose shown :func:`quoted` and cut, with its count, at a
+    bound, so nothing in it can pass for this text or push "Allow it?" out of sight. ``method``
+    is the request line's method with its overrides (``GET (X-HTTP-Method-Override: DELETE)``);
+    ``headers`` are :func:`header_lines`."""
+    line, _, overrides = method.partition(" ")
+    plain = unreserved_decoded(url)
+    host = urlsplit(url).netloc if "://" in url else ""
+    listed = [f"- {header}" for header in headers[:HEADERS_SHOWN]] or ["- none"]
+    if len(headers) > HEADERS_SHOWN:
+        listed.append(f"- and {len(headers) - HEADERS_SHOWN} more headers, not shown")
+    return "\n".join([
+        f"An AI assistant wants to send a {labelled('', judged, METHOD_SHOWN)} request to "
+        f"{labelled('', host, HOST_SHOWN)} with {credential} (URL of {len(url)} characters, {len(headers)} headers, "
+        f"body of {size} bytes). What the assistant chose is between backquotes, with line breaks, backquotes "
+        "and every character other than printable ASCII written as \\ escapes.",
+        "",
+        *([labelled("Method: ", method, OVERRIDES_SHOWN)] if overrides else []),
+        labelled("Request: ", f"{line} {url}", URL_SHOWN),
+        *([labelled("Which reads as: ", f"{line} {plain}", URL_SHOWN)] if plain != url else []),
+        "Headers:",
+        *listed,
+        "Body: none" if body is None else labelled(f"Body, {size} bytes: ", body, BODY_SHOWN),
+        "",
+        "Allow it?",
+    ])  # fmt: skip
+
+
+def unreserved_decoded(url: str) -> str:
+    """``url`` with percent-encoded unreserved characters (RFC 3986: letters, digits, ``-._~``)
+    decoded: every server reads ``%70%72%6f%64`` as ``prod``, but a person does not."""
+    return _ENCODED.sub(lambda m: chr(int(m[1], 16)) if chr(int(m[1], 16)) in _UNRESERVED else m[0], url)
+
+
+_ENCODED = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
+def sent_url(url: str, path_policy: bool) -> str:
+    """``url`` (as httpx sends it) as the proxy sends it on: where the service limits its paths, the
+    path normalised (``..`` resolved, repeated slashes merged) as the path policy forwards it. A
+    path the policy refuses is shown as given: it is never sent."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url)) if "://" in url else ""
+    path, sep, query = url.removeprefix(origin).partition("?")
+    if not path_policy or not origin or not url.startswith(origin):
+        return url
+    try:
+        return origin + normalise_path(path or "/") + sep + query
+    except ValueError:
+        return url
+
+
+def labelled(label: str, text: str, bound: int) -> str:
+    """``label`` and ``text`` :func:`quoted`; where that would take more than ``bound`` characters,
+    its first characters that fit, saying before them how many of how many."""
+    pieces: list[str] = []
+    length = 0
+    for c in text:
+        piece = _ESCAPES.get(c) or visible(c)
+        if length + len(piece) > bound:
+            cut = f"its first {len(pieces)} of {len(text)} characters (the rest not shown): "
+            return f"{label}{cut}`{''.join(pieces)}`"
+        pieces.append(piece)
+        length += len(piece)
+    return f"{label}`{''.join(pieces)}`"
 
 
 def quoted(text: str) -> str:
-    """``text`` between backquotes, with everything that could end the quote, break the line,
-    reorder or hide text written as a ``\\`` escape: backslash, backquote, controls, format
-    characters (bidi, zero-width), line and paragraph separators, spaces other than U+0020. A
-    backquote becomes ``\\u0060``: where a client renders Markdown, any backquote (even one after
-    a backslash) would end the code span."""
-    return "`" + "".join(_ESCAPES.get(c) or (_escape(c) if _hidden(c) else c) for c in text) + "`"
+    """``text`` between backquotes, as :func:`~vault.visible_text.visible` shows it (everything
+    but printable ASCII escaped), with a backslash doubled, line breaks as ``\\n``, and a
+    backquote as ``\\u0060``: where a client renders Markdown, any backquote (even one after a
+    backslash) would end the code span."""
+    return "`" + visible(text, _ESCAPES) + "`"
 
 
 _ESCAPES = {"\\": "\\\\", "`": "\\u0060", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
-
-
-def _hidden(c: str) -> bool:
-    return c != " " and unicodedata.category(c) in _HIDDEN
-
-
-def _escape(c: str) -> str:
-    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
 
 
 def wire_url(url: str, params: Mapping[str, str] | None) -> str:
@@ -125,9 +180,10 @@ def wire_url(url: str, params: Mapping[str, str] | None) -> str:
 
 
 def header_lines(headers: Mapping[str, str], replaced: Callable[[str], bool] = lambda _: False) -> list[str]:
-    """Each header quoted as ``Name: value``; one that ``replaced`` says clavis-mcp sets is marked so."""
+    """Each header quoted as ``Name: value`` and cut at :data:`HEADER_SHOWN`; one that ``replaced``
+    says clavis-mcp sets is marked so."""
     return [
-        quoted(f"{name}: {value}") + (" (clavis-mcp replaces it)" if replaced(name) else "")
+        labelled("", f"{name}: {value}", HEADER_SHOWN) + (" (clavis-mcp replaces it)" if replaced(name) else "")
         for name, value in headers.items()
     ]
 
@@ -150,17 +206,45 @@ def outcome(answer: Answer | AcceptedElicitation[Any]) -> bool | None:
 
 def write_unasked(arguments: Mapping[str, Any], ctx: Context[Any, Any]) -> bool:
     """Whether :func:`confirm_write` would certainly not ask about this call, judged from its raw
-    arguments as it would judge them validated: the client cannot ask, or the policy does not ask
-    about this method. Anything else (a team client, an argument of the wrong type, a vault that
-    cannot answer) is left to the resolver, which decides as it always did."""
+    arguments as it would judge them validated: the client cannot ask, the policy asks about no
+    method, or it does not ask about this one and nothing in the call could name another (an
+    override header, a body, a query that spells ``method`` or percent-encodes). Anything else (a
+    team client, an argument of the wrong type, a vault that cannot answer) is left to the
+    resolver, which decides as it always did."""
     try:
         gateway = ctx.request_context.lifespan_context
         service_name, method = arguments.get("service_name"), arguments.get("method")
         if not isinstance(gateway, Gateway) or not isinstance(service_name, str) or not isinstance(method, str):
             return False
-        return not can_ask(ctx) or not approval_policy(gateway.vault, service_name).needs_approval(MCP_CLIENT, method)
+        policy = approval_policy(gateway.vault, service_name)
+        if not can_ask(ctx) or not policy.needs_approval(MCP_CLIENT, UNREADABLE):
+            return True
+        return not policy.needs_approval(MCP_CLIENT, method) and not _may_override(arguments)
     except Exception:  # the resolver meets it again, and handles it as it always did
         return False
+
+
+def _may_override(arguments: Mapping[str, Any]) -> bool:
+    headers, params = arguments.get("headers") or {}, arguments.get("params") or {}
+    if not isinstance(headers, dict) or not isinstance(params, dict):
+        return True
+    if arguments.get("json") is not None or arguments.get("data") is not None:
+        return True
+    if any(header_key(str(name)) in OVERRIDE_HEADERS for name in headers):
+        return True
+    query = str(arguments.get("url", "")).partition("?")[2] + " ".join(map(str, params))
+    return "%" in query or "method" in query.lower()
+
+
+def judged_call(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> tuple[str, str]:
+    """The method shown and the method judged, read from the request as the proxy's approval stage
+    reads it (``addons.approval.requested_method``): the request line's and every override in the
+    headers, the query as sent (``url``) and the body, so a GET that says DELETE is asked about."""
+    named = {name.lower(): value for name, value in headers.items()}
+    return judged_method(
+        method, headers.items(), urlsplit(url).query, named.get("content-type", ""),
+        named.get("content-encoding", ""), body,
+    )  # fmt: skip
 
 
 async def confirm_reveal(service_name: str, ctx: Context[Any, Any]) -> Elicit[Approval] | NotAsked:
@@ -200,19 +284,23 @@ async def confirm_write(
     if not isinstance(gateway, Gateway):
         return NotAsked(reason="no vault is open")  # the tool body says why
     try:
-        if not approval_policy(gateway.vault, service_name).needs_approval(MCP_CLIENT, method):
+        policy = approval_policy(gateway.vault, service_name)
+        if not policy.needs_approval(MCP_CLIENT, UNREADABLE):
             return NotAsked(reason="the service's approval policy does not ask about this request")
         service = gateway.vault.get_service(service_name)
         call = prepare_call(service, method, url, headers, params, json, data, gateway.limits)
     except ClavisError:
         return NotAsked(reason="invalid request")  # the tool body refuses it with the reason
+    url_shown = sent_url(wire_url(call.target.url, call.params), bool(service.path_prefixes))
+    shown_method, judged = judged_call(call.method, url_shown, call.headers, call.raw_body)
+    if not policy.needs_approval(MCP_CLIENT, judged):
+        return NotAsked(reason="the service's approval policy does not ask about this request")
     if not can_ask(ctx):
         return NotAsked(reason="the client cannot ask the user")
     body = None if call.raw_body is None else call.raw_body.decode("utf-8", "replace")
-    url_shown = wire_url(call.target.url, call.params)
     headers_shown = header_lines(call.headers, sets_header(service))
-    question = write_question(f"the credential of {service.name!r}", call.method, url_shown, headers_shown, body,
-                              len(call.raw_body or b""))  # fmt: skip
+    question = write_question(f"the credential of {service.name!r}", shown_method, judged, url_shown, headers_shown,
+                              body, len(call.raw_body or b""))  # fmt: skip
     return Elicit(question, Approval)
 
 

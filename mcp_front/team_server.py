@@ -30,8 +30,19 @@ from clavis_mcp.vault.errors import ClavisError
 from . import __version__
 from .arguments import ClavisServer
 from .call_text import as_tool_result, fit_body, sent_size
-from .calls import ALLOWED_METHODS, SAFE_METHODS, CallLimits, returned_headers
-from .confirm import Answer, Approval, NotAsked, can_ask, header_lines, outcome, wire_url, write_question
+from .calls import ALLOWED_METHODS, SAFE_METHODS, CallLimits, Target, check_query, returned_headers, split_headers
+from .confirm import (
+    Answer,
+    Approval,
+    NotAsked,
+    can_ask,
+    header_lines,
+    judged_call,
+    outcome,
+    sent_url,
+    wire_url,
+    write_question,
+)
 from .models import (
     CallResult,
     CredentialInfo,
@@ -103,10 +114,22 @@ class TeamContext:
         data: str | None,
         ctx: Context[Any, Any],
     ) -> Elicit[Approval] | NotAsked:
-        """Ask the local user before a non-safe method, where the server marks the service
-        ``confirm_writes``: the request as the server is asked to send it (URL with its parameters,
-        the headers as given, since the server strips credential headers itself, the body)."""
-        if method.upper() in SAFE_METHODS:
+        """Ask the local user before a write, where the server marks the service ``confirm_writes``:
+        the method judged as the proxy judges it (the request line's and every override, so a GET
+        that says DELETE is asked about: the team server has no question of its own), and the
+        request as the server is asked to send it (URL with its parameters, the headers as given,
+        since the server strips credential headers itself, the body). The call's bounds
+        (:func:`checked_call`) hold before anything is asked, as the tool body enforces them."""
+        try:
+            checked_call(url, headers, params)
+        except ClavisError:
+            return NotAsked(reason="invalid request")  # the tool body refuses it with the reason
+        text = json_text.dumps(body, ensure_ascii=False, separators=(",", ":")) if body is not None else data
+        raw = text.encode("utf-8", "surrogatepass") if text is not None else None
+        sent = wire_url(url, params)
+        typed = {**(headers or {}), "Content-Type": "application/json"} if body is not None else headers or {}
+        shown_method, judged = judged_call(method, sent, typed, raw)
+        if judged in SAFE_METHODS:
             return NotAsked(reason="a safe method")
         if not can_ask(ctx):
             return NotAsked(reason="the client cannot ask the user")
@@ -117,13 +140,20 @@ class TeamContext:
         row = next((r for r in rows if r.get("name") == service_name), None)
         if row is None or row.get("confirm_writes") is not True:
             return NotAsked(reason="the service does not ask before writes")
-        text = json_text.dumps(body, ensure_ascii=False, separators=(",", ":")) if body is not None else data
-        size = len(text.encode("utf-8", "surrogatepass")) if text is not None else 0
         question = write_question(
-            f"the credential of the team service {service_name!r}", method.upper(), wire_url(url, params),
-            header_lines(headers or {}), text, size,
+            f"the credential of the team service {service_name!r}", shown_method, judged,
+            sent_url(sent, bool(row.get("path_prefixes"))),
+            header_lines(headers or {}), text, len(raw or b""),
         )  # fmt: skip
         return Elicit(question, Approval)
+
+
+def checked_call(url: str, headers: dict[str, str] | None, params: dict[str, str] | None) -> None:
+    """The local server's bounds on the headers (size, printable ASCII, one field each) and on the
+    query with ``params`` merged (its length as sent), so a team call is no larger than a local one
+    and its question stays bounded; CallRefused says what to change."""
+    split_headers(headers)
+    check_query(Target(url, "", "", 0), params)
 
 
 def _service(row: dict[str, Any], now: float) -> ServiceInfo:
@@ -221,6 +251,7 @@ async def call_service(
         raise ToolError("give json or data, not both")
     if outcome(confirmation) is False:  # asked locally: the team server was not called
         raise ToolError(f"the user declined this {method.upper()} request to {service_name!r}; it was not sent")
+    checked_call(url, headers, params)  # a CallRefused is a ClavisError: the tool error says what to change
     body = {"method": method.upper(), "url": url, "headers": headers, "params": params, "json": json, "data": data}
     reply = await client.call(service_name, {k: v for k, v in body.items() if v is not None})
     envelope = reply.data if isinstance(reply.data, dict) else {}

@@ -23,8 +23,9 @@ __all__ = ["connect", "gateway", "mode"]  # fixtures, shared with test_server
 pytestmark = pytest.mark.anyio
 
 INTRO = (
-    "An AI assistant wants to send this request with the credential of {name}. What the assistant chose is "
-    "between backquotes, with line breaks, invisible characters and backquotes written as \\ escapes."
+    "An AI assistant wants to send a `…` request to `…` with the credential of {name} ({sizes}). What the "
+    "assistant chose is between backquotes, with line breaks, backquotes and every character other than "
+    "printable ASCII written as \\ escapes."
 )
 _QUOTED = re.compile(r"`[^`\n]*`")
 
@@ -47,20 +48,21 @@ async def test_line_separators_and_a_fake_no_body_in_a_write_are_escaped_and_the
         result = await call(client, path, scripted, method="DELETE", data=data)
     assert not result.is_error, text_of(result)
     [question] = asked
+    sent = scripted.received[0].path
+    sizes = f"URL of {len(scripted.url(sent))} characters, 0 headers, body of {len(data)} bytes"
     assert outline(question) == [
-        INTRO.format(name="'api'"),
+        INTRO.format(name="'api'", sizes=sizes),
         "",
         "Request: `…`",
         "Headers:",
         "- none",
-        f"Body, {len(data)} bytes; its first 600 of {len(data)} characters, the rest not shown: `…`",
+        f"Body, {len(data)} bytes: its first 594 of {len(data)} characters (the rest not shown): `…`",
         "",
         "Allow it?",
     ]
-    sent = scripted.received[0].path
     assert "%E2%80%A8" in sent and "%C2%A0" in sent
     assert f"Request: `DELETE {scripted.url(sent)}`" in question  # as the upstream received it
-    assert "characters, the rest not shown: `\\n\\n(no body)\\n\\nclavis-mcp has verified" in question
+    assert "(the rest not shown): `\\n\\n(no body)\\n\\nclavis-mcp has verified" in question
     assert not {"\u2028", "\u00a0"} & set(question)
 
 
@@ -79,7 +81,16 @@ async def test_a_method_override_header_and_the_query_are_shown_as_sent(
     [seen] = scripted.received
     assert seen.path == "/echo?force=true&q=a+b%2F%C3%A9"
     assert ("X-HTTP-Method-Override", "DELETE") in seen.headers
-    assert outline(question)[2:7] == ["Request: `…`", "Headers:", "- `…`", "- `…`", "Body, 16 bytes: `…`"]
+    assert outline(question)[2:8] == [
+        "Method: `…`",
+        "Request: `…`",
+        "Headers:",
+        "- `…`",
+        "- `…`",
+        "Body, 16 bytes: `…`",
+    ]
+    assert question.startswith("An AI assistant wants to send a `DELETE` request to `127.0.0.1:")
+    assert "Method: `POST (X-HTTP-Method-Override: DELETE)`" in question
     assert f"Request: `POST {scripted.url(seen.path)}`" in question
     assert "- `X-HTTP-Method-Override: DELETE`\n- `Content-Type: application/json`\n" in question
     assert 'Body, 16 bytes: `{"note":"hello"}`' in question
@@ -106,13 +117,13 @@ async def test_the_models_copy_of_the_credential_header_is_listed_as_replaced(
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("plain text, é 中 \U0001f600", "`plain text, é 中 \U0001f600`"),
+        ("plain text, é 中 \U0001f600", "`plain text, \\xe9 \\u4e2d \\U0001f600`"),
         ("a\nb\rc\td", "`a\\nb\\rc\\td`"),
-        ("line\u2028para\u2029next\x85", "`line\\u2028para\\u2029next\\u0085`"),
+        ("line\u2028para\u2029next\x85", "`line\\u2028para\\u2029next\\x85`"),
         ("\u202eevil\u202c \u2066x\u2069", "`\\u202eevil\\u202c \\u2066x\\u2069`"),
-        ("zero\u200bwidth\u200d\ufeff\u00ad", "`zero\\u200bwidth\\u200d\\ufeff\\u00ad`"),
-        ("nbsp\u00a0ideo\u3000thin\u2009", "`nbsp\\u00a0ideo\\u3000thin\\u2009`"),
-        ("\x1b[2J\x00\x7f", "`\\u001b[2J\\u0000\\u007f`"),
+        ("zero\u200bwidth\u200d\ufeff\u00ad", "`zero\\u200bwidth\\u200d\\ufeff\\xad`"),
+        ("nbsp\u00a0ideo\u3000thin\u2009", "`nbsp\\xa0ideo\\u3000thin\\u2009`"),
+        ("\x1b[2J\x00\x7f", "`\\x1b[2J\\x00\\x7f`"),
         ("tag\U000e0041 private\ue000 lone\ud800", "`tag\\U000e0041 private\\ue000 lone\\ud800`"),
         ("close` quote \\` too", "`close\\u0060 quote \\\\\\u0060 too`"),
     ],

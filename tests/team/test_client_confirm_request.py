@@ -41,9 +41,12 @@ async def test_the_team_question_shows_the_query_the_headers_and_an_escaped_body
     assert seen.path == "/w?force=true&scope=all+projects" and ("X-HTTP-Method-Override", "DELETE") in seen.headers
     size = len(json.dumps(note, ensure_ascii=False, separators=(",", ":")).encode())
     assert len(seen.body) == size  # the size the question gives is what was sent
+    sent = f"https://127.0.0.1:{upstream.port}{seen.path}"
+    sizes = f"URL of {len(sent)} characters, 1 headers, body of {size} bytes"
     assert outline(question) == [
-        INTRO.format(name="the team service 'guarded'"),
+        INTRO.format(name="the team service 'guarded'", sizes=sizes),
         "",
+        "Method: `…`",
         "Request: `…`",
         "Headers:",
         "- `…`",
