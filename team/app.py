@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from clavis_mcp.vault.errors import ApiRefused, AuditWriteError, BaoRefused, ClavisError, TeamError
 
-from . import admin, calls, identity, oauth, refresh, stream
+from . import admin, calls, identity, refresh, stream
 from .config import ReplicaConfig
 from .egress import Answer
 from .identity import TOKEN_TTL, login
@@ -160,9 +160,10 @@ async def logout_route(request: Request) -> Response:
     if not principal.name.startswith("user/"):
         raise ApiRefused(400, "an API key cannot log out; an admin revokes it (`clavis-mcp team key revoke NAME`)")
     email = principal.name.removeprefix("user/")
-    _, revoked = identity.change_user(replica.conn, email)
+    _, revoked, demoted = identity.change_user(replica.conn, email)
     replica.audit.append(source=principal.name, action="logout", decision="done")
     admin.audit_revoked(replica, principal.name, revoked, f"made by {email}, who signed out")
+    admin.audit_demoted(replica, principal.name, demoted, f"made with the logins of {email}, who signed out")
     return Response(status_code=204)
 
 
@@ -201,32 +202,30 @@ async def health_route(request: Request) -> Response:
 
 
 async def add_service_route(request: Request) -> Response:
-    who = admin_of(request).name
-    return _json(admin.add_service(replica_of(request), who, await body_of(request)), 201)
+    caller = admin_of(request)
+    return _json(admin.add_service(replica_of(request), caller, await body_of(request)), 201)
 
 
 async def rotate_route(request: Request) -> Response:
-    who = admin_of(request).name
+    caller = admin_of(request)
     body = await body_of(request)
-    return _json(admin.rotate_secret(replica_of(request), who, request.path_params["name"], body))
+    return _json(admin.rotate_secret(replica_of(request), caller, request.path_params["name"], body))
 
 
 async def oauth_route(request: Request) -> Response:
-    who = admin_of(request).name
-    name, replica = request.path_params["name"], replica_of(request)
-    oauth.register(replica, name, await body_of(request))
-    replica.audit.append(source=who, service=name, action="oauth-register", decision="done")
-    return _json({"name": name})
+    caller = admin_of(request)
+    body = await body_of(request)
+    return _json(admin.register_oauth(replica_of(request), caller, request.path_params["name"], body))
 
 
 async def remove_service_route(request: Request) -> Response:
-    admin.remove_service(replica_of(request), admin_of(request).name, request.path_params["name"])
+    admin.remove_service(replica_of(request), admin_of(request), request.path_params["name"])
     return Response(status_code=204)
 
 
 async def add_user_route(request: Request) -> Response:
-    who = admin_of(request).name
-    return _json(admin.add_user(replica_of(request), who, await body_of(request)), 201)
+    caller = admin_of(request)
+    return _json(admin.add_user(replica_of(request), caller, await body_of(request)), 201)
 
 
 async def users_route(request: Request) -> Response:
@@ -235,14 +234,14 @@ async def users_route(request: Request) -> Response:
 
 
 async def remove_user_route(request: Request) -> Response:
-    who, args = admin_of(request).name, dict(request.query_params)
-    return _json(admin.remove_user(replica_of(request), who, request.path_params["email"], args))
+    caller, args = admin_of(request), dict(request.query_params)
+    return _json(admin.remove_user(replica_of(request), caller, request.path_params["email"], args))
 
 
 async def change_user_route(request: Request) -> Response:
-    who = admin_of(request).name
+    caller = admin_of(request)
     body = await body_of(request)
-    return _json(admin.change_user(replica_of(request), who, request.path_params["email"], body))
+    return _json(admin.change_user(replica_of(request), caller, request.path_params["email"], body))
 
 
 async def add_key_route(request: Request) -> Response:
@@ -256,7 +255,7 @@ async def keys_route(request: Request) -> Response:
 
 
 async def revoke_route(request: Request) -> Response:
-    admin.revoke(replica_of(request), admin_of(request).name, request.path_params["name"])
+    admin.revoke(replica_of(request), admin_of(request), request.path_params["name"])
     return Response(status_code=204)
 
 

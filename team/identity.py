@@ -15,7 +15,11 @@ the old tokens.
 
 Whatever ends a person's logins (removal, a new role or password, a sign-out) also revokes the API
 keys made with their authority, in the same transaction (:func:`_revoke_made_by`): a key minted
-with a stolen or since-demoted admin login must not outlive that login.
+with a stolen or since-demoted admin login must not outlive that login. For the same reason the
+admin users made with the logins that end (``users.created_by`` and ``created_epoch``), or with
+those keys, are demoted to member and their own logins ended, and so on for what they made
+(:func:`_end_made_by`); the answer and the audit name them. Every admin write checks its caller's
+standing again inside its own transaction (:func:`hold_admin`), after the request's body arrived.
 
 Failed logins are counted in PostgreSQL, so every replica sees the same counts, per account and
 client network (:func:`client_network`) and per client network alone. An attempt is recorded as a
@@ -88,7 +92,11 @@ def _check_password(password: str) -> None:
         raise ApiRefused(400, f"the password is too short: use at least {MIN_PASSWORD} characters")
 
 
-def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: str) -> None:
+def create_user(
+    conn: psycopg.Connection[Any], email: str, password: str, role: str, by: Principal | None = None
+) -> None:
+    """Add a user, recording ``by`` (the admin who asks; None for the bootstrap) and its login's
+    epoch, so that ending that login demotes what it made (:func:`_end_made_by`)."""
     _check_email(email)
     _check_role(role)
     _check_password(password)
@@ -96,10 +104,12 @@ def create_user(conn: psycopg.Connection[Any], email: str, password: str, role: 
     try:
         with conn.transaction():  # after any removal in flight has committed, so its floor is read
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMINS_LOCK,))
+            if by is not None:
+                _check_standing(conn, by)
             conn.execute(
-                "INSERT INTO users (email, password_hash, role, session_epoch) VALUES (%s, %s, %s,"
-                " COALESCE((SELECT value FROM team_meta WHERE key = %s), 0))",
-                (email.lower(), hashed, role, EPOCH_FLOOR),
+                "INSERT INTO users (email, password_hash, role, session_epoch, created_by, created_epoch)"
+                " VALUES (%s, %s, %s, COALESCE((SELECT value FROM team_meta WHERE key = %s), 0), %s, %s)",
+                (email.lower(), hashed, role, EPOCH_FLOOR, by.name if by else None, by.epoch if by else None),
             )
     except psycopg.errors.UniqueViolation:
         raise ApiRefused(409, f"a user {email!r} already exists") from None
@@ -122,10 +132,15 @@ def token_epoch(claims: dict[str, Any]) -> int | None:
     return epoch if type(epoch) is int else None
 
 
-def _locked_user(conn: psycopg.Connection[Any], email: str, last_admin_may_not: str | None) -> tuple[str, int]:
+def _locked_user(
+    conn: psycopg.Connection[Any], email: str, last_admin_may_not: str | None, by: Principal | None
+) -> tuple[str, int]:
     """Inside a transaction: the user's role and epoch, with removals and role changes serialised;
-    409 if the user is the last admin and ``last_admin_may_not`` (what is asked) would end that."""
+    401 if ``by`` (the admin who asks) has lost that standing; 409 if the user is the last admin and
+    ``last_admin_may_not`` (what is asked) would end that."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMINS_LOCK,))
+    if by is not None:
+        _check_standing(conn, by)
     found = None if "\x00" in email else session_of(conn, email)  # no row can hold a NUL
     if found is None:
         raise ApiRefused(404, f"no user {email!r}; list them with `clavis-mcp team user list`")
@@ -141,21 +156,56 @@ def _locked_user(conn: psycopg.Connection[Any], email: str, last_admin_may_not: 
     return found
 
 
-def remove_user(conn: psycopg.Connection[Any], email: str, *, keep_keys: bool = False) -> list[str]:
+def remove_user(
+    conn: psycopg.Connection[Any], email: str, *, keep_keys: bool = False, by: Principal | None = None
+) -> tuple[list[str], list[str]]:
     """Delete the user; every token of theirs fails at its next use, on every replica. The API keys
     they made, and the keys made with those, and so on (that still work), are revoked with them in
-    the same transaction, unless ``keep_keys``: a departed person may hold a copy of each. Returns
-    those keys' names. Keys being made meanwhile wait for this (:func:`hold_key_maker`)."""
+    the same transaction, unless ``keep_keys``: a departed person may hold a copy of each; the admin
+    users made with their logins are demoted (:func:`_end_made_by`). Returns those keys' names and
+    the demoted users. Keys being made meanwhile wait for this (:func:`hold_admin`)."""
     email = email.lower()
     with conn.transaction():
-        _, epoch = _locked_user(conn, email, "remove")
+        _, epoch = _locked_user(conn, email, "remove", by)
         conn.execute("DELETE FROM users WHERE email = %s", (email,))
         conn.execute(
             "INSERT INTO team_meta (key, value) VALUES (%s, %s)"
             " ON CONFLICT (key) DO UPDATE SET value = GREATEST(team_meta.value, EXCLUDED.value)",
             (EPOCH_FLOOR, epoch + 1),
         )
-        return _revoke_made_by(conn, email, revoke=not keep_keys, first_admin_key=True)
+        return _end_made_by(conn, email, epoch, keep_keys=keep_keys, first_admin_key=True)
+
+
+def _end_made_by(
+    conn: psycopg.Connection[Any], email: str, epoch: int, *, keep_keys: bool, first_admin_key: bool
+) -> tuple[list[str], list[str]]:
+    """Inside the transaction that ends ``email``'s logins of session ``epoch``: revoke the keys made
+    with their authority (:func:`_revoke_made_by`; only list them if ``keep_keys``), then demote to
+    member, and end the logins of, every admin user made with those logins or revoked keys, and so
+    on for what those users made. Demoted rather than listed: an account made with a stolen login
+    is the thief's way back in, with its own password. 409 if that would leave no admin user.
+    Returns the keys' and the demoted users' names, sorted."""
+    keys: list[str] = []
+    demoted: list[str] = []
+    ended = [(email, epoch, not keep_keys, first_admin_key)]
+    while ended:
+        who, at, revoke, first = ended.pop()
+        made = _revoke_made_by(conn, who, revoke=revoke, first_admin_key=first)
+        keys += made
+        rows = conn.execute(
+            "UPDATE users SET role = 'member', session_epoch = session_epoch + 1 WHERE role = 'admin' AND"
+            " ((created_by = %s AND created_epoch = %s) OR created_by = ANY(%s)) RETURNING email, session_epoch - 1",
+            (f"user/{who}", at, [f"key/{k}" for k in made] if revoke else []),
+        ).fetchall()
+        demoted += [str(row[0]) for row in rows]
+        ended += [(str(user), int(old), True, False) for user, old in rows]
+    if demoted and (conn.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone() or (0,))[0] == 0:
+        raise ApiRefused(
+            409,
+            f"this would also demote {', '.join(sorted(demoted))} (made with the logins it ends), leaving no admin"
+            " user. Make another user admin first (`clavis-mcp team user role EMAIL admin`)",
+        )
+    return sorted(keys), sorted(demoted)
 
 
 def _revoke_made_by(conn: psycopg.Connection[Any], email: str, *, revoke: bool, first_admin_key: bool) -> list[str]:
@@ -181,46 +231,66 @@ def _revoke_made_by(conn: psycopg.Connection[Any], email: str, *, revoke: bool, 
     return sorted(name for (name,) in conn.execute(query, args).fetchall())
 
 
-def hold_key_maker(conn: psycopg.Connection[Any], maker: Principal) -> None:
-    """Inside the transaction that makes a key: wait for a change of users under way, then refuse
-    (401) if ``maker`` is gone (a removed user, a login that has ended since it was checked, a
-    revoked key), so that no key is made by someone whose removal, sign-out or new role or
-    password has just revoked everything they made."""
+def hold_admin(conn: psycopg.Connection[Any], caller: Principal) -> None:
+    """Inside the transaction of an admin write: wait for a change of users under way, then refuse
+    (401) if ``caller`` is no longer an admin in standing (:func:`_check_standing`). The route
+    checked it when the headers came; a login may end while the body is still arriving."""
     conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_ADMINS_LOCK,))
-    kind, _, name = maker.name.partition("/")
+    _check_standing(conn, caller)
+
+
+hold_key_maker = hold_admin  # the key path's name (tests/team/test_key_standing.py)
+
+
+def _check_standing(conn: psycopg.Connection[Any], caller: Principal) -> None:
+    """401 if ``caller`` is gone (a removed user, a login that has ended since it was checked, a
+    revoked or expired key) or no longer an admin, so that nothing is made or changed by someone
+    whose removal, sign-out or new role or password has just ended everything they made. The
+    caller holds ``_ADMINS_LOCK``, shared or not."""
+    kind, _, name = caller.name.partition("/")
     if kind == "user":
-        query = "SELECT 1 FROM users WHERE email = %s AND session_epoch = %s"
-        found = conn.execute(query, (name, maker.epoch)).fetchone()
+        query = "SELECT 1 FROM users WHERE email = %s AND session_epoch = %s AND role = 'admin'"
+        found = conn.execute(query, (name, caller.epoch)).fetchone()
     else:
-        found = conn.execute("SELECT 1 FROM api_keys WHERE name = %s AND revoked_at IS NULL", (name,)).fetchone()
+        query = (
+            "SELECT 1 FROM api_keys WHERE name = %s AND role = 'admin' AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > now())"
+        )
+        found = conn.execute(query, (name,)).fetchone()
     if found is None:
         raise ApiRefused(
             401,
-            f"{maker.name} can no longer make keys (removed, signed out, role or password changed, or revoked):"
-            " log in again or use another key",
+            f"{caller.name} can no longer make keys or other admin changes (removed, signed out, role or password"
+            " changed, or revoked): log in again or use another key",
         )
 
 
 def change_user(
-    conn: psycopg.Connection[Any], email: str, role: str | None = None, password: str | None = None
-) -> tuple[str, list[str]]:
+    conn: psycopg.Connection[Any],
+    email: str,
+    role: str | None = None,
+    password: str | None = None,
+    by: Principal | None = None,
+) -> tuple[str, list[str], list[str]]:
     """Set a new role and/or password, and end every login of the user (the epoch moves on);
     with neither, only the latter. The keys made with their authority are revoked with those
-    logins (:func:`_revoke_made_by`). Returns the user's role now and the revoked keys' names."""
+    logins and the admin users made with them demoted (:func:`_end_made_by`). ``by`` is the admin
+    who asks (None: the user signs themselves out). Returns the user's role now, the revoked keys'
+    names and the demoted users."""
     if role is not None:
         _check_role(role)
     if password is not None:
         _check_password(password)
     email, hashed = email.lower(), _hasher.hash(password) if password is not None else None  # slow: unlocked
     with conn.transaction():
-        current, _ = _locked_user(conn, email, "demote" if role == "member" else None)
+        current, epoch = _locked_user(conn, email, "demote" if role == "member" else None, by)
         conn.execute(
             "UPDATE users SET role = COALESCE(%s, role), password_hash = COALESCE(%s, password_hash),"
             " session_epoch = session_epoch + 1 WHERE email = %s",
             (role, hashed, email),
         )
-        revoked = _revoke_made_by(conn, email, revoke=True, first_admin_key=False)
-    return role or current, revoked
+        revoked, demoted = _end_made_by(conn, email, epoch, keep_keys=False, first_admin_key=False)
+    return role or current, revoked, demoted
 
 
 def _b64(data: bytes) -> str:

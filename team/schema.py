@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS users (
 -- Bumped to end every login of the user at once: a JWT names the epoch it was issued under
 -- (team/identity.py). Added here, not above, so that an existing database gains it too.
 ALTER TABLE users ADD COLUMN IF NOT EXISTS session_epoch bigint NOT NULL DEFAULT 0;
+-- Who added the user ("user/EMAIL" or "key/NAME"; NULL: the bootstrap, or before this column) and
+-- that login's session epoch: ending that login demotes the admins it made (team/identity.py).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS created_by text;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS created_epoch bigint;
 
 CREATE TABLE IF NOT EXISTS api_keys (
     name text PRIMARY KEY,
