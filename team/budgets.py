@@ -4,7 +4,9 @@ A service's definition may carry ``"budget": {"max_requests": N, "period_seconds
 takes one unit with a single atomic upsert, so N requests per window hold across any number of
 replicas; a call beyond it is refused before it leaves, with the whole seconds until the window
 turns (the SDK reads ``Retry-After`` only as an integer). Every route that sends with a service's
-credential goes through `charge`, so an entry point cannot skip the budget.
+credential goes through `charge`, so an entry point cannot skip the budget. A request the
+pipeline's method and path policy will refuse is not charged (:func:`policy_allows`): it never
+reaches the provider, and must not use up the budget of the requests that would.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import psycopg
+from mitmproxy import http
 
+from clavis_mcp.addons.method_override import requested_overrides
+from clavis_mcp.addons.request_policy import normalise_path
+from clavis_mcp.vault import Service
 from clavis_mcp.vault.errors import ApiRefused
 
 if TYPE_CHECKING:
@@ -57,12 +64,41 @@ def take(conn: psycopg.Connection[Any], service: str, budget: tuple[int, float],
         )
 
 
-def charge(replica: Replica, service: str) -> None:
-    """Take one unit of ``service``'s budget, if its definition has one; ApiRefused(429) when used up.
+def charge(replica: Replica, service: Service, method: str, url: str, **kwargs: Any) -> None:
+    """Take one unit of ``service``'s budget if its definition has one and the pipeline's policy will
+    let the request through (``method``, ``url`` and the ``httpx`` arguments the egress builds it
+    with; a body streamed later is not judged here); ApiRefused(429) when used up.
 
     Called by each route after the caller's scope check and before anything goes to the provider,
     with the definition the route's own mirror sync just read.
     """
-    budget = parse_budget(replica.mirror.definitions.get(service, {}))
-    if budget is not None:
-        take(replica.conn, service, budget)
+    budget = parse_budget(replica.mirror.definitions.get(service.name, {}))
+    if budget is None:
+        return
+    sent = httpx.Request(method, url, **kwargs)
+    try:
+        seen = http.Request.make(sent.method, str(sent.url), sent.content, sent.headers.raw)
+    except ValueError:  # not read as the proxy would read it: charged, as a request the policy lets through
+        seen = None
+    if seen is None or policy_allows(service, seen):
+        take(replica.conn, service.name, budget)
+
+
+def policy_allows(service: Service, request: http.Request) -> bool:
+    """Whether the pipeline's RequestPolicy stage (addons/request_policy.py) lets ``request`` through,
+    judged with the same functions: the request line's method and every method override, and the
+    path as a server resolves it. Never stricter than that stage, or a request would go uncharged;
+    the stage itself still answers the ones it refuses, as before."""
+    if service.methods:
+        try:
+            overrides = requested_overrides(request)
+        except ValueError:
+            return False
+        if any(m not in service.methods for m in [request.method.upper(), *(m for _, m in overrides)]):
+            return False
+    if not service.path_prefixes:
+        return True
+    try:
+        return service.prefix_for(normalise_path(request.path.partition("?")[0])) is not None
+    except ValueError:
+        return False

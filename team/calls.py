@@ -131,7 +131,8 @@ async def _send(
         kwargs["data"] = {str(k): str(v) for k, v in data.items()}
     elif isinstance(data, str):
         kwargs["content"] = data.encode()
-    charge(replica, service.name)  # before a refresh: a used-up budget sends nothing, not even to the token endpoint
+    # Before a refresh: a used-up budget sends nothing, not even to the token endpoint.
+    charge(replica, service, method, url, **kwargs)
     if await refresh_if_due(replica, service.name) is not None:
         replica.mirror.sync()  # the new access token (this replica's refresh or another's), before injection
     answer = await replica.egress.send(principal.name, service.name, method, url, **kwargs)
@@ -262,8 +263,9 @@ async def verify(replica: Replica, principal: Principal, name: str) -> tuple[dic
     connector = load_catalog().get(service.connector)
     probe = connector.probe if connector is not None else None
     method, path = (probe.method, probe.path) if probe is not None else ("GET", "/")
-    charge(replica, name)  # a probe uses the credential against the provider: the budget counts it
-    answer = await replica.egress.send(principal.name, name, method, base_url(service) + path)
+    url = base_url(service) + path
+    charge(replica, service, method, url)  # a probe uses the credential against the provider: the budget counts it
+    answer = await replica.egress.send(principal.name, name, method, url)
     if answer.refused is not None:
         raise refusal(answer)
     if answer.status == 429:

@@ -60,11 +60,11 @@ async def egress(replica: Replica, principal: Principal, request: Request) -> Re
         service = None
     if service is None:
         raise ApiRefused(403, NOT_YOURS)
-    charge(replica, service.name)
-    if await refresh_if_due(replica, service.name) is not None:
-        replica.mirror.sync()
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
                and not is_internal(k)]  # fmt: skip
+    charge(replica, service, request.method, target, headers=headers)
+    if await refresh_if_due(replica, service.name) is not None:
+        replica.mirror.sync()
     client = replica.egress.client_for(principal.name)
     outgoing = client.build_request(request.method, target, headers=headers, content=request.stream())
     outgoing.headers[SELECT_HEADER] = service.name
