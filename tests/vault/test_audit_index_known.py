@@ -35,7 +35,13 @@ def test_lines_this_log_appended_are_not_parsed_again_and_others_are(
     other._index.close()
     parsed: list[bytes] = []
     parse = index_module._row
-    monkeypatch.setattr(index_module, "_row", lambda line, *at: parsed.append(line) or parse(line, *at))
+
+    def counted(line: bytes, *at: int) -> tuple[object, ...] | None:
+        if b'"host":"api.example"' in line:  # this test's lines: keeper threads of other tests' logs parse too
+            parsed.append(line)
+        return parse(line, *at)
+
+    monkeypatch.setattr(index_module, "_row", counted)
     try:
         for service in ("a", "b", "c", "d"):
             append(ours, service)
