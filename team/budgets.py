@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
-from mitmproxy import http
 
-from clavis_mcp.addons.method_override import requested_overrides
-from clavis_mcp.addons.request_policy import normalise_path
 from clavis_mcp.vault import Service
 from clavis_mcp.vault.errors import ApiRefused
+from clavis_mcp.vault.method_overrides import overrides_of
+from clavis_mcp.vault.request_path import normalise_path
 
 if TYPE_CHECKING:
     from .replica import Replica
@@ -73,32 +72,28 @@ def charge(replica: Replica, service: Service, method: str, url: str, **kwargs: 
     with the definition the route's own mirror sync just read.
     """
     budget = parse_budget(replica.mirror.definitions.get(service.name, {}))
-    if budget is None:
-        return
-    sent = httpx.Request(method, url, **kwargs)
-    try:
-        seen = http.Request.make(sent.method, str(sent.url), sent.content, sent.headers.raw)
-    except ValueError:  # not read as the proxy would read it: charged, as a request the policy lets through
-        seen = None
-    if seen is None or policy_allows(service, seen):
+    if budget is not None and policy_allows(service, httpx.Request(method, url, **kwargs)):
         take(replica.conn, service.name, budget)
 
 
-def policy_allows(service: Service, request: http.Request) -> bool:
-    """Whether the pipeline's RequestPolicy stage (addons/request_policy.py) lets ``request`` through,
-    judged with the same functions: the request line's method and every method override, and the
-    path as a server resolves it. Never stricter than that stage, or a request would go uncharged;
-    the stage itself still answers the ones it refuses, as before."""
+def policy_allows(service: Service, sent: httpx.Request) -> bool:
+    """Whether the pipeline's RequestPolicy stage (addons/request_policy.py) lets ``sent`` through,
+    judged with the same vault functions on the same bytes: the request line's method and every
+    method override, and the path as a server resolves it. Never stricter than that stage, or a
+    request would go uncharged; the stage itself still answers the ones it refuses, as before."""
+    path, _, query = sent.url.raw_path.decode("latin-1").partition("?")
     if service.methods:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in sent.headers.raw]
+        kind, coding = sent.headers.get("content-type", ""), sent.headers.get("content-encoding", "")
         try:
-            overrides = requested_overrides(request)
+            overrides = overrides_of(headers, query, kind, coding, sent.content)
         except ValueError:
             return False
-        if any(m not in service.methods for m in [request.method.upper(), *(m for _, m in overrides)]):
+        if any(m not in service.methods for m in [sent.method.upper(), *(m for _, m in overrides)]):
             return False
     if not service.path_prefixes:
         return True
     try:
-        return service.prefix_for(normalise_path(request.path.partition("?")[0])) is not None
+        return service.prefix_for(normalise_path(path)) is not None
     except ValueError:
         return False
