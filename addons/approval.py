@@ -11,9 +11,10 @@ elicitation (its ``CALL_HEADER`` id, which only the gateway sets, is one ``Appro
 knows) is not asked again. A waiting request goes into the shared queue (:mod:`vault.approvals`,
 in the vault's store) showing what will be sent: the method with its overrides (``POST
 (X-HTTP-Method-Override: DELETE)``), the URL with its query values, the body's length, and its
-first characters decoded from its content coding (bounded) and with whitespace runs collapsed,
-so padding cannot push the content out of sight; the URL and the body scrubbed of the service's
-secrets. The page and the CLI show it and decide. Approved: the request goes on to
+head and tail decoded from its content coding (bounded), with what lies between counted and
+runs of one character shown once with their length, so padding (spaces, blank or invisible
+letters, dashes) cannot push the content out of sight; the URL and the body scrubbed of the
+service's secrets. The page and the CLI show it and decide. Approved: the request goes on to
 injection, with who approved it in its audit record. Denied, or no answer by the deadline: refused
 (403) with a reason the agent can read, and nothing is sent (fail closed). A request like one
 approved "for N minutes" goes on without waiting.
@@ -44,9 +45,10 @@ from clavis_mcp.vault.redaction.service import ServiceRedactors
 
 from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_settled, refuse
 
-PREVIEW_CHARS = 300
+PREVIEW_CHARS = 300  # half for the body's head, half for its tail
 SCANNED_BYTES = 64 * 1024  # of the decoded body: the decoder's output bound (SECURITY-CASES 44)
 _BLANKS = re.compile(r"\s{2,}")
+_RUN = re.compile(r"(.)\1{7,}", re.DOTALL)  # 8 or more of one character: shown once, with the count
 
 
 class HoldForApproval:
@@ -135,9 +137,9 @@ def requested_method(request: http.Request) -> tuple[str, str]:
 
 
 def _body(request: http.Request, redactor: Redactor) -> tuple[str, str]:
-    """The body's length as sent (and its content coding), and a preview of its first characters:
-    decoded (at most :data:`SCANNED_BYTES`), scrubbed, whitespace runs collapsed, controls escaped.
-    A body that cannot be decoded is named, not shown."""
+    """The body's length as sent (and its content coding), and a preview: decoded (at most
+    :data:`SCANNED_BYTES`), scrubbed, whitespace runs collapsed, everything but printable ASCII
+    escaped (:func:`_preview`). A body that cannot be decoded is named, not shown."""
     raw = request.raw_content or b""
     if not raw:
         return "", ""
@@ -150,12 +152,45 @@ def _body(request: http.Request, redactor: Redactor) -> tuple[str, str]:
         for piece in BoundedDecoder(coding).decode(raw, SCANNED_BYTES):
             pieces.append(piece)
     except DecodedTooLarge:
-        cut = True  # the first SCANNED_BYTES came out: enough for a preview
+        cut = True  # the first SCANNED_BYTES came out
     except DecodeError:
         return size, f"encoded body ({size}), not shown"
     clean, _ = redactor.redact(b"".join(pieces))
-    text = printable(_BLANKS.sub(" ", clean.decode("utf-8", "replace")))
-    return size, text[:PREVIEW_CHARS] + ("…" if cut or len(text) > PREVIEW_CHARS else "")
+    return size, _preview(_BLANKS.sub(" ", clean.decode("utf-8", "replace")), cut)
+
+
+def _preview(text: str, cut: bool) -> str:
+    """``text`` escaped, each run of 8 or more of one character written once with its count
+    (``-[x300]``, ``\\u2800[x400]``), and at most :data:`PREVIEW_CHARS` of that: the head and
+    the tail, with the count of characters between. A ``cut`` text (the body went on past the
+    bound) shows no tail: its end may be the first part of a secret the scrubber did not see whole."""
+    shown: list[tuple[str, int]] = []  # what each piece shows, and how many characters of ``text`` it stands for
+    start = 0
+    for run in _RUN.finditer(text):
+        shown += [(printable(c), 1) for c in text[start : run.start()]]
+        shown.append((f"{printable(run[1])}[x{len(run[0])}]", len(run[0])))
+        start = run.end()
+    shown += [(printable(c), 1) for c in text[start:]]
+    if not cut and sum(len(s) for s, _ in shown) <= PREVIEW_CHARS:
+        return "".join(s for s, _ in shown)
+    i = _fitting(shown, PREVIEW_CHARS if cut else PREVIEW_CHARS // 2)
+    head = "".join(piece for piece, _ in shown[:i])
+    if cut:
+        return f"{head}... (the rest not shown: the body decodes to more than {SCANNED_BYTES // 1024} KiB)"
+    j = len(shown) - _fitting(shown[::-1], PREVIEW_CHARS // 2)
+    tail = "".join(piece for piece, _ in shown[j:])
+    return f"{head}... ({sum(n for _, n in shown[i:j])} characters not shown) ...{tail}"
+
+
+def _fitting(shown: list[tuple[str, int]], budget: int) -> int:
+    """How many of the first pieces of ``shown`` fit ``budget`` characters together."""
+    used = count = 0
+    for piece, _ in shown:
+        used += len(piece)
+        if used > budget:
+            break
+        count += 1
+    return count
 
 
 async def notify(held: Held) -> None:
