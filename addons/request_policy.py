@@ -10,7 +10,12 @@ and look-alikes that Unicode normalisation turns into ``.``, ``/`` or ``\\``; co
 segments of dots and spaces that a server trims into ``..``.
 
 A method policy is judged on every way a request can name its method: the method-override
-headers and ``_method`` fields that frameworks honour (see :mod:`.method_override`).
+headers and ``_method`` fields that frameworks honour (see :mod:`.method_override`), read from a
+compressed body decompressed. Before any policy, and for every service whether it has one or not,
+a request whose body servers would read differently from us is refused (400): two
+``Content-Type`` or ``Content-Encoding`` fields, or a ``Content-Type`` listing two media types
+(a form first and JSON second is a form to Node and a ``_method`` judged nowhere). The approval
+that runs later reads the body the same way, so it too sees one media type and one coding.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 from mitmproxy import http
 
 from clavis_mcp.vault import Vault
+from clavis_mcp.vault.method_overrides import ambiguous_body_headers
 from clavis_mcp.vault.request_path import normalise_path as normalise_path  # destination.py imports it from here
 
 from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
@@ -36,8 +42,11 @@ class RequestPolicy:
         name = flow.metadata.get(SERVICE)
         if is_settled(flow) or name is None:
             return
-        service = flow_snapshot(flow, self._vault).service(name)
         request = flow.request
+        if (ambiguous := ambiguous_body_headers(request.headers.items(multi=True))) is not None:
+            refuse(flow, 400, f"the request has {ambiguous}, which servers read differently; send one")
+            return
+        service = flow_snapshot(flow, self._vault).service(name)
         if service.methods and not self._method_allowed(flow, name, service.methods):
             return
         if not service.path_prefixes:

@@ -12,6 +12,13 @@ use '-', '_' or '.' (CGI turns all of them into '_'); field names whatever their
 read an array of one). Rack reads a POST without ``Content-Type`` as a form, so such a body is
 read as one here too, as is a ``text/plain`` one (an HTML form's ``enctype="text/plain"``).
 
+A compressed body is judged decompressed (every coding of a chain, at most
+:data:`DECODED_BOUND` bytes): body-parser and others inflate a form or JSON body before reading
+its fields. One that decodes to more, or does not decode, cannot be judged. A request whose
+``Content-Type`` or ``Content-Encoding`` is ambiguous (two fields, or a list in one
+``Content-Type``: Node keeps the first field, others the last or the joined value) is refused by
+the proxy before anything judges it (:func:`ambiguous_body_headers`).
+
 A body is read as text in the charset it declares, else in the UTF-16 or UTF-32 its first bytes
 show (as JSON readers detect it, RFC 4627), so a NUL between letters hides nothing; a charset
 nobody knows cannot be judged and is refused. A JSON key given twice is judged at each occurrence
@@ -35,7 +42,9 @@ from itertools import chain
 from urllib.parse import unquote_plus
 
 from .approvals import most_dangerous
+from .errors import DecodedTooLarge, DecodeError
 from .proxy_headers import header_key
+from .redaction.decoding import decode_body
 
 OVERRIDE_HEADERS = frozenset(header_key(n) for n in ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"))
 FIELD = "_method"
@@ -46,7 +55,9 @@ _ARRAY_SUFFIX = re.compile(r"\[[^\]]*\]$")
 _MAY_NAME_FIELD = re.compile(r"(?i)method|\\u")  # JSON can spell any letter of the name as \uXXXX
 _CHARSET = re.compile(r"""(?i);\s*charset\s*=\s*["']?([^"';\s]+)""")
 UNREADABLE = "*"  # the method judged when the overrides cannot be read: any, so a write
-_READ_COMPRESSED = "a compressed form body, whose _method field clavis-mcp cannot judge; send the form uncompressed"
+DECODED_BOUND = 64 * 1024  # of a compressed body read for its fields (SECURITY-CASES 44)
+SINGLETONS = {header_key(n): n for n in ("Content-Type", "Content-Encoding")}  # read once by every server
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 type Override = tuple[str, str]  # where the request names the method, the method (upper case)
 
@@ -84,6 +95,24 @@ def judged_method(
     return f"{line} ({named})", most_dangerous(chain([line], (method for _, method in overrides)))
 
 
+def ambiguous_body_headers(headers: Iterable[tuple[str, str]]) -> str | None:
+    """Why a request's body would be read one way here and another by the server, or None: a
+    ``Content-Type`` or ``Content-Encoding`` given twice (in any spelling servers read as one
+    name), or a ``Content-Type`` listing more than one media type."""
+    seen: list[str] = []
+    for name, value in headers:
+        if "content" not in name.lower():
+            continue  # most fields, passed without a regex: every spelling of either name has it
+        key = header_key(name)
+        if key in SINGLETONS:
+            if key in seen:
+                return f"more than one {SINGLETONS[key]} header"
+            seen.append(key)
+            if key == "content-type" and "," in _QUOTED.sub("", value):
+                return "a Content-Type header naming more than one media type"
+    return None
+
+
 def header_overrides(fields: Iterable[tuple[str, str]]) -> Iterator[Override]:
     """Methods named by override headers (a comma-separated list names each of its members)."""
     for name, value in fields:
@@ -101,24 +130,39 @@ def field_overrides(fields: Iterable[tuple[str, str]]) -> Iterator[str]:
 
 def body_overrides(content_type: str, content_encoding: str, body: bytes | None) -> list[Override]:
     """Methods named by a ``_method`` field of a form, multipart or JSON body."""
-    fields = _body_fields(content_type, content_encoding.strip().lower() in ("", "identity"), body or b"")
+    fields = _body_fields(content_type, content_encoding, body or b"")
     return [(f"the body field {FIELD}", method) for method in field_overrides(fields)]
 
 
-def _body_fields(content_type: str, readable: bool, body: bytes) -> Iterable[tuple[str, str]]:
+def _body_fields(content_type: str, content_encoding: str, body: bytes) -> Iterable[tuple[str, str]]:
     media = content_type.split(";")[0].strip().lower()
-    if body and not readable and media in (FORM, MULTIPART):
-        raise ValueError(f"the request has {_READ_COMPRESSED}")
-    if not body or not readable:
-        return ()  # frameworks read JSON fields only once a web server has decompressed the body
+    is_json = "/json" in media or "+json" in media
+    if not body or not (media in FORM_LIKE or media == MULTIPART or is_json):
+        return ()
+    body = _decoded(content_encoding, body)
     if media == MULTIPART:
         return _multipart_fields(content_type, body) if _MAY_NAME_FIELD.search(body.decode("latin-1")) else ()
     text = _body_text(content_type, body)
     if media in FORM_LIKE:
         return form_fields(text)
-    if ("/json" in media or "+json" in media) and _MAY_NAME_FIELD.search(text):
+    if is_json and _MAY_NAME_FIELD.search(text):
         return _json_fields(text)
     return ()
+
+
+def _decoded(content_encoding: str, body: bytes) -> bytes:
+    """``body`` with every content coding undone, last applied first, each at most
+    :data:`DECODED_BOUND` bytes; ValueError for one that decodes to more or does not decode."""
+    try:
+        for coding in reversed(content_encoding.lower().split(",")):
+            body = decode_body(coding.strip(), body, DECODED_BOUND)
+    except DecodedTooLarge:
+        raise ValueError("the request has a compressed body that decodes to more than 64 KiB, "
+                         "whose _method field clavis-mcp cannot judge; send it uncompressed") from None  # fmt: skip
+    except DecodeError:
+        raise ValueError("the request has a body that does not decode as its Content-Encoding says, "
+                         "whose _method field clavis-mcp cannot judge") from None  # fmt: skip
+    return body
 
 
 def _body_text(content_type: str, body: bytes) -> str:

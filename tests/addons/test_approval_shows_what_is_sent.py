@@ -150,12 +150,14 @@ async def test_a_request_whose_override_cannot_be_read_waits_as_a_write_and_says
     proxy: EmbeddedProxy, home: Path, vault: Vault, upstream: EchoUpstream
 ) -> None:
     queue = Approvals(vault.store)
-    form = gzip.compress(b"_method=DELETE")
+    form = gzip.compress(b"_method=DELETE&pad=" + b"a" * 70_000)  # decodes past the 64 KiB it is read to
     headers = {"Content-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"}
     request = send(proxy, home, "GET", f"https://127.0.0.1:{upstream.port}/v1/x", content=form, headers=headers)
     (waiting,) = await held(queue)
     assert waiting.judged == "*"
-    assert waiting.method.startswith("GET (the request has a compressed form body")
-    assert waiting.preview == "_method=DELETE"  # decoded for the person, who can judge it
+    assert waiting.method.startswith("GET (the request has a compressed body that decodes to more than 64 KiB")
+    assert waiting.preview == (  # decoded for the person, who can judge it
+        "_method=DELETE&pad=a[x65517]... (the rest not shown: the body decodes to more than 64 KiB)"
+    )
     queue.decide(waiting.id, approve=False, by="ui")
     assert (await request).status_code == 403
