@@ -48,7 +48,9 @@ from .flowmeta import CLIENT, DESTINATION, REASON, SERVICE, flow_snapshot, is_se
 PREVIEW_CHARS = 300  # half for the body's head, half for its tail
 SCANNED_BYTES = 64 * 1024  # of the decoded body: the decoder's output bound (SECURITY-CASES 44)
 _BLANKS = re.compile(r"\s{2,}")
-_RUN = re.compile(r"(.)\1{7,}", re.DOTALL)  # 8 or more of one character: shown once, with the count
+# 8 or more of one character, shown once with its count: padding. Not letters or digits, whose
+# runs carry meaning an approver must read as sent (an amount of 100000000 is not "10[x8]").
+_RUN = re.compile(r"([^0-9A-Za-z])\1{7,}", re.DOTALL)
 
 
 class HoldForApproval:

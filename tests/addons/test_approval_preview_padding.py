@@ -84,3 +84,12 @@ async def test_a_long_body_shows_its_head_and_its_tail_with_the_count_between(
     assert tail.endswith('\\u200b", "action": "transfer_ownership"}') and len(tail) <= 150
     # 1,044 characters: the head shows 10 plain and 23 escaped (148 of its 150), the tail 34 and 19
     assert elided == 1044 - (10 + 23) - (34 + 19)
+
+
+async def test_runs_of_digits_and_letters_are_shown_as_sent(
+    proxy: EmbeddedProxy, home: Path, vault: Vault, upstream: EchoUpstream
+) -> None:
+    """An amount is read by the approver: 100000000 must not read as 10[x8]."""
+    body = b'{"amount": 100000000, "to": "AAAAAAAAAA"}'
+    waiting = await preview_of(proxy, home, vault, upstream, body)
+    assert waiting.preview == '{"amount": 100000000, "to": "AAAAAAAAAA"}'
