@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from clavis_mcp.vault import Service, canonical_host
 from clavis_mcp.vault.errors import CallRefused, LimitsError
+from clavis_mcp.vault.method_overrides import ambiguous_body_headers
 from clavis_mcp.vault.proxy_headers import header_key, is_internal
 from clavis_mcp.vault.redaction.content_types import declared_charset, is_text
 from clavis_mcp.vault.redaction.spellings import MIN_FORM_LENGTH
@@ -234,6 +235,8 @@ def split_headers(headers: Mapping[str, str] | None) -> tuple[dict[str, str], li
             raise CallRefused(f"the value of header {name!r} is not printable ASCII; encode it (e.g. percent-encoding)")
         else:
             kept[name] = value
+    if why := ambiguous_body_headers(kept.items()):  # the proxy would refuse it as it left (400)
+        raise CallRefused(f"{why}: send one Content-Type naming one media type, and at most one Content-Encoding")
     return kept, ignored
 
 

@@ -89,6 +89,20 @@ def test_client_address_headers_the_proxy_strips_are_reported_as_ignored_not_lis
     assert kept == {"Accept": "*/*"} and sorted(ignored) == ["True-Client-IP", "X-Real-IP"]
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"Content-Type": "application/x-www-form-urlencoded", "Content_Type": "application/json"},
+     {"Content-Type": "application/x-www-form-urlencoded, application/json"},
+     {"Content-Encoding": "gzip", "content.encoding": "br"}],
+    ids=["two-content-types", "a-list-in-one", "two-content-encodings"],
+)  # fmt: skip
+def test_headers_that_a_server_could_read_as_another_body_are_refused_before_anything_is_asked(
+    headers: dict[str, str],
+) -> None:
+    with pytest.raises(CallRefused, match="one Content-Type naming one media type"):
+        split_headers(headers)
+
+
 def test_controlled_headers_are_ignored_whatever_separators_end_or_repeat_in_their_names() -> None:
     """A server may read ``Authorization_`` as ``Authorization`` and ``Host.`` as ``Host``."""
     names = ["Authorization_", "_Host", "Host.", "Proxy_Authorization_", "Content__Length", "X--Clavis-Call"]
