@@ -413,6 +413,14 @@ def key_create(name: str, services: str, expires: str | None, role: str, as_json
     click.echo(f"CLAVIS_API_KEY={created.get('key', '')}")
     scope = ", ".join(created.get("services") or names)
     click.echo(f"key {name} for {scope}, expires {created.get('expires_at') or 'never'}; shown once", err=True)
+    maker = str(created.get("created_by") or "")
+    if maker.startswith("user/"):
+        click.echo(
+            f"made with the login of {maker.removeprefix('user/')}: it is revoked when that person's logins end "
+            "(logout, a new password, a sign-out, a role change); make a key meant to outlive them (a CI job's) "
+            "with an admin API key as CLAVIS_API_KEY",
+            err=True,
+        )
 
 
 @key.command("list")

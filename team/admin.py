@@ -190,6 +190,7 @@ def add_key(replica: Replica, maker: Principal, body: dict[str, Any]) -> dict[st
         "key": key,
         "services": ["*"] if role == "admin" else sorted(set(services)),
         "expires_at": expires_at.isoformat() if expires_at else None,
+        "created_by": maker.name,  # "user/...": it ends with that login (identity._revoke_made_by)
     }
 
 

@@ -5,11 +5,14 @@ keys made with those, and so on; the key the bootstrap printed is the deployment
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from click.testing import CliRunner
 
+from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.team import identity
 from clavis_mcp.team.bootstrap import Bootstrap
 from clavis_mcp.team.keys import FIRST_ADMIN_KEY, Principal
@@ -142,3 +145,18 @@ def test_a_key_cannot_be_made_with_a_login_that_ended_after_it_was_checked(team:
         with pytest.raises(ApiRefused) as refused, conn.transaction():
             identity.hold_key_maker(conn, checked)
     assert refused.value.status == 401 and "log in again" in refused.value.detail
+
+
+def test_key_create_with_a_login_says_the_key_ends_with_that_login_and_with_an_api_key_does_not(
+    server: TeamServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAVIS_HOME", str(tmp_path / "home"))
+    token, keys = admin_user_with_keys(server)
+    said = {}
+    for maker, bearer in (("login", token), ("key", keys["boss-side"])):
+        env = {"CLAVIS_API_URL": server.url, "CLAVIS_API_KEY": bearer}
+        result = CliRunner().invoke(main, ["team", "key", "create", f"ci-{maker}", "--services", "echo"], env=env)
+        assert result.exit_code == 0, result.output
+        said[maker] = result.stderr
+    assert "made with the login of boss@example.test: it is revoked when that person's logins end" in said["login"]
+    assert "made with the login" not in said["key"]
