@@ -30,6 +30,7 @@ from mitmproxy import connection, ctx, http, tls
 
 from clavis_mcp.vault import HostRule, Snapshot, UnknownService, Vault, canonical_host, is_public_address
 from clavis_mcp.vault.agents import Agent, agent_policies
+from clavis_mcp.vault.request_path import normalise_path
 from clavis_mcp.vault.service import Service
 
 from .flowmeta import (
@@ -46,7 +47,6 @@ from .flowmeta import (
 )
 from .header_fields import drop_headers, header_values
 from .internal_headers import strip_internal
-from .request_policy import normalise_path
 
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
 OTHER_HOST_REASON = (

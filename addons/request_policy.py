@@ -26,7 +26,7 @@ from mitmproxy import http
 
 from clavis_mcp.vault import Vault
 from clavis_mcp.vault.method_overrides import ambiguous_body_headers
-from clavis_mcp.vault.request_path import normalise_path as normalise_path  # destination.py imports it from here
+from clavis_mcp.vault.request_path import normalise_path
 
 from .flowmeta import SERVICE, flow_snapshot, is_settled, refuse
 from .method_override import requested_overrides
