@@ -314,13 +314,19 @@ def user_remove(email: str, keep_keys: bool, yes: bool, as_json: bool) -> None:
         also = f" and revoke the {len(made)} API key(s) they made ({', '.join(made)})" if made else ""
         confirm(yes, f"removing {email}{also}", f"remove {email} from the team server, end their logins{also}?")
         done = client.remove_user(email, keep_keys=keep_keys)
-    revoked, kept = done.get("revoked_keys") or [], done.get("kept_keys") or []
+    revoked, kept, demoted = (
+        done.get("revoked_keys") or [],
+        done.get("kept_keys") or [],
+        done.get("demoted_users") or [],
+    )
     lines = [f"removed {email}; their logins no longer work"]
     if revoked:
         lines.append(f"revoked the API keys they made: {', '.join(revoked)}")
     if kept:
         lines.append(f"kept the API keys they made: {', '.join(kept)} (revoke with `clavis-mcp team key revoke NAME`)")
-    emit(as_json, {"removed": email, "revoked_keys": revoked, "kept_keys": kept}, lines)
+    if demoted:
+        lines.append(f"demoted to member the admins their logins made: {', '.join(demoted)}")
+    emit(as_json, {"removed": email, "revoked_keys": revoked, "kept_keys": kept, "demoted_users": demoted}, lines)
 
 
 @user.command("role")
@@ -363,8 +369,12 @@ def user_password(email: str, password_stdin: bool, as_json: bool) -> None:
 def _logins_ended(changed: dict[str, Any], done: str) -> list[str]:
     """``done``, and the keys the server revoked with the logins (a copy of an admin's login could
     have made them), by name, so the admin knows which agents lose access."""
-    revoked = changed.get("revoked_keys") or []
-    return [done, *([f"revoked the API keys their logins made: {', '.join(revoked)}"] if revoked else [])]
+    revoked, demoted = changed.get("revoked_keys") or [], changed.get("demoted_users") or []
+    return [
+        done,
+        *([f"revoked the API keys their logins made: {', '.join(revoked)}"] if revoked else []),
+        *([f"demoted to member the admins their logins made: {', '.join(demoted)}"] if demoted else []),
+    ]
 
 
 def _read_password(from_stdin: bool) -> Secret:

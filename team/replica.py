@@ -101,11 +101,14 @@ class Replica:
 
 def check_schema(conn: psycopg.Connection[Any]) -> None:
     """Refuse to start on a database an older version set up: every login check needs the users'
-    session epochs, and the replicas' role may not add the column itself."""
-    try:
-        conn.execute("SELECT session_epoch FROM users LIMIT 0")
-    except psycopg.errors.UndefinedColumn:
-        raise TeamError(
-            "the team database's schema is older than this replica (users.session_epoch is missing): run "
-            "`clavis-mcp team migrate` once with the database owner's URL in CLAVIS_TEAM_DATABASE_URL, then start it"
-        ) from None
+    session epochs, ending a login needs who made each user (and with which login), and the
+    replicas' role may not add the columns itself."""
+    for column in ("session_epoch", "created_by", "created_epoch"):
+        try:
+            conn.execute(f"SELECT {column} FROM users LIMIT 0")
+        except psycopg.errors.UndefinedColumn:
+            raise TeamError(
+                f"the team database's schema is older than this replica (users.{column} is missing): run "
+                "`clavis-mcp team migrate` once with the database owner's URL in CLAVIS_TEAM_DATABASE_URL, "
+                "then start it"
+            ) from None

@@ -11,7 +11,9 @@ import time
 import httpx
 import psycopg
 import pytest
+from click.testing import CliRunner
 
+from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.team.bootstrap import Bootstrap
 from clavis_mcp.team.schema import create_schema
 
@@ -175,3 +177,14 @@ def test_the_schema_migration_adds_who_made_each_user_to_an_existing_database(te
         columns = {row[0] for row in conn.execute("SELECT column_name FROM information_schema.columns"
                                                   " WHERE table_name = 'users'")}  # fmt: skip
     assert {"created_by", "created_epoch"} <= columns
+
+
+def test_the_cli_names_the_admins_a_sign_out_demoted(server: TeamServer) -> None:
+    add_admin(server, "boss@example.test")
+    with client(server, login(server, "boss@example.test")) as boss:
+        made = boss.post("/v1/admin/users", json={"email": "side@example.test", "password": PASSWORD, "role": "admin"})
+        assert made.status_code == 201, made.text
+    env = {"CLAVIS_API_URL": server.url, "CLAVIS_API_KEY": server.admin_key}
+    result = CliRunner().invoke(main, ["team", "user", "sign-out", "boss@example.test"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "demoted to member the admins their logins made: side@example.test" in result.stdout

@@ -92,13 +92,14 @@ def test_the_schema_adds_the_session_epoch_to_an_existing_users_table(team_dsn: 
     assert row == ("admin", 0)
 
 
+@pytest.mark.parametrize("column", ["session_epoch", "created_by", "created_epoch"])
 def test_a_replica_refuses_to_start_on_an_older_schema_and_team_migrate_brings_it_up_to_date(
-    team: Bootstrap, team_dsn: str
+    team: Bootstrap, team_dsn: str, column: str
 ) -> None:
-    """Without the column every login check would fail (500) on every request: the replica says
-    what to run instead, and starts once it has been run with the owner's URL."""
+    """Without the column every login check (or the end of a login) would fail (500): the replica
+    says what to run instead, and starts once it has been run with the owner's URL."""
     with psycopg.connect(team_dsn, autocommit=True) as owner:
-        owner.execute("ALTER TABLE users DROP COLUMN session_epoch")
+        owner.execute(f"ALTER TABLE users DROP COLUMN {column}")
     with pytest.raises(TeamError, match=r"schema is older .*clavis-mcp team migrate"):
         Replica(ReplicaConfig.from_env(team.env))
     served = CliRunner().invoke(main, ["team", "serve", "--port", "0"], env=team.env)  # before any worker starts
