@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clavis_mcp.vault.auth.base import CREDENTIAL
 from clavis_mcp.vault.errors import ApiRefused, AuditWriteError, BaoRefused, ClavisError, TeamError
 
 from . import admin, calls, identity, refresh, stream
@@ -176,7 +177,8 @@ async def services_route(request: Request) -> Response:
             "connector": s.connector,
             "auth": s.auth.describe(),
             "hosts": [str(r) for r in s.hosts],
-            "reveal": s.reveal,
+            # what /v1/tokens does: a method whose stored key is not what goes on the wire is never handed out
+            "reveal": s.reveal if s.auth.revealed_field == CREDENTIAL else "never",
             "local": s.local,
             "allow_http": s.allow_http,
             "methods": list(s.methods),

@@ -60,3 +60,11 @@ async def test_get_token_never_hands_out_a_key_that_is_not_sent_as_stored(
     assert secret not in str(refused.value) and secret[-12:] not in str(refused.value)
     reveals = [r for r in audit_rows(team) if '"action":"reveal"' in r]
     assert len(reveals) == 1 and '"decision":"refused"' in reveals[0]
+
+
+def test_the_services_list_shows_such_a_service_as_never_revealed(server: TeamServer, upstream: EchoUpstream) -> None:
+    """What /v1/tokens will do, so a client does not ask its user about a reveal that is refused."""
+    add(server, upstream, HmacAuth(key_id="k1", key_id_header="X-Key-Id").validate(), HMAC_KEY)
+    with server.admin() as admin:
+        (row,) = [s for s in admin.get("/v1/services").json()["services"] if s["name"] == "keyed"]
+    assert row["reveal"] == "never"
