@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 import webbrowser
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -29,23 +31,25 @@ from .runtime import open_runtime
 def ui(port: int, no_browser: bool) -> None:
     """Serve the audit review page on 127.0.0.1; the printed URL carries its access token."""
     from clavis_mcp.ui.approvals import ApprovalDesk
-    from clavis_mcp.ui.guard import LaunchCodes
-    from clavis_mcp.ui.server import Page, bind, new_token, server_for
+    from clavis_mcp.ui.server import Page, bind, launch_file, new_token, server_for
     from clavis_mcp.ui.source import AuditSource
 
-    with open_runtime() as runtime:
+    with open_runtime() as runtime, ExitStack() as launched:
         try:
             sock = bind(port)
         except OSError as exc:
             raise click.ClickException(str(exc)) from None
-        page = Page(sock.getsockname()[1], new_token(), LaunchCodes())
+        page = Page(sock.getsockname()[1], new_token())
         click.echo(f"clavis-mcp ui: open {page.url}")
         click.echo("(the address holds the page's access token: do not share it; Ctrl-C stops the page)", err=True)
         if not no_browser:
-            # Any local user can read a command line: the browser gets a one-time code, not the token.
-            webbrowser.open(page.launch_url())
+            # Any local user can read a command line: the browser gets a file only we can read.
+            webbrowser.open(launched.enter_context(launch_file(page)).as_uri())
         source = AuditSource(clavis_home(), runtime.vault)
         desk = ApprovalDesk(source.home, source.vault, source.vault_lock)
+        # uvicorn raises the signal that stopped it again once it is done: SIGTERM then ends the
+        # process as Ctrl-C does, through these blocks, so the launch file is removed either way.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             server_for(page, source, desk).run(sockets=[sock])
         finally:

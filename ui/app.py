@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from clavis_mcp.vault.errors import AuditQueryError
 
 from .approvals import ApprovalDesk, approvals_html
 from .figures import PERIODS
-from .guard import Guard, LaunchCodes, csrf_token
+from .guard import Guard, csrf_token
 from .pages import e, overview_html, record_cells, records_html, shell
 from .source import AuditSource, Position, RecordQuery
 
@@ -41,7 +41,7 @@ def period_window(period: str, now: datetime) -> tuple[datetime, datetime, timed
     return end - span, end, width
 
 
-def build_app(source: AuditSource, token: str, codes: LaunchCodes, desk: ApprovalDesk | None = None) -> Guard:
+def build_app(source: AuditSource, token: str, desk: ApprovalDesk | None = None) -> Guard:
     csrf = csrf_token(token)
 
     async def overview(request: Request) -> Response:
@@ -79,20 +79,32 @@ def build_app(source: AuditSource, token: str, codes: LaunchCodes, desk: Approva
     async def approvals(request: Request) -> Response:
         return HTMLResponse(shell("Approvals", approvals_html(), csrf=csrf))
 
-    routes = [
-        Route("/", overview),
-        Route("/records", records),
-        Route("/events", events),
-        Route("/approvals", approvals),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
+    pages = [Route("/", overview), Route("/records", records), Route("/approvals", approvals)]
+    routes = [*pages, Route("/events", events), Mount("/static", StaticFiles(directory=STATIC), name="static")]
     if desk is not None:
         routes += [
-            Route("/approvals.json", desk.list_route),
-            Route("/approvals/{held_id:str}", desk.decide_route, methods=["POST"]),
-            Route("/grants/{held_id:str}/revoke", desk.revoke_route, methods=["POST"]),
+            Route("/approvals.json", html_safe_json(desk.list_route)),
+            Route("/approvals/{held_id:str}", html_safe_json(desk.decide_route), methods=["POST"]),
+            Route("/grants/{held_id:str}/revoke", html_safe_json(desk.revoke_route), methods=["POST"]),
         ]
-    return Guard(Starlette(routes=routes), token, codes)
+    return Guard(Starlette(routes=routes), token, frozenset(page.path for page in pages))
+
+
+def html_safe(data: str) -> str:
+    """JSON with <, > and & written as \\u003c, \\u003e, \\u0026: the same data to a JSON reader, and
+    no markup (agent text holds some) to anything that ever parses it as HTML."""
+    return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def html_safe_json(route: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """The approval desk's answers, which carry agent text, as :func:`html_safe` JSON."""
+
+    async def answer(request: Request) -> Response:
+        response = await route(request)
+        body = html_safe(bytes(response.body).decode())
+        return Response(body, response.status_code, media_type=response.media_type)
+
+    return answer
 
 
 async def _tail(source: AuditSource, query: RecordQuery, position: Position) -> AsyncIterator[str]:
@@ -104,7 +116,7 @@ async def _tail(source: AuditSource, query: RecordQuery, position: Position) -> 
         sent = False
         for record in found:
             if query.matches(record):
-                data = json.dumps({"cells": record_cells(record), "record": record})
+                data = html_safe(json.dumps({"cells": record_cells(record), "record": record}))
                 yield f"event: record\ndata: {data}\n\n"
                 sent = True
         idle = 0.0 if sent else idle + TAIL_POLL_SECONDS

@@ -10,10 +10,13 @@ A pure ASGI middleware in front of every route (static files and the event strea
   It is never a cookie: cookies ignore ports, so any listener on another 127.0.0.1 port could
   have a same-site bounce hand it over. The browser learns it from the URL's fragment (never sent
   in a request) and keeps it in sessionStorage, which is per origin, port included;
-- a navigation without the header gets only the shell (no data), whose script then fetches the
-  page with the header; anything else without it is refused;
-- ``POST /session`` trades a one-time launch code (what a browser's command line may show, which
-  any local user can read) for the session token: once, within a minute, with our Origin;
+- a navigation to one of the page's own paths without the header gets only the shell (no data),
+  whose script then fetches the page with the header; anything else without it is refused, so no
+  other answer (a JSON one holding agent text) is ever fetched into the shell's place;
+- a request another site made (``Sec-Fetch-Site``) is refused, but for such a navigation: the
+  launch file (a ``file://`` page) sends the browser here as another site would. It gets the shell
+  marked ``data-elsewhere``, whose script uses only a token in the URL's fragment, never one the
+  tab kept, so another site can bring the person here but cannot open the page with their session;
 - a state change (any method but GET/HEAD) also needs the CSRF token in ``X-CSRF-Token`` and an
   ``Origin``;
 - every answer carries a Content-Security-Policy that allows only this origin's script and style
@@ -25,10 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
-import secrets
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -55,10 +54,7 @@ LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 CSRF_HEADER = "x-csrf-token"
 SESSION_HEADER = "x-clavis-session"
-LAUNCH_HEADER = "x-clavis-launch"
-EXCHANGE_PATH = "/session"
 STATIC_PREFIX = "/static/"
-LAUNCH_SECONDS = 60.0
 NEEDS_TOKEN = "this page needs its access token: open the URL that `clavis-mcp ui` printed"
 # What a navigation without the header gets: no data, only the script that fetches the page with it.
 SHELL = (
@@ -69,6 +65,9 @@ SHELL = (
     "<noscript><p>This page needs JavaScript: its access token travels in a header, never a cookie.</p></noscript>"
     "</main></body></html>"
 )
+# What a navigation another site made gets: the same shell, told to take a token only from the fragment.
+ELSEWHERE_SHELL = SHELL.replace("<body data-shell>", "<body data-shell data-elsewhere>")
+OTHER_SITES = ("cross-site", "same-site")
 
 
 def csrf_token(token: str) -> str:
@@ -87,37 +86,12 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-class LaunchCodes:
-    """One-time codes for a browser's command line: seen there later (``ps``), a code is spent or stale."""
-
-    def __init__(self, lifetime: float = LAUNCH_SECONDS) -> None:
-        self._lifetime = lifetime
-        self._codes: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def issue(self) -> str:
-        code = secrets.token_urlsafe(24)
-        with self._lock:
-            self._codes[code] = time.monotonic() + self._lifetime
-        return code
-
-    def redeem(self, given: str | None) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            self._codes = {code: until for code, until in self._codes.items() if until > now}
-            for code in self._codes:
-                if same(given, code):
-                    del self._codes[code]
-                    return True
-        return False
-
-
 class Guard:
-    def __init__(self, app: ASGIApp, token: str, codes: LaunchCodes) -> None:
+    def __init__(self, app: ASGIApp, token: str, pages: frozenset[str]) -> None:
         self.app = app
         self.token = token
         self.csrf = csrf_token(token)
-        self.codes = codes
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,13 +105,11 @@ class Guard:
             await _answer(send, *refusal)
             return
         method, path = scope["method"], scope.get("path", "")
-        if path == EXCHANGE_PATH:
-            await self._exchange(send, method, headers)
-            return
         public = method in SAFE_METHODS and path.startswith(STATIC_PREFIX)  # our script and style: no data
         if not public and not same(headers.get(SESSION_HEADER), self.token):
-            if method in SAFE_METHODS and "text/html" in headers.get("accept", ""):
-                await _answer(send, 200, SHELL, "text/html")
+            if self._navigation(method, path, headers):
+                elsewhere = headers.get("sec-fetch-site") in OTHER_SITES
+                await _answer(send, 200, ELSEWHERE_SHELL if elsewhere else SHELL, "text/html")
             else:
                 await _answer(send, 401, NEEDS_TOKEN)
             return
@@ -163,18 +135,17 @@ class Guard:
         origin = headers.get("origin")
         if origin is not None and origin != f"http://{host}":
             return 403, "refused: a request from another origin"
-        if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        if headers.get("sec-fetch-site") in OTHER_SITES and not (
+            headers.get("sec-fetch-mode") == "navigate"
+            and SESSION_HEADER not in headers
+            and self._navigation(scope["method"], scope.get("path", ""), headers)
+        ):
             return 403, "refused: a request made by another site"
         return None
 
-    async def _exchange(self, send: Send, method: str, headers: dict[str, str]) -> None:
-        """The launch code for the session token; the code rides in a header, so no form can post it."""
-        if method != "POST" or "origin" not in headers:
-            await _answer(send, 403, "refused: the launch code is exchanged by the page's own POST")
-        elif not self.codes.redeem(headers.get(LAUNCH_HEADER)):
-            await _answer(send, 401, "this launch code is spent or expired: open the URL that `clavis-mcp ui` printed")
-        else:
-            await _answer(send, 200, json.dumps({"token": self.token, "csrf": self.csrf}), "application/json")
+    def _navigation(self, method: str, path: str, headers: dict[str, str]) -> bool:
+        """A browser opening one of the page's own paths: what may get the data-free shell."""
+        return method in SAFE_METHODS and path in self.pages and "text/html" in headers.get("accept", "")
 
 
 async def _answer(send: Send, status: int, text: str, kind: str = "text/plain") -> None:

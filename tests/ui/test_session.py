@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import http.server
-import os
 import re
-import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clavis_mcp.ui.guard import LAUNCH_HEADER, SESSION_HEADER, LaunchCodes
+from clavis_mcp.ui.guard import SESSION_HEADER
 from clavis_mcp.ui.server import Page
-from clavis_mcp.vault import AuditLog
 from clavis_mcp.vault.approvals import Approvals
 
 from .browser import chromium
@@ -81,55 +76,6 @@ def test_a_same_site_bounce_to_another_loopback_port_learns_nothing_that_approve
             assert answer.status_code in (401, 403)
     assert queue.get(held.id).state == "pending"
     queue.close()
-
-
-def test_the_browsers_command_line_gets_a_one_time_code_not_the_token(known_log: AuditLog, tmp_path: Path) -> None:
-    argv_file = tmp_path / "argv"
-    browser = tmp_path / "browser"
-    browser.write_text(f'#!/bin/sh\necho "$@" > {argv_file}\n')
-    browser.chmod(0o700)
-    process = subprocess.Popen([EXE, "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "BROWSER": str(browser)})  # fmt: skip
-    try:
-        assert process.stdout is not None
-        match = re.fullmatch(
-            r"clavis-mcp ui: open http://127\.0\.0\.1:([0-9]+)/#token=(\S+)\n", process.stdout.readline()
-        )
-        assert match
-        origin, token = f"http://127.0.0.1:{match.group(1)}", match.group(2)
-        deadline = time.monotonic() + 30
-        while not argv_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        argv = argv_file.read_text()
-        assert token not in argv
-        code = re.fullmatch(rf"{re.escape(origin)}/#code=([A-Za-z0-9_-]+)\n", argv)
-        assert code
-        exchange = {LAUNCH_HEADER: code.group(1), "Origin": origin}
-        opened = httpx.post(origin + "/session", headers=exchange, trust_env=False)  # what the page's script does
-        assert opened.status_code == 200 and opened.json()["token"] == token
-        later = httpx.post(origin + "/session", headers=exchange, trust_env=False)  # a code read with `ps` after
-        assert later.status_code == 401 and token not in later.text
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=20)
-
-
-def test_a_launch_code_expires_and_a_guess_is_refused() -> None:
-    stale = LaunchCodes(lifetime=0)
-    assert not stale.redeem(stale.issue())
-    codes = LaunchCodes()
-    code = codes.issue()
-    assert not codes.redeem(code[:-1] + ("A" if code[-1] != "A" else "B")) and not codes.redeem(None)
-    assert codes.redeem(code) and not codes.redeem(code)
-
-
-def test_the_launch_code_is_exchanged_only_by_the_pages_own_post(page: Page) -> None:
-    assert httpx.post(page.origin + "/session", headers={LAUNCH_HEADER: page.codes.issue()},
-                      trust_env=False).status_code == 403  # fmt: skip  # no Origin: not the page's script
-    cross = {LAUNCH_HEADER: page.codes.issue(), "Origin": page.origin, "Sec-Fetch-Site": "same-site"}
-    assert httpx.post(page.origin + "/session", headers=cross, trust_env=False).status_code == 403
-    assert httpx.get(page.origin + "/session", headers={LAUNCH_HEADER: page.codes.issue()},
-                     trust_env=False).status_code == 403  # fmt: skip
 
 
 def test_another_loopback_apps_cookie_does_not_lock_the_page(page: Page) -> None:

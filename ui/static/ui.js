@@ -1,15 +1,15 @@
 // clavis-mcp ui: part of clavis-mcp, Apache-2.0. No third-party code.
 // The session: the token is never a cookie (cookies ignore ports, so another 127.0.0.1 port could
-// have it bounced to it). It arrives in the URL's fragment, which no request carries: as the
-// token itself (the printed URL) or as a one-time launch code (a browser's command line), traded
-// once for the token. It is kept in sessionStorage (this origin, port included, this tab) and sent
-// in a header. A navigation gets only a shell; this script fetches the page with the header.
+// have it bounced to it). It arrives in the URL's fragment, which no request carries (the printed
+// URL, or the one a launch file of `clavis-mcp ui` sends the browser to). It is kept in
+// sessionStorage (this origin, port included, this tab) and sent in a header. A navigation gets
+// only a shell; this script fetches the page with the header.
 "use strict";
 (function () {
   const KEY = "clavis-session";
   const SETTLE_MS = 500;  // a click this soon after a queue row left (rows moved) is not trusted
   const fragment = new URLSearchParams(window.location.hash.slice(1));
-  if (fragment.has("token") || fragment.has("code")) {
+  if (fragment.has("token")) {
     window.history.replaceState(null, "", window.location.pathname + window.location.search);
   }
 
@@ -21,24 +21,26 @@
     main.replaceChildren(p);
   }
 
-  async function session() {
-    if (fragment.has("token")) {
-      sessionStorage.setItem(KEY, fragment.get("token"));
-    } else if (fragment.has("code")) {
-      const response = await fetch("/session", { method: "POST", headers: { "X-Clavis-Launch": fragment.get("code") } });
-      if (response.ok) sessionStorage.setItem(KEY, (await response.json()).token);
-    }
+  // Sent here by another site (the launch file is one): only the fragment's token opens the page,
+  // never the one this tab kept, so no other site can bring the person into their session.
+  function session() {
+    if (fragment.has("token")) sessionStorage.setItem(KEY, fragment.get("token"));
+    else if (document.body.hasAttribute("data-elsewhere")) return null;
     return sessionStorage.getItem(KEY);
   }
 
   async function open() {
-    const token = await session();
+    const token = session();
     const again = "this tab has no access token: open the URL that `clavis-mcp ui` printed";
     if (!token) { say(again); return; }
     const response = await fetch(window.location.pathname + window.location.search, {
       headers: { "X-Clavis-Session": token, "Accept": "text/html" },
     });
     if (response.status === 401) { sessionStorage.removeItem(KEY); say(again); return; }
+    // Only the server's own HTML pages are swapped in: any other answer (JSON holding agent text)
+    // is shown as text, never parsed as markup.
+    const kind = (response.headers.get("Content-Type") || "").split(";")[0].trim().toLowerCase();
+    if (kind !== "text/html") { say(await response.text()); return; }
     // The server's own page (every audit field in it escaped there); its scripts are dropped, not run.
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
     page.querySelectorAll("script").forEach(function (s) { s.remove(); });
