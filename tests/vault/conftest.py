@@ -1,4 +1,4 @@
-"""Fixtures shared by the audit review index's tests."""
+"""Fixtures shared by the vault's tests: the audit review index, the approvals queue on each store."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from clavis_mcp.vault import Vault
+from clavis_mcp.vault.approvals import Approvals
 from clavis_mcp.vault.audit.files import LogFiles
 from clavis_mcp.vault.audit.index import AuditIndex
+from clavis_mcp.vault.storage.sqlite import SQLiteStore
 
 
 @pytest.fixture
@@ -21,3 +24,16 @@ def index(log_path: Path) -> Iterator[AuditIndex]:
     built = AuditIndex(LogFiles(log_path))
     yield built
     built.close()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Approvals]:
+    if request.param == "memory":
+        vault = Vault.in_memory(tmp_path)
+        yield Approvals(vault.store)
+        vault.close()
+    else:
+        SQLiteStore.create(tmp_path / "vault.db", {"vault_id": "test"}).close()
+        opened = Approvals(tmp_path)
+        yield opened
+        opened.close()

@@ -3,7 +3,6 @@ Store (in memory and SQLite), with the revocation audited."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,22 +10,8 @@ import pytest
 from clavis_mcp.vault import AuditLog, Vault
 from clavis_mcp.vault.approvals import Approvals, revoke_and_record
 from clavis_mcp.vault.errors import ApprovalError
-from clavis_mcp.vault.storage.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Approvals]:
-    if request.param == "memory":
-        vault = Vault.in_memory(tmp_path)
-        yield Approvals(vault.store)
-        vault.close()
-    else:
-        SQLiteStore.create(tmp_path / "vault.db", {"vault_id": "test"}).close()
-        opened = Approvals(tmp_path)
-        yield opened
-        opened.close()
 
 
 def granted(queue: Approvals, method: str, minutes: int, agent: str = "ci-bot") -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,6 @@ from clavis_mcp.vault.errors import ApprovalError
 from clavis_mcp.vault.storage.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Approvals]:
-    if request.param == "memory":
-        vault = Vault.in_memory(tmp_path)
-        yield Approvals(vault.store)
-        vault.close()
-    else:
-        SQLiteStore.create(tmp_path / "vault.db", {"vault_id": "test"}).close()
-        opened = Approvals(tmp_path)
-        yield opened
-        opened.close()
 
 
 def hold(queue: Approvals, method: str = "POST", timeout: float = 120.0, now: float = NOW) -> str:
