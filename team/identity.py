@@ -239,9 +239,6 @@ def hold_admin(conn: psycopg.Connection[Any], caller: Principal) -> None:
     _check_standing(conn, caller)
 
 
-hold_key_maker = hold_admin  # the key path's name (tests/team/test_key_standing.py)
-
-
 def _check_standing(conn: psycopg.Connection[Any], caller: Principal) -> None:
     """401 if ``caller`` is gone (a removed user, a login that has ended since it was checked, a
     revoked or expired key) or no longer an admin, so that nothing is made or changed by someone

@@ -140,10 +140,10 @@ def test_a_key_cannot_be_made_with_a_login_that_ended_after_it_was_checked(team:
         identity.create_user(conn, "late@example.test", PASSWORD, "admin")
         checked = Principal("user/late@example.test", "admin", ("*",), epoch=0)
         with conn.transaction():
-            identity.hold_key_maker(conn, checked)  # still current: no refusal
+            identity.hold_admin(conn, checked)  # still current: no refusal
         identity.change_user(conn, "late@example.test")
         with pytest.raises(ApiRefused) as refused, conn.transaction():
-            identity.hold_key_maker(conn, checked)
+            identity.hold_admin(conn, checked)
     assert refused.value.status == 401 and "log in again" in refused.value.detail
 
 
