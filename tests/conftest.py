@@ -18,6 +18,7 @@ from hypothesis import settings
 from clavis_mcp.certs import LocalCA
 from clavis_mcp.proxy import EmbeddedProxy
 from clavis_mcp.vault import AuditLog, Service, Vault, parse_header_template, parse_hosts, validate_secret
+from clavis_mcp.vault.approvals import ApprovalHold, needs_for
 from clavis_mcp.vault.proxy_config import ProxyConfig
 from demo.echo_upstream import EchoUpstream, serve_https, write_ca
 
@@ -122,6 +123,17 @@ async def running_proxy(
 async def proxy(vault: Vault, audit: AuditLog, home: Path) -> AsyncIterator[EmbeddedProxy]:
     async with running_proxy(vault, audit, home) as p:
         yield p
+
+
+@pytest.fixture
+async def writes_held_proxy(
+    vault: Vault, audit: AuditLog, home: Path, local_service: Service
+) -> AsyncIterator[EmbeddedProxy]:
+    """The embedded proxy over the local service, holding every write for a person's decision."""
+    hold = ApprovalHold(home, needs_for("writes"), timeout=30, poll=0.05)
+    config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, approvals=hold)
+    async with running_proxy(vault, audit, home, config) as started:
+        yield started
 
 
 def proxy_client(

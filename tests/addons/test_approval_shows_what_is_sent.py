@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import anyio
@@ -19,21 +19,17 @@ import httpx
 import pytest
 
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import AuditLog, Service, Vault
-from clavis_mcp.vault.approvals import ApprovalHold, Approvals, Held, decide_and_record, needs_for
-from clavis_mcp.vault.proxy_config import ProxyConfig
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.approvals import Approvals, Held, decide_and_record
 from demo.echo_upstream import EchoUpstream
-from tests.conftest import PROXY_TOKEN, PROXY_USER, SECRET, proxy_client, running_proxy
+from tests.conftest import SECRET, proxy_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture
-async def proxy(vault: Vault, audit: AuditLog, home: Path, local_service: Service) -> AsyncIterator[EmbeddedProxy]:
-    hold = ApprovalHold(home, needs_for("writes"), timeout=30, poll=0.05)
-    config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, approvals=hold)
-    async with running_proxy(vault, audit, home, config) as started:
-        yield started
+def proxy(writes_held_proxy: EmbeddedProxy) -> EmbeddedProxy:
+    return writes_held_proxy
 
 
 def send(proxy: EmbeddedProxy, home: Path, method: str, url: str, **kw: object) -> asyncio.Task[httpx.Response]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -16,21 +15,17 @@ from click.testing import CliRunner
 
 from clavis_mcp.clavis_cli.main import main
 from clavis_mcp.proxy import EmbeddedProxy
-from clavis_mcp.vault import AuditLog, Service, Vault
-from clavis_mcp.vault.approvals import ApprovalHold, Approvals, needs_for
-from clavis_mcp.vault.proxy_config import ProxyConfig
+from clavis_mcp.vault import AuditLog, Vault
+from clavis_mcp.vault.approvals import Approvals
 from demo.echo_upstream import EchoUpstream
-from tests.conftest import PROXY_TOKEN, PROXY_USER, proxy_client, running_proxy
+from tests.conftest import PROXY_USER, proxy_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
 @pytest.fixture
-async def proxy(vault: Vault, audit: AuditLog, home: Path, local_service: Service) -> AsyncIterator[EmbeddedProxy]:
-    hold = ApprovalHold(home, needs_for("writes"), timeout=30, poll=0.05)
-    config = ProxyConfig(tokens=lambda: {PROXY_USER: PROXY_TOKEN}, approvals=hold)
-    async with running_proxy(vault, audit, home, config) as started:
-        yield started
+def proxy(writes_held_proxy: EmbeddedProxy) -> EmbeddedProxy:
+    return writes_held_proxy
 
 
 async def test_a_grant_is_listed_and_once_revoked_like_requests_wait_again(
